@@ -1,0 +1,43 @@
+//! The one error type of `scoreprior-core`: every fallible operation returns [`Result`].
+//!
+//! Variants carry the data a user needs to act on the failure (where, what, which limit).
+
+use thiserror::Error;
+
+/// Errors of `scoreprior-core`.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The integrator took `max_steps` steps without reaching the end of the interval.
+    #[error("maximum number of steps ({max_steps}) exceeded at t = {t}; raise `max_steps` or loosen the tolerances")]
+    MaxStepsExceeded { max_steps: usize, t: f64 },
+    /// The adaptive step size fell below `dtmin` (or below the resolution of `t`).
+    #[error("step size underflow at t = {t}: dt = {dt:e}; the problem may be stiff or the tolerances too tight")]
+    StepSizeUnderflow { t: f64, dt: f64 },
+    /// A NaN or infinity appeared in a state, a right-hand side or an input.
+    #[error("non-finite value in {what} at t = {t}")]
+    NonFinite { what: &'static str, t: f64 },
+    /// An input had the wrong length or shape.
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    ShapeMismatch { what: String, expected: String, got: String },
+    /// An argument or configuration value is outside its valid range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A matrix that must be symmetric positive definite is not.
+    #[error("{what} is not symmetric positive definite: {why}")]
+    NotPositiveDefinite { what: String, why: String },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+    /// Shorthand for [`Error::ShapeMismatch`].
+    pub fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {
+        Error::ShapeMismatch { what: what.into(), expected: expected.to_string(), got: got.to_string() }
+    }
+}

@@ -1,0 +1,239 @@
+//! Step-size control. [`ConstantStepSize`] takes fixed steps; [`PidController`] accepts a
+//! step when `‖e‖ = rms(e / (atol + rtol·max(|y0|,|y1|))) ≤ 1` and proposes
+//! `dt·clip(safety · ‖e‖^(−β1) ‖e_prev‖^(−β2) ‖e_prev2‖^(−β3), factormin, factormax)`.
+
+use crate::{Error, Result};
+
+/// The controller's verdict on one attempted step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepDecision {
+    /// Whether the step is kept.
+    pub accept: bool,
+    /// The magnitude of the next step to try (always positive).
+    pub next_dt: f64,
+}
+
+/// Chooses step sizes. `dt` values passed in and out are magnitudes; the integrator
+/// applies the direction of integration.
+pub trait StepSizeController {
+    /// Whether steps are adapted to an error estimate (needs an embedded tableau).
+    fn is_adaptive(&self) -> bool;
+    /// `(rtol, atol)` used for the error norm and the automatic initial step.
+    fn tolerances(&self) -> (f64, f64);
+    /// Resets the controller's memory before a new solve.
+    fn reset(&mut self);
+    /// The first step size when the user gives none (`None` = compute one automatically).
+    fn first_dt(&self) -> Option<f64>;
+    /// Clamps a proposed step to the controller's `[dtmin, dtmax]` range.
+    fn clamp(&self, dt: f64) -> f64 {
+        dt
+    }
+    /// Decides on a step of size `dt` whose scaled RMS error is `error_norm`; `error_order`
+    /// is the order the local error scales with (`p + 1` for an order-`p` method).
+    fn adapt(&mut self, dt: f64, error_norm: f64, error_order: f64) -> Result<StepDecision>;
+}
+
+/// Fixed steps of size `dt` (the last one is shortened to land on the end point).
+///
+/// ```
+/// use scoreprior_core::ode::ConstantStepSize;
+/// let c = ConstantStepSize::new(0.01);
+/// assert_eq!(c.dt, 0.01);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConstantStepSize {
+    /// Step size.
+    pub dt: f64,
+}
+
+impl ConstantStepSize {
+    /// A constant step `dt > 0`.
+    pub fn new(dt: f64) -> Self {
+        Self { dt }
+    }
+}
+
+impl StepSizeController for ConstantStepSize {
+    fn is_adaptive(&self) -> bool {
+        false
+    }
+    fn tolerances(&self) -> (f64, f64) {
+        (0.0, 0.0)
+    }
+    fn reset(&mut self) {}
+    fn first_dt(&self) -> Option<f64> {
+        Some(self.dt)
+    }
+    fn adapt(&mut self, _dt: f64, _error_norm: f64, _error_order: f64) -> Result<StepDecision> {
+        Ok(StepDecision { accept: true, next_dt: self.dt })
+    }
+}
+
+/// Proportional–integral–derivative step-size controller with diffrax's semantics.
+///
+/// Defaults are diffrax's: `pcoeff = 0, icoeff = 1, dcoeff = 0` (a pure I-controller),
+/// `safety = 0.9`, `factormin = 0.2`, `factormax = 10`.
+///
+/// ```
+/// use scoreprior_core::ode::PidController;
+/// let pid = PidController::new(1e-3, 1e-5).with_pid(0.0, 1.0, 0.0);
+/// assert_eq!(pid.safety, 0.9);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PidController {
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Proportional coefficient.
+    pub pcoeff: f64,
+    /// Integral coefficient.
+    pub icoeff: f64,
+    /// Derivative coefficient.
+    pub dcoeff: f64,
+    /// Safety factor multiplying every proposal.
+    pub safety: f64,
+    /// Smallest factor by which a rejected step shrinks.
+    pub factormin: f64,
+    /// Largest factor by which an accepted step grows.
+    pub factormax: f64,
+    /// Smallest allowed step; a smaller proposal is an error.
+    pub dtmin: Option<f64>,
+    /// Largest allowed step.
+    pub dtmax: Option<f64>,
+    /// Initial step; `None` selects one automatically (Hairer's algorithm).
+    pub dt0: Option<f64>,
+    prev_inv_error: f64,
+    prev_prev_inv_error: f64,
+}
+
+impl PidController {
+    /// A controller with tolerances `rtol`, `atol` and diffrax's other defaults.
+    pub fn new(rtol: f64, atol: f64) -> Self {
+        Self {
+            rtol,
+            atol,
+            pcoeff: 0.0,
+            icoeff: 1.0,
+            dcoeff: 0.0,
+            safety: 0.9,
+            factormin: 0.2,
+            factormax: 10.0,
+            dtmin: None,
+            dtmax: None,
+            dt0: None,
+            prev_inv_error: 1.0,
+            prev_prev_inv_error: 1.0,
+        }
+    }
+    /// Sets the PID coefficients.
+    pub fn with_pid(mut self, pcoeff: f64, icoeff: f64, dcoeff: f64) -> Self {
+        self.pcoeff = pcoeff;
+        self.icoeff = icoeff;
+        self.dcoeff = dcoeff;
+        self
+    }
+    /// Sets the initial step.
+    pub fn with_dt0(mut self, dt0: f64) -> Self {
+        self.dt0 = Some(dt0);
+        self
+    }
+    /// Sets bounds on the step size.
+    pub fn with_dt_bounds(mut self, dtmin: Option<f64>, dtmax: Option<f64>) -> Self {
+        self.dtmin = dtmin;
+        self.dtmax = dtmax;
+        self
+    }
+
+    /// Checks the configuration; called by the integrator before a solve.
+    pub fn validate(&self) -> Result<()> {
+        let pos = |v: f64| v.is_finite() && v >= 0.0;
+        if !pos(self.rtol) || !pos(self.atol) || (self.rtol == 0.0 && self.atol == 0.0) {
+            return Err(Error::invalid(format!(
+                "tolerances must be finite, non-negative and not both zero (rtol = {}, atol = {})",
+                self.rtol, self.atol
+            )));
+        }
+        if !(self.safety > 0.0 && self.safety <= 1.0) {
+            return Err(Error::invalid(format!("safety must be in (0, 1], got {}", self.safety)));
+        }
+        if !(self.factormin > 0.0 && self.factormin <= 1.0 && self.factormax >= 1.0) {
+            return Err(Error::invalid(format!(
+                "need 0 < factormin <= 1 <= factormax, got {} and {}",
+                self.factormin, self.factormax
+            )));
+        }
+        if let (Some(lo), Some(hi)) = (self.dtmin, self.dtmax) {
+            if !(lo > 0.0 && lo <= hi) {
+                return Err(Error::invalid(format!("need 0 < dtmin <= dtmax, got {lo} and {hi}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for PidController {
+    /// `rtol = 1e-3, atol = 1e-6`, diffrax's usual example values.
+    fn default() -> Self {
+        Self::new(1e-3, 1e-6)
+    }
+}
+
+impl StepSizeController for PidController {
+    fn is_adaptive(&self) -> bool {
+        true
+    }
+    fn tolerances(&self) -> (f64, f64) {
+        (self.rtol, self.atol)
+    }
+    fn reset(&mut self) {
+        self.prev_inv_error = 1.0;
+        self.prev_prev_inv_error = 1.0;
+    }
+    fn first_dt(&self) -> Option<f64> {
+        self.dt0
+    }
+    fn clamp(&self, dt: f64) -> f64 {
+        match self.dtmax {
+            Some(hi) => dt.min(hi),
+            None => dt,
+        }
+    }
+    fn adapt(&mut self, dt: f64, error_norm: f64, error_order: f64) -> Result<StepDecision> {
+        // Some controllers compare `norm(e) / (atol + rtol·norm(y))` (Söderlind,
+        // OrdinaryDiffEq.jl); we scale componentwise, `norm(e / (atol + rtol·|y|))`, as
+        // diffrax and torchdiffeq do, so one large component cannot hide a small one's error.
+        if !error_norm.is_finite() {
+            // A non-finite error estimate (overflow in a trial stage) rejects the step and
+            // shrinks as hard as allowed instead of aborting the solve.
+            return Ok(StepDecision { accept: false, next_dt: self.check_dtmin(dt * self.factormin)? });
+        }
+        let accept = error_norm <= 1.0;
+        let inv = if error_norm == 0.0 { f64::INFINITY } else { 1.0 / error_norm };
+        let beta1 = (self.pcoeff + self.icoeff + self.dcoeff) / error_order;
+        let beta2 = -(self.pcoeff + 2.0 * self.dcoeff) / error_order;
+        let beta3 = self.dcoeff / error_order;
+        let f1 = if beta1 == 0.0 { 1.0 } else { inv.powf(beta1) };
+        let f2 = if beta2 == 0.0 { 1.0 } else { self.prev_inv_error.powf(beta2) };
+        let f3 = if beta3 == 0.0 { 1.0 } else { self.prev_prev_inv_error.powf(beta3) };
+        // As in diffrax: an accepted step never shrinks (factormin → 1) and a rejected one
+        // always does (factormax → safety).
+        let (lo, hi) = if accept { (1.0, self.factormax) } else { (self.factormin, self.safety) };
+        let factor = (self.safety * f1 * f2 * f3).clamp(lo, hi);
+        if accept {
+            self.prev_prev_inv_error = self.prev_inv_error;
+            self.prev_inv_error = inv;
+        }
+        let next = self.clamp(dt * factor);
+        Ok(StepDecision { accept, next_dt: self.check_dtmin(next)? })
+    }
+}
+
+impl PidController {
+    fn check_dtmin(&self, dt: f64) -> Result<f64> {
+        match self.dtmin {
+            Some(lo) if dt < lo => Err(Error::StepSizeUnderflow { t: f64::NAN, dt }),
+            _ => Ok(dt),
+        }
+    }
+}

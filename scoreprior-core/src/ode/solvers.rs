@@ -1,0 +1,1 @@
+//! The shipped solvers, each declared with `#[butcher_tableau]`.
