@@ -1,1 +1,26 @@
-//! scoreprior facade
+//! # scoreprior
+//!
+//! Score-based diffusion models as principled priors for inverse imaging. This facade
+//! re-exports the three crates of the workspace:
+//! - [`macros`]: `#[butcher_tableau]` (declare a Runge–Kutta solver from its coefficients,
+//!   checked at compile time) and `#[forward_model]` (declare a measurement operator);
+//! - [`core`]: ODE solvers, SDEs, score-based log-probabilities and their adjoint
+//!   gradients, forward models, DPI and baselines, over traits;
+//! - [`models`]: NCSN++ score networks and RealNVP flows on dfdx.
+
+pub use scoreprior_core as core;
+pub use scoreprior_macros as macros;
+pub use scoreprior_models as models;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use scoreprior_core::ode::{
+        solve, ConstantStepSize, ExplicitRk, PidController, SaveAt, Solution, SolveOptions, State, Stats, Tableau,
+        VectorField,
+    };
+    pub use scoreprior_core::ode::{Bosh3, Dopri5, Dopri8, Euler, Heun, Tsit5, Rk4};
+    pub use scoreprior_core::score::ScoreModel;
+    pub use scoreprior_core::sde::{AnySde, Sde, SubVpSde, VeSde, VpSde};
+    pub use scoreprior_core::{Error, Result};
+    pub use scoreprior_macros::butcher_tableau;
+}

@@ -10,6 +10,7 @@
 extern crate self as scoreprior_core;
 
 pub mod error;
+pub mod io;
 pub mod ode;
 pub mod score;
 pub mod sde;

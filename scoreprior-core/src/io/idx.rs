@@ -1,0 +1,75 @@
+use std::io::Read;
+use std::path::Path;
+
+use super::{npy::Array, IoError};
+
+/// Reads an IDX3 unsigned-byte image file (MNIST / Fashion-MNIST format), raw or gzip
+/// (detected from the magic bytes), as an `(N, H, W)` array with values in `[0, 255]`.
+///
+/// `limit` keeps only the first images. Errors name the file and the defect (bad magic,
+/// truncated data).
+pub fn read_idx_images(path: impl AsRef<Path>, limit: Option<usize>) -> Result<Array, IoError> {
+    let path = path.as_ref();
+    let raw = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| IoError::malformed(path, "gzip", e.to_string()))?;
+        out
+    } else {
+        raw
+    };
+    if bytes.len() < 16 {
+        return Err(IoError::malformed(path, "IDX", "file shorter than the 16-byte header"));
+    }
+    let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+    if word(0) != 0x0000_0803 {
+        return Err(IoError::malformed(
+            path,
+            "IDX",
+            format!("magic {:#010x} is not 0x00000803 (unsigned-byte images with 3 dimensions)", word(0)),
+        ));
+    }
+    let (n, h, w) = (word(4), word(8), word(12));
+    let need = n.checked_mul(h).and_then(|v| v.checked_mul(w)).unwrap_or(usize::MAX);
+    if bytes.len() - 16 < need {
+        return Err(IoError::malformed(
+            path,
+            "IDX",
+            format!("header says {n}×{h}×{w} = {need} pixels but the file holds {}", bytes.len() - 16),
+        ));
+    }
+    let keep = limit.map_or(n, |l| l.min(n));
+    let data = bytes[16..16 + keep * h * w].iter().map(|&b| b as f64).collect();
+    Ok(Array { shape: vec![keep, h, w], data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idx_raw_gzip_and_errors() {
+        let dir = std::env::temp_dir().join(format!("scoreprior-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut file = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+        file.extend((0..12u8).collect::<Vec<_>>());
+        let p = dir.join("a.idx");
+        std::fs::write(&p, &file).unwrap();
+        let a = read_idx_images(&p, None).unwrap();
+        assert_eq!(a.shape, vec![2, 2, 3]);
+        assert_eq!(a.data[11], 11.0);
+        let gz = dir.join("a.idx.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &file).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(read_idx_images(&gz, Some(1)).unwrap().shape, vec![1, 2, 3]);
+        std::fs::write(&p, &file[..20]).unwrap();
+        assert!(read_idx_images(&p, None).unwrap_err().to_string().contains("header says"));
+        file[3] = 1;
+        std::fs::write(&p, &file).unwrap();
+        assert!(read_idx_images(&p, None).unwrap_err().to_string().contains("magic"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,42 @@
+//! File formats shared by the library and the CLI: `.npy` arrays, IDX image files
+//! (MNIST / Fashion-MNIST, raw or gzip), PNG images, and atomic writes (temp file +
+//! rename) so an interrupted run never leaves a half-written result.
+
+mod atomic;
+mod idx;
+mod npy;
+mod png;
+
+pub use atomic::{atomic_write, atomic_write_with};
+pub use idx::read_idx_images;
+pub use npy::{read_npy, write_npy, write_npy_f32, Array};
+pub use png::{read_png, write_png_gray, write_png_grid};
+
+use std::path::Path;
+
+/// Errors of file input and output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// The operating system refused a read or write.
+    #[error("{path}: {source}")]
+    Os { path: String, source: std::io::Error },
+    /// The file exists but its contents are not what the format requires.
+    #[error("{path}: malformed {format} file: {why}")]
+    Malformed { path: String, format: &'static str, why: String },
+    /// The file is well-formed but holds an unsupported type or shape.
+    #[error("{path}: {why}")]
+    Unsupported { path: String, why: String },
+}
+
+impl IoError {
+    pub(crate) fn os(path: &Path, source: std::io::Error) -> Self {
+        IoError::Os { path: path.display().to_string(), source }
+    }
+    pub(crate) fn malformed(path: &Path, format: &'static str, why: impl Into<String>) -> Self {
+        IoError::Malformed { path: path.display().to_string(), format, why: why.into() }
+    }
+    pub(crate) fn unsupported(path: &Path, why: impl Into<String>) -> Self {
+        IoError::Unsupported { path: path.display().to_string(), why: why.into() }
+    }
+}

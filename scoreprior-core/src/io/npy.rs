@@ -1,0 +1,118 @@
+use std::path::Path;
+
+use npyz::{TypeChar, WriterBuilder};
+
+use super::{atomic_write_with, IoError};
+
+/// An n-dimensional array of `f64` in C order, as read from a `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Values in C (row-major) order.
+    pub data: Vec<f64>,
+}
+
+impl Array {
+    /// An array after checking that `shape` matches `data`.
+    pub fn new(shape: Vec<usize>, data: Vec<f64>) -> crate::Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(crate::Error::shape("array", format!("{shape:?} = {n} values"), data.len()));
+        }
+        Ok(Self { shape, data })
+    }
+    /// Number of leading "images" and the size of each, for shapes (N,D), (N,H,W) and
+    /// (N,C,H,W).
+    pub fn rows(&self) -> (usize, usize) {
+        match self.shape.as_slice() {
+            [] => (1, 1),
+            [n, rest @ ..] => (*n, rest.iter().product()),
+        }
+    }
+}
+
+/// Reads a `.npy` file of `f32`, `f64`, unsigned or signed integers into `f64`.
+///
+/// Errors name the file and say what is wrong (missing, truncated, unsupported dtype,
+/// Fortran order).
+pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, IoError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| IoError::malformed(path, "npy", e.to_string()))?;
+    if npy.order() == npyz::Order::Fortran {
+        return Err(IoError::unsupported(path, "Fortran-ordered arrays are not supported; save with C order"));
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    let ts = match npy.dtype() {
+        npyz::DType::Plain(ts) => ts,
+        other => return Err(IoError::unsupported(path, format!("unsupported dtype {}", other.descr()))),
+    };
+    let bad = |e: std::io::Error| IoError::malformed(path, "npy", e.to_string());
+    let data: Vec<f64> = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(bad)?,
+        (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(bad)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(bad)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(bad)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(bad)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(bad)?.into_iter().map(|v| v as f64).collect(),
+        _ => return Err(IoError::unsupported(path, format!("unsupported dtype {ts}; use f32, f64, u8, u16, i32 or i64"))),
+    };
+    let n: usize = shape.iter().product();
+    if data.len() != n {
+        return Err(IoError::malformed(path, "npy", format!("shape {shape:?} needs {n} values, found {}", data.len())));
+    }
+    Ok(Array { shape, data })
+}
+
+/// Writes `data` with `shape` as a little-endian `f64` `.npy` file, atomically.
+pub fn write_npy(path: impl AsRef<Path>, shape: &[usize], data: &[f64]) -> Result<(), IoError> {
+    write_typed(path.as_ref(), shape, data.iter().copied())
+}
+
+/// Writes `data` with `shape` as an `f32` `.npy` file, atomically.
+pub fn write_npy_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f64]) -> Result<(), IoError> {
+    write_typed(path.as_ref(), shape, data.iter().map(|&v| v as f32))
+}
+
+fn write_typed<T: npyz::AutoSerialize>(
+    path: &Path,
+    shape: &[usize],
+    data: impl Iterator<Item = T> + ExactSizeIterator,
+) -> Result<(), IoError> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        return Err(IoError::unsupported(path, format!("shape {shape:?} needs {n} values, got {}", data.len())));
+    }
+    let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+    atomic_write_with(path, |w| {
+        let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape64).writer(w).begin_nd()?;
+        writer.extend(data)?;
+        writer.finish()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_and_errors() {
+        let dir = std::env::temp_dir().join(format!("scoreprior-npy-{}", std::process::id()));
+        let p = dir.join("x.npy");
+        let data: Vec<f64> = (0..24).map(|i| i as f64 * 0.5 - 3.0).collect();
+        write_npy(&p, &[2, 3, 4], &data).unwrap();
+        let a = read_npy(&p).unwrap();
+        assert_eq!(a.shape, vec![2, 3, 4]);
+        assert_eq!(a.data, data);
+        assert_eq!(a.rows(), (2, 12));
+        write_npy_f32(&p, &[4, 6], &data).unwrap();
+        assert_eq!(read_npy(&p).unwrap().data, data);
+        assert!(write_npy(&p, &[5, 5], &data).is_err());
+        std::fs::write(&p, b"not a numpy file").unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("malformed npy"), "{e}");
+        assert!(read_npy(dir.join("missing.npy")).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
