@@ -159,7 +159,9 @@ where
         // so that an output time does not shrink the following step.
         let target = if next_out < opts.saveat.ts.len() { opts.saveat.ts[next_out] } else { t1 };
         let remaining = (target - t) * dir;
-        let clipped = dt >= remaining;
+        // Snap to the target when within a few ulps, so fixed steps that should divide the
+        // interval do not leave a sliver of a last step behind to round-off.
+        let clipped = dt >= remaining * (1.0 - 64.0 * f64::EPSILON);
         let h_mag = if clipped { remaining } else { dt };
         let h = h_mag * dir;
         if t + h == t || h_mag <= 0.0 {
@@ -362,4 +364,39 @@ fn validate<S: State, C: StepSizeController + ?Sized>(
         prev = ts;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ode::{ConstantStepSize, PidController};
+
+    /// Bogacki–Shampine 3(2), written out by hand: the integrator accepts tableaux that
+    /// were not built by the macro.
+    static HAND_BOSH3: Tableau = Tableau {
+        name: "HandBosh3",
+        order: 3,
+        embedded_order: Some(2),
+        c: &[0.0, 0.5, 0.75, 1.0],
+        a: &[&[], &[0.5], &[0.0, 0.75], &[2.0 / 9.0, 1.0 / 3.0, 4.0 / 9.0]],
+        b: &[2.0 / 9.0, 1.0 / 3.0, 4.0 / 9.0, 0.0],
+        b_error: Some(&[2.0 / 9.0 - 7.0 / 24.0, 1.0 / 3.0 - 0.25, 4.0 / 9.0 - 1.0 / 3.0, -0.125]),
+        fsal: true,
+        tolerance: 0.0,
+    };
+
+    #[test]
+    fn hand_written_tableau_solves_exponential_decay() {
+        let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -y[0];
+        let sol = solve(&mut f, &&HAND_BOSH3, &mut PidController::new(1e-8, 1e-10), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
+            .unwrap();
+        assert!((sol.y[0] - (-2.0f64).exp()).abs() < 1e-7, "{}", sol.y[0]);
+        // FSAL: 3 new evaluations per attempted step after the first two.
+        let attempted = sol.stats.accepted_steps + sol.stats.rejected_steps;
+        assert_eq!(sol.stats.rhs_evaluations, 2 + 3 * attempted);
+        let fixed = solve(&mut f, &&HAND_BOSH3, &mut ConstantStepSize::new(0.1), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
+            .unwrap();
+        assert_eq!(fixed.stats.accepted_steps, 20);
+        assert!((fixed.y[0] - (-2.0f64).exp()).abs() < 1e-4);
+    }
 }

@@ -1,0 +1,264 @@
+//! The generic integrator against closed forms: empirical convergence orders of every
+//! shipped solver (f32 and f64), pinned step statistics of the adaptive solvers, tolerance
+//! proportionality, backward integration, output times and every error path.
+
+use scoreprior_core::ode::test_models::LinearSystem;
+use scoreprior_core::ode::{
+    solve, solver_by_name, ConstantStepSize, ExplicitRk, PidController, SaveAt, SolveOptions, Stats,
+};
+use scoreprior_core::Error;
+
+const ALL: [&str; 7] = ["euler", "heun", "rk4", "bosh3", "tsit5", "dopri5", "dopri8"];
+const ADAPTIVE: [&str; 5] = ["heun", "bosh3", "tsit5", "dopri5", "dopri8"];
+
+fn solver(name: &str) -> &'static dyn ExplicitRk {
+    solver_by_name(name).unwrap()
+}
+
+fn max_err(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Global error at `t = 2` of fixed steps `dt = 2^-k`, for f64 or f32 states.
+fn fixed_step_errors(name: &str, f32_state: bool) -> Vec<(f64, f64)> {
+    let sys = LinearSystem::new(4);
+    let y0 = sys.initial_state();
+    let exact = sys.exact(2.0, &y0);
+    let opts = SolveOptions { max_steps: 1 << 16, ..Default::default() };
+    (0..=10)
+        .map(|k| {
+            let dt = 2f64.powi(-k);
+            let err = if f32_state {
+                let y0f: Vec<f32> = y0.iter().map(|&v| v as f32).collect();
+                let mut f = |_t: f64, y: &Vec<f32>, dy: &mut Vec<f32>| sys.rhs(y, dy);
+                let sol = solve(&mut f, solver(name), &mut ConstantStepSize::new(dt), 0.0, 2.0, &y0f, &opts).unwrap();
+                let y: Vec<f64> = sol.y.iter().map(|&v| v as f64).collect();
+                max_err(&y, &exact)
+            } else {
+                let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
+                let sol = solve(&mut f, solver(name), &mut ConstantStepSize::new(dt), 0.0, 2.0, &y0, &opts).unwrap();
+                max_err(&sol.y, &exact)
+            };
+            (dt, err)
+        })
+        .collect()
+}
+
+/// Least-squares slope of log(err) against log(dt) over the points whose error lies in the
+/// asymptotic, round-off-free range.
+fn empirical_order(points: &[(f64, f64)], floor: f64) -> Option<(f64, usize)> {
+    let pts: Vec<(f64, f64)> =
+        points.iter().filter(|(_, e)| *e > floor && *e < 1e-2).map(|(d, e)| (d.ln(), e.ln())).collect();
+    if pts.len() < 2 {
+        return None;
+    }
+    let n = pts.len() as f64;
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    Some((sxy / sxx, pts.len()))
+}
+
+#[test]
+fn every_solver_converges_at_its_order_in_f64() {
+    for name in ALL {
+        let order = solver(name).tableau().order as f64;
+        let pts = fixed_step_errors(name, false);
+        let (slope, used) = empirical_order(&pts, 1e-12).unwrap_or_else(|| panic!("{name}: too few points {pts:?}"));
+        assert!(used >= 3, "{name}: only {used} usable points: {pts:?}");
+        assert!((slope - order).abs() < 0.9, "{name}: empirical order {slope:.2} vs {order}; {pts:?}");
+    }
+}
+
+#[test]
+fn every_solver_converges_at_its_order_in_f32() {
+    for name in ALL {
+        let order = solver(name).tableau().order as f64;
+        let pts = fixed_step_errors(name, true);
+        // f32 round-off (~1e-7 per step, accumulated) hides errors below ~1e-5.
+        let (slope, _) = empirical_order(&pts, 2e-5).unwrap_or_else(|| panic!("{name}: too few points {pts:?}"));
+        assert!((slope - order).abs() < 0.9, "{name} f32: empirical order {slope:.2} vs {order}; {pts:?}");
+    }
+}
+
+fn adaptive_run(name: &str, rtol: f64, atol: f64) -> (f64, Stats) {
+    let sys = LinearSystem::new(2);
+    let y0 = sys.initial_state();
+    let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
+    let sol = solve(&mut f, solver(name), &mut PidController::new(rtol, atol), 0.0, 10.0, &y0, &SolveOptions::default())
+        .unwrap();
+    (max_err(&sol.y, &sys.exact(10.0, &y0)), sol.stats)
+}
+
+/// Pinned counts on `y' = Ay` (2-D, t ∈ [0, 10], rtol = 1e-6, atol = 1e-8, automatic dt0):
+/// a broken FSAL reuse, k_0 reuse after rejection or controller changes these numbers.
+#[test]
+fn pinned_statistics_of_adaptive_solvers() {
+    let mut got = Vec::new();
+    for name in ADAPTIVE {
+        let (err, stats) = adaptive_run(name, 1e-6, 1e-8);
+        assert!(err < 1e-4, "{name}: error {err}");
+        let t = solver(name).tableau();
+        // Evaluations: 2 for k_0 and the initial-step probe, then per attempted step the
+        // stages that are not reused.
+        let attempted = stats.accepted_steps + stats.rejected_steps;
+        let expected_evals = if t.fsal {
+            2 + (t.stages() - 1) * attempted
+        } else {
+            2 + (t.stages() - 1) * attempted + stats.accepted_steps - 1
+        };
+        assert_eq!(stats.rhs_evaluations, expected_evals, "{name}: {stats:?}");
+        got.push((name, stats.accepted_steps, stats.rejected_steps, stats.rhs_evaluations));
+    }
+    let pinned: Vec<(&str, usize, usize, usize)> = PINNED.to_vec();
+    assert_eq!(got, pinned, "solver statistics changed");
+}
+
+const PINNED: [(&str, usize, usize, usize); 5] = [
+    ("heun", 0, 0, 0),
+    ("bosh3", 0, 0, 0),
+    ("tsit5", 0, 0, 0),
+    ("dopri5", 0, 0, 0),
+    ("dopri8", 0, 0, 0),
+];
+
+#[test]
+fn error_is_proportional_to_tolerance() {
+    for name in ["bosh3", "tsit5", "dopri5", "dopri8"] {
+        let mut prev = f64::INFINITY;
+        for k in 3..=9 {
+            let tol = 10f64.powi(-k);
+            let (err, _) = adaptive_run(name, tol, tol);
+            assert!(err < 1e3 * tol, "{name}: error {err:e} at tol {tol:e}");
+            assert!(err < prev * 1.5, "{name}: error did not fall with tolerance ({err:e} after {prev:e})");
+            prev = err;
+        }
+    }
+}
+
+#[test]
+fn backward_integration_returns_to_the_start() {
+    let sys = LinearSystem::new(8);
+    let y0 = sys.initial_state();
+    let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
+    let opts = SolveOptions::default();
+    let fwd = solve(&mut f, solver("dopri5"), &mut PidController::new(1e-10, 1e-12), 0.0, 1.5, &y0, &opts).unwrap();
+    assert!(max_err(&fwd.y, &sys.exact(1.5, &y0)) < 1e-8);
+    let back = solve(&mut f, solver("dopri5"), &mut PidController::new(1e-10, 1e-12), 1.5, 0.0, &fwd.y, &opts).unwrap();
+    assert!(max_err(&back.y, &y0) < 1e-8);
+    // Fixed steps backwards too.
+    let back = solve(&mut f, solver("rk4"), &mut ConstantStepSize::new(1e-2), 1.5, 0.0, &fwd.y, &opts).unwrap();
+    assert!(max_err(&back.y, &y0) < 1e-7);
+}
+
+#[test]
+fn output_times_are_hit_exactly() {
+    let sys = LinearSystem::new(2);
+    let y0 = sys.initial_state();
+    let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
+    let ts = vec![0.0, 0.1, 0.5, 0.5, 2.0, 3.0];
+    let opts = SolveOptions { saveat: SaveAt { ts: ts.clone(), steps: false }, ..Default::default() };
+    let sol = solve(&mut f, solver("tsit5"), &mut PidController::new(1e-9, 1e-11), 0.0, 3.0, &y0, &opts).unwrap();
+    assert_eq!(sol.ts, ts);
+    for (t, y) in sol.ts.iter().zip(&sol.ys) {
+        assert!(max_err(y, &sys.exact(*t, &y0)) < 1e-8, "t = {t}");
+    }
+    // Backwards with decreasing output times.
+    let ts_back = vec![2.5, 1.0, 0.0];
+    let opts = SolveOptions { saveat: SaveAt { ts: ts_back.clone(), steps: true }, ..Default::default() };
+    let y3 = sys.exact(3.0, &y0);
+    let sol = solve(&mut f, solver("dopri5"), &mut PidController::new(1e-9, 1e-11), 3.0, 0.0, &y3, &opts).unwrap();
+    for t in &ts_back {
+        assert!(sol.ts.contains(t));
+    }
+    assert_eq!(sol.ts.len(), sol.stats.accepted_steps);
+}
+
+#[test]
+fn tuple_states_integrate_augmented_systems() {
+    // (y, ∫|y|² dt) with y' = −y: the integral is (1 − e^{−2t})/2 · |y0|².
+    let mut f = |_t: f64, y: &(Vec<f64>, f64), dy: &mut (Vec<f64>, f64)| {
+        dy.0[0] = -y.0[0];
+        dy.1 = y.0[0] * y.0[0];
+    };
+    let y0 = (vec![1.0], 0.0);
+    let sol = solve(&mut f, solver("dopri5"), &mut PidController::new(1e-10, 1e-12), 0.0, 1.0, &y0, &SolveOptions::default())
+        .unwrap();
+    assert!((sol.y.0[0] - (-1.0f64).exp()).abs() < 1e-9);
+    assert!((sol.y.1 - 0.5 * (1.0 - (-2.0f64).exp())).abs() < 1e-9);
+}
+
+#[test]
+fn step_budget_exceeded_is_an_error() {
+    let sys = LinearSystem::new(2);
+    let y0 = sys.initial_state();
+    let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
+    let opts = SolveOptions { max_steps: 5, ..Default::default() };
+    let e = solve(&mut f, solver("dopri5"), &mut PidController::new(1e-10, 1e-12), 0.0, 10.0, &y0, &opts).unwrap_err();
+    assert!(matches!(e, Error::MaxStepsExceeded { max_steps: 5, .. }), "{e}");
+    let e = solve(&mut f, solver("euler"), &mut ConstantStepSize::new(1e-3), 0.0, 10.0, &y0, &opts).unwrap_err();
+    assert!(matches!(e, Error::MaxStepsExceeded { .. }), "{e}");
+}
+
+#[test]
+fn finite_time_blow_up_ends_in_an_error_not_a_hang() {
+    // y' = y², y(0) = 1 blows up at t = 1.
+    let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = y[0] * y[0];
+    for name in ADAPTIVE {
+        let e = solve(&mut f, solver(name), &mut PidController::new(1e-6, 1e-8), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::MaxStepsExceeded { .. } | Error::StepSizeUnderflow { .. } | Error::NonFinite { .. }),
+            "{name}: {e}"
+        );
+    }
+    let e = solve(&mut f, solver("rk4"), &mut ConstantStepSize::new(0.3), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::NonFinite { .. }), "{e}");
+}
+
+#[test]
+fn dtmin_underflow_is_an_error() {
+    let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -50.0 * y[0];
+    let mut pid = PidController::new(1e-12, 1e-14).with_dt_bounds(Some(1e-2), None);
+    let e = solve(&mut f, solver("heun"), &mut pid, 0.0, 1.0, &vec![1.0], &SolveOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::StepSizeUnderflow { .. }), "{e}");
+}
+
+#[test]
+fn non_finite_values_are_errors() {
+    let mut f = |t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = if t > 0.5 { f64::NAN } else { -y[0] };
+    let e = solve(&mut f, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &SolveOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::NonFinite { what: "right-hand side", .. }), "{e}");
+    let mut g = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -y[0];
+    let e = solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![f64::NAN], &SolveOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::NonFinite { what: "initial state", .. }), "{e}");
+    let e = solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, f64::INFINITY, &vec![1.0], &SolveOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+}
+
+#[test]
+fn inconsistent_inputs_are_errors() {
+    let mut g = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -y[0];
+    let opts = SolveOptions::default();
+    // A fixed-step tableau cannot drive an adaptive controller.
+    let e = solve(&mut g, solver("rk4"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
+    assert!(e.to_string().contains("ConstantStepSize"), "{e}");
+    let e = solve(&mut g, solver("rk4"), &mut ConstantStepSize::new(0.0), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let e = solve(&mut g, solver("dopri5"), &mut PidController::new(0.0, 0.0), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let bad = SolveOptions { saveat: SaveAt { ts: vec![0.5, 0.2], steps: false }, ..Default::default() };
+    let e = solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &bad).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let bad = SolveOptions { saveat: SaveAt { ts: vec![1.5], steps: false }, ..Default::default() };
+    assert!(solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &bad).is_err());
+    // An empty interval is a no-op.
+    let sol = solve(&mut g, solver("dopri5"), &mut PidController::default(), 1.0, 1.0, &vec![2.0], &opts).unwrap();
+    assert_eq!(sol.y, vec![2.0]);
+    assert_eq!(sol.stats.rhs_evaluations, 0);
+}
