@@ -26,6 +26,15 @@ pub enum Error {
     /// A matrix that must be symmetric positive definite is not.
     #[error("{what} is not symmetric positive definite: {why}")]
     NotPositiveDefinite { what: String, why: String },
+    /// Reading or writing a file failed (the message carries the path and the cause).
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
+impl From<crate::io::IoError> for Error {
+    fn from(e: crate::io::IoError) -> Self {
+        Error::Io(e.to_string())
+    }
 }
 
 /// `Result` with [`Error`].
