@@ -9,9 +9,13 @@
 // its own macros.
 extern crate self as scoreprior_core;
 
+pub mod adjoint;
+pub mod divergence;
 pub mod error;
 pub mod io;
 pub mod ode;
+pub mod pf_ode;
+pub mod prior;
 pub mod score;
 pub mod sde;
 

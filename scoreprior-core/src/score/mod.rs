@@ -6,6 +6,14 @@
 
 use crate::{Error, Result};
 
+pub mod gaussian;
+pub mod marginal;
+pub mod mixture;
+
+pub use gaussian::Gaussian;
+pub use marginal::MarginalDensity;
+pub use mixture::GaussianMixture;
+
 /// How a network's raw output relates to the score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputConvention {
@@ -43,6 +51,14 @@ pub trait ScoreModel: Send + Sync {
     /// cheaply. `Ok(false)` means "not available": estimators then fall back to `D` VJPs
     /// with basis vectors.
     fn jacobian_trace(&self, _x: &[f64], _t: f64, _out: &mut [f64]) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Exact gradient of the Jacobian trace, `out[i,:] = ∇x tr ∂s(x_i, t)/∂x_i`, when the model
+    /// knows it cheaply (the exact-trace adjoint needs it). `Ok(false)` means "not
+    /// available": callers then fall back to `D` times [`ScoreModel::second_order`] over the
+    /// basis vectors (expensive for large `D`).
+    fn jacobian_trace_grad(&self, _x: &[f64], _t: f64, _out: &mut [f64]) -> Result<bool> {
         Ok(false)
     }
 
