@@ -1,8 +1,64 @@
-//! Procedural macros of scoreprior.
+//! Procedural macros of scoreprior: `#[butcher_tableau]` declares an explicit Runge–Kutta
+//! method from its Butcher tableau `(c, A, b, b̂)`, verified at compile time with exact
+//! rational arithmetic. Each macro lives in its own module; this file only dispatches.
 use proc_macro::TokenStream;
 
-/// Declares an explicit Runge–Kutta solver from its Butcher tableau.
+mod tableau;
+
+/// Declares an explicit Runge–Kutta solver from its Butcher tableau, verified at compile
+/// time.
+///
+/// Place it on a unit struct; coefficients are integers, decimals (`0.161`,
+/// `-0.848e-2`) or fractions (`1/2`), in fact any `+ - * /` expression of such literals,
+/// all read **exactly** as rationals (`0.1` is `1/10`, not the nearest `f64`).
+///
+/// ```text
+/// #[butcher_tableau(
+///     order = 3, embedded_order = 2,      // order of b, order of b̂
+///     c = [0, 1/2, 3/4, 1],               // all s nodes, c_1 = 0
+///     a = [[],                            // row i holds a_i1 .. a_i,i-1
+///          [1/2],
+///          [0, 3/4],
+///          [2/9, 1/3, 4/9]],
+///     b = [2/9, 1/3, 4/9, 0],
+///     b_hat = [7/24, 1/4, 1/3, 1/8],      // or b_error = [..] (= b - b_hat); never both
+///     // tolerance = 1e-14,               // optional: accept |residual| <= tolerance
+///     // name = "Bosh3",                  // optional: defaults to the struct's name
+/// )]
+/// pub struct Bosh3;
+/// ```
+///
+/// Keys: `order` (1..=8), `c`, `a`, `b` are required; `embedded_order` goes with exactly
+/// one of `b_hat` / `b_error`; a tableau without them is a fixed-step method.
+///
+/// # Checks (all errors of one attribute are reported in one compile)
+/// - shapes: `c`, `b`, `b_hat`/`b_error` have one entry per stage; `a` is strictly lower
+///   triangular (row `i` has `i − 1` entries);
+/// - row sums `c_i = Σ_j a_ij`;
+/// - every order condition `bᵀΦ(t) = 1/γ(t)` for the rooted trees `t` with `|t| ≤ order`
+///   (1, 2, 4, 8, 17, 37, 85, 200 conditions up to orders 1..8), and `b̂ᵀΦ(t) = 1/γ(t)`
+///   up to `embedded_order`; a failure of exactly the claimed order's conditions is
+///   reported as "claimed order too high", with the tree in bracket notation (`[•,[•]]`)
+///   and the residual;
+/// - exact equality everywhere, unless `tolerance = ε` is given (for published tableaux
+///   whose coefficients are themselves rounded, such as Dopri8), then `|residual| ≤ ε`.
+///
+/// FSAL (`c_s = 1`, last row of `a` = `b`, `b_s = 0`) is derived, never declared.
+///
+/// # Expansion
+/// - the struct, with generated documentation (orders, stages, FSAL, evaluations per step,
+///   the tableau drawn in ASCII, what was verified) and
+///   `#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]` — so do not derive these
+///   yourself;
+/// - `impl Name { pub const TABLEAU: ::scoreprior_core::ode::Tableau = … }`, every
+///   coefficient the `f64` nearest to its exact value (`b_error` is computed exactly as
+///   `b − b̂` before rounding);
+/// - `impl ::scoreprior_core::ode::ExplicitRk for Name`, so `&Name` can be passed to
+///   `scoreprior_core::ode::solve`.
+///
+/// The generated code names `::scoreprior_core`, so the using crate must depend on
+/// `scoreprior-core` (the macro is re-exported as `scoreprior_core::butcher_tableau`).
 #[proc_macro_attribute]
-pub fn butcher_tableau(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn butcher_tableau(args: TokenStream, input: TokenStream) -> TokenStream {
+    tableau::butcher_tableau(args.into(), input.into()).into()
 }

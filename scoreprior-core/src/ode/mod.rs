@@ -12,6 +12,7 @@ pub mod integrate;
 pub mod solvers;
 pub mod state;
 pub mod tableau;
+pub mod trees;
 pub mod test_models;
 
 pub use controller::{ConstantStepSize, PidController, StepDecision, StepSizeController};

@@ -1,0 +1,173 @@
+//! Exact numbers for the tableau checker: literals become `BigRational`s (`0.1` is
+//! exactly `1/10`, `-0.848e-2` is `-848/100000`), so the order conditions can be checked
+//! with no rounding at all. Coefficients are arithmetic expressions over literals with
+//! `+ − × /`, unary minus and parentheses (`1/2`, `-(3/4)`, `35/384 - 1951/21600`).
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{One, Signed, ToPrimitive, Zero};
+use syn::spanned::Spanned;
+use syn::{BinOp, Expr, Lit, UnOp};
+
+use super::trees::Weight;
+
+/// Exact rationals are the compile-time [`Weight`].
+impl Weight for BigRational {
+    fn zero() -> Self {
+        Zero::zero()
+    }
+    fn ratio(num: u64, den: u64) -> Self {
+        BigRational::new(BigInt::from(num), BigInt::from(den))
+    }
+    fn add(&self, other: &Self) -> Self {
+        self + other
+    }
+    fn sub(&self, other: &Self) -> Self {
+        self - other
+    }
+    fn mul(&self, other: &Self) -> Self {
+        self * other
+    }
+    fn is_zero(&self) -> bool {
+        Zero::is_zero(self)
+    }
+}
+
+const EXPECTED: &str = "expected an integer, a decimal or a fraction `p/q` (optionally signed)";
+
+/// Evaluates a coefficient expression exactly.
+pub fn eval(expr: &Expr) -> syn::Result<BigRational> {
+    match expr {
+        Expr::Lit(lit) => lit_value(&lit.lit),
+        Expr::Paren(p) => eval(&p.expr),
+        Expr::Group(g) => eval(&g.expr),
+        Expr::Unary(u) => match u.op {
+            UnOp::Neg(_) => Ok(-eval(&u.expr)?),
+            _ => Err(syn::Error::new_spanned(expr, format!("unsupported operator in coefficient; {EXPECTED}"))),
+        },
+        Expr::Binary(bin) => {
+            // Evaluate both sides so that both report their errors.
+            let (l, r) = (eval(&bin.left), eval(&bin.right));
+            let (l, r) = match (l, r) {
+                (Ok(l), Ok(r)) => (l, r),
+                (Err(mut e), Err(e2)) => {
+                    e.combine(e2);
+                    return Err(e);
+                }
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            };
+            match bin.op {
+                BinOp::Add(_) => Ok(l + r),
+                BinOp::Sub(_) => Ok(l - r),
+                BinOp::Mul(_) => Ok(l * r),
+                BinOp::Div(_) => {
+                    if Zero::is_zero(&r) {
+                        Err(syn::Error::new_spanned(&bin.right, "division by zero in coefficient"))
+                    } else {
+                        Ok(l / r)
+                    }
+                }
+                _ => Err(syn::Error::new(
+                    bin.op.span(),
+                    format!("unsupported operator in coefficient; {EXPECTED}"),
+                )),
+            }
+        }
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("cannot read `{}` as an exact number; {EXPECTED}", compact(expr)),
+        )),
+    }
+}
+
+/// The source text of an expression with spacing removed, for messages.
+pub fn compact(expr: &Expr) -> String {
+    quote::ToTokens::to_token_stream(expr).to_string().replace(' ', "")
+}
+
+fn lit_value(lit: &Lit) -> syn::Result<BigRational> {
+    match lit {
+        Lit::Int(i) => {
+            if !i.suffix().is_empty() {
+                return Err(syn::Error::new_spanned(lit, format!("unexpected suffix `{}` on coefficient", i.suffix())));
+            }
+            parse_decimal(i.base10_digits()).ok_or_else(|| syn::Error::new_spanned(lit, "cannot read integer"))
+        }
+        Lit::Float(f) => {
+            if !f.suffix().is_empty() {
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    format!("unexpected suffix `{}` on coefficient; coefficients are exact numbers", f.suffix()),
+                ));
+            }
+            parse_decimal(f.base10_digits())
+                .ok_or_else(|| syn::Error::new_spanned(lit, format!("cannot read `{}` as a decimal", f.base10_digits())))
+        }
+        _ => Err(syn::Error::new_spanned(
+            lit,
+            format!("cannot read `{}` as an exact number; {EXPECTED}", quote::ToTokens::to_token_stream(lit)),
+        )),
+    }
+}
+
+/// Parses `digits[.digits][e[+-]digits]` exactly (underscores allowed).
+pub fn parse_decimal(text: &str) -> Option<BigRational> {
+    let text: String = text.chars().filter(|&c| c != '_').collect();
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(k) => (&text[..k], text[k + 1..].parse::<i64>().ok()?),
+        None => (&text[..], 0),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(k) => (&mantissa[..k], &mantissa[k + 1..]),
+        None => (mantissa, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let digits: BigInt = format!("{int}{frac}").parse().ok()?;
+    let scale = exp - frac.len() as i64;
+    // Guard against absurd exponents that would allocate huge integers.
+    if scale.abs() > 10_000 {
+        return None;
+    }
+    let ten = BigInt::from(10u8);
+    let pow = num_traits::pow(ten, scale.unsigned_abs() as usize);
+    Some(if scale >= 0 {
+        BigRational::from_integer(digits * pow)
+    } else {
+        BigRational::new(digits, pow)
+    })
+}
+
+/// The nearest `f64` (round-to-nearest-even, as `num-rational` implements it).
+pub fn to_f64(x: &BigRational) -> f64 {
+    x.to_f64().unwrap_or(f64::NAN)
+}
+
+/// A short human form: `p/q` when it is short, else a 4-significant-digit decimal.
+pub fn show(x: &BigRational) -> String {
+    let exact = if x.denom().is_one() { x.numer().to_string() } else { format!("{}/{}", x.numer(), x.denom()) };
+    if exact.len() <= 24 {
+        exact
+    } else {
+        format!("{:.3e}", to_f64(x))
+    }
+}
+
+/// `show` for residuals: exact if short, always with a decimal approximation.
+pub fn show_residual(x: &BigRational) -> String {
+    let exact = show(x);
+    if exact.contains('e') || x.denom().is_one() {
+        exact
+    } else {
+        format!("{exact} ≈ {:.3e}", to_f64(x))
+    }
+}
+
+/// `|x| ≤ tol`.
+pub fn within(x: &BigRational, tol: &BigRational) -> bool {
+    x.abs() <= *tol
+}
