@@ -1,0 +1,444 @@
+//! `scoreprior logprob`: log-probabilities (and optionally their gradients) of images under a
+//! score-based prior, `log p_{t0}(x) = log p_T(x_T) + ∫_{t0}^{T} div f̃(x_t, t) dt` by the
+//! probability-flow ODE, `∇x log p` by the continuous adjoint.
+//!
+//! Bits per dimension are those of the continuous density of the input values,
+//! `bpd = −log p(x) / (D ln 2)`; with `--dequantized` the data are taken as 8-bit images
+//! scaled to `[0, 1]` and `log2 256 = 8` bits are added (`P(bin) ≈ p(x)·256^{−D}`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
+use scoreprior_core::io::{atomic_write, read_npy, write_npy, Array};
+use scoreprior_core::ode::Tableau;
+use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig};
+use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
+use scoreprior_core::sde::AnySde;
+use serde::Serialize;
+
+use super::CliResult;
+
+/// The SDE a prior was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdeName {
+    /// Variance preserving, β from 0.1 to 20.
+    Vp,
+    /// Sub-variance preserving, β from 0.1 to 20.
+    Subvp,
+    /// Variance exploding, σ from 0.01 to 50.
+    Ve,
+}
+
+impl SdeName {
+    /// The name as accepted by [`AnySde::from_name`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SdeName::Vp => "vp",
+            SdeName::Subvp => "subvp",
+            SdeName::Ve => "ve",
+        }
+    }
+    /// The SDE with its default parameters.
+    pub fn sde(self) -> CliResult<AnySde> {
+        Ok(AnySde::from_name(self.as_str())?)
+    }
+}
+
+/// Probe distribution of the Hutchinson estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeName {
+    /// ±1 entries.
+    Rademacher,
+    /// Standard normal entries.
+    Gaussian,
+}
+
+impl From<ProbeName> for ProbeNoise {
+    fn from(p: ProbeName) -> Self {
+        match p {
+            ProbeName::Rademacher => ProbeNoise::Rademacher,
+            ProbeName::Gaussian => ProbeNoise::Gaussian,
+        }
+    }
+}
+
+/// Solver and divergence options shared by `logprob` and the studies.
+#[derive(Debug, Clone, Args)]
+pub struct OdeArgs {
+    /// SDE of the score model.
+    #[arg(long, value_enum, default_value_t = SdeName::Vp)]
+    pub sde: SdeName,
+    /// Runge–Kutta solver of the probability-flow ODE (euler, heun, rk4, bosh3, tsit5, dopri5,
+    /// dopri8). Solvers without an error estimate (euler, rk4) run with fixed steps `--dt`.
+    #[arg(long, default_value = "dopri5")]
+    pub solver: String,
+    /// Relative tolerance of the adaptive step-size controller.
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+    /// Absolute tolerance of the adaptive step-size controller.
+    #[arg(long, default_value_t = 1e-5)]
+    pub atol: f64,
+    /// Fixed step size for solvers without an error estimate.
+    #[arg(long, default_value_t = 1.0 / 4092.0)]
+    pub dt: f64,
+    /// Lower integration limit `t0` (the density returned is that of the marginal at t0).
+    #[arg(long, default_value_t = 1e-3)]
+    pub t0: f64,
+    /// Maximum number of steps of each solve.
+    #[arg(long, default_value_t = 4096)]
+    pub max_steps: usize,
+    /// Divergence estimator: `exact` trace, or `hutchinson` (see --hutchinson). Default:
+    /// hutchinson for `logprob` (as the reference code), exact for the solver study.
+    #[arg(long, value_parser = ["exact", "hutchinson"])]
+    pub trace: Option<String>,
+    /// Number of Hutchinson probes K (with --trace hutchinson, the default).
+    #[arg(long, default_value_t = 16)]
+    pub hutchinson: usize,
+    /// Distribution of the Hutchinson probes.
+    #[arg(long, value_enum, default_value_t = ProbeName::Rademacher)]
+    pub probe: ProbeName,
+    /// Seed of the Hutchinson probes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Looks up a shipped solver by its (case-insensitive) name.
+pub fn solver_tableau(name: &str) -> CliResult<&'static Tableau> {
+    Ok(scoreprior_core::ode::solver_by_name(name)?.tableau())
+}
+
+impl OdeArgs {
+    /// `exact` or `hutchinson` (the default when `--trace` is not given).
+    pub fn trace_kind(&self) -> &str {
+        self.trace.as_deref().unwrap_or("hutchinson")
+    }
+
+    /// The divergence estimator selected by `--trace`, `--hutchinson`, `--probe`, `--seed`.
+    pub fn divergence(&self) -> CliResult<Divergence> {
+        Ok(match self.trace_kind() {
+            "exact" => Divergence::ExactTrace,
+            _ => Divergence::Hutchinson(Hutchinson::new(self.hutchinson, self.probe.into(), self.seed)?),
+        })
+    }
+
+    /// The prior configuration: forward and adjoint solves use the same solver and
+    /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both).
+    pub fn config(&self) -> CliResult<ScorePriorConfig> {
+        let tab = solver_tableau(&self.solver)?;
+        let controller = if tab.is_adaptive() {
+            Controller::pid(self.rtol, self.atol)
+        } else {
+            Controller::constant(self.dt)
+        };
+        let cfg = ScorePriorConfig {
+            sde: self.sde.sde()?,
+            solver: tab,
+            controller: controller.clone(),
+            t0: self.t0,
+            max_steps: self.max_steps,
+            divergence: self.divergence()?,
+            adjoint_solver: tab,
+            adjoint_controller: controller,
+            ..ScorePriorConfig::default()
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A JSON description of the estimator.
+    pub fn trace_json(&self) -> serde_json::Value {
+        match self.trace_kind() {
+            "exact" => serde_json::json!({ "kind": "exact" }),
+            _ => serde_json::json!({
+                "kind": "hutchinson",
+                "probes": self.hutchinson,
+                "noise": format!("{:?}", self.probe).to_lowercase(),
+                "seed": self.seed,
+            }),
+        }
+    }
+}
+
+/// Arguments of `scoreprior logprob`.
+#[derive(Debug, Args)]
+pub struct LogprobArgs {
+    /// The prior: `gaussian` (needs --mean, --cov), `gmm` (needs --weights, --means, --stds),
+    /// or a score-model checkpoint file (not available yet in this build).
+    #[arg(long)]
+    pub prior: String,
+    /// Gaussian mean, (D,) .npy.
+    #[arg(long)]
+    pub mean: Option<PathBuf>,
+    /// Gaussian covariance, (D, D) .npy, symmetric positive definite.
+    #[arg(long)]
+    pub cov: Option<PathBuf>,
+    /// Mixture weights, (K,) .npy.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Mixture means, (K, D) .npy (or (K, H, W), (K, C, H, W)).
+    #[arg(long)]
+    pub means: Option<PathBuf>,
+    /// Mixture standard deviations, (K,) isotropic or (K, D) diagonal .npy.
+    #[arg(long)]
+    pub stds: Option<PathBuf>,
+    /// Images, .npy of shape (N, D), (N, H, W) or (N, C, H, W), f32 or f64.
+    #[arg(long)]
+    pub x: PathBuf,
+    #[command(flatten)]
+    pub ode: OdeArgs,
+    /// Also compute ∇x log p by the continuous adjoint and write it (f64, shape of --x) here.
+    #[arg(long)]
+    pub grad: Option<PathBuf>,
+    /// Images per ODE solve (each batch is one ODE state with one step size).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Treat the input as 8-bit images scaled to [0, 1]: add log2(256) = 8 to bits/dim.
+    #[arg(long)]
+    pub dequantized: bool,
+    /// Result file (JSON, written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Reads an `.npy` file, naming the flag it came from in errors.
+pub fn load(flag: &str, path: &Path) -> CliResult<Array> {
+    if !path.exists() {
+        return Err(format!("--{flag}: file {} does not exist", path.display()).into());
+    }
+    read_npy(path).map_err(|e| format!("--{flag}: {e}").into())
+}
+
+/// Checks an image batch of shape (N, D), (N, H, W) or (N, C, H, W); returns `(N, D)`.
+pub fn image_rows(flag: &str, a: &Array) -> CliResult<(usize, usize)> {
+    if !(2..=4).contains(&a.shape.len()) {
+        return Err(format!(
+            "--{flag}: array of shape {:?}: expected (N, D), (N, H, W) or (N, C, H, W)",
+            a.shape
+        )
+        .into());
+    }
+    let (n, d) = a.rows();
+    if n == 0 || d == 0 {
+        return Err(format!("--{flag}: array of shape {:?} is empty", a.shape).into());
+    }
+    Ok((n, d))
+}
+
+/// A score model selected by `--prior`. New kinds (trained networks) plug in here: the
+/// checkpoint branch of [`build_model`] is the extension point.
+pub enum LoadedModel {
+    /// Analytic Gaussian.
+    Gaussian(Gaussian),
+    /// Analytic Gaussian mixture.
+    Mixture(GaussianMixture),
+    /// Any other score model (e.g. a trained network loaded from a checkpoint).
+    #[allow(dead_code)] // constructed by the checkpoint branch of `build_model` once it lands
+    Other(Arc<dyn ScoreModel>),
+}
+
+impl LoadedModel {
+    /// The model as a shared trait object.
+    pub fn into_arc(self) -> Arc<dyn ScoreModel> {
+        match self {
+            LoadedModel::Gaussian(g) => Arc::new(g),
+            LoadedModel::Mixture(m) => Arc::new(m),
+            LoadedModel::Other(m) => m,
+        }
+    }
+}
+
+fn need<'a>(p: &'a Option<PathBuf>, flag: &str, prior: &str) -> CliResult<&'a Path> {
+    p.as_deref().ok_or_else(|| format!("--prior {prior} needs --{flag}").into())
+}
+
+/// Loads a Gaussian `N(mean, cov)` from two `.npy` files.
+pub fn load_gaussian(mean: &Path, cov: &Path, sde: AnySde) -> CliResult<Gaussian> {
+    let m = load("mean", mean)?;
+    let c = load("cov", cov)?;
+    let d = m.data.len();
+    if m.shape.len() != 1 {
+        return Err(format!("--mean: shape {:?}: expected a vector (D,)", m.shape).into());
+    }
+    if c.shape != [d, d] {
+        return Err(format!("--cov: shape {:?} does not match the mean: expected ({d}, {d})", c.shape).into());
+    }
+    Gaussian::new(m.data, &c.data, sde).map_err(|e| format!("--cov {}: {e}", cov.display()).into())
+}
+
+/// Builds the score model named by `--prior`.
+pub fn build_model(args: &LogprobArgs, sde: AnySde) -> CliResult<LoadedModel> {
+    match args.prior.as_str() {
+        "gaussian" => {
+            let (m, c) = (need(&args.mean, "mean", "gaussian")?, need(&args.cov, "cov", "gaussian")?);
+            Ok(LoadedModel::Gaussian(load_gaussian(m, c, sde)?))
+        }
+        "gmm" => {
+            let w = load("weights", need(&args.weights, "weights", "gmm")?)?;
+            let mu = load("means", need(&args.means, "means", "gmm")?)?;
+            let s = load("stds", need(&args.stds, "stds", "gmm")?)?;
+            if w.shape.len() != 1 {
+                return Err(format!("--weights: shape {:?}: expected (K,)", w.shape).into());
+            }
+            let k = w.data.len();
+            if mu.shape.first() != Some(&k) || mu.shape.len() < 2 {
+                return Err(format!("--means: shape {:?}: expected ({k}, D) for {k} weights", mu.shape).into());
+            }
+            Ok(LoadedModel::Mixture(GaussianMixture::new(&w.data, &mu.data, &s.data, sde)?))
+        }
+        other => {
+            let p = Path::new(other);
+            if p.exists() {
+                // Extension point: trained score networks (scoreprior-models) are loaded here and
+                // returned as `LoadedModel::Other(Arc<dyn ScoreModel>)`.
+                Err(format!(
+                    "--prior {other}: loading score-model checkpoints is not supported by this build yet; \
+                     use --prior gaussian or --prior gmm"
+                )
+                .into())
+            } else {
+                Err(format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into())
+            }
+        }
+    }
+}
+
+/// Bits per dimension of a log-density (see the module docs).
+pub fn bits_per_dim(log_prob: f64, d: usize, dequantized: bool) -> f64 {
+    -log_prob / (d as f64 * std::f64::consts::LN_2) + if dequantized { 8.0 } else { 0.0 }
+}
+
+#[derive(Serialize)]
+struct Output {
+    prior: String,
+    sde: SdeName,
+    solver: String,
+    rtol: f64,
+    atol: f64,
+    dt: Option<f64>,
+    t0: f64,
+    trace: serde_json::Value,
+    shape: Vec<usize>,
+    dim: usize,
+    bits_per_dim_definition: &'static str,
+    log_prob: Vec<f64>,
+    bits_per_dim: Vec<f64>,
+    nfe: usize,
+    accepted_steps: usize,
+    rejected_steps: usize,
+    forward: scoreprior_core::ode::Stats,
+    adjoint: Option<scoreprior_core::ode::Stats>,
+    grad: Option<String>,
+    batches: usize,
+    wall_seconds: f64,
+}
+
+/// Runs `scoreprior logprob`.
+pub fn run(args: LogprobArgs) -> CliResult {
+    if args.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let x = load("x", &args.x)?;
+    let (n, d) = image_rows("x", &x)?;
+    let cfg = args.ode.config()?;
+    let model = build_model(&args, cfg.sde)?.into_arc();
+    if model.dim() != d {
+        return Err(format!(
+            "--x: images of shape {:?} have D = {d} values but the prior has dimension {}",
+            &x.shape[1..],
+            model.dim()
+        )
+        .into());
+    }
+    let prior = ScorePrior::from_arc(model, cfg.clone())?;
+    let start = Instant::now();
+    let mut log_prob = Vec::with_capacity(n);
+    let mut grad = Vec::new();
+    let mut stats = PriorStats::default();
+    let mut batches = 0;
+    for chunk in x.data.chunks(args.batch * d) {
+        if args.grad.is_some() {
+            let r = prior.grad_log_prob(chunk)?;
+            log_prob.extend(r.log_prob);
+            grad.extend(r.grad);
+            stats.forward += r.stats.forward;
+            stats.adjoint += r.stats.adjoint;
+        } else {
+            let r = prior.log_prob(chunk)?;
+            log_prob.extend(r.log_prob);
+            stats.forward += r.stats.forward;
+        }
+        batches += 1;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    if let Some(g) = &args.grad {
+        write_npy(g, &x.shape, &grad)?;
+    }
+    let bpd: Vec<f64> = log_prob.iter().map(|&l| bits_per_dim(l, d, args.dequantized)).collect();
+    let out = Output {
+        prior: args.prior.clone(),
+        sde: args.ode.sde,
+        solver: cfg.solver.name.to_string(),
+        rtol: args.ode.rtol,
+        atol: args.ode.atol,
+        dt: (!cfg.solver.is_adaptive()).then_some(args.ode.dt),
+        t0: args.ode.t0,
+        trace: args.ode.trace_json(),
+        shape: x.shape.clone(),
+        dim: d,
+        bits_per_dim_definition: if args.dequantized {
+            "-log p(x) / (D ln 2) + 8 (8-bit data scaled to [0,1], uniformly dequantised)"
+        } else {
+            "-log p(x) / (D ln 2) (continuous density of the input values)"
+        },
+        log_prob,
+        bits_per_dim: bpd,
+        nfe: stats.nfe(),
+        accepted_steps: stats.forward.accepted_steps + stats.adjoint.accepted_steps,
+        rejected_steps: stats.forward.rejected_steps + stats.adjoint.rejected_steps,
+        forward: stats.forward,
+        adjoint: args.grad.is_some().then_some(stats.adjoint),
+        grad: args.grad.as_ref().map(|p| p.display().to_string()),
+        batches,
+        wall_seconds: wall,
+    };
+    let json = serde_json::to_string_pretty(&out)?;
+    atomic_write(&args.out, json.as_bytes())?;
+    let mean_lp = out.log_prob.iter().sum::<f64>() / n as f64;
+    let mean_bpd = out.bits_per_dim.iter().sum::<f64>() / n as f64;
+    println!(
+        "{n} images (D = {d}): mean log p = {mean_lp:.4}, mean bits/dim = {mean_bpd:.4}; NFE {} ({} accepted, {} rejected steps), {wall:.2} s → {}",
+        out.nfe,
+        out.accepted_steps,
+        out.rejected_steps,
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_per_dim_of_uniform_density_is_zero() {
+        // The uniform density on [0,1]^D has log p = 0: 0 bits/dim, 8 once dequantised.
+        assert_eq!(bits_per_dim(0.0, 256, false), 0.0);
+        assert_eq!(bits_per_dim(0.0, 256, true), 8.0);
+        // log p = −D ln 2 is one bit per dimension.
+        assert!((bits_per_dim(-(10.0 * std::f64::consts::LN_2), 10, false) - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn image_rows_rejects_bad_shapes() {
+        let ok = Array::new(vec![2, 3, 4], vec![0.0; 24]).unwrap();
+        assert_eq!(image_rows("x", &ok).unwrap(), (2, 12));
+        let flat = Array::new(vec![5], vec![0.0; 5]).unwrap();
+        assert!(image_rows("x", &flat).unwrap_err().to_string().contains("expected (N, D)"));
+        let five = Array::new(vec![1, 1, 1, 1, 2], vec![0.0; 2]).unwrap();
+        assert!(image_rows("x", &five).is_err());
+    }
+}

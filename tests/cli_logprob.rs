@@ -1,0 +1,271 @@
+//! End-to-end tests of `scoreprior logprob`, `solver-study`, `trace-study` and `fit-gaussian`:
+//! the binary is run on tiny inputs (D = 4) and its files are checked against closed forms.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use scoreprior::core::io::{read_npy, write_npy};
+use scoreprior::core::score::{Gaussian, MarginalDensity};
+use scoreprior::core::sde::{AnySde, VpSde};
+
+const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
+/// Symmetric positive definite, not diagonal (so Hutchinson has variance).
+const COV: [f64; 16] = [
+    0.30, 0.10, 0.05, 0.00, //
+    0.10, 0.20, 0.02, 0.04, //
+    0.05, 0.02, 0.25, 0.06, //
+    0.00, 0.04, 0.06, 0.15,
+];
+const X: [f64; 8] = [0.1, 0.5, 0.0, 0.2, 0.6, 0.1, 0.3, 0.7];
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scoreprior-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scoreprior")).args(args).output().expect("run scoreprior")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = bin(args);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "scoreprior {args:?} failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = bin(args);
+    assert!(!o.status.success(), "scoreprior {args:?} should fail");
+    assert_eq!(o.status.code(), Some(1), "an error, not a panic");
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Writes mean.npy, cov.npy and x.npy (shape (2, 2, 2)) into `dir`.
+fn gaussian_files(dir: &Path) -> (String, String, String) {
+    let (m, c, x) = (dir.join("mean.npy"), dir.join("cov.npy"), dir.join("x.npy"));
+    write_npy(&m, &[4], &MEAN).unwrap();
+    write_npy(&c, &[4, 4], &COV).unwrap();
+    write_npy(&x, &[2, 2, 2], &X).unwrap();
+    let s = |p: PathBuf| p.display().to_string();
+    (s(m), s(c), s(x))
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect()
+}
+
+#[test]
+fn logprob_gaussian_matches_closed_form_and_writes_gradients() {
+    let dir = tmp("gauss");
+    let (m, c, x) = gaussian_files(&dir);
+    let out = dir.join("r.json");
+    let grad = dir.join("g.npy");
+    #[rustfmt::skip]
+    ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact",
+         "--rtol", "1e-7", "--atol", "1e-9", "--grad", grad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = json(&out);
+    let lp = floats(&r["log_prob"]);
+    let bpd = floats(&r["bits_per_dim"]);
+    let g = Gaussian::new(MEAN.to_vec(), &COV, AnySde::Vp(VpSde::default())).unwrap();
+    let mut exact = [0.0; 2];
+    g.marginal_log_prob(&X, 1e-3, &mut exact).unwrap();
+    for i in 0..2 {
+        // The remaining gap is the N(0, I) terminal density vs the exact p_T (α_T² ≈ 4e-5 scale).
+        assert!((lp[i] - exact[i]).abs() < 1e-3, "{} vs {}", lp[i], exact[i]);
+        assert!((bpd[i] + lp[i] / (4.0 * std::f64::consts::LN_2)).abs() < 1e-12);
+    }
+    assert_eq!(r["dim"], 4);
+    assert_eq!(r["trace"]["kind"], "exact");
+    let nfe = r["nfe"].as_u64().unwrap();
+    let fwd = r["forward"]["rhs_evaluations"].as_u64().unwrap();
+    let adj = r["adjoint"]["rhs_evaluations"].as_u64().unwrap();
+    assert!(fwd > 0 && adj > 0 && nfe == fwd + adj);
+    assert!(r["accepted_steps"].as_u64().unwrap() > 0 && r["wall_seconds"].as_f64().unwrap() >= 0.0);
+    // Gradient file: shape of the input, equal to the exact ∇ log p_t0.
+    let ga = read_npy(&grad).unwrap();
+    assert_eq!(ga.shape, vec![2, 2, 2]);
+    let mut ge = [0.0; 8];
+    g.marginal_grad_log_prob(&X, 1e-3, &mut ge).unwrap();
+    let err: f64 = ga.data.iter().zip(&ge).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let nrm: f64 = ge.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!(err / nrm < 1e-3, "relative gradient error {}", err / nrm);
+}
+
+#[test]
+fn logprob_gmm_with_hutchinson_is_reproducible() {
+    let dir = tmp("gmm");
+    let (w, mu, s, x) = (dir.join("w.npy"), dir.join("mu.npy"), dir.join("s.npy"), dir.join("x.npy"));
+    write_npy(&w, &[2], &[0.3, 0.7]).unwrap();
+    write_npy(&mu, &[2, 4], &[0.0, 0.1, 0.2, 0.3, 0.6, 0.5, 0.4, 0.3]).unwrap();
+    write_npy(&s, &[2], &[0.2, 0.3]).unwrap();
+    write_npy(&x, &[2, 4], &X).unwrap();
+    let p = |q: &PathBuf| q.display().to_string();
+    let (w, mu, s, x) = (p(&w), p(&mu), p(&s), p(&x));
+    let run = |seed: &str, name: &str| {
+        let out = dir.join(name);
+        #[rustfmt::skip]
+        ok(&["logprob", "--prior", "gmm", "--weights", &w, "--means", &mu, "--stds", &s, "--x", &x,
+             "--hutchinson", "3", "--probe", "gaussian", "--seed", seed, "--solver", "tsit5", "--out", out.to_str().unwrap()]);
+        json(&out)
+    };
+    let a = run("5", "a.json");
+    let b = run("5", "b.json");
+    let c = run("6", "c.json");
+    assert_eq!(a["log_prob"], b["log_prob"], "same seed, same probes, same result");
+    assert_ne!(a["log_prob"], c["log_prob"], "another seed draws other probes");
+    assert_eq!(a["trace"]["probes"], 3);
+    assert_eq!(a["solver"], "Tsit5");
+    assert!(floats(&a["log_prob"]).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn logprob_reports_clear_errors() {
+    let dir = tmp("errors");
+    let (m, c, x) = gaussian_files(&dir);
+    let out = dir.join("r.json");
+    let out = out.to_str().unwrap();
+    let missing = dir.join("nope.npy");
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", missing.to_str().unwrap(), "--cov", &c, "--x", &x, "--out", out]);
+    assert!(e.contains("--mean") && e.contains("does not exist"), "{e}");
+    // Not positive definite: eigenvalues 3 and −1.
+    let bad = dir.join("bad.npy");
+    let mut cov = COV;
+    cov[1] = 2.0;
+    cov[4] = 2.0;
+    write_npy(&bad, &[4, 4], &cov).unwrap();
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", bad.to_str().unwrap(), "--x", &x, "--out", out]);
+    assert!(e.contains("not symmetric positive definite"), "{e}");
+    // Not symmetric.
+    let mut cov = COV;
+    cov[1] = 0.0;
+    write_npy(&bad, &[4, 4], &cov).unwrap();
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", bad.to_str().unwrap(), "--x", &x, "--out", out]);
+    assert!(e.contains("not symmetric positive definite"), "{e}");
+    // Covariance of the wrong size.
+    write_npy(&bad, &[2, 2], &[1.0, 0.0, 0.0, 1.0]).unwrap();
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", bad.to_str().unwrap(), "--x", &x, "--out", out]);
+    assert!(e.contains("expected (4, 4)"), "{e}");
+    // Images of the wrong dimension, and a 1-D array.
+    let x5 = dir.join("x5.npy");
+    write_npy(&x5, &[2, 5], &[0.0; 10]).unwrap();
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", x5.to_str().unwrap(), "--out", out]);
+    assert!(e.contains("D = 5") && e.contains("dimension 4"), "{e}");
+    write_npy(&x5, &[4], &[0.0; 4]).unwrap();
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", x5.to_str().unwrap(), "--out", out]);
+    assert!(e.contains("expected (N, D), (N, H, W) or (N, C, H, W)"), "{e}");
+    // Missing prior files, unknown prior, unknown solver, Euler without a fixed step budget.
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--x", &x, "--out", out]);
+    assert!(e.contains("needs --cov"), "{e}");
+    let e = fails(&["logprob", "--prior", "flow", "--x", &x, "--out", out]);
+    assert!(e.contains("expected `gaussian`, `gmm`"), "{e}");
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "dopri7", "--out", out]);
+    assert!(e.contains("unknown solver"), "{e}");
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "euler", "--dt", "0.01",
+        "--max-steps", "10", "--out", out]);
+    assert!(e.contains("maximum number of steps"), "{e}");
+    // Non-finite input.
+    write_npy(&x5, &[1, 4], &[0.0, f64::NAN, 0.0, 0.0]).unwrap();
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", x5.to_str().unwrap(), "--out", out]);
+    assert!(e.contains("non-finite"), "{e}");
+    assert!(!Path::new(out).exists(), "no result file after a failure");
+}
+
+#[test]
+fn solver_study_writes_table_csv_and_plot() {
+    let dir = tmp("solver");
+    let (m, c, _) = gaussian_files(&dir);
+    let out = dir.join("study");
+    #[rustfmt::skip]
+    let stdout = ok(&["solver-study", "--mean", &m, "--cov", &c, "--samples", "32", "--solvers", "euler,heun,dopri5",
+        "--dt", "0.01", "--exact-terminal", "--out", out.to_str().unwrap()]);
+    assert!(stdout.contains("| Dopri5 | adaptive |") && stdout.contains("| Euler | 1/100 |"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("solver_study.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    let col = |r: &Vec<&str>, i: usize| r[i].parse::<f64>().unwrap();
+    // Euler: 0.999 / 0.01 → 100 fixed steps, one evaluation each.
+    assert_eq!(rows[0][0], "Euler");
+    assert_eq!(col(&rows[0], 2), 100.0);
+    // With the exact terminal density Dopri5's error is far below Euler's, and its KL estimate
+    // is close to the floor KL(q‖p_t0) of the last row.
+    assert!(col(&rows[2], 7) < 0.1 * col(&rows[0], 7), "{csv}");
+    assert!((col(&rows[2], 5) - col(&rows[3], 5)).abs() < 1e-2, "{csv}");
+    assert!(std::fs::read_to_string(out.join("solver_study.svg")).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn trace_study_variance_falls_with_probes() {
+    let dir = tmp("trace");
+    let (m, c, _) = gaussian_files(&dir);
+    let out = dir.join("study");
+    #[rustfmt::skip]
+    let stdout = ok(&["trace-study", "--mean", &m, "--cov", &c, "--ks", "1,16", "--seeds", "24", "--grad-ks", "2,8",
+        "--grad-seeds", "6", "--gmm-components", "3", "--out", out.to_str().unwrap()]);
+    assert!(stdout.contains("| exact trace |"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("trace_study_logp.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), 2);
+    let (s1, s16) = (rows[0][2], rows[1][2]);
+    assert!(s1 > 0.0 && s16 < 0.5 * s1, "std should fall like 1/√K: {s1} {s16}");
+    // Unbiased: the K = 16 mean is within 3 standard errors of the exact-trace value.
+    assert!((rows[1][1] - rows[1][3]).abs() < 3.0 * s16 / 24f64.sqrt() + 1e-6, "{csv}");
+    let g = std::fs::read_to_string(out.join("trace_study_grad.csv")).unwrap();
+    // gaussian K = 0, 2, 8 and gmm K = 0, 2, 8.
+    assert_eq!(g.lines().count(), 7, "{g}");
+    let gmm8: Vec<&str> = g.lines().find(|l| l.starts_with("gmm,8,")).unwrap().split(',').collect();
+    let gauss8: Vec<&str> = g.lines().find(|l| l.starts_with("gaussian,8,")).unwrap().split(',').collect();
+    // The mixture's divergence depends on x, so its gradients vary with the probes; the
+    // Gaussian's do not (up to step-size differences).
+    let rel = |r: &Vec<&str>| r[3].parse::<f64>().unwrap();
+    assert!(rel(&gmm8) > 1e-4 && rel(&gauss8) < 1e-4, "{g}");
+    assert!(out.join("trace_study_logp.svg").exists() && out.join("trace_study_grad.svg").exists());
+}
+
+#[test]
+fn fit_gaussian_averages_areas_of_an_idx_file() {
+    let dir = tmp("fit");
+    // Three 28×28 images: constant 0, constant 255, and a left/right split (0 | 255).
+    let mut idx = vec![0u8, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 28, 0, 0, 0, 28];
+    idx.extend(std::iter::repeat(0u8).take(784));
+    idx.extend(std::iter::repeat(255u8).take(784));
+    for _ in 0..28 {
+        idx.extend(std::iter::repeat(0u8).take(14));
+        idx.extend(std::iter::repeat(255u8).take(14));
+    }
+    let f = dir.join("train-images-idx3-ubyte");
+    std::fs::write(&f, &idx).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), &idx).unwrap();
+    let out = dir.join("g");
+    let test = dir.join("t.npy");
+    #[rustfmt::skip]
+    ok(&["fit-gaussian", "--data", dir.to_str().unwrap(), "--size", "4", "--out", out.to_str().unwrap(),
+         "--test-out", test.to_str().unwrap(), "--test-count", "2"]);
+    let mean = read_npy(out.join("mean.npy")).unwrap();
+    let cov = read_npy(out.join("cov.npy")).unwrap();
+    assert_eq!(mean.shape, vec![16]);
+    assert_eq!(cov.shape, vec![16, 16]);
+    // Left half of every image: pixels (0, 1, 0) → mean 1/3, variance 1/3 (1/(N−1)), + 0.01.
+    // Right half: (0, 1, 1) → mean 2/3, same variance; left–right covariance +1/6.
+    for r in 0..4 {
+        for cidx in 0..4 {
+            let want = if cidx < 2 { 1.0 / 3.0 } else { 2.0 / 3.0 };
+            assert!((mean.data[r * 4 + cidx] - want).abs() < 1e-6);
+        }
+    }
+    assert!((cov.data[0] - (1.0 / 3.0 + 0.01)).abs() < 1e-6, "{}", cov.data[0]);
+    assert!((cov.data[3] - 1.0 / 6.0).abs() < 1e-6, "{}", cov.data[3]);
+    let t = read_npy(&test).unwrap();
+    assert_eq!(t.shape, vec![2, 4, 4]);
+    assert!(t.data[16..].iter().all(|v| (v - 1.0).abs() < 1e-6));
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(readme.contains("fit-gaussian") && readme.contains("MIT"));
+    let e = fails(&["fit-gaussian", "--data", dir.join("none").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(e.contains("no such file or folder"), "{e}");
+}
