@@ -69,6 +69,13 @@ pub trait ScoreModel: Send + Sync {
     /// `[J(x + hε)ᵀε − J(x − hε)ᵀε] / 2h`, which equals the exact term up to `O(h²)` by
     /// the symmetry of mixed partials; `h = 1e-4·max(1, rms(x))` balances truncation
     /// against round-off in `f64`. Models that know the term exactly override this.
+    ///
+    /// Measured against the exact term of [`GaussianMixture`] (test
+    /// `default_second_order_matches_analytic`, 4 Rademacher probes): for the 2-D reference
+    /// mixture (std 0.1) at points between the modes the relative error is 6.0e-5, 3.8e-5,
+    /// 5.7e-7, 1.5e-9 at t = 0.001, 0.01, 0.1, 0.5 (the sharply varying responsibilities near
+    /// t = 0 dominate: error ≈ (h/ℓ)² with ℓ the length scale of the density); for a random
+    /// 8-D, 3-component mixture at samples, 1.2e-5, 7.5e-6, 1.4e-7, 1.8e-9.
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
         let d = self.dim();
         let n = check_batch(x, d, "x")?;

@@ -1,0 +1,59 @@
+//! Shared helpers of the score-prior integration tests: random SPD Gaussians and mixtures.
+#![allow(dead_code)]
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use scoreprior_core::score::{Gaussian, GaussianMixture};
+use scoreprior_core::sde::{AnySde, SubVpSde, VeSde, VpSde};
+
+pub fn vp() -> AnySde {
+    AnySde::Vp(VpSde::default())
+}
+
+pub fn all_sdes() -> Vec<AnySde> {
+    vec![AnySde::Vp(VpSde::default()), AnySde::SubVp(SubVpSde::default()), AnySde::Ve(VeSde::default())]
+}
+
+/// A random image-like Gaussian in dimension `d`: mean in [0.2, 0.8], covariance
+/// `0.05·A Aᵀ + 0.01 I` with `A` standard normal / √d (eigenvalues in about [0.01, 0.21]).
+pub fn random_cov(d: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mean: Vec<f64> = (0..d).map(|_| rng.gen_range(0.2..0.8)).collect();
+    let a: Vec<f64> = (0..d * d).map(|_| rng.sample::<f64, _>(StandardNormal) / (d as f64).sqrt()).collect();
+    let mut cov = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let v: f64 = (0..d).map(|k| a[i * d + k] * a[j * d + k]).sum::<f64>() * 0.05;
+            cov[i * d + j] = v;
+            cov[j * d + i] = v;
+        }
+        cov[i * d + i] += 0.01;
+    }
+    (mean, cov)
+}
+
+pub fn random_gaussian(d: usize, seed: u64, sde: AnySde) -> Gaussian {
+    let (mean, cov) = random_cov(d, seed);
+    Gaussian::new(mean, &cov, sde).unwrap()
+}
+
+/// A 3-component diagonal mixture in dimension `d`.
+pub fn random_mixture(d: usize, seed: u64, sde: AnySde) -> GaussianMixture {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = 3;
+    let w = [0.5, 0.3, 0.2];
+    let means: Vec<f64> = (0..k * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let stds: Vec<f64> = (0..k * d).map(|_| rng.gen_range(0.2..0.6)).collect();
+    GaussianMixture::new(&w, &means, &stds, sde).unwrap()
+}
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    num / den
+}
