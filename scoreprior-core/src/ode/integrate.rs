@@ -147,7 +147,7 @@ where
     eval_checked(field, t0, &y, &mut ks[0], &mut stats)?;
     let mut dt = match controller.first_dt() {
         Some(dt) => dt,
-        None => initial_step(field, t0, &y, &ks[0], &mut ytmp, &mut err, dir, rtol, atol, error_order, &mut stats)?,
+        None => initial_step(field, t0, &y, &ks[0], &mut ytmp, &mut err, dir, (t1 - t0).abs(), rtol, atol, error_order, &mut stats)?,
     };
     dt = controller.clamp(dt);
     let mut t = t0;
@@ -296,6 +296,7 @@ fn initial_step<S: State, F: VectorField<S> + ?Sized>(
     ytmp: &mut S,
     ftmp: &mut S,
     dir: f64,
+    span: f64,
     rtol: f64,
     atol: f64,
     error_order: f64,
@@ -304,6 +305,9 @@ fn initial_step<S: State, F: VectorField<S> + ?Sized>(
     let d0 = S::scaled_rms(y0, y0, y0, atol, rtol);
     let d1 = S::scaled_rms(f0, y0, y0, atol, rtol);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
+    // Never probe outside [t0, t1]: a nearly stationary start (d1 ≪ d0) would otherwise
+    // evaluate f far beyond the interval, where e.g. a VP SDE's β(t) < 0 is undefined.
+    let h0 = h0.min(span);
     ytmp.set_lincomb(y0, &[(dir * h0, f0)]);
     eval_checked(field, t0 + dir * h0, ytmp, ftmp, stats)?;
     // ytmp ← (f1 − f0) / h0
