@@ -1,0 +1,291 @@
+//! Training state of a [`RealNvp`] as a DPI [`Posterior`]: sampling with the tape on,
+//! back-propagation of `∂L/∂x` and `∂L/∂log q` as the seed `Σ x·stop_grad(g_x) −
+//! Σ log|det|·stop_grad(g_q)` (since `log q = log N(z) − log|det|` and `z` does not depend on
+//! the weights), global-norm clipping `g ← g·c / max(‖g‖ + 10⁻⁶, c)`, and dfdx's Adam kernel
+//! on moments we own (so they can be checkpointed). Checkpoints are safetensors.
+
+use std::collections::HashMap;
+
+use dfdx::prelude::*;
+use rand::RngCore;
+use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use scoreprior_core::dpi::{Batch, Posterior};
+use scoreprior_core::{Error, Result};
+
+use super::{Act, Layer, Param, PerSample, RealNvp, RealNvpConfig};
+
+/// Adam hyper-parameters other than the learning rate (the reference: 0.9, 0.999, 1e-8).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamSettings {
+    /// `β1`.
+    pub beta1: f64,
+    /// `β2`.
+    pub beta2: f64,
+    /// `ε`.
+    pub eps: f64,
+}
+
+impl Default for AdamSettings {
+    fn default() -> Self {
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+}
+
+/// Gradient accumulators, Adam moments and the pending training pass.
+pub(crate) struct TrainState {
+    acc: Gradients<f64, Cpu>,
+    m1: Gradients<f64, Cpu>,
+    m2: Gradients<f64, Cpu>,
+    pub t: i32,
+    pub settings: AdamSettings,
+    pending: Option<(Act, PerSample)>,
+}
+
+fn dev_err(e: CpuError) -> Error {
+    Error::invalid(format!("dfdx CPU error: {e:?}"))
+}
+
+impl TrainState {
+    pub fn new(params: &[Param]) -> Self {
+        let mut acc = Gradients::leaky();
+        for p in params {
+            acc.try_alloc_for(p).expect("CPU allocation");
+        }
+        Self { acc, m1: Gradients::leaky(), m2: Gradients::leaky(), t: 0, settings: AdamSettings::default(), pending: None }
+    }
+}
+
+fn to_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Vec<f64> {
+    b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+impl RealNvp {
+    /// Sets Adam's `β1, β2, ε`.
+    pub fn set_adam(&mut self, settings: AdamSettings) {
+        self.opt.settings = settings;
+    }
+
+    /// Optimiser steps taken so far.
+    pub fn steps_taken(&self) -> usize {
+        self.opt.t as usize
+    }
+
+    /// Global norm of the accumulated gradient.
+    pub fn grad_norm(&mut self) -> Result<f64> {
+        let mut sq = 0.0;
+        for p in &self.params {
+            let g = self.opt.acc.get_or_alloc_mut(p).map_err(dev_err)?;
+            sq += g.iter().map(|v| v * v).sum::<f64>();
+        }
+        Ok(sq.sqrt())
+    }
+
+    /// The accumulated gradient of every parameter, flattened in parameter order (tests).
+    pub fn accumulated_gradient(&mut self) -> Result<Vec<f64>> {
+        let mut out = Vec::new();
+        for p in &self.params {
+            out.extend_from_slice(self.opt.acc.get_or_alloc_mut(p).map_err(dev_err)?);
+        }
+        Ok(out)
+    }
+
+    /// All parameters flattened in order (tests and diagnostics).
+    pub fn parameters(&self) -> Vec<f64> {
+        self.params.iter().flat_map(|p| p.as_vec()).collect()
+    }
+
+    /// Overwrites all parameters from a flat vector in [`parameters`](Self::parameters) order.
+    pub fn set_parameters(&mut self, v: &[f64]) -> Result<()> {
+        if v.len() != self.num_params() {
+            return Err(Error::shape("RealNVP parameters", self.num_params(), v.len()));
+        }
+        let mut o = 0;
+        for p in &mut self.params {
+            let n = p.shape().0;
+            p.copy_from(&v[o..o + n]);
+            o += n;
+        }
+        Ok(())
+    }
+
+    /// Training-mode pass on given latents (row-major `(n, D)`), keeping the tape for
+    /// [`Posterior::backward`]; returns `x` and `log|det ∂G/∂z|`.
+    pub fn forward_for_training(&mut self, z: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+        if n == 0 || z.len() != n * self.cfg.dim {
+            return Err(Error::shape("z", n * self.cfg.dim, z.len()));
+        }
+        let (x, ld, stats) = self.generate(self.to_feature_major(z, n), true);
+        self.update_running_stats(stats);
+        let xs = self.to_row_major(&x);
+        let lds = ld.as_vec();
+        if xs.iter().chain(&lds).any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { what: "RealNVP sample", t: 0.0 });
+        }
+        self.opt.pending = Some((x, ld));
+        Ok((xs, lds))
+    }
+}
+
+impl Posterior for RealNvp {
+    fn dim(&self) -> usize {
+        self.cfg.dim
+    }
+
+    fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
+        let (z, lpz) = self.draw_latents(n, rng);
+        let (x, ld) = self.forward_for_training(&z, n)?;
+        let log_q = lpz.iter().zip(&ld).map(|(a, b)| a - b).collect();
+        Ok(Batch { n, dim: self.cfg.dim, x, log_q })
+    }
+
+    fn backward(&mut self, grad_x: &[f64], grad_log_q: &[f64]) -> Result<()> {
+        let (x, ld) = self.opt.pending.take().ok_or_else(|| Error::invalid("backward called without a training batch"))?;
+        let (d, n) = *x.shape();
+        if grad_x.len() != n * d || grad_log_q.len() != n {
+            return Err(Error::shape("DPI gradients", format!("({n}, {d}) and ({n})"), grad_x.len()));
+        }
+        let gx = self.to_feature_major(grad_x, n).retaped::<NoneTape>();
+        // ∂ log q / ∂θ = −∂ log|det| / ∂θ.
+        let gq = self.dev.tensor_from_vec(grad_log_q.iter().map(|v| -v).collect::<Vec<_>>(), (n,));
+        let seed = (x * gx).sum::<(), _>() + (ld * gq).sum::<(), _>();
+        let grads = seed.backward();
+        for p in &self.params {
+            let g = grads.get(p).as_vec();
+            let acc = self.opt.acc.get_or_alloc_mut(p).map_err(dev_err)?;
+            for (a, v) in acc.iter_mut().zip(&g) {
+                *a += v;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
+        let norm = self.grad_norm()?;
+        if !norm.is_finite() {
+            return Err(Error::NonFinite { what: "RealNVP gradient", t: self.opt.t as f64 });
+        }
+        let scale = match max_grad_norm {
+            Some(c) if norm > c => c / (norm + 1e-6),
+            _ => 1.0,
+        };
+        self.opt.t += 1;
+        let s = self.opt.settings;
+        let cfg = AdamConfig { lr, betas: [s.beta1, s.beta2], eps: s.eps, weight_decay: None };
+        let t = self.opt.t;
+        let Self { params, opt, .. } = self;
+        for p in params.iter_mut() {
+            let g = opt.acc.get_or_alloc_mut(p).map_err(dev_err)?;
+            if scale != 1.0 {
+                g.iter_mut().for_each(|v| *v *= scale);
+            }
+            let g: &_ = g;
+            let m = opt.m1.get_or_alloc_mut(p).map_err(dev_err)?;
+            let v = opt.m2.get_or_alloc_mut(p).map_err(dev_err)?;
+            cfg.try_update(t, p, m, v, g).map_err(dev_err)?;
+        }
+        for p in params.iter() {
+            opt.acc.get_or_alloc_mut(p).map_err(dev_err)?.iter_mut().for_each(|v| *v = 0.0);
+        }
+        Ok(norm)
+    }
+
+    fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
+        let (z, lpz) = self.draw_latents(n, rng);
+        let (x, ld) = self.forward(&z, n)?;
+        let log_q = lpz.iter().zip(&ld).map(|(a, b)| a - b).collect();
+        Ok(Batch { n, dim: self.cfg.dim, x, log_q })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(String, Vec<f64>)> = Vec::new();
+        for (p, name) in self.params.iter().zip(&self.names) {
+            tensors.push((format!("param/{name}"), p.as_vec()));
+            if self.opt.t > 0 {
+                tensors.push((format!("adam_m1/{name}"), self.opt.m1.get(p).as_vec()));
+                tensors.push((format!("adam_m2/{name}"), self.opt.m2.get(p).as_vec()));
+            }
+        }
+        for (li, layer) in self.layers.iter().enumerate() {
+            if let Layer::Coupling(super::Coupling { bn: Some(bns), .. }) = layer {
+                for (k, bn) in bns.iter().enumerate() {
+                    tensors.push((format!("bn/{li}/{k}/mean"), bn.running_mean.clone()));
+                    tensors.push((format!("bn/{li}/{k}/var"), bn.running_var.clone()));
+                }
+            }
+        }
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+            tensors.into_iter().map(|(n, v)| (n, vec![v.len()], to_bytes(&v))).collect();
+        let views = bytes
+            .iter()
+            .map(|(n, s, b)| Ok((n.clone(), TensorView::new(StDtype::F64, s.clone(), b).map_err(st_err)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), "scoreprior-realnvp-1".to_string());
+        meta.insert("config".to_string(), serde_json::to_string(&self.cfg).map_err(|e| Error::Io(e.to_string()))?);
+        meta.insert("adam_t".to_string(), self.opt.t.to_string());
+        meta.insert("adam".to_string(), serde_json::to_string(&self.opt.settings).map_err(|e| Error::Io(e.to_string()))?);
+        meta.insert(
+            "permutations".to_string(),
+            serde_json::to_string(&self.permutations()).map_err(|e| Error::Io(e.to_string()))?,
+        );
+        safetensors::serialize(views, &Some(meta)).map_err(st_err)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+        let meta = header.metadata().clone().ok_or_else(|| Error::Io("RealNVP checkpoint without metadata".into()))?;
+        let get = |k: &str| meta.get(k).ok_or_else(|| Error::Io(format!("RealNVP checkpoint lacks '{k}'")));
+        let cfg: RealNvpConfig = serde_json::from_str(get("config")?).map_err(|e| Error::Io(e.to_string()))?;
+        if cfg != self.cfg {
+            return Err(Error::invalid(format!("checkpoint flow {cfg:?} differs from this flow {:?}", self.cfg)));
+        }
+        let perms: Vec<Vec<usize>> = serde_json::from_str(get("permutations")?).map_err(|e| Error::Io(e.to_string()))?;
+        if perms != self.permutations() {
+            return Err(Error::invalid("checkpoint permutations differ from this flow's"));
+        }
+        let t: i32 = get("adam_t")?.parse().map_err(|_| Error::Io("bad adam_t".into()))?;
+        self.opt.settings = serde_json::from_str(get("adam")?).map_err(|e| Error::Io(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+        let read = |name: &str, len: usize| -> Result<Vec<f64>> {
+            let v = st.tensor(name).map_err(st_err)?;
+            if v.dtype() != StDtype::F64 || v.data().len() != 8 * len {
+                return Err(Error::Io(format!("checkpoint tensor {name}: wrong dtype or length")));
+            }
+            Ok(from_bytes(v.data()))
+        };
+        let Self { params, names, opt, layers, .. } = self;
+        for (p, name) in params.iter_mut().zip(names.iter()) {
+            let n = p.shape().0;
+            p.copy_from(&read(&format!("param/{name}"), n)?);
+            if t > 0 {
+                let m = read(&format!("adam_m1/{name}"), n)?;
+                opt.m1.get_or_alloc_mut(p).map_err(dev_err)?.copy_from_slice(&m);
+                let v = read(&format!("adam_m2/{name}"), n)?;
+                opt.m2.get_or_alloc_mut(p).map_err(dev_err)?.copy_from_slice(&v);
+            }
+            opt.acc.get_or_alloc_mut(p).map_err(dev_err)?.iter_mut().for_each(|v| *v = 0.0);
+        }
+        for (li, layer) in layers.iter_mut().enumerate() {
+            if let Layer::Coupling(super::Coupling { bn: Some(bns), .. }) = layer {
+                for (k, bn) in bns.iter_mut().enumerate() {
+                    let h = bn.running_mean.len();
+                    bn.running_mean = read(&format!("bn/{li}/{k}/mean"), h)?;
+                    bn.running_var = read(&format!("bn/{li}/{k}/var"), h)?;
+                }
+            }
+        }
+        opt.t = t;
+        opt.pending = None;
+        Ok(())
+    }
+}
+
+fn st_err(e: safetensors::SafeTensorError) -> Error {
+    Error::Io(format!("safetensors: {e:?}"))
+}

@@ -1,0 +1,219 @@
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scoreprior_core::dpi::Posterior;
+
+use super::*;
+
+fn latents(n: usize, d: usize, seed: u64) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n * d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect()
+}
+
+fn flow(d: usize, bn: bool) -> RealNvp {
+    let mut f = RealNvp::new(RealNvpConfig::new(d).with_flows(2).with_hidden(8).with_batch_norm(bn).with_seed(3)).unwrap();
+    f.randomize(0.3, 11);
+    f
+}
+
+/// log|det A| by Gaussian elimination with partial pivoting.
+fn log_abs_det(mut a: Vec<f64>, n: usize) -> f64 {
+    let mut ld = 0.0;
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs())).unwrap();
+        for k in 0..n {
+            a.swap(c * n + k, p * n + k);
+        }
+        let piv = a[c * n + c];
+        ld += piv.abs().ln();
+        for r in c + 1..n {
+            let f = a[r * n + c] / piv;
+            for k in c..n {
+                a[r * n + k] -= f * a[c * n + k];
+            }
+        }
+    }
+    ld
+}
+
+#[test]
+fn identity_at_initialisation() {
+    let f = RealNvp::new(RealNvpConfig::new(7).with_flows(3).with_batch_norm(true)).unwrap();
+    let z = latents(5, 7, 1);
+    let (x, ld) = f.forward(&z, 5).unwrap();
+    assert_eq!(x, z);
+    assert!(ld.iter().all(|v| *v == 0.0));
+    // The seeded permutations are genuine permutations and fixed by the seed.
+    let perms = f.permutations();
+    assert_eq!(perms.len(), 3);
+    for p in &perms {
+        let mut s = p.clone();
+        s.sort();
+        assert_eq!(s, (0..7).collect::<Vec<_>>());
+    }
+    assert_eq!(perms, RealNvp::new(RealNvpConfig::new(7).with_flows(3)).unwrap().permutations());
+    assert_ne!(perms, RealNvp::new(RealNvpConfig::new(7).with_flows(3).with_seed(9)).unwrap().permutations());
+}
+
+#[test]
+fn inverse_undoes_forward() {
+    for (d, bn) in [(6, false), (5, true), (2, false)] {
+        let f = flow(d, bn);
+        let z = latents(4, d, 2);
+        let (x, ld) = f.forward(&z, 4).unwrap();
+        let dist: f64 = x.iter().zip(&z).map(|(a, b)| (a - b).abs()).sum();
+        assert!(dist > 0.1, "randomised flow must not be the identity");
+        let (z2, ld_inv) = f.inverse(&x, 4).unwrap();
+        for (a, b) in z.iter().zip(&z2) {
+            assert!((a - b).abs() < 1e-12, "d={d}: {a} vs {b}");
+        }
+        for (a, b) in ld.iter().zip(&ld_inv) {
+            assert!((a + b).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn log_det_matches_brute_force_jacobian() {
+    for (d, bn) in [(6, false), (5, true)] {
+        let f = flow(d, bn);
+        let z = latents(1, d, 5);
+        let (_, ld) = f.forward(&z, 1).unwrap();
+        // Central differences, one column per latent coordinate (batched as 2D inputs).
+        let h = 1e-6;
+        let mut zs = Vec::new();
+        for j in 0..d {
+            for sgn in [1.0, -1.0] {
+                let mut zz = z.clone();
+                zz[j] += sgn * h;
+                zs.extend(zz);
+            }
+        }
+        let (xs, _) = f.forward(&zs, 2 * d).unwrap();
+        let mut jac = vec![0.0; d * d];
+        for j in 0..d {
+            for i in 0..d {
+                jac[i * d + j] = (xs[(2 * j) * d + i] - xs[(2 * j + 1) * d + i]) / (2.0 * h);
+            }
+        }
+        let brute = log_abs_det(jac, d);
+        assert!((brute - ld[0]).abs() < 1e-7, "d={d}: brute {brute} vs {}", ld[0]);
+    }
+}
+
+#[test]
+fn parameter_gradient_matches_finite_differences() {
+    // Loss L(θ) = Σ x·g + Σ c·log q, with fixed latents and fixed g, c.
+    let d = 4;
+    let n = 3;
+    let mut f = flow(d, false);
+    let z = latents(n, d, 7);
+    let g = latents(n, d, 8);
+    let c = [0.3, -0.7, 1.1];
+    let loss = |f: &RealNvp| -> f64 {
+        let (x, ld) = f.forward(&z, n).unwrap();
+        x.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() - ld.iter().zip(&c).map(|(a, b)| a * b).sum::<f64>()
+    };
+    f.forward_for_training(&z, n).unwrap();
+    f.backward(&g, &c).unwrap();
+    let grad = f.accumulated_gradient().unwrap();
+    let theta = f.parameters();
+    let h = 1e-6;
+    let mut checked = 0;
+    for k in (0..theta.len()).step_by(7) {
+        let mut tp = theta.clone();
+        tp[k] += h;
+        f.set_parameters(&tp).unwrap();
+        let lp = loss(&f);
+        tp[k] -= 2.0 * h;
+        f.set_parameters(&tp).unwrap();
+        let lm = loss(&f);
+        let fd = (lp - lm) / (2.0 * h);
+        assert!((fd - grad[k]).abs() < 1e-6 * (1.0 + fd.abs()), "param {k}: fd {fd} vs ad {}", grad[k]);
+        checked += 1;
+    }
+    assert!(checked > 20);
+}
+
+#[test]
+fn flow_density_gradient_matches_finite_differences() {
+    let d = 5;
+    let f = flow(d, false);
+    let x = latents(2, d, 4);
+    let (lp, g) = f.log_prob_and_grad(&x, 2).unwrap();
+    // log q(x) from the inverse must equal log N(z) − log|det ∂G/∂z| from the forward pass.
+    let (z, _) = f.inverse(&x, 2).unwrap();
+    let (_, ld) = f.forward(&z, 2).unwrap();
+    for i in 0..2 {
+        let zz = &z[i * d..(i + 1) * d];
+        let lnz = -0.5 * zz.iter().map(|v| v * v).sum::<f64>() - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln();
+        assert!((lp[i] - (lnz - ld[i])).abs() < 1e-10);
+    }
+    let h = 1e-6;
+    for k in 0..2 * d {
+        let mut xp = x.clone();
+        xp[k] += h;
+        let mut xm = x.clone();
+        xm[k] -= h;
+        let (a, _) = f.log_prob_and_grad(&xp, 2).unwrap();
+        let (b, _) = f.log_prob_and_grad(&xm, 2).unwrap();
+        let fd = (a[k / d] - b[k / d]) / (2.0 * h);
+        assert!((fd - g[k]).abs() < 1e-6, "x[{k}]: fd {fd} vs {}", g[k]);
+    }
+}
+
+#[test]
+fn checkpoint_resume_is_exact() {
+    let cfg = RealNvpConfig::new(4).with_flows(2).with_hidden(8).with_batch_norm(true).with_seed(1);
+    let step = |f: &mut RealNvp, s: u64| {
+        let mut rng = ChaCha8Rng::seed_from_u64(s);
+        let b = f.sample_for_training(8, &mut rng).unwrap();
+        // Pull samples towards 1 with an entropy term.
+        let gx: Vec<f64> = b.x.iter().map(|v| (v - 1.0) / 8.0).collect();
+        f.backward(&gx, &[1.0 / 8.0; 8]).unwrap();
+        f.apply_update(1e-2, Some(1.0)).unwrap();
+    };
+    let mut a = RealNvp::new(cfg.clone()).unwrap();
+    for s in 0..4 {
+        step(&mut a, s);
+    }
+    let mut b = RealNvp::new(cfg.clone()).unwrap();
+    step(&mut b, 0);
+    step(&mut b, 1);
+    let bytes = b.save_state().unwrap();
+    let mut c = RealNvp::new(cfg.clone()).unwrap();
+    c.load_state(&bytes).unwrap();
+    assert_eq!(c.steps_taken(), 2);
+    step(&mut c, 2);
+    step(&mut c, 3);
+    assert_eq!(a.parameters(), c.parameters());
+    let z = latents(3, 4, 0);
+    assert_eq!(a.forward(&z, 3).unwrap(), c.forward(&z, 3).unwrap(), "running statistics restored");
+    // A flow of another shape refuses the checkpoint; garbage is an error, not a panic.
+    let mut other = RealNvp::new(cfg.with_hidden(9)).unwrap();
+    assert!(other.load_state(&bytes).is_err());
+    assert!(other.load_state(b"not a checkpoint").is_err());
+}
+
+#[test]
+fn clipping_bounds_the_update() {
+    let mut f = RealNvp::new(RealNvpConfig::new(4).with_flows(1).with_hidden(4)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let b = f.sample_for_training(4, &mut rng).unwrap();
+    let big: Vec<f64> = b.x.iter().map(|v| 1e3 * (v + 1.0)).collect();
+    f.backward(&big, &[0.0; 4]).unwrap();
+    let norm = f.grad_norm().unwrap();
+    assert!(norm > 10.0);
+    let reported = f.apply_update(1e-3, Some(1.0)).unwrap();
+    assert!((reported - norm).abs() < 1e-9 * norm);
+    assert_eq!(f.grad_norm().unwrap(), 0.0, "gradients cleared after the step");
+    assert!(f.backward(&big, &[0.0; 4]).is_err(), "backward needs a fresh training batch");
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    assert!(RealNvp::new(RealNvpConfig::new(1)).is_err());
+    assert!(RealNvp::new(RealNvpConfig::new(4).with_flows(0)).is_err());
+    let f = RealNvp::new(RealNvpConfig::new(4).with_flows(1)).unwrap();
+    assert!(f.forward(&[0.0; 7], 2).is_err());
+    assert!(f.forward(&[f64::NAN; 4], 1).is_err());
+}
