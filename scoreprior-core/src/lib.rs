@@ -11,14 +11,15 @@ extern crate self as scoreprior_core;
 
 pub mod adjoint;
 pub mod divergence;
+pub mod dpi;
 pub mod error;
+pub mod forward;
 pub mod io;
-pub mod prior_tv;
 pub mod metrics;
 pub mod ode;
-pub mod dpi;
 pub mod pf_ode;
 pub mod prior;
+pub mod prior_tv;
 pub mod score;
 pub mod sde;
 

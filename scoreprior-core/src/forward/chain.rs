@@ -1,0 +1,148 @@
+//! A run-time composition of primitives, `A = A_k ∘ … ∘ A_1`, with the adjoint composed in
+//! reverse, `Aᵀ = A_1ᵀ ∘ … ∘ A_kᵀ`, and for non-linear chains the VJP by the chain rule,
+//! `J_A(x)ᵀ v = J_1(x_0)ᵀ ⋯ J_k(x_{k−1})ᵀ v` with the intermediates `x_j` kept from a forward pass.
+
+use std::sync::Arc;
+
+use super::{Op, Shape};
+use crate::{Error, Result};
+
+/// A chain of primitives on one image; shapes are checked as ops are appended.
+///
+/// # Examples
+/// ```
+/// use scoreprior_core::forward::{ops, Chain};
+/// let chain = Chain::new([1, 8, 8])
+///     .then(ops::Scale::new([1, 8, 8].into(), 2.0)).unwrap()
+///     .then(ops::Subsample::new([1, 8, 8].into(), 2).unwrap()).unwrap();
+/// assert_eq!(chain.output_shape().to_array(), [1, 4, 4]);
+/// let mut y = vec![0.0; 16];
+/// chain.apply(&vec![1.0; 64], &mut y);
+/// assert!(y.iter().all(|&v| v == 2.0));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Chain {
+    input: Shape,
+    ops: Vec<Arc<dyn Op>>,
+}
+
+impl Chain {
+    /// An empty chain (the identity) on images of shape `input`.
+    pub fn new(input: impl Into<Shape>) -> Self {
+        Chain { input: input.into(), ops: Vec::new() }
+    }
+
+    /// Appends `op`, checking that its input shape is this chain's output shape.
+    pub fn then(mut self, op: impl Op + 'static) -> Result<Self> {
+        self.push(Arc::new(op))?;
+        Ok(self)
+    }
+
+    /// Appends a shared `op`, checking shapes.
+    pub fn push(&mut self, op: Arc<dyn Op>) -> Result<()> {
+        let cur = self.output_shape();
+        if op.input_shape() != cur {
+            return Err(Error::shape(
+                format!("input of {}", op.describe()),
+                cur.to_string(),
+                op.input_shape().to_string(),
+            ));
+        }
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// Shape of one input image.
+    pub fn input_shape(&self) -> Shape {
+        self.input
+    }
+    /// Shape of one output.
+    pub fn output_shape(&self) -> Shape {
+        self.ops.last().map_or(self.input, |o| o.output_shape())
+    }
+    /// The primitives, first applied first.
+    pub fn ops(&self) -> &[Arc<dyn Op>] {
+        &self.ops
+    }
+    /// Whether every primitive is linear.
+    pub fn is_linear(&self) -> bool {
+        self.ops.iter().all(|o| o.is_linear())
+    }
+    /// `a | b | c` descriptions, `identity` for an empty chain.
+    pub fn describe(&self) -> String {
+        if self.ops.is_empty() {
+            return "identity".into();
+        }
+        self.ops.iter().map(|o| o.describe()).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// `y = A(x)` for one image (`x.len() = D`, `y.len() = M`).
+    pub fn apply(&self, x: &[f64], y: &mut [f64]) {
+        match self.ops.len() {
+            0 => y.copy_from_slice(x),
+            1 => self.ops[0].apply(x, y),
+            _ => {
+                let mut cur = x.to_vec();
+                for (j, op) in self.ops.iter().enumerate() {
+                    if j + 1 == self.ops.len() {
+                        op.apply(&cur, y);
+                    } else {
+                        let mut next = vec![0.0; op.output_shape().len()];
+                        op.apply(&cur, &mut next);
+                        cur = next;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `x = Aᵀ y` for one measurement: primitive adjoints in reverse order.
+    pub fn adjoint(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        if !self.is_linear() {
+            return Err(Error::invalid(format!("chain `{}` is non-linear: use the VJP", self.describe())));
+        }
+        match self.ops.len() {
+            0 => {
+                x.copy_from_slice(y);
+                Ok(())
+            }
+            1 => self.ops[0].adjoint(y, x),
+            k => {
+                let mut cur = y.to_vec();
+                for (j, op) in self.ops.iter().enumerate().rev() {
+                    if j == 0 {
+                        return op.adjoint(&cur, x);
+                    }
+                    let mut prev = vec![0.0; op.input_shape().len()];
+                    op.adjoint(&cur, &mut prev)?;
+                    cur = prev;
+                }
+                unreachable!("a chain of {k} ops returns from its first op")
+            }
+        }
+    }
+
+    /// `out = J_A(x)ᵀ v` for one image; for linear chains this is [`Chain::adjoint`].
+    pub fn vjp(&self, x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
+        if self.is_linear() {
+            return self.adjoint(v, out);
+        }
+        // Forward pass keeping every op's input (only non-linear ops need theirs, but the
+        // memory is one image per op).
+        let mut inputs: Vec<Vec<f64>> = Vec::with_capacity(self.ops.len());
+        let mut cur = x.to_vec();
+        for op in &self.ops {
+            let mut next = vec![0.0; op.output_shape().len()];
+            op.apply(&cur, &mut next);
+            inputs.push(std::mem::replace(&mut cur, next));
+        }
+        let mut cot = v.to_vec();
+        for (op, xin) in self.ops.iter().zip(&inputs).rev() {
+            let mut prev = vec![0.0; op.input_shape().len()];
+            op.vjp(xin, &cot, &mut prev)?;
+            cot = prev;
+        }
+        out.copy_from_slice(&cot);
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! 2-D "same" convolution (correlation form) per channel:
+//! `y[c,i,j] = Σ_{a,b} k[a,b] · x[c, B(i + a − cₕ), B(j + b − c_w)]`, with the kernel centre
+//! `(cₕ, c_w) = ((kh−1)/2, (kw−1)/2)` and a boundary rule `B` (zero, reflect, circular).
+//! `Aᵀ` scatters the same taps: `x[c, B(i+a−cₕ), B(j+b−c_w)] += k[a,b] · y[c,i,j]`, which
+//! is exact for every boundary (reflect and circular maps are many-to-one, the scatter
+//! adds up all preimages).
+
+use crate::forward::{Op, Shape};
+use crate::{Error, Result};
+
+/// How pixels outside the image are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// Zero outside the image.
+    Zero,
+    /// Mirror without repeating the edge pixel (`d c b | a b c d | c b a`, NumPy's
+    /// `reflect`).
+    Reflect,
+    /// Periodic.
+    Circular,
+}
+
+impl Boundary {
+    /// `zero`, `reflect` or `circular`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "zero" => Ok(Boundary::Zero),
+            "reflect" => Ok(Boundary::Reflect),
+            "circular" => Ok(Boundary::Circular),
+            _ => Err(Error::invalid(format!("unknown boundary `{s}`: expected zero, reflect or circular"))),
+        }
+    }
+    /// The name used in specs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Boundary::Zero => "zero",
+            Boundary::Reflect => "reflect",
+            Boundary::Circular => "circular",
+        }
+    }
+    /// Index read for position `i` (possibly outside `0..n`).
+    fn map(&self, i: isize, n: usize) -> Option<usize> {
+        let ni = n as isize;
+        match self {
+            Boundary::Zero => (0..ni).contains(&i).then_some(i as usize),
+            Boundary::Circular => Some(i.rem_euclid(ni) as usize),
+            Boundary::Reflect => {
+                if n == 1 {
+                    return Some(0);
+                }
+                let period = 2 * (ni - 1);
+                let m = i.rem_euclid(period);
+                Some(if m >= ni { period - m } else { m } as usize)
+            }
+        }
+    }
+}
+
+/// A convolution kernel `kh × kw`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kernel {
+    data: Vec<f64>,
+    kh: usize,
+    kw: usize,
+    label: String,
+}
+
+impl Kernel {
+    /// A given kernel.
+    pub fn custom(data: Vec<f64>, kh: usize, kw: usize) -> Result<Self> {
+        if kh == 0 || kw == 0 || data.len() != kh * kw {
+            return Err(Error::shape("kernel", format!("{kh}×{kw} (non-empty)"), data.len()));
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("kernel has non-finite entries"));
+        }
+        Ok(Kernel { data, kh, kw, label: format!("custom {kh}×{kw}") })
+    }
+    /// A normalised `size × size` Gaussian, `k[a,b] ∝ exp(−(dₐ² + d_b²)/2σ²)`, `d` measured
+    /// from the centre `(size−1)/2`.
+    ///
+    /// ```
+    /// let k = scoreprior_core::forward::ops::Kernel::gaussian(1.5, 9).unwrap();
+    /// assert!((k.data().iter().sum::<f64>() - 1.0).abs() < 1e-14);
+    /// ```
+    pub fn gaussian(sigma: f64, size: usize) -> Result<Self> {
+        if !(sigma.is_finite() && sigma > 0.0) || size == 0 {
+            return Err(Error::invalid(format!("gaussian kernel needs sigma > 0 and size ≥ 1, got {sigma}, {size}")));
+        }
+        let c = (size as f64 - 1.0) / 2.0;
+        let g: Vec<f64> = (0..size).map(|a| (-((a as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
+        let mut data = Vec::with_capacity(size * size);
+        for a in 0..size {
+            for b in 0..size {
+                data.push(g[a] * g[b]);
+            }
+        }
+        let mut k = Self::custom(data, size, size)?.normalised();
+        k.label = format!("gaussian_blur(sigma={sigma}, size={size})");
+        Ok(k)
+    }
+    /// A normalised `size × size` box.
+    pub fn boxcar(size: usize) -> Result<Self> {
+        let mut k = Self::custom(vec![1.0; size * size], size, size)?.normalised();
+        k.label = format!("box_blur(size={size})");
+        Ok(k)
+    }
+    /// Linear motion blur: a normalised line of `length` pixels through the centre at
+    /// `angle_deg` from the horizontal (counter-clockwise), in a `length × length` kernel
+    /// (`length` made odd). The line is rasterised by accumulating `8·length` evenly spaced
+    /// samples into their nearest pixels.
+    pub fn motion(length: usize, angle_deg: f64) -> Result<Self> {
+        if length == 0 || !angle_deg.is_finite() {
+            return Err(Error::invalid(format!("motion kernel needs length ≥ 1 and a finite angle, got {length}, {angle_deg}")));
+        }
+        let size = if length % 2 == 1 { length } else { length + 1 };
+        let c = (size as f64 - 1.0) / 2.0;
+        let (s, co) = angle_deg.to_radians().sin_cos();
+        let mut data = vec![0.0; size * size];
+        let samples = 8 * length;
+        for t in 0..samples {
+            let r = if samples == 1 { 0.0 } else { (t as f64 / (samples - 1) as f64 - 0.5) * (length as f64 - 1.0) };
+            let (row, col) = ((c - r * s).round() as usize, (c + r * co).round() as usize);
+            data[row * size + col] += 1.0;
+        }
+        let mut k = Self::custom(data, size, size)?.normalised();
+        k.label = format!("motion_blur(length={length}, angle={angle_deg})");
+        Ok(k)
+    }
+    fn normalised(mut self) -> Self {
+        let s: f64 = self.data.iter().sum();
+        self.data.iter_mut().for_each(|v| *v /= s);
+        self
+    }
+    /// The taps, row-major.
+    pub fn data(&self) -> &[f64] {
+        &self.data
+    }
+    /// `(kh, kw)`.
+    pub fn size(&self) -> (usize, usize) {
+        (self.kh, self.kw)
+    }
+}
+
+/// Convolution of every channel with one kernel, output the size of the input.
+///
+/// ```
+/// use scoreprior_core::forward::ops::{Boundary, Conv2d, Kernel};
+/// use scoreprior_core::forward::Op;
+/// let conv = Conv2d::new([1, 8, 8].into(), Kernel::boxcar(3).unwrap(), Boundary::Circular).unwrap();
+/// let mut y = vec![0.0; 64];
+/// conv.apply(&vec![1.0; 64], &mut y); // a constant image is unchanged by a normalised kernel
+/// assert!(y.iter().all(|v| (v - 1.0).abs() < 1e-15));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    shape: Shape,
+    kernel: Kernel,
+    boundary: Boundary,
+    /// `rows[i·kh + a]`: input row read by output row `i` at tap row `a`.
+    rows: Vec<Option<usize>>,
+    cols: Vec<Option<usize>>,
+}
+
+impl Conv2d {
+    /// Convolution with `kernel`; the kernel may not be larger than the image.
+    pub fn new(shape: Shape, kernel: Kernel, boundary: Boundary) -> Result<Self> {
+        let (kh, kw) = kernel.size();
+        if kh > shape.h || kw > shape.w {
+            return Err(Error::invalid(format!("kernel {kh}×{kw} is larger than the image {}×{}", shape.h, shape.w)));
+        }
+        let (ch, cw) = ((kh as isize - 1) / 2, (kw as isize - 1) / 2);
+        let rows = (0..shape.h)
+            .flat_map(|i| (0..kh).map(move |a| (i as isize + a as isize - ch, shape.h)))
+            .map(|(p, n)| boundary.map(p, n))
+            .collect();
+        let cols = (0..shape.w)
+            .flat_map(|j| (0..kw).map(move |b| (j as isize + b as isize - cw, shape.w)))
+            .map(|(p, n)| boundary.map(p, n))
+            .collect();
+        Ok(Conv2d { shape, kernel, boundary, rows, cols })
+    }
+}
+
+impl Op for Conv2d {
+    fn describe(&self) -> String {
+        let l = &self.kernel.label;
+        let l = l.strip_suffix(')').map(|s| format!("{s}, boundary={})", self.boundary.name()));
+        l.unwrap_or_else(|| format!("conv2d({}, boundary={})", self.kernel.label, self.boundary.name()))
+    }
+    fn input_shape(&self) -> Shape {
+        self.shape
+    }
+    fn output_shape(&self) -> Shape {
+        self.shape
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) {
+        let Shape { c, h, w } = self.shape;
+        let (kh, kw) = self.kernel.size();
+        let k = &self.kernel.data;
+        for ch in 0..c {
+            let xc = &x[ch * h * w..(ch + 1) * h * w];
+            for i in 0..h {
+                for j in 0..w {
+                    let mut acc = 0.0;
+                    for a in 0..kh {
+                        let Some(r) = self.rows[i * kh + a] else { continue };
+                        let xr = &xc[r * w..(r + 1) * w];
+                        let kr = &k[a * kw..(a + 1) * kw];
+                        for b in 0..kw {
+                            if let Some(q) = self.cols[j * kw + b] {
+                                acc += kr[b] * xr[q];
+                            }
+                        }
+                    }
+                    y[(ch * h + i) * w + j] = acc;
+                }
+            }
+        }
+    }
+    fn adjoint(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        let Shape { c, h, w } = self.shape;
+        let (kh, kw) = self.kernel.size();
+        let k = &self.kernel.data;
+        x.fill(0.0);
+        for ch in 0..c {
+            let xc = &mut x[ch * h * w..(ch + 1) * h * w];
+            for i in 0..h {
+                for j in 0..w {
+                    let v = y[(ch * h + i) * w + j];
+                    for a in 0..kh {
+                        let Some(r) = self.rows[i * kh + a] else { continue };
+                        for b in 0..kw {
+                            if let Some(q) = self.cols[j * kw + b] {
+                                xc[r * w + q] += k[a * kw + b] * v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

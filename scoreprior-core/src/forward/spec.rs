@@ -1,0 +1,317 @@
+//! Primitives by name: the one place that turns `name(key = value, …)` into an [`Op`]. The
+//! `#[forward_model]` macro (after its compile-time checks), the text parser used by the CLI
+//! and configs, and Rust callers all end here, so no operator code is duplicated.
+//!
+//! | primitive | parameters (default) | output shape from `[C, H, W]` |
+//! | --- | --- | --- |
+//! | `identity` | — | `[C, H, W]` |
+//! | `scale` | `factor` | `[C, H, W]` |
+//! | `mask` | `keep` (probability), `seed` (0) | `[C, H, W]` |
+//! | `gaussian_blur` | `sigma`, `size`, `boundary` (reflect) | `[C, H, W]` |
+//! | `box_blur` | `size`, `boundary` (reflect) | `[C, H, W]` |
+//! | `motion_blur` | `length`, `angle` (0, degrees), `boundary` (reflect) | `[C, H, W]` |
+//! | `subsample` | `factor` | `[C, H/f, W/f]` |
+//! | `avg_pool` | `factor` | `[C, H/f, W/f]` |
+//! | `crop` | `top` (0), `left` (0), `height`, `width` | `[C, height, width]` |
+//! | `pad` | `top`, `bottom`, `left`, `right` (all 0) | `[C, H+t+b, W+l+r]` |
+//! | `fft2` | — | `[2C, H, W]` |
+//! | `ifft2` | — (input `[2C, H, W]`) | `[C, H, W]` |
+//! | `cartesian_mask` | `acceleration`, `center` (4), `seed` (0) | same |
+//! | `poisson_mask` | `acceleration`, `center` (4), `seed` (0) | same |
+//! | `dft_lowpass` | `k` | `[2C, k, k]` |
+//! | `gaussian_matrix` | `m`, `seed` (0) | `[1, 1, m]` |
+//! | `magnitude` (non-linear) | — (input `[2C, H, W]`) | `[C, H, W]` |
+//!
+//! Boundaries are `zero`, `reflect` or `circular`. Noise: `gaussian(sigma = s)` or
+//! `complex_gaussian(sigma = s)`. Text syntax: primitives separated by `|`, e.g.
+//! `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`.
+
+use std::sync::Arc;
+
+use super::ops::{self, Boundary, Kernel};
+use super::{Chain, Model, NoiseSpec, Op, Shape};
+use crate::{Error, Result};
+
+/// A parameter value: a number or a bare word (`reflect`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// A number (integers are written as numbers too).
+    Num(f64),
+    /// A bare word.
+    Word(String),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Num(v) => write!(f, "{v}"),
+            ParamValue::Word(w) => write!(f, "{w}"),
+        }
+    }
+}
+
+/// `name(key = value, …)`, before it is built on a shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrimitiveSpec {
+    /// Primitive name, e.g. `gaussian_blur`.
+    pub name: String,
+    /// Parameters in the order written.
+    pub params: Vec<(String, ParamValue)>,
+}
+
+impl PrimitiveSpec {
+    /// A spec from parts (used by `#[forward_model]` expansions).
+    pub fn new(name: &str, params: Vec<(&str, ParamValue)>) -> Self {
+        PrimitiveSpec { name: name.into(), params: params.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
+    }
+}
+
+/// Names of all primitives [`build_op`] knows.
+pub const PRIMITIVES: &[&str] = &[
+    "identity",
+    "scale",
+    "mask",
+    "gaussian_blur",
+    "box_blur",
+    "motion_blur",
+    "subsample",
+    "avg_pool",
+    "crop",
+    "pad",
+    "fft2",
+    "ifft2",
+    "cartesian_mask",
+    "poisson_mask",
+    "dft_lowpass",
+    "gaussian_matrix",
+    "magnitude",
+];
+
+/// Reads parameters, rejecting unknown ones and reporting missing ones by name.
+struct Params<'a> {
+    spec: &'a PrimitiveSpec,
+    allowed: &'static [&'static str],
+}
+
+impl<'a> Params<'a> {
+    fn new(spec: &'a PrimitiveSpec, allowed: &'static [&'static str]) -> Result<Self> {
+        for (k, _) in &spec.params {
+            if !allowed.contains(&k.as_str()) {
+                return Err(Error::invalid(format!(
+                    "unknown parameter `{k}` of `{}`; expected one of: {}",
+                    spec.name,
+                    if allowed.is_empty() { "(none)".to_string() } else { allowed.join(", ") }
+                )));
+            }
+        }
+        Ok(Params { spec, allowed })
+    }
+    fn get(&self, key: &str) -> Option<&ParamValue> {
+        debug_assert!(self.allowed.contains(&key));
+        self.spec.params.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn num_opt(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(ParamValue::Num(v)) if v.is_finite() => Ok(Some(*v)),
+            Some(v) => Err(Error::invalid(format!("parameter `{key}` of `{}` must be a number, got `{v}`", self.spec.name))),
+        }
+    }
+    fn num(&self, key: &str) -> Result<f64> {
+        self.num_opt(key)?
+            .ok_or_else(|| Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name)))
+    }
+    fn positive(&self, key: &str) -> Result<f64> {
+        let v = self.num(key)?;
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(Error::invalid(format!("parameter `{key}` of `{}` must be positive, got {v}", self.spec.name)))
+        }
+    }
+    fn uint_or(&self, key: &str, default: Option<usize>) -> Result<usize> {
+        match (self.num_opt(key)?, default) {
+            (Some(v), _) if v >= 0.0 && v.fract() == 0.0 && v < 1e15 => Ok(v as usize),
+            (Some(v), _) => Err(Error::invalid(format!(
+                "parameter `{key}` of `{}` must be a non-negative integer, got {v}",
+                self.spec.name
+            ))),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name))),
+        }
+    }
+    fn uint(&self, key: &str) -> Result<usize> {
+        self.uint_or(key, None)
+    }
+    fn boundary(&self) -> Result<Boundary> {
+        match self.get("boundary") {
+            None => Ok(Boundary::Reflect),
+            Some(ParamValue::Word(w)) => Boundary::parse(w),
+            Some(v) => Err(Error::invalid(format!("boundary must be zero, reflect or circular, got `{v}`"))),
+        }
+    }
+}
+
+/// Builds the primitive `spec` on inputs of `shape`.
+///
+/// ```
+/// use scoreprior_core::forward::{build_op, ParamValue, PrimitiveSpec};
+/// let op = build_op(&PrimitiveSpec::new("subsample", vec![("factor", ParamValue::Num(2.0))]), [1, 8, 8].into()).unwrap();
+/// assert_eq!(op.output_shape().to_array(), [1, 4, 4]);
+/// ```
+pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
+    let p = |allowed| Params::new(spec, allowed);
+    let op: Arc<dyn Op> = match spec.name.as_str() {
+        "identity" => {
+            p(&[])?;
+            Arc::new(ops::Identity::new(shape))
+        }
+        "scale" => Arc::new(ops::Scale::new(shape, p(&["factor"])?.num("factor")?)),
+        "mask" => {
+            let q = p(&["keep", "seed"])?;
+            Arc::new(ops::Mask::random(shape, q.num("keep")?, q.uint_or("seed", Some(0))? as u64)?)
+        }
+        "gaussian_blur" => {
+            let q = p(&["sigma", "size", "boundary"])?;
+            Arc::new(ops::Conv2d::new(shape, Kernel::gaussian(q.positive("sigma")?, q.uint("size")?)?, q.boundary()?)?)
+        }
+        "box_blur" => {
+            let q = p(&["size", "boundary"])?;
+            Arc::new(ops::Conv2d::new(shape, Kernel::boxcar(q.uint("size")?)?, q.boundary()?)?)
+        }
+        "motion_blur" => {
+            let q = p(&["length", "angle", "boundary"])?;
+            let k = Kernel::motion(q.uint("length")?, q.num_opt("angle")?.unwrap_or(0.0))?;
+            Arc::new(ops::Conv2d::new(shape, k, q.boundary()?)?)
+        }
+        "subsample" => Arc::new(ops::Subsample::new(shape, p(&["factor"])?.uint("factor")?)?),
+        "avg_pool" => Arc::new(ops::AvgPool::new(shape, p(&["factor"])?.uint("factor")?)?),
+        "crop" => {
+            let q = p(&["top", "left", "height", "width"])?;
+            Arc::new(ops::Crop::new(
+                shape,
+                q.uint_or("top", Some(0))?,
+                q.uint_or("left", Some(0))?,
+                q.uint("height")?,
+                q.uint("width")?,
+            )?)
+        }
+        "pad" => {
+            let q = p(&["top", "bottom", "left", "right"])?;
+            let g = |k| q.uint_or(k, Some(0));
+            Arc::new(ops::Pad::new(shape, g("top")?, g("bottom")?, g("left")?, g("right")?))
+        }
+        "fft2" => {
+            p(&[])?;
+            Arc::new(ops::Fft2::new(shape))
+        }
+        "ifft2" => {
+            p(&[])?;
+            Arc::new(ops::Ifft2::new(shape)?)
+        }
+        "cartesian_mask" | "poisson_mask" => {
+            let q = p(&["acceleration", "center", "seed"])?;
+            let (a, c, s) = (q.positive("acceleration")?, q.uint_or("center", Some(4))?, q.uint_or("seed", Some(0))? as u64);
+            if spec.name == "cartesian_mask" {
+                Arc::new(ops::FourierMask::cartesian(shape, a, c, s)?)
+            } else {
+                Arc::new(ops::FourierMask::poisson(shape, a, c, s)?)
+            }
+        }
+        "dft_lowpass" => Arc::new(ops::DftLowpass::new(shape, p(&["k"])?.uint("k")?)?),
+        "gaussian_matrix" => {
+            let q = p(&["m", "seed"])?;
+            Arc::new(ops::DenseMatrix::gaussian(shape, q.uint("m")?, q.uint_or("seed", Some(0))? as u64)?)
+        }
+        "magnitude" => {
+            p(&[])?;
+            Arc::new(ops::Magnitude::new(shape)?)
+        }
+        other => {
+            return Err(Error::invalid(format!("unknown primitive `{other}`; expected one of: {}", PRIMITIVES.join(", "))))
+        }
+    };
+    Ok(op)
+}
+
+/// Builds a chain from specs on images of `input` shape.
+pub fn build_chain(specs: &[PrimitiveSpec], input: Shape) -> Result<Chain> {
+    let mut chain = Chain::new(input);
+    for s in specs {
+        let op = build_op(s, chain.output_shape())
+            .map_err(|e| Error::invalid(format!("in `{}` (input {}): {e}", s.name, chain.output_shape())))?;
+        chain.push(op)?;
+    }
+    Ok(chain)
+}
+
+/// Parses `name(key=value, …)`.
+fn parse_call(text: &str) -> Result<PrimitiveSpec> {
+    let text = text.trim();
+    let (name, rest) = match text.find('(') {
+        Some(i) => {
+            let body = text[i + 1..]
+                .strip_suffix(')')
+                .ok_or_else(|| Error::invalid(format!("`{text}`: missing `)`")))?;
+            (text[..i].trim(), Some(body))
+        }
+        None => (text, None),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::invalid(format!("`{text}`: expected `name` or `name(key = value, ...)`")));
+    }
+    let mut params = Vec::new();
+    for arg in rest.unwrap_or("").split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("`{arg}` in `{name}`: expected `key = value`")))?;
+        let (k, v) = (k.trim(), v.trim());
+        if params.iter().any(|(pk, _): &(String, ParamValue)| pk == k) {
+            return Err(Error::invalid(format!("duplicate parameter `{k}` in `{name}`")));
+        }
+        let value = match v.parse::<f64>() {
+            Ok(n) => ParamValue::Num(n),
+            Err(_) if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                ParamValue::Word(v.to_string())
+            }
+            Err(_) => return Err(Error::invalid(format!("`{k} = {v}` in `{name}`: expected a number or a word"))),
+        };
+        params.push((k.to_string(), value));
+    }
+    Ok(PrimitiveSpec { name: name.to_string(), params })
+}
+
+/// Parses and builds a chain, primitives separated by `|`.
+///
+/// ```
+/// use scoreprior_core::forward::parse_chain;
+/// let c = parse_chain("gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)", [1, 32, 32]).unwrap();
+/// assert_eq!(c.output_shape().to_array(), [1, 16, 16]);
+/// assert!(parse_chain("subsample(factor=3)", [1, 32, 32]).is_err());
+/// ```
+pub fn parse_chain(text: &str, input: impl Into<Shape>) -> Result<Chain> {
+    let specs = text.split('|').map(parse_call).collect::<Result<Vec<_>>>()?;
+    build_chain(&specs, input.into())
+}
+
+/// Parses `gaussian(sigma = s)` or `complex_gaussian(sigma = s)`.
+pub fn parse_noise(text: &str) -> Result<NoiseSpec> {
+    let spec = parse_call(text)?;
+    let q = Params::new(&spec, &["sigma"])?;
+    match spec.name.as_str() {
+        "gaussian" => Ok(NoiseSpec::Gaussian { sigma: q.positive("sigma")? }),
+        "complex_gaussian" => Ok(NoiseSpec::ComplexGaussian { sigma: q.positive("sigma")? }),
+        other => Err(Error::invalid(format!("unknown noise `{other}`; expected gaussian or complex_gaussian"))),
+    }
+}
+
+/// Parses a chain and a noise into a [`Model`].
+///
+/// ```
+/// use scoreprior_core::forward::{parse_model, ForwardModel};
+/// let m = parse_model("fft2 | cartesian_mask(acceleration=4)", "complex_gaussian(sigma=0.01)", [1, 16, 16]).unwrap();
+/// assert_eq!(m.output_dim(), 2 * 16 * 16);
+/// ```
+pub fn parse_model(chain: &str, noise: &str, input: impl Into<Shape>) -> Result<Model> {
+    Model::with_spec(parse_chain(chain, input)?, &parse_noise(noise)?)
+}
