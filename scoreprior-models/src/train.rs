@@ -1,0 +1,301 @@
+//! Denoising score matching under the VP SDE, as the reference's continuous loss:
+//! `t ~ U(ε, 1)`, `x_t = α(t) x₀ + σ(t) z`, loss `= mean_batch ½‖ε̂(x_t, t) − z‖²`
+//! (`= ½‖σ s + z‖²` with `s = −ε̂/σ`), optimised by Adam with linear warm-up and global
+//! gradient-norm clipping; an exponential moving average of the weights is kept for
+//! inference. One ChaCha8 RNG drives batches, times, noise and flips, so a run resumed
+//! from a checkpoint continues exactly as the uninterrupted run.
+
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use scoreprior_core::sde::{Sde, VpSde};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Meta, Tensors, TrainMeta};
+use crate::data::{Dataset, Preprocess};
+use crate::ncsnpp::{NcsnppNet, Params};
+use crate::ops::Elem;
+use crate::ModelError;
+
+/// Training hyper-parameters (reference values in brackets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Images per step [128].
+    pub batch_size: usize,
+    /// Peak learning rate [2e-4].
+    pub lr: f64,
+    /// Linear warm-up steps [5000].
+    pub warmup: u64,
+    /// Global gradient-norm clip [1.0].
+    pub grad_clip: f64,
+    /// EMA rate [0.9999].
+    pub ema_rate: f64,
+    /// Adam β₁, β₂, ε [0.9, 0.999, 1e-8].
+    pub adam: (f64, f64, f64),
+    /// Smallest training time [1e-5].
+    pub t_eps: f64,
+    /// VP SDE β_min, β_max [0.1, 20].
+    pub beta: (f64, f64),
+    /// Random horizontal flips.
+    pub random_flip: bool,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 128,
+            lr: 2e-4,
+            warmup: 5000,
+            grad_clip: 1.0,
+            ema_rate: 0.9999,
+            adam: (0.9, 0.999, 1e-8),
+            t_eps: 1e-5,
+            beta: (0.1, 20.0),
+            random_flip: true,
+            seed: 42,
+        }
+    }
+}
+
+/// Statistics of one optimiser step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Step number after the update (1-based).
+    pub step: u64,
+    /// DSM loss of the batch before the update.
+    pub loss: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used.
+    pub lr: f64,
+}
+
+/// A training run: network, weights, EMA, Adam moments, step and RNG.
+pub struct Trainer {
+    net: NcsnppNet,
+    cfg: TrainConfig,
+    preprocess: Preprocess,
+    sde: VpSde,
+    dev: Cpu,
+    params: Params<f32>,
+    values: Vec<Vec<f32>>,
+    ema: Vec<Vec<f32>>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    step: u64,
+    rng: ChaCha8Rng,
+}
+
+impl Trainer {
+    /// A fresh run with weights initialised from the seed.
+    pub fn new(net: NcsnppNet, cfg: TrainConfig, preprocess: Preprocess) -> Result<Self, ModelError> {
+        if cfg.batch_size == 0 || !(cfg.lr > 0.0) || !(0.0..1.0).contains(&cfg.ema_rate) || !(cfg.t_eps > 0.0 && cfg.t_eps < 1.0) {
+            return Err(ModelError::Config(format!("bad training configuration {cfg:?}")));
+        }
+        let sde = VpSde::new(cfg.beta.0, cfg.beta.1)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let values = net.init_params(&mut rng);
+        let dev = Cpu::default();
+        let params = Params::from_values(&dev, net.specs(), &values)?;
+        let zeros: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
+        Ok(Self { ema: values.clone(), m: zeros.clone(), v: zeros, values, params, dev, net, cfg, preprocess, sde, step: 0, rng })
+    }
+
+    /// Resumes from a checkpoint written by [`Trainer::checkpoint`].
+    pub fn resume(net: NcsnppNet, meta: &Meta, t: Tensors) -> Result<Self, ModelError> {
+        let tm = meta.train.as_ref().ok_or_else(|| ModelError::Mismatch("checkpoint holds no training state (EMA-only)".into()))?;
+        if t.params.is_empty() || t.adam_m.is_empty() || t.adam_v.is_empty() {
+            return Err(ModelError::Mismatch("checkpoint lacks weights or optimiser state".into()));
+        }
+        let cfg: TrainConfig = serde_json::from_value(tm.train_config.clone()).map_err(|e| ModelError::Mismatch(format!("training configuration: {e}")))?;
+        let mut seed = [0u8; 32];
+        let hex = tm.rng_seed.as_bytes();
+        if hex.len() != 64 {
+            return Err(ModelError::Mismatch("bad RNG seed in checkpoint".into()));
+        }
+        for (i, s) in seed.iter_mut().enumerate() {
+            *s = u8::from_str_radix(std::str::from_utf8(&hex[2 * i..2 * i + 2]).unwrap_or("zz"), 16)
+                .map_err(|_| ModelError::Mismatch("bad RNG seed in checkpoint".into()))?;
+        }
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(tm.rng_stream);
+        rng.set_word_pos(tm.rng_word_pos.parse::<u128>().map_err(|_| ModelError::Mismatch("bad RNG position in checkpoint".into()))?);
+        let dev = Cpu::default();
+        let params = Params::from_values(&dev, net.specs(), &t.params)?;
+        Ok(Self {
+            sde: VpSde::new(cfg.beta.0, cfg.beta.1)?,
+            net,
+            cfg,
+            preprocess: meta.preprocess.clone(),
+            dev,
+            params,
+            values: t.params,
+            ema: t.ema,
+            m: t.adam_m,
+            v: t.adam_v,
+            step: tm.step,
+            rng,
+        })
+    }
+
+    /// The network.
+    pub fn net(&self) -> &NcsnppNet {
+        &self.net
+    }
+    /// Steps taken.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+    /// Current weights.
+    pub fn weights(&self) -> &[Vec<f32>] {
+        &self.values
+    }
+    /// EMA weights.
+    pub fn ema(&self) -> &[Vec<f32>] {
+        &self.ema
+    }
+    /// Training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The metadata and tensors of a resumable checkpoint (`full`) or of an
+    /// inference-only one (EMA weights only).
+    pub fn checkpoint(&self, full: bool) -> (Meta, Tensors) {
+        let (c, h, w) = self.net.image_shape();
+        let train = full.then(|| TrainMeta {
+            step: self.step,
+            rng_seed: self.rng.get_seed().iter().map(|b| format!("{b:02x}")).collect(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos().to_string(),
+            train_config: serde_json::to_value(&self.cfg).expect("config serialises"),
+        });
+        let meta = Meta { config: self.net.config().clone(), image: (c, h, w), sde: self.cfg.beta, preprocess: self.preprocess.clone(), train };
+        let t = if full {
+            Tensors { ema: self.ema.clone(), params: self.values.clone(), adam_m: self.m.clone(), adam_v: self.v.clone() }
+        } else {
+            Tensors { ema: self.ema.clone(), ..Default::default() }
+        };
+        (meta, t)
+    }
+
+    /// One optimiser step on a random batch of `data`.
+    pub fn step(&mut self, data: &Dataset) -> Result<StepStats, ModelError> {
+        let (c, h, w) = self.net.image_shape();
+        if (data.c, data.h, data.w) != (c, h, w) {
+            return Err(ModelError::Mismatch(format!("data are {}x{}x{}, the network needs {c}x{h}x{w}", data.c, data.h, data.w)));
+        }
+        if data.is_empty() {
+            return Err(ModelError::Data("empty data set".into()));
+        }
+        let b = self.cfg.batch_size;
+        let hw = h * w;
+        // Batch in the rows layout: row (i·hw + p), column ch.
+        let mut xt = vec![0f32; b * hw * c];
+        let mut z = vec![0f32; b * hw * c];
+        let mut ts = vec![0f64; b];
+        for i in 0..b {
+            let img = data.image(self.rng.gen_range(0..data.len()));
+            let flip = self.cfg.random_flip && self.rng.gen_bool(0.5);
+            let t = self.cfg.t_eps + (1.0 - self.cfg.t_eps) * self.rng.gen::<f64>();
+            ts[i] = t;
+            let (a, s) = (self.sde.marginal_mean_coef(t), self.sde.marginal_std(t));
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        let sx = if flip { w - 1 - x } else { x };
+                        let zz: f64 = self.rng.sample(StandardNormal);
+                        let r = (i * hw + y * w + x) * c + ch;
+                        z[r] = zz as f32;
+                        xt[r] = (a * img[(ch * h + y) * w + sx] as f64 + s * zz) as f32;
+                    }
+                }
+            }
+        }
+        let x: Tensor<(usize, usize), f32, Cpu> = self.dev.tensor_from_vec(xt, (b * hw, c));
+        let zt: Tensor<(usize, usize), f32, Cpu> = self.dev.tensor_from_vec(z, (b * hw, c));
+        let x = x.retaped::<OwnedTape<f32, Cpu>>();
+        let eps = self.net.forward_rows(&self.params, x, &ts, Some(&mut self.rng));
+        let loss = (eps - zt).square().sum::<(), _>() * (0.5 / b as f32);
+        let lv = loss.array() as f64;
+        if !lv.is_finite() {
+            return Err(ModelError::Data(format!("non-finite loss at step {}", self.step + 1)));
+        }
+        let mut grads = loss.backward();
+        let mut g: Vec<Vec<f32>> = Vec::with_capacity(self.values.len());
+        for t in &self.params.tensors {
+            let buf = grads.get_or_alloc_mut(t).map_err(|e| ModelError::Config(format!("gradient buffer: {e:?}")))?;
+            g.push(f32::buf(buf).to_vec());
+        }
+        let norm = g.iter().flatten().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
+        let clip = if norm > self.cfg.grad_clip { self.cfg.grad_clip / norm } else { 1.0 };
+        self.step += 1;
+        let lr = self.cfg.lr * (self.step as f64 / self.cfg.warmup.max(1) as f64).min(1.0);
+        let (b1, b2, ae) = self.cfg.adam;
+        let (c1, c2) = (1.0 - b1.powi(self.step as i32), 1.0 - b2.powi(self.step as i32));
+        let er = self.cfg.ema_rate;
+        for (k, gk) in g.iter().enumerate() {
+            let (p, m, v, e) = (&mut self.values[k], &mut self.m[k], &mut self.v[k], &mut self.ema[k]);
+            for j in 0..gk.len() {
+                let gj = gk[j] as f64 * clip;
+                let mj = b1 * m[j] as f64 + (1.0 - b1) * gj;
+                let vj = b2 * v[j] as f64 + (1.0 - b2) * gj * gj;
+                m[j] = mj as f32;
+                v[j] = vj as f32;
+                let pj = p[j] as f64 - lr * (mj / c1) / ((vj / c2).sqrt() + ae);
+                p[j] = pj as f32;
+                e[j] = (er * e[j] as f64 + (1.0 - er) * pj) as f32;
+            }
+        }
+        self.params.set_values(&self.values);
+        Ok(StepStats { step: self.step, loss: lv, grad_norm: norm, lr })
+    }
+
+    /// The DSM loss of the EMA weights on `n` fixed-seed batches of `data` (evaluation,
+    /// no dropout, the training RNG untouched).
+    pub fn eval_loss(&self, data: &Dataset, n_images: usize, seed: u64) -> Result<f64, ModelError> {
+        dsm_loss::<f32>(&self.net, &self.ema, &self.sde, data, n_images, seed)
+    }
+}
+
+/// Mean DSM loss of `weights` on the first `n_images` of `data` with fixed-seed times and
+/// noise (a reproducible evaluation metric).
+pub fn dsm_loss<E: Elem>(net: &NcsnppNet, weights: &[Vec<f32>], sde: &VpSde, data: &Dataset, n_images: usize, seed: u64) -> Result<f64, ModelError>
+where
+    Cpu: Device<E>,
+{
+    let (c, h, w) = net.image_shape();
+    let dev = Cpu::default();
+    let p = Params::<E>::from_values(&dev, net.specs(), weights)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = n_images.min(data.len());
+    let hw = h * w;
+    let mut total = 0.0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+        let b = chunk.len();
+        let mut xt = vec![E::zero(); b * hw * c];
+        let mut z = vec![E::zero(); b * hw * c];
+        let mut ts = vec![0.0; b];
+        for (i, &k) in chunk.iter().enumerate() {
+            let img = data.image(k);
+            let t = 1e-5 + (1.0 - 1e-5) * rng.gen::<f64>();
+            ts[i] = t;
+            let (a, s) = (sde.marginal_mean_coef(t), sde.marginal_std(t));
+            for ch in 0..c {
+                for pix in 0..hw {
+                    let zz: f64 = rng.sample(StandardNormal);
+                    let r = (i * hw + pix) * c + ch;
+                    z[r] = E::of(zz);
+                    xt[r] = E::of(a * img[ch * hw + pix] as f64 + s * zz);
+                }
+            }
+        }
+        let x: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(xt, (b * hw, c));
+        let eps = net.forward_rows(&p, x, &ts, None).as_vec();
+        total += eps.iter().zip(&z).map(|(a, b)| 0.5 * (a.f64() - b.f64()).powi(2)).sum::<f64>();
+    }
+    Ok(total / n as f64)
+}
