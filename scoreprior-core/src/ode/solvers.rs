@@ -259,3 +259,125 @@ pub fn solver_by_name(name: &str) -> Result<&'static dyn ExplicitRk> {
         .map(|i| ALL_SOLVERS[i])
         .ok_or_else(|| Error::invalid(format!("unknown solver `{name}`; expected one of {}", SOLVER_NAMES.join(", "))))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Run-time re-check of what the macro emitted: the `f64` constants of every shipped
+    //! tableau satisfy the order conditions (computed here in `f64` by the same tree code the
+    //! macro ran in exact arithmetic) to ~1e-13, the orders are sharp, and the derived FSAL
+    //! flags are the known ones. This catches code-generation bugs (a transposed index, a
+    //! wrong rounding) that the compile-time check, which never sees the emitted floats,
+    //! cannot.
+    use super::*;
+    use crate::ode::trees::Forest;
+    use crate::ode::Tableau;
+
+    /// Largest |residual| of the weights `w` over the trees of order `n`.
+    fn worst(forest: &Forest, phi: &[Vec<f64>], w: &[f64], n: usize) -> f64 {
+        let r = forest.residuals(phi, w);
+        forest.ids_of_order(n).map(|id| r[id].abs()).fold(0.0, f64::max)
+    }
+
+    fn check(tab: &Tableau) -> (usize, Option<usize>) {
+        let s = tab.stages();
+        assert_eq!(tab.a.len(), s, "{}", tab.name);
+        assert_eq!(tab.b.len(), s, "{}", tab.name);
+        for (i, row) in tab.a.iter().enumerate() {
+            assert_eq!(row.len(), i, "{}: row {i}", tab.name);
+            let sum: f64 = row.iter().sum();
+            assert!((sum - tab.c[i]).abs() <= 1e-15, "{}: row {i} sums to {sum}, c = {}", tab.name, tab.c[i]);
+        }
+        let p = tab.order as usize;
+        let forest = Forest::up_to(p.max(tab.embedded_order.unwrap_or(0) as usize) + 1);
+        let phi = forest.elementary_weights(tab.a);
+        for n in 1..=p {
+            let w = worst(&forest, &phi, tab.b, n);
+            assert!(w <= 1e-13, "{}: order-{n} residual {w:e} of b", tab.name);
+        }
+        // Sharp: some order-(p+1) condition fails by far more than rounding.
+        let above = worst(&forest, &phi, tab.b, p + 1);
+        assert!(above > 1e-6, "{}: order-{} conditions hold too ({above:e}), claimed order not sharp", tab.name, p + 1);
+        let embedded = tab.embedded_order.map(|q| {
+            let q = q as usize;
+            let e = tab.b_error.unwrap();
+            assert_eq!(e.len(), s);
+            let b_hat: Vec<f64> = tab.b.iter().zip(e).map(|(b, e)| b - e).collect();
+            for n in 1..=q {
+                let w = worst(&forest, &phi, &b_hat, n);
+                assert!(w <= 1e-13, "{}: order-{n} residual {w:e} of b_hat", tab.name);
+            }
+            let above = worst(&forest, &phi, &b_hat, q + 1);
+            assert!(above > 1e-6, "{}: embedded order {q} not sharp ({above:e})", tab.name);
+            q
+        });
+        (p, embedded)
+    }
+
+    #[test]
+    fn every_shipped_tableau_satisfies_its_order_conditions_in_f64() {
+        let got: Vec<(&str, usize, Option<usize>, usize, bool, usize)> = ALL_SOLVERS
+            .iter()
+            .map(|s| {
+                let t = s.tableau();
+                let (p, q) = check(t);
+                (t.name, p, q, t.stages(), t.fsal, t.evaluations_per_step())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Euler", 1, None, 1, false, 1),
+                ("Heun", 2, Some(1), 2, false, 2),
+                ("RK4", 4, None, 4, false, 4),
+                ("Bosh3", 3, Some(2), 4, true, 3),
+                ("Tsit5", 5, Some(4), 7, true, 6),
+                ("Dopri5", 5, Some(4), 7, true, 6),
+                ("Dopri8", 8, Some(7), 14, true, 13),
+            ]
+        );
+    }
+
+    #[test]
+    fn fsal_tableaux_have_last_row_equal_to_b_bit_for_bit() {
+        for s in ALL_SOLVERS {
+            let t = s.tableau();
+            if t.fsal {
+                let n = t.stages();
+                assert_eq!(t.a[n - 1], &t.b[..n - 1], "{}", t.name);
+                assert_eq!((t.c[n - 1], t.b[n - 1]), (1.0, 0.0), "{}", t.name);
+            }
+        }
+    }
+
+    #[test]
+    fn coefficients_are_rounded_once_from_the_exact_values() {
+        // Bosh3's b_error_1 = 2/9 − 7/24 = −5/72 exactly, then rounded: not the f64
+        // difference of two rounded numbers (which differs in the last bit here).
+        let e = Bosh3::TABLEAU.b_error.unwrap();
+        assert_eq!(e[0], -5.0 / 72.0);
+        assert_ne!(e[0], 2.0 / 9.0 - 7.0 / 24.0);
+        assert_eq!(e[3], -0.125);
+        // Decimal literals are read exactly: Tsit5's c_2 = 161/1000.
+        assert_eq!(Tsit5::TABLEAU.c[1], 0.161);
+        assert_eq!(Dopri5::TABLEAU.a[3], &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0]);
+        // The trait returns the same data as the inherent constant, from one static.
+        assert_eq!(*Dopri8.tableau(), Dopri8::TABLEAU);
+        assert!(std::ptr::eq(Dopri8.tableau(), Dopri8.tableau()));
+        assert_eq!(Dopri8::TABLEAU.tolerance, 1e-14);
+        assert_eq!(Dopri5::TABLEAU.tolerance, 0.0);
+    }
+
+    #[test]
+    fn solver_by_name_finds_every_solver_and_lists_them_otherwise() {
+        for (name, s) in SOLVER_NAMES.iter().zip(ALL_SOLVERS) {
+            let found = solver_by_name(name).unwrap();
+            assert_eq!(found.tableau(), s.tableau());
+            assert!(found.tableau().name.eq_ignore_ascii_case(name));
+        }
+        assert_eq!(solver_by_name("TSIT5").unwrap().tableau().name, "Tsit5");
+        let Err(err) = solver_by_name("rk45") else { panic!("rk45 is not shipped") };
+        let err = err.to_string();
+        assert!(err.contains("unknown solver `rk45`"), "{err}");
+        assert!(err.contains("euler, heun, rk4, bosh3, tsit5, dopri5, dopri8"), "{err}");
+    }
+}

@@ -171,3 +171,56 @@ pub fn show_residual(x: &BigRational) -> String {
 pub fn within(x: &BigRational, tol: &BigRational) -> bool {
     x.abs() <= *tol
 }
+
+/// Number of fractional bits of [`Fixed`].
+pub const FIXED_BITS: usize = 512;
+
+/// Fixed-point numbers `v / 2^512` with a big-integer `v`: the arithmetic of the
+/// order-condition check when a `tolerance` is declared.
+///
+/// Exact rationals are the right tool when the residuals must be exactly zero, but a
+/// tableau with unrelated ten-digit denominators (Dopri8) makes them grow to thousands of
+/// digits by order 9, and the check takes minutes in an unoptimised proc macro. Under a
+/// tolerance exactness is not needed: every operation here rounds by at most `2^-512`
+/// (relative to coefficients of size ~10, the accumulated error over the ~10⁵ operations
+/// of an order-9 check stays below 1e-140), far below the smallest accepted tolerance
+/// (`1e-100`), and the numbers stay ~600 bits long.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fixed(BigInt);
+
+impl Fixed {
+    /// The fixed-point number nearest to `x`.
+    pub fn from_rational(x: &BigRational) -> Self {
+        use num_integer::Integer;
+        let num: BigInt = x.numer() << FIXED_BITS;
+        let den = x.denom();
+        let half: BigInt = den / 2;
+        Fixed((num + half).div_floor(den))
+    }
+    /// The exact value `v / 2^512`.
+    pub fn to_rational(&self) -> BigRational {
+        BigRational::new(self.0.clone(), BigInt::one() << FIXED_BITS)
+    }
+}
+
+impl Weight for Fixed {
+    fn zero() -> Self {
+        Fixed(BigInt::zero())
+    }
+    fn ratio(num: u64, den: u64) -> Self {
+        Fixed::from_rational(&BigRational::new(num.into(), den.into()))
+    }
+    fn add(&self, other: &Self) -> Self {
+        Fixed(&self.0 + &other.0)
+    }
+    fn sub(&self, other: &Self) -> Self {
+        Fixed(&self.0 - &other.0)
+    }
+    fn mul(&self, other: &Self) -> Self {
+        // Round to nearest (`>>` floors for negative values too).
+        Fixed((&self.0 * &other.0 + (BigInt::one() << (FIXED_BITS - 1))) >> FIXED_BITS)
+    }
+    fn is_zero(&self) -> bool {
+        Zero::is_zero(&self.0)
+    }
+}

@@ -200,3 +200,62 @@ fn tolerance_admits_dopri8_and_exactness_rejects_it() {
     assert!(v.is_none());
     assert!(errs.iter().any(|e| e.contains("row 12 of `a` sums to")), "{errs:?}");
 }
+
+#[test]
+fn expansion_carries_docs_derives_and_absolute_paths() {
+    let out = super::butcher_tableau(
+        dopri5(quote!([1951/21600, 0, 22642/50085, 451/720, -12231/42400, 649/6300, 1/60])),
+        quote!(
+            /// User docs.
+            pub struct Dopri5;
+        ),
+    );
+    let file: syn::File = syn::parse2(out.clone()).expect("expansion parses as items");
+    let text = out.to_string();
+    assert!(text.contains(":: scoreprior_core :: ode :: Tableau"), "{text}");
+    assert!(text.contains(":: scoreprior_core :: ode :: ExplicitRk for Dopri5"), "{text}");
+    let syn::Item::Struct(s) = &file.items[0] else { panic!("struct first") };
+    let docs: Vec<String> = s
+        .attrs
+        .iter()
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) if nv.path.is_ident("doc") => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let doc = docs.join("\n");
+    println!("{doc}");
+    assert!(doc.starts_with(" User docs.\n"), "user docs first");
+    for want in [
+        "5th order explicit Runge–Kutta method `Dopri5`. Has an embedded 4th order method for adaptive step sizing. \
+         Uses 7 stages with FSAL (first same as last), so 6 right-hand-side evaluations per step.",
+        "- FSAL: yes",
+        "all 17 order conditions of `b` up to order 5 hold exactly; order 5 is sharp",
+        "all 8 order conditions of `b̂` up to order 4 hold exactly",
+        "\n    0 |\n",
+        "\n  1/5 |        1/5\n",
+        "\n 3/10 |       3/40         9/40\n",
+        "\n      | 1951/21600            0  22642/50085   451/720  -12231/42400  649/6300  1/60   b̂  (order 4)\n",
+    ] {
+        assert!(doc.contains(want), "missing {want:?} in\n{doc}");
+    }
+    assert!(s.attrs.iter().any(|a| a.path().is_ident("derive")));
+}
+
+#[test]
+fn invalid_input_reports_every_error_at_once() {
+    let (_, errs) = run(quote!(
+        order = 2, c = [0, 1/2, 1], a = [[], [1/3], [0, 1, 2]], b = [1/2, 1/2, x], bogus = 1,
+    ));
+    // row 3 too long, `x` unreadable, unknown key.
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("row 3 of `a` has 3 entries but must have 2")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("cannot read `x` as an exact number")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("unknown key `bogus`")), "{errs:?}");
+    // b satisfies order 2 with the row sums of `a` (1/3), so only the row sum is wrong.
+    let (_, errs) = run(quote!(order = 2, c = [0, 1/2], a = [[], [1/3]], b = [-1/2, 3/2]));
+    assert_eq!(errs, vec!["row 2 of `a` sums to 1/3 but `c_2` is 1/2; each node must equal its row sum (c_i = sum_j a_ij)"]);
+}
