@@ -8,6 +8,7 @@ use scoreprior_core::ode::{
 };
 use scoreprior_core::Error;
 
+const T_END: f64 = 8.0;
 const ALL: [&str; 7] = ["euler", "heun", "rk4", "bosh3", "tsit5", "dopri5", "dopri8"];
 const ADAPTIVE: [&str; 5] = ["heun", "bosh3", "tsit5", "dopri5", "dopri8"];
 
@@ -19,24 +20,32 @@ fn max_err(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
-/// Global error at `t = 2` of fixed steps `dt = 2^-k`, for f64 or f32 states.
+/// Global error at `t = 8` of fixed steps `dt = 8/n` for step counts `n` growing
+/// geometrically by `2^(1/4)`, for f64 or f32 states. The long interval and the fine ratio
+/// keep several points of even the 8th-order method between its pre-asymptotic range and
+/// the round-off floor.
 fn fixed_step_errors(name: &str, f32_state: bool) -> Vec<(f64, f64)> {
     let sys = LinearSystem::new(4);
     let y0 = sys.initial_state();
-    let exact = sys.exact(2.0, &y0);
-    let opts = SolveOptions { max_steps: 1 << 16, ..Default::default() };
-    (0..=10)
-        .map(|k| {
-            let dt = 2f64.powi(-k);
+    let exact = sys.exact(T_END, &y0);
+    let opts = SolveOptions { max_steps: 1 << 18, ..Default::default() };
+    let mut counts: Vec<usize> = (0..=40).map(|k| (4.0 * 2f64.powf(k as f64 / 4.0)).round() as usize).collect();
+    counts.dedup();
+    counts
+        .into_iter()
+        .map(|n| {
+            let dt = T_END / n as f64;
             let err = if f32_state {
                 let y0f: Vec<f32> = y0.iter().map(|&v| v as f32).collect();
                 let mut f = |_t: f64, y: &Vec<f32>, dy: &mut Vec<f32>| sys.rhs(y, dy);
-                let sol = solve(&mut f, solver(name), &mut ConstantStepSize::new(dt), 0.0, 2.0, &y0f, &opts).unwrap();
+                let sol = solve(&mut f, solver(name), &mut ConstantStepSize::new(dt), 0.0, T_END, &y0f, &opts).unwrap();
+                assert_eq!(sol.stats.accepted_steps, n);
                 let y: Vec<f64> = sol.y.iter().map(|&v| v as f64).collect();
                 max_err(&y, &exact)
             } else {
                 let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
-                let sol = solve(&mut f, solver(name), &mut ConstantStepSize::new(dt), 0.0, 2.0, &y0, &opts).unwrap();
+                let sol = solve(&mut f, solver(name), &mut ConstantStepSize::new(dt), 0.0, T_END, &y0, &opts).unwrap();
+                assert_eq!(sol.stats.accepted_steps, n);
                 max_err(&sol.y, &exact)
             };
             (dt, err)
@@ -48,7 +57,7 @@ fn fixed_step_errors(name: &str, f32_state: bool) -> Vec<(f64, f64)> {
 /// asymptotic, round-off-free range.
 fn empirical_order(points: &[(f64, f64)], floor: f64) -> Option<(f64, usize)> {
     let pts: Vec<(f64, f64)> =
-        points.iter().filter(|(_, e)| *e > floor && *e < 1e-2).map(|(d, e)| (d.ln(), e.ln())).collect();
+        points.iter().filter(|(_, e)| *e > floor && *e < 3e-2).map(|(d, e)| (d.ln(), e.ln())).collect();
     if pts.len() < 2 {
         return None;
     }
@@ -77,8 +86,12 @@ fn every_solver_converges_at_its_order_in_f32() {
         let order = solver(name).tableau().order as f64;
         let pts = fixed_step_errors(name, true);
         // f32 round-off (~1e-7 per step, accumulated) hides errors below ~1e-5.
-        let (slope, _) = empirical_order(&pts, 2e-5).unwrap_or_else(|| panic!("{name}: too few points {pts:?}"));
-        assert!((slope - order).abs() < 0.9, "{name} f32: empirical order {slope:.2} vs {order}; {pts:?}");
+        let (slope, _) = empirical_order(&pts, 3e-5).unwrap_or_else(|| panic!("{name}: too few points {pts:?}"));
+        // Above f32's round-off floor only the largest step sizes are visible. There Tsit5,
+        // whose 5th-order error coefficients were minimised by design, still shows its
+        // 6th-order terms (slope ≈ 6.3), so in f32 we require at least the claimed order; the
+        // f64 test pins the order from both sides.
+        assert!(slope > order - 0.9 && slope < order + 1.5, "{name} f32: empirical order {slope:.2} vs {order}; {pts:?}");
     }
 }
 
@@ -86,19 +99,19 @@ fn adaptive_run(name: &str, rtol: f64, atol: f64) -> (f64, Stats) {
     let sys = LinearSystem::new(2);
     let y0 = sys.initial_state();
     let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
-    let sol = solve(&mut f, solver(name), &mut PidController::new(rtol, atol), 0.0, 10.0, &y0, &SolveOptions::default())
-        .unwrap();
+    let opts = SolveOptions { max_steps: 100_000, ..Default::default() };
+    let sol = solve(&mut f, solver(name), &mut PidController::new(rtol, atol), 0.0, 10.0, &y0, &opts).unwrap();
     (max_err(&sol.y, &sys.exact(10.0, &y0)), sol.stats)
 }
 
-/// Pinned counts on `y' = Ay` (2-D, t ∈ [0, 10], rtol = 1e-6, atol = 1e-8, automatic dt0):
+/// Pinned counts on `y' = Ay` (2-D, t ∈ [0, 10], rtol = 1e-5, atol = 1e-7, automatic dt0):
 /// a broken FSAL reuse, k_0 reuse after rejection or controller changes these numbers.
 #[test]
 fn pinned_statistics_of_adaptive_solvers() {
     let mut got = Vec::new();
     for name in ADAPTIVE {
-        let (err, stats) = adaptive_run(name, 1e-6, 1e-8);
-        assert!(err < 1e-4, "{name}: error {err}");
+        let (err, stats) = adaptive_run(name, 1e-5, 1e-7);
+        assert!(err < 1e-3, "{name}: error {err}");
         let t = solver(name).tableau();
         // Evaluations: 2 for k_0 and the initial-step probe, then per attempted step the
         // stages that are not reused.
@@ -116,11 +129,11 @@ fn pinned_statistics_of_adaptive_solvers() {
 }
 
 const PINNED: [(&str, usize, usize, usize); 5] = [
-    ("heun", 0, 0, 0),
-    ("bosh3", 0, 0, 0),
-    ("tsit5", 0, 0, 0),
-    ("dopri5", 0, 0, 0),
-    ("dopri8", 0, 0, 0),
+    ("heun", 3580, 47, 7208),
+    ("bosh3", 174, 10, 554),
+    ("tsit5", 32, 0, 194),
+    ("dopri5", 33, 0, 200),
+    ("dopri8", 11, 0, 145),
 ];
 
 #[test]

@@ -159,9 +159,10 @@ where
         // so that an output time does not shrink the following step.
         let target = if next_out < opts.saveat.ts.len() { opts.saveat.ts[next_out] } else { t1 };
         let remaining = (target - t) * dir;
-        // Snap to the target when within a few ulps, so fixed steps that should divide the
-        // interval do not leave a sliver of a last step behind to round-off.
-        let clipped = dt >= remaining * (1.0 - 64.0 * f64::EPSILON);
+        // Snap to the target when the step would leave a sliver (< 1e-8 of a step) behind:
+        // fixed steps that divide the interval must not produce an extra tiny step because
+        // `t` accumulated round-off. Stretching a step by 1e-8 is harmless for accuracy.
+        let clipped = dt * (1.0 + 1e-8) >= remaining;
         let h_mag = if clipped { remaining } else { dt };
         let h = h_mag * dir;
         if t + h == t || h_mag <= 0.0 {
