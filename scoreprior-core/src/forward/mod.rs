@@ -51,6 +51,10 @@ pub use chain::Chain;
 pub use model::Model;
 pub use noise::{Likelihood, Noise, NoiseSpec};
 pub use spec::{build_op, parse_chain, parse_model, parse_noise, ParamValue, PrimitiveSpec};
+/// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
+pub use scoreprior_macros::forward_model;
+/// The random-number trait of `simulate`, re-exported for macro expansions.
+pub use rand::RngCore;
 
 use crate::{Error, Result};
 
