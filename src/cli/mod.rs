@@ -6,8 +6,10 @@ use clap::{Parser, Subcommand};
 pub mod fit_gaussian;
 pub mod logprob;
 pub mod plot;
+pub mod sample;
 pub mod solver_study;
 pub mod trace_study;
+pub mod train;
 
 /// Errors of the command-line program: any library error, reported with its chain.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -29,6 +31,10 @@ pub enum Command {
     TraceStudy(trace_study::TraceStudyArgs),
     /// Fit the ground-truth Gaussian to Fashion-MNIST (rebuilds assets/gaussian16).
     FitGaussian(fit_gaussian::FitGaussianArgs),
+    /// Train an NCSN++ score network by denoising score matching (resumable).
+    Train(train::TrainArgs),
+    /// Draw images from a trained score network (PF-ODE, Euler–Maruyama, predictor–corrector).
+    Sample(sample::SampleArgs),
 }
 
 /// Runs a parsed command line.
@@ -40,6 +46,8 @@ pub fn run(cli: Cli) -> CliResult {
             Command::SolverStudy(a) => solver_study::run(a),
             Command::TraceStudy(a) => trace_study::run(a),
             Command::FitGaussian(a) => fit_gaussian::run(a),
+            Command::Train(a) => train::run(a),
+            Command::Sample(a) => sample::run(a),
         },
     }
 }

@@ -1,0 +1,189 @@
+//! `scoreprior train`: trains an NCSN++ noise-prediction network by denoising score
+//! matching under the VP SDE (see `scoreprior_models::train`), with a progress bar, a loss
+//! CSV, periodic sample grids and resumable atomic checkpoints.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use scoreprior_core::sde::VpSde;
+use scoreprior_models::checkpoint;
+use scoreprior_models::data::{load_dataset, Preprocess, Split};
+use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
+use scoreprior_models::sample::sample_sde;
+use scoreprior_models::score::NcsnppScore;
+use scoreprior_models::train::{TrainConfig, Trainer};
+
+use super::CliResult;
+
+/// Arguments of `scoreprior train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training images: an IDX file or a directory with `train-images-idx3-ubyte[.gz]`,
+    /// a `.npy` file ((N,H,W) or (N,C,H,W)), or a directory of PNG files.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory (checkpoint.safetensors, ema.safetensors, loss.csv, samples/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Image side after area-averaging resize.
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Network preset: small, reference or tiny.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// Total optimiser steps (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 10_000)]
+    pub steps: u64,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+    /// EMA rate of the inference weights.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_rate: f64,
+    /// Global gradient-norm clip.
+    #[arg(long, default_value_t = 1.0)]
+    pub grad_clip: f64,
+    /// Disable random horizontal flips.
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Use only the first images of the data set.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 200)]
+    pub ckpt_every: u64,
+    /// Steps between sample grids (0: never).
+    #[arg(long, default_value_t = 1000)]
+    pub sample_every: u64,
+    /// Start afresh even if the output directory holds a checkpoint.
+    #[arg(long)]
+    pub restart: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Hide the progress bar (log lines instead).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn preset(name: &str) -> CliResult<NcsnppConfig> {
+    Ok(match name {
+        "small" => NcsnppConfig::small(),
+        "reference" => NcsnppConfig::reference(),
+        "tiny" => NcsnppConfig::tiny(),
+        other => return Err(format!("--config {other}: expected small, reference or tiny").into()),
+    })
+}
+
+/// Runs `scoreprior train`.
+pub fn run(args: TrainArgs) -> CliResult {
+    if let Some(t) = args.threads {
+        // Ignore the error of a second initialisation (the pool is global).
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();
+    }
+    std::fs::create_dir_all(args.out.join("samples"))?;
+    let data = load_dataset(&args.data, Split::Train, Some((args.size, args.size)), args.limit)?;
+    eprintln!("data: {} images of {}x{}x{} from {}", data.len(), data.c, data.h, data.w, args.data.display());
+    let ck_path = args.out.join("checkpoint.safetensors");
+    let mut trainer = if ck_path.exists() && !args.restart {
+        let (net, meta, t) = checkpoint::load_any(&ck_path)?;
+        if net.image_shape() != (data.c, data.h, data.w) {
+            return Err(format!("{}: checkpoint is for {:?} images, the data are {}x{}x{}", ck_path.display(), net.image_shape(), data.c, data.h, data.w).into());
+        }
+        let tr = Trainer::resume(net, &meta, t)?;
+        eprintln!("resuming from {} at step {}", ck_path.display(), tr.step_count());
+        tr
+    } else {
+        let net = NcsnppNet::new(preset(&args.config)?, data.c, data.h, data.w)?;
+        let cfg = TrainConfig {
+            batch_size: args.batch_size,
+            lr: args.lr,
+            warmup: args.warmup,
+            grad_clip: args.grad_clip,
+            ema_rate: args.ema_rate,
+            random_flip: !args.no_flip,
+            seed: args.seed,
+            ..TrainConfig::default()
+        };
+        let pre = Preprocess {
+            source: args.data.display().to_string(),
+            size: (data.h, data.w),
+            channels: data.c,
+            range: (0.0, 1.0),
+            resize: "area".into(),
+            random_flip: cfg.random_flip,
+        };
+        Trainer::new(net, cfg, pre)?
+    };
+    eprintln!("network: {} parameters, config {:?}", trainer.net().num_params(), trainer.net().config());
+
+    // Loss CSV: keep the rows up to the resumed step, so a resumed run's file matches an
+    // uninterrupted one.
+    let csv_path = args.out.join("loss.csv");
+    let start = trainer.step_count();
+    let mut kept = String::from("step,loss,grad_norm,lr,elapsed_s\n");
+    if start > 0 {
+        if let Ok(old) = std::fs::read_to_string(&csv_path) {
+            for line in old.lines().skip(1) {
+                if line.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= start) {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+        }
+    }
+    std::fs::write(&csv_path, kept)?;
+    let mut csv = std::fs::OpenOptions::new().append(true).open(&csv_path)?;
+
+    let pb = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.steps) };
+    pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}")?);
+    pb.set_position(start);
+    let t0 = Instant::now();
+    let mut avg = f64::NAN;
+    while trainer.step_count() < args.steps {
+        let s = trainer.step(&data)?;
+        avg = if avg.is_nan() { s.loss } else { 0.98 * avg + 0.02 * s.loss };
+        writeln!(csv, "{},{:.6},{:.6},{:.3e},{:.2}", s.step, s.loss, s.grad_norm, s.lr, t0.elapsed().as_secs_f64())?;
+        pb.set_position(s.step);
+        pb.set_message(format!("loss {avg:.3} |g| {:.2}", s.grad_norm));
+        if args.quiet && s.step % 50 == 0 {
+            let el = t0.elapsed().as_secs_f64();
+            eprintln!("step {} loss(avg) {avg:.4} {:.3} steps/s", s.step, (s.step - start) as f64 / el);
+        }
+        let done = s.step == args.steps;
+        if s.step % args.ckpt_every == 0 || done {
+            csv.flush()?;
+            let (meta, t) = trainer.checkpoint(true);
+            checkpoint::save(&ck_path, trainer.net(), &meta, &t)?;
+            let (meta, t) = trainer.checkpoint(false);
+            checkpoint::save(args.out.join("ema.safetensors"), trainer.net(), &meta, &t)?;
+        }
+        if args.sample_every > 0 && (s.step % args.sample_every == 0 || done) {
+            let (_, t) = trainer.checkpoint(false);
+            let (b0, b1) = trainer.config().beta;
+            let sde = VpSde::new(b0, b1)?;
+            let model = NcsnppScore::new(trainer.net().clone(), &t.ema, sde)?;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let x = sample_sde(&model, &sde, 200, 0.0, 16, 1e-3, &mut rng)?;
+            let (c, h, w) = trainer.net().image_shape();
+            let imgs: Vec<f64> = if c == 1 { x } else { x.chunks(c * h * w).flat_map(|im| im[..h * w].to_vec()).collect() };
+            scoreprior_core::io::write_png_grid(args.out.join(format!("samples/step_{:06}.png", s.step)), &imgs, h, w, 4, 0.0, 1.0, 4)?;
+        }
+    }
+    pb.finish();
+    eprintln!("done: {} steps in {:.1} s", trainer.step_count() - start, t0.elapsed().as_secs_f64());
+    Ok(())
+}
