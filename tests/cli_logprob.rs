@@ -88,14 +88,22 @@ fn logprob_gaussian_matches_closed_form_and_writes_gradients() {
     let adj = r["adjoint"]["rhs_evaluations"].as_u64().unwrap();
     assert!(fwd > 0 && adj > 0 && nfe == fwd + adj);
     assert!(r["accepted_steps"].as_u64().unwrap() > 0 && r["wall_seconds"].as_f64().unwrap() >= 0.0);
-    // Gradient file: shape of the input, equal to the exact ∇ log p_t0.
+    // Gradient file: shape of the input, equal to the exact ∇ log p_t0 once the terminal density
+    // is the exact p_T (with N(0, I) the terminal gap, pulled back by the flow, is ~2e-3 here).
+    #[rustfmt::skip]
+    ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact", "--exact-terminal",
+         "--rtol", "1e-7", "--atol", "1e-9", "--grad", grad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let lp_exact_terminal = floats(&json(&out)["log_prob"]);
+    for i in 0..2 {
+        assert!((lp_exact_terminal[i] - exact[i]).abs() < 1e-5, "{} vs {}", lp_exact_terminal[i], exact[i]);
+    }
     let ga = read_npy(&grad).unwrap();
     assert_eq!(ga.shape, vec![2, 2, 2]);
     let mut ge = [0.0; 8];
     g.marginal_grad_log_prob(&X, 1e-3, &mut ge).unwrap();
     let err: f64 = ga.data.iter().zip(&ge).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
     let nrm: f64 = ge.iter().map(|v| v * v).sum::<f64>().sqrt();
-    assert!(err / nrm < 1e-3, "relative gradient error {}", err / nrm);
+    assert!(err / nrm < 1e-4, "relative gradient error {}", err / nrm);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::io::{atomic_write, read_npy, write_npy, Array};
 use scoreprior_core::ode::Tableau;
-use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig};
+use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig, Terminal};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::AnySde;
 use serde::Serialize;
@@ -196,6 +196,10 @@ pub struct LogprobArgs {
     /// Images per ODE solve (each batch is one ODE state with one step size).
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Analytic priors only: use the exact marginal p_T of the model as terminal density instead
+    /// of the SDE prior N(0, σ_T² I), so that only solver and estimator errors remain (testing).
+    #[arg(long)]
+    pub exact_terminal: bool,
     /// Treat the input as 8-bit images scaled to [0, 1]: add log2(256) = 8 to bits/dim.
     #[arg(long)]
     pub dequantized: bool,
@@ -320,6 +324,7 @@ struct Output {
     atol: f64,
     dt: Option<f64>,
     t0: f64,
+    terminal: &'static str,
     trace: serde_json::Value,
     shape: Vec<usize>,
     dim: usize,
@@ -344,7 +349,16 @@ pub fn run(args: LogprobArgs) -> CliResult {
     let x = load("x", &args.x)?;
     let (n, d) = image_rows("x", &x)?;
     let cfg = args.ode.config()?;
-    let model = build_model(&args, cfg.sde)?.into_arc();
+    let loaded = build_model(&args, cfg.sde)?;
+    let terminal = match (&loaded, args.exact_terminal) {
+        (_, false) => Terminal::Sde,
+        (LoadedModel::Gaussian(g), true) => Terminal::Exact(Arc::new(g.clone())),
+        (LoadedModel::Mixture(m), true) => Terminal::Exact(Arc::new(m.clone())),
+        (LoadedModel::Other(_), true) => {
+            return Err("--exact-terminal needs an analytic prior (gaussian or gmm)".into());
+        }
+    };
+    let model = loaded.into_arc();
     if model.dim() != d {
         return Err(format!(
             "--x: images of shape {:?} have D = {d} values but the prior has dimension {}",
@@ -353,7 +367,7 @@ pub fn run(args: LogprobArgs) -> CliResult {
         )
         .into());
     }
-    let prior = ScorePrior::from_arc(model, cfg.clone())?;
+    let prior = ScorePrior::from_arc(model, cfg.clone())?.with_terminal(terminal);
     let start = Instant::now();
     let mut log_prob = Vec::with_capacity(n);
     let mut grad = Vec::new();
@@ -386,6 +400,7 @@ pub fn run(args: LogprobArgs) -> CliResult {
         atol: args.ode.atol,
         dt: (!cfg.solver.is_adaptive()).then_some(args.ode.dt),
         t0: args.ode.t0,
+        terminal: if args.exact_terminal { "exact p_T of the analytic prior" } else { "SDE prior N(0, sigma_T^2 I)" },
         trace: args.ode.trace_json(),
         shape: x.shape.clone(),
         dim: d,
