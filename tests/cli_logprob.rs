@@ -206,6 +206,8 @@ fn solver_study_writes_table_csv_and_plot() {
     assert!(col(&rows[2], 7) < 0.1 * col(&rows[0], 7), "{csv}");
     assert!((col(&rows[2], 5) - col(&rows[3], 5)).abs() < 1e-2, "{csv}");
     assert!(std::fs::read_to_string(out.join("solver_study.svg")).unwrap().starts_with("<svg"));
+    assert!(out.join("solver_study_error.svg").exists());
+    assert!(stdout.contains("Closed-form KL(q‖p_t0)"), "{stdout}");
 }
 
 #[test]
