@@ -190,12 +190,12 @@ impl Builder {
     fn dense(&mut self, name: &str, i: usize, o: usize, scale: f64) -> Dense {
         let w = self.add(format!("{name}.w"), vec![i, o], Init::FanAvg { fan_in: i, fan_out: o, scale });
         let b = self.add(format!("{name}.b"), vec![o], Init::Zeros);
-        Dense { w, b, i, o }
+        Dense { w, b, i }
     }
     fn conv(&mut self, name: &str, i: usize, o: usize, scale: f64) -> Dense {
         let w = self.add(format!("{name}.w"), vec![9 * i, o], Init::FanAvg { fan_in: 9 * i, fan_out: 9 * o, scale });
         let b = self.add(format!("{name}.b"), vec![o], Init::Zeros);
-        Dense { w, b, i: 9 * i, o }
+        Dense { w, b, i: 9 * i }
     }
     fn gn(&mut self, name: &str, c: usize) -> Gn {
         let g = self.add(format!("{name}.gamma"), vec![c], Init::Ones);
@@ -209,7 +209,6 @@ struct Dense {
     w: usize,
     b: usize,
     i: usize,
-    o: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
