@@ -12,7 +12,10 @@
 //! axis 0, and every linear layer is one `W · X` matmul. All parameters are 1-D `f64`
 //! tensors (reshaped at use), which keeps the optimiser, clipping and checkpoints a loop.
 
+mod ops;
 mod posterior;
+
+use std::sync::Arc;
 
 use dfdx::prelude::*;
 use rand::seq::SliceRandom;
@@ -123,7 +126,15 @@ pub(crate) enum Layer {
     Coupling(Coupling),
     /// `x ↦ x[perm]` (output feature `j` is input feature `perm[j]`); `seeded` tells the
     /// random per-step permutations from the fixed reversals.
-    Permute { perm: Vec<usize>, seeded: bool },
+    Permute { perm: Arc<Vec<usize>>, inv: Arc<Vec<usize>>, seeded: bool },
+}
+
+fn permute(perm: Vec<usize>, seeded: bool) -> Layer {
+    let mut inv = vec![0; perm.len()];
+    for (j, &p) in perm.iter().enumerate() {
+        inv[p] = j;
+    }
+    Layer::Permute { perm: Arc::new(perm), inv: Arc::new(inv), seeded }
 }
 
 /// Batch statistics seen by the BatchNorm layers in one training pass, in layer order.
@@ -147,8 +158,10 @@ pub struct RealNvp {
     pub(crate) names: Vec<String>,
     pub(crate) layers: Vec<Layer>,
     pub(crate) d_a: usize,
-    pub(crate) idx_a: Vec<usize>,
-    pub(crate) idx_b: Vec<usize>,
+    pub(crate) idx_a: Arc<Vec<usize>>,
+    pub(crate) idx_b: Arc<Vec<usize>>,
+    pub(crate) idx_s: Arc<Vec<usize>>,
+    pub(crate) idx_t: Arc<Vec<usize>>,
     pub(crate) opt: posterior::TrainState,
 }
 
@@ -186,7 +199,7 @@ impl RealNvp {
             prng.set_stream(k as u64);
             let mut perm: Vec<usize> = (0..d).collect();
             perm.shuffle(&mut prng);
-            layers.push(Layer::Permute { perm, seeded: true });
+            layers.push(permute(perm, true));
             for half in 0..2 {
                 let p = format!("flow{k}.{half}");
                 let loc = add(format!("{p}.actnorm.loc"), vec![0.0], &mut params);
@@ -213,7 +226,7 @@ impl RealNvp {
                     None
                 };
                 layers.push(Layer::Coupling(Coupling { w: [w0, w1, w2], b: [b0, b1, b2], gain, bn }));
-                layers.push(Layer::Permute { perm: (0..d).rev().collect(), seeded: false });
+                layers.push(permute((0..d).rev().collect(), false));
             }
         }
         // A last fixed permutation undoes the composition of all others, so that the
@@ -228,9 +241,14 @@ impl RealNvp {
         for (j, &c) in cur.iter().enumerate() {
             undo[c] = j;
         }
-        layers.push(Layer::Permute { perm: undo, seeded: false });
+        layers.push(permute(undo, false));
         let opt = posterior::TrainState::new(&params);
-        Ok(Self { idx_a: (0..d_a).collect(), idx_b: (d_a..d).collect(), cfg, dev, params, names, layers, d_a, opt })
+        Ok(Self {
+            idx_a: Arc::new((0..d_a).collect()),
+            idx_b: Arc::new((d_a..d).collect()),
+            idx_s: Arc::new((0..d_b).collect()),
+            idx_t: Arc::new((d_b..2 * d_b).collect()),
+            cfg, dev, params, names, layers, d_a, opt })
     }
 
     /// The configuration.
@@ -253,7 +271,7 @@ impl RealNvp {
         self.layers
             .iter()
             .filter_map(|l| match l {
-                Layer::Permute { perm, seeded: true } => Some(perm.clone()),
+                Layer::Permute { perm, seeded: true, .. } => Some(perm.to_vec()),
                 _ => None,
             })
             .collect()
@@ -287,16 +305,16 @@ impl RealNvp {
     /// `y = W·x + b` with `W` stored flat `(out, inp)`.
     fn linear(&self, w: usize, b: usize, out: usize, inp: usize, x: Act) -> Act {
         let n = x.shape().1;
+        let _ = n;
         let wm = self.traced(w).reshape_like(&(out, inp));
-        let bias = self.traced(b).broadcast_like::<_, Axis<1>>(&(out, n));
-        wm.matmul(x) + bias
+        ops::add_bias(&self.dev, wm.matmul(x), &self.params[b])
     }
 
     fn batch_norm(&self, bn: &BatchNorm, x: Act, train: bool, stats: &mut BnStats) -> Act {
         let (h, n) = *x.shape();
         let normed = if train {
             // Record the batch statistics (population variance, as the normalisation uses).
-            let v = x.as_vec();
+            let v = ops::phys(&x);
             let mut mean = vec![0.0; h];
             let mut var = vec![0.0; h];
             for j in 0..h {
@@ -333,15 +351,11 @@ impl RealNvp {
             hid = self.batch_norm(&bn[1], hid, train, stats);
         }
         let out = self.linear(c.w[2], c.b[2], 2 * d_b, h, hid);
-        let gain = (self.traced(c.gain) * 3.0).exp().broadcast_like::<_, Axis<1>>(&(2 * d_b, n));
-        let out = out * gain;
-        let s: Act = out.with_empty_tape().gather(self.index(&(0..d_b).collect::<Vec<_>>()));
-        let t: Act = out.gather(self.index(&(d_b..2 * d_b).collect::<Vec<_>>()));
+        let _ = n;
+        let out = ops::gain(&self.dev, out, &self.params[c.gain]);
+        let s: Act = ops::take_rows(&self.dev, out.with_empty_tape(), self.idx_s.clone());
+        let t: Act = ops::take_rows(&self.dev, out, self.idx_t.clone());
         (s, t)
-    }
-
-    fn index(&self, idx: &[usize]) -> Tensor<(usize,), usize, Cpu> {
-        self.dev.tensor_from_vec(idx.to_vec(), (idx.len(),))
     }
 
     /// Runs the generator on a traced `(D, n)` input; returns `x` and `log|det ∂x/∂z|`.
@@ -353,20 +367,19 @@ impl RealNvp {
         let mut act_ld: Option<Tensor<(), f64, Cpu, OwnedTape<f64, Cpu>>> = None;
         for layer in &self.layers {
             match layer {
-                Layer::Permute { perm, .. } => x = x.gather(self.index(perm)),
+                Layer::Permute { perm, .. } => x = ops::take_rows(&self.dev, x, perm.clone()),
                 Layer::ActNorm { loc, log_scale } => {
                     let s = self.traced(*log_scale).sum::<(), _>();
                     act_ld = Some(match act_ld {
                         None => s.with_empty_tape(),
                         Some(a) => a + s.with_empty_tape(),
                     });
-                    let scale = s.exp().broadcast_like::<_, Axes2<0, 1>>(&(d, n));
-                    let shift = self.traced(*loc).sum::<(), _>().broadcast_like::<_, Axes2<0, 1>>(&(d, n));
-                    x = x * scale + shift;
+                    drop(s);
+                    x = ops::actnorm(&self.dev, x, &self.params[*log_scale], &self.params[*loc], false);
                 }
                 Layer::Coupling(c) => {
-                    let xa: Act = x.with_empty_tape().gather(self.index(&self.idx_a));
-                    let xb: Act = x.gather(self.index(&self.idx_b));
+                    let xa: Act = ops::take_rows(&self.dev, x.with_empty_tape(), self.idx_a.clone());
+                    let xb: Act = ops::take_rows(&self.dev, x, self.idx_b.clone());
                     let (s_raw, t) = self.coupling_net(c, xa.with_empty_tape(), train, &mut stats);
                     let log_s = s_raw.tanh();
                     let term = log_s.with_empty_tape().sum::<(usize,), Axis<0>>();
@@ -398,26 +411,19 @@ impl RealNvp {
         let mut act_ld: Option<Tensor<(), f64, Cpu, OwnedTape<f64, Cpu>>> = None;
         for layer in self.layers.iter().rev() {
             match layer {
-                Layer::Permute { perm, .. } => {
-                    let mut inv = vec![0; perm.len()];
-                    for (j, &p) in perm.iter().enumerate() {
-                        inv[p] = j;
-                    }
-                    z = z.gather(self.index(&inv));
-                }
+                Layer::Permute { inv, .. } => z = ops::take_rows(&self.dev, z, inv.clone()),
                 Layer::ActNorm { loc, log_scale } => {
                     let s = self.traced(*log_scale).sum::<(), _>();
                     act_ld = Some(match act_ld {
                         None => s.with_empty_tape(),
                         Some(a) => a + s.with_empty_tape(),
                     });
-                    let inv_scale = s.negate().exp().broadcast_like::<_, Axes2<0, 1>>(&(d, n));
-                    let shift = self.traced(*loc).sum::<(), _>().broadcast_like::<_, Axes2<0, 1>>(&(d, n));
-                    z = (z - shift) * inv_scale;
+                    drop(s);
+                    z = ops::actnorm(&self.dev, z, &self.params[*log_scale], &self.params[*loc], true);
                 }
                 Layer::Coupling(c) => {
-                    let xa: Act = z.with_empty_tape().gather(self.index(&self.idx_a));
-                    let xb: Act = z.gather(self.index(&self.idx_b));
+                    let xa: Act = ops::take_rows(&self.dev, z.with_empty_tape(), self.idx_a.clone());
+                    let xb: Act = ops::take_rows(&self.dev, z, self.idx_b.clone());
                     let (s_raw, t) = self.coupling_net(c, xa.with_empty_tape(), false, &mut stats);
                     let log_s = s_raw.tanh();
                     let term = log_s.with_empty_tape().sum::<(usize,), Axis<0>>();
@@ -454,7 +460,7 @@ impl RealNvp {
     /// Reads a feature-major `(D, n)` tensor back as row-major `(n, D)`.
     pub(crate) fn to_row_major<T>(&self, t: &Tensor<(usize, usize), f64, Cpu, T>) -> Vec<f64> {
         let (d, n) = *t.shape();
-        let v = t.as_vec();
+        let v = ops::phys(t);
         let mut out = vec![0.0; n * d];
         for j in 0..d {
             for i in 0..n {

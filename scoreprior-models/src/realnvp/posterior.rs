@@ -156,7 +156,7 @@ impl Posterior for RealNvp {
         let seed = (x * gx).sum::<(), _>() + (ld * gq).sum::<(), _>();
         let grads = seed.backward();
         for p in &self.params {
-            let g = grads.get(p).as_vec();
+            let g = super::ops::phys(&grads.get(p));
             let acc = self.opt.acc.get_or_alloc_mut(p).map_err(dev_err)?;
             for (a, v) in acc.iter_mut().zip(&g) {
                 *a += v;
