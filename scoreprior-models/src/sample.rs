@@ -85,19 +85,17 @@ pub fn sample_sde(model: &dyn ScoreModel, sde: &dyn Sde, steps: usize, snr: f64,
     for k in 0..steps {
         let t = sde.t_max() - k as f64 * dt;
         if snr > 0.0 {
-            // Langevin corrector: step size from the target signal-to-noise ratio, per image.
+            // Langevin corrector: step size from the target signal-to-noise ratio.
             model.score(&x, t, &mut s)?;
-            // score_sde scales by α_t = 1 − β_t/N of the discretised VP chain, ≈ 1 here.
+            // score_sde scales by α_t = 1 − β_t/N of the discretised VP chain, ≈ 1 here; the
+            // step size uses batch-mean norms (per-image norms blow up in low dimension).
             let alpha = 1.0;
-            for i in 0..n {
-                let (xi, si) = (&mut x[i * d..(i + 1) * d], &s[i * d..(i + 1) * d]);
-                let z: Vec<f64> = (0..d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
-                let gn = si.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let zn = z.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let eps = 2.0 * alpha * (snr * zn / gn.max(1e-12)).powi(2);
-                for l in 0..d {
-                    xi[l] += eps * si[l] + (2.0 * eps).sqrt() * z[l];
-                }
+            let z: Vec<f64> = (0..n * d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+            let norm = |v: &[f64]| -> f64 { v.chunks(d).map(|c| c.iter().map(|a| a * a).sum::<f64>().sqrt()).sum::<f64>() / n as f64 };
+            let (gn, zn) = (norm(&s), norm(&z));
+            let eps = 2.0 * alpha * (snr * zn / gn.max(1e-12)).powi(2);
+            for ((xv, sv), zv) in x.iter_mut().zip(&s).zip(&z) {
+                *xv += eps * sv + (2.0 * eps).sqrt() * zv;
             }
         }
         model.score(&x, t, &mut s)?;
