@@ -279,3 +279,38 @@ fn fit_gaussian_averages_areas_of_an_idx_file() {
     let e = fails(&["fit-gaussian", "--data", dir.join("none").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(e.contains("no such file or folder"), "{e}");
 }
+
+#[test]
+fn logprob_loads_a_network_checkpoint() {
+    // A tiny NCSN++ trained for 2 steps: its output layer starts at zero (init_scale 0) and the
+    // EMA weights barely move, so ε̂ ≈ 0, s ≈ 0 and the flow is the pure VP drift −½β x with
+    // divergence −½βD: log p = log N(x_T; 0, I) − ½ D ∫_{t0}^{1} β dt, x_T = x·e^{−½∫β}.
+    let dir = tmp("ckpt");
+    let data = dir.join("data.npy");
+    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
+    write_npy(&data, &[4, 8, 8], &imgs).unwrap();
+    let ck = dir.join("ck");
+    #[rustfmt::skip]
+    ok(&["train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--size", "8", "--config", "tiny",
+         "--steps", "2", "--batch-size", "2", "--sample-every", "0", "--quiet"]);
+    let ema = ck.join("ema.safetensors");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 1, 8, 8], &imgs[..64]).unwrap();
+    let out = dir.join("r.json");
+    #[rustfmt::skip]
+    ok(&["logprob", "--prior", ema.to_str().unwrap(), "--x", x.to_str().unwrap(), "--hutchinson", "1",
+         "--rtol", "1e-2", "--atol", "1e-4", "--out", out.to_str().unwrap()]);
+    let lp = floats(&json(&out)["log_prob"])[0];
+    let (b0, b1, t0): (f64, f64, f64) = (0.1, 20.0, 1e-3);
+    let int_beta = b0 * (1.0 - t0) + 0.5 * (b1 - b0) * (1.0 - t0 * t0);
+    let shrink = (-0.5 * int_beta).exp();
+    let sq: f64 = imgs[..64].iter().map(|v| (v * shrink).powi(2)).sum();
+    let want = -0.5 * sq - 32.0 * (2.0 * std::f64::consts::PI).ln() - 32.0 * int_beta;
+    assert!((lp - want).abs() < 0.05, "{lp} vs {want}");
+    let e = fails(&["logprob", "--prior", ema.to_str().unwrap(), "--x", x.to_str().unwrap(), "--sde", "ve", "--out", out.to_str().unwrap()]);
+    assert!(e.contains("--sde must be vp"), "{e}");
+    let x16 = dir.join("x16.npy");
+    write_npy(&x16, &[1, 16, 16], &[0.5; 256]).unwrap();
+    let e = fails(&["logprob", "--prior", ema.to_str().unwrap(), "--x", x16.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(e.contains("dimension 64"), "{e}");
+}

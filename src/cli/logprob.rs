@@ -1,5 +1,5 @@
 //! `scoreprior logprob`: log-probabilities (and optionally their gradients) of images under a
-//! score-based prior, `log p_{t0}(x) = log p_T(x_T) + ∫_{t0}^{T} div f̃(x_t, t) dt` by the
+//! score-based prior (analytic Gaussian or mixture, or a trained NCSN++ checkpoint), `log p_{t0}(x) = log p_T(x_T) + ∫_{t0}^{T} div f̃(x_t, t) dt` by the
 //! probability-flow ODE, `∇x log p` by the continuous adjoint.
 //!
 //! Bits per dimension are those of the continuous density of the input values,
@@ -17,6 +17,7 @@ use scoreprior_core::ode::Tableau;
 use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig, Terminal};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::AnySde;
+use scoreprior_models::score::{NcsnppScore, Precision};
 use serde::Serialize;
 
 use super::CliResult;
@@ -167,7 +168,7 @@ impl OdeArgs {
 #[derive(Debug, Args)]
 pub struct LogprobArgs {
     /// The prior: `gaussian` (needs --mean, --cov), `gmm` (needs --weights, --means, --stds),
-    /// or a score-model checkpoint file (not available yet in this build).
+    /// or an NCSN++ checkpoint file (from `scoreprior train`; its VP SDE is used).
     #[arg(long)]
     pub prior: String,
     /// Gaussian mean, (D,) .npy.
@@ -200,6 +201,9 @@ pub struct LogprobArgs {
     /// of the SDE prior N(0, σ_T² I), so that only solver and estimator errors remain (testing).
     #[arg(long)]
     pub exact_terminal: bool,
+    /// Network priors: compute scores and VJPs in f64 instead of f32.
+    #[arg(long)]
+    pub f64: bool,
     /// Treat the input as 8-bit images scaled to [0, 1]: add log2(256) = 8 to bits/dim.
     #[arg(long)]
     pub dequantized: bool,
@@ -239,9 +243,13 @@ pub enum LoadedModel {
     Gaussian(Gaussian),
     /// Analytic Gaussian mixture.
     Mixture(GaussianMixture),
-    /// Any other score model (e.g. a trained network loaded from a checkpoint).
-    #[allow(dead_code)] // constructed by the checkpoint branch of `build_model` once it lands
-    Other(Arc<dyn ScoreModel>),
+    /// A trained network and the SDE it was trained with (from its checkpoint).
+    Network {
+        /// The score model.
+        model: Arc<dyn ScoreModel>,
+        /// Its SDE, which replaces the `--sde` default.
+        sde: AnySde,
+    },
 }
 
 impl LoadedModel {
@@ -250,7 +258,7 @@ impl LoadedModel {
         match self {
             LoadedModel::Gaussian(g) => Arc::new(g),
             LoadedModel::Mixture(m) => Arc::new(m),
-            LoadedModel::Other(m) => m,
+            LoadedModel::Network { model, .. } => model,
         }
     }
 }
@@ -274,7 +282,7 @@ pub fn load_gaussian(mean: &Path, cov: &Path, sde: AnySde) -> CliResult<Gaussian
 }
 
 /// Builds the score model named by `--prior`.
-pub fn build_model(args: &LogprobArgs, sde: AnySde) -> CliResult<LoadedModel> {
+pub fn build_model(args: &LogprobArgs, sde: AnySde, sde_name: SdeName) -> CliResult<LoadedModel> {
     match args.prior.as_str() {
         "gaussian" => {
             let (m, c) = (need(&args.mean, "mean", "gaussian")?, need(&args.cov, "cov", "gaussian")?);
@@ -295,17 +303,18 @@ pub fn build_model(args: &LogprobArgs, sde: AnySde) -> CliResult<LoadedModel> {
         }
         other => {
             let p = Path::new(other);
-            if p.exists() {
-                // Extension point: trained score networks (scoreprior-models) are loaded here and
-                // returned as `LoadedModel::Other(Arc<dyn ScoreModel>)`.
-                Err(format!(
-                    "--prior {other}: loading score-model checkpoints is not supported by this build yet; \
-                     use --prior gaussian or --prior gmm"
-                )
-                .into())
-            } else {
-                Err(format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into())
+            if !p.exists() {
+                return Err(format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into());
             }
+            // Trained NCSN++ networks; other network kinds plug in here as further
+            // `LoadedModel::Network` sources.
+            if sde_name != SdeName::Vp {
+                return Err(format!("--prior {other}: NCSN++ checkpoints are VP models; --sde must be vp").into());
+            }
+            let prec = if args.f64 { Precision::F64 } else { Precision::F32 };
+            let m = NcsnppScore::load(p).map_err(|e| format!("--prior {other}: {e}"))?.with_precision(prec);
+            let sde = AnySde::Vp(*m.sde());
+            Ok(LoadedModel::Network { model: Arc::new(m), sde })
         }
     }
 }
@@ -348,13 +357,16 @@ pub fn run(args: LogprobArgs) -> CliResult {
     }
     let x = load("x", &args.x)?;
     let (n, d) = image_rows("x", &x)?;
-    let cfg = args.ode.config()?;
-    let loaded = build_model(&args, cfg.sde)?;
+    let mut cfg = args.ode.config()?;
+    let loaded = build_model(&args, cfg.sde, args.ode.sde)?;
+    if let LoadedModel::Network { sde, .. } = &loaded {
+        cfg.sde = *sde;
+    }
     let terminal = match (&loaded, args.exact_terminal) {
         (_, false) => Terminal::Sde,
         (LoadedModel::Gaussian(g), true) => Terminal::Exact(Arc::new(g.clone())),
         (LoadedModel::Mixture(m), true) => Terminal::Exact(Arc::new(m.clone())),
-        (LoadedModel::Other(_), true) => {
+        (LoadedModel::Network { .. }, true) => {
             return Err("--exact-terminal needs an analytic prior (gaussian or gmm)".into());
         }
     };
