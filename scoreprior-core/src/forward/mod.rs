@@ -41,7 +41,7 @@
 //! ```
 
 pub mod chain;
-// pub mod interferometry;
+pub mod interferometry;
 pub mod model;
 pub mod noise;
 pub mod ops;

@@ -1,0 +1,241 @@
+//! Station arrays, observation settings and uv-coverage (see the module docs of
+//! [`super`] for the geometry and the noise formula).
+
+use crate::{Error, Result};
+
+/// Speed of light, m/s.
+const C: f64 = 299_792_458.0;
+
+/// One telescope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Station {
+    /// Name as in the table (`ALMA`).
+    pub name: String,
+    /// ITRF position, metres.
+    pub xyz: [f64; 3],
+    /// System equivalent flux density, Jy (mean of the R and L feeds).
+    pub sefd: f64,
+}
+
+/// An array of stations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// The stations, in table order.
+    pub stations: Vec<Station>,
+}
+
+/// The EHT 2017 table shipped in `assets/eht/` (from eht-imaging; see its `SOURCE.md`).
+const EHT2017: &str = include_str!("../../../../assets/eht/EHT2017.txt");
+
+impl Array {
+    /// The 8 stations of the 2017 EHT campaign (embedded; no file needed).
+    ///
+    /// ```
+    /// let a = scoreprior_core::forward::interferometry::Array::eht2017();
+    /// assert_eq!(a.stations.len(), 8);
+    /// assert_eq!(a.stations[4].name, "ALMA");
+    /// ```
+    pub fn eht2017() -> Self {
+        Self::parse(EHT2017).expect("the embedded EHT 2017 table parses")
+    }
+
+    /// Parses an eht-imaging array table: `NAME X Y Z SEFDR SEFDL ...` per line, `#`
+    /// comments.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut stations = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let num = |i: usize| -> Result<f64> {
+                f.get(i)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| Error::invalid(format!("array table line {}: column {} is not a number", n + 1, i + 1)))
+            };
+            let (r, l) = (num(4)?, num(5)?);
+            if r <= 0.0 || l <= 0.0 {
+                return Err(Error::invalid(format!("array table line {}: SEFDs must be positive", n + 1)));
+            }
+            stations.push(Station { name: f[0].to_string(), xyz: [num(1)?, num(2)?, num(3)?], sefd: 0.5 * (r + l) });
+        }
+        if stations.len() < 2 {
+            return Err(Error::invalid("an array needs at least two stations"));
+        }
+        Ok(Array { stations })
+    }
+
+    /// The uv-coverage of an observation.
+    pub fn observe(&self, obs: &Observation) -> Result<UvCoverage> {
+        obs.validate()?;
+        let (ra, dec) = (obs.ra_deg.to_radians(), obs.dec_deg.to_radians());
+        let lambda = C / obs.frequency_hz;
+        let cut = obs.elevation_cutoff_deg.to_radians().sin();
+        let mut points = Vec::new();
+        let mut t = obs.start_hour;
+        let mut scans = 0usize;
+        while t <= obs.stop_hour + 1e-9 {
+            let theta = gmst_rad(obs.mjd, t);
+            let h = ra - theta;
+            let s = [dec.cos() * h.cos(), dec.cos() * h.sin(), dec.sin()];
+            let e = [-h.sin(), h.cos(), 0.0];
+            let nv = [-dec.sin() * h.cos(), -dec.sin() * h.sin(), dec.cos()];
+            let up: Vec<bool> = self
+                .stations
+                .iter()
+                .map(|st| {
+                    let r = st.xyz;
+                    let norm = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
+                    (r[0] * s[0] + r[1] * s[1] + r[2] * s[2]) / norm >= cut
+                })
+                .collect();
+            for i in 0..self.stations.len() {
+                for j in i + 1..self.stations.len() {
+                    if !(up[i] && up[j]) {
+                        continue;
+                    }
+                    let (a, b) = (&self.stations[i], &self.stations[j]);
+                    let bl = [b.xyz[0] - a.xyz[0], b.xyz[1] - a.xyz[1], b.xyz[2] - a.xyz[2]];
+                    let dot = |v: [f64; 3]| bl[0] * v[0] + bl[1] * v[1] + bl[2] * v[2];
+                    let sigma = (a.sefd * b.sefd).sqrt()
+                        / (2.0 * obs.bandwidth_hz * obs.integration_s).sqrt()
+                        / obs.efficiency;
+                    points.push(UvPoint { time_hour: t, i, j, u: dot(e) / lambda, v: dot(nv) / lambda, sigma });
+                }
+            }
+            scans += 1;
+            t = obs.start_hour + scans as f64 * obs.cadence_s / 3600.0;
+        }
+        Ok(UvCoverage { stations: self.stations.iter().map(|s| s.name.clone()).collect(), points })
+    }
+}
+
+/// Greenwich mean sidereal time (radians) at `hour` UTC of the day `mjd` (USNO
+/// low-precision formula; see the module docs).
+fn gmst_rad(mjd: f64, hour: f64) -> f64 {
+    let d = mjd + hour / 24.0 + 2_400_000.5 - 2_451_545.0;
+    let gmst_h = (18.697374558 + 24.06570982441908 * d).rem_euclid(24.0);
+    gmst_h * std::f64::consts::PI / 12.0
+}
+
+/// What is observed, when, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Right ascension, degrees (J2000, used as of date).
+    pub ra_deg: f64,
+    /// Declination, degrees.
+    pub dec_deg: f64,
+    /// Observing frequency, Hz.
+    pub frequency_hz: f64,
+    /// Bandwidth `Δν`, Hz.
+    pub bandwidth_hz: f64,
+    /// Modified Julian date of the observing day (UTC 0 h).
+    pub mjd: f64,
+    /// First scan, hours UTC.
+    pub start_hour: f64,
+    /// Last scan no later than this, hours UTC (may exceed 24 to cross midnight).
+    pub stop_hour: f64,
+    /// Integration time `τ` of one visibility, seconds.
+    pub integration_s: f64,
+    /// Time between scans, seconds.
+    pub cadence_s: f64,
+    /// Stations observe only above this elevation, degrees.
+    pub elevation_cutoff_deg: f64,
+    /// Correlator efficiency `η` (0.88 for 2-bit quantisation).
+    pub efficiency: f64,
+}
+
+impl Observation {
+    /// A Sgr A*-like track: RA 17h45m40s, Dec −29°00′28″, 230 GHz, 4 GHz bandwidth, on
+    /// 2017-04-07 (MJD 57850) over 24 h, 10 s integrations every 10 minutes, 10° cutoff.
+    pub fn sgr_a_star() -> Self {
+        Observation {
+            ra_deg: 15.0 * (17.0 + 45.0 / 60.0 + 40.0 / 3600.0),
+            dec_deg: -(29.0 + 0.0 / 60.0 + 28.0 / 3600.0),
+            frequency_hz: 230e9,
+            bandwidth_hz: 4e9,
+            mjd: 57850.0,
+            start_hour: 0.0,
+            stop_hour: 24.0,
+            integration_s: 10.0,
+            cadence_s: 600.0,
+            elevation_cutoff_deg: 10.0,
+            efficiency: 0.88,
+        }
+    }
+    fn validate(&self) -> Result<()> {
+        let pos = [
+            ("frequency", self.frequency_hz),
+            ("bandwidth", self.bandwidth_hz),
+            ("integration time", self.integration_s),
+            ("cadence", self.cadence_s),
+            ("efficiency", self.efficiency),
+        ];
+        for (name, v) in pos {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid(format!("observation {name} must be positive, got {v}")));
+            }
+        }
+        if !(self.dec_deg.abs() <= 90.0 && self.ra_deg.is_finite() && self.mjd.is_finite()) {
+            return Err(Error::invalid("observation needs a finite RA, |Dec| ≤ 90° and a finite MJD"));
+        }
+        if !(self.start_hour.is_finite() && self.stop_hour >= self.start_hour && self.stop_hour - self.start_hour <= 240.0) {
+            return Err(Error::invalid(format!(
+                "observation needs start ≤ stop within 240 h, got {} .. {}",
+                self.start_hour, self.stop_hour
+            )));
+        }
+        if !(-90.0..90.0).contains(&self.elevation_cutoff_deg) {
+            return Err(Error::invalid("elevation cutoff must be within (−90°, 90°)"));
+        }
+        Ok(())
+    }
+}
+
+/// One visibility sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UvPoint {
+    /// Time of the scan, hours UTC.
+    pub time_hour: f64,
+    /// First station (index in the array), `i < j`.
+    pub i: usize,
+    /// Second station.
+    pub j: usize,
+    /// `u`, wavelengths.
+    pub u: f64,
+    /// `v`, wavelengths.
+    pub v: f64,
+    /// Thermal noise per real/imaginary part, Jy.
+    pub sigma: f64,
+}
+
+/// All visibility samples of an observation, ordered by time then baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UvCoverage {
+    /// Station names (indices of [`UvPoint::i`], [`UvPoint::j`]).
+    pub stations: Vec<String>,
+    /// The samples.
+    pub points: Vec<UvPoint>,
+}
+
+impl UvCoverage {
+    /// Distinct station pairs with at least one sample.
+    pub fn baselines(&self) -> Vec<(usize, usize)> {
+        let mut b: Vec<(usize, usize)> = self.points.iter().map(|p| (p.i, p.j)).collect();
+        b.sort_unstable();
+        b.dedup();
+        b
+    }
+    /// Longest projected baseline `max √(u² + v²)`, wavelengths.
+    pub fn max_baseline(&self) -> f64 {
+        self.points.iter().map(|p| p.u.hypot(p.v)).fold(0.0, f64::max)
+    }
+    /// Distinct scan times, in order.
+    pub fn times(&self) -> Vec<f64> {
+        let mut t: Vec<f64> = self.points.iter().map(|p| p.time_hour).collect();
+        t.dedup();
+        t
+    }
+}
