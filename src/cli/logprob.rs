@@ -212,8 +212,21 @@ pub struct LogprobArgs {
     pub out: PathBuf,
 }
 
+/// A relative path that does not exist from the working directory is also looked up in the
+/// source tree (so the shipped `assets/` defaults work when the binary runs elsewhere).
+pub fn resolve(path: &Path) -> PathBuf {
+    if !path.exists() && path.is_relative() {
+        let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        if alt.exists() {
+            return alt;
+        }
+    }
+    path.to_path_buf()
+}
+
 /// Reads an `.npy` file, naming the flag it came from in errors.
 pub fn load(flag: &str, path: &Path) -> CliResult<Array> {
+    let path = &resolve(path);
     if !path.exists() {
         return Err(format!("--{flag}: file {} does not exist", path.display()).into());
     }

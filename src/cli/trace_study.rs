@@ -357,7 +357,7 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for r in &grad_rows {
             println!(
-                "| {} | {} | {:.4} | {:.4} | {:.3e} | {:.3e} | {:.3e} |",
+                "| {} | {} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.3e} |",
                 r.model, r.k, r.median_rel_std, r.norm_rel_std, r.cos_dist.0, r.cos_dist.1, r.rel_err_t0
             );
         }
