@@ -250,8 +250,9 @@ fn invalid_input_reports_every_error_at_once() {
     let (_, errs) = run(quote!(
         order = 2, c = [0, 1/2, 1], a = [[], [1/3], [0, 1, 2]], b = [1/2, 1/2, x], bogus = 1,
     ));
-    // row 3 too long, `x` unreadable, unknown key.
-    assert_eq!(errs.len(), 3, "{errs:?}");
+    // row 3 too long, `x` unreadable, unknown key, and row 2's sum (checkable on its own).
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("row 2 of `a` sums to 1/3 but `c_2` is 1/2")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("row 3 of `a` has 3 entries but must have 2")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("cannot read `x` as an exact number")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("unknown key `bogus`")), "{errs:?}");
