@@ -2,6 +2,7 @@
 //! typed description that keeps the span of every name and literal.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -35,14 +36,16 @@ pub(crate) enum Value {
 pub(crate) struct Param {
     pub key: Ident,
     pub value: Value,
-    pub span: Span,
+    /// The value's tokens, for spans.
+    pub span: TokenStream,
 }
 
 /// `name(params)` or a bare `name`.
 pub(crate) struct Call {
     pub name: Ident,
     pub params: Vec<Param>,
-    pub span: Span,
+    /// The whole call's tokens, for spans.
+    pub span: TokenStream,
 }
 
 /// The whole attribute.
@@ -71,7 +74,7 @@ fn parse_value(e: &Expr) -> syn::Result<Value> {
 fn parse_call(e: &Expr) -> syn::Result<Call> {
     match e {
         Expr::Path(p) if p.path.get_ident().is_some() => {
-            Ok(Call { name: p.path.get_ident().unwrap().clone(), params: vec![], span: e.span() })
+            Ok(Call { name: p.path.get_ident().unwrap().clone(), params: vec![], span: e.to_token_stream() })
         }
         Expr::Call(c) => {
             let name = match &*c.func {
@@ -90,9 +93,9 @@ fn parse_call(e: &Expr) -> syn::Result<Call> {
                 if params.iter().any(|p| p.key == key) {
                     return Err(syn::Error::new_spanned(&key, format!("duplicate parameter `{key}` in `{name}(...)`")));
                 }
-                params.push(Param { value: parse_value(&asg.right)?, span: asg.right.span(), key });
+                params.push(Param { value: parse_value(&asg.right)?, span: asg.right.to_token_stream(), key });
             }
-            Ok(Call { name, params, span: e.span() })
+            Ok(Call { name, params, span: e.to_token_stream() })
         }
         _ => Err(syn::Error::new_spanned(e, "expected `name` or `name(key = value, ...)`")),
     }
@@ -118,13 +121,13 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Spec> {
             "ops" => &mut seen_ops,
             "noise" => &mut seen_noise,
             _ => {
-                cx.error(kv.key.span(), format!("unknown key `{key}`; expected `input`, `ops` or `noise`"));
+                cx.error(&kv.key, format!("unknown key `{key}`; expected `input`, `ops` or `noise`"));
                 ok = false;
                 continue;
             }
         };
         if *seen {
-            cx.error(kv.key.span(), format!("duplicate key `{key}`"));
+            cx.error(&kv.key, format!("duplicate key `{key}`"));
             ok = false;
             continue;
         }
@@ -163,7 +166,7 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Spec> {
                     }
                 }
                 v => {
-                    cx.error(v.span(), "expected `ops = [primitive(...), ...]` with at least one primitive");
+                    cx.error(v, "expected `ops = [primitive(...), ...]` with at least one primitive");
                     ok = false;
                 }
             },
@@ -178,15 +181,18 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Option<Spec> {
     }
     let call = Span::call_site();
     if !seen_input {
-        cx.error(call, "missing `input = [C, H, W]`");
+        cx.push(syn::Error::new(call, "missing `input = [C, H, W]`"));
         ok = false;
     }
     if !seen_ops {
-        cx.error(call, "missing `ops = [...]`");
+        cx.push(syn::Error::new(call, "missing `ops = [...]`"));
         ok = false;
     }
     if !seen_noise {
-        cx.error(call, "missing `noise = ...`: every forward model needs a noise level, e.g. `noise = gaussian(sigma = 0.05)`");
+        cx.push(syn::Error::new(
+            call,
+            "missing `noise = ...`: every forward model needs a noise level, e.g. `noise = gaussian(sigma = 0.05)`",
+        ));
         ok = false;
     }
     ok.then_some(spec)

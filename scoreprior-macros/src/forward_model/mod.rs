@@ -28,8 +28,9 @@ impl Ctxt {
             None => self.0 = Some(e),
         }
     }
-    pub(crate) fn error(&mut self, span: proc_macro2::Span, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, msg));
+    /// An error spanning all of `tokens` (first to last token, also on stable Rust).
+    pub(crate) fn error(&mut self, tokens: impl quote::ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
     }
 }
 

@@ -5,7 +5,9 @@
 //! centre), mirroring exactly the run-time checks of `scoreprior_core::forward::build_op`
 //! so that a chain accepted here always builds. All errors are accumulated.
 
-use proc_macro2::Span;
+use proc_macro2::TokenStream;
+
+use quote::ToTokens;
 
 use super::ast::{Call, Param, Spec, Value};
 use super::Ctxt;
@@ -78,21 +80,21 @@ fn check_value(cx: &mut Ctxt, prim: &str, p: &Param, kind: Kind) -> Option<f64> 
             if ["zero", "reflect", "circular"].contains(&w.as_str()) {
                 return Some(f64::NAN);
             }
-            cx.error(p.span, format!("unknown boundary `{w}` in `{prim}`; expected `zero`, `reflect` or `circular`"));
+            cx.error(&p.span, format!("unknown boundary `{w}` in `{prim}`; expected `zero`, `reflect` or `circular`"));
             return None;
         }
         (_, Kind::Boundary) => {
-            cx.error(p.span, format!("`boundary` of `{prim}` must be `zero`, `reflect` or `circular`"));
+            cx.error(&p.span, format!("`boundary` of `{prim}` must be `zero`, `reflect` or `circular`"));
             return None;
         }
         (Value::Word(w), _) => {
-            cx.error(p.span, format!("parameter `{key}` of `{prim}` must be a number, got `{w}`"));
+            cx.error(&p.span, format!("parameter `{key}` of `{prim}` must be a number, got `{w}`"));
             return None;
         }
         (Value::Num { value, int }, _) => (*value, *int),
     };
     let bad = |cx: &mut Ctxt, what: &str| {
-        cx.error(p.span, format!("parameter `{key}` of `{prim}` must be {what}, got {v}"));
+        cx.error(&p.span, format!("parameter `{key}` of `{prim}` must be {what}, got {v}"));
         None
     };
     match kind {
@@ -116,18 +118,18 @@ fn check_value(cx: &mut Ctxt, prim: &str, p: &Param, kind: Kind) -> Option<f64> 
 /// A primitive's parameters after checking: value by name (missing optional ones absent).
 struct Args<'a> {
     call: &'a Call,
-    values: Vec<(&'static str, f64, Span)>,
+    values: Vec<(&'static str, f64, &'a TokenStream)>,
 }
 impl Args<'_> {
-    fn get(&self, k: &str) -> Option<(f64, Span)> {
+    fn get(&self, k: &str) -> Option<(f64, &TokenStream)> {
         self.values.iter().find(|(n, _, _)| *n == k).map(|&(_, v, s)| (v, s))
     }
     fn or(&self, k: &str, d: f64) -> f64 {
         self.get(k).map_or(d, |(v, _)| v)
     }
     /// A required parameter (present: checked before).
-    fn req(&self, k: &str) -> (f64, Span) {
-        self.get(k).unwrap_or((f64::NAN, self.call.span))
+    fn req(&self, k: &str) -> (f64, &TokenStream) {
+        self.get(k).unwrap_or((f64::NAN, &self.call.span))
     }
 }
 
@@ -145,18 +147,18 @@ fn check_params<'a>(cx: &mut Ctxt, call: &'a Call, defs: &[ParamDef]) -> Option<
                 } else {
                     format!("expected one of: {}", defs.iter().map(|d| format!("`{}`", d.0)).collect::<Vec<_>>().join(", "))
                 };
-                cx.error(p.key.span(), format!("unknown parameter `{key}` of `{prim}`; {expected}"));
+                cx.error(&p.key, format!("unknown parameter `{key}` of `{prim}`; {expected}"));
                 ok = false;
             }
             Some(&(name, kind, _)) => match check_value(cx, &prim, p, kind) {
-                Some(v) => values.push((name, v, p.span)),
+                Some(v) => values.push((name, v, &p.span)),
                 None => ok = false,
             },
         }
     }
     for &(name, _, required) in defs {
         if required && !call.params.iter().any(|p| p.key == name) {
-            cx.error(call.span, format!("`{prim}` needs the parameter `{name}`"));
+            cx.error(&call.span, format!("`{prim}` needs the parameter `{name}`"));
             ok = false;
         }
     }
@@ -168,7 +170,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
     let call = a.call;
     let prim = call.name.to_string();
     let [c, h, w] = s;
-    let mut fail = |span: Span, msg: String| {
+    let mut fail = |span: &TokenStream, msg: String| {
         cx.error(span, msg);
         None
     };
@@ -195,7 +197,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             let (top, left) = (a.or("top", 0.0) as usize, a.or("left", 0.0) as usize);
             let (ht, wd) = (a.req("height").0 as usize, a.req("width").0 as usize);
             if top + ht > h || left + wd > w {
-                return fail(call.span, format!("crop window {ht}×{wd} at ({top}, {left}) does not fit in the image {h}×{w}"));
+                return fail(&call.span, format!("crop window {ht}×{wd} at ({top}, {left}) does not fit in the image {h}×{w}"));
             }
             Some([c, ht, wd])
         }
@@ -207,7 +209,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
         "ifft2" | "magnitude" => {
             if c % 2 != 0 {
                 return fail(
-                    call.name.span(),
+                    &call.name.to_token_stream(),
                     format!("`{prim}` needs split complex input (an even channel count, e.g. after `fft2`), got {}", show(s)),
                 );
             }
@@ -217,7 +219,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             let acc = a.req("acceleration").0;
             let center = a.or("center", 4.0) as usize;
             if center > h.min(w) {
-                return fail(call.span, format!("fully sampled centre {center} exceeds the k-space size {h}×{w}"));
+                return fail(&call.span, format!("fully sampled centre {center} exceeds the k-space size {h}×{w}"));
             }
             // Same arithmetic as `scoreprior_core::forward::ops::masks`.
             let target = ((h * w) as f64 / acc).round() as usize;
@@ -260,7 +262,7 @@ pub(crate) fn check(spec: &Spec, cx: &mut Ctxt) -> Option<Checked> {
         let name = call.name.to_string();
         let Some(&(_, defs)) = PRIMITIVES.iter().find(|p| p.0 == name) else {
             let names: Vec<&str> = PRIMITIVES.iter().map(|p| p.0).collect();
-            cx.error(call.name.span(), format!("unknown primitive `{name}`; expected one of: {}", names.join(", ")));
+            cx.error(&call.name, format!("unknown primitive `{name}`; expected one of: {}", names.join(", ")));
             ok = false;
             shape = None;
             continue;
@@ -281,7 +283,7 @@ pub(crate) fn check(spec: &Spec, cx: &mut Ctxt) -> Option<Checked> {
     if let Some(noise) = &spec.noise {
         let name = noise.name.to_string();
         if !NOISES.contains(&name.as_str()) {
-            cx.error(noise.name.span(), format!("unknown noise `{name}`; expected `gaussian` or `complex_gaussian`"));
+            cx.error(&noise.name, format!("unknown noise `{name}`; expected `gaussian` or `complex_gaussian`"));
             ok = false;
         } else {
             let defs: &[ParamDef] = &[("sigma", Kind::Real, true)];
