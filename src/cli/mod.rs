@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 pub mod fit_gaussian;
 pub mod logprob;
+pub mod measure;
 pub mod plot;
 pub mod sample;
 pub mod solver_study;
@@ -35,6 +36,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Draw images from a trained score network (PF-ODE, Euler–Maruyama, predictor–corrector).
     Sample(sample::SampleArgs),
+    /// Simulate a measurement y = A(x) + n; write y and the naive reconstruction Aᵀy.
+    Measure(measure::MeasureArgs),
 }
 
 /// Runs a parsed command line.
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::FitGaussian(a) => fit_gaussian::run(a),
             Command::Train(a) => train::run(a),
             Command::Sample(a) => sample::run(a),
+            Command::Measure(a) => measure::run(a),
         },
     }
 }
