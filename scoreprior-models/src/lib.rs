@@ -15,6 +15,9 @@ pub mod score;
 pub mod sample;
 pub mod realnvp;
 
+/// The dfdx crate the networks are built on (for naming tensor types).
+pub use dfdx;
+
 /// Errors of `scoreprior-models`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

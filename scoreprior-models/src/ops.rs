@@ -51,6 +51,14 @@ impl Elem for f64 {
     }
 }
 
+/// Multiply–add work done by [`conv3x3`], [`dense`] and [`attention`] so far, in FLOPs
+/// (`2·m·k·n` per matrix product), for throughput reports; relaxed atomic, negligible cost.
+pub static MATMUL_FLOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_flops(f: usize) {
+    MATMUL_FLOPS.fetch_add(f as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Spatial layout of a rows-layout activation: `b` images of `h × w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grid {
@@ -181,6 +189,7 @@ pub fn conv3x3<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, g: Grid, w: Mat<E, T>, b:
 where
     Cpu: Device<E>,
 {
+    count_flops(2 * g.rows() * w.shape().0 * w.shape().1);
     add_bias(unfold3x3(x, g).matmul(w), b)
 }
 
@@ -189,6 +198,7 @@ pub fn dense<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, w: Mat<E, T>, b: Vec1<E, T>
 where
     Cpu: Device<E>,
 {
+    count_flops(2 * x.shape().0 * w.shape().0 * w.shape().1);
     add_bias(x.matmul(w), b)
 }
 
@@ -482,6 +492,7 @@ where
 {
     let (rows, c) = *q.shape();
     let hw = g.h * g.w;
+    count_flops(4 * g.b * hw * hw * c);
     let s3 = (g.b, hw, c);
     let q3 = q.reshape_like(&s3);
     let k3 = k.reshape_like(&s3);

@@ -35,6 +35,21 @@ pub struct TrainArgs {
     /// Network preset: small, reference or tiny.
     #[arg(long, default_value = "small")]
     pub config: String,
+    /// Override the preset's base channel count `nf`.
+    #[arg(long)]
+    pub nf: Option<usize>,
+    /// Override the preset's channel multipliers, e.g. `1,2,2`.
+    #[arg(long, value_delimiter = ',')]
+    pub ch_mult: Option<Vec<usize>>,
+    /// Override the preset's residual blocks per level.
+    #[arg(long)]
+    pub num_res_blocks: Option<usize>,
+    /// Override the preset's attention resolutions, e.g. `8`.
+    #[arg(long, value_delimiter = ',')]
+    pub attn_resolutions: Option<Vec<usize>>,
+    /// Override the preset's dropout.
+    #[arg(long)]
+    pub dropout: Option<f64>,
     /// Total optimiser steps (a resumed run continues up to this count).
     #[arg(long, default_value_t = 10_000)]
     pub steps: u64,
@@ -107,7 +122,23 @@ pub fn run(args: TrainArgs) -> CliResult {
         eprintln!("resuming from {} at step {}", ck_path.display(), tr.step_count());
         tr
     } else {
-        let net = NcsnppNet::new(preset(&args.config)?, data.c, data.h, data.w)?;
+        let mut nc = preset(&args.config)?;
+        if let Some(v) = args.nf {
+            nc.nf = v;
+        }
+        if let Some(v) = &args.ch_mult {
+            nc.ch_mult = v.clone();
+        }
+        if let Some(v) = args.num_res_blocks {
+            nc.num_res_blocks = v;
+        }
+        if let Some(v) = &args.attn_resolutions {
+            nc.attn_resolutions = v.clone();
+        }
+        if let Some(v) = args.dropout {
+            nc.dropout = v;
+        }
+        let net = NcsnppNet::new(nc, data.c, data.h, data.w)?;
         let cfg = TrainConfig {
             batch_size: args.batch_size,
             lr: args.lr,
