@@ -137,6 +137,10 @@ pub struct DpiConfig {
     pub lr: f64,
     /// Linear learning-rate warm-up from 0 over this many steps (0: none).
     pub warmup: usize,
+    /// Learning rate at the last step as a fraction of `lr`: linear decay after the warm-up
+    /// (1: constant, as the reference code). Decay lowers the stochastic-gradient noise of
+    /// the final flow.
+    pub lr_final_fraction: f64,
     /// Clip the gradient to this global norm (the reference: 1).
     pub grad_clip: Option<f64>,
     /// Loss weights.
@@ -161,6 +165,7 @@ impl Default for DpiConfig {
             batch: 64,
             lr: 2e-4,
             warmup: 0,
+            lr_final_fraction: 1.0,
             grad_clip: Some(1.0),
             weights: LossWeights::default(),
             data_annealing: Annealing::None,
@@ -190,19 +195,23 @@ impl DpiConfig {
         if ![w.data, w.prior, w.entropy].iter().all(|v| v.is_finite() && *v >= 0.0) {
             return Err(Error::invalid(format!("loss weights must be finite and >= 0, got {w:?}")));
         }
+        if !(self.lr_final_fraction.is_finite() && self.lr_final_fraction >= 0.0) {
+            return Err(Error::invalid(format!("lr_final_fraction must be >= 0, got {}", self.lr_final_fraction)));
+        }
         if self.resume && self.out_dir.is_none() {
             return Err(Error::invalid("resume needs an output directory"));
         }
         Ok(())
     }
 
-    /// Learning rate at `step` (linear warm-up).
+    /// Learning rate at `step`: linear warm-up, then linear decay to `lr·lr_final_fraction`.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if self.warmup == 0 || step >= self.warmup {
-            self.lr
-        } else {
-            self.lr * (step + 1) as f64 / self.warmup as f64
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
         }
+        let span = self.steps.saturating_sub(self.warmup + 1).max(1) as f64;
+        let progress = ((step - self.warmup) as f64 / span).min(1.0);
+        self.lr * (1.0 - (1.0 - self.lr_final_fraction) * progress)
     }
 }
 
@@ -603,6 +612,10 @@ mod tests {
         assert!((c.lr_at(0) - 1e-4).abs() < 1e-18);
         assert!((c.lr_at(9) - 1e-3).abs() < 1e-18);
         assert_eq!(c.lr_at(500), 1e-3);
+        let d = DpiConfig { lr: 1.0, warmup: 0, steps: 11, lr_final_fraction: 0.1, ..Default::default() };
+        assert_eq!(d.lr_at(0), 1.0);
+        assert!((d.lr_at(5) - 0.55).abs() < 1e-12);
+        assert!((d.lr_at(10) - 0.1).abs() < 1e-12);
     }
 
     #[test]

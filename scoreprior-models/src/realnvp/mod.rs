@@ -370,11 +370,11 @@ impl RealNvp {
                 Layer::Permute { perm, .. } => x = ops::take_rows(&self.dev, x, perm.clone()),
                 Layer::ActNorm { loc, log_scale } => {
                     let s = self.traced(*log_scale).sum::<(), _>();
+                    // `s` carries the tape of the log-scale's contribution to the log-det.
                     act_ld = Some(match act_ld {
-                        None => s.with_empty_tape(),
-                        Some(a) => a + s.with_empty_tape(),
+                        None => s,
+                        Some(a) => a + s,
                     });
-                    drop(s);
                     x = ops::actnorm(&self.dev, x, &self.params[*log_scale], &self.params[*loc], false);
                 }
                 Layer::Coupling(c) => {
@@ -414,11 +414,11 @@ impl RealNvp {
                 Layer::Permute { inv, .. } => z = ops::take_rows(&self.dev, z, inv.clone()),
                 Layer::ActNorm { loc, log_scale } => {
                     let s = self.traced(*log_scale).sum::<(), _>();
+                    // `s` carries the tape of the log-scale's contribution to the log-det.
                     act_ld = Some(match act_ld {
-                        None => s.with_empty_tape(),
-                        Some(a) => a + s.with_empty_tape(),
+                        None => s,
+                        Some(a) => a + s,
                     });
-                    drop(s);
                     z = ops::actnorm(&self.dev, z, &self.params[*log_scale], &self.params[*loc], true);
                 }
                 Layer::Coupling(c) => {
