@@ -173,39 +173,8 @@ impl Default for ScorePriorConfig {
 }
 
 fn default_solver() -> &'static Tableau {
-    // TODO(solvers): switch to `crate::ode::Dopri5.tableau()` once ode/solvers.rs lands.
-    &DOPRI5
+    crate::ode::Dopri5.tableau()
 }
-
-/// Dormand–Prince 5(4) (FSAL), a stop-gap until the macro-declared solvers land.
-#[doc(hidden)]
-pub static DOPRI5: Tableau = Tableau {
-    name: "Dopri5",
-    order: 5,
-    embedded_order: Some(4),
-    c: &[0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0],
-    a: &[
-        &[],
-        &[1.0 / 5.0],
-        &[3.0 / 40.0, 9.0 / 40.0],
-        &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
-        &[19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
-        &[9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0],
-        &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
-    ],
-    b: &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0, 0.0],
-    b_error: Some(&[
-        35.0 / 384.0 - 5179.0 / 57600.0,
-        0.0,
-        500.0 / 1113.0 - 7571.0 / 16695.0,
-        125.0 / 192.0 - 393.0 / 640.0,
-        -2187.0 / 6784.0 + 92097.0 / 339200.0,
-        11.0 / 84.0 - 187.0 / 2100.0,
-        -1.0 / 40.0,
-    ]),
-    fsal: true,
-    tolerance: 0.0,
-};
 
 impl ScorePriorConfig {
     /// Sets the SDE.

@@ -337,8 +337,28 @@ impl ScoreModel for Gaussian {
         w.iter_mut().for_each(|v| *v = -*v);
         self.apply(x, a, &w, score_out);
         // The Jacobian −U diag(w) Uᵀ is symmetric and independent of x: vᵀJ = J v for all
-        // m·n cotangents at once.
-        self.apply(cotangents, 0.0, &w, vjp_out);
+        // m·n cotangents at once. When each block of n cotangents repeats one vector (shared
+        // Hutchinson probes), J v is the same for the whole block: compute it once per block
+        // (an O(m·n·D) check saves a factor n of O(m·n·D²) work).
+        let d = self.d;
+        let m = cotangents.len() / (n * d);
+        let shared = n > 1
+            && cotangents.chunks(n * d).all(|blk| {
+                let first = &blk[..d];
+                blk.chunks(d).skip(1).all(|row| row == first)
+            });
+        if shared {
+            let compact: Vec<f64> = cotangents.chunks(n * d).flat_map(|blk| blk[..d].iter().copied()).collect();
+            let mut jv = vec![0.0; m * d];
+            self.apply(&compact, 0.0, &w, &mut jv);
+            for (blk, v) in vjp_out.chunks_mut(n * d).zip(jv.chunks(d)) {
+                for row in blk.chunks_mut(d) {
+                    row.copy_from_slice(v);
+                }
+            }
+        } else {
+            self.apply(cotangents, 0.0, &w, vjp_out);
+        }
         Ok(())
     }
 
