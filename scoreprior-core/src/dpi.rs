@@ -502,6 +502,46 @@ pub fn draw_samples(posterior: &mut dyn Posterior, n: usize, chunk: usize, seed:
     Ok(out)
 }
 
+/// A measurement `y` under a [`ForwardModel`](crate::forward::ForwardModel) as the DPI data
+/// term `e(x) = −log p(y|x)`, `∇e = −∇x log p(y|x)`.
+#[derive(Debug)]
+pub struct LikelihoodEnergy<F> {
+    model: F,
+    y: Vec<f64>,
+}
+
+impl<F: crate::forward::ForwardModel> LikelihoodEnergy<F> {
+    /// The data term of measurement `y` (one measurement of length `M`).
+    pub fn new(model: F, y: Vec<f64>) -> Result<Self> {
+        if y.len() != model.output_dim() {
+            return Err(Error::shape("measurement y", model.output_dim(), y.len()));
+        }
+        if y.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { what: "measurement y", t: 0.0 });
+        }
+        Ok(Self { model, y })
+    }
+    /// The forward model.
+    pub fn model(&self) -> &F {
+        &self.model
+    }
+    /// The measurement.
+    pub fn y(&self) -> &[f64] {
+        &self.y
+    }
+}
+
+impl<F: crate::forward::ForwardModel> Energy for LikelihoodEnergy<F> {
+    fn dim(&self) -> usize {
+        self.model.input_dim()
+    }
+    fn energy_and_grad(&self, x: &[f64], _rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
+        let ll = self.model.log_likelihood(&self.y, x)?;
+        let g = self.model.grad_log_likelihood(&self.y, x)?;
+        write_negated(&ll, &g, energy, grad)
+    }
+}
+
 /// A [`Prior`](crate::prior::Prior) as a DPI energy `e(x) = −log p(x)`, `∇e = −∇ log p(x)`.
 ///
 /// ```

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod dpi;
 pub mod fit_gaussian;
 pub mod logprob;
 pub mod measure;
@@ -38,6 +39,8 @@ pub enum Command {
     Sample(sample::SampleArgs),
     /// Simulate a measurement y = A(x) + n; write y and the naive reconstruction Aᵀy.
     Measure(measure::MeasureArgs),
+    /// Deep Probabilistic Imaging: fit a RealNVP posterior under a prior and sample it.
+    Dpi(dpi::DpiArgs),
 }
 
 /// Runs a parsed command line.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Train(a) => train::run(a),
             Command::Sample(a) => sample::run(a),
             Command::Measure(a) => measure::run(a),
+            Command::Dpi(a) => dpi::run(a),
         },
     }
 }
