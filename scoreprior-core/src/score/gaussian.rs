@@ -132,7 +132,7 @@ impl Gaussian {
         let lmax = eigvals.iter().fold(0.0f64, |m, v| m.max(*v));
         let (imin, lmin) =
             eigvals.iter().enumerate().fold((0, f64::INFINITY), |(bi, bv), (i, v)| if *v < bv { (i, *v) } else { (bi, bv) });
-        if !(lmin > 1e-12 * lmax) || lmax <= 0.0 {
+        if lmin <= 1e-12 * lmax || lmax <= 0.0 {
             return Err(Error::NotPositiveDefinite {
                 what: "covariance".into(),
                 why: format!("eigenvalue {imin} is {lmin:e} (largest {lmax:e})"),
@@ -325,7 +325,7 @@ impl ScoreModel for Gaussian {
         vjp_out: &mut [f64],
     ) -> Result<()> {
         let n = self.check_x(x)?;
-        if cotangents.is_empty() || cotangents.len() % (n * self.d) != 0 {
+        if cotangents.is_empty() || !cotangents.len().is_multiple_of(n * self.d) {
             return Err(Error::shape("cotangents", format!("(m, {n}, {})", self.d), cotangents.len()));
         }
         if score_out.len() != x.len() || vjp_out.len() != cotangents.len() {
@@ -385,7 +385,7 @@ impl ScoreModel for Gaussian {
     /// Exactly zero: the Jacobian does not depend on `x`.
     fn second_order(&self, x: &[f64], _t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
         self.check_x(x)?;
-        if probes.is_empty() || probes.len() % self.d != 0 {
+        if probes.is_empty() || !probes.len().is_multiple_of(self.d) {
             return Err(Error::shape("probes", format!("(K, {})", self.d), probes.len()));
         }
         if out.len() != x.len() {

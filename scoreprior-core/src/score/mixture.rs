@@ -58,6 +58,9 @@ struct Terms {
     lp: Vec<f64>,
 }
 
+/// One image's input and output slices, as zipped by [`GaussianMixture::terms`].
+type ImageSlots<'a> = (((&'a [f64], &'a mut [f64]), &'a mut [f64]), (&'a mut [f64], &'a mut f64));
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -84,24 +87,24 @@ impl GaussianMixture {
         if k == 0 {
             return Err(Error::shape("weights", "(K,) with K > 0", "empty"));
         }
-        if means.is_empty() || means.len() % k != 0 {
+        if means.is_empty() || !means.len().is_multiple_of(k) {
             return Err(Error::shape("means", format!("({k}, D)"), format!("{} values", means.len())));
         }
         let d = means.len() / k;
         check_finite(weights, "weights")?;
         check_finite(means, "means")?;
         check_finite(stds, "stds")?;
-        if weights.iter().any(|w| !(*w > 0.0)) {
+        if weights.iter().any(|w| *w <= 0.0) {
             return Err(Error::invalid("mixture weights must be positive"));
         }
         let vars: Vec<f64> = if stds.len() == k {
-            stds.iter().flat_map(|s| std::iter::repeat(s * s).take(d)).collect()
+            stds.iter().flat_map(|s| std::iter::repeat_n(s * s, d)).collect()
         } else if stds.len() == k * d {
             stds.iter().map(|s| s * s).collect()
         } else {
             return Err(Error::shape("stds", format!("({k},) or ({k}, {d})"), stds.len()));
         };
-        if stds.iter().any(|s| !(*s > 0.0)) {
+        if stds.iter().any(|s| *s <= 0.0) {
             return Err(Error::invalid("mixture standard deviations must be positive"));
         }
         let total: f64 = weights.iter().sum();
@@ -203,7 +206,7 @@ impl GaussianMixture {
         let (d, k) = (self.d, self.k);
         let n = x.len() / d;
         let mut t = Terms { r: vec![0.0; n * k], g: vec![0.0; n * k * d], s: vec![0.0; n * d], lp: vec![0.0; n] };
-        let work = |(((xi, ri), gi), (si, lpi)): (((&[f64], &mut [f64]), &mut [f64]), (&mut [f64], &mut f64))| {
+        let work = |(((xi, ri), gi), (si, lpi)): ImageSlots<'_>| {
             *lpi = self.image_terms(c, xi, ri, gi, si);
         };
         if self.parallel(n, 1) {
@@ -321,7 +324,7 @@ impl ScoreModel for GaussianMixture {
     ) -> Result<()> {
         let n = self.check_x(x)?;
         let d = self.d;
-        if cotangents.is_empty() || cotangents.len() % (n * d) != 0 {
+        if cotangents.is_empty() || !cotangents.len().is_multiple_of(n * d) {
             return Err(Error::shape("cotangents", format!("(m, {n}, {d})"), cotangents.len()));
         }
         if score_out.len() != x.len() || vjp_out.len() != cotangents.len() {
@@ -392,7 +395,7 @@ impl ScoreModel for GaussianMixture {
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
         let n = self.check_x(x)?;
         let (d, k) = (self.d, self.k);
-        if probes.is_empty() || probes.len() % d != 0 {
+        if probes.is_empty() || !probes.len().is_multiple_of(d) {
             return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
         }
         if out.len() != x.len() {
