@@ -110,6 +110,10 @@ pub struct DpiArgs {
     /// Hidden width of the coupling networks (0: max(D/8, 32)).
     #[arg(long, default_value_t = 0)]
     pub hidden: usize,
+    /// Initial spread of the flow: it starts as `x = loc + init_scale·z`, with `loc` the mean
+    /// pixel of the prior mean (Gaussian priors) or of the naive reconstruction.
+    #[arg(long, default_value_t = 0.2)]
+    pub init_scale: f64,
     /// BatchNorm in the coupling networks.
     #[arg(long)]
     pub batch_norm: bool,
@@ -337,6 +341,12 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     let mut flow = RealNvp::new(
         RealNvpConfig::new(d).with_flows(args.flows).with_hidden(hidden).with_batch_norm(args.batch_norm).with_seed(args.seed),
     )?;
+    let loc = match (&gauss, data.model().adjoint(&y)) {
+        (Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
+        (None, Ok(naive)) => (naive.iter().sum::<f64>() / d as f64).clamp(0.0, 1.0),
+        _ => 0.5,
+    };
+    flow.set_initial_affine(loc, args.init_scale)?;
     let cfg = DpiConfig {
         steps: args.steps,
         batch: args.batch,

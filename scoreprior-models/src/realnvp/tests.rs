@@ -217,3 +217,18 @@ fn bad_inputs_are_errors() {
     assert!(f.forward(&[0.0; 7], 2).is_err());
     assert!(f.forward(&[f64::NAN; 4], 1).is_err());
 }
+
+#[test]
+fn initial_affine_map_is_exact() {
+    let mut f = RealNvp::new(RealNvpConfig::new(6).with_flows(2)).unwrap();
+    f.set_initial_affine(0.4, 0.25).unwrap();
+    let z = latents(3, 6, 2);
+    let (x, ld) = f.forward(&z, 3).unwrap();
+    for (a, b) in x.iter().zip(&z) {
+        assert!((a - (0.4 + 0.25 * b)).abs() < 1e-14);
+    }
+    for l in ld {
+        assert!((l - 6.0 * 0.25f64.ln()).abs() < 1e-12);
+    }
+    assert!(f.set_initial_affine(0.0, -1.0).is_err());
+}
