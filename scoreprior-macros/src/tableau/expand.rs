@@ -255,7 +255,12 @@ fn docs(v: &Verified) -> String {
     d.push_str(&format!("- right-hand-side evaluations per step: {evals}\n"));
     let tol = v.tolerance.as_ref();
     let mut verified = format!(
-        "- verified at compile time in exact rational arithmetic: row sums `c_i = Σ_j a_ij` {}; {}",
+        "- verified at compile time {}: row sums `c_i = Σ_j a_ij` {}; {}",
+        if tol.is_some() {
+            "(exact rationals for the row sums, 512-bit fixed point for the order conditions)"
+        } else {
+            "in exact rational arithmetic"
+        },
         if tol.is_some() { "to within the tolerance" } else { "exactly" },
         verification("`b`", v.order, &v.report_b, tol)
     );
