@@ -57,7 +57,10 @@ fn compile_time_shapes_match_the_built_chains() {
     ] {
         assert_eq!(m.output_shape().to_array(), out);
     }
-    assert!(!PhaseRetrieval::LINEAR && EveryPrimitive::LINEAR);
+    // The macro's compile-time linearity agrees with the built chain's.
+    assert_eq!(PhaseRetrieval.is_linear(), PhaseRetrieval::model().is_linear());
+    assert_eq!(EveryPrimitive.is_linear(), EveryPrimitive::model().is_linear());
+    assert!(!PhaseRetrieval.is_linear() && EveryPrimitive.is_linear());
 }
 
 #[test]

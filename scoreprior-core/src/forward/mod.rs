@@ -15,6 +15,8 @@
 //!   converts at the boundary. We chose this over a generic `T: Real` because FFTs and
 //!   dot-product tests need `f64` accuracy (adjoints exact to ~1e-15), the conversion costs
 //!   far less than one score-network call, and one code path is one set of bugs.
+//! - Closure phases use the circular likelihood `2(1 − cos Δψ)/σ²` of the reference code
+//!   ([`Likelihood::Circular`]); everything else is Gaussian.
 //! - `log_likelihood` drops terms constant in `x` (`Σ log σ_k`, `log 2π`, the von Mises
 //!   normaliser), as the reference `unnormalized_log_likelihood` does; use
 //!   [`ForwardModel::chi_squared`] for goodness of fit.
@@ -24,7 +26,7 @@
 //! per-measurement σ, and a [`Model`] (chain + noise) implements [`ForwardModel`]. The same
 //! primitives are reachable three ways, all ending in the same constructors
 //! ([`spec::build_op`]):
-//! 1. Rust: `Chain::new(shape).then(ops::GaussianBlur…)`;
+//! 1. Rust: `Chain::new(shape).then(ops::Conv2d::new(shape, Kernel::gaussian(1.5, 9)?, Boundary::Reflect)?)?`;
 //! 2. text at run time: [`spec::parse_model`]`("gaussian_blur(sigma=1.5,size=9) | subsample(factor=2)", "gaussian(sigma=0.05)", [1,32,32])`;
 //! 3. compile time: `#[forward_model(input = [1, 32, 32], ops = [...], noise = gaussian(sigma = 0.05))]`
 //!    checks the chain and computes its output shape while compiling, then builds the same chain.
@@ -196,7 +198,7 @@ fn to_f32(v: Vec<f64>) -> Vec<f32> {
 
 /// Number of rows of a batch `(n, d)`, or a shape error naming `what`.
 pub(crate) fn batch_rows(v: &[f64], d: usize, what: &str) -> Result<usize> {
-    if d == 0 || v.is_empty() || v.len() % d != 0 {
+    if d == 0 || v.is_empty() || !v.len().is_multiple_of(d) {
         return Err(Error::shape(what, format!("(n, {d}) with n ≥ 1"), format!("{} values", v.len())));
     }
     Ok(v.len() / d)

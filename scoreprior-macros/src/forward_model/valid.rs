@@ -188,7 +188,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
         "subsample" | "avg_pool" => {
             let (f, span) = a.req("factor");
             let f = f as usize;
-            if h % f != 0 || w % f != 0 {
+            if !h.is_multiple_of(f) || !w.is_multiple_of(f) {
                 return fail(span, format!("{prim} factor {f} does not divide the image size {h}×{w}"));
             }
             Some([c, h / f, w / f])
@@ -207,7 +207,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
         }
         "fft2" => Some([2 * c, h, w]),
         "ifft2" | "magnitude" => {
-            if c % 2 != 0 {
+            if !c.is_multiple_of(2) {
                 return fail(
                     &call.name.to_token_stream(),
                     format!("`{prim}` needs split complex input (an even channel count, e.g. after `fft2`), got {}", show(s)),

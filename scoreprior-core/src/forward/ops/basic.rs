@@ -160,7 +160,7 @@ impl Subsample {
     }
 }
 fn check_factor(shape: Shape, f: usize, what: &str) -> Result<()> {
-    if f == 0 || shape.h % f != 0 || shape.w % f != 0 {
+    if f == 0 || !shape.h.is_multiple_of(f) || !shape.w.is_multiple_of(f) {
         return Err(Error::invalid(format!("{what} factor {f} must divide the image size {}×{}", shape.h, shape.w)));
     }
     Ok(())

@@ -169,7 +169,7 @@ impl Op for Fft2 {
 impl Ifft2 {
     /// The inverse transform of split complex data of `input` shape `[2C, H, W]`.
     pub fn new(input: Shape) -> Result<Self> {
-        if input.c % 2 != 0 {
+        if !input.c.is_multiple_of(2) {
             return Err(Error::invalid(format!("ifft2 needs split complex input (an even channel count), got {input}")));
         }
         let shape = Shape::new(input.c / 2, input.h, input.w);

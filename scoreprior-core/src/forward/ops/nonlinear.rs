@@ -18,7 +18,7 @@ pub struct Magnitude {
 impl Magnitude {
     /// The magnitude of split complex input.
     pub fn new(input: Shape) -> Result<Self> {
-        if input.c % 2 != 0 {
+        if !input.c.is_multiple_of(2) {
             return Err(Error::invalid(format!("magnitude needs split complex input (an even channel count), got {input}")));
         }
         Ok(Magnitude { input })
