@@ -9,7 +9,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ItemStruct;
 
-use super::rational::{show, to_f64};
+use super::rational::{show_residual, to_f64};
 use super::validate::{OrderReport, Verified};
 
 /// The derives added to the struct (documented on the macro).
@@ -218,7 +218,7 @@ fn verification(what: &str, p: u32, r: &OrderReport, tol: Option<&BigRational>) 
     match &r.first_failure_above {
         Some((tree, q, res)) => s.push_str(&format!(
             "; order {p} is sharp: the order-{q} condition for tree {tree} fails (residual {})",
-            show(res)
+            show_residual(res)
         )),
         None => s.push_str(&format!("; the order-{} conditions hold as well", p + 1)),
     }

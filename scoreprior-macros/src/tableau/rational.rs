@@ -147,20 +147,34 @@ pub fn to_f64(x: &BigRational) -> f64 {
     x.to_f64().unwrap_or(f64::NAN)
 }
 
-/// A short human form: `p/q` when it is short, else a 4-significant-digit decimal.
-pub fn show(x: &BigRational) -> String {
-    let exact = if x.denom().is_one() { x.numer().to_string() } else { format!("{}/{}", x.numer(), x.denom()) };
-    if exact.len() <= 24 {
-        exact
+fn exact_text(x: &BigRational) -> String {
+    if x.denom().is_one() {
+        x.numer().to_string()
     } else {
-        format!("{:.3e}", to_f64(x))
+        format!("{}/{}", x.numer(), x.denom())
     }
 }
 
-/// `show` for residuals: exact if short, always with a decimal approximation.
+/// A value for messages: `p/q` when short, else the nearest `f64` (shortest round-trip form).
+pub fn show(x: &BigRational) -> String {
+    let exact = exact_text(x);
+    if exact.len() <= 24 {
+        return exact;
+    }
+    let f = to_f64(x);
+    if f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e6) {
+        format!("{f:e}")
+    } else {
+        format!("{f}")
+    }
+}
+
+/// A residual for messages: `p/q ≈ 1.234e-5` when short, else `1.234e-5`.
 pub fn show_residual(x: &BigRational) -> String {
-    let exact = show(x);
-    if exact.contains('e') || x.denom().is_one() {
+    let exact = exact_text(x);
+    if exact.len() > 24 {
+        format!("{:.3e}", to_f64(x))
+    } else if x.denom().is_one() {
         exact
     } else {
         format!("{exact} ≈ {:.3e}", to_f64(x))

@@ -260,3 +260,19 @@ fn invalid_input_reports_every_error_at_once() {
     let (_, errs) = run(quote!(order = 2, c = [0, 1/2], a = [[], [1/3]], b = [-1/2, 3/2]));
     assert_eq!(errs, vec!["row 2 of `a` sums to 1/3 but `c_2` is 1/2; each node must equal its row sum (c_i = sum_j a_ij)"]);
 }
+
+#[test]
+fn settings_out_of_range_are_rejected() {
+    let (_, errs) = run(quote!(order = 9, c = [0], a = [[]], b = [1]));
+    assert_eq!(errs, vec!["`order` must be between 1 and 8, found 9"]);
+    let (_, errs) = run(quote!(order = 1, tolerance = 0, c = [0], a = [[]], b = [1]));
+    assert_eq!(errs, vec!["`tolerance` must lie in [1e-100, 1); omit it to require exact equality"]);
+    let (_, errs) = run(quote!(order = 2, embedded_order = 1, c = [0, 1], a = [[], [1]], b = [1/2, 1/2], b_error = [0, 0]));
+    assert_eq!(errs, vec!["`b - b_error` equals `b`, so the error estimate `b - b_hat` would always be zero"]);
+    // A residual just inside the tolerance passes, just outside fails.
+    let (v, errs) = run(quote!(order = 1, tolerance = 1e-10, c = [0, 0], a = [[], [0]], b = [0.5, 0.50000000009]));
+    assert!(errs.is_empty() && v.is_some(), "{errs:?}");
+    let (_, errs) = run(quote!(order = 1, tolerance = 1e-10, c = [0, 0], a = [[], [0]], b = [0.5, 0.50000000011]));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("order condition violated for tree • (order 1): `b`·Φ(t) = 1.00000000011 but 1/γ(t) = 1/1 (residual 1.100e-10)"), "{errs:?}");
+}

@@ -343,7 +343,8 @@ fn check_order_conditions(
     };
     if let Some(&first) = failing.first() {
         let achieved = forest.tree(first).order - 1;
-        if achieved == p - 1 {
+        // (At order 1 there is no lower order to fall back to: the weights are just wrong.)
+        if achieved == p - 1 && p > 1 {
             let n = failing.len();
             let more = match n {
                 1 => String::new(),
