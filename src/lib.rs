@@ -19,8 +19,9 @@ pub mod prelude {
         VectorField,
     };
     pub use scoreprior_core::ode::{Bosh3, Dopri5, Dopri8, Euler, Heun, Tsit5, Rk4};
+    pub use scoreprior_core::forward::{parse_model, Chain, ForwardModel, Model, Noise, NoiseSpec, Shape};
     pub use scoreprior_core::score::ScoreModel;
     pub use scoreprior_core::sde::{AnySde, Sde, SubVpSde, VeSde, VpSde};
     pub use scoreprior_core::{Error, Result};
-    pub use scoreprior_macros::butcher_tableau;
+    pub use scoreprior_macros::{butcher_tableau, forward_model};
 }
