@@ -3,7 +3,9 @@
 //! `(cₕ, c_w) = ((kh−1)/2, (kw−1)/2)` and a boundary rule `B` (zero, reflect, circular).
 //! `Aᵀ` scatters the same taps: `x[c, B(i+a−cₕ), B(j+b−c_w)] += k[a,b] · y[c,i,j]`, which
 //! is exact for every boundary (reflect and circular maps are many-to-one, the scatter
-//! adds up all preimages).
+//! adds up all preimages). Separable kernels `k[a,b] = r[a]·c[b]` (Gaussian, box) run as a
+//! column pass then a row pass, `(kh + kw)` instead of `kh·kw` taps per pixel; with the same
+//! boundary maps per axis this is the same sum, only regrouped.
 
 use crate::forward::{Op, Shape};
 use crate::{Error, Result};
@@ -63,6 +65,8 @@ pub struct Kernel {
     kh: usize,
     kw: usize,
     label: String,
+    /// Exact factors `(r, c)` with `data[a·kw + b] = r[a]·c[b]`, when known.
+    factors: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl Kernel {
@@ -74,7 +78,7 @@ impl Kernel {
         if data.iter().any(|v| !v.is_finite()) {
             return Err(Error::invalid("kernel has non-finite entries"));
         }
-        Ok(Kernel { data, kh, kw, label: format!("custom {kh}×{kw}") })
+        Ok(Kernel { data, kh, kw, label: format!("custom {kh}×{kw}"), factors: None })
     }
     /// A normalised `size × size` Gaussian, `k[a,b] ∝ exp(−(dₐ² + d_b²)/2σ²)`, `d` measured
     /// from the centre `(size−1)/2`.
@@ -96,12 +100,16 @@ impl Kernel {
             }
         }
         let mut k = Self::custom(data, size, size)?.normalised();
+        let sum: f64 = g.iter().sum();
+        let f: Vec<f64> = g.iter().map(|v| v / sum).collect();
+        k.factors = Some((f.clone(), f));
         k.label = format!("gaussian_blur(sigma={sigma}, size={size})");
         Ok(k)
     }
     /// A normalised `size × size` box.
     pub fn boxcar(size: usize) -> Result<Self> {
         let mut k = Self::custom(vec![1.0; size * size], size, size)?.normalised();
+        k.factors = Some((vec![1.0 / size as f64; size], vec![1.0 / size as f64; size]));
         k.label = format!("box_blur(size={size})");
         Ok(k)
     }
@@ -182,6 +190,73 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// `t[i, q] = Σ_a r[a] x[R(i,a), q]`, then `y[i, j] = Σ_b c[b] t[i, C(j,b)]`.
+    fn apply_separable(&self, r: &[f64], cf: &[f64], x: &[f64], y: &mut [f64]) {
+        let Shape { c, h, w } = self.shape;
+        let (kh, kw) = (r.len(), cf.len());
+        let mut t = vec![0.0; h * w];
+        for ch in 0..c {
+            let xc = &x[ch * h * w..(ch + 1) * h * w];
+            t.fill(0.0);
+            for i in 0..h {
+                let ti = &mut t[i * w..(i + 1) * w];
+                for a in 0..kh {
+                    if let Some(row) = self.rows[i * kh + a] {
+                        let xr = &xc[row * w..(row + 1) * w];
+                        ti.iter_mut().zip(xr).for_each(|(tv, xv)| *tv += r[a] * xv);
+                    }
+                }
+            }
+            let yc = &mut y[ch * h * w..(ch + 1) * h * w];
+            for i in 0..h {
+                let ti = &t[i * w..(i + 1) * w];
+                for j in 0..w {
+                    let mut acc = 0.0;
+                    for b in 0..kw {
+                        if let Some(q) = self.cols[j * kw + b] {
+                            acc += cf[b] * ti[q];
+                        }
+                    }
+                    yc[i * w + j] = acc;
+                }
+            }
+        }
+    }
+    /// The two passes transposed, in reverse order.
+    fn adjoint_separable(&self, r: &[f64], cf: &[f64], y: &[f64], x: &mut [f64]) {
+        let Shape { c, h, w } = self.shape;
+        let (kh, kw) = (r.len(), cf.len());
+        let mut t = vec![0.0; h * w];
+        x.fill(0.0);
+        for ch in 0..c {
+            let yc = &y[ch * h * w..(ch + 1) * h * w];
+            t.fill(0.0);
+            for i in 0..h {
+                let ti = &mut t[i * w..(i + 1) * w];
+                for j in 0..w {
+                    let v = yc[i * w + j];
+                    for b in 0..kw {
+                        if let Some(q) = self.cols[j * kw + b] {
+                            ti[q] += cf[b] * v;
+                        }
+                    }
+                }
+            }
+            let xc = &mut x[ch * h * w..(ch + 1) * h * w];
+            for i in 0..h {
+                let ti = &t[i * w..(i + 1) * w];
+                for a in 0..kh {
+                    if let Some(row) = self.rows[i * kh + a] {
+                        let xr = &mut xc[row * w..(row + 1) * w];
+                        xr.iter_mut().zip(ti).for_each(|(xv, tv)| *xv += r[a] * tv);
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Op for Conv2d {
     fn describe(&self) -> String {
         let l = &self.kernel.label;
@@ -195,6 +270,9 @@ impl Op for Conv2d {
         self.shape
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
+        if let Some((r, cf)) = &self.kernel.factors {
+            return self.apply_separable(r, cf, x, y);
+        }
         let Shape { c, h, w } = self.shape;
         let (kh, kw) = self.kernel.size();
         let k = &self.kernel.data;
@@ -219,6 +297,10 @@ impl Op for Conv2d {
         }
     }
     fn adjoint(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        if let Some((r, cf)) = &self.kernel.factors {
+            self.adjoint_separable(r, cf, y, x);
+            return Ok(());
+        }
         let Shape { c, h, w } = self.shape;
         let (kh, kw) = self.kernel.size();
         let k = &self.kernel.data;
