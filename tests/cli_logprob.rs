@@ -243,11 +243,11 @@ fn fit_gaussian_averages_areas_of_an_idx_file() {
     let dir = tmp("fit");
     // Three 28×28 images: constant 0, constant 255, and a left/right split (0 | 255).
     let mut idx = vec![0u8, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 28, 0, 0, 0, 28];
-    idx.extend(std::iter::repeat(0u8).take(784));
-    idx.extend(std::iter::repeat(255u8).take(784));
+    idx.extend(std::iter::repeat_n(0u8, 784));
+    idx.extend(std::iter::repeat_n(255u8, 784));
     for _ in 0..28 {
-        idx.extend(std::iter::repeat(0u8).take(14));
-        idx.extend(std::iter::repeat(255u8).take(14));
+        idx.extend(std::iter::repeat_n(0u8, 14));
+        idx.extend(std::iter::repeat_n(255u8, 14));
     }
     let f = dir.join("train-images-idx3-ubyte");
     std::fs::write(&f, &idx).unwrap();
