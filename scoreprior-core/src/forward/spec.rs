@@ -239,7 +239,13 @@ pub fn build_chain(specs: &[PrimitiveSpec], input: Shape) -> Result<Chain> {
     let mut chain = Chain::new(input);
     for s in specs {
         let op = build_op(s, chain.output_shape())
-            .map_err(|e| Error::invalid(format!("in `{}` (input {}): {e}", s.name, chain.output_shape())))?;
+            .map_err(|e| {
+                let why = match e {
+                    Error::InvalidArgument(m) => m,
+                    other => other.to_string(),
+                };
+                Error::invalid(format!("in `{}` (input {}): {why}", s.name, chain.output_shape()))
+            })?;
         chain.push(op)?;
     }
     Ok(chain)
