@@ -58,7 +58,7 @@ impl NcsnppScore {
     ///
     /// ```no_run
     /// use scoreprior_core::score::ScoreModel;
-    /// let m = scoreprior_models::score::NcsnppScore::load("assets/ncsnpp_fmnist16.safetensors").unwrap();
+    /// let m = scoreprior_models::score::NcsnppScore::load("assets/ncsnpp_fmnist16/ema.safetensors").unwrap();
     /// assert_eq!(m.dim(), 256);
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
