@@ -234,3 +234,46 @@ fn test_sources_have_the_requested_flux_and_geometry() {
     assert!(top > 0.7, "north half holds {top}");
     assert!(TestSource::Ring { radius: 25.0, width: -1.0 }.render(8, 160.0, 1.0).is_err());
 }
+
+#[test]
+fn propagated_closure_sigmas_match_closures_of_noisy_visibilities() {
+    // Draw many noisy visibility sets, form their closure quantities, and compare the
+    // empirical standard deviation of each with the linearised σ of the closure model.
+    let eht = eht(16, 3600.0);
+    let truth = TestSource::Blobs(vec![(0.0, 0.0, 30.0, 1.0), (20.0, 10.0, 15.0, 0.6)]).render(16, 160.0, 2.0).unwrap();
+    let vm = eht.visibility_model().unwrap();
+    let clean = vm.forward(&truth).unwrap();
+    let cm = eht.closure_model(&clean).unwrap();
+    let c0 = eht.closure_data(&clean).unwrap();
+    let reps = 400;
+    let x: Vec<f64> = truth.iter().cycle().take(reps * truth.len()).copied().collect();
+    let noisy = vm.simulate(&x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(4)).unwrap();
+    let c = eht.closure_data(&noisy).unwrap();
+    let m = c0.len();
+    let t = eht.closures().triangles.len();
+    let mut ratios = vec![];
+    for q in 0..m {
+        let sigma = cm.noise().sigma()[q];
+        if sigma > 0.05 {
+            continue; // low S/N: the linearisation does not hold there
+        }
+        let var: f64 = (0..reps)
+            .map(|r| {
+                let d = c[r * m + q] - c0[q];
+                let d = if q < t { scoreprior_core::forward::noise::wrap_angle(d) } else { d };
+                d * d
+            })
+            .sum::<f64>()
+            / reps as f64;
+        ratios.push(var.sqrt() / sigma);
+    }
+    assert!(ratios.len() > 50, "{} high-S/N closures", ratios.len());
+    ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = ratios[ratios.len() / 2];
+    eprintln!("{} closures, ratio median {median:.3}, 5 %: {:.3}, 95 %: {:.3}", ratios.len(), ratios[ratios.len() / 20], ratios[ratios.len() * 19 / 20]);
+    // With 400 draws a standard deviation is known to ±3.5 %; allow 10 % on the median and
+    // 25 % on the 5th and 95th percentiles.
+    assert!((median - 1.0).abs() < 0.1, "median ratio {median}");
+    let (lo, hi) = (ratios[ratios.len() / 20], ratios[ratios.len() * 19 / 20]);
+    assert!(lo > 0.75 && hi < 1.25, "5–95 % ratios {lo}..{hi}");
+}

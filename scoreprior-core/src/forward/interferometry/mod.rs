@@ -28,7 +28,7 @@ pub use closure::{closure_sets, ClosureSets};
 pub use sources::TestSource;
 
 use super::noise::Likelihood;
-use super::{ops, Chain, Model, Noise, Shape};
+use super::{ops, Chain, Model, Noise, Op, Shape};
 use crate::{Error, Result};
 
 /// One microarcsecond in radians.
@@ -90,6 +90,25 @@ impl Interferometer {
     /// The closure sets of this coverage (minimal independent per time).
     pub fn closures(&self) -> ClosureSets {
         closure_sets(&self.coverage)
+    }
+    /// The closure phases then log closure amplitudes of split complex visibilities `vis`
+    /// (`(n, 2K)` or `(2K)`), on [`Interferometer::closures`]: the data of
+    /// [`Interferometer::closure_model`] when computed from noisy visibilities, which is how
+    /// real closure data arise (the model's own `simulate` adds noise to the closure
+    /// quantities directly instead).
+    pub fn closure_data(&self, vis: &[f64]) -> Result<Vec<f64>> {
+        let k = self.coverage.points.len();
+        if vis.is_empty() || vis.len() % (2 * k) != 0 {
+            return Err(Error::shape("visibilities", format!("(n, {})", 2 * k), vis.len()));
+        }
+        let sets = self.closures();
+        let op = ops::ClosureProducts::new(k, sets.triangles, sets.quadrangles)?;
+        let m = op.output_shape().len();
+        let mut out = vec![0.0; vis.len() / (2 * k) * m];
+        for (o, v) in out.chunks_mut(m).zip(vis.chunks(2 * k)) {
+            op.apply(v, o);
+        }
+        Ok(out)
     }
     /// Closure phases (circular likelihood `2(1 − cos Δψ)/σ²`) and log closure amplitudes
     /// (Gaussian), with σ propagated from the thermal noise at the visibilities `vis`
