@@ -137,3 +137,37 @@ fn batch_matches_single_images() {
         assert!((one.log_prob[0] - batch.log_prob[i]).abs() < 1e-5);
     }
 }
+
+/// Any shipped solver plugs in: adaptive ones with PID control, fixed-step ones (Euler, RK4)
+/// with a constant step; the error shrinks with the method's accuracy.
+#[test]
+fn every_solver_computes_the_closed_form() {
+    use scoreprior_core::ode::solver_by_name;
+    use scoreprior_core::prior::Controller;
+    let d = 16;
+    let g = random_gaussian(d, 11, vp());
+    let x = g.sample(&mut rng(12), 2);
+    let base = ScorePriorConfig::default().with_sde(vp()).with_exact_trace();
+    let mut exact = vec![0.0; 2];
+    g.marginal_log_prob(&x, base.t0, &mut exact).unwrap();
+    for (name, ctrl, tol) in [
+        ("euler", Controller::constant(1e-3), 0.2),
+        ("rk4", Controller::constant(1e-2), 1e-3),
+        ("heun", Controller::pid(1e-6, 1e-6), 1e-3),
+        ("bosh3", Controller::pid(1e-6, 1e-6), 1e-3),
+        ("tsit5", Controller::pid(1e-6, 1e-6), 1e-3),
+        ("dopri5", Controller::pid(1e-6, 1e-6), 1e-3),
+        ("dopri8", Controller::pid(1e-6, 1e-6), 1e-3),
+    ] {
+        let solver = solver_by_name(name).unwrap();
+        let cfg = base.clone().with_solver(solver).with_controller(ctrl);
+        let prior = ScorePrior::new(g.clone(), cfg).unwrap().with_exact_terminal(g.clone());
+        let out = prior.log_prob(&x).unwrap();
+        let err = out.log_prob.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        eprintln!("{name}: max |err| {err:.2e}, {:?}", out.stats.forward);
+        assert!(err < tol, "{name} ({}): {err}", solver.tableau().name);
+    }
+    // An adaptive controller with a fixed-step solver is a configuration error.
+    let bad = base.with_solver(solver_by_name("rk4").unwrap());
+    assert!(ScorePrior::new(g, bad).is_err());
+}
