@@ -92,6 +92,42 @@ pub struct TrainArgs {
     /// Hide the progress bar (log lines instead).
     #[arg(long)]
     pub quiet: bool,
+    /// Only redraw OUT/loss.svg from OUT/loss.csv and exit.
+    #[arg(long)]
+    pub plot_only: bool,
+}
+
+/// Draws the loss curve (per-step loss and its 100-step moving average, log scale) from
+/// a loss CSV written by this command.
+pub fn plot_loss(csv: &std::path::Path, svg: &std::path::Path) -> CliResult {
+    let text = std::fs::read_to_string(csv)?;
+    let mut pts = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut f = line.split(',');
+        if let (Some(a), Some(b)) = (f.next(), f.next()) {
+            if let (Ok(s), Ok(l)) = (a.parse::<f64>(), b.parse::<f64>()) {
+                pts.push((s, l));
+            }
+        }
+    }
+    if pts.is_empty() {
+        return Err(format!("{}: no loss rows", csv.display()).into());
+    }
+    let w = 100usize;
+    let avg: Vec<(f64, f64)> = (0..pts.len())
+        .step_by(10)
+        .map(|i| {
+            let lo = i.saturating_sub(w - 1);
+            let m = pts[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i - lo + 1) as f64;
+            (pts[i].0, m)
+        })
+        .collect();
+    let thin: Vec<(f64, f64)> = pts.iter().step_by(5).cloned().collect();
+    super::plot::Figure::new("DSM training loss (per image, ½‖ε̂ − z‖²)", "step", "loss")
+        .log_axes(false, true)
+        .with(super::plot::Series::points("batch loss (every 5th step)", thin))
+        .with(super::plot::Series::line("100-step moving average", avg))
+        .write(svg)
 }
 
 fn preset(name: &str) -> CliResult<NcsnppConfig> {
@@ -108,6 +144,9 @@ pub fn run(args: TrainArgs) -> CliResult {
     if let Some(t) = args.threads {
         // Ignore the error of a second initialisation (the pool is global).
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();
+    }
+    if args.plot_only {
+        return plot_loss(&args.out.join("loss.csv"), &args.out.join("loss.svg"));
     }
     std::fs::create_dir_all(args.out.join("samples"))?;
     let data = load_dataset(&args.data, Split::Train, Some((args.size, args.size)), args.limit)?;
@@ -215,6 +254,8 @@ pub fn run(args: TrainArgs) -> CliResult {
         }
     }
     pb.finish();
+    csv.flush()?;
+    plot_loss(&csv_path, &args.out.join("loss.svg"))?;
     eprintln!("done: {} steps in {:.1} s", trainer.step_count() - start, t0.elapsed().as_secs_f64());
     Ok(())
 }
