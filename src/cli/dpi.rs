@@ -27,7 +27,7 @@ use scoreprior_core::metrics::image_metrics;
 use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::prior_tv::TotalVariation;
 use scoreprior_core::sde::{AnySde, VpSde};
-use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
+use scoreprior_models::realnvp::{FlowPrior, RealNvp, RealNvpConfig};
 use scoreprior_models::score::NcsnppScore;
 
 use super::logprob::{load_gaussian, resolve};
@@ -39,7 +39,9 @@ use super::CliResult;
 pub struct DpiArgs {
     /// Prior: `gaussian-ode` (exact score-based prior from the analytic score of --mean/--cov
     /// through the PF-ODE), `gaussian` (closed form of the same Gaussian), `tv` (total
-    /// variation, --tv-weight), or an NCSN++ checkpoint file (PF-ODE + adjoint).
+    /// variation, --tv-weight), `flow:FILE` (a RealNVP density saved with
+    /// `RealNvp::save_file`, the supplement's flow prior), or an NCSN++ checkpoint file
+    /// (PF-ODE + adjoint).
     #[arg(long, default_value = "gaussian-ode")]
     pub prior: String,
     /// Mean of the Gaussian priors (.npy).
@@ -321,6 +323,10 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         "gaussian" => Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(gauss.clone().unwrap()))),
         "gaussian-ode" => Box::new(ScorePriorEnergy::new(ScorePrior::new(gauss.clone().unwrap(), prior_cfg()?)?)),
         "tv" => Box::new(TotalVariation::new(h, w, args.tv_weight, 1e-3)?),
+        other if other.starts_with("flow:") => {
+            let p = resolve(Path::new(&other[5..]));
+            Box::new(FlowPrior::new(RealNvp::load_file(&p).map_err(|e| format!("--prior {other}: {e}"))?))
+        }
         other => {
             let p = resolve(Path::new(other));
             if !p.exists() {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use scoreprior_core::{Error, Result};
 
-pub use posterior::AdamSettings;
+pub use posterior::{AdamSettings, FlowPrior};
 
 /// A parameter: a flat `f64` tensor on the CPU.
 pub(crate) type Param = Tensor<(usize,), f64, Cpu>;

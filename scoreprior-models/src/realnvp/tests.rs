@@ -232,3 +232,36 @@ fn initial_affine_map_is_exact() {
     }
     assert!(f.set_initial_affine(0.0, -1.0).is_err());
 }
+
+#[test]
+fn density_training_fits_a_gaussian_and_serves_as_prior() {
+    use scoreprior_core::dpi::Energy;
+    // Data from N(μ, diag(0.3², 0.1²)): the fitted flow's mean log-likelihood must approach
+    // the negative entropy, and its density gradient must point back towards μ.
+    let (mu, sd) = ([0.5, -0.2], [0.3, 0.1]);
+    let mut f = RealNvp::new(RealNvpConfig::new(2).with_flows(2).with_hidden(16).with_seed(2)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut last = f64::INFINITY;
+    for _ in 0..1500 {
+        let x: Vec<f64> = (0..128)
+            .flat_map(|_| {
+                let a: f64 = rng.sample(StandardNormal);
+                let b: f64 = rng.sample(StandardNormal);
+                [mu[0] + sd[0] * a, mu[1] + sd[1] * b]
+            })
+            .collect();
+        last = f.density_step(&x, 128, 1e-2, Some(10.0)).unwrap();
+    }
+    let entropy: f64 = sd.iter().map(|s: &f64| 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E * s * s).ln()).sum();
+    assert!((last - entropy).abs() < 0.1, "NLL {last} vs entropy {entropy}");
+    let path = std::env::temp_dir().join(format!("realnvp-prior-{}.safetensors", std::process::id()));
+    f.save_file(&path).unwrap();
+    let back = RealNvp::load_file(&path).unwrap();
+    assert_eq!(back.parameters(), f.parameters());
+    let _ = std::fs::remove_file(&path);
+    let prior = FlowPrior::new(back);
+    let (mut e, mut g) = (vec![0.0], vec![0.0; 2]);
+    prior.energy_and_grad(&[mu[0] + 0.3, mu[1] - 0.1], &mut rng, &mut e, &mut g).unwrap();
+    // ∇(−log p) = Σ⁻¹(x − μ) = (0.3/0.09, −0.1/0.01) = (3.33, −10) for the exact density.
+    assert!((g[0] - 3.33).abs() < 1.0 && (g[1] + 10.0).abs() < 3.0, "{g:?}");
+}
