@@ -149,7 +149,7 @@ fn dopri5_with_a_typo_fails_and_names_the_tree() {
         b = [35/384, 0, 500/1113, 125/192, -2187/6784, 11/84, 0],
     ));
     assert!(v.is_none());
-    assert!(errs.iter().any(|e| e.starts_with("row 4 of `a` sums to 31/45 but `c_4` is 4/5")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("row 4 of `a` sums to 31/45 but `c_4` is 4/5 (difference -1/9 ≈ -1.111e-1)")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("order condition violated for tree [[•]] (order 3)")), "{errs:?}");
 }
 
@@ -199,6 +199,13 @@ fn tolerance_admits_dopri8_and_exactness_rejects_it() {
     let (v, errs) = run(dopri8(quote!()));
     assert!(v.is_none());
     assert!(errs.iter().any(|e| e.contains("row 12 of `a` sums to")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("row 14 of `a` sums to 1 but `c_14` is 1 (difference -3.685e-18)")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .filter(|e| !e.ends_with("fail for `b`") && !e.ends_with("fail for `b_hat`"))
+            .all(|e| e.ends_with("if the published coefficients are rounded, declare `tolerance = ...`")),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -258,7 +265,7 @@ fn invalid_input_reports_every_error_at_once() {
     assert!(errs.iter().any(|e| e.starts_with("unknown key `bogus`")), "{errs:?}");
     // b satisfies order 2 with the row sums of `a` (1/3), so only the row sum is wrong.
     let (_, errs) = run(quote!(order = 2, c = [0, 1/2], a = [[], [1/3]], b = [-1/2, 3/2]));
-    assert_eq!(errs, vec!["row 2 of `a` sums to 1/3 but `c_2` is 1/2; each node must equal its row sum (c_i = sum_j a_ij)"]);
+    assert_eq!(errs, vec!["row 2 of `a` sums to 1/3 but `c_2` is 1/2 (difference -1/6 ≈ -1.667e-1); each node must equal its row sum (c_i = sum_j a_ij)"]);
 }
 
 #[test]

@@ -264,6 +264,17 @@ fn check_shapes(spec: &Spec, embedded: Option<Embedded<'_>>, errors: &mut Errors
     ok
 }
 
+/// In exact mode, a failure by a tiny amount is almost always a published tableau whose
+/// coefficients are rounded: say how to accept it.
+fn rounding_hint(residual: &BigRational, tol: Option<&BigRational>) -> &'static str {
+    let tiny = BigRational::new(1.into(), num_traits::pow(num_bigint::BigInt::from(10), 10));
+    if tol.is_none() && residual.abs() < tiny {
+        "; if the published coefficients are rounded, declare `tolerance = ...`"
+    } else {
+        ""
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -296,11 +307,13 @@ fn check_row_sums(c: &Vector, a: &Matrix, tol: Option<&BigRational>, errors: &mu
             errors.push(syn::Error::new_spanned(
                 &a.rows[i].expr,
                 format!(
-                    "row {} of `a` sums to {} but `c_{}` is {}; each node must equal its row sum (c_i = sum_j a_ij)",
+                    "row {} of `a` sums to {} but `c_{}` is {} (difference {}); each node must equal its row sum (c_i = sum_j a_ij){}",
                     i + 1,
                     show(&sum),
                     i + 1,
-                    show(ci)
+                    show(ci),
+                    show_residual(&(&sum - ci)),
+                    rounding_hint(&(&sum - ci), tol)
                 ),
             ));
         }
@@ -333,12 +346,13 @@ fn check_order_conditions(
         let t = forest.tree(id);
         let value = &res[id] + BigRational::new(1.into(), t.density.into());
         format!(
-            "tree {} (order {}): `{label}`·Φ(t) = {} but 1/γ(t) = 1/{} (residual {})",
+            "tree {} (order {}): `{label}`·Φ(t) = {} but 1/γ(t) = 1/{} (residual {}){}",
             forest.bracket(id),
             t.order,
             show(&value),
             t.density,
-            show_residual(&res[id])
+            show_residual(&res[id]),
+            rounding_hint(&res[id], tol)
         )
     };
     if let Some(&first) = failing.first() {
