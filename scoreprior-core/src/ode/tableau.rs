@@ -58,12 +58,18 @@ impl Tableau {
             self.c.len()
         }
     }
-    /// The order used by step-size control: diffrax uses the solution order plus one for
-    /// ODEs ("error order"), and so do we.
+    /// The order with which the local error estimate scales, used by step-size control:
+    /// `min(p, p̂) + 1` for an embedded pair of orders `p(p̂)`, and `p` for a method
+    /// without an embedded estimate.
+    ///
+    /// diffrax computes the same number as `solver.order()` under its assumption `p̂ = p − 1`
+    /// (Dopri5: 5, Bosh3: 3, Heun: 2); we derive it from the declared embedded order instead,
+    /// so a user's pair with `p̂ = p` (or `p̂ < p − 1`) is controlled correctly too.
     pub fn error_order(&self) -> f64 {
-        // diffrax: `error_order = solver.order + 1` for ODEs. Hairer uses `min(p, p̂) + 1`.
-        // We follow diffrax so that step counts are comparable with the reference code.
-        self.order as f64 + 1.0
+        match self.embedded_order {
+            Some(q) => (self.order.min(q) + 1) as f64,
+            None => self.order as f64,
+        }
     }
 }
 
