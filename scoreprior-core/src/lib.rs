@@ -20,6 +20,7 @@ pub mod ode;
 pub mod pf_ode;
 pub mod prior;
 pub mod prior_tv;
+pub mod prior_dsm;
 pub mod score;
 pub mod sde;
 
