@@ -3,7 +3,7 @@
 //! each prior mode, and drawing 128 posterior samples from the flow. The prior is the
 //! shipped Fashion-MNIST Gaussian (`assets/gaussian16`), in closed form, as the exact
 //! score-based prior (its analytic score through the PF-ODE with 16 Hutchinson probes and the
-//! adjoint), and TV as the classical regulariser.
+//! adjoint), its denoising-score-matching bound (the cheap surrogate), and TV.
 
 use std::path::Path;
 
@@ -12,6 +12,7 @@ use scoreprior::core::dpi::{draw_samples, run_dpi, DpiConfig, Energy, Likelihood
 use scoreprior::core::forward::{ForwardModel, Model};
 use scoreprior::core::io::read_npy;
 use scoreprior::core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
+use scoreprior::core::prior_dsm::DsmBoundPrior;
 use scoreprior::core::prior_tv::TotalVariation;
 use scoreprior::core::score::Gaussian;
 use scoreprior::core::sde::{AnySde, VpSde};
@@ -36,6 +37,10 @@ fn bench(c: &mut Criterion) {
         (
             "score_ode_hutchinson16",
             Box::new(ScorePriorEnergy::new(ScorePrior::new(g.clone(), ScorePriorConfig::default()).unwrap())),
+        ),
+        (
+            "score_dsm_bound",
+            Box::new(DsmBoundPrior::new(std::sync::Arc::new(g.clone()), AnySde::Vp(VpSde::default()), 1e-3, 1).unwrap()),
         ),
         ("tv", Box::new(TotalVariation::new(16, 16, 1.0, 1e-3).unwrap())),
     ];

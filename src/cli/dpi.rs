@@ -25,6 +25,7 @@ use scoreprior_core::forward::{parse_model, ForwardModel, Shape};
 use scoreprior_core::io::{atomic_write, read_npy, read_png, write_npy, write_png_grid};
 use scoreprior_core::metrics::image_metrics;
 use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
+use scoreprior_core::prior_dsm::DsmBoundPrior;
 use scoreprior_core::prior_tv::TotalVariation;
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_models::realnvp::{FlowPrior, RealNvp, RealNvpConfig};
@@ -63,6 +64,10 @@ pub struct DpiArgs {
     /// Absolute tolerance of both solves.
     #[arg(long, default_value_t = 1e-5)]
     pub atol: f64,
+    /// Score priors (`gaussian-ode`, NCSN++): use the cheap denoising-score-matching lower
+    /// bound on log p (one time draw per image, first-order VJPs only) instead of the PF-ODE.
+    #[arg(long)]
+    pub surrogate: bool,
     /// Weight of the TV prior.
     #[arg(long, default_value_t = 1.0)]
     pub tv_weight: f64,
@@ -155,6 +160,7 @@ pub struct DpiArgs {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DpiSummary {
     pub prior: String,
+    pub surrogate: bool,
     pub forward: String,
     pub steps: usize,
     pub seconds_training: f64,
@@ -276,6 +282,24 @@ fn noise_sigma(noise: &str) -> Option<f64> {
     body.trim().strip_prefix("sigma")?.trim().strip_prefix('=')?.trim().parse().ok()
 }
 
+#[derive(Debug, clap::Parser)]
+struct DpiOnly {
+    #[command(flatten)]
+    args: DpiArgs,
+}
+
+impl DpiArgs {
+    /// Parses `scoreprior dpi` flags (without the subcommand name), with every default of the
+    /// command line: the way a program (e.g. the main job) builds a run.
+    ///
+    /// `DpiArgs::from_flags(&["--x-true", "assets/fashion16_test.npy", "--out", "out/dpi"])`
+    pub fn from_flags(flags: &[&str]) -> CliResult<Self> {
+        use clap::Parser;
+        let argv = std::iter::once("dpi").chain(flags.iter().copied());
+        Ok(DpiOnly::try_parse_from(argv)?.args)
+    }
+}
+
 /// Runs `scoreprior dpi`.
 pub fn run(args: DpiArgs) -> CliResult {
     run_with(&args).map(|_| ())
@@ -319,8 +343,17 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             .with_adjoint_tolerances(args.rtol, args.atol)
             .with_divergence(div))
     };
+    if args.surrogate && !matches!(args.prior.as_str(), "gaussian-ode") && !Path::new(&args.prior).exists() && !resolve(Path::new(&args.prior)).exists() {
+        return Err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)".into());
+    }
     let prior: Box<dyn Energy> = match args.prior.as_str() {
         "gaussian" => Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(gauss.clone().unwrap()))),
+        "gaussian-ode" if args.surrogate => Box::new(DsmBoundPrior::new(
+            std::sync::Arc::new(gauss.clone().unwrap()),
+            AnySde::Vp(VpSde::default()),
+            1e-3,
+            1,
+        )?),
         "gaussian-ode" => Box::new(ScorePriorEnergy::new(ScorePrior::new(gauss.clone().unwrap(), prior_cfg()?)?)),
         "tv" => Box::new(TotalVariation::new(h, w, args.tv_weight, 1e-3)?),
         other if other.starts_with("flow:") => {
@@ -334,7 +367,11 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             }
             let m = NcsnppScore::load(&p).map_err(|e| format!("--prior {other}: {e}"))?;
             let sde = AnySde::Vp(*m.sde());
-            Box::new(ScorePriorEnergy::new(ScorePrior::new(m, prior_cfg()?.with_sde(sde))?))
+            if args.surrogate {
+                Box::new(DsmBoundPrior::new(std::sync::Arc::new(m), sde, 1e-3, 1)?)
+            } else {
+                Box::new(ScorePriorEnergy::new(ScorePrior::new(m, prior_cfg()?.with_sde(sde))?))
+            }
         }
     };
     if prior.dim() != d {
@@ -451,6 +488,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     };
     let res = DpiSummary {
         prior: args.prior.clone(),
+        surrogate: args.surrogate,
         forward: format!("{} + {}", args.forward, args.noise),
         steps: hist.records.len(),
         seconds_training,
@@ -506,6 +544,13 @@ mod tests {
         assert!((m[0] - 0.5).abs() < 1e-12 && (m[1] - 0.75).abs() < 1e-12);
         assert!((s[1] - 0.75f64.sqrt()).abs() < 1e-12);
         assert!(gaussian_denoising_posterior(&[0.0], &[-2.0], 1.0, &[0.0]).is_err());
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let a = DpiArgs::from_flags(&["--x-true", "x.npy", "--out", "o", "--steps", "7"]).unwrap();
+        assert_eq!((a.steps, a.batch, a.prior.as_str(), a.probes), (7, 64, "gaussian-ode", 16));
+        assert!(DpiArgs::from_flags(&["--steps", "7"]).is_err(), "--out is required");
     }
 
     #[test]
