@@ -221,3 +221,55 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
     let slack = if cfg!(debug_assertions) { 0.3 } else { 0.1 };
     assert!(f.kl < -mass[dom].ln() + slack, "KL {} vs dominant-mode bound {}", f.kl, -mass[dom].ln());
 }
+
+/// 16×16 denoising (σ = 0.2) of a Fashion-MNIST test image under the shipped Gaussian prior
+/// (closed form, so the test stays fast; the PF-ODE prior's own accuracy is tested in core):
+/// the flow's mean and per-pixel std must match the closed-form posterior
+/// `Σ_post = V diag(λσ²/(λ+σ²)) Vᵀ`, `μ_post = μ + V diag(λ/(λ+σ²)) Vᵀ (y − μ)`.
+#[test]
+fn dpi_matches_closed_form_gaussian_denoising_posterior_at_16x16() {
+    use rand::SeedableRng;
+    use scoreprior_core::dpi::{summarize_samples, LikelihoodEnergy, PriorEnergy};
+    use scoreprior_core::forward::{ForwardModel, Model};
+    use scoreprior_core::io::read_npy;
+    use scoreprior_core::prior::GaussianPrior;
+
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let mean = read_npy(assets.join("gaussian16/mean.npy")).unwrap().data;
+    let cov = read_npy(assets.join("gaussian16/cov.npy")).unwrap().data;
+    let truth = read_npy(assets.join("fashion16_test.npy")).unwrap().data[..256].to_vec();
+    let g = Gaussian::new(mean.clone(), &cov, AnySde::Vp(VpSde::default())).unwrap();
+    let sigma = 0.2;
+    let model = Model::denoising([1, 16, 16], sigma).unwrap();
+    let y = model.simulate(&truth, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+
+    let (lam, v) = (g.eigenvalues().to_vec(), g.eigenvectors().clone());
+    let d = 256;
+    let proj: Vec<f64> = (0..d).map(|j| (0..d).map(|i| v[(i, j)] * (y[i] - mean[i])).sum::<f64>()).collect();
+    let post_mean: Vec<f64> = (0..d)
+        .map(|i| mean[i] + (0..d).map(|j| v[(i, j)] * lam[j] / (lam[j] + sigma * sigma) * proj[j]).sum::<f64>())
+        .collect();
+    let post_std: Vec<f64> = (0..d)
+        .map(|i| (0..d).map(|j| v[(i, j)].powi(2) * lam[j] * sigma * sigma / (lam[j] + sigma * sigma)).sum::<f64>().sqrt())
+        .collect();
+
+    let steps = if cfg!(debug_assertions) { 150 } else { 400 };
+    let mut flow = RealNvp::new(RealNvpConfig::new(d).with_flows(8).with_seed(3)).unwrap();
+    flow.set_initial_affine(mean.iter().sum::<f64>() / d as f64, 0.2).unwrap();
+    let cfg = DpiConfig { steps, batch: 64, lr: 1e-3, warmup: 50, lr_final_fraction: 0.1, seed: 1, ..Default::default() };
+    let data = LikelihoodEnergy::new(model, y).unwrap();
+    let prior = PriorEnergy::new(GaussianPrior::from_gaussian(g));
+    let t = std::time::Instant::now();
+    run_dpi(&cfg, &mut flow, Some(&data), Some(&prior), &mut |_| {}).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let s = draw_samples(&mut flow, 2048, 512, 4).unwrap();
+    let sum = summarize_samples(&s.x, d, 2.0).unwrap();
+    let rmse = (sum.mean.iter().zip(&post_mean).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / d as f64).sqrt();
+    let rel = sum.std.iter().zip(&post_std).map(|(a, b)| (a - b).abs() / b).sum::<f64>() / d as f64;
+    let avg_std = post_std.iter().sum::<f64>() / d as f64;
+    eprintln!("16x16 closed-form Gaussian: mean RMSE {rmse:.4} (posterior std {avg_std:.3}), std rel. err {rel:.3}, {steps} steps in {secs:.1} s");
+    let (m_max, s_max) = if cfg!(debug_assertions) { (0.03, 0.25) } else { (0.015, 0.12) };
+    assert!(rmse < m_max, "mean RMSE {rmse}");
+    assert!(rel < s_max, "std relative error {rel}");
+    assert_eq!(sum.n_dropped, 0);
+}
