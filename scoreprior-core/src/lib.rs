@@ -19,8 +19,8 @@ pub mod metrics;
 pub mod ode;
 pub mod pf_ode;
 pub mod prior;
-pub mod prior_tv;
 pub mod prior_dsm;
+pub mod prior_tv;
 pub mod score;
 pub mod sde;
 
