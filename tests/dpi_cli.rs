@@ -88,3 +88,38 @@ fn bad_inputs_are_clear_errors() {
     let e = err(&["dpi", "--x-true", "assets/fashion16_test.npy", "--batch", "0", "--out", out]);
     assert!(e.contains("batch"), "{e}");
 }
+
+#[test]
+fn network_prior_runs_end_to_end_exact_and_surrogate() {
+    // A tiny NCSN++ trained for 2 steps on 8×8 images (as in the logprob tests), then a few
+    // DPI steps with its PF-ODE prior (1 probe, loose tolerances) and with the DSM bound.
+    let dir = tmp("ncsnpp");
+    let data = dir.join("data.npy");
+    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
+    scoreprior::core::io::write_npy(&data, &[4, 8, 8], &imgs).unwrap();
+    let ck = dir.join("ck");
+    let o = bin(&[
+        "train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--size", "8", "--config", "tiny",
+        "--steps", "2", "--batch-size", "2", "--sample-every", "0", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ema = ck.join("ema.safetensors");
+    let x = dir.join("x.npy");
+    scoreprior::core::io::write_npy(&x, &[8, 8], &imgs[..64]).unwrap();
+    for extra in [&["--probes", "1", "--rtol", "1e-2", "--atol", "1e-4"][..], &["--surrogate"][..]] {
+        let out = dir.join(format!("out{}", extra.len()));
+        let mut args = vec![
+            "dpi", "--prior", ema.to_str().unwrap(), "--x-true", x.to_str().unwrap(), "--steps", "3", "--batch", "4",
+            "--flows", "1", "--samples", "8", "--quiet", "--out", out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = bin(&args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(m["steps"], 3);
+        assert!(m["final_loss"]["prior"].as_f64().unwrap().is_finite());
+        assert!(m["mean_metrics"]["mse"].as_f64().unwrap().is_finite());
+    }
+    let o = bin(&["dpi", "--prior", "tv", "--surrogate", "--x-true", x.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--surrogate needs a score prior"));
+}
