@@ -1,7 +1,7 @@
 //! The cheap surrogate prior of the reference code: a stochastic lower bound on `log p(x)`
 //! from denoising score matching (Song et al. 2021, Thm. 4; Feng & Bouman's follow-up):
-//! `−log p(x) ≤ −log p_T(x_T) + ½ ∫_{ε}^{T} [g²(‖s(x_t,t) − ∇log p_{0t}‖² − ‖∇log p_{0t}‖²) − 2 ∇·f] dt
-//! + (Gaussian decoder term at ε)`, with `x_t = α_t x + σ_t z`. One draw of `t` (importance
+//! `−log p(x) ≤ −log p_T(x_T) + ½ ∫_{ε}^{T} [g²(‖s(x_t,t) − ∇log p_{0t}‖² − ‖∇log p_{0t}‖²) − 2 ∇·f] dt`
+//! plus a Gaussian decoder term at `ε`, with `x_t = α_t x + σ_t z`. One draw of `t` (importance
 //! sampled ∝ g²/σ²) and `z` per image gives an unbiased estimate; its gradient needs only
 //! first-order VJPs of the score (no ODE, no second derivatives).
 

@@ -195,7 +195,7 @@ impl RealNvp {
         let mut layers = Vec::new();
         for k in 0..cfg.n_flow {
             // Fixed permutation per step, from its own stream so the weights do not shift it.
-            let mut prng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_0F_9E37);
+            let mut prng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_0F9E_37AB);
             prng.set_stream(k as u64);
             let mut perm: Vec<usize> = (0..d).collect();
             perm.shuffle(&mut prng);
