@@ -215,24 +215,34 @@ impl DpiConfig {
     }
 }
 
+/// JSON writes non-finite numbers as `null`; read them back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// What one optimisation step measured (unweighted batch means).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Step number (0-based).
     pub step: usize,
     /// Weighted total loss `w_d·data + w_p·prior + w_e·log_q` (NaN terms count as 0).
+    #[serde(deserialize_with = "nan_if_null")]
     pub total: f64,
     /// Mean `−log p(y|x)`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub data: f64,
     /// Mean `−log p(x)` (NaN when the prior gives gradients only).
+    #[serde(deserialize_with = "nan_if_null")]
     pub prior: f64,
     /// Mean `log q(x)` (= −entropy estimate).
+    #[serde(deserialize_with = "nan_if_null")]
     pub log_q: f64,
     /// Effective data weight (after annealing).
     pub data_weight: f64,
     /// Learning rate used.
     pub lr: f64,
     /// Gradient norm before clipping.
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_norm: f64,
     /// Wall time of the step in seconds.
     pub seconds: f64,
@@ -668,6 +678,26 @@ mod tests {
         assert!((s.std[0] - f64::sqrt(var0)).abs() < 1e-15);
         assert!(summarize_samples(&[5.0, 5.0], 2, 2.0).is_err());
         assert!(summarize_samples(&[f64::NAN, 0.0], 2, 2.0).is_err());
+    }
+
+    #[test]
+    fn history_with_missing_terms_round_trips() {
+        let r = StepRecord {
+            step: 3,
+            total: 1.5,
+            data: f64::NAN,
+            prior: 2.0,
+            log_q: -0.5,
+            data_weight: 1.0,
+            lr: 1e-3,
+            grad_norm: 0.7,
+            seconds: 0.01,
+        };
+        let h = DpiHistory { records: vec![r] };
+        let back: DpiHistory = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert!(back.records[0].data.is_nan());
+        assert_eq!(back.records[0].prior, 2.0);
+        assert_eq!(back.records[0].step, 3);
     }
 
     #[test]

@@ -493,7 +493,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         forward: format!("{} + {}", args.forward, args.noise),
         steps: hist.records.len(),
         seconds_training,
-        seconds_per_step: seconds_training / fresh_steps.max(1) as f64,
+        seconds_per_step: if fresh_steps == 0 { f64::NAN } else { seconds_training / fresh_steps as f64 },
         seconds_sampling,
         samples: batch.n,
         samples_kept: summary.n_kept,
