@@ -293,7 +293,6 @@ impl DpiArgs {
     /// command line: the way a program (e.g. the main job) builds a run.
     ///
     /// `DpiArgs::from_flags(&["--x-true", "assets/fashion16_test.npy", "--out", "out/dpi"])`
-    #[allow(dead_code)] // the entry point for programs such as the main job; tested below
     pub fn from_flags(flags: &[&str]) -> CliResult<Self> {
         use clap::Parser;
         let argv = std::iter::once("dpi").chain(flags.iter().copied());

@@ -257,30 +257,6 @@ pub fn run(args: SolverStudyArgs) -> CliResult {
     study(&args).map(|_| ())
 }
 
-/// Samples of the main job's study: the paper's 512 (about 10–20 s on 2 cores, most of it
-/// Euler's 4088 steps).
-pub const MAIN_JOB_SAMPLES: usize = 512;
-
-/// The main job: the solver study with [`MAIN_JOB_SAMPLES`] samples and the default flags,
-/// written to `out/solver-study`.
-pub fn main_job() -> CliResult {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: SolverStudyArgs,
-    }
-    let samples = MAIN_JOB_SAMPLES.to_string();
-    let w = Wrap::try_parse_from(["scoreprior", "--samples", samples.as_str()])?;
-    println!(
-        "main job: the solver study (supplement Table 1) on the shipped Fashion-MNIST 16×16 Gaussian, \
-         {MAIN_JOB_SAMPLES} samples of q; the same as `scoreprior solver-study` (see --help for solvers, \
-         tolerances, Euler's --dt, --samples, --trace, --exact-terminal); the trace study is \
-         `scoreprior trace-study`\n"
-    );
-    run(w.args)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
