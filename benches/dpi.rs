@@ -8,7 +8,10 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use scoreprior::core::dpi::{draw_samples, run_dpi, DpiConfig, Energy, LikelihoodEnergy, PriorEnergy, ScorePriorEnergy};
+use rand::SeedableRng;
+use scoreprior::core::dpi::{
+    draw_samples, run_dpi, DpiConfig, Energy, LikelihoodEnergy, PriorEnergy, ScorePriorEnergy,
+};
 use scoreprior::core::forward::{ForwardModel, Model};
 use scoreprior::core::io::read_npy;
 use scoreprior::core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
@@ -17,7 +20,6 @@ use scoreprior::core::prior_tv::TotalVariation;
 use scoreprior::core::score::Gaussian;
 use scoreprior::core::sde::{AnySde, VpSde};
 use scoreprior::models::realnvp::{RealNvp, RealNvpConfig};
-use rand::SeedableRng;
 
 fn gaussian() -> Gaussian {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/gaussian16");
@@ -40,7 +42,9 @@ fn bench(c: &mut Criterion) {
         ),
         (
             "score_dsm_bound",
-            Box::new(DsmBoundPrior::new(std::sync::Arc::new(g.clone()), AnySde::Vp(VpSde::default()), 1e-3, 1).unwrap()),
+            Box::new(
+                DsmBoundPrior::new(std::sync::Arc::new(g.clone()), AnySde::Vp(VpSde::default()), 1e-3, 1).unwrap(),
+            ),
         ),
         ("tv", Box::new(TotalVariation::new(16, 16, 1.0, 1e-3).unwrap())),
     ];

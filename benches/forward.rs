@@ -16,8 +16,20 @@ fn models(n: usize) -> Vec<(&'static str, Model)> {
     let cov = Array::eht2017().observe(&Observation::sgr_a_star()).unwrap();
     let eht = Interferometer::new(cov, n, 160.0).unwrap();
     vec![
-        ("blur", parse_model("gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)", "gaussian(sigma=0.05)", [1, n, n]).unwrap()),
-        ("mri", parse_model("fft2 | poisson_mask(acceleration=8, center=4, seed=1)", "complex_gaussian(sigma=0.01)", [1, n, n]).unwrap()),
+        (
+            "blur",
+            parse_model("gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)", "gaussian(sigma=0.05)", [1, n, n])
+                .unwrap(),
+        ),
+        (
+            "mri",
+            parse_model(
+                "fft2 | poisson_mask(acceleration=8, center=4, seed=1)",
+                "complex_gaussian(sigma=0.01)",
+                [1, n, n],
+            )
+            .unwrap(),
+        ),
         ("eht", eht.visibility_model().unwrap()),
     ]
 }
@@ -30,13 +42,17 @@ fn forward_adjoint(c: &mut Criterion) {
         for (name, m) in models(n) {
             let x: Vec<f64> = (0..BATCH * n * n).map(|i| ((i * 31) % 97) as f64 / 97.0).collect();
             let y = m.forward(&x).unwrap();
-            group.bench_with_input(BenchmarkId::from_parameter(format!("{name} (M={})", m.output_dim())), &x, |b, x| {
-                b.iter(|| {
-                    let fx = m.forward(black_box(x)).unwrap();
-                    let aty = m.adjoint(black_box(&y)).unwrap();
-                    black_box((fx, aty))
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::from_parameter(format!("{name} (M={})", m.output_dim())),
+                &x,
+                |b, x| {
+                    b.iter(|| {
+                        let fx = m.forward(black_box(x)).unwrap();
+                        let aty = m.adjoint(black_box(&y)).unwrap();
+                        black_box((fx, aty))
+                    })
+                },
+            );
         }
         group.finish();
     }

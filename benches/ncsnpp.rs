@@ -42,16 +42,26 @@ fn bench(c: &mut Criterion) {
             let t0 = Instant::now();
             pool.install(|| m.score(&x64, 0.5, &mut out).unwrap());
             let fl = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64;
-            eprintln!("{size}x{size} forward, {threads} thread(s): {:.2} GFLOP per call, {:.1} GFLOP/s", fl / 1e9, fl / 1e9 / t0.elapsed().as_secs_f64());
+            eprintln!(
+                "{size}x{size} forward, {threads} thread(s): {:.2} GFLOP per call, {:.1} GFLOP/s",
+                fl / 1e9,
+                fl / 1e9 / t0.elapsed().as_secs_f64()
+            );
             g.throughput(Throughput::Elements(64));
-            g.bench_function(format!("forward/{size}x{size}/threads{threads}"), |b| b.iter(|| pool.install(|| m.score(&x64, 0.5, &mut out).unwrap())));
+            g.bench_function(format!("forward/{size}x{size}/threads{threads}"), |b| {
+                b.iter(|| pool.install(|| m.score(&x64, 0.5, &mut out).unwrap()))
+            });
             let mut s = vec![0.0; 4 * d];
             let mut v = vec![0.0; 64 * d];
             let f0 = MATMUL_FLOPS.load(Ordering::Relaxed);
             let t0 = Instant::now();
             pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap());
             let fl = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64 * 3.0; // backward ≈ 2× forward products
-            eprintln!("{size}x{size} fwd+VJP, {threads} thread(s): ~{:.2} GFLOP per call, ~{:.1} GFLOP/s", fl / 1e9, fl / 1e9 / t0.elapsed().as_secs_f64());
+            eprintln!(
+                "{size}x{size} fwd+VJP, {threads} thread(s): ~{:.2} GFLOP per call, ~{:.1} GFLOP/s",
+                fl / 1e9,
+                fl / 1e9 / t0.elapsed().as_secs_f64()
+            );
             g.bench_function(format!("forward_vjp/{size}x{size}/threads{threads}"), |b| {
                 b.iter(|| pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()))
             });

@@ -45,7 +45,8 @@ fn adaptive_steps(c: &mut Criterion) {
             group.bench_function(BenchmarkId::from_parameter(name), |b| {
                 b.iter(|| {
                     let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| sys.rhs(y, dy);
-                    solve(&mut f, solver, &mut PidController::new(1e-6, 1e-8), 0.0, 10.0, black_box(&y0), &opts).unwrap()
+                    solve(&mut f, solver, &mut PidController::new(1e-6, 1e-8), 0.0, 10.0, black_box(&y0), &opts)
+                        .unwrap()
                 })
             });
         }

@@ -45,10 +45,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mean = read_npy(assets.join("gaussian16/mean.npy"))?.data;
     let cov = read_npy(assets.join("gaussian16/cov.npy"))?.data;
     let score = Gaussian::new(mean, &cov, AnySde::Vp(VpSde::default()))?;
-    let cfg = ScorePriorConfig::default()
-        .with_solver(&MyBs32)
-        .with_adjoint_solver(&MyBs32)
-        .with_hutchinson(8, ProbeNoise::Rademacher, 0);
+    let cfg = ScorePriorConfig::default().with_solver(&MyBs32).with_adjoint_solver(&MyBs32).with_hutchinson(
+        8,
+        ProbeNoise::Rademacher,
+        0,
+    );
     let prior = ScorePriorEnergy::new(ScorePrior::new(score, cfg)?);
 
     // Posterior family and optimiser.
@@ -58,7 +59,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let data = LikelihoodEnergy::new(Blur, y)?;
     run_dpi(&dpi, &mut flow, Some(&data), Some(&prior), &mut |r| {
         if r.step % 50 == 0 {
-            println!("step {:4}: loss {:9.2} (data {:8.2}, prior {:8.2}, log q {:8.2})", r.step, r.total, r.data, r.prior, r.log_q);
+            println!(
+                "step {:4}: loss {:9.2} (data {:8.2}, prior {:8.2}, log q {:8.2})",
+                r.step, r.total, r.data, r.prior, r.log_q
+            );
         }
     })?;
 

@@ -14,12 +14,12 @@ pub use scoreprior_models as models;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use scoreprior_core::forward::{parse_model, Chain, ForwardModel, Model, Noise, NoiseSpec, Shape};
     pub use scoreprior_core::ode::{
         solve, ConstantStepSize, ExplicitRk, PidController, SaveAt, Solution, SolveOptions, State, Stats, Tableau,
         VectorField,
     };
-    pub use scoreprior_core::ode::{Bosh3, Dopri5, Dopri8, Euler, Heun, Tsit5, Rk4};
-    pub use scoreprior_core::forward::{parse_model, Chain, ForwardModel, Model, Noise, NoiseSpec, Shape};
+    pub use scoreprior_core::ode::{Bosh3, Dopri5, Dopri8, Euler, Heun, Rk4, Tsit5};
     pub use scoreprior_core::score::ScoreModel;
     pub use scoreprior_core::sde::{AnySde, Sde, SubVpSde, VeSde, VpSde};
     pub use scoreprior_core::{Error, Result};

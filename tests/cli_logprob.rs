@@ -140,7 +140,19 @@ fn logprob_reports_clear_errors() {
     let out = dir.join("r.json");
     let out = out.to_str().unwrap();
     let missing = dir.join("nope.npy");
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", missing.to_str().unwrap(), "--cov", &c, "--x", &x, "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        missing.to_str().unwrap(),
+        "--cov",
+        &c,
+        "--x",
+        &x,
+        "--out",
+        out,
+    ]);
     assert!(e.contains("--mean") && e.contains("does not exist"), "{e}");
     // Not positive definite: eigenvalues 3 and −1.
     let bad = dir.join("bad.npy");
@@ -148,39 +160,130 @@ fn logprob_reports_clear_errors() {
     cov[1] = 2.0;
     cov[4] = 2.0;
     write_npy(&bad, &[4, 4], &cov).unwrap();
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", bad.to_str().unwrap(), "--x", &x, "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        bad.to_str().unwrap(),
+        "--x",
+        &x,
+        "--out",
+        out,
+    ]);
     assert!(e.contains("not symmetric positive definite"), "{e}");
     // Not symmetric.
     let mut cov = COV;
     cov[1] = 0.0;
     write_npy(&bad, &[4, 4], &cov).unwrap();
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", bad.to_str().unwrap(), "--x", &x, "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        bad.to_str().unwrap(),
+        "--x",
+        &x,
+        "--out",
+        out,
+    ]);
     assert!(e.contains("not symmetric positive definite"), "{e}");
     // Covariance of the wrong size.
     write_npy(&bad, &[2, 2], &[1.0, 0.0, 0.0, 1.0]).unwrap();
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", bad.to_str().unwrap(), "--x", &x, "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        bad.to_str().unwrap(),
+        "--x",
+        &x,
+        "--out",
+        out,
+    ]);
     assert!(e.contains("expected (4, 4)"), "{e}");
     // Images of the wrong dimension, and a 1-D array.
     let x5 = dir.join("x5.npy");
     write_npy(&x5, &[2, 5], &[0.0; 10]).unwrap();
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", x5.to_str().unwrap(), "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        &c,
+        "--x",
+        x5.to_str().unwrap(),
+        "--out",
+        out,
+    ]);
     assert!(e.contains("D = 5") && e.contains("dimension 4"), "{e}");
     write_npy(&x5, &[4], &[0.0; 4]).unwrap();
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", x5.to_str().unwrap(), "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        &c,
+        "--x",
+        x5.to_str().unwrap(),
+        "--out",
+        out,
+    ]);
     assert!(e.contains("expected (N, D), (N, H, W) or (N, C, H, W)"), "{e}");
     // Missing prior files, unknown prior, unknown solver, Euler without a fixed step budget.
     let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--x", &x, "--out", out]);
     assert!(e.contains("needs --cov"), "{e}");
     let e = fails(&["logprob", "--prior", "flow", "--x", &x, "--out", out]);
     assert!(e.contains("expected `gaussian`, `gmm`"), "{e}");
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "dopri7", "--out", out]);
+    let e = fails(&[
+        "logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "dopri7", "--out", out,
+    ]);
     assert!(e.contains("unknown solver"), "{e}");
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "euler", "--dt", "0.01",
-        "--max-steps", "10", "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        &c,
+        "--x",
+        &x,
+        "--solver",
+        "euler",
+        "--dt",
+        "0.01",
+        "--max-steps",
+        "10",
+        "--out",
+        out,
+    ]);
     assert!(e.contains("maximum number of steps"), "{e}");
     // Non-finite input.
     write_npy(&x5, &[1, 4], &[0.0, f64::NAN, 0.0, 0.0]).unwrap();
-    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", x5.to_str().unwrap(), "--out", out]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        "gaussian",
+        "--mean",
+        &m,
+        "--cov",
+        &c,
+        "--x",
+        x5.to_str().unwrap(),
+        "--out",
+        out,
+    ]);
     assert!(e.contains("non-finite"), "{e}");
     assert!(!Path::new(out).exists(), "no result file after a failure");
 }
@@ -307,10 +410,28 @@ fn logprob_loads_a_network_checkpoint() {
     let sq: f64 = imgs[..64].iter().map(|v| (v * shrink).powi(2)).sum();
     let want = -0.5 * sq - 32.0 * (2.0 * std::f64::consts::PI).ln() - 32.0 * int_beta;
     assert!((lp - want).abs() < 0.05, "{lp} vs {want}");
-    let e = fails(&["logprob", "--prior", ema.to_str().unwrap(), "--x", x.to_str().unwrap(), "--sde", "ve", "--out", out.to_str().unwrap()]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        ema.to_str().unwrap(),
+        "--x",
+        x.to_str().unwrap(),
+        "--sde",
+        "ve",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(e.contains("--sde must be vp"), "{e}");
     let x16 = dir.join("x16.npy");
     write_npy(&x16, &[1, 16, 16], &[0.5; 256]).unwrap();
-    let e = fails(&["logprob", "--prior", ema.to_str().unwrap(), "--x", x16.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let e = fails(&[
+        "logprob",
+        "--prior",
+        ema.to_str().unwrap(),
+        "--x",
+        x16.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(e.contains("dimension 64"), "{e}");
 }

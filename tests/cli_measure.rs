@@ -45,7 +45,19 @@ fn blur_chain_writes_the_library_measurement_and_its_adjoint() {
     let d = tmp("blur");
     let x = image(&d, 16, 16);
     let chain = "gaussian_blur(sigma=1.5, size=5) | subsample(factor=2)";
-    let out = ok(&["measure", "--forward", chain, "--noise", "gaussian(sigma=0.05)", "--x", x.to_str().unwrap(), "--seed", "3", "--out", d.to_str().unwrap()]);
+    let out = ok(&[
+        "measure",
+        "--forward",
+        chain,
+        "--noise",
+        "gaussian(sigma=0.05)",
+        "--x",
+        x.to_str().unwrap(),
+        "--seed",
+        "3",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
     assert!(out.contains("subsample(factor=2)"), "{out}");
     let y = read_npy(d.join("y.npy")).unwrap();
     assert_eq!(y.shape, [1, 1, 8, 8]);
@@ -66,7 +78,15 @@ fn presets_run_and_eht_writes_uv_and_closures() {
     for f in ["denoising", "deblurring(k=4)", "mri(acceleration=4, mask=cartesian)"] {
         ok(&["measure", "--forward", f, "--x", x.to_str().unwrap(), "--out", d.to_str().unwrap()]);
     }
-    let out = ok(&["measure", "--forward", "eht(fov=160, cadence=3600)", "--x", x.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+    let out = ok(&[
+        "measure",
+        "--forward",
+        "eht(fov=160, cadence=3600)",
+        "--x",
+        x.to_str().unwrap(),
+        "--out",
+        d.to_str().unwrap(),
+    ]);
     assert!(out.contains("25 baselines"), "{out}");
     let uv = read_npy(d.join("uv.npy")).unwrap();
     let y = read_npy(d.join("y.npy")).unwrap();

@@ -21,8 +21,24 @@ fn bin(args: &[&str]) -> Output {
 
 fn common(out: &str, steps: &str) -> Vec<String> {
     [
-        "dpi", "--prior", "gaussian", "--x-true", "assets/fashion16_test.npy", "--index", "3", "--steps", steps,
-        "--flows", "2", "--samples", "40", "--checkpoint-every", "10", "--quiet", "--out", out,
+        "dpi",
+        "--prior",
+        "gaussian",
+        "--x-true",
+        "assets/fashion16_test.npy",
+        "--index",
+        "3",
+        "--steps",
+        steps,
+        "--flows",
+        "2",
+        "--samples",
+        "40",
+        "--checkpoint-every",
+        "10",
+        "--quiet",
+        "--out",
+        out,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -36,15 +52,29 @@ fn short_run_writes_consistent_outputs_and_resumes() {
     let args = common(out, "20");
     let o = bin(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["samples.npy", "mean.npy", "std.npy", "samples.png", "mean.png", "std.png", "x_true.png", "y.png",
-        "losses.csv", "losses.svg", "checkpoint.dpi", "metrics.json", "exact_mean.npy", "exact_std.npy"]
-    {
+    for f in [
+        "samples.npy",
+        "mean.npy",
+        "std.npy",
+        "samples.png",
+        "mean.png",
+        "std.png",
+        "x_true.png",
+        "y.png",
+        "losses.csv",
+        "losses.svg",
+        "checkpoint.dpi",
+        "metrics.json",
+        "exact_mean.npy",
+        "exact_std.npy",
+    ] {
         assert!(dir.join(f).exists(), "missing {f}");
     }
     let samples = read_npy(dir.join("samples.npy")).unwrap();
     assert_eq!(samples.shape, vec![40, 16, 16]);
     let mean = read_npy(dir.join("mean.npy")).unwrap().data;
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(m["steps"], 20);
     let kept = m["samples_kept"].as_u64().unwrap() as usize;
     assert_eq!(kept + m["samples_dropped"].as_u64().unwrap() as usize, 40);
@@ -99,8 +129,22 @@ fn network_prior_runs_end_to_end_exact_and_surrogate() {
     scoreprior::core::io::write_npy(&data, &[4, 8, 8], &imgs).unwrap();
     let ck = dir.join("ck");
     let o = bin(&[
-        "train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--size", "8", "--config", "tiny",
-        "--steps", "2", "--batch-size", "2", "--sample-every", "0", "--quiet",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        ck.to_str().unwrap(),
+        "--size",
+        "8",
+        "--config",
+        "tiny",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--sample-every",
+        "0",
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ema = ck.join("ema.safetensors");
@@ -109,17 +153,33 @@ fn network_prior_runs_end_to_end_exact_and_surrogate() {
     for extra in [&["--probes", "1", "--rtol", "1e-2", "--atol", "1e-4"][..], &["--surrogate"][..]] {
         let out = dir.join(format!("out{}", extra.len()));
         let mut args = vec![
-            "dpi", "--prior", ema.to_str().unwrap(), "--x-true", x.to_str().unwrap(), "--steps", "3", "--batch", "4",
-            "--flows", "1", "--samples", "8", "--quiet", "--out", out.to_str().unwrap(),
+            "dpi",
+            "--prior",
+            ema.to_str().unwrap(),
+            "--x-true",
+            x.to_str().unwrap(),
+            "--steps",
+            "3",
+            "--batch",
+            "4",
+            "--flows",
+            "1",
+            "--samples",
+            "8",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
         let o = bin(&args);
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
         assert_eq!(m["steps"], 3);
         assert!(m["final_loss"]["prior"].as_f64().unwrap().is_finite());
         assert!(m["mean_metrics"]["mse"].as_f64().unwrap().is_finite());
     }
-    let o = bin(&["dpi", "--prior", "tv", "--surrogate", "--x-true", x.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    let o =
+        bin(&["dpi", "--prior", "tv", "--surrogate", "--x-true", x.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--surrogate needs a score prior"));
 }

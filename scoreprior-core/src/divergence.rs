@@ -29,7 +29,9 @@ impl ProbeNoise {
         match name {
             "rademacher" => Ok(Self::Rademacher),
             "gaussian" | "normal" => Ok(Self::Gaussian),
-            other => Err(Error::invalid(format!("unknown probe distribution `{other}`; expected rademacher or gaussian"))),
+            other => {
+                Err(Error::invalid(format!("unknown probe distribution `{other}`; expected rademacher or gaussian")))
+            }
         }
     }
 }
@@ -155,8 +157,11 @@ impl DivergencePlan {
         }
         let n = check_batch(x, d, "x")?;
         if score_out.len() != x.len() || trace_out.len() != n {
-            return Err(Error::shape("score/trace outputs", format!("{} and {n}", x.len()),
-                format!("{} and {}", score_out.len(), trace_out.len())));
+            return Err(Error::shape(
+                "score/trace outputs",
+                format!("{} and {n}", x.len()),
+                format!("{} and {}", score_out.len(), trace_out.len()),
+            ));
         }
         match &self.probes {
             Some(p) => {

@@ -120,8 +120,11 @@ impl<'a> ProbabilityFlow<'a> {
     pub fn drift_and_divergence(&mut self, x: &[f64], t: f64, dx: &mut [f64], div: &mut [f64]) -> Result<()> {
         let n = check_batch(x, self.d, "x")?;
         if dx.len() != x.len() || div.len() != n {
-            return Err(Error::shape("drift/divergence outputs", format!("{} and {n}", x.len()),
-                format!("{} and {}", dx.len(), div.len())));
+            return Err(Error::shape(
+                "drift/divergence outputs",
+                format!("{} and {n}", x.len()),
+                format!("{} and {}", dx.len(), div.len()),
+            ));
         }
         self.score.resize(x.len(), 0.0);
         self.trace.resize(n, 0.0);

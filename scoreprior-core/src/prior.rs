@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use crate::adjoint::{backsolve, AdjointField};
 use crate::divergence::{Divergence, Hutchinson, ProbeNoise};
-use crate::ode::{ConstantStepSize, ExplicitRk, PidController, SolveOptions, Stats, StepDecision, StepSizeController, Tableau};
+use crate::ode::{
+    ConstantStepSize, ExplicitRk, PidController, SolveOptions, Stats, StepDecision, StepSizeController, Tableau,
+};
 use crate::pf_ode::{integrate_flow, ProbabilityFlow};
 use crate::score::{check_batch, Gaussian, MarginalDensity, ScoreModel};
 use crate::sde::{AnySde, Sde, VpSde};
@@ -249,7 +251,10 @@ impl ScorePriorConfig {
         }
         self.controller.validate("controller")?;
         self.adjoint_controller.validate("adjoint controller")?;
-        for (tab, c, what) in [(self.solver, &self.controller, "solver"), (self.adjoint_solver, &self.adjoint_controller, "adjoint solver")] {
+        for (tab, c, what) in [
+            (self.solver, &self.controller, "solver"),
+            (self.adjoint_solver, &self.adjoint_controller, "adjoint solver"),
+        ] {
             if c.is_adaptive() && !tab.is_adaptive() {
                 return Err(Error::invalid(format!(
                     "{what} {} has no error estimate; use a constant step size with it",
@@ -329,8 +334,11 @@ pub struct ScorePrior {
 
 impl std::fmt::Debug for ScorePrior {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScorePrior").field("dim", &self.model.dim()).field("config", &self.config)
-            .field("terminal", &self.terminal).finish()
+        f.debug_struct("ScorePrior")
+            .field("dim", &self.model.dim())
+            .field("config", &self.config)
+            .field("terminal", &self.terminal)
+            .finish()
     }
 }
 

@@ -29,7 +29,11 @@ pub struct DsmBoundPrior {
 
 impl std::fmt::Debug for DsmBoundPrior {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DsmBoundPrior").field("sde", &self.sde).field("eps", &self.eps).field("samples", &self.samples).finish()
+        f.debug_struct("DsmBoundPrior")
+            .field("sde", &self.sde)
+            .field("eps", &self.eps)
+            .field("samples", &self.samples)
+            .finish()
     }
 }
 
@@ -83,7 +87,8 @@ impl Energy for DsmBoundPrior {
         let d = self.model.dim();
         let n = check_batch(x, d, "x")?;
         let sde = &self.sde;
-        let normal = |rng: &mut dyn RngCore, k: usize| -> Vec<f64> { (0..k).map(|_| rng.sample(StandardNormal)).collect() };
+        let normal =
+            |rng: &mut dyn RngCore, k: usize| -> Vec<f64> { (0..k).map(|_| rng.sample(StandardNormal)).collect() };
         energy.iter_mut().for_each(|e| *e = 0.0);
         grad.iter_mut().for_each(|g| *g = 0.0);
         // Terminal term −log p_T(α_T x + σ_T z').

@@ -33,7 +33,9 @@ impl TotalVariation {
     /// ```
     pub fn new(h: usize, w: usize, weight: f64, eps: f64) -> Result<Self> {
         if h == 0 || w == 0 || eps.is_nan() || eps <= 0.0 || !weight.is_finite() {
-            return Err(Error::invalid(format!("TV needs h, w > 0, eps > 0, finite weight; got {h}x{w}, {eps}, {weight}")));
+            return Err(Error::invalid(format!(
+                "TV needs h, w > 0, eps > 0, finite weight; got {h}x{w}, {eps}, {weight}"
+            )));
         }
         Ok(Self { h, w, weight, eps })
     }

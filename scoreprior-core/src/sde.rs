@@ -155,7 +155,9 @@ impl VeSde {
     /// A VE SDE; errors unless `0 < σ_min < σ_max` are finite.
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         if !(sigma_min.is_finite() && sigma_max.is_finite() && sigma_min > 0.0 && sigma_max > sigma_min) {
-            return Err(Error::invalid(format!("VE SDE needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")));
+            return Err(Error::invalid(format!(
+                "VE SDE needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}"
+            )));
         }
         Ok(Self { sigma_min, sigma_max })
     }

@@ -41,8 +41,10 @@ fn mixture_2d_gradient_matches_finite_differences() {
         let mut exact = [0.0; 2];
         m.marginal_grad_log_prob(&x, cfg.t0, &mut exact).unwrap();
         let e2 = rel_err(&out.grad, &exact);
-        eprintln!("x={x:?}: adjoint {:?}, FD {fd:?}, exact {exact:?}: rel err {e:.1e} / {e2:.1e}; {:?}",
-            out.grad, out.stats);
+        eprintln!(
+            "x={x:?}: adjoint {:?}, FD {fd:?}, exact {exact:?}: rel err {e:.1e} / {e2:.1e}; {:?}",
+            out.grad, out.stats
+        );
         assert!(e < 1e-5, "vs FD: {e}");
         assert!(e2 < 1e-3, "vs exact score: {e2}");
     }
@@ -86,7 +88,10 @@ impl ScoreModel for Opaque {
 fn exact_trace_fallbacks_match_analytic() {
     let m = random_mixture(5, 34, vp());
     let x = m.sample(&mut rng(35), 2);
-    let cfg = ScorePriorConfig::default().with_sde(vp()).with_exact_trace().with_tolerances(1e-8, 1e-8)
+    let cfg = ScorePriorConfig::default()
+        .with_sde(vp())
+        .with_exact_trace()
+        .with_tolerances(1e-8, 1e-8)
         .with_adjoint_tolerances(1e-8, 1e-8);
     let a = ScorePrior::new(m.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
     let b = ScorePrior::new(Opaque(m), cfg).unwrap().grad_log_prob(&x).unwrap();
@@ -109,7 +114,9 @@ fn errors_not_panics() {
     assert!(matches!(small.log_prob(&[0.1, 0.2, 0.3]), Err(Error::MaxStepsExceeded { .. })));
     assert!(matches!(small.grad_log_prob(&[0.1, 0.2, 0.3]), Err(Error::MaxStepsExceeded { .. })));
     assert!(ScorePrior::new(m.clone(), ScorePriorConfig::default().with_t0(2.0)).is_err());
-    assert!(ScorePrior::new(m.clone(), ScorePriorConfig::default().with_hutchinson(0, ProbeNoise::Rademacher, 0)).is_err());
+    assert!(
+        ScorePrior::new(m.clone(), ScorePriorConfig::default().with_hutchinson(0, ProbeNoise::Rademacher, 0)).is_err()
+    );
     assert!(ScorePrior::new(m.clone(), ScorePriorConfig::default().with_tolerances(-1.0, 1e-3)).is_err());
     // Terminal density of the wrong dimension.
     let other = random_mixture(4, 37, vp());
@@ -140,8 +147,12 @@ fn closed_form_priors_match_finite_differences_and_the_ode() {
         assert!(rel_err(&g.grad, &fd) < 1e-7);
     }
     let x = vec![0.2, -0.1, 0.3, 0.0];
-    let cfg = ScorePriorConfig::default().with_sde(vp()).with_exact_trace().with_t0(1e-6)
-        .with_tolerances(1e-8, 1e-8).with_adjoint_tolerances(1e-8, 1e-8);
+    let cfg = ScorePriorConfig::default()
+        .with_sde(vp())
+        .with_exact_trace()
+        .with_t0(1e-6)
+        .with_tolerances(1e-8, 1e-8)
+        .with_adjoint_tolerances(1e-8, 1e-8);
     let ode = ScorePrior::new(m.clone(), cfg).unwrap().with_exact_terminal(m).grad_log_prob(&x).unwrap();
     let exact = mp.grad_log_prob(&x).unwrap();
     assert!((ode.log_prob[0] - exact.log_prob[0]).abs() < 1e-4, "{} vs {}", ode.log_prob[0], exact.log_prob[0]);

@@ -187,8 +187,10 @@ fn default_second_order_matches_analytic() {
             m.second_order(&x, t, &probes, &mut exact).unwrap();
             fdm.second_order(&x, t, &probes, &mut approx).unwrap();
             let e = rel_err(&approx, &exact);
-            eprintln!("D={d} t={t}: default second_order relative error {e:.2e} (|exact| = {:.2e})",
-                exact.iter().map(|v| v * v).sum::<f64>().sqrt());
+            eprintln!(
+                "D={d} t={t}: default second_order relative error {e:.2e} (|exact| = {:.2e})",
+                exact.iter().map(|v| v * v).sum::<f64>().sqrt()
+            );
             assert!(e < 1e-3, "t={t}: {e}");
         }
     }
@@ -204,8 +206,14 @@ fn invalid_inputs_are_errors() {
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, f64::NAN, f64::NAN, 1.0], sde), Err(Error::NonFinite { .. })));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.0, 0.0], sde), Err(Error::ShapeMismatch { .. })));
     assert!(matches!(Gaussian::diagonal(vec![0.0; 2], &[1.0, -1.0], sde), Err(Error::NotPositiveDefinite { .. })));
-    assert!(matches!(GaussianMixture::new(&[1.0], &[0.0, 0.0], &[0.1, 0.1, 0.1], sde), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(GaussianMixture::new(&[1.0, 1.0], &[0.0, 0.0, 1.0], &[0.1, 0.1], sde), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        GaussianMixture::new(&[1.0], &[0.0, 0.0], &[0.1, 0.1, 0.1], sde),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        GaussianMixture::new(&[1.0, 1.0], &[0.0, 0.0, 1.0], &[0.1, 0.1], sde),
+        Err(Error::ShapeMismatch { .. })
+    ));
     assert!(matches!(GaussianMixture::new(&[1.0, 0.0], &[0.0, 1.0], &[0.1, 0.1], sde), Err(Error::InvalidArgument(_))));
     assert!(matches!(GaussianMixture::new(&[1.0], &[0.0, 1.0], &[0.0], sde), Err(Error::InvalidArgument(_))));
     assert!(matches!(GaussianMixture::new(&[1.0], &[f64::INFINITY, 1.0], &[0.1], sde), Err(Error::NonFinite { .. })));

@@ -232,7 +232,9 @@ fn masks_have_the_requested_density_and_a_full_centre() {
         let (mut inner, mut n_in) = (0.0, 0.0);
         for i in 0..h {
             for j in 0..w {
-                if (i as f64 - h as f64 / 2.0).abs() < h as f64 / 4.0 && (j as f64 - w as f64 / 2.0).abs() < w as f64 / 4.0 {
+                if (i as f64 - h as f64 / 2.0).abs() < h as f64 / 4.0
+                    && (j as f64 - w as f64 / 2.0).abs() < w as f64 / 4.0
+                {
                     n_in += 1.0;
                     inner += m[i * w + j] as u8 as f64;
                 }

@@ -68,10 +68,16 @@ fn eht2017_sgr_a_star_coverage_has_the_expected_baselines_up_to_about_9_glambda(
     };
     assert_eq!(cov.baselines().len(), 25);
     assert_eq!(missing(&cov), ["PV-SMT", "PV-SMA", "PV-JCMT"]);
-    let horizon = Array::eht2017().observe(&Observation { elevation_cutoff_deg: 0.0, ..Observation::sgr_a_star() }).unwrap();
+    let horizon =
+        Array::eht2017().observe(&Observation { elevation_cutoff_deg: 0.0, ..Observation::sgr_a_star() }).unwrap();
     assert_eq!(missing(&horizon), ["PV-SMA", "PV-JCMT"]);
     let max = cov.max_baseline();
-    eprintln!("EHT 2017 / Sgr A*: {} samples, {} scans, max baseline {:.3} Gλ", cov.points.len(), cov.times().len(), max / 1e9);
+    eprintln!(
+        "EHT 2017 / Sgr A*: {} samples, {} scans, max baseline {:.3} Gλ",
+        cov.points.len(),
+        cov.times().len(),
+        max / 1e9
+    );
     assert!((8.0e9..9.5e9).contains(&max), "max baseline {max:e}");
     // The co-located pairs have baselines shorter than 3 km: < 3e3 / λ = 2.3 Mλ.
     let pair = |a: &str, b: &str| {
@@ -105,7 +111,8 @@ fn eht2017_sgr_a_star_coverage_has_the_expected_baselines_up_to_about_9_glambda(
 fn thermal_noise_follows_the_radiometer_equation() {
     let cov = Array::eht2017().observe(&Observation::sgr_a_star()).unwrap();
     let names = &cov.stations;
-    let (alma, apex) = (names.iter().position(|n| n == "ALMA").unwrap(), names.iter().position(|n| n == "APEX").unwrap());
+    let (alma, apex) =
+        (names.iter().position(|n| n == "ALMA").unwrap(), names.iter().position(|n| n == "APEX").unwrap());
     let p = cov.points.iter().find(|q| (q.i, q.j) == (alma.min(apex), alma.max(apex))).unwrap();
     let want = (90.0f64 * 3500.0).sqrt() / (2.0f64 * 4e9 * 10.0).sqrt() / 0.88;
     assert!((p.sigma - want).abs() < 1e-15 * want);
@@ -117,7 +124,9 @@ fn closure_quantities_are_invariant_to_station_errors() {
     let sets = eht.closures();
     let k = eht.coverage().points.len();
     let op = ClosureProducts::new(k, sets.triangles.clone(), sets.quadrangles.clone()).unwrap();
-    let img = TestSource::Crescent { radius: 25.0, width: 5.0, asymmetry: 0.6, angle_deg: 150.0 }.render(16, 160.0, 2.0).unwrap();
+    let img = TestSource::Crescent { radius: 25.0, width: 5.0, asymmetry: 0.6, angle_deg: 150.0 }
+        .render(16, 160.0, 2.0)
+        .unwrap();
     let mut vis = vec![0.0; 2 * k];
     eht.nudft().unwrap().apply(&img, &mut vis);
     // Corrupt: V_ij → g_i conj(g_j) V_ij with independent complex gains per station and scan.
@@ -179,7 +188,8 @@ fn check_gradient(m: &dyn ForwardModel, x: &[f64], y: &[f64], h: f64, tol: f64) 
 fn likelihood_gradients_match_finite_differences() {
     let eht = eht(12, 3600.0);
     let truth = TestSource::Ring { radius: 25.0, width: 5.0 }.render(12, 160.0, 2.0).unwrap();
-    let guess = TestSource::Blobs(vec![(0.0, 0.0, 40.0, 1.0), (15.0, -10.0, 20.0, 0.5)]).render(12, 160.0, 1.5).unwrap();
+    let guess =
+        TestSource::Blobs(vec![(0.0, 0.0, 40.0, 1.0), (15.0, -10.0, 20.0, 0.5)]).render(12, 160.0, 1.5).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
 
     let vis_model = eht.visibility_model().unwrap();
@@ -201,7 +211,9 @@ fn likelihood_gradients_match_finite_differences() {
 #[test]
 fn simulated_closure_and_visibility_noise_have_unit_reduced_chi_squared() {
     let eht = eht(12, 1200.0);
-    let truth = TestSource::Crescent { radius: 25.0, width: 5.0, asymmetry: 0.5, angle_deg: 200.0 }.render(12, 160.0, 2.0).unwrap();
+    let truth = TestSource::Crescent { radius: 25.0, width: 5.0, asymmetry: 0.5, angle_deg: 200.0 }
+        .render(12, 160.0, 2.0)
+        .unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
     let vm = eht.visibility_model().unwrap();
     let clean = vm.forward(&truth).unwrap();
@@ -229,7 +241,9 @@ fn test_sources_have_the_requested_flux_and_geometry() {
     let r = ((imax / npix) as f64 - c).hypot((imax % npix) as f64 - c) * d;
     assert!((r - 25.0).abs() < 2.0 * d, "peak radius {r}");
     // A crescent brighter towards the north (angle 0) has more flux in the top half.
-    let cres = TestSource::Crescent { radius: 25.0, width: 4.0, asymmetry: 0.8, angle_deg: 0.0 }.render(npix, 160.0, 1.0).unwrap();
+    let cres = TestSource::Crescent { radius: 25.0, width: 4.0, asymmetry: 0.8, angle_deg: 0.0 }
+        .render(npix, 160.0, 1.0)
+        .unwrap();
     let top: f64 = cres[..npix * npix / 2].iter().sum();
     assert!(top > 0.7, "north half holds {top}");
     assert!(TestSource::Ring { radius: 25.0, width: -1.0 }.render(8, 160.0, 1.0).is_err());
@@ -270,7 +284,12 @@ fn propagated_closure_sigmas_match_closures_of_noisy_visibilities() {
     assert!(ratios.len() > 50, "{} high-S/N closures", ratios.len());
     ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = ratios[ratios.len() / 2];
-    eprintln!("{} closures, ratio median {median:.3}, 5 %: {:.3}, 95 %: {:.3}", ratios.len(), ratios[ratios.len() / 20], ratios[ratios.len() * 19 / 20]);
+    eprintln!(
+        "{} closures, ratio median {median:.3}, 5 %: {:.3}, 95 %: {:.3}",
+        ratios.len(),
+        ratios[ratios.len() / 20],
+        ratios[ratios.len() * 19 / 20]
+    );
     // With 400 draws a standard deviation is known to ±3.5 %; allow 10 % on the median and
     // 25 % on the 5th and 95th percentiles.
     assert!((median - 1.0).abs() < 0.1, "median ratio {median}");

@@ -38,7 +38,10 @@ fn models() -> Vec<(&'static str, Model)> {
         ("dft lowpass", Model::dft_lowpass(s, 8, 0.1).unwrap()),
         ("mri", parse_model("fft2 | poisson_mask(acceleration=4)", "complex_gaussian(sigma=0.05)", s).unwrap()),
         ("compressed sensing", parse_model("gaussian_matrix(m=40, seed=2)", "gaussian(sigma=0.05)", s).unwrap()),
-        ("super-resolution", parse_model("avg_pool(factor=4) | scale(factor=2)", "gaussian(sigma=0.05)", [3, 16, 16]).unwrap()),
+        (
+            "super-resolution",
+            parse_model("avg_pool(factor=4) | scale(factor=2)", "gaussian(sigma=0.05)", [3, 16, 16]).unwrap(),
+        ),
         ("phase retrieval (non-linear)", parse_model("fft2 | magnitude", "gaussian(sigma=0.5)", s).unwrap()),
     ]
 }

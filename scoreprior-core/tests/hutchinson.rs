@@ -56,7 +56,8 @@ fn rademacher_is_exact_for_a_diagonal_jacobian() {
         }
     }
     // Through a whole solve: a diagonal Gaussian under VP, one Rademacher probe.
-    let g = Gaussian::diagonal(vec![0.3; 16], &(0..16).map(|i| 0.02 + 0.01 * i as f64).collect::<Vec<_>>(), vp()).unwrap();
+    let g =
+        Gaussian::diagonal(vec![0.3; 16], &(0..16).map(|i| 0.02 + 0.01 * i as f64).collect::<Vec<_>>(), vp()).unwrap();
     let x = g.sample(&mut rng(41), 2);
     let base = ScorePriorConfig::default().with_sde(vp()).with_tolerances(1e-6, 1e-6);
     let exact = ScorePrior::new(g.clone(), base.clone().with_exact_trace()).unwrap().log_prob(&x).unwrap();

@@ -91,7 +91,10 @@ fn every_solver_converges_at_its_order_in_f32() {
         // whose 5th-order error coefficients were minimised by design, still shows its
         // 6th-order terms (slope ≈ 6.3), so in f32 we require at least the claimed order; the
         // f64 test pins the order from both sides.
-        assert!(slope > order - 0.9 && slope < order + 1.5, "{name} f32: empirical order {slope:.2} vs {order}; {pts:?}");
+        assert!(
+            slope > order - 0.9 && slope < order + 1.5,
+            "{name} f32: empirical order {slope:.2} vs {order}; {pts:?}"
+        );
     }
 }
 
@@ -196,8 +199,9 @@ fn tuple_states_integrate_augmented_systems() {
         dy.1 = y.0[0] * y.0[0];
     };
     let y0 = (vec![1.0], 0.0);
-    let sol = solve(&mut f, solver("dopri5"), &mut PidController::new(1e-10, 1e-12), 0.0, 1.0, &y0, &SolveOptions::default())
-        .unwrap();
+    let sol =
+        solve(&mut f, solver("dopri5"), &mut PidController::new(1e-10, 1e-12), 0.0, 1.0, &y0, &SolveOptions::default())
+            .unwrap();
     assert!((sol.y.0[0] - (-1.0f64).exp()).abs() < 1e-9);
     assert!((sol.y.1 - 0.5 * (1.0 - (-2.0f64).exp())).abs() < 1e-9);
 }
@@ -219,15 +223,24 @@ fn finite_time_blow_up_ends_in_an_error_not_a_hang() {
     // y' = y², y(0) = 1 blows up at t = 1.
     let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = y[0] * y[0];
     for name in ADAPTIVE {
-        let e = solve(&mut f, solver(name), &mut PidController::new(1e-6, 1e-8), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
-            .unwrap_err();
+        let e = solve(
+            &mut f,
+            solver(name),
+            &mut PidController::new(1e-6, 1e-8),
+            0.0,
+            2.0,
+            &vec![1.0],
+            &SolveOptions::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(e, Error::MaxStepsExceeded { .. } | Error::StepSizeUnderflow { .. } | Error::NonFinite { .. }),
             "{name}: {e}"
         );
     }
-    let e = solve(&mut f, solver("rk4"), &mut ConstantStepSize::new(0.3), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
-        .unwrap_err();
+    let e =
+        solve(&mut f, solver("rk4"), &mut ConstantStepSize::new(0.3), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
+            .unwrap_err();
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
 }
 
@@ -242,15 +255,32 @@ fn dtmin_underflow_is_an_error() {
 #[test]
 fn non_finite_values_are_errors() {
     let mut f = |t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = if t > 0.5 { f64::NAN } else { -y[0] };
-    let e = solve(&mut f, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &SolveOptions::default())
-        .unwrap_err();
+    let e =
+        solve(&mut f, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &SolveOptions::default())
+            .unwrap_err();
     assert!(matches!(e, Error::NonFinite { what: "right-hand side", .. }), "{e}");
     let mut g = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -y[0];
-    let e = solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![f64::NAN], &SolveOptions::default())
-        .unwrap_err();
+    let e = solve(
+        &mut g,
+        solver("dopri5"),
+        &mut PidController::default(),
+        0.0,
+        1.0,
+        &vec![f64::NAN],
+        &SolveOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::NonFinite { what: "initial state", .. }), "{e}");
-    let e = solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, f64::INFINITY, &vec![1.0], &SolveOptions::default())
-        .unwrap_err();
+    let e = solve(
+        &mut g,
+        solver("dopri5"),
+        &mut PidController::default(),
+        0.0,
+        f64::INFINITY,
+        &vec![1.0],
+        &SolveOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
 }
 
@@ -263,7 +293,8 @@ fn inconsistent_inputs_are_errors() {
     assert!(e.to_string().contains("ConstantStepSize"), "{e}");
     let e = solve(&mut g, solver("rk4"), &mut ConstantStepSize::new(0.0), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
-    let e = solve(&mut g, solver("dopri5"), &mut PidController::new(0.0, 0.0), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
+    let e =
+        solve(&mut g, solver("dopri5"), &mut PidController::new(0.0, 0.0), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     let bad = SolveOptions { saveat: SaveAt { ts: vec![0.5, 0.2], steps: false }, ..Default::default() };
     let e = solve(&mut g, solver("dopri5"), &mut PidController::default(), 0.0, 1.0, &vec![1.0], &bad).unwrap_err();

@@ -23,8 +23,11 @@ fn log_prob_d256_matches_closed_form() {
     for (a, b) in out.log_prob.iter().zip(&exact) {
         assert!((a - b).abs() < 1e-3, "log p {a} vs exact {b}");
     }
-    eprintln!("D=256 exact-terminal: |err| = {:?}, stats {:?}",
-        out.log_prob.iter().zip(&exact).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>(), out.stats.forward);
+    eprintln!(
+        "D=256 exact-terminal: |err| = {:?}, stats {:?}",
+        out.log_prob.iter().zip(&exact).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>(),
+        out.stats.forward
+    );
 
     // With the standard normal p_T the result differs by log N(x_T; 0, I) − log p_T(x_T). For a
     // Gaussian the flow map is known: in the eigenbasis x_t − α_t μ scales like
@@ -114,7 +117,10 @@ fn adjoint_with_standard_normal_terminal() {
     let d = 32;
     let g = random_gaussian(d, 7, vp());
     let x = g.sample(&mut rng(8), 3);
-    let cfg = ScorePriorConfig::default().with_sde(vp()).with_exact_trace().with_tolerances(1e-7, 1e-7)
+    let cfg = ScorePriorConfig::default()
+        .with_sde(vp())
+        .with_exact_trace()
+        .with_tolerances(1e-7, 1e-7)
         .with_adjoint_tolerances(1e-7, 1e-7);
     let out = ScorePrior::new(g.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
     let mut at_t0 = vec![0.0; x.len()];

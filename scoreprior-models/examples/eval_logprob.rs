@@ -36,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let g = GaussianPrior::new(mean.data, &cov.data)?;
     let lg = g.log_prob(x)?.log_prob;
     let mut cfg = ScorePriorConfig::default().with_sde(AnySde::Vp(sde)).with_tolerances(rtol, rtol * 1e-2);
-    cfg = if probes == 0 { cfg.with_exact_trace() } else { cfg.with_hutchinson(probes, scoreprior_core::divergence::ProbeNoise::Rademacher, 0) };
+    cfg = if probes == 0 {
+        cfg.with_exact_trace()
+    } else {
+        cfg.with_hutchinson(probes, scoreprior_core::divergence::ProbeNoise::Rademacher, 0)
+    };
     let prior = ScorePrior::new(model, cfg)?;
     let t0 = std::time::Instant::now();
     let r = prior.log_prob(x)?;
@@ -45,9 +49,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mg = lg.iter().sum::<f64>() / n as f64;
     let bpd = |l: f64| -l / (d as f64 * std::f64::consts::LN_2);
     let sd = (r.log_prob.iter().map(|v| (v - ms).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64).sqrt();
-    println!("images: {n}, trace: {}, rtol {rtol}, {secs:.0} s, stats {:?}", if probes == 0 { "exact".to_string() } else { format!("Hutchinson {probes} Rademacher") }, r.stats);
-    println!("NCSN++ prior: mean log p = {ms:.2} nats (sd {sd:.2}, s.e. {:.2}), {:.4} bits/dim", sd / (n as f64).sqrt(), bpd(ms));
+    println!(
+        "images: {n}, trace: {}, rtol {rtol}, {secs:.0} s, stats {:?}",
+        if probes == 0 { "exact".to_string() } else { format!("Hutchinson {probes} Rademacher") },
+        r.stats
+    );
+    println!(
+        "NCSN++ prior: mean log p = {ms:.2} nats (sd {sd:.2}, s.e. {:.2}), {:.4} bits/dim",
+        sd / (n as f64).sqrt(),
+        bpd(ms)
+    );
     println!("Gaussian:     mean log p = {mg:.2} nats, {:.4} bits/dim", bpd(mg));
-    println!("per image (prior, gaussian): {:?}", r.log_prob.iter().zip(&lg).map(|(a, b)| (a.round(), b.round())).collect::<Vec<_>>());
+    println!(
+        "per image (prior, gaussian): {:?}",
+        r.log_prob.iter().zip(&lg).map(|(a, b)| (a.round(), b.round())).collect::<Vec<_>>()
+    );
     Ok(())
 }

@@ -80,12 +80,18 @@ pub fn save(path: impl AsRef<Path>, net: &NcsnppNet, meta: &Meta, t: &Tensors) -
             if v.len() != s.len() {
                 return Err(ck_err(path, format!("{group}.{} has {} values, expected {:?}", s.name, v.len(), s.shape)));
             }
-            bytes.push((format!("{group}.{}", s.name), v.iter().flat_map(|x| x.to_le_bytes()).collect(), s.shape.clone()));
+            bytes.push((
+                format!("{group}.{}", s.name),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                s.shape.clone(),
+            ));
         }
     }
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
-        .map(|(n, b, s)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| ck_err(path, e.to_string()))?)))
+        .map(|(n, b, s)| {
+            Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| ck_err(path, e.to_string()))?))
+        })
         .collect::<Result<_, ModelError>>()?;
     let mut md = HashMap::new();
     md.insert("format".to_string(), FORMAT.to_string());
@@ -140,7 +146,13 @@ pub fn load(path: impl AsRef<Path>, net: &NcsnppNet) -> Result<(Meta, Tensors), 
                 Err(_) => return Err(ck_err(path, format!("missing tensor {name}"))),
             };
             if t.dtype() != Dtype::F32 || t.shape() != s.shape.as_slice() {
-                return Err(ModelError::Mismatch(format!("{}: tensor {name} is {:?} {:?}, the network needs f32 {:?}", path.display(), t.dtype(), t.shape(), s.shape)));
+                return Err(ModelError::Mismatch(format!(
+                    "{}: tensor {name} is {:?} {:?}, the network needs f32 {:?}",
+                    path.display(),
+                    t.dtype(),
+                    t.shape(),
+                    s.shape
+                )));
             }
             out.push(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
         }

@@ -82,13 +82,20 @@ pub enum Split {
 /// let d = load_dataset("../shared/data/fashion-mnist", Split::Test, Some((16, 16)), Some(100)).unwrap();
 /// assert_eq!((d.len(), d.h, d.w), (100, 16, 16));
 /// ```
-pub fn load_dataset(path: impl AsRef<Path>, split: Split, size: Option<(usize, usize)>, limit: Option<usize>) -> Result<Dataset, ModelError> {
+pub fn load_dataset(
+    path: impl AsRef<Path>,
+    split: Split,
+    size: Option<(usize, usize)>,
+    limit: Option<usize>,
+) -> Result<Dataset, ModelError> {
     let path = path.as_ref();
     let raw = read_raw(path, split, limit)?;
     let (n, c, h, w) = match raw.shape.as_slice() {
         [n, h, w] => (*n, 1, *h, *w),
         [n, c, h, w] => (*n, *c, *h, *w),
-        s => return Err(ModelError::Data(format!("{}: images must be (N,H,W) or (N,C,H,W), got {s:?}", path.display()))),
+        s => {
+            return Err(ModelError::Data(format!("{}: images must be (N,H,W) or (N,C,H,W), got {s:?}", path.display())))
+        }
     };
     if n == 0 || c == 0 || h == 0 || w == 0 {
         return Err(ModelError::Data(format!("{}: empty data set {:?}", path.display(), raw.shape)));
@@ -122,12 +129,18 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         entries.sort();
-        if let Some(idx) = entries.iter().find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(prefix))) {
+        if let Some(idx) =
+            entries.iter().find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(prefix)))
+        {
             return read_idx(idx, limit);
         }
-        let pngs: Vec<&PathBuf> = entries.iter().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))).collect();
+        let pngs: Vec<&PathBuf> =
+            entries.iter().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))).collect();
         if pngs.is_empty() {
-            return Err(ModelError::Data(format!("{}: no {prefix}-idx3-ubyte[.gz] file and no PNG images", path.display())));
+            return Err(ModelError::Data(format!(
+                "{}: no {prefix}-idx3-ubyte[.gz] file and no PNG images",
+                path.display()
+            )));
         }
         let take = limit.map_or(pngs.len(), |l| l.min(pngs.len()));
         let mut data = Vec::new();
@@ -137,7 +150,12 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
             match &shape {
                 None => shape = Some(a.shape.clone()),
                 Some(s) if *s != a.shape => {
-                    return Err(ModelError::Data(format!("{}: shape {:?} differs from the first image's {:?}", p.display(), a.shape, s)))
+                    return Err(ModelError::Data(format!(
+                        "{}: shape {:?} differs from the first image's {:?}",
+                        p.display(),
+                        a.shape,
+                        s
+                    )))
                 }
                 _ => {}
             }
@@ -156,7 +174,10 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
             return Err(ModelError::Data(format!("{}: non-finite values", path.display())));
         }
         if min < 0.0 || max > 255.0 {
-            return Err(ModelError::Data(format!("{}: values in [{min}, {max}]; expected [0,1] or [0,255]", path.display())));
+            return Err(ModelError::Data(format!(
+                "{}: values in [{min}, {max}]; expected [0,1] or [0,255]",
+                path.display()
+            )));
         }
         if max > 1.0 {
             // Byte-valued images (any dtype): scale to [0, 1].
@@ -167,7 +188,10 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
     if name.contains("idx3") {
         return read_idx(path, limit);
     }
-    Err(ModelError::Data(format!("{}: unknown data format (expected an IDX file, a .npy file or a directory)", path.display())))
+    Err(ModelError::Data(format!(
+        "{}: unknown data format (expected an IDX file, a .npy file or a directory)",
+        path.display()
+    )))
 }
 
 fn read_idx(path: &Path, limit: Option<usize>) -> Result<Array, ModelError> {

@@ -22,14 +22,14 @@
 //! convolution, GroupNorm, pooling, …) are CPU loops over host buffers, so the networks
 //! here run on `Cpu` only; nothing of the CUDA path is built or verified in CI.
 
-pub mod ops;
-pub mod ncsnpp;
-pub mod data;
 pub mod checkpoint;
-pub mod train;
-pub mod score;
-pub mod sample;
+pub mod data;
+pub mod ncsnpp;
+pub mod ops;
 pub mod realnvp;
+pub mod sample;
+pub mod score;
+pub mod train;
 
 /// The dfdx crate the networks are built on (for naming tensor types).
 pub use dfdx;

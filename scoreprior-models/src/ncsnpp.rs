@@ -120,7 +120,14 @@ impl NcsnppConfig {
     /// A tiny configuration for tests: nf 8, ch_mult (1,2), 1 block, attention at the
     /// coarsest level of 8×8 inputs.
     pub fn tiny() -> Self {
-        Self { nf: 8, ch_mult: vec![1, 2], num_res_blocks: 1, attn_resolutions: vec![4], dropout: 0.0, ..Self::reference() }
+        Self {
+            nf: 8,
+            ch_mult: vec![1, 2],
+            num_res_blocks: 1,
+            attn_resolutions: vec![4],
+            dropout: 0.0,
+            ..Self::reference()
+        }
     }
 
     /// Checks the configuration against an image size.
@@ -140,7 +147,10 @@ impl NcsnppConfig {
         }
         let f = 1usize << (self.ch_mult.len() - 1);
         if c == 0 || h == 0 || w == 0 || h % f != 0 || w % f != 0 {
-            return bad(format!("image {c}x{h}x{w}: height and width must be multiples of {f} for {} levels", self.ch_mult.len()));
+            return bad(format!(
+                "image {c}x{h}x{w}: height and width must be multiples of {f} for {} levels",
+                self.ch_mult.len()
+            ));
         }
         Ok(())
     }
@@ -279,7 +289,15 @@ pub struct NcsnppNet {
     conv_out: Dense,
 }
 
-fn resblock(b: &mut Builder, name: &str, i: usize, o: usize, temb: Option<usize>, resample: Resample, init_scale: f64) -> ResBlock {
+fn resblock(
+    b: &mut Builder,
+    name: &str,
+    i: usize,
+    o: usize,
+    temb: Option<usize>,
+    resample: Resample,
+    init_scale: f64,
+) -> ResBlock {
     let gn0 = b.gn(&format!("{name}.gn0"), i);
     let conv0 = b.conv(&format!("{name}.conv0"), i, o, 1.0);
     let temb = temb.map(|t| b.dense(&format!("{name}.temb"), t, o, 1.0));
@@ -313,7 +331,9 @@ impl NcsnppNet {
         let nf = config.nf;
         let is = config.init_scale;
         let temb_dim = 4 * nf;
-        let temb = config.conditional.then(|| (b.dense("temb.0", nf, temb_dim, 1.0), b.dense("temb.1", temb_dim, temb_dim, 1.0)));
+        let temb = config
+            .conditional
+            .then(|| (b.dense("temb.0", nf, temb_dim, 1.0), b.dense("temb.1", temb_dim, temb_dim, 1.0)));
         let tdim = config.conditional.then_some(temb_dim);
         let fourier = if config.embedding_type == Embedding::Fourier {
             // Fixed (non-trainable) frequencies from a fixed seed, so they need not be stored.
@@ -335,7 +355,8 @@ impl NcsnppNet {
             for k in 0..config.num_res_blocks {
                 let rb = resblock(&mut b, &format!("down.{l}.block.{k}"), ch, out, tdim, Resample::None, is);
                 ch = out;
-                let at = config.attn_resolutions.contains(&res).then(|| attn(&mut b, &format!("down.{l}.attn.{k}"), ch, is));
+                let at =
+                    config.attn_resolutions.contains(&res).then(|| attn(&mut b, &format!("down.{l}.attn.{k}"), ch, is));
                 blocks.push((rb, at));
                 chans.push(ch);
             }
@@ -453,7 +474,8 @@ impl NcsnppNet {
             }
             None => (None, T::default()),
         };
-        let mut ctx = Ctx { p, g: g0, temb: temb.as_ref(), dropout: self.config.dropout, rng: dropout_rng.as_deref_mut() };
+        let mut ctx =
+            Ctx { p, g: g0, temb: temb.as_ref(), dropout: self.config.dropout, rng: dropout_rng.as_deref_mut() };
         let sr = if self.config.skip_rescale { E::of(std::f64::consts::FRAC_1_SQRT_2) } else { E::one() };
 
         let mut pyramid = (self.config.progressive_input == ProgressiveInput::Residual).then(|| x.with_empty_tape());
@@ -529,12 +551,21 @@ where
     /// Parameter tensors from flat `f32` values; errors if the sizes do not match `specs`.
     pub fn from_values(dev: &Cpu, specs: &[ParamSpec], values: &[Vec<f32>]) -> Result<Self, ModelError> {
         if specs.len() != values.len() {
-            return Err(ModelError::Mismatch(format!("{} parameter tensors for a network with {}", values.len(), specs.len())));
+            return Err(ModelError::Mismatch(format!(
+                "{} parameter tensors for a network with {}",
+                values.len(),
+                specs.len()
+            )));
         }
         let mut tensors = Vec::with_capacity(specs.len());
         for (s, v) in specs.iter().zip(values) {
             if s.len() != v.len() {
-                return Err(ModelError::Mismatch(format!("parameter {}: {} values, the network needs {:?}", s.name, v.len(), s.shape)));
+                return Err(ModelError::Mismatch(format!(
+                    "parameter {}: {} values, the network needs {:?}",
+                    s.name,
+                    v.len(),
+                    s.shape
+                )));
             }
             tensors.push(dev.tensor_from_vec(v.iter().map(|&a| E::of(a as f64)).collect(), (v.len(),)));
         }
@@ -657,7 +688,10 @@ impl<const C: usize, const H: usize, const W: usize> Ncsnpp<C, H, W> {
     /// Wraps a run-time network whose image shape must be `C × H × W`.
     pub fn from_net(net: NcsnppNet) -> Result<Self, ModelError> {
         if net.image_shape() != (C, H, W) {
-            return Err(ModelError::Mismatch(format!("network is for {:?} images, expected ({C}, {H}, {W})", net.image_shape())));
+            return Err(ModelError::Mismatch(format!(
+                "network is for {:?} images, expected ({C}, {H}, {W})",
+                net.image_shape()
+            )));
         }
         Ok(Self { net })
     }
@@ -673,6 +707,7 @@ impl<const C: usize, const H: usize, const W: usize> Ncsnpp<C, H, W> {
         Params::from_values(dev, self.net.specs(), values)
     }
     /// `ε̂(x, t)` for a batch of images (time `t[i]` for image `i`).
+    #[rustfmt::skip] // one line: the compile-fail ui test quotes this signature
     pub fn forward<E: Elem, T: Tape<E, Cpu>>(&self, p: &Params<E>, x: Images<C, H, W, E, T>, t: &[f64]) -> Images<C, H, W, E, T>
     where
         Cpu: Device<E>,

@@ -145,7 +145,8 @@ where
                         let r = (i * h + y) * w + xx;
                         for k in 0..9 {
                             if let Some(s) = src(i, y, xx, k) {
-                                out[r * 9 * c + k * c..r * 9 * c + (k + 1) * c].copy_from_slice(&xv[s * c..(s + 1) * c]);
+                                out[r * 9 * c + k * c..r * 9 * c + (k + 1) * c]
+                                    .copy_from_slice(&xv[s * c..(s + 1) * c]);
                             }
                         }
                     }

@@ -63,7 +63,9 @@ pub fn sample_ode(
 
 struct FieldFn<'a, F: FnMut(f64, &Vec<f64>, &mut Vec<f64>) -> Result<()>>(&'a mut F);
 
-impl<F: FnMut(f64, &Vec<f64>, &mut Vec<f64>) -> Result<()>> scoreprior_core::ode::VectorField<Vec<f64>> for FieldFn<'_, F> {
+impl<F: FnMut(f64, &Vec<f64>, &mut Vec<f64>) -> Result<()>> scoreprior_core::ode::VectorField<Vec<f64>>
+    for FieldFn<'_, F>
+{
     fn eval(&mut self, t: f64, y: &Vec<f64>, dy: &mut Vec<f64>) -> Result<()> {
         (self.0)(t, y, dy)
     }
@@ -73,7 +75,15 @@ impl<F: FnMut(f64, &Vec<f64>, &mut Vec<f64>) -> Result<()>> scoreprior_core::ode
 /// the last step's noise omitted (the reference's "noise removal").
 /// With `snr > 0`, one Langevin corrector step precedes each predictor step
 /// (predictor–corrector); `snr = 0` is plain Euler–Maruyama.
-pub fn sample_sde(model: &dyn ScoreModel, sde: &dyn Sde, steps: usize, snr: f64, n: usize, t_end: f64, rng: &mut dyn rand::RngCore) -> Result<Vec<f64>> {
+pub fn sample_sde(
+    model: &dyn ScoreModel,
+    sde: &dyn Sde,
+    steps: usize,
+    snr: f64,
+    n: usize,
+    t_end: f64,
+    rng: &mut dyn rand::RngCore,
+) -> Result<Vec<f64>> {
     if steps == 0 || !(t_end > 0.0 && t_end < sde.t_max()) {
         return Err(Error::invalid(format!("sampler needs steps > 0 and 0 < t_end < T, got {steps}, {t_end}")));
     }
@@ -91,7 +101,9 @@ pub fn sample_sde(model: &dyn ScoreModel, sde: &dyn Sde, steps: usize, snr: f64,
             // step size uses batch-mean norms (per-image norms blow up in low dimension).
             let alpha = 1.0;
             let z: Vec<f64> = (0..n * d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
-            let norm = |v: &[f64]| -> f64 { v.chunks(d).map(|c| c.iter().map(|a| a * a).sum::<f64>().sqrt()).sum::<f64>() / n as f64 };
+            let norm = |v: &[f64]| -> f64 {
+                v.chunks(d).map(|c| c.iter().map(|a| a * a).sum::<f64>().sqrt()).sum::<f64>() / n as f64
+            };
             let (gn, zn) = (norm(&s), norm(&z));
             let eps = 2.0 * alpha * (snr * zn / gn.max(1e-12)).powi(2);
             for ((xv, sv), zv) in x.iter_mut().zip(&s).zip(&z) {
@@ -123,6 +135,10 @@ pub fn solver_named(name: &str) -> Result<&'static dyn ExplicitRk> {
         "tsit5" => &Tsit5,
         "dopri5" => &Dopri5,
         "dopri8" => &Dopri8,
-        _ => return Err(Error::invalid(format!("unknown solver `{name}`; expected euler, heun, bosh3, rk4, tsit5, dopri5 or dopri8"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "unknown solver `{name}`; expected euler, heun, bosh3, rk4, tsit5, dopri5 or dopri8"
+            )))
+        }
     })
 }

@@ -41,7 +41,11 @@ pub struct NcsnppScore {
 
 impl std::fmt::Debug for NcsnppScore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NcsnppScore").field("image", &self.net.image_shape()).field("precision", &self.precision).field("sde", &self.sde).finish()
+        f.debug_struct("NcsnppScore")
+            .field("image", &self.net.image_shape())
+            .field("precision", &self.precision)
+            .field("sde", &self.sde)
+            .finish()
     }
 }
 
@@ -110,7 +114,8 @@ impl NcsnppScore {
             let b = xc.len() / d;
             let dev = Cpu::default();
             let rows = self.to_rows::<E>(xc);
-            let xt: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(rows, (b * d / self.net.image_shape().0, self.net.image_shape().0));
+            let xt: Tensor<(usize, usize), E, Cpu> =
+                dev.tensor_from_vec(rows, (b * d / self.net.image_shape().0, self.net.image_shape().0));
             let e = self.net.forward_rows(p, xt, &vec![t; b], None).as_vec();
             self.from_rows(&e, o);
         });
@@ -127,10 +132,8 @@ impl NcsnppScore {
         let mut eps = vec![0.0; x.len()];
         let mut vjp = vec![0.0; x.len()];
         let cs = self.chunk * d;
-        eps.par_chunks_mut(cs)
-            .zip(vjp.par_chunks_mut(cs))
-            .zip(x.par_chunks(cs).zip(cot.par_chunks(cs)))
-            .for_each(|((eo, vo), (xc, cc))| {
+        eps.par_chunks_mut(cs).zip(vjp.par_chunks_mut(cs)).zip(x.par_chunks(cs).zip(cot.par_chunks(cs))).for_each(
+            |((eo, vo), (xc, cc))| {
                 let b = xc.len() / d;
                 let dev = Cpu::default();
                 let x0: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(xc), (b * d / c, c));
@@ -141,7 +144,8 @@ impl NcsnppScore {
                 let gv = g.get(&x0).as_vec();
                 self.from_rows(&ev, eo);
                 self.from_rows(&gv, vo);
-            });
+            },
+        );
         (eps, vjp)
     }
 
@@ -177,12 +181,24 @@ impl NcsnppScore {
         }
     }
 
-    fn score_vjp_in(&self, prec: Precision, x: &[f64], t: f64, cotangents: &[f64], score_out: &mut [f64], vjp_out: &mut [f64]) -> scoreprior_core::Result<()> {
+    fn score_vjp_in(
+        &self,
+        prec: Precision,
+        x: &[f64],
+        t: f64,
+        cotangents: &[f64],
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+    ) -> scoreprior_core::Result<()> {
         let d = self.dim();
         let n = check_batch(x, d, "x")?;
         let m = check_batch(cotangents, d * n, "cotangents")?;
         if score_out.len() != n * d || vjp_out.len() != m * n * d {
-            return Err(scoreprior_core::Error::shape("score_and_vjp outputs", format!("({n},{d}) and ({m},{n},{d})"), format!("{} and {}", score_out.len(), vjp_out.len())));
+            return Err(scoreprior_core::Error::shape(
+                "score_and_vjp outputs",
+                format!("({n},{d}) and ({m},{n},{d})"),
+                format!("{} and {}", score_out.len(), vjp_out.len()),
+            ));
         }
         let s = self.sigma(t)?;
         let mut xs = Vec::with_capacity(m * n * d);
@@ -225,7 +241,14 @@ impl ScoreModel for NcsnppScore {
         Ok(())
     }
 
-    fn score_and_vjp(&self, x: &[f64], t: f64, cotangents: &[f64], score_out: &mut [f64], vjp_out: &mut [f64]) -> scoreprior_core::Result<()> {
+    fn score_and_vjp(
+        &self,
+        x: &[f64],
+        t: f64,
+        cotangents: &[f64],
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+    ) -> scoreprior_core::Result<()> {
         self.score_vjp_in(self.precision, x, t, cotangents, score_out, vjp_out)
     }
 
@@ -245,7 +268,14 @@ impl ScoreModel for F64View<'_> {
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
         self.0.score(x, t, out)
     }
-    fn score_and_vjp(&self, x: &[f64], t: f64, cotangents: &[f64], score_out: &mut [f64], vjp_out: &mut [f64]) -> scoreprior_core::Result<()> {
+    fn score_and_vjp(
+        &self,
+        x: &[f64],
+        t: f64,
+        cotangents: &[f64],
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+    ) -> scoreprior_core::Result<()> {
         self.0.score_vjp_in(Precision::F64, x, t, cotangents, score_out, vjp_out)
     }
 }

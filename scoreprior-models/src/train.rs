@@ -92,7 +92,11 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run with weights initialised from the seed.
     pub fn new(net: NcsnppNet, cfg: TrainConfig, preprocess: Preprocess) -> Result<Self, ModelError> {
-        if cfg.batch_size == 0 || !(cfg.lr > 0.0) || !(0.0..1.0).contains(&cfg.ema_rate) || !(cfg.t_eps > 0.0 && cfg.t_eps < 1.0) {
+        if cfg.batch_size == 0
+            || !(cfg.lr > 0.0)
+            || !(0.0..1.0).contains(&cfg.ema_rate)
+            || !(cfg.t_eps > 0.0 && cfg.t_eps < 1.0)
+        {
             return Err(ModelError::Config(format!("bad training configuration {cfg:?}")));
         }
         let sde = VpSde::new(cfg.beta.0, cfg.beta.1)?;
@@ -101,16 +105,33 @@ impl Trainer {
         let dev = Cpu::default();
         let params = Params::from_values(&dev, net.specs(), &values)?;
         let zeros: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
-        Ok(Self { ema: values.clone(), m: zeros.clone(), v: zeros, values, params, dev, net, cfg, preprocess, sde, step: 0, rng })
+        Ok(Self {
+            ema: values.clone(),
+            m: zeros.clone(),
+            v: zeros,
+            values,
+            params,
+            dev,
+            net,
+            cfg,
+            preprocess,
+            sde,
+            step: 0,
+            rng,
+        })
     }
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`].
     pub fn resume(net: NcsnppNet, meta: &Meta, t: Tensors) -> Result<Self, ModelError> {
-        let tm = meta.train.as_ref().ok_or_else(|| ModelError::Mismatch("checkpoint holds no training state (EMA-only)".into()))?;
+        let tm = meta
+            .train
+            .as_ref()
+            .ok_or_else(|| ModelError::Mismatch("checkpoint holds no training state (EMA-only)".into()))?;
         if t.params.is_empty() || t.adam_m.is_empty() || t.adam_v.is_empty() {
             return Err(ModelError::Mismatch("checkpoint lacks weights or optimiser state".into()));
         }
-        let cfg: TrainConfig = serde_json::from_value(tm.train_config.clone()).map_err(|e| ModelError::Mismatch(format!("training configuration: {e}")))?;
+        let cfg: TrainConfig = serde_json::from_value(tm.train_config.clone())
+            .map_err(|e| ModelError::Mismatch(format!("training configuration: {e}")))?;
         let mut seed = [0u8; 32];
         let hex = tm.rng_seed.as_bytes();
         if hex.len() != 64 {
@@ -122,7 +143,11 @@ impl Trainer {
         }
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_stream(tm.rng_stream);
-        rng.set_word_pos(tm.rng_word_pos.parse::<u128>().map_err(|_| ModelError::Mismatch("bad RNG position in checkpoint".into()))?);
+        rng.set_word_pos(
+            tm.rng_word_pos
+                .parse::<u128>()
+                .map_err(|_| ModelError::Mismatch("bad RNG position in checkpoint".into()))?,
+        );
         let dev = Cpu::default();
         let params = Params::from_values(&dev, net.specs(), &t.params)?;
         Ok(Self {
@@ -173,9 +198,20 @@ impl Trainer {
             rng_word_pos: self.rng.get_word_pos().to_string(),
             train_config: serde_json::to_value(&self.cfg).expect("config serialises"),
         });
-        let meta = Meta { config: self.net.config().clone(), image: (c, h, w), sde: self.cfg.beta, preprocess: self.preprocess.clone(), train };
+        let meta = Meta {
+            config: self.net.config().clone(),
+            image: (c, h, w),
+            sde: self.cfg.beta,
+            preprocess: self.preprocess.clone(),
+            train,
+        };
         let t = if full {
-            Tensors { ema: self.ema.clone(), params: self.values.clone(), adam_m: self.m.clone(), adam_v: self.v.clone() }
+            Tensors {
+                ema: self.ema.clone(),
+                params: self.values.clone(),
+                adam_m: self.m.clone(),
+                adam_v: self.v.clone(),
+            }
         } else {
             Tensors { ema: self.ema.clone(), ..Default::default() }
         };
@@ -186,7 +222,10 @@ impl Trainer {
     pub fn step(&mut self, data: &Dataset) -> Result<StepStats, ModelError> {
         let (c, h, w) = self.net.image_shape();
         if (data.c, data.h, data.w) != (c, h, w) {
-            return Err(ModelError::Mismatch(format!("data are {}x{}x{}, the network needs {c}x{h}x{w}", data.c, data.h, data.w)));
+            return Err(ModelError::Mismatch(format!(
+                "data are {}x{}x{}, the network needs {c}x{h}x{w}",
+                data.c, data.h, data.w
+            )));
         }
         if data.is_empty() {
             return Err(ModelError::Data("empty data set".into()));
@@ -263,7 +302,14 @@ impl Trainer {
 
 /// Mean DSM loss of `weights` on the first `n_images` of `data` with fixed-seed times and
 /// noise (a reproducible evaluation metric).
-pub fn dsm_loss<E: Elem>(net: &NcsnppNet, weights: &[Vec<f32>], sde: &VpSde, data: &Dataset, n_images: usize, seed: u64) -> Result<f64, ModelError>
+pub fn dsm_loss<E: Elem>(
+    net: &NcsnppNet,
+    weights: &[Vec<f32>],
+    sde: &VpSde,
+    data: &Dataset,
+    n_images: usize,
+    seed: u64,
+) -> Result<f64, ModelError>
 where
     Cpu: Device<E>,
 {

@@ -57,7 +57,16 @@ struct Fit {
 fn fit(prior: &dyn Energy, log_post: &dyn Fn([f64; 2]) -> f64, box_: [f64; 4], steps: usize, lr: f64) -> Fit {
     let t = std::time::Instant::now();
     let mut flow = RealNvp::new(RealNvpConfig::new(2).with_flows(6).with_hidden(64).with_seed(1)).unwrap();
-    let cfg = DpiConfig { steps, batch: 64, lr, warmup: 50, lr_final_fraction: 0.1, grad_clip: Some(1.0), seed: 5, ..Default::default() };
+    let cfg = DpiConfig {
+        steps,
+        batch: 64,
+        lr,
+        warmup: 50,
+        lr_final_fraction: 0.1,
+        grad_clip: Some(1.0),
+        seed: 5,
+        ..Default::default()
+    };
     let hist = run_dpi(&cfg, &mut flow, Some(&LinearLikelihood), Some(prior), &mut |_| {}).unwrap();
     let seconds = t.elapsed().as_secs_f64();
     assert_eq!(hist.records.len(), steps);
@@ -149,7 +158,8 @@ fn dpi_recovers_gaussian_posterior_through_the_ode_prior() {
     let c = [p[2] / det, -p[1] / det, p[0] / det];
     let r = [inv[0] * mean[0] + inv[1] * mean[1] + A[0] * Y / s2, inv[1] * mean[0] + inv[3] * mean[1] + A[1] * Y / s2];
     let mu = [c[0] * r[0] + c[1] * r[1], c[1] * r[0] + c[2] * r[1]];
-    let box_ = [mu[0] - 7.0 * c[0].sqrt(), mu[0] + 7.0 * c[0].sqrt(), mu[1] - 7.0 * c[2].sqrt(), mu[1] + 7.0 * c[2].sqrt()];
+    let box_ =
+        [mu[0] - 7.0 * c[0].sqrt(), mu[0] + 7.0 * c[0].sqrt(), mu[1] - 7.0 * c[2].sqrt(), mu[1] + 7.0 * c[2].sqrt()];
     let f = fit(&energy, &log_post, box_, steps(), 2e-3);
     // The grid truth agrees with the closed form (checks the quadrature itself).
     assert!((f.true_mean[0] - mu[0]).abs() < 1e-4 && (f.true_mean[1] - mu[1]).abs() < 1e-4);
@@ -250,13 +260,16 @@ fn dpi_matches_closed_form_gaussian_denoising_posterior_at_16x16() {
         .map(|i| mean[i] + (0..d).map(|j| v[(i, j)] * lam[j] / (lam[j] + sigma * sigma) * proj[j]).sum::<f64>())
         .collect();
     let post_std: Vec<f64> = (0..d)
-        .map(|i| (0..d).map(|j| v[(i, j)].powi(2) * lam[j] * sigma * sigma / (lam[j] + sigma * sigma)).sum::<f64>().sqrt())
+        .map(|i| {
+            (0..d).map(|j| v[(i, j)].powi(2) * lam[j] * sigma * sigma / (lam[j] + sigma * sigma)).sum::<f64>().sqrt()
+        })
         .collect();
 
     let steps = if cfg!(debug_assertions) { 150 } else { 400 };
     let mut flow = RealNvp::new(RealNvpConfig::new(d).with_flows(8).with_seed(3)).unwrap();
     flow.set_initial_affine(mean.iter().sum::<f64>() / d as f64, 0.2).unwrap();
-    let cfg = DpiConfig { steps, batch: 64, lr: 1e-3, warmup: 50, lr_final_fraction: 0.1, seed: 1, ..Default::default() };
+    let cfg =
+        DpiConfig { steps, batch: 64, lr: 1e-3, warmup: 50, lr_final_fraction: 0.1, seed: 1, ..Default::default() };
     let data = LikelihoodEnergy::new(model, y).unwrap();
     let prior = PriorEnergy::new(GaussianPrior::from_gaussian(g));
     let t = std::time::Instant::now();

@@ -83,7 +83,8 @@ fn conv3x3_matches_naive_loop_and_finite_differences() {
     let x = rand_vec(g.rows() * cin, 1);
     let w = rand_vec(9 * cin * cout, 2);
     let b = rand_vec(cout, 3);
-    let y = conv3x3(mat(&dev, &x, g.rows(), cin), g, mat(&dev, &w, 9 * cin, cout), dev.tensor_from_vec(b.clone(), (cout,)));
+    let y =
+        conv3x3(mat(&dev, &x, g.rows(), cin), g, mat(&dev, &w, 9 * cin, cout), dev.tensor_from_vec(b.clone(), (cout,)));
     close(&y.as_vec(), &naive_conv(&x, g, cin, &w, &b, cout), 1e-12);
     // Gradient w.r.t. the input and (through a closure over the input) w.r.t. the kernel.
     let (wt, bt) = (mat(&dev, &w, 9 * cin, cout), dev.tensor_from_vec(b.clone(), (cout,)));
@@ -159,7 +160,10 @@ fn group_norm_matches_naive_loop_and_finite_differences() {
     let cg = c / groups;
     for i in 0..g.b {
         for gr in 0..groups {
-            let vals: Vec<f64> = (0..hw).flat_map(|p| (0..cg).map(move |j| (p, j))).map(|(p, j)| x[(i * hw + p) * c + gr * cg + j]).collect();
+            let vals: Vec<f64> = (0..hw)
+                .flat_map(|p| (0..cg).map(move |j| (p, j)))
+                .map(|(p, j)| x[(i * hw + p) * c + gr * cg + j])
+                .collect();
             let mu = vals.iter().sum::<f64>() / vals.len() as f64;
             let var = vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / vals.len() as f64;
             for p in 0..hw {
@@ -198,7 +202,9 @@ fn attention_matches_naive_loop_and_finite_differences() {
     for i in 0..g.b {
         for a in 0..hw {
             let ra = i * hw + a;
-            let logits: Vec<f64> = (0..hw).map(|bb| (0..c).map(|ch| q[ra * c + ch] * k[(i * hw + bb) * c + ch]).sum::<f64>() / (c as f64).sqrt()).collect();
+            let logits: Vec<f64> = (0..hw)
+                .map(|bb| (0..c).map(|ch| q[ra * c + ch] * k[(i * hw + bb) * c + ch]).sum::<f64>() / (c as f64).sqrt())
+                .collect();
             let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
             for ch in 0..c {

@@ -25,7 +25,14 @@ fn toy_data() -> Dataset {
 }
 
 fn pre() -> Preprocess {
-    Preprocess { source: "toy".into(), size: (8, 8), channels: 1, range: (0.0, 1.0), resize: "none".into(), random_flip: true }
+    Preprocess {
+        source: "toy".into(),
+        size: (8, 8),
+        channels: 1,
+        range: (0.0, 1.0),
+        resize: "none".into(),
+        random_flip: true,
+    }
 }
 
 fn cfg(steps_warmup: u64) -> TrainConfig {
@@ -43,13 +50,15 @@ fn short_training_run_lowers_the_loss() {
     let data = toy_data();
     let net = NcsnppNet::new(NcsnppConfig::tiny(), 1, 8, 8).unwrap();
     let mut tr = Trainer::new(net, cfg(5), pre()).unwrap();
-    let before = scoreprior_models::train::dsm_loss::<f32>(tr.net(), tr.weights(), &VpSde::default(), &data, 40, 1).unwrap();
+    let before =
+        scoreprior_models::train::dsm_loss::<f32>(tr.net(), tr.weights(), &VpSde::default(), &data, 40, 1).unwrap();
     // Zero-initialised output: ε̂ = 0, so the loss is ½·E‖z‖² ≈ D/2 = 32.
     assert!((before - 32.0).abs() < 4.0, "{before}");
     for _ in 0..60 {
         tr.step(&data).unwrap();
     }
-    let after = scoreprior_models::train::dsm_loss::<f32>(tr.net(), tr.weights(), &VpSde::default(), &data, 40, 1).unwrap();
+    let after =
+        scoreprior_models::train::dsm_loss::<f32>(tr.net(), tr.weights(), &VpSde::default(), &data, 40, 1).unwrap();
     assert!(after < 0.6 * before, "loss did not fall: {before} -> {after}");
 }
 
@@ -222,7 +231,16 @@ fn samplers_reproduce_a_gaussian() {
         }
     };
     let solver = scoreprior_models::sample::solver_named("dopri5").unwrap();
-    let (x, stats) = scoreprior_models::sample::sample_ode(&g, &sde, solver, scoreprior_models::sample::OdeSteps::Adaptive { rtol: 1e-5, atol: 1e-6 }, n, 1e-3, &mut rng).unwrap();
+    let (x, stats) = scoreprior_models::sample::sample_ode(
+        &g,
+        &sde,
+        solver,
+        scoreprior_models::sample::OdeSteps::Adaptive { rtol: 1e-5, atol: 1e-6 },
+        n,
+        1e-3,
+        &mut rng,
+    )
+    .unwrap();
     assert!(stats.accepted_steps > 0);
     check(&x, 0.03);
     let x = scoreprior_models::sample::sample_sde(&g, &sde, 500, 0.0, n, 1e-3, &mut rng).unwrap();

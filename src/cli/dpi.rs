@@ -18,8 +18,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::dpi::{
-    draw_samples, run_dpi, summarize_samples, Annealing, DpiConfig, Energy, LikelihoodEnergy, LossWeights,
-    PriorEnergy, ScorePriorEnergy, StepRecord,
+    draw_samples, run_dpi, summarize_samples, Annealing, DpiConfig, Energy, LikelihoodEnergy, LossWeights, PriorEnergy,
+    ScorePriorEnergy, StepRecord,
 };
 use scoreprior_core::forward::{parse_model, ForwardModel, Shape};
 use scoreprior_core::io::{atomic_write, read_npy, read_png, write_npy, write_png_grid};
@@ -257,7 +257,12 @@ fn chol_solve(l: &[f64], n: usize, b: &mut [f64]) {
 
 /// Exact posterior of `x ~ N(μ, Σ)`, `y = x + N(0, σ²I)`: mean `μ + Σ(Σ+σ²I)⁻¹(y−μ)` and the
 /// diagonal of `Σ − Σ(Σ+σ²I)⁻¹Σ`.
-pub fn gaussian_denoising_posterior(mean: &[f64], cov: &[f64], sigma: f64, y: &[f64]) -> CliResult<(Vec<f64>, Vec<f64>)> {
+pub fn gaussian_denoising_posterior(
+    mean: &[f64],
+    cov: &[f64],
+    sigma: f64,
+    y: &[f64],
+) -> CliResult<(Vec<f64>, Vec<f64>)> {
     let n = mean.len();
     let mut s = cov.to_vec();
     for i in 0..n {
@@ -328,7 +333,11 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
 
     // Prior.
     let is_gauss = matches!(args.prior.as_str(), "gaussian" | "gaussian-ode");
-    let gauss = if is_gauss { Some(load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default()))?) } else { None };
+    let gauss = if is_gauss {
+        Some(load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default()))?)
+    } else {
+        None
+    };
     let prior_cfg = || -> CliResult<ScorePriorConfig> {
         let solver = scoreprior_core::ode::solver_by_name(&args.solver)?;
         let div = if args.probes == 0 {
@@ -343,7 +352,11 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             .with_adjoint_tolerances(args.rtol, args.atol)
             .with_divergence(div))
     };
-    if args.surrogate && !matches!(args.prior.as_str(), "gaussian-ode") && !Path::new(&args.prior).exists() && !resolve(Path::new(&args.prior)).exists() {
+    if args.surrogate
+        && !matches!(args.prior.as_str(), "gaussian-ode")
+        && !Path::new(&args.prior).exists()
+        && !resolve(Path::new(&args.prior)).exists()
+    {
         return Err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)".into());
     }
     let prior: Box<dyn Energy> = match args.prior.as_str() {
@@ -363,7 +376,10 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         other => {
             let p = resolve(Path::new(other));
             if !p.exists() {
-                return Err(format!("--prior {other}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file").into());
+                return Err(format!(
+                    "--prior {other}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"
+                )
+                .into());
             }
             let m = NcsnppScore::load(&p).map_err(|e| format!("--prior {other}: {e}"))?;
             let sde = AnySde::Vp(*m.sde());
@@ -382,7 +398,11 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     // Flow and optimisation.
     let hidden = if args.hidden == 0 { (d / 8).max(32) } else { args.hidden };
     let mut flow = RealNvp::new(
-        RealNvpConfig::new(d).with_flows(args.flows).with_hidden(hidden).with_batch_norm(args.batch_norm).with_seed(args.seed),
+        RealNvpConfig::new(d)
+            .with_flows(args.flows)
+            .with_hidden(hidden)
+            .with_batch_norm(args.batch_norm)
+            .with_seed(args.seed),
     )?;
     let loc = match (&gauss, data.model().adjoint(&y)) {
         (Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
@@ -424,7 +444,10 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         fresh_steps += 1;
         bar.set_position(r.step as u64 + 1);
         if r.step % 10 == 0 {
-            bar.set_message(format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}", r.total, r.data, r.prior, r.log_q));
+            bar.set_message(format!(
+                "loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}",
+                r.total, r.data, r.prior, r.log_q
+            ));
         }
     })?;
     bar.finish();
@@ -482,7 +505,11 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             let rel = ps.iter().zip(&summary.std).map(|(a, b)| (a - b).abs() / a).sum::<f64>() / d as f64;
             write_npy(out.join("exact_mean.npy"), &[h, w], &pm)?;
             write_npy(out.join("exact_std.npy"), &[h, w], &ps)?;
-            Some(ClosedFormErrors { mean_rmse: rmse, std_rel_err: rel, exact_mean_std: ps.iter().sum::<f64>() / d as f64 })
+            Some(ClosedFormErrors {
+                mean_rmse: rmse,
+                std_rel_err: rel,
+                exact_mean_std: ps.iter().sum::<f64>() / d as f64,
+            })
         }
         _ => None,
     };

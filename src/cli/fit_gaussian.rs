@@ -55,8 +55,9 @@ fn resolve_train(data: Option<&Path>) -> CliResult<PathBuf> {
     const STEM: &str = "train-images-idx3-ubyte";
     match data {
         Some(p) if p.is_file() => Ok(p.to_path_buf()),
-        Some(p) if p.is_dir() => find_in(p, STEM)
-            .ok_or_else(|| format!("{}: no {STEM}[.gz] in this folder", p.display()).into()),
+        Some(p) if p.is_dir() => {
+            find_in(p, STEM).ok_or_else(|| format!("{}: no {STEM}[.gz] in this folder", p.display()).into())
+        }
         Some(p) => Err(format!("{}: no such file or folder", p.display()).into()),
         None => DEFAULT_DATA_DIRS.iter().find_map(|d| find_in(Path::new(d), STEM)).ok_or_else(|| {
             format!(
@@ -202,7 +203,11 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
         jitter = args.jitter,
     );
     atomic_write(args.out.join("README.md"), readme.as_bytes())?;
-    println!("fit N = {n} images of {} → {s}×{s}: wrote {}/mean.npy, cov.npy, README.md", train.display(), args.out.display());
+    println!(
+        "fit N = {n} images of {} → {s}×{s}: wrote {}/mean.npy, cov.npy, README.md",
+        train.display(),
+        args.out.display()
+    );
     Ok(())
 }
 

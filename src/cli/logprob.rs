@@ -130,11 +130,8 @@ impl OdeArgs {
     /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both).
     pub fn config(&self) -> CliResult<ScorePriorConfig> {
         let tab = solver_tableau(&self.solver)?;
-        let controller = if tab.is_adaptive() {
-            Controller::pid(self.rtol, self.atol)
-        } else {
-            Controller::constant(self.dt)
-        };
+        let controller =
+            if tab.is_adaptive() { Controller::pid(self.rtol, self.atol) } else { Controller::constant(self.dt) };
         let cfg = ScorePriorConfig {
             sde: self.sde.sde()?,
             solver: tab,
@@ -236,11 +233,9 @@ pub fn load(flag: &str, path: &Path) -> CliResult<Array> {
 /// Checks an image batch of shape (N, D), (N, H, W) or (N, C, H, W); returns `(N, D)`.
 pub fn image_rows(flag: &str, a: &Array) -> CliResult<(usize, usize)> {
     if !(2..=4).contains(&a.shape.len()) {
-        return Err(format!(
-            "--{flag}: array of shape {:?}: expected (N, D), (N, H, W) or (N, C, H, W)",
-            a.shape
-        )
-        .into());
+        return Err(
+            format!("--{flag}: array of shape {:?}: expected (N, D), (N, H, W) or (N, C, H, W)", a.shape).into()
+        );
     }
     let (n, d) = a.rows();
     if n == 0 || d == 0 {
@@ -317,7 +312,9 @@ pub fn build_model(args: &LogprobArgs, sde: AnySde, sde_name: SdeName) -> CliRes
         other => {
             let p = Path::new(other);
             if !p.exists() {
-                return Err(format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into());
+                return Err(
+                    format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into()
+                );
             }
             // Trained NCSN++ networks; other network kinds plug in here as further
             // `LoadedModel::Network` sources.

@@ -94,7 +94,11 @@ fn param<T: std::str::FromStr>(params: &[(String, String)], preset: &str, key: &
 fn check_keys(params: &[(String, String)], preset: &str, allowed: &[&str]) -> CliResult {
     for (k, _) in params {
         if !allowed.contains(&k.as_str()) {
-            return Err(format!("--forward {preset}: unknown parameter `{k}`; expected one of: {}", allowed.join(", ")).into());
+            return Err(format!(
+                "--forward {preset}: unknown parameter `{k}`; expected one of: {}",
+                allowed.join(", ")
+            )
+            .into());
         }
     }
     Ok(())
@@ -108,9 +112,11 @@ struct Built {
 
 fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
     let (name, params) = preset(&args.forward);
-    let noise = |default: &str| parse_noise(args.noise.as_deref().unwrap_or(default)).map_err(|e| format!("--noise: {e}"));
+    let noise =
+        |default: &str| parse_noise(args.noise.as_deref().unwrap_or(default)).map_err(|e| format!("--noise: {e}"));
     let chain_model = |chain: &str, default_noise: &str| -> CliResult<Model> {
-        let c = parse_chain(chain, shape).map_err(|e| format!("--forward `{}` on a {shape} image: {e}", args.forward))?;
+        let c =
+            parse_chain(chain, shape).map_err(|e| format!("--forward `{}` on a {shape} image: {e}", args.forward))?;
         Ok(Model::with_spec(c, &noise(default_noise)?)?)
     };
     let model = match name.as_str() {
@@ -140,7 +146,9 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
         "eht" => {
             check_keys(&params, "eht", &["fov", "cutoff", "cadence", "start", "stop"])?;
             if args.noise.is_some() {
-                return Err("--noise does not apply to eht: its noise is the radiometer equation of each baseline".into());
+                return Err(
+                    "--noise does not apply to eht: its noise is the radiometer equation of each baseline".into()
+                );
             }
             if shape.c != 1 || shape.h != shape.w {
                 return Err(format!("--forward eht needs a square gray image, got {shape}").into());
@@ -173,9 +181,18 @@ pub fn run(args: MeasureArgs) -> CliResult {
     write_npy(&y_path, &[n, out_shape.c, out_shape.h, out_shape.w], &y)?;
     let chi2: f64 = model.chi_squared(&y, &x)?.iter().sum();
     println!("forward:  {}", model.describe());
-    println!("noise:    σ in [{:.3e}, {:.3e}] on {} measurements per image", min(model.noise().sigma()), max(model.noise().sigma()), model.output_dim());
+    println!(
+        "noise:    σ in [{:.3e}, {:.3e}] on {} measurements per image",
+        min(model.noise().sigma()),
+        max(model.noise().sigma()),
+        model.output_dim()
+    );
     println!("x:        {} ({n} image(s) of shape {shape})", args.x.display());
-    println!("y:        shape {out_shape} per image, seed {}, χ²/dof of the draw = {:.4}", args.seed, chi2 / y.len() as f64);
+    println!(
+        "y:        shape {out_shape} per image, seed {}, χ²/dof of the draw = {:.4}",
+        args.seed,
+        chi2 / y.len() as f64
+    );
     println!("wrote     {}", y_path.display());
 
     if let Some(eht) = &interferometer {
@@ -202,7 +219,12 @@ pub fn run(args: MeasureArgs) -> CliResult {
             eht.pixel_size() / scoreprior_core::forward::interferometry::UAS
         );
         println!("wrote     {} (u, v [λ], σ [Jy], time [h])", uv_path.display());
-        println!("wrote     {} ({} closure phases then {} log closure amplitudes)", c_path.display(), op.n_phases(), op.n_amplitudes());
+        println!(
+            "wrote     {} ({} closure phases then {} log closure amplitudes)",
+            c_path.display(),
+            op.n_phases(),
+            op.n_amplitudes()
+        );
     }
 
     if model.is_linear() {

@@ -17,7 +17,11 @@ pub mod train;
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Debug, Parser)]
-#[command(name = "scoreprior", version, about = "Score-based diffusion models as principled priors for inverse imaging")]
+#[command(
+    name = "scoreprior",
+    version,
+    about = "Score-based diffusion models as principled priors for inverse imaging"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -147,7 +147,12 @@ impl Figure {
         let range = |v: &[f64], log: bool, axis: &str| -> CliResult<(f64, f64)> {
             let v: Vec<f64> = v.iter().copied().filter(|a| a.is_finite() && (!log || *a > 0.0)).collect();
             if v.is_empty() {
-                return Err(format!("plot '{}': no finite{} {axis} values to draw", self.title, if log { " positive" } else { "" }).into());
+                return Err(format!(
+                    "plot '{}': no finite{} {axis} values to draw",
+                    self.title,
+                    if log { " positive" } else { "" }
+                )
+                .into());
             }
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -175,7 +180,8 @@ impl Figure {
             .y_label_area_size(70)
             .build_cartesian_2d(x, y)?;
         chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw()?;
-        let ok = |x: f64, y: f64| x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0);
+        let ok =
+            |x: f64, y: f64| x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0);
         for (i, s) in self.series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             if let Some(band) = &s.band {
@@ -191,8 +197,9 @@ impl Figure {
                 Mark::Line | Mark::LinePoints => chart.draw_series(LineSeries::new(pts.clone(), style))?,
                 Mark::Points => chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?,
             };
-            ann.label(s.label.clone())
-                .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], ShapeStyle::from(&color).stroke_width(2)));
+            ann.label(s.label.clone()).legend(move |(lx, ly)| {
+                PathElement::new(vec![(lx, ly), (lx + 20, ly)], ShapeStyle::from(&color).stroke_width(2))
+            });
             if s.mark == Mark::LinePoints {
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
             }
@@ -212,10 +219,11 @@ mod tests {
     fn svg_has_series_and_rejects_bad_input() {
         let f = Figure::new("t", "K", "log p")
             .log_axes(true, false)
-            .with(
-                Series::line_points("mean", vec![(1.0, -3.0), (2.0, -2.0), (4.0, -2.5)])
-                    .with_band(vec![(1.0, -4.0, -2.0), (2.0, -2.5, -1.5), (4.0, -2.7, -2.3)]),
-            )
+            .with(Series::line_points("mean", vec![(1.0, -3.0), (2.0, -2.0), (4.0, -2.5)]).with_band(vec![
+                (1.0, -4.0, -2.0),
+                (2.0, -2.5, -1.5),
+                (4.0, -2.7, -2.3),
+            ]))
             .with(Series::points("exact", vec![(1.0, -2.4), (4.0, -2.4)]));
         let svg = f.to_svg().unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..50]);

@@ -67,13 +67,33 @@ pub fn run(args: SampleArgs) -> CliResult {
     let x = match args.method.as_str() {
         "ode" => {
             let solver = solver_named(&args.solver)?;
-            let steps = if args.steps == 0 { OdeSteps::Adaptive { rtol: args.rtol, atol: args.atol } } else { OdeSteps::Fixed(args.steps) };
+            let steps = if args.steps == 0 {
+                OdeSteps::Adaptive { rtol: args.rtol, atol: args.atol }
+            } else {
+                OdeSteps::Fixed(args.steps)
+            };
             let (x, stats) = sample_ode(&model, &sde, solver, steps, args.n, args.t_end, &mut rng)?;
             eprintln!("PF-ODE ({}) stats: {stats:?}", args.solver);
             x
         }
-        "em" => sample_sde(&model, &sde, if args.steps == 0 { 1000 } else { args.steps }, 0.0, args.n, args.t_end, &mut rng)?,
-        "pc" => sample_sde(&model, &sde, if args.steps == 0 { 1000 } else { args.steps }, args.snr, args.n, args.t_end, &mut rng)?,
+        "em" => sample_sde(
+            &model,
+            &sde,
+            if args.steps == 0 { 1000 } else { args.steps },
+            0.0,
+            args.n,
+            args.t_end,
+            &mut rng,
+        )?,
+        "pc" => sample_sde(
+            &model,
+            &sde,
+            if args.steps == 0 { 1000 } else { args.steps },
+            args.snr,
+            args.n,
+            args.t_end,
+            &mut rng,
+        )?,
         m => return Err(format!("--method {m}: expected ode, em or pc").into()),
     };
     eprintln!("sampled {} images in {:.1} s", args.n, t0.elapsed().as_secs_f64());

@@ -197,10 +197,7 @@ pub fn print_table(rows: &[Row], floor: (f64, f64)) {
             r.wall
         );
     }
-    println!(
-        "| exact p_t0 (no solver) | – | – | – | – | {:.5} | {:.5} | 0 | 0 | – |",
-        floor.0, floor.1
-    );
+    println!("| exact p_t0 (no solver) | – | – | – | – | {:.5} | {:.5} | 0 | 0 | – |", floor.0, floor.1);
     println!();
     println!(
         "KL(q‖p) = mean over samples of log q(x) − log p_ODE(x); Δ log p = log p_ODE − log p_t0 (closed-form \
@@ -232,7 +229,8 @@ fn write_outputs(args: &SolverStudyArgs, rows: &[Row], floor: (f64, f64)) -> Cli
     let csv_path = args.out.join("solver_study.csv");
     atomic_write(&csv_path, csv.as_bytes())?;
     // KL against NFE, one labelled point per solver, and the t0 floor as a line.
-    let mut fig = Figure::new("KL(q‖p_ODE) vs NFE (ground-truth Gaussian)", "NFE", "KL(q‖p) (nats)").log_axes(true, false);
+    let mut fig =
+        Figure::new("KL(q‖p_ODE) vs NFE (ground-truth Gaussian)", "NFE", "KL(q‖p) (nats)").log_axes(true, false);
     for r in rows {
         fig = fig.with(Series::points(r.solver.clone(), vec![(r.stats.forward.rhs_evaluations.max(1) as f64, r.kl.0)]));
     }
@@ -242,9 +240,11 @@ fn write_outputs(args: &SolverStudyArgs, rows: &[Row], floor: (f64, f64)) -> Cli
     let svg_path = args.out.join("solver_study.svg");
     fig.write(&svg_path)?;
     // Error against the closed form, log–log (KL estimates can be negative; this cannot).
-    let mut err = Figure::new("mean abs(log p_ODE − log p_t0) vs NFE", "NFE", "mean abs error (nats)").log_axes(true, true);
+    let mut err =
+        Figure::new("mean abs(log p_ODE − log p_t0) vs NFE", "NFE", "mean abs error (nats)").log_axes(true, true);
     for r in rows {
-        err = err.with(Series::points(r.solver.clone(), vec![(r.stats.forward.rhs_evaluations.max(1) as f64, r.abs_err.0)]));
+        err = err
+            .with(Series::points(r.solver.clone(), vec![(r.stats.forward.rhs_evaluations.max(1) as f64, r.abs_err.0)]));
     }
     let err_path = args.out.join("solver_study_error.svg");
     err.write(&err_path)?;

@@ -352,7 +352,10 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
             println!("\nmixture: {desc}; evaluated at one of its draws");
             grad_rows.extend(grad_study(args, "gmm", Arc::new(m), &xm, &g0, &gt0)?);
         }
-        println!("\nadjoint gradient vs number of probes ({:.1} s; K = 0 is the exact trace)\n", start.elapsed().as_secs_f64());
+        println!(
+            "\nadjoint gradient vs number of probes ({:.1} s; K = 0 is the exact trace)\n",
+            start.elapsed().as_secs_f64()
+        );
         println!("| model | K | median σ/abs(μ) | ‖σ‖/‖μ‖ | mean cos. dist. to exact | max cos. dist. | ‖mean − ∇log p_t0‖/‖∇log p_t0‖ |");
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for r in &grad_rows {
@@ -361,8 +364,10 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
                 r.model, r.k, r.median_rel_std, r.norm_rel_std, r.cos_dist.0, r.cos_dist.1, r.rel_err_t0
             );
         }
-        println!("\nexact gradient: ∇ log q(x) of the data density (−Σ⁻¹(x − μ) for the Gaussian); the last column \
-                  compares the mean with the ODE's exact target ∇ log p_t0.");
+        println!(
+            "\nexact gradient: ∇ log q(x) of the data density (−Σ⁻¹(x − μ) for the Gaussian); the last column \
+                  compares the mean with the ODE's exact target ∇ log p_t0."
+        );
     }
     write_outputs(args, &rows, exact, closed, &grad_rows)?;
     Ok((rows, grad_rows))
@@ -383,13 +388,17 @@ fn write_outputs(args: &TraceStudyArgs, rows: &[LogpRow], exact: f64, closed: f6
     let kmax = rows.iter().map(|r| r.k).max().unwrap_or(1) as f64;
     let fig = Figure::new("log p vs number of trace estimators (mean ± 1 std over seeds)", "probes K", "log p(x)")
         .log_axes(true, false)
-        .with(Series::line_points("Hutchinson mean ± std", rows.iter().map(|r| (r.k as f64, r.mean)).collect()).with_band(band))
+        .with(
+            Series::line_points("Hutchinson mean ± std", rows.iter().map(|r| (r.k as f64, r.mean)).collect())
+                .with_band(band),
+        )
         .with(Series::line("exact trace", vec![(kmin, exact), (kmax.max(kmin * 1.01), exact)]));
     let s1 = args.out.join("trace_study_logp.svg");
     fig.write(&s1)?;
     println!("\nwrote {} and {}", p1.display(), s1.display());
     if !grad.is_empty() {
-        let mut csv = String::from("model,k,median_rel_std,norm_rel_std,mean_cos_dist,max_cos_dist,rel_err_vs_t0_grad,seeds\n");
+        let mut csv =
+            String::from("model,k,median_rel_std,norm_rel_std,mean_cos_dist,max_cos_dist,rel_err_vs_t0_grad,seeds\n");
         for r in grad {
             csv.push_str(&format!(
                 "{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.6e},{}\n",
@@ -406,8 +415,12 @@ fn write_outputs(args: &TraceStudyArgs, rows: &[LogpRow], exact: f64, closed: f6
         let p2 = args.out.join("trace_study_grad.csv");
         atomic_write(&p2, csv.as_bytes())?;
         // Empirical CDF of the per-seed cosine distances, one curve per (model, K ≥ 1).
-        let mut fig = Figure::new("cosine distance of adjoint gradients to the exact gradient", "cosine distance", "fraction of seeds ≤")
-            .log_axes(true, false);
+        let mut fig = Figure::new(
+            "cosine distance of adjoint gradients to the exact gradient",
+            "cosine distance",
+            "fraction of seeds ≤",
+        )
+        .log_axes(true, false);
         let mut any = false;
         for r in grad.iter().filter(|r| r.k > 0) {
             let mut c: Vec<f64> = r.cos_all.iter().map(|v| v.max(1e-16)).collect();

@@ -155,7 +155,15 @@ pub fn run(args: TrainArgs) -> CliResult {
     let mut trainer = if ck_path.exists() && !args.restart {
         let (net, meta, t) = checkpoint::load_any(&ck_path)?;
         if net.image_shape() != (data.c, data.h, data.w) {
-            return Err(format!("{}: checkpoint is for {:?} images, the data are {}x{}x{}", ck_path.display(), net.image_shape(), data.c, data.h, data.w).into());
+            return Err(format!(
+                "{}: checkpoint is for {:?} images, the data are {}x{}x{}",
+                ck_path.display(),
+                net.image_shape(),
+                data.c,
+                data.h,
+                data.w
+            )
+            .into());
         }
         let tr = Trainer::resume(net, &meta, t)?;
         eprintln!("resuming from {} at step {}", ck_path.display(), tr.step_count());
@@ -219,7 +227,9 @@ pub fn run(args: TrainArgs) -> CliResult {
     let mut csv = std::fs::OpenOptions::new().append(true).open(&csv_path)?;
 
     let pb = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.steps) };
-    pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}")?);
+    pb.set_style(ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
+    )?);
     pb.set_position(start);
     let t0 = Instant::now();
     let mut avg = f64::NAN;
@@ -249,8 +259,18 @@ pub fn run(args: TrainArgs) -> CliResult {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
             let x = sample_sde(&model, &sde, 200, 0.0, 16, 1e-3, &mut rng)?;
             let (c, h, w) = trainer.net().image_shape();
-            let imgs: Vec<f64> = if c == 1 { x } else { x.chunks(c * h * w).flat_map(|im| im[..h * w].to_vec()).collect() };
-            scoreprior_core::io::write_png_grid(args.out.join(format!("samples/step_{:06}.png", s.step)), &imgs, h, w, 4, 0.0, 1.0, 4)?;
+            let imgs: Vec<f64> =
+                if c == 1 { x } else { x.chunks(c * h * w).flat_map(|im| im[..h * w].to_vec()).collect() };
+            scoreprior_core::io::write_png_grid(
+                args.out.join(format!("samples/step_{:06}.png", s.step)),
+                &imgs,
+                h,
+                w,
+                4,
+                0.0,
+                1.0,
+                4,
+            )?;
         }
     }
     pb.finish();

@@ -52,11 +52,11 @@ pub mod spec;
 pub use chain::Chain;
 pub use model::Model;
 pub use noise::{Likelihood, Noise, NoiseSpec};
-pub use spec::{build_op, parse_chain, parse_model, parse_noise, ParamValue, PrimitiveSpec};
-/// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
-pub use scoreprior_macros::forward_model;
 /// The random-number trait of `simulate`, re-exported for macro expansions.
 pub use rand::RngCore;
+/// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
+pub use scoreprior_macros::forward_model;
+pub use spec::{build_op, parse_chain, parse_model, parse_noise, ParamValue, PrimitiveSpec};
 
 use crate::{Error, Result};
 
@@ -127,7 +127,10 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     fn apply(&self, x: &[f64], y: &mut [f64]);
     /// `x = Aᵀ y` (overwrites `x`). Non-linear primitives keep the default, an error.
     fn adjoint(&self, _y: &[f64], _x: &mut [f64]) -> Result<()> {
-        Err(Error::invalid(format!("{} is non-linear: it has a vector-Jacobian product, not an adjoint", self.describe())))
+        Err(Error::invalid(format!(
+            "{} is non-linear: it has a vector-Jacobian product, not an adjoint",
+            self.describe()
+        )))
     }
     /// `out = J_A(x)ᵀ v` (overwrites `out`).
     fn vjp(&self, _x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {

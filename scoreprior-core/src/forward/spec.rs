@@ -114,12 +114,13 @@ impl<'a> Params<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(ParamValue::Num(v)) if v.is_finite() => Ok(Some(*v)),
-            Some(v) => Err(Error::invalid(format!("parameter `{key}` of `{}` must be a number, got `{v}`", self.spec.name))),
+            Some(v) => {
+                Err(Error::invalid(format!("parameter `{key}` of `{}` must be a number, got `{v}`", self.spec.name)))
+            }
         }
     }
     fn num(&self, key: &str) -> Result<f64> {
-        self.num_opt(key)?
-            .ok_or_else(|| Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name)))
+        self.num_opt(key)?.ok_or_else(|| Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name)))
     }
     fn positive(&self, key: &str) -> Result<f64> {
         let v = self.num(key)?;
@@ -211,7 +212,8 @@ pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
         }
         "cartesian_mask" | "poisson_mask" => {
             let q = p(&["acceleration", "center", "seed"])?;
-            let (a, c, s) = (q.positive("acceleration")?, q.uint_or("center", Some(4))?, q.uint_or("seed", Some(0))? as u64);
+            let (a, c, s) =
+                (q.positive("acceleration")?, q.uint_or("center", Some(4))?, q.uint_or("seed", Some(0))? as u64);
             if spec.name == "cartesian_mask" {
                 Arc::new(ops::FourierMask::cartesian(shape, a, c, s)?)
             } else {
@@ -228,7 +230,10 @@ pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
             Arc::new(ops::Magnitude::new(shape)?)
         }
         other => {
-            return Err(Error::invalid(format!("unknown primitive `{other}`; expected one of: {}", PRIMITIVES.join(", "))))
+            return Err(Error::invalid(format!(
+                "unknown primitive `{other}`; expected one of: {}",
+                PRIMITIVES.join(", ")
+            )))
         }
     };
     Ok(op)
@@ -238,14 +243,13 @@ pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
 pub fn build_chain(specs: &[PrimitiveSpec], input: Shape) -> Result<Chain> {
     let mut chain = Chain::new(input);
     for s in specs {
-        let op = build_op(s, chain.output_shape())
-            .map_err(|e| {
-                let why = match e {
-                    Error::InvalidArgument(m) => m,
-                    other => other.to_string(),
-                };
-                Error::invalid(format!("in `{}` (input {}): {why}", s.name, chain.output_shape()))
-            })?;
+        let op = build_op(s, chain.output_shape()).map_err(|e| {
+            let why = match e {
+                Error::InvalidArgument(m) => m,
+                other => other.to_string(),
+            };
+            Error::invalid(format!("in `{}` (input {}): {why}", s.name, chain.output_shape()))
+        })?;
         chain.push(op)?;
     }
     Ok(chain)
@@ -256,9 +260,8 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
     let text = text.trim();
     let (name, rest) = match text.find('(') {
         Some(i) => {
-            let body = text[i + 1..]
-                .strip_suffix(')')
-                .ok_or_else(|| Error::invalid(format!("`{text}`: missing `)`")))?;
+            let body =
+                text[i + 1..].strip_suffix(')').ok_or_else(|| Error::invalid(format!("`{text}`: missing `)`")))?;
             (text[..i].trim(), Some(body))
         }
         None => (text, None),

@@ -56,7 +56,12 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, IoError> {
         (TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(bad)?.into_iter().map(f64::from).collect(),
         (TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(bad)?.into_iter().map(f64::from).collect(),
         (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(bad)?.into_iter().map(|v| v as f64).collect(),
-        _ => return Err(IoError::unsupported(path, format!("unsupported dtype {ts}; use f32, f64, u8, u16, i32 or i64"))),
+        _ => {
+            return Err(IoError::unsupported(
+                path,
+                format!("unsupported dtype {ts}; use f32, f64, u8, u16, i32 or i64"),
+            ))
+        }
     };
     let n: usize = shape.iter().product();
     if data.len() != n {

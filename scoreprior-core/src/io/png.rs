@@ -13,7 +13,10 @@ pub fn read_png(path: impl AsRef<Path>) -> Result<Array, IoError> {
         .decode()
         .map_err(|e| IoError::malformed(path, "image", e.to_string()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray = matches!(img.color(), image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16);
+    let gray = matches!(
+        img.color(),
+        image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16
+    );
     if gray {
         let g = img.to_luma16();
         let data = g.pixels().map(|p| p.0[0] as f64 / 65535.0).collect();
@@ -34,8 +37,7 @@ fn encode_gray(path: &Path, w: usize, h: usize, px: Vec<u8>) -> Result<(), IoErr
     let img = image::GrayImage::from_raw(w as u32, h as u32, px)
         .ok_or_else(|| IoError::unsupported(path, "pixel count does not match the image size"))?;
     let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|e| IoError::unsupported(path, e.to_string()))?;
+    img.write_to(&mut bytes, image::ImageFormat::Png).map_err(|e| IoError::unsupported(path, e.to_string()))?;
     atomic_write(path, bytes.get_ref())
 }
 
@@ -46,7 +48,14 @@ fn to_u8(v: f64, lo: f64, hi: f64) -> u8 {
 
 /// Writes an `h × w` gray image to PNG, mapping `[lo, hi]` to black–white (clipping),
 /// atomically.
-pub fn write_png_gray(path: impl AsRef<Path>, h: usize, w: usize, data: &[f64], lo: f64, hi: f64) -> Result<(), IoError> {
+pub fn write_png_gray(
+    path: impl AsRef<Path>,
+    h: usize,
+    w: usize,
+    data: &[f64],
+    lo: f64,
+    hi: f64,
+) -> Result<(), IoError> {
     let path = path.as_ref();
     if data.len() != h * w {
         return Err(IoError::unsupported(path, format!("{h}×{w} image needs {} values, got {}", h * w, data.len())));

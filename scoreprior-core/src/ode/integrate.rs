@@ -147,7 +147,20 @@ where
     eval_checked(field, t0, &y, &mut ks[0], &mut stats)?;
     let mut dt = match controller.first_dt() {
         Some(dt) => dt,
-        None => initial_step(field, t0, &y, &ks[0], &mut ytmp, &mut err, dir, (t1 - t0).abs(), rtol, atol, error_order, &mut stats)?,
+        None => initial_step(
+            field,
+            t0,
+            &y,
+            &ks[0],
+            &mut ytmp,
+            &mut err,
+            dir,
+            (t1 - t0).abs(),
+            rtol,
+            atol,
+            error_order,
+            &mut stats,
+        )?,
     };
     dt = controller.clamp(dt);
     let mut t = t0;
@@ -178,12 +191,8 @@ where
         }
         // Stages 1..s. For FSAL tableaux the last stage's input is the new solution.
         for i in 1..s {
-            let terms: Terms<'_, S> = tab.a[i]
-                .iter()
-                .zip(ks.iter())
-                .filter(|(a, _)| **a != 0.0)
-                .map(|(a, k)| (h * a, k))
-                .collect();
+            let terms: Terms<'_, S> =
+                tab.a[i].iter().zip(ks.iter()).filter(|(a, _)| **a != 0.0).map(|(a, k)| (h * a, k)).collect();
             ytmp.set_lincomb(&y, &terms);
             drop(terms);
             eval_checked(field, t + tab.c[i] * h, &ytmp, &mut ks[i], &mut stats)?;
@@ -393,14 +402,30 @@ mod tests {
     #[test]
     fn hand_written_tableau_solves_exponential_decay() {
         let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -y[0];
-        let sol = solve(&mut f, &&HAND_BOSH3, &mut PidController::new(1e-8, 1e-10), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
-            .unwrap();
+        let sol = solve(
+            &mut f,
+            &&HAND_BOSH3,
+            &mut PidController::new(1e-8, 1e-10),
+            0.0,
+            2.0,
+            &vec![1.0],
+            &SolveOptions::default(),
+        )
+        .unwrap();
         assert!((sol.y[0] - (-2.0f64).exp()).abs() < 1e-7, "{}", sol.y[0]);
         // FSAL: 3 new evaluations per attempted step after the first two.
         let attempted = sol.stats.accepted_steps + sol.stats.rejected_steps;
         assert_eq!(sol.stats.rhs_evaluations, 2 + 3 * attempted);
-        let fixed = solve(&mut f, &&HAND_BOSH3, &mut ConstantStepSize::new(0.1), 0.0, 2.0, &vec![1.0], &SolveOptions::default())
-            .unwrap();
+        let fixed = solve(
+            &mut f,
+            &&HAND_BOSH3,
+            &mut ConstantStepSize::new(0.1),
+            0.0,
+            2.0,
+            &vec![1.0],
+            &SolveOptions::default(),
+        )
+        .unwrap();
         assert_eq!(fixed.stats.accepted_steps, 20);
         assert!((fixed.y[0] - (-2.0f64).exp()).abs() < 1e-4);
     }

@@ -12,8 +12,8 @@ pub mod integrate;
 pub mod solvers;
 pub mod state;
 pub mod tableau;
-pub mod trees;
 pub mod test_models;
+pub mod trees;
 
 pub use controller::{ConstantStepSize, PidController, StepDecision, StepSizeController};
 pub use integrate::{solve, SaveAt, Solution, SolveOptions, Stats, VectorField};

@@ -6,9 +6,7 @@
 use smallvec::SmallVec;
 
 /// The floating-point element types a state may hold.
-pub trait Real:
-    num_traits::Float + num_traits::FromPrimitive + Copy + Send + Sync + std::fmt::Debug + 'static
-{
+pub trait Real: num_traits::Float + num_traits::FromPrimitive + Copy + Send + Sync + std::fmt::Debug + 'static {
     /// Converts a coefficient from `f64`.
     fn of(x: f64) -> Self;
     /// Converts to `f64` for norms.

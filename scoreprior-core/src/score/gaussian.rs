@@ -131,7 +131,10 @@ impl Gaussian {
         check_finite(eigvecs.as_slice(), "eigenvectors")?;
         let lmax = eigvals.iter().fold(0.0f64, |m, v| m.max(*v));
         let (imin, lmin) =
-            eigvals.iter().enumerate().fold((0, f64::INFINITY), |(bi, bv), (i, v)| if *v < bv { (i, *v) } else { (bi, bv) });
+            eigvals
+                .iter()
+                .enumerate()
+                .fold((0, f64::INFINITY), |(bi, bv), (i, v)| if *v < bv { (i, *v) } else { (bi, bv) });
         if lmin <= 1e-12 * lmax || lmax <= 0.0 {
             return Err(Error::NotPositiveDefinite {
                 what: "covariance".into(),
@@ -245,8 +248,7 @@ impl Gaussian {
             return Err(Error::shape("log-prob output", n, out.len()));
         }
         self.quad_forms(x, shift, prec, out);
-        let norm: f64 =
-            prec.iter().map(|p| -0.5 * (2.0 * std::f64::consts::PI / p).ln()).sum();
+        let norm: f64 = prec.iter().map(|p| -0.5 * (2.0 * std::f64::consts::PI / p).ln()).sum();
         for o in out.iter_mut() {
             *o = -0.5 * *o + norm;
         }
@@ -329,8 +331,11 @@ impl ScoreModel for Gaussian {
             return Err(Error::shape("cotangents", format!("(m, {n}, {})", self.d), cotangents.len()));
         }
         if score_out.len() != x.len() || vjp_out.len() != cotangents.len() {
-            return Err(Error::shape("score/VJP outputs", format!("{} and {}", x.len(), cotangents.len()),
-                format!("{} and {}", score_out.len(), vjp_out.len())));
+            return Err(Error::shape(
+                "score/VJP outputs",
+                format!("{} and {}", x.len(), cotangents.len()),
+                format!("{} and {}", score_out.len(), vjp_out.len()),
+            ));
         }
         check_finite(cotangents, "cotangents")?;
         let (a, mut w) = self.marginal_precisions(t);

@@ -39,14 +39,20 @@ pub fn forward_model(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_struct: syn::ItemStruct = match syn::parse2(item.clone()) {
         Ok(s) => s,
         Err(e) => {
-            let e = syn::Error::new(e.span(), "#[forward_model] must be placed on a unit struct, e.g. `pub struct BlurDown;`");
+            let e = syn::Error::new(
+                e.span(),
+                "#[forward_model] must be placed on a unit struct, e.g. `pub struct BlurDown;`",
+            );
             let ce = e.to_compile_error();
             return quote! { #ce #item };
         }
     };
     if !matches!(item_struct.fields, syn::Fields::Unit) || !item_struct.generics.params.is_empty() {
-        let e = syn::Error::new_spanned(&item_struct.ident, "#[forward_model] must be placed on a unit struct without generics")
-            .to_compile_error();
+        let e = syn::Error::new_spanned(
+            &item_struct.ident,
+            "#[forward_model] must be placed on a unit struct without generics",
+        )
+        .to_compile_error();
         return quote! { #e #item_struct };
     }
     let mut cx = Ctxt::default();
@@ -59,7 +65,8 @@ pub fn forward_model(args: TokenStream, item: TokenStream) -> TokenStream {
             quote! { #ce #item_struct }
         }
         (None, None) => {
-            let ce = syn::Error::new(proc_macro2::Span::call_site(), "invalid #[forward_model] attribute").to_compile_error();
+            let ce = syn::Error::new(proc_macro2::Span::call_site(), "invalid #[forward_model] attribute")
+                .to_compile_error();
             quote! { #ce #item_struct }
         }
     }

@@ -40,20 +40,45 @@ const PRIMITIVES: &[(&str, &[ParamDef])] = &[
     ("identity", &[]),
     ("scale", &[("factor", Kind::Real, true)]),
     ("mask", &[("keep", Kind::Probability, true), ("seed", Kind::Count, false)]),
-    ("gaussian_blur", &[("sigma", Kind::Positive, true), ("size", Kind::PositiveInt, true), ("boundary", Kind::Boundary, false)]),
+    (
+        "gaussian_blur",
+        &[("sigma", Kind::Positive, true), ("size", Kind::PositiveInt, true), ("boundary", Kind::Boundary, false)],
+    ),
     ("box_blur", &[("size", Kind::PositiveInt, true), ("boundary", Kind::Boundary, false)]),
-    ("motion_blur", &[("length", Kind::PositiveInt, true), ("angle", Kind::Real, false), ("boundary", Kind::Boundary, false)]),
+    (
+        "motion_blur",
+        &[("length", Kind::PositiveInt, true), ("angle", Kind::Real, false), ("boundary", Kind::Boundary, false)],
+    ),
     ("subsample", &[("factor", Kind::PositiveInt, true)]),
     ("avg_pool", &[("factor", Kind::PositiveInt, true)]),
     (
         "crop",
-        &[("top", Kind::Count, false), ("left", Kind::Count, false), ("height", Kind::PositiveInt, true), ("width", Kind::PositiveInt, true)],
+        &[
+            ("top", Kind::Count, false),
+            ("left", Kind::Count, false),
+            ("height", Kind::PositiveInt, true),
+            ("width", Kind::PositiveInt, true),
+        ],
     ),
-    ("pad", &[("top", Kind::Count, false), ("bottom", Kind::Count, false), ("left", Kind::Count, false), ("right", Kind::Count, false)]),
+    (
+        "pad",
+        &[
+            ("top", Kind::Count, false),
+            ("bottom", Kind::Count, false),
+            ("left", Kind::Count, false),
+            ("right", Kind::Count, false),
+        ],
+    ),
     ("fft2", &[]),
     ("ifft2", &[]),
-    ("cartesian_mask", &[("acceleration", Kind::AtLeastOne, true), ("center", Kind::Count, false), ("seed", Kind::Count, false)]),
-    ("poisson_mask", &[("acceleration", Kind::AtLeastOne, true), ("center", Kind::Count, false), ("seed", Kind::Count, false)]),
+    (
+        "cartesian_mask",
+        &[("acceleration", Kind::AtLeastOne, true), ("center", Kind::Count, false), ("seed", Kind::Count, false)],
+    ),
+    (
+        "poisson_mask",
+        &[("acceleration", Kind::AtLeastOne, true), ("center", Kind::Count, false), ("seed", Kind::Count, false)],
+    ),
     ("dft_lowpass", &[("k", Kind::PositiveInt, true)]),
     ("gaussian_matrix", &[("m", Kind::PositiveInt, true), ("seed", Kind::Count, false)]),
     ("magnitude", &[]),
@@ -145,7 +170,10 @@ fn check_params<'a>(cx: &mut Ctxt, call: &'a Call, defs: &[ParamDef]) -> Option<
                 let expected = if defs.is_empty() {
                     format!("`{prim}` takes no parameters")
                 } else {
-                    format!("expected one of: {}", defs.iter().map(|d| format!("`{}`", d.0)).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "expected one of: {}",
+                        defs.iter().map(|d| format!("`{}`", d.0)).collect::<Vec<_>>().join(", ")
+                    )
                 };
                 cx.error(&p.key, format!("unknown parameter `{key}` of `{prim}`; {expected}"));
                 ok = false;
@@ -181,7 +209,10 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             let k = k as usize;
             let k = if prim == "motion_blur" && k % 2 == 0 { k + 1 } else { k };
             if k > h || k > w {
-                return fail(span, format!("kernel {k}×{k} is larger than the image {h}×{w} (input of `{prim}` is {})", show(s)));
+                return fail(
+                    span,
+                    format!("kernel {k}×{k} is larger than the image {h}×{w} (input of `{prim}` is {})", show(s)),
+                );
             }
             Some(s)
         }
@@ -197,7 +228,10 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             let (top, left) = (a.or("top", 0.0) as usize, a.or("left", 0.0) as usize);
             let (ht, wd) = (a.req("height").0 as usize, a.req("width").0 as usize);
             if top + ht > h || left + wd > w {
-                return fail(&call.span, format!("crop window {ht}×{wd} at ({top}, {left}) does not fit in the image {h}×{w}"));
+                return fail(
+                    &call.span,
+                    format!("crop window {ht}×{wd} at ({top}, {left}) does not fit in the image {h}×{w}"),
+                );
             }
             Some([c, ht, wd])
         }
@@ -210,7 +244,10 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             if !c.is_multiple_of(2) {
                 return fail(
                     &call.name.to_token_stream(),
-                    format!("`{prim}` needs split complex input (an even channel count, e.g. after `fft2`), got {}", show(s)),
+                    format!(
+                        "`{prim}` needs split complex input (an even channel count, e.g. after `fft2`), got {}",
+                        show(s)
+                    ),
                 );
             }
             Some([c / 2, h, w])
@@ -228,7 +265,9 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
                 if lines < center {
                     return fail(
                         a.req("acceleration").1,
-                        format!("acceleration {acc} keeps {lines} rows, fewer than the fully sampled centre of {center}"),
+                        format!(
+                            "acceleration {acc} keeps {lines} rows, fewer than the fully sampled centre of {center}"
+                        ),
                     );
                 }
             } else if target < center * center {

@@ -182,8 +182,7 @@ fn draw(v: &Verified) -> String {
     }
     let cw = c.iter().map(|x| x.chars().count()).max().unwrap_or(1);
     let line = |left: &str, row: &[String], label: &str| {
-        let cells: Vec<String> =
-            row.iter().enumerate().map(|(j, x)| format!("{x:>w$}", w = widths[j])).collect();
+        let cells: Vec<String> = row.iter().enumerate().map(|(j, x)| format!("{x:>w$}", w = widths[j])).collect();
         let mut l = format!(" {left:>cw$} | {}", cells.join("  "));
         if !label.is_empty() {
             let full: usize = widths.iter().sum::<usize>() + 2 * (s - 1);
@@ -250,7 +249,11 @@ fn docs(v: &Verified) -> String {
     d.push_str(&format!(
         "- FSAL: {} (derived from the coefficients: {})\n",
         if v.fsal { "yes" } else { "no" },
-        if v.fsal { format!("`c_{s} = 1`, the last row of `a` equals `b` and `b_{s} = 0`") } else { "the last stage is not `f(t₁, y₁)`".to_string() }
+        if v.fsal {
+            format!("`c_{s} = 1`, the last row of `a` equals `b` and `b_{s} = 0`")
+        } else {
+            "the last stage is not `f(t₁, y₁)`".to_string()
+        }
     ));
     d.push_str(&format!("- right-hand-side evaluations per step: {evals}\n"));
     let tol = v.tolerance.as_ref();

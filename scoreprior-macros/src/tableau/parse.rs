@@ -146,12 +146,12 @@ fn parse_coef(expr: &Expr, errors: &mut Errors) -> Coef {
 
 fn parse_vector(value: &Expr, key: &str, errors: &mut Errors) -> Option<Vector> {
     match value {
-        Expr::Array(arr) => Some(Vector {
-            expr: value.clone(),
-            items: arr.elems.iter().map(|e| parse_coef(e, errors)).collect(),
-        }),
+        Expr::Array(arr) => {
+            Some(Vector { expr: value.clone(), items: arr.elems.iter().map(|e| parse_coef(e, errors)).collect() })
+        }
         _ => {
-            errors.push(syn::Error::new_spanned(value, format!("`{key}` must be a list of coefficients `[x, y, ...]`")));
+            errors
+                .push(syn::Error::new_spanned(value, format!("`{key}` must be a list of coefficients `[x, y, ...]`")));
             None
         }
     }

@@ -67,10 +67,7 @@ pub fn eval(expr: &Expr) -> syn::Result<BigRational> {
                         Ok(l / r)
                     }
                 }
-                _ => Err(syn::Error::new(
-                    bin.op.span(),
-                    format!("unsupported operator in coefficient; {EXPECTED}"),
-                )),
+                _ => Err(syn::Error::new(bin.op.span(), format!("unsupported operator in coefficient; {EXPECTED}"))),
             }
         }
         _ => Err(syn::Error::new_spanned(
@@ -100,8 +97,9 @@ fn lit_value(lit: &Lit) -> syn::Result<BigRational> {
                     format!("unexpected suffix `{}` on coefficient; coefficients are exact numbers", f.suffix()),
                 ));
             }
-            parse_decimal(f.base10_digits())
-                .ok_or_else(|| syn::Error::new_spanned(lit, format!("cannot read `{}` as a decimal", f.base10_digits())))
+            parse_decimal(f.base10_digits()).ok_or_else(|| {
+                syn::Error::new_spanned(lit, format!("cannot read `{}` as a decimal", f.base10_digits()))
+            })
         }
         _ => Err(syn::Error::new_spanned(
             lit,
@@ -135,11 +133,7 @@ pub fn parse_decimal(text: &str) -> Option<BigRational> {
     }
     let ten = BigInt::from(10u8);
     let pow = num_traits::pow(ten, scale.unsigned_abs() as usize);
-    Some(if scale >= 0 {
-        BigRational::from_integer(digits * pow)
-    } else {
-        BigRational::new(digits, pow)
-    })
+    Some(if scale >= 0 { BigRational::from_integer(digits * pow) } else { BigRational::new(digits, pow) })
 }
 
 /// The nearest `f64` (round-to-nearest-even, as `num-rational` implements it).

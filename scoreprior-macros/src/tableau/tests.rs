@@ -90,11 +90,12 @@ fn decimals_parse_exactly() {
 #[test]
 fn bosh3_passes_exactly_and_is_fsal() {
     let (v, errs) = run(quote!(
-        order = 3, embedded_order = 2,
-        c = [0, 1/2, 3/4, 1],
-        a = [[], [1/2], [0, 3/4], [2/9, 1/3, 4/9]],
-        b = [2/9, 1/3, 4/9, 0],
-        b_hat = [7/24, 1/4, 1/3, 1/8],
+        order = 3,
+        embedded_order = 2,
+        c = [0, 1 / 2, 3 / 4, 1],
+        a = [[], [1 / 2], [0, 3 / 4], [2 / 9, 1 / 3, 4 / 9]],
+        b = [2 / 9, 1 / 3, 4 / 9, 0],
+        b_hat = [7 / 24, 1 / 4, 1 / 3, 1 / 8],
     ));
     assert!(errs.is_empty(), "{errs:?}");
     let v = v.unwrap();
@@ -123,8 +124,8 @@ fn dopri5(b_hat: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
 #[test]
 fn dopri5_passes_exactly_with_both_published_embedded_weights() {
     for b_hat in [
-        quote!([1951/21600, 0, 22642/50085, 451/720, -12231/42400, 649/6300, 1/60]),
-        quote!([5179/57600, 0, 7571/16695, 393/640, -92097/339200, 187/2100, 1/40]),
+        quote!([1951 / 21600, 0, 22642 / 50085, 451 / 720, -12231 / 42400, 649 / 6300, 1 / 60]),
+        quote!([5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40]),
     ] {
         let (v, errs) = run(dopri5(b_hat));
         assert!(errs.is_empty(), "{errs:?}");
@@ -141,22 +142,30 @@ fn dopri5_with_a_typo_fails_and_names_the_tree() {
     // One digit changed in a_43 (32/9 → 31/9): the row sum and order conditions break.
     let (v, errs) = run(quote!(
         order = 5,
-        c = [0, 1/5, 3/10, 4/5, 8/9, 1, 1],
-        a = [[], [1/5], [3/40, 9/40], [44/45, -56/15, 31/9],
-             [19372/6561, -25360/2187, 64448/6561, -212/729],
-             [9017/3168, -355/33, 46732/5247, 49/176, -5103/18656],
-             [35/384, 0, 500/1113, 125/192, -2187/6784, 11/84]],
-        b = [35/384, 0, 500/1113, 125/192, -2187/6784, 11/84, 0],
+        c = [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1],
+        a = [
+            [],
+            [1 / 5],
+            [3 / 40, 9 / 40],
+            [44 / 45, -56 / 15, 31 / 9],
+            [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+            [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+            [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]
+        ],
+        b = [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
     ));
     assert!(v.is_none());
-    assert!(errs.iter().any(|e| e.starts_with("row 4 of `a` sums to 31/45 but `c_4` is 4/5 (difference -1/9 ≈ -1.111e-1)")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with("row 4 of `a` sums to 31/45 but `c_4` is 4/5 (difference -1/9 ≈ -1.111e-1)")),
+        "{errs:?}"
+    );
     assert!(errs.iter().any(|e| e.starts_with("order condition violated for tree [[•]] (order 3)")), "{errs:?}");
 }
 
 #[test]
 fn claimed_order_too_high_is_reported_once_on_the_order() {
     // Heun's b is order 2, claimed 3.
-    let (_, errs) = run(quote!(order = 3, c = [0, 1], a = [[], [1]], b = [1/2, 1/2]));
+    let (_, errs) = run(quote!(order = 3, c = [0, 1], a = [[], [1]], b = [1 / 2, 1 / 2]));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
         errs[0].starts_with("claimed order 3 is too high: `b` satisfies the order conditions up to order 2 only; fails for tree [[•]] (order 3): `b`·Φ(t) = 0 but 1/γ(t) = 1/6 (residual -1/6"),
@@ -199,7 +208,10 @@ fn tolerance_admits_dopri8_and_exactness_rejects_it() {
     let (v, errs) = run(dopri8(quote!()));
     assert!(v.is_none());
     assert!(errs.iter().any(|e| e.contains("row 12 of `a` sums to")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("row 14 of `a` sums to 1 but `c_14` is 1 (difference -3.685e-18)")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with("row 14 of `a` sums to 1 but `c_14` is 1 (difference -3.685e-18)")),
+        "{errs:?}"
+    );
     assert!(
         errs.iter()
             .filter(|e| !e.ends_with("fail for `b`") && !e.ends_with("fail for `b_hat`"))
@@ -211,7 +223,7 @@ fn tolerance_admits_dopri8_and_exactness_rejects_it() {
 #[test]
 fn expansion_carries_docs_derives_and_absolute_paths() {
     let out = super::butcher_tableau(
-        dopri5(quote!([1951/21600, 0, 22642/50085, 451/720, -12231/42400, 649/6300, 1/60])),
+        dopri5(quote!([1951 / 21600, 0, 22642 / 50085, 451 / 720, -12231 / 42400, 649 / 6300, 1 / 60])),
         quote!(
             /// User docs.
             pub struct Dopri5;
@@ -254,9 +266,8 @@ fn expansion_carries_docs_derives_and_absolute_paths() {
 
 #[test]
 fn invalid_input_reports_every_error_at_once() {
-    let (_, errs) = run(quote!(
-        order = 2, c = [0, 1/2, 1], a = [[], [1/3], [0, 1, 2]], b = [1/2, 1/2, x], bogus = 1,
-    ));
+    let (_, errs) =
+        run(quote!(order = 2, c = [0, 1 / 2, 1], a = [[], [1 / 3], [0, 1, 2]], b = [1 / 2, 1 / 2, x], bogus = 1,));
     // row 3 too long, `x` unreadable, unknown key, and row 2's sum (checkable on its own).
     assert_eq!(errs.len(), 4, "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("row 2 of `a` sums to 1/3 but `c_2` is 1/2")), "{errs:?}");
@@ -264,7 +275,7 @@ fn invalid_input_reports_every_error_at_once() {
     assert!(errs.iter().any(|e| e.starts_with("cannot read `x` as an exact number")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("unknown key `bogus`")), "{errs:?}");
     // b satisfies order 2 with the row sums of `a` (1/3), so only the row sum is wrong.
-    let (_, errs) = run(quote!(order = 2, c = [0, 1/2], a = [[], [1/3]], b = [-1/2, 3/2]));
+    let (_, errs) = run(quote!(order = 2, c = [0, 1 / 2], a = [[], [1 / 3]], b = [-1 / 2, 3 / 2]));
     assert_eq!(errs, vec!["row 2 of `a` sums to 1/3 but `c_2` is 1/2 (difference -1/6 ≈ -1.667e-1); each node must equal its row sum (c_i = sum_j a_ij)"]);
 }
 
@@ -274,7 +285,8 @@ fn settings_out_of_range_are_rejected() {
     assert_eq!(errs, vec!["`order` must be between 1 and 8, found 9"]);
     let (_, errs) = run(quote!(order = 1, tolerance = 0, c = [0], a = [[]], b = [1]));
     assert_eq!(errs, vec!["`tolerance` must lie in [1e-100, 1); omit it to require exact equality"]);
-    let (_, errs) = run(quote!(order = 2, embedded_order = 1, c = [0, 1], a = [[], [1]], b = [1/2, 1/2], b_error = [0, 0]));
+    let (_, errs) =
+        run(quote!(order = 2, embedded_order = 1, c = [0, 1], a = [[], [1]], b = [1 / 2, 1 / 2], b_error = [0, 0]));
     assert_eq!(errs, vec!["`b - b_error` equals `b`, so the error estimate `b - b_hat` would always be zero"]);
     // A residual just inside the tolerance passes, just outside fails.
     let (v, errs) = run(quote!(order = 1, tolerance = 1e-10, c = [0, 0], a = [[], [0]], b = [0.5, 0.50000000009]));

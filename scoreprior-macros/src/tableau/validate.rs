@@ -90,7 +90,6 @@ pub fn validate(spec: &Spec, ident: &Ident, errors: &mut Errors) -> Option<Verif
         }
     }
 
-
     // The conditions up to the claimed orders first; the next order (to state in the docs
     // whether the order is sharp) only when they hold, since it costs the most.
     let max_claim = order.value.max(embedded_order.map_or(0, |q| q.value)) as usize;
@@ -144,12 +143,8 @@ enum Embedded<'a> {
 
 /// `order`, `c`, `a` and `b` must be given.
 fn check_required(spec: &Spec, errors: &mut Errors) {
-    let missing = [
-        ("order", spec.order.is_none()),
-        ("c", spec.c.is_none()),
-        ("a", spec.a.is_none()),
-        ("b", spec.b.is_none()),
-    ];
+    let missing =
+        [("order", spec.order.is_none()), ("c", spec.c.is_none()), ("a", spec.a.is_none()), ("b", spec.b.is_none())];
     for (key, absent) in missing {
         if absent {
             errors.push(syn::Error::new(Span::call_site(), format!("missing key `{key}` in #[butcher_tableau(...)]")));
@@ -162,10 +157,7 @@ fn check_required(spec: &Spec, errors: &mut Errors) {
 fn check_embedded_keys<'a>(spec: &'a Spec, errors: &mut Errors) -> Option<Embedded<'a>> {
     let embedded = match (&spec.b_hat, &spec.b_error) {
         (Some(_), Some(e)) => {
-            errors.push(syn::Error::new_spanned(
-                &e.expr,
-                "give either `b_hat` or `b_error` (= b - b_hat), not both",
-            ));
+            errors.push(syn::Error::new_spanned(&e.expr, "give either `b_hat` or `b_error` (= b - b_hat), not both"));
             return None;
         }
         (Some(h), None) => Some(Embedded::Hat(h)),
@@ -189,7 +181,8 @@ fn check_embedded_keys<'a>(spec: &'a Spec, errors: &mut Errors) -> Option<Embedd
 fn check_order_range(order: Option<&Int>, key: &str, errors: &mut Errors) {
     if let Some(o) = order {
         if o.value == 0 || o.value > MAX_ORDER {
-            errors.push(syn::Error::new(o.span, format!("`{key}` must be between 1 and {MAX_ORDER}, found {}", o.value)));
+            errors
+                .push(syn::Error::new(o.span, format!("`{key}` must be between 1 and {MAX_ORDER}, found {}", o.value)));
         }
     }
 }
@@ -376,10 +369,7 @@ fn check_order_conditions(
             ));
         } else {
             for &id in failing.iter().take(MAX_LISTED) {
-                errors.push(syn::Error::new_spanned(
-                    w_expr,
-                    format!("order condition violated for {}", describe(id)),
-                ));
+                errors.push(syn::Error::new_spanned(w_expr, format!("order condition violated for {}", describe(id))));
             }
             if failing.len() > MAX_LISTED {
                 errors.push(syn::Error::new_spanned(
@@ -393,8 +383,7 @@ fn check_order_conditions(
             }
         }
     }
-    let max_residual =
-        res[..forest.count_up_to(p)].iter().map(|r| r.abs()).max().unwrap_or_else(BigRational::zero);
+    let max_residual = res[..forest.count_up_to(p)].iter().map(|r| r.abs()).max().unwrap_or_else(BigRational::zero);
     let first_failure_above = forest
         .ids_of_order(p + 1)
         .filter(|_| forest.max_order() > p)

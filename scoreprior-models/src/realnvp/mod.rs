@@ -248,7 +248,14 @@ impl RealNvp {
             idx_b: Arc::new((d_a..d).collect()),
             idx_s: Arc::new((0..d_b).collect()),
             idx_t: Arc::new((d_b..2 * d_b).collect()),
-            cfg, dev, params, names, layers, d_a, opt })
+            cfg,
+            dev,
+            params,
+            names,
+            layers,
+            d_a,
+            opt,
+        })
     }
 
     /// The configuration.
@@ -283,7 +290,9 @@ impl RealNvp {
     /// the learning rate) the flow would otherwise spend shrinking its output.
     pub fn set_initial_affine(&mut self, loc: f64, scale: f64) -> Result<()> {
         if !(loc.is_finite() && scale.is_finite() && scale > 0.0) {
-            return Err(Error::invalid(format!("initial affine map needs finite loc and scale > 0, got {loc}, {scale}")));
+            return Err(Error::invalid(format!(
+                "initial affine map needs finite loc and scale > 0, got {loc}, {scale}"
+            )));
         }
         let first = self.layers.iter().find_map(|l| match l {
             Layer::ActNorm { loc, log_scale } => Some((*loc, *log_scale)),

@@ -53,7 +53,14 @@ impl TrainState {
         for p in params {
             acc.try_alloc_for(p).expect("CPU allocation");
         }
-        Self { acc, m1: Gradients::leaky(), m2: Gradients::leaky(), t: 0, settings: AdamSettings::default(), pending: None }
+        Self {
+            acc,
+            m1: Gradients::leaky(),
+            m2: Gradients::leaky(),
+            t: 0,
+            settings: AdamSettings::default(),
+            pending: None,
+        }
     }
 }
 
@@ -145,7 +152,8 @@ impl Posterior for RealNvp {
     }
 
     fn backward(&mut self, grad_x: &[f64], grad_log_q: &[f64]) -> Result<()> {
-        let (x, ld) = self.opt.pending.take().ok_or_else(|| Error::invalid("backward called without a training batch"))?;
+        let (x, ld) =
+            self.opt.pending.take().ok_or_else(|| Error::invalid("backward called without a training batch"))?;
         let (d, n) = *x.shape();
         if grad_x.len() != n * d || grad_log_q.len() != n {
             return Err(Error::shape("DPI gradients", format!("({n}, {d}) and ({n})"), grad_x.len()));
@@ -229,7 +237,10 @@ impl Posterior for RealNvp {
         meta.insert("format".to_string(), "scoreprior-realnvp-1".to_string());
         meta.insert("config".to_string(), serde_json::to_string(&self.cfg).map_err(|e| Error::Io(e.to_string()))?);
         meta.insert("adam_t".to_string(), self.opt.t.to_string());
-        meta.insert("adam".to_string(), serde_json::to_string(&self.opt.settings).map_err(|e| Error::Io(e.to_string()))?);
+        meta.insert(
+            "adam".to_string(),
+            serde_json::to_string(&self.opt.settings).map_err(|e| Error::Io(e.to_string()))?,
+        );
         meta.insert(
             "permutations".to_string(),
             serde_json::to_string(&self.permutations()).map_err(|e| Error::Io(e.to_string()))?,
@@ -245,7 +256,8 @@ impl Posterior for RealNvp {
         if cfg != self.cfg {
             return Err(Error::invalid(format!("checkpoint flow {cfg:?} differs from this flow {:?}", self.cfg)));
         }
-        let perms: Vec<Vec<usize>> = serde_json::from_str(get("permutations")?).map_err(|e| Error::Io(e.to_string()))?;
+        let perms: Vec<Vec<usize>> =
+            serde_json::from_str(get("permutations")?).map_err(|e| Error::Io(e.to_string()))?;
         if perms != self.permutations() {
             return Err(Error::invalid("checkpoint permutations differ from this flow's"));
         }

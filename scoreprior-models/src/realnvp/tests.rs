@@ -10,7 +10,8 @@ fn latents(n: usize, d: usize, seed: u64) -> Vec<f64> {
 }
 
 fn flow(d: usize, bn: bool) -> RealNvp {
-    let mut f = RealNvp::new(RealNvpConfig::new(d).with_flows(2).with_hidden(8).with_batch_norm(bn).with_seed(3)).unwrap();
+    let mut f =
+        RealNvp::new(RealNvpConfig::new(d).with_flows(2).with_hidden(8).with_batch_norm(bn).with_seed(3)).unwrap();
     f.randomize(0.3, 11);
     f
 }
@@ -252,7 +253,8 @@ fn density_training_fits_a_gaussian_and_serves_as_prior() {
             .collect();
         last = f.density_step(&x, 128, 1e-2, Some(10.0)).unwrap();
     }
-    let entropy: f64 = sd.iter().map(|s: &f64| 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E * s * s).ln()).sum();
+    let entropy: f64 =
+        sd.iter().map(|s: &f64| 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E * s * s).ln()).sum();
     assert!((last - entropy).abs() < 0.1, "NLL {last} vs entropy {entropy}");
     let path = std::env::temp_dir().join(format!("realnvp-prior-{}.safetensors", std::process::id()));
     f.save_file(&path).unwrap();

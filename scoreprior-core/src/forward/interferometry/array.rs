@@ -50,10 +50,9 @@ impl Array {
             }
             let f: Vec<&str> = line.split_whitespace().collect();
             let num = |i: usize| -> Result<f64> {
-                f.get(i)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| Error::invalid(format!("array table line {}: column {} is not a number", n + 1, i + 1)))
+                f.get(i).and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(|| {
+                    Error::invalid(format!("array table line {}: column {} is not a number", n + 1, i + 1))
+                })
             };
             let (r, l) = (num(4)?, num(5)?);
             if r <= 0.0 || l <= 0.0 {
@@ -99,9 +98,8 @@ impl Array {
                     let (a, b) = (&self.stations[i], &self.stations[j]);
                     let bl = [b.xyz[0] - a.xyz[0], b.xyz[1] - a.xyz[1], b.xyz[2] - a.xyz[2]];
                     let dot = |v: [f64; 3]| bl[0] * v[0] + bl[1] * v[1] + bl[2] * v[2];
-                    let sigma = (a.sefd * b.sefd).sqrt()
-                        / (2.0 * obs.bandwidth_hz * obs.integration_s).sqrt()
-                        / obs.efficiency;
+                    let sigma =
+                        (a.sefd * b.sefd).sqrt() / (2.0 * obs.bandwidth_hz * obs.integration_s).sqrt() / obs.efficiency;
                     points.push(UvPoint { time_hour: t, i, j, u: dot(e) / lambda, v: dot(nv) / lambda, sigma });
                 }
             }
@@ -181,7 +179,10 @@ impl Observation {
         if !(self.dec_deg.abs() <= 90.0 && self.ra_deg.is_finite() && self.mjd.is_finite()) {
             return Err(Error::invalid("observation needs a finite RA, |Dec| ≤ 90° and a finite MJD"));
         }
-        if !(self.start_hour.is_finite() && self.stop_hour >= self.start_hour && self.stop_hour - self.start_hour <= 240.0) {
+        if !(self.start_hour.is_finite()
+            && self.stop_hour >= self.start_hour
+            && self.stop_hour - self.start_hour <= 240.0)
+        {
             return Err(Error::invalid(format!(
                 "observation needs start ≤ stop within 240 h, got {} .. {}",
                 self.start_hour, self.stop_hour

@@ -72,7 +72,9 @@ pub fn closure_sets(cov: &UvCoverage) -> ClosureSets {
                 for b in a + 1..n {
                     for c in b + 1..n {
                         let (sa, sb, sc) = (st[a], st[b], st[c]);
-                        let (Some(ab), Some(bc), Some(ac)) = (find(sa, sb), find(sb, sc), find(sa, sc)) else { continue };
+                        let (Some(ab), Some(bc), Some(ac)) = (find(sa, sb), find(sb, sc), find(sa, sc)) else {
+                            continue;
+                        };
                         let tri = [(ab, 1.0), (bc, 1.0), (ac, -1.0)];
                         if basis.try_add(unit(&tri)) {
                             out.triangles.push(tri);
@@ -95,8 +97,13 @@ pub fn closure_sets(cov: &UvCoverage) -> ClosureSets {
                             let s = [st[a], st[b], st[c], st[d]];
                             let pair = |x: usize, y: usize| find(s[x], s[y]);
                             // (ab·cd)/(ac·bd), (ab·cd)/(ad·bc), (ac·bd)/(ad·bc)
-                            for (p, q, r, w) in [((0, 1), (2, 3), (0, 2), (1, 3)), ((0, 1), (2, 3), (0, 3), (1, 2)), ((0, 2), (1, 3), (0, 3), (1, 2))] {
-                                let (Some(k1), Some(k2), Some(k3), Some(k4)) = (pair(p.0, p.1), pair(q.0, q.1), pair(r.0, r.1), pair(w.0, w.1))
+                            for (p, q, r, w) in [
+                                ((0, 1), (2, 3), (0, 2), (1, 3)),
+                                ((0, 1), (2, 3), (0, 3), (1, 2)),
+                                ((0, 2), (1, 3), (0, 3), (1, 2)),
+                            ] {
+                                let (Some(k1), Some(k2), Some(k3), Some(k4)) =
+                                    (pair(p.0, p.1), pair(q.0, q.1), pair(r.0, r.1), pair(w.0, w.1))
                                 else {
                                     continue;
                                 };

@@ -57,7 +57,9 @@ impl Interferometer {
     /// The problem of imaging `npix × npix` pixels over `fov_uas` µas from `coverage`.
     pub fn new(coverage: UvCoverage, npix: usize, fov_uas: f64) -> Result<Self> {
         if coverage.points.is_empty() {
-            return Err(Error::invalid("the uv-coverage is empty: no baseline sees the source above the elevation cutoff"));
+            return Err(Error::invalid(
+                "the uv-coverage is empty: no baseline sees the source above the elevation cutoff",
+            ));
         }
         if npix == 0 || !(fov_uas.is_finite() && fov_uas > 0.0) {
             return Err(Error::invalid(format!("need npix ≥ 1 and a positive field of view, got {npix}, {fov_uas}")));

@@ -119,7 +119,9 @@ impl Kernel {
     /// samples into their nearest pixels.
     pub fn motion(length: usize, angle_deg: f64) -> Result<Self> {
         if length == 0 || !angle_deg.is_finite() {
-            return Err(Error::invalid(format!("motion kernel needs length ≥ 1 and a finite angle, got {length}, {angle_deg}")));
+            return Err(Error::invalid(format!(
+                "motion kernel needs length ≥ 1 and a finite angle, got {length}, {angle_deg}"
+            )));
         }
         let size = if length % 2 == 1 { length } else { length + 1 };
         let c = (size as f64 - 1.0) / 2.0;

@@ -36,7 +36,12 @@ impl DenseMatrix {
     pub fn gaussian(input: Shape, m: usize, seed: u64) -> Result<Self> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let s = 1.0 / (m.max(1) as f64).sqrt();
-        let g = (0..m * input.len()).map(|_| { let e: f64 = StandardNormal.sample(&mut rng); s * e }).collect::<Vec<f64>>();
+        let g = (0..m * input.len())
+            .map(|_| {
+                let e: f64 = StandardNormal.sample(&mut rng);
+                s * e
+            })
+            .collect::<Vec<f64>>();
         let mut d = Self::new(input, m, g)?;
         d.label = format!("gaussian_matrix(m={m}, seed={seed})");
         Ok(d)

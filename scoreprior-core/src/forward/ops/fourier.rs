@@ -38,7 +38,14 @@ impl std::fmt::Debug for Plan2d {
 impl Plan2d {
     pub(crate) fn new(h: usize, w: usize) -> Self {
         let mut p = FftPlanner::new();
-        Plan2d { h, w, row_f: p.plan_fft_forward(w), col_f: p.plan_fft_forward(h), row_i: p.plan_fft_inverse(w), col_i: p.plan_fft_inverse(h) }
+        Plan2d {
+            h,
+            w,
+            row_f: p.plan_fft_forward(w),
+            col_f: p.plan_fft_forward(h),
+            row_i: p.plan_fft_inverse(w),
+            col_i: p.plan_fft_inverse(h),
+        }
     }
     /// In place: `Σ z e^{∓2πi(…)}` (`inverse` = `+`, unnormalised).
     pub(crate) fn run(&self, z: &mut [Complex64], inverse: bool) {
@@ -170,7 +177,9 @@ impl Ifft2 {
     /// The inverse transform of split complex data of `input` shape `[2C, H, W]`.
     pub fn new(input: Shape) -> Result<Self> {
         if !input.c.is_multiple_of(2) {
-            return Err(Error::invalid(format!("ifft2 needs split complex input (an even channel count), got {input}")));
+            return Err(Error::invalid(format!(
+                "ifft2 needs split complex input (an even channel count), got {input}"
+            )));
         }
         let shape = Shape::new(input.c / 2, input.h, input.w);
         Ok(Ifft2 { shape, plan: Plan2d::new(shape.h, shape.w) })
@@ -207,7 +216,10 @@ impl DftLowpass {
     /// Keeps the `k × k` lowest non-negative frequencies; `k ≤ min(H, W)`.
     pub fn new(shape: Shape, k: usize) -> Result<Self> {
         if k == 0 || k > shape.h || k > shape.w {
-            return Err(Error::invalid(format!("dft_lowpass block {k}×{k} must fit in the image {}×{}", shape.h, shape.w)));
+            return Err(Error::invalid(format!(
+                "dft_lowpass block {k}×{k} must fit in the image {}×{}",
+                shape.h, shape.w
+            )));
         }
         Ok(DftLowpass { shape, k, plan: Plan2d::new(shape.h, shape.w) })
     }
