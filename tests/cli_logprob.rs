@@ -2,7 +2,9 @@
 //! the binary is run on tiny inputs (D = 4) and its files are checked against closed forms.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{fails, ok, tmp};
 
 use scoreprior::core::io::{read_npy, write_npy};
 use scoreprior::core::score::{Gaussian, MarginalDensity};
@@ -17,31 +19,6 @@ const COV: [f64; 16] = [
     0.00, 0.04, 0.06, 0.15,
 ];
 const X: [f64; 8] = [0.1, 0.5, 0.0, 0.2, 0.6, 0.1, 0.3, 0.7];
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scoreprior-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreprior")).args(args).output().expect("run scoreprior")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = bin(args);
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success(), "scoreprior {args:?} failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    out
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = bin(args);
-    assert!(!o.status.success(), "scoreprior {args:?} should fail");
-    assert_eq!(o.status.code(), Some(1), "an error, not a panic");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 /// Writes mean.npy, cov.npy and x.npy (shape (2, 2, 2)) into `dir`.
 fn gaussian_files(dir: &Path) -> (String, String, String) {

@@ -3,35 +3,13 @@
 //! against the adjoint; bad inputs give clear errors.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use common::{fails, ok, tmp};
 
 use rand::SeedableRng;
 use scoreprior::core::forward::{parse_model, ForwardModel};
 use scoreprior::core::io::{read_npy, write_npy};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scoreprior-measure-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreprior")).args(args).output().expect("run scoreprior")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = bin(args);
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success(), "scoreprior {args:?} failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    out
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = bin(args);
-    assert!(!o.status.success(), "scoreprior {args:?} should fail");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn image(dir: &std::path::Path, h: usize, w: usize) -> PathBuf {
     let x: Vec<f64> = (0..h * w).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();

@@ -3,21 +3,12 @@
 //! continues the loss history, and bad inputs give clear errors.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use common::{bin, tmp};
 
 use scoreprior::core::io::read_npy;
 use scoreprior::core::metrics::mse;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scoreprior-dpi-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scoreprior")).args(args).output().expect("run scoreprior")
-}
 
 fn common(out: &str, steps: &str) -> Vec<String> {
     [
