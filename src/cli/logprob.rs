@@ -13,7 +13,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::io::{atomic_write, read_npy, write_npy, Array};
-use scoreprior_core::ode::Tableau;
+use scoreprior_core::ode::{PidController, Tableau};
 use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig, Terminal};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::AnySde;
@@ -83,6 +83,11 @@ pub struct OdeArgs {
     /// Absolute tolerance of the adaptive step-size controller.
     #[arg(long, default_value_t = 1e-5)]
     pub atol: f64,
+    /// First step of the adaptive forward solve: a number, or `auto` for Hairer's heuristic
+    /// (the backward adjoint solve always uses the heuristic). Default: the reference
+    /// script's 0.001.
+    #[arg(long, default_value = "0.001", value_parser = parse_dt0)]
+    pub dt0: FirstStep,
     /// Fixed step size for solvers without an error estimate.
     #[arg(long, default_value_t = 1.0 / 4092.0)]
     pub dt: f64,
@@ -105,6 +110,26 @@ pub struct OdeArgs {
     /// Seed of the Hutchinson probes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// The `--dt0` value: a fixed first step or Hairer's automatic choice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FirstStep {
+    /// Hairer's heuristic.
+    Auto,
+    /// This step.
+    Fixed(f64),
+}
+
+fn parse_dt0(s: &str) -> Result<FirstStep, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(FirstStep::Auto);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(FirstStep::Fixed(v)),
+        Ok(v) => Err(format!("the first step must be finite and positive, got {v}")),
+        Err(_) => Err(format!("expected a positive number or `auto`, got `{s}`")),
+    }
 }
 
 /// Looks up a shipped solver by its (case-insensitive) name.
@@ -130,17 +155,24 @@ impl OdeArgs {
     /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both).
     pub fn config(&self) -> CliResult<ScorePriorConfig> {
         let tab = solver_tableau(&self.solver)?;
-        let controller =
-            if tab.is_adaptive() { Controller::pid(self.rtol, self.atol) } else { Controller::constant(self.dt) };
+        let (controller, adjoint_controller) = if tab.is_adaptive() {
+            let forward = match self.dt0 {
+                FirstStep::Auto => Controller::pid_auto(self.rtol, self.atol),
+                FirstStep::Fixed(dt0) => Controller::Pid(PidController::new(self.rtol, self.atol).with_dt0(dt0)),
+            };
+            (forward, Controller::pid_auto(self.rtol, self.atol))
+        } else {
+            (Controller::constant(self.dt), Controller::constant(self.dt))
+        };
         let cfg = ScorePriorConfig {
             sde: self.sde.sde()?,
             solver: tab,
-            controller: controller.clone(),
+            controller,
             t0: self.t0,
             max_steps: self.max_steps,
             divergence: self.divergence()?,
             adjoint_solver: tab,
-            adjoint_controller: controller,
+            adjoint_controller,
             ..ScorePriorConfig::default()
         };
         cfg.validate()?;

@@ -163,6 +163,11 @@ impl PidController {
                 self.factormin, self.factormax
             )));
         }
+        if let Some(dt0) = self.dt0 {
+            if !(dt0.is_finite() && dt0 > 0.0) {
+                return Err(Error::invalid(format!("the first step dt0 must be finite and positive, got {dt0}")));
+            }
+        }
         if let (Some(lo), Some(hi)) = (self.dtmin, self.dtmax) {
             if !(lo > 0.0 && lo <= hi) {
                 return Err(Error::invalid(format!("need 0 < dtmin <= dtmax, got {lo} and {hi}")));
