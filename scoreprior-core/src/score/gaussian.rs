@@ -6,6 +6,8 @@
 //! and no factorisation per `t`. The Jacobian is that constant symmetric matrix: its trace is
 //! `−Σ_i 1/(α_t² λ_i + σ_t²)` and every second-order term vanishes.
 
+use std::sync::{Arc, Mutex};
+
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, SymmetricEigen};
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -50,6 +52,28 @@ pub struct Gaussian {
     /// `Uᵀ μ`.
     ut_mean: Vec<f64>,
     sde: AnySde,
+    cache: PrecisionCache,
+}
+
+/// `α_t` and the marginal precisions `w_i = 1/(α_t² λ_i + σ_t²)` at one time `t`.
+#[derive(Debug)]
+struct Precisions {
+    t: f64,
+    a: f64,
+    w: Vec<f64>,
+    sum: f64,
+}
+
+/// The last time's [`Precisions`]: a solver asks for the score and the trace at the same `t`
+/// (and an adjoint evaluation for the score and a VJP), so each time's `D` divisions are done
+/// once. Cloning a model starts an empty cache.
+#[derive(Debug, Default)]
+struct PrecisionCache(Mutex<Option<Arc<Precisions>>>);
+
+impl Clone for PrecisionCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 pub(crate) fn check_finite(x: &[f64], what: &'static str) -> Result<()> {
@@ -144,7 +168,7 @@ impl Gaussian {
         let ut_mean: Vec<f64> = (&ut * DMatrixView::from_slice(&mean, d, 1)).iter().copied().collect();
         let u_packed = PackedMatrix::new(d, d, |r, c| eigvecs[(r, c)]);
         let ut_packed = PackedMatrix::new(d, d, |r, c| eigvecs[(c, r)]);
-        Ok(Self { d, mean, eigvals, u: eigvecs, ut, u_packed, ut_packed, ut_mean, sde })
+        Ok(Self { d, mean, eigvals, u: eigvecs, ut, u_packed, ut_packed, ut_mean, sde, cache: PrecisionCache::default() })
     }
 
     /// The SDE whose marginals this model scores.
@@ -154,6 +178,7 @@ impl Gaussian {
     /// The same distribution under another SDE.
     pub fn with_sde(mut self, sde: AnySde) -> Self {
         self.sde = sde;
+        self.cache = PrecisionCache::default();
         self
     }
     /// `μ`.
@@ -190,19 +215,26 @@ impl Gaussian {
 
     /// `(α_t, 1/(α_t² λ_i + σ_t²))`: the marginal's mean coefficient and precisions along the
     /// eigenvectors. At `t = 0` with `σ_0 = 0` (VP, sub-VP) this is the data density itself.
-    fn marginal_precisions(&self, t: f64) -> (f64, Vec<f64>) {
+    fn marginal_precisions(&self, t: f64) -> Arc<Precisions> {
+        let mut cache = self.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.as_ref().filter(|p| p.t.to_bits() == t.to_bits()) {
+            return p.clone();
+        }
         let a = self.sde.marginal_mean_coef(t);
         let s = self.sde.marginal_std(t);
-        (a, self.eigvals.iter().map(|l| 1.0 / (a * a * l + s * s)).collect())
+        let w: Vec<f64> = self.eigvals.iter().map(|l| 1.0 / (a * a * l + s * s)).collect();
+        let p = Arc::new(Precisions { t, a, sum: w.iter().sum(), w });
+        *cache = Some(p.clone());
+        p
     }
 
-    /// `out_j = U diag(w) Uᵀ (x_j − shift·μ)` for every image `x_j` (row) of the batch:
-    /// `Z = X·U`, `Z ← (Z − shift·μᵀU)·diag(w)`, `out = Z·Uᵀ`.
+    /// `out_j = scale·U diag(w) Uᵀ (x_j − shift·μ)` for every image `x_j` (row) of the batch:
+    /// `Z = X·U`, `Z ← (Z − shift·μᵀU)·diag(scale·w)`, `out = Z·Uᵀ`.
     ///
     /// Large batches are split into blocks of images, one per thread, each running both
     /// products: one fork–join per call, and each core streams the packed `U` and `Uᵀ`
     /// (2·8·D² bytes, 1 MiB at D = 256) from its own L2 cache.
-    fn apply(&self, x: &[f64], shift: f64, w: &[f64], out: &mut [f64]) {
+    fn apply(&self, x: &[f64], shift: f64, w: &[f64], scale: f64, out: &mut [f64]) {
         let d = self.d;
         let n = x.len() / d;
         let threads = rayon::current_num_threads().max(1);
@@ -210,47 +242,41 @@ impl Gaussian {
             let per = n.div_ceil(threads).div_ceil(ROW_BLOCK) * ROW_BLOCK;
             x.par_chunks(per * d)
                 .zip(out.par_chunks_mut(per * d))
-                .for_each(|(xc, oc)| self.apply_serial(xc, shift, w, oc));
+                .for_each(|(xc, oc)| self.apply_serial(xc, shift, w, scale, oc));
         } else {
-            self.apply_serial(x, shift, w, out);
+            self.apply_serial(x, shift, w, scale, out);
         }
     }
 
-    fn apply_serial(&self, x: &[f64], shift: f64, w: &[f64], out: &mut [f64]) {
+    fn apply_serial(&self, x: &[f64], shift: f64, w: &[f64], scale: f64, out: &mut [f64]) {
         // Per-thread buffers: the solver calls this tens of times per solve with equal shapes.
         thread_local! {
             static Z: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         Z.with_borrow_mut(|z| {
-            z.clear();
+            // Every entry is overwritten by the product; resizing only grows the buffer.
             z.resize(x.len(), 0.0);
-            self.eigen_coords(x, shift, z);
-            for row in z.chunks_mut(self.d) {
-                for (v, wi) in row.iter_mut().zip(w) {
-                    *v *= wi;
+            let z = &mut z[..x.len()];
+            // z = (X·U − shift·μᵀU)·diag(w), the shift and scaling fused into the product's stores.
+            self.u_packed.mul_rows_then(x, z, |c0, vals| {
+                let (um, wc) = (&self.ut_mean[c0..c0 + vals.len()], &w[c0..c0 + vals.len()]);
+                for ((v, u), wi) in vals.iter_mut().zip(um).zip(wc) {
+                    *v = (*v - shift * u) * (scale * wi);
                 }
-            }
+            });
             self.ut_packed.mul_rows(z, out);
         });
-    }
-
-    /// `z_j = Uᵀ(x_j − shift·μ)` for every image (row-major `(n, D)`).
-    fn eigen_coords(&self, x: &[f64], shift: f64, z: &mut [f64]) {
-        debug_assert_eq!(self.u_packed.cols(), self.d);
-        self.u_packed.mul_rows(x, z);
-        if shift != 0.0 {
-            for row in z.chunks_mut(self.d) {
-                for (v, um) in row.iter_mut().zip(&self.ut_mean) {
-                    *v -= shift * um;
-                }
-            }
-        }
     }
 
     /// Per image `Σ_i w_i (u_iᵀ(x − shift·μ))²`.
     fn quad_forms(&self, x: &[f64], shift: f64, w: &[f64], out: &mut [f64]) {
         let mut z = vec![0.0; x.len()];
-        self.eigen_coords(x, shift, &mut z);
+        self.u_packed.mul_rows_then(x, &mut z, |c0, vals| {
+            let um = &self.ut_mean[c0..c0 + vals.len()];
+            for (v, u) in vals.iter_mut().zip(um) {
+                *v -= shift * u;
+            }
+        });
         for (o, row) in out.iter_mut().zip(z.chunks(self.d)) {
             *o = row.iter().zip(w).map(|(v, wi)| v * v * wi).sum();
         }
@@ -293,8 +319,8 @@ impl Gaussian {
         if out.len() != x.len() {
             return Err(Error::shape("gradient output", x.len(), out.len()));
         }
-        let w: Vec<f64> = self.eigvals.iter().map(|l| -1.0 / l).collect();
-        self.apply(x, 1.0, &w, out);
+        let w: Vec<f64> = self.eigvals.iter().map(|l| 1.0 / l).collect();
+        self.apply(x, 1.0, &w, -1.0, out);
         Ok(())
     }
 
@@ -332,9 +358,8 @@ impl ScoreModel for Gaussian {
         if out.len() != x.len() {
             return Err(Error::shape("score output", x.len(), out.len()));
         }
-        let (a, mut w) = self.marginal_precisions(t);
-        w.iter_mut().for_each(|v| *v = -*v);
-        self.apply(x, a, &w, out);
+        let p = self.marginal_precisions(t);
+        self.apply(x, p.a, &p.w, -1.0, out);
         Ok(())
     }
 
@@ -358,9 +383,7 @@ impl ScoreModel for Gaussian {
             ));
         }
         check_finite(cotangents, "cotangents")?;
-        let (a, mut w) = self.marginal_precisions(t);
-        w.iter_mut().for_each(|v| *v = -*v);
-        self.apply(x, a, &w, score_out);
+        let p = self.marginal_precisions(t);
         // The Jacobian −U diag(w) Uᵀ is symmetric and independent of x: vᵀJ = J v for all
         // m·n cotangents at once. When each block of n cotangents repeats one vector (shared
         // Hutchinson probes), J v is the same for the whole block: compute it once per block
@@ -373,16 +396,25 @@ impl ScoreModel for Gaussian {
                 blk.chunks(d).skip(1).all(|row| row == first)
             });
         if shared {
+            self.apply(x, p.a, &p.w, -1.0, score_out);
             let compact: Vec<f64> = cotangents.chunks(n * d).flat_map(|blk| blk[..d].iter().copied()).collect();
             let mut jv = vec![0.0; m * d];
-            self.apply(&compact, 0.0, &w, &mut jv);
+            self.apply(&compact, 0.0, &p.w, -1.0, &mut jv);
             for (blk, v) in vjp_out.chunks_mut(n * d).zip(jv.chunks(d)) {
                 for row in blk.chunks_mut(d) {
                     row.copy_from_slice(v);
                 }
             }
+        } else if cotangents.len() == x.len() && n * d * d >= PAR_WORK && rayon::current_num_threads() > 1 {
+            // One cotangent per image (the adjoint solve): score and VJP on one thread each,
+            // one fork–join for both products.
+            rayon::join(
+                || self.apply_serial(x, p.a, &p.w, -1.0, score_out),
+                || self.apply_serial(cotangents, 0.0, &p.w, -1.0, vjp_out),
+            );
         } else {
-            self.apply(cotangents, 0.0, &w, vjp_out);
+            self.apply(x, p.a, &p.w, -1.0, score_out);
+            self.apply(cotangents, 0.0, &p.w, -1.0, vjp_out);
         }
         Ok(())
     }
@@ -392,8 +424,7 @@ impl ScoreModel for Gaussian {
         if out.len() != n {
             return Err(Error::shape("trace output", n, out.len()));
         }
-        let (_, w) = self.marginal_precisions(t);
-        let tr: f64 = -w.iter().sum::<f64>();
+        let tr = -self.marginal_precisions(t).sum;
         out.iter_mut().for_each(|o| *o = tr);
         Ok(true)
     }
@@ -426,8 +457,8 @@ impl MarginalDensity for Gaussian {
         self.d
     }
     fn marginal_log_prob(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
-        let (a, prec) = self.marginal_precisions(t);
-        self.log_density(x, a, &prec, out)
+        let p = self.marginal_precisions(t);
+        self.log_density(x, p.a, &p.w, out)
     }
     fn marginal_grad_log_prob(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
         self.score(x, t, out)

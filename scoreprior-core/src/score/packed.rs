@@ -42,15 +42,18 @@ impl PackedMatrix {
         Self { k, m, panels }
     }
 
-    /// Number of columns `M`.
-    pub(crate) fn cols(&self) -> usize {
-        self.m
-    }
-
     /// `C = A·B` for a row-major `A` of `n = a.len()/K` rows, written row-major into `c`
     /// (`n×M`), on the calling thread: callers parallelise over blocks of rows (see
     /// [`ROW_BLOCK`]), which needs one fork–join for a chain of products instead of one each.
     pub(crate) fn mul_rows(&self, a: &[f64], c: &mut [f64]) {
+        self.mul_rows_then(a, c, |_, _| {})
+    }
+
+    /// As [`PackedMatrix::mul_rows`], with `epilogue(col0, values)` applied to each block of
+    /// `values = C[j, col0..col0 + values.len()]` while it is still in cache (a fused
+    /// column-wise shift and scaling costs no extra pass over `C`).
+    #[inline]
+    pub(crate) fn mul_rows_then(&self, a: &[f64], c: &mut [f64], epilogue: impl Fn(usize, &mut [f64])) {
         let (k, m) = (self.k, self.m);
         debug_assert_eq!(a.len() % k, 0);
         let n = a.len() / k;
@@ -65,7 +68,9 @@ impl PackedMatrix {
                 mul_tile(&a[j0 * k..(j0 + rows) * k], rows, k, panel, &mut tile[..rows * NR]);
                 for (r, vals) in tile[..rows * NR].chunks(NR).enumerate() {
                     let o = (j0 + r) * m + col0;
-                    c[o..o + w].copy_from_slice(&vals[..w]);
+                    let dst = &mut c[o..o + w];
+                    dst.copy_from_slice(&vals[..w]);
+                    epilogue(col0, dst);
                 }
                 j0 += rows;
             }
@@ -156,7 +161,6 @@ mod tests {
             let a: Vec<f64> = (0..n * k).map(|i| ((i * 37 % 101) as f64 - 50.0) / 17.0).collect();
             let b = |r: usize, c: usize| (((r * 31 + c * 7) % 53) as f64 - 26.0) / 13.0;
             let pm = PackedMatrix::new(k, m, b);
-            assert_eq!(pm.cols(), m);
             let mut c = vec![f64::NAN; n * m];
             pm.mul_rows(&a, &mut c);
             for j in 0..n {
