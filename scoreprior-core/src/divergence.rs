@@ -166,22 +166,12 @@ impl DivergencePlan {
         match &self.probes {
             Some(p) => {
                 let k = p.len() / d;
-                // Cotangent j·n + i is probe j for image i: the shared probes repeated per image.
-                self.cot.resize(k * n * d, 0.0);
-                self.vjp.resize(k * n * d, 0.0);
-                for j in 0..k {
-                    let eps = &p[j * d..(j + 1) * d];
-                    for i in 0..n {
-                        self.cot[(j * n + i) * d..(j * n + i + 1) * d].copy_from_slice(eps);
-                    }
-                }
-                model.score_and_vjp(x, t, &self.cot, score_out, &mut self.vjp)?;
+                self.vjp.resize(k * n, 0.0);
+                model.score_and_probe_forms(x, t, p, score_out, &mut self.vjp[..k * n])?;
                 trace_out.iter_mut().for_each(|v| *v = 0.0);
-                for j in 0..k {
-                    let eps = &p[j * d..(j + 1) * d];
-                    for (i, tr) in trace_out.iter_mut().enumerate() {
-                        let v = &self.vjp[(j * n + i) * d..(j * n + i + 1) * d];
-                        *tr += v.iter().zip(eps).map(|(a, b)| a * b).sum::<f64>();
+                for forms in self.vjp[..k * n].chunks(n) {
+                    for (tr, f) in trace_out.iter_mut().zip(forms) {
+                        *tr += f;
                     }
                 }
                 trace_out.iter_mut().for_each(|v| *v /= k as f64);

@@ -253,3 +253,36 @@ fn gaussian_shared_cotangents_match_per_image() {
         }
     }
 }
+
+/// The Gaussian's `score_and_probe_forms` (one `Jε` per probe) equals the trait's default (one
+/// VJP per probe and image), seen through a wrapper that only forwards score and VJPs.
+#[test]
+fn gaussian_probe_forms_match_the_default_path() {
+    use scoreprior_core::score::ScoreModel;
+    struct Plain<'a>(&'a Gaussian);
+    impl ScoreModel for Plain<'_> {
+        fn dim(&self) -> usize {
+            ScoreModel::dim(self.0)
+        }
+        fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
+            self.0.score(x, t, out)
+        }
+        fn score_and_vjp(&self, x: &[f64], t: f64, c: &[f64], s: &mut [f64], v: &mut [f64]) -> scoreprior_core::Result<()> {
+            self.0.score_and_vjp(x, t, c, s, v)
+        }
+    }
+    // n·D² large enough for the threaded path, and a small case for the serial one.
+    for (d, n, k) in [(40, 3, 2), (128, 24, 5)] {
+        let g = random_gaussian(d, 71, vp());
+        let x = g.sample(&mut rng(72), n);
+        let probes: Vec<f64> = g.sample(&mut rng(73), k);
+        let (mut s1, mut s2) = (vec![0.0; n * d], vec![0.0; n * d]);
+        let (mut f1, mut f2) = (vec![0.0; k * n], vec![0.0; k * n]);
+        g.score_and_probe_forms(&x, 0.2, &probes, &mut s1, &mut f1).unwrap();
+        Plain(&g).score_and_probe_forms(&x, 0.2, &probes, &mut s2, &mut f2).unwrap();
+        assert!(rel_err(&s1, &s2) < 1e-13 && rel_err(&f1, &f2) < 1e-12, "D={d} n={n} K={k}");
+        // Bad shapes are errors.
+        assert!(g.score_and_probe_forms(&x, 0.2, &probes[1..], &mut s1, &mut f1).is_err());
+        assert!(g.score_and_probe_forms(&x, 0.2, &probes, &mut s1, &mut f1[1..]).is_err());
+    }
+}

@@ -419,6 +419,48 @@ impl ScoreModel for Gaussian {
         Ok(())
     }
 
+    /// `ε_jᵀ J ε_j` is the same for every image (`J` does not depend on `x`): `K` products
+    /// instead of `K·n`, on a second thread while the first computes the scores.
+    fn score_and_probe_forms(
+        &self,
+        x: &[f64],
+        t: f64,
+        probes: &[f64],
+        score_out: &mut [f64],
+        forms_out: &mut [f64],
+    ) -> Result<()> {
+        let n = self.check_x(x)?;
+        let d = self.d;
+        if probes.is_empty() || !probes.len().is_multiple_of(d) {
+            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
+        }
+        let k = probes.len() / d;
+        if score_out.len() != x.len() || forms_out.len() != k * n {
+            return Err(Error::shape(
+                "score/probe-form outputs",
+                format!("{} and {}", x.len(), k * n),
+                format!("{} and {}", score_out.len(), forms_out.len()),
+            ));
+        }
+        check_finite(probes, "probes")?;
+        let p = self.marginal_precisions(t);
+        let mut jv = vec![0.0; probes.len()];
+        if (n + k) * d * d >= PAR_WORK && rayon::current_num_threads() > 1 {
+            rayon::join(
+                || self.apply_serial(x, p.a, &p.w, -1.0, score_out),
+                || self.apply_serial(probes, 0.0, &p.w, -1.0, &mut jv),
+            );
+        } else {
+            self.apply(x, p.a, &p.w, -1.0, score_out);
+            self.apply(probes, 0.0, &p.w, -1.0, &mut jv);
+        }
+        for (j, (eps, v)) in probes.chunks(d).zip(jv.chunks(d)).enumerate() {
+            let form: f64 = eps.iter().zip(v).map(|(a, b)| a * b).sum();
+            forms_out[j * n..(j + 1) * n].iter_mut().for_each(|f| *f = form);
+        }
+        Ok(())
+    }
+
     fn jacobian_trace(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
         let n = self.check_x(x)?;
         if out.len() != n {

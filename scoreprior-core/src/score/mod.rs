@@ -48,6 +48,55 @@ pub trait ScoreModel: Send + Sync {
         vjp_out: &mut [f64],
     ) -> Result<()>;
 
+    /// Scores and the probes' quadratic forms `forms_out[j, i] = ε_jᵀ ∂s(x_i, t)/∂x_i ε_j`
+    /// (`(K, n)`) for `K` probes `(K, D)` shared by the batch: what the Hutchinson estimator
+    /// needs.
+    ///
+    /// The default repeats each probe for every image and makes one [`ScoreModel::score_and_vjp`]
+    /// call. Models whose Jacobian does not depend on `x` (such as [`Gaussian`]) override it
+    /// to form each `J ε_j` once instead of `n` times.
+    ///
+    /// # Errors
+    /// Shape mismatches and the model's errors.
+    fn score_and_probe_forms(
+        &self,
+        x: &[f64],
+        t: f64,
+        probes: &[f64],
+        score_out: &mut [f64],
+        forms_out: &mut [f64],
+    ) -> Result<()> {
+        let d = self.dim();
+        let n = check_batch(x, d, "x")?;
+        if probes.is_empty() || probes.len() % d != 0 {
+            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
+        }
+        let k = probes.len() / d;
+        if score_out.len() != x.len() || forms_out.len() != k * n {
+            return Err(Error::shape(
+                "score/probe-form outputs",
+                format!("{} and {}", x.len(), k * n),
+                format!("{} and {}", score_out.len(), forms_out.len()),
+            ));
+        }
+        // Cotangent j·n + i is probe j for image i.
+        let mut cot = vec![0.0; k * n * d];
+        for (j, eps) in probes.chunks(d).enumerate() {
+            for i in 0..n {
+                cot[(j * n + i) * d..(j * n + i + 1) * d].copy_from_slice(eps);
+            }
+        }
+        let mut vjp = vec![0.0; k * n * d];
+        self.score_and_vjp(x, t, &cot, score_out, &mut vjp)?;
+        for (j, eps) in probes.chunks(d).enumerate() {
+            for i in 0..n {
+                let v = &vjp[(j * n + i) * d..(j * n + i + 1) * d];
+                forms_out[j * n + i] = v.iter().zip(eps).map(|(a, b)| a * b).sum();
+            }
+        }
+        Ok(())
+    }
+
     /// Exact Jacobian trace `tr ∂s(x_i, t)/∂x_i` per image, when the model knows it
     /// cheaply. `Ok(false)` means "not available": estimators then fall back to `D` VJPs
     /// with basis vectors.
