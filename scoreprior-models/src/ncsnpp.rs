@@ -444,6 +444,11 @@ impl NcsnppNet {
     /// Forward pass on `b` images in the rows layout `(b·h·w, c)` at per-image times `t`
     /// (`t.len() == b`). `dropout_rng` enables dropout (training). Returns `ε̂` in the
     /// rows layout.
+    ///
+    /// # Panics
+    /// If `x` does not hold `t.len()` images or `p` is not this network's parameters: this is
+    /// the unchecked inner API of the trainer and `NcsnppScore`, which build both; the typed
+    /// [`Ncsnpp::forward`] checks them and returns an error instead.
     pub fn forward_rows<E: Elem, T: Tape<E, Cpu>>(
         &self,
         p: &Params<E>,
@@ -668,8 +673,10 @@ where
 /// let dev = Cpu::default();
 /// let p = net.params::<f32>(&dev, &net.net().init_params(&mut rand::thread_rng())).unwrap();
 /// let x: Tensor<(usize, Const<1>, Const<8>, Const<8>), f32, Cpu> = dev.zeros_like(&(2, Const, Const, Const));
-/// let eps = net.forward(&p, x, &[0.5, 0.5]);
+/// let eps = net.forward(&p, x.clone(), &[0.5, 0.5]).unwrap();
 /// assert_eq!(eps.shape().0, 2);
+/// // One time per image, or an error (not a panic).
+/// assert!(net.forward(&p, x, &[0.5]).is_err());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ncsnpp<const C: usize, const H: usize, const W: usize> {
@@ -707,16 +714,32 @@ impl<const C: usize, const H: usize, const W: usize> Ncsnpp<C, H, W> {
         Params::from_values(dev, self.net.specs(), values)
     }
     /// `ε̂(x, t)` for a batch of images (time `t[i]` for image `i`).
+    ///
+    /// # Errors
+    /// [`ModelError::Mismatch`] unless there is one finite time per image and `p` holds this
+    /// network's parameters (the image shape itself is checked by the type).
     #[rustfmt::skip] // one line: the compile-fail ui test quotes this signature
-    pub fn forward<E: Elem, T: Tape<E, Cpu>>(&self, p: &Params<E>, x: Images<C, H, W, E, T>, t: &[f64]) -> Images<C, H, W, E, T>
+    pub fn forward<E: Elem, T: Tape<E, Cpu>>(&self, p: &Params<E>, x: Images<C, H, W, E, T>, t: &[f64]) -> Result<Images<C, H, W, E, T>, ModelError>
     where
         Cpu: Device<E>,
     {
         let b = x.shape().0;
-        assert_eq!(b, t.len(), "one time per image");
+        if b != t.len() {
+            return Err(ModelError::Mismatch(format!("{b} images but {} times (one time per image)", t.len())));
+        }
+        if let Some(bad) = t.iter().find(|v| !v.is_finite()) {
+            return Err(ModelError::Mismatch(format!("non-finite time {bad}")));
+        }
+        if p.tensors.len() != self.net.specs().len() {
+            return Err(ModelError::Mismatch(format!(
+                "{} parameter tensors for a network of {}",
+                p.tensors.len(),
+                self.net.specs().len()
+            )));
+        }
         let g = Grid { b, h: H, w: W };
         let rows = nchw_to_rows(x, C, g);
         let out = self.net.forward_rows(p, rows, t, None);
-        rows_to_nchw(out, g, (b, Const, Const, Const))
+        Ok(rows_to_nchw(out, g, (b, Const, Const, Const)))
     }
 }
