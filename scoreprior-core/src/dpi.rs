@@ -84,10 +84,14 @@ impl Default for LossWeights {
     }
 }
 
-/// Schedule multiplying the data weight: lets the flow first settle on the prior.
+/// A schedule of a factor in `[0, 1]` that multiplies loss weights: data-weight annealing
+/// ([`DpiConfig::data_annealing`], lets the flow first settle on the prior) and target
+/// tempering ([`DpiConfig::tempering`], lets it first cover every mode).
 ///
 /// Unlike the reference script (which applied a sigmoid unconditionally), the factor is
-/// exactly 1 for [`Annealing::None`] and reaches 1 by the end of the stated schedule.
+/// exactly 1 for [`Annealing::None`] and, for [`Annealing::Linear`] and
+/// [`Annealing::Geometric`], reaches exactly 1 at the end of the stated ramp (a sigmoid only
+/// approaches it).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub enum Annealing {
     /// Constant factor 1.
@@ -107,6 +111,16 @@ pub enum Annealing {
         /// Slope.
         rate: f64,
     },
+    /// Geometric ramp `start^(1 − step/steps)` from `start > 0` to 1 over `steps` steps, then
+    /// 1: equal ratios per step, the usual inverse-temperature ladder of annealed sampling
+    /// (a linear ramp from a small start would spend almost all its steps near β ≈ 1 and
+    /// pass the small, mode-merging β in a few).
+    Geometric {
+        /// Factor at step 0 (in `(0, 1]`).
+        start: f64,
+        /// Length of the ramp.
+        steps: usize,
+    },
 }
 
 impl Annealing {
@@ -122,6 +136,30 @@ impl Annealing {
                 }
             }
             Annealing::Sigmoid { pivot, rate } => 1.0 / (1.0 + (-rate * (step as f64 - pivot)).exp()),
+            Annealing::Geometric { start, steps } => {
+                if steps == 0 || step >= steps {
+                    1.0
+                } else {
+                    start.powf(1.0 - step as f64 / steps as f64)
+                }
+            }
+        }
+    }
+
+    /// Checks the schedule's parameters; `what` names it in the error.
+    pub fn validate(&self, what: &str) -> Result<()> {
+        match *self {
+            Annealing::None => Ok(()),
+            Annealing::Linear { start, .. } if !(start.is_finite() && (0.0..=1.0).contains(&start)) => {
+                Err(Error::invalid(format!("{what}: linear start must be in [0, 1], got {start}")))
+            }
+            Annealing::Geometric { start, .. } if !(start.is_finite() && start > 0.0 && start <= 1.0) => {
+                Err(Error::invalid(format!("{what}: geometric start must be in (0, 1], got {start}")))
+            }
+            Annealing::Sigmoid { pivot, rate } if !(pivot.is_finite() && rate.is_finite() && rate > 0.0) => {
+                Err(Error::invalid(format!("{what}: sigmoid needs a finite pivot and rate > 0, got {pivot}, {rate}")))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -147,6 +185,19 @@ pub struct DpiConfig {
     pub weights: LossWeights,
     /// Data-weight annealing.
     pub data_annealing: Annealing,
+    /// Target tempering: the inverse temperature `β(step)` multiplying both energies, so that
+    /// a step minimises `E_q[β·(w_d·e_data + w_p·e_prior) + w_e·log q]`, i.e. `KL(q‖p^β)` up to
+    /// a constant, where `p ∝ exp(−w_d·e_data − w_p·e_prior)` is the posterior.
+    ///
+    /// Why: reverse KL is mode-seeking. Started at the identity, the flow slides into the
+    /// nearest mode of a multimodal posterior and the objective has no gradient that moves
+    /// mass across the low-density gap to another one. The tempered target `p^β` at small β
+    /// is broad and unimodal, so `q` first covers all modes; as β rises to 1 the mass splits,
+    /// each part following its mode. Annealing only the data weight is not the same: the
+    /// prior's own modes stay sharp from step 0. [`Annealing::Geometric`] is the usual
+    /// ladder; the ramp should end well before `steps` so the flow then fits `p` itself.
+    #[serde(default)]
+    pub tempering: Annealing,
     /// Seed of the per-step random streams (the step's draws depend only on `seed` and the
     /// step number, so a resumed run matches an uninterrupted one).
     pub seed: u64,
@@ -169,6 +220,7 @@ impl Default for DpiConfig {
             grad_clip: Some(1.0),
             weights: LossWeights::default(),
             data_annealing: Annealing::None,
+            tempering: Annealing::None,
             seed: 0,
             checkpoint_every: 0,
             out_dir: None,
@@ -198,6 +250,8 @@ impl DpiConfig {
         if !(self.lr_final_fraction.is_finite() && self.lr_final_fraction >= 0.0) {
             return Err(Error::invalid(format!("lr_final_fraction must be >= 0, got {}", self.lr_final_fraction)));
         }
+        self.data_annealing.validate("data annealing")?;
+        self.tempering.validate("tempering")?;
         if self.resume && self.out_dir.is_none() {
             return Err(Error::invalid("resume needs an output directory"));
         }
@@ -215,6 +269,10 @@ impl DpiConfig {
     }
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// JSON writes non-finite numbers as `null`; read them back as NaN.
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
@@ -225,7 +283,8 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f6
 pub struct StepRecord {
     /// Step number (0-based).
     pub step: usize,
-    /// Weighted total loss `w_d·data + w_p·prior + w_e·log_q` (NaN terms count as 0).
+    /// Weighted total loss `w_d·data + w_p·prior + w_e·log_q` with the step's effective
+    /// (annealed, tempered) weights: the objective that step minimised (NaN terms count as 0).
     #[serde(deserialize_with = "nan_if_null")]
     pub total: f64,
     /// Mean `−log p(y|x)`.
@@ -237,8 +296,12 @@ pub struct StepRecord {
     /// Mean `log q(x)` (= −entropy estimate).
     #[serde(deserialize_with = "nan_if_null")]
     pub log_q: f64,
-    /// Effective data weight (after annealing).
+    /// Effective data weight (after annealing and tempering).
     pub data_weight: f64,
+    /// Inverse temperature `β` of [`DpiConfig::tempering`] (1 when not tempering; also for
+    /// histories written before tempering existed).
+    #[serde(default = "one")]
+    pub beta: f64,
     /// Learning rate used.
     pub lr: f64,
     /// Gradient norm before clipping.
@@ -258,11 +321,11 @@ pub struct DpiHistory {
 impl DpiHistory {
     /// The history as CSV with a header line.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("step,total,data,prior,log_q,data_weight,lr,grad_norm,seconds\n");
+        let mut s = String::from("step,total,data,prior,log_q,data_weight,lr,grad_norm,seconds,beta\n");
         for r in &self.records {
             s.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{}\n",
-                r.step, r.total, r.data, r.prior, r.log_q, r.data_weight, r.lr, r.grad_norm, r.seconds
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                r.step, r.total, r.data, r.prior, r.log_q, r.data_weight, r.lr, r.grad_norm, r.seconds, r.beta
             ));
         }
         s
@@ -396,8 +459,9 @@ pub fn run_dpi(
         if batch.x.len() != n * d || batch.log_q.len() != n {
             return Err(Error::shape("posterior batch", n * d, batch.x.len()));
         }
-        let w_data = config.weights.data * config.data_annealing.factor(step);
-        let w_prior = config.weights.prior;
+        let beta = config.tempering.factor(step);
+        let w_data = beta * config.weights.data * config.data_annealing.factor(step);
+        let w_prior = beta * config.weights.prior;
         let w_ent = config.weights.entropy;
         grad_x.iter_mut().for_each(|v| *v = 0.0);
         let inv_n = 1.0 / n as f64;
@@ -433,6 +497,7 @@ pub fn run_dpi(
             prior: prior_mean,
             log_q,
             data_weight: w_data,
+            beta,
             lr,
             grad_norm,
             seconds: t0.elapsed().as_secs_f64(),
@@ -657,6 +722,118 @@ mod tests {
     }
 
     #[test]
+    fn geometric_schedule_is_monotone_and_ends_at_exactly_one() {
+        let g = Annealing::Geometric { start: 1e-3, steps: 300 };
+        assert!((g.factor(0) - 1e-3).abs() < 1e-18);
+        // Equal ratios: halfway is the geometric mean of start and 1.
+        assert!((g.factor(150) - 1e-3f64.sqrt()).abs() < 1e-12);
+        assert_eq!(g.factor(300), 1.0);
+        assert_eq!(g.factor(10_000), 1.0);
+        let f: Vec<f64> = (0..=310).map(|k| g.factor(k)).collect();
+        assert!(f.windows(2).all(|w| w[1] > w[0] || (w[0] == 1.0 && w[1] == 1.0)), "not monotone");
+        assert!(f.iter().all(|v| (1e-3..=1.0).contains(v)));
+        let r = f[1] / f[0];
+        assert!(f[..300].windows(2).all(|w| (w[1] / w[0] - r).abs() < 1e-12), "ratios differ");
+        assert_eq!(Annealing::Geometric { start: 0.5, steps: 0 }.factor(0), 1.0);
+    }
+
+    #[test]
+    fn schedules_with_bad_parameters_are_rejected() {
+        let bad = [
+            Annealing::Geometric { start: 0.0, steps: 10 },
+            Annealing::Geometric { start: 1.5, steps: 10 },
+            Annealing::Geometric { start: f64::NAN, steps: 10 },
+            Annealing::Linear { start: -0.1, steps: 10 },
+            Annealing::Linear { start: f64::INFINITY, steps: 10 },
+            Annealing::Sigmoid { pivot: 10.0, rate: 0.0 },
+            Annealing::Sigmoid { pivot: f64::NAN, rate: 1.0 },
+        ];
+        for a in bad {
+            let e = DpiConfig { tempering: a, ..Default::default() }.validate().unwrap_err().to_string();
+            assert!(e.contains("tempering"), "{e}");
+            assert!(DpiConfig { data_annealing: a, ..Default::default() }.validate().is_err());
+        }
+        for a in [
+            Annealing::None,
+            Annealing::Geometric { start: 1e-4, steps: 10 },
+            Annealing::Geometric { start: 1.0, steps: 10 },
+            Annealing::Linear { start: 0.0, steps: 10 },
+        ] {
+            DpiConfig { tempering: a, ..Default::default() }.validate().unwrap();
+        }
+    }
+
+    /// A 1-D `q = N(θ, 1)` that records the sample gradients it is given.
+    struct Recorder {
+        theta: f64,
+        grads: Vec<Vec<f64>>,
+        entropy_grads: Vec<Vec<f64>>,
+    }
+
+    impl Posterior for Recorder {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn sample_for_training(&mut self, n: usize, _rng: &mut dyn RngCore) -> Result<Batch> {
+            Ok(Batch { n, dim: 1, x: vec![self.theta; n], log_q: vec![0.0; n] })
+        }
+        fn backward(&mut self, gx: &[f64], gq: &[f64]) -> Result<()> {
+            self.grads.push(gx.to_vec());
+            self.entropy_grads.push(gq.to_vec());
+            Ok(())
+        }
+        fn apply_update(&mut self, _lr: f64, _c: Option<f64>) -> Result<f64> {
+            Ok(0.0)
+        }
+        fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
+            self.sample_for_training(n, rng)
+        }
+        fn save_state(&self) -> Result<Vec<u8>> {
+            Ok(vec![])
+        }
+        fn load_state(&mut self, _b: &[u8]) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `e(x) = c·x`: gradient `c`.
+    struct Slope(f64);
+
+    impl Energy for Slope {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn energy_and_grad(&self, x: &[f64], _r: &mut dyn RngCore, e: &mut [f64], g: &mut [f64]) -> Result<()> {
+            for i in 0..x.len() {
+                e[i] = self.0 * x[i];
+                g[i] = self.0;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tempering_scales_both_energies_but_not_the_entropy() {
+        let tempering = Annealing::Geometric { start: 0.01, steps: 4 };
+        let cfg = DpiConfig { steps: 6, batch: 2, tempering, ..Default::default() };
+        let mut q = Recorder { theta: 1.0, grads: vec![], entropy_grads: vec![] };
+        let h = run_dpi(&cfg, &mut q, Some(&Slope(3.0)), Some(&Slope(5.0)), &mut |_| {}).unwrap();
+        for (step, (g, r)) in q.grads.iter().zip(&h.records).enumerate() {
+            let beta = tempering.factor(step);
+            assert_eq!(r.beta, beta);
+            assert!((r.data_weight - beta).abs() < 1e-15);
+            // ∂L/∂x = β·(3 + 5)/n per sample; ∂L/∂log q = 1/n whatever β.
+            assert!(g.iter().all(|v| (v - beta * 8.0 / 2.0).abs() < 1e-12), "step {step}: {g:?}");
+            assert!(q.entropy_grads[step].iter().all(|v| (v - 0.5).abs() < 1e-15));
+            assert!((r.total - beta * 8.0).abs() < 1e-12);
+        }
+        assert!((h.records[0].beta - 0.01).abs() < 1e-15);
+        assert_eq!(h.records[4].beta, 1.0);
+        assert_eq!(h.records[5].beta, 1.0);
+        assert!(h.to_csv().lines().next().unwrap().ends_with(",beta"));
+    }
+
+    #[test]
     fn warmup_is_linear() {
         let c = DpiConfig { lr: 1e-3, warmup: 10, ..Default::default() };
         assert!((c.lr_at(0) - 1e-4).abs() < 1e-18);
@@ -689,6 +866,7 @@ mod tests {
             prior: 2.0,
             log_q: -0.5,
             data_weight: 1.0,
+            beta: 1.0,
             lr: 1e-3,
             grad_norm: 0.7,
             seconds: 0.01,
