@@ -7,7 +7,7 @@
 //! fitted by DPI must match it: KL(q‖p) on the grid, mean and covariance errors.
 
 use rand::RngCore;
-use scoreprior_core::dpi::{draw_samples, run_dpi, DpiConfig, Energy, ScorePriorEnergy};
+use scoreprior_core::dpi::{draw_samples, run_dpi, Annealing, DpiConfig, Energy, ScorePriorEnergy};
 use scoreprior_core::prior::{ScorePrior, ScorePriorConfig};
 use scoreprior_core::score::{Gaussian, GaussianMixture};
 use scoreprior_core::sde::{AnySde, VpSde};
@@ -48,25 +48,26 @@ struct Fit {
     seconds: f64,
     true_mean: [f64; 2],
     true_cov: [f64; 3],
-    q_mean: [f64; 2],
+    /// The flow's samples (row-major `(n, 2)`) the moments come from.
+    q_samples: Vec<f64>,
     /// Grid points and normalised log-posterior on them.
     grid: (Vec<f64>, Vec<f64>),
 }
 
 /// Fits a flow by DPI and compares it with the unnormalised log-posterior on a grid over `box_`.
-fn fit(prior: &dyn Energy, log_post: &dyn Fn([f64; 2]) -> f64, box_: [f64; 4], steps: usize, lr: f64) -> Fit {
+fn fit(
+    prior: &dyn Energy,
+    log_post: &dyn Fn([f64; 2]) -> f64,
+    box_: [f64; 4],
+    cfg: DpiConfig,
+    flows: usize,
+    init_std: f64,
+) -> Fit {
     let t = std::time::Instant::now();
-    let mut flow = RealNvp::new(RealNvpConfig::new(2).with_flows(6).with_hidden(64).with_seed(1)).unwrap();
-    let cfg = DpiConfig {
-        steps,
-        batch: 64,
-        lr,
-        warmup: 50,
-        lr_final_fraction: 0.1,
-        grad_clip: Some(1.0),
-        seed: 5,
-        ..Default::default()
-    };
+    let steps = cfg.steps;
+    let mut rc = RealNvpConfig::new(2).with_flows(flows).with_hidden(64).with_seed(1);
+    rc.init_std = init_std;
+    let mut flow = RealNvp::new(rc).unwrap();
     let hist = run_dpi(&cfg, &mut flow, Some(&LinearLikelihood), Some(prior), &mut |_| {}).unwrap();
     let seconds = t.elapsed().as_secs_f64();
     assert_eq!(hist.records.len(), steps);
@@ -121,7 +122,21 @@ fn fit(prior: &dyn Energy, log_post: &dyn Fn([f64; 2]) -> f64, box_: [f64; 4], s
     let cov_err = ((qc[0] - true_cov[0]).powi(2) + 2.0 * (qc[1] - true_cov[1]).powi(2) + (qc[2] - true_cov[2]).powi(2))
         .sqrt()
         / cn;
-    Fit { kl, mean_err, cov_err, seconds, true_mean, true_cov, q_mean: qm, grid: (pts, lp) }
+    Fit { kl, mean_err, cov_err, seconds, true_mean, true_cov, q_samples: s.x, grid: (pts, lp) }
+}
+
+/// The optimisation both 2-D cases share.
+fn config(steps: usize, lr: f64) -> DpiConfig {
+    DpiConfig {
+        steps,
+        batch: 64,
+        lr,
+        warmup: 50,
+        lr_final_fraction: 0.1,
+        grad_clip: Some(1.0),
+        seed: 5,
+        ..Default::default()
+    }
 }
 
 fn steps() -> usize {
@@ -160,7 +175,7 @@ fn dpi_recovers_gaussian_posterior_through_the_ode_prior() {
     let mu = [c[0] * r[0] + c[1] * r[1], c[1] * r[0] + c[2] * r[1]];
     let box_ =
         [mu[0] - 7.0 * c[0].sqrt(), mu[0] + 7.0 * c[0].sqrt(), mu[1] - 7.0 * c[2].sqrt(), mu[1] + 7.0 * c[2].sqrt()];
-    let f = fit(&energy, &log_post, box_, steps(), 2e-3);
+    let f = fit(&energy, &log_post, box_, config(steps(), 2e-3), 6, 0.05);
     // The grid truth agrees with the closed form (checks the quadrature itself).
     assert!((f.true_mean[0] - mu[0]).abs() < 1e-4 && (f.true_mean[1] - mu[1]).abs() < 1e-4);
     assert!((f.true_cov[0] - c[0]).abs() < 1e-4 && (f.true_cov[1] - c[1]).abs() < 1e-4);
@@ -191,7 +206,20 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
         mix.log_prob(&x, &mut out).unwrap();
         out[0] + log_lik(x)
     };
-    let f = fit(&energy, &log_post, [-1.0, 1.0, -1.0, 1.0], steps(), 2e-3);
+    // Reverse KL is mode-seeking and its reparameterisation gradient moves mass between
+    // separated modes only through the rare samples in the gap, so the plain optimisation
+    // keeps one mode (KL 0.37, the heavier mode alone being 0.36). Tempering (β from 0.01,
+    // geometric, over the first half) lets the flow cover both modes while the target is
+    // broad; the score-function term (weight 100, so that it dominates the per-sample noise
+    // of the reparameterised one) sets their masses. Hidden weights at std 0.3 rather than
+    // 0.05 let the couplings form the steep transition between the modes within the budget.
+    let steps = if cfg!(debug_assertions) { 800 } else { 3000 };
+    let cfg = DpiConfig {
+        tempering: Annealing::Geometric { start: 0.01, steps: steps / 2 },
+        score_function_weight: 100.0,
+        ..config(steps, 1e-3)
+    };
+    let f = fit(&energy, &log_post, [-1.0, 1.0, -1.0, 1.0], cfg, 6, 0.3);
     // The posterior has two modes, split by the line x0 + x1 = 0; their masses and means.
     let (pts, lp) = &f.grid;
     let mut mass = [0.0; 2];
@@ -205,31 +233,26 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
     for s in 0..2 {
         mean[s] = [mean[s][0] / mass[s], mean[s][1] / mass[s]];
     }
-    let dom = if mass[0] > mass[1] { 0 } else { 1 };
-    let dist = |m: [f64; 2]| ((f.q_mean[0] - m[0]).powi(2) + (f.q_mean[1] - m[1]).powi(2)).sqrt();
+    // The flow's masses: the share of its samples on each side.
+    let n_q = f.q_samples.len() / 2;
+    let q1 = f.q_samples.chunks(2).filter(|p| p[0] + p[1] > 0.0).count() as f64 / n_q as f64;
+    let q_mass = [1.0 - q1, q1];
+    // Samples in the gap |x0 + x1| < 0.4, where the posterior has almost no mass.
+    let gap_q = f.q_samples.chunks(2).filter(|p| (p[0] + p[1]).abs() < 0.4).count() as f64 / n_q as f64;
     eprintln!(
-        "mixture: KL(q||p) = {:.4}, |mean err| = {:.4}, rel. cov err = {:.3}, {:.1} s; modes: masses {:.3}/{:.3}, \
-         q mean {:?} vs dominant-mode mean {:?} (distance {:.4}); -ln(dominant mass) = {:.4}",
-        f.kl,
-        f.mean_err,
-        f.cov_err,
-        f.seconds,
-        mass[0],
-        mass[1],
-        f.q_mean,
-        mean[dom],
-        dist(mean[dom]),
-        -mass[dom].ln()
+        "mixture: KL(q||p) = {:.4}, |mean err| = {:.4}, rel. cov err = {:.3}, {:.1} s; mode masses under q \
+         {:.3}/{:.3} vs grid truth {:.3}/{:.3}; mode means {:?}, {:?}; q in the gap {:.4}",
+        f.kl, f.mean_err, f.cov_err, f.seconds, q_mass[0], q_mass[1], mass[0], mass[1], mean[0], mean[1], gap_q
     );
-    // Reverse KL is mode-seeking: within this budget the flow settles on the dominant mode
-    // (a known property of DPI's objective, not of the prior). What must hold: q matches
-    // either the whole posterior or its dominant mode, and its KL is then at most the KL of
-    // the exact dominant-mode restriction, −ln(mass), plus the fitting error.
-    let whole = f.mean_err < 0.05 && f.cov_err < 0.2;
-    let one_mode = dist(mean[dom]) < 0.03;
-    assert!(whole || one_mode, "q matches neither the posterior nor its dominant mode");
-    let slack = if cfg!(debug_assertions) { 0.3 } else { 0.1 };
-    assert!(f.kl < -mass[dom].ln() + slack, "KL {} vs dominant-mode bound {}", f.kl, -mass[dom].ln());
+    // Both modes, with their masses: a flow on one mode alone has KL ≥ −ln(0.70) = 0.36.
+    let (kl_max, mass_max, mean_max, cov_max) =
+        if cfg!(debug_assertions) { (0.3, 0.15, 0.2, 0.5) } else { (0.05, 0.03, 0.04, 0.1) };
+    assert!(f.kl < kl_max, "KL {}", f.kl);
+    for s in 0..2 {
+        assert!((q_mass[s] - mass[s]).abs() < mass_max, "mode {s}: mass under q {} vs {}", q_mass[s], mass[s]);
+    }
+    assert!(f.mean_err < mean_max, "mean error {}", f.mean_err);
+    assert!(f.cov_err < cov_max, "covariance error {}", f.cov_err);
 }
 
 /// 16×16 denoising (σ = 0.2) of a Fashion-MNIST test image under the shipped Gaussian prior

@@ -203,6 +203,12 @@ impl Posterior for RealNvp {
         Ok(norm)
     }
 
+    /// Through the inverse pass (BatchNorm with running statistics, so exact for the
+    /// training-mode generator only without BatchNorm).
+    fn grad_log_q(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>> {
+        Ok(self.log_prob_and_grad(x, n)?.1)
+    }
+
     fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
         let (z, lpz) = self.draw_latents(n, rng);
         let (x, ld) = self.forward(&z, n)?;
