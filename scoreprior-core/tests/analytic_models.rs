@@ -267,7 +267,14 @@ fn gaussian_probe_forms_match_the_default_path() {
         fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
             self.0.score(x, t, out)
         }
-        fn score_and_vjp(&self, x: &[f64], t: f64, c: &[f64], s: &mut [f64], v: &mut [f64]) -> scoreprior_core::Result<()> {
+        fn score_and_vjp(
+            &self,
+            x: &[f64],
+            t: f64,
+            c: &[f64],
+            s: &mut [f64],
+            v: &mut [f64],
+        ) -> scoreprior_core::Result<()> {
             self.0.score_and_vjp(x, t, c, s, v)
         }
     }

@@ -157,9 +157,11 @@ fn hutchinson_adjoint_gradient_is_unbiased() {
     };
     let tight = base.clone().with_adjoint_tolerances(1e-7, 1e-7);
     let loose = base.with_adjoint_tolerances(1e-3, 1e-5);
-    for (name, cfg, assert_unbiased) in
-        [("fixed adjoint steps", fixed, true), ("adaptive adjoint 1e-7", tight, true), ("adaptive adjoint 1e-3", loose, false)]
-    {
+    for (name, cfg, assert_unbiased) in [
+        ("fixed adjoint steps", fixed, true),
+        ("adaptive adjoint 1e-7", tight, true),
+        ("adaptive adjoint 1e-3", loose, false),
+    ] {
         let exact = ScorePrior::new(m.clone(), cfg.clone().with_exact_trace()).unwrap().grad_log_prob(&x).unwrap().grad;
         let seeds: usize = std::env::var("SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
         let draws: Vec<Vec<f64>> = (0..seeds)

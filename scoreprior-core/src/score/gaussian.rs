@@ -8,15 +8,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, SymmetricEigen};
-use rand::Rng;
-use rand_distr::StandardNormal;
 use super::marginal::MarginalDensity;
 use super::packed::{PackedMatrix, PAR_WORK, ROW_BLOCK};
-use rayon::prelude::*;
 use super::{check_batch, ScoreModel};
 use crate::sde::{AnySde, Sde};
 use crate::{Error, Result};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, SymmetricEigen};
+use rand::Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
 
 /// A Gaussian `N(μ, Σ)` with full covariance, diffused by an SDE.
 ///
@@ -168,7 +168,18 @@ impl Gaussian {
         let ut_mean: Vec<f64> = (&ut * DMatrixView::from_slice(&mean, d, 1)).iter().copied().collect();
         let u_packed = PackedMatrix::new(d, d, |r, c| eigvecs[(r, c)]);
         let ut_packed = PackedMatrix::new(d, d, |r, c| eigvecs[(c, r)]);
-        Ok(Self { d, mean, eigvals, u: eigvecs, ut, u_packed, ut_packed, ut_mean, sde, cache: PrecisionCache::default() })
+        Ok(Self {
+            d,
+            mean,
+            eigvals,
+            u: eigvecs,
+            ut,
+            u_packed,
+            ut_packed,
+            ut_mean,
+            sde,
+            cache: PrecisionCache::default(),
+        })
     }
 
     /// The SDE whose marginals this model scores.

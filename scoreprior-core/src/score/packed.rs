@@ -167,7 +167,10 @@ mod tests {
                 for col in 0..m {
                     let want: f64 = (0..k).map(|kk| a[j * k + kk] * b(kk, col)).sum();
                     let got = c[j * m + col];
-                    assert!((got - want).abs() <= 1e-12 * (1.0 + want.abs()), "({n},{k},{m}) [{j},{col}]: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                        "({n},{k},{m}) [{j},{col}]: {got} vs {want}"
+                    );
                 }
             }
         }
