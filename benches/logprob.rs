@@ -2,8 +2,9 @@
 //! (`assets/gaussian16`, D = 256) for a batch of the first 16 test images
 //! (`assets/fashion16_test.npy`): the problem `benches/reference/diffrax_logprob.py` times with
 //! diffrax. VP SDE (β 0.1→20), t0 = 1e-3 → T = 1, Dopri5 + PID(rtol 1e-3, atol 1e-5) for both
-//! solves, exact trace and Hutchinson with 16 Rademacher probes. The NFE of each configuration
-//! is printed once before timing.
+//! solves (first forward step 1e-3 as the reference script; Hairer's automatic first step for
+//! the adjoint), exact trace and Hutchinson with 16 Rademacher probes. The NFE of each
+//! configuration is printed once before timing.
 //!
 //! Run: `cargo bench --bench logprob -- --warm-up-time 1 --measurement-time 3`.
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{fails, ok, tmp};
+use common::{bin, fails, ok, tmp};
 
 use scoreprior::core::io::{read_npy, write_npy};
 use scoreprior::core::score::{Gaussian, MarginalDensity};
@@ -411,4 +411,43 @@ fn logprob_loads_a_network_checkpoint() {
         out.to_str().unwrap(),
     ]);
     assert!(e.contains("dimension 64"), "{e}");
+}
+
+/// `--dt0`: the default first step (the reference script's 1e-3) against Hairer's automatic
+/// choice on the shipped Gaussian and test images (exact trace): the automatic step costs a
+/// probe evaluation and one more step. Bad values are clean errors.
+#[test]
+fn logprob_first_step_option() {
+    let dir = tmp("dt0");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (m, c, x) = (
+        format!("{root}/assets/gaussian16/mean.npy"),
+        format!("{root}/assets/gaussian16/cov.npy"),
+        format!("{root}/assets/fashion16_test.npy"),
+    );
+    let mut stats = Vec::new();
+    for dt0 in ["0.001", "auto"] {
+        let out = dir.join(format!("r-{dt0}.json"));
+        #[rustfmt::skip]
+        ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact",
+             "--dt0", dt0, "--out", out.to_str().unwrap()]);
+        let r = json(&out);
+        stats.push((
+            r["forward"]["rhs_evaluations"].as_u64().unwrap(),
+            r["forward"]["accepted_steps"].as_u64().unwrap(),
+        ));
+    }
+    let ((e_fixed, s_fixed), (e_auto, s_auto)) = (stats[0], stats[1]);
+    eprintln!("dt0 1e-3: {e_fixed} evaluations / {s_fixed} steps; auto: {e_auto} / {s_auto}");
+    // Dopri5 with FSAL and no rejections: 1 + 6 per step, plus the heuristic's probe.
+    assert_eq!(e_fixed, 1 + 6 * s_fixed);
+    assert_eq!(e_auto, 2 + 6 * s_auto);
+    assert!(e_fixed < e_auto);
+    for bad in ["0", "-1e-3", "nan", "soon"] {
+        let arg = format!("--dt0={bad}");
+        let o = bin(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, &arg]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && o.status.code() != Some(101), "--dt0 {bad}: {e}");
+        assert!(e.contains("--dt0") && (e.contains("positive") || e.contains("auto")), "--dt0 {bad}: {e}");
+    }
 }
