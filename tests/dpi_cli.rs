@@ -108,6 +108,16 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("--index 999"), "{e}");
     let e = err(&["dpi", "--x-true", "assets/fashion16_test.npy", "--batch", "0", "--out", out]);
     assert!(e.contains("batch"), "{e}");
+    for bad in ["0", "1.5", "NaN", "-0.1"] {
+        let arg = format!("--temper-from={bad}");
+        let e = common::fails(&["dpi", "--x-true", "assets/fashion16_test.npy", &arg, "--out", out]);
+        assert!(e.contains("--temper-from"), "{e}");
+    }
+    for bad in ["-1", "inf"] {
+        let arg = format!("--score-function-weight={bad}");
+        let e = common::fails(&["dpi", "--x-true", "assets/fashion16_test.npy", &arg, "--out", out]);
+        assert!(e.contains("--score-function-weight"), "{e}");
+    }
 }
 
 #[test]
@@ -173,4 +183,23 @@ fn network_prior_runs_end_to_end_exact_and_surrogate() {
     let o =
         bin(&["dpi", "--prior", "tv", "--surrogate", "--x-true", x.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--surrogate needs a score prior"));
+}
+
+#[test]
+fn tempering_and_score_function_options_reach_the_optimiser() {
+    let dir = tmp("temper");
+    let out = dir.to_str().unwrap();
+    let mut args = common(out, "20");
+    args.extend(["--temper-from", "0.1", "--score-function-weight", "1"].map(String::from));
+    let o = bin(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // β in the loss history: 0.1 at step 0, geometric over half the steps, then exactly 1.
+    let csv = std::fs::read_to_string(dir.join("losses.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "beta").expect("beta column");
+    let beta: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    assert_eq!(beta.len(), 20);
+    assert!((beta[0] - 0.1).abs() < 1e-12, "{beta:?}");
+    assert!(beta.windows(2).all(|w| w[1] >= w[0]), "{beta:?}");
+    assert!(beta[10..].iter().all(|&b| b == 1.0), "{beta:?}");
 }

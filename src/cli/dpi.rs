@@ -127,6 +127,19 @@ pub struct DpiArgs {
     /// Ramp the data weight linearly from 0 to 1 over this many steps (0: no annealing).
     #[arg(long, default_value_t = 0)]
     pub anneal_data: usize,
+    /// Target tempering for multimodal posteriors: start the inverse temperature β (which
+    /// multiplies both data and prior energies) at this value in (0, 1] and raise it
+    /// geometrically to 1 over --temper-steps, so the flow first covers every mode (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub temper_from: f64,
+    /// Length of the tempering ramp in steps (0: half of --steps).
+    #[arg(long, default_value_t = 0)]
+    pub temper_steps: usize,
+    /// Weight (>= 0) of the score-function gradient term that sets the mass of each posterior
+    /// mode (0: off; needs a prior with log-density values, which the TV prior and the
+    /// surrogate provide only as bounds). Costs one inverse pass of the flow per step.
+    #[arg(long, default_value_t = 0.0)]
+    pub score_function_weight: f64,
     /// Weight of the data term.
     #[arg(long, default_value_t = 1.0)]
     pub w_data: f64,
@@ -312,6 +325,15 @@ pub fn run(args: DpiArgs) -> CliResult {
 
 /// Runs `scoreprior dpi` and returns what it measured (the library entry point of the CLI).
 pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
+    // Options checked before any work (DpiConfig::validate checks them again).
+    if !(args.temper_from.is_finite() && args.temper_from > 0.0 && args.temper_from <= 1.0) {
+        return Err(format!("--temper-from must be in (0, 1], got {}", args.temper_from).into());
+    }
+    if !(args.score_function_weight.is_finite() && args.score_function_weight >= 0.0) {
+        return Err(
+            format!("--score-function-weight must be finite and >= 0, got {}", args.score_function_weight).into()
+        );
+    }
     // Measurement and ground truth.
     let (h, w, x_true) = match (&args.x_true, &args.y) {
         (Some(p), None) => {
@@ -423,6 +445,13 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         } else {
             Annealing::None
         },
+        tempering: if args.temper_from == 1.0 {
+            Annealing::None
+        } else {
+            let steps = if args.temper_steps == 0 { args.steps / 2 } else { args.temper_steps };
+            Annealing::Geometric { start: args.temper_from, steps }
+        },
+        score_function_weight: args.score_function_weight,
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         out_dir: Some(args.out.clone()),
