@@ -136,8 +136,8 @@ pub struct DpiArgs {
     #[arg(long, default_value_t = 0)]
     pub temper_steps: usize,
     /// Weight (>= 0) of the score-function gradient term that sets the mass of each posterior
-    /// mode (0: off; needs a prior with log-density values, which the TV prior and the
-    /// surrogate provide only as bounds). Costs one inverse pass of the flow per step.
+    /// mode (0: off; needs energy values from every term, so it errors on a gradient-only
+    /// prior). Costs one inverse pass of the flow per step.
     #[arg(long, default_value_t = 0.0)]
     pub score_function_weight: f64,
     /// Weight of the data term.
