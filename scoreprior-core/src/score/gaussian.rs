@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::marginal::MarginalDensity;
 use super::packed::{PackedMatrix, PAR_WORK, ROW_BLOCK};
-use super::{check_batch, ScoreModel};
+use super::{check_batch, check_probe_forms, ScoreModel};
 use crate::sde::{AnySde, Sde};
 use crate::{Error, Result};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, SymmetricEigen};
@@ -440,19 +440,9 @@ impl ScoreModel for Gaussian {
         score_out: &mut [f64],
         forms_out: &mut [f64],
     ) -> Result<()> {
-        let n = self.check_x(x)?;
+        self.check_x(x)?;
         let d = self.d;
-        if probes.is_empty() || !probes.len().is_multiple_of(d) {
-            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
-        }
-        let k = probes.len() / d;
-        if score_out.len() != x.len() || forms_out.len() != k * n {
-            return Err(Error::shape(
-                "score/probe-form outputs",
-                format!("{} and {}", x.len(), k * n),
-                format!("{} and {}", score_out.len(), forms_out.len()),
-            ));
-        }
+        let (n, k) = check_probe_forms(d, x, probes, score_out, forms_out)?;
         check_finite(probes, "probes")?;
         let p = self.marginal_precisions(t);
         let mut jv = vec![0.0; probes.len()];

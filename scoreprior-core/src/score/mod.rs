@@ -67,18 +67,7 @@ pub trait ScoreModel: Send + Sync {
         forms_out: &mut [f64],
     ) -> Result<()> {
         let d = self.dim();
-        let n = check_batch(x, d, "x")?;
-        if probes.is_empty() || probes.len() % d != 0 {
-            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
-        }
-        let k = probes.len() / d;
-        if score_out.len() != x.len() || forms_out.len() != k * n {
-            return Err(Error::shape(
-                "score/probe-form outputs",
-                format!("{} and {}", x.len(), k * n),
-                format!("{} and {}", score_out.len(), forms_out.len()),
-            ));
-        }
+        let (n, k) = check_probe_forms(d, x, probes, score_out, forms_out)?;
         // Cotangent j·n + i is probe j for image i.
         let mut cot = vec![0.0; k * n * d];
         for (j, eps) in probes.chunks(d).enumerate() {
@@ -167,6 +156,30 @@ pub trait ScoreModel: Send + Sync {
         }
         Ok(())
     }
+}
+
+/// Checks the shapes of a [`ScoreModel::score_and_probe_forms`] call and returns the batch
+/// size `n` and the number of probes `K`.
+pub(crate) fn check_probe_forms(
+    d: usize,
+    x: &[f64],
+    probes: &[f64],
+    score_out: &[f64],
+    forms_out: &[f64],
+) -> Result<(usize, usize)> {
+    let n = check_batch(x, d, "x")?;
+    if probes.is_empty() || !probes.len().is_multiple_of(d) {
+        return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
+    }
+    let k = probes.len() / d;
+    if score_out.len() != x.len() || forms_out.len() != k * n {
+        return Err(Error::shape(
+            "score/probe-form outputs",
+            format!("{} and {}", x.len(), k * n),
+            format!("{} and {}", score_out.len(), forms_out.len()),
+        ));
+    }
+    Ok((n, k))
 }
 
 /// Checks that `x` holds a whole number of `d`-vectors and returns the batch size.
