@@ -4,7 +4,9 @@ use clap::Parser;
 
 mod cli;
 
+
 fn main() {
+    scoreprior_models::alloc::retain_freed_memory();
     let args = cli::Cli::parse();
     if let Err(e) = cli::run(args) {
         eprintln!("error: {e}");

@@ -74,6 +74,92 @@ pub trait Energy {
     /// Stochastic estimators draw from `rng`. A term that can only give gradients writes
     /// `NaN` energies (they are then only missing from the logs, not from the optimisation).
     fn energy_and_grad(&self, x: &[f64], rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()>;
+
+    /// The current lower time limit of a score-based prior (`ε` of the DSM bound, `t0` of the
+    /// PF-ODE prior), or `None` for terms without one. A term that returns `Some` accepts
+    /// [`Energy::set_time_floor`], which a [`TimeFloorSchedule`] uses for noise-level
+    /// continuation.
+    fn time_floor(&self) -> Option<f64> {
+        None
+    }
+
+    /// Moves the lower time limit (see [`Energy::time_floor`]).
+    ///
+    /// # Errors
+    /// If the term has no time floor or `t0` is outside what it supports.
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        Err(Error::invalid(format!("this energy has no time floor to set (asked for {t0})")))
+    }
+}
+
+/// Noise-level continuation of a score-based prior: its lower time limit `t0(step)` (the
+/// DSM bound's `ε`, the PF-ODE prior's `t0`) falls geometrically from `start` to `end` over
+/// `steps` steps, then stays at `end`.
+///
+/// Why: at a small `t0` the prior is the density of nearly clean data, a rugged landscape
+/// whose gradients at images far from the data point in unhelpful directions, and reverse-KL
+/// DPI started from a broad flow can settle in a spurious optimum there. At a large `t0` it is
+/// the density of data smoothed by `N(0, σ_{t0}²)` noise, smooth and with informative
+/// gradients everywhere. Tracking the optimum while the smoothing shrinks is the classical
+/// continuation (graduated non-convexity) remedy. A geometric ladder spends equal numbers of
+/// steps per decade of `t0` (σ_t ∝ √t for small t), where a linear one would pass the small
+/// times in a few steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub enum TimeFloorSchedule {
+    /// Leave the prior's own time floor alone.
+    #[default]
+    Off,
+    /// `t0 = start^(1−f)·end^f`, `f = min(step/steps, 1)`.
+    Geometric {
+        /// Time floor at step 0.
+        start: f64,
+        /// Final time floor (from step `steps` on).
+        end: f64,
+        /// Length of the ramp.
+        steps: usize,
+    },
+}
+
+impl TimeFloorSchedule {
+    /// The time floor at `step` (`None` when off).
+    ///
+    /// ```
+    /// use scoreprior_core::dpi::TimeFloorSchedule;
+    /// let s = TimeFloorSchedule::Geometric { start: 0.1, end: 1e-3, steps: 200 };
+    /// assert_eq!(s.at(0), Some(0.1));
+    /// assert!((s.at(100).unwrap() - 1e-2).abs() < 1e-12);
+    /// assert_eq!(s.at(500), Some(1e-3));
+    /// ```
+    pub fn at(&self, step: usize) -> Option<f64> {
+        match *self {
+            TimeFloorSchedule::Off => None,
+            TimeFloorSchedule::Geometric { start, end, steps } => {
+                if steps == 0 || step >= steps {
+                    Some(end)
+                } else {
+                    let f = step as f64 / steps as f64;
+                    Some(start.powf(1.0 - f) * end.powf(f))
+                }
+            }
+        }
+    }
+
+    /// Checks the schedule: `0 < end <= start`, both finite.
+    ///
+    /// # Errors
+    /// A message naming the bad value.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            TimeFloorSchedule::Off => Ok(()),
+            TimeFloorSchedule::Geometric { start, end, .. } => {
+                if !(start.is_finite() && end.is_finite() && end > 0.0 && end <= start) {
+                    Err(Error::invalid(format!("time-floor schedule needs finite 0 < end <= start, got start {start}, end {end}")))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
 }
 
 /// Weights of the three loss terms.
@@ -224,6 +310,10 @@ pub struct DpiConfig {
     /// [`Posterior::grad_log_q`] and finite energies (not gradient-only priors).
     #[serde(default)]
     pub score_function_weight: f64,
+    /// Noise-level continuation of the prior (moves its lower time limit each step; the prior
+    /// must have one, see [`Energy::time_floor`]).
+    #[serde(default)]
+    pub time_floor: TimeFloorSchedule,
     /// Seed of the per-step random streams (the step's draws depend only on `seed` and the
     /// step number, so a resumed run matches an uninterrupted one).
     pub seed: u64,
@@ -248,6 +338,7 @@ impl Default for DpiConfig {
             data_annealing: Annealing::None,
             tempering: Annealing::None,
             score_function_weight: 0.0,
+            time_floor: TimeFloorSchedule::Off,
             seed: 0,
             checkpoint_every: 0,
             out_dir: None,
@@ -279,6 +370,7 @@ impl DpiConfig {
         }
         self.data_annealing.validate("data annealing")?;
         self.tempering.validate("tempering")?;
+        self.time_floor.validate()?;
         let sf = self.score_function_weight;
         if !(sf.is_finite() && sf >= 0.0) {
             return Err(Error::invalid(format!("score_function_weight must be finite and >= 0, got {sf}")));
@@ -340,6 +432,14 @@ pub struct StepRecord {
     pub grad_norm: f64,
     /// Wall time of the step in seconds.
     pub seconds: f64,
+    /// Lower time limit of the prior at this step ([`DpiConfig::time_floor`]; NaN for priors
+    /// without one).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub time_floor: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// The result of [`run_dpi`]: the loss history (including steps of resumed runs).
@@ -352,11 +452,21 @@ pub struct DpiHistory {
 impl DpiHistory {
     /// The history as CSV with a header line.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("step,total,data,prior,log_q,data_weight,lr,grad_norm,seconds,beta\n");
+        let mut s = String::from("step,total,data,prior,log_q,data_weight,lr,grad_norm,seconds,beta,time_floor\n");
         for r in &self.records {
             s.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{}\n",
-                r.step, r.total, r.data, r.prior, r.log_q, r.data_weight, r.lr, r.grad_norm, r.seconds, r.beta
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                r.step,
+                r.total,
+                r.data,
+                r.prior,
+                r.log_q,
+                r.data_weight,
+                r.lr,
+                r.grad_norm,
+                r.seconds,
+                r.beta,
+                r.time_floor
             ));
         }
         s
@@ -468,6 +578,9 @@ pub fn run_dpi(
             }
         }
     }
+    if config.time_floor != TimeFloorSchedule::Off && prior.and_then(|p| p.time_floor()).is_none() {
+        return Err(Error::invalid("a time-floor schedule needs a score-based prior with a lower time limit (DSM bound or PF-ODE)"));
+    }
     let ckpt_path = config.out_dir.as_ref().map(|p| p.join(CHECKPOINT_FILE));
     if let Some(dir) = &config.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
@@ -489,6 +602,13 @@ pub fn run_dpi(
         let batch = posterior.sample_for_training(n, &mut rng)?;
         if batch.x.len() != n * d || batch.log_q.len() != n {
             return Err(Error::shape("posterior batch", n * d, batch.x.len()));
+        }
+        let mut time_floor = f64::NAN;
+        if let (Some(t0), Some(p)) = (config.time_floor.at(step), prior) {
+            p.set_time_floor(t0)?;
+            time_floor = t0;
+        } else if let Some(t0) = prior.and_then(|p| p.time_floor()) {
+            time_floor = t0;
         }
         let beta = config.tempering.factor(step);
         let w_data = beta * config.weights.data * config.data_annealing.factor(step);
@@ -566,6 +686,7 @@ pub fn run_dpi(
             lr,
             grad_norm,
             seconds: t0.elapsed().as_secs_f64(),
+            time_floor,
         };
         history.records.push(rec);
         observer(&rec);
@@ -766,6 +887,20 @@ impl Energy for ScorePriorEnergy {
         let r = p.grad_log_prob(x)?;
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = r.stats;
         write_negated(&r.log_prob, &r.grad, energy, grad)
+    }
+
+    fn time_floor(&self) -> Option<f64> {
+        Some(self.prior.lock().unwrap_or_else(|e| e.into_inner()).config().t0)
+    }
+
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        let mut p = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+        let t1 = p.config().t1;
+        if !(t0.is_finite() && t0 > 0.0 && t0 < t1) {
+            return Err(Error::invalid(format!("PF-ODE prior: time floor t0 must be in (0, {t1}), got {t0}")));
+        }
+        p.config_mut().t0 = t0;
+        Ok(())
     }
 }
 
@@ -1054,6 +1189,7 @@ mod tests {
             lr: 1e-3,
             grad_norm: 0.7,
             seconds: 0.01,
+            time_floor: f64::NAN,
         };
         let h = DpiHistory { records: vec![r] };
         let back: DpiHistory = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();

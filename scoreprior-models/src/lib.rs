@@ -22,6 +22,7 @@
 //! convolution, GroupNorm, pooling, …) are CPU loops over host buffers, so the networks
 //! here run on `Cpu` only; nothing of the CUDA path is built or verified in CI.
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod data;
 pub mod ncsnpp;

@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use dfdx::prelude::*;
-use rayon::prelude::*;
 use scoreprior_core::score::{check_batch, ScoreModel};
 use scoreprior_core::sde::{Sde, VpSde};
 
@@ -37,6 +36,8 @@ pub struct NcsnppScore {
     precision: Precision,
     chunk: usize,
     meta: Option<Meta>,
+    /// One-thread pools of [`NcsnppScore::parallel_chunks`].
+    pools: std::sync::Mutex<Vec<std::sync::Arc<rayon::ThreadPool>>>,
 }
 
 impl std::fmt::Debug for NcsnppScore {
@@ -52,10 +53,11 @@ impl std::fmt::Debug for NcsnppScore {
 impl NcsnppScore {
     /// A score model from a network, its weights and the VP SDE it was trained for.
     pub fn new(net: NcsnppNet, weights: &[Vec<f32>], sde: VpSde) -> Result<Self, ModelError> {
+        crate::alloc::retain_freed_memory();
         let dev = Cpu::default();
         let p32 = Params::from_values(&dev, net.specs(), weights)?;
         let p64 = Params::from_values(&dev, net.specs(), weights)?;
-        Ok(Self { net, p32, p64, sde, precision: Precision::F32, chunk: 16, meta: None })
+        Ok(Self { net, p32, p64, sde, precision: Precision::F32, chunk: 16, meta: None, pools: Default::default() })
     }
 
     /// Loads the EMA weights of a checkpoint (the network is rebuilt from its metadata).
@@ -103,50 +105,185 @@ impl NcsnppScore {
         Ok(self.sde.marginal_std(t))
     }
 
-    /// `ε̂` for images given in C order, evaluated in chunks in parallel.
-    fn eps<E: Elem>(&self, p: &Params<E>, x: &[f64], t: f64) -> Vec<f64>
+    /// Runs `f` on consecutive chunks of `n` images (at most `chunk` each), spread over
+    /// `rayon::current_num_threads()` workers, and returns the chunks' results in order.
+    ///
+    /// Each worker takes one contiguous part of the batch and runs it inside its own
+    /// one-thread rayon pool. Why not `par_chunks`: dfdx runs every matrix product through
+    /// `gemm` with `Parallelism::Rayon(current_num_threads())`, so inside a `par_chunks` task
+    /// each product splits again over the same pool; the nested fork–joins of small products
+    /// left idle workers spinning in `sched_yield` (measured: 2 threads slower than 1). Inside
+    /// a one-thread pool `current_num_threads()` is 1 and each product runs sequentially, so
+    /// the parallelism is only over images, which the elementwise ops (single-threaded in
+    /// dfdx) need anyway.
+    fn parallel_chunks<R: Send>(&self, n: usize, f: &(dyn Fn(std::ops::Range<usize>) -> R + Sync)) -> Vec<R> {
+        let chunk = self.chunk;
+        let run_part = |r: std::ops::Range<usize>| -> Vec<R> {
+            let mut out = Vec::new();
+            let mut a = r.start;
+            while a < r.end {
+                let b = (a + chunk).min(r.end);
+                out.push(f(a..b));
+                a = b;
+            }
+            out
+        };
+        let w = rayon::current_num_threads().min(n.div_ceil(chunk)).max(1);
+        if w == 1 {
+            // One worker: `current_num_threads()` is already 1 or a single chunk remains; a
+            // lone chunk may as well let its products use the pool.
+            return run_part(0..n);
+        }
+        let pools = self.pools(w);
+        let part = |k: usize| k * n / w..(k + 1) * n / w;
+        let in_pool = |k: usize| -> Vec<R> {
+            match pools.get(k) {
+                Some(pool) => pool.install(|| run_part(part(k))),
+                None => run_part(part(k)),
+            }
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (1..w).map(|k| s.spawn(move || in_pool(k))).collect();
+            let mut out = in_pool(0);
+            for h in handles {
+                match h.join() {
+                    Ok(v) => out.extend(v),
+                    Err(e) => std::panic::resume_unwind(e),
+                }
+            }
+            out
+        })
+    }
+
+    /// `w` one-thread pools, created on first use and kept (empty if the OS refuses threads:
+    /// the chunks then run on the calling threads).
+    fn pools(&self, w: usize) -> Vec<std::sync::Arc<rayon::ThreadPool>> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        while pools.len() < w {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|i| format!("ncsnpp-worker-{i}"))
+                .build()
+            {
+                Ok(p) => pools.push(std::sync::Arc::new(p)),
+                Err(_) => return Vec::new(),
+            }
+        }
+        pools[..w].to_vec()
+    }
+
+    /// `ε̂(x_i, t_i)` for images given in C order at per-image times.
+    fn eps_at<E: Elem>(&self, p: &Params<E>, x: &[f64], t: &[f64]) -> Vec<f64>
     where
         Cpu: Device<E>,
     {
         let d = self.dim();
-        let mut out = vec![0.0; x.len()];
-        out.par_chunks_mut(self.chunk * d).zip(x.par_chunks(self.chunk * d)).for_each(|(o, xc)| {
-            let b = xc.len() / d;
+        let c = self.net.image_shape().0;
+        let parts = self.parallel_chunks(t.len(), &|r| {
+            let b = r.len();
             let dev = Cpu::default();
-            let rows = self.to_rows::<E>(xc);
             let xt: Tensor<(usize, usize), E, Cpu> =
-                dev.tensor_from_vec(rows, (b * d / self.net.image_shape().0, self.net.image_shape().0));
-            let e = self.net.forward_rows(p, xt, &vec![t; b], None).as_vec();
-            self.from_rows(&e, o);
+                dev.tensor_from_vec(self.to_rows::<E>(&x[r.start * d..r.end * d]), (b * d / c, c));
+            let e = self.net.forward_rows(p, xt, &t[r.clone()], None).as_vec();
+            let mut o = vec![0.0; b * d];
+            self.from_rows(&e, &mut o);
+            o
         });
-        out
+        parts.concat()
     }
 
-    /// `(ε̂, cᵀ ∂ε̂/∂x)` for pairs of images and cotangents, chunked in parallel.
+    /// `ε̂` at one shared time.
+    fn eps<E: Elem>(&self, p: &Params<E>, x: &[f64], t: f64) -> Vec<f64>
+    where
+        Cpu: Device<E>,
+    {
+        self.eps_at(p, x, &vec![t; x.len() / self.dim()])
+    }
+
+    /// `(ε̂, cᵀ ∂ε̂/∂x)` for pairs of images and cotangents at one shared time.
     fn eps_vjp<E: Elem>(&self, p: &Params<E>, x: &[f64], cot: &[f64], t: f64) -> (Vec<f64>, Vec<f64>)
     where
         Cpu: Device<E>,
     {
         let d = self.dim();
         let c = self.net.image_shape().0;
-        let mut eps = vec![0.0; x.len()];
-        let mut vjp = vec![0.0; x.len()];
-        let cs = self.chunk * d;
-        eps.par_chunks_mut(cs).zip(vjp.par_chunks_mut(cs)).zip(x.par_chunks(cs).zip(cot.par_chunks(cs))).for_each(
-            |((eo, vo), (xc, cc))| {
-                let b = xc.len() / d;
-                let dev = Cpu::default();
-                let x0: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(xc), (b * d / c, c));
-                let ct: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(cc), (b * d / c, c));
-                let e = self.net.forward_rows(p, x0.leaky_trace(), &vec![t; b], None);
-                let ev = e.with_empty_tape().as_vec();
-                let g = (e * ct).sum::<(), _>().backward();
-                let gv = g.get(&x0).as_vec();
-                self.from_rows(&ev, eo);
-                self.from_rows(&gv, vo);
-            },
-        );
+        let parts = self.parallel_chunks(x.len() / d, &|r| {
+            let b = r.len();
+            let dev = Cpu::default();
+            let (lo, hi) = (r.start * d, r.end * d);
+            let x0: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&x[lo..hi]), (b * d / c, c));
+            let ct: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&cot[lo..hi]), (b * d / c, c));
+            let e = self.net.forward_rows(p, x0.leaky_trace(), &vec![t; b], None);
+            let ev = e.with_empty_tape().as_vec();
+            let g = (e * ct).sum::<(), _>().backward();
+            let (mut eo, mut vo) = (vec![0.0; b * d], vec![0.0; b * d]);
+            self.from_rows(&ev, &mut eo);
+            self.from_rows(&g.get(&x0).as_vec(), &mut vo);
+            (eo, vo)
+        });
+        let (mut eps, mut vjp) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        for (e, v) in parts {
+            eps.extend(e);
+            vjp.extend(v);
+        }
         (eps, vjp)
+    }
+
+    /// Scores and VJPs whose cotangents depend on the scores, from one forward pass per
+    /// chunk: the tape records the forward pass, the cotangent is formed from its output, and
+    /// the backward pass runs on the recorded activations.
+    #[allow(clippy::too_many_arguments)]
+    fn score_then_vjp_in<E: Elem>(
+        &self,
+        p: &Params<E>,
+        x: &[f64],
+        t: &[f64],
+        sigma: &[f64],
+        cotangent: &(dyn Fn(usize, &[f64], &mut [f64]) + Sync),
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+    ) where
+        Cpu: Device<E>,
+    {
+        let d = self.dim();
+        let c = self.net.image_shape().0;
+        let parts = self.parallel_chunks(t.len(), &|r| {
+            let b = r.len();
+            let dev = Cpu::default();
+            let x0: Tensor<(usize, usize), E, Cpu> =
+                dev.tensor_from_vec(self.to_rows::<E>(&x[r.start * d..r.end * d]), (b * d / c, c));
+            let e = self.net.forward_rows(p, x0.leaky_trace(), &t[r.clone()], None);
+            let ev = e.with_empty_tape().as_vec();
+            let mut so = vec![0.0; b * d];
+            self.from_rows(&ev, &mut so);
+            // s = −ε̂/σ, so the cotangent of ε̂ is −c/σ and the VJP comes out in score units.
+            let mut cot = vec![0.0; b * d];
+            for i in 0..b {
+                let si = sigma[r.start + i];
+                let sc = &mut so[i * d..(i + 1) * d];
+                sc.iter_mut().for_each(|v| *v = -*v / si);
+                let ci = &mut cot[i * d..(i + 1) * d];
+                cotangent(r.start + i, sc, ci);
+                ci.iter_mut().for_each(|v| *v = -*v / si);
+            }
+            let ct: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&cot), (b * d / c, c));
+            let g = (e * ct).sum::<(), _>().backward();
+            let mut vo = vec![0.0; b * d];
+            self.from_rows(&g.get(&x0).as_vec(), &mut vo);
+            (so, vo)
+        });
+        let mut at = 0;
+        for (so, vo) in parts {
+            score_out[at..at + so.len()].copy_from_slice(&so);
+            vjp_out[at..at + vo.len()].copy_from_slice(&vo);
+            at += so.len();
+        }
+    }
+
+    /// Checks per-image times and returns `σ(t_i)`.
+    fn sigmas(&self, x: &[f64], t: &[f64], out_len: usize) -> scoreprior_core::Result<Vec<f64>> {
+        scoreprior_core::score::check_times(self.dim(), x, t, out_len)?;
+        t.iter().map(|&ti| self.sigma(ti)).collect()
     }
 
     fn to_rows<E: Elem>(&self, x: &[f64]) -> Vec<E>
@@ -250,6 +387,38 @@ impl ScoreModel for NcsnppScore {
         vjp_out: &mut [f64],
     ) -> scoreprior_core::Result<()> {
         self.score_vjp_in(self.precision, x, t, cotangents, score_out, vjp_out)
+    }
+
+    fn score_at(&self, x: &[f64], t: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {
+        let sig = self.sigmas(x, t, out.len())?;
+        let e = match self.precision {
+            Precision::F32 => self.eps_at(&self.p32, x, t),
+            Precision::F64 => self.eps_at(&self.p64, x, t),
+        };
+        let d = self.dim();
+        for (i, (o, e)) in out.chunks_mut(d).zip(e.chunks(d)).enumerate() {
+            o.iter_mut().zip(e).for_each(|(o, e)| *o = -e / sig[i]);
+        }
+        Ok(())
+    }
+
+    fn score_then_vjp(
+        &self,
+        x: &[f64],
+        t: &[f64],
+        cotangent: &(dyn Fn(usize, &[f64], &mut [f64]) + Sync),
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+    ) -> scoreprior_core::Result<()> {
+        let sig = self.sigmas(x, t, score_out.len())?;
+        if vjp_out.len() != x.len() {
+            return Err(scoreprior_core::Error::shape("vjp output", x.len(), vjp_out.len()));
+        }
+        match self.precision {
+            Precision::F32 => self.score_then_vjp_in(&self.p32, x, t, &sig, cotangent, score_out, vjp_out),
+            Precision::F64 => self.score_then_vjp_in(&self.p64, x, t, &sig, cotangent, score_out, vjp_out),
+        }
+        Ok(())
     }
 
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {

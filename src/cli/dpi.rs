@@ -19,13 +19,13 @@ use rand_chacha::ChaCha8Rng;
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::dpi::{
     draw_samples, run_dpi, summarize_samples, Annealing, DpiConfig, Energy, LikelihoodEnergy, LossWeights, PriorEnergy,
-    ScorePriorEnergy, StepRecord,
+    ScorePriorEnergy, StepRecord, TimeFloorSchedule,
 };
 use scoreprior_core::forward::{parse_model, ForwardModel, Shape};
 use scoreprior_core::io::{atomic_write, read_npy, read_png, write_npy, write_png_grid};
 use scoreprior_core::metrics::image_metrics;
 use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
-use scoreprior_core::prior_dsm::DsmBoundPrior;
+use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
 use scoreprior_core::prior_tv::TotalVariation;
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_models::realnvp::{FlowPrior, RealNvp, RealNvpConfig};
@@ -68,6 +68,31 @@ pub struct DpiArgs {
     /// bound on log p (one time draw per image, first-order VJPs only) instead of the PF-ODE.
     #[arg(long)]
     pub surrogate: bool,
+    /// Score priors: lower time limit of the prior at the end of the run (`ε` of the DSM
+    /// bound, `t0` of the PF-ODE).
+    #[arg(long, default_value_t = 1e-3)]
+    pub time_floor: f64,
+    /// Noise-level continuation: start the prior's time floor at this value and lower it
+    /// geometrically to --time-floor over --time-floor-steps (0: off). A large floor (0.1)
+    /// smooths the prior's landscape so the flow does not settle in a spurious optimum.
+    #[arg(long, default_value_t = 0.0)]
+    pub time_floor_from: f64,
+    /// Length of the continuation ramp in steps (0: half of --steps).
+    #[arg(long, default_value_t = 0)]
+    pub time_floor_steps: usize,
+    /// DSM surrogate: time draws per image per step (all in one network batch).
+    #[arg(long, default_value_t = 1)]
+    pub dsm_draws: usize,
+    /// DSM surrogate: density of the time draws: `g2` (∝ g²/σ², the reference),
+    /// `log-uniform` (∝ 1/t) or `uniform`.
+    #[arg(long, default_value = "g2")]
+    pub dsm_time_density: String,
+    /// DSM surrogate: stratify the time draws of each image.
+    #[arg(long)]
+    pub dsm_stratified: bool,
+    /// DSM surrogate: antithetic noise pairs (z, −z) (needs an even --dsm-draws).
+    #[arg(long)]
+    pub dsm_antithetic: bool,
     /// Weight of the TV prior.
     #[arg(long, default_value_t = 1.0)]
     pub tv_weight: f64,
@@ -334,6 +359,38 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             format!("--score-function-weight must be finite and >= 0, got {}", args.score_function_weight).into()
         );
     }
+    if !(args.time_floor.is_finite() && args.time_floor > 0.0 && args.time_floor < 1.0) {
+        return Err(format!("--time-floor must be in (0, 1), got {}", args.time_floor).into());
+    }
+    if !(args.time_floor_from == 0.0
+        || (args.time_floor_from.is_finite() && args.time_floor_from >= args.time_floor && args.time_floor_from < 1.0))
+    {
+        return Err(format!(
+            "--time-floor-from must be 0 (off) or in [--time-floor, 1), got {}",
+            args.time_floor_from
+        )
+        .into());
+    }
+    if args.dsm_draws == 0 {
+        return Err("--dsm-draws must be at least 1".into());
+    }
+    if args.dsm_antithetic && args.dsm_draws % 2 != 0 {
+        return Err(format!("--dsm-antithetic needs an even --dsm-draws, got {}", args.dsm_draws).into());
+    }
+    let dsm_density = match args.dsm_time_density.as_str() {
+        "g2" => TimeDensity::G2OverSigma2,
+        "log-uniform" => TimeDensity::LogUniform,
+        "uniform" => TimeDensity::Uniform,
+        other => return Err(format!("--dsm-time-density: expected g2, log-uniform or uniform, got {other:?}").into()),
+    };
+    let dsm = |m: std::sync::Arc<dyn scoreprior_core::score::ScoreModel>, sde: AnySde| -> CliResult<Box<dyn Energy>> {
+        Ok(Box::new(
+            DsmBoundPrior::new(m, sde, args.time_floor, args.dsm_draws)?
+                .with_density(dsm_density)
+                .with_stratified(args.dsm_stratified)
+                .with_antithetic(args.dsm_antithetic)?,
+        ))
+    };
     // Measurement and ground truth.
     let (h, w, x_true) = match (&args.x_true, &args.y) {
         (Some(p), None) => {
@@ -372,7 +429,8 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             .with_adjoint_solver(solver)
             .with_tolerances(args.rtol, args.atol)
             .with_adjoint_tolerances(args.rtol, args.atol)
-            .with_divergence(div))
+            .with_divergence(div)
+            .with_t0(args.time_floor))
     };
     if args.surrogate
         && !matches!(args.prior.as_str(), "gaussian-ode")
@@ -383,12 +441,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     }
     let prior: Box<dyn Energy> = match args.prior.as_str() {
         "gaussian" => Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(gauss.clone().unwrap()))),
-        "gaussian-ode" if args.surrogate => Box::new(DsmBoundPrior::new(
-            std::sync::Arc::new(gauss.clone().unwrap()),
-            AnySde::Vp(VpSde::default()),
-            1e-3,
-            1,
-        )?),
+        "gaussian-ode" if args.surrogate => dsm(std::sync::Arc::new(gauss.clone().unwrap()), AnySde::Vp(VpSde::default()))?,
         "gaussian-ode" => Box::new(ScorePriorEnergy::new(ScorePrior::new(gauss.clone().unwrap(), prior_cfg()?)?)),
         "tv" => Box::new(TotalVariation::new(h, w, args.tv_weight, 1e-3)?),
         other if other.starts_with("flow:") => {
@@ -406,7 +459,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             let m = NcsnppScore::load(&p).map_err(|e| format!("--prior {other}: {e}"))?;
             let sde = AnySde::Vp(*m.sde());
             if args.surrogate {
-                Box::new(DsmBoundPrior::new(std::sync::Arc::new(m), sde, 1e-3, 1)?)
+                dsm(std::sync::Arc::new(m), sde)?
             } else {
                 Box::new(ScorePriorEnergy::new(ScorePrior::new(m, prior_cfg()?.with_sde(sde))?))
             }
@@ -452,6 +505,12 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             Annealing::Geometric { start: args.temper_from, steps }
         },
         score_function_weight: args.score_function_weight,
+        time_floor: if args.time_floor_from > 0.0 {
+            let steps = if args.time_floor_steps == 0 { args.steps / 2 } else { args.time_floor_steps };
+            TimeFloorSchedule::Geometric { start: args.time_floor_from, end: args.time_floor, steps }
+        } else {
+            TimeFloorSchedule::Off
+        },
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         out_dir: Some(args.out.clone()),

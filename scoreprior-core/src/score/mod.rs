@@ -48,6 +48,70 @@ pub trait ScoreModel: Send + Sync {
         vjp_out: &mut [f64],
     ) -> Result<()>;
 
+    /// Scores at per-image times: `out[i,:] = s(x_i, t[i])` (`t.len() == n`).
+    ///
+    /// The default groups the images by equal time and makes one [`ScoreModel::score`] call
+    /// per distinct time (one call when all times agree). Networks conditioned on time per
+    /// image (NCSN++) override it with one batched pass.
+    ///
+    /// # Errors
+    /// Shape mismatches and the model's errors.
+    fn score_at(&self, x: &[f64], t: &[f64], out: &mut [f64]) -> Result<()> {
+        let d = self.dim();
+        let n = check_times(d, x, t, out.len())?;
+        for (tv, idx) in groups_by_time(t) {
+            if idx.len() == n {
+                return self.score(x, tv, out);
+            }
+            let xs = gather(x, &idx, d);
+            let mut o = vec![0.0; xs.len()];
+            self.score(&xs, tv, &mut o)?;
+            scatter(&o, &idx, d, out);
+        }
+        Ok(())
+    }
+
+    /// The score and one VJP per image *whose cotangent depends on the score*, at per-image
+    /// times: `score_out[i] = s(x_i, t[i])`, then `cotangent(i, score_out[i], c_i)` fills
+    /// `c_i`, and `vjp_out[i] = c_iᵀ ∂s(x_i, t[i])/∂x_i`.
+    ///
+    /// This is what denoising-score-matching objectives need (the cotangent is the residual
+    /// `s + z/σ`). A network overrides it to take the score and the VJP from one forward
+    /// pass (the backward pass runs on the recorded activations once the cotangent is known).
+    /// The default computes the scores with [`ScoreModel::score_at`], then calls
+    /// [`ScoreModel::score_and_vjp`] once per distinct time, which recomputes the forward
+    /// pass; exact models, whose passes are cheap, keep it.
+    ///
+    /// # Errors
+    /// Shape mismatches and the model's errors.
+    fn score_then_vjp(
+        &self,
+        x: &[f64],
+        t: &[f64],
+        cotangent: &(dyn Fn(usize, &[f64], &mut [f64]) + Sync),
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+    ) -> Result<()> {
+        let d = self.dim();
+        let n = check_times(d, x, t, score_out.len())?;
+        if vjp_out.len() != n * d {
+            return Err(Error::shape("vjp output", format!("({n}, {d})"), vjp_out.len()));
+        }
+        self.score_at(x, t, score_out)?;
+        let mut cot = vec![0.0; n * d];
+        for i in 0..n {
+            cotangent(i, &score_out[i * d..(i + 1) * d], &mut cot[i * d..(i + 1) * d]);
+        }
+        for (tv, idx) in groups_by_time(t) {
+            let xs = gather(x, &idx, d);
+            let cs = gather(&cot, &idx, d);
+            let (mut s, mut v) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+            self.score_and_vjp(&xs, tv, &cs, &mut s, &mut v)?;
+            scatter(&v, &idx, d, vjp_out);
+        }
+        Ok(())
+    }
+
     /// Scores and the probes' quadratic forms `forms_out[j, i] = ε_jᵀ ∂s(x_i, t)/∂x_i ε_j`
     /// (`(K, n)`) for `K` probes `(K, D)` shared by the batch: what the Hutchinson estimator
     /// needs.
@@ -155,6 +219,48 @@ pub trait ScoreModel: Send + Sync {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks `x` (`(n, D)`), per-image times `t` (`n`, each finite) and an output length;
+/// returns `n`.
+pub fn check_times(d: usize, x: &[f64], t: &[f64], out_len: usize) -> Result<usize> {
+    let n = check_batch(x, d, "x")?;
+    if t.len() != n {
+        return Err(Error::shape("times", format!("one per image ({n})"), t.len()));
+    }
+    if out_len != n * d {
+        return Err(Error::shape("score output", format!("({n}, {d})"), out_len));
+    }
+    if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(format!("time of image {i} is not finite: {}", t[i])));
+    }
+    Ok(n)
+}
+
+/// Images grouped by equal time, in order of first appearance: `(t, indices)`.
+fn groups_by_time(t: &[f64]) -> Vec<(f64, Vec<usize>)> {
+    let mut groups: Vec<(f64, Vec<usize>)> = Vec::new();
+    for (i, &tv) in t.iter().enumerate() {
+        match groups.iter_mut().find(|g| g.0.to_bits() == tv.to_bits()) {
+            Some(g) => g.1.push(i),
+            None => groups.push((tv, vec![i])),
+        }
+    }
+    groups
+}
+
+fn gather(x: &[f64], idx: &[usize], d: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(idx.len() * d);
+    for &i in idx {
+        out.extend_from_slice(&x[i * d..(i + 1) * d]);
+    }
+    out
+}
+
+fn scatter(src: &[f64], idx: &[usize], d: usize, out: &mut [f64]) {
+    for (k, &i) in idx.iter().enumerate() {
+        out[i * d..(i + 1) * d].copy_from_slice(&src[k * d..(k + 1) * d]);
     }
 }
 
