@@ -4,7 +4,6 @@ use clap::Parser;
 
 mod cli;
 
-
 fn main() {
     scoreprior_models::alloc::retain_freed_memory();
     let args = cli::Cli::parse();

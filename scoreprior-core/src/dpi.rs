@@ -153,7 +153,9 @@ impl TimeFloorSchedule {
             TimeFloorSchedule::Off => Ok(()),
             TimeFloorSchedule::Geometric { start, end, .. } => {
                 if !(start.is_finite() && end.is_finite() && end > 0.0 && end <= start) {
-                    Err(Error::invalid(format!("time-floor schedule needs finite 0 < end <= start, got start {start}, end {end}")))
+                    Err(Error::invalid(format!(
+                        "time-floor schedule needs finite 0 < end <= start, got start {start}, end {end}"
+                    )))
                 } else {
                     Ok(())
                 }
@@ -579,7 +581,9 @@ pub fn run_dpi(
         }
     }
     if config.time_floor != TimeFloorSchedule::Off && prior.and_then(|p| p.time_floor()).is_none() {
-        return Err(Error::invalid("a time-floor schedule needs a score-based prior with a lower time limit (DSM bound or PF-ODE)"));
+        return Err(Error::invalid(
+            "a time-floor schedule needs a score-based prior with a lower time limit (DSM bound or PF-ODE)",
+        ));
     }
     let ckpt_path = config.out_dir.as_ref().map(|p| p.join(CHECKPOINT_FILE));
     if let Some(dir) = &config.out_dir {

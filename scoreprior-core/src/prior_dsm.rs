@@ -144,7 +144,10 @@ impl DsmBoundPrior {
     /// If the number of draws per image is odd.
     pub fn with_antithetic(mut self, on: bool) -> Result<Self> {
         if on && self.samples % 2 != 0 {
-            return Err(Error::invalid(format!("antithetic DSM draws need an even number of samples, got {}", self.samples)));
+            return Err(Error::invalid(format!(
+                "antithetic DSM draws need an even number of samples, got {}",
+                self.samples
+            )));
         }
         self.antithetic = on;
         Ok(self)
@@ -175,7 +178,8 @@ impl DsmBoundPrior {
         self.grid = (0..=m).map(|i| eps * (t_max / eps).powf(i as f64 / m as f64)).collect();
         let mut cdf = vec![0.0; m + 1];
         for i in 1..=m {
-            cdf[i] = cdf[i - 1] + 0.5 * (self.weight(self.grid[i]) + self.weight(self.grid[i - 1])) * (self.grid[i] - self.grid[i - 1]);
+            cdf[i] = cdf[i - 1]
+                + 0.5 * (self.weight(self.grid[i]) + self.weight(self.grid[i - 1])) * (self.grid[i] - self.grid[i - 1]);
         }
         self.cdf = cdf;
     }
@@ -201,7 +205,8 @@ impl DsmBoundPrior {
     pub fn draw(&self, n: usize, rng: &mut dyn RngCore) -> DsmDraws {
         let d = self.model.dim();
         let s = self.samples;
-        let normal = |rng: &mut dyn RngCore, k: usize| -> Vec<f64> { (0..k).map(|_| rng.sample(StandardNormal)).collect() };
+        let normal =
+            |rng: &mut dyn RngCore, k: usize| -> Vec<f64> { (0..k).map(|_| rng.sample(StandardNormal)).collect() };
         let z_terminal = normal(rng, n * d);
         let (c_lo, c_hi) = (self.cdf_at(self.eps()), *self.cdf.last().expect("table"));
         // Strata: one per draw, or one per antithetic pair.
@@ -242,11 +247,19 @@ impl DsmBoundPrior {
         let d = self.model.dim();
         let n = check_batch(x, d, "x")?;
         let s = self.samples;
-        if draws.t.len() != s * n || draws.z.len() != s * n * d || draws.z_terminal.len() != n * d || draws.z_decoder.len() != n * d {
+        if draws.t.len() != s * n
+            || draws.z.len() != s * n * d
+            || draws.z_terminal.len() != n * d
+            || draws.z_decoder.len() != n * d
+        {
             return Err(Error::shape("DSM draws", format!("{s} draws for {n} images of {d}"), draws.t.len()));
         }
         if energy.len() != n || grad.len() != n * d {
-            return Err(Error::shape("DSM outputs", format!("{n} and {}", n * d), format!("{} and {}", energy.len(), grad.len())));
+            return Err(Error::shape(
+                "DSM outputs",
+                format!("{n} and {}", n * d),
+                format!("{} and {}", energy.len(), grad.len()),
+            ));
         }
         let sde = &self.sde;
         let eps = self.eps();
@@ -290,7 +303,13 @@ impl DsmBoundPrior {
             }
         }
         let zs: Vec<&[f64]> = (0..m)
-            .map(|e| if e < s * n { &draws.z[e * d..(e + 1) * d] } else { &draws.z_decoder[(e - s * n) * d..(e - s * n + 1) * d] })
+            .map(|e| {
+                if e < s * n {
+                    &draws.z[e * d..(e + 1) * d]
+                } else {
+                    &draws.z_decoder[(e - s * n) * d..(e - s * n + 1) * d]
+                }
+            })
             .collect();
         let cot = |e: usize, sc: &[f64], c: &mut [f64]| {
             for ((c, s), z) in c.iter_mut().zip(sc).zip(zs[e]) {

@@ -160,11 +160,7 @@ impl NcsnppScore {
     fn pools(&self, w: usize) -> Vec<std::sync::Arc<rayon::ThreadPool>> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         while pools.len() < w {
-            match rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|i| format!("ncsnpp-worker-{i}"))
-                .build()
-            {
+            match rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|i| format!("ncsnpp-worker-{i}")).build() {
                 Ok(p) => pools.push(std::sync::Arc::new(p)),
                 Err(_) => return Vec::new(),
             }
@@ -212,7 +208,8 @@ impl NcsnppScore {
             let dev = Cpu::default();
             let (lo, hi) = (r.start * d, r.end * d);
             let x0: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&x[lo..hi]), (b * d / c, c));
-            let ct: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&cot[lo..hi]), (b * d / c, c));
+            let ct: Tensor<(usize, usize), E, Cpu> =
+                dev.tensor_from_vec(self.to_rows::<E>(&cot[lo..hi]), (b * d / c, c));
             let e = self.net.forward_rows(p, x0.leaky_trace(), &vec![t; b], None);
             let ev = e.with_empty_tape().as_vec();
             let g = (e * ct).sum::<(), _>().backward();

@@ -33,6 +33,7 @@ use scoreprior_models::score::NcsnppScore;
 
 use super::logprob::{load_gaussian, resolve};
 use super::plot::{Figure, Series};
+use super::progress::Progress;
 use super::CliResult;
 
 /// Arguments of `scoreprior dpi`.
@@ -217,6 +218,23 @@ pub struct DpiSummary {
     /// Against the closed-form posterior (Gaussian prior, denoising).
     pub closed_form: Option<ClosedFormErrors>,
     pub mean_pixel_std: f64,
+    /// Fraction of pixels with `|x_true − mean| ≤ 2·std` (calibration; ≈ 0.95 for a
+    /// well-calibrated Gaussian-like posterior).
+    pub coverage_2std: Option<f64>,
+    /// Reference estimates on the same `y` (Gaussian denoising only).
+    pub references: Option<DenoisingReferences>,
+}
+
+/// The two yardsticks of a denoising run, computed on the same `y`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DenoisingReferences {
+    /// Posterior mean under the fitted Gaussian prior (`--mean`/`--cov`, the Wiener filter).
+    pub wiener: Option<scoreprior_core::metrics::ImageMetrics>,
+    /// Tweedie's posterior mean under the score prior (one network evaluation at `t*`,
+    /// `σ_{t*}/α_{t*} = σ`): the exact posterior mean if the score is exact.
+    pub tweedie: Option<scoreprior_core::metrics::ImageMetrics>,
+    /// The matching time `t*` of Tweedie's estimate.
+    pub tweedie_t: Option<f64>,
 }
 
 /// Errors of the DPI posterior against the closed-form Gaussian posterior.
@@ -253,70 +271,36 @@ fn load_image(path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> 
     Ok((h, w, x))
 }
 
-/// Cholesky factor `L` (row-major) of an SPD matrix.
-fn cholesky(a: &[f64], n: usize) -> CliResult<Vec<f64>> {
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= l[i * n + k] * l[j * n + k];
-            }
-            if i == j {
-                if s <= 0.0 {
-                    return Err("covariance is not positive definite".into());
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
+/// The one-screen table of a run's estimates against the truth (empty without one).
+pub fn summary_table(res: &DpiSummary) -> String {
+    let Some(mean) = res.mean_metrics else { return String::new() };
+    let mut rows: Vec<(&str, scoreprior_core::metrics::ImageMetrics)> = vec![("DPI posterior mean", mean)];
+    if let Some(m) = res.sample_metrics {
+        rows.push(("DPI samples (average)", m));
+    }
+    if let Some(r) = &res.references {
+        if let Some(m) = r.tweedie {
+            rows.push(("Tweedie E[x|y] (score prior)", m));
+        }
+        if let Some(m) = r.wiener {
+            rows.push(("Wiener (Gaussian prior)", m));
         }
     }
-    Ok(l)
-}
-
-/// Solves `L Lᵀ x = b` in place.
-fn chol_solve(l: &[f64], n: usize, b: &mut [f64]) {
-    for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= l[i * n + k] * b[k];
-        }
-        b[i] = s / l[i * n + i];
+    if let Some(m) = res.naive_metrics {
+        rows.push(("measurement y / A^T y", m));
     }
-    for i in (0..n).rev() {
-        let mut s = b[i];
-        for k in i + 1..n {
-            s -= l[k * n + i] * b[k];
-        }
-        b[i] = s / l[i * n + i];
+    let mut s = String::from("estimate                          MSE      PSNR (dB)  SSIM\n");
+    for (name, m) in rows {
+        s.push_str(&format!("{name:<32}  {:.5}  {:>8.2}  {:.3}\n", m.mse, m.psnr, m.ssim));
     }
-}
-
-/// Exact posterior of `x ~ N(μ, Σ)`, `y = x + N(0, σ²I)`: mean `μ + Σ(Σ+σ²I)⁻¹(y−μ)` and the
-/// diagonal of `Σ − Σ(Σ+σ²I)⁻¹Σ`.
-pub fn gaussian_denoising_posterior(
-    mean: &[f64],
-    cov: &[f64],
-    sigma: f64,
-    y: &[f64],
-) -> CliResult<(Vec<f64>, Vec<f64>)> {
-    let n = mean.len();
-    let mut s = cov.to_vec();
-    for i in 0..n {
-        s[i * n + i] += sigma * sigma;
+    if let Some(c) = res.coverage_2std {
+        s.push_str(&format!(
+            "calibration: {:.1} % of pixels within 2 posterior std of the truth (mean std {:.4})\n",
+            100.0 * c,
+            res.mean_pixel_std
+        ));
     }
-    let l = cholesky(&s, n)?;
-    let mut r: Vec<f64> = y.iter().zip(mean).map(|(a, b)| a - b).collect();
-    chol_solve(&l, n, &mut r);
-    let post_mean: Vec<f64> = (0..n).map(|i| mean[i] + (0..n).map(|k| cov[i * n + k] * r[k]).sum::<f64>()).collect();
-    let mut var = vec![0.0; n];
-    for i in 0..n {
-        let mut col: Vec<f64> = (0..n).map(|k| cov[k * n + i]).collect();
-        chol_solve(&l, n, &mut col);
-        var[i] = cov[i * n + i] - (0..n).map(|k| cov[i * n + k] * col[k]).sum::<f64>();
-    }
-    Ok((post_mean, var.into_iter().map(|v| v.max(0.0).sqrt()).collect()))
+    s
 }
 
 fn noise_sigma(noise: &str) -> Option<f64> {
@@ -365,11 +349,9 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     if !(args.time_floor_from == 0.0
         || (args.time_floor_from.is_finite() && args.time_floor_from >= args.time_floor && args.time_floor_from < 1.0))
     {
-        return Err(format!(
-            "--time-floor-from must be 0 (off) or in [--time-floor, 1), got {}",
-            args.time_floor_from
-        )
-        .into());
+        return Err(
+            format!("--time-floor-from must be 0 (off) or in [--time-floor, 1), got {}", args.time_floor_from).into()
+        );
     }
     if args.dsm_draws == 0 {
         return Err("--dsm-draws must be at least 1".into());
@@ -439,9 +421,19 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     {
         return Err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)".into());
     }
+    // The score model behind a score prior, for Tweedie's reference estimate.
+    let mut score_model: Option<(std::sync::Arc<dyn scoreprior_core::score::ScoreModel>, AnySde)> =
+        gauss.clone().filter(|_| args.prior == "gaussian-ode").map(|g| {
+            (
+                std::sync::Arc::new(g) as std::sync::Arc<dyn scoreprior_core::score::ScoreModel>,
+                AnySde::Vp(VpSde::default()),
+            )
+        });
     let prior: Box<dyn Energy> = match args.prior.as_str() {
         "gaussian" => Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(gauss.clone().unwrap()))),
-        "gaussian-ode" if args.surrogate => dsm(std::sync::Arc::new(gauss.clone().unwrap()), AnySde::Vp(VpSde::default()))?,
+        "gaussian-ode" if args.surrogate => {
+            dsm(std::sync::Arc::new(gauss.clone().unwrap()), AnySde::Vp(VpSde::default()))?
+        }
         "gaussian-ode" => Box::new(ScorePriorEnergy::new(ScorePrior::new(gauss.clone().unwrap(), prior_cfg()?)?)),
         "tv" => Box::new(TotalVariation::new(h, w, args.tv_weight, 1e-3)?),
         other if other.starts_with("flow:") => {
@@ -456,12 +448,13 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
                 )
                 .into());
             }
-            let m = NcsnppScore::load(&p).map_err(|e| format!("--prior {other}: {e}"))?;
+            let m = std::sync::Arc::new(NcsnppScore::load(&p).map_err(|e| format!("--prior {other}: {e}"))?);
             let sde = AnySde::Vp(*m.sde());
+            score_model = Some((m.clone(), sde));
             if args.surrogate {
-                dsm(std::sync::Arc::new(m), sde)?
+                dsm(m, sde)?
             } else {
-                Box::new(ScorePriorEnergy::new(ScorePrior::new(m, prior_cfg()?.with_sde(sde))?))
+                Box::new(ScorePriorEnergy::new(ScorePrior::from_arc(m, prior_cfg()?.with_sde(sde))?))
             }
         }
     };
@@ -516,29 +509,17 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         out_dir: Some(args.out.clone()),
         resume: args.resume,
     };
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(args.steps as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("DPI {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    };
+    let mut progress = Progress::new("DPI", args.steps as u64, args.quiet);
     let t0 = Instant::now();
     let mut fresh_steps = 0usize;
     let hist = run_dpi(&cfg, &mut flow, Some(&data), Some(prior.as_ref()), &mut |r| {
         fresh_steps += 1;
-        bar.set_position(r.step as u64 + 1);
-        if r.step % 10 == 0 {
-            bar.set_message(format!(
-                "loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}",
-                r.total, r.data, r.prior, r.log_q
-            ));
-        }
+        progress.update(r.step as u64 + 1, || {
+            let floor = if r.time_floor.is_finite() { format!(", t0 {:.1e}", r.time_floor) } else { String::new() };
+            format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}{floor}", r.total, r.data, r.prior, r.log_q)
+        });
     })?;
-    bar.finish();
+    progress.finish();
     let seconds_training = t0.elapsed().as_secs_f64();
 
     // Sampling.
@@ -557,7 +538,9 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     write_png_grid(out.join("std.png"), &summary.std, h, w, 1, 0.0, smax, 8)?;
     if let Some(x) = &x_true {
         write_png_grid(out.join("x_true.png"), x, h, w, 1, 0.0, 1.0, 8)?;
+        write_npy(out.join("x_true.npy"), &[h, w], x)?;
     }
+    write_npy(out.join("y.npy"), &[y.len()], &y)?;
     if y.len() == d {
         write_png_grid(out.join("y.png"), &y, h, w, 1, 0.0, 1.0, 8)?;
     }
@@ -585,10 +568,46 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             naive_metrics = Some(image_metrics(&naive, x, h, w, 1.0)?);
         }
     }
-    let closed_form = match (&gauss, args.forward.trim(), noise_sigma(&args.noise)) {
-        (Some(g), "denoising", Some(sigma)) => {
+    let sigma = noise_sigma(&args.noise).filter(|_| args.forward.trim() == "denoising");
+    let coverage_2std = x_true.as_ref().map(|x| {
+        let inside =
+            x.iter().zip(&summary.mean).zip(&summary.std).filter(|((x, m), s)| (*x - *m).abs() <= 2.0 * *s).count();
+        inside as f64 / d as f64
+    });
+    let references = match sigma {
+        Some(sigma) => {
+            // Wiener: the fitted Gaussian of --mean/--cov (when its files are there).
+            let fitted = match &gauss {
+                Some(g) => Some(g.clone()),
+                None => load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default())).ok(),
+            };
+            let mut wiener_metrics = None;
+            if let Some(g) = fitted.filter(|g| g.mean().len() == d) {
+                let (wm, _) = scoreprior_core::denoise::wiener(g.mean(), &g.covariance(), sigma, &y)?;
+                write_npy(out.join("wiener.npy"), &[h, w], &wm)?;
+                write_png_grid(out.join("wiener.png"), &wm, h, w, 1, 0.0, 1.0, 8)?;
+                if let Some(x) = &x_true {
+                    wiener_metrics = Some(image_metrics(&wm, x, h, w, 1.0)?);
+                }
+            }
+            let (mut tweedie_metrics, mut tweedie_t) = (None, None);
+            if let Some((m, sde)) = &score_model {
+                let tm = scoreprior_core::denoise::tweedie(m.as_ref(), sde, sigma, &y)?;
+                tweedie_t = Some(scoreprior_core::denoise::matching_time(sde, sigma)?);
+                write_npy(out.join("tweedie.npy"), &[h, w], &tm)?;
+                write_png_grid(out.join("tweedie.png"), &tm, h, w, 1, 0.0, 1.0, 8)?;
+                if let Some(x) = &x_true {
+                    tweedie_metrics = Some(image_metrics(&tm, x, h, w, 1.0)?);
+                }
+            }
+            Some(DenoisingReferences { wiener: wiener_metrics, tweedie: tweedie_metrics, tweedie_t })
+        }
+        None => None,
+    };
+    let closed_form = match (&gauss, sigma) {
+        (Some(g), Some(sigma)) => {
             let (m, cov) = (g.mean().to_vec(), g.covariance());
-            let (pm, ps) = gaussian_denoising_posterior(&m, &cov, sigma, &y)?;
+            let (pm, ps) = scoreprior_core::denoise::wiener(&m, &cov, sigma, &y)?;
             let rmse = (pm.iter().zip(&summary.mean).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / d as f64).sqrt();
             let rel = ps.iter().zip(&summary.std).map(|(a, b)| (a - b).abs() / a).sum::<f64>() / d as f64;
             write_npy(out.join("exact_mean.npy"), &[h, w], &pm)?;
@@ -618,6 +637,8 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         naive_metrics,
         closed_form,
         mean_pixel_std: summary.std.iter().sum::<f64>() / d as f64,
+        coverage_2std,
+        references,
     };
     atomic_write(out.join("metrics.json"), serde_json::to_string_pretty(&res)?.as_bytes())?;
     if !args.quiet {
@@ -632,9 +653,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
             args.outlier,
             out.display()
         );
-        if let Some(m) = &res.mean_metrics {
-            eprintln!("posterior mean: MSE {:.5}, PSNR {:.2} dB, SSIM {:.3}", m.mse, m.psnr, m.ssim);
-        }
+        eprint!("{}", summary_table(&res));
         if let Some(c) = &res.closed_form {
             eprintln!(
                 "vs closed-form posterior: mean RMSE {:.4}, per-pixel std rel. error {:.3} (exact std {:.4})",
@@ -651,14 +670,11 @@ mod tests {
 
     #[test]
     fn closed_form_denoising_posterior_in_1d_and_2d() {
-        // 1-D: prior N(1, 4), σ = 1, y = 3: mean 1 + 4/5·2 = 2.6, var 4 − 16/5 = 0.8.
-        let (m, s) = gaussian_denoising_posterior(&[1.0], &[4.0], 1.0, &[3.0]).unwrap();
-        assert!((m[0] - 2.6).abs() < 1e-12 && (s[0] - 0.8f64.sqrt()).abs() < 1e-12);
+        use scoreprior_core::denoise::wiener;
         // 2-D diagonal: independent 1-D problems.
-        let (m, s) = gaussian_denoising_posterior(&[0.0, 0.0], &[1.0, 0.0, 0.0, 3.0], 1.0, &[1.0, 1.0]).unwrap();
+        let (m, _) = wiener(&[0.0, 0.0], &[1.0, 0.0, 0.0, 3.0], 1.0, &[1.0, 1.0]).unwrap();
         assert!((m[0] - 0.5).abs() < 1e-12 && (m[1] - 0.75).abs() < 1e-12);
-        assert!((s[1] - 0.75f64.sqrt()).abs() < 1e-12);
-        assert!(gaussian_denoising_posterior(&[0.0], &[-2.0], 1.0, &[0.0]).is_err());
+        assert!(wiener(&[0.0], &[-2.0], 1.0, &[0.0]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod fit_gaussian;
 pub mod logprob;
 pub mod measure;
 pub mod plot;
+pub mod progress;
 pub mod sample;
 pub mod solver_study;
 pub mod trace_study;

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::progress::Progress;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use scoreprior_core::sde::VpSde;
 use scoreprior_models::checkpoint;
@@ -226,19 +226,15 @@ pub fn run(args: TrainArgs) -> CliResult {
     std::fs::write(&csv_path, kept)?;
     let mut csv = std::fs::OpenOptions::new().append(true).open(&csv_path)?;
 
-    let pb = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.steps) };
-    pb.set_style(ProgressStyle::with_template(
-        "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
-    )?);
-    pb.set_position(start);
+    // A bar on a terminal, a plain line every ~10 s otherwise (quiet: a line every 50 steps).
+    let mut progress = Progress::new("train", args.steps, args.quiet);
     let t0 = Instant::now();
     let mut avg = f64::NAN;
     while trainer.step_count() < args.steps {
         let s = trainer.step(&data)?;
         avg = if avg.is_nan() { s.loss } else { 0.98 * avg + 0.02 * s.loss };
         writeln!(csv, "{},{:.6},{:.6},{:.3e},{:.2}", s.step, s.loss, s.grad_norm, s.lr, t0.elapsed().as_secs_f64())?;
-        pb.set_position(s.step);
-        pb.set_message(format!("loss {avg:.3} |g| {:.2}", s.grad_norm));
+        progress.update(s.step, || format!("loss {avg:.3} |g| {:.2}", s.grad_norm));
         if args.quiet && s.step % 50 == 0 {
             let el = t0.elapsed().as_secs_f64();
             eprintln!("step {} loss(avg) {avg:.4} {:.3} steps/s", s.step, (s.step - start) as f64 / el);
@@ -273,7 +269,7 @@ pub fn run(args: TrainArgs) -> CliResult {
             )?;
         }
     }
-    pb.finish();
+    progress.finish();
     csv.flush()?;
     plot_loss(&csv_path, &args.out.join("loss.svg"))?;
     eprintln!("done: {} steps in {:.1} s", trainer.step_count() - start, t0.elapsed().as_secs_f64());
