@@ -118,6 +118,9 @@ fn sample_prefixes_never_collide_and_the_folder_is_checked_first() {
         assert!(dir.join(f).exists(), "{f}");
     }
     assert!(!dir.join("run.png").exists() && !dir.join("reg.png").exists());
+    // A folder is not a prefix.
+    let e = fails(&["sample", "--checkpoint", &ck, "--out", &s(&dir)]);
+    assert!(e.contains("--out") && e.contains("not a folder"), "{e}");
     // A folder that cannot be created: fails at once, not after sampling 4096 images.
     std::fs::write(dir.join("file"), b"x").unwrap();
     let t = std::time::Instant::now();

@@ -74,7 +74,7 @@ impl TrainConfig {
             return bad(format!("ema_rate must be in [0, 1), got {}", self.ema_rate));
         }
         // `inf` disables clipping; NaN would too, silently (no comparison with NaN holds).
-        if !(self.grad_clip > 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
             return bad(format!("grad_clip must be positive (inf: no clipping), got {}", self.grad_clip));
         }
         if !(self.t_eps > 0.0 && self.t_eps < 1.0) {

@@ -49,9 +49,10 @@ pub struct SampleArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output prefix: writes PREFIX.png and PREFIX.npy. The extension is appended to the whole
-    /// prefix (`run.1` → `run.1.png`, `run.1.npy`), so distinct prefixes never collide; a prefix
-    /// ending in `.png` or `.npy` has that ending replaced (`s.png` → `s.png`, `s.npy`).
+    /// Output prefix (not a folder): writes PREFIX.png and PREFIX.npy. The extension is
+    /// appended to the whole prefix (`run.1` → `run.1.png`, `run.1.npy`), so distinct prefixes
+    /// never collide; a prefix ending in `.png` or `.npy` has that ending replaced
+    /// (`s.png` → `s.png`, `s.npy`).
     #[arg(long, default_value = "samples")]
     pub out: PathBuf,
 }
@@ -67,6 +68,11 @@ pub fn run(args: SampleArgs) -> CliResult {
         "em" | "pc" => None,
         m => return Err(format!("--method {m}: expected ode, em or pc").into()),
     };
+    // A folder is not a prefix: `out/` would give the hidden files `out/.png`, `out/.npy`.
+    let text = args.out.to_string_lossy();
+    if text.is_empty() || text.ends_with(std::path::MAIN_SEPARATOR) || text.ends_with('/') || args.out.is_dir() {
+        return Err(format!("--out {text}: give a file prefix such as {text}/samples, not a folder").into());
+    }
     let (png, npy) = prefix_png_npy(&args.out);
     check_outputs_distinct(&[("--checkpoint", &args.checkpoint)], &[("--out", &png), ("--out", &npy)])?;
     ensure_writable_dir("--out", png.parent().unwrap_or(Path::new("")))?;

@@ -155,7 +155,7 @@ fn validate(args: &TrainArgs) -> CliResult {
     if !(0.0..1.0).contains(&args.ema_rate) {
         return Err(format!("--ema-rate {}: must be in [0, 1)", args.ema_rate).into());
     }
-    if !(args.grad_clip > 0.0) {
+    if args.grad_clip.is_nan() || args.grad_clip <= 0.0 {
         return Err(format!("--grad-clip {}: must be positive (inf disables clipping)", args.grad_clip).into());
     }
     if args.size == 0 {
