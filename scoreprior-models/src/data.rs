@@ -1,11 +1,12 @@
 //! Image data sets for training and evaluation: IDX (MNIST / Fashion-MNIST, raw or gzip),
-//! `.npy` (`(N,H,W)` or `(N,C,H,W)`, integer or float) and folders of PNG files, resized by
-//! area averaging (each output pixel is the overlap-weighted mean of the input pixels it
-//! covers) and scaled to `[0, 1]`.
+//! `.npy` (`(N,H,W)` or `(N,C,H,W)`: float, or `u8` scaled by 1/255 as everywhere in the CLI,
+//! see [`scoreprior_core::io::read_npy_images`]; other integer dtypes are rejected) and
+//! folders of PNG files, resized by area averaging (each output pixel is the overlap-weighted
+//! mean of the input pixels it covers) and scaled to `[0, 1]`.
 
 use std::path::{Path, PathBuf};
 
-use scoreprior_core::io::{read_idx_images, read_npy, read_png, Array};
+use scoreprior_core::io::{read_idx_images, read_npy_images, read_png, Array};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -167,7 +168,7 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
         return Ok(Array::new(full, data)?);
     }
     if name.ends_with(".npy") {
-        let mut a = read_npy(path)?;
+        let mut a = read_npy_images(path)?;
         let max = a.data.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let min = a.data.iter().cloned().fold(f64::INFINITY, f64::min);
         if !(min.is_finite() && max.is_finite()) {
@@ -180,7 +181,7 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
             )));
         }
         if max > 1.0 {
-            // Byte-valued images (any dtype): scale to [0, 1].
+            // Byte-valued float images (a data-set convenience): scale to [0, 1].
             a.data.iter_mut().for_each(|v| *v /= 255.0);
         }
         return Ok(a);

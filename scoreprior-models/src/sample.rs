@@ -32,6 +32,9 @@ pub fn sample_ode(
     t_end: f64,
     rng: &mut dyn rand::RngCore,
 ) -> Result<(Vec<f64>, Stats)> {
+    if !(t_end > 0.0 && t_end < sde.t_max()) {
+        return Err(Error::invalid(format!("sampler needs 0 < t_end < T = {}, got t_end = {t_end}", sde.t_max())));
+    }
     let d = model.dim();
     let mut x0 = vec![0.0; n * d];
     sde.prior_sample(rng, &mut x0);
@@ -54,7 +57,9 @@ pub fn sample_ode(
             if k == 0 {
                 return Err(Error::invalid("fixed-step sampler needs at least one step"));
             }
-            let mut c = ConstantStepSize::new((t_end - sde.t_max()) / k as f64);
+            // The integrator takes step magnitudes and the direction from t0 → t1, so the
+            // backward solve T → t_end gets the positive step (T − t_end)/k.
+            let mut c = ConstantStepSize::new((sde.t_max() - t_end) / k as f64);
             solve(&mut vf, solver, &mut c, sde.t_max(), t_end, &x0, &opts)?
         }
     };

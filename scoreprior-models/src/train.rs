@@ -60,6 +60,30 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Checks every field, naming the first bad one and its value.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |why: String| Err(ModelError::Config(why));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1, got 0".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("lr must be positive and finite, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.ema_rate) {
+            return bad(format!("ema_rate must be in [0, 1), got {}", self.ema_rate));
+        }
+        // `inf` disables clipping; NaN would too, silently (no comparison with NaN holds).
+        if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
+            return bad(format!("grad_clip must be positive (inf: no clipping), got {}", self.grad_clip));
+        }
+        if !(self.t_eps > 0.0 && self.t_eps < 1.0) {
+            return bad(format!("t_eps must be in (0, 1), got {}", self.t_eps));
+        }
+        Ok(())
+    }
+}
+
 /// Statistics of one optimiser step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepStats {
@@ -92,13 +116,7 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run with weights initialised from the seed.
     pub fn new(net: NcsnppNet, cfg: TrainConfig, preprocess: Preprocess) -> Result<Self, ModelError> {
-        if cfg.batch_size == 0
-            || !(cfg.lr > 0.0)
-            || !(0.0..1.0).contains(&cfg.ema_rate)
-            || !(cfg.t_eps > 0.0 && cfg.t_eps < 1.0)
-        {
-            return Err(ModelError::Config(format!("bad training configuration {cfg:?}")));
-        }
+        cfg.validate()?;
         let sde = VpSde::new(cfg.beta.0, cfg.beta.1)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let values = net.init_params(&mut rng);

@@ -243,6 +243,12 @@ fn samplers_reproduce_a_gaussian() {
     .unwrap();
     assert!(stats.accepted_steps > 0);
     check(&x, 0.03);
+    // Fixed steps integrate backwards from T too (the step is given as a magnitude).
+    let rk4 = scoreprior_models::sample::solver_named("rk4").unwrap();
+    let fixed = scoreprior_models::sample::OdeSteps::Fixed(100);
+    let (x, stats) = scoreprior_models::sample::sample_ode(&g, &sde, rk4, fixed, n, 1e-3, &mut rng).unwrap();
+    assert_eq!(stats.accepted_steps, 100);
+    check(&x, 0.03);
     let x = scoreprior_models::sample::sample_sde(&g, &sde, 500, 0.0, n, 1e-3, &mut rng).unwrap();
     check(&x, 0.03);
     let x = scoreprior_models::sample::sample_sde(&g, &sde, 300, 0.16, n, 1e-3, &mut rng).unwrap();

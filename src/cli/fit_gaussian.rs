@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use rayon::prelude::*;
-use scoreprior_core::io::{atomic_write, read_idx_images, write_npy_f32};
+use scoreprior_core::io::{atomic_write, check_outputs_distinct, read_idx_images, write_npy_f32};
+use scoreprior_core::score::Gaussian;
+use scoreprior_core::sde::AnySde;
 
 use super::CliResult;
 
@@ -23,7 +25,9 @@ pub struct FitGaussianArgs {
     /// Side of the downsampled square images.
     #[arg(long, default_value_t = 16)]
     pub size: usize,
-    /// Diagonal loading added to the sample covariance.
+    /// Diagonal loading added to the sample covariance. With fewer images than pixels the
+    /// sample covariance is singular and a positive jitter is needed: the fit fails, writing
+    /// nothing, unless the result is positive definite as `logprob` requires.
     #[arg(long, default_value_t = 0.01)]
     pub jitter: f64,
     /// Use only the first N training images (default: all).
@@ -154,6 +158,26 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
         return Err("--jitter must be a finite non-negative number".into());
     }
     let train = resolve_train(args.data.as_deref())?;
+    let files = ["mean.npy", "cov.npy", "README.md"].map(|f| args.out.join(f));
+    let mut outputs: Vec<(&str, &Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
+    if let Some(t) = &args.test_out {
+        outputs.push(("--test-out", t));
+    }
+    // The test file is looked up now, so a missing one fails before anything is written.
+    let test = match &args.test_out {
+        Some(_) => {
+            let dir = train.parent().unwrap_or(Path::new("."));
+            Some(find_in(dir, "t10k-images-idx3-ubyte").ok_or_else(|| {
+                format!("--test-out: no t10k-images-idx3-ubyte[.gz] beside the training file in {}", dir.display())
+            })?)
+        }
+        None => None,
+    };
+    let mut inputs: Vec<(&str, &Path)> = vec![("--data", &train)];
+    if let Some(t) = &test {
+        inputs.push(("--data", t));
+    }
+    check_outputs_distinct(&inputs, &outputs)?;
     let a = read_idx_images(&train, args.limit)?;
     let (n, h, w) = (a.shape[0], a.shape[1], a.shape[2]);
     if n < 2 {
@@ -166,14 +190,27 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
     let d = s * s;
     let small = downsample(&a.data, n, h, w, s, 1.0 / 255.0);
     let (mean, cov) = mean_cov(&small, n, d, args.jitter);
+    // `logprob` needs a positive-definite covariance: refuse to write one it would reject,
+    // checked by the same constructor on the values as written (f32).
+    let written: Vec<f64> = cov.iter().map(|&v| f64::from(v as f32)).collect();
+    let mean32: Vec<f64> = mean.iter().map(|&v| f64::from(v as f32)).collect();
+    if let Err(e) = Gaussian::new(mean32, &written, AnySde::from_name("vp")?) {
+        let hint = if n <= d {
+            format!(" (with N = {n} images for D = {d} pixels the sample covariance is singular)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "--jitter {}: the fitted covariance is not usable: {e}{hint}; use a positive --jitter such as 0.01",
+            args.jitter
+        )
+        .into());
+    }
     write_npy_f32(args.out.join("mean.npy"), &[d], &mean)?;
     write_npy_f32(args.out.join("cov.npy"), &[d, d], &cov)?;
     let mut test_note = String::new();
-    if let Some(tp) = &args.test_out {
-        let dir = train.parent().unwrap_or(Path::new("."));
-        let test = find_in(dir, "t10k-images-idx3-ubyte")
-            .ok_or_else(|| format!("{}: no t10k-images-idx3-ubyte[.gz] beside the training file", dir.display()))?;
-        let t = read_idx_images(&test, Some(args.test_count))?;
+    if let (Some(tp), Some(test)) = (&args.test_out, &test) {
+        let t = read_idx_images(test, Some(args.test_count))?;
         let (tn, th, tw) = (t.shape[0], t.shape[1], t.shape[2]);
         let ts = downsample(&t.data, tn, th, tw, s, 1.0 / 255.0);
         write_npy_f32(tp, &[tn, s, s], &ts)?;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
-use scoreprior_core::io::{atomic_write, read_npy, write_npy, Array};
+use scoreprior_core::io::{atomic_write, check_outputs_distinct, read_npy, read_npy_images, write_npy, Array};
 use scoreprior_core::ode::{PidController, Tableau};
 use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig, Terminal};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
@@ -88,7 +88,8 @@ pub struct OdeArgs {
     /// script's 0.001.
     #[arg(long, default_value = "0.001", value_parser = parse_dt0)]
     pub dt0: FirstStep,
-    /// Fixed step size for solvers without an error estimate.
+    /// Fixed step size for solvers without an error estimate; at most the integration
+    /// interval T − t0 (a larger step would jump past the interval in one step).
     #[arg(long, default_value_t = 1.0 / 4092.0)]
     pub dt: f64,
     /// Lower integration limit `t0` (the density returned is that of the marginal at t0).
@@ -176,6 +177,17 @@ impl OdeArgs {
             ..ScorePriorConfig::default()
         };
         cfg.validate()?;
+        // One step larger than the whole interval is a single, silently inaccurate step.
+        if !tab.is_adaptive() && self.dt > cfg.t1 - cfg.t0 {
+            return Err(format!(
+                "--dt {}: larger than the integration interval T − t0 = {} − {} = {}; use --dt at most that",
+                self.dt,
+                cfg.t1,
+                cfg.t0,
+                cfg.t1 - cfg.t0
+            )
+            .into());
+        }
         Ok(cfg)
     }
 
@@ -215,7 +227,9 @@ pub struct LogprobArgs {
     /// Mixture standard deviations, (K,) isotropic or (K, D) diagonal .npy.
     #[arg(long)]
     pub stds: Option<PathBuf>,
-    /// Images, .npy of shape (N, D), (N, H, W) or (N, C, H, W), f32 or f64.
+    /// Images, .npy of shape (N, D), (N, H, W) or (N, C, H, W): f32 or f64 values taken as they
+    /// are (images in [0, 1]), u8 scaled by 1/255 as 8-bit images; other integer dtypes are
+    /// rejected (convert them to float in [0, 1]).
     #[arg(long)]
     pub x: PathBuf,
     #[command(flatten)]
@@ -260,6 +274,17 @@ pub fn load(flag: &str, path: &Path) -> CliResult<Array> {
         return Err(format!("--{flag}: file {} does not exist", path.display()).into());
     }
     read_npy(path).map_err(|e| format!("--{flag}: {e}").into())
+}
+
+/// Reads an `.npy` file of images, naming the flag it came from in errors, with the image
+/// rule of [`read_npy_images`]: floats as they are, u8 scaled by 1/255, other integers
+/// rejected.
+pub fn load_images(flag: &str, path: &Path) -> CliResult<Array> {
+    let path = &resolve(path);
+    if !path.exists() {
+        return Err(format!("--{flag}: file {} does not exist", path.display()).into());
+    }
+    read_npy_images(path).map_err(|e| format!("--{flag}: {e}").into())
 }
 
 /// Checks an image batch of shape (N, D), (N, H, W) or (N, C, H, W); returns `(N, D)`.
@@ -314,6 +339,10 @@ pub fn load_gaussian(mean: &Path, cov: &Path, sde: AnySde) -> CliResult<Gaussian
     let d = m.data.len();
     if m.shape.len() != 1 {
         return Err(format!("--mean: shape {:?}: expected a vector (D,)", m.shape).into());
+    }
+    // Checked here so that a bad mean is not reported against --cov by Gaussian::new.
+    if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
+        return Err(format!("--mean {}: entry {i} is {}; the mean must be finite", mean.display(), m.data[i]).into());
     }
     if c.shape != [d, d] {
         return Err(format!("--cov: shape {:?} does not match the mean: expected ({d}, {d})", c.shape).into());
@@ -394,12 +423,34 @@ struct Output {
 
 /// Runs `scoreprior logprob`.
 pub fn run(args: LogprobArgs) -> CliResult {
+    // All flag checks first: nothing is solved or written before they pass.
     if args.batch == 0 {
         return Err("--batch must be at least 1".into());
     }
-    let x = load("x", &args.x)?;
-    let (n, d) = image_rows("x", &x)?;
     let mut cfg = args.ode.config()?;
+    let prior_file = Path::new(&args.prior);
+    let mut inputs: Vec<(&str, &Path)> = vec![("--x", &args.x)];
+    for (flag, p) in [
+        ("--mean", &args.mean),
+        ("--cov", &args.cov),
+        ("--weights", &args.weights),
+        ("--means", &args.means),
+        ("--stds", &args.stds),
+    ] {
+        if let Some(p) = p {
+            inputs.push((flag, p));
+        }
+    }
+    if !matches!(args.prior.as_str(), "gaussian" | "gmm") {
+        inputs.push(("--prior", prior_file));
+    }
+    let mut outputs: Vec<(&str, &Path)> = vec![("--out", &args.out)];
+    if let Some(g) = &args.grad {
+        outputs.push(("--grad", g));
+    }
+    check_outputs_distinct(&inputs, &outputs)?;
+    let x = load_images("x", &args.x)?;
+    let (n, d) = image_rows("x", &x)?;
     let loaded = build_model(&args, cfg.sde, args.ode.sde)?;
     if let LoadedModel::Network { sde, .. } = &loaded {
         cfg.sde = *sde;

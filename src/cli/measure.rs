@@ -21,7 +21,9 @@ use clap::Args;
 use rand::SeedableRng;
 use scoreprior_core::forward::interferometry::{Array as StationArray, Interferometer, Observation};
 use scoreprior_core::forward::{parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
-use scoreprior_core::io::{read_npy, read_png, write_npy, write_png_grid, Array};
+use scoreprior_core::io::{
+    check_outputs_distinct, ensure_writable_dir, read_npy_images, read_png, write_npy, write_png_grid, Array,
+};
 
 use super::CliResult;
 
@@ -33,10 +35,13 @@ pub struct MeasureArgs {
     #[arg(long)]
     pub forward: String,
     /// Noise, `gaussian(sigma=S)` or `complex_gaussian(sigma=S)` (default depends on --forward).
+    /// `complex_gaussian` (σ/√2 per real and imaginary part) needs a complex-valued operator
+    /// output (after `fft2`, `dft_lowpass`, a k-space mask); on real outputs it is an error.
     #[arg(long)]
     pub noise: Option<String>,
     /// Image: PNG (8/16-bit gray or RGB, scaled to [0, 1]) or .npy of shape (H, W), (C, H, W)
-    /// or a batch (N, C, H, W).
+    /// or a batch (N, C, H, W): f32/f64 values as they are, u8 scaled by 1/255; other integer
+    /// dtypes are rejected (convert them to float in [0, 1]).
     #[arg(long)]
     pub x: PathBuf,
     /// Seed of the noise draw.
@@ -53,7 +58,7 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
         return Err(format!("--x: file {} does not exist", path.display()).into());
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let a: Array = if is_npy { read_npy(path) } else { read_png(path) }.map_err(|e| format!("--x: {e}"))?;
+    let a: Array = if is_npy { read_npy_images(path) } else { read_png(path) }.map_err(|e| format!("--x: {e}"))?;
     let (n, shape) = match a.shape.as_slice() {
         [h, w] => (1, Shape::new(1, *h, *w)),
         [c, h, w] => (1, Shape::new(*c, *h, *w)),
@@ -171,12 +176,27 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
 
 /// Runs `scoreprior measure`.
 pub fn run(args: MeasureArgs) -> CliResult {
+    // Checks first: inputs, model and output paths, before anything is simulated or written.
+    let names = ["y.npy", "aty.npy", "aty.png", "uv.npy", "closures.npy"];
+    let files: Vec<PathBuf> = names.iter().map(|f| args.out.join(f)).collect();
+    let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
+    check_outputs_distinct(&[("--x", &args.x)], &outputs)?;
     let (n, shape, x) = read_images(&args.x)?;
     let Built { model, interferometer } = build(&args, shape)?;
+    ensure_writable_dir("--out", &args.out)?;
     let out_shape = model.output_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let y = model.simulate(&x, &mut rng)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("--out {}: {e}", args.out.display()))?;
+    // A huge σ overflows the draw; a measurement with inf/NaN is useless downstream.
+    if let Some(k) = y.iter().position(|v| !v.is_finite()) {
+        let noise = args.noise.as_deref().unwrap_or("the default noise");
+        return Err(format!(
+            "--noise {noise}: the simulated measurement has a non-finite value ({} at index {k}); \
+             use a smaller noise level",
+            y[k]
+        )
+        .into());
+    }
     let y_path = args.out.join("y.npy");
     write_npy(&y_path, &[n, out_shape.c, out_shape.h, out_shape.w], &y)?;
     let chi2: f64 = model.chi_squared(&y, &x)?.iter().sum();

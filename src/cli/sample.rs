@@ -3,10 +3,11 @@
 //! Euler–Maruyama on the reverse SDE, or predictor–corrector, and writes a PNG grid and
 //! a `.npy` array `(n, C, H, W)` in `[0, 1]` (clipped).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use rand::SeedableRng;
+use scoreprior_core::io::{check_outputs_distinct, ensure_writable_dir, prefix_png_npy};
 use scoreprior_models::sample::{sample_ode, sample_sde, solver_named, OdeSteps};
 use scoreprior_models::score::{NcsnppScore, Precision};
 
@@ -48,25 +49,43 @@ pub struct SampleArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output prefix: writes PREFIX.png and PREFIX.npy.
+    /// Output prefix (not a folder): writes PREFIX.png and PREFIX.npy. The extension is
+    /// appended to the whole prefix (`run.1` → `run.1.png`, `run.1.npy`), so distinct prefixes
+    /// never collide; a prefix ending in `.png` or `.npy` has that ending replaced
+    /// (`s.png` → `s.png`, `s.npy`).
     #[arg(long, default_value = "samples")]
     pub out: PathBuf,
 }
 
 /// Runs `scoreprior sample`.
 pub fn run(args: SampleArgs) -> CliResult {
+    // All checks before the checkpoint is loaded and the (minutes-long) sampling starts.
     if args.n == 0 {
         return Err("--n must be positive".into());
     }
+    let solver = match args.method.as_str() {
+        "ode" => Some(solver_named(&args.solver).map_err(|e| format!("--solver {}: {e}", args.solver))?),
+        "em" | "pc" => None,
+        m => return Err(format!("--method {m}: expected ode, em or pc").into()),
+    };
+    // A folder is not a prefix: `out/` would give the hidden files `out/.png`, `out/.npy`.
+    let text = args.out.to_string_lossy();
+    if text.is_empty() || text.ends_with(std::path::MAIN_SEPARATOR) || text.ends_with('/') || args.out.is_dir() {
+        return Err(format!("--out {text}: give a file prefix such as {text}/samples, not a folder").into());
+    }
+    let (png, npy) = prefix_png_npy(&args.out);
+    check_outputs_distinct(&[("--checkpoint", &args.checkpoint)], &[("--out", &png), ("--out", &npy)])?;
+    ensure_writable_dir("--out", png.parent().unwrap_or(Path::new("")))?;
+
     let prec = if args.f64 { Precision::F64 } else { Precision::F32 };
     let model = NcsnppScore::load(&args.checkpoint)?.with_precision(prec);
     let sde = *model.sde();
     let (c, h, w) = model.net().image_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let t0 = std::time::Instant::now();
-    let x = match args.method.as_str() {
-        "ode" => {
-            let solver = solver_named(&args.solver)?;
+    let sde_steps = if args.steps == 0 { 1000 } else { args.steps };
+    let x = match solver {
+        Some(solver) => {
             let steps = if args.steps == 0 {
                 OdeSteps::Adaptive { rtol: args.rtol, atol: args.atol }
             } else {
@@ -76,33 +95,13 @@ pub fn run(args: SampleArgs) -> CliResult {
             eprintln!("PF-ODE ({}) stats: {stats:?}", args.solver);
             x
         }
-        "em" => sample_sde(
-            &model,
-            &sde,
-            if args.steps == 0 { 1000 } else { args.steps },
-            0.0,
-            args.n,
-            args.t_end,
-            &mut rng,
-        )?,
-        "pc" => sample_sde(
-            &model,
-            &sde,
-            if args.steps == 0 { 1000 } else { args.steps },
-            args.snr,
-            args.n,
-            args.t_end,
-            &mut rng,
-        )?,
-        m => return Err(format!("--method {m}: expected ode, em or pc").into()),
+        None => {
+            let snr = if args.method == "pc" { args.snr } else { 0.0 };
+            sample_sde(&model, &sde, sde_steps, snr, args.n, args.t_end, &mut rng)?
+        }
     };
     eprintln!("sampled {} images in {:.1} s", args.n, t0.elapsed().as_secs_f64());
     let x: Vec<f64> = x.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
-    let png = args.out.with_extension("png");
-    let npy = args.out.with_extension("npy");
-    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     scoreprior_core::io::write_npy(&npy, &[args.n, c, h, w], &x)?;
     let gray: Vec<f64> = x.chunks(c * h * w).flat_map(|im| im[..h * w].to_vec()).collect();
     let cols = (args.n as f64).sqrt().ceil() as usize;

@@ -85,6 +85,13 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     if args.solvers.is_empty() {
         return Err("--solvers: give at least one solver".into());
     }
+    // Every solver name (and its step-size settings) is checked before the first, possibly
+    // long, solve: a typo in the last name must not cost the whole table.
+    for name in &args.solvers {
+        let mut ode = args.ode.clone();
+        ode.solver = name.clone();
+        ode.config().map_err(|e| format!("--solvers {}: solver `{name}`: {e}", args.solvers.join(",")))?;
+    }
     // Exact trace unless asked otherwise: the study compares solvers, and for a Gaussian the
     // Hutchinson error is one probe-dependent offset shared by all samples.
     let mut args = args.clone();

@@ -20,7 +20,7 @@ use scoreprior_core::io::atomic_write;
 use scoreprior_core::prior::{Prior, ScorePrior};
 use scoreprior_core::score::{Gaussian, GaussianMixture, MarginalDensity, ScoreModel};
 
-use super::logprob::{image_rows, load, load_gaussian, OdeArgs};
+use super::logprob::{image_rows, load_gaussian, load_images, OdeArgs};
 use super::plot::{Figure, Series};
 use super::CliResult;
 
@@ -71,16 +71,18 @@ pub struct TraceStudyArgs {
     /// Models of the gradient study.
     #[arg(long, value_enum, default_value_t = GradModels::Both)]
     pub grad_models: GradModels,
-    /// Components of the mixture: the first N images of --gmm-images (default: the shipped
-    /// Fashion-MNIST test images when they match D, else draws of the Gaussian).
+    /// Components of the mixture (at least 1): the first N images of --gmm-images.
     #[arg(long, default_value_t = 16)]
     pub gmm_components: usize,
     /// Isotropic standard deviation of each mixture component.
     #[arg(long, default_value_t = 0.2)]
     pub gmm_std: f64,
-    /// Images whose first --gmm-components rows are the mixture means.
-    #[arg(long, default_value = "assets/fashion16_test.npy")]
-    pub gmm_images: PathBuf,
+    /// Images whose first --gmm-components rows are the mixture means (float .npy in [0, 1],
+    /// or u8 scaled by 1/255); a file given here must exist, match D and hold enough images.
+    /// Default: the shipped Fashion-MNIST test images when they match D, else draws of the
+    /// Gaussian.
+    #[arg(long)]
+    pub gmm_images: Option<PathBuf>,
     #[command(flatten)]
     pub ode: OdeArgs,
     /// Output folder for CSVs and plots.
@@ -150,6 +152,11 @@ fn validate(args: &TraceStudyArgs) -> CliResult {
     if !(args.gmm_std > 0.0 && args.gmm_std.is_finite()) {
         return Err("--gmm-std must be positive".into());
     }
+    if args.gmm_components == 0 {
+        return Err("--gmm-components 0: the mixture needs at least 1 component".into());
+    }
+    // Solver, tolerances and step size fail here rather than inside the first solve.
+    args.ode.config()?;
     Ok(())
 }
 
@@ -158,7 +165,7 @@ fn evaluated_image(args: &TraceStudyArgs, q: &Gaussian) -> CliResult<(Vec<f64>, 
     let d = q.mean().len();
     match &args.images {
         Some(p) => {
-            let a = load("images", p)?;
+            let a = load_images("images", p)?;
             let (n, di) = image_rows("images", &a)?;
             if di != d {
                 return Err(format!("--images: D = {di} does not match the Gaussian's D = {d}").into());
@@ -272,17 +279,39 @@ fn grad_study(
     Ok(rows)
 }
 
+/// The default means file of the mixture, used only when it matches `D`.
+const DEFAULT_GMM_IMAGES: &str = "assets/fashion16_test.npy";
+
 /// The mixture of the gradient study: isotropic components at the first images of
-/// `--gmm-images` (or at draws of `q` when those do not match `D`), equal weights.
+/// `--gmm-images`, equal weights. A file given with `--gmm-images` must be usable; without
+/// it, the shipped test images are used when they match `D`, else draws of `q`.
 fn build_mixture(args: &TraceStudyArgs, q: &Gaussian) -> CliResult<(GaussianMixture, String)> {
     let d = q.mean().len();
-    let k = args.gmm_components.max(1);
-    let from_file = load("gmm-images", &args.gmm_images).ok().filter(|a| a.rows().1 == d && a.rows().0 >= k);
-    let (means, what) = match from_file {
-        Some(a) => (a.data[..k * d].to_vec(), format!("the first {k} images of {}", args.gmm_images.display())),
+    let k = args.gmm_components;
+    let (means, what) = match &args.gmm_images {
+        Some(p) => {
+            let a = load_images("gmm-images", p)?;
+            let (n, di) = image_rows("gmm-images", &a)?;
+            if di != d {
+                return Err(
+                    format!("--gmm-images {}: D = {di} does not match the Gaussian's D = {d}", p.display()).into()
+                );
+            }
+            if n < k {
+                return Err(format!("--gmm-images {}: {n} images, fewer than --gmm-components {k}", p.display()).into());
+            }
+            (a.data[..k * d].to_vec(), format!("the first {k} images of {}", p.display()))
+        }
         None => {
-            let mut rng = ChaCha8Rng::seed_from_u64(12345);
-            (q.sample(&mut rng, k), format!("{k} draws of q"))
+            let path = std::path::Path::new(DEFAULT_GMM_IMAGES);
+            let shipped = load_images("gmm-images", path).ok().filter(|a| a.rows().1 == d && a.rows().0 >= k);
+            match shipped {
+                Some(a) => (a.data[..k * d].to_vec(), format!("the first {k} images of {DEFAULT_GMM_IMAGES}")),
+                None => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(12345);
+                    (q.sample(&mut rng, k), format!("{k} draws of q"))
+                }
+            }
         }
     };
     let m = GaussianMixture::new(&vec![1.0; k], &means, &vec![args.gmm_std; k], *q.sde())?;
@@ -296,6 +325,12 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
     let q = load_gaussian(&args.mean, &args.cov, sde)?;
     let (x, what) = evaluated_image(args, &q)?;
     let d = x.len();
+    // Built (and its --gmm-images checked) before the log-density study, which takes minutes.
+    let mixture = if matches!(args.grad_models, GradModels::Gmm | GradModels::Both) && !args.grad_ks.is_empty() {
+        Some(build_mixture(args, &q)?)
+    } else {
+        None
+    };
     println!(
         "trace study: D = {d}, image {what}; SDE {}, solver {}, rtol {}, atol {}, t0 {}, probes {:?}; \
          K = {:?} × {} seeds; gradients K = {:?} × {} seeds",
@@ -340,8 +375,7 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
             q.marginal_grad_log_prob(&xs[0], args.ode.t0, &mut gt0)?;
             grad_rows.extend(grad_study(args, "gaussian", Arc::new(q.clone()), &x, &g0, &gt0)?);
         }
-        if matches!(args.grad_models, GradModels::Gmm | GradModels::Both) {
-            let (m, desc) = build_mixture(args, &q)?;
+        if let Some((m, desc)) = mixture {
             // Evaluate at a draw of the mixture, as the paper evaluates at a draw of p0.
             let mut rng = ChaCha8Rng::seed_from_u64(args.sample_seed.wrapping_add(1));
             let xm = m.sample(&mut rng, 1);

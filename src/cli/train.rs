@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::progress::Progress;
 use clap::Args;
 use rand::SeedableRng;
+use scoreprior_core::io::check_outputs_distinct;
 use scoreprior_core::sde::VpSde;
 use scoreprior_models::checkpoint;
 use scoreprior_models::data::{load_dataset, Preprocess, Split};
@@ -53,19 +54,19 @@ pub struct TrainArgs {
     /// Total optimiser steps (a resumed run continues up to this count).
     #[arg(long, default_value_t = 10_000)]
     pub steps: u64,
-    /// Images per step.
+    /// Images per step (at least 1).
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Peak learning rate.
+    /// Peak learning rate (positive).
     #[arg(long, default_value_t = 5e-4)]
     pub lr: f64,
     /// Linear warm-up steps.
     #[arg(long, default_value_t = 200)]
     pub warmup: u64,
-    /// EMA rate of the inference weights.
+    /// EMA rate of the inference weights, in [0, 1).
     #[arg(long, default_value_t = 0.999)]
     pub ema_rate: f64,
-    /// Global gradient-norm clip.
+    /// Global gradient-norm clip: positive; `inf` disables clipping.
     #[arg(long, default_value_t = 1.0)]
     pub grad_clip: f64,
     /// Disable random horizontal flips.
@@ -77,7 +78,7 @@ pub struct TrainArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Steps between checkpoints.
+    /// Steps between checkpoints (at least 1; the last step is always checkpointed).
     #[arg(long, default_value_t = 200)]
     pub ckpt_every: u64,
     /// Steps between sample grids (0: never).
@@ -139,8 +140,39 @@ fn preset(name: &str) -> CliResult<NcsnppConfig> {
     })
 }
 
+/// Checks the flags, naming the bad one and its value, before any data are read or files
+/// written (the library's `TrainConfig::validate` knows only field names).
+fn validate(args: &TrainArgs) -> CliResult {
+    if args.ckpt_every == 0 {
+        return Err("--ckpt-every 0: must be at least 1 (the last step is always checkpointed)".into());
+    }
+    if args.batch_size == 0 {
+        return Err("--batch-size 0: must be at least 1".into());
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(format!("--lr {}: must be positive and finite", args.lr).into());
+    }
+    if !(0.0..1.0).contains(&args.ema_rate) {
+        return Err(format!("--ema-rate {}: must be in [0, 1)", args.ema_rate).into());
+    }
+    if args.grad_clip.is_nan() || args.grad_clip <= 0.0 {
+        return Err(format!("--grad-clip {}: must be positive (inf disables clipping)", args.grad_clip).into());
+    }
+    if args.size == 0 {
+        return Err("--size 0: must be at least 1".into());
+    }
+    if let Some(p) = args.dropout.filter(|p| !(0.0..1.0).contains(p)) {
+        return Err(format!("--dropout {p}: must be in [0, 1)").into());
+    }
+    let files = ["checkpoint.safetensors", "ema.safetensors", "loss.csv", "loss.svg"].map(|f| args.out.join(f));
+    let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
+    check_outputs_distinct(&[("--data", &args.data)], &outputs)?;
+    Ok(())
+}
+
 /// Runs `scoreprior train`.
 pub fn run(args: TrainArgs) -> CliResult {
+    validate(&args)?;
     if let Some(t) = args.threads {
         // Ignore the error of a second initialisation (the pool is global).
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();

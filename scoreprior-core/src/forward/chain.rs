@@ -68,6 +68,10 @@ impl Chain {
     pub fn is_linear(&self) -> bool {
         self.ops.iter().all(|o| o.is_linear())
     }
+    /// Whether the output is split complex data (images in, so the input is real).
+    pub fn output_is_complex(&self) -> bool {
+        self.ops.iter().fold(false, |c, o| o.output_is_complex(c))
+    }
     /// `a | b | c` descriptions, `identity` for an empty chain.
     pub fn describe(&self) -> String {
         if self.ops.is_empty() {

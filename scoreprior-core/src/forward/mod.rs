@@ -119,6 +119,12 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     fn input_shape(&self) -> Shape;
     /// Shape of the output.
     fn output_shape(&self) -> Shape;
+    /// Whether the output is split complex data, given whether the input is. Transforms into
+    /// the Fourier domain return `true`, those back to real values `false`; the default keeps
+    /// the input's kind. Complex Gaussian noise applies only to complex outputs.
+    fn output_is_complex(&self, input_complex: bool) -> bool {
+        input_complex
+    }
     /// Whether `A` is linear (then `vjp(x, v) = adjoint(v)` for every `x`).
     fn is_linear(&self) -> bool {
         true

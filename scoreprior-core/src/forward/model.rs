@@ -37,7 +37,19 @@ impl Model {
         Ok(Model { chain, noise })
     }
     /// `chain` with noise given by a spec resolved to the chain's output length.
+    ///
+    /// Complex Gaussian noise (`σ/√2` on each real and imaginary part) needs a complex
+    /// output: on real values it would silently use `σ/√2`, so it is an error there.
     pub fn with_spec(chain: Chain, noise: &NoiseSpec) -> Result<Self> {
+        if let NoiseSpec::ComplexGaussian { sigma } = noise {
+            if !chain.output_is_complex() {
+                return Err(Error::invalid(format!(
+                    "complex_gaussian(sigma={sigma}) puts sigma/√2 on each real and imaginary part of complex \
+                     data, but `{}` has real-valued output; use gaussian(sigma={sigma})",
+                    chain.describe()
+                )));
+            }
+        }
         let noise = noise.resolve(chain.output_shape().len())?;
         Self::new(chain, noise)
     }

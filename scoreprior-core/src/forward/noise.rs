@@ -4,7 +4,8 @@
 //! `log p = −½ (y_k − f_k)² / σ_k²`, or circular (closure phases, radians), the reference
 //! code's `log p = −½ · 2(1 − cos(y_k − f_k)) / σ_k²`, which equals the Gaussian for small
 //! residuals and is 2π-periodic. Complex Gaussian noise of level σ puts `σ/√2` on each of
-//! the real and imaginary parts, so `E|n|² = σ²`.
+//! the real and imaginary parts, so `E|n|² = σ²`; it applies only to complex operator outputs
+//! ([`crate::forward::Model::with_spec`] rejects it on real-valued ones).
 
 use rand_distr::{Distribution, StandardNormal};
 

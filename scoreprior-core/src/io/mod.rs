@@ -1,15 +1,18 @@
 //! File formats shared by the library and the CLI: `.npy` arrays, IDX image files
 //! (MNIST / Fashion-MNIST, raw or gzip), PNG images, and atomic writes (temp file +
-//! rename) so an interrupted run never leaves a half-written result.
+//! rename) so an interrupted run never leaves a half-written result, and checks of output
+//! paths (no output overwrites an input; the destination is writable).
 
 mod atomic;
 mod idx;
 mod npy;
+mod paths;
 mod png;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use idx::read_idx_images;
-pub use npy::{read_npy, write_npy, write_npy_f32, Array};
+pub use npy::{read_npy, read_npy_images, write_npy, write_npy_f32, Array};
+pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
 pub use png::{read_png, write_png_gray, write_png_grid};
 
 use std::path::Path;

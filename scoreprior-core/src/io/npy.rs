@@ -37,7 +37,44 @@ impl Array {
 /// Errors name the file and say what is wrong (missing, truncated, unsupported dtype,
 /// Fortran order).
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, IoError> {
+    read_npy_typed(path.as_ref()).map(|(a, _)| a)
+}
+
+/// Reads a `.npy` file of images with the one rule the command-line programs apply to
+/// image pixels: floating-point arrays (`f32`, `f64`) are taken as they are (images in
+/// `[0, 1]`); `u8` arrays are 8-bit images and are scaled by `1/255`, like 8-bit PNGs; any
+/// other integer dtype is an error, since its scale is unknown (a `u16` or `i64` array could
+/// hold 8-bit, 16-bit or label values): convert it to float in `[0, 1]`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join("scoreprior-doc-images");
+/// let p = dir.join("x.npy");
+/// scoreprior_core::io::write_npy(&p, &[1, 2], &[0.25, 1.0]).unwrap();
+/// assert_eq!(scoreprior_core::io::read_npy_images(&p).unwrap().data, vec![0.25, 1.0]);
+/// ```
+pub fn read_npy_images(path: impl AsRef<Path>) -> Result<Array, IoError> {
     let path = path.as_ref();
+    let (mut a, (kind, size)) = read_npy_typed(path)?;
+    match (kind, size) {
+        (TypeChar::Float, _) => {}
+        (TypeChar::Uint, 1) => a.data.iter_mut().for_each(|v| *v /= 255.0),
+        (TypeChar::Uint, n) | (TypeChar::Int, n) => {
+            let t = if kind == TypeChar::Uint { "u" } else { "i" };
+            return Err(IoError::unsupported(
+                path,
+                format!(
+                    "integer image data of dtype {t}{} have no known scale; convert the images to float in [0, 1] \
+                     (u8 arrays are read as 8-bit images and scaled by 1/255)",
+                    8 * n
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(a)
+}
+
+fn read_npy_typed(path: &Path) -> Result<(Array, (TypeChar, u64)), IoError> {
     let bytes = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| IoError::malformed(path, "npy", e.to_string()))?;
     if npy.order() == npyz::Order::Fortran {
@@ -49,7 +86,8 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, IoError> {
         other => return Err(IoError::unsupported(path, format!("unsupported dtype {}", other.descr()))),
     };
     let bad = |e: std::io::Error| IoError::malformed(path, "npy", e.to_string());
-    let data: Vec<f64> = match (ts.type_char(), ts.size_field()) {
+    let kind = (ts.type_char(), ts.size_field());
+    let data: Vec<f64> = match kind {
         (TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(bad)?,
         (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(bad)?.into_iter().map(f64::from).collect(),
         (TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(bad)?.into_iter().map(f64::from).collect(),
@@ -67,7 +105,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, IoError> {
     if data.len() != n {
         return Err(IoError::malformed(path, "npy", format!("shape {shape:?} needs {n} values, found {}", data.len())));
     }
-    Ok(Array { shape, data })
+    Ok((Array { shape, data }, kind))
 }
 
 /// Writes `data` with `shape` as a little-endian `f64` `.npy` file, atomically.

@@ -155,6 +155,9 @@ impl Fft2 {
     }
 }
 impl Op for Fft2 {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        true
+    }
     fn describe(&self) -> String {
         "fft2".into()
     }
@@ -186,6 +189,9 @@ impl Ifft2 {
     }
 }
 impl Op for Ifft2 {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        false
+    }
     fn describe(&self) -> String {
         "ifft2".into()
     }
@@ -225,6 +231,9 @@ impl DftLowpass {
     }
 }
 impl Op for DftLowpass {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        true
+    }
     fn describe(&self) -> String {
         format!("dft_lowpass(k={})", self.k)
     }

@@ -27,6 +27,9 @@ impl Magnitude {
     }
 }
 impl Op for Magnitude {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        false
+    }
     fn describe(&self) -> String {
         "magnitude".into()
     }
@@ -90,6 +93,9 @@ impl ClosureProducts {
 }
 
 impl Op for ClosureProducts {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        false
+    }
     fn describe(&self) -> String {
         format!("closures({} phases, {} log amplitudes)", self.triangles.len(), self.quadrangles.len())
     }

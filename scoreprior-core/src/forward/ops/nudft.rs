@@ -67,6 +67,9 @@ impl Nudft {
 }
 
 impl Op for Nudft {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        true
+    }
     fn describe(&self) -> String {
         format!("nudft({} points, pixel={:.4e} rad)", self.k, self.psize)
     }

@@ -1,0 +1,323 @@
+//! Bad inputs found by a hostile-user review (issue 12): each is a clean error (exit code 1,
+//! the flag and the value named) raised before any expensive work or file write, or now
+//! behaves correctly.
+
+use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fails, ok, tmp};
+
+use npyz::WriterBuilder;
+use scoreprior::core::io::{read_npy, write_npy};
+
+const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
+const COV: [f64; 16] = [
+    0.30, 0.10, 0.05, 0.00, //
+    0.10, 0.20, 0.02, 0.04, //
+    0.05, 0.02, 0.25, 0.06, //
+    0.00, 0.04, 0.06, 0.15,
+];
+const X: [f64; 8] = [0.1, 0.5, 0.0, 0.2, 0.6, 0.1, 0.3, 0.7];
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// mean.npy, cov.npy (D = 4) and x.npy (2 images) in `dir`.
+fn gaussian_files(dir: &Path) -> (String, String, String) {
+    let (m, c, x) = (dir.join("mean.npy"), dir.join("cov.npy"), dir.join("x.npy"));
+    write_npy(&m, &[4], &MEAN).unwrap();
+    write_npy(&c, &[4, 4], &COV).unwrap();
+    write_npy(&x, &[2, 2, 2], &X).unwrap();
+    (s(&m), s(&c), s(&x))
+}
+
+/// The shipped NCSN++ checkpoint (16×16 Fashion-MNIST).
+fn checkpoint() -> String {
+    s(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ncsnpp_fmnist16/ema.safetensors"))
+}
+
+/// Writes an integer `.npy` file (`u8` or `i64`).
+fn write_int_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
+    let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(f).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn train_data(dir: &Path) -> PathBuf {
+    let data = dir.join("data.npy");
+    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
+    write_npy(&data, &[4, 8, 8], &imgs).unwrap();
+    data
+}
+
+// 1 and 8.
+#[test]
+fn train_flags_are_checked_before_anything_is_written() {
+    let dir = tmp("train-flags");
+    let data = train_data(&dir);
+    let out = dir.join("ck");
+    let (d, o) = (s(&data), s(&out));
+    let base = ["train", "--data", &d, "--out", &o, "--size", "8", "--config", "tiny", "--steps", "2", "--quiet"];
+    // `--flag=value` so that clap takes a negative number as the value.
+    for (flag, value, want) in [
+        ("--ckpt-every", "0", "--ckpt-every 0"),
+        ("--grad-clip", "NaN", "--grad-clip NaN"),
+        ("--grad-clip", "-1", "--grad-clip -1"),
+        ("--lr", "NaN", "--lr NaN"),
+        ("--lr", "inf", "--lr inf"),
+        ("--batch-size", "0", "--batch-size 0"),
+        ("--ema-rate", "2", "--ema-rate 2"),
+    ] {
+        let mut args = base.to_vec();
+        let arg = format!("{flag}={value}");
+        args.push(&arg);
+        let e = fails(&args);
+        assert!(e.contains(want), "{flag} {value}: {e}");
+        assert!(!e.contains("TrainConfig"), "{e}");
+        assert!(!out.exists(), "{flag} {value}: nothing may be written before validation");
+    }
+    // The output files must not overwrite the data.
+    let e = fails(&["train", "--data", &s(&out.join("loss.csv")), "--out", &o]);
+    assert!(e.contains("--out") && e.contains("--data"), "{e}");
+}
+
+// 2.
+#[test]
+fn fixed_step_ode_sampling_runs_for_every_solver() {
+    let dir = tmp("ode-fixed");
+    let ck = checkpoint();
+    for solver in ["euler", "heun", "rk4"] {
+        let prefix = dir.join(solver);
+        #[rustfmt::skip]
+        ok(&["sample", "--checkpoint", &ck, "--method", "ode", "--solver", solver, "--steps", "3", "--n", "2",
+             "--out", &s(&prefix)]);
+        let x = read_npy(dir.join(format!("{solver}.npy"))).unwrap();
+        assert_eq!(x.shape, vec![2, 1, 16, 16]);
+        assert!(x.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        // Not a constant image: the solve moved the prior draw.
+        assert!(x.data.iter().any(|v| (v - x.data[0]).abs() > 1e-3));
+    }
+}
+
+// 3 and 11 (sample).
+#[test]
+fn sample_prefixes_never_collide_and_the_folder_is_checked_first() {
+    let dir = tmp("prefixes");
+    let ck = checkpoint();
+    let run = |prefix: &Path| {
+        #[rustfmt::skip]
+        ok(&["sample", "--checkpoint", &ck, "--method", "em", "--steps", "2", "--n", "1", "--out", &s(prefix)]);
+    };
+    run(&dir.join("run.1"));
+    run(&dir.join("run.2"));
+    run(&dir.join("reg.txt"));
+    run(&dir.join("pic.png"));
+    for f in ["run.1.png", "run.1.npy", "run.2.png", "run.2.npy", "reg.txt.png", "reg.txt.npy", "pic.png", "pic.npy"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    assert!(!dir.join("run.png").exists() && !dir.join("reg.png").exists());
+    // A folder is not a prefix.
+    let e = fails(&["sample", "--checkpoint", &ck, "--out", &s(&dir)]);
+    assert!(e.contains("--out") && e.contains("not a folder"), "{e}");
+    // A folder that cannot be created: fails at once, not after sampling 4096 images.
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    let t = std::time::Instant::now();
+    let e =
+        fails(&["sample", "--checkpoint", &ck, "--method", "em", "--n", "4096", "--out", &s(&dir.join("file/sub/s"))]);
+    assert!(e.contains("--out") && e.contains("file/sub"), "{e}");
+    assert!(t.elapsed().as_secs() < 20, "the folder must be checked before sampling");
+}
+
+// 4.
+#[test]
+fn outputs_never_overwrite_inputs_or_each_other() {
+    let dir = tmp("overwrite");
+    let (m, c, x) = gaussian_files(&dir);
+    let out = s(&dir.join("r.json"));
+    let before = std::fs::read(&x).unwrap();
+    let lp = |extra: &[&str]| {
+        let mut a = vec!["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact"];
+        a.extend_from_slice(extra);
+        a.iter().map(|v| v.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| fails(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = run(lp(&["--grad", &x, "--out", &out]));
+    assert!(e.contains("--grad") && e.contains("--x") && e.contains("overwrite"), "{e}");
+    // The same file through another spelling.
+    let dotted = s(&dir.join(".").join("x.npy"));
+    let e = run(lp(&["--out", &dotted]));
+    assert!(e.contains("--out") && e.contains("--x"), "{e}");
+    let e = run(lp(&["--out", &m]));
+    assert!(e.contains("--out") && e.contains("--mean"), "{e}");
+    let e = run(lp(&["--grad", &out, "--out", &out]));
+    assert!(e.contains("--grad") && e.contains("--out"), "{e}");
+    assert_eq!(std::fs::read(&x).unwrap(), before, "the input is untouched");
+    assert!(!dir.join("r.json").exists());
+
+    // measure: --x inside the output folder under an output's name.
+    let img = dir.join("m");
+    std::fs::create_dir_all(&img).unwrap();
+    write_npy(img.join("y.npy"), &[1, 8, 8], &[0.5; 64]).unwrap();
+    let e = fails(&["measure", "--forward", "denoising", "--x", &s(&img.join("y.npy")), "--out", &s(&img)]);
+    assert!(e.contains("--out") && e.contains("--x"), "{e}");
+
+    // fit-gaussian: --test-out onto the mean it writes.
+    let idx = idx_file(&dir, 3, 28);
+    let g = dir.join("g");
+    #[rustfmt::skip]
+    let e = fails(&["fit-gaussian", "--data", &s(&idx), "--size", "4", "--out", &s(&g),
+                    "--test-out", &s(&g.join("mean.npy"))]);
+    assert!(e.contains("--test-out") && e.contains("--out"), "{e}");
+    assert!(!g.join("cov.npy").exists());
+}
+
+/// An IDX file of `n` `side × side` images (varied pixels) and its t10k twin; returns the
+/// training file.
+fn idx_file(dir: &Path, n: u8, side: u8) -> PathBuf {
+    let mut idx = vec![0u8, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, side, 0, 0, 0, side];
+    let count = n as usize * side as usize * side as usize;
+    idx.extend((0..count).map(|i| ((i * 37 + i / 7) % 256) as u8));
+    let f = dir.join("train-images-idx3-ubyte");
+    std::fs::write(&f, &idx).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), &idx).unwrap();
+    f
+}
+
+// 5.
+#[test]
+fn integer_npy_images_follow_one_rule() {
+    let dir = tmp("integers");
+    let (m, c, _) = gaussian_files(&dir);
+    let bytes: [u8; 8] = [25, 128, 0, 51, 153, 26, 77, 178];
+    let u8_path = dir.join("u8.npy");
+    write_int_npy(&u8_path, &[2, 4], &bytes);
+    let f_path = dir.join("f.npy");
+    let scaled: Vec<f64> = bytes.iter().map(|&b| b as f64 / 255.0).collect();
+    write_npy(&f_path, &[2, 4], &scaled).unwrap();
+    let lp = |x: &Path, out: &str| {
+        let o = dir.join(out);
+        #[rustfmt::skip]
+        ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &s(x), "--trace", "exact",
+             "--out", &s(&o)]);
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(o).unwrap()).unwrap();
+        v["log_prob"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect::<Vec<_>>()
+    };
+    // u8 is read as 8-bit images scaled to [0, 1], like 8-bit PNGs.
+    let (a, b) = (lp(&u8_path, "u8.json"), lp(&f_path, "f.json"));
+    for (u, f) in a.iter().zip(&b) {
+        assert!((u - f).abs() < 1e-9, "{a:?} vs {b:?}");
+    }
+    // Other integer dtypes have no known scale: an error that says what to do.
+    let i64_path = dir.join("i64.npy");
+    write_int_npy(&i64_path, &[2, 4], &[25i64, 128, 0, 51, 153, 26, 77, 178]);
+    #[rustfmt::skip]
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &s(&i64_path),
+                    "--out", &s(&dir.join("i.json"))]);
+    assert!(e.contains("--x") && e.contains("i64") && e.contains("float in [0, 1]"), "{e}");
+    let img = dir.join("img.npy");
+    write_int_npy(&img, &[8, 8], &[7i64; 64]);
+    let e = fails(&["measure", "--forward", "denoising", "--x", &s(&img), "--out", &s(&dir.join("meas"))]);
+    assert!(e.contains("--x") && e.contains("i64"), "{e}");
+}
+
+// 6.
+#[test]
+fn trace_study_gmm_inputs_are_errors_not_fallbacks() {
+    let dir = tmp("gmm-images");
+    let (m, c, _) = gaussian_files(&dir);
+    let out = s(&dir.join("study"));
+    let text = dir.join("t.npy");
+    std::fs::write(&text, b"not an array").unwrap();
+    let wrong_d = dir.join("w.npy");
+    write_npy(&wrong_d, &[3, 5], &[0.5; 15]).unwrap();
+    let few = dir.join("few.npy");
+    write_npy(&few, &[2, 4], &[0.5; 8]).unwrap();
+    let missing = s(&dir.join("missing.npy"));
+    #[rustfmt::skip]
+    let study = |extra: &[&str]| {
+        let mut a = vec!["trace-study", "--mean", &m, "--cov", &c, "--ks", "1,2", "--seeds", "2", "--grad-ks", "2",
+                         "--grad-seeds", "2", "--out", &out];
+        a.extend_from_slice(extra);
+        fails(&a)
+    };
+    let e = study(&["--gmm-components", "3", "--gmm-images", &missing]);
+    assert!(e.contains("--gmm-images") && e.contains("does not exist"), "{e}");
+    let e = study(&["--gmm-components", "3", "--gmm-images", &s(&text)]);
+    assert!(e.contains("--gmm-images") && e.contains("malformed"), "{e}");
+    let e = study(&["--gmm-components", "3", "--gmm-images", &s(&wrong_d)]);
+    assert!(e.contains("--gmm-images") && e.contains("D = 5"), "{e}");
+    let e = study(&["--gmm-components", "3", "--gmm-images", &s(&few)]);
+    assert!(e.contains("--gmm-images") && e.contains("fewer than --gmm-components 3"), "{e}");
+    let e = study(&["--gmm-components", "0"]);
+    assert!(e.contains("--gmm-components 0"), "{e}");
+    assert!(!dir.join("study").exists());
+}
+
+// 7.
+#[test]
+fn fit_gaussian_refuses_a_singular_covariance() {
+    let dir = tmp("singular");
+    // 3 images for D = 16 pixels: the sample covariance has rank 2.
+    let idx = idx_file(&dir, 3, 8);
+    let out = dir.join("g");
+    let e = fails(&["fit-gaussian", "--data", &s(&idx), "--size", "4", "--jitter", "0", "--out", &s(&out)]);
+    assert!(e.contains("--jitter 0") && e.contains("positive definite") && e.contains("0.01"), "{e}");
+    assert!(!out.join("cov.npy").exists() && !out.join("mean.npy").exists());
+    ok(&["fit-gaussian", "--data", &s(&idx), "--size", "4", "--jitter", "0.01", "--out", &s(&out)]);
+    assert!(out.join("cov.npy").exists());
+}
+
+// 9.
+#[test]
+fn measure_refuses_non_finite_measurements_and_complex_noise_on_real_data() {
+    let dir = tmp("measure-noise");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 16, 16], &[0.5; 256]).unwrap();
+    let out = dir.join("m");
+    #[rustfmt::skip]
+    let e = fails(&["measure", "--forward", "denoising", "--noise", "gaussian(sigma=1e308)", "--x", &s(&x),
+                    "--out", &s(&out)]);
+    assert!(e.contains("--noise gaussian(sigma=1e308)") && e.contains("non-finite"), "{e}");
+    assert!(!out.join("y.npy").exists());
+    #[rustfmt::skip]
+    let e = fails(&["measure", "--forward", "denoising", "--noise", "complex_gaussian(sigma=0.1)", "--x", &s(&x),
+                    "--out", &s(&out)]);
+    assert!(e.contains("complex_gaussian(sigma=0.1)") && e.contains("real-valued"), "{e}");
+    // On complex data it is the convention (σ/√2 per part).
+    #[rustfmt::skip]
+    ok(&["measure", "--forward", "fft2 | cartesian_mask(acceleration=2)", "--noise", "complex_gaussian(sigma=0.1)",
+         "--x", &s(&x), "--out", &s(&out)]);
+}
+
+// 10 and 12.
+#[test]
+fn logprob_step_and_mean_errors_name_the_right_flag() {
+    let dir = tmp("logprob-flags");
+    let (m, c, x) = gaussian_files(&dir);
+    let out = s(&dir.join("r.json"));
+    #[rustfmt::skip]
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "euler",
+                    "--dt", "2", "--out", &out]);
+    assert!(e.contains("--dt 2") && e.contains("interval"), "{e}");
+    let nan_mean = dir.join("nan.npy");
+    write_npy(&nan_mean, &[4], &[0.2, f64::NAN, 0.1, 0.3]).unwrap();
+    #[rustfmt::skip]
+    let e = fails(&["logprob", "--prior", "gaussian", "--mean", &s(&nan_mean), "--cov", &c, "--x", &x,
+                    "--out", &out]);
+    assert!(e.contains("--mean") && !e.contains("--cov"), "{e}");
+    assert!(!dir.join("r.json").exists());
+}
+
+// 11 (solver-study).
+#[test]
+fn solver_study_checks_every_solver_name_first() {
+    let dir = tmp("solver-names");
+    let (m, c, _) = gaussian_files(&dir);
+    let o = common::bin(&["solver-study", "--mean", &m, "--cov", &c, "--solvers", "dopri5,nope", "--out", &s(&dir)]);
+    assert_eq!(o.status.code(), Some(1));
+    let (out, e) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(e.contains("--solvers") && e.contains("`nope`"), "{e}");
+    assert!(!out.contains("NFE"), "no solver may run before the names are checked: {out}");
+}
