@@ -188,26 +188,28 @@ pub trait ScoreModel: Send + Sync {
         let k = probes.len() / d;
         let rms = (x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64).sqrt();
         let h = 1e-4 * rms.max(1.0);
-        let mut xp = vec![0.0; k * n * d];
-        let mut xm = vec![0.0; k * n * d];
-        let mut cot = vec![0.0; k * n * d];
+        // Entries j·n + i are x_i + hε_j, entries (K + j)·n + i are x_i − hε_j: one model call
+        // (one large batch) instead of two.
+        let half = k * n * d;
+        let mut xpm = vec![0.0; 2 * half];
+        let mut cot = vec![0.0; 2 * half];
         for j in 0..k {
             let eps = &probes[j * d..(j + 1) * d];
             for i in 0..n {
                 let o = (j * n + i) * d;
                 for l in 0..d {
-                    xp[o + l] = x[i * d + l] + h * eps[l];
-                    xm[o + l] = x[i * d + l] - h * eps[l];
+                    xpm[o + l] = x[i * d + l] + h * eps[l];
+                    xpm[half + o + l] = x[i * d + l] - h * eps[l];
                     cot[o + l] = eps[l];
+                    cot[half + o + l] = eps[l];
                 }
             }
         }
-        // Each (probe, image) pair is its own batch entry with cotangent ε_k.
-        let mut sp = vec![0.0; k * n * d];
-        let mut vp = vec![0.0; k * n * d];
-        let mut vm = vec![0.0; k * n * d];
-        self.score_and_vjp(&xp, t, &cot, &mut sp, &mut vp)?;
-        self.score_and_vjp(&xm, t, &cot, &mut sp, &mut vm)?;
+        // Each (sign, probe, image) triple is its own batch entry with cotangent ε_k.
+        let mut spm = vec![0.0; 2 * half];
+        let mut vpm = vec![0.0; 2 * half];
+        self.score_and_vjp(&xpm, t, &cot, &mut spm, &mut vpm)?;
+        let (vp, vm) = vpm.split_at(half);
         out.iter_mut().for_each(|v| *v = 0.0);
         let scale = 1.0 / (2.0 * h * k as f64);
         for j in 0..k {
