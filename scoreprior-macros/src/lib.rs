@@ -1,9 +1,12 @@
 //! Procedural macros of scoreprior: `#[butcher_tableau]` declares an explicit Runge–Kutta
 //! method from its Butcher tableau `(c, A, b, b̂)`, verified at compile time with exact
-//! rational arithmetic. Each macro lives in its own module; this file only dispatches.
+//! rational arithmetic; `#[forward_model]` declares a measurement operator checked at
+//! compile time. Each macro lives in its own module, `runtime_crate` finds the path of
+//! `scoreprior-core` the expansions name; this file only dispatches.
 use proc_macro::TokenStream;
 
 mod forward_model;
+mod runtime_crate;
 mod tableau;
 
 /// Declares an explicit Runge–Kutta solver from its Butcher tableau, verified at compile
@@ -57,8 +60,11 @@ mod tableau;
 /// - `impl ::scoreprior_core::ode::ExplicitRk for Name`, so `&Name` can be passed to
 ///   `scoreprior_core::ode::solve`.
 ///
-/// The generated code names `::scoreprior_core`, so the using crate must depend on
-/// `scoreprior-core` (the macro is re-exported as `scoreprior_core::butcher_tableau`).
+/// The generated code names `scoreprior-core` by the path the using crate has to it, read
+/// from its `Cargo.toml`: `::scoreprior_core` (or the name it was renamed to) for a direct
+/// dependency, else `::scoreprior::core` (or `::renamed::core`) through the facade. So
+/// `use scoreprior::prelude::*;` is enough; the macro is also re-exported as
+/// `scoreprior_core::butcher_tableau`.
 #[proc_macro_attribute]
 pub fn butcher_tableau(args: TokenStream, input: TokenStream) -> TokenStream {
     tableau::butcher_tableau(args.into(), input.into()).into()
@@ -100,8 +106,10 @@ pub fn butcher_tableau(args: TokenStream, input: TokenStream) -> TokenStream {
 /// `OUTPUT_DIM`, `LINEAR`, `CHAIN`, `NOISE`, a `model()` returning the run-time
 /// `scoreprior_core::forward::Model` built once from the same primitives the CLI uses, and
 /// `impl scoreprior_core::forward::ForwardModel` delegating to it (adjoint = primitive
-/// adjoints in reverse; non-linear primitives contribute their VJPs). Re-exported as
-/// `scoreprior_core::forward::forward_model`.
+/// adjoints in reverse; non-linear primitives contribute their VJPs). The run-time crate is
+/// found as for `#[butcher_tableau]` (directly or through the `scoreprior` facade, renamed
+/// or not). Re-exported as `scoreprior_core::forward::forward_model` and in
+/// `scoreprior::prelude`.
 #[proc_macro_attribute]
 pub fn forward_model(args: TokenStream, input: TokenStream) -> TokenStream {
     forward_model::forward_model(args.into(), input.into()).into()

@@ -1,6 +1,7 @@
 //! Code generation: shape constants, the primitive specs, a lazily built
-//! `::scoreprior_core::forward::Model` (the same run-time chain the CLI builds), and a
-//! `ForwardModel` impl that delegates to it. Absolute paths only.
+//! `<core>::forward::Model` (the same run-time chain the CLI builds), and a `ForwardModel`
+//! impl that delegates to it. `<core>` (`krate` below) is the run-time crate's path as the
+//! user's crate names it (see `crate::runtime_crate`); absolute paths only.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -23,23 +24,23 @@ fn describe(c: &Call) -> String {
     format!("{}({})", c.name, ps.join(", "))
 }
 
-fn spec_tokens(c: &Call) -> TokenStream {
+fn spec_tokens(c: &Call, krate: &TokenStream) -> TokenStream {
     let name = c.name.to_string();
     let params = c.params.iter().map(|p| {
         let key = p.key.to_string();
         let v = match &p.value {
             Value::Num { value, .. } => {
                 let lit = Literal::f64_suffixed(*value);
-                quote! { ::scoreprior_core::forward::ParamValue::Num(#lit) }
+                quote! { #krate::forward::ParamValue::Num(#lit) }
             }
-            Value::Word(w) => quote! { ::scoreprior_core::forward::ParamValue::Word(::std::string::String::from(#w)) },
+            Value::Word(w) => quote! { #krate::forward::ParamValue::Word(::std::string::String::from(#w)) },
         };
         quote! { (#key, #v) }
     });
-    quote! { ::scoreprior_core::forward::PrimitiveSpec::new(#name, ::std::vec![#(#params),*]) }
+    quote! { #krate::forward::PrimitiveSpec::new(#name, ::std::vec![#(#params),*]) }
 }
 
-pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked) -> TokenStream {
+pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked, krate: &TokenStream) -> TokenStream {
     let ident = &item.ident;
     let [ic, ih, iw] = out.input;
     let [oc, oh, ow] = out.output;
@@ -50,13 +51,13 @@ pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked) -> Toke
         Value::Word(_) => unreachable!("checked: sigma is a number"),
     };
     let noise_spec = if noise.name == "gaussian" {
-        quote! { ::scoreprior_core::forward::NoiseSpec::Gaussian { sigma: #sigma } }
+        quote! { #krate::forward::NoiseSpec::Gaussian { sigma: #sigma } }
     } else {
-        quote! { ::scoreprior_core::forward::NoiseSpec::ComplexGaussian { sigma: #sigma } }
+        quote! { #krate::forward::NoiseSpec::ComplexGaussian { sigma: #sigma } }
     };
     let chain_text = spec.ops.iter().map(describe).collect::<Vec<_>>().join(" | ");
     let noise_text = describe(noise);
-    let specs = spec.ops.iter().map(spec_tokens);
+    let specs = spec.ops.iter().map(|c| spec_tokens(c, krate));
     let linear = out.linear;
     let doc = format!(
         " Forward model declared with `#[forward_model]`: `{chain_text}` on `[{ic}, {ih}, {iw}]` images → \
@@ -90,31 +91,31 @@ pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked) -> Toke
             pub const NOISE: &'static str = #noise_text;
 
             /// The primitives as specs, first applied first.
-            pub fn primitive_specs() -> ::std::vec::Vec<::scoreprior_core::forward::PrimitiveSpec> {
+            pub fn primitive_specs() -> ::std::vec::Vec<#krate::forward::PrimitiveSpec> {
                 ::std::vec![#(#specs),*]
             }
             /// The noise spec.
-            pub fn noise_spec() -> ::scoreprior_core::forward::NoiseSpec {
+            pub fn noise_spec() -> #krate::forward::NoiseSpec {
                 #noise_spec
             }
             /// The run-time model (built once, on first use).
-            pub fn model() -> &'static ::scoreprior_core::forward::Model {
-                static MODEL: ::std::sync::OnceLock<::scoreprior_core::forward::Model> = ::std::sync::OnceLock::new();
+            pub fn model() -> &'static #krate::forward::Model {
+                static MODEL: ::std::sync::OnceLock<#krate::forward::Model> = ::std::sync::OnceLock::new();
                 MODEL.get_or_init(|| {
                     // Cannot fail: the macro checked every rule `build_chain` checks.
-                    let chain = ::scoreprior_core::forward::spec::build_chain(
+                    let chain = #krate::forward::spec::build_chain(
                         &Self::primitive_specs(),
-                        ::scoreprior_core::forward::Shape::new(#ic, #ih, #iw),
+                        #krate::forward::Shape::new(#ic, #ih, #iw),
                     )
                     .expect("#[forward_model] checked this chain at compile time");
-                    ::scoreprior_core::forward::Model::with_spec(chain, &Self::noise_spec())
+                    #krate::forward::Model::with_spec(chain, &Self::noise_spec())
                         .expect("#[forward_model] checked this noise at compile time")
                 })
             }
         }
 
         #[automatically_derived]
-        impl ::scoreprior_core::forward::ForwardModel for #ident {
+        impl #krate::forward::ForwardModel for #ident {
             fn input_dim(&self) -> usize {
                 #din
             }
@@ -124,27 +125,27 @@ pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked) -> Toke
             fn is_linear(&self) -> bool {
                 #linear
             }
-            fn forward(&self, x: &[f64]) -> ::scoreprior_core::Result<::std::vec::Vec<f64>> {
-                ::scoreprior_core::forward::ForwardModel::forward(Self::model(), x)
+            fn forward(&self, x: &[f64]) -> #krate::Result<::std::vec::Vec<f64>> {
+                #krate::forward::ForwardModel::forward(Self::model(), x)
             }
-            fn adjoint(&self, y: &[f64]) -> ::scoreprior_core::Result<::std::vec::Vec<f64>> {
-                ::scoreprior_core::forward::ForwardModel::adjoint(Self::model(), y)
+            fn adjoint(&self, y: &[f64]) -> #krate::Result<::std::vec::Vec<f64>> {
+                #krate::forward::ForwardModel::adjoint(Self::model(), y)
             }
-            fn vjp(&self, x: &[f64], v: &[f64]) -> ::scoreprior_core::Result<::std::vec::Vec<f64>> {
-                ::scoreprior_core::forward::ForwardModel::vjp(Self::model(), x, v)
+            fn vjp(&self, x: &[f64], v: &[f64]) -> #krate::Result<::std::vec::Vec<f64>> {
+                #krate::forward::ForwardModel::vjp(Self::model(), x, v)
             }
-            fn log_likelihood(&self, y: &[f64], x: &[f64]) -> ::scoreprior_core::Result<::std::vec::Vec<f64>> {
-                ::scoreprior_core::forward::ForwardModel::log_likelihood(Self::model(), y, x)
+            fn log_likelihood(&self, y: &[f64], x: &[f64]) -> #krate::Result<::std::vec::Vec<f64>> {
+                #krate::forward::ForwardModel::log_likelihood(Self::model(), y, x)
             }
-            fn grad_log_likelihood(&self, y: &[f64], x: &[f64]) -> ::scoreprior_core::Result<::std::vec::Vec<f64>> {
-                ::scoreprior_core::forward::ForwardModel::grad_log_likelihood(Self::model(), y, x)
+            fn grad_log_likelihood(&self, y: &[f64], x: &[f64]) -> #krate::Result<::std::vec::Vec<f64>> {
+                #krate::forward::ForwardModel::grad_log_likelihood(Self::model(), y, x)
             }
             fn simulate(
                 &self,
                 x: &[f64],
-                rng: &mut dyn ::scoreprior_core::forward::RngCore,
-            ) -> ::scoreprior_core::Result<::std::vec::Vec<f64>> {
-                ::scoreprior_core::forward::ForwardModel::simulate(Self::model(), x, rng)
+                rng: &mut dyn #krate::forward::RngCore,
+            ) -> #krate::Result<::std::vec::Vec<f64>> {
+                #krate::forward::ForwardModel::simulate(Self::model(), x, rng)
             }
         }
     }

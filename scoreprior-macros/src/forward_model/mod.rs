@@ -2,7 +2,7 @@
 //! compile-time image shape. The shape is pushed through the chain while compiling
 //! (`[C, H, W] → … → OUTPUT_SHAPE`), every rule of every primitive is checked with a span on
 //! the offending literal, and the expansion builds the very same run-time
-//! `::scoreprior_core::forward::Chain` (through `build_chain`) that the CLI and configs use,
+//! `scoreprior_core::forward::Chain` (through `build_chain`) that the CLI and configs use,
 //! so no operator code is generated or duplicated: the adjoint is the chain's primitive
 //! adjoints composed in reverse, non-linear primitives contribute their VJPs.
 //!
@@ -59,7 +59,7 @@ pub fn forward_model(args: TokenStream, item: TokenStream) -> TokenStream {
     let spec = ast::parse(args, &mut cx);
     let checked = spec.and_then(|s| valid::check(&s, &mut cx).map(|out| (s, out)));
     match (cx.0, checked) {
-        (None, Some((spec, out))) => expand::expand(&item_struct, &spec, &out),
+        (None, Some((spec, out))) => expand::expand(&item_struct, &spec, &out, &crate::runtime_crate::core_path()),
         (Some(e), _) => {
             let ce = e.to_compile_error();
             quote! { #ce #item_struct }

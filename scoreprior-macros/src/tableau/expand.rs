@@ -1,7 +1,8 @@
 //! Code generation of `#[butcher_tableau]`: the unit struct (with derives and generated
-//! docs), an inherent `pub const TABLEAU: ::scoreprior_core::ode::Tableau` holding the
-//! nearest `f64` of every exact coefficient, and `impl ::scoreprior_core::ode::ExplicitRk`
-//! returning a `static` copy of it. Paths are absolute so user code cannot shadow them.
+//! docs), an inherent `pub const TABLEAU: <core>::ode::Tableau` holding the nearest `f64`
+//! of every exact coefficient, and `impl <core>::ode::ExplicitRk` returning a `static` copy
+//! of it. `<core>` (`krate` below) is the run-time crate's path as the user's crate names it
+//! (see `crate::runtime_crate`); all paths are absolute so user code cannot shadow them.
 
 use num_rational::BigRational;
 use num_traits::One;
@@ -42,7 +43,7 @@ fn f64_slice(v: &[BigRational]) -> TokenStream {
 }
 
 /// Expansion of a verified tableau.
-pub fn expand(mut item: ItemStruct, v: &Verified) -> TokenStream {
+pub fn expand(mut item: ItemStruct, v: &Verified, krate: &TokenStream) -> TokenStream {
     let ident = item.ident.clone();
     let docs = docs(v);
     let has_docs = item.attrs.iter().any(|a| a.path().is_ident("doc"));
@@ -82,7 +83,7 @@ pub fn expand(mut item: ItemStruct, v: &Verified) -> TokenStream {
 
         impl #ident {
             #[doc = #const_doc]
-            pub const TABLEAU: ::scoreprior_core::ode::Tableau = ::scoreprior_core::ode::Tableau {
+            pub const TABLEAU: #krate::ode::Tableau = #krate::ode::Tableau {
                 name: #name,
                 order: #order,
                 embedded_order: #embedded_order,
@@ -96,10 +97,10 @@ pub fn expand(mut item: ItemStruct, v: &Verified) -> TokenStream {
         }
 
         #[automatically_derived]
-        impl ::scoreprior_core::ode::ExplicitRk for #ident {
-            fn tableau(&self) -> &'static ::scoreprior_core::ode::Tableau {
+        impl #krate::ode::ExplicitRk for #ident {
+            fn tableau(&self) -> &'static #krate::ode::Tableau {
                 // One address for the method's data, whatever the const is inlined into.
-                static TABLEAU: ::scoreprior_core::ode::Tableau = #ident::TABLEAU;
+                static TABLEAU: #krate::ode::Tableau = #ident::TABLEAU;
                 &TABLEAU
             }
         }
@@ -108,7 +109,7 @@ pub fn expand(mut item: ItemStruct, v: &Verified) -> TokenStream {
 
 /// What is emitted next to the errors when validation failed: the struct and stub items
 /// with the same names, so that code using the solver does not add its own errors.
-pub fn fallback(mut item: ItemStruct) -> TokenStream {
+pub fn fallback(mut item: ItemStruct, krate: &TokenStream) -> TokenStream {
     let ident = item.ident.clone();
     let derives = derives();
     let attrs = std::mem::take(&mut item.attrs);
@@ -119,7 +120,7 @@ pub fn fallback(mut item: ItemStruct) -> TokenStream {
 
         impl #ident {
             #[doc(hidden)]
-            pub const TABLEAU: ::scoreprior_core::ode::Tableau = ::scoreprior_core::ode::Tableau {
+            pub const TABLEAU: #krate::ode::Tableau = #krate::ode::Tableau {
                 name: "",
                 order: 0,
                 embedded_order: ::core::option::Option::None,
@@ -133,8 +134,8 @@ pub fn fallback(mut item: ItemStruct) -> TokenStream {
         }
 
         #[automatically_derived]
-        impl ::scoreprior_core::ode::ExplicitRk for #ident {
-            fn tableau(&self) -> &'static ::scoreprior_core::ode::Tableau {
+        impl #krate::ode::ExplicitRk for #ident {
+            fn tableau(&self) -> &'static #krate::ode::Tableau {
                 ::core::unreachable!("#[butcher_tableau] failed to compile")
             }
         }

@@ -1,7 +1,8 @@
 //! `#[butcher_tableau]`: a Runge–Kutta method declared by its Butcher tableau
 //! `(c, A, b, b̂)`, verified at compile time with exact rational arithmetic (row sums
 //! `cᵢ = Σⱼ aᵢⱼ` and every order condition `bᵀΦ(t) = 1/γ(t)`, `|t| ≤ p`), and expanded to
-//! a `::scoreprior_core::ode::Tableau` constant plus an `ExplicitRk` impl.
+//! a `Tableau` constant plus an `ExplicitRk` impl of `scoreprior-core` (reached through
+//! whatever path the user's crate has to it, see `crate::runtime_crate`).
 //!
 //! Pipeline (after thiserror/serde): [`parse`] (typed description that keeps spans) →
 //! [`validate`] (all checks, every error accumulated) → [`expand`] (code and docs), or the
@@ -82,13 +83,15 @@ pub fn butcher_tableau(args: TokenStream, item: TokenStream) -> TokenStream {
             None
         }
     };
+    // The fallback names the run-time crate too (stub impls keep use sites error-free).
+    let krate = crate::runtime_crate::core_path();
     match (errors.finish(), verified) {
-        (None, Some(v)) => expand::expand(item, &v),
+        (None, Some(v)) => expand::expand(item, &v, &krate),
         (err, _) => {
             let err = err
                 .unwrap_or_else(|| syn::Error::new(item.ident.span(), "invalid #[butcher_tableau]"))
                 .into_compile_error();
-            let fallback = if unit { expand::fallback(item) } else { quote!(#item) };
+            let fallback = if unit { expand::fallback(item, &krate) } else { quote!(#item) };
             quote!(#err #fallback)
         }
     }

@@ -1,0 +1,108 @@
+//! What a downstream crate does with the macros when its only dependency is the
+//! `scoreprior` facade, here renamed `sp`: declare its own Runge–Kutta method and its own
+//! measurement operator, then run them through the shipped integrator and model code. That
+//! it compiles at all shows the expansions reach `scoreprior-core` as `::sp::core`; the
+//! tests check the numbers against values worked out by hand.
+
+use sp::prelude::*;
+
+#[butcher_tableau(
+    order = 3,
+    c = [0, 1/2, 3/4],
+    a = [[],
+         [1/2],
+         [0, 3/4]],
+    b = [2/9, 1/3, 4/9],
+)]
+/// Ralston's third-order method (no embedded pair: constant steps).
+pub struct Ralston3;
+
+#[butcher_tableau(
+    name = "MyBosh3",
+    order = 3,
+    embedded_order = 2,
+    c = [0, 1/2, 3/4, 1],
+    a = [[],
+         [1/2],
+         [0, 3/4],
+         [2/9, 1/3, 4/9]],
+    b = [2/9, 1/3, 4/9, 0],
+    b_hat = [7/24, 1/4, 1/3, 1/8],
+)]
+/// Bogacki–Shampine 3(2), declared again here to exercise the adaptive (embedded) path.
+pub struct MyBosh3;
+
+#[forward_model(
+    input = [1, 2, 4],
+    ops = [scale(factor = 2), avg_pool(factor = 2)],
+    noise = gaussian(sigma = 0.1),
+)]
+/// Doubles the image, then averages 2×2 blocks: `[1, 2, 4] → [1, 1, 2]`.
+pub struct ScalePool;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_tableau_runs_in_the_shipped_integrator() {
+        assert_eq!(Ralston3.tableau().order, 3);
+        assert_eq!(Ralston3::TABLEAU.embedded_order, None);
+        assert!(!Ralston3::TABLEAU.fsal);
+
+        // One step h = 1 of y' = y, y(0) = 1: k₁ = 1, k₂ = 1 + ½·1 = 3/2,
+        // k₃ = 1 + ¾·3/2 = 17/8, y₁ = 1 + 2/9 + (1/3)(3/2) + (4/9)(17/8) = 8/3
+        // (the cubic Taylor polynomial, as for any 3-stage third-order method).
+        let mut exp = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = y[0];
+        let opts = SolveOptions::default();
+        let sol = solve(&mut exp, &Ralston3, &mut ConstantStepSize::new(1.0), 0.0, 1.0, &vec![1.0], &opts).unwrap();
+        assert!((sol.y[0] - 8.0 / 3.0).abs() < 1e-14, "{}", sol.y[0]);
+
+        // y' = 3t², y(0) = 0: third-order quadrature (nodes 0, ½, ¾ with weights b) is
+        // exact for quadratics, so two steps of ½ land on y(1) = 1.
+        let mut cubic = |t: f64, _y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = 3.0 * t * t;
+        let sol = solve(&mut cubic, &Ralston3, &mut ConstantStepSize::new(0.5), 0.0, 1.0, &vec![0.0], &opts).unwrap();
+        assert!((sol.y[0] - 1.0).abs() < 1e-14, "{}", sol.y[0]);
+    }
+
+    #[test]
+    fn user_embedded_pair_runs_adaptively() {
+        assert_eq!(MyBosh3::TABLEAU.name, "MyBosh3");
+        assert_eq!(MyBosh3::TABLEAU.embedded_order, Some(2));
+        // c₄ = 1, last row of a = b, b₄ = 0: FSAL is derived.
+        assert!(MyBosh3::TABLEAU.fsal);
+        let mut exp = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = y[0];
+        let sol = solve(
+            &mut exp,
+            &MyBosh3,
+            &mut PidController::new(1e-8, 1e-10),
+            0.0,
+            1.0,
+            &vec![1.0],
+            &SolveOptions::default(),
+        )
+        .unwrap();
+        assert!((sol.y[0] - 1f64.exp()).abs() < 1e-6, "{}", sol.y[0]);
+    }
+
+    #[test]
+    fn user_forward_model_matches_hand_computation() {
+        assert_eq!(ScalePool::INPUT_SHAPE, [1, 2, 4]);
+        assert_eq!(ScalePool::OUTPUT_SHAPE, [1, 1, 2]);
+        assert!(ScalePool::LINEAR);
+        assert_eq!(ScalePool.input_dim(), 8);
+        assert_eq!(ScalePool.output_dim(), 2);
+
+        // Image rows [1, 2, 3, 4] and [5, 6, 7, 8]: block means (1+2+5+6)/4 = 3.5 and
+        // (3+4+7+8)/4 = 5.5, doubled.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        assert_eq!(ScalePool.forward(&x).unwrap(), vec![7.0, 11.0]);
+
+        // Adjoint: y/4 spread over each block, doubled, so (1, 10) → 0.5 on the left block
+        // and 5 on the right one.
+        let at = ScalePool.adjoint(&[1.0, 10.0]).unwrap();
+        assert_eq!(at, vec![0.5, 0.5, 5.0, 5.0, 0.5, 0.5, 5.0, 5.0]);
+        // Linear, so the VJP at any x is the adjoint.
+        assert_eq!(ScalePool.vjp(&x, &[1.0, 10.0]).unwrap(), at);
+    }
+}
