@@ -1034,7 +1034,7 @@ mod tests {
         assert!((h.records[0].beta - 0.01).abs() < 1e-15);
         assert_eq!(h.records[4].beta, 1.0);
         assert_eq!(h.records[5].beta, 1.0);
-        assert!(h.to_csv().lines().next().unwrap().ends_with(",beta"));
+        assert!(h.to_csv().lines().next().unwrap().ends_with(",beta,time_floor"));
     }
 
     /// `q_a = π N(−2, s²) + (1 − π) N(2, s²)`, `π = sigmoid(a)`, sampled by picking a component
