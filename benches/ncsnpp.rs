@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use scoreprior::core::score::ScoreModel;
 use scoreprior::core::sde::VpSde;
-use dfdx::prelude::*;
 use scoreprior::models::ncsnpp::{NcsnppConfig, NcsnppNet};
 use scoreprior::models::ops::MATMUL_FLOPS;
 use scoreprior::models::score::NcsnppScore;
