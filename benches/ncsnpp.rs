@@ -2,12 +2,15 @@
 //! 32×32, one thread vs two. Forward: a batch of 64 images. Forward+VJP: 4 images × 16
 //! probes = 64 image–probe pairs per call (the pairs are stacked into one batch, as the
 //! Hutchinson estimator does), reported per pair. Each run also prints the achieved matrix
-//! product GFLOP/s (FLOPs counted by `ops::MATMUL_FLOPS`).
+//! product GFLOP/s (FLOPs counted by `ops::MATMUL_FLOPS`) next to the GFLOP/s of a plain
+//! f32 GEMM of the network's typical shape in the same pool, and their ratio (how close the
+//! network runs to its matrix products' ceiling).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use scoreprior::core::score::ScoreModel;
 use scoreprior::core::sde::VpSde;
@@ -24,6 +27,32 @@ fn model(size: usize) -> NcsnppScore {
     NcsnppScore::new(net, &w, VpSde::default()).unwrap().with_chunk(32)
 }
 
+/// Seconds of the fastest of `n` calls (the least disturbed by other load).
+fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// GFLOP/s of a plain f32 `(16·256)×288 · 288×32` product through dfdx's `matmul`, run in
+/// the calling rayon pool: the im2col GEMM of a 3×3 convolution from 32 to 32 channels on
+/// a chunk of 16 images of 16×16, i.e. the ceiling the network's products could reach.
+fn gemm_gflops() -> f64 {
+    let dev = Cpu::default();
+    let (m, k, n) = (16 * 256, 288, 32);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let a: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec((0..m * k).map(|_| rng.gen()).collect(), (m, k));
+    let b: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec((0..k * n).map(|_| rng.gen()).collect(), (k, n));
+    let s = best_of(20, || {
+        std::hint::black_box(a.clone().matmul(b.clone()));
+    });
+    2.0 * (m * k * n) as f64 / s / 1e9
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ncsnpp_small");
     g.sample_size(10);
@@ -37,15 +66,17 @@ fn bench(c: &mut Criterion) {
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut out = vec![0.0; 64 * d];
-            // One untimed call to report GFLOP/s.
+            let gemm = pool.install(gemm_gflops);
+            // FLOPs of one call from the counter, time from the best of a few untimed calls.
             let f0 = MATMUL_FLOPS.load(Ordering::Relaxed);
-            let t0 = Instant::now();
             pool.install(|| m.score(&x64, 0.5, &mut out).unwrap());
             let fl = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64;
+            let gf = fl / 1e9 / best_of(3, || pool.install(|| m.score(&x64, 0.5, &mut out).unwrap()));
             eprintln!(
-                "{size}x{size} forward, {threads} thread(s): {:.2} GFLOP per call, {:.1} GFLOP/s",
+                "{size}x{size} forward, {threads} thread(s): {:.2} GFLOP per call, {gf:.1} GFLOP/s; \
+                 plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}",
                 fl / 1e9,
-                fl / 1e9 / t0.elapsed().as_secs_f64()
+                gf / gemm
             );
             g.throughput(Throughput::Elements(64));
             g.bench_function(format!("forward/{size}x{size}/threads{threads}"), |b| {
@@ -54,13 +85,15 @@ fn bench(c: &mut Criterion) {
             let mut s = vec![0.0; 4 * d];
             let mut v = vec![0.0; 64 * d];
             let f0 = MATMUL_FLOPS.load(Ordering::Relaxed);
-            let t0 = Instant::now();
             pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap());
             let fl = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64 * 3.0; // backward ≈ 2× forward products
+            let gf =
+                fl / 1e9 / best_of(3, || pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()));
             eprintln!(
-                "{size}x{size} fwd+VJP, {threads} thread(s): ~{:.2} GFLOP per call, ~{:.1} GFLOP/s",
+                "{size}x{size} fwd+VJP, {threads} thread(s): ~{:.2} GFLOP per call, ~{gf:.1} GFLOP/s; \
+                 plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}",
                 fl / 1e9,
-                fl / 1e9 / t0.elapsed().as_secs_f64()
+                gf / gemm
             );
             g.bench_function(format!("forward_vjp/{size}x{size}/threads{threads}"), |b| {
                 b.iter(|| pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()))

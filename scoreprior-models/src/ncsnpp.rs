@@ -506,7 +506,7 @@ impl NcsnppNet {
                     pyr_g = g;
                     let pn = p.conv(pd, g, pc);
                     pyramid = Some(pn.with_empty_tape());
-                    h = (h + pn) * sr;
+                    h = add_scaled(h, pn, sr);
                 }
                 hs.push((h.with_empty_tape(), g));
             }
@@ -530,7 +530,7 @@ impl NcsnppNet {
             }
         }
         debug_assert!(hs.is_empty());
-        let h = silu(p.group_norm(h, g, &self.gn_out));
+        let h = p.group_norm_silu(h, g, &self.gn_out);
         let out = p.conv(h, g, &self.conv_out);
         // Attach the time-embedding branch's backward ops to the result.
         let (out, tape) = out.split_tape();
@@ -600,6 +600,9 @@ where
     fn group_norm<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
         group_norm(x, g, n.groups, self.vec(n.g), self.vec(n.b))
     }
+    fn group_norm_silu<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
+        group_norm_silu(x, g, n.groups, self.vec(n.g), self.vec(n.b))
+    }
 }
 
 struct Ctx<'a, E: Elem>
@@ -619,7 +622,7 @@ where
 {
     fn resblock<T: Tape<E, Cpu>>(&mut self, x: Mat<E, T>, g: Grid, rb: &ResBlock, sr: E) -> Mat<E, T> {
         let p = self.p;
-        let mut h = silu(p.group_norm(x.with_empty_tape(), g, &rb.gn0));
+        let mut h = p.group_norm_silu(x.with_empty_tape(), g, &rb.gn0);
         let mut x = x;
         let mut g = g;
         match rb.resample {
@@ -638,9 +641,9 @@ where
         h = p.conv(h, g, &rb.conv0);
         if let (Some(d), Some(te)) = (&rb.temb, self.temb) {
             let e = p.dense(te.clone().retaped::<T>(), d);
-            h = h + repeat_rows(e, g.h * g.w);
+            h = add_per_image(h, e, g.h * g.w);
         }
-        h = silu(p.group_norm(h, g, &rb.gn1));
+        h = p.group_norm_silu(h, g, &rb.gn1);
         if let (Some(rng), true) = (self.rng.as_deref_mut(), self.dropout > 0.0) {
             let n = h.shape().0 * h.shape().1;
             h = apply_mask(h, dropout_mask(n, self.dropout, rng));
@@ -649,7 +652,7 @@ where
         if let Some(s) = &rb.skip {
             x = p.dense(x, s);
         }
-        (x + h) * sr
+        add_scaled(x, h, sr)
     }
 
     fn attn<T: Tape<E, Cpu>>(&mut self, x: Mat<E, T>, g: Grid, a: &Attn, sr: E) -> Mat<E, T> {
@@ -659,7 +662,7 @@ where
         let k = p.dense(hn.with_empty_tape(), &a.k);
         let v = p.dense(hn, &a.v);
         let h = p.dense(attention(q, k, v, g), &a.o);
-        (x + h) * sr
+        add_scaled(x, h, sr)
     }
 }
 

@@ -271,3 +271,164 @@ fn embeddings_and_dropout() {
     let mk = m[..6].to_vec();
     grad_check(rand_vec(6, 18), (2, 3), move |t| apply_mask(t, mk.clone()));
 }
+
+// ---- Fused ops against their composed dfdx versions (`ops::composed`), f64 and f32 ----
+
+/// Values and the gradients of `⟨c, out⟩` w.r.t. every input, converted to f64.
+type Run = (Vec<f64>, Vec<Vec<f64>>);
+
+fn rand_e<E: Elem>(n: usize, seed: u64, scale: f64, shift: f64) -> Vec<E>
+where
+    Cpu: Device<E>,
+{
+    rand_vec(n, seed).into_iter().map(|v| E::of(scale * v + shift)).collect()
+}
+
+fn to64<E: Elem>(v: Vec<E>) -> Vec<f64>
+where
+    Cpu: Device<E>,
+{
+    v.into_iter().map(Elem::f64).collect()
+}
+
+/// Runs `f` on a traced matrix `x` and traced vectors `vs` (each on its own tape, as the
+/// network's parameters are), and returns the values and the gradients of `⟨c, f⟩`.
+fn run_op<E: Elem>(
+    x: (&[E], usize, usize),
+    vs: &[&[E]],
+    f: &dyn Fn(Mat<E, OwnedTape<E, Cpu>>, Vec<Vec1<E, OwnedTape<E, Cpu>>>) -> Mat<E, OwnedTape<E, Cpu>>,
+) -> Run
+where
+    Cpu: Device<E>,
+{
+    let dev = Cpu::default();
+    let xt: Mat<E> = dev.tensor_from_vec(x.0.to_vec(), (x.1, x.2));
+    let vts: Vec<Vec1<E>> = vs.iter().map(|v| dev.tensor_from_vec(v.to_vec(), (v.len(),))).collect();
+    let y = f(xt.leaky_trace(), vts.iter().map(|v| v.retaped()).collect());
+    let s = *y.shape();
+    let vals = to64(y.with_empty_tape().as_vec());
+    let ct: Mat<E> = dev.tensor_from_vec(rand_e(s.0 * s.1, 77, 1.0, 0.0), s);
+    let grads = (y * ct).sum::<(), _>().backward();
+    let mut gs = vec![to64(grads.get(&xt).as_vec())];
+    gs.extend(vts.iter().map(|v| to64(grads.get(v).as_vec())));
+    (vals, gs)
+}
+
+/// Fused and composed runs agree to `tol` relative to each output's largest entry.
+fn same(name: &str, a: Run, b: Run, tol: f64) {
+    let check = |what: String, a: &[f64], b: &[f64]| {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs composed {y}");
+        }
+    };
+    check(format!("{name} values"), &a.0, &b.0);
+    assert_eq!(a.1.len(), b.1.len());
+    for (k, (ga, gb)) in a.1.iter().zip(&b.1).enumerate() {
+        check(format!("{name} gradient of input {k}"), ga, gb);
+    }
+}
+
+fn fused_vs_composed<E: Elem>(tol: f64)
+where
+    Cpu: Device<E>,
+{
+    let g = Grid { b: 3, h: 4, w: 3 };
+    let (c, groups) = (12, 3);
+    let r = g.rows();
+    let x: Vec<E> = rand_e(r * c, 21, 3.0, 0.5);
+    let gamma: Vec<E> = rand_e(c, 22, 1.0, 0.2);
+    let beta: Vec<E> = rand_e(c, 23, 1.0, 0.0);
+    let xin = (&x[..], r, c);
+    same(
+        "group_norm",
+        run_op(xin, &[&gamma, &beta], &|x, mut v| {
+            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
+            group_norm(x, g, groups, gm, b)
+        }),
+        run_op(xin, &[&gamma, &beta], &|x, mut v| {
+            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
+            composed::group_norm(x, g, groups, gm, b)
+        }),
+        tol,
+    );
+    same(
+        "group_norm_silu",
+        run_op(xin, &[&gamma, &beta], &|x, mut v| {
+            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
+            group_norm_silu(x, g, groups, gm, b)
+        }),
+        run_op(xin, &[&gamma, &beta], &|x, mut v| {
+            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
+            composed::group_norm_silu(x, g, groups, gm, b)
+        }),
+        tol,
+    );
+    same("silu", run_op(xin, &[], &|x, _| silu(x)), run_op(xin, &[], &|x, _| composed::silu(x)), tol);
+    same(
+        "add_bias",
+        run_op(xin, &[&beta], &|x, mut v| add_bias(x, v.pop().unwrap())),
+        run_op(xin, &[&beta], &|x, mut v| composed::add_bias(x, v.pop().unwrap())),
+        tol,
+    );
+    // Two-matrix ops: the second operand enters as a vector reshaped to a matrix.
+    let e: Vec<E> = rand_e(g.b * c, 24, 1.0, 0.0);
+    same(
+        "add_per_image",
+        run_op(xin, &[&e], &|x, mut v| add_per_image(x, v.pop().unwrap().reshape_like(&(g.b, c)), g.h * g.w)),
+        run_op(xin, &[&e], &|x, mut v| composed::add_per_image(x, v.pop().unwrap().reshape_like(&(g.b, c)), g.h * g.w)),
+        tol,
+    );
+    let y: Vec<E> = rand_e(r * c, 25, 1.0, 0.0);
+    let s = E::of(std::f64::consts::FRAC_1_SQRT_2);
+    same(
+        "add_scaled",
+        run_op(xin, &[&y], &|x, mut v| add_scaled(x, v.pop().unwrap().reshape_like(&(r, c)), s)),
+        run_op(xin, &[&y], &|x, mut v| composed::add_scaled(x, v.pop().unwrap().reshape_like(&(r, c)), s)),
+        tol,
+    );
+    // Whole conv and dense layers (im2col/matmul plus the fused bias) against the composed bias.
+    let w: Vec<E> = rand_e(9 * c * 5, 26, 0.3, 0.0);
+    let b5: Vec<E> = rand_e(5, 27, 1.0, 0.0);
+    same(
+        "conv3x3",
+        run_op(xin, &[&w, &b5], &|x, mut v| {
+            let (b, w) = (v.pop().unwrap(), v.pop().unwrap());
+            conv3x3(x, g, w.reshape_like(&(9 * c, 5)), b)
+        }),
+        run_op(xin, &[&w, &b5], &|x, mut v| {
+            let (b, w) = (v.pop().unwrap(), v.pop().unwrap());
+            composed::add_bias(unfold3x3(x, g).matmul(w.reshape_like(&(9 * c, 5))), b)
+        }),
+        tol,
+    );
+}
+
+#[test]
+fn fused_ops_match_composed_dfdx_versions_f64() {
+    fused_vs_composed::<f64>(1e-12);
+}
+
+#[test]
+fn fused_ops_match_composed_dfdx_versions_f32() {
+    fused_vs_composed::<f32>(2e-5);
+}
+
+#[test]
+fn fused_parameter_gradients_match_finite_differences() {
+    let dev = Cpu::default();
+    let g = Grid { b: 2, h: 3, w: 3 };
+    let (c, groups) = (8, 2);
+    let x = rand_vec(g.rows() * c, 31).iter().map(|v| 2.0 * v - 0.3).collect::<Vec<_>>();
+    let (gamma, beta) = (rand_vec(c, 32), rand_vec(c, 33));
+    let xt = mat(&dev, &x, g.rows(), c);
+    let (gt, bt) = (dev.tensor_from_vec(gamma.clone(), (c,)), dev.tensor_from_vec(beta.clone(), (c,)));
+    grad_check(x.clone(), (g.rows(), c), |x| group_norm_silu(x, g, groups, gt.retaped(), bt.retaped()));
+    grad_check(gamma, (1, c), |gm| group_norm_silu(xt.retaped(), g, groups, gm.reshape_like(&(c,)), bt.retaped()));
+    grad_check(beta.clone(), (1, c), |b| group_norm_silu(xt.retaped(), g, groups, gt.retaped(), b.reshape_like(&(c,))));
+    grad_check(beta, (1, c), |b| add_bias(xt.retaped(), b.reshape_like(&(c,))));
+    let e = rand_vec(2 * c, 34);
+    grad_check(e, (2, c), |e| add_per_image(xt.retaped(), e, 9));
+    grad_check(x, (g.rows(), c), |y| add_scaled(xt.retaped(), y, 0.7));
+}
