@@ -124,7 +124,7 @@ pub struct DpiArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Optimisation steps.
-    #[arg(long, default_value_t = 1200)]
+    #[arg(long, default_value_t = 1500)]
     pub steps: usize,
     /// Samples per step (the reference uses 64; with the DSM surrogate's 4 draws per image, 16
     /// samples already make 80 network passes per step).

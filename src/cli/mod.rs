@@ -115,5 +115,5 @@ fn main_job() -> CliResult {
 
 /// Steps and batch of the main job (about 8.5 minutes on 2 idle cores); the estimator
 /// options are `dpi`'s defaults.
-const MAIN_JOB_STEPS: usize = 1200;
+const MAIN_JOB_STEPS: usize = 1500;
 const MAIN_JOB_BATCH: usize = 16;
