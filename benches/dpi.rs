@@ -10,13 +10,13 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
+use scoreprior::core::divergence::ProbeNoise;
 use scoreprior::core::dpi::{
     draw_samples, run_dpi, DpiConfig, Energy, LikelihoodEnergy, PriorEnergy, ScorePriorEnergy,
 };
 use scoreprior::core::forward::{ForwardModel, Model};
 use scoreprior::core::io::read_npy;
 use scoreprior::core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
-use scoreprior::core::divergence::ProbeNoise;
 use scoreprior::core::prior_dsm::{DsmBoundPrior, TimeDensity};
 use scoreprior::core::prior_tv::TotalVariation;
 use scoreprior::core::score::Gaussian;

@@ -67,14 +67,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let mut rel = 0.0;
         for i in 0..n {
-            let mean: Vec<f64> =
-                (0..d).map(|k| gs.iter().map(|g| g[i * d + k]).sum::<f64>() / reps as f64).collect();
+            let mean: Vec<f64> = (0..d).map(|k| gs.iter().map(|g| g[i * d + k]).sum::<f64>() / reps as f64).collect();
             let m2: f64 = mean.iter().map(|v| v * v).sum();
-            let var: f64 = gs
-                .iter()
-                .map(|g| (0..d).map(|k| (g[i * d + k] - mean[k]).powi(2)).sum::<f64>())
-                .sum::<f64>()
-                / (reps - 1) as f64;
+            let var: f64 =
+                gs.iter().map(|g| (0..d).map(|k| (g[i * d + k] - mean[k]).powi(2)).sum::<f64>()).sum::<f64>()
+                    / (reps - 1) as f64;
             rel += var / m2 / n as f64;
         }
         println!("{name:<34} {:>8} {rel:>12.3} {:>14.3}", s + 1, rel * (s + 1) as f64);
