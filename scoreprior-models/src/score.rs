@@ -128,10 +128,12 @@ impl NcsnppScore {
             }
             out
         };
-        let w = rayon::current_num_threads().min(n.div_ceil(chunk)).max(1);
+        // One part per worker even when the batch is smaller than a chunk: the exact prior's
+        // calls are small (8–32 images) and would otherwise leave a core idle in every
+        // elementwise op.
+        let w = rayon::current_num_threads().min(n).max(1);
         if w == 1 {
-            // One worker: `current_num_threads()` is already 1 or a single chunk remains; a
-            // lone chunk may as well let its products use the pool.
+            // One worker: `current_num_threads()` is already 1 or a single image remains.
             return run_part(0..n);
         }
         let pools = self.pools(w);
