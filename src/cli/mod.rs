@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> CliResult {
 /// of the steps, so the flow does not settle in the spurious optima of the small-noise prior)
 /// and four stratified, antithetic, log-uniform time draws per image (1/27 of the reference
 /// estimator's gradient variance at 2.5× its network passes). The exact PF-ODE prior stays one
-/// flag away (`scoreprior dpi` without `--surrogate`) at about 30× the cost per step.
+/// flag away (`scoreprior dpi` without `--surrogate`) at about 200× the cost per step.
 fn main_job() -> CliResult {
     let out = std::path::PathBuf::from("out/main-dpi");
     let out_s = out.to_string_lossy().into_owned();
