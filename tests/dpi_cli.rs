@@ -118,6 +118,25 @@ fn bad_inputs_are_clear_errors() {
         let e = common::fails(&["dpi", "--x-true", "assets/fashion16_test.npy", &arg, "--out", out]);
         assert!(e.contains("--score-function-weight"), "{e}");
     }
+    // Checked before any work; each message names its flag.
+    for (flag, bad) in [
+        ("--steps", "0"),
+        ("--samples", "0"),
+        ("--clip", "NaN"),
+        ("--tv-weight", "-1"),
+        ("--outlier", "0"),
+        ("--time-floor", "0"),
+        ("--time-floor", "1.5"),
+        ("--time-floor-from", "1e-4"),
+        ("--dsm-draws", "0"),
+        ("--dsm-draws", "3"),
+        ("--dsm-time-density", "cubic"),
+    ] {
+        let arg = format!("{flag}={bad}");
+        let e = common::fails(&["dpi", "--x-true", "assets/fashion16_test.npy", "--surrogate", &arg, "--out", out]);
+        let name = if bad == "3" { "--dsm-antithetic" } else { flag };
+        assert!(e.contains(name), "{flag}={bad}: {e}");
+    }
 }
 
 #[test]

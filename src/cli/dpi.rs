@@ -22,7 +22,7 @@ use scoreprior_core::dpi::{
     ScorePriorEnergy, StepRecord, TimeFloorSchedule,
 };
 use scoreprior_core::forward::{parse_model, ForwardModel, Shape};
-use scoreprior_core::io::{atomic_write, read_npy, read_png, write_npy, write_png_grid};
+use scoreprior_core::io::{atomic_write, read_npy, read_npy_images, read_png, write_npy, write_png_grid};
 use scoreprior_core::metrics::image_metrics;
 use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
@@ -259,7 +259,16 @@ fn load_image(path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> 
         return Err(format!("--x-true: {} does not exist", path.display()).into());
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let a = if is_npy { read_npy(&path) } else { read_png(&path) }.map_err(|e| format!("--x-true: {e}"))?;
+    // .npy images follow the one rule of `read_npy_images` (floats as they are, u8 / 255,
+    // other integers an error); a colour PNG is an error, not three gray images.
+    let a = if is_npy { read_npy_images(&path) } else { read_png(&path) }.map_err(|e| format!("--x-true: {e}"))?;
+    if !is_npy && a.shape.first() == Some(&3) {
+        return Err(format!(
+            "--x-true: {} is a colour PNG; the priors are gray: convert it to gray first",
+            path.display()
+        )
+        .into());
+    }
     let (n, h, w) = match a.shape.as_slice() {
         [h, w] | [1, h, w] => (1, *h, *w),
         [n, h, w] | [n, 1, h, w] => (*n, *h, *w),
@@ -357,6 +366,23 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         return Err(
             format!("--time-floor-from must be 0 (off) or in [--time-floor, 1), got {}", args.time_floor_from).into()
         );
+    }
+    // Checked before any work (issue 12): these used to pass and fail only after training, or
+    // silently mean something else.
+    if args.steps == 0 {
+        return Err("--steps must be at least 1 (0 would sample an untrained flow)".into());
+    }
+    if args.samples == 0 {
+        return Err("--samples must be at least 1".into());
+    }
+    if !(args.clip.is_finite() && args.clip >= 0.0) {
+        return Err(format!("--clip must be finite and >= 0 (0: no clipping), got {}", args.clip).into());
+    }
+    if !(args.tv_weight.is_finite() && args.tv_weight > 0.0) {
+        return Err(format!("--tv-weight must be positive and finite, got {}", args.tv_weight).into());
+    }
+    if !(args.outlier.is_finite() && args.outlier > 0.0) {
+        return Err(format!("--outlier must be positive and finite, got {}", args.outlier).into());
     }
     if args.dsm_draws == 0 {
         return Err("--dsm-draws must be at least 1".into());
