@@ -176,12 +176,10 @@ impl NcsnppScore {
         Cpu: Device<E>,
     {
         let d = self.dim();
-        let c = self.net.image_shape().0;
         let parts = self.parallel_chunks(t.len(), &|r| {
             let b = r.len();
             let dev = Cpu::default();
-            let xt: Tensor<(usize, usize), E, Cpu> =
-                dev.tensor_from_vec(self.to_rows::<E>(&x[r.start * d..r.end * d]), (b * d / c, c));
+            let xt = self.rows_tensor::<E>(&dev, &x[r.start * d..r.end * d]);
             let e = self.net.forward_rows(p, xt, &t[r.clone()], None).as_vec();
             let mut o = vec![0.0; b * d];
             self.from_rows(&e, &mut o);
@@ -190,28 +188,18 @@ impl NcsnppScore {
         parts.concat()
     }
 
-    /// `ε̂` at one shared time.
-    fn eps<E: Elem>(&self, p: &Params<E>, x: &[f64], t: f64) -> Vec<f64>
-    where
-        Cpu: Device<E>,
-    {
-        self.eps_at(p, x, &vec![t; x.len() / self.dim()])
-    }
-
     /// `(ε̂, cᵀ ∂ε̂/∂x)` for pairs of images and cotangents at one shared time.
     fn eps_vjp<E: Elem>(&self, p: &Params<E>, x: &[f64], cot: &[f64], t: f64) -> (Vec<f64>, Vec<f64>)
     where
         Cpu: Device<E>,
     {
         let d = self.dim();
-        let c = self.net.image_shape().0;
         let parts = self.parallel_chunks(x.len() / d, &|r| {
             let b = r.len();
             let dev = Cpu::default();
             let (lo, hi) = (r.start * d, r.end * d);
-            let x0: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&x[lo..hi]), (b * d / c, c));
-            let ct: Tensor<(usize, usize), E, Cpu> =
-                dev.tensor_from_vec(self.to_rows::<E>(&cot[lo..hi]), (b * d / c, c));
+            let x0 = self.rows_tensor::<E>(&dev, &x[lo..hi]);
+            let ct = self.rows_tensor::<E>(&dev, &cot[lo..hi]);
             let e = self.net.forward_rows(p, x0.leaky_trace(), &vec![t; b], None);
             let ev = e.with_empty_tape().as_vec();
             let g = (e * ct).sum::<(), _>().backward();
@@ -245,12 +233,10 @@ impl NcsnppScore {
         Cpu: Device<E>,
     {
         let d = self.dim();
-        let c = self.net.image_shape().0;
         let parts = self.parallel_chunks(t.len(), &|r| {
             let b = r.len();
             let dev = Cpu::default();
-            let x0: Tensor<(usize, usize), E, Cpu> =
-                dev.tensor_from_vec(self.to_rows::<E>(&x[r.start * d..r.end * d]), (b * d / c, c));
+            let x0 = self.rows_tensor::<E>(&dev, &x[r.start * d..r.end * d]);
             let e = self.net.forward_rows(p, x0.leaky_trace(), &t[r.clone()], None);
             let ev = e.with_empty_tape().as_vec();
             let mut so = vec![0.0; b * d];
@@ -265,7 +251,7 @@ impl NcsnppScore {
                 cotangent(r.start + i, sc, ci);
                 ci.iter_mut().for_each(|v| *v = -*v / si);
             }
-            let ct: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(self.to_rows::<E>(&cot), (b * d / c, c));
+            let ct = self.rows_tensor::<E>(&dev, &cot);
             let g = (e * ct).sum::<(), _>().backward();
             let mut vo = vec![0.0; b * d];
             self.from_rows(&g.get(&x0).as_vec(), &mut vo);
@@ -283,6 +269,15 @@ impl NcsnppScore {
     fn sigmas(&self, x: &[f64], t: &[f64], out_len: usize) -> scoreprior_core::Result<Vec<f64>> {
         scoreprior_core::score::check_times(self.dim(), x, t, out_len)?;
         t.iter().map(|&ti| self.sigma(ti)).collect()
+    }
+
+    /// Flattened C-order images as a dfdx tensor in the network's rows layout `(b·h·w, c)`.
+    fn rows_tensor<E: Elem>(&self, dev: &Cpu, x: &[f64]) -> Tensor<(usize, usize), E, Cpu>
+    where
+        Cpu: Device<E>,
+    {
+        let c = self.net.image_shape().0;
+        dev.tensor_from_vec(self.to_rows::<E>(x), (x.len() / c, c))
     }
 
     fn to_rows<E: Elem>(&self, x: &[f64]) -> Vec<E>
@@ -362,19 +357,9 @@ impl ScoreModel for NcsnppScore {
     }
 
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
+        // One shared time is the per-image path with equal times (same passes, same chunks).
         let n = check_batch(x, self.dim(), "x")?;
-        if out.len() != x.len() {
-            return Err(scoreprior_core::Error::shape("score output", format!("({n}, {})", self.dim()), out.len()));
-        }
-        let s = self.sigma(t)?;
-        let e = match self.precision {
-            Precision::F32 => self.eps(&self.p32, x, t),
-            Precision::F64 => self.eps(&self.p64, x, t),
-        };
-        for (o, e) in out.iter_mut().zip(&e) {
-            *o = -e / s;
-        }
-        Ok(())
+        self.score_at(x, &vec![t; n], out)
     }
 
     fn score_and_vjp(
