@@ -20,6 +20,7 @@ use scoreprior_core::sde::AnySde;
 use scoreprior_models::score::{NcsnppScore, Precision};
 use serde::Serialize;
 
+use super::progress::Progress;
 use super::CliResult;
 
 /// The SDE a prior was built with.
@@ -478,6 +479,8 @@ pub fn run(args: LogprobArgs) -> CliResult {
     let mut grad = Vec::new();
     let mut stats = PriorStats::default();
     let mut batches = 0;
+    let total_batches = n.div_ceil(args.batch) as u64;
+    let mut progress = Progress::new("logprob", total_batches, false);
     for chunk in x.data.chunks(args.batch * d) {
         if args.grad.is_some() {
             let r = prior.grad_log_prob(chunk)?;
@@ -491,7 +494,12 @@ pub fn run(args: LogprobArgs) -> CliResult {
             stats.forward += r.stats.forward;
         }
         batches += 1;
+        progress.update(batches as u64, || {
+            let mean = log_prob.iter().sum::<f64>() / log_prob.len().max(1) as f64;
+            format!("{} images, mean log p {mean:.2}, NFE {}", log_prob.len(), stats.nfe())
+        });
     }
+    progress.finish();
     let wall = start.elapsed().as_secs_f64();
     if let Some(g) = &args.grad {
         write_npy(g, &x.shape, &grad)?;

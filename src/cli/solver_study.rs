@@ -15,6 +15,7 @@ use scoreprior_core::score::{Gaussian, MarginalDensity};
 
 use super::logprob::{load_gaussian, OdeArgs};
 use super::plot::{Figure, Series};
+use super::progress::Progress;
 use super::CliResult;
 
 /// Arguments of `scoreprior solver-study`.
@@ -125,6 +126,9 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
         if args.exact_terminal { "exact p_T" } else { "SDE prior N(0, σ_T² I)" },
     );
     let mut rows = Vec::new();
+    let chunks = n.div_ceil(batch) as u64;
+    let mut progress = Progress::new("solver-study", chunks * args.solvers.len() as u64, false);
+    let mut done = 0u64;
     for name in &args.solvers {
         let mut ode = args.ode.clone();
         ode.solver = name.clone();
@@ -141,6 +145,8 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
             let r = prior.log_prob(chunk).map_err(|e| format!("solver {name}: {e}"))?;
             lp.extend(r.log_prob);
             stats.forward += r.stats.forward;
+            done += 1;
+            progress.update(done, || format!("solver {name}, NFE {}", stats.forward.rhs_evaluations));
         }
         let wall = start.elapsed().as_secs_f64();
         let kl: Vec<f64> = log_q.iter().zip(&lp).map(|(a, b)| a - b).collect();

@@ -22,6 +22,7 @@ use scoreprior_core::score::{Gaussian, GaussianMixture, MarginalDensity, ScoreMo
 
 use super::logprob::{image_rows, load_gaussian, load_images, OdeArgs};
 use super::plot::{Figure, Series};
+use super::progress::Progress;
 use super::CliResult;
 
 /// Which ground-truth models the gradient study runs on.
@@ -192,7 +193,8 @@ pub fn logp_study(args: &TraceStudyArgs, q: &Gaussian, x: &[f64]) -> CliResult<(
     q.marginal_log_prob(x, args.ode.t0, &mut closed)?;
     let model: Arc<dyn ScoreModel> = Arc::new(q.clone());
     let mut rows = Vec::new();
-    for &k in &args.ks {
+    let mut progress = Progress::new("trace-study log p", args.ks.len() as u64, false);
+    for (done, &k) in args.ks.iter().enumerate() {
         let mut ode = args.ode.clone();
         ode.trace = Some("hutchinson".into());
         ode.hutchinson = k;
@@ -216,7 +218,9 @@ pub fn logp_study(args: &TraceStudyArgs, q: &Gaussian, x: &[f64]) -> CliResult<(
         }
         let (mean, std) = mean_std(&lps);
         rows.push(LogpRow { k, mean, std, nfe: nfe as f64 / args.seeds as f64 });
+        progress.update(done as u64 + 1, || format!("K = {k}: log p {mean:.3} ± {std:.3}"));
     }
+    progress.finish();
     Ok((rows, exact.log_prob[0], closed[0]))
 }
 
@@ -233,7 +237,8 @@ fn grad_study(
     // K = 0 stands for the exact trace: one solve, no seeds.
     let mut ks = vec![0];
     ks.extend(&args.grad_ks);
-    for &k in &ks {
+    let mut progress = Progress::new(&format!("trace-study gradients ({name})"), ks.len() as u64, false);
+    for (done, &k) in ks.iter().enumerate() {
         let seeds = if k == 0 { 1 } else { args.grad_seeds };
         let results: Vec<CliResult<Vec<f64>>> = (0..seeds as u64)
             .into_par_iter()
@@ -275,7 +280,9 @@ fn grad_study(
             rel_err_t0: norm(&diff) / norm(gt0),
             cos_all,
         });
+        progress.update(done as u64 + 1, || format!("K = {k}: median relative std {median:.3}"));
     }
+    progress.finish();
     Ok(rows)
 }
 
