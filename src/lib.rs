@@ -8,19 +8,29 @@
 //!   gradients, forward models, DPI and baselines, over traits;
 //! - [`models`]: NCSN++ score networks and RealNVP flows on dfdx.
 
+pub mod experiment;
+pub mod plot;
+
 pub use scoreprior_core as core;
 pub use scoreprior_macros as macros;
 pub use scoreprior_models as models;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use crate::experiment::{
+        Continuation, DsmSettings, Experiment, ExperimentError, ExperimentResult, PosteriorSettings, Prior,
+    };
+    pub use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
+    pub use scoreprior_core::dpi::{DpiConfig, Energy, StepRecord};
     pub use scoreprior_core::forward::{parse_model, Chain, ForwardModel, Model, Noise, NoiseSpec, Shape};
+    pub use scoreprior_core::io::{read_npy, write_npy};
     pub use scoreprior_core::ode::{
         solve, ConstantStepSize, ExplicitRk, PidController, SaveAt, Solution, SolveOptions, State, Stats, Tableau,
         VectorField,
     };
     pub use scoreprior_core::ode::{Bosh3, Dopri5, Dopri8, Euler, Heun, Rk4, Tsit5};
-    pub use scoreprior_core::score::ScoreModel;
+    pub use scoreprior_core::prior::ScorePriorConfig;
+    pub use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
     pub use scoreprior_core::sde::{AnySde, Sde, SubVpSde, VeSde, VpSde};
     pub use scoreprior_core::{Error, Result};
     pub use scoreprior_macros::{butcher_tableau, forward_model};

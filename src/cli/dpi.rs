@@ -11,28 +11,19 @@
 //! closed-form posterior).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::Args;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use scoreprior::experiment::{Continuation, DsmSettings, Experiment, PosteriorSettings, Prior};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
-use scoreprior_core::dpi::{
-    draw_samples, run_dpi, summarize_samples, Annealing, DpiConfig, Energy, LikelihoodEnergy, LossWeights, PriorEnergy,
-    ScorePriorEnergy, StepRecord, TimeFloorSchedule,
-};
-use scoreprior_core::forward::{parse_model, ForwardModel, Shape};
-use scoreprior_core::io::{atomic_write, read_npy, read_npy_images, read_png, write_npy, write_png_grid};
-use scoreprior_core::metrics::image_metrics;
-use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
-use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
-use scoreprior_core::prior_tv::TotalVariation;
+use scoreprior_core::dpi::{Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
+use scoreprior_core::forward::{parse_model, Shape};
+use scoreprior_core::io::{read_npy, read_npy_images, read_png};
+use scoreprior_core::prior::ScorePriorConfig;
+use scoreprior_core::prior_dsm::TimeDensity;
 use scoreprior_core::sde::{AnySde, VpSde};
-use scoreprior_models::realnvp::{FlowPrior, RealNvp, RealNvpConfig};
-use scoreprior_models::score::NcsnppScore;
+use scoreprior_models::realnvp::RealNvp;
 
 use super::logprob::{load_gaussian, resolve};
-use super::plot::{Figure, Series};
 use super::progress::Progress;
 use super::CliResult;
 
@@ -201,57 +192,7 @@ pub struct DpiArgs {
 }
 
 /// What a DPI run measured (also written to `metrics.json`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DpiSummary {
-    pub prior: String,
-    pub surrogate: bool,
-    pub forward: String,
-    pub steps: usize,
-    pub seconds_training: f64,
-    pub seconds_per_step: f64,
-    pub seconds_sampling: f64,
-    pub samples: usize,
-    pub samples_kept: usize,
-    pub samples_dropped: usize,
-    pub final_loss: Option<StepRecord>,
-    /// Metrics of the posterior mean against the ground truth.
-    pub mean_metrics: Option<scoreprior_core::metrics::ImageMetrics>,
-    /// Metrics averaged over the kept samples.
-    pub sample_metrics: Option<scoreprior_core::metrics::ImageMetrics>,
-    /// Metrics of the naive reconstruction Aᵀy (denoising: y itself).
-    pub naive_metrics: Option<scoreprior_core::metrics::ImageMetrics>,
-    /// Against the closed-form posterior (Gaussian prior, denoising).
-    pub closed_form: Option<ClosedFormErrors>,
-    pub mean_pixel_std: f64,
-    /// Fraction of pixels with `|x_true − mean| ≤ 2·std` (calibration; ≈ 0.95 for a
-    /// well-calibrated Gaussian-like posterior).
-    pub coverage_2std: Option<f64>,
-    /// Reference estimates on the same `y` (Gaussian denoising only).
-    pub references: Option<DenoisingReferences>,
-}
-
-/// The two yardsticks of a denoising run, computed on the same `y`.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct DenoisingReferences {
-    /// Posterior mean under the fitted Gaussian prior (`--mean`/`--cov`, the Wiener filter).
-    pub wiener: Option<scoreprior_core::metrics::ImageMetrics>,
-    /// Tweedie's posterior mean under the score prior (one network evaluation at `t*`,
-    /// `σ_{t*}/α_{t*} = σ`): the exact posterior mean if the score is exact.
-    pub tweedie: Option<scoreprior_core::metrics::ImageMetrics>,
-    /// The matching time `t*` of Tweedie's estimate.
-    pub tweedie_t: Option<f64>,
-}
-
-/// Errors of the DPI posterior against the closed-form Gaussian posterior.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct ClosedFormErrors {
-    /// RMSE of the DPI mean vs the exact posterior mean.
-    pub mean_rmse: f64,
-    /// Mean over pixels of |std_dpi − std_exact| / std_exact.
-    pub std_rel_err: f64,
-    /// Mean exact posterior per-pixel std (scale of the above).
-    pub exact_mean_std: f64,
-}
+pub use scoreprior::experiment::Report as DpiSummary;
 
 fn load_image(path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> {
     let path = resolve(path);
@@ -283,44 +224,6 @@ fn load_image(path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> 
         return Err("--x-true: non-finite pixels".into());
     }
     Ok((h, w, x))
-}
-
-/// The one-screen table of a run's estimates against the truth (empty without one).
-pub fn summary_table(res: &DpiSummary) -> String {
-    let Some(mean) = res.mean_metrics else { return String::new() };
-    let mut rows: Vec<(&str, scoreprior_core::metrics::ImageMetrics)> = vec![("DPI posterior mean", mean)];
-    if let Some(m) = res.sample_metrics {
-        rows.push(("DPI samples (average)", m));
-    }
-    if let Some(r) = &res.references {
-        if let Some(m) = r.tweedie {
-            rows.push(("Tweedie E[x|y] (score prior)", m));
-        }
-        if let Some(m) = r.wiener {
-            rows.push(("Wiener (Gaussian prior)", m));
-        }
-    }
-    if let Some(m) = res.naive_metrics {
-        rows.push(("measurement y / A^T y", m));
-    }
-    let mut s = String::from("estimate                          MSE      PSNR (dB)  SSIM\n");
-    for (name, m) in rows {
-        s.push_str(&format!("{name:<32}  {:.5}  {:>8.2}  {:.3}\n", m.mse, m.psnr, m.ssim));
-    }
-    if let Some(c) = res.coverage_2std {
-        s.push_str(&format!(
-            "calibration: {:.1} % of pixels within 2 posterior std of the truth (mean std {:.4})\n",
-            100.0 * c,
-            res.mean_pixel_std
-        ));
-    }
-    s
-}
-
-fn noise_sigma(noise: &str) -> Option<f64> {
-    let t = noise.trim();
-    let body = t.strip_prefix("gaussian(")?.strip_suffix(')')?;
-    body.trim().strip_prefix("sigma")?.trim().strip_prefix('=')?.trim().parse().ok()
 }
 
 #[derive(Debug, clap::Parser)]
@@ -394,19 +297,19 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         )
         .into());
     }
-    let dsm_density = match args.dsm_time_density.as_str() {
-        "g2" => TimeDensity::G2OverSigma2,
-        "log-uniform" => TimeDensity::LogUniform,
-        "uniform" => TimeDensity::Uniform,
-        other => return Err(format!("--dsm-time-density: expected g2, log-uniform or uniform, got {other:?}").into()),
-    };
-    let dsm = |m: std::sync::Arc<dyn scoreprior_core::score::ScoreModel>, sde: AnySde| -> CliResult<Box<dyn Energy>> {
-        Ok(Box::new(
-            DsmBoundPrior::new(m, sde, args.time_floor, args.dsm_draws)?
-                .with_density(dsm_density)
-                .with_stratified(args.dsm_stratified)
-                .with_antithetic(args.dsm_antithetic)?,
-        ))
+    let dsm = DsmSettings {
+        eps: args.time_floor,
+        draws: args.dsm_draws,
+        density: match args.dsm_time_density.as_str() {
+            "g2" => TimeDensity::G2OverSigma2,
+            "log-uniform" => TimeDensity::LogUniform,
+            "uniform" => TimeDensity::Uniform,
+            other => {
+                return Err(format!("--dsm-time-density: expected g2, log-uniform or uniform, got {other:?}").into())
+            }
+        },
+        stratified: args.dsm_stratified,
+        antithetic: args.dsm_antithetic,
     };
     // Measurement and ground truth.
     let (h, w, x_true) = match (&args.x_true, &args.y) {
@@ -417,286 +320,134 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         (None, Some(_)) => (args.size, args.size, None),
         _ => return Err("give exactly one of --y and --x-true".into()),
     };
-    let d = h * w;
     let chain = if args.forward.trim() == "denoising" { "identity" } else { args.forward.as_str() };
     let model = parse_model(chain, &args.noise, Shape::new(1, h, w)).map_err(|e| format!("--forward/--noise: {e}"))?;
-    let y = match (&x_true, &args.y) {
-        (Some(x), _) => model.simulate(x, &mut ChaCha8Rng::seed_from_u64(args.seed))?,
-        (None, Some(p)) => read_npy(resolve(p)).map_err(|e| format!("--y: {e}"))?.data,
-        _ => unreachable!(),
-    };
-    std::fs::create_dir_all(&args.out)?;
 
     // Prior.
-    let is_gauss = matches!(args.prior.as_str(), "gaussian" | "gaussian-ode");
-    let gauss = if is_gauss {
-        Some(load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default()))?)
-    } else {
-        None
-    };
-    let prior_cfg = || -> CliResult<ScorePriorConfig> {
+    let gaussian = || load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default()));
+    let ode = {
         let solver = scoreprior_core::ode::solver_by_name(&args.solver)?;
         let div = if args.probes == 0 {
             Divergence::ExactTrace
         } else {
             Divergence::Hutchinson(Hutchinson::new(args.probes, ProbeNoise::Rademacher, args.seed)?)
         };
-        Ok(ScorePriorConfig::default()
+        ScorePriorConfig::default()
             .with_solver(solver)
             .with_adjoint_solver(solver)
             .with_tolerances(args.rtol, args.atol)
             .with_adjoint_tolerances(args.rtol, args.atol)
             .with_divergence(div)
-            .with_t0(args.time_floor))
+            .with_t0(args.time_floor)
     };
-    if args.surrogate
-        && !matches!(args.prior.as_str(), "gaussian-ode")
-        && !Path::new(&args.prior).exists()
-        && !resolve(Path::new(&args.prior)).exists()
-    {
-        return Err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)".into());
-    }
-    // The score model behind a score prior, for Tweedie's reference estimate.
-    let mut score_model: Option<(std::sync::Arc<dyn scoreprior_core::score::ScoreModel>, AnySde)> =
-        gauss.clone().filter(|_| args.prior == "gaussian-ode").map(|g| {
-            (
-                std::sync::Arc::new(g) as std::sync::Arc<dyn scoreprior_core::score::ScoreModel>,
-                AnySde::Vp(VpSde::default()),
-            )
-        });
-    let prior: Box<dyn Energy> = match args.prior.as_str() {
-        "gaussian" => Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(gauss.clone().unwrap()))),
-        "gaussian-ode" if args.surrogate => {
-            dsm(std::sync::Arc::new(gauss.clone().unwrap()), AnySde::Vp(VpSde::default()))?
-        }
-        "gaussian-ode" => Box::new(ScorePriorEnergy::new(ScorePrior::new(gauss.clone().unwrap(), prior_cfg()?)?)),
-        "tv" => Box::new(TotalVariation::new(h, w, args.tv_weight, 1e-3)?),
-        other if other.starts_with("flow:") => {
+    let checkpoint = resolve(Path::new(&args.prior));
+    let prior = match (args.prior.as_str(), args.surrogate) {
+        ("gaussian", false) => Prior::gaussian(gaussian()?),
+        ("gaussian-ode", false) => Prior::gaussian_ode_with(gaussian()?, ode),
+        ("gaussian-ode", true) => Prior::gaussian_dsm(gaussian()?, dsm),
+        ("tv", false) => Prior::total_variation(args.tv_weight),
+        (other, false) if other.starts_with("flow:") => {
             let p = resolve(Path::new(&other[5..]));
-            Box::new(FlowPrior::new(RealNvp::load_file(&p).map_err(|e| format!("--prior {other}: {e}"))?))
+            Prior::flow(RealNvp::load_file(&p).map_err(|e| format!("--prior {other}: {e}"))?).with_label(other)
         }
-        other => {
-            let p = resolve(Path::new(other));
-            if !p.exists() {
+        (_, true) if !checkpoint.exists() || args.prior == "gaussian" || args.prior == "tv" => {
+            return Err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)".into())
+        }
+        (other, surrogate) => {
+            if !checkpoint.exists() {
                 return Err(format!(
                     "--prior {other}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"
                 )
                 .into());
             }
-            let m = std::sync::Arc::new(NcsnppScore::load(&p).map_err(|e| format!("--prior {other}: {e}"))?);
-            let sde = AnySde::Vp(*m.sde());
-            score_model = Some((m.clone(), sde));
-            if args.surrogate {
-                dsm(m, sde)?
-            } else {
-                Box::new(ScorePriorEnergy::new(ScorePrior::from_arc(m, prior_cfg()?.with_sde(sde))?))
-            }
+            let p = if surrogate { Prior::ncsnpp_dsm(&checkpoint, dsm) } else { Prior::ncsnpp(&checkpoint, ode) };
+            p.map_err(|e| format!("--prior {other}: {e}"))?.with_label(other)
         }
     };
-    if prior.dim() != d {
-        return Err(format!("the prior has dimension {} but the images have {h}x{w} = {d} pixels", prior.dim()).into());
+    let mut builder = Experiment::builder(model)
+        .forward_label(format!("{} + {}", args.forward, args.noise))
+        .prior(prior)
+        .posterior(PosteriorSettings {
+            flows: args.flows,
+            hidden: args.hidden,
+            batch_norm: args.batch_norm,
+            init_scale: args.init_scale,
+            init_loc: None,
+        })
+        .dpi_config(DpiConfig {
+            steps: args.steps,
+            batch: args.batch,
+            lr: args.lr,
+            warmup: args.warmup,
+            lr_final_fraction: args.lr_final,
+            grad_clip: if args.clip > 0.0 { Some(args.clip) } else { None },
+            weights: LossWeights { data: args.w_data, prior: args.w_prior, entropy: args.w_entropy },
+            data_annealing: if args.anneal_data > 0 {
+                Annealing::Linear { start: 0.0, steps: args.anneal_data }
+            } else {
+                Annealing::None
+            },
+            tempering: if args.temper_from == 1.0 {
+                Annealing::None
+            } else {
+                let steps = if args.temper_steps == 0 { args.steps / 2 } else { args.temper_steps };
+                Annealing::Geometric { start: args.temper_from, steps }
+            },
+            score_function_weight: args.score_function_weight,
+            time_floor: TimeFloorSchedule::Off,
+            seed: args.seed,
+            checkpoint_every: args.checkpoint_every,
+            out_dir: Some(args.out.clone()),
+            resume: args.resume,
+        })
+        .continuation(
+            (args.time_floor_from > 0.0)
+                .then_some(Continuation { from: args.time_floor_from, steps: args.time_floor_steps }),
+        )
+        .samples(args.samples)
+        .outlier_threshold(args.outlier);
+    builder = match (x_true, &args.y) {
+        (Some(x), _) => builder.truth(x, h, w),
+        (None, Some(p)) => builder.measurement(read_npy(resolve(p)).map_err(|e| format!("--y: {e}"))?.data, h, w),
+        _ => unreachable!("checked above"),
+    };
+    // The Wiener yardstick: the fitted Gaussian of --mean/--cov, when its files are there.
+    if let Ok(g) = gaussian() {
+        builder = builder.wiener_reference(g);
     }
-    let data = LikelihoodEnergy::new(model, y.clone())?;
-
-    // Flow and optimisation.
-    let hidden = if args.hidden == 0 { (d / 8).max(32) } else { args.hidden };
-    let mut flow = RealNvp::new(
-        RealNvpConfig::new(d)
-            .with_flows(args.flows)
-            .with_hidden(hidden)
-            .with_batch_norm(args.batch_norm)
-            .with_seed(args.seed),
-    )?;
-    let loc = match (&gauss, data.model().adjoint(&y)) {
-        (Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
-        (None, Ok(naive)) => (naive.iter().sum::<f64>() / d as f64).clamp(0.0, 1.0),
-        _ => 0.5,
-    };
-    flow.set_initial_affine(loc, args.init_scale)?;
-    let cfg = DpiConfig {
-        steps: args.steps,
-        batch: args.batch,
-        lr: args.lr,
-        warmup: args.warmup,
-        lr_final_fraction: args.lr_final,
-        grad_clip: if args.clip > 0.0 { Some(args.clip) } else { None },
-        weights: LossWeights { data: args.w_data, prior: args.w_prior, entropy: args.w_entropy },
-        data_annealing: if args.anneal_data > 0 {
-            Annealing::Linear { start: 0.0, steps: args.anneal_data }
-        } else {
-            Annealing::None
-        },
-        tempering: if args.temper_from == 1.0 {
-            Annealing::None
-        } else {
-            let steps = if args.temper_steps == 0 { args.steps / 2 } else { args.temper_steps };
-            Annealing::Geometric { start: args.temper_from, steps }
-        },
-        score_function_weight: args.score_function_weight,
-        time_floor: if args.time_floor_from > 0.0 && prior.time_floor().is_some() {
-            let steps = if args.time_floor_steps == 0 { args.steps / 2 } else { args.time_floor_steps };
-            TimeFloorSchedule::Geometric { start: args.time_floor_from, end: args.time_floor, steps }
-        } else {
-            TimeFloorSchedule::Off
-        },
-        seed: args.seed,
-        checkpoint_every: args.checkpoint_every,
-        out_dir: Some(args.out.clone()),
-        resume: args.resume,
-    };
+    let experiment = builder.build()?;
+    std::fs::create_dir_all(&args.out)?;
     let mut progress = Progress::new("DPI", args.steps as u64, args.quiet);
-    let t0 = Instant::now();
-    let mut fresh_steps = 0usize;
-    let hist = run_dpi(&cfg, &mut flow, Some(&data), Some(prior.as_ref()), &mut |r| {
-        fresh_steps += 1;
+    let res = experiment.run_observed(&mut |r| {
         progress.update(r.step as u64 + 1, || {
             let floor = if r.time_floor.is_finite() { format!(", t0 {:.1e}", r.time_floor) } else { String::new() };
             format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}{floor}", r.total, r.data, r.prior, r.log_q)
         });
     })?;
     progress.finish();
-    let seconds_training = t0.elapsed().as_secs_f64();
-
-    // Sampling.
-    let t1 = Instant::now();
-    let batch = draw_samples(&mut flow, args.samples, 64, args.seed ^ 0xD1)?;
-    let seconds_sampling = t1.elapsed().as_secs_f64();
-    let summary = summarize_samples(&batch.x, d, args.outlier)?;
-    let out = &args.out;
-    write_npy(out.join("samples.npy"), &[batch.n, h, w], &batch.x)?;
-    write_npy(out.join("mean.npy"), &[h, w], &summary.mean)?;
-    write_npy(out.join("std.npy"), &[h, w], &summary.std)?;
-    let shown = summary.n_kept.min(64);
-    write_png_grid(out.join("samples.png"), &summary.kept[..shown * d], h, w, 8, 0.0, 1.0, 4)?;
-    write_png_grid(out.join("mean.png"), &summary.mean, h, w, 1, 0.0, 1.0, 8)?;
-    let smax = summary.std.iter().cloned().fold(1e-12, f64::max);
-    write_png_grid(out.join("std.png"), &summary.std, h, w, 1, 0.0, smax, 8)?;
-    if let Some(x) = &x_true {
-        write_png_grid(out.join("x_true.png"), x, h, w, 1, 0.0, 1.0, 8)?;
-        write_npy(out.join("x_true.npy"), &[h, w], x)?;
-    }
-    write_npy(out.join("y.npy"), &[y.len()], &y)?;
-    if y.len() == d {
-        write_png_grid(out.join("y.png"), &y, h, w, 1, 0.0, 1.0, 8)?;
-    }
-    let pts: Vec<(f64, f64)> = hist.records.iter().map(|r| (r.step as f64, r.total)).collect();
-    let fig = Figure::new("DPI loss", "step", "loss (data + prior + log q)").with(Series::line("total", pts));
-    if let Err(e) = fig.write(out.join("losses.svg")) {
-        eprintln!("warning: loss plot not written: {e}");
-    }
-
-    // Metrics.
-    let (mut mean_metrics, mut sample_metrics, mut naive_metrics) = (None, None, None);
-    if let Some(x) = &x_true {
-        mean_metrics = Some(image_metrics(&summary.mean, x, h, w, 1.0)?);
-        let mut acc = [0.0; 3];
-        for s in summary.kept.chunks(d) {
-            let m = image_metrics(s, x, h, w, 1.0)?;
-            acc[0] += m.mse;
-            acc[1] += m.psnr;
-            acc[2] += m.ssim;
-        }
-        let k = summary.n_kept as f64;
-        sample_metrics =
-            Some(scoreprior_core::metrics::ImageMetrics { mse: acc[0] / k, psnr: acc[1] / k, ssim: acc[2] / k });
-        if let Ok(naive) = data.model().adjoint(&y) {
-            naive_metrics = Some(image_metrics(&naive, x, h, w, 1.0)?);
-        }
-    }
-    let sigma = noise_sigma(&args.noise).filter(|_| args.forward.trim() == "denoising");
-    let coverage_2std = x_true.as_ref().map(|x| {
-        let inside =
-            x.iter().zip(&summary.mean).zip(&summary.std).filter(|((x, m), s)| (*x - *m).abs() <= 2.0 * *s).count();
-        inside as f64 / d as f64
-    });
-    let references = match sigma {
-        Some(sigma) => {
-            // Wiener: the fitted Gaussian of --mean/--cov (when its files are there).
-            let fitted = match &gauss {
-                Some(g) => Some(g.clone()),
-                None => load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default())).ok(),
-            };
-            let mut wiener_metrics = None;
-            if let Some(g) = fitted.filter(|g| g.mean().len() == d) {
-                let (wm, _) = scoreprior_core::denoise::wiener(g.mean(), &g.covariance(), sigma, &y)?;
-                write_npy(out.join("wiener.npy"), &[h, w], &wm)?;
-                write_png_grid(out.join("wiener.png"), &wm, h, w, 1, 0.0, 1.0, 8)?;
-                if let Some(x) = &x_true {
-                    wiener_metrics = Some(image_metrics(&wm, x, h, w, 1.0)?);
-                }
-            }
-            let (mut tweedie_metrics, mut tweedie_t) = (None, None);
-            if let Some((m, sde)) = &score_model {
-                let tm = scoreprior_core::denoise::tweedie(m.as_ref(), sde, sigma, &y)?;
-                tweedie_t = Some(scoreprior_core::denoise::matching_time(sde, sigma)?);
-                write_npy(out.join("tweedie.npy"), &[h, w], &tm)?;
-                write_png_grid(out.join("tweedie.png"), &tm, h, w, 1, 0.0, 1.0, 8)?;
-                if let Some(x) = &x_true {
-                    tweedie_metrics = Some(image_metrics(&tm, x, h, w, 1.0)?);
-                }
-            }
-            Some(DenoisingReferences { wiener: wiener_metrics, tweedie: tweedie_metrics, tweedie_t })
-        }
-        None => None,
-    };
-    let closed_form = match (&gauss, sigma) {
-        (Some(g), Some(sigma)) => {
-            let (m, cov) = (g.mean().to_vec(), g.covariance());
-            let (pm, ps) = scoreprior_core::denoise::wiener(&m, &cov, sigma, &y)?;
-            let rmse = (pm.iter().zip(&summary.mean).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / d as f64).sqrt();
-            let rel = ps.iter().zip(&summary.std).map(|(a, b)| (a - b).abs() / a).sum::<f64>() / d as f64;
-            write_npy(out.join("exact_mean.npy"), &[h, w], &pm)?;
-            write_npy(out.join("exact_std.npy"), &[h, w], &ps)?;
-            Some(ClosedFormErrors {
-                mean_rmse: rmse,
-                std_rel_err: rel,
-                exact_mean_std: ps.iter().sum::<f64>() / d as f64,
-            })
-        }
-        _ => None,
-    };
-    let res = DpiSummary {
-        prior: args.prior.clone(),
-        surrogate: args.surrogate,
-        forward: format!("{} + {}", args.forward, args.noise),
-        steps: hist.records.len(),
-        seconds_training,
-        seconds_per_step: if fresh_steps == 0 { f64::NAN } else { seconds_training / fresh_steps as f64 },
-        seconds_sampling,
-        samples: batch.n,
-        samples_kept: summary.n_kept,
-        samples_dropped: summary.n_dropped,
-        final_loss: hist.records.last().copied(),
-        mean_metrics,
-        sample_metrics,
-        naive_metrics,
-        closed_form,
-        mean_pixel_std: summary.std.iter().sum::<f64>() / d as f64,
-        coverage_2std,
-        references,
-    };
-    atomic_write(out.join("metrics.json"), serde_json::to_string_pretty(&res)?.as_bytes())?;
+    res.save(&args.out)?;
+    let rep = &res.report;
     if !args.quiet {
         eprintln!(
             "DPI done: {} steps in {:.1} s ({:.3} s/step), {} samples in {:.2} s ({} dropped by |x| > {}); outputs in {}",
-            res.steps,
-            seconds_training,
-            res.seconds_per_step,
-            batch.n,
-            seconds_sampling,
-            summary.n_dropped,
+            rep.steps,
+            rep.seconds_training,
+            rep.seconds_per_step,
+            rep.samples,
+            rep.seconds_sampling,
+            rep.samples_dropped,
             args.outlier,
-            out.display()
+            args.out.display()
         );
-        eprint!("{}", summary_table(&res));
-        if let Some(c) = &res.closed_form {
+        eprint!("{}", res.summary_table());
+        if let Some(c) = &rep.closed_form {
             eprintln!(
                 "vs closed-form posterior: mean RMSE {:.4}, per-pixel std rel. error {:.3} (exact std {:.4})",
                 c.mean_rmse, c.std_rel_err, c.exact_mean_std
             );
         }
     }
-    Ok(res)
+    Ok(res.report)
 }
 
 #[cfg(test)]
@@ -717,12 +468,5 @@ mod tests {
         let a = DpiArgs::from_flags(&["--x-true", "x.npy", "--out", "o", "--steps", "7"]).unwrap();
         assert_eq!((a.steps, a.batch, a.prior.as_str(), a.probes), (7, 16, "gaussian-ode", 16));
         assert!(DpiArgs::from_flags(&["--steps", "7"]).is_err(), "--out is required");
-    }
-
-    #[test]
-    fn noise_sigma_parses_gaussian_only() {
-        assert_eq!(noise_sigma("gaussian(sigma=0.2)"), Some(0.2));
-        assert_eq!(noise_sigma("gaussian(sigma = 0.05)"), Some(0.05));
-        assert_eq!(noise_sigma("complex_gaussian(sigma=0.2)"), None);
     }
 }

@@ -7,7 +7,7 @@ pub mod dpi;
 pub mod fit_gaussian;
 pub mod logprob;
 pub mod measure;
-pub mod plot;
+pub use scoreprior::plot;
 pub mod progress;
 pub mod sample;
 pub mod solver_study;

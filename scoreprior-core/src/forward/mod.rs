@@ -172,6 +172,13 @@ pub trait ForwardModel: Send + Sync {
     /// Draws `y_i = A(x_i) + n_i` for every image: `(n, M)`.
     fn simulate(&self, x: &[f64], rng: &mut dyn rand::RngCore) -> Result<Vec<f64>>;
 
+    /// `Some(σ)` when the model is plain Gaussian denoising, `y = x + N(0, σ² I)`, the case in
+    /// which a prior's posterior mean has closed-form yardsticks (Wiener under a Gaussian,
+    /// Tweedie under a score model). `None` (the default) for everything else.
+    fn denoising_sigma(&self) -> Option<f64> {
+        None
+    }
+
     /// [`ForwardModel::forward`] on `f32` data.
     fn forward_f32(&self, x: &[f32]) -> Result<Vec<f32>> {
         Ok(to_f32(self.forward(&to_f64(x))?))

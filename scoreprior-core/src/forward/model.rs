@@ -95,6 +95,14 @@ impl Model {
 }
 
 impl ForwardModel for Model {
+    fn denoising_sigma(&self) -> Option<f64> {
+        // Every primitive an identity (or none) and one real Gaussian σ on every entry.
+        let identity = self.chain.ops().iter().all(|o| o.describe() == "identity");
+        let sigma = self.noise.sigma().first().copied()?;
+        let uniform = self.noise.sigma().iter().all(|s| *s == sigma)
+            && self.noise.kinds().iter().all(|k| *k == super::noise::Likelihood::Gaussian);
+        (identity && uniform && self.input_dim() == self.output_dim()).then_some(sigma)
+    }
     fn input_dim(&self) -> usize {
         self.chain.input_shape().len()
     }

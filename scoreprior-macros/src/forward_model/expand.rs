@@ -147,6 +147,9 @@ pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked, krate: 
             ) -> #krate::Result<::std::vec::Vec<f64>> {
                 #krate::forward::ForwardModel::simulate(Self::model(), x, rng)
             }
+            fn denoising_sigma(&self) -> ::std::option::Option<f64> {
+                #krate::forward::ForwardModel::denoising_sigma(Self::model())
+            }
         }
     }
 }

@@ -10,7 +10,9 @@ use std::path::Path;
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::prelude::*;
 
-use super::CliResult;
+/// Plotting errors (plotters' own and i/o), boxed.
+pub type PlotResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use PlotResult as CliResult;
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,471 @@
+//! A DPI experiment as one library value: a measurement `y = A(x) + n` (read, or simulated
+//! from a ground truth and a seed), a prior `p(x)`, a RealNVP posterior family `q_θ`, and the
+//! optimisation of `E_q[−log p(y|x) − log p(x) + log q(x)]` (see [`scoreprior_core::dpi`]).
+//!
+//! [`Experiment::builder`] takes the forward model; the builder's defaults are the CLI's
+//! (`scoreprior dpi`), [`ExperimentBuilder::build`] checks everything before any work, and
+//! [`Experiment::run`] trains, samples and measures, returning an [`ExperimentResult`] that
+//! [`ExperimentResult::save`] writes to a folder. The `dpi` subcommand is argument mapping
+//! onto this value.
+//!
+//! ```
+//! use scoreprior::prelude::*;
+//!
+//! #[forward_model(input = [1, 4, 4], ops = [identity], noise = gaussian(sigma = 0.3))]
+//! struct Denoise;
+//!
+//! let truth = vec![0.5; 16];
+//! let prior = Gaussian::diagonal(vec![0.5; 16], &[0.04; 16], AnySde::Vp(VpSde::default())).unwrap();
+//! let result = Experiment::builder(Denoise)
+//!     .truth(truth, 4, 4)
+//!     .prior(Prior::gaussian(prior))
+//!     .steps(150)
+//!     .batch(32)
+//!     .samples(64)
+//!     .build()
+//!     .unwrap()
+//!     .run()
+//!     .unwrap();
+//! // The closed-form posterior of a Gaussian prior is the yardstick.
+//! let cf = result.report.closed_form.unwrap();
+//! assert!(cf.mean_rmse < 0.1, "{cf:?}");
+//! ```
+
+mod prior;
+mod result;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use scoreprior_core::dpi::{draw_samples, run_dpi, summarize_samples, DpiConfig, LikelihoodEnergy, StepRecord};
+use scoreprior_core::forward::ForwardModel;
+use scoreprior_core::score::Gaussian;
+use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
+
+pub use prior::{DsmSettings, Prior};
+pub use result::{summary_table, ClosedFormErrors, DenoisingReferences, ExperimentResult, Report};
+pub use scoreprior_core::dpi::{Annealing, LossWeights, TimeFloorSchedule};
+
+/// Errors of an experiment: a setting out of range (named), or an error of the crates below.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExperimentError {
+    /// A setting of the experiment is out of range; `field` names it.
+    #[error("{field}: {why}")]
+    Invalid {
+        /// The builder method (or configuration field) at fault.
+        field: &'static str,
+        /// What is wrong with its value.
+        why: String,
+    },
+    /// An error of `scoreprior-core` (solvers, forward models, DPI loop, i/o).
+    #[error(transparent)]
+    Core(#[from] scoreprior_core::Error),
+    /// An error of `scoreprior-models` (networks, flows, checkpoints).
+    #[error(transparent)]
+    Model(#[from] scoreprior_models::ModelError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] scoreprior_core::io::IoError),
+    /// A figure could not be written.
+    #[error("plot: {0}")]
+    Plot(String),
+}
+
+/// `Result` with [`ExperimentError`].
+pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
+
+fn invalid(field: &'static str, why: impl Into<String>) -> ExperimentError {
+    ExperimentError::Invalid { field, why: why.into() }
+}
+
+/// The measurement: read, or simulated from the truth with a seed.
+#[derive(Debug, Clone)]
+enum Observation {
+    Truth(Vec<f64>),
+    Measured(Vec<f64>),
+}
+
+/// The posterior family: a RealNVP flow and its initial affine output layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosteriorSettings {
+    /// Affine-coupling blocks (the reference: 16 at 16×16... 32 at 64×64).
+    pub flows: usize,
+    /// Hidden width of the coupling networks; 0: `max(D/8, 32)`.
+    pub hidden: usize,
+    /// Batch normalisation between blocks (the reference has it; off by default here, as
+    /// it makes `log q` depend on the batch).
+    pub batch_norm: bool,
+    /// Initial output scale of the flow (the identity flow maps N(0, I) to `loc + scale·z`).
+    pub init_scale: f64,
+    /// Initial output location; `None`: the Gaussian prior's mean level, else the mean of
+    /// `Aᵀy` clamped to [0, 1], else 0.5.
+    pub init_loc: Option<f64>,
+}
+
+impl Default for PosteriorSettings {
+    fn default() -> Self {
+        Self { flows: 16, hidden: 0, batch_norm: false, init_scale: 0.2, init_loc: None }
+    }
+}
+
+/// Noise-level continuation of a score-based prior: its lower time limit falls geometrically
+/// from `from` to the prior's own floor over `steps` steps (0: half the run).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Continuation {
+    /// Starting time floor (`ε` of the DSM bound, `t0` of the PF-ODE prior).
+    pub from: f64,
+    /// Steps of the descent; 0 for half of [`DpiConfig::steps`].
+    pub steps: usize,
+}
+
+impl Default for Continuation {
+    /// From 0.1 over half the run (the main job's schedule).
+    fn default() -> Self {
+        Self { from: 0.1, steps: 0 }
+    }
+}
+
+/// Builds an [`Experiment`]; every setting has the CLI's default.
+pub struct ExperimentBuilder<F> {
+    forward: F,
+    forward_label: String,
+    observation: Option<Observation>,
+    size: Option<(usize, usize)>,
+    prior: Option<Prior>,
+    wiener_reference: Option<Gaussian>,
+    posterior: PosteriorSettings,
+    dpi: DpiConfig,
+    continuation: Option<Continuation>,
+    samples: usize,
+    outlier: f64,
+}
+
+impl<F: ForwardModel> ExperimentBuilder<F> {
+    /// The ground truth (row-major `H×W` gray image); `y` is simulated from it with the seed.
+    pub fn truth(mut self, x: Vec<f64>, h: usize, w: usize) -> Self {
+        self.observation = Some(Observation::Truth(x));
+        self.size = Some((h, w));
+        self
+    }
+    /// A measured `y` of images of `H×W` pixels (no ground truth: no metrics).
+    pub fn measurement(mut self, y: Vec<f64>, h: usize, w: usize) -> Self {
+        self.observation = Some(Observation::Measured(y));
+        self.size = Some((h, w));
+        self
+    }
+    /// The prior.
+    pub fn prior(mut self, prior: Prior) -> Self {
+        self.prior = Some(prior);
+        self
+    }
+    /// A Gaussian whose posterior mean (the Wiener filter) is reported next to DPI's for
+    /// denoising (set automatically by [`Prior::gaussian`] and [`Prior::gaussian_ode`]).
+    pub fn wiener_reference(mut self, g: Gaussian) -> Self {
+        self.wiener_reference = Some(g);
+        self
+    }
+    /// A label for the forward model in the report (e.g. its text spec).
+    pub fn forward_label(mut self, label: impl Into<String>) -> Self {
+        self.forward_label = label.into();
+        self
+    }
+    /// The posterior family.
+    pub fn posterior(mut self, p: PosteriorSettings) -> Self {
+        self.posterior = p;
+        self
+    }
+    /// Replaces the whole optimisation configuration (steps, batch, schedule, seed, weights…).
+    pub fn dpi_config(mut self, c: DpiConfig) -> Self {
+        self.dpi = c;
+        self
+    }
+    /// Edits the optimisation configuration in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut DpiConfig)) -> Self {
+        f(&mut self.dpi);
+        self
+    }
+    /// Optimisation steps.
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.dpi.steps = steps;
+        self
+    }
+    /// Samples of `q` per step.
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.dpi.batch = batch;
+        self
+    }
+    /// Peak learning rate.
+    pub fn lr(mut self, lr: f64) -> Self {
+        self.dpi.lr = lr;
+        self
+    }
+    /// Seed of the measurement noise, the flow's initialisation, the probes and every step.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.dpi.seed = seed;
+        self
+    }
+    /// Noise-level continuation for a score-based prior (`None`: off). Default: from 0.1
+    /// over half the run; ignored for priors without a time floor.
+    pub fn continuation(mut self, c: Option<Continuation>) -> Self {
+        self.continuation = c;
+        self
+    }
+    /// Samples drawn from the trained posterior.
+    pub fn samples(mut self, n: usize) -> Self {
+        self.samples = n;
+        self
+    }
+    /// Samples with any `|pixel|` above this are dropped from the summaries (the supplement's filter).
+    pub fn outlier_threshold(mut self, t: f64) -> Self {
+        self.outlier = t;
+        self
+    }
+    /// A folder for the checkpoint and `losses.csv` during training (what [`ExperimentResult::save`]
+    /// writes can go elsewhere); with `resume`, a run continues from its checkpoint.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>, resume: bool) -> Self {
+        self.dpi.out_dir = Some(dir.into());
+        self.dpi.resume = resume;
+        self
+    }
+
+    /// Checks every setting and simulates the measurement; no training yet.
+    ///
+    /// # Errors
+    /// [`ExperimentError::Invalid`] naming the setting: a missing prior or observation, image
+    /// sizes that do not match the forward model or the prior, non-finite data, zero steps,
+    /// batch or samples, a bad outlier threshold or continuation, or a configuration that
+    /// [`DpiConfig::validate`] rejects.
+    pub fn build(self) -> Result<Experiment<F>> {
+        let observation = self.observation.ok_or_else(|| invalid("truth/measurement", "give one of them"))?;
+        let (h, w) = self.size.unwrap_or((0, 0));
+        let d = h * w;
+        if d == 0 {
+            return Err(invalid("truth/measurement", format!("image size {h}x{w} is empty")));
+        }
+        if self.forward.input_dim() != d {
+            return Err(invalid(
+                "forward",
+                format!(
+                    "the forward model takes {} values but the images have {h}x{w} = {d}",
+                    self.forward.input_dim()
+                ),
+            ));
+        }
+        let prior = self.prior.ok_or_else(|| invalid("prior", "no prior given"))?;
+        if self.dpi.steps == 0 {
+            return Err(invalid("steps", "must be at least 1 (0 would sample an untrained flow)"));
+        }
+        if self.samples == 0 {
+            return Err(invalid("samples", "must be at least 1"));
+        }
+        if !(self.outlier.is_finite() && self.outlier > 0.0) {
+            return Err(invalid("outlier_threshold", format!("must be positive and finite, got {}", self.outlier)));
+        }
+        let p = &self.posterior;
+        if p.flows == 0 {
+            return Err(invalid("posterior.flows", "must be at least 1"));
+        }
+        if !(p.init_scale.is_finite() && p.init_scale > 0.0) {
+            return Err(invalid("posterior.init_scale", format!("must be positive, got {}", p.init_scale)));
+        }
+        if let Some(l) = p.init_loc.filter(|l| !l.is_finite()) {
+            return Err(invalid("posterior.init_loc", format!("must be finite, got {l}")));
+        }
+        self.dpi.validate().map_err(|e| invalid("dpi_config", e.to_string()))?;
+        let (truth, y) = match observation {
+            Observation::Truth(x) => {
+                if x.len() != d {
+                    return Err(invalid("truth", format!("{} values for a {h}x{w} image", x.len())));
+                }
+                if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                    return Err(invalid("truth", format!("pixel {i} is {}", x[i])));
+                }
+                let y = self.forward.simulate(&x, &mut ChaCha8Rng::seed_from_u64(self.dpi.seed))?;
+                (Some(x), y)
+            }
+            Observation::Measured(y) => (None, y),
+        };
+        if y.len() != self.forward.output_dim() {
+            return Err(invalid(
+                "measurement",
+                format!("{} values but the forward model measures {}", y.len(), self.forward.output_dim()),
+            ));
+        }
+        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+            return Err(invalid("measurement", format!("entry {i} is {}", y[i])));
+        }
+        let built = prior.build(h, w)?;
+        if built.energy.dim() != d {
+            return Err(invalid(
+                "prior",
+                format!("the prior has dimension {} but the images have {h}x{w} = {d} pixels", built.energy.dim()),
+            ));
+        }
+        let mut dpi = self.dpi;
+        dpi.time_floor = match (self.continuation, built.energy.time_floor()) {
+            (Some(c), Some(end)) => {
+                if !(c.from.is_finite() && c.from >= end && c.from < 1.0) {
+                    return Err(invalid(
+                        "continuation",
+                        format!("`from` must be in [the prior's floor {end}, 1), got {}", c.from),
+                    ));
+                }
+                let steps = if c.steps == 0 { dpi.steps / 2 } else { c.steps };
+                TimeFloorSchedule::Geometric { start: c.from, end, steps }
+            }
+            _ => dpi.time_floor,
+        };
+        let wiener_reference = self.wiener_reference.or_else(|| built.exact_gaussian.clone());
+        Ok(Experiment {
+            data: LikelihoodEnergy::new(self.forward, y)?,
+            forward_label: self.forward_label,
+            truth,
+            h,
+            w,
+            prior: built,
+            wiener_reference,
+            posterior: self.posterior,
+            dpi,
+            samples: self.samples,
+            outlier: self.outlier,
+        })
+    }
+}
+
+/// A checked DPI experiment, ready to [`run`](Experiment::run).
+pub struct Experiment<F> {
+    data: LikelihoodEnergy<F>,
+    forward_label: String,
+    truth: Option<Vec<f64>>,
+    h: usize,
+    w: usize,
+    prior: prior::BuiltPrior,
+    wiener_reference: Option<Gaussian>,
+    posterior: PosteriorSettings,
+    dpi: DpiConfig,
+    samples: usize,
+    outlier: f64,
+}
+
+impl Experiment<()> {
+    /// A builder for an experiment with this forward model; set the truth or measurement and
+    /// the prior, then [`build`](ExperimentBuilder::build).
+    pub fn builder<F: ForwardModel>(forward: F) -> ExperimentBuilder<F> {
+        ExperimentBuilder {
+            forward,
+            forward_label: "forward model".into(),
+            observation: None,
+            size: None,
+            prior: None,
+            wiener_reference: None,
+            posterior: PosteriorSettings::default(),
+            dpi: default_dpi_config(),
+            continuation: Some(Continuation::default()),
+            samples: 128,
+            outlier: 2.0,
+        }
+    }
+}
+
+/// The CLI's optimisation defaults: 1500 steps of 16 samples, Adam at 1e-3 with 100 warm-up
+/// steps and a linear decay to 10 %, gradient clipping at norm 1, a checkpoint every 100 steps.
+pub fn default_dpi_config() -> DpiConfig {
+    DpiConfig {
+        steps: 1500,
+        batch: 16,
+        lr: 1e-3,
+        warmup: 100,
+        lr_final_fraction: 0.1,
+        grad_clip: Some(1.0),
+        checkpoint_every: 100,
+        ..DpiConfig::default()
+    }
+}
+
+impl<F: ForwardModel> Experiment<F> {
+    /// The measurement `y`.
+    pub fn y(&self) -> &[f64] {
+        self.data.y()
+    }
+    /// The optimisation configuration (after the continuation was resolved).
+    pub fn dpi_config(&self) -> &DpiConfig {
+        &self.dpi
+    }
+
+    /// Trains, samples and measures.
+    ///
+    /// # Errors
+    /// The DPI loop's, the flow's and the prior's errors.
+    pub fn run(self) -> Result<ExperimentResult> {
+        self.run_observed(&mut |_| {})
+    }
+
+    /// [`run`](Experiment::run), calling `observer` after every step (progress, logging).
+    ///
+    /// # Errors
+    /// As [`run`](Experiment::run).
+    pub fn run_observed(self, observer: &mut dyn FnMut(&StepRecord)) -> Result<ExperimentResult> {
+        let (h, w) = (self.h, self.w);
+        let d = h * w;
+        let y = self.data.y().to_vec();
+        let naive = self.data.model().adjoint(&y).ok();
+        let p = &self.posterior;
+        let hidden = if p.hidden == 0 { (d / 8).max(32) } else { p.hidden };
+        let mut flow = RealNvp::new(
+            RealNvpConfig::new(d)
+                .with_flows(p.flows)
+                .with_hidden(hidden)
+                .with_batch_norm(p.batch_norm)
+                .with_seed(self.dpi.seed),
+        )?;
+        // Where the identity flow starts: the prior's mean level, else the naive inverse's.
+        let loc = match (p.init_loc, &self.prior.exact_gaussian, &naive) {
+            (Some(l), _, _) => l,
+            (None, Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
+            (None, None, Some(n)) => (n.iter().sum::<f64>() / d as f64).clamp(0.0, 1.0),
+            _ => 0.5,
+        };
+        flow.set_initial_affine(loc, p.init_scale)?;
+        if let Some(dir) = &self.dpi.out_dir {
+            std::fs::create_dir_all(dir).map_err(|e| scoreprior_core::Error::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let t0 = Instant::now();
+        let mut fresh_steps = 0usize;
+        let history = run_dpi(&self.dpi, &mut flow, Some(&self.data), Some(self.prior.energy.as_ref()), &mut |r| {
+            fresh_steps += 1;
+            observer(r)
+        })?;
+        let seconds_training = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let samples = draw_samples(&mut flow, self.samples, 64, self.dpi.seed ^ 0xD1)?;
+        let seconds_sampling = t1.elapsed().as_secs_f64();
+        let summary = summarize_samples(&samples.x, d, self.outlier)?;
+        let timing = result::Timing {
+            seconds_training,
+            seconds_per_step: if fresh_steps == 0 { f64::NAN } else { seconds_training / fresh_steps as f64 },
+            seconds_sampling,
+        };
+        result::measure(result::Parts {
+            forward: self.data.model(),
+            forward_label: self.forward_label.clone(),
+            prior_label: self.prior.label.clone(),
+            surrogate: self.prior.surrogate,
+            score: self.prior.score.clone(),
+            exact_gaussian: self.prior.exact_gaussian.clone(),
+            wiener_reference: self.wiener_reference.clone(),
+            h,
+            w,
+            y,
+            truth: self.truth.clone(),
+            naive,
+            samples,
+            summary,
+            history,
+            timing,
+            outlier: self.outlier,
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! The prior of an experiment: the exact score-based prior (PF-ODE + adjoint), its DSM
+//! surrogate, a closed-form Gaussian, total variation, a flow density, or any
+//! [`Energy`](scoreprior_core::dpi::Energy) of the user's; each becomes one energy term
+//! `−log p(x)` of the DPI objective when the experiment is built.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use scoreprior_core::dpi::{Energy, PriorEnergy, ScorePriorEnergy};
+use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
+use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
+use scoreprior_core::prior_tv::TotalVariation;
+use scoreprior_core::score::{Gaussian, ScoreModel};
+use scoreprior_core::sde::AnySde;
+use scoreprior_models::realnvp::{FlowPrior, RealNvp};
+use scoreprior_models::score::NcsnppScore;
+
+use super::{invalid, Result};
+
+/// Settings of the denoising-score-matching bound (see [`DsmBoundPrior`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DsmSettings {
+    /// Lower time limit `ε` of the bound (the end of a continuation).
+    pub eps: f64,
+    /// Time draws per image and evaluation.
+    pub draws: usize,
+    /// Density of the time draws.
+    pub density: TimeDensity,
+    /// Stratified time draws.
+    pub stratified: bool,
+    /// Antithetic `(z, −z)` noise pairs (needs an even `draws`).
+    pub antithetic: bool,
+}
+
+impl Default for DsmSettings {
+    /// The CLI's: `ε = 1e-3`, 4 stratified, antithetic, log-uniform draws.
+    fn default() -> Self {
+        Self { eps: 1e-3, draws: 4, density: TimeDensity::LogUniform, stratified: true, antithetic: true }
+    }
+}
+
+enum Kind {
+    ScoreOde { model: Arc<dyn ScoreModel>, sde: AnySde, config: ScorePriorConfig },
+    Dsm { model: Arc<dyn ScoreModel>, sde: AnySde, settings: DsmSettings },
+    Gaussian(Gaussian),
+    TotalVariation { weight: f64 },
+    Energy(Box<dyn Energy>),
+}
+
+/// A prior for an [`Experiment`](super::Experiment).
+///
+/// ```
+/// use scoreprior::prelude::*;
+/// let g = Gaussian::diagonal(vec![0.0; 4], &[1.0; 4], AnySde::Vp(VpSde::default())).unwrap();
+/// let exact = Prior::gaussian_ode(g.clone());       // PF-ODE log p and its adjoint gradient
+/// let closed = Prior::gaussian(g);                  // log N(x; μ, Σ)
+/// let tv = Prior::total_variation(2.0);
+/// assert_eq!(closed.label(), "gaussian");
+/// ```
+pub struct Prior {
+    kind: Kind,
+    label: String,
+    exact_gaussian: Option<Gaussian>,
+}
+
+/// A prior turned into its energy term, with what the result's yardsticks need.
+pub(crate) struct BuiltPrior {
+    pub energy: Box<dyn Energy>,
+    pub label: String,
+    pub surrogate: bool,
+    /// The score model and SDE behind a score prior (Tweedie's estimate).
+    pub score: Option<(Arc<dyn ScoreModel>, AnySde)>,
+    /// The Gaussian this prior is exactly (closed-form posterior for linear Gaussian data).
+    pub exact_gaussian: Option<Gaussian>,
+}
+
+impl Prior {
+    /// The exact score-based prior of `model` under `sde`: `log p` by the probability-flow
+    /// ODE and its gradient by the continuous adjoint, with the reference configuration
+    /// ([`ScorePriorConfig::default`]).
+    pub fn score_ode(model: Arc<dyn ScoreModel>, sde: AnySde) -> Self {
+        Self::score_ode_with(model, ScorePriorConfig::default().with_sde(sde))
+    }
+    /// Same, with a configuration of one's own (solvers, tolerances, probes, `t0`); its SDE
+    /// must be the one the model was trained with.
+    pub fn score_ode_with(model: Arc<dyn ScoreModel>, config: ScorePriorConfig) -> Self {
+        let sde = config.sde;
+        Self { kind: Kind::ScoreOde { model, sde, config }, label: "score-ode".into(), exact_gaussian: None }
+    }
+    /// The DSM-bound surrogate of the score-based prior of `model` under `sde`.
+    pub fn dsm(model: Arc<dyn ScoreModel>, sde: AnySde, settings: DsmSettings) -> Self {
+        Self { kind: Kind::Dsm { model, sde, settings }, label: "score-dsm".into(), exact_gaussian: None }
+    }
+    /// An NCSN++ checkpoint as the exact prior (its own SDE), with `config`'s solvers,
+    /// tolerances, probes and `t0`.
+    ///
+    /// # Errors
+    /// An unreadable or malformed checkpoint.
+    pub fn ncsnpp(path: impl AsRef<Path>, config: ScorePriorConfig) -> Result<Self> {
+        let (m, sde) = load_ncsnpp(path.as_ref())?;
+        Ok(Self::score_ode_with(m, config.with_sde(sde)).with_label(path.as_ref().display().to_string()))
+    }
+    /// An NCSN++ checkpoint through the DSM surrogate.
+    ///
+    /// # Errors
+    /// An unreadable or malformed checkpoint.
+    pub fn ncsnpp_dsm(path: impl AsRef<Path>, settings: DsmSettings) -> Result<Self> {
+        let (m, sde) = load_ncsnpp(path.as_ref())?;
+        Ok(Self::dsm(m, sde, settings).with_label(path.as_ref().display().to_string()))
+    }
+    /// The closed-form Gaussian prior `log N(x; μ, Σ)`.
+    pub fn gaussian(g: Gaussian) -> Self {
+        Self { kind: Kind::Gaussian(g.clone()), label: "gaussian".into(), exact_gaussian: Some(g) }
+    }
+    /// The same Gaussian as an exact score-based prior: its analytic score through the
+    /// PF-ODE (`config` as for [`Prior::score_ode_with`]; its SDE is the Gaussian's).
+    pub fn gaussian_ode_with(g: Gaussian, config: ScorePriorConfig) -> Self {
+        let sde = *g.sde();
+        let mut p = Self::score_ode_with(Arc::new(g.clone()), config.with_sde(sde));
+        p.label = "gaussian-ode".into();
+        p.exact_gaussian = Some(g);
+        p
+    }
+    /// [`Prior::gaussian_ode_with`] with the reference configuration.
+    pub fn gaussian_ode(g: Gaussian) -> Self {
+        Self::gaussian_ode_with(g, ScorePriorConfig::default())
+    }
+    /// The DSM surrogate of the Gaussian's analytic score.
+    pub fn gaussian_dsm(g: Gaussian, settings: DsmSettings) -> Self {
+        let sde = *g.sde();
+        let mut p = Self::dsm(Arc::new(g.clone()), sde, settings);
+        p.label = "gaussian-ode".into();
+        p.exact_gaussian = Some(g);
+        p
+    }
+    /// Total variation `weight · Σ √(|∇x|² + ε²)` (ε = 1e-3) on the experiment's image grid.
+    pub fn total_variation(weight: f64) -> Self {
+        Self { kind: Kind::TotalVariation { weight }, label: "tv".into(), exact_gaussian: None }
+    }
+    /// A RealNVP density as the prior (the supplement's flow prior).
+    pub fn flow(flow: RealNvp) -> Self {
+        Self::energy(FlowPrior::new(flow)).with_label("flow")
+    }
+    /// Any energy term `e(x) = −log p(x) + const` of one's own.
+    pub fn energy(e: impl Energy + 'static) -> Self {
+        Self { kind: Kind::Energy(Box::new(e)), label: "custom".into(), exact_gaussian: None }
+    }
+    /// The name written in the report.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+    /// The name written in the report.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+    /// Whether this is a score-based prior (exact or surrogate), which has a time floor.
+    pub fn is_score_based(&self) -> bool {
+        matches!(self.kind, Kind::ScoreOde { .. } | Kind::Dsm { .. })
+    }
+
+    pub(crate) fn build(self, h: usize, w: usize) -> Result<BuiltPrior> {
+        let Prior { kind, label, exact_gaussian } = self;
+        let (energy, surrogate, score): (Box<dyn Energy>, bool, _) = match kind {
+            Kind::ScoreOde { model, sde, config } => {
+                let e = ScorePriorEnergy::new(ScorePrior::from_arc(model.clone(), config)?);
+                (Box::new(e), false, Some((model, sde)))
+            }
+            Kind::Dsm { model, sde, settings: s } => {
+                if s.draws == 0 {
+                    return Err(invalid("prior.dsm.draws", "must be at least 1"));
+                }
+                if s.antithetic && s.draws % 2 != 0 {
+                    return Err(invalid(
+                        "prior.dsm.draws",
+                        format!("antithetic pairs need an even number, got {}", s.draws),
+                    ));
+                }
+                let e = DsmBoundPrior::new(model.clone(), sde, s.eps, s.draws)?
+                    .with_density(s.density)
+                    .with_stratified(s.stratified)
+                    .with_antithetic(s.antithetic)?;
+                (Box::new(e), true, Some((model, sde)))
+            }
+            Kind::Gaussian(g) => (Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(g))), false, None),
+            Kind::TotalVariation { weight } => {
+                if !(weight.is_finite() && weight > 0.0) {
+                    return Err(invalid("prior.tv.weight", format!("must be positive and finite, got {weight}")));
+                }
+                (Box::new(TotalVariation::new(h, w, weight, 1e-3)?), false, None)
+            }
+            Kind::Energy(e) => (e, false, None),
+        };
+        Ok(BuiltPrior { energy, label, surrogate, score, exact_gaussian })
+    }
+}
+
+fn load_ncsnpp(path: &Path) -> Result<(Arc<dyn ScoreModel>, AnySde)> {
+    let m = NcsnppScore::load(path)?;
+    let sde = AnySde::Vp(*m.sde());
+    Ok((Arc::new(m), sde))
+}
