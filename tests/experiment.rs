@@ -135,3 +135,17 @@ fn a_saved_result_holds_its_arrays_and_report() {
     assert!(res.summary_table().contains("DPI posterior mean"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_checkpoint_of_another_shape_is_refused() {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/ncsnpp_fmnist16/ema.safetensors");
+    assert!(ShapedPrior::<1, 16, 16>::ncsnpp_dsm(p, DsmSettings::default()).is_ok());
+    match ShapedPrior::<1, 8, 8>::ncsnpp_dsm(p, DsmSettings::default()) {
+        Err(ExperimentError::Invalid { field, why }) => {
+            assert_eq!(field, "prior");
+            assert!(why.contains("(1, 16, 16)"), "{why}");
+        }
+        Err(e) => panic!("expected Invalid, got {e}"),
+        Ok(_) => panic!("a 16x16 network accepted as 8x8"),
+    }
+}

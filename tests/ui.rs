@@ -4,6 +4,8 @@
 //!   passing cases (a user's solvers run through `solve`) in `tests/ui/butcher_tableau/pass/`;
 //! - `tests/ui/forward_model/*.rs`: one failing case per rule of `#[forward_model]`;
 //! - `tests/ui/models/*.rs`: an NCSN++ network fed images of another size or channel count;
+//! - `tests/ui/experiment/*.rs`: a typed experiment whose prior and operator disagree on the
+//!   image shape;
 //! - `tests/ui/pass_facade/*.rs`: both macros used with nothing but `use scoreprior::prelude::*`.
 //!   trybuild gives the cases all of this package's dependencies, `scoreprior-core` included,
 //!   so this proves the user-facing spelling; `tests/external_crate.rs` proves the expansion
@@ -21,4 +23,5 @@ fn ui() {
     t.compile_fail("tests/ui/forward_model/*.rs");
     t.compile_fail("tests/ui/models/*.rs");
     t.pass("tests/ui/pass_facade/*.rs");
+    t.compile_fail("tests/ui/experiment/*.rs");
 }

@@ -40,11 +40,11 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::dpi::{draw_samples, run_dpi, summarize_samples, DpiConfig, LikelihoodEnergy, StepRecord};
-use scoreprior_core::forward::ForwardModel;
+use scoreprior_core::forward::{ForwardModel, InputShape};
 use scoreprior_core::score::Gaussian;
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 
-pub use prior::{DsmSettings, Prior};
+pub use prior::{DsmSettings, Prior, ShapedPrior};
 pub use result::{summary_table, ClosedFormErrors, DenoisingReferences, ExperimentResult, Report};
 pub use scoreprior_core::dpi::{Annealing, LossWeights, TimeFloorSchedule};
 
@@ -141,6 +141,7 @@ pub struct ExperimentBuilder<F> {
     continuation: Option<Continuation>,
     samples: usize,
     outlier: f64,
+    channels: usize,
 }
 
 impl<F: ForwardModel> ExperimentBuilder<F> {
@@ -148,6 +149,17 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
     pub fn truth(mut self, x: Vec<f64>, h: usize, w: usize) -> Self {
         self.observation = Some(Observation::Truth(x));
         self.size = Some((h, w));
+        self
+    }
+    /// The ground truth for an experiment whose image size is known
+    /// ([`Experiment::typed`]); the size is checked when building.
+    pub fn with_truth(mut self, x: Vec<f64>) -> Self {
+        self.observation = Some(Observation::Truth(x));
+        self
+    }
+    /// A measured `y` for an experiment whose image size is known ([`Experiment::typed`]).
+    pub fn with_measurement(mut self, y: Vec<f64>) -> Self {
+        self.observation = Some(Observation::Measured(y));
         self
     }
     /// A measured `y` of images of `H×W` pixels (no ground truth: no metrics).
@@ -240,6 +252,12 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
     /// [`DpiConfig::validate`] rejects.
     pub fn build(self) -> Result<Experiment<F>> {
         let observation = self.observation.ok_or_else(|| invalid("truth/measurement", "give one of them"))?;
+        if self.channels != 1 {
+            return Err(invalid(
+                "forward",
+                format!("{} channels: only gray images (1 channel) run today", self.channels),
+            ));
+        }
         let (h, w) = self.size.unwrap_or((0, 0));
         let d = h * w;
         if d == 0 {
@@ -366,7 +384,28 @@ impl Experiment<()> {
             continuation: Some(Continuation::default()),
             samples: 128,
             outlier: 2.0,
+            channels: 1,
         }
+    }
+}
+
+impl Experiment<()> {
+    /// A builder whose forward model and prior agree on the image shape at compile time:
+    /// `F` must take `C × H × W` images ([`InputShape`], which `#[forward_model]` implements)
+    /// and the prior must be declared for the same shape. Give the data with
+    /// [`ExperimentBuilder::with_truth`] or [`ExperimentBuilder::with_measurement`].
+    /// Only gray images (`C = 1`) run today; other `C` are refused by `build`.
+    pub fn typed<F, const C: usize, const H: usize, const W: usize>(
+        forward: F,
+        prior: ShapedPrior<C, H, W>,
+    ) -> ExperimentBuilder<F>
+    where
+        F: InputShape<C, H, W>,
+    {
+        let mut b = Experiment::builder(forward).prior(prior.0);
+        b.size = Some((H, W));
+        b.channels = C;
+        b
     }
 }
 

@@ -196,7 +196,62 @@ impl Prior {
 }
 
 fn load_ncsnpp(path: &Path) -> Result<(Arc<dyn ScoreModel>, AnySde)> {
+    load_ncsnpp_shaped(path, None)
+}
+
+fn load_ncsnpp_shaped(path: &Path, shape: Option<(usize, usize, usize)>) -> Result<(Arc<dyn ScoreModel>, AnySde)> {
     let m = NcsnppScore::load(path)?;
+    if let Some(want) = shape.filter(|s| *s != m.net().image_shape()) {
+        return Err(invalid(
+            "prior",
+            format!(
+                "{}: the network is for {:?} images, the experiment for {want:?}",
+                path.display(),
+                m.net().image_shape()
+            ),
+        ));
+    }
     let sde = AnySde::Vp(*m.sde());
     Ok((Arc::new(m), sde))
+}
+
+/// A prior for `C × H × W` images with the shape in its type, for
+/// [`Experiment::typed`](super::Experiment::typed): pairing it with a forward model of
+/// another input shape is a compile error.
+///
+/// ```
+/// use scoreprior::experiment::ShapedPrior;
+/// use scoreprior::prelude::*;
+/// #[forward_model(input = [1, 4, 4], ops = [identity], noise = gaussian(sigma = 0.3))]
+/// struct Denoise;
+/// let g = Gaussian::diagonal(vec![0.5; 16], &[0.04; 16], AnySde::Vp(VpSde::default())).unwrap();
+/// let prior = ShapedPrior::<1, 4, 4>::new(Prior::gaussian(g));
+/// let e = Experiment::typed(Denoise, prior).with_truth(vec![0.5; 16]).steps(5).build();
+/// assert!(e.is_ok());
+/// ```
+pub struct ShapedPrior<const C: usize, const H: usize, const W: usize>(pub(crate) Prior);
+
+impl<const C: usize, const H: usize, const W: usize> ShapedPrior<C, H, W> {
+    /// Any prior, declared for `C × H × W` images (its dimension is checked against
+    /// `C·H·W` when the experiment is built).
+    pub fn new(prior: Prior) -> Self {
+        Self(prior)
+    }
+    /// An NCSN++ checkpoint as the exact prior; an error unless its network is for
+    /// `C × H × W` images.
+    ///
+    /// # Errors
+    /// An unreadable checkpoint or one of another image shape.
+    pub fn ncsnpp(path: impl AsRef<Path>, config: ScorePriorConfig) -> Result<Self> {
+        let (m, sde) = load_ncsnpp_shaped(path.as_ref(), Some((C, H, W)))?;
+        Ok(Self(Prior::score_ode_with(m, config.with_sde(sde)).with_label(path.as_ref().display().to_string())))
+    }
+    /// The same through the DSM surrogate.
+    ///
+    /// # Errors
+    /// As [`ShapedPrior::ncsnpp`].
+    pub fn ncsnpp_dsm(path: impl AsRef<Path>, settings: DsmSettings) -> Result<Self> {
+        let (m, sde) = load_ncsnpp_shaped(path.as_ref(), Some((C, H, W)))?;
+        Ok(Self(Prior::dsm(m, sde, settings).with_label(path.as_ref().display().to_string())))
+    }
 }

@@ -205,6 +205,20 @@ pub trait ForwardModel: Send + Sync {
     }
 }
 
+/// A forward model whose input is `C × H × W` images, known at compile time.
+/// `#[forward_model]` implements it from its `input = [C, H, W]`; typed experiments
+/// (`scoreprior::experiment::Experiment::typed`) require the prior's shape to be the same
+/// `C, H, W`, so pairing a 16×16 prior with a 32×32 operator does not compile.
+///
+/// ```
+/// use scoreprior_core::forward::{forward_model, InputShape};
+/// #[forward_model(input = [1, 8, 8], ops = [identity], noise = gaussian(sigma = 0.1))]
+/// struct Denoise;
+/// fn takes_8x8<F: InputShape<1, 8, 8>>(_: &F) {}
+/// takes_8x8(&Denoise);
+/// ```
+pub trait InputShape<const C: usize, const H: usize, const W: usize>: ForwardModel {}
+
 fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&a| a as f64).collect()
 }

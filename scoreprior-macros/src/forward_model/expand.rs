@@ -115,6 +115,9 @@ pub(crate) fn expand(item: &syn::ItemStruct, spec: &Spec, out: &Checked, krate: 
         }
 
         #[automatically_derived]
+        impl #krate::forward::InputShape<#ic, #ih, #iw> for #ident {}
+
+        #[automatically_derived]
         impl #krate::forward::ForwardModel for #ident {
             fn input_dim(&self) -> usize {
                 #din

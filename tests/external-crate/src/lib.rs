@@ -105,4 +105,26 @@ mod tests {
         // Linear, so the VJP at any x is the adjoint.
         assert_eq!(ScalePool.vjp(&x, &[1.0, 10.0]).unwrap(), at);
     }
+
+    #[test]
+    fn user_operator_runs_in_a_typed_experiment() {
+        // The operator's input shape [1, 2, 4] is the prior's, checked by the types.
+        let g = Gaussian::diagonal(vec![0.5; 8], &[0.04; 8], AnySde::Vp(VpSde::default())).unwrap();
+        let prior = ShapedPrior::<1, 2, 4>::new(Prior::gaussian(g));
+        let truth = vec![0.3, 0.4, 0.5, 0.6, 0.7, 0.6, 0.5, 0.4];
+        let res = Experiment::typed(ScalePool, prior)
+            .with_truth(truth)
+            .steps(200)
+            .batch(32)
+            .samples(256)
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(res.report.steps, 200);
+        assert_eq!(res.samples.x.len(), 256 * 8);
+        // Two measurements of σ = 0.1 fit well: the data term ends near its expectation (1).
+        let last = res.history.records.last().unwrap();
+        assert!(last.data < 3.0, "{last:?}");
+    }
 }
