@@ -14,9 +14,13 @@ pub enum Error {
     /// The adaptive step size fell below `dtmin` (or below the resolution of `t`).
     #[error("step size underflow at t = {t}: dt = {dt:e}; the problem may be stiff or the tolerances too tight")]
     StepSizeUnderflow { t: f64, dt: f64 },
-    /// A NaN or infinity appeared in a state, a right-hand side or an input.
+    /// A NaN or infinity appeared in an ODE state, a right-hand side or a solve's input at time `t`.
     #[error("non-finite value in {what} at t = {t}")]
     NonFinite { what: &'static str, t: f64 },
+    /// A NaN or infinity in data that has no time: entry `index` of `what` (a pixel, a
+    /// sample's row, a measurement).
+    #[error("non-finite value in {what} (entry {index})")]
+    NonFiniteData { what: &'static str, index: usize },
     /// An input had the wrong length or shape.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
     ShapeMismatch { what: String, expected: String, got: String },

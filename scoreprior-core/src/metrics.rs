@@ -1,7 +1,7 @@
 //! Image-quality metrics against a ground truth: `MSE = mean (x − x*)²`,
 //! `PSNR = 10 log10(R² / MSE)` for data range `R`, and SSIM (Wang et al. 2004) with an
 //! 11-tap Gaussian window (σ = 1.5), `K1 = 0.01`, `K2 = 0.03`, population statistics,
-//! reflected borders and the border of half a window cropped — the conventions of
+//! borders mirrored with the edge pixel repeated (scipy.ndimage `reflect`) and the border of half a window cropped — the conventions of
 //! scikit-image's `structural_similarity(gaussian_weights=True)`.
 
 use crate::{Error, Result};
@@ -38,8 +38,11 @@ fn gaussian_window(sigma: f64, radius: usize) -> Vec<f64> {
     w.into_iter().map(|v| v / s).collect()
 }
 
-/// Index reflected at the borders as `d c b a | a b c d | d c b a` (scipy's "reflect").
-fn reflect(i: isize, n: usize) -> usize {
+/// Index mirrored at the borders with the edge pixel repeated, `d c b a | a b c d | d c b a`:
+/// NumPy's `symmetric`, which scipy.ndimage (whose SSIM conventions these are) calls
+/// `reflect`. Not the forward models' [`Boundary::Reflect`](crate::forward::ops::Boundary),
+/// which does not repeat the edge.
+fn symmetric(i: isize, n: usize) -> usize {
     let n = n as isize;
     let period = 2 * n;
     let mut j = i.rem_euclid(period);
@@ -56,14 +59,14 @@ fn filter2(img: &[f64], h: usize, w: usize, k: &[f64]) -> Vec<f64> {
     for y in 0..h {
         for x in 0..w {
             tmp[y * w + x] =
-                k.iter().enumerate().map(|(t, kv)| kv * img[y * w + reflect(x as isize + t as isize - r, w)]).sum();
+                k.iter().enumerate().map(|(t, kv)| kv * img[y * w + symmetric(x as isize + t as isize - r, w)]).sum();
         }
     }
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
             out[y * w + x] =
-                k.iter().enumerate().map(|(t, kv)| kv * tmp[reflect(y as isize + t as isize - r, h) * w + x]).sum();
+                k.iter().enumerate().map(|(t, kv)| kv * tmp[symmetric(y as isize + t as isize - r, h) * w + x]).sum();
         }
     }
     out
@@ -156,8 +159,8 @@ mod tests {
     }
 
     #[test]
-    fn reflect_matches_scipy_convention() {
-        let got: Vec<usize> = (-3..7).map(|i| reflect(i, 4)).collect();
+    fn symmetric_matches_scipy_ndimage_reflect() {
+        let got: Vec<usize> = (-3..7).map(|i| symmetric(i, 4)).collect();
         assert_eq!(got, vec![2, 1, 0, 0, 1, 2, 3, 3, 2, 1]);
     }
 }

@@ -142,6 +142,9 @@ impl StepSizeController for Controller {
     fn adapt(&mut self, dt: f64, error_norm: f64, error_order: f64) -> Result<StepDecision> {
         self.inner().adapt(dt, error_norm, error_order)
     }
+    fn validate(&self) -> Result<()> {
+        self.inner_ref().validate()
+    }
 }
 
 /// Configuration of a [`ScorePrior`]. `Default` is the reference code's: VP (β 0.1→20),

@@ -203,7 +203,7 @@ fn invalid_inputs_are_errors() {
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 2.0, 2.0, 1.0], sde), Err(Error::NotPositiveDefinite { .. })));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.5, 0.0, 1.0], sde), Err(Error::NotPositiveDefinite { .. })));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.0, 0.0, 0.0], sde), Err(Error::NotPositiveDefinite { .. })));
-    assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, f64::NAN, f64::NAN, 1.0], sde), Err(Error::NonFinite { .. })));
+    assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, f64::NAN, f64::NAN, 1.0], sde), Err(Error::NonFiniteData { .. })));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.0, 0.0], sde), Err(Error::ShapeMismatch { .. })));
     assert!(matches!(Gaussian::diagonal(vec![0.0; 2], &[1.0, -1.0], sde), Err(Error::NotPositiveDefinite { .. })));
     assert!(matches!(
@@ -216,11 +216,11 @@ fn invalid_inputs_are_errors() {
     ));
     assert!(matches!(GaussianMixture::new(&[1.0, 0.0], &[0.0, 1.0], &[0.1, 0.1], sde), Err(Error::InvalidArgument(_))));
     assert!(matches!(GaussianMixture::new(&[1.0], &[0.0, 1.0], &[0.0], sde), Err(Error::InvalidArgument(_))));
-    assert!(matches!(GaussianMixture::new(&[1.0], &[f64::INFINITY, 1.0], &[0.1], sde), Err(Error::NonFinite { .. })));
+    assert!(matches!(GaussianMixture::new(&[1.0], &[f64::INFINITY, 1.0], &[0.1], sde), Err(Error::NonFiniteData { .. })));
     let g = Gaussian::diagonal(vec![0.0; 2], &[1.0, 1.0], sde).unwrap();
     let mut out = vec![0.0; 2];
     assert!(matches!(g.score(&[0.0; 3], 0.5, &mut out), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(g.score(&[0.0, f64::NAN], 0.5, &mut out), Err(Error::NonFinite { .. })));
+    assert!(matches!(g.score(&[0.0, f64::NAN], 0.5, &mut out), Err(Error::NonFiniteData { .. })));
     let mut v = vec![0.0; 3];
     assert!(matches!(g.score_and_vjp(&[0.0; 2], 0.5, &[1.0; 3], &mut out, &mut v), Err(Error::ShapeMismatch { .. })));
 }

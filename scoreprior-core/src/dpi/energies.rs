@@ -18,8 +18,8 @@ impl<F: crate::forward::ForwardModel> LikelihoodEnergy<F> {
         if y.len() != model.output_dim() {
             return Err(Error::shape("measurement y", model.output_dim(), y.len()));
         }
-        if y.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "measurement y", t: 0.0 });
+        if let Some(index) = y.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "measurement y", index });
         }
         Ok(Self { model, y })
     }

@@ -161,7 +161,7 @@ pub fn run_dpi(
             }
         }
         if let Some(bad) = grad_x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "DPI sample gradient", t: (bad / d) as f64 });
+            return Err(Error::NonFiniteData { what: "DPI gradient of sample (row index)", index: bad / d });
         }
         posterior.backward(&grad_x, &grad_q)?;
         let lr = config.lr_at(step);

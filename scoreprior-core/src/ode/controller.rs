@@ -31,6 +31,12 @@ pub trait StepSizeController {
     /// Decides on a step of size `dt` whose scaled RMS error is `error_norm`; `error_order`
     /// is the order the local error scales with (`p + 1` for an order-`p` method).
     fn adapt(&mut self, dt: f64, error_norm: f64, error_order: f64) -> Result<StepDecision>;
+    /// Checks the controller's own settings (factors, bounds, step); [`crate::ode::solve`]
+    /// calls it before the first step, so a bad setting is an error, not a silent change of
+    /// behaviour (a safety factor of 2 would otherwise accept every step it proposes).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Fixed steps of size `dt` (the last one is shortened to land on the end point).
@@ -66,6 +72,13 @@ impl StepSizeController for ConstantStepSize {
     }
     fn adapt(&mut self, _dt: f64, _error_norm: f64, _error_order: f64) -> Result<StepDecision> {
         Ok(StepDecision { accept: true, next_dt: self.dt })
+    }
+    fn validate(&self) -> Result<()> {
+        if self.dt.is_finite() && self.dt > 0.0 {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!("constant step size must be positive and finite, got {}", self.dt)))
+        }
     }
 }
 
@@ -145,7 +158,8 @@ impl PidController {
         self
     }
 
-    /// Checks the configuration; called by the integrator before a solve.
+    /// Checks the configuration (the integrator calls it through
+    /// [`StepSizeController::validate`] before a solve).
     pub fn validate(&self) -> Result<()> {
         let pos = |v: f64| v.is_finite() && v >= 0.0;
         if !pos(self.rtol) || !pos(self.atol) || (self.rtol == 0.0 && self.atol == 0.0) {
@@ -203,6 +217,9 @@ impl StepSizeController for PidController {
             Some(hi) => dt.min(hi),
             None => dt,
         }
+    }
+    fn validate(&self) -> Result<()> {
+        PidController::validate(self)
     }
     fn adapt(&mut self, dt: f64, error_norm: f64, error_order: f64) -> Result<StepDecision> {
         // Some controllers compare `norm(e) / (atol + rtol·norm(y))` (Söderlind,

@@ -343,6 +343,7 @@ fn validate<S: State, C: StepSizeController + ?Sized>(
     if tab.stages() == 0 || tab.a.len() != tab.stages() || tab.b.len() != tab.stages() {
         return Err(Error::invalid(format!("tableau {} is inconsistent", tab.name)));
     }
+    controller.validate()?;
     if controller.is_adaptive() && !tab.is_adaptive() {
         return Err(Error::invalid(format!(
             "{} has no embedded error estimate and needs ConstantStepSize, not an adaptive controller",
@@ -360,9 +361,6 @@ fn validate<S: State, C: StepSizeController + ?Sized>(
     }
     if opts.max_steps == 0 {
         return Err(Error::invalid("max_steps must be at least 1"));
-    }
-    if y0.dim() == 0 && !y0.is_finite() {
-        return Err(Error::NonFinite { what: "initial state", t: t0 });
     }
     if !y0.is_finite() {
         return Err(Error::NonFinite { what: "initial state", t: t0 });
@@ -428,5 +426,25 @@ mod tests {
         .unwrap();
         assert_eq!(fixed.stats.accepted_steps, 20);
         assert!((fixed.y[0] - (-2.0f64).exp()).abs() < 1e-4);
+    }
+
+    #[test]
+    fn solve_validates_the_controller_first() {
+        let mut calls = 0;
+        let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| {
+            calls += 1;
+            dy[0] = -y[0]
+        };
+        let opts = SolveOptions::default();
+        let mut pid = PidController::new(1e-6, 1e-8);
+        pid.safety = 2.0;
+        let e = solve(&mut f, &&HAND_BOSH3, &mut pid, 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
+        assert!(e.to_string().contains("safety"), "{e}");
+        let mut pid = PidController::new(1e-6, 1e-8);
+        pid.factormax = 0.5;
+        assert!(solve(&mut f, &&HAND_BOSH3, &mut pid, 0.0, 1.0, &vec![1.0], &opts).is_err());
+        let e = solve(&mut f, &&HAND_BOSH3, &mut ConstantStepSize::new(-0.1), 0.0, 1.0, &vec![1.0], &opts).unwrap_err();
+        assert!(e.to_string().contains("positive"), "{e}");
+        assert_eq!(calls, 0, "no evaluation before validation");
     }
 }

@@ -77,10 +77,9 @@ impl Clone for PrecisionCache {
 }
 
 pub(crate) fn check_finite(x: &[f64], what: &'static str) -> Result<()> {
-    if x.iter().all(|v| v.is_finite()) {
-        Ok(())
-    } else {
-        Err(Error::NonFinite { what, t: f64::NAN })
+    match x.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFiniteData { what, index }),
     }
 }
 

@@ -15,16 +15,6 @@ pub use gaussian::Gaussian;
 pub use marginal::MarginalDensity;
 pub use mixture::GaussianMixture;
 
-/// How a network's raw output relates to the score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputConvention {
-    /// The network predicts the noise `ε̂`; the score is `s = −ε̂ / σ(t)` (the reference code).
-    #[default]
-    NoisePrediction,
-    /// The network outputs the score directly.
-    Score,
-}
-
 /// A batched score model.
 ///
 /// Shapes: `x` is `(n, D)`; `cotangents` and the VJP output are `(m, n, D)`: cotangent

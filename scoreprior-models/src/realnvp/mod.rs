@@ -501,8 +501,8 @@ impl RealNvp {
         if n == 0 || v.len() != n * self.cfg.dim {
             return Err(Error::shape(what, format!("({n}, {})", self.cfg.dim), v.len()));
         }
-        if v.iter().any(|x| !x.is_finite()) {
-            return Err(Error::NonFinite { what: "RealNVP input", t: 0.0 });
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFiniteData { what: "RealNVP input", index });
         }
         Ok(())
     }

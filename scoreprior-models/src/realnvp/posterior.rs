@@ -131,8 +131,8 @@ impl RealNvp {
         self.update_running_stats(stats);
         let xs = self.to_row_major(&x);
         let lds = ld.as_vec();
-        if xs.iter().chain(&lds).any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "RealNVP sample", t: 0.0 });
+        if let Some(index) = xs.iter().chain(&lds).position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "RealNVP sample (values, then log-determinants)", index });
         }
         self.opt.pending = Some((x, ld));
         Ok((xs, lds))
@@ -176,7 +176,10 @@ impl Posterior for RealNvp {
     fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
         let norm = self.grad_norm()?;
         if !norm.is_finite() {
-            return Err(Error::NonFinite { what: "RealNVP gradient", t: self.opt.t as f64 });
+            return Err(Error::NonFiniteData {
+                what: "RealNVP gradient norm at Adam step",
+                index: self.opt.t as usize,
+            });
         }
         let scale = match max_grad_norm {
             Some(c) if norm > c => c / (norm + 1e-6),
@@ -317,8 +320,8 @@ impl RealNvp {
         if n == 0 || x.len() != n * self.cfg.dim {
             return Err(Error::shape("data batch", n * self.cfg.dim, x.len()));
         }
-        if x.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "data batch", t: 0.0 });
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "data batch", index });
         }
         let xt = self.to_feature_major(x, n);
         let (z, ld) = self.invert(xt);

@@ -15,8 +15,9 @@ use crate::{Error, Result};
 pub enum Boundary {
     /// Zero outside the image.
     Zero,
-    /// Mirror without repeating the edge pixel (`d c b | a b c d | c b a`, NumPy's
-    /// `reflect`).
+    /// Mirror without repeating the edge pixel (`d c b | a b c d | c b a`): NumPy's
+    /// `reflect`, scipy.ndimage's `mirror`. (The SSIM of [`crate::metrics`] pads the other
+    /// way, repeating the edge, as scipy.ndimage's `reflect` does.)
     Reflect,
     /// Periodic.
     Circular,
