@@ -99,29 +99,40 @@ fn write_negated(lp: &[f64], g: &[f64], energy: &mut [f64], grad: &mut [f64]) ->
 /// redrawn. Also records the solver work of the last call.
 #[derive(Debug)]
 pub struct ScorePriorEnergy {
-    prior: std::sync::Mutex<crate::prior::ScorePrior>,
+    prior: crate::prior::ScorePrior,
+    /// The current lower time limit `t0`, as `f64` bits: a time-floor schedule moves it
+    /// through `&self`, and each evaluation runs on a copy of the configuration with it (the
+    /// configuration itself is never mutated, so no lock is held during a solve).
+    t0: std::sync::atomic::AtomicU64,
     last: std::sync::Mutex<crate::prior::PriorStats>,
 }
 
 impl ScorePriorEnergy {
     /// Wraps a score-based prior.
     pub fn new(prior: crate::prior::ScorePrior) -> Self {
-        Self { prior: std::sync::Mutex::new(prior), last: Default::default() }
+        let t0 = std::sync::atomic::AtomicU64::new(prior.config().t0.to_bits());
+        Self { prior, t0, last: Default::default() }
     }
     /// Solver statistics of the last evaluation (forward and adjoint solves).
     pub fn last_stats(&self) -> crate::prior::PriorStats {
         *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn t0(&self) -> f64 {
+        f64::from_bits(self.t0.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
 impl Energy for ScorePriorEnergy {
     fn dim(&self) -> usize {
         use crate::prior::Prior;
-        self.prior.lock().unwrap_or_else(|e| e.into_inner()).dim()
+        self.prior.dim()
     }
     fn energy_and_grad(&self, x: &[f64], rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
         use crate::prior::Prior;
-        let mut p = self.prior.lock().unwrap_or_else(|e| e.into_inner());
+        // A copy of the prior (an `Arc` to the model and the configuration) with this
+        // step's probe seed and time floor.
+        let mut p = self.prior.clone();
+        p.config_mut().t0 = self.t0();
         if let crate::divergence::Divergence::Hutchinson(h) = &mut p.config_mut().divergence {
             h.seed = rng.next_u64();
         }
@@ -131,16 +142,15 @@ impl Energy for ScorePriorEnergy {
     }
 
     fn time_floor(&self) -> Option<f64> {
-        Some(self.prior.lock().unwrap_or_else(|e| e.into_inner()).config().t0)
+        Some(self.t0())
     }
 
     fn set_time_floor(&self, t0: f64) -> Result<()> {
-        let mut p = self.prior.lock().unwrap_or_else(|e| e.into_inner());
-        let t1 = p.config().t1;
+        let t1 = self.prior.config().t1;
         if !(t0.is_finite() && t0 > 0.0 && t0 < t1) {
             return Err(Error::invalid(format!("PF-ODE prior: time floor t0 must be in (0, {t1}), got {t0}")));
         }
-        p.config_mut().t0 = t0;
+        self.t0.store(t0.to_bits(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
