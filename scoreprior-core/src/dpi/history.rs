@@ -9,7 +9,8 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f6
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// What one optimisation step measured (unweighted batch means).
+/// What one optimisation step measured (unweighted batch means). The field order is the
+/// column order of `losses.csv`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Step number (0-based).
@@ -29,10 +30,6 @@ pub struct StepRecord {
     pub log_q: f64,
     /// Effective data weight (after annealing and tempering).
     pub data_weight: f64,
-    /// Inverse temperature `β` of [`DpiConfig::tempering`] (1 when not tempering; also for
-    /// histories written before tempering existed).
-    #[serde(default = "one")]
-    pub beta: f64,
     /// Learning rate used.
     pub lr: f64,
     /// Gradient norm before clipping.
@@ -40,6 +37,10 @@ pub struct StepRecord {
     pub grad_norm: f64,
     /// Wall time of the step in seconds.
     pub seconds: f64,
+    /// Inverse temperature `β` of [`DpiConfig::tempering`] (1 when not tempering; also for
+    /// histories written before tempering existed).
+    #[serde(default = "one")]
+    pub beta: f64,
     /// Lower time limit of the prior at this step ([`DpiConfig::time_floor`]; NaN for priors
     /// without one).
     #[serde(default = "nan", deserialize_with = "nan_if_null")]
@@ -64,24 +65,12 @@ pub struct DpiHistory {
 impl DpiHistory {
     /// The history as CSV with a header line.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("step,total,data,prior,log_q,data_weight,lr,grad_norm,seconds,beta,time_floor\n");
-        for r in &self.records {
-            s.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
-                r.step,
-                r.total,
-                r.data,
-                r.prior,
-                r.log_q,
-                r.data_weight,
-                r.lr,
-                r.grad_norm,
-                r.seconds,
-                r.beta,
-                r.time_floor
-            ));
+        if self.records.is_empty() {
+            return "step,total,data,prior,log_q,data_weight,lr,grad_norm,seconds,beta,time_floor\n".into();
         }
-        s
+        // Plain numbers and no strings: the writer cannot fail, and its output is UTF-8.
+        let bytes = crate::io::csv_bytes(&self.records).expect("a step record is a flat row of numbers");
+        String::from_utf8(bytes).expect("CSV of numbers is UTF-8")
     }
 }
 

@@ -4,12 +4,14 @@
 //! paths (no output overwrites an input; the destination is writable).
 
 mod atomic;
+mod csv_table;
 mod idx;
 mod npy;
 mod paths;
 mod png;
 
 pub use atomic::{atomic_write, atomic_write_with};
+pub use csv_table::{csv_bytes, read_csv, write_csv};
 pub use idx::read_idx_images;
 pub use npy::{read_npy, read_npy_images, write_npy, write_npy_f32, Array};
 pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
