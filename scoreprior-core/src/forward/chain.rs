@@ -48,6 +48,14 @@ impl Chain {
                 op.input_shape().to_string(),
             ));
         }
+        // One output per image is allocated by every apply: refuse absurd shapes (a huge
+        // `pad`) here rather than in the allocator.
+        let out = op.output_shape();
+        crate::limits::check_elems(
+            &format!("the output {out} of `{}`", op.describe()),
+            &[out.c, out.h, out.w],
+            8,
+        )?;
         self.ops.push(op);
         Ok(())
     }

@@ -502,7 +502,7 @@ impl RealNvp {
             return Err(Error::shape(what, format!("({n}, {})", self.cfg.dim), v.len()));
         }
         if v.iter().any(|x| !x.is_finite()) {
-            return Err(Error::NonFinite { what: "RealNVP input", t: 0.0 });
+            return Err(Error::NonFinite { what: "RealNVP input", t: f64::NAN });
         }
         Ok(())
     }

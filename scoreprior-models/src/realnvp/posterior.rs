@@ -132,7 +132,7 @@ impl RealNvp {
         let xs = self.to_row_major(&x);
         let lds = ld.as_vec();
         if xs.iter().chain(&lds).any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "RealNVP sample", t: 0.0 });
+            return Err(Error::NonFinite { what: "RealNVP sample", t: f64::NAN });
         }
         self.opt.pending = Some((x, ld));
         Ok((xs, lds))
@@ -176,7 +176,7 @@ impl Posterior for RealNvp {
     fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
         let norm = self.grad_norm()?;
         if !norm.is_finite() {
-            return Err(Error::NonFinite { what: "RealNVP gradient", t: self.opt.t as f64 });
+            return Err(Error::NonFinite { what: "RealNVP gradient", t: f64::NAN });
         }
         let scale = match max_grad_norm {
             Some(c) if norm > c => c / (norm + 1e-6),
@@ -318,7 +318,7 @@ impl RealNvp {
             return Err(Error::shape("data batch", n * self.cfg.dim, x.len()));
         }
         if x.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "data batch", t: 0.0 });
+            return Err(Error::NonFinite { what: "data batch", t: f64::NAN });
         }
         let xt = self.to_feature_major(x, n);
         let (z, ld) = self.invert(xt);
