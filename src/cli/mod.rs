@@ -26,6 +26,11 @@ pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Largest allocation a command may plan, in GiB (default: half of physical memory, or
+    /// the environment variable SCOREPRIOR_MAX_MEMORY). Sizes estimated above it (an operator
+    /// matrix, a kernel, a network, a batch) are errors before anything is allocated.
+    #[arg(long, global = true, value_name = "GIB")]
+    pub max_memory: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +55,9 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CliResult {
+    if let Some(g) = cli.max_memory {
+        scoreprior_core::limits::set_memory_limit_gib("--max-memory", g)?;
+    }
     match cli.command {
         None => main_job(),
         Some(c) => match c {

@@ -51,11 +51,7 @@ impl Chain {
         // One output per image is allocated by every apply: refuse absurd shapes (a huge
         // `pad`) here rather than in the allocator.
         let out = op.output_shape();
-        crate::limits::check_elems(
-            &format!("the output {out} of `{}`", op.describe()),
-            &[out.c, out.h, out.w],
-            8,
-        )?;
+        crate::limits::check_elems(&format!("the output {out} of `{}`", op.describe()), &[out.c, out.h, out.w], 8)?;
         self.ops.push(op);
         Ok(())
     }

@@ -18,8 +18,8 @@ pub use npy::{read_npy, read_npy_images, write_npy, write_npy_f32, Array};
 pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
 pub use png::{read_png, write_png_gray, write_png_grid};
 pub use run::{
-    check_same_run, compare, hash_path, move_aside, process_alive, sweep_stale_tmp, InputHash, OutputLock,
-    RunManifest, RunState, LOCK_FILE, MANIFEST_FILE,
+    check_same_run, compare, hash_path, move_aside, process_alive, sweep_stale_tmp, InputHash, OutputLock, RunManifest,
+    RunState, LOCK_FILE, MANIFEST_FILE,
 };
 
 use std::path::Path;

@@ -440,11 +440,7 @@ fn sweep(dir: &Path, removed: &mut Vec<PathBuf>, depth: usize) -> Result<(), IoE
 /// ```
 pub fn move_aside(dir: &Path) -> Result<Option<PathBuf>, IoError> {
     let entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name() != LOCK_FILE)
-            .map(|e| e.path())
-            .collect(),
+        Ok(rd) => rd.filter_map(|e| e.ok()).filter(|e| e.file_name() != LOCK_FILE).map(|e| e.path()).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(IoError::os(dir, e)),
     };
@@ -452,10 +448,8 @@ pub fn move_aside(dir: &Path) -> Result<Option<PathBuf>, IoError> {
         return Ok(None);
     }
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let target = (1..)
-        .map(|k| dir.with_file_name(format!("{name}.old-{k}")))
-        .find(|p| !p.exists())
-        .expect("a free name");
+    let target =
+        (1..).map(|k| dir.with_file_name(format!("{name}.old-{k}"))).find(|p| !p.exists()).expect("a free name");
     std::fs::create_dir_all(&target).map_err(|e| IoError::os(&target, e))?;
     for p in entries {
         let to = target.join(p.file_name().expect("an entry has a name"));
