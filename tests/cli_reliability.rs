@@ -462,3 +462,63 @@ fn absurd_sizes_are_errors_before_allocation() {
         assert!(e.contains(want) && e.contains("memory limit"), "{flag} {value}: {e}");
     }
 }
+
+// Mask operators: unobserved entries stay zero in y and are not measurements (χ²/dof and the
+// count printed use only the observed ones).
+#[test]
+fn masks_leave_unobserved_entries_zero_and_uncounted() {
+    let dir = tmp("masks");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 16, 16], &(0..256).map(|i| (i % 13) as f64 / 13.0).collect::<Vec<_>>()).unwrap();
+    for (forward, per_image) in [("mask(keep=0.5, seed=3)", None), ("mri(acceleration=4)", Some(128))] {
+        let out = dir.join(forward.split('(').next().unwrap());
+        let text = ok(&["measure", "--forward", forward, "--x", &s(&x), "--out", &s(&out)]);
+        let y = read_npy(out.join("y.npy")).unwrap();
+        let zeros = y.data.iter().filter(|v| **v == 0.0).count();
+        let observed = y.data.len() - zeros;
+        assert!(zeros > y.data.len() / 4, "{forward}: unobserved entries must stay 0 ({zeros} zeros)");
+        assert!(text.contains(&format!("on {observed} measurements per image")), "{forward}: {text}");
+        if let Some(m) = per_image {
+            assert_eq!(observed, m, "{forward}");
+        }
+        // χ²/dof of the draw is near 1 when only the observed entries count.
+        let chi: f64 =
+            text.split("χ²/dof of the draw = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        assert!((0.6..1.4).contains(&chi), "{forward}: χ²/dof {chi}");
+    }
+}
+
+// Remedy 6: one reading of shapes; a 3-D .npy is (N, H, W) in measure as everywhere.
+#[test]
+fn measure_reads_three_dimensional_arrays_as_gray_images() {
+    let dir = tmp("shapes");
+    let x = dir.join("x3.npy");
+    write_npy(&x, &[3, 8, 8], &[0.5; 192]).unwrap();
+    let out = dir.join("m");
+    let text = ok(&["measure", "--forward", "denoising", "--x", &s(&x), "--out", &s(&out)]);
+    assert!(text.contains("3 image(s) of shape [1, 8, 8]"), "{text}");
+    assert_eq!(read_npy(out.join("y.npy")).unwrap().shape, vec![3, 1, 8, 8]);
+    // Colour images as an explicit (N, C, H, W) batch.
+    let c = dir.join("c.npy");
+    write_npy(&c, &[1, 3, 8, 8], &[0.5; 192]).unwrap();
+    let text = ok(&["measure", "--forward", "denoising", "--x", &s(&c), "--out", &s(&out)]);
+    assert!(text.contains("1 image(s) of shape [3, 8, 8]"), "{text}");
+    let bad = dir.join("b.npy");
+    write_npy(&bad, &[2, 2, 2, 2, 2], &[0.5; 32]).unwrap();
+    let e = fails(&["measure", "--forward", "denoising", "--x", &s(&bad), "--out", &s(&out)]);
+    assert!(e.contains("--x") && e.contains("(N, H, W)"), "{e}");
+}
+
+// Remedy 3 for the other commands that own a folder: a second run on a locked folder fails at
+// once.
+#[test]
+fn measure_refuses_a_folder_in_use() {
+    let dir = tmp("measure-lock");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 8, 8], &[0.5; 64]).unwrap();
+    let out = dir.join("m");
+    let _held = scoreprior::core::io::OutputLock::acquire("--out", &out).unwrap();
+    let e = fails(&["measure", "--forward", "denoising", "--x", &s(&x), "--out", &s(&out)]);
+    assert!(e.contains("in use") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+    assert!(!out.join("y.npy").exists());
+}

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use scoreprior_core::forward::interferometry::{Array as StationArray, Interferometer, Observation};
 use scoreprior_core::forward::{parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
 use scoreprior_core::io::{
-    check_outputs_distinct, ensure_writable_dir, read_npy_images, read_png, write_npy, write_png_grid, Array,
+    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, write_png_grid, Array,
 };
 
 use super::CliResult;
@@ -39,9 +39,9 @@ pub struct MeasureArgs {
     /// output (after `fft2`, `dft_lowpass`, a k-space mask); on real outputs it is an error.
     #[arg(long)]
     pub noise: Option<String>,
-    /// Image: PNG (8/16-bit gray or RGB, scaled to [0, 1]) or .npy of shape (H, W), (C, H, W)
-    /// or a batch (N, C, H, W): f32/f64 values as they are, u8 scaled by 1/255; other integer
-    /// dtypes are rejected (convert them to float in [0, 1]).
+    /// Image: PNG (8/16-bit gray or RGB, scaled to [0, 1]) or .npy of shape (H, W), (N, H, W)
+    /// (N gray images, as in every command) or (N, C, H, W): f32/f64 values as they are, u8
+    /// scaled by 1/255; other integer dtypes are rejected (convert them to float in [0, 1]).
     #[arg(long)]
     pub x: PathBuf,
     /// Seed of the noise draw.
@@ -59,15 +59,12 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let a: Array = if is_npy { read_npy_images(path) } else { read_png(path) }.map_err(|e| format!("--x: {e}"))?;
-    let (n, shape) = match a.shape.as_slice() {
-        [h, w] => (1, Shape::new(1, *h, *w)),
-        [c, h, w] => (1, Shape::new(*c, *h, *w)),
-        [n, c, h, w] => (*n, Shape::new(*c, *h, *w)),
-        s => return Err(format!("--x: array of shape {s:?}: expected (H, W), (C, H, W) or (N, C, H, W)").into()),
+    // A PNG is (C, H, W): one image. A .npy follows the one shape rule of every command.
+    let (n, c, h, w) = match (is_npy, a.shape.as_slice()) {
+        (false, &[c, h, w]) => (1, c, h, w),
+        _ => image_batch_shape("--x", &a.shape)?,
     };
-    if n == 0 || shape.is_empty() {
-        return Err(format!("--x: empty image of shape {:?}", a.shape).into());
-    }
+    let shape = Shape::new(c, h, w);
     if a.data.iter().any(|v| !v.is_finite()) {
         return Err("--x: the image has NaN or infinite values".into());
     }
@@ -183,7 +180,7 @@ pub fn run(args: MeasureArgs) -> CliResult {
     check_outputs_distinct(&[("--x", &args.x)], &outputs)?;
     let (n, shape, x) = read_images(&args.x)?;
     let Built { model, interferometer } = build(&args, shape)?;
-    ensure_writable_dir("--out", &args.out)?;
+    let _lock = super::own_folder("--out", &args.out)?;
     let out_shape = model.output_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let y = model.simulate(&x, &mut rng)?;
@@ -205,13 +202,13 @@ pub fn run(args: MeasureArgs) -> CliResult {
         "noise:    σ in [{:.3e}, {:.3e}] on {} measurements per image",
         min(model.noise().sigma()),
         max(model.noise().sigma()),
-        model.output_dim()
+        model.measurement_count()
     );
     println!("x:        {} ({n} image(s) of shape {shape})", args.x.display());
     println!(
         "y:        shape {out_shape} per image, seed {}, χ²/dof of the draw = {:.4}",
         args.seed,
-        chi2 / y.len() as f64
+        chi2 / (n * model.measurement_count()) as f64
     );
     println!("wrote     {}", y_path.display());
 

@@ -17,6 +17,17 @@ pub mod train;
 /// Errors of the command-line program: any library error, reported with its chain.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Makes `dir` this run's own output folder until the returned lock is dropped: another
+/// run on it fails at once, and temporaries of killed runs are removed. Call it after the
+/// flags are validated and before the first write.
+pub(crate) fn own_folder(flag: &str, dir: &std::path::Path) -> CliResult<scoreprior_core::io::OutputLock> {
+    let lock = scoreprior_core::io::OutputLock::acquire(flag, dir)?;
+    for p in scoreprior_core::io::sweep_stale_tmp(lock.dir())? {
+        eprintln!("removed {} (left by a killed run)", p.display());
+    }
+    Ok(lock)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scoreprior",

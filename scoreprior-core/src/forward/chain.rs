@@ -76,6 +76,11 @@ impl Chain {
     pub fn output_is_complex(&self) -> bool {
         self.ops.iter().fold(false, |c, o| o.output_is_complex(c))
     }
+    /// Which outputs are measurements: those of the last primitive's [`Op::observed`] (a
+    /// chain ending in a mask); `None` when all are.
+    pub fn observed(&self) -> Option<Vec<bool>> {
+        self.ops.last().and_then(|o| o.observed()).filter(|m| m.len() == self.output_shape().len())
+    }
     /// `a | b | c` descriptions, `identity` for an empty chain.
     pub fn describe(&self) -> String {
         if self.ops.is_empty() {

@@ -14,7 +14,7 @@ mod run;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use idx::read_idx_images;
-pub use npy::{read_npy, read_npy_images, write_npy, write_npy_f32, Array};
+pub use npy::{image_batch_shape, read_npy, read_npy_images, write_npy, write_npy_f32, Array};
 pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
 pub use png::{read_png, write_png_gray, write_png_grid};
 pub use run::{
