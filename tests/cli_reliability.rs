@@ -522,3 +522,19 @@ fn measure_refuses_a_folder_in_use() {
     assert!(e.contains("in use") && e.contains(&format!("pid {}", std::process::id())), "{e}");
     assert!(!out.join("y.npy").exists());
 }
+
+// measure's presets are the library's (`forward::expand_preset`), so every command that takes
+// a chain (dpi included) accepts them; `eht` is named as what it is.
+#[test]
+fn forward_presets_are_chains_everywhere() {
+    use scoreprior::core::forward::{parse_model, ForwardModel};
+    let m = parse_model("mri(acceleration=4)", "complex_gaussian(sigma=0.01)", [1, 16, 16]).unwrap();
+    assert_eq!(m.measurement_count(), 128);
+    let m = parse_model("deblurring(k=4)", "complex_gaussian(sigma=0.1)", [1, 16, 16]).unwrap();
+    assert_eq!(m.output_dim(), 2 * 4 * 4);
+    assert_eq!(parse_model("denoising", "gaussian(sigma=0.1)", [1, 8, 8]).unwrap().output_dim(), 64);
+    let e = parse_model("eht(fov=160)", "gaussian(sigma=0.1)", [1, 16, 16]).unwrap_err().to_string();
+    assert!(e.contains("interferometer") && e.contains("measure"), "{e}");
+    let e = parse_model("mri(mask=radial)", "gaussian(sigma=0.1)", [1, 16, 16]).unwrap_err().to_string();
+    assert!(e.contains("poisson or cartesian"), "{e}");
+}

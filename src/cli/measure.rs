@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use clap::Args;
 use rand::SeedableRng;
 use scoreprior_core::forward::interferometry::{Array as StationArray, Interferometer, Observation};
-use scoreprior_core::forward::{parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
+use scoreprior_core::forward::{expand_preset, parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
 use scoreprior_core::io::{
     check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, write_png_grid, Array,
 };
@@ -122,29 +122,6 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
         Ok(Model::with_spec(c, &noise(default_noise)?)?)
     };
     let model = match name.as_str() {
-        "denoising" => {
-            check_keys(&params, "denoising", &[])?;
-            chain_model("identity", "gaussian(sigma=0.1)")?
-        }
-        "deblurring" => {
-            check_keys(&params, "deblurring", &["k"])?;
-            let k: usize = param(&params, "deblurring", "k", 8)?;
-            chain_model(&format!("dft_lowpass(k={k})"), "complex_gaussian(sigma=0.1)")?
-        }
-        "mri" => {
-            check_keys(&params, "mri", &["acceleration", "center", "seed", "mask"])?;
-            let acc: f64 = param(&params, "mri", "acceleration", 8.0)?;
-            let center: usize = param(&params, "mri", "center", 4)?;
-            let seed: u64 = param(&params, "mri", "seed", 1)?;
-            let mask: String = param(&params, "mri", "mask", "poisson".to_string())?;
-            if mask != "poisson" && mask != "cartesian" {
-                return Err(format!("--forward mri: mask must be poisson or cartesian, got `{mask}`").into());
-            }
-            chain_model(
-                &format!("fft2 | {mask}_mask(acceleration={acc}, center={center}, seed={seed})"),
-                "complex_gaussian(sigma=0.01)",
-            )?
-        }
         "eht" => {
             check_keys(&params, "eht", &["fov", "cutoff", "cadence", "start", "stop"])?;
             if args.noise.is_some() {
@@ -166,7 +143,11 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
             let eht = Interferometer::new(cov, shape.h, param(&params, "eht", "fov", 160.0)?)?;
             return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht) });
         }
-        _ => chain_model(&args.forward, "gaussian(sigma=0.05)")?,
+        // denoising, deblurring, mri: the library's presets, shared with `dpi`.
+        _ => match expand_preset(&args.forward).map_err(|e| format!("--forward {}: {e}", args.forward))? {
+            Some(p) => chain_model(&p.chain, p.default_noise)?,
+            None => chain_model(&args.forward, "gaussian(sigma=0.05)")?,
+        },
     };
     Ok(Built { model, interferometer: None })
 }

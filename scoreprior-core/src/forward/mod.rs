@@ -56,7 +56,7 @@ pub use noise::{Likelihood, Noise, NoiseSpec};
 pub use rand::RngCore;
 /// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
 pub use scoreprior_macros::forward_model;
-pub use spec::{build_op, parse_chain, parse_model, parse_noise, ParamValue, PrimitiveSpec};
+pub use spec::{build_op, expand_preset, parse_chain, parse_model, parse_noise, ParamValue, Preset, PrimitiveSpec};
 
 use crate::{Error, Result};
 
