@@ -45,6 +45,10 @@ fn write_int_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data
     w.finish().unwrap();
 }
 
+fn strs(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}
+
 fn train_data(dir: &Path) -> PathBuf {
     let data = dir.join("data.npy");
     let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
@@ -320,4 +324,217 @@ fn solver_study_checks_every_solver_name_first() {
     let (out, e) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(e.contains("--solvers") && e.contains("`nope`"), "{e}");
     assert!(!out.contains("NFE"), "no solver may run before the names are checked: {out}");
+}
+
+// Remedy 2 (train): a resume of a changed problem is refused naming the differences;
+// --force moves the old run aside; run.json records the run.
+#[test]
+fn train_resume_refuses_a_changed_problem_and_force_starts_over() {
+    let dir = tmp("train-resume");
+    let data = train_data(&dir);
+    let out = dir.join("ck");
+    let (d, o) = (s(&data), s(&out));
+    #[rustfmt::skip]
+    let train = |extra: &[&str]| {
+        let mut a = vec!["train", "--data", &d, "--out", &o, "--size", "8", "--quiet", "--sample-every", "0"];
+        if !extra.contains(&"--config") {
+            a.extend(["--config", "tiny"]);
+        }
+        a.extend_from_slice(extra);
+        a.iter().map(|v| v.to_string()).collect::<Vec<_>>()
+    };
+    ok(&strs(&train(&["--steps", "2"])));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "complete");
+    assert_eq!(m["config"]["lr"], 5e-4);
+    assert_eq!(m["inputs"]["--data"]["sha256"].as_str().unwrap().len(), 64);
+    let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    for (extra, want) in [
+        (vec!["--lr", "0.1"], vec!["config.lr: 0.0005 -> 0.1"]),
+        (vec!["--batch-size", "3"], vec!["config.batch_size: 64 -> 3"]),
+        (vec!["--config", "small"], vec!["config.config: \"tiny\" -> \"small\"", "config.network.nf: 8 -> 16"]),
+        (vec!["--seed", "1"], vec!["seed: 42 -> 1"]),
+    ] {
+        let mut flags = vec!["--steps", "3"];
+        flags.extend(extra.iter().copied());
+        let e = fails(&strs(&train(&flags)));
+        for w in want {
+            assert!(e.contains(w) && e.contains("--force"), "{extra:?}: {e}");
+        }
+        assert_eq!(std::fs::read(out.join("checkpoint.safetensors")).unwrap(), before, "nothing written");
+    }
+    // Changed data contents under the same path.
+    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 5) % 11) as f64 / 10.0).collect();
+    write_npy(&data, &[4, 8, 8], &imgs).unwrap();
+    let e = fails(&strs(&train(&["--steps", "3"])));
+    assert!(e.contains("--data") && e.contains("different contents"), "{e}");
+    // --force keeps the old run in ck.old-1 and starts afresh.
+    let a = train(&["--steps", "1", "--lr", "0.1", "--force"]);
+    ok(&strs(&a));
+    assert_eq!(std::fs::read(dir.join("ck.old-1/checkpoint.safetensors")).unwrap(), before);
+    let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "one step of the new run only: {csv}");
+    // The same settings resume.
+    let mut a = train(&["--steps", "2", "--lr", "0.1"]);
+    a.push("--ckpt-every=1".into());
+    ok(&strs(&a));
+    assert_eq!(std::fs::read_to_string(out.join("loss.csv")).unwrap().lines().count(), 3);
+}
+
+// Remedy 3 (train): one run per folder; a killed run's lock and temporaries do not linger.
+#[test]
+fn train_folder_is_locked_and_stale_temporaries_are_swept() {
+    let dir = tmp("train-lock");
+    let data = train_data(&dir);
+    let out = dir.join("ck");
+    let (d, o) = (s(&data), s(&out));
+    #[rustfmt::skip]
+    let args = ["train", "--data", &d, "--out", &o, "--size", "8", "--config", "tiny", "--quiet", "--sample-every", "0",
+                "--steps", "1000000"];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scoreprior"))
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the folder (it writes run.json after taking the lock).
+    let t = std::time::Instant::now();
+    while !out.join("run.json").exists() && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let e = fails(&args);
+    assert!(e.contains("in use") && e.contains(&format!("pid {}", child.id())), "{e}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed: the lock went with the process; a temporary of a dead writer is swept.
+    let stale = out.join("checkpoint.safetensors.999999999.tmp");
+    std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    let mut a = args.to_vec();
+    let last = a.len() - 1;
+    a[last] = "2";
+    ok(&a);
+    assert!(!stale.exists(), "the stale temporary is removed");
+}
+
+// Remedy 5: sizes are estimated before allocating; --max-memory raises or lowers the limit.
+#[test]
+fn absurd_sizes_are_errors_before_allocation() {
+    let dir = tmp("sizes");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 16, 16], &[0.5; 256]).unwrap();
+    let out = s(&dir.join("m"));
+    for (forward, want) in [
+        ("gaussian_matrix(m=100000000)", "gaussian_matrix(m=100000000)"),
+        ("motion_blur(length=100000)", "motion_blur(length=100000)"),
+        ("gaussian_blur(sigma=1, size=1000000)", "gaussian_blur(size=1000000)"),
+        ("pad(top=100000000)", "pad(top=100000000"),
+        ("eht(cadence=0.00001)", "cadence 0.00001"),
+    ] {
+        let t = std::time::Instant::now();
+        let e = fails(&["measure", "--forward", forward, "--x", &s(&x), "--out", &out]);
+        assert!(e.contains(want) && e.contains("memory limit") && e.contains("--max-memory"), "{forward}: {e}");
+        assert!(t.elapsed().as_secs() < 10, "{forward}: fails at once");
+    }
+    // A lower limit turns a normal size into an error, a valid flag value is required.
+    let e = fails(&[
+        "measure",
+        "--max-memory",
+        "0.00001",
+        "--forward",
+        "gaussian_matrix(m=1000)",
+        "--x",
+        &s(&x),
+        "--out",
+        &out,
+    ]);
+    assert!(e.contains("gaussian_matrix(m=1000)"), "{e}");
+    let e = fails(&["measure", "--max-memory=-1", "--forward", "denoising", "--x", &s(&x), "--out", &out]);
+    assert!(e.contains("--max-memory -1"), "{e}");
+    let data = train_data(&dir);
+    let ck = s(&dir.join("ck"));
+    for (size, flag, value, want) in [
+        ("100000", "--nf", "8", "100000×100000"),
+        ("8", "--nf", "100000", "nf = 100000"),
+        ("8", "--batch-size", "100000000", "--batch-size 100000000"),
+    ] {
+        #[rustfmt::skip]
+        let e = fails(&["train", "--data", &s(&data), "--out", &ck, "--config", "tiny", "--size", size, "--steps", "1",
+                        "--quiet", flag, value]);
+        assert!(e.contains(want) && e.contains("memory limit"), "{flag} {value}: {e}");
+    }
+}
+
+// Mask operators: unobserved entries stay zero in y and are not measurements (χ²/dof and the
+// count printed use only the observed ones).
+#[test]
+fn masks_leave_unobserved_entries_zero_and_uncounted() {
+    let dir = tmp("masks");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 16, 16], &(0..256).map(|i| (i % 13) as f64 / 13.0).collect::<Vec<_>>()).unwrap();
+    for (forward, per_image) in [("mask(keep=0.5, seed=3)", None), ("mri(acceleration=4)", Some(128))] {
+        let out = dir.join(forward.split('(').next().unwrap());
+        let text = ok(&["measure", "--forward", forward, "--x", &s(&x), "--out", &s(&out)]);
+        let y = read_npy(out.join("y.npy")).unwrap();
+        let zeros = y.data.iter().filter(|v| **v == 0.0).count();
+        let observed = y.data.len() - zeros;
+        assert!(zeros > y.data.len() / 4, "{forward}: unobserved entries must stay 0 ({zeros} zeros)");
+        assert!(text.contains(&format!("on {observed} measurements per image")), "{forward}: {text}");
+        if let Some(m) = per_image {
+            assert_eq!(observed, m, "{forward}");
+        }
+        // χ²/dof of the draw is near 1 when only the observed entries count.
+        let chi: f64 =
+            text.split("χ²/dof of the draw = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        assert!((0.6..1.4).contains(&chi), "{forward}: χ²/dof {chi}");
+    }
+}
+
+// Remedy 6: one reading of shapes; a 3-D .npy is (N, H, W) in measure as everywhere.
+#[test]
+fn measure_reads_three_dimensional_arrays_as_gray_images() {
+    let dir = tmp("shapes");
+    let x = dir.join("x3.npy");
+    write_npy(&x, &[3, 8, 8], &[0.5; 192]).unwrap();
+    let out = dir.join("m");
+    let text = ok(&["measure", "--forward", "denoising", "--x", &s(&x), "--out", &s(&out)]);
+    assert!(text.contains("3 image(s) of shape [1, 8, 8]"), "{text}");
+    assert_eq!(read_npy(out.join("y.npy")).unwrap().shape, vec![3, 1, 8, 8]);
+    // Colour images as an explicit (N, C, H, W) batch.
+    let c = dir.join("c.npy");
+    write_npy(&c, &[1, 3, 8, 8], &[0.5; 192]).unwrap();
+    let text = ok(&["measure", "--forward", "denoising", "--x", &s(&c), "--out", &s(&out)]);
+    assert!(text.contains("1 image(s) of shape [3, 8, 8]"), "{text}");
+    let bad = dir.join("b.npy");
+    write_npy(&bad, &[2, 2, 2, 2, 2], &[0.5; 32]).unwrap();
+    let e = fails(&["measure", "--forward", "denoising", "--x", &s(&bad), "--out", &s(&out)]);
+    assert!(e.contains("--x") && e.contains("(N, H, W)"), "{e}");
+}
+
+// Remedy 3 for the other commands that own a folder: a second run on a locked folder fails at
+// once.
+#[test]
+fn measure_refuses_a_folder_in_use() {
+    let dir = tmp("measure-lock");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 8, 8], &[0.5; 64]).unwrap();
+    let out = dir.join("m");
+    let _held = scoreprior::core::io::OutputLock::acquire("--out", &out).unwrap();
+    let e = fails(&["measure", "--forward", "denoising", "--x", &s(&x), "--out", &s(&out)]);
+    assert!(e.contains("in use") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+    assert!(!out.join("y.npy").exists());
+}
+
+// measure's presets are the library's (`forward::expand_preset`), so every command that takes
+// a chain (dpi included) accepts them; `eht` is named as what it is.
+#[test]
+fn forward_presets_are_chains_everywhere() {
+    use scoreprior::core::forward::{parse_model, ForwardModel};
+    let m = parse_model("mri(acceleration=4)", "complex_gaussian(sigma=0.01)", [1, 16, 16]).unwrap();
+    assert_eq!(m.measurement_count(), 128);
+    let m = parse_model("deblurring(k=4)", "complex_gaussian(sigma=0.1)", [1, 16, 16]).unwrap();
+    assert_eq!(m.output_dim(), 2 * 4 * 4);
+    assert_eq!(parse_model("denoising", "gaussian(sigma=0.1)", [1, 8, 8]).unwrap().output_dim(), 64);
+    let e = parse_model("eht(fov=160)", "gaussian(sigma=0.1)", [1, 16, 16]).unwrap_err().to_string();
+    assert!(e.contains("interferometer") && e.contains("measure"), "{e}");
+    let e = parse_model("mri(mask=radial)", "gaussian(sigma=0.1)", [1, 16, 16]).unwrap_err().to_string();
+    assert!(e.contains("poisson or cartesian"), "{e}");
 }

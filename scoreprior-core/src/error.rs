@@ -14,8 +14,10 @@ pub enum Error {
     /// The adaptive step size fell below `dtmin` (or below the resolution of `t`).
     #[error("step size underflow at t = {t}: dt = {dt:e}; the problem may be stiff or the tolerances too tight")]
     StepSizeUnderflow { t: f64, dt: f64 },
-    /// A NaN or infinity appeared in an ODE state, a right-hand side or a solve's input at time `t`.
-    #[error("non-finite value in {what} at t = {t}")]
+    /// A NaN or infinity appeared in an ODE state, a right-hand side or a solve's input. `t` is the
+    /// time of an ODE or SDE solve; NaN where the value has no time (then the message
+    /// leaves the time out).
+    #[error("non-finite value in {what}{}", at_time(*t))]
     NonFinite { what: &'static str, t: f64 },
     /// A NaN or infinity in data that has no time: entry `index` of `what` (a pixel, a
     /// sample's row, a measurement).
@@ -30,6 +32,13 @@ pub enum Error {
     /// A matrix that must be symmetric positive definite is not.
     #[error("{what} is not symmetric positive definite: {why}")]
     NotPositiveDefinite { what: String, why: String },
+    /// An allocation estimated before it is made exceeds the memory limit
+    /// ([`crate::limits`]).
+    #[error(
+        "{what} needs about {needed}, above the memory limit of {limit} (half of physical memory by default); \
+         use smaller sizes, or raise the limit with --max-memory GIB (or SCOREPRIOR_MAX_MEMORY)"
+    )]
+    TooLarge { what: String, needed: String, limit: String },
     /// Reading or writing a file failed (the message carries the path and the cause).
     #[error("i/o: {0}")]
     Io(String),
@@ -38,6 +47,15 @@ pub enum Error {
 impl From<crate::io::IoError> for Error {
     fn from(e: crate::io::IoError) -> Self {
         Error::Io(e.to_string())
+    }
+}
+
+/// ` at t = …` for a time, nothing for NaN (a value without a time).
+fn at_time(t: f64) -> String {
+    if t.is_nan() {
+        String::new()
+    } else {
+        format!(" at t = {t}")
     }
 }
 

@@ -16,6 +16,7 @@ pub mod dpi;
 pub mod error;
 pub mod forward;
 pub mod io;
+pub mod limits;
 pub mod metrics;
 pub mod ode;
 pub mod pf_ode;

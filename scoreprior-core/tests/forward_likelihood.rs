@@ -83,7 +83,8 @@ fn simulated_noise_has_unit_reduced_chi_squared() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
         let y = m.simulate(&x, &mut rng).unwrap();
         let chi2: f64 = m.chi_squared(&y, &x).unwrap().iter().sum();
-        let dof = (n * m.output_dim()) as f64;
+        // Degrees of freedom: the observed measurements (a mask's structural zeros carry none).
+        let dof = (n * m.measurement_count()) as f64;
         // χ² over dof values has relative standard deviation √(2/dof) ≤ 0.05 here; 5σ.
         let tol = 5.0 * (2.0 / dof).sqrt();
         assert!((chi2 / dof - 1.0).abs() < tol, "{name}: χ²/dof = {}", chi2 / dof);

@@ -106,6 +106,7 @@ pub fn load_dataset(
     if oh == 0 || ow == 0 {
         return Err(ModelError::Data("target size must be positive".into()));
     }
+    scoreprior_core::limits::check_elems(&format!("{n} images of {c}×{oh}×{ow} (f32)"), &[n, c, oh, ow], 4)?;
     let mut data = Vec::with_capacity(n * c * oh * ow);
     for i in 0..n {
         for ch in 0..c {

@@ -117,6 +117,7 @@ impl Trainer {
     /// A fresh run with weights initialised from the seed.
     pub fn new(net: NcsnppNet, cfg: TrainConfig, preprocess: Preprocess) -> Result<Self, ModelError> {
         cfg.validate()?;
+        check_training_memory(&net, cfg.batch_size)?;
         let sde = VpSde::new(cfg.beta.0, cfg.beta.1)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let values = net.init_params(&mut rng);
@@ -140,6 +141,8 @@ impl Trainer {
     }
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`].
+    ///
+    /// Its memory is checked like [`Trainer::new`]'s (see [`check_training_memory`]).
     pub fn resume(net: NcsnppNet, meta: &Meta, t: Tensors) -> Result<Self, ModelError> {
         let tm = meta
             .train
@@ -150,6 +153,7 @@ impl Trainer {
         }
         let cfg: TrainConfig = serde_json::from_value(tm.train_config.clone())
             .map_err(|e| ModelError::Mismatch(format!("training configuration: {e}")))?;
+        check_training_memory(&net, cfg.batch_size)?;
         let mut seed = [0u8; 32];
         let hex = tm.rng_seed.as_bytes();
         if hex.len() != 64 {
@@ -362,4 +366,40 @@ where
         total += eps.iter().zip(&z).map(|(a, b)| 0.5 * (a.f64() - b.f64()).powi(2)).sum::<f64>();
     }
     Ok(total / n as f64)
+}
+
+/// Refuses a network or batch whose training state would not fit the memory limit
+/// ([`scoreprior_core::limits`]), before anything is allocated: six `f32` copies of the
+/// parameters (weights, tensors, gradients, EMA, two Adam moments) and a lower bound on the
+/// activations kept for the backward pass (about eight feature maps per residual block and
+/// level, down and up).
+///
+/// ```
+/// use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
+/// use scoreprior_models::train::check_training_memory;
+/// let net = NcsnppNet::new(NcsnppConfig::tiny(), 1, 8, 8).unwrap();
+/// assert!(check_training_memory(&net, 4).is_ok());
+/// assert!(check_training_memory(&net, usize::MAX / 2).is_err());
+/// ```
+pub fn check_training_memory(net: &NcsnppNet, batch_size: usize) -> Result<(), ModelError> {
+    let p = net.num_params() as u128;
+    scoreprior_core::limits::check_bytes(
+        &format!("the training state of a network of {p} parameters (nf = {})", net.config().nf),
+        p.saturating_mul(6 * 4),
+    )?;
+    let cfg = net.config();
+    let (_, h, w) = net.image_shape();
+    let mut per_image = 0u128;
+    for (l, &mult) in cfg.ch_mult.iter().enumerate() {
+        let side = (h >> l.min(63)) as u128 * (w >> l.min(63)) as u128;
+        per_image = per_image.saturating_add(
+            side.saturating_mul((cfg.nf as u128).saturating_mul(mult as u128))
+                .saturating_mul((cfg.num_res_blocks as u128 + 1).saturating_mul(16)),
+        );
+    }
+    scoreprior_core::limits::check_bytes(
+        &format!("the activations of a batch of {batch_size} images (--batch-size {batch_size})"),
+        per_image.saturating_mul(batch_size as u128).saturating_mul(4),
+    )?;
+    Ok(())
 }

@@ -178,6 +178,7 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
         inputs.push(("--data", t));
     }
     check_outputs_distinct(&inputs, &outputs)?;
+    let _lock = super::own_folder("--out", &args.out)?;
     let a = read_idx_images(&train, args.limit)?;
     let (n, h, w) = (a.shape[0], a.shape[1], a.shape[2]);
     if n < 2 {

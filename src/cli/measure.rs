@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use clap::Args;
 use rand::SeedableRng;
 use scoreprior_core::forward::interferometry::{Array as StationArray, Interferometer, Observation};
-use scoreprior_core::forward::{parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
+use scoreprior_core::forward::{expand_preset, parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
 use scoreprior_core::io::{
-    check_outputs_distinct, ensure_writable_dir, read_npy_images, read_png, write_npy, write_png_grid, Array,
+    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, write_png_grid, Array,
 };
 
 use super::CliResult;
@@ -39,9 +39,9 @@ pub struct MeasureArgs {
     /// output (after `fft2`, `dft_lowpass`, a k-space mask); on real outputs it is an error.
     #[arg(long)]
     pub noise: Option<String>,
-    /// Image: PNG (8/16-bit gray or RGB, scaled to [0, 1]) or .npy of shape (H, W), (C, H, W)
-    /// or a batch (N, C, H, W): f32/f64 values as they are, u8 scaled by 1/255; other integer
-    /// dtypes are rejected (convert them to float in [0, 1]).
+    /// Image: PNG (8/16-bit gray or RGB, scaled to [0, 1]) or .npy of shape (H, W), (N, H, W)
+    /// (N gray images, as in every command) or (N, C, H, W): f32/f64 values as they are, u8
+    /// scaled by 1/255; other integer dtypes are rejected (convert them to float in [0, 1]).
     #[arg(long)]
     pub x: PathBuf,
     /// Seed of the noise draw.
@@ -59,15 +59,12 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let a: Array = if is_npy { read_npy_images(path) } else { read_png(path) }.map_err(|e| format!("--x: {e}"))?;
-    let (n, shape) = match a.shape.as_slice() {
-        [h, w] => (1, Shape::new(1, *h, *w)),
-        [c, h, w] => (1, Shape::new(*c, *h, *w)),
-        [n, c, h, w] => (*n, Shape::new(*c, *h, *w)),
-        s => return Err(format!("--x: array of shape {s:?}: expected (H, W), (C, H, W) or (N, C, H, W)").into()),
+    // A PNG is (C, H, W): one image. A .npy follows the one shape rule of every command.
+    let (n, c, h, w) = match (is_npy, a.shape.as_slice()) {
+        (false, &[c, h, w]) => (1, c, h, w),
+        _ => image_batch_shape("--x", &a.shape)?,
     };
-    if n == 0 || shape.is_empty() {
-        return Err(format!("--x: empty image of shape {:?}", a.shape).into());
-    }
+    let shape = Shape::new(c, h, w);
     if a.data.iter().any(|v| !v.is_finite()) {
         return Err("--x: the image has NaN or infinite values".into());
     }
@@ -125,29 +122,6 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
         Ok(Model::with_spec(c, &noise(default_noise)?)?)
     };
     let model = match name.as_str() {
-        "denoising" => {
-            check_keys(&params, "denoising", &[])?;
-            chain_model("identity", "gaussian(sigma=0.1)")?
-        }
-        "deblurring" => {
-            check_keys(&params, "deblurring", &["k"])?;
-            let k: usize = param(&params, "deblurring", "k", 8)?;
-            chain_model(&format!("dft_lowpass(k={k})"), "complex_gaussian(sigma=0.1)")?
-        }
-        "mri" => {
-            check_keys(&params, "mri", &["acceleration", "center", "seed", "mask"])?;
-            let acc: f64 = param(&params, "mri", "acceleration", 8.0)?;
-            let center: usize = param(&params, "mri", "center", 4)?;
-            let seed: u64 = param(&params, "mri", "seed", 1)?;
-            let mask: String = param(&params, "mri", "mask", "poisson".to_string())?;
-            if mask != "poisson" && mask != "cartesian" {
-                return Err(format!("--forward mri: mask must be poisson or cartesian, got `{mask}`").into());
-            }
-            chain_model(
-                &format!("fft2 | {mask}_mask(acceleration={acc}, center={center}, seed={seed})"),
-                "complex_gaussian(sigma=0.01)",
-            )?
-        }
         "eht" => {
             check_keys(&params, "eht", &["fov", "cutoff", "cadence", "start", "stop"])?;
             if args.noise.is_some() {
@@ -169,7 +143,11 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
             let eht = Interferometer::new(cov, shape.h, param(&params, "eht", "fov", 160.0)?)?;
             return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht) });
         }
-        _ => chain_model(&args.forward, "gaussian(sigma=0.05)")?,
+        // denoising, deblurring, mri: the library's presets, shared with `dpi`.
+        _ => match expand_preset(&args.forward).map_err(|e| format!("--forward {}: {e}", args.forward))? {
+            Some(p) => chain_model(&p.chain, p.default_noise)?,
+            None => chain_model(&args.forward, "gaussian(sigma=0.05)")?,
+        },
     };
     Ok(Built { model, interferometer: None })
 }
@@ -183,7 +161,7 @@ pub fn run(args: MeasureArgs) -> CliResult {
     check_outputs_distinct(&[("--x", &args.x)], &outputs)?;
     let (n, shape, x) = read_images(&args.x)?;
     let Built { model, interferometer } = build(&args, shape)?;
-    ensure_writable_dir("--out", &args.out)?;
+    let _lock = super::own_folder("--out", &args.out)?;
     let out_shape = model.output_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let y = model.simulate(&x, &mut rng)?;
@@ -205,13 +183,13 @@ pub fn run(args: MeasureArgs) -> CliResult {
         "noise:    σ in [{:.3e}, {:.3e}] on {} measurements per image",
         min(model.noise().sigma()),
         max(model.noise().sigma()),
-        model.output_dim()
+        model.measurement_count()
     );
     println!("x:        {} ({n} image(s) of shape {shape})", args.x.display());
     println!(
         "y:        shape {out_shape} per image, seed {}, χ²/dof of the draw = {:.4}",
         args.seed,
-        chi2 / y.len() as f64
+        chi2 / (n * model.measurement_count()) as f64
     );
     println!("wrote     {}", y_path.display());
 

@@ -17,6 +17,17 @@ pub mod train;
 /// Errors of the command-line program: any library error, reported with its chain.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Makes `dir` this run's own output folder until the returned lock is dropped: another
+/// run on it fails at once, and temporaries of killed runs are removed. Call it after the
+/// flags are validated and before the first write.
+pub(crate) fn own_folder(flag: &str, dir: &std::path::Path) -> CliResult<scoreprior_core::io::OutputLock> {
+    let lock = scoreprior_core::io::OutputLock::acquire(flag, dir)?;
+    for p in scoreprior_core::io::sweep_stale_tmp(lock.dir())? {
+        eprintln!("removed {} (left by a killed run)", p.display());
+    }
+    Ok(lock)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scoreprior",
@@ -26,6 +37,11 @@ pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Largest allocation a command may plan, in GiB (default: half of physical memory, or
+    /// the environment variable SCOREPRIOR_MAX_MEMORY). Sizes estimated above it (an operator
+    /// matrix, a kernel, a network, a batch) are errors before anything is allocated.
+    #[arg(long, global = true, value_name = "GIB")]
+    pub max_memory: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +66,9 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CliResult {
+    if let Some(g) = cli.max_memory {
+        scoreprior_core::limits::set_memory_limit_gib("--max-memory", g)?;
+    }
     match cli.command {
         None => main_job(),
         Some(c) => match c {

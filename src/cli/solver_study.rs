@@ -98,6 +98,7 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     let mut args = args.clone();
     args.ode.trace.get_or_insert_with(|| "exact".to_string());
     let args = &args;
+    let _lock = super::own_folder("--out", &args.out)?;
     let sde = args.ode.sde.sde()?;
     let q: Gaussian = load_gaussian(&args.mean, &args.cov, sde)?;
     let d = q.mean().len();

@@ -338,6 +338,7 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
     } else {
         None
     };
+    let _lock = super::own_folder("--out", &args.out)?;
     println!(
         "trace study: D = {d}, image {what}; SDE {}, solver {}, rtol {}, atol {}, t0 {}, probes {:?}; \
          K = {:?} × {} seeds; gradients K = {:?} × {} seeds",

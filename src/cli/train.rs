@@ -9,7 +9,9 @@ use std::time::Instant;
 use super::progress::Progress;
 use clap::Args;
 use rand::SeedableRng;
-use scoreprior_core::io::check_outputs_distinct;
+use scoreprior_core::io::{
+    check_outputs_distinct, check_same_run, move_aside, sweep_stale_tmp, OutputLock, RunManifest, RunState,
+};
 use scoreprior_core::sde::VpSde;
 use scoreprior_models::checkpoint;
 use scoreprior_models::data::{load_dataset, Preprocess, Split};
@@ -84,9 +86,10 @@ pub struct TrainArgs {
     /// Steps between sample grids (0: never).
     #[arg(long, default_value_t = 1000)]
     pub sample_every: u64,
-    /// Start afresh even if the output directory holds a checkpoint.
-    #[arg(long)]
-    pub restart: bool,
+    /// Start over even if the output folder holds a run: its files are first moved to a
+    /// sibling folder `OUT.old-N`, never mixed with the new run's (`--restart` is an alias).
+    #[arg(long, alias = "restart")]
+    pub force: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -101,7 +104,7 @@ pub struct TrainArgs {
 /// Draws the loss curve (per-step loss and its 100-step moving average, log scale) from
 /// a loss CSV written by this command.
 pub fn plot_loss(csv: &std::path::Path, svg: &std::path::Path) -> CliResult {
-    let text = std::fs::read_to_string(csv)?;
+    let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
     let mut pts = Vec::new();
     for line in text.lines().skip(1) {
         let mut f = line.split(',');
@@ -170,6 +173,51 @@ fn validate(args: &TrainArgs) -> CliResult {
     Ok(())
 }
 
+/// The network configuration: the preset with the overrides applied.
+fn net_config(args: &TrainArgs) -> CliResult<NcsnppConfig> {
+    let mut nc = preset(&args.config)?;
+    if let Some(v) = args.nf {
+        nc.nf = v;
+    }
+    if let Some(v) = &args.ch_mult {
+        nc.ch_mult = v.clone();
+    }
+    if let Some(v) = args.num_res_blocks {
+        nc.num_res_blocks = v;
+    }
+    if let Some(v) = &args.attn_resolutions {
+        nc.attn_resolutions = v.clone();
+    }
+    if let Some(v) = args.dropout {
+        nc.dropout = v;
+    }
+    Ok(nc)
+}
+
+/// What defines a training run (compared on resume): data, image size, network, optimiser
+/// and seed. `--steps`, `--ckpt-every`, `--sample-every`, `--threads` and `--quiet` may change
+/// between a run and its resume.
+fn manifest(args: &TrainArgs, net: &NcsnppConfig) -> CliResult<RunManifest> {
+    let config = serde_json::json!({
+        "size": args.size,
+        "limit": args.limit,
+        "config": args.config,
+        "network": net,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "warmup": args.warmup,
+        "ema_rate": args.ema_rate,
+        "grad_clip": if args.grad_clip.is_finite() { serde_json::json!(args.grad_clip) } else { serde_json::json!("inf") },
+        "random_flip": !args.no_flip,
+    });
+    Ok(RunManifest::new("train", config).with_seed(args.seed).with_input("--data", &args.data)?)
+}
+
+/// `error` with the path it concerns.
+fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
 /// Runs `scoreprior train`.
 pub fn run(args: TrainArgs) -> CliResult {
     validate(&args)?;
@@ -180,11 +228,40 @@ pub fn run(args: TrainArgs) -> CliResult {
     if args.plot_only {
         return plot_loss(&args.out.join("loss.csv"), &args.out.join("loss.svg"));
     }
-    std::fs::create_dir_all(args.out.join("samples"))?;
+    if !args.data.exists() {
+        return Err(format!("--data {}: no such file or folder", args.data.display()).into());
+    }
+    let nc = net_config(&args)?;
+    // The folder is ours until we return; what killed runs left is removed; a resume must be
+    // of the same problem (run.json), and --force moves the old run aside instead of mixing.
+    let _lock = OutputLock::acquire("--out", &args.out)?;
+    for p in sweep_stale_tmp(&args.out)? {
+        eprintln!("removed {} (left by a killed run)", p.display());
+    }
+    let manifest = manifest(&args, &nc)?;
+    let ck_path = args.out.join("checkpoint.safetensors");
+    if args.force {
+        if let Some(old) = move_aside(&args.out)? {
+            eprintln!("--force: the previous run was moved to {}", old.display());
+        }
+    } else {
+        match RunManifest::read(&args.out)? {
+            Some(old) => check_same_run(&args.out, &old, &manifest, "--force")?,
+            None if ck_path.exists() => {
+                return Err(format!(
+                    "--out {}: holds a checkpoint but no run.json (an older version wrote it), so a resume cannot be                      checked against its settings; use --force to start over (the old files are moved aside) or                      another --out",
+                    args.out.display()
+                )
+                .into())
+            }
+            None => {}
+        }
+    }
+    let samples_dir = args.out.join("samples");
+    std::fs::create_dir_all(&samples_dir).map_err(at(&samples_dir))?;
     let data = load_dataset(&args.data, Split::Train, Some((args.size, args.size)), args.limit)?;
     eprintln!("data: {} images of {}x{}x{} from {}", data.len(), data.c, data.h, data.w, args.data.display());
-    let ck_path = args.out.join("checkpoint.safetensors");
-    let mut trainer = if ck_path.exists() && !args.restart {
+    let mut trainer = if ck_path.exists() {
         let (net, meta, t) = checkpoint::load_any(&ck_path)?;
         if net.image_shape() != (data.c, data.h, data.w) {
             return Err(format!(
@@ -201,22 +278,6 @@ pub fn run(args: TrainArgs) -> CliResult {
         eprintln!("resuming from {} at step {}", ck_path.display(), tr.step_count());
         tr
     } else {
-        let mut nc = preset(&args.config)?;
-        if let Some(v) = args.nf {
-            nc.nf = v;
-        }
-        if let Some(v) = &args.ch_mult {
-            nc.ch_mult = v.clone();
-        }
-        if let Some(v) = args.num_res_blocks {
-            nc.num_res_blocks = v;
-        }
-        if let Some(v) = &args.attn_resolutions {
-            nc.attn_resolutions = v.clone();
-        }
-        if let Some(v) = args.dropout {
-            nc.dropout = v;
-        }
         let net = NcsnppNet::new(nc, data.c, data.h, data.w)?;
         let cfg = TrainConfig {
             batch_size: args.batch_size,
@@ -239,6 +300,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         Trainer::new(net, cfg, pre)?
     };
     eprintln!("network: {} parameters, config {:?}", trainer.net().num_params(), trainer.net().config());
+    manifest.write(&args.out)?;
 
     // Loss CSV: keep the rows up to the resumed step, so a resumed run's file matches an
     // uninterrupted one.
@@ -255,8 +317,8 @@ pub fn run(args: TrainArgs) -> CliResult {
             }
         }
     }
-    std::fs::write(&csv_path, kept)?;
-    let mut csv = std::fs::OpenOptions::new().append(true).open(&csv_path)?;
+    std::fs::write(&csv_path, kept).map_err(at(&csv_path))?;
+    let mut csv = std::fs::OpenOptions::new().append(true).open(&csv_path).map_err(at(&csv_path))?;
 
     // A bar on a terminal, a plain line every ~10 s otherwise (quiet: a line every 50 steps).
     let mut progress = Progress::new("train", args.steps, args.quiet);
@@ -265,7 +327,8 @@ pub fn run(args: TrainArgs) -> CliResult {
     while trainer.step_count() < args.steps {
         let s = trainer.step(&data)?;
         avg = if avg.is_nan() { s.loss } else { 0.98 * avg + 0.02 * s.loss };
-        writeln!(csv, "{},{:.6},{:.6},{:.3e},{:.2}", s.step, s.loss, s.grad_norm, s.lr, t0.elapsed().as_secs_f64())?;
+        writeln!(csv, "{},{:.6},{:.6},{:.3e},{:.2}", s.step, s.loss, s.grad_norm, s.lr, t0.elapsed().as_secs_f64())
+            .map_err(at(&csv_path))?;
         progress.update(s.step, || format!("loss {avg:.3} |g| {:.2}", s.grad_norm));
         if args.quiet && s.step % 50 == 0 {
             let el = t0.elapsed().as_secs_f64();
@@ -273,7 +336,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         }
         let done = s.step == args.steps;
         if s.step % args.ckpt_every == 0 || done {
-            csv.flush()?;
+            csv.flush().map_err(at(&csv_path))?;
             let (meta, t) = trainer.checkpoint(true);
             checkpoint::save(&ck_path, trainer.net(), &meta, &t)?;
             let (meta, t) = trainer.checkpoint(false);
@@ -302,8 +365,9 @@ pub fn run(args: TrainArgs) -> CliResult {
         }
     }
     progress.finish();
-    csv.flush()?;
+    csv.flush().map_err(at(&csv_path))?;
     plot_loss(&csv_path, &args.out.join("loss.svg"))?;
+    manifest.with_state(RunState::Complete).write(&args.out)?;
     eprintln!("done: {} steps in {:.1} s", trainer.step_count() - start, t0.elapsed().as_secs_f64());
     Ok(())
 }

@@ -48,6 +48,10 @@ impl Chain {
                 op.input_shape().to_string(),
             ));
         }
+        // One output per image is allocated by every apply: refuse absurd shapes (a huge
+        // `pad`) here rather than in the allocator.
+        let out = op.output_shape();
+        crate::limits::check_elems(&format!("the output {out} of `{}`", op.describe()), &[out.c, out.h, out.w], 8)?;
         self.ops.push(op);
         Ok(())
     }
@@ -71,6 +75,11 @@ impl Chain {
     /// Whether the output is split complex data (images in, so the input is real).
     pub fn output_is_complex(&self) -> bool {
         self.ops.iter().fold(false, |c, o| o.output_is_complex(c))
+    }
+    /// Which outputs are measurements: those of the last primitive's [`Op::observed`] (a
+    /// chain ending in a mask); `None` when all are.
+    pub fn observed(&self) -> Option<Vec<bool>> {
+        self.ops.last().and_then(|o| o.observed()).filter(|m| m.len() == self.output_shape().len())
     }
     /// `a | b | c` descriptions, `identity` for an empty chain.
     pub fn describe(&self) -> String {

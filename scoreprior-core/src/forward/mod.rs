@@ -56,7 +56,7 @@ pub use noise::{Likelihood, Noise, NoiseSpec};
 pub use rand::RngCore;
 /// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
 pub use scoreprior_macros::forward_model;
-pub use spec::{build_op, parse_chain, parse_model, parse_noise, ParamValue, PrimitiveSpec};
+pub use spec::{build_op, expand_preset, parse_chain, parse_model, parse_noise, ParamValue, Preset, PrimitiveSpec};
 
 use crate::{Error, Result};
 
@@ -142,6 +142,11 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     fn vjp(&self, _x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
         self.adjoint(v, out)
     }
+    /// Which outputs are measurements (`true`) and which are structural zeros that observe
+    /// nothing (a mask's unobserved entries); `None` (the default) when all are observed.
+    fn observed(&self) -> Option<Vec<bool>> {
+        None
+    }
 }
 
 /// A batched measurement model with its likelihood.
@@ -161,6 +166,11 @@ pub trait ForwardModel: Send + Sync {
     fn adjoint(&self, y: &[f64]) -> Result<Vec<f64>>;
     /// `J_A(x_i)ᵀ v_i` for every image: `(n, D)`; `v` is `(n, M)` or `(M)`.
     fn vjp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>>;
+    /// Number of real measurements per image that carry information: [`ForwardModel::output_dim`]
+    /// less the structural zeros of a mask (the degrees of freedom of χ²).
+    fn measurement_count(&self) -> usize {
+        self.output_dim()
+    }
     /// `log p(y | x_i)` per image, up to a constant independent of `x` (see module docs).
     fn log_likelihood(&self, y: &[f64], x: &[f64]) -> Result<Vec<f64>>;
     /// `∇x log p(y | x_i)` for every image: `(n, D)`.

@@ -25,6 +25,8 @@ use crate::{Error, Result};
 pub struct Model {
     chain: Chain,
     noise: Noise,
+    /// The chain's [`Chain::observed`]: unobserved outputs get no noise and no likelihood.
+    observed: Option<Vec<bool>>,
 }
 
 impl Model {
@@ -34,7 +36,8 @@ impl Model {
         if noise.len() != m {
             return Err(Error::shape("noise levels", m, noise.len()));
         }
-        Ok(Model { chain, noise })
+        let observed = chain.observed();
+        Ok(Model { chain, noise, observed })
     }
     /// `chain` with noise given by a spec resolved to the chain's output length.
     ///
@@ -88,6 +91,16 @@ impl Model {
     pub fn output_shape(&self) -> Shape {
         self.chain.output_shape()
     }
+    /// `y` with the prediction `f` at unobserved entries, so that they add nothing to χ² or
+    /// its gradient whatever a stored `y` holds there.
+    fn only_observed<'a>(&self, y: &'a [f64], f: &[f64]) -> std::borrow::Cow<'a, [f64]> {
+        match &self.observed {
+            None => std::borrow::Cow::Borrowed(y),
+            Some(o) => std::borrow::Cow::Owned(
+                y.iter().zip(f).zip(o).map(|((&yv, &fv), &b)| if b { yv } else { fv }).collect(),
+            ),
+        }
+    }
     /// `chain | noise` in spec syntax.
     pub fn describe(&self) -> String {
         self.chain.describe()
@@ -111,6 +124,9 @@ impl ForwardModel for Model {
     }
     fn is_linear(&self) -> bool {
         self.chain.is_linear()
+    }
+    fn measurement_count(&self) -> usize {
+        self.observed.as_ref().map_or(self.output_dim(), |o| o.iter().filter(|&&b| b).count())
     }
 
     fn forward(&self, x: &[f64]) -> Result<Vec<f64>> {
@@ -145,7 +161,10 @@ impl ForwardModel for Model {
         let f = self.forward(x)?;
         let m = self.output_dim();
         let ys = broadcast_rows(y, f.len() / m, m, "y")?;
-        Ok(f.par_chunks(m).zip(ys.par_iter()).map(|(fi, yi)| -0.5 * self.noise.chi_squared(yi, fi)).collect())
+        Ok(f.par_chunks(m)
+            .zip(ys.par_iter())
+            .map(|(fi, yi)| -0.5 * self.noise.chi_squared(&self.only_observed(yi, fi), fi))
+            .collect())
     }
 
     fn grad_log_likelihood(&self, y: &[f64], x: &[f64]) -> Result<Vec<f64>> {
@@ -157,7 +176,7 @@ impl ForwardModel for Model {
             let mut f = vec![0.0; m];
             self.chain.apply(xi, &mut f);
             let mut g = vec![0.0; m];
-            self.noise.grad_wrt_prediction(yi, &f, &mut g);
+            self.noise.grad_wrt_prediction(&self.only_observed(yi, &f), &f, &mut g);
             self.chain.vjp(xi, &g, oi)
         })?;
         Ok(out)
@@ -170,7 +189,42 @@ impl ForwardModel for Model {
         // Sequential so a seed gives the same draw whatever the thread count.
         for (yi, fi) in y.chunks_mut(m).zip(f.chunks(m)) {
             self.noise.sample(fi, rng, yi);
+            // Unobserved entries stay the structural zeros of the operator.
+            if let Some(o) = &self.observed {
+                yi.iter_mut().zip(o).zip(fi).filter(|((_, &b), _)| !b).for_each(|((v, _), f)| *v = *f);
+            }
         }
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_final_mask_observes_only_its_entries() {
+        let shape = Shape::new(1, 8, 8);
+        let mask: Vec<bool> = (0..64).map(|i| i % 3 == 0).collect();
+        let kept = mask.iter().filter(|&&b| b).count();
+        let chain = Chain::new(shape).then(ops::Mask::new(shape, mask.clone()).unwrap()).unwrap();
+        let m = Model::with_spec(chain, &NoiseSpec::Gaussian { sigma: 0.1 }).unwrap();
+        assert_eq!(m.measurement_count(), kept);
+        let x: Vec<f64> = (0..64).map(|i| i as f64 / 64.0).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let y = m.simulate(&x, &mut rng).unwrap();
+        for k in 0..64 {
+            if !mask[k] {
+                assert_eq!(y[k], 0.0, "unobserved entry {k} holds noise");
+            }
+        }
+        // A stored y with noise at unobserved entries changes neither χ² nor its gradient.
+        let mut noisy = y.clone();
+        (0..64).filter(|&k| !mask[k]).for_each(|k| noisy[k] = 5.0);
+        assert_eq!(m.chi_squared(&noisy, &x).unwrap(), m.chi_squared(&y, &x).unwrap());
+        assert_eq!(m.grad_log_likelihood(&noisy, &x).unwrap(), m.grad_log_likelihood(&y, &x).unwrap());
+        // Without a mask every output is a measurement.
+        assert_eq!(Model::denoising(shape, 0.1).unwrap().measurement_count(), 64);
     }
 }

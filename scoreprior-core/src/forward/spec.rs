@@ -25,6 +25,11 @@
 //! Boundaries are `zero`, `reflect` or `circular`. Noise: `gaussian(sigma = s)` or
 //! `complex_gaussian(sigma = s)`. Text syntax: primitives separated by `|`, e.g.
 //! `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`.
+//!
+//! Presets ([`expand_preset`]), accepted wherever a chain is, alone: `denoising`
+//! (`identity`), `deblurring(k=8)` (`dft_lowpass(k)`), `mri(acceleration=8, center=4, seed=1,
+//! mask=poisson|cartesian)` (`fft2 | poisson_mask(…)`). `eht` is not a chain (an
+//! interferometer with its own noise; `measure` builds it).
 
 use std::sync::Arc;
 
@@ -299,8 +304,80 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
 /// assert!(parse_chain("subsample(factor=3)", [1, 32, 32]).is_err());
 /// ```
 pub fn parse_chain(text: &str, input: impl Into<Shape>) -> Result<Chain> {
+    if let Some(p) = expand_preset(text)? {
+        return parse_chain(&p.chain, input);
+    }
     let specs = text.split('|').map(parse_call).collect::<Result<Vec<_>>>()?;
     build_chain(&specs, input.into())
+}
+
+/// A named forward problem: its chain in primitive syntax and its usual noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    /// The chain, e.g. `fft2 | poisson_mask(acceleration=8, center=4, seed=1)`.
+    pub chain: String,
+    /// The noise `measure` uses unless told otherwise.
+    pub default_noise: &'static str,
+}
+
+/// The preset named by `text` (a single call `denoising`, `deblurring(k=…)` or
+/// `mri(acceleration=…, center=…, seed=…, mask=poisson|cartesian)`), `None` when `text` is
+/// not a preset, an error for bad preset parameters or for `eht`, which is not a chain.
+///
+/// ```
+/// use scoreprior_core::forward::spec::expand_preset;
+/// let p = expand_preset("mri(acceleration=4, mask=cartesian)").unwrap().unwrap();
+/// assert_eq!(p.chain, "fft2 | cartesian_mask(acceleration=4, center=4, seed=1)");
+/// assert_eq!(expand_preset("denoising").unwrap().unwrap().chain, "identity");
+/// assert!(expand_preset("fft2 | mask(keep=0.5)").unwrap().is_none());
+/// assert!(expand_preset("eht(fov=160)").unwrap_err().to_string().contains("interferometer"));
+/// ```
+pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
+    if text.contains('|') {
+        return Ok(None);
+    }
+    let Ok(spec) = parse_call(text) else { return Ok(None) };
+    let uint = |q: &Params, k: &str, d: usize| q.uint_or(k, Some(d));
+    Ok(Some(match spec.name.as_str() {
+        "denoising" => {
+            Params::new(&spec, &[])?;
+            Preset { chain: "identity".into(), default_noise: "gaussian(sigma=0.1)" }
+        }
+        "deblurring" => {
+            let q = Params::new(&spec, &["k"])?;
+            Preset {
+                chain: format!("dft_lowpass(k={})", uint(&q, "k", 8)?),
+                default_noise: "complex_gaussian(sigma=0.1)",
+            }
+        }
+        "mri" => {
+            let q = Params::new(&spec, &["acceleration", "center", "seed", "mask"])?;
+            let acc = match q.num_opt("acceleration")? {
+                Some(a) => q.positive("acceleration").map(|_| a)?,
+                None => 8.0,
+            };
+            let mask = match q.get("mask") {
+                None => "poisson".to_string(),
+                Some(ParamValue::Word(w)) if w == "poisson" || w == "cartesian" => w.clone(),
+                Some(v) => return Err(Error::invalid(format!("`mri`: mask must be poisson or cartesian, got `{v}`"))),
+            };
+            Preset {
+                chain: format!(
+                    "fft2 | {mask}_mask(acceleration={acc}, center={}, seed={})",
+                    uint(&q, "center", 4)?,
+                    uint(&q, "seed", 1)?
+                ),
+                default_noise: "complex_gaussian(sigma=0.01)",
+            }
+        }
+        "eht" => {
+            return Err(Error::invalid(
+                "`eht` is not an operator chain: it builds an interferometer whose noise is the radiometer equation \
+                 of each baseline; use `scoreprior measure --forward eht(...)` to simulate its data",
+            ))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Parses `gaussian(sigma = s)` or `complex_gaussian(sigma = s)`.

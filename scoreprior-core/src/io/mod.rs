@@ -1,7 +1,9 @@
 //! File formats shared by the library and the CLI: `.npy` arrays, IDX image files
 //! (MNIST / Fashion-MNIST, raw or gzip), PNG images, and atomic writes (temp file +
 //! rename) so an interrupted run never leaves a half-written result, and checks of output
-//! paths (no output overwrites an input; the destination is writable).
+//! paths (no output overwrites an input; the destination is writable), and the bookkeeping of
+//! output folders (`run.json` manifests, locks, stale temporaries: [`RunManifest`],
+//! [`OutputLock`]).
 
 mod atomic;
 mod csv_table;
@@ -9,13 +11,18 @@ mod idx;
 mod npy;
 mod paths;
 mod png;
+mod run;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use csv_table::{csv_bytes, read_csv, write_csv};
 pub use idx::read_idx_images;
-pub use npy::{read_npy, read_npy_images, write_npy, write_npy_f32, Array};
+pub use npy::{image_batch_shape, read_npy, read_npy_images, write_npy, write_npy_f32, Array};
 pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
 pub use png::{read_png, write_png_gray, write_png_grid};
+pub use run::{
+    check_same_run, compare, hash_path, move_aside, process_alive, sweep_stale_tmp, InputHash, OutputLock, RunManifest,
+    RunState, LOCK_FILE, MANIFEST_FILE,
+};
 
 use std::path::Path;
 

@@ -159,3 +159,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// The one reading of image-array shapes shared by the command-line programs, as
+/// `(N, C, H, W)`: `(H, W)` is one gray image, `(N, H, W)` is `N` gray images, `(N, C, H, W)`
+/// is a batch with channels. A 3-D array is never `(C, H, W)`: a colour image is given as
+/// `(1, C, H, W)` (or a PNG). `what` names the flag in the error.
+///
+/// ```
+/// use scoreprior_core::io::image_batch_shape;
+/// assert_eq!(image_batch_shape("--x", &[16, 16]).unwrap(), (1, 1, 16, 16));
+/// assert_eq!(image_batch_shape("--x", &[3, 16, 16]).unwrap(), (3, 1, 16, 16));
+/// assert_eq!(image_batch_shape("--x", &[2, 3, 16, 16]).unwrap(), (2, 3, 16, 16));
+/// assert!(image_batch_shape("--x", &[16]).is_err());
+/// ```
+pub fn image_batch_shape(what: &str, shape: &[usize]) -> Result<(usize, usize, usize, usize), String> {
+    let s = match *shape {
+        [h, w] => (1, 1, h, w),
+        [n, h, w] => (n, 1, h, w),
+        [n, c, h, w] => (n, c, h, w),
+        _ => {
+            return Err(format!(
+                "{what}: array of shape {shape:?}: expected (H, W), (N, H, W) gray images or (N, C, H, W)"
+            ))
+        }
+    };
+    if s.0 == 0 || s.1 == 0 || s.2 == 0 || s.3 == 0 {
+        return Err(format!("{what}: empty image array of shape {shape:?}"));
+    }
+    Ok(s)
+}

@@ -69,6 +69,16 @@ impl Array {
     /// The uv-coverage of an observation.
     pub fn observe(&self, obs: &Observation) -> Result<UvCoverage> {
         obs.validate()?;
+        // Scans × baselines points of (u, v, σ, …): estimate before the loop, so a tiny cadence
+        // is an error rather than minutes of work and an allocation failure.
+        let scans = ((obs.stop_hour - obs.start_hour) * 3600.0 / obs.cadence_s).max(0.0).floor() + 1.0;
+        let pairs = self.stations.len() * self.stations.len().saturating_sub(1) / 2;
+        let points = scans * pairs as f64;
+        // Each point later becomes a row of the D-column NUDFT matrix: count 1 KiB per point here.
+        crate::limits::check_bytes(
+            &format!("the uv coverage of {scans} scans (cadence {} s)", obs.cadence_s),
+            (points * (std::mem::size_of::<UvPoint>() as f64 + 1024.0)).min(u128::MAX as f64) as u128,
+        )?;
         let (ra, dec) = (obs.ra_deg.to_radians(), obs.dec_deg.to_radians());
         let lambda = C / obs.frequency_hz;
         let cut = obs.elevation_cutoff_deg.to_radians().sin();

@@ -78,7 +78,8 @@ impl Op for Scale {
 
 /// `A = diag(m)`, `m ∈ {0, 1}^{H×W}` shared by all channels (inpainting, and Fourier
 /// masks on split complex data); self-adjoint. Masked entries stay in `y` as zeros, the
-/// reference code's layout.
+/// reference code's layout; they are not measurements ([`Op::observed`]): a [`crate::forward::Model`]
+/// whose chain ends in a mask puts no noise there and leaves them out of the likelihood.
 #[derive(Debug, Clone)]
 pub struct Mask {
     shape: Shape,
@@ -130,6 +131,9 @@ impl Op for Mask {
     }
     fn output_shape(&self) -> Shape {
         self.shape
+    }
+    fn observed(&self) -> Option<Vec<bool>> {
+        Some(self.mask.iter().copied().cycle().take(self.shape.len()).collect())
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
         let hw = self.mask.len();

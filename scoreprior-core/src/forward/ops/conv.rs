@@ -92,6 +92,7 @@ impl Kernel {
         if !(sigma.is_finite() && sigma > 0.0) || size == 0 {
             return Err(Error::invalid(format!("gaussian kernel needs sigma > 0 and size ≥ 1, got {sigma}, {size}")));
         }
+        crate::limits::check_elems(&format!("the kernel of `gaussian_blur(size={size})`"), &[size, size], 8)?;
         let c = (size as f64 - 1.0) / 2.0;
         let g: Vec<f64> = (0..size).map(|a| (-((a as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
         let mut data = Vec::with_capacity(size * size);
@@ -109,6 +110,7 @@ impl Kernel {
     }
     /// A normalised `size × size` box.
     pub fn boxcar(size: usize) -> Result<Self> {
+        crate::limits::check_elems(&format!("the kernel of `box_blur(size={size})`"), &[size, size], 8)?;
         let mut k = Self::custom(vec![1.0; size * size], size, size)?.normalised();
         k.factors = Some((vec![1.0 / size as f64; size], vec![1.0 / size as f64; size]));
         k.label = format!("box_blur(size={size})");
@@ -125,6 +127,7 @@ impl Kernel {
             )));
         }
         let size = if length % 2 == 1 { length } else { length + 1 };
+        crate::limits::check_elems(&format!("the kernel of `motion_blur(length={length})`"), &[size, size], 8)?;
         let c = (size as f64 - 1.0) / 2.0;
         let (s, co) = angle_deg.to_radians().sin_cos();
         let mut data = vec![0.0; size * size];

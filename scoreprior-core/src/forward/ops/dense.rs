@@ -34,6 +34,11 @@ impl DenseMatrix {
     }
     /// `m × D` i.i.d. `N(0, 1/m)` entries from `seed` (ChaCha8).
     pub fn gaussian(input: Shape, m: usize, seed: u64) -> Result<Self> {
+        crate::limits::check_elems(
+            &format!("the matrix of `gaussian_matrix(m={m})` on {input}"),
+            &[m, input.len()],
+            8,
+        )?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let s = 1.0 / (m.max(1) as f64).sqrt();
         let g = (0..m * input.len())
