@@ -538,3 +538,68 @@ fn forward_presets_are_chains_everywhere() {
     let e = parse_model("mri(mask=radial)", "gaussian(sigma=0.1)", [1, 16, 16]).unwrap_err().to_string();
     assert!(e.contains("poisson or cartesian"), "{e}");
 }
+
+// Remedies 2–3 for `dpi`: a folder holds one run; a resume must be of the same problem; two
+// runs cannot share a folder; --force moves the old run aside; sizes are checked first.
+#[test]
+fn dpi_folder_holds_one_run_and_resume_checks_the_problem() {
+    let dir = tmp("dpi-own");
+    let x = dir.join("x.npy");
+    write_npy(&x, &[2, 16, 16], &[0.4; 512]).unwrap();
+    let out = dir.join("run");
+    let (xs, o) = (s(&x), s(&out));
+    #[rustfmt::skip]
+    let base = ["dpi", "--prior", "gaussian", "--x-true", &xs, "--out", &o, "--batch", "4", "--samples", "4",
+                "--quiet", "--steps"];
+    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|a| a.to_string()).collect() };
+    let run = |a: &[String]| ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let fail = |a: &[String]| fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    run(&with(&["3"]));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "complete", "{m}");
+    // A second run without --resume would mix two runs' files.
+    let e = fail(&with(&["3"]));
+    assert!(e.contains("previous run") && e.contains("--resume") && e.contains("--force"), "{e}");
+    // A resume with another learning rate, image or prior file is another problem.
+    let e = fail(&with(&["5", "--resume", "--lr", "0.01"]));
+    assert!(e.contains("lr") && e.contains("--force"), "{e}");
+    let e = fail(&with(&["5", "--resume", "--index", "1"]));
+    assert!(e.contains("index"), "{e}");
+    // The same problem resumes (more steps are allowed).
+    run(&with(&["5", "--resume"]));
+    let rows = std::fs::read_to_string(out.join("losses.csv")).unwrap().lines().count();
+    assert_eq!(rows, 1 + 5);
+    // --force starts over with the old run moved aside, never mixed.
+    run(&with(&["2", "--force"]));
+    let old = dir.join("run.old-1");
+    assert!(old.join("checkpoint.dpi").exists() && old.join("metrics.json").exists());
+    assert_eq!(std::fs::read_to_string(out.join("losses.csv")).unwrap().lines().count(), 1 + 2);
+    // Two runs at once: the second is refused while the first holds the folder.
+    let long = with(&["1000000", "--force"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scoreprior"))
+        .args(&long)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !(out.join("run.json").exists() && dir.join("run.old-2").exists()) && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let e = fail(&with(&["2", "--resume"]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(e.contains("in use") && e.contains(&format!("pid {}", child.id())), "{e}");
+    // Killed mid-run: its temporaries are swept and the run resumes.
+    let stale = out.join("checkpoint.dpi.999999999.tmp");
+    std::fs::write(&stale, vec![0u8; 100]).unwrap();
+    let _ = std::fs::remove_file(out.join("checkpoint.dpi"));
+    run(&with(&["2", "--force"]));
+    assert!(!dir.join("run.old-3").join("checkpoint.dpi.999999999.tmp").exists(), "the stale temporary is swept");
+    // Absurd sizes are errors before anything is allocated.
+    for (flag, value) in [("--flows", "100000"), ("--hidden", "1000000")] {
+        let e = fail(&with(&["2", "--force", flag, value]));
+        assert!(e.contains("--max-memory") && e.contains("posterior"), "{flag} {value}: {e}");
+    }
+    let e = fails(&["dpi", "--prior", "gaussian", "--x-true", &xs, "--out", &o, "--samples", "100000000000"]);
+    assert!(e.contains("--max-memory") && e.contains("samples"), "{e}");
+}

@@ -203,7 +203,10 @@ fn invalid_inputs_are_errors() {
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 2.0, 2.0, 1.0], sde), Err(Error::NotPositiveDefinite { .. })));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.5, 0.0, 1.0], sde), Err(Error::NotPositiveDefinite { .. })));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.0, 0.0, 0.0], sde), Err(Error::NotPositiveDefinite { .. })));
-    assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, f64::NAN, f64::NAN, 1.0], sde), Err(Error::NonFiniteData { .. })));
+    assert!(matches!(
+        Gaussian::new(vec![0.0; 2], &[1.0, f64::NAN, f64::NAN, 1.0], sde),
+        Err(Error::NonFiniteData { .. })
+    ));
     assert!(matches!(Gaussian::new(vec![0.0; 2], &[1.0, 0.0, 0.0], sde), Err(Error::ShapeMismatch { .. })));
     assert!(matches!(Gaussian::diagonal(vec![0.0; 2], &[1.0, -1.0], sde), Err(Error::NotPositiveDefinite { .. })));
     assert!(matches!(
@@ -216,7 +219,10 @@ fn invalid_inputs_are_errors() {
     ));
     assert!(matches!(GaussianMixture::new(&[1.0, 0.0], &[0.0, 1.0], &[0.1, 0.1], sde), Err(Error::InvalidArgument(_))));
     assert!(matches!(GaussianMixture::new(&[1.0], &[0.0, 1.0], &[0.0], sde), Err(Error::InvalidArgument(_))));
-    assert!(matches!(GaussianMixture::new(&[1.0], &[f64::INFINITY, 1.0], &[0.1], sde), Err(Error::NonFiniteData { .. })));
+    assert!(matches!(
+        GaussianMixture::new(&[1.0], &[f64::INFINITY, 1.0], &[0.1], sde),
+        Err(Error::NonFiniteData { .. })
+    ));
     let g = Gaussian::diagonal(vec![0.0; 2], &[1.0, 1.0], sde).unwrap();
     let mut out = vec![0.0; 2];
     assert!(matches!(g.score(&[0.0; 3], 0.5, &mut out), Err(Error::ShapeMismatch { .. })));

@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use scoreprior::experiment::{Continuation, DsmSettings, Experiment, PosteriorSettings, Prior};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
+use scoreprior_core::dpi::CHECKPOINT_FILE;
 use scoreprior_core::dpi::{Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
 use scoreprior_core::forward::{parse_model, Shape};
-use scoreprior_core::io::{read_npy, read_npy_images, read_png};
+use scoreprior_core::io::{check_same_run, move_aside, read_npy, read_npy_images, read_png, RunManifest, RunState};
 use scoreprior_core::prior::ScorePriorConfig;
 use scoreprior_core::prior_dsm::TimeDensity;
 use scoreprior_core::sde::{AnySde, VpSde};
@@ -183,6 +184,10 @@ pub struct DpiArgs {
     /// Resume from OUT/checkpoint.dpi if present.
     #[arg(long)]
     pub resume: bool,
+    /// Start over in an --out that holds a previous run: its files are moved to
+    /// OUT.old-N first (never mixed with the new run's).
+    #[arg(long)]
+    pub force: bool,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -416,7 +421,34 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         builder = builder.wiener_reference(g);
     }
     let experiment = builder.build()?;
-    std::fs::create_dir_all(&args.out)?;
+
+    // The folder is this run's until it returns; a resume must be of the same problem.
+    let _lock = super::own_folder("--out", &args.out)?;
+    let manifest = manifest(args, &checkpoint)?;
+    let previous = RunManifest::read(&args.out)?;
+    let has_run = previous.is_some() || args.out.join(CHECKPOINT_FILE).exists();
+    if args.force {
+        if let Some(old) = move_aside(&args.out)? {
+            eprintln!("--force: the previous run was moved to {}", old.display());
+        }
+    } else if has_run && !args.resume {
+        return Err(format!(
+            "--out {}: holds a previous run; --resume continues it (same settings), --force moves it aside and \
+             starts over",
+            args.out.display()
+        )
+        .into());
+    } else if let Some(old) = &previous {
+        check_same_run(&args.out, old, &manifest, "--force")?;
+    } else if has_run {
+        return Err(format!(
+            "--out {}: holds a checkpoint but no run.json (an older version wrote it), so --resume cannot check \
+             its settings; use --force to start over (the old files are moved aside)",
+            args.out.display()
+        )
+        .into());
+    }
+    manifest.clone().with_state(RunState::Running).write(&args.out)?;
     let mut progress = Progress::new("DPI", args.steps as u64, args.quiet);
     let res = experiment.run_observed(&mut |r| {
         progress.update(r.step as u64 + 1, || {
@@ -426,6 +458,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     })?;
     progress.finish();
     res.save(&args.out)?;
+    manifest.with_state(RunState::Complete).write(&args.out)?;
     let rep = &res.report;
     if !args.quiet {
         eprintln!(
@@ -448,6 +481,40 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         }
     }
     Ok(res.report)
+}
+
+/// What defines a DPI run (compared on `--resume`): data, forward model, prior, estimator,
+/// flow and optimiser, and the input files by content. `--steps` (a resume may extend a run),
+/// `--samples`, `--outlier`, `--checkpoint-every` and `--quiet` may change between a run and
+/// its resume.
+fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
+    let config = serde_json::json!({
+        "prior": args.prior, "surrogate": args.surrogate, "probes": args.probes, "solver": args.solver,
+        "rtol": args.rtol, "atol": args.atol, "time_floor": args.time_floor,
+        "time_floor_from": args.time_floor_from, "time_floor_steps": args.time_floor_steps,
+        "dsm_draws": args.dsm_draws, "dsm_time_density": args.dsm_time_density,
+        "dsm_stratified": args.dsm_stratified, "dsm_antithetic": args.dsm_antithetic,
+        "tv_weight": args.tv_weight, "forward": args.forward, "noise": args.noise, "index": args.index,
+        "size": args.size, "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "lr_final": args.lr_final,
+        "clip": args.clip, "flows": args.flows, "hidden": args.hidden, "init_scale": args.init_scale,
+        "batch_norm": args.batch_norm, "anneal_data": args.anneal_data, "temper_from": args.temper_from,
+        "temper_steps": args.temper_steps, "score_function_weight": args.score_function_weight,
+        "w_data": args.w_data, "w_prior": args.w_prior, "w_entropy": args.w_entropy,
+    });
+    let mut m = RunManifest::new("dpi", config).with_seed(args.seed);
+    for (flag, path) in [("--x-true", &args.x_true), ("--y", &args.y)] {
+        if let Some(p) = path {
+            m = m.with_input(flag, &resolve(p))?;
+        }
+    }
+    if matches!(args.prior.as_str(), "gaussian" | "gaussian-ode") {
+        m = m.with_input("--mean", &resolve(&args.mean))?.with_input("--cov", &resolve(&args.cov))?;
+    } else if let Some(f) = args.prior.strip_prefix("flow:") {
+        m = m.with_input("--prior", &resolve(Path::new(f)))?;
+    } else if prior_file.is_file() {
+        m = m.with_input("--prior", prior_file)?;
+    }
+    Ok(m)
 }
 
 #[cfg(test)]

@@ -105,6 +105,10 @@ fn main_job() -> CliResult {
          NCSN++ prior (DSM surrogate with noise-level continuation), {steps} steps of batch {batch} with a \
          16-flow RealNVP; outputs in {out_s}"
     );
+    // The main job owns this folder: a previous main-job run is replaced, not resumed.
+    if out.join("run.json").exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
     let args = dpi::DpiArgs::from_flags(&[
         "--prior",
         "assets/ncsnpp_fmnist16/ema.safetensors",

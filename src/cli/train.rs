@@ -249,7 +249,7 @@ pub fn run(args: TrainArgs) -> CliResult {
             Some(old) => check_same_run(&args.out, &old, &manifest, "--force")?,
             None if ck_path.exists() => {
                 return Err(format!(
-                    "--out {}: holds a checkpoint but no run.json (an older version wrote it), so a resume cannot be                      checked against its settings; use --force to start over (the old files are moved aside) or                      another --out",
+                    "--out {}: holds a checkpoint but no run.json (an older version wrote it), so a resume cannot be checked against its settings; use --force to start over (the old files are moved aside) or another --out",
                     args.out.display()
                 )
                 .into())

@@ -41,6 +41,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::dpi::{draw_samples, run_dpi, summarize_samples, DpiConfig, LikelihoodEnergy, StepRecord};
 use scoreprior_core::forward::{ForwardModel, InputShape};
+use scoreprior_core::limits::check_elems;
 use scoreprior_core::score::Gaussian;
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 
@@ -293,6 +294,17 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
             return Err(invalid("posterior.init_loc", format!("must be finite, got {l}")));
         }
         self.dpi.validate().map_err(|e| invalid("dpi_config", e.to_string()))?;
+        // Sizes from memory, not from crashes: the flow's parameters with their gradient and
+        // Adam's two moments, one step's activations, and the samples with their summary.
+        let hidden = if p.hidden == 0 { (d / 8).max(32) } else { p.hidden };
+        let per_block = (4 * d).saturating_mul(hidden).saturating_add(2 * hidden.saturating_mul(hidden));
+        check_elems("the posterior flow (posterior.flows × posterior.hidden)", &[p.flows, 2, 4, per_block], 8)?;
+        check_elems(
+            "one step's activations (batch × flows × hidden)",
+            &[self.dpi.batch, p.flows, 2, 4, hidden.max(d)],
+            8,
+        )?;
+        check_elems("the samples (samples × pixels)", &[self.samples, d, 3], 8)?;
         let (truth, y) = match observation {
             Observation::Truth(x) => {
                 if x.len() != d {
