@@ -572,7 +572,7 @@ fn dpi_folder_holds_one_run_and_resume_checks_the_problem() {
     // --force starts over with the old run moved aside, never mixed.
     run(&with(&["2", "--force"]));
     let old = dir.join("run.old-1");
-    assert!(old.join("checkpoint.dpi").exists() && old.join("metrics.json").exists());
+    assert!(old.join("checkpoint.safetensors").exists() && old.join("metrics.json").exists());
     assert_eq!(std::fs::read_to_string(out.join("losses.csv")).unwrap().lines().count(), 1 + 2);
     // Two runs at once: the second is refused while the first holds the folder.
     let long = with(&["1000000", "--force"]);
@@ -590,11 +590,14 @@ fn dpi_folder_holds_one_run_and_resume_checks_the_problem() {
     child.wait().unwrap();
     assert!(e.contains("in use") && e.contains(&format!("pid {}", child.id())), "{e}");
     // Killed mid-run: its temporaries are swept and the run resumes.
-    let stale = out.join("checkpoint.dpi.999999999.tmp");
+    let stale = out.join("checkpoint.safetensors.999999999.tmp");
     std::fs::write(&stale, vec![0u8; 100]).unwrap();
-    let _ = std::fs::remove_file(out.join("checkpoint.dpi"));
+    let _ = std::fs::remove_file(out.join("checkpoint.safetensors"));
     run(&with(&["2", "--force"]));
-    assert!(!dir.join("run.old-3").join("checkpoint.dpi.999999999.tmp").exists(), "the stale temporary is swept");
+    assert!(
+        !dir.join("run.old-3").join("checkpoint.safetensors.999999999.tmp").exists(),
+        "the stale temporary is swept"
+    );
     // Absurd sizes are errors before anything is allocated.
     for (flag, value) in [("--flows", "100000"), ("--hidden", "1000000")] {
         let e = fail(&with(&["2", "--force", flag, value]));

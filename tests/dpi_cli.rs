@@ -54,7 +54,7 @@ fn short_run_writes_consistent_outputs_and_resumes() {
         "y.png",
         "losses.csv",
         "losses.svg",
-        "checkpoint.dpi",
+        "checkpoint.safetensors",
         "metrics.json",
         "exact_mean.npy",
         "exact_std.npy",

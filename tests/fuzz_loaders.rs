@@ -162,3 +162,25 @@ fn forward_model_strings_survive_mutations() {
         assert!(t.elapsed() < Duration::from_secs(2), "mutation {i} took {:?}: {text:?}", t.elapsed());
     }
 }
+
+#[test]
+fn dpi_checkpoint_loader_survives_mutations() {
+    use scoreprior::core::dpi::{read_checkpoint, write_checkpoint, DpiHistory};
+    use scoreprior::models::realnvp::{RealNvp, RealNvpConfig};
+    let flow = || RealNvp::new(RealNvpConfig::new(4).with_flows(2).with_hidden(8).with_seed(1)).unwrap();
+    let dir = scratch("dpi-seed");
+    let p = dir.join("checkpoint.safetensors");
+    let history: DpiHistory = serde_json::from_str(
+        r#"{"records":[{"step":0,"total":1.5,"data":1.0,"prior":0.25,"log_q":0.25,"data_weight":1.0,
+            "lr":0.001,"grad_norm":2.0,"seconds":0.01,"beta":1.0,"time_floor":null}]}"#,
+    )
+    .unwrap();
+    write_checkpoint(&p, &history, &flow()).unwrap();
+    let back = read_checkpoint(&p, &mut flow()).unwrap();
+    assert_eq!(back.records.len(), 1);
+    assert_eq!((back.records[0].total, back.records[0].lr), (1.5, 0.001));
+    assert!(back.records[0].time_floor.is_nan() && history.records[0].time_floor.is_nan());
+    let seed = std::fs::read(&p).unwrap();
+    let header = 8 + u64::from_le_bytes(seed[..8].try_into().unwrap()) as usize;
+    fuzz_file("checkpoint.safetensors", &seed, header + 64, 600, |p| read_checkpoint(p, &mut flow()).is_ok());
+}

@@ -5,7 +5,7 @@
 //! Gaussian through the probability-flow ODE; or an NCSN++ checkpoint), its closed form
 //! (`gaussian`), or total variation (`tv`). The measurement is read (`--y`) or simulated from
 //! a ground truth (`--x-true`, `--seed`). Writes `samples.npy`, `mean.npy`, `std.npy`, PNGs
-//! of the sample grid, mean and std, `losses.csv` and `losses.svg`, `checkpoint.dpi`
+//! of the sample grid, mean and std, `losses.csv` and `losses.svg`, `checkpoint.safetensors`
 //! (resumable) and `metrics.json` (MSE, PSNR, SSIM of the mean and averaged over samples when
 //! a ground truth is given; for a Gaussian prior with denoising also the errors against the
 //! closed-form posterior).
@@ -181,7 +181,7 @@ pub struct DpiArgs {
     /// Checkpoint every this many steps.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
-    /// Resume from OUT/checkpoint.dpi if present.
+    /// Resume from OUT/checkpoint.safetensors if present.
     #[arg(long)]
     pub resume: bool,
     /// Start over in an --out that holds a previous run: its files are moved to

@@ -1,39 +1,62 @@
-//! The resumable checkpoint: magic, length-prefixed JSON history, then the posterior's
-//! own state; written atomically.
+//! The resumable checkpoint: a safetensors file whose one `u8` tensor `posterior_state` is
+//! the posterior's own state ([`Posterior::save_state`]) and whose JSON metadata holds the
+//! format tag and the loss history; written atomically.
+//!
+//! Why safetensors rather than a format of our own: any safetensors reader (Python's
+//! included) can list and inspect it, and its header is validated by a well-kept parser.
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::*;
 
-const CKPT_MAGIC: &[u8; 8] = b"SPDPI01\n";
 /// File name of the checkpoint inside the output directory.
-pub const CHECKPOINT_FILE: &str = "checkpoint.dpi";
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// File name of the loss CSV inside the output directory.
 pub const LOSSES_FILE: &str = "losses.csv";
+/// The `format` entry of the metadata.
+const FORMAT: &str = "scoreprior-dpi-checkpoint/1";
+/// The tensor holding the posterior's state.
+const STATE: &str = "posterior_state";
 
-/// Writes a checkpoint: magic, JSON history length (u64 LE), JSON history, posterior state.
+/// Writes a checkpoint: the posterior's state as a `u8` tensor, the history as JSON metadata.
+///
+/// # Errors
+/// The posterior's serialisation errors and the file system's.
 pub fn write_checkpoint(path: &Path, history: &DpiHistory, posterior: &dyn Posterior) -> Result<()> {
-    let json = serde_json::to_vec(history).map_err(|e| Error::Io(format!("serialising history: {e}")))?;
+    let json = serde_json::to_string(history).map_err(|e| Error::Io(format!("serialising history: {e}")))?;
     let state = posterior.save_state()?;
-    let mut bytes = Vec::with_capacity(16 + json.len() + state.len());
-    bytes.extend_from_slice(CKPT_MAGIC);
-    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&json);
-    bytes.extend_from_slice(&state);
+    let view = TensorView::new(Dtype::U8, vec![state.len()], &state)
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let meta = HashMap::from([("format".to_string(), FORMAT.to_string()), ("history".to_string(), json)]);
+    let bytes = safetensors::serialize([(STATE, view)], &Some(meta))
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     atomic_write(path, &bytes)?;
     Ok(())
 }
 
 /// Reads a checkpoint written by [`write_checkpoint`] into `posterior`; returns the history.
+///
+/// # Errors
+/// A missing or malformed file (not safetensors, another format tag, no history or state),
+/// and the posterior's own errors for a state of another shape.
 pub fn read_checkpoint(path: &Path, posterior: &mut dyn Posterior) -> Result<DpiHistory> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     let bad = |why: &str| Error::Io(format!("{}: not a DPI checkpoint ({why})", path.display()));
-    if bytes.len() < 16 || &bytes[..8] != CKPT_MAGIC {
-        return Err(bad("bad magic"));
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(&e.to_string()))?;
+    let meta = header.metadata().as_ref().ok_or_else(|| bad("no metadata"))?;
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        other => return Err(bad(&format!("format {other:?}, expected {FORMAT:?}"))),
     }
-    let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
-    if bytes.len() < 16 + len {
-        return Err(bad("truncated"));
+    let history = meta.get("history").ok_or_else(|| bad("no history"))?;
+    let history: DpiHistory = serde_json::from_str(history).map_err(|e| bad(&format!("history: {e}")))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(&e.to_string()))?;
+    let state = tensors.tensor(STATE).map_err(|e| bad(&e.to_string()))?;
+    if state.dtype() != Dtype::U8 {
+        return Err(bad(&format!("{STATE} has dtype {:?}, expected U8", state.dtype())));
     }
-    let history: DpiHistory = serde_json::from_slice(&bytes[16..16 + len]).map_err(|e| bad(&e.to_string()))?;
-    posterior.load_state(&bytes[16 + len..])?;
+    posterior.load_state(state.data())?;
     Ok(history)
 }

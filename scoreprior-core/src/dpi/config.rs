@@ -63,9 +63,9 @@ pub struct DpiConfig {
     pub seed: u64,
     /// Write a checkpoint and the loss CSV every this many steps (0: only at the end).
     pub checkpoint_every: usize,
-    /// Output directory for `checkpoint.dpi` and `losses.csv` (none: nothing written).
+    /// Output directory for `checkpoint.safetensors` and `losses.csv` (none: nothing written).
     pub out_dir: Option<PathBuf>,
-    /// Resume from `out_dir/checkpoint.dpi` when it exists.
+    /// Resume from `out_dir/checkpoint.safetensors` when it exists.
     pub resume: bool,
 }
 

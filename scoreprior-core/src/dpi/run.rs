@@ -14,7 +14,7 @@ fn batch_mean(v: &[f64]) -> f64 {
 /// the `data` term `−log p(y|x)` and the `prior` term `−log p(x)` (either may be absent).
 /// `observer` sees every step (progress bars, logging).
 ///
-/// With `out_dir` set, writes `checkpoint.dpi` (atomically) every `checkpoint_every` steps
+/// With `out_dir` set, writes `checkpoint.safetensors` (atomically) every `checkpoint_every` steps
 /// and at the end, and `losses.csv`; with `resume`, continues from an existing checkpoint.
 ///
 /// ```
