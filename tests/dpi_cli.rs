@@ -81,14 +81,34 @@ fn short_run_writes_consistent_outputs_and_resumes() {
     assert!((rmse - m["closed_form"]["mean_rmse"].as_f64().unwrap()).abs() < 1e-12);
     assert_eq!(std::fs::read_to_string(dir.join("losses.csv")).unwrap().lines().count(), 21);
 
-    // Resume to 30 steps: the history continues instead of restarting.
+    // Resume to 30 steps, and compare with one uninterrupted 30-step run: the loss rows
+    // (all but the wall-time column) and the samples must be the same bit for bit (the
+    // 100-step warm-up makes the learning rate of steps 0–29 independent of --steps). The
+    // first 20 rows must be the first run's, wall times included: a run that ignored
+    // `--resume` and redid them would time them anew.
+    let first = std::fs::read_to_string(dir.join("losses.csv")).unwrap();
     let mut args = common(out, "30");
     args.push("--resume".into());
     let o = bin(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let csv = std::fs::read_to_string(dir.join("losses.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 31);
-    assert!(csv.lines().nth(21).unwrap().starts_with("20,"));
+    let straight = tmp("run-straight");
+    let o = bin(&common(straight.to_str().unwrap(), "30").iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = |d: &std::path::Path| {
+        let csv = std::fs::read_to_string(d.join("losses.csv")).unwrap();
+        let header: Vec<String> = csv.lines().next().unwrap().split(',').map(String::from).collect();
+        let skip = header.iter().position(|h| h == "seconds").expect("seconds column");
+        csv.lines()
+            .map(|l| l.split(',').enumerate().filter(|(i, _)| *i != skip).map(|(_, v)| v.to_string()).collect())
+            .collect::<Vec<Vec<String>>>()
+    };
+    let (resumed, fresh) = (rows(&dir), rows(&straight));
+    assert_eq!(resumed.len(), 31);
+    let now = std::fs::read_to_string(dir.join("losses.csv")).unwrap();
+    assert_eq!(now.lines().take(21).collect::<Vec<_>>(), first.lines().collect::<Vec<_>>(), "steps 0–19 were redone");
+    assert_eq!(resumed, fresh, "a 20 + 10 resumed run differs from a straight 30-step run");
+    let samples = |d: &std::path::Path| read_npy(d.join("samples.npy")).unwrap().data;
+    assert!(samples(&dir) == samples(&straight), "samples differ");
 }
 
 #[test]
