@@ -145,7 +145,11 @@ fn logprob_gmm_with_hutchinson_is_reproducible() {
         let mean = v.iter().sum::<f64>() / 16.0;
         let sd = (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 15.0).sqrt();
         eprintln!("gmm image {i}: Hutchinson mean {mean:.4} (sd {sd:.3}) vs closed form {:.4}", exact[i]);
-        assert!(sd > 0.0 && (mean - exact[i]).abs() < 4.0 * sd / 16f64.sqrt(), "image {i}: {mean} ± {sd} vs {}", exact[i]);
+        assert!(
+            sd > 0.0 && (mean - exact[i]).abs() < 4.0 * sd / 16f64.sqrt(),
+            "image {i}: {mean} ± {sd} vs {}",
+            exact[i]
+        );
     }
 }
 

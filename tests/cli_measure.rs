@@ -66,7 +66,11 @@ fn presets_are_their_documented_models() {
             "fft2 | cartesian_mask(acceleration=4, center=4, seed=1)",
             "complex_gaussian(sigma=0.01)",
         ),
-        ("mri(acceleration=8)", "fft2 | poisson_mask(acceleration=8, center=4, seed=1)", "complex_gaussian(sigma=0.01)"),
+        (
+            "mri(acceleration=8)",
+            "fft2 | poisson_mask(acceleration=8, center=4, seed=1)",
+            "complex_gaussian(sigma=0.01)",
+        ),
     ] {
         ok(&["measure", "--forward", preset, "--x", x.to_str().unwrap(), "--out", d.to_str().unwrap()]);
         let m = parse_model(chain, noise, [1, 16, 16]).unwrap();

@@ -10,7 +10,9 @@ use scoreprior::core::io::write_npy;
 /// The metadata (parsed) and every tensor (name, dtype, shape, raw bytes) of a safetensors
 /// file. The files are not compared byte for byte: the header's JSON object has no fixed key
 /// order (the `__metadata__` map is written in hash order).
-fn tensors(path: &std::path::Path) -> (serde_json::Value, std::collections::BTreeMap<String, (String, String, Vec<u8>)>) {
+fn tensors(
+    path: &std::path::Path,
+) -> (serde_json::Value, std::collections::BTreeMap<String, (String, String, Vec<u8>)>) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
@@ -31,7 +33,8 @@ fn tensors(path: &std::path::Path) -> (serde_json::Value, std::collections::BTre
                 .into();
             continue;
         }
-        let off: Vec<usize> = v["data_offsets"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap() as usize).collect();
+        let off: Vec<usize> =
+            v["data_offsets"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap() as usize).collect();
         out.insert(name, (v["dtype"].to_string(), v["shape"].to_string(), data[off[0]..off[1]].to_vec()));
     }
     (meta, out)

@@ -165,12 +165,11 @@ fn check_embedded_keys<'a>(spec: &'a Spec, errors: &mut Errors) -> Option<Embedd
         (None, None) => None,
     };
     match (&embedded, &spec.embedded_order) {
-        (Some(Embedded::Hat(v)), None) | (Some(Embedded::Error(v)), None) if !spec.has("embedded_order") => {
-            errors.push(syn::Error::new_spanned(
+        (Some(Embedded::Hat(v)), None) | (Some(Embedded::Error(v)), None) if !spec.has("embedded_order") => errors
+            .push(syn::Error::new_spanned(
                 &v.expr,
                 "embedded weights need `embedded_order = ...`, the order the check verifies them to",
-            ))
-        }
+            )),
         (None, Some(q)) if !spec.has("b_hat") && !spec.has("b_error") => errors.push(syn::Error::new(
             q.span,
             "`embedded_order` needs embedded weights `b_hat = [...]` or `b_error = [...]`",
