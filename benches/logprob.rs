@@ -4,7 +4,8 @@
 //! diffrax. VP SDE (β 0.1→20), t0 = 1e-3 → T = 1, Dopri5 + PID(rtol 1e-3, atol 1e-5) for both
 //! solves (first forward step 1e-3 as the reference script; Hairer's automatic first step for
 //! the adjoint), exact trace and Hutchinson with 16 Rademacher probes. The NFE of each
-//! configuration is printed once before timing.
+//! configuration is printed once before timing, and so are the packed kernel's GFLOP/s and the
+//! cost of injecting a fork–join into the rayon pool (the README's figures).
 //!
 //! Run: `cargo bench --bench logprob -- --warm-up-time 1 --measurement-time 3`.
 
@@ -26,8 +27,50 @@ fn setup() -> (Gaussian, Vec<f64>) {
     (g, x.data[..16 * d].to_vec())
 }
 
+/// Prints the two costs the README quotes for this problem: the Gaussian score's two
+/// `16×256×256` products on one thread (packed kernel, `score/packed.rs`), in GFLOP/s, and a
+/// fork–join (`rayon::join`) issued from outside the pool (injected) against one issued from
+/// inside it.
+fn print_kernel_and_pool_costs(g: &Gaussian, x: &[f64]) {
+    use scoreprior_core::score::ScoreModel;
+    let best_of = |reps: usize, f: &mut dyn FnMut()| {
+        (0..7)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                t.elapsed().as_secs_f64() / reps as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut out = vec![0.0; x.len()];
+    let secs = one.install(|| best_of(2000, &mut || g.score(black_box(x), 0.5, &mut out).unwrap()));
+    let flops = 2.0 * 2.0 * 16.0 * 256.0 * 256.0;
+    eprintln!(
+        "Gaussian score, 16 images, one thread: {:.1} µs per call, {:.0} GFLOP/s (two 16x256x256 products)",
+        secs * 1e6,
+        flops / secs / 1e9
+    );
+    let outside = best_of(20000, &mut || {
+        rayon::join(|| black_box(1), || black_box(2));
+    });
+    let inside = rayon::scope(|_| {
+        best_of(20000, &mut || {
+            rayon::join(|| black_box(1), || black_box(2));
+        })
+    });
+    eprintln!(
+        "rayon::join from outside the pool (injected): {:.2} µs; from inside: {:.2} µs",
+        outside * 1e6,
+        inside * 1e6
+    );
+}
+
 fn logprob(c: &mut Criterion) {
     let (g, x) = setup();
+    print_kernel_and_pool_costs(&g, &x);
     let base = ScorePriorConfig::default();
     let configs = [
         ("exact", base.clone().with_exact_trace()),

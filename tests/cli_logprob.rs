@@ -7,7 +7,7 @@ mod common;
 use common::{bin, fails, ok, tmp};
 
 use scoreprior::core::io::{read_npy, write_npy};
-use scoreprior::core::score::{Gaussian, MarginalDensity};
+use scoreprior::core::score::{Gaussian, GaussianMixture, MarginalDensity};
 use scoreprior::core::sde::{AnySde, VpSde};
 
 const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
@@ -107,7 +107,50 @@ fn logprob_gmm_with_hutchinson_is_reproducible() {
     assert_ne!(a["log_prob"], c["log_prob"], "another seed draws other probes");
     assert_eq!(a["trace"]["probes"], 3);
     assert_eq!(a["solver"], "Tsit5");
-    assert!(floats(&a["log_prob"]).iter().all(|v| v.is_finite()));
+    // The closed form of the mixture's density at t0 = 1e-3: the exact trace with the exact
+    // terminal density and tight tolerances reaches it (measured difference 2e-8), and the
+    // mean of Hutchinson runs over seeds is unbiased for it.
+    let g = GaussianMixture::new(
+        &[0.3, 0.7],
+        &[0.0, 0.1, 0.2, 0.3, 0.6, 0.5, 0.4, 0.3],
+        &[0.2, 0.3],
+        AnySde::Vp(VpSde::default()),
+    )
+    .unwrap();
+    let mut exact = [0.0; 2];
+    g.marginal_log_prob(&X, 1e-3, &mut exact).unwrap();
+    let out = dir.join("exact.json");
+    #[rustfmt::skip]
+    ok(&["logprob", "--prior", "gmm", "--weights", &w, "--means", &mu, "--stds", &s, "--x", &x, "--trace", "exact",
+         "--exact-terminal", "--rtol", "1e-8", "--atol", "1e-10", "--out", out.to_str().unwrap()]);
+    let lp = floats(&json(&out)["log_prob"]);
+    eprintln!("gmm: exact trace {lp:?}, closed form {exact:?}");
+    for i in 0..2 {
+        assert!((lp[i] - exact[i]).abs() < 1e-7, "image {i}: {} vs closed form {}", lp[i], exact[i]);
+    }
+    // 16 seeds of 3 Rademacher probes (default tolerances, N(0, I) terminal: both far below
+    // the probe noise): the seed mean is within 4 standard errors of the closed form (the
+    // spread across seeds measured 0.63 and 0.32 nats for the two images).
+    let runs: Vec<Vec<f64>> = (0..16)
+        .map(|seed| {
+            let out = dir.join(format!("h{seed}.json"));
+            #[rustfmt::skip]
+            ok(&["logprob", "--prior", "gmm", "--weights", &w, "--means", &mu, "--stds", &s, "--x", &x,
+                 "--hutchinson", "3", "--seed", &seed.to_string(), "--out", out.to_str().unwrap()]);
+            floats(&json(&out)["log_prob"])
+        })
+        .collect();
+    for i in 0..2 {
+        let v: Vec<f64> = runs.iter().map(|r| r[i]).collect();
+        let mean = v.iter().sum::<f64>() / 16.0;
+        let sd = (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 15.0).sqrt();
+        eprintln!("gmm image {i}: Hutchinson mean {mean:.4} (sd {sd:.3}) vs closed form {:.4}", exact[i]);
+        assert!(
+            sd > 0.0 && (mean - exact[i]).abs() < 4.0 * sd / 16f64.sqrt(),
+            "image {i}: {mean} ± {sd} vs {}",
+            exact[i]
+        );
+    }
 }
 
 #[test]
@@ -296,16 +339,23 @@ fn trace_study_variance_falls_with_probes() {
     let (m, c, _) = gaussian_files(&dir);
     let out = dir.join("study");
     #[rustfmt::skip]
-    let stdout = ok(&["trace-study", "--mean", &m, "--cov", &c, "--ks", "1,16", "--seeds", "24", "--grad-ks", "2,8",
+    let stdout = ok(&["trace-study", "--mean", &m, "--cov", &c, "--ks", "1,16", "--seeds", "2000", "--grad-ks", "2,8",
         "--grad-seeds", "6", "--gmm-components", "3", "--out", out.to_str().unwrap()]);
     assert!(stdout.contains("| exact trace |"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("trace_study_logp.csv")).unwrap();
     let rows: Vec<Vec<f64>> = csv.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
     assert_eq!(rows.len(), 2);
     let (s1, s16) = (rows[0][2], rows[1][2]);
-    assert!(s1 > 0.0 && s16 < 0.5 * s1, "std should fall like 1/√K: {s1} {s16}");
+    // The K-probe estimate is the mean of K independent one-probe estimates (same probes
+    // along the whole solve), so its std falls like 1/√K: s16/s1 = 0.25. The draws are far
+    // from normal (D = 4, Rademacher), so a std is known less well than 1/√(2n) says: at 200
+    // seeds the ratio came out 0.294, at 2000 seeds (0.15 s) 0.254. ±0.03 is about 4 times
+    // the spread that suggests at 2000 seeds.
+    let ratio = s16 / s1;
+    eprintln!("trace study: s1 {s1}, s16 {s16}, ratio {ratio}");
+    assert!((ratio - 0.25).abs() < 0.03, "std should fall like 1/√K: {s1} {s16} (ratio {ratio})");
     // Unbiased: the K = 16 mean is within 3 standard errors of the exact-trace value.
-    assert!((rows[1][1] - rows[1][3]).abs() < 3.0 * s16 / 24f64.sqrt() + 1e-6, "{csv}");
+    assert!((rows[1][1] - rows[1][3]).abs() < 3.0 * s16 / 2000f64.sqrt() + 1e-6, "{csv}");
     let g = std::fs::read_to_string(out.join("trace_study_grad.csv")).unwrap();
     // gaussian K = 0, 2, 8 and gmm K = 0, 2, 8.
     assert_eq!(g.lines().count(), 7, "{g}");
@@ -414,17 +464,19 @@ fn logprob_loads_a_network_checkpoint() {
 }
 
 /// `--dt0`: the default first step (the reference script's 1e-3) against Hairer's automatic
-/// choice on the shipped Gaussian and test images (exact trace): the automatic step costs a
-/// probe evaluation and one more step. Bad values are clean errors.
+/// choice on the benchmark problem of the README (the shipped Gaussian, the first 16 test
+/// images, exact trace): 7 steps and 43 evaluations, the counts diffrax reports with the same
+/// first step, and the mean log p 221.6940 it prints; the automatic step costs a probe
+/// evaluation and one more step (50). Bad values are clean errors.
 #[test]
 fn logprob_first_step_option() {
     let dir = tmp("dt0");
     let root = env!("CARGO_MANIFEST_DIR");
-    let (m, c, x) = (
-        format!("{root}/assets/gaussian16/mean.npy"),
-        format!("{root}/assets/gaussian16/cov.npy"),
-        format!("{root}/assets/fashion16_test.npy"),
-    );
+    let (m, c) = (format!("{root}/assets/gaussian16/mean.npy"), format!("{root}/assets/gaussian16/cov.npy"));
+    let all = read_npy(format!("{root}/assets/fashion16_test.npy")).unwrap();
+    let x = dir.join("x16.npy");
+    write_npy(&x, &[16, 16, 16], &all.data[..16 * 256]).unwrap();
+    let x = x.display().to_string();
     let mut stats = Vec::new();
     for dt0 in ["0.001", "auto"] {
         let out = dir.join(format!("r-{dt0}.json"));
@@ -432,17 +484,18 @@ fn logprob_first_step_option() {
         ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact",
              "--dt0", dt0, "--out", out.to_str().unwrap()]);
         let r = json(&out);
+        let lp = floats(&r["log_prob"]);
         stats.push((
             r["forward"]["rhs_evaluations"].as_u64().unwrap(),
             r["forward"]["accepted_steps"].as_u64().unwrap(),
+            r["forward"]["rejected_steps"].as_u64().unwrap(),
+            lp.iter().sum::<f64>() / lp.len() as f64,
         ));
     }
-    let ((e_fixed, s_fixed), (e_auto, s_auto)) = (stats[0], stats[1]);
-    eprintln!("dt0 1e-3: {e_fixed} evaluations / {s_fixed} steps; auto: {e_auto} / {s_auto}");
-    // Dopri5 with FSAL and no rejections: 1 + 6 per step, plus the heuristic's probe.
-    assert_eq!(e_fixed, 1 + 6 * s_fixed);
-    assert_eq!(e_auto, 2 + 6 * s_auto);
-    assert!(e_fixed < e_auto);
+    eprintln!("dt0 1e-3: {:?}; auto: {:?}", stats[0], stats[1]);
+    assert_eq!((stats[0].0, stats[0].1, stats[0].2), (43, 7, 0));
+    assert_eq!((stats[1].0, stats[1].1, stats[1].2), (50, 8, 0));
+    assert!((stats[0].3 - 221.6940).abs() < 5e-5, "mean log p {}", stats[0].3);
     for bad in ["0", "-1e-3", "nan", "soon"] {
         let arg = format!("--dt0={bad}");
         let o = bin(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, &arg]);

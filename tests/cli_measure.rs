@@ -49,12 +49,35 @@ fn blur_chain_writes_the_library_measurement_and_its_adjoint() {
     assert!(d.join("aty.png").exists());
 }
 
+/// Each preset is the chain and noise its documentation states: `y.npy` is the library's
+/// draw of that model with the default seed 0, bit for bit, and `aty.npy` its adjoint; for
+/// `eht`, the visibility model of the EHT 2017 array observing Sgr A* with the requested
+/// cadence, and `uv.npy` its coverage.
 #[test]
-fn presets_run_and_eht_writes_uv_and_closures() {
+fn presets_are_their_documented_models() {
     let d = tmp("presets");
     let x = image(&d, 16, 16);
-    for f in ["denoising", "deblurring(k=4)", "mri(acceleration=4, mask=cartesian)"] {
-        ok(&["measure", "--forward", f, "--x", x.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+    let xs = read_npy(&x).unwrap().data;
+    for (preset, chain, noise) in [
+        ("denoising", "identity", "gaussian(sigma=0.1)"),
+        ("deblurring(k=4)", "dft_lowpass(k=4)", "complex_gaussian(sigma=0.1)"),
+        (
+            "mri(acceleration=4, mask=cartesian)",
+            "fft2 | cartesian_mask(acceleration=4, center=4, seed=1)",
+            "complex_gaussian(sigma=0.01)",
+        ),
+        (
+            "mri(acceleration=8)",
+            "fft2 | poisson_mask(acceleration=8, center=4, seed=1)",
+            "complex_gaussian(sigma=0.01)",
+        ),
+    ] {
+        ok(&["measure", "--forward", preset, "--x", x.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+        let m = parse_model(chain, noise, [1, 16, 16]).unwrap();
+        let want = m.simulate(&xs, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let y = read_npy(d.join("y.npy")).unwrap();
+        assert_eq!(y.data, want, "{preset}");
+        assert_eq!(read_npy(d.join("aty.npy")).unwrap().data, m.adjoint(&y.data).unwrap(), "{preset}");
     }
     let out = ok(&[
         "measure",
@@ -66,9 +89,19 @@ fn presets_run_and_eht_writes_uv_and_closures() {
         d.to_str().unwrap(),
     ]);
     assert!(out.contains("25 baselines"), "{out}");
+    use scoreprior::core::forward::interferometry::{Array, Interferometer, Observation};
+    let cov = Array::eht2017().observe(&Observation { cadence_s: 3600.0, ..Observation::sgr_a_star() }).unwrap();
+    let k = cov.points.len();
+    let eht = Interferometer::new(cov, 16, 160.0).unwrap();
+    let want = eht.visibility_model().unwrap().simulate(&xs, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
     let uv = read_npy(d.join("uv.npy")).unwrap();
+    assert_eq!(uv.shape[0], k);
+    for (q, p) in eht.coverage().points.iter().enumerate() {
+        assert_eq!((uv.data[q * uv.shape[1]], uv.data[q * uv.shape[1] + 1]), (p.u, p.v), "uv point {q}");
+    }
     let y = read_npy(d.join("y.npy")).unwrap();
-    assert_eq!(y.shape, [1, 2, 1, uv.shape[0]]);
+    assert_eq!(y.shape, [1, 2, 1, k]);
+    assert_eq!(y.data, want);
     assert!(d.join("closures.npy").exists() && d.join("aty.png").exists());
 }
 

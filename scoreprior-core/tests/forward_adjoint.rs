@@ -1,5 +1,5 @@
 //! Dot-product tests `⟨A x, y⟩ = ⟨x, Aᵀ y⟩` for every linear primitive and for chains, on
-//! random shapes and random vectors (property tests), to 1e-12 relative in f64. A wrong
+//! random shapes and random vectors (property tests), to 1e-12 of the products' scale in f64. A wrong
 //! index, a missed boundary preimage or a wrong FFT normalisation breaks the identity by
 //! O(1), far above round-off.
 
@@ -15,6 +15,17 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// `|⟨Ax, y⟩ − ⟨x, Aᵀy⟩|` relative to the Cauchy–Schwarz scale `max(‖Ax‖‖y‖, ‖x‖‖Aᵀy‖)`,
+/// the size of the round-off in either sum. Relative to `|⟨Ax, y⟩|` itself the gap is
+/// unbounded when the two products cancel (a 1-point NUDFT gave ⟨Ax, y⟩ = 2.6e-4 at a scale
+/// of 7, a round-off gap of 5.7e-16 and a "relative" mismatch of 2e-12); a wrong index or
+/// normalisation still gives O(1) at this scale.
+fn relative_gap(x: &[f64], y: &[f64], ax: &[f64], aty: &[f64]) -> f64 {
+    let norm = |v: &[f64]| dot(v, v).sqrt();
+    let scale = (norm(ax) * norm(y)).max(norm(x) * norm(aty)).max(1e-300);
+    (dot(ax, y) - dot(x, aty)).abs() / scale
+}
+
 /// Relative mismatch of the dot-product identity for one random pair.
 fn mismatch(op: &dyn Op, seed: u64) -> f64 {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -25,8 +36,7 @@ fn mismatch(op: &dyn Op, seed: u64) -> f64 {
     op.apply(&x, &mut ax);
     let mut aty = vec![0.0; d];
     op.adjoint(&y, &mut aty).unwrap();
-    let (l, r) = (dot(&ax, &y), dot(&x, &aty));
-    (l - r).abs() / l.abs().max(r.abs()).max(1e-300)
+    relative_gap(&x, &y, &ax, &aty)
 }
 
 fn chain_mismatch(chain: &Chain, seed: u64) -> f64 {
@@ -38,8 +48,7 @@ fn chain_mismatch(chain: &Chain, seed: u64) -> f64 {
     chain.apply(&x, &mut ax);
     let mut aty = vec![0.0; d];
     chain.adjoint(&y, &mut aty).unwrap();
-    let (l, r) = (dot(&ax, &y), dot(&x, &aty));
-    (l - r).abs() / l.abs().max(r.abs()).max(1e-300)
+    relative_gap(&x, &y, &ax, &aty)
 }
 
 const TOL: f64 = 1e-12;
@@ -52,7 +61,9 @@ fn boundary() -> impl Strategy<Value = Boundary> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // 256 cases per property: the boundaries, kernels and shapes are drawn together, so a
+    // rare combination needs many draws to be hit.
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn identity_scale_mask(s in shape(), f in -3.0f64..3.0, keep in 0.1f64..1.0, seed in 0u64..1000) {

@@ -86,7 +86,9 @@ fn every_solver_converges_at_its_order_in_f32() {
         let order = solver(name).tableau().order as f64;
         let pts = fixed_step_errors(name, true);
         // f32 round-off (~1e-7 per step, accumulated) hides errors below ~1e-5.
-        let (slope, _) = empirical_order(&pts, 3e-5).unwrap_or_else(|| panic!("{name}: too few points {pts:?}"));
+        let (slope, used) = empirical_order(&pts, 3e-5).unwrap_or_else(|| panic!("{name}: too few points {pts:?}"));
+        eprintln!("{name} f32: slope {slope:.2} from {used} points");
+        assert!(used >= 3, "{name} f32: only {used} usable points: {pts:?}");
         // Above f32's round-off floor only the largest step sizes are visible. There Tsit5,
         // whose 5th-order error coefficients were minimised by design, still shows its
         // 6th-order terms (slope ≈ 6.3), so in f32 we require at least the claimed order; the
@@ -108,7 +110,11 @@ fn adaptive_run(name: &str, rtol: f64, atol: f64) -> (f64, Stats) {
 }
 
 /// Pinned counts on `y' = Ay` (2-D, t ∈ [0, 10], rtol = 1e-5, atol = 1e-7, automatic dt0):
-/// a broken FSAL reuse, k_0 reuse after rejection or controller changes these numbers.
+/// a broken FSAL reuse, k_0 reuse after rejection or controller changes these numbers. They
+/// are this code's own output: diffrax's counts on this problem are not recorded anywhere in
+/// the repository (the reference script, `benches/reference/diffrax_logprob.py`, solves only
+/// the log p problem), so the counts that must equal diffrax's are pinned on that problem in
+/// `tests/reference_problem.rs` (7 accepted, 0 rejected, 43 evaluations).
 #[test]
 fn pinned_statistics_of_adaptive_solvers() {
     let mut got = Vec::new();
@@ -139,16 +145,36 @@ const PINNED: [(&str, usize, usize, usize); 5] = [
     ("dopri8", 11, 0, 145),
 ];
 
+/// Least-squares slope of log y against log x.
+fn log_log_slope(points: &[(f64, f64)]) -> f64 {
+    let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (x.ln(), y.ln())).collect();
+    let n = pts.len() as f64;
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    sxy / sxx
+}
+
+/// With local extrapolation the controller keeps the local error of the order-(p−1)
+/// estimate near tol, so steps scale like tol^(1/p), the order-p solution's local error like
+/// tol^((p+1)/p) and, over tol^(−1/p) steps, the global error like tol: slope 1 in log–log.
 #[test]
 fn error_is_proportional_to_tolerance() {
     for name in ["bosh3", "tsit5", "dopri5", "dopri8"] {
-        let mut prev = f64::INFINITY;
-        for k in 3..=9 {
-            let tol = 10f64.powi(-k);
-            let (err, _) = adaptive_run(name, tol, tol);
-            assert!(err < 1e3 * tol, "{name}: error {err:e} at tol {tol:e}");
-            assert!(err < prev * 1.5, "{name}: error did not fall with tolerance ({err:e} after {prev:e})");
-            prev = err;
+        let pts: Vec<(f64, f64)> = (3..=9)
+            .map(|k| {
+                let tol = 10f64.powi(-k);
+                (tol, adaptive_run(name, tol, tol).0)
+            })
+            .collect();
+        let slope = log_log_slope(&pts);
+        eprintln!("{name}: error vs tolerance slope {slope:.3}; {pts:?}");
+        // Measured: bosh3 0.944, tsit5 1.069, dopri5 0.986, dopri8 0.979 (7 tolerances,
+        // 1e-3..1e-9); the bound is about twice the largest deviation from 1.
+        assert!((slope - 1.0).abs() < 0.15, "{name}: slope {slope:.3}; {pts:?}");
+        for (tol, err) in &pts {
+            assert!(*err < 1e3 * tol, "{name}: error {err:e} at tol {tol:e}");
         }
     }
 }

@@ -126,7 +126,9 @@ fn adjoint_with_standard_normal_terminal() {
     let mut at_t0 = vec![0.0; x.len()];
     g.marginal_grad_log_prob(&x, cfg.t0, &mut at_t0).unwrap();
     let e = rel_err(&out.grad, &at_t0);
-    assert!(e < 1e-2, "{e}");
+    eprintln!("standard-normal terminal: relative gradient error {e:.3e}");
+    // Measured 4.3e-3 (the terminal mismatch, pulled back by the flow); about 2×.
+    assert!(e < 8e-3, "{e}");
 }
 
 /// A batch is one ODE state; results match per-image solves within the tolerances.
@@ -145,7 +147,9 @@ fn batch_matches_single_images() {
 }
 
 /// Any shipped solver plugs in: adaptive ones with PID control, fixed-step ones (Euler, RK4)
-/// with a constant step; the error shrinks with the method's accuracy.
+/// with a constant step. Each error is bounded at about twice its measured value; at the same
+/// tolerance a higher-order method needs fewer evaluations (Heun > Bosh3 > Dopri5), and the
+/// fixed-step errors fall at the methods' orders (log–log slope over 3 step sizes).
 #[test]
 fn every_solver_computes_the_closed_form() {
     use scoreprior_core::ode::solver_by_name;
@@ -156,22 +160,40 @@ fn every_solver_computes_the_closed_form() {
     let base = ScorePriorConfig::default().with_sde(vp()).with_exact_trace();
     let mut exact = vec![0.0; 2];
     g.marginal_log_prob(&x, base.t0, &mut exact).unwrap();
-    for (name, ctrl, tol) in [
-        ("euler", Controller::constant(1e-3), 0.2),
-        ("rk4", Controller::constant(1e-2), 1e-3),
-        ("heun", Controller::pid(1e-6, 1e-6), 1e-3),
-        ("bosh3", Controller::pid(1e-6, 1e-6), 1e-3),
-        ("tsit5", Controller::pid(1e-6, 1e-6), 1e-3),
-        ("dopri5", Controller::pid(1e-6, 1e-6), 1e-3),
-        ("dopri8", Controller::pid(1e-6, 1e-6), 1e-3),
-    ] {
+    let run = |name: &str, ctrl: Controller| {
         let solver = solver_by_name(name).unwrap();
         let cfg = base.clone().with_solver(solver).with_controller(ctrl);
         let prior = ScorePrior::new(g.clone(), cfg).unwrap().with_exact_terminal(g.clone());
         let out = prior.log_prob(&x).unwrap();
         let err = out.log_prob.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         eprintln!("{name}: max |err| {err:.2e}, {:?}", out.stats.forward);
-        assert!(err < tol, "{name} ({}): {err}", solver.tableau().name);
+        (err, out.stats.forward.rhs_evaluations)
+    };
+    // Measured max |err|: euler 7.9e-2, rk4 4.3e-5, heun 2.2e-5, bosh3 9.3e-6, tsit5 2.0e-5,
+    // dopri5 2.1e-5, dopri8 3.7e-7.
+    let mut nfe = std::collections::HashMap::new();
+    for (name, ctrl, tol) in [
+        ("euler", Controller::constant(1e-3), 0.16),
+        ("rk4", Controller::constant(1e-2), 9e-5),
+        ("heun", Controller::pid(1e-6, 1e-6), 5e-5),
+        ("bosh3", Controller::pid(1e-6, 1e-6), 2e-5),
+        ("tsit5", Controller::pid(1e-6, 1e-6), 5e-5),
+        ("dopri5", Controller::pid(1e-6, 1e-6), 5e-5),
+        ("dopri8", Controller::pid(1e-6, 1e-6), 1e-6),
+    ] {
+        let (err, evals) = run(name, ctrl);
+        assert!(err < tol, "{name}: {err}");
+        nfe.insert(name, evals);
+    }
+    assert!(nfe["heun"] > nfe["bosh3"] && nfe["bosh3"] > nfe["dopri5"], "{nfe:?}");
+    // Orders of the fixed-step solvers on this problem: the error halves (Euler) or falls
+    // 16-fold (RK4) per halving of dt.
+    for (name, dts, order) in [("euler", [4e-3, 2e-3, 1e-3], 1.0), ("rk4", [4e-2, 2e-2, 1e-2], 4.0)] {
+        let pts: Vec<(f64, f64)> = dts.iter().map(|&dt| (dt, run(name, Controller::constant(dt)).0)).collect();
+        let slope = (pts[2].1.ln() - pts[0].1.ln()) / (pts[2].0.ln() - pts[0].0.ln());
+        let mid = (pts[1].1.ln() - pts[0].1.ln()) / (pts[1].0.ln() - pts[0].0.ln());
+        eprintln!("{name}: slopes {mid:.3} (first half), {slope:.3} (overall); {pts:?}");
+        assert!((slope - order).abs() < 0.15 * order && (mid - order).abs() < 0.15 * order, "{name}: {pts:?}");
     }
     // An adaptive controller with a fixed-step solver is a configuration error.
     let bad = base.with_solver(solver_by_name("rk4").unwrap());

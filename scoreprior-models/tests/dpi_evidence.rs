@@ -139,13 +139,9 @@ fn config(steps: usize, lr: f64) -> DpiConfig {
     }
 }
 
+/// The optimisation budget of the 2-D Gaussian case (release, as CI runs it: 23 s there).
 fn steps() -> usize {
-    // Release (CI) runs the full budget; the opt-level-1 debug profile a shorter one.
-    if cfg!(debug_assertions) {
-        400
-    } else {
-        1500
-    }
+    1500
 }
 
 #[test]
@@ -187,10 +183,11 @@ fn dpi_recovers_gaussian_posterior_through_the_ode_prior() {
         f.cov_err,
         f.seconds
     );
-    let (kl_max, mean_max, cov_max) = if cfg!(debug_assertions) { (0.3, 0.05, 0.5) } else { (0.05, 0.03, 0.15) };
-    assert!(f.kl < kl_max, "KL {}", f.kl);
-    assert!(f.mean_err < mean_max, "mean error {}", f.mean_err);
-    assert!(f.cov_err < cov_max, "covariance error {}", f.cov_err);
+    // Measured (release): KL 0.0045, mean error 0.0156 (0.08 posterior std), covariance error
+    // 2.5 %; each bound is about twice that.
+    assert!(f.kl < 0.01, "KL {}", f.kl);
+    assert!(f.mean_err < 0.032, "mean error {}", f.mean_err);
+    assert!(f.cov_err < 0.05, "covariance error {}", f.cov_err);
 }
 
 #[test]
@@ -213,7 +210,7 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
     // broad; the score-function term (weight 100, so that it dominates the per-sample noise
     // of the reparameterised one) sets their masses. Hidden weights at std 0.3 rather than
     // 0.05 let the couplings form the steep transition between the modes within the budget.
-    let steps = if cfg!(debug_assertions) { 800 } else { 3000 };
+    let steps = 3000;
     let cfg = DpiConfig {
         tempering: Annealing::Geometric { start: 0.01, steps: steps / 2 },
         score_function_weight: 100.0,
@@ -245,18 +242,20 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
         f.kl, f.mean_err, f.cov_err, f.seconds, q_mass[0], q_mass[1], mass[0], mass[1], mean[0], mean[1], gap_q
     );
     // Both modes, with their masses: a flow on one mode alone has KL ≥ −ln(0.70) = 0.36.
-    let (kl_max, mass_max, mean_max, cov_max) =
-        if cfg!(debug_assertions) { (0.3, 0.15, 0.2, 0.5) } else { (0.05, 0.03, 0.04, 0.1) };
-    assert!(f.kl < kl_max, "KL {}", f.kl);
+    // Measured (release): KL 0.0106, masses 0.703/0.297 vs 0.696/0.304 (difference 0.007),
+    // mean error 0.0106, covariance error 1.5 %; each bound is about twice that. The masses
+    // come from 4000 samples (standard error 0.007), so their bound is also 2 s.e.
+    assert!(f.kl < 0.02, "KL {}", f.kl);
     for s in 0..2 {
-        assert!((q_mass[s] - mass[s]).abs() < mass_max, "mode {s}: mass under q {} vs {}", q_mass[s], mass[s]);
+        assert!((q_mass[s] - mass[s]).abs() < 0.015, "mode {s}: mass under q {} vs {}", q_mass[s], mass[s]);
     }
-    assert!(f.mean_err < mean_max, "mean error {}", f.mean_err);
-    assert!(f.cov_err < cov_max, "covariance error {}", f.cov_err);
+    assert!(f.mean_err < 0.02, "mean error {}", f.mean_err);
+    assert!(f.cov_err < 0.03, "covariance error {}", f.cov_err);
 }
 
 /// 16×16 denoising (σ = 0.2) of a Fashion-MNIST test image under the shipped Gaussian prior
-/// (closed form, so the test stays fast; the PF-ODE prior's own accuracy is tested in core):
+/// (closed form, so the test stays fast; the PF-ODE prior's own accuracy is tested in core,
+/// and the same problem with the PF-ODE prior is the README's command-reproduced row):
 /// the flow's mean and per-pixel std must match the closed-form posterior
 /// `Σ_post = V diag(λσ²/(λ+σ²)) Vᵀ`, `μ_post = μ + V diag(λ/(λ+σ²)) Vᵀ (y − μ)`.
 #[test]
@@ -288,7 +287,7 @@ fn dpi_matches_closed_form_gaussian_denoising_posterior_at_16x16() {
         })
         .collect();
 
-    let steps = if cfg!(debug_assertions) { 150 } else { 400 };
+    let steps = 400;
     let mut flow = RealNvp::new(RealNvpConfig::new(d).with_flows(8).with_seed(3)).unwrap();
     flow.set_initial_affine(mean.iter().sum::<f64>() / d as f64, 0.2).unwrap();
     let cfg =
@@ -304,8 +303,8 @@ fn dpi_matches_closed_form_gaussian_denoising_posterior_at_16x16() {
     let rel = sum.std.iter().zip(&post_std).map(|(a, b)| (a - b).abs() / b).sum::<f64>() / d as f64;
     let avg_std = post_std.iter().sum::<f64>() / d as f64;
     eprintln!("16x16 closed-form Gaussian: mean RMSE {rmse:.4} (posterior std {avg_std:.3}), std rel. err {rel:.3}, {steps} steps in {secs:.1} s");
-    let (m_max, s_max) = if cfg!(debug_assertions) { (0.03, 0.25) } else { (0.015, 0.12) };
-    assert!(rmse < m_max, "mean RMSE {rmse}");
-    assert!(rel < s_max, "std relative error {rel}");
+    // Measured (release): RMSE 0.0047, std relative error 6.2 % (28 s); bounds about twice.
+    assert!(rmse < 0.0095, "mean RMSE {rmse}");
+    assert!(rel < 0.12, "std relative error {rel}");
     assert_eq!(sum.n_dropped, 0);
 }

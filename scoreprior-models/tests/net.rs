@@ -111,3 +111,25 @@ fn images_are_independent_and_f32_matches_f64() {
         assert!((a - *b as f64).abs() < 1e-4 * scale.max(1.0), "{a} vs {b}");
     }
 }
+
+/// The README's figure for the shipped prior: 321,921 parameters, counted by the network and,
+/// independently, as the element count of the tensors stored in the file (read from the
+/// safetensors header: shapes of every tensor, F32 data).
+#[test]
+fn shipped_prior_has_321921_parameters() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/ncsnpp_fmnist16/ema.safetensors");
+    let (net, _, t) = scoreprior_models::checkpoint::load_any(&path).unwrap();
+    assert_eq!(net.num_params(), 321_921);
+    assert_eq!(t.ema.iter().map(Vec::len).sum::<usize>(), 321_921);
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut count = 0;
+    for (name, v) in header.iter().filter(|(k, _)| *k != "__metadata__") {
+        assert_eq!(v["dtype"], "F32", "{name}");
+        count += v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).product::<usize>();
+    }
+    assert_eq!(count, 321_921);
+    // "1.3 MB": four bytes per parameter plus the header.
+    assert_eq!(bytes.len(), 8 + n + 4 * 321_921);
+}

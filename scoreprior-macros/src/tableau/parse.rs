@@ -68,6 +68,16 @@ pub struct Spec {
     pub b_hat: Option<Vector>,
     pub b_error: Option<Vector>,
     pub tolerance: Option<Coef>,
+    /// Every key written, readable or not: a key whose value was rejected is not also
+    /// reported as missing (one mistake, one error).
+    pub given: Vec<String>,
+}
+
+impl Spec {
+    /// Whether `key` was written in the attribute.
+    pub fn has(&self, key: &str) -> bool {
+        self.given.iter().any(|k| k == key)
+    }
 }
 
 struct Field {
@@ -99,6 +109,7 @@ pub fn parse_args(args: TokenStream, errors: &mut Errors) -> syn::Result<Spec> {
             continue;
         }
         seen.push((k.clone(), key.span()));
+        spec.given.push(k.clone());
         match k.as_str() {
             "name" => match &value {
                 Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => spec.name = Some(s.clone()),

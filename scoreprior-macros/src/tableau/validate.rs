@@ -146,7 +146,7 @@ fn check_required(spec: &Spec, errors: &mut Errors) {
     let missing =
         [("order", spec.order.is_none()), ("c", spec.c.is_none()), ("a", spec.a.is_none()), ("b", spec.b.is_none())];
     for (key, absent) in missing {
-        if absent {
+        if absent && !spec.has(key) {
             errors.push(syn::Error::new(Span::call_site(), format!("missing key `{key}` in #[butcher_tableau(...)]")));
         }
     }
@@ -165,11 +165,12 @@ fn check_embedded_keys<'a>(spec: &'a Spec, errors: &mut Errors) -> Option<Embedd
         (None, None) => None,
     };
     match (&embedded, &spec.embedded_order) {
-        (Some(Embedded::Hat(v)), None) | (Some(Embedded::Error(v)), None) => errors.push(syn::Error::new_spanned(
-            &v.expr,
-            "embedded weights need `embedded_order = ...`, the order the check verifies them to",
-        )),
-        (None, Some(q)) if spec.b_hat.is_none() && spec.b_error.is_none() => errors.push(syn::Error::new(
+        (Some(Embedded::Hat(v)), None) | (Some(Embedded::Error(v)), None) if !spec.has("embedded_order") => errors
+            .push(syn::Error::new_spanned(
+                &v.expr,
+                "embedded weights need `embedded_order = ...`, the order the check verifies them to",
+            )),
+        (None, Some(q)) if !spec.has("b_hat") && !spec.has("b_error") => errors.push(syn::Error::new(
             q.span,
             "`embedded_order` needs embedded weights `b_hat = [...]` or `b_error = [...]`",
         )),

@@ -255,7 +255,34 @@ fn density_training_fits_a_gaussian_and_serves_as_prior() {
     }
     let entropy: f64 =
         sd.iter().map(|s: &f64| 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E * s * s).ln()).sum();
+    // The last training batch's NLL (128 draws, s.e. ≈ 1/√128 = 0.09 since log p of a 2-D
+    // Gaussian has variance D/2 = 1).
     assert!((last - entropy).abs() < 0.1, "NLL {last} vs entropy {entropy}");
+    // The fit itself: KL(p‖q) = E_p[log p − log q] on 20000 fresh draws, with the exact log p
+    // of each draw (the difference varies far less than log q alone).
+    let n = 20000;
+    let fresh: Vec<f64> = (0..n)
+        .flat_map(|_| {
+            let a: f64 = rng.sample(StandardNormal);
+            let b: f64 = rng.sample(StandardNormal);
+            [mu[0] + sd[0] * a, mu[1] + sd[1] * b]
+        })
+        .collect();
+    let (lq, _) = f.log_prob_and_grad(&fresh, n).unwrap();
+    let diffs: Vec<f64> = fresh
+        .chunks(2)
+        .zip(&lq)
+        .map(|(x, q)| {
+            let z: f64 = (0..2).map(|i| ((x[i] - mu[i]) / sd[i]).powi(2)).sum();
+            let lp = -0.5 * z - (2.0 * std::f64::consts::PI * sd[0] * sd[1]).ln();
+            lp - q
+        })
+        .collect();
+    let kl = diffs.iter().sum::<f64>() / n as f64;
+    let se = (diffs.iter().map(|d| (d - kl).powi(2)).sum::<f64>() / (n * (n - 1)) as f64).sqrt();
+    eprintln!("fitted flow: KL(p‖q) = {kl:.5} ± {se:.5} on {n} fresh draws");
+    // Measured 0.0079 ± 0.0008; bound about twice.
+    assert!(kl > 0.0 && kl < 0.016, "KL(p‖q) {kl} ± {se}");
     let path = std::env::temp_dir().join(format!("realnvp-prior-{}.safetensors", std::process::id()));
     f.save_file(&path).unwrap();
     let back = RealNvp::load_file(&path).unwrap();
@@ -265,5 +292,9 @@ fn density_training_fits_a_gaussian_and_serves_as_prior() {
     let (mut e, mut g) = (vec![0.0], vec![0.0; 2]);
     prior.energy_and_grad(&[mu[0] + 0.3, mu[1] - 0.1], &mut rng, &mut e, &mut g).unwrap();
     // ∇(−log p) = Σ⁻¹(x − μ) = (0.3/0.09, −0.1/0.01) = (3.33, −10) for the exact density.
-    assert!((g[0] - 3.33).abs() < 1.0 && (g[1] + 10.0).abs() < 3.0, "{g:?}");
+    eprintln!("fitted flow: NLL {last:.4} vs entropy {entropy:.4}; ∇(−log q) {g:?} vs (3.33, −10)");
+    // Measured (3.27, −8.70): 2 % and 13 % off the exact density's gradient (the flow's fit
+    // error one standard deviation out, not noise: the flow is deterministic here); bounds
+    // about twice that.
+    assert!((g[0] - 10.0 / 3.0).abs() < 0.15 && (g[1] + 10.0).abs() < 2.6, "{g:?}");
 }

@@ -1,5 +1,5 @@
-// Rule: each parameter has a kind: sizes and factors are integers, probabilities lie in
-// (0, 1], boundaries are `zero`, `reflect` or `circular`. All three errors are reported at once.
+// Rule: independent mistakes are reported together, in one compile (here a non-integer size,
+// an unknown boundary and a fraction above 1; each rule alone has its own case).
 use scoreprior_core::forward::forward_model;
 
 #[forward_model(
