@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scoreprior_core::io::atomic_write;
+use scoreprior_core::io::write_csv;
 use scoreprior_core::prior::{Prior, PriorStats, ScorePrior};
 use scoreprior_core::score::{Gaussian, MarginalDensity};
 
@@ -220,28 +220,52 @@ pub fn print_table(rows: &[Row], floor: (f64, f64)) {
 }
 
 fn write_outputs(args: &SolverStudyArgs, rows: &[Row], floor: (f64, f64)) -> CliResult {
-    let mut csv = String::from(
-        "solver,dt,nfe,accepted_steps,rejected_steps,kl,kl_se,mean_abs_dlogp,max_abs_dlogp,wall_seconds,samples\n",
-    );
-    for r in rows {
-        csv.push_str(&format!(
-            "{},{},{},{},{},{:.8},{:.8},{:.6e},{:.6e},{:.4},{}\n",
-            r.solver,
-            r.dt.map_or(String::new(), |v| format!("{v:e}")),
-            r.stats.forward.rhs_evaluations,
-            r.stats.forward.accepted_steps,
-            r.stats.forward.rejected_steps,
-            r.kl.0,
-            r.kl.1,
-            r.abs_err.0,
-            r.abs_err.1,
-            r.wall,
-            args.samples
-        ));
+    /// One row of solver_study.csv (the last one is the KL floor of stopping at t0).
+    #[derive(serde::Serialize)]
+    struct CsvRow<'a> {
+        solver: &'a str,
+        dt: Option<f64>,
+        nfe: usize,
+        accepted_steps: usize,
+        rejected_steps: usize,
+        kl: f64,
+        kl_se: f64,
+        mean_abs_dlogp: f64,
+        max_abs_dlogp: f64,
+        wall_seconds: f64,
+        samples: usize,
     }
-    csv.push_str(&format!("exact_p_t0,,0,0,0,{:.8},{:.8},0,0,0,{}\n", floor.0, floor.1, args.samples));
+    let mut table: Vec<CsvRow> = rows
+        .iter()
+        .map(|r| CsvRow {
+            solver: &r.solver,
+            dt: r.dt,
+            nfe: r.stats.forward.rhs_evaluations,
+            accepted_steps: r.stats.forward.accepted_steps,
+            rejected_steps: r.stats.forward.rejected_steps,
+            kl: r.kl.0,
+            kl_se: r.kl.1,
+            mean_abs_dlogp: r.abs_err.0,
+            max_abs_dlogp: r.abs_err.1,
+            wall_seconds: r.wall,
+            samples: args.samples,
+        })
+        .collect();
+    table.push(CsvRow {
+        solver: "exact_p_t0",
+        dt: None,
+        nfe: 0,
+        accepted_steps: 0,
+        rejected_steps: 0,
+        kl: floor.0,
+        kl_se: floor.1,
+        mean_abs_dlogp: 0.0,
+        max_abs_dlogp: 0.0,
+        wall_seconds: 0.0,
+        samples: args.samples,
+    });
     let csv_path = args.out.join("solver_study.csv");
-    atomic_write(&csv_path, csv.as_bytes())?;
+    write_csv(&csv_path, &table)?;
     // KL against NFE, one labelled point per solver, and the t0 floor as a line.
     let mut fig =
         Figure::new("KL(q‖p_ODE) vs NFE (ground-truth Gaussian)", "NFE", "KL(q‖p) (nats)").log_axes(true, false);

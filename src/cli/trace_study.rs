@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use scoreprior_core::io::atomic_write;
+use scoreprior_core::io::write_csv;
 use scoreprior_core::prior::{Prior, ScorePrior};
 use scoreprior_core::score::{Gaussian, GaussianMixture, MarginalDensity, ScoreModel};
 
@@ -416,15 +416,30 @@ pub fn study(args: &TraceStudyArgs) -> CliResult<(Vec<LogpRow>, Vec<GradRow>)> {
 }
 
 fn write_outputs(args: &TraceStudyArgs, rows: &[LogpRow], exact: f64, closed: f64, grad: &[GradRow]) -> CliResult {
-    let mut csv = String::from("k,mean_log_p,std_log_p,exact_trace_log_p,closed_form_log_p_t0,mean_nfe,seeds\n");
-    for r in rows {
-        csv.push_str(&format!(
-            "{},{:.8},{:.8},{:.8},{:.8},{:.1},{}\n",
-            r.k, r.mean, r.std, exact, closed, r.nfe, args.seeds
-        ));
+    #[derive(serde::Serialize)]
+    struct LogpCsv {
+        k: usize,
+        mean_log_p: f64,
+        std_log_p: f64,
+        exact_trace_log_p: f64,
+        closed_form_log_p_t0: f64,
+        mean_nfe: f64,
+        seeds: usize,
     }
+    let table: Vec<LogpCsv> = rows
+        .iter()
+        .map(|r| LogpCsv {
+            k: r.k,
+            mean_log_p: r.mean,
+            std_log_p: r.std,
+            exact_trace_log_p: exact,
+            closed_form_log_p_t0: closed,
+            mean_nfe: r.nfe,
+            seeds: args.seeds,
+        })
+        .collect();
     let p1 = args.out.join("trace_study_logp.csv");
-    atomic_write(&p1, csv.as_bytes())?;
+    write_csv(&p1, &table)?;
     let band: Vec<(f64, f64, f64)> = rows.iter().map(|r| (r.k as f64, r.mean - r.std, r.mean + r.std)).collect();
     let kmin = rows.iter().map(|r| r.k).min().unwrap_or(1) as f64;
     let kmax = rows.iter().map(|r| r.k).max().unwrap_or(1) as f64;
@@ -439,23 +454,32 @@ fn write_outputs(args: &TraceStudyArgs, rows: &[LogpRow], exact: f64, closed: f6
     fig.write(&s1)?;
     println!("\nwrote {} and {}", p1.display(), s1.display());
     if !grad.is_empty() {
-        let mut csv =
-            String::from("model,k,median_rel_std,norm_rel_std,mean_cos_dist,max_cos_dist,rel_err_vs_t0_grad,seeds\n");
-        for r in grad {
-            csv.push_str(&format!(
-                "{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.6e},{}\n",
-                r.model,
-                r.k,
-                r.median_rel_std,
-                r.norm_rel_std,
-                r.cos_dist.0,
-                r.cos_dist.1,
-                r.rel_err_t0,
-                r.cos_all.len()
-            ));
+        #[derive(serde::Serialize)]
+        struct GradCsv<'a> {
+            model: &'a str,
+            k: usize,
+            median_rel_std: f64,
+            norm_rel_std: f64,
+            mean_cos_dist: f64,
+            max_cos_dist: f64,
+            rel_err_vs_t0_grad: f64,
+            seeds: usize,
         }
+        let table: Vec<GradCsv> = grad
+            .iter()
+            .map(|r| GradCsv {
+                model: &r.model,
+                k: r.k,
+                median_rel_std: r.median_rel_std,
+                norm_rel_std: r.norm_rel_std,
+                mean_cos_dist: r.cos_dist.0,
+                max_cos_dist: r.cos_dist.1,
+                rel_err_vs_t0_grad: r.rel_err_t0,
+                seeds: r.cos_all.len(),
+            })
+            .collect();
         let p2 = args.out.join("trace_study_grad.csv");
-        atomic_write(&p2, csv.as_bytes())?;
+        write_csv(&p2, &table)?;
         // Empirical CDF of the per-seed cosine distances, one curve per (model, K ≥ 1).
         let mut fig = Figure::new(
             "cosine distance of adjoint gradients to the exact gradient",

@@ -2,7 +2,6 @@
 //! matching under the VP SDE (see `scoreprior_models::train`), with a progress bar, a loss
 //! CSV, periodic sample grids and resumable atomic checkpoints.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -101,19 +100,21 @@ pub struct TrainArgs {
     pub plot_only: bool,
 }
 
+/// One row of `loss.csv`.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct LossRow {
+    step: u64,
+    loss: f64,
+    grad_norm: f64,
+    lr: f64,
+    elapsed_s: f64,
+}
+
 /// Draws the loss curve (per-step loss and its 100-step moving average, log scale) from
 /// a loss CSV written by this command.
 pub fn plot_loss(csv: &std::path::Path, svg: &std::path::Path) -> CliResult {
-    let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
-    let mut pts = Vec::new();
-    for line in text.lines().skip(1) {
-        let mut f = line.split(',');
-        if let (Some(a), Some(b)) = (f.next(), f.next()) {
-            if let (Ok(s), Ok(l)) = (a.parse::<f64>(), b.parse::<f64>()) {
-                pts.push((s, l));
-            }
-        }
-    }
+    let rows: Vec<LossRow> = scoreprior_core::io::read_csv(csv)?;
+    let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.loss)).collect();
     if pts.is_empty() {
         return Err(format!("{}: no loss rows", csv.display()).into());
     }
@@ -306,19 +307,20 @@ pub fn run(args: TrainArgs) -> CliResult {
     // uninterrupted one.
     let csv_path = args.out.join("loss.csv");
     let start = trainer.step_count();
-    let mut kept = String::from("step,loss,grad_norm,lr,elapsed_s\n");
-    if start > 0 {
-        if let Ok(old) = std::fs::read_to_string(&csv_path) {
-            for line in old.lines().skip(1) {
-                if line.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= start) {
-                    kept.push_str(line);
-                    kept.push('\n');
-                }
-            }
-        }
+    let mut kept: Vec<LossRow> = Vec::new();
+    if start > 0 && csv_path.exists() {
+        kept = scoreprior_core::io::read_csv(&csv_path)?;
+        kept.retain(|r| r.step <= start);
     }
-    std::fs::write(&csv_path, kept).map_err(at(&csv_path))?;
-    let mut csv = std::fs::OpenOptions::new().append(true).open(&csv_path).map_err(at(&csv_path))?;
+    // The header (and the kept rows) first, then one appended record per step.
+    let header = "step,loss,grad_norm,lr,elapsed_s\n";
+    let mut text = header.as_bytes().to_vec();
+    if !kept.is_empty() {
+        text = scoreprior_core::io::csv_bytes(&kept)?;
+    }
+    scoreprior_core::io::atomic_write(&csv_path, &text)?;
+    let file = std::fs::OpenOptions::new().append(true).open(&csv_path).map_err(at(&csv_path))?;
+    let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(file);
 
     // A bar on a terminal, a plain line every ~10 s otherwise (quiet: a line every 50 steps).
     let mut progress = Progress::new("train", args.steps, args.quiet);
@@ -327,8 +329,14 @@ pub fn run(args: TrainArgs) -> CliResult {
     while trainer.step_count() < args.steps {
         let s = trainer.step(&data)?;
         avg = if avg.is_nan() { s.loss } else { 0.98 * avg + 0.02 * s.loss };
-        writeln!(csv, "{},{:.6},{:.6},{:.3e},{:.2}", s.step, s.loss, s.grad_norm, s.lr, t0.elapsed().as_secs_f64())
-            .map_err(at(&csv_path))?;
+        let row = LossRow {
+            step: s.step,
+            loss: s.loss,
+            grad_norm: s.grad_norm,
+            lr: s.lr,
+            elapsed_s: t0.elapsed().as_secs_f64(),
+        };
+        csv.serialize(row).map_err(|e| format!("{}: {e}", csv_path.display()))?;
         progress.update(s.step, || format!("loss {avg:.3} |g| {:.2}", s.grad_norm));
         if args.quiet && s.step % 50 == 0 {
             let el = t0.elapsed().as_secs_f64();

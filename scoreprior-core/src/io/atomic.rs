@@ -1,13 +1,13 @@
+//! Atomic writes: the bytes go to a named temporary file in the destination folder (so the
+//! final rename stays on one file system), are flushed to disk, and the file is renamed over
+//! the destination; a reader sees the old file or the new one, never a part. The temporary
+//! is `tempfile`'s, named `NAME.<pid>.<random>.tmp` so that a sweep at the next start can tell
+//! the leftovers of a killed process (`io::sweep_stale_tmp`) from a live writer's.
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::IoError;
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".{}.tmp", std::process::id()));
-    path.with_file_name(name)
-}
 
 /// Writes `bytes` to `path` atomically: to a temporary file in the same folder, flushed to
 /// disk, then renamed over `path`. Readers see the old file or the new one, never a part.
@@ -26,24 +26,51 @@ pub fn atomic_write(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), IoError>
 /// Like [`atomic_write`], with the contents produced by a writer callback.
 pub fn atomic_write_with(
     path: impl AsRef<Path>,
-    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), IoError> {
     let path = path.as_ref();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| IoError::os(dir, e))?;
-    }
-    let tmp = temp_path(path);
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| IoError::os(d, e))?;
+            d
+        }
+        None => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
+        // Removed on drop unless persisted: an error on the way leaves nothing behind.
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{name}.{}.", std::process::id()))
+            .suffix(".tmp")
+            .rand_bytes(6)
+            .tempfile_in(dir)?;
+        let mut w = std::io::BufWriter::new(tmp.as_file());
         fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        w.flush()?;
+        drop(w);
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(IoError::os(path, e));
+    result.map_err(|e| IoError::os(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.json");
+        atomic_write(&p, b"old").unwrap();
+        let e = atomic_write_with(&p, |w| {
+            w.write_all(b"half")?;
+            Err(std::io::Error::other("interrupted"))
+        });
+        assert!(e.unwrap_err().to_string().contains("out.json"));
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.json")]);
     }
-    Ok(())
 }

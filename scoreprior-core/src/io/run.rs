@@ -380,7 +380,7 @@ impl Drop for OutputLock {
 /// ```
 /// let dir = std::env::temp_dir().join("scoreprior-doc-sweep");
 /// std::fs::create_dir_all(&dir).unwrap();
-/// std::fs::write(dir.join("checkpoint.dpi.4000000000.tmp"), b"partial").unwrap();
+/// std::fs::write(dir.join("checkpoint.safetensors.4000000000.Xy12Ab.tmp"), b"partial").unwrap();
 /// let removed = scoreprior_core::io::sweep_stale_tmp(&dir).unwrap();
 /// assert_eq!(removed.len(), 1);
 /// ```
@@ -390,14 +390,21 @@ pub fn sweep_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>, IoError> {
     Ok(removed)
 }
 
-/// The pid in a temporary file name made by this crate, if it is one.
+/// The pid in a temporary file name made by this crate, if it is one: `NAME.<pid>.<random>.tmp`
+/// (atomic writes), `NAME.<pid>.tmp` (their older form) or `.scoreprior-write-probe.<pid>`.
 fn temp_pid(name: &str) -> Option<u32> {
+    let is_pid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let digits = if let Some(rest) = name.strip_suffix(".tmp") {
-        rest.rsplit_once('.')?.1
+        let mut parts = rest.rsplit('.');
+        let (last, before) = (parts.next()?, parts.next());
+        match before {
+            Some(p) if is_pid(p) && !last.is_empty() && last.len() == 6 => p,
+            _ => last,
+        }
     } else {
         name.strip_prefix(".scoreprior-write-probe.")?
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_pid(digits) {
         return None;
     }
     digits.parse().ok()
@@ -539,9 +546,11 @@ mod tests {
             dir.join(format!("checkpoint.dpi.{dead}.tmp")),
             dir.join(format!("samples/step_000100.png.{dead}.tmp")),
             dir.join(format!(".scoreprior-write-probe.{dead}")),
+            dir.join(format!("checkpoint.safetensors.{dead}.Ab3xYz.tmp")),
         ];
         let keep = [
             dir.join(format!("ours.npy.{}.tmp", std::process::id())),
+            dir.join(format!("ours.npy.{}.q1w2e3.tmp", std::process::id())),
             dir.join("notes.tmp"),
             dir.join("x.abc.tmp"),
             dir.join("y.npy"),
