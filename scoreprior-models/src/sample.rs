@@ -129,21 +129,8 @@ pub fn sample_sde(
     Ok(x)
 }
 
-/// A solver of the core crate by (case-insensitive) name.
+/// A solver of the core crate by (case-insensitive) name: the core's one lookup,
+/// [`scoreprior_core::ode::solver_by_name`].
 pub fn solver_named(name: &str) -> Result<&'static dyn ExplicitRk> {
-    use scoreprior_core::ode::{Bosh3, Dopri5, Dopri8, Euler, Heun, Rk4, Tsit5};
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "euler" => &Euler,
-        "heun" => &Heun,
-        "bosh3" => &Bosh3,
-        "rk4" => &Rk4,
-        "tsit5" => &Tsit5,
-        "dopri5" => &Dopri5,
-        "dopri8" => &Dopri8,
-        _ => {
-            return Err(Error::invalid(format!(
-                "unknown solver `{name}`; expected euler, heun, bosh3, rk4, tsit5, dopri5 or dopri8"
-            )))
-        }
-    })
+    scoreprior_core::ode::solver_by_name(name)
 }

@@ -20,7 +20,9 @@ use std::path::PathBuf;
 use clap::Args;
 use rand::SeedableRng;
 use scoreprior_core::forward::interferometry::{Array as StationArray, Interferometer, Observation};
-use scoreprior_core::forward::{expand_preset, parse_chain, parse_noise, ForwardModel, Model, Op, Shape};
+use scoreprior_core::forward::{
+    expand_preset, parse_chain, parse_noise, ForwardModel, Model, Op, ParamValue, PrimitiveSpec, Shape,
+};
 use scoreprior_core::io::{
     check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, write_png_grid, Array,
 };
@@ -71,29 +73,15 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
     Ok((n, shape, a.data))
 }
 
-/// `name(key=value, ...)` → (name, parameters); bare `name` has none.
-fn preset(text: &str) -> (String, Vec<(String, String)>) {
-    let t = text.trim();
-    let (name, body) = match (t.find('('), t.ends_with(')')) {
-        (Some(i), true) => (&t[..i], &t[i + 1..t.len() - 1]),
-        _ => (t, ""),
-    };
-    let params = body
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    (name.trim().to_string(), params)
-}
-
-fn param<T: std::str::FromStr>(params: &[(String, String)], preset: &str, key: &str, default: T) -> CliResult<T> {
+fn param(params: &[(String, ParamValue)], preset: &str, key: &str, default: f64) -> CliResult<f64> {
     match params.iter().find(|(k, _)| k == key) {
         None => Ok(default),
-        Some((_, v)) => v.parse().map_err(|_| format!("--forward {preset}: `{key} = {v}` is not a valid value").into()),
+        Some((_, ParamValue::Num(v))) => Ok(*v),
+        Some((_, v)) => Err(format!("--forward {preset}: `{key} = {v}` is not a number").into()),
     }
 }
 
-fn check_keys(params: &[(String, String)], preset: &str, allowed: &[&str]) -> CliResult {
+fn check_keys(params: &[(String, ParamValue)], preset: &str, allowed: &[&str]) -> CliResult {
     for (k, _) in params {
         if !allowed.contains(&k.as_str()) {
             return Err(format!(
@@ -113,7 +101,11 @@ struct Built {
 }
 
 fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
-    let (name, params) = preset(&args.forward);
+    // A single call `name(k=v, …)` may be a preset; a chain `a | b` is not one.
+    let (name, params) = match PrimitiveSpec::parse(&args.forward) {
+        Ok(s) => (s.name, s.params),
+        Err(_) => (String::new(), Vec::new()),
+    };
     let noise =
         |default: &str| parse_noise(args.noise.as_deref().unwrap_or(default)).map_err(|e| format!("--noise: {e}"));
     let chain_model = |chain: &str, default_noise: &str| -> CliResult<Model> {

@@ -260,6 +260,26 @@ pub fn build_chain(specs: &[PrimitiveSpec], input: Shape) -> Result<Chain> {
     Ok(chain)
 }
 
+impl PrimitiveSpec {
+    /// Parses one call `name` or `name(key = value, …)` (values: numbers or words): the one
+    /// `name(k=v)` reader of the forward-model language, its presets and noise specs.
+    ///
+    /// ```
+    /// use scoreprior_core::forward::{ParamValue, PrimitiveSpec};
+    /// let s = PrimitiveSpec::parse("eht(fov = 160, cadence=600)").unwrap();
+    /// assert_eq!(s.name, "eht");
+    /// assert_eq!(s.params[1], ("cadence".to_string(), ParamValue::Num(600.0)));
+    /// assert!(PrimitiveSpec::parse("eht(fov=)").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// A malformed call: missing `)`, a bad name, a parameter without `=`, a duplicate key,
+    /// a value that is neither a number nor a word.
+    pub fn parse(text: &str) -> Result<PrimitiveSpec> {
+        parse_call(text)
+    }
+}
+
 /// Parses `name(key=value, …)`.
 fn parse_call(text: &str) -> Result<PrimitiveSpec> {
     let text = text.trim();
