@@ -41,11 +41,9 @@ impl<'a> AdjointField<'a> {
         self.model.score_and_vjp(x, t, a, dx, da)?;
         self.tg.resize(x.len(), 0.0);
         self.plan.trace_grad(self.model, x, t, &mut self.tg)?;
+        self.sde.pf_drift(x, t, dx);
         let ac = self.sde.drift_coef(t);
         let h = 0.5 * self.sde.diffusion(t).powi(2);
-        for (o, xv) in dx.iter_mut().zip(x) {
-            *o = ac * xv - h * *o;
-        }
         for ((o, av), tg) in da.iter_mut().zip(a).zip(&self.tg) {
             *o = -ac * av + h * (*o + tg);
         }

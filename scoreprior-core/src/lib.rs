@@ -25,6 +25,7 @@ pub mod prior_dsm;
 pub mod prior_tv;
 pub mod score;
 pub mod sde;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use scoreprior_macros::butcher_tableau;

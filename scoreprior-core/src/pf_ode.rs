@@ -106,10 +106,7 @@ impl<'a> ProbabilityFlow<'a> {
             return Err(Error::shape("drift output", x.len(), dx.len()));
         }
         self.model.score(x, t, dx)?;
-        let (a, h) = (self.sde.drift_coef(t), -0.5 * self.sde.diffusion(t).powi(2));
-        for (o, xv) in dx.iter_mut().zip(x) {
-            *o = a * xv + h * *o;
-        }
+        self.sde.pf_drift(x, t, dx);
         Ok(())
     }
 
@@ -129,10 +126,10 @@ impl<'a> ProbabilityFlow<'a> {
         self.score.resize(x.len(), 0.0);
         self.trace.resize(n, 0.0);
         self.plan.score_and_trace(self.model, x, t, &mut self.score, &mut self.trace)?;
+        dx.copy_from_slice(&self.score);
+        self.sde.pf_drift(x, t, dx);
+        // div f̃ = D·a(t) − ½ g(t)² tr ∂s/∂x.
         let (a, h) = (self.sde.drift_coef(t), -0.5 * self.sde.diffusion(t).powi(2));
-        for ((o, xv), s) in dx.iter_mut().zip(x).zip(&self.score) {
-            *o = a * xv + h * s;
-        }
         for (o, tr) in div.iter_mut().zip(&self.trace) {
             *o = self.d as f64 * a + h * tr;
         }

@@ -33,6 +33,16 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
             *o = a * v;
         }
     }
+    /// The probability-flow drift `f̃(x, t) = a(t)·x − ½ g(t)² s(x, t)`, in place: on entry
+    /// `score_to_drift` holds the score `s(x, t)` (one or more images, like `x`), on return
+    /// the drift. The one place this formula is written (the PF-ODE log-density, its adjoint
+    /// and the ODE sampler all call it).
+    fn pf_drift(&self, x: &[f64], t: f64, score_to_drift: &mut [f64]) {
+        let (a, h) = (self.drift_coef(t), 0.5 * self.diffusion(t).powi(2));
+        for (o, xv) in score_to_drift.iter_mut().zip(x) {
+            *o = a * xv - h * *o;
+        }
+    }
     /// Fills `out` with a draw from the prior `p_T`.
     fn prior_sample(&self, rng: &mut dyn rand::RngCore, out: &mut [f64]) {
         let s = self.prior_std();

@@ -40,10 +40,7 @@ pub fn sample_ode(
     sde.prior_sample(rng, &mut x0);
     let mut field = |t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| -> Result<()> {
         model.score(y, t, dy)?;
-        let (a, g2) = (sde.drift_coef(t), sde.diffusion(t).powi(2));
-        for (o, x) in dy.iter_mut().zip(y) {
-            *o = a * x - 0.5 * g2 * *o;
-        }
+        sde.pf_drift(y, t, dy);
         Ok(())
     };
     let mut vf = FieldFn(&mut field);

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use scoreprior_core::io::write_csv;
 use scoreprior_core::prior::{Prior, PriorStats, ScorePrior};
 use scoreprior_core::score::{Gaussian, MarginalDensity};
+use scoreprior_core::stats::mean_se;
 
 use super::logprob::{load_gaussian, OdeArgs};
 use super::plot::{Figure, Series};
@@ -65,13 +66,6 @@ pub struct Row {
     pub abs_err: (f64, f64),
     /// Wall time in seconds.
     pub wall: f64,
-}
-
-fn mean_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, (var / n).sqrt())
 }
 
 /// Runs the study and returns the table rows; writes CSV and plot into `args.out`.

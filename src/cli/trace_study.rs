@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use scoreprior_core::io::write_csv;
 use scoreprior_core::prior::{Prior, ScorePrior};
 use scoreprior_core::score::{Gaussian, GaussianMixture, MarginalDensity, ScoreModel};
+use scoreprior_core::stats::mean_std;
 
 use super::logprob::{image_rows, load_gaussian, load_images, OdeArgs};
 use super::plot::{Figure, Series};
@@ -122,13 +123,6 @@ pub struct GradRow {
     pub rel_err_t0: f64,
     /// Per-seed cosine distances.
     pub cos_all: Vec<f64>,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
 }
 
 fn norm(v: &[f64]) -> f64 {
