@@ -5,7 +5,7 @@
 use thiserror::Error;
 
 /// Errors of `scoreprior-core`.
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The integrator took `max_steps` steps without reaching the end of the interval.
@@ -42,11 +42,15 @@ pub enum Error {
     /// Reading or writing a file failed (the message carries the path and the cause).
     #[error("i/o: {0}")]
     Io(String),
+    /// A file could not be read or written; the source carries the path and the
+    /// operating system's error (kept, not flattened into a string).
+    #[error(transparent)]
+    File(crate::io::IoError),
 }
 
 impl From<crate::io::IoError> for Error {
     fn from(e: crate::io::IoError) -> Self {
-        Error::Io(e.to_string())
+        Error::File(e)
     }
 }
 

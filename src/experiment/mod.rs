@@ -481,7 +481,7 @@ impl<F: ForwardModel> Experiment<F> {
         };
         flow.set_initial_affine(loc, p.init_scale)?;
         if let Some(dir) = &self.dpi.out_dir {
-            std::fs::create_dir_all(dir).map_err(|e| scoreprior_core::Error::Io(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| scoreprior_core::io::IoError::os(dir, e))?;
         }
         let t0 = Instant::now();
         let mut fresh_steps = 0usize;

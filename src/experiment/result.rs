@@ -236,7 +236,7 @@ impl ExperimentResult {
     /// File-system errors, naming the path.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let out = dir.as_ref();
-        std::fs::create_dir_all(out).map_err(|e| scoreprior_core::Error::Io(format!("{}: {e}", out.display())))?;
+        std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
         let (h, w) = self.shape;
         let d = h * w;
         let s = &self.summary;

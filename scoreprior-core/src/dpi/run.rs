@@ -76,7 +76,7 @@ pub fn run_dpi(
     }
     let ckpt_path = config.out_dir.as_ref().map(|p| p.join(CHECKPOINT_FILE));
     if let Some(dir) = &config.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| crate::io::IoError::os(dir, e))?;
     }
     let mut history = DpiHistory::default();
     if config.resume {

@@ -42,10 +42,12 @@ pub enum IoError {
 }
 
 impl IoError {
-    pub(crate) fn os(path: &Path, source: std::io::Error) -> Self {
+    /// The operating system's error `source` on `path`.
+    pub fn os(path: &Path, source: std::io::Error) -> Self {
         IoError::Os { path: path.display().to_string(), source }
     }
-    pub(crate) fn malformed(path: &Path, format: &'static str, why: impl Into<String>) -> Self {
+    /// `path` is not a well-formed `format` file, because `why`.
+    pub fn malformed(path: &Path, format: &'static str, why: impl Into<String>) -> Self {
         IoError::Malformed { path: path.display().to_string(), format, why: why.into() }
     }
     pub(crate) fn unsupported(path: &Path, why: impl Into<String>) -> Self {

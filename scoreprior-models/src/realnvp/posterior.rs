@@ -402,7 +402,7 @@ impl RealNvp {
     /// Reads a flow written by [`save_file`](Self::save_file).
     pub fn load_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let p = path.as_ref();
-        let bytes = std::fs::read(p).map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
+        let bytes = std::fs::read(p).map_err(|e| scoreprior_core::io::IoError::os(p, e))?;
         Self::from_state(&bytes)
     }
 }
