@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::io::{atomic_write, check_outputs_distinct, read_npy, read_npy_images, write_npy, Array};
 use scoreprior_core::ode::{PidController, Tableau};
-use scoreprior_core::prior::{Controller, Prior, PriorStats, ScorePrior, ScorePriorConfig, Terminal};
+use scoreprior_core::prior::{evaluate_in_batches, Controller, LogProbGrad, ScorePrior, ScorePriorConfig, Terminal};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::AnySde;
 use scoreprior_models::score::{NcsnppScore, Precision};
@@ -475,31 +475,18 @@ pub fn run(args: LogprobArgs) -> CliResult {
     }
     let prior = ScorePrior::from_arc(model, cfg.clone())?.with_terminal(terminal);
     let start = Instant::now();
-    let mut log_prob = Vec::with_capacity(n);
-    let mut grad = Vec::new();
-    let mut stats = PriorStats::default();
-    let mut batches = 0;
     let total_batches = n.div_ceil(args.batch) as u64;
     let mut progress = Progress::new("logprob", total_batches, false);
-    for chunk in x.data.chunks(args.batch * d) {
-        if args.grad.is_some() {
-            let r = prior.grad_log_prob(chunk)?;
-            log_prob.extend(r.log_prob);
-            grad.extend(r.grad);
-            stats.forward += r.stats.forward;
-            stats.adjoint += r.stats.adjoint;
-        } else {
-            let r = prior.log_prob(chunk)?;
-            log_prob.extend(r.log_prob);
-            stats.forward += r.stats.forward;
-        }
+    let mut batches = 0;
+    let r = evaluate_in_batches(&prior, &x.data, args.batch, args.grad.is_some(), &mut |done, so_far| {
         batches += 1;
         progress.update(batches as u64, || {
-            let mean = log_prob.iter().sum::<f64>() / log_prob.len().max(1) as f64;
-            format!("{} images, mean log p {mean:.2}, NFE {}", log_prob.len(), stats.nfe())
+            let mean = so_far.log_prob.iter().sum::<f64>() / done.max(1) as f64;
+            format!("{done} images, mean log p {mean:.2}, NFE {}", so_far.stats.nfe())
         });
-    }
+    })?;
     progress.finish();
+    let LogProbGrad { log_prob, grad, stats } = r;
     let wall = start.elapsed().as_secs_f64();
     if let Some(g) = &args.grad {
         write_npy(g, &x.shape, &grad)?;

@@ -10,7 +10,7 @@ use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::io::write_csv;
-use scoreprior_core::prior::{Prior, PriorStats, ScorePrior};
+use scoreprior_core::prior::{evaluate_in_batches, PriorStats, ScorePrior};
 use scoreprior_core::score::{Gaussian, MarginalDensity};
 use scoreprior_core::stats::mean_se;
 
@@ -134,15 +134,12 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
             prior = prior.with_exact_terminal(q.clone());
         }
         let start = Instant::now();
-        let mut lp = Vec::with_capacity(n);
-        let mut stats = PriorStats::default();
-        for chunk in x.chunks(batch * d) {
-            let r = prior.log_prob(chunk).map_err(|e| format!("solver {name}: {e}"))?;
-            lp.extend(r.log_prob);
-            stats.forward += r.stats.forward;
+        let r = evaluate_in_batches(&prior, &x, batch, false, &mut |_, so_far| {
             done += 1;
-            progress.update(done, || format!("solver {name}, NFE {}", stats.forward.rhs_evaluations));
-        }
+            progress.update(done, || format!("solver {name}, NFE {}", so_far.stats.forward.rhs_evaluations));
+        })
+        .map_err(|e| format!("solver {name}: {e}"))?;
+        let (lp, stats) = (r.log_prob, r.stats);
         let wall = start.elapsed().as_secs_f64();
         let kl: Vec<f64> = log_q.iter().zip(&lp).map(|(a, b)| a - b).collect();
         let err: Vec<f64> = lp.iter().zip(&log_pt0).map(|(a, b)| (a - b).abs()).collect();
