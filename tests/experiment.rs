@@ -107,8 +107,8 @@ fn continuation_is_resolved_only_for_score_priors() {
 
 #[test]
 fn a_saved_result_holds_its_arrays_and_report() {
-    let dir = std::env::temp_dir().join(format!("scoreprior-experiment-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("run");
     let res = Experiment::builder(Denoise4)
         .truth(truth(), 4, 4)
         .prior(Prior::gaussian(prior16()))
@@ -133,7 +133,6 @@ fn a_saved_result_holds_its_arrays_and_report() {
     assert_eq!(json["steps"], 5);
     assert_eq!(json["prior"], "gaussian");
     assert!(res.summary_table().contains("DPI posterior mean"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

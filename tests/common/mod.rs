@@ -3,15 +3,28 @@
 // Each test file uses its own subset of these.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// A new, empty scratch folder unique to this test process and `name`.
-pub fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scoreprior-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder (`tempfile`'s, named after the test) that is removed when dropped;
+/// it dereferences to its path.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+/// A new, empty scratch folder unique to this test and `name`, removed at the end of the test.
+pub fn tmp(name: &str) -> Scratch {
+    Scratch(tempfile::Builder::new().prefix(&format!("scoreprior-cli-{name}-")).tempdir().expect("scratch folder"))
 }
 
 /// Runs `scoreprior` with `args`.
