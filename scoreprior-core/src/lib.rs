@@ -10,6 +10,7 @@
 extern crate self as scoreprior_core;
 
 pub mod adjoint;
+pub mod baselines;
 pub mod denoise;
 pub mod divergence;
 pub mod dpi;

@@ -1,0 +1,12 @@
+//! Diffusion-based posterior samplers that the paper compares DPI against: each draws
+//! approximate samples of `p(x|y) ∝ p(y|x) p(x)` from a score model `s(x, t) ≈ ∇ log p_t(x)`
+//! and a forward model, with no density of its own (so, unlike DPI, no `log q`).
+//!
+//! - [`ScoreAld`]: annealed Langevin dynamics with an annealed likelihood (Jalal et al. 2021).
+//! - [`Dps`]: reverse diffusion with a gradient step through Tweedie's estimate (Chung et al. 2023).
+
+mod dps;
+mod score_ald;
+
+pub use dps::Dps;
+pub use score_ald::ScoreAld;
