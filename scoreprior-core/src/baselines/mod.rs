@@ -4,9 +4,13 @@
 //!
 //! - [`ScoreAld`]: annealed Langevin dynamics with an annealed likelihood (Jalal et al. 2021).
 //! - [`Dps`]: reverse diffusion with a gradient step through Tweedie's estimate (Chung et al. 2023).
+//! - [`SdeProj`]: reverse diffusion with a relaxed projection onto the noisy measurement's
+//!   affine set (Song et al. 2022).
 
 mod dps;
 mod score_ald;
+mod sde_proj;
 
 pub use dps::Dps;
 pub use score_ald::ScoreAld;
+pub use sde_proj::SdeProj;
