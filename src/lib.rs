@@ -18,7 +18,8 @@ pub use scoreprior_models as models;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::experiment::{
-        Continuation, DsmSettings, Experiment, ExperimentError, ExperimentResult, PosteriorSettings, Prior, ShapedPrior,
+        Baseline, Continuation, DsmSettings, Experiment, ExperimentError, ExperimentResult, PosteriorSettings, Prior,
+        ShapedPrior,
     };
     pub use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
     pub use scoreprior_core::dpi::{DpiConfig, Energy, StepRecord};

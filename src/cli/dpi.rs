@@ -17,7 +17,7 @@ use scoreprior::experiment::{Continuation, DsmSettings, Experiment, PosteriorSet
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::dpi::CHECKPOINT_FILE;
 use scoreprior_core::dpi::{Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
-use scoreprior_core::forward::{parse_model, Shape};
+use scoreprior_core::forward::{parse_model, Model, Shape};
 use scoreprior_core::io::{check_same_run, move_aside, read_npy, read_npy_images, read_png, RunManifest, RunState};
 use scoreprior_core::prior::ScorePriorConfig;
 use scoreprior_core::prior_dsm::TimeDensity;
@@ -256,6 +256,82 @@ pub fn run(args: DpiArgs) -> CliResult {
 
 /// Runs `scoreprior dpi` and returns what it measured (the library entry point of the CLI).
 pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
+    let (experiment, checkpoint) = build_experiment(args)?;
+    // The folder is this run's until it returns; a resume must be of the same problem.
+    let manifest = manifest(args, &checkpoint)?;
+    let _lock = take_folder(args, &manifest)?;
+    manifest.clone().with_state(RunState::Running).write(&args.out)?;
+    let mut progress = Progress::new("DPI", args.steps as u64, args.quiet);
+    let res = experiment.run_observed(&mut |r| {
+        progress.update(r.step as u64 + 1, || {
+            let floor = if r.time_floor.is_finite() { format!(", t0 {:.1e}", r.time_floor) } else { String::new() };
+            format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}{floor}", r.total, r.data, r.prior, r.log_q)
+        });
+    })?;
+    progress.finish();
+    res.save(&args.out)?;
+    manifest.with_state(RunState::Complete).write(&args.out)?;
+    let rep = &res.report;
+    if !args.quiet {
+        eprintln!(
+            "DPI done: {} steps in {:.1} s ({:.3} s/step), {} samples in {:.2} s ({} dropped by |x| > {}); outputs in {}",
+            rep.steps,
+            rep.seconds_training,
+            rep.seconds_per_step,
+            rep.samples,
+            rep.seconds_sampling,
+            rep.samples_dropped,
+            args.outlier,
+            args.out.display()
+        );
+        eprint!("{}", res.summary_table());
+        if let Some(c) = &rep.closed_form {
+            eprintln!(
+                "vs closed-form posterior: mean RMSE {:.4}, per-pixel std rel. error {:.3} (exact std {:.4})",
+                c.mean_rmse, c.std_rel_err, c.exact_mean_std
+            );
+        }
+    }
+    Ok(res.report)
+}
+
+/// What defines a DPI run (compared on `--resume`): data, forward model, prior, estimator,
+/// flow and optimiser, and the input files by content. `--steps` (a resume may extend a run),
+/// `--samples`, `--outlier`, `--checkpoint-every` and `--quiet` may change between a run and
+/// its resume.
+pub fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
+    let config = serde_json::json!({
+        "prior": args.prior, "surrogate": args.surrogate, "probes": args.probes, "solver": args.solver,
+        "rtol": args.rtol, "atol": args.atol, "time_floor": args.time_floor,
+        "time_floor_from": args.time_floor_from, "time_floor_steps": args.time_floor_steps,
+        "dsm_draws": args.dsm_draws, "dsm_time_density": args.dsm_time_density,
+        "dsm_stratified": args.dsm_stratified, "dsm_antithetic": args.dsm_antithetic,
+        "tv_weight": args.tv_weight, "forward": args.forward, "noise": args.noise, "index": args.index,
+        "size": args.size, "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "lr_final": args.lr_final,
+        "clip": args.clip, "flows": args.flows, "hidden": args.hidden, "init_scale": args.init_scale,
+        "batch_norm": args.batch_norm, "anneal_data": args.anneal_data, "temper_from": args.temper_from,
+        "temper_steps": args.temper_steps, "score_function_weight": args.score_function_weight,
+        "w_data": args.w_data, "w_prior": args.w_prior, "w_entropy": args.w_entropy,
+    });
+    let mut m = RunManifest::new("dpi", config).with_seed(args.seed);
+    for (flag, path) in [("--x-true", &args.x_true), ("--y", &args.y)] {
+        if let Some(p) = path {
+            m = m.with_input(flag, &resolve(p))?;
+        }
+    }
+    if matches!(args.prior.as_str(), "gaussian" | "gaussian-ode") {
+        m = m.with_input("--mean", &resolve(&args.mean))?.with_input("--cov", &resolve(&args.cov))?;
+    } else if let Some(f) = args.prior.strip_prefix("flow:") {
+        m = m.with_input("--prior", &resolve(Path::new(f)))?;
+    } else if prior_file.is_file() {
+        m = m.with_input("--prior", prior_file)?;
+    }
+    Ok(m)
+}
+
+/// Checks every `dpi` flag and builds the experiment (no file written); also returns the
+/// resolved prior path (hashed into the run manifest when it is a file).
+pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf)> {
     // Options checked before any work (DpiConfig::validate checks them again).
     if !(args.temper_from.is_finite() && args.temper_from > 0.0 && args.temper_from <= 1.0) {
         return Err(format!("--temper-from must be in (0, 1], got {}", args.temper_from).into());
@@ -420,11 +496,15 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     if let Ok(g) = gaussian() {
         builder = builder.wiener_reference(g);
     }
-    let experiment = builder.build()?;
+    Ok((builder.build()?, checkpoint))
+}
 
-    // The folder is this run's until it returns; a resume must be of the same problem.
-    let _lock = super::own_folder("--out", &args.out)?;
-    let manifest = manifest(args, &checkpoint)?;
+/// Takes `--out` for this run: the lock, the sweep of killed runs' temporaries, then a
+/// previous run is resumed only if `manifest` matches it, moved aside with `--force`, and
+/// otherwise refused (a folder never holds two runs).
+pub fn take_folder(args: &DpiArgs, manifest: &RunManifest) -> CliResult<scoreprior_core::io::OutputLock> {
+    let lock = super::own_folder("--out", &args.out)?;
+
     let previous = RunManifest::read(&args.out)?;
     let has_run = previous.is_some() || args.out.join(CHECKPOINT_FILE).exists();
     if args.force {
@@ -439,7 +519,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         )
         .into());
     } else if let Some(old) = &previous {
-        check_same_run(&args.out, old, &manifest, "--force")?;
+        check_same_run(&args.out, old, manifest, "--force")?;
     } else if has_run {
         return Err(format!(
             "--out {}: holds a checkpoint but no run.json (an older version wrote it), so --resume cannot check \
@@ -448,73 +528,7 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
         )
         .into());
     }
-    manifest.clone().with_state(RunState::Running).write(&args.out)?;
-    let mut progress = Progress::new("DPI", args.steps as u64, args.quiet);
-    let res = experiment.run_observed(&mut |r| {
-        progress.update(r.step as u64 + 1, || {
-            let floor = if r.time_floor.is_finite() { format!(", t0 {:.1e}", r.time_floor) } else { String::new() };
-            format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}{floor}", r.total, r.data, r.prior, r.log_q)
-        });
-    })?;
-    progress.finish();
-    res.save(&args.out)?;
-    manifest.with_state(RunState::Complete).write(&args.out)?;
-    let rep = &res.report;
-    if !args.quiet {
-        eprintln!(
-            "DPI done: {} steps in {:.1} s ({:.3} s/step), {} samples in {:.2} s ({} dropped by |x| > {}); outputs in {}",
-            rep.steps,
-            rep.seconds_training,
-            rep.seconds_per_step,
-            rep.samples,
-            rep.seconds_sampling,
-            rep.samples_dropped,
-            args.outlier,
-            args.out.display()
-        );
-        eprint!("{}", res.summary_table());
-        if let Some(c) = &rep.closed_form {
-            eprintln!(
-                "vs closed-form posterior: mean RMSE {:.4}, per-pixel std rel. error {:.3} (exact std {:.4})",
-                c.mean_rmse, c.std_rel_err, c.exact_mean_std
-            );
-        }
-    }
-    Ok(res.report)
-}
-
-/// What defines a DPI run (compared on `--resume`): data, forward model, prior, estimator,
-/// flow and optimiser, and the input files by content. `--steps` (a resume may extend a run),
-/// `--samples`, `--outlier`, `--checkpoint-every` and `--quiet` may change between a run and
-/// its resume.
-fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
-    let config = serde_json::json!({
-        "prior": args.prior, "surrogate": args.surrogate, "probes": args.probes, "solver": args.solver,
-        "rtol": args.rtol, "atol": args.atol, "time_floor": args.time_floor,
-        "time_floor_from": args.time_floor_from, "time_floor_steps": args.time_floor_steps,
-        "dsm_draws": args.dsm_draws, "dsm_time_density": args.dsm_time_density,
-        "dsm_stratified": args.dsm_stratified, "dsm_antithetic": args.dsm_antithetic,
-        "tv_weight": args.tv_weight, "forward": args.forward, "noise": args.noise, "index": args.index,
-        "size": args.size, "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "lr_final": args.lr_final,
-        "clip": args.clip, "flows": args.flows, "hidden": args.hidden, "init_scale": args.init_scale,
-        "batch_norm": args.batch_norm, "anneal_data": args.anneal_data, "temper_from": args.temper_from,
-        "temper_steps": args.temper_steps, "score_function_weight": args.score_function_weight,
-        "w_data": args.w_data, "w_prior": args.w_prior, "w_entropy": args.w_entropy,
-    });
-    let mut m = RunManifest::new("dpi", config).with_seed(args.seed);
-    for (flag, path) in [("--x-true", &args.x_true), ("--y", &args.y)] {
-        if let Some(p) = path {
-            m = m.with_input(flag, &resolve(p))?;
-        }
-    }
-    if matches!(args.prior.as_str(), "gaussian" | "gaussian-ode") {
-        m = m.with_input("--mean", &resolve(&args.mean))?.with_input("--cov", &resolve(&args.cov))?;
-    } else if let Some(f) = args.prior.strip_prefix("flow:") {
-        m = m.with_input("--prior", &resolve(Path::new(f)))?;
-    } else if prior_file.is_file() {
-        m = m.with_input("--prior", prior_file)?;
-    }
-    Ok(m)
+    Ok(lock)
 }
 
 #[cfg(test)]

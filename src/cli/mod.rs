@@ -7,6 +7,7 @@ pub mod dpi;
 pub mod fit_gaussian;
 pub mod logprob;
 pub mod measure;
+pub mod posterior;
 pub use scoreprior::plot;
 pub mod progress;
 pub mod sample;
@@ -62,6 +63,8 @@ pub enum Command {
     Measure(measure::MeasureArgs),
     /// Deep Probabilistic Imaging: fit a RealNVP posterior under a prior and sample it.
     Dpi(dpi::DpiArgs),
+    /// Posterior samples from DPI or a diffusion-based baseline (score-ald, dps, sde-proj).
+    Posterior(posterior::PosteriorArgs),
 }
 
 /// Runs a parsed command line.
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Sample(a) => sample::run(a),
             Command::Measure(a) => measure::run(a),
             Command::Dpi(a) => dpi::run(a),
+            Command::Posterior(a) => posterior::run(a),
         },
     }
 }

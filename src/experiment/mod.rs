@@ -421,6 +421,28 @@ impl Experiment<()> {
     }
 }
 
+/// A diffusion-based posterior sampler to run in place of DPI ([`Experiment::run_baseline`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Baseline {
+    /// Annealed Langevin dynamics (Jalal et al. 2021).
+    ScoreAld(scoreprior_core::baselines::ScoreAld),
+    /// Diffusion posterior sampling (Chung et al. 2023).
+    Dps(scoreprior_core::baselines::Dps),
+    /// Reverse SDE with projections (Song et al. 2022).
+    SdeProj(scoreprior_core::baselines::SdeProj),
+}
+
+impl Baseline {
+    /// `score-ald`, `dps` or `sde-proj`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Baseline::ScoreAld(_) => "score-ald",
+            Baseline::Dps(_) => "dps",
+            Baseline::SdeProj(_) => "sde-proj",
+        }
+    }
+}
+
 /// The CLI's optimisation defaults: 1500 steps of 16 samples, Adam at 1e-3 with 100 warm-up
 /// steps and a linear decay to 10 %, gradient clipping at norm 1, a checkpoint every 100 steps.
 pub fn default_dpi_config() -> DpiConfig {
@@ -452,6 +474,56 @@ impl<F: ForwardModel> Experiment<F> {
     /// The DPI loop's, the flow's and the prior's errors.
     pub fn run(self) -> Result<ExperimentResult> {
         self.run_observed(&mut |_| {})
+    }
+
+    /// Draws the experiment's samples with a diffusion-based baseline instead of DPI, using
+    /// the score model of its (score-based) prior, the same forward model, measurement, seed,
+    /// sample count, outlier filter and measurements of the result (no training, no loss
+    /// history; [`Report::seconds_per_sample`] is set).
+    ///
+    /// # Errors
+    /// A prior without a score model (Gaussian closed form, TV, flow), and the sampler's errors.
+    pub fn run_baseline(self, method: Baseline) -> Result<ExperimentResult> {
+        let (h, w) = (self.h, self.w);
+        let d = h * w;
+        let Some((model, sde)) = self.prior.score.clone() else {
+            return Err(invalid("prior", "a baseline sampler needs a score-based prior (its score model)"));
+        };
+        let y = self.data.y().to_vec();
+        let naive = self.data.model().adjoint(&y).ok();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.dpi.seed ^ 0xBA5E);
+        let forward: &dyn ForwardModel = self.data.model();
+        let t0 = Instant::now();
+        let x = match method {
+            Baseline::ScoreAld(s) => s.sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?,
+            Baseline::Dps(s) => s.sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?,
+            Baseline::SdeProj(s) => s.sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?,
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        let samples = scoreprior_core::dpi::Batch { n: self.samples, dim: d, log_q: vec![f64::NAN; self.samples], x };
+        let summary = summarize_samples(&samples.x, d, self.outlier)?;
+        let mut res = result::measure(result::Parts {
+            forward,
+            forward_label: self.forward_label.clone(),
+            prior_label: self.prior.label.clone(),
+            surrogate: false,
+            score: Some((model, sde)),
+            exact_gaussian: self.prior.exact_gaussian.clone(),
+            wiener_reference: self.wiener_reference.clone(),
+            h,
+            w,
+            y,
+            truth: self.truth.clone(),
+            naive,
+            samples,
+            summary,
+            history: Default::default(),
+            timing: result::Timing { seconds_training: 0.0, seconds_per_step: f64::NAN, seconds_sampling: seconds },
+            outlier: self.outlier,
+        })?;
+        res.report.method = method.name().to_string();
+        res.report.seconds_per_sample = Some(seconds / self.samples as f64);
+        Ok(res)
     }
 
     /// [`run`](Experiment::run), calling `observer` after every step (progress, logging).

@@ -19,6 +19,10 @@ use crate::plot::{Figure, Series};
 /// What a run measured (written to `metrics.json`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// The posterior sampler: `dpi` or a baseline (`score-ald`, `dps`, `sde-proj`).
+    pub method: String,
+    /// Seconds per posterior sample of a baseline sampler (DPI: see `seconds_sampling`).
+    pub seconds_per_sample: Option<f64>,
     /// The prior's label.
     pub prior: String,
     /// Whether the prior was the DSM surrogate.
@@ -191,6 +195,8 @@ pub(crate) fn measure(p: Parts<'_>) -> Result<ExperimentResult> {
     });
     let _ = p.outlier;
     let report = Report {
+        method: "dpi".into(),
+        seconds_per_sample: None,
         prior: p.prior_label,
         surrogate: p.surrogate,
         forward: p.forward_label,
@@ -289,9 +295,11 @@ impl ExperimentResult {
 /// The one-screen table of a report (empty without a ground truth).
 pub fn summary_table(res: &Report) -> String {
     let Some(mean) = res.mean_metrics else { return String::new() };
-    let mut rows: Vec<(&str, ImageMetrics)> = vec![("DPI posterior mean", mean)];
+    let who = if res.method == "dpi" { "DPI".to_string() } else { res.method.clone() };
+    let (mean_label, samples_label) = (format!("{who} posterior mean"), format!("{who} samples (average)"));
+    let mut rows: Vec<(&str, ImageMetrics)> = vec![(&mean_label, mean)];
     if let Some(m) = res.sample_metrics {
-        rows.push(("DPI samples (average)", m));
+        rows.push((&samples_label, m));
     }
     if let Some(r) = &res.references {
         if let Some(m) = r.tweedie {
