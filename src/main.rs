@@ -5,6 +5,14 @@ use clap::Parser;
 mod cli;
 
 fn main() {
+    // `scoreprior measure … | head`: a closed pipe ends the program quietly, as it ends other
+    // Unix tools, instead of `println!` panicking on the write error.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up, before any thread
+    // exists, is a plain libc call with no Rust invariants involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     scoreprior_models::alloc::retain_freed_memory();
     let args = cli::Cli::parse();
     if let Err(e) = cli::run(args) {

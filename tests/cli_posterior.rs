@@ -52,4 +52,5 @@ fn score_ald_matches_the_closed_form_posterior_mean_and_writes_dpi_outputs() {
         dir.join("y").to_str().unwrap(),
     ]);
     assert!(e.contains("lambda"), "{e}");
+    assert!(!dir.join("y").exists(), "a bad setting is refused before the folder is taken");
 }

@@ -89,6 +89,11 @@ pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
     if d.resume {
         return Err(format!("--resume: {} does not train, so there is nothing to resume", method.name()).into());
     }
+    // The samplers' settings are checked before the folder is taken (VP SDE: every shipped
+    // score prior's; `run_baseline` checks again against the prior's own SDE).
+    method
+        .validate(&scoreprior_core::sde::AnySde::Vp(Default::default()))
+        .map_err(|e| format!("--method {}: {e}", method.name()))?;
     let (experiment, checkpoint) = dpi::build_experiment(d)?;
     let mut manifest = dpi::manifest(d, &checkpoint)?;
     manifest.command = format!("posterior --method {}", method.name());

@@ -433,6 +433,17 @@ pub enum Baseline {
 }
 
 impl Baseline {
+    /// Checks the sampler's settings against `sde` before any work.
+    ///
+    /// # Errors
+    /// The sampler's own `validate` errors.
+    pub fn validate(&self, sde: &dyn scoreprior_core::sde::Sde) -> scoreprior_core::Result<()> {
+        match self {
+            Baseline::ScoreAld(s) => s.validate(sde),
+            Baseline::Dps(s) => s.validate(sde),
+            Baseline::SdeProj(s) => s.validate(sde),
+        }
+    }
     /// `score-ald`, `dps` or `sde-proj`.
     pub fn name(&self) -> &'static str {
         match self {

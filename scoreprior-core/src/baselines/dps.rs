@@ -54,6 +54,23 @@ impl Dps {
         Self { steps: 1000, zeta: 1.0, t_min: 1e-3 }
     }
 
+    /// Checks the settings against `sde` (also done by [`Dps::sample`]).
+    ///
+    /// # Errors
+    /// Zero steps, a non-positive `ζ'`, `t_min` outside `(0, T)`.
+    pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::invalid("DPS needs at least one step"));
+        }
+        if !(self.zeta.is_finite() && self.zeta > 0.0) {
+            return Err(Error::invalid(format!("DPS zeta must be positive, got {}", self.zeta)));
+        }
+        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
+            return Err(Error::invalid(format!("DPS t_min must be in (0, T), got {}", self.t_min)));
+        }
+        Ok(())
+    }
+
     /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of `forward`.
     ///
     /// # Errors
@@ -68,14 +85,9 @@ impl Dps {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
-        if self.steps == 0 || n == 0 {
-            return Err(Error::invalid("DPS needs at least one step and one sample"));
-        }
-        if !(self.zeta.is_finite() && self.zeta > 0.0) {
-            return Err(Error::invalid(format!("DPS zeta must be positive, got {}", self.zeta)));
-        }
-        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
-            return Err(Error::invalid(format!("DPS t_min must be in (0, T), got {}", self.t_min)));
+        self.validate(sde)?;
+        if n == 0 {
+            return Err(Error::invalid("DPS needs at least one sample"));
         }
         let d = model.dim();
         if forward.input_dim() != d || y.len() != forward.output_dim() {

@@ -54,7 +54,11 @@ impl ScoreAld {
         Self { steps_per_level: 5, levels: 200, t_min: 1e-3, step_rel: 0.5, sigma_y }
     }
 
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+    /// Checks the settings against `sde` (also done by [`ScoreAld::sample`]).
+    ///
+    /// # Errors
+    /// Zero levels or steps, `t_min` outside `(0, T)`, a non-positive step or `σ_y`.
+    pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
         if self.steps_per_level == 0 || self.levels == 0 {
             return Err(Error::invalid("Score-ALD needs at least one level and one step per level"));
         }

@@ -55,6 +55,23 @@ impl SdeProj {
         Self { steps: 1000, lambda: 1.0, cg_iterations: 20, t_min: 1e-3 }
     }
 
+    /// Checks the settings against `sde` (also done by [`SdeProj::sample`]).
+    ///
+    /// # Errors
+    /// Zero steps or CG iterations, `λ` outside `[0, 1]`, `t_min` outside `(0, T)`.
+    pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        if self.steps == 0 || self.cg_iterations == 0 {
+            return Err(Error::invalid("SDE+Proj needs at least one step and one CG iteration"));
+        }
+        if !(0.0..=1.0).contains(&self.lambda) {
+            return Err(Error::invalid(format!("SDE+Proj lambda must be in [0, 1], got {}", self.lambda)));
+        }
+        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
+            return Err(Error::invalid(format!("SDE+Proj t_min must be in (0, T), got {}", self.t_min)));
+        }
+        Ok(())
+    }
+
     /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of a linear `forward`.
     ///
     /// # Errors
@@ -69,14 +86,9 @@ impl SdeProj {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
-        if self.steps == 0 || n == 0 || self.cg_iterations == 0 {
-            return Err(Error::invalid("SDE+Proj needs at least one step, one sample and one CG iteration"));
-        }
-        if !(0.0..=1.0).contains(&self.lambda) {
-            return Err(Error::invalid(format!("SDE+Proj lambda must be in [0, 1], got {}", self.lambda)));
-        }
-        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
-            return Err(Error::invalid(format!("SDE+Proj t_min must be in (0, T), got {}", self.t_min)));
+        self.validate(sde)?;
+        if n == 0 {
+            return Err(Error::invalid("SDE+Proj needs at least one sample"));
         }
         if !forward.is_linear() {
             return Err(Error::invalid("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"));
