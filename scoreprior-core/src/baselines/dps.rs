@@ -65,10 +65,7 @@ impl Dps {
         if !(self.zeta.is_finite() && self.zeta > 0.0) {
             return Err(Error::invalid(format!("DPS zeta must be positive, got {}", self.zeta)));
         }
-        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
-            return Err(Error::invalid(format!("DPS t_min must be in (0, T), got {}", self.t_min)));
-        }
-        Ok(())
+        super::check_t_min("DPS", self.t_min, sde)
     }
 
     /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of `forward`.
@@ -86,13 +83,7 @@ impl Dps {
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
         self.validate(sde)?;
-        if n == 0 {
-            return Err(Error::invalid("DPS needs at least one sample"));
-        }
-        let d = model.dim();
-        if forward.input_dim() != d || y.len() != forward.output_dim() {
-            return Err(Error::shape("DPS measurement", forward.output_dim(), y.len()));
-        }
+        let d = super::check_problem("DPS", model, forward, y, n)?;
         let mut x = vec![0.0; n * d];
         sde.prior_sample(rng, &mut x);
         let (mut s, mut jg) = (vec![0.0; n * d], vec![0.0; n * d]);

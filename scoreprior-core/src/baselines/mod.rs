@@ -14,3 +14,33 @@ mod sde_proj;
 pub use dps::Dps;
 pub use score_ald::ScoreAld;
 pub use sde_proj::SdeProj;
+
+use crate::forward::ForwardModel;
+use crate::score::ScoreModel;
+use crate::sde::Sde;
+use crate::{Error, Result};
+
+/// The checks every sampler makes on its problem: `n ≥ 1` samples, a forward model that
+/// takes the score model's images and a `y` of its output length. Returns `D`.
+fn check_problem(what: &str, model: &dyn ScoreModel, forward: &dyn ForwardModel, y: &[f64], n: usize) -> Result<usize> {
+    if n == 0 {
+        return Err(Error::invalid(format!("{what} needs at least one sample")));
+    }
+    let d = model.dim();
+    if forward.input_dim() != d {
+        return Err(Error::shape(format!("{what} forward-model input"), d, forward.input_dim()));
+    }
+    if y.len() != forward.output_dim() {
+        return Err(Error::shape(format!("{what} measurement"), forward.output_dim(), y.len()));
+    }
+    Ok(d)
+}
+
+/// The last time `t_min` of a sampler must lie in `(0, T)`.
+fn check_t_min(what: &str, t_min: f64, sde: &dyn Sde) -> Result<()> {
+    if t_min > 0.0 && t_min < sde.t_max() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("{what} t_min must be in (0, T = {}), got {t_min}", sde.t_max())))
+    }
+}

@@ -62,9 +62,7 @@ impl ScoreAld {
         if self.steps_per_level == 0 || self.levels == 0 {
             return Err(Error::invalid("Score-ALD needs at least one level and one step per level"));
         }
-        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
-            return Err(Error::invalid(format!("Score-ALD t_min must be in (0, T), got {}", self.t_min)));
-        }
+        super::check_t_min("Score-ALD", self.t_min, sde)?;
         if !(self.step_rel.is_finite() && self.step_rel > 0.0) {
             return Err(Error::invalid(format!("Score-ALD step must be positive, got {}", self.step_rel)));
         }
@@ -88,13 +86,7 @@ impl ScoreAld {
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
         self.validate(sde)?;
-        let d = model.dim();
-        if forward.input_dim() != d || y.len() != forward.output_dim() {
-            return Err(Error::shape("Score-ALD measurement", forward.output_dim(), y.len()));
-        }
-        if n == 0 {
-            return Err(Error::invalid("Score-ALD needs at least one sample"));
-        }
+        let d = super::check_problem("Score-ALD", model, forward, y, n)?;
         let ratio = |t: f64| sde.marginal_std(t) / sde.marginal_mean_coef(t);
         let (s1, sl) = (ratio(sde.t_max()), ratio(self.t_min));
         let levels: Vec<f64> = (0..self.levels)

@@ -66,10 +66,7 @@ impl SdeProj {
         if !(0.0..=1.0).contains(&self.lambda) {
             return Err(Error::invalid(format!("SDE+Proj lambda must be in [0, 1], got {}", self.lambda)));
         }
-        if !(self.t_min > 0.0 && self.t_min < sde.t_max()) {
-            return Err(Error::invalid(format!("SDE+Proj t_min must be in (0, T), got {}", self.t_min)));
-        }
-        Ok(())
+        super::check_t_min("SDE+Proj", self.t_min, sde)
     }
 
     /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of a linear `forward`.
@@ -87,16 +84,11 @@ impl SdeProj {
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
         self.validate(sde)?;
-        if n == 0 {
-            return Err(Error::invalid("SDE+Proj needs at least one sample"));
-        }
         if !forward.is_linear() {
             return Err(Error::invalid("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"));
         }
-        let (d, m) = (model.dim(), forward.output_dim());
-        if forward.input_dim() != d || y.len() != m {
-            return Err(Error::shape("SDE+Proj measurement", m, y.len()));
-        }
+        let d = super::check_problem("SDE+Proj", model, forward, y, n)?;
+        let m = forward.output_dim();
         let mut x = vec![0.0; n * d];
         sde.prior_sample(rng, &mut x);
         let mut s = vec![0.0; n * d];

@@ -36,7 +36,12 @@ pub fn atomic_write_with(
         }
         None => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // A path with no file name (`/`, `..`) cannot be written as a file: say so, rather than
+    // make a nameless temporary and fail at the rename.
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path (no file name)");
+        return Err(IoError::os(path, e));
+    };
     let result = (|| {
         // Removed on drop unless persisted: an error on the way leaves nothing behind.
         let tmp = tempfile::Builder::new()
@@ -72,5 +77,7 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.json")]);
+        let e = atomic_write(dir.path().join(".."), b"x").unwrap_err().to_string();
+        assert!(e.contains("no file name"), "{e}");
     }
 }
