@@ -109,9 +109,10 @@ pub struct DpiArgs {
     /// Which image of a batch given to --x-true.
     #[arg(long, default_value_t = 0)]
     pub index: usize,
-    /// Image height and width when only --y is given.
-    #[arg(long, default_value_t = 16)]
-    pub size: usize,
+    /// Image height and width when only --y is given (default: the prior's own shape, e.g.
+    /// 16×16 for a 256-dimensional prior, 1×2 for a 2-D one).
+    #[arg(long)]
+    pub size: Option<usize>,
     /// Seed of the measurement noise, the flow and the optimisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -392,18 +393,6 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
         stratified: args.dsm_stratified,
         antithetic: args.dsm_antithetic,
     };
-    // Measurement and ground truth.
-    let (h, w, x_true) = match (&args.x_true, &args.y) {
-        (Some(p), None) => {
-            let (h, w, x) = load_image(p, args.index)?;
-            (h, w, Some(x))
-        }
-        (None, Some(_)) => (args.size, args.size, None),
-        _ => return Err("give exactly one of --y and --x-true".into()),
-    };
-    let chain = if args.forward.trim() == "denoising" { "identity" } else { args.forward.as_str() };
-    let model = parse_model(chain, &args.noise, Shape::new(1, h, w)).map_err(|e| format!("--forward/--noise: {e}"))?;
-
     // Prior.
     let gaussian = || load_gaussian(&resolve(&args.mean), &resolve(&args.cov), AnySde::Vp(VpSde::default()));
     let ode = {
@@ -445,6 +434,23 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
             p.map_err(|e| format!("--prior {other}: {e}"))?.with_label(other)
         }
     };
+    // Measurement and ground truth.
+    let (h, w, x_true) = match (&args.x_true, &args.y) {
+        (Some(p), None) => {
+            let (h, w, x) = load_image(p, args.index)?;
+            (h, w, Some(x))
+        }
+        (None, Some(_)) => match (args.size, prior.image_shape()) {
+            (Some(0), _) => return Err("--size must be at least 1".into()),
+            (Some(s), _) => (s, s, None),
+            (None, Some((h, w))) => (h, w, None),
+            (None, None) => return Err("--y without --x-true: give the image side with --size".into()),
+        },
+        _ => return Err("give exactly one of --y and --x-true".into()),
+    };
+    let chain = if args.forward.trim() == "denoising" { "identity" } else { args.forward.as_str() };
+    let model = parse_model(chain, &args.noise, Shape::new(1, h, w)).map_err(|e| format!("--forward/--noise: {e}"))?;
+
     let mut builder = Experiment::builder(model)
         .forward_label(format!("{} + {}", args.forward, args.noise))
         .prior(prior)

@@ -95,6 +95,7 @@ pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
         .validate(&scoreprior_core::sde::AnySde::Vp(Default::default()))
         .map_err(|e| format!("--method {}: {e}", method.name()))?;
     let (experiment, checkpoint) = dpi::build_experiment(d)?;
+    experiment.check_baseline(&method).map_err(|e| format!("--method {}: {e}", method.name()))?;
     let mut manifest = dpi::manifest(d, &checkpoint)?;
     manifest.command = format!("posterior --method {}", method.name());
     if let Some(c) = manifest.config.as_object_mut() {

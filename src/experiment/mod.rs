@@ -495,11 +495,10 @@ impl<F: ForwardModel> Experiment<F> {
     /// # Errors
     /// A prior without a score model (Gaussian closed form, TV, flow), and the sampler's errors.
     pub fn run_baseline(self, method: Baseline) -> Result<ExperimentResult> {
+        self.check_baseline(&method)?;
         let (h, w) = (self.h, self.w);
         let d = h * w;
-        let Some((model, sde)) = self.prior.score.clone() else {
-            return Err(invalid("prior", "a baseline sampler needs a score-based prior (its score model)"));
-        };
+        let (model, sde) = self.prior.score.clone().ok_or_else(|| invalid("prior", "no score model"))?;
         let y = self.data.y().to_vec();
         let naive = self.data.model().adjoint(&y).ok();
         let mut rng = ChaCha8Rng::seed_from_u64(self.dpi.seed ^ 0xBA5E);
@@ -535,6 +534,27 @@ impl<F: ForwardModel> Experiment<F> {
         res.report.method = method.name().to_string();
         res.report.seconds_per_sample = Some(seconds / self.samples as f64);
         Ok(res)
+    }
+
+    /// Checks that `method` can run on this experiment, before any work or output: a
+    /// score-based prior, the sampler's settings against the prior's SDE, and (Score-ALD) a
+    /// step that is stable for the operator.
+    ///
+    /// # Errors
+    /// A prior without a score model, or a setting the sampler refuses.
+    pub fn check_baseline(&self, method: &Baseline) -> Result<()> {
+        let Some((_, sde)) = &self.prior.score else {
+            return Err(invalid(
+                "prior",
+                "a baseline sampler needs a score-based prior (its score model): e.g. gaussian-ode, not the \
+                 closed-form gaussian",
+            ));
+        };
+        method.validate(sde)?;
+        if let Baseline::ScoreAld(s) = method {
+            s.check_operator(self.data.model())?;
+        }
+        Ok(())
     }
 
     /// [`run`](Experiment::run), calling `observer` after every step (progress, logging).
@@ -582,7 +602,7 @@ impl<F: ForwardModel> Experiment<F> {
             seconds_per_step: if fresh_steps == 0 { f64::NAN } else { seconds_training / fresh_steps as f64 },
             seconds_sampling,
         };
-        result::measure(result::Parts {
+        let mut res = result::measure(result::Parts {
             forward: self.data.model(),
             forward_label: self.forward_label.clone(),
             prior_label: self.prior.label.clone(),
@@ -600,6 +620,8 @@ impl<F: ForwardModel> Experiment<F> {
             history,
             timing,
             outlier: self.outlier,
-        })
+        })?;
+        res.flow = Some(std::sync::Arc::new(flow));
+        Ok(res)
     }
 }

@@ -154,6 +154,33 @@ impl Prior {
     pub fn label(&self) -> &str {
         &self.label
     }
+    /// The dimension `D` of the images this prior is over, when it has one of its own (total
+    /// variation takes the experiment's grid and has none).
+    pub fn dim(&self) -> Option<usize> {
+        match &self.kind {
+            Kind::ScoreOde { model, .. } | Kind::Dsm { model, .. } => Some(model.dim()),
+            Kind::Gaussian(g) => Some(ScoreModel::dim(g)),
+            Kind::TotalVariation { .. } => None,
+            Kind::Energy(e) => Some(e.dim()),
+        }
+    }
+    /// The `H × W` grid of a one-channel image of the prior's dimension `D`: square when `D`
+    /// is a square number, otherwise a `1 × D` row (a 2-D prior is a 2-pixel image). What a
+    /// run given only a measurement uses when no size is given.
+    ///
+    /// ```
+    /// use scoreprior::experiment::Prior;
+    /// use scoreprior::core::score::Gaussian;
+    /// use scoreprior::core::sde::{AnySde, VpSde};
+    /// let g = Gaussian::new(vec![0.0; 2], &[1.0, 0.0, 0.0, 1.0], AnySde::Vp(VpSde::default())).unwrap();
+    /// assert_eq!(Prior::gaussian(g).image_shape(), Some((1, 2)));
+    /// assert_eq!(Prior::total_variation(1.0).image_shape(), None);
+    /// ```
+    pub fn image_shape(&self) -> Option<(usize, usize)> {
+        let d = self.dim()?;
+        let side = (d as f64).sqrt().round() as usize;
+        Some(if side * side == d { (side, side) } else { (1, d) })
+    }
     /// Whether this is a score-based prior (exact or surrogate), which has a time floor.
     pub fn is_score_based(&self) -> bool {
         matches!(self.kind, Kind::ScoreOde { .. } | Kind::Dsm { .. })

@@ -108,6 +108,9 @@ pub struct ExperimentResult {
     pub tweedie: Option<Vec<f64>>,
     /// The exact posterior mean and std (Gaussian prior, Gaussian denoising).
     pub exact: Option<(Vec<f64>, Vec<f64>)>,
+    /// The trained posterior flow `q` (DPI runs; `None` for the baseline samplers, which have
+    /// no density): its `log_prob_and_grad` evaluates `log q` anywhere.
+    pub flow: Option<std::sync::Arc<scoreprior_models::realnvp::RealNvp>>,
 }
 
 pub(crate) struct Timing {
@@ -227,6 +230,7 @@ pub(crate) fn measure(p: Parts<'_>) -> Result<ExperimentResult> {
         wiener,
         tweedie,
         exact,
+        flow: None,
     })
 }
 

@@ -44,3 +44,27 @@ fn check_t_min(what: &str, t_min: f64, sde: &dyn Sde) -> Result<()> {
         Err(Error::invalid(format!("{what} t_min must be in (0, T = {}), got {t_min}", sde.t_max())))
     }
 }
+
+/// `‖A‖₂²`, the largest eigenvalue of `AᵀA`, by power iteration (30 products from a fixed
+/// start; within a few per cent, which is all a step-size bound needs). `None` for a
+/// non-linear model, whose Jacobian changes with `x`.
+fn operator_norm_sq(forward: &dyn ForwardModel) -> Result<Option<f64>> {
+    if !forward.is_linear() {
+        return Ok(None);
+    }
+    let d = forward.input_dim();
+    // A fixed, non-symmetric start so no eigenvector is missed by symmetry.
+    let mut v: Vec<f64> = (0..d).map(|i| 1.0 + ((i * 7919) % 13) as f64 / 13.0).collect();
+    let mut lambda = 0.0;
+    for _ in 0..30 {
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if !(norm > 0.0 && norm.is_finite()) {
+            return Ok(Some(lambda));
+        }
+        v.iter_mut().for_each(|a| *a /= norm);
+        let w = forward.adjoint(&forward.forward(&v)?)?;
+        lambda = v.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+        v = w;
+    }
+    Ok(Some(lambda))
+}

@@ -76,6 +76,26 @@ impl ScoreAld {
     ///
     /// # Errors
     /// Bad settings, shape mismatches, non-finite iterates, the model's errors.
+    /// Refuses a step that diverges on this operator: the likelihood step along `A`'s top
+    /// singular direction is `η‖A‖²/(σ_y² + σ_i²)`, at most `step_rel·‖A‖²` (at `σ_i ≫ σ_y`),
+    /// and the iteration diverges above 2 (`‖A‖²` by power iteration; 1.9 leaves its error room).
+    ///
+    /// # Errors
+    /// `step_rel·‖A‖² ≥ 1.9`, naming the largest stable step.
+    pub fn check_operator(&self, forward: &dyn ForwardModel) -> Result<()> {
+        if let Some(a2) = super::operator_norm_sq(forward)? {
+            if self.step_rel * a2 >= 1.9 {
+                return Err(Error::invalid(format!(
+                    "Score-ALD step {} is unstable for this operator (‖A‖² ≈ {a2:.3}): step·‖A‖² must stay below \
+                     2; use a step below {:.3}",
+                    self.step_rel,
+                    1.9 / a2
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn sample(
         &self,
         model: &dyn ScoreModel,
@@ -98,6 +118,7 @@ impl ScoreAld {
         let mut u: Vec<f64> = (0..n * d).map(|_| s1 * rng.sample::<f64, _>(StandardNormal)).collect();
         let (mut xt, mut s) = (vec![0.0; n * d], vec![0.0; n * d]);
         let sy2 = self.sigma_y * self.sigma_y;
+        self.check_operator(forward)?;
         for &sigma in &levels {
             // The last level is t_min itself (bisection would only approximate it).
             let t = if sigma == sl { self.t_min } else { matching_time(sde, sigma)? };

@@ -20,6 +20,7 @@
 //! | `poisson_mask` | `acceleration`, `center` (4), `seed` (0) | same |
 //! | `dft_lowpass` | `k` | `[2C, k, k]` |
 //! | `gaussian_matrix` | `m`, `seed` (0) | `[1, 1, m]` |
+//! | `matrix` | `file` (a `.npy` of shape `(m, D)`, row-major, `D = C·H·W`) | `[1, 1, m]` |
 //! | `magnitude` (non-linear) | — (input `[2C, H, W]`) | `[C, H, W]` |
 //!
 //! Boundaries are `zero`, `reflect` or `circular`. Noise: `gaussian(sigma = s)` or
@@ -37,13 +38,16 @@ use super::ops::{self, Boundary, Kernel};
 use super::{Chain, Model, NoiseSpec, Op, Shape};
 use crate::{Error, Result};
 
-/// A parameter value: a number or a bare word (`reflect`).
+/// A parameter value: a number, a bare word (`reflect`) or a text such as a file path
+/// (`"A.npy"`, `'my file.npy'`, or unquoted when it holds only letters, digits and `_ . / - ~ +`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamValue {
     /// A number (integers are written as numbers too).
     Num(f64),
     /// A bare word.
     Word(String),
+    /// A text that is not a word: a path, quoted or not.
+    Text(String),
 }
 
 impl std::fmt::Display for ParamValue {
@@ -51,6 +55,7 @@ impl std::fmt::Display for ParamValue {
         match self {
             ParamValue::Num(v) => write!(f, "{v}"),
             ParamValue::Word(w) => write!(f, "{w}"),
+            ParamValue::Text(t) => write!(f, "{t:?}"),
         }
     }
 }
@@ -90,6 +95,7 @@ pub const PRIMITIVES: &[&str] = &[
     "dft_lowpass",
     "gaussian_matrix",
     "magnitude",
+    "matrix",
 ];
 
 /// Reads parameters, rejecting unknown ones and reporting missing ones by name.
@@ -148,6 +154,13 @@ impl<'a> Params<'a> {
     }
     fn uint(&self, key: &str) -> Result<usize> {
         self.uint_or(key, None)
+    }
+    fn text(&self, key: &str) -> Result<&str> {
+        match self.get(key) {
+            Some(ParamValue::Text(t) | ParamValue::Word(t)) => Ok(t),
+            Some(v) => Err(Error::invalid(format!("parameter `{key}` of `{}` must be a path, got `{v}`", self.spec.name))),
+            None => Err(Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name))),
+        }
     }
     fn boundary(&self) -> Result<Boundary> {
         match self.get("boundary") {
@@ -234,6 +247,7 @@ pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
             p(&[])?;
             Arc::new(ops::Magnitude::new(shape)?)
         }
+        "matrix" => Arc::new(ops::DenseMatrix::from_npy(shape, p(&["file"])?.text("file")?)?),
         other => {
             return Err(Error::invalid(format!(
                 "unknown primitive `{other}`; expected one of: {}",
@@ -274,7 +288,15 @@ impl PrimitiveSpec {
     ///
     /// # Errors
     /// A malformed call: missing `)`, a bad name, a parameter without `=`, a duplicate key,
-    /// a value that is neither a number nor a word.
+    /// a value that is neither a number, a word nor a path, an unclosed quote.
+    ///
+    /// ```
+    /// use scoreprior_core::forward::{ParamValue, PrimitiveSpec};
+    /// let s = PrimitiveSpec::parse("matrix(file = data/A.npy)").unwrap();
+    /// assert_eq!(s.params[0].1, ParamValue::Text("data/A.npy".into()));
+    /// let q = PrimitiveSpec::parse("matrix(file = \"my dir/A, v2.npy\")").unwrap();
+    /// assert_eq!(q.params[0].1, ParamValue::Text("my dir/A, v2.npy".into()));
+    /// ```
     pub fn parse(text: &str) -> Result<PrimitiveSpec> {
         parse_call(text)
     }
@@ -295,7 +317,7 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
         return Err(Error::invalid(format!("`{text}`: expected `name` or `name(key = value, ...)`")));
     }
     let mut params = Vec::new();
-    for arg in rest.unwrap_or("").split(',').map(str::trim).filter(|a| !a.is_empty()) {
+    for arg in split_args(rest.unwrap_or(""), name)?.into_iter().map(str::trim).filter(|a| !a.is_empty()) {
         let (k, v) = arg
             .split_once('=')
             .ok_or_else(|| Error::invalid(format!("`{arg}` in `{name}`: expected `key = value`")))?;
@@ -303,16 +325,44 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
         if params.iter().any(|(pk, _): &(String, ParamValue)| pk == k) {
             return Err(Error::invalid(format!("duplicate parameter `{k}` in `{name}`")));
         }
-        let value = match v.parse::<f64>() {
-            Ok(n) => ParamValue::Num(n),
-            Err(_) if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                ParamValue::Word(v.to_string())
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let is_path = |c: char| is_word(c) || matches!(c, '.' | '/' | '-' | '~' | '+');
+        let quoted = ['"', '\''].into_iter().find(|&q| v.len() >= 2 && v.starts_with(q) && v.ends_with(q));
+        let value = match (quoted, v.parse::<f64>()) {
+            (Some(_), _) if v.len() > 2 => ParamValue::Text(v[1..v.len() - 1].to_string()),
+            (None, Ok(n)) => ParamValue::Num(n),
+            (None, Err(_)) if !v.is_empty() && v.chars().all(is_word) => ParamValue::Word(v.to_string()),
+            (None, Err(_)) if !v.is_empty() && v.chars().all(is_path) => ParamValue::Text(v.to_string()),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "`{k} = {v}` in `{name}`: expected a number, a word or a path (quote a path with other characters)"
+                )))
             }
-            Err(_) => return Err(Error::invalid(format!("`{k} = {v}` in `{name}`: expected a number or a word"))),
         };
         params.push((k.to_string(), value));
     }
     Ok(PrimitiveSpec { name: name.to_string(), params })
+}
+
+/// Splits `a=1, b="x, y"` at the commas outside quotes.
+fn split_args<'t>(body: &'t str, name: &str) -> Result<Vec<&'t str>> {
+    let (mut out, mut start, mut quote) = (Vec::new(), 0, None);
+    for (i, c) in body.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ',') => {
+                out.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quote.is_some() {
+        return Err(Error::invalid(format!("`{name}`: unclosed quote in `{body}`")));
+    }
+    out.push(&body[start..]);
+    Ok(out)
 }
 
 /// Parses and builds a chain, primitives separated by `|`.

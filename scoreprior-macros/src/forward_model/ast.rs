@@ -60,14 +60,16 @@ fn parse_value(e: &Expr) -> syn::Result<Value> {
         Expr::Lit(l) => match &l.lit {
             syn::Lit::Int(i) => Ok(Value::Num { value: i.base10_parse::<f64>()?, int: true }),
             syn::Lit::Float(f) => Ok(Value::Num { value: f.base10_parse::<f64>()?, int: false }),
-            _ => Err(syn::Error::new_spanned(e, "expected a number or a word")),
+            // A string is read as a word: the run-time language accepts quoted values too.
+            syn::Lit::Str(s) => Ok(Value::Word(s.value())),
+            _ => Err(syn::Error::new_spanned(e, "expected a number, a word or a string")),
         },
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => match parse_value(&u.expr)? {
             Value::Num { value, int } => Ok(Value::Num { value: -value, int }),
             Value::Word(_) => Err(syn::Error::new_spanned(e, "expected a number")),
         },
         Expr::Path(p) if p.path.get_ident().is_some() => Ok(Value::Word(p.path.get_ident().unwrap().to_string())),
-        _ => Err(syn::Error::new_spanned(e, "expected a number or a word")),
+        _ => Err(syn::Error::new_spanned(e, "expected a number, a word or a string")),
     }
 }
 

@@ -299,6 +299,17 @@ pub(crate) fn check(spec: &Spec, cx: &mut Ctxt) -> Option<Checked> {
     let mut linear = true;
     for call in &spec.ops {
         let name = call.name.to_string();
+        if name == "matrix" {
+            cx.error(
+                &call.name,
+                "`matrix(file = …)` is a run-time primitive (its output size is in the file, unknown at compile \
+                 time): build it with `scoreprior::forward::parse_model` or `DenseMatrix::from_npy`, or use \
+                 `gaussian_matrix(m = …)` here",
+            );
+            ok = false;
+            shape = None;
+            continue;
+        }
         let Some(&(_, defs)) = PRIMITIVES.iter().find(|p| p.0 == name) else {
             let names: Vec<&str> = PRIMITIVES.iter().map(|p| p.0).collect();
             cx.error(&call.name, format!("unknown primitive `{name}`; expected one of: {}", names.join(", ")));

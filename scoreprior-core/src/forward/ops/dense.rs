@@ -51,6 +51,40 @@ impl DenseMatrix {
         d.label = format!("gaussian_matrix(m={m}, seed={seed})");
         Ok(d)
     }
+    /// The matrix stored in a `.npy` file of shape `(m, D)` (any float or integer dtype,
+    /// row-major), `D` the input size: a user's own linear operator without code.
+    ///
+    /// # Errors
+    /// The file is missing or malformed ([`Error::File`]), is not two-dimensional, its
+    /// second axis is not `D`, it holds a NaN or infinity, or it is above the memory limit.
+    pub fn from_npy(input: Shape, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if let Ok(meta) = std::fs::metadata(path) {
+            // Conservative: a u8 file becomes eight times larger as f64.
+            crate::limits::check_elems(&format!("the matrix in {}", path.display()), &[meta.len() as usize], 8)?;
+        }
+        let a = crate::io::read_npy(path)?;
+        let [m, d] = a.shape[..] else {
+            return Err(Error::shape(
+                &format!("matrix in {}", path.display()),
+                format!("(m, {}) for inputs {input}", input.len()),
+                format!("{:?}", a.shape),
+            ));
+        };
+        if d != input.len() || m == 0 {
+            return Err(Error::shape(
+                &format!("matrix in {}", path.display()),
+                format!("(m ≥ 1, {}) for inputs {input}", input.len()),
+                format!("({m}, {d})"),
+            ));
+        }
+        if let Some(index) = a.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "operator matrix file", index });
+        }
+        let mut g = Self::new(input, m, a.data)?;
+        g.label = format!("matrix({m}×{d} from {})", path.display());
+        Ok(g)
+    }
     /// The matrix, row-major.
     pub fn matrix(&self) -> &[f64] {
         &self.g
