@@ -10,6 +10,7 @@
 
 pub mod experiment;
 pub mod plot;
+pub mod studies;
 
 pub use scoreprior_core as core;
 pub use scoreprior_macros as macros;

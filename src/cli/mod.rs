@@ -12,6 +12,7 @@ pub use scoreprior::plot;
 pub mod progress;
 pub mod sample;
 pub mod solver_study;
+pub mod posterior_2d;
 pub mod trace_study;
 pub mod train;
 
@@ -65,6 +66,9 @@ pub enum Command {
     Dpi(dpi::DpiArgs),
     /// Posterior samples from DPI or a diffusion-based baseline (score-ald, dps, sde-proj).
     Posterior(posterior::PosteriorArgs),
+    /// The 2-D posterior study: DPI vs Score-ALD, DPS, SDE+Proj against closed-form posteriors.
+    #[command(name = "posterior-2d")]
+    Posterior2d(posterior_2d::Posterior2dArgs),
 }
 
 /// Runs a parsed command line.
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Measure(a) => measure::run(a),
             Command::Dpi(a) => dpi::run(a),
             Command::Posterior(a) => posterior::run(a),
+            Command::Posterior2d(a) => posterior_2d::run(a),
         },
     }
 }

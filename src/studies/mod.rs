@@ -1,0 +1,13 @@
+//! The paper's comparative studies as library calls: each takes its settings, runs, and
+//! returns a value that writes its table (CSV + Markdown) and figures into a folder.
+//!
+//! - [`posterior2d`]: DPI against Score-ALD, DPS and SDE+Proj on 2-D posteriors known in
+//!   closed form (supplement Fig. 5, main Fig. 4), KL divergences from KDEs on a grid.
+
+mod contours;
+mod kde;
+mod mix2;
+pub mod posterior2d;
+
+pub use kde::{kde_log_density, kl_on_grid, normalise_log, Bandwidth, Grid};
+pub use mix2::{log_sum_exp, Mixture2};
