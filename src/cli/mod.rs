@@ -13,6 +13,7 @@ pub mod progress;
 pub mod sample;
 pub mod solver_study;
 pub mod posterior_2d;
+pub mod restoration_study;
 pub mod trace_study;
 pub mod train;
 
@@ -69,6 +70,8 @@ pub enum Command {
     /// The 2-D posterior study: DPI vs Score-ALD, DPS, SDE+Proj against closed-form posteriors.
     #[command(name = "posterior-2d")]
     Posterior2d(posterior_2d::Posterior2dArgs),
+    /// Fig. 3 and A.2: restoration metrics and sampling cost of every method, per task and prior.
+    RestorationStudy(restoration_study::RestorationStudyArgs),
 }
 
 /// Runs a parsed command line.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Dpi(a) => dpi::run(a),
             Command::Posterior(a) => posterior::run(a),
             Command::Posterior2d(a) => posterior_2d::run(a),
+            Command::RestorationStudy(a) => restoration_study::run(a),
         },
     }
 }

@@ -53,6 +53,21 @@ pub struct PosteriorArgs {
     pub dpi: DpiArgs,
 }
 
+#[derive(Debug, clap::Parser)]
+struct PosteriorOnly {
+    #[command(flatten)]
+    args: PosteriorArgs,
+}
+
+impl PosteriorArgs {
+    /// Parses `scoreprior posterior` flags (without the subcommand name), with every default
+    /// of the command line: how a study builds each of its runs.
+    pub fn from_flags(flags: &[&str]) -> CliResult<Self> {
+        use clap::Parser;
+        Ok(PosteriorOnly::try_parse_from(std::iter::once("posterior").chain(flags.iter().copied()))?.args)
+    }
+}
+
 /// Runs `scoreprior posterior`.
 pub fn run(args: PosteriorArgs) -> CliResult {
     run_with(&args).map(|_| ())
@@ -66,9 +81,11 @@ pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
         Method::ScoreAld => {
             let sigma_y = match scoreprior_core::forward::parse_noise(&d.noise)? {
                 NoiseSpec::Gaussian { sigma } => sigma,
+                // σ/√2 on each real and imaginary part: the per-measurement level.
+                NoiseSpec::ComplexGaussian { sigma } => sigma / std::f64::consts::SQRT_2,
                 other => {
                     return Err(format!(
-                        "--method score-ald needs one real Gaussian noise level (--noise gaussian(sigma=…)), got {}",
+                        "--method score-ald needs one Gaussian noise level (gaussian or complex_gaussian), got {}",
                         other.describe()
                     )
                     .into())

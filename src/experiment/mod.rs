@@ -474,6 +474,14 @@ impl<F: ForwardModel> Experiment<F> {
     pub fn y(&self) -> &[f64] {
         self.data.y()
     }
+    /// The forward model.
+    pub fn forward(&self) -> &F {
+        self.data.model()
+    }
+    /// The ground truth, when the measurement was simulated from one.
+    pub fn truth(&self) -> Option<&[f64]> {
+        self.truth.as_deref()
+    }
     /// The optimisation configuration (after the continuation was resolved).
     pub fn dpi_config(&self) -> &DpiConfig {
         &self.dpi
@@ -537,8 +545,7 @@ impl<F: ForwardModel> Experiment<F> {
     }
 
     /// Checks that `method` can run on this experiment, before any work or output: a
-    /// score-based prior, the sampler's settings against the prior's SDE, and (Score-ALD) a
-    /// step that is stable for the operator.
+    /// score-based prior and the sampler's settings against the prior's SDE.
     ///
     /// # Errors
     /// A prior without a score model, or a setting the sampler refuses.
@@ -551,9 +558,6 @@ impl<F: ForwardModel> Experiment<F> {
             ));
         };
         method.validate(sde)?;
-        if let Baseline::ScoreAld(s) = method {
-            s.check_operator(self.data.model())?;
-        }
         Ok(())
     }
 

@@ -48,7 +48,7 @@ fn check_t_min(what: &str, t_min: f64, sde: &dyn Sde) -> Result<()> {
 /// `‖A‖₂²`, the largest eigenvalue of `AᵀA`, by power iteration (30 products from a fixed
 /// start; within a few per cent, which is all a step-size bound needs). `None` for a
 /// non-linear model, whose Jacobian changes with `x`.
-fn operator_norm_sq(forward: &dyn ForwardModel) -> Result<Option<f64>> {
+pub fn operator_norm_sq(forward: &dyn ForwardModel) -> Result<Option<f64>> {
     if !forward.is_linear() {
         return Ok(None);
     }

@@ -2,8 +2,8 @@
 //! each step the iterate is pulled towards the measurement's affine set at the current noise
 //! level, `x ← x + λ A⁺(ŷ_t − A x)` with the noisy measurement `ŷ_t = α_t y + σ_t A z'`.
 //!
-//! `A⁺ r` is the minimum-norm solution `Aᵀ w` of `A x = r`, with `(A Aᵀ) w = r` solved by
-//! conjugate gradients (at most [`SdeProj::cg_iterations`]) using only `A` and `Aᵀ`, so any
+//! `A⁺ r` is the minimum-norm least-squares solution of `A x = r`, by conjugate gradients on
+//! the normal equations (CGLS, at most [`SdeProj::cg_iterations`]) using only `A` and `Aᵀ`, so any
 //! linear forward model works without forming a matrix; `λ = 1` is the hard projection.
 
 use rand::{Rng, RngCore};
@@ -123,34 +123,38 @@ impl SdeProj {
         Ok(x)
     }
 
-    /// `A⁺ r = Aᵀ w` with `(A Aᵀ) w = r` by conjugate gradients.
+    /// `A⁺ r`, the minimum-norm least-squares solution of `A x = r`, by CGLS (conjugate
+    /// gradients on `AᵀA x = Aᵀ r` from `x = 0`, one `A` and one `Aᵀ` per iteration). Chosen
+    /// over CG on `(AAᵀ) w = r` because `AAᵀ` is singular for operators with dependent rows —
+    /// the real and imaginary parts of a real image's low-pass DFT are — and CG on a singular,
+    /// inconsistent system divides by a vanishing curvature and blows up; CGLS only ever works
+    /// in the range of `Aᵀ`.
     fn min_norm_solution(&self, forward: &dyn ForwardModel, r: &[f64]) -> Result<Vec<f64>> {
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>();
-        let mut w = vec![0.0; r.len()];
-        let mut res = r.to_vec();
-        let mut p = res.clone();
-        let mut rr = dot(&res, &res);
-        let tol = 1e-24 * rr.max(f64::MIN_POSITIVE);
+        let mut s = r.to_vec();
+        let mut g = forward.adjoint(&s)?;
+        let mut x = vec![0.0; g.len()];
+        let mut p = g.clone();
+        let mut gamma = dot(&g, &g);
+        let tol = 1e-24 * gamma;
         for _ in 0..self.cg_iterations {
-            if rr <= tol {
+            if gamma <= tol || gamma == 0.0 {
                 break;
             }
-            let ap = forward.forward(&forward.adjoint(&p)?)?;
-            let pap = dot(&p, &ap);
-            if pap <= 0.0 {
+            let q = forward.forward(&p)?;
+            let qq = dot(&q, &q);
+            if qq <= 0.0 {
                 break;
             }
-            let step = rr / pap;
-            for j in 0..w.len() {
-                w[j] += step * p[j];
-                res[j] -= step * ap[j];
-            }
-            let rr_new = dot(&res, &res);
-            for j in 0..p.len() {
-                p[j] = res[j] + (rr_new / rr) * p[j];
-            }
-            rr = rr_new;
+            let alpha = gamma / qq;
+            x.iter_mut().zip(&p).for_each(|(xi, pi)| *xi += alpha * pi);
+            s.iter_mut().zip(&q).for_each(|(si, qi)| *si -= alpha * qi);
+            g = forward.adjoint(&s)?;
+            let gamma_new = dot(&g, &g);
+            let beta = gamma_new / gamma;
+            p.iter_mut().zip(&g).for_each(|(pi, gi)| *pi = gi + beta * *pi);
+            gamma = gamma_new;
         }
-        forward.adjoint(&w)
+        Ok(x)
     }
 }
