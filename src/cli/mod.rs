@@ -15,6 +15,7 @@ pub mod solver_study;
 pub mod posterior_2d;
 pub mod restoration_study;
 pub mod trace_study;
+pub mod train_flow;
 pub mod train;
 
 /// Errors of the command-line program: any library error, reported with its chain.
@@ -72,6 +73,8 @@ pub enum Command {
     Posterior2d(posterior_2d::Posterior2dArgs),
     /// Fig. 3 and A.2: restoration metrics and sampling cost of every method, per task and prior.
     RestorationStudy(restoration_study::RestorationStudyArgs),
+    /// Train a RealNVP image density by maximum likelihood (the discrete-flow prior; resumable).
+    TrainFlow(train_flow::TrainFlowArgs),
 }
 
 /// Runs a parsed command line.
@@ -93,6 +96,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Posterior(a) => posterior::run(a),
             Command::Posterior2d(a) => posterior_2d::run(a),
             Command::RestorationStudy(a) => restoration_study::run(a),
+            Command::TrainFlow(a) => train_flow::run(a),
         },
     }
 }
