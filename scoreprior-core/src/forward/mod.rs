@@ -56,7 +56,9 @@ pub use noise::{Likelihood, Noise, NoiseSpec};
 pub use rand::RngCore;
 /// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
 pub use scoreprior_macros::forward_model;
-pub use spec::{build_op, expand_preset, parse_chain, parse_model, parse_noise, ParamValue, Preset, PrimitiveSpec};
+pub use spec::{
+    build_op, expand_preset, parse_chain, parse_model, parse_noise, EhtSettings, ParamValue, Preset, PrimitiveSpec,
+};
 
 use crate::{Error, Result};
 

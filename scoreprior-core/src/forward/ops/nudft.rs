@@ -1,9 +1,9 @@
 //! Non-uniform DFT at `K` points `(u_k, v_k)` (in wavelengths): the interferometric
 //! visibilities of a gray image with point-like pixels,
-//! `V_k = Σ_{i,j} x[i,j] e^{−2πi(u_k l_j + v_k m_i)}`, `l_j = ((W−1)/2 − j)·Δ` (RA offset, East
+//! `V_k = Σ_{i,j} x[i,j] e^{+2πi(u_k l_j + v_k m_i)}`, `l_j = ((W−1)/2 − j)·Δ` (RA offset, East
 //! to the left) and `m_i = ((H−1)/2 − i)·Δ` (Dec offset, North up), `Δ` the pixel size in
 //! radians, phase centre at the image centre. The kernel separates,
-//! `e^{−2πi(u l + v m)} = a_k[i]·b_k[j]`, so only `K(H+W)` phasors are stored and each
+//! `e^{2πi(u l + v m)} = a_k[i]·b_k[j]`, so only `K(H+W)` phasors are stored and each
 //! product costs `K·H·W`. Output is split complex `[2, 1, K]` (`Re V` then `Im V`); as a real
 //! map its adjoint is `x[i,j] = Re Σ_k a_k[i] b_k[j] conj(w_k)`, `w = Re y + i Im y`.
 
@@ -24,9 +24,9 @@ pub struct Nudft {
     input: Shape,
     k: usize,
     psize: f64,
-    /// `a[k·H + i]` = (cos, sin) parts of `e^{−2πi v_k m_i}`.
+    /// `a[k·H + i]` = (cos, sin) parts of `e^{2πi v_k m_i}`.
     a: Vec<(f64, f64)>,
-    /// `b[k·W + j]` = parts of `e^{−2πi u_k l_j}`.
+    /// `b[k·W + j]` = parts of `e^{2πi u_k l_j}`.
     b: Vec<(f64, f64)>,
 }
 
@@ -45,7 +45,7 @@ impl Nudft {
         let (h, w) = (input.h, input.w);
         let tau = 2.0 * std::f64::consts::PI;
         let phasor = |f: f64, pos: f64| {
-            let ph = -tau * f * pos;
+            let ph = tau * f * pos;
             (ph.cos(), ph.sin())
         };
         let mut a = Vec::with_capacity(u.len() * h);
