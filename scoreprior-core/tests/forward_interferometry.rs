@@ -358,3 +358,92 @@ fn propagated_closure_sigmas_match_closures_of_noisy_visibilities() {
     let (lo, hi) = (ratios[ratios.len() / 20], ratios[ratios.len() * 19 / 20]);
     assert!(lo > 0.75 && hi < 1.25, "5–95 % ratios {lo}..{hi}");
 }
+
+/// Direct DFT `V = Σ x e^{+2πi(ul + vm)}` of one image, from explicit sky coordinates.
+fn direct_dft(x: &[f64], h: usize, w: usize, u: &[f64], v: &[f64], psize: f64) -> Vec<f64> {
+    let k = u.len();
+    let mut y = vec![0.0; 2 * k];
+    for q in 0..k {
+        for row in 0..h {
+            for col in 0..w {
+                let l = (w as f64 / 2.0 - 0.5 - col as f64) * psize;
+                let m = (h as f64 / 2.0 - 0.5 - row as f64) * psize;
+                let ph = 2.0 * std::f64::consts::PI * (u[q] * l + v[q] * m);
+                y[q] += x[row * w + col] * ph.cos();
+                y[k + q] += x[row * w + col] * ph.sin();
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn batched_gemm_nudft_equals_the_direct_dft_and_passes_the_dot_product_test() {
+    let eht = eht(32, 600.0);
+    let op = eht.nudft().unwrap();
+    let (n, d, k) = (8, 32 * 32, op.len());
+    assert!(op.uses_gemm(n) && !op.uses_gemm(1), "a batch of {n} runs as a GEMM, one image does not");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let x: Vec<f64> = (0..n * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut y = vec![0.0; n * 2 * k];
+    op.apply_batch(&x, &mut y);
+    let (u, v): (Vec<f64>, Vec<f64>) = eht.coverage().points.iter().map(|p| (p.u, p.v)).unzip();
+    let mut worst = 0.0f64;
+    for i in 0..n {
+        let want = direct_dft(&x[i * d..(i + 1) * d], 32, 32, &u, &v, eht.pixel_size());
+        let got = &y[i * 2 * k..(i + 1) * 2 * k];
+        let err = want.iter().zip(got).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let norm = want.iter().map(|a| a * a).sum::<f64>().sqrt();
+        worst = worst.max(err / norm);
+        // The per-image (separable) kernel agrees with the GEMM too.
+        let mut one = vec![0.0; 2 * k];
+        op.apply(&x[i * d..(i + 1) * d], &mut one);
+        let e1 = one.iter().zip(got).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        assert!(e1 <= 1e-12 * norm, "image {i}: separable vs GEMM {e1:e} of {norm:e}");
+    }
+    eprintln!("GEMM NUDFT vs direct DFT: worst relative error {worst:.2e}");
+    assert!(worst < 1e-13, "relative error {worst:e}");
+    // Adjoint: ⟨A X, Y⟩ = ⟨X, Aᵀ Y⟩ over the batch, and the GEMM adjoint equals the separable one.
+    let w: Vec<f64> = (0..n * 2 * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut atw = vec![0.0; n * d];
+    op.adjoint_batch(&w, &mut atw).unwrap();
+    let lhs: f64 = y.iter().zip(&w).map(|(a, b)| a * b).sum();
+    let rhs: f64 = x.iter().zip(&atw).map(|(a, b)| a * b).sum();
+    let scale = y.iter().map(|a| a * a).sum::<f64>().sqrt() * w.iter().map(|a| a * a).sum::<f64>().sqrt();
+    eprintln!("dot-product test: |⟨Ax,w⟩ − ⟨x,Aᵀw⟩| / (‖Ax‖‖w‖) = {:.2e}", (lhs - rhs).abs() / scale);
+    assert!((lhs - rhs).abs() < 1e-15 * scale, "{lhs} vs {rhs}");
+    let mut one = vec![0.0; d];
+    op.adjoint(&w[..2 * k], &mut one).unwrap();
+    let e = one.iter().zip(&atw[..d]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(e < 1e-10 * one.iter().map(|a| a.abs()).fold(0.0, f64::max), "adjoint GEMM vs separable {e:e}");
+}
+
+#[test]
+fn batched_closure_model_matches_per_image_evaluation() {
+    // The batched model (GEMM NUDFT, vectorised closure products) against one image at a time
+    // (separable NUDFT): values, likelihood gradients.
+    let eht = eht(16, 1800.0);
+    let truth = TestSource::Ring { radius: 25.0, width: 5.0 }.render(16, 160.0, 2.0).unwrap();
+    let vm = eht.visibility_model().unwrap();
+    let clean = vm.forward(&truth).unwrap();
+    let cm = eht.closure_model(&clean).unwrap();
+    let yc = eht.closure_data(&clean).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let n = 6;
+    let x: Vec<f64> = (0..n * 256).map(|i| truth[i % 256] + rng.gen_range(0.0..0.01)).collect();
+    let fb = cm.forward(&x).unwrap();
+    let gb = cm.grad_log_likelihood(&yc, &x).unwrap();
+    let m = cm.output_dim();
+    for i in 0..n {
+        let xi = &x[i * 256..(i + 1) * 256];
+        let f1 = cm.forward(xi).unwrap();
+        let g1 = cm.grad_log_likelihood(&yc, xi).unwrap();
+        for (a, b) in f1.iter().zip(&fb[i * m..(i + 1) * m]) {
+            assert!((a - b).abs() < 1e-9, "closure value {a} vs {b}");
+        }
+        let gmax = g1.iter().map(|a| a.abs()).fold(0.0, f64::max);
+        for (a, b) in g1.iter().zip(&gb[i * 256..(i + 1) * 256]) {
+            assert!((a - b).abs() < 1e-9 * gmax, "gradient {a} vs {b}");
+        }
+    }
+}
