@@ -407,10 +407,11 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
 /// The settings of the `eht(...)` preset: EHT 2017 observing a Sgr A*-like source
 /// ([`Observation::sgr_a_star`]) and the image grid.
 ///
-/// `eht(fov=160, tint=10, bandwidth=4e9, cutoff=10, cadence=600, start=0, stop=24)`: field of
-/// view (µas), integration time (s), bandwidth (Hz), elevation cutoff (degrees), scan cadence
-/// (s), first scan and end of the track (hours UTC, scans in `[start, stop)`); all optional
-/// with these defaults. `eht(obs='file.txt', fov=160)` instead takes the coverage, σ and
+/// `eht(fov=160, tint=10, bandwidth=4e9, cutoff=10, cadence=600, start=0, stop=24,
+/// pulse=delta)`: field of view (µas), integration time (s), bandwidth (Hz), elevation cutoff
+/// (degrees), scan cadence (s), first scan and end of the track (hours UTC, scans in
+/// `[start, stop)`), pixel shape (`delta` or ehtim's `triangle`, [`super::ops::Pulse`]); all
+/// optional with these defaults. `eht(obs='file.txt', fov=160)` instead takes the coverage, σ and
 /// data of an observation exported by ehtim's `Obsdata.save_txt`
 /// ([`crate::forward::interferometry::read_ehtim_txt`]); the observing parameters then
 /// come from the file and may not be given.
@@ -431,6 +432,8 @@ pub struct EhtSettings {
     pub observation: crate::forward::interferometry::Observation,
     /// An ehtim text export whose coverage and σ are used instead of a simulation.
     pub observation_file: Option<std::path::PathBuf>,
+    /// Pixel shape: point pixels (`delta`, default) or ehtim's bilinear `triangle`.
+    pub pulse: super::ops::Pulse,
 }
 
 impl EhtSettings {
@@ -445,7 +448,7 @@ impl EhtSettings {
         if spec.name != "eht" {
             return Ok(None);
         }
-        const KEYS: &[&str] = &["fov", "tint", "bandwidth", "cutoff", "cadence", "start", "stop", "obs"];
+        const KEYS: &[&str] = &["fov", "tint", "bandwidth", "cutoff", "cadence", "start", "stop", "obs", "pulse"];
         let q = Params::new(&spec, KEYS)?;
         let pos = |k: &str, d: f64| -> Result<f64> {
             match q.get(k) {
@@ -461,7 +464,7 @@ impl EhtSettings {
             Some(v) => return Err(Error::invalid(format!("parameter `obs` of `eht` must be a file path, got `{v}`"))),
         };
         if observation_file.is_some() {
-            if let Some((k, _)) = spec.params.iter().find(|(k, _)| k != "obs" && k != "fov") {
+            if let Some((k, _)) = spec.params.iter().find(|(k, _)| !["obs", "fov", "pulse"].contains(&k.as_str())) {
                 return Err(Error::invalid(format!(
                     "`eht(obs=…)` takes the observation from the file: `{k}` may not be given with it"
                 )));
@@ -478,7 +481,13 @@ impl EhtSettings {
             ..base
         };
         observation.validate()?;
-        Ok(Some(EhtSettings { fov_uas, observation, observation_file }))
+        let pulse = match q.get("pulse") {
+            None => super::ops::Pulse::Delta,
+            Some(ParamValue::Word(w)) if w == "delta" => super::ops::Pulse::Delta,
+            Some(ParamValue::Word(w)) if w == "triangle" => super::ops::Pulse::Triangle,
+            Some(v) => return Err(Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`"))),
+        };
+        Ok(Some(EhtSettings { fov_uas, observation, observation_file, pulse }))
     }
 
     /// The interferometer on an `npix × npix` grid: the EHT 2017 coverage of
@@ -489,7 +498,7 @@ impl EhtSettings {
             Some(path) => read_ehtim_txt(path)?.coverage(),
             None => Array::eht2017().observe(&self.observation)?,
         };
-        Interferometer::new(coverage, npix, self.fov_uas)
+        Ok(Interferometer::new(coverage, npix, self.fov_uas)?.with_pulse(self.pulse))
     }
 }
 

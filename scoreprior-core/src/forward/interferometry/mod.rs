@@ -67,6 +67,7 @@ pub struct Interferometer {
     coverage: UvCoverage,
     npix: usize,
     fov_uas: f64,
+    pulse: ops::Pulse,
 }
 
 impl Interferometer {
@@ -80,7 +81,7 @@ impl Interferometer {
         if npix == 0 || !(fov_uas.is_finite() && fov_uas > 0.0) {
             return Err(Error::invalid(format!("need npix ≥ 1 and a positive field of view, got {npix}, {fov_uas}")));
         }
-        Ok(Interferometer { coverage, npix, fov_uas })
+        Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta })
     }
     /// The uv-coverage.
     pub fn coverage(&self) -> &UvCoverage {
@@ -94,10 +95,25 @@ impl Interferometer {
     pub fn image_shape(&self) -> Shape {
         Shape::new(1, self.npix, self.npix)
     }
+    /// The same problem with pixels of the shape `pulse` ([`ops::Pulse::Triangle`] gives
+    /// the visibilities ehtim's `observe` computes of the same image; the default is point
+    /// pixels, [`ops::Pulse::Delta`]).
+    pub fn with_pulse(mut self, pulse: ops::Pulse) -> Self {
+        self.pulse = pulse;
+        self
+    }
+    /// The pixel pulse.
+    pub fn pulse(&self) -> ops::Pulse {
+        self.pulse
+    }
     /// The NUDFT operator of this coverage.
     pub fn nudft(&self) -> Result<ops::Nudft> {
-        let (u, v) = self.coverage.points.iter().map(|p| (p.u, p.v)).unzip();
-        ops::Nudft::new(self.image_shape(), u, v, self.pixel_size())
+        let (u, v): (Vec<f64>, Vec<f64>) = self.coverage.points.iter().map(|p| (p.u, p.v)).unzip();
+        let op = ops::Nudft::new(self.image_shape(), u.clone(), v.clone(), self.pixel_size())?;
+        match self.pulse {
+            ops::Pulse::Delta => Ok(op),
+            pulse => op.with_pulse(pulse, &u, &v),
+        }
     }
     /// Complex visibilities with thermal noise: linear, `y = [Re V; Im V]`, per-part σ.
     pub fn visibility_model(&self) -> Result<Model> {

@@ -28,4 +28,4 @@ pub use conv::{Boundary, Conv2d, Kernel};
 pub use dense::DenseMatrix;
 pub use fourier::{DftLowpass, Fft2, FourierMask, Ifft2};
 pub use nonlinear::{ClosureProducts, Magnitude};
-pub use nudft::Nudft;
+pub use nudft::{Nudft, Pulse, DENSE_MAX_BYTES};

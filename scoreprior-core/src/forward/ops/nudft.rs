@@ -6,6 +6,9 @@
 //! real map `x ↦ [Re V; Im V] = [C; S] x` with `C_kp = cos φ_kp`, `S_kp = sin φ_kp`, and the
 //! adjoint is `x = Cᵀ Re y + Sᵀ Im y`.
 //!
+//! Optionally each `V_k` carries the Fourier transform of the pixel shape, [`Pulse`] (ehtim's
+//! default triangle pulse; point pixels by default here).
+//!
 //! Two evaluations. One image at a time ([`Op::apply`]): the kernel separates,
 //! `e^{iφ_kp} = a_k[i]·b_k[j]`, so only `K(H+W)` phasors are stored and a product costs
 //! `K·H·W` complex multiply–adds. A batch ([`Op::apply_batch`], `n ≥ 4` images): one dense
@@ -22,6 +25,35 @@ use rayon::prelude::*;
 use crate::score::packed::{PackedMatrix, NR};
 use crate::forward::{Op, Shape};
 use crate::{Error, Result};
+
+/// The Fourier transform of one pixel's brightness profile, a per-visibility factor `P(u, v)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pulse {
+    /// Point-like pixels, `P = 1` (the default).
+    #[default]
+    Delta,
+    /// eht-imaging's default `trianglePulse2D` (bilinear pixels):
+    /// `P = sinc²(π u Δ) · sinc²(π v Δ)`, `sinc(t) = sin t / t`.
+    Triangle,
+}
+
+impl Pulse {
+    /// `P(u, v)` for pixels of size `psize` radians.
+    pub fn factor(self, u: f64, v: f64, psize: f64) -> f64 {
+        let sinc2 = |f: f64| {
+            let t = std::f64::consts::PI * f * psize;
+            if t == 0.0 {
+                1.0
+            } else {
+                (t.sin() / t).powi(2)
+            }
+        };
+        match self {
+            Pulse::Delta => 1.0,
+            Pulse::Triangle => sinc2(u) * sinc2(v),
+        }
+    }
+}
 
 /// Largest dense matrix pair (forward and adjoint packing) a [`Nudft`] builds for batches:
 /// 1 GiB, i.e. `D·K ≤ 2^25` (64×64 images with up to 8192 points, 128×128 with 2048).
@@ -96,6 +128,20 @@ impl Nudft {
     /// Whether there are no points (never: the constructor refuses it).
     pub fn is_empty(&self) -> bool {
         self.k == 0
+    }
+    /// The same operator with every visibility multiplied by the pixel pulse `P(u_k, v_k)`
+    /// (`V_k = P_k Σ x e^{iφ}`; [`Pulse::Triangle`] is what ehtim's `observe` computes).
+    pub fn with_pulse(mut self, pulse: Pulse, u: &[f64], v: &[f64]) -> Result<Self> {
+        if u.len() != self.k || v.len() != self.k {
+            return Err(Error::shape("pulse (u, v) points", self.k, u.len().min(v.len())));
+        }
+        let h = self.input.h;
+        for k in 0..self.k {
+            let f = pulse.factor(u[k], v[k], self.psize);
+            self.a[k * h..(k + 1) * h].iter_mut().for_each(|z| *z = (z.0 * f, z.1 * f));
+        }
+        self.dense = Arc::new(OnceLock::new());
+        Ok(self)
     }
     /// `e^{iφ_kp}` for pixel `p = i·W + j`, from the separable phasors.
     fn phasor(&self, k: usize, p: usize) -> (f64, f64) {
