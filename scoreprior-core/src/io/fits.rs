@@ -156,6 +156,9 @@ fn parse_fits_image(bytes: &[u8]) -> Result<FitsImage, String> {
         if c.len() < 80 {
             break;
         }
+        if !c.is_ascii() {
+            return Err(format!("header card {} is not ASCII", i + 1));
+        }
         let c = std::str::from_utf8(c).map_err(|_| format!("header card {} is not ASCII", i + 1))?;
         let key = c[..8].trim_end().to_string();
         if key == "END" {
