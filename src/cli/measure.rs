@@ -13,7 +13,8 @@
 //!   visibilities with thermal noise (the noise is the radiometer equation; `--noise` does not
 //!   apply), or `eht(obs='file.txt', fov=160)` on the coverage and σ of an ehtim text export
 //!   ([`scoreprior_core::forward::spec::EhtSettings`]); also writes `uv.npy` and the closure
-//!   phases and log closure amplitudes of the noisy visibilities (`closures.npy`);
+//!   phases and log closure amplitudes of the noisy visibilities (`closures.npy`) and the
+//!   first dirty image as FITS (`aty.fits`);
 //! - anything else, e.g. `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`, with
 //!   default noise `gaussian(sigma=0.05)`.
 
@@ -21,12 +22,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use rand::SeedableRng;
-use scoreprior_core::forward::interferometry::Interferometer;
+use scoreprior_core::forward::interferometry::{read_ehtim_txt, Interferometer};
 use scoreprior_core::forward::{
     expand_preset, parse_chain, parse_noise, EhtSettings, ForwardModel, Model, Op, PrimitiveSpec, Shape,
 };
 use scoreprior_core::io::{
-    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, write_png_grid, Array,
+    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_fits_image, write_npy, write_png_grid,
+    Array, FitsSky,
 };
 
 use super::CliResult;
@@ -79,6 +81,8 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
 struct Built {
     model: Model,
     interferometer: Option<Interferometer>,
+    /// The sky header of the FITS dirty image (interferometry only).
+    sky: Option<FitsSky>,
 }
 
 fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
@@ -105,7 +109,16 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
                 return Err(format!("--forward eht needs a square gray image, got {shape}").into());
             }
             let eht = settings.interferometer(shape.h)?;
-            return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht) });
+            let o = &settings.observation;
+            let (object, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
+                Some(path) => {
+                    let f = read_ehtim_txt(path)?;
+                    (f.source, f.ra_hours * 15.0, f.dec_deg, f.frequency_hz, f.mjd)
+                }
+                None => ("SgrA".to_string(), o.ra_deg, o.dec_deg, o.frequency_hz, o.mjd),
+            };
+            let sky = FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd };
+            return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht), sky: Some(sky) });
         }
         // denoising, deblurring, mri: the library's presets, shared with `dpi`.
         _ => match expand_preset(&args.forward).map_err(|e| format!("--forward {}: {e}", args.forward))? {
@@ -113,18 +126,18 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
             None => chain_model(&args.forward, "gaussian(sigma=0.05)")?,
         },
     };
-    Ok(Built { model, interferometer: None })
+    Ok(Built { model, interferometer: None, sky: None })
 }
 
 /// Runs `scoreprior measure`.
 pub fn run(args: MeasureArgs) -> CliResult {
     // Checks first: inputs, model and output paths, before anything is simulated or written.
-    let names = ["y.npy", "aty.npy", "aty.png", "uv.npy", "closures.npy"];
+    let names = ["y.npy", "aty.npy", "aty.png", "aty.fits", "uv.npy", "closures.npy"];
     let files: Vec<PathBuf> = names.iter().map(|f| args.out.join(f)).collect();
     let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
     check_outputs_distinct(&[("--x", &args.x)], &outputs)?;
     let (n, shape, x) = read_images(&args.x)?;
-    let Built { model, interferometer } = build(&args, shape)?;
+    let Built { model, interferometer, sky } = build(&args, shape)?;
     let _lock = super::own_folder("--out", &args.out)?;
     let out_shape = model.output_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
@@ -199,6 +212,11 @@ pub fn run(args: MeasureArgs) -> CliResult {
         write_png_grid(&png, &aty, shape.h, shape.w, (n * shape.c).min(8), min(&aty), max(&aty), zoom)?;
         let what = if interferometer.is_some() { "dirty image Aᵀy" } else { "naive reconstruction Aᵀy" };
         println!("wrote     {} and {} ({what})", npy.display(), png.display());
+        if let Some(sky) = &sky {
+            let fits = args.out.join("aty.fits");
+            write_fits_image(&fits, &aty[..shape.h * shape.w], shape.h, shape.w, sky)?;
+            println!("wrote     {} (the first dirty image as FITS, RA---SIN/DEC--SIN)", fits.display());
+        }
     } else {
         println!("note:     the forward model is non-linear, so there is no Aᵀy to write");
     }
