@@ -152,12 +152,26 @@ np.save(os.path.join(args.out, "truth.npy"), truth)
 np.save(os.path.join(args.out, "image.npy"), img)
 out.save_fits(os.path.join(args.out, "image.fits"))
 obs.save_txt(os.path.join(args.out, "obs.txt"))
-# Normalised cross-correlation with the truth blurred to the nominal resolution.
-tb = im.blur_circ(res).imvec
-ncc = float(np.dot(tb - tb.mean(), img.ravel() - img.mean()) / (len(tb) * tb.std() * img.std()))
+
+
+def ncc(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def best_ncc(img, ref):
+    # Closure quantities do not fix the absolute position: align by the best integer shift.
+    return max((ncc(np.roll(img, (dy, dx), (0, 1)), ref), dy, dx) for dy in range(-8, 9) for dx in range(-8, 9))
+
+
+# Normalised cross-correlation with the truth blurred to the nominal resolution, at the best shift.
+tb = im.blur_circ(res).imvec.reshape(args.npix, args.npix)
+ncc_b, dy, dx = best_ncc(img, tb)
+ncc_t = best_ncc(img, truth)[0]
 summary = {"source": args.npy or args.source, "npix": args.npix, "fov_uas": args.fov, "tint_s": args.tint,
            "visibilities": len(obs.data), "closure_phases": len(obs.cphase), "log_closure_amplitudes": len(obs.logcamp),
-           "nominal_resolution_uas": res / eh.RADPERUAS, "chi2_reduced": chi2, "ncc_blurred_truth": ncc,
+           "nominal_resolution_uas": res / eh.RADPERUAS, "chi2_reduced": chi2, "ncc_blurred_truth": ncc_b,
+           "ncc_truth": ncc_t, "best_shift_pixels": [dy, dx], "total_flux": float(img.sum()),
            "rounds": 1 + args.rounds, "maxit": args.maxit, "observe_seconds": t_obs, "imaging_seconds": t_img,
            "ehtim_version": getattr(eh, "__version__", "1.3.2")}
 with open(os.path.join(args.out, "summary.json"), "w") as f:

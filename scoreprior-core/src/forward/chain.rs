@@ -137,6 +137,18 @@ impl Chain {
 
     /// `y = A(x)` for a batch `(n, D)` → `(n, M)`, one primitive at a time over the whole
     /// batch ([`Op::apply_batch`]: products per batch, parallel inside each primitive).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::{ops, Chain};
+    /// let c = Chain::new([1, 4, 4]).then(ops::Subsample::new([1, 4, 4].into(), 2).unwrap()).unwrap();
+    /// let x: Vec<f64> = (0..32).map(f64::from).collect(); // two images
+    /// let mut y = vec![0.0; 8];
+    /// c.apply_batch(&x, &mut y);
+    /// assert_eq!(y, [0.0, 2.0, 8.0, 10.0, 16.0, 18.0, 24.0, 26.0]);
+    /// let mut back = vec![0.0; 32];
+    /// c.adjoint_batch(&y, &mut back).unwrap();
+    /// assert_eq!((back[16], back[17]), (16.0, 0.0));
+    /// ```
     pub fn apply_batch(&self, x: &[f64], y: &mut [f64]) {
         let n = x.len() / self.input.len().max(1);
         let mut cur = std::borrow::Cow::Borrowed(x);

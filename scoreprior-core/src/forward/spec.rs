@@ -405,7 +405,7 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
 }
 
 /// The settings of the `eht(...)` preset: EHT 2017 observing a Sgr A*-like source
-/// ([`Observation::sgr_a_star`]) and the image grid.
+/// ([`crate::forward::interferometry::Observation::sgr_a_star`]) and the image grid.
 ///
 /// `eht(fov=160, tint=10, bandwidth=4e9, cutoff=10, cadence=600, start=0, stop=24,
 /// pulse=delta)`: field of view (µas), integration time (s), bandwidth (Hz), elevation cutoff

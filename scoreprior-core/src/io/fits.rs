@@ -130,6 +130,17 @@ pub fn fits_image_bytes(data: &[f64], height: usize, width: usize, sky: &FitsSky
 }
 
 /// Writes the image as a FITS file, atomically ([`super::atomic_write`]).
+///
+/// ```
+/// use scoreprior_core::io::{read_fits_image, write_fits_image, FitsSky};
+/// let p = std::env::temp_dir().join("scoreprior-doc-fits").join("ring.fits");
+/// let sky = FitsSky { object: "ring".into(), pixel_rad: 2.4e-11, ra_deg: 266.4, dec_deg: -29.0,
+///     frequency_hz: 230e9, mjd: 57850.0 };
+/// write_fits_image(&p, &[0.0, 1.0, 2.0, 3.0], 2, 2, &sky).unwrap();
+/// let back = read_fits_image(&p).unwrap();
+/// assert_eq!(back.data, [0.0, 1.0, 2.0, 3.0]);
+/// assert_eq!(back.get("BUNIT"), Some("JY/PIXEL"));
+/// ```
 pub fn write_fits_image(
     path: impl AsRef<Path>,
     data: &[f64],

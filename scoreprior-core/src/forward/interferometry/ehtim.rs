@@ -80,7 +80,16 @@ pub struct EhtimObservation {
     pub records: Vec<VisRecord>,
 }
 
-/// Reads an ehtim `Obsdata.save_txt` file (see [`EhtimObservation`]).
+/// Reads an ehtim `Obsdata.save_txt` file (see [`EhtimObservation`]); errors name the file
+/// and the line.
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::read_ehtim_txt;
+/// let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/ehtim_crescent_obs.txt");
+/// let obs = read_ehtim_txt(&p).unwrap();
+/// assert_eq!((obs.records.len(), obs.stations.len()), (81, 8));
+/// assert!(read_ehtim_txt("no/such/file.txt").is_err());
+/// ```
 pub fn read_ehtim_txt(path: impl AsRef<Path>) -> Result<EhtimObservation> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::from(IoError::os(path, e)))?;

@@ -98,6 +98,17 @@ impl Interferometer {
     /// The same problem with pixels of the shape `pulse` ([`ops::Pulse::Triangle`] gives
     /// the visibilities ehtim's `observe` computes of the same image; the default is point
     /// pixels, [`ops::Pulse::Delta`]).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Interferometer, Observation};
+    /// use scoreprior_core::forward::{ops::Pulse, ForwardModel};
+    /// let cov = Array::eht2017().observe(&Observation { cadence_s: 7200.0, ..Observation::sgr_a_star() }).unwrap();
+    /// let point = Interferometer::new(cov.clone(), 8, 160.0).unwrap();
+    /// let tri = Interferometer::new(cov, 8, 160.0).unwrap().with_pulse(Pulse::Triangle);
+    /// let x = vec![1.0 / 64.0; 64];
+    /// let (a, b) = (point.visibility_model().unwrap().forward(&x).unwrap(), tri.visibility_model().unwrap().forward(&x).unwrap());
+    /// assert!(b[0].abs() <= a[0].abs()); // the pulse tapers long baselines
+    /// ```
     pub fn with_pulse(mut self, pulse: ops::Pulse) -> Self {
         self.pulse = pulse;
         self

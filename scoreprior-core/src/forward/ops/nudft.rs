@@ -39,6 +39,14 @@ pub enum Pulse {
 
 impl Pulse {
     /// `P(u, v)` for pixels of size `psize` radians.
+    ///
+    /// ```
+    /// use scoreprior_core::forward::ops::Pulse;
+    /// assert_eq!(Pulse::Triangle.factor(0.0, 0.0, 1e-10), 1.0);
+    /// // Half a cycle per pixel along u: sinc²(π/2) = 4/π².
+    /// let p = Pulse::Triangle.factor(0.5e10, 0.0, 1e-10);
+    /// assert!((p - 4.0 / std::f64::consts::PI.powi(2)).abs() < 1e-15);
+    /// ```
     pub fn factor(self, u: f64, v: f64, psize: f64) -> f64 {
         let sinc2 = |f: f64| {
             let t = std::f64::consts::PI * f * psize;
@@ -131,6 +139,16 @@ impl Nudft {
     }
     /// The same operator with every visibility multiplied by the pixel pulse `P(u_k, v_k)`
     /// (`V_k = P_k Σ x e^{iφ}`; [`Pulse::Triangle`] is what ehtim's `observe` computes).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::{ops::{Nudft, Pulse}, Op};
+    /// let (u, v) = (vec![0.0, 2e9], vec![0.0, 0.0]);
+    /// let op = Nudft::new([1, 2, 2].into(), u.clone(), v.clone(), 1e-10).unwrap()
+    ///     .with_pulse(Pulse::Triangle, &u, &v).unwrap();
+    /// let mut y = [0.0; 4];
+    /// op.apply(&[0.25; 4], &mut y);
+    /// assert!((y[0] - 1.0).abs() < 1e-15); // the zero spacing keeps the total flux
+    /// ```
     pub fn with_pulse(mut self, pulse: Pulse, u: &[f64], v: &[f64]) -> Result<Self> {
         if u.len() != self.k || v.len() != self.k {
             return Err(Error::shape("pulse (u, v) points", self.k, u.len().min(v.len())));
@@ -174,6 +192,17 @@ impl Nudft {
             .as_ref()
     }
     /// Whether a batch of `n` images runs as a dense GEMM (else the separable kernel).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::{ops::Nudft, Op};
+    /// let op = Nudft::new([1, 4, 4].into(), vec![1e9, 2e9], vec![0.0, 3e9], 1e-11).unwrap();
+    /// assert!(op.uses_gemm(8) && !op.uses_gemm(1));
+    /// let x: Vec<f64> = (0..8 * 16).map(|i| (i % 7) as f64).collect();
+    /// let (mut batch, mut one) = (vec![0.0; 8 * 4], vec![0.0; 4]);
+    /// op.apply_batch(&x, &mut batch);
+    /// op.apply(&x[16..32], &mut one);
+    /// assert!(one.iter().zip(&batch[4..8]).all(|(a, b)| (a - b).abs() < 1e-12));
+    /// ```
     pub fn uses_gemm(&self, n: usize) -> bool {
         n >= DENSE_MIN_BATCH && self.dense().is_some()
     }
