@@ -25,7 +25,7 @@ fn reading_an_ehtim_export_gives_the_numbers_it_holds() {
     assert_eq!((obs.mjd, obs.frequency_hz, obs.bandwidth_hz), (57850.0, 230e9, 4e9));
     let names: Vec<&str> = obs.stations.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["ALMA", "LMT", "PV", "APEX", "SMA", "SMT", "SPT", "JCMT"]); // ehtim's SEFD order
-    // Independently of the reader: split every data row and compare field by field.
+                                                                                   // Independently of the reader: split every data row and compare field by field.
     let text = std::fs::read_to_string(&path).unwrap();
     let rows: Vec<Vec<&str>> =
         text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_whitespace().collect()).collect();
@@ -66,9 +66,11 @@ fn the_export_agrees_with_our_own_simulation_of_the_same_observation() {
         let p = ours
             .points
             .iter()
-            .find(|p| p.time_hour == r.time_hour && {
-                let (x, y) = (&ours.stations[p.i], &ours.stations[p.j]);
-                (x == a && y == b) || (x == b && y == a)
+            .find(|p| {
+                p.time_hour == r.time_hour && {
+                    let (x, y) = (&ours.stations[p.i], &ours.stations[p.j]);
+                    (x == a && y == b) || (x == b && y == a)
+                }
             })
             .unwrap_or_else(|| panic!("{a}-{b} at {} h missing from our coverage", r.time_hour));
         // Our table order may put the pair the other way round: then (u, v) are negated.

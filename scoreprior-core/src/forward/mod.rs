@@ -172,7 +172,10 @@ pub trait Op: Send + Sync + std::fmt::Debug {
             return self.adjoint_batch(v, out);
         }
         let (d, m) = (self.input_shape().len(), self.output_shape().len());
-        out.par_chunks_mut(d).zip(x.par_chunks(d)).zip(v.par_chunks(m)).try_for_each(|((oi, xi), vi)| self.vjp(xi, vi, oi))
+        out.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(v.par_chunks(m))
+            .try_for_each(|((oi, xi), vi)| self.vjp(xi, vi, oi))
     }
 }
 

@@ -304,8 +304,8 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
         if params.iter().any(|(pk, _): &(String, ParamValue)| pk == k) {
             return Err(Error::invalid(format!("duplicate parameter `{k}` in `{name}`")));
         }
-        let quoted = v.len() >= 2
-            && ((v.starts_with('\'') && v.ends_with('\'')) || (v.starts_with('"') && v.ends_with('"')));
+        let quoted =
+            v.len() >= 2 && ((v.starts_with('\'') && v.ends_with('\'')) || (v.starts_with('"') && v.ends_with('"')));
         let value = match v.parse::<f64>() {
             _ if quoted => ParamValue::Word(v[1..v.len() - 1].to_string()),
             Ok(n) => ParamValue::Num(n),
@@ -485,7 +485,9 @@ impl EhtSettings {
             None => super::ops::Pulse::Delta,
             Some(ParamValue::Word(w)) if w == "delta" => super::ops::Pulse::Delta,
             Some(ParamValue::Word(w)) if w == "triangle" => super::ops::Pulse::Triangle,
-            Some(v) => return Err(Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`"))),
+            Some(v) => {
+                return Err(Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`")))
+            }
         };
         Ok(Some(EhtSettings { fov_uas, observation, observation_file, pulse }))
     }

@@ -114,7 +114,8 @@ pub fn fits_image_bytes(data: &[f64], height: usize, width: usize, sky: &FitsSky
         text_card("STOKES", "I"),
         "END".to_string(),
     ];
-    let mut out = Vec::with_capacity((cards.len() * 80).div_ceil(BLOCK) * BLOCK + (data.len() * 8).div_ceil(BLOCK) * BLOCK);
+    let mut out =
+        Vec::with_capacity((cards.len() * 80).div_ceil(BLOCK) * BLOCK + (data.len() * 8).div_ceil(BLOCK) * BLOCK);
     for c in &cards {
         out.extend_from_slice(format!("{c:<80}").as_bytes());
     }

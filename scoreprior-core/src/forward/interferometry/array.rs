@@ -206,7 +206,8 @@ impl Observation {
     /// assert!((s - one_feed / 2f64.sqrt()).abs() < 1e-15);
     /// ```
     pub fn stokes_i_sigma(&self, a: &Station, b: &Station) -> f64 {
-        let per_product = |s1: f64, s2: f64| (s1 * s2 / (2.0 * self.bandwidth_hz * self.integration_s)).sqrt() / self.efficiency;
+        let per_product =
+            |s1: f64, s2: f64| (s1 * s2 / (2.0 * self.bandwidth_hz * self.integration_s)).sqrt() / self.efficiency;
         let (rr, ll) = (per_product(a.sefd_r, b.sefd_r), per_product(a.sefd_l, b.sefd_l));
         0.5 * (rr * rr + ll * ll).sqrt()
     }

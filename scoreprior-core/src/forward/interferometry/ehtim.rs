@@ -129,7 +129,8 @@ impl EhtimObservation {
         let source = field("SRC:")?.1.join(" ");
         // RA: `17 h 45 m 40.0000 s`; DEC: `-29 deg  0 m 28.0000 s` (sign on the degrees).
         let (n, ra) = field("RA:")?;
-        let ra_hours = num(ra.first(), "RA hours", n)? + num(ra.get(2), "RA minutes", n)? / 60.0
+        let ra_hours = num(ra.first(), "RA hours", n)?
+            + num(ra.get(2), "RA minutes", n)? / 60.0
             + num(ra.get(4), "RA seconds", n)? / 3600.0;
         let (n, dec) = field("DEC:")?;
         let d = num(dec.first(), "Dec degrees", n)?;
@@ -142,8 +143,7 @@ impl EhtimObservation {
         let frequency_hz = num(rf.first(), "RF (GHz)", n)? * 1e9;
         let (n, bw) = field("BW:")?;
         let bandwidth_hz = num(bw.first(), "BW (GHz)", n)? * 1e9;
-        if !(ra_hours >= 0.0 && ra_hours <= 24.0 && dec_deg.abs() <= 90.0 && frequency_hz > 0.0 && bandwidth_hz > 0.0)
-        {
+        if !(ra_hours >= 0.0 && ra_hours <= 24.0 && dec_deg.abs() <= 90.0 && frequency_hz > 0.0 && bandwidth_hz > 0.0) {
             return Err(Error::invalid(format!(
                 "{name}: header values out of range (RA {ra_hours} h, Dec {dec_deg}°, RF {frequency_hz} Hz, BW {bandwidth_hz} Hz)"
             )));
@@ -241,7 +241,14 @@ impl EhtimObservation {
             .iter()
             .map(|r| {
                 let s = if r.t1 < r.t2 { 1.0 } else { -1.0 };
-                UvPoint { time_hour: r.time_hour, i: r.t1.min(r.t2), j: r.t1.max(r.t2), u: s * r.u, v: s * r.v, sigma: r.sigma }
+                UvPoint {
+                    time_hour: r.time_hour,
+                    i: r.t1.min(r.t2),
+                    j: r.t1.max(r.t2),
+                    u: s * r.u,
+                    v: s * r.v,
+                    sigma: r.sigma,
+                }
             })
             .collect();
         let order = self.order();

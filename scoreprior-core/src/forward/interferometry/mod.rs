@@ -39,8 +39,8 @@ mod ehtim;
 mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
-pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
 pub use closure::{closure_sets, ClosureSets};
+pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
 pub use sources::TestSource;
 
 use super::noise::Likelihood;

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
-use crate::score::packed::{PackedMatrix, NR};
 use crate::forward::{Op, Shape};
+use crate::score::packed::{PackedMatrix, NR};
 use crate::{Error, Result};
 
 /// The Fourier transform of one pixel's brightness profile, a per-visibility factor `P(u, v)`.
