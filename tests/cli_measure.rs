@@ -103,6 +103,21 @@ fn presets_are_their_documented_models() {
     assert_eq!(y.shape, [1, 2, 1, k]);
     assert_eq!(y.data, want);
     assert!(d.join("closures.npy").exists() && d.join("aty.png").exists());
+    // The dirty image as FITS: the first image of aty.npy, 5 µas pixels, RA decreasing to the right.
+    let fits = scoreprior::core::io::read_fits_image(d.join("aty.fits")).unwrap();
+    let aty = read_npy(d.join("aty.npy")).unwrap();
+    assert_eq!((fits.height, fits.width), (16, 16));
+    assert_eq!(fits.data, aty.data[..256]);
+    let deg = 10.0 / 3600.0 / 1e6; // 160 µas / 16 pixels
+    assert!((fits.number("CDELT1").unwrap() + deg).abs() < 1e-12 * deg);
+    // An ehtim text export in, the same outputs out.
+    let obs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ehtim_crescent_obs.txt");
+    let d2 = tmp("eht-obs");
+    let forward = format!("eht(obs='{}', fov=160, pulse=triangle)", obs.display());
+    let out = ok(&["measure", "--forward", &forward, "--x", x.to_str().unwrap(), "--out", d2.to_str().unwrap()]);
+    assert!(out.contains("81 visibilities"), "{out}");
+    assert_eq!(read_npy(d2.join("y.npy")).unwrap().shape, [1, 2, 1, 81]);
+    assert_eq!(scoreprior::core::io::read_fits_image(d2.join("aty.fits")).unwrap().get("OBJECT"), Some("SgrA"));
 }
 
 #[test]
@@ -113,6 +128,10 @@ fn bad_inputs_give_clear_errors() {
     let ds = d.to_str().unwrap();
     let e = fails(&["measure", "--forward", "subsample(factor=3)", "--x", xs, "--out", ds]);
     assert!(e.contains("factor 3 must divide"), "{e}");
+    for (bad, want) in [("eht(tint=0)", "tint"), ("eht(bandwidth=-4e9)", "bandwidth"), ("eht(pulse=box)", "pulse")] {
+        let e = fails(&["measure", "--forward", bad, "--x", xs, "--out", ds]);
+        assert!(e.contains(want), "{bad}: {e}");
+    }
     let e = fails(&["measure", "--forward", "blur(sigma=1)", "--x", xs, "--out", ds]);
     assert!(e.contains("unknown primitive `blur`"), "{e}");
     let e = fails(&["measure", "--forward", "denoising", "--noise", "gaussian(sigma=-1)", "--x", xs, "--out", ds]);

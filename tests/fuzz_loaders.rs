@@ -1,6 +1,7 @@
 //! Mutation fuzzing of every loader and parser on stable Rust, in the normal test suite:
 //! real files (a `.npy` array, an IDX file, gzip-compressed IDX, a PNG, the shipped
-//! safetensors checkpoint, a run manifest) and forward-model strings are mutated a few
+//! safetensors checkpoint, a run manifest, an ehtim text observation, a FITS image) and
+//! forward-model strings are mutated a few
 //! thousand times in all (byte flips, bytes set to extreme values, insertions, deletions,
 //! truncation, splices); every load must return `Ok` or `Err`, never panic, never hang,
 //! and never allocate beyond the memory limit. Seeds are fixed, so a failure reproduces.
@@ -12,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use scoreprior::core::io::{read_idx_images, read_npy, read_png, write_npy, write_png_gray, RunManifest};
+use scoreprior::core::forward::interferometry::read_ehtim_txt;
+use scoreprior::core::io::{
+    read_fits_image, read_idx_images, read_npy, read_png, write_fits_image, write_npy, write_png_gray, FitsSky,
+    RunManifest,
+};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("scoreprior-fuzz-{}-{name}", std::process::id()));
@@ -105,6 +110,23 @@ fn idx_loader_survives_mutations_raw_and_gzip() {
 }
 
 #[test]
+fn ehtim_observation_reader_survives_mutations() {
+    // The real ehtim 1.3.2 export of the test data; mutations anywhere (header and rows).
+    let seed = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ehtim_crescent_obs.txt")).unwrap();
+    fuzz_file("obs.txt", &seed, seed.len(), 800, |p| read_ehtim_txt(p).is_ok());
+}
+
+#[test]
+fn fits_reader_survives_mutations() {
+    let dir = scratch("fits-seed");
+    let p = dir.join("a.fits");
+    let sky = FitsSky { object: "x".into(), pixel_rad: 1e-11, ra_deg: 1.0, dec_deg: 2.0, frequency_hz: 1e9, mjd: 5e4 };
+    write_fits_image(&p, &(0..12).map(|i| i as f64).collect::<Vec<_>>(), 3, 4, &sky).unwrap();
+    let seed = std::fs::read(&p).unwrap();
+    fuzz_file("a.fits", &seed, 800, 800, |p| read_fits_image(p).is_ok());
+}
+
+#[test]
 fn png_loader_survives_mutations() {
     let dir = scratch("png-seed");
     let p = dir.join("a.png");
@@ -157,6 +179,9 @@ fn forward_model_strings_survive_mutations() {
             let n = noises[i % 2];
             let nb = mutate(n.as_bytes(), n.len(), &mut ChaCha8Rng::seed_from_u64(i as u64));
             let _ = parse_noise(&String::from_utf8_lossy(&nb));
+            let e = "eht(fov=160, tint=60, bandwidth=4e9, cadence=3600, pulse=triangle, obs='x.txt')";
+            let eb = mutate(e.as_bytes(), e.len(), &mut ChaCha8Rng::seed_from_u64(7 + i as u64));
+            let _ = scoreprior::core::forward::EhtSettings::parse(&String::from_utf8_lossy(&eb));
         }));
         assert!(r.is_ok(), "mutation {i} panicked: {text:?}");
         assert!(t.elapsed() < Duration::from_secs(2), "mutation {i} took {:?}: {text:?}", t.elapsed());

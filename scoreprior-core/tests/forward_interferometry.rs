@@ -16,8 +16,8 @@ fn eht(npix: usize, cadence_s: f64) -> Interferometer {
 
 #[test]
 fn visibilities_match_a_direct_dft() {
-    // Direct sum with explicit sky coordinates, written independently of the separable
-    // implementation: V = Σ I(l, m) exp(−2πi(ul + vm)), l east (left), m north (up).
+    // Direct sum with explicit sky coordinates, written independently of the operator:
+    // V = Σ I(l, m) exp(+2πi(ul + vm)) (ehtim's sign), l east (left), m north (up).
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     for (h, w) in [(5, 7), (8, 8), (3, 1)] {
         let x: Vec<f64> = (0..h * w).map(|_| rng.gen_range(0.0..1.0)).collect();
@@ -34,7 +34,7 @@ fn visibilities_match_a_direct_dft() {
                 for col in 0..w {
                     let l = (w as f64 / 2.0 - 0.5 - col as f64) * psize;
                     let m = (h as f64 / 2.0 - 0.5 - row as f64) * psize;
-                    let ph = -2.0 * std::f64::consts::PI * (u[q] * l + v[q] * m);
+                    let ph = 2.0 * std::f64::consts::PI * (u[q] * l + v[q] * m);
                     re += x[row * w + col] * ph.cos();
                     im += x[row * w + col] * ph.sin();
                 }
@@ -94,7 +94,7 @@ fn eht2017_sgr_a_star_coverage_has_the_expected_baselines_up_to_8_73_glambda() {
     let st = Array::eht2017().stations;
     let lambda = 299_792_458.0 / 230e9;
     for q in &cov.points {
-        let b = (0..3).map(|c| (st[q.j].xyz[c] - st[q.i].xyz[c]).powi(2)).sum::<f64>().sqrt() / lambda;
+        let b = (0..3).map(|c| (st[q.i].xyz[c] - st[q.j].xyz[c]).powi(2)).sum::<f64>().sqrt() / lambda;
         assert!(q.u.hypot(q.v) <= b * (1.0 + 1e-12));
     }
     // Sgr A* (Dec −29°) never rises above 90 − 37.4 − 29 ≈ 24° at PV, while SPT sees it at
@@ -115,8 +115,46 @@ fn thermal_noise_follows_the_radiometer_equation() {
     let (alma, apex) =
         (names.iter().position(|n| n == "ALMA").unwrap(), names.iter().position(|n| n == "APEX").unwrap());
     let p = cov.points.iter().find(|q| (q.i, q.j) == (alma.min(apex), alma.max(apex))).unwrap();
-    let want = (90.0f64 * 3500.0).sqrt() / (2.0f64 * 4e9 * 10.0).sqrt() / 0.88;
-    assert!((p.sigma - want).abs() < 1e-15 * want);
+    // By hand: ALMA 90 Jy and APEX 3500 Jy on both feeds, 4 GHz, 10 s, η = 0.88. Each of RR
+    // and LL has √(90·3500/(2·4e9·10))/0.88 = 2.2549 mJy; Stokes I = (RR + LL)/2 has
+    // ½√(2·2.2549²) = 1.5945 mJy (ehtim 1.3.2 `observe` gives 0.00159446 on this baseline).
+    let per_product = (90.0f64 * 3500.0 / 8e10).sqrt() / 0.88;
+    assert!((per_product - 2.2549e-3).abs() < 1e-7, "{per_product}");
+    let want = 0.5 * (2.0 * per_product * per_product).sqrt();
+    assert!((want - 1.59446e-3).abs() < 1e-8, "{want}");
+    assert!((p.sigma - want).abs() < 1e-15 * want, "{} vs {want}", p.sigma);
+    // σ ∝ 1/√(Δν τ): 60 s and 2 GHz give √(10·4/(60·2)) = 0.5774 of it.
+    let slow = Array::eht2017()
+        .observe(&Observation { integration_s: 60.0, bandwidth_hz: 2e9, ..Observation::sgr_a_star() })
+        .unwrap();
+    let q = slow.points.iter().find(|q| (q.i, q.j) == (p.i, p.j)).unwrap();
+    assert!((q.sigma / p.sigma - (40.0f64 / 120.0).sqrt()).abs() < 1e-14);
+}
+
+#[test]
+fn coverage_matches_ehtim_observe() {
+    // ehtim 1.3.2, `Image.observe(EHT2017, tint, 600, 0, 24, 4e9, elevmin=10)` of a Sgr A*
+    // image (RA 17h45m40s, Dec −29°00′28″, 230 GHz, MJD 57850): 1023 visibilities in 106
+    // scans; `c_phases(count='min')` 641 and `c_amplitudes(ctype='logcamp', count='min')` 544
+    // (run by `benches/reference/ehtim_rml.py --counts`).
+    let cov = Array::eht2017().observe(&Observation::sgr_a_star()).unwrap();
+    assert_eq!(cov.points.len(), 1023);
+    assert_eq!(cov.times().len(), 106);
+    let sets = scoreprior_core::forward::interferometry::closure_sets(&cov);
+    assert_eq!((sets.triangles.len(), sets.quadrangles.len()), (641, 544));
+    // ehtim's first point: PV–SPT at 1.8333 h, (u, v) = (−2.84975689e9, 8.13242007e9) λ
+    // (PV has the lower SEFD, so ehtim keeps it first, as our table order does). Our GMST
+    // uses UTC for UT1 (ehtim: astropy with IERS UT1): agreement to 1e-4 relative, not better.
+    let p = cov.points[0];
+    assert_eq!((cov.stations[p.i].as_str(), cov.stations[p.j].as_str()), ("PV", "SPT"));
+    assert!((p.time_hour - 11.0 / 6.0).abs() < 1e-12);
+    let (ue, ve) = (-2.84975689e9, 8.13242007e9);
+    let rel = (p.u - ue).hypot(p.v - ve) / ue.hypot(ve);
+    assert!(rel < 1e-4, "(u, v) = ({:e}, {:e}), relative difference {rel:e}", p.u, p.v);
+    // ehtim: σ_I = 0.00751634 Jy on PV–SPT at tint = 10 s.
+    assert!((p.sigma - 0.00751634).abs() < 1e-8, "{}", p.sigma);
+    // The stop time is excluded (numpy's arange): a track ending at the first scan is empty.
+    assert!(Array::eht2017().observe(&Observation { stop_hour: 0.0, ..Observation::sgr_a_star() }).is_err());
 }
 
 #[test]
@@ -221,13 +259,14 @@ fn simulated_visibility_noise_has_the_radiometer_sigma_and_closures_unit_chi_squ
     let reps = 10;
     let x: Vec<f64> = truth.iter().cycle().take(reps * truth.len()).copied().collect();
     // Visibilities: each residual over the radiometer σ of its baseline, computed here from
-    // the station SEFDs (mean of R and L in `assets/eht/`, read by `Array::eht2017`), 4 GHz,
-    // 10 s and η = 0.88, has unit standard deviation on the real and imaginary parts.
+    // the station SEFDs (R and L equal in `assets/eht/`, read by `Array::eht2017`), 4 GHz,
+    // 10 s and η = 0.88, halved in variance for Stokes I = (RR + LL)/2, has unit standard
+    // deviation on the real and imaginary parts.
     let st = Array::eht2017().stations;
     let pts = &eht.coverage().points;
     let k = pts.len();
     let sigma: Vec<f64> =
-        pts.iter().map(|p| (st[p.i].sefd * st[p.j].sefd).sqrt() / (2.0f64 * 4e9 * 10.0).sqrt() / 0.88).collect();
+        pts.iter().map(|p| (st[p.i].sefd * st[p.j].sefd / 2.0).sqrt() / (2.0f64 * 4e9 * 10.0).sqrt() / 0.88).collect();
     let y = vm.simulate(&x, &mut rng).unwrap();
     let mut ss = 0.0;
     for r in 0..reps {
@@ -318,4 +357,93 @@ fn propagated_closure_sigmas_match_closures_of_noisy_visibilities() {
     assert!((median - 1.0).abs() < 0.1, "median ratio {median}");
     let (lo, hi) = (ratios[ratios.len() / 20], ratios[ratios.len() * 19 / 20]);
     assert!(lo > 0.75 && hi < 1.25, "5–95 % ratios {lo}..{hi}");
+}
+
+/// Direct DFT `V = Σ x e^{+2πi(ul + vm)}` of one image, from explicit sky coordinates.
+fn direct_dft(x: &[f64], h: usize, w: usize, u: &[f64], v: &[f64], psize: f64) -> Vec<f64> {
+    let k = u.len();
+    let mut y = vec![0.0; 2 * k];
+    for q in 0..k {
+        for row in 0..h {
+            for col in 0..w {
+                let l = (w as f64 / 2.0 - 0.5 - col as f64) * psize;
+                let m = (h as f64 / 2.0 - 0.5 - row as f64) * psize;
+                let ph = 2.0 * std::f64::consts::PI * (u[q] * l + v[q] * m);
+                y[q] += x[row * w + col] * ph.cos();
+                y[k + q] += x[row * w + col] * ph.sin();
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn batched_gemm_nudft_equals_the_direct_dft_and_passes_the_dot_product_test() {
+    let eht = eht(32, 600.0);
+    let op = eht.nudft().unwrap();
+    let (n, d, k) = (8, 32 * 32, op.len());
+    assert!(op.uses_gemm(n) && !op.uses_gemm(1), "a batch of {n} runs as a GEMM, one image does not");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let x: Vec<f64> = (0..n * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut y = vec![0.0; n * 2 * k];
+    op.apply_batch(&x, &mut y);
+    let (u, v): (Vec<f64>, Vec<f64>) = eht.coverage().points.iter().map(|p| (p.u, p.v)).unzip();
+    let mut worst = 0.0f64;
+    for i in 0..n {
+        let want = direct_dft(&x[i * d..(i + 1) * d], 32, 32, &u, &v, eht.pixel_size());
+        let got = &y[i * 2 * k..(i + 1) * 2 * k];
+        let err = want.iter().zip(got).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let norm = want.iter().map(|a| a * a).sum::<f64>().sqrt();
+        worst = worst.max(err / norm);
+        // The per-image (separable) kernel agrees with the GEMM too.
+        let mut one = vec![0.0; 2 * k];
+        op.apply(&x[i * d..(i + 1) * d], &mut one);
+        let e1 = one.iter().zip(got).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        assert!(e1 <= 1e-12 * norm, "image {i}: separable vs GEMM {e1:e} of {norm:e}");
+    }
+    eprintln!("GEMM NUDFT vs direct DFT: worst relative error {worst:.2e}");
+    assert!(worst < 1e-13, "relative error {worst:e}");
+    // Adjoint: ⟨A X, Y⟩ = ⟨X, Aᵀ Y⟩ over the batch, and the GEMM adjoint equals the separable one.
+    let w: Vec<f64> = (0..n * 2 * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut atw = vec![0.0; n * d];
+    op.adjoint_batch(&w, &mut atw).unwrap();
+    let lhs: f64 = y.iter().zip(&w).map(|(a, b)| a * b).sum();
+    let rhs: f64 = x.iter().zip(&atw).map(|(a, b)| a * b).sum();
+    let scale = y.iter().map(|a| a * a).sum::<f64>().sqrt() * w.iter().map(|a| a * a).sum::<f64>().sqrt();
+    eprintln!("dot-product test: |⟨Ax,w⟩ − ⟨x,Aᵀw⟩| / (‖Ax‖‖w‖) = {:.2e}", (lhs - rhs).abs() / scale);
+    assert!((lhs - rhs).abs() < 1e-15 * scale, "{lhs} vs {rhs}");
+    let mut one = vec![0.0; d];
+    op.adjoint(&w[..2 * k], &mut one).unwrap();
+    let e = one.iter().zip(&atw[..d]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(e < 1e-10 * one.iter().map(|a| a.abs()).fold(0.0, f64::max), "adjoint GEMM vs separable {e:e}");
+}
+
+#[test]
+fn batched_closure_model_matches_per_image_evaluation() {
+    // The batched model (GEMM NUDFT, vectorised closure products) against one image at a time
+    // (separable NUDFT): values, likelihood gradients.
+    let eht = eht(16, 1800.0);
+    let truth = TestSource::Ring { radius: 25.0, width: 5.0 }.render(16, 160.0, 2.0).unwrap();
+    let vm = eht.visibility_model().unwrap();
+    let clean = vm.forward(&truth).unwrap();
+    let cm = eht.closure_model(&clean).unwrap();
+    let yc = eht.closure_data(&clean).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let n = 6;
+    let x: Vec<f64> = (0..n * 256).map(|i| truth[i % 256] + rng.gen_range(0.0..0.01)).collect();
+    let fb = cm.forward(&x).unwrap();
+    let gb = cm.grad_log_likelihood(&yc, &x).unwrap();
+    let m = cm.output_dim();
+    for i in 0..n {
+        let xi = &x[i * 256..(i + 1) * 256];
+        let f1 = cm.forward(xi).unwrap();
+        let g1 = cm.grad_log_likelihood(&yc, xi).unwrap();
+        for (a, b) in f1.iter().zip(&fb[i * m..(i + 1) * m]) {
+            assert!((a - b).abs() < 1e-9, "closure value {a} vs {b}");
+        }
+        let gmax = g1.iter().map(|a| a.abs()).fold(0.0, f64::max);
+        for (a, b) in g1.iter().zip(&gb[i * 256..(i + 1) * 256]) {
+            assert!((a - b).abs() < 1e-9 * gmax, "gradient {a} vs {b}");
+        }
+    }
 }

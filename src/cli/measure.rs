@@ -8,10 +8,13 @@
 //!   default noise `complex_gaussian(sigma=0.1)`;
 //! - `mri(acceleration=8, center=4, seed=1, mask=poisson|cartesian)` — centred orthonormal
 //!   FFT and a k-space mask, default noise `complex_gaussian(sigma=0.01)`;
-//! - `eht(fov=160, cutoff=10, cadence=600, start=0, stop=24)` — EHT 2017 observing a
-//!   Sgr A*-like source at 230 GHz, visibilities with thermal noise (the noise is the
-//!   radiometer equation; `--noise` does not apply); also writes `uv.npy` and the closure
-//!   phases and log closure amplitudes of the noisy visibilities (`closures.npy`);
+//! - `eht(fov=160, tint=10, bandwidth=4e9, cutoff=10, cadence=600, start=0, stop=24)` — EHT
+//!   2017 observing a Sgr A*-like source at 230 GHz as eht-imaging's `observe` does,
+//!   visibilities with thermal noise (the noise is the radiometer equation; `--noise` does not
+//!   apply), or `eht(obs='file.txt', fov=160)` on the coverage and σ of an ehtim text export
+//!   ([`scoreprior_core::forward::spec::EhtSettings`]); also writes `uv.npy` and the closure
+//!   phases and log closure amplitudes of the noisy visibilities (`closures.npy`) and the
+//!   first dirty image as FITS (`aty.fits`);
 //! - anything else, e.g. `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`, with
 //!   default noise `gaussian(sigma=0.05)`.
 
@@ -19,12 +22,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use rand::SeedableRng;
-use scoreprior_core::forward::interferometry::{Array as StationArray, Interferometer, Observation};
+use scoreprior_core::forward::interferometry::{read_ehtim_txt, Interferometer};
 use scoreprior_core::forward::{
-    expand_preset, parse_chain, parse_noise, ForwardModel, Model, Op, ParamValue, PrimitiveSpec, Shape,
+    expand_preset, parse_chain, parse_noise, EhtSettings, ForwardModel, Model, Op, PrimitiveSpec, Shape,
 };
 use scoreprior_core::io::{
-    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, write_png_grid, Array,
+    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_fits_image, write_npy, write_png_grid,
+    Array, FitsSky,
 };
 
 use super::CliResult;
@@ -73,39 +77,17 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
     Ok((n, shape, a.data))
 }
 
-fn param(params: &[(String, ParamValue)], preset: &str, key: &str, default: f64) -> CliResult<f64> {
-    match params.iter().find(|(k, _)| k == key) {
-        None => Ok(default),
-        Some((_, ParamValue::Num(v))) => Ok(*v),
-        Some((_, v)) => Err(format!("--forward {preset}: `{key} = {v}` is not a number").into()),
-    }
-}
-
-fn check_keys(params: &[(String, ParamValue)], preset: &str, allowed: &[&str]) -> CliResult {
-    for (k, _) in params {
-        if !allowed.contains(&k.as_str()) {
-            return Err(format!(
-                "--forward {preset}: unknown parameter `{k}`; expected one of: {}",
-                allowed.join(", ")
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
 /// What was built from `--forward`.
 struct Built {
     model: Model,
     interferometer: Option<Interferometer>,
+    /// The sky header of the FITS dirty image (interferometry only).
+    sky: Option<FitsSky>,
 }
 
 fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
     // A single call `name(k=v, …)` may be a preset; a chain `a | b` is not one.
-    let (name, params) = match PrimitiveSpec::parse(&args.forward) {
-        Ok(s) => (s.name, s.params),
-        Err(_) => (String::new(), Vec::new()),
-    };
+    let name = PrimitiveSpec::parse(&args.forward).map(|s| s.name).unwrap_or_default();
     let noise =
         |default: &str| parse_noise(args.noise.as_deref().unwrap_or(default)).map_err(|e| format!("--noise: {e}"));
     let chain_model = |chain: &str, default_noise: &str| -> CliResult<Model> {
@@ -115,7 +97,9 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
     };
     let model = match name.as_str() {
         "eht" => {
-            check_keys(&params, "eht", &["fov", "cutoff", "cadence", "start", "stop"])?;
+            let settings = EhtSettings::parse(&args.forward)
+                .map_err(|e| format!("--forward {}: {e}", args.forward))?
+                .ok_or_else(|| format!("--forward {}: expected `eht(key=value, ...)`", args.forward))?;
             if args.noise.is_some() {
                 return Err(
                     "--noise does not apply to eht: its noise is the radiometer equation of each baseline".into()
@@ -124,16 +108,17 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
             if shape.c != 1 || shape.h != shape.w {
                 return Err(format!("--forward eht needs a square gray image, got {shape}").into());
             }
-            let obs = Observation {
-                elevation_cutoff_deg: param(&params, "eht", "cutoff", 10.0)?,
-                cadence_s: param(&params, "eht", "cadence", 600.0)?,
-                start_hour: param(&params, "eht", "start", 0.0)?,
-                stop_hour: param(&params, "eht", "stop", 24.0)?,
-                ..Observation::sgr_a_star()
+            let eht = settings.interferometer(shape.h)?;
+            let o = &settings.observation;
+            let (object, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
+                Some(path) => {
+                    let f = read_ehtim_txt(path)?;
+                    (f.source, f.ra_hours * 15.0, f.dec_deg, f.frequency_hz, f.mjd)
+                }
+                None => ("SgrA".to_string(), o.ra_deg, o.dec_deg, o.frequency_hz, o.mjd),
             };
-            let cov = StationArray::eht2017().observe(&obs)?;
-            let eht = Interferometer::new(cov, shape.h, param(&params, "eht", "fov", 160.0)?)?;
-            return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht) });
+            let sky = FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd };
+            return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht), sky: Some(sky) });
         }
         // denoising, deblurring, mri: the library's presets, shared with `dpi`.
         _ => match expand_preset(&args.forward).map_err(|e| format!("--forward {}: {e}", args.forward))? {
@@ -141,18 +126,18 @@ fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
             None => chain_model(&args.forward, "gaussian(sigma=0.05)")?,
         },
     };
-    Ok(Built { model, interferometer: None })
+    Ok(Built { model, interferometer: None, sky: None })
 }
 
 /// Runs `scoreprior measure`.
 pub fn run(args: MeasureArgs) -> CliResult {
     // Checks first: inputs, model and output paths, before anything is simulated or written.
-    let names = ["y.npy", "aty.npy", "aty.png", "uv.npy", "closures.npy"];
+    let names = ["y.npy", "aty.npy", "aty.png", "aty.fits", "uv.npy", "closures.npy"];
     let files: Vec<PathBuf> = names.iter().map(|f| args.out.join(f)).collect();
     let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
     check_outputs_distinct(&[("--x", &args.x)], &outputs)?;
     let (n, shape, x) = read_images(&args.x)?;
-    let Built { model, interferometer } = build(&args, shape)?;
+    let Built { model, interferometer, sky } = build(&args, shape)?;
     let _lock = super::own_folder("--out", &args.out)?;
     let out_shape = model.output_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
@@ -227,6 +212,11 @@ pub fn run(args: MeasureArgs) -> CliResult {
         write_png_grid(&png, &aty, shape.h, shape.w, (n * shape.c).min(8), min(&aty), max(&aty), zoom)?;
         let what = if interferometer.is_some() { "dirty image Aᵀy" } else { "naive reconstruction Aᵀy" };
         println!("wrote     {} and {} ({what})", npy.display(), png.display());
+        if let Some(sky) = &sky {
+            let fits = args.out.join("aty.fits");
+            write_fits_image(&fits, &aty[..shape.h * shape.w], shape.h, shape.w, sky)?;
+            println!("wrote     {} (the first dirty image as FITS, RA---SIN/DEC--SIN)", fits.display());
+        }
     } else {
         println!("note:     the forward model is non-linear, so there is no Aᵀy to write");
     }

@@ -135,6 +135,100 @@ impl Chain {
         }
     }
 
+    /// `y = A(x)` for a batch `(n, D)` → `(n, M)`, one primitive at a time over the whole
+    /// batch ([`Op::apply_batch`]: products per batch, parallel inside each primitive).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::{ops, Chain};
+    /// let c = Chain::new([1, 4, 4]).then(ops::Subsample::new([1, 4, 4].into(), 2).unwrap()).unwrap();
+    /// let x: Vec<f64> = (0..32).map(f64::from).collect(); // two images
+    /// let mut y = vec![0.0; 8];
+    /// c.apply_batch(&x, &mut y);
+    /// assert_eq!(y, [0.0, 2.0, 8.0, 10.0, 16.0, 18.0, 24.0, 26.0]);
+    /// let mut back = vec![0.0; 32];
+    /// c.adjoint_batch(&y, &mut back).unwrap();
+    /// assert_eq!((back[16], back[17]), (16.0, 0.0));
+    /// ```
+    pub fn apply_batch(&self, x: &[f64], y: &mut [f64]) {
+        let n = x.len() / self.input.len().max(1);
+        let mut cur = std::borrow::Cow::Borrowed(x);
+        for (j, op) in self.ops.iter().enumerate() {
+            if j + 1 == self.ops.len() {
+                op.apply_batch(&cur, y);
+                return;
+            }
+            let mut next = vec![0.0; n * op.output_shape().len()];
+            op.apply_batch(&cur, &mut next);
+            cur = std::borrow::Cow::Owned(next);
+        }
+        y.copy_from_slice(x);
+    }
+
+    /// `x = Aᵀ y` for a batch `(n, M)` → `(n, D)`: batched primitive adjoints in reverse.
+    pub fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        if !self.is_linear() {
+            return Err(Error::invalid(format!("chain `{}` is non-linear: use the VJP", self.describe())));
+        }
+        let n = y.len() / self.output_shape().len().max(1);
+        let mut cur = std::borrow::Cow::Borrowed(y);
+        for (j, op) in self.ops.iter().enumerate().rev() {
+            if j == 0 {
+                return op.adjoint_batch(&cur, x);
+            }
+            let mut prev = vec![0.0; n * op.input_shape().len()];
+            op.adjoint_batch(&cur, &mut prev)?;
+            cur = std::borrow::Cow::Owned(prev);
+        }
+        x.copy_from_slice(y);
+        Ok(())
+    }
+
+    /// `A(x)` for a batch with the input of every primitive kept (for
+    /// [`Chain::vjp_traced`]); a linear chain keeps nothing (its VJP is the adjoint).
+    pub fn apply_traced(&self, x: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let n = x.len() / self.input.len().max(1);
+        if self.is_linear() {
+            let mut y = vec![0.0; n * self.output_shape().len()];
+            self.apply_batch(x, &mut y);
+            return (Vec::new(), y);
+        }
+        let mut inputs = Vec::with_capacity(self.ops.len());
+        let mut cur = x.to_vec();
+        for op in &self.ops {
+            let mut next = vec![0.0; n * op.output_shape().len()];
+            op.apply_batch(&cur, &mut next);
+            inputs.push(std::mem::replace(&mut cur, next));
+        }
+        (inputs, cur)
+    }
+
+    /// `out = J_A(x)ᵀ v` for a batch, from the trace of [`Chain::apply_traced`] at `x`.
+    pub fn vjp_traced(&self, inputs: &[Vec<f64>], v: &[f64], out: &mut [f64]) -> Result<()> {
+        if self.is_linear() {
+            return self.adjoint_batch(v, out);
+        }
+        if inputs.len() != self.ops.len() {
+            return Err(Error::shape("chain trace", self.ops.len(), inputs.len()));
+        }
+        let mut cot = std::borrow::Cow::Borrowed(v);
+        for (j, (op, xin)) in self.ops.iter().zip(inputs).enumerate().rev() {
+            if j == 0 {
+                return op.vjp_batch(xin, &cot, out);
+            }
+            let mut prev = vec![0.0; xin.len()];
+            op.vjp_batch(xin, &cot, &mut prev)?;
+            cot = std::borrow::Cow::Owned(prev);
+        }
+        out.copy_from_slice(v);
+        Ok(())
+    }
+
+    /// `out = J_A(x)ᵀ v` for a batch (`x`: `(n, D)`, `v`: `(n, M)`).
+    pub fn vjp_batch(&self, x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
+        let (inputs, _) = self.apply_traced(x);
+        self.vjp_traced(&inputs, v, out)
+    }
+
     /// `out = J_A(x)ᵀ v` for one image; for linear chains this is [`Chain::adjoint`].
     pub fn vjp(&self, x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
         if self.is_linear() {

@@ -56,7 +56,9 @@ pub use noise::{Likelihood, Noise, NoiseSpec};
 pub use rand::RngCore;
 /// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).
 pub use scoreprior_macros::forward_model;
-pub use spec::{build_op, expand_preset, parse_chain, parse_model, parse_noise, ParamValue, Preset, PrimitiveSpec};
+pub use spec::{
+    build_op, expand_preset, parse_chain, parse_model, parse_noise, EhtSettings, ParamValue, Preset, PrimitiveSpec,
+};
 
 use crate::{Error, Result};
 
@@ -146,6 +148,34 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     /// nothing (a mask's unobserved entries); `None` (the default) when all are observed.
     fn observed(&self) -> Option<Vec<bool>> {
         None
+    }
+    /// `y = A(x)` for a batch: `x` is `(n, in)`, `y` is `(n, out)`. The default runs
+    /// [`Op::apply`] on the images in parallel; an operator that is one matrix product per
+    /// batch ([`ops::Nudft`]) overrides it.
+    fn apply_batch(&self, x: &[f64], y: &mut [f64]) {
+        use rayon::prelude::*;
+        let (d, m) = (self.input_shape().len(), self.output_shape().len());
+        y.par_chunks_mut(m).zip(x.par_chunks(d)).for_each(|(yi, xi)| self.apply(xi, yi));
+    }
+    /// `x = Aᵀ y` for a batch `(n, out)` → `(n, in)`; default: [`Op::adjoint`] per row, in
+    /// parallel.
+    fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        use rayon::prelude::*;
+        let (d, m) = (self.input_shape().len(), self.output_shape().len());
+        x.par_chunks_mut(d).zip(y.par_chunks(m)).try_for_each(|(xi, yi)| self.adjoint(yi, xi))
+    }
+    /// `out = J_A(x)ᵀ v` for a batch (`x`: `(n, in)`, `v`: `(n, out)`); default: the batched
+    /// adjoint for linear primitives, [`Op::vjp`] per row in parallel otherwise.
+    fn vjp_batch(&self, x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
+        use rayon::prelude::*;
+        if self.is_linear() {
+            return self.adjoint_batch(v, out);
+        }
+        let (d, m) = (self.input_shape().len(), self.output_shape().len());
+        out.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(v.par_chunks(m))
+            .try_for_each(|((oi, xi), vi)| self.vjp(xi, vi, oi))
     }
 }
 

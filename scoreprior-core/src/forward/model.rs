@@ -133,7 +133,7 @@ impl ForwardModel for Model {
         let (d, m) = (self.input_dim(), self.output_dim());
         let n = batch_rows(x, d, "x")?;
         let mut y = vec![0.0; n * m];
-        y.par_chunks_mut(m).zip(x.par_chunks(d)).for_each(|(yi, xi)| self.chain.apply(xi, yi));
+        self.chain.apply_batch(x, &mut y);
         Ok(y)
     }
 
@@ -141,7 +141,7 @@ impl ForwardModel for Model {
         let (d, m) = (self.input_dim(), self.output_dim());
         let n = batch_rows(y, m, "y")?;
         let mut x = vec![0.0; n * d];
-        x.par_chunks_mut(d).zip(y.par_chunks(m)).try_for_each(|(xi, yi)| self.chain.adjoint(yi, xi))?;
+        self.chain.adjoint_batch(y, &mut x)?;
         Ok(x)
     }
 
@@ -149,11 +149,10 @@ impl ForwardModel for Model {
         let (d, m) = (self.input_dim(), self.output_dim());
         let n = batch_rows(x, d, "x")?;
         let vs = broadcast_rows(v, n, m, "cotangent")?;
+        let v: std::borrow::Cow<[f64]> =
+            if v.len() == n * m { std::borrow::Cow::Borrowed(v) } else { vs.concat().into() };
         let mut out = vec![0.0; n * d];
-        out.par_chunks_mut(d)
-            .zip(x.par_chunks(d))
-            .zip(vs.par_iter())
-            .try_for_each(|((oi, xi), vi)| self.chain.vjp(xi, vi, oi))?;
+        self.chain.vjp_batch(x, &v, &mut out)?;
         Ok(out)
     }
 
@@ -171,14 +170,13 @@ impl ForwardModel for Model {
         let (d, m) = (self.input_dim(), self.output_dim());
         let n = batch_rows(x, d, "x")?;
         let ys = broadcast_rows(y, n, m, "y")?;
+        let (trace, f) = self.chain.apply_traced(x);
+        let mut g = vec![0.0; n * m];
+        g.par_chunks_mut(m).zip(f.par_chunks(m)).zip(ys.par_iter()).for_each(|((gi, fi), yi)| {
+            self.noise.grad_wrt_prediction(&self.only_observed(yi, fi), fi, gi);
+        });
         let mut out = vec![0.0; n * d];
-        out.par_chunks_mut(d).zip(x.par_chunks(d)).zip(ys.par_iter()).try_for_each(|((oi, xi), yi)| {
-            let mut f = vec![0.0; m];
-            self.chain.apply(xi, &mut f);
-            let mut g = vec![0.0; m];
-            self.noise.grad_wrt_prediction(&self.only_observed(yi, &f), &f, &mut g);
-            self.chain.vjp(xi, &g, oi)
-        })?;
+        self.chain.vjp_traced(&trace, &g, &mut out)?;
         Ok(out)
     }
 

@@ -275,7 +275,8 @@ pub fn build_chain(specs: &[PrimitiveSpec], input: Shape) -> Result<Chain> {
 }
 
 impl PrimitiveSpec {
-    /// Parses one call `name` or `name(key = value, …)` (values: numbers or words): the one
+    /// Parses one call `name` or `name(key = value, …)` (values: numbers, bare words, or
+    /// quoted text `'…'`/`"…"` without commas, e.g. a file path): the one
     /// `name(k=v)` reader of the forward-model language, its presets and noise specs.
     ///
     /// ```
@@ -448,6 +449,106 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
         }
         _ => return Ok(None),
     }))
+}
+
+/// The settings of the `eht(...)` preset: EHT 2017 observing a Sgr A*-like source
+/// ([`crate::forward::interferometry::Observation::sgr_a_star`]) and the image grid.
+///
+/// `eht(fov=160, tint=10, bandwidth=4e9, cutoff=10, cadence=600, start=0, stop=24,
+/// pulse=delta)`: field of view (µas), integration time (s), bandwidth (Hz), elevation cutoff
+/// (degrees), scan cadence (s), first scan and end of the track (hours UTC, scans in
+/// `[start, stop)`), pixel shape (`delta` or ehtim's `triangle`, [`super::ops::Pulse`]); all
+/// optional with these defaults. `eht(obs='file.txt', fov=160)` instead takes the coverage, σ and
+/// data of an observation exported by ehtim's `Obsdata.save_txt`
+/// ([`crate::forward::interferometry::read_ehtim_txt`]); the observing parameters then
+/// come from the file and may not be given.
+///
+/// ```
+/// use scoreprior_core::forward::spec::EhtSettings;
+/// let s = EhtSettings::parse("eht(fov=160, tint=60, bandwidth=2e9)").unwrap().unwrap();
+/// assert_eq!((s.fov_uas, s.observation.integration_s, s.observation.bandwidth_hz), (160.0, 60.0, 2e9));
+/// assert!(EhtSettings::parse("mri").unwrap().is_none());
+/// let e = EhtSettings::parse("eht(tint=-1)").unwrap_err().to_string();
+/// assert!(e.contains("tint") && e.contains("positive"), "{e}");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct EhtSettings {
+    /// Field of view of the image, µas.
+    pub fov_uas: f64,
+    /// The simulated observation (ignored when `observation_file` is set).
+    pub observation: crate::forward::interferometry::Observation,
+    /// An ehtim text export whose coverage and σ are used instead of a simulation.
+    pub observation_file: Option<std::path::PathBuf>,
+    /// Pixel shape: point pixels (`delta`, default) or ehtim's bilinear `triangle`.
+    pub pulse: super::ops::Pulse,
+}
+
+impl EhtSettings {
+    /// `Some(settings)` when `text` is one `eht(...)` call, `None` for anything else, an
+    /// error for an unknown key or a bad value (non-positive or non-finite `fov`, `tint`,
+    /// `bandwidth`, `cadence`; cutoff outside (−90°, 85°); `stop ≤ start`).
+    pub fn parse(text: &str) -> Result<Option<Self>> {
+        if text.contains('|') {
+            return Ok(None);
+        }
+        let Ok(spec) = parse_call(text) else { return Ok(None) };
+        if spec.name != "eht" {
+            return Ok(None);
+        }
+        const KEYS: &[&str] = &["fov", "tint", "bandwidth", "cutoff", "cadence", "start", "stop", "obs", "pulse"];
+        let q = Params::new(&spec, KEYS)?;
+        let pos = |k: &str, d: f64| -> Result<f64> {
+            match q.get(k) {
+                None => Ok(d),
+                Some(_) => q.positive(k),
+            }
+        };
+        let num = |k: &str, d: f64| -> Result<f64> { Ok(q.num_opt(k)?.unwrap_or(d)) };
+        let fov_uas = pos("fov", 160.0)?;
+        let observation_file = match q.get("obs") {
+            None => None,
+            Some(ParamValue::Word(w) | ParamValue::Text(w)) => Some(std::path::PathBuf::from(w)),
+            Some(v) => return Err(Error::invalid(format!("parameter `obs` of `eht` must be a file path, got `{v}`"))),
+        };
+        if observation_file.is_some() {
+            if let Some((k, _)) = spec.params.iter().find(|(k, _)| !["obs", "fov", "pulse"].contains(&k.as_str())) {
+                return Err(Error::invalid(format!(
+                    "`eht(obs=…)` takes the observation from the file: `{k}` may not be given with it"
+                )));
+            }
+        }
+        let base = crate::forward::interferometry::Observation::sgr_a_star();
+        let observation = crate::forward::interferometry::Observation {
+            integration_s: pos("tint", base.integration_s)?,
+            bandwidth_hz: pos("bandwidth", base.bandwidth_hz)?,
+            cadence_s: pos("cadence", base.cadence_s)?,
+            elevation_cutoff_deg: num("cutoff", base.elevation_cutoff_deg)?,
+            start_hour: num("start", base.start_hour)?,
+            stop_hour: num("stop", base.stop_hour)?,
+            ..base
+        };
+        observation.validate()?;
+        let pulse = match q.get("pulse") {
+            None => super::ops::Pulse::Delta,
+            Some(ParamValue::Word(w)) if w == "delta" => super::ops::Pulse::Delta,
+            Some(ParamValue::Word(w)) if w == "triangle" => super::ops::Pulse::Triangle,
+            Some(v) => {
+                return Err(Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`")))
+            }
+        };
+        Ok(Some(EhtSettings { fov_uas, observation, observation_file, pulse }))
+    }
+
+    /// The interferometer on an `npix × npix` grid: the EHT 2017 coverage of
+    /// [`EhtSettings::observation`], or that of the observation file.
+    pub fn interferometer(&self, npix: usize) -> Result<crate::forward::interferometry::Interferometer> {
+        use crate::forward::interferometry::{read_ehtim_txt, Array, Interferometer};
+        let coverage = match &self.observation_file {
+            Some(path) => read_ehtim_txt(path)?.coverage(),
+            None => Array::eht2017().observe(&self.observation)?,
+        };
+        Ok(Interferometer::new(coverage, npix, self.fov_uas)?.with_pulse(self.pulse))
+    }
 }
 
 /// Parses `gaussian(sigma = s)` or `complex_gaussian(sigma = s)`.

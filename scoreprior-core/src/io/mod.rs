@@ -1,5 +1,5 @@
 //! File formats shared by the library and the CLI: `.npy` arrays, IDX image files
-//! (MNIST / Fashion-MNIST, raw or gzip), PNG images, and atomic writes (temp file +
+//! (MNIST / Fashion-MNIST, raw or gzip), PNG images, FITS sky images, and atomic writes (temp file +
 //! rename) so an interrupted run never leaves a half-written result, and checks of output
 //! paths (no output overwrites an input; the destination is writable), and the bookkeeping of
 //! output folders (`run.json` manifests, locks, stale temporaries: [`RunManifest`],
@@ -7,6 +7,7 @@
 
 mod atomic;
 mod csv_table;
+mod fits;
 mod idx;
 mod npy;
 mod paths;
@@ -15,6 +16,7 @@ mod run;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use csv_table::{csv_bytes, read_csv, write_csv};
+pub use fits::{fits_image_bytes, read_fits_image, write_fits_image, FitsImage, FitsSky};
 pub use idx::read_idx_images;
 pub use npy::{image_batch_shape, read_npy, read_npy_images, write_npy, write_npy_f32, Array};
 pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};

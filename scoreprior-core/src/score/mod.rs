@@ -9,7 +9,7 @@ use crate::{Error, Result};
 pub mod gaussian;
 pub mod marginal;
 pub mod mixture;
-mod packed;
+pub(crate) mod packed;
 
 pub use gaussian::Gaussian;
 pub use marginal::MarginalDensity;

@@ -12,7 +12,7 @@
 //! then run at about 110 GFLOP/s on one core).
 
 /// Columns per panel: two 512-bit vectors of `f64`.
-const NR: usize = 16;
+pub(crate) const NR: usize = 16;
 /// Rows per register tile (`MR·NR/8 = 16` accumulator registers with AVX-512).
 const MR: usize = 8;
 
@@ -40,6 +40,39 @@ impl PackedMatrix {
             }
         }
         Self { k, m, panels }
+    }
+
+    /// Number of column panels (`⌈M/NR⌉`).
+    pub(crate) fn panel_count(&self) -> usize {
+        self.m.div_ceil(NR)
+    }
+
+    /// Columns `first..first + width` of `C = A·B` with `first = p0·NR` for the panels
+    /// `p0..p1`, written row-major into `c` (`n × width`, `width = min(p1·NR, M) − p0·NR`):
+    /// one block of a product split over threads by columns, so that each thread streams
+    /// only its part of the (large) constant matrix.
+    pub(crate) fn mul_rows_panels(&self, a: &[f64], p0: usize, p1: usize, c: &mut [f64]) {
+        let (k, m) = (self.k, self.m);
+        let n = a.len() / k;
+        let first = p0 * NR;
+        let width = (p1 * NR).min(m) - first;
+        debug_assert_eq!(c.len(), n * width);
+        let mut tile = [0.0; MR * NR];
+        for p in p0..p1 {
+            let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
+            let col0 = p * NR - first;
+            let w = NR.min(m - p * NR);
+            let mut j0 = 0;
+            while j0 < n {
+                let rows = MR.min(n - j0);
+                mul_tile(&a[j0 * k..(j0 + rows) * k], rows, k, panel, &mut tile[..rows * NR]);
+                for (r, vals) in tile[..rows * NR].chunks(NR).enumerate() {
+                    let o = (j0 + r) * width + col0;
+                    c[o..o + w].copy_from_slice(&vals[..w]);
+                }
+                j0 += rows;
+            }
+        }
     }
 
     /// `C = A·B` for a row-major `A` of `n = a.len()/K` rows, written row-major into `c`
@@ -153,6 +186,26 @@ fn tile<const R: usize>(a: &[f64], j0: usize, k: usize, panel: &[f64], out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Column blocks of panels assemble the full product.
+    #[test]
+    fn panel_blocks_match_the_full_product() {
+        let (n, k, m) = (5, 23, 70);
+        let a: Vec<f64> = (0..n * k).map(|i| ((i * 13 % 29) as f64 - 14.0) / 7.0).collect();
+        let pm = PackedMatrix::new(k, m, |r, c| ((r * 5 + c * 3) % 11) as f64 - 5.0);
+        let mut full = vec![0.0; n * m];
+        pm.mul_rows(&a, &mut full);
+        let np = pm.panel_count();
+        assert_eq!(np, 5);
+        for (p0, p1) in [(0, 2), (2, 3), (3, 5)] {
+            let width = (p1 * NR).min(m) - p0 * NR;
+            let mut c = vec![f64::NAN; n * width];
+            pm.mul_rows_panels(&a, p0, p1, &mut c);
+            for j in 0..n {
+                assert_eq!(&c[j * width..(j + 1) * width], &full[j * m + p0 * NR..j * m + p0 * NR + width]);
+            }
+        }
+    }
 
     /// Against a naive triple loop for shapes that exercise partial panels and remainder rows.
     #[test]

@@ -15,6 +15,10 @@ pub struct Station {
     pub xyz: [f64; 3],
     /// System equivalent flux density, Jy (mean of the R and L feeds).
     pub sefd: f64,
+    /// SEFD of the right-circular feed, Jy.
+    pub sefd_r: f64,
+    /// SEFD of the left-circular feed, Jy.
+    pub sefd_l: f64,
 }
 
 /// An array of stations.
@@ -58,7 +62,13 @@ impl Array {
             if r <= 0.0 || l <= 0.0 {
                 return Err(Error::invalid(format!("array table line {}: SEFDs must be positive", n + 1)));
             }
-            stations.push(Station { name: f[0].to_string(), xyz: [num(1)?, num(2)?, num(3)?], sefd: 0.5 * (r + l) });
+            stations.push(Station {
+                name: f[0].to_string(),
+                xyz: [num(1)?, num(2)?, num(3)?],
+                sefd: 0.5 * (r + l),
+                sefd_r: r,
+                sefd_l: l,
+            });
         }
         if stations.len() < 2 {
             return Err(Error::invalid("an array needs at least two stations"));
@@ -66,26 +76,35 @@ impl Array {
         Ok(Array { stations })
     }
 
-    /// The uv-coverage of an observation.
+    /// The uv-coverage of an observation, sampled as eht-imaging's `observe` does: scans at
+    /// `start + i·cadence` in `[start, stop)`, a baseline kept when both stations see the
+    /// source strictly between the elevation limits, `(u, v) = (r_i − r_j)·(ê, n̂)/λ` for
+    /// `i < j` in table order, Stokes I σ from the R and L SEFDs (module docs of [`super`]).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Observation};
+    /// let cov = Array::eht2017().observe(&Observation::sgr_a_star()).unwrap();
+    /// assert_eq!(cov.points.len(), 1023); // as ehtim 1.3.2 `observe` of the same settings
+    /// ```
     pub fn observe(&self, obs: &Observation) -> Result<UvCoverage> {
         obs.validate()?;
-        // Scans × baselines points of (u, v, σ, …): estimate before the loop, so a tiny cadence
-        // is an error rather than minutes of work and an allocation failure.
-        let scans = ((obs.stop_hour - obs.start_hour) * 3600.0 / obs.cadence_s).max(0.0).floor() + 1.0;
+        let step_h = obs.cadence_s / 3600.0;
+        // numpy's `arange(start, stop, step)` length, which ehtim uses for the scan times.
+        let scans = ((obs.stop_hour - obs.start_hour) / step_h).ceil().max(0.0);
         let pairs = self.stations.len() * self.stations.len().saturating_sub(1) / 2;
         let points = scans * pairs as f64;
-        // Each point later becomes a row of the D-column NUDFT matrix: count 1 KiB per point here.
+        // Scans × baselines points of (u, v, σ, …): estimate before the loop, so a tiny cadence
+        // is an error rather than minutes of work and an allocation failure. Each point later
+        // becomes a row of the D-column NUDFT matrix: count 1 KiB per point here.
         crate::limits::check_bytes(
             &format!("the uv coverage of {scans} scans (cadence {} s)", obs.cadence_s),
             (points * (std::mem::size_of::<UvPoint>() as f64 + 1024.0)).min(u128::MAX as f64) as u128,
         )?;
         let (ra, dec) = (obs.ra_deg.to_radians(), obs.dec_deg.to_radians());
         let lambda = C / obs.frequency_hz;
-        let cut = obs.elevation_cutoff_deg.to_radians().sin();
         let mut points = Vec::new();
-        let mut t = obs.start_hour;
-        let mut scans = 0usize;
-        while t <= obs.stop_hour + 1e-9 {
+        for scan in 0..scans as usize {
+            let t = obs.start_hour + scan as f64 * step_h;
             let theta = gmst_rad(obs.mjd, t);
             let h = ra - theta;
             let s = [dec.cos() * h.cos(), dec.cos() * h.sin(), dec.sin()];
@@ -97,7 +116,8 @@ impl Array {
                 .map(|st| {
                     let r = st.xyz;
                     let norm = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
-                    (r[0] * s[0] + r[1] * s[1] + r[2] * s[2]) / norm >= cut
+                    let el = ((r[0] * s[0] + r[1] * s[1] + r[2] * s[2]) / norm).clamp(-1.0, 1.0).asin().to_degrees();
+                    el > obs.elevation_cutoff_deg && el < obs.elevation_max_deg
                 })
                 .collect();
             for i in 0..self.stations.len() {
@@ -106,15 +126,12 @@ impl Array {
                         continue;
                     }
                     let (a, b) = (&self.stations[i], &self.stations[j]);
-                    let bl = [b.xyz[0] - a.xyz[0], b.xyz[1] - a.xyz[1], b.xyz[2] - a.xyz[2]];
+                    let bl = [a.xyz[0] - b.xyz[0], a.xyz[1] - b.xyz[1], a.xyz[2] - b.xyz[2]];
                     let dot = |v: [f64; 3]| bl[0] * v[0] + bl[1] * v[1] + bl[2] * v[2];
-                    let sigma =
-                        (a.sefd * b.sefd).sqrt() / (2.0 * obs.bandwidth_hz * obs.integration_s).sqrt() / obs.efficiency;
+                    let sigma = obs.stokes_i_sigma(a, b);
                     points.push(UvPoint { time_hour: t, i, j, u: dot(e) / lambda, v: dot(nv) / lambda, sigma });
                 }
             }
-            scans += 1;
-            t = obs.start_hour + scans as f64 * obs.cadence_s / 3600.0;
         }
         Ok(UvCoverage { stations: self.stations.iter().map(|s| s.name.clone()).collect(), points })
     }
@@ -143,21 +160,24 @@ pub struct Observation {
     pub mjd: f64,
     /// First scan, hours UTC.
     pub start_hour: f64,
-    /// Last scan no later than this, hours UTC (may exceed 24 to cross midnight).
+    /// Scans are strictly before this, hours UTC (may exceed 24 to cross midnight).
     pub stop_hour: f64,
     /// Integration time `τ` of one visibility, seconds.
     pub integration_s: f64,
     /// Time between scans, seconds.
     pub cadence_s: f64,
-    /// Stations observe only above this elevation, degrees.
+    /// Stations observe only above this elevation, degrees (strictly, as ehtim's `elevmin`).
     pub elevation_cutoff_deg: f64,
+    /// Stations observe only below this elevation, degrees (ehtim's `elevmax`, 85°).
+    pub elevation_max_deg: f64,
     /// Correlator efficiency `η` (0.88 for 2-bit quantisation).
     pub efficiency: f64,
 }
 
 impl Observation {
     /// A Sgr A*-like track: RA 17h45m40s, Dec −29°00′28″, 230 GHz, 4 GHz bandwidth, on
-    /// 2017-04-07 (MJD 57850) over 24 h, 10 s integrations every 10 minutes, 10° cutoff.
+    /// 2017-04-07 (MJD 57850) over 24 h, 10 s integrations every 10 minutes, observed between
+    /// 10° and 85° elevation.
     pub fn sgr_a_star() -> Self {
         Observation {
             ra_deg: 15.0 * (17.0 + 45.0 / 60.0 + 40.0 / 3600.0),
@@ -170,10 +190,30 @@ impl Observation {
             integration_s: 10.0,
             cadence_s: 600.0,
             elevation_cutoff_deg: 10.0,
+            elevation_max_deg: 85.0,
             efficiency: 0.88,
         }
     }
-    fn validate(&self) -> Result<()> {
+    /// Thermal σ of Stokes I on the baseline `a`–`b`, per real and imaginary part, Jy:
+    /// `½ √(σ_RR² + σ_LL²)` with `σ_PP = √(SEFD_P,a · SEFD_P,b / (2 Δν τ)) / η` (ehtim's
+    /// `blnoise` per polarisation product; I = (RR + LL)/2 averages two independent products).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Observation};
+    /// let st = Array::eht2017().stations; // ALMA and APEX: 90 and 3500 Jy on both feeds
+    /// let s = Observation::sgr_a_star().stokes_i_sigma(&st[4], &st[6]);
+    /// let one_feed = (90.0f64 * 3500.0 / (2.0 * 4e9 * 10.0)).sqrt() / 0.88;
+    /// assert!((s - one_feed / 2f64.sqrt()).abs() < 1e-15);
+    /// ```
+    pub fn stokes_i_sigma(&self, a: &Station, b: &Station) -> f64 {
+        let per_product =
+            |s1: f64, s2: f64| (s1 * s2 / (2.0 * self.bandwidth_hz * self.integration_s)).sqrt() / self.efficiency;
+        let (rr, ll) = (per_product(a.sefd_r, b.sefd_r), per_product(a.sefd_l, b.sefd_l));
+        0.5 * (rr * rr + ll * ll).sqrt()
+    }
+
+    /// Checks every setting (positive finite rates and times, limits in range).
+    pub fn validate(&self) -> Result<()> {
         let pos = [
             ("frequency", self.frequency_hz),
             ("bandwidth", self.bandwidth_hz),
@@ -190,16 +230,21 @@ impl Observation {
             return Err(Error::invalid("observation needs a finite RA, |Dec| ≤ 90° and a finite MJD"));
         }
         if !(self.start_hour.is_finite()
-            && self.stop_hour >= self.start_hour
+            && self.stop_hour > self.start_hour
             && self.stop_hour - self.start_hour <= 240.0)
         {
             return Err(Error::invalid(format!(
-                "observation needs start ≤ stop within 240 h, got {} .. {}",
+                "observation needs start < stop within 240 h, got {} .. {}",
                 self.start_hour, self.stop_hour
             )));
         }
-        if !(-90.0..90.0).contains(&self.elevation_cutoff_deg) {
-            return Err(Error::invalid("elevation cutoff must be within (−90°, 90°)"));
+        if !(-90.0..90.0).contains(&self.elevation_cutoff_deg)
+            || !(self.elevation_max_deg > self.elevation_cutoff_deg && self.elevation_max_deg <= 90.0)
+        {
+            return Err(Error::invalid(format!(
+                "elevation limits must satisfy −90° ≤ cutoff < max ≤ 90°, got cutoff {}°, max {}°",
+                self.elevation_cutoff_deg, self.elevation_max_deg
+            )));
         }
         Ok(())
     }

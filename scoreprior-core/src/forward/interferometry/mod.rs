@@ -1,30 +1,46 @@
 //! Radio interferometry as in black-hole imaging (EHT): uv-coverage of a station array,
-//! thermal noise, visibilities `V(u, v) = Σ_p x_p e^{−2πi(u l_p + v m_p)}` ([`ops::Nudft`]),
+//! thermal noise, visibilities `V(u, v) = Σ_p x_p e^{2πi(u l_p + v m_p)}` ([`ops::Nudft`]),
 //! and the calibration-insensitive closure phases `ψ = arg V_ab + arg V_bc + arg V_ca` and log
 //! closure amplitudes `ln(|V_ab||V_cd| / |V_ac||V_bd|)` on a minimal independent set.
 //!
-//! # Geometry (and its approximations)
+//! # Geometry (eht-imaging's conventions, and what differs)
 //! Stations are ITRF positions `r` (metres). At UTC time `t` the Greenwich mean sidereal
 //! time is `θ = 18.697374558 h + 24.06570982441908 h · D` (`D` = days since J2000.0, the
-//! USNO low-precision formula: ~0.1 s, no nutation, no precession of the source coordinates
-//! from J2000 to date, no polar motion). The source direction in the Earth-fixed frame is
-//! `s = (cos δ cos(α−θ), cos δ sin(α−θ), sin δ)`; a station sees it at elevation
-//! `asin(r̂·s)` (geocentric vertical, no refraction). For the baseline `B = r_j − r_i` of
-//! stations `i < j`, `(u, v) = (B·ê, B·n̂)/λ` with `ê = (−sin(α−θ), cos(α−θ), 0)` (east) and
-//! `n̂ = s × ê` (north), the textbook `(u, v)` with hour angle `H = θ − α`.
+//! USNO low-precision formula, with UT1 = UTC). The source direction in the Earth-fixed
+//! frame is `s = (cos δ cos(α−θ), cos δ sin(α−θ), sin δ)`; a station sees it at the
+//! geocentric elevation `asin(r̂·s)` (no refraction) and observes when `10° < el < 85°`
+//! (ehtim's `elevmin`/`elevmax`, both strict). For stations `i < j` in table order,
+//! `(u, v) = (r_i − r_j)·(ê, n̂)/λ` with `ê = (−sin(α−θ), cos(α−θ), 0)` (east) and
+//! `n̂ = s × ê` (north), and the visibility is `V = Σ x e^{+2πi(u l + v m)}` ([`ops::Nudft`]):
+//! ehtim's sign conventions, so its exported `(u, v, V)` feed our operator unchanged. Scans
+//! are at `start + k·cadence` in `[start, stop)` (numpy's `arange`, as ehtim).
+//!
+//! Against ehtim 1.3.2's `Image.observe` of the Sgr A* track of [`Observation::sgr_a_star`]
+//! (`benches/reference/ehtim_rml.py` prints both): the same 1023 visibilities in the same 106
+//! scans, hence the same 641 closure phases and 544 log closure amplitudes, and the same σ to
+//! the last bit. Two conventions differ. (1) ehtim computes GMST with astropy from UT1 (IERS
+//! tables, `UT1 − UTC ≈ 0.4 s` in 2017); we use UTC and no tables, so `(u, v)` differ by a
+//! rotation of a few 1e-5 rad (measured: at most 7e-5 of `|uv|`). (2) ehtim's `Obsdata`
+//! reorders each baseline so its first station has the lower SEFD (ALMA first), conjugating
+//! `V` and negating `(u, v)` where it swaps; we keep table order. Both describe the same
+//! data; closure phases of the same triangle then agree up to orientation.
 //!
 //! # Noise
-//! Per visibility and per real/imaginary part (as eht-imaging does), the radiometer
-//! equation `σ_ij = (1/η) √(SEFD_i SEFD_j) / √(2 Δν τ)` Jy with `η = 0.88` (2-bit
-//! quantisation efficiency), bandwidth `Δν` and integration time `τ`. Closure quantities get
-//! the linearised `σ² = Σ_k σ_k² / |V_k|²` over their visibilities.
+//! Per visibility and per real/imaginary part, Stokes I as eht-imaging computes it: each
+//! polarisation product has `σ_PP = √(SEFD_P,i SEFD_P,j / (2 Δν τ)) / η` (radiometer
+//! equation, `η = 0.88` for 2-bit quantisation, R and L SEFDs from the array table), and
+//! `I = (RR + LL)/2` averages two independent products, `σ_I = ½ √(σ_RR² + σ_LL²)`, i.e.
+//! `σ_PP/√2` when the feeds agree. Closure quantities get the linearised
+//! `σ² = Σ_k σ_k² / |V_k|²` over their visibilities.
 
 mod array;
 mod closure;
+mod ehtim;
 mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
+pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
 pub use sources::TestSource;
 
 use super::noise::Likelihood;
@@ -51,6 +67,7 @@ pub struct Interferometer {
     coverage: UvCoverage,
     npix: usize,
     fov_uas: f64,
+    pulse: ops::Pulse,
 }
 
 impl Interferometer {
@@ -64,7 +81,7 @@ impl Interferometer {
         if npix == 0 || !(fov_uas.is_finite() && fov_uas > 0.0) {
             return Err(Error::invalid(format!("need npix ≥ 1 and a positive field of view, got {npix}, {fov_uas}")));
         }
-        Ok(Interferometer { coverage, npix, fov_uas })
+        Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta })
     }
     /// The uv-coverage.
     pub fn coverage(&self) -> &UvCoverage {
@@ -78,10 +95,36 @@ impl Interferometer {
     pub fn image_shape(&self) -> Shape {
         Shape::new(1, self.npix, self.npix)
     }
+    /// The same problem with pixels of the shape `pulse` ([`ops::Pulse::Triangle`] gives
+    /// the visibilities ehtim's `observe` computes of the same image; the default is point
+    /// pixels, [`ops::Pulse::Delta`]).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Interferometer, Observation};
+    /// use scoreprior_core::forward::{ops::Pulse, ForwardModel};
+    /// let cov = Array::eht2017().observe(&Observation { cadence_s: 7200.0, ..Observation::sgr_a_star() }).unwrap();
+    /// let point = Interferometer::new(cov.clone(), 8, 160.0).unwrap();
+    /// let tri = Interferometer::new(cov, 8, 160.0).unwrap().with_pulse(Pulse::Triangle);
+    /// let x = vec![1.0 / 64.0; 64];
+    /// let (a, b) = (point.visibility_model().unwrap().forward(&x).unwrap(), tri.visibility_model().unwrap().forward(&x).unwrap());
+    /// assert!(b[0].abs() <= a[0].abs()); // the pulse tapers long baselines
+    /// ```
+    pub fn with_pulse(mut self, pulse: ops::Pulse) -> Self {
+        self.pulse = pulse;
+        self
+    }
+    /// The pixel pulse.
+    pub fn pulse(&self) -> ops::Pulse {
+        self.pulse
+    }
     /// The NUDFT operator of this coverage.
     pub fn nudft(&self) -> Result<ops::Nudft> {
-        let (u, v) = self.coverage.points.iter().map(|p| (p.u, p.v)).unzip();
-        ops::Nudft::new(self.image_shape(), u, v, self.pixel_size())
+        let (u, v): (Vec<f64>, Vec<f64>) = self.coverage.points.iter().map(|p| (p.u, p.v)).unzip();
+        let op = ops::Nudft::new(self.image_shape(), u.clone(), v.clone(), self.pixel_size())?;
+        match self.pulse {
+            ops::Pulse::Delta => Ok(op),
+            pulse => op.with_pulse(pulse, &u, &v),
+        }
     }
     /// Complex visibilities with thermal noise: linear, `y = [Re V; Im V]`, per-part σ.
     pub fn visibility_model(&self) -> Result<Model> {

@@ -12,7 +12,7 @@
 //! | [`Fft2`] / [`Ifft2`] | centred orthonormal DFT (real → split complex) / its real part of the inverse | each other |
 //! | [`DftLowpass`] | top-left `k×k` of the unnormalised DFT | `Re(F^H zero-fill)` |
 //! | [`DenseMatrix`] | `G x` | `Gᵀ y` |
-//! | [`Nudft`] | `Σ x_p e^{−2πi(u l_p + v m_p)}` | `Re Σ_k e^{−2πi(u_k l + v_k m)} conj(w_k)` |
+//! | [`Nudft`] | `Σ x_p e^{2πi(u l_p + v m_p)}` | `Re Σ_k e^{2πi(u_k l + v_k m)} conj(w_k)` |
 //! | [`Magnitude`], [`ClosureProducts`] (non-linear) | `|z|`; closure phases, log closure amplitudes | VJPs |
 
 mod basic;
@@ -28,4 +28,4 @@ pub use conv::{Boundary, Conv2d, Kernel};
 pub use dense::DenseMatrix;
 pub use fourier::{DftLowpass, Fft2, FourierMask, Ifft2};
 pub use nonlinear::{ClosureProducts, Magnitude};
-pub use nudft::Nudft;
+pub use nudft::{Nudft, Pulse, DENSE_MAX_BYTES};

@@ -109,39 +109,44 @@ impl Op for ClosureProducts {
         false
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) {
+        // Per visibility once (K atan2 and K logarithms), then sparse sums per closure.
         let k = self.k;
-        let arg = |i: usize| x[k + i].atan2(x[i]);
-        let lnabs = |i: usize| x[i].hypot(x[k + i]).ln();
+        let (re, im) = x.split_at(k);
+        let arg: Vec<f64> = re.iter().zip(im).map(|(r, i)| i.atan2(*r)).collect();
+        let lnabs: Vec<f64> = re.iter().zip(im).map(|(r, i)| r.hypot(*i).ln()).collect();
         let t = self.triangles.len();
         for (yt, tri) in y.iter_mut().zip(&self.triangles) {
-            *yt = wrap_angle(tri.iter().map(|&(i, s)| s * arg(i)).sum());
+            *yt = wrap_angle(tri[0].1 * arg[tri[0].0] + tri[1].1 * arg[tri[1].0] + tri[2].1 * arg[tri[2].0]);
         }
         for (yq, q) in y[t..].iter_mut().zip(&self.quadrangles) {
-            *yq = lnabs(q[0]) + lnabs(q[1]) - lnabs(q[2]) - lnabs(q[3]);
+            *yq = lnabs[q[0]] + lnabs[q[1]] - lnabs[q[2]] - lnabs[q[3]];
         }
     }
     fn vjp(&self, x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
+        // Transposed sparse sums give each visibility's cotangent on its phase (`gp`) and on
+        // its log amplitude (`ga`); then one pass applies the per-visibility Jacobians
+        // `∂ arg V = (−Im, Re)/|V|²`, `∂ ln|V| = (Re, Im)/|V|²` (0 at V = 0).
         let k = self.k;
-        out.fill(0.0);
         let t = self.triangles.len();
+        let (mut gp, mut ga) = (vec![0.0; k], vec![0.0; k]);
         for (g, tri) in v.iter().zip(&self.triangles) {
             for &(i, s) in tri {
-                let r2 = x[i] * x[i] + x[k + i] * x[k + i];
-                if r2 > 0.0 {
-                    out[i] -= g * s * x[k + i] / r2;
-                    out[k + i] += g * s * x[i] / r2;
-                }
+                gp[i] += g * s;
             }
         }
         for (g, q) in v[t..].iter().zip(&self.quadrangles) {
-            for (n, &i) in q.iter().enumerate() {
-                let s = if n < 2 { 1.0 } else { -1.0 };
-                let r2 = x[i] * x[i] + x[k + i] * x[k + i];
-                if r2 > 0.0 {
-                    out[i] += g * s * x[i] / r2;
-                    out[k + i] += g * s * x[k + i] / r2;
-                }
-            }
+            ga[q[0]] += g;
+            ga[q[1]] += g;
+            ga[q[2]] -= g;
+            ga[q[3]] -= g;
+        }
+        let (re, im) = x.split_at(k);
+        let (o_re, o_im) = out.split_at_mut(k);
+        for i in 0..k {
+            let r2 = re[i] * re[i] + im[i] * im[i];
+            let (p, a) = if r2 > 0.0 { (gp[i] / r2, ga[i] / r2) } else { (0.0, 0.0) };
+            o_re[i] = a * re[i] - p * im[i];
+            o_im[i] = a * im[i] + p * re[i];
         }
         Ok(())
     }
