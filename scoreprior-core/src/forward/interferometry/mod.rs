@@ -25,7 +25,7 @@ mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
-pub use sources::TestSource;
+pub use sources::{CompactSources, TestSource};
 
 use super::noise::Likelihood;
 use super::{ops, Chain, Model, Noise, Op, Shape};
