@@ -28,8 +28,8 @@ pub struct MakeSourcesArgs {
     /// Seed: image i is drawn from its own stream (seed, i), so a larger --n extends a set.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Smallest and largest ring/crescent diameter in µas.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [20.0, 60.0])]
+    /// Smallest and largest ring/crescent diameter in µas, e.g. `20,60`.
+    #[arg(long, value_delimiter = ',', default_values_t = [20.0, 60.0])]
     pub diameter: Vec<f64>,
     /// Output `.npy` file (f32, (N, S, S)); a grid of the first 64 images is written next to
     /// it with the extension `.png`.
@@ -57,6 +57,9 @@ pub fn run(args: MakeSourcesArgs) -> CliResult {
         if p.exists() && !args.force {
             return Err(format!("{} exists; pass --force to replace it", p.display()).into());
         }
+    }
+    if args.diameter.len() != 2 || !(args.diameter[0] > 0.0 && args.diameter[0] <= args.diameter[1]) {
+        return Err(format!("--diameter {:?}: give two increasing positive values, e.g. 20,60", args.diameter).into());
     }
     let gen = CompactSources { diameter: (args.diameter[0], args.diameter[1]), ..Default::default() };
     if gen.diameter.1 > args.fov {
