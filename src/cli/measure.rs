@@ -95,12 +95,12 @@ fn check_keys(params: &[(String, ParamValue)], preset: &str, allowed: &[&str]) -
 }
 
 /// What was built from `--forward`.
-struct Built {
-    model: Model,
-    interferometer: Option<Interferometer>,
+pub(crate) struct Built {
+    pub(crate) model: Model,
+    pub(crate) interferometer: Option<Interferometer>,
 }
 
-fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
+pub(crate) fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
     // A single call `name(k=v, …)` may be a preset; a chain `a | b` is not one.
     let (name, params) = match PrimitiveSpec::parse(&args.forward) {
         Ok(s) => (s.name, s.params),

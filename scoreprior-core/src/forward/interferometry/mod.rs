@@ -21,10 +21,12 @@
 
 mod array;
 mod closure;
+mod imaging;
 mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
+pub use imaging::{ClosureChi2, ClosureProblem};
 pub use sources::{CompactSources, TestSource};
 
 use super::noise::Likelihood;
