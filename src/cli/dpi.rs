@@ -353,7 +353,7 @@ fn closure_report(
     let k = kept.len().max(1) as f64;
     let chi_samples = (kept.iter().map(|c| c.phase).sum::<f64>() / k, kept.iter().map(|c| c.log_amp).sum::<f64>() / k);
     let truth = res.x_true.as_ref().map(|t| p.chi2(t)).transpose()?;
-    let ncc = res.x_true.as_ref().map(|t| nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
+    let ncc = res.x_true.as_ref().map(|t| scoreprior_core::forward::interferometry::nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
     let std_mean = res.summary.std.iter().sum::<f64>() / d as f64;
     let j = serde_json::json!({
         "closure_phases": p.n_phases, "log_closure_amplitudes": p.y.len() - p.n_phases,
@@ -686,43 +686,6 @@ pub struct EhtProblem {
     pub y: Vec<f64>,
     /// The closure problem (`--data closures`), for its χ².
     pub closures: Option<scoreprior_core::forward::interferometry::ClosureProblem>,
-}
-
-/// Normalised cross-correlation `Σ(a − ā)(b − b̄)/√(Σ(a − ā)² Σ(b − b̄)²)` of two images, and
-/// its maximum over integer shifts of `b` by up to `max_shift` pixels (zeros shifted in), since
-/// closure quantities do not fix the image position.
-pub fn nxcorr(a: &[f64], b: &[f64], n: usize, max_shift: usize) -> (f64, f64) {
-    let ncc = |b: &[f64]| {
-        let (ma, mb) = (a.iter().sum::<f64>() / a.len() as f64, b.iter().sum::<f64>() / b.len() as f64);
-        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-        for (x, y) in a.iter().zip(b) {
-            ab += (x - ma) * (y - mb);
-            aa += (x - ma) * (x - ma);
-            bb += (y - mb) * (y - mb);
-        }
-        if aa > 0.0 && bb > 0.0 {
-            ab / (aa * bb).sqrt()
-        } else {
-            0.0
-        }
-    };
-    let s = max_shift as isize;
-    let mut best = f64::NEG_INFINITY;
-    for di in -s..=s {
-        for dj in -s..=s {
-            let mut sh = vec![0.0; n * n];
-            for i in 0..n as isize {
-                for j in 0..n as isize {
-                    let (si, sj) = (i - di, j - dj);
-                    if (0..n as isize).contains(&si) && (0..n as isize).contains(&sj) {
-                        sh[(i * n as isize + j) as usize] = b[(si * n as isize + sj) as usize];
-                    }
-                }
-            }
-            best = best.max(ncc(&sh));
-        }
-    }
-    (ncc(b), best)
 }
 
 /// Takes `--out` for this run: the lock, the sweep of killed runs' temporaries, then a

@@ -1,7 +1,8 @@
 //! Closure-quantity imaging data: closure phases `ψ` and log closure amplitudes `ℓ` of noisy
 //! visibilities, with `ℓ` debiased as eht-imaging does (`ℓ + ½(1/snr₁² + 1/snr₂² − 1/snr₃² −
 //! 1/snr₄²)`, `snr_k = |V_k|/σ_k`, numerator baselines 1, 2), and their reduced χ²:
-//! `χ²_ψ = (1/T) Σ 2(1 − cos(ψ − ψ̂))/σ²`, `χ²_ℓ = (1/Q) Σ ((ℓ − ℓ̂)/σ)²`.
+//! `χ²_ψ = (1/T) Σ 2(1 − cos(ψ − ψ̂))/σ²`, `χ²_ℓ = (1/Q) Σ ((ℓ − ℓ̂)/σ)²`; and the normalised
+//! cross-correlation of two images, best over shifts (closures do not fix the position).
 
 use super::Interferometer;
 use crate::forward::{ForwardModel, Model};
@@ -95,3 +96,49 @@ impl ClosureProblem {
         Ok(c)
     }
 }
+
+/// Normalised cross-correlation `Σ(a − ā)(b − b̄)/√(Σ(a − ā)² Σ(b − b̄)²)` of two images, and
+/// its maximum over integer shifts of `b` by up to `max_shift` pixels (zeros shifted in), since
+/// closure quantities do not fix the image position.
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::nxcorr;
+/// let a = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+/// let b = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]; // a moved one pixel down
+/// let (raw, best) = nxcorr(&a, &b, 3, 1);
+/// assert!(raw < 0.0 && (best - 1.0).abs() < 1e-12);
+/// ```
+pub fn nxcorr(a: &[f64], b: &[f64], n: usize, max_shift: usize) -> (f64, f64) {
+    let ncc = |b: &[f64]| {
+        let (ma, mb) = (a.iter().sum::<f64>() / a.len() as f64, b.iter().sum::<f64>() / b.len() as f64);
+        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+        for (x, y) in a.iter().zip(b) {
+            ab += (x - ma) * (y - mb);
+            aa += (x - ma) * (x - ma);
+            bb += (y - mb) * (y - mb);
+        }
+        if aa > 0.0 && bb > 0.0 {
+            ab / (aa * bb).sqrt()
+        } else {
+            0.0
+        }
+    };
+    let s = max_shift as isize;
+    let mut best = f64::NEG_INFINITY;
+    for di in -s..=s {
+        for dj in -s..=s {
+            let mut sh = vec![0.0; n * n];
+            for i in 0..n as isize {
+                for j in 0..n as isize {
+                    let (si, sj) = (i - di, j - dj);
+                    if (0..n as isize).contains(&si) && (0..n as isize).contains(&sj) {
+                        sh[(i * n as isize + j) as usize] = b[(si * n as isize + sj) as usize];
+                    }
+                }
+            }
+            best = best.max(ncc(&sh));
+        }
+    }
+    (ncc(b), best)
+}
+

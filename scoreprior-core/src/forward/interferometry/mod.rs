@@ -26,7 +26,7 @@ mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
-pub use imaging::{ClosureChi2, ClosureProblem};
+pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};
 pub use sources::{CompactSources, TestSource};
 
 use super::noise::Likelihood;
