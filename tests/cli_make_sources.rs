@@ -35,7 +35,19 @@ fn writes_a_seeded_training_set_that_train_accepts() {
     assert!(fails(&["make-sources", "--out", &dir.join("c.txt").display().to_string()]).contains(".npy"));
     assert!(fails(&["make-sources", "--diameter", "20,200", "--out", &c]).contains("field of view"));
     assert!(fails(&["make-sources", "--diameter", "30,20", "--out", &c]).contains("increasing"));
+    assert!(fails(&["make-sources", "--kind", "disc", "--out", &c]).contains("--kind"));
     assert!(!dir.join("c.npy").exists());
+    // `fit-gaussian` reads it: the fitted mean is the images' mean.
+    let g = dir.join("g").display().to_string();
+    ok(&["fit-gaussian", "--data", &b, "--size", "8", "--out", &g]);
+    let m = read_npy(dir.join("g/mean.npy")).unwrap();
+    assert_eq!(m.shape, vec![64]);
+    for (p, mp) in m.data.iter().enumerate() {
+        let want = y.data.iter().skip(p).step_by(64).sum::<f64>() / 12.0;
+        assert!((mp - want).abs() < 1e-6, "pixel {p}: {mp} vs {want}");
+    }
+    let t = dir.join("t.npy").display().to_string();
+    assert!(fails(&["fit-gaussian", "--data", &b, "--size", "8", "--out", &g, "--test-out", &t]).contains("--test-out"));
     // `train` reads it (one step of the tiny network).
     let out = dir.join("run").display().to_string();
     #[rustfmt::skip]

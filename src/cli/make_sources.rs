@@ -31,6 +31,10 @@ pub struct MakeSourcesArgs {
     /// Smallest and largest ring/crescent diameter in µas, e.g. `20,60`.
     #[arg(long, value_delimiter = ',', default_values_t = [20.0, 60.0])]
     pub diameter: Vec<f64>,
+    /// Which sources: `all` (20 % rings, 40 % crescents, 25 % blob mixtures, 15 % crescent +
+    /// blob), or only `ring`, `crescent`, `blobs` or `crescent+blob` (e.g. a test source).
+    #[arg(long, default_value = "all")]
+    pub kind: String,
     /// Output `.npy` file (f32, (N, S, S)); a grid of the first 64 images is written next to
     /// it with the extension `.png`.
     #[arg(long)]
@@ -61,7 +65,17 @@ pub fn run(args: MakeSourcesArgs) -> CliResult {
     if args.diameter.len() != 2 || !(args.diameter[0] > 0.0 && args.diameter[0] <= args.diameter[1]) {
         return Err(format!("--diameter {:?}: give two increasing positive values, e.g. 20,60", args.diameter).into());
     }
-    let gen = CompactSources { diameter: (args.diameter[0], args.diameter[1]), ..Default::default() };
+    let mut gen = CompactSources { diameter: (args.diameter[0], args.diameter[1]), ..Default::default() };
+    (gen.ring, gen.crescent, gen.blobs) = match args.kind.as_str() {
+        "all" => (gen.ring, gen.crescent, gen.blobs),
+        "ring" => (1.0, 0.0, 0.0),
+        "crescent" => (0.0, 1.0, 0.0),
+        "blobs" => (0.0, 0.0, 1.0),
+        "crescent+blob" => (0.0, 0.0, 0.0),
+        other => {
+            return Err(format!("--kind {other}: expected all, ring, crescent, blobs or crescent+blob").into())
+        }
+    };
     if gen.diameter.1 > args.fov {
         return Err(format!("--diameter {:?}: larger than the field of view {} µas", args.diameter, args.fov).into());
     }
