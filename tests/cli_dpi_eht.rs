@@ -34,6 +34,7 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     assert!(run(&["--flux-weight=-1"]).contains("--flux-weight"));
     assert!(run(&["--flux-weight", "1"]).contains("--flux"));
     assert!(run(&["--data", "phases"]).contains("--data"));
+    assert!(run(&["--positive", "--init-level=-0.1"]).contains("--init-level"));
     assert!(run(&["--anneal-data", "5", "--anneal-data-schedule", "cosine"]).contains("--anneal-data-schedule"));
     assert!(run(&["--anneal-data", "5", "--anneal-data-schedule", "geometric", "--anneal-data-from", "0"])
         .contains("geometric"));

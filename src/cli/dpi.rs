@@ -170,6 +170,11 @@ pub struct DpiArgs {
     /// pixel of the prior mean (Gaussian priors) or of the naive reconstruction.
     #[arg(long, default_value_t = 0.2)]
     pub init_scale: f64,
+    /// Initial pixel level of the flow (image units; default: the Gaussian prior's mean level,
+    /// else the mean of Aᵀy clamped to [0, 1], else 0.5). With --positive the flow starts at
+    /// softplus⁻¹ of it.
+    #[arg(long)]
+    pub init_level: Option<f64>,
     /// BatchNorm in the coupling networks.
     #[arg(long)]
     pub batch_norm: bool,
@@ -403,6 +408,7 @@ pub fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
         "data": args.data, "no_debias": args.no_debias, "positive": args.positive,
         "flux_weight": args.flux_weight, "flux": args.flux, "anneal_data_schedule": args.anneal_data_schedule,
         "anneal_data_from": args.anneal_data_from, "anneal_data_rate": args.anneal_data_rate,
+        "init_level": args.init_level,
     });
     if let (Some(c), serde_json::Value::Object(e)) = (config.as_object_mut(), extra) {
         c.extend(e);
@@ -501,6 +507,11 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
     if args.flux_weight > 0.0 && !args.flux.is_some_and(|f| f.is_finite() && f > 0.0) {
         return Err(format!("--flux-weight needs a positive target --flux, got {:?}", args.flux).into());
     }
+    if let Some(l) = args.init_level {
+        if !(l.is_finite() && (l > 0.0 || !args.positive)) {
+            return Err(format!("--init-level must be finite (and positive with --positive), got {l}").into());
+        }
+    }
     let data_annealing = match (args.anneal_data, args.anneal_data_schedule.as_str()) {
         (0, "linear" | "geometric" | "sigmoid") => Annealing::None,
         (n, "linear") => Annealing::Linear { start: 0.0, steps: n },
@@ -574,7 +585,11 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
             hidden: args.hidden,
             batch_norm: args.batch_norm,
             init_scale: args.init_scale,
-            init_loc: None,
+            init_loc: match args.init_level {
+                None => None,
+                Some(l) if args.positive => Some(scoreprior_core::dpi::softplus_inverse(l)),
+                Some(l) => Some(l),
+            },
         })
         .dpi_config(DpiConfig {
             steps: args.steps,
