@@ -15,7 +15,8 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     ok(&["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--index", "2", "--prior", "tv", "--positive",
          "--flux-weight", "100", "--flux", "5", "--steps", "40", "--flows", "2", "--batch", "8", "--samples", "16",
          "--anneal-data", "20", "--anneal-data-schedule", "geometric", "--out", &out, "--quiet"]);
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/closures.json")).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run/closures.json")).unwrap()).unwrap();
     assert_eq!(j["closure_phases"].as_u64(), Some(641), "{j}");
     assert_eq!(j["log_closure_amplitudes"].as_u64(), Some(544), "{j}");
     let chi_truth = j["chi2_truth"]["phase"].as_f64().unwrap();
@@ -27,7 +28,8 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
 
     let o = dir.join("bad").display().to_string();
     let run = |extra: &[&str]| {
-        let mut a = vec!["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--prior", "tv", "--steps", "2", "--out", &o];
+        let mut a =
+            vec!["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--prior", "tv", "--steps", "2", "--out", &o];
         a.extend_from_slice(extra);
         fails(&a)
     };

@@ -38,9 +38,7 @@ fn softplus_flow_log_density_matches_a_brute_force_jacobian() {
     let reference = mk();
     let mut q = SoftplusPosterior::new(mk());
     let b = q.sample(3, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-    let map = |z: &[f64]| -> Vec<f64> {
-        reference.forward(z, 1).unwrap().0.into_iter().map(softplus).collect()
-    };
+    let map = |z: &[f64]| -> Vec<f64> { reference.forward(z, 1).unwrap().0.into_iter().map(softplus).collect() };
     for i in 0..3 {
         let x = &b.x[i * d..(i + 1) * d];
         assert!(x.iter().all(|v| *v > 0.0));
@@ -96,7 +94,10 @@ fn softplus_backward_matches_finite_differences_in_the_parameters() {
     let loss = |theta: &[f64]| {
         let mut q = SoftplusPosterior::new(mk(Some(theta)));
         let s = q.sample_for_training(2, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
-        s.x.chunks(d).zip(&s.log_q).map(|(x, lq)| x.iter().zip(&a).map(|(v, w)| v * w).sum::<f64>() + b * lq).sum::<f64>()
+        s.x.chunks(d)
+            .zip(&s.log_q)
+            .map(|(x, lq)| x.iter().zip(&a).map(|(v, w)| v * w).sum::<f64>() + b * lq)
+            .sum::<f64>()
     };
     let mut q = SoftplusPosterior::new(mk(None));
     q.sample_for_training(2, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();

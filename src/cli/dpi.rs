@@ -358,7 +358,10 @@ fn closure_report(
     let k = kept.len().max(1) as f64;
     let chi_samples = (kept.iter().map(|c| c.phase).sum::<f64>() / k, kept.iter().map(|c| c.log_amp).sum::<f64>() / k);
     let truth = res.x_true.as_ref().map(|t| p.chi2(t)).transpose()?;
-    let ncc = res.x_true.as_ref().map(|t| scoreprior_core::forward::interferometry::nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
+    let ncc = res
+        .x_true
+        .as_ref()
+        .map(|t| scoreprior_core::forward::interferometry::nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
     let std_mean = res.summary.std.iter().sum::<f64>() / d as f64;
     let j = serde_json::json!({
         "closure_phases": p.n_phases, "log_closure_amplitudes": p.y.len() - p.n_phases,

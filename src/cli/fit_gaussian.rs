@@ -190,7 +190,11 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
         let mut a = scoreprior_core::io::read_npy_images(&train)?;
         let (n, h, w) = match a.shape.as_slice() {
             [n, h, w] | [n, 1, h, w] => (*n, *h, *w),
-            s => return Err(format!("--data {}: shape {s:?}: expected (N, H, W) or (N, 1, H, W)", train.display()).into()),
+            s => {
+                return Err(
+                    format!("--data {}: shape {s:?}: expected (N, H, W) or (N, 1, H, W)", train.display()).into()
+                )
+            }
         };
         let n = args.limit.map_or(n, |l| l.min(n));
         a.data.truncate(n * h * w);

@@ -72,9 +72,7 @@ pub fn run(args: MakeSourcesArgs) -> CliResult {
         "crescent" => (0.0, 1.0, 0.0),
         "blobs" => (0.0, 0.0, 1.0),
         "crescent+blob" => (0.0, 0.0, 0.0),
-        other => {
-            return Err(format!("--kind {other}: expected all, ring, crescent, blobs or crescent+blob").into())
-        }
+        other => return Err(format!("--kind {other}: expected all, ring, crescent, blobs or crescent+blob").into()),
     };
     if gen.diameter.1 > args.fov {
         return Err(format!("--diameter {:?}: larger than the field of view {} µas", args.diameter, args.fov).into());

@@ -612,16 +612,11 @@ impl<F: ForwardModel> Experiment<F> {
         }
         let t0 = Instant::now();
         let mut fresh_steps = 0usize;
-        let history = run_dpi(
-            &self.dpi,
-            posterior.as_mut(),
-            Some(&self.data),
-            Some(self.prior.energy.as_ref()),
-            &mut |r| {
+        let history =
+            run_dpi(&self.dpi, posterior.as_mut(), Some(&self.data), Some(self.prior.energy.as_ref()), &mut |r| {
                 fresh_steps += 1;
                 observer(r)
-            },
-        )?;
+            })?;
         let seconds_training = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let samples = draw_samples(posterior.as_mut(), self.samples, 64, self.dpi.seed ^ 0xD1)?;

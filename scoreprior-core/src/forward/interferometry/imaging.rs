@@ -141,4 +141,3 @@ pub fn nxcorr(a: &[f64], b: &[f64], n: usize, max_shift: usize) -> (f64, f64) {
     }
     (ncc(b), best)
 }
-

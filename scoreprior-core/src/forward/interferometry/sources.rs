@@ -283,7 +283,10 @@ impl CompactSources {
             let fine = self.source(seed, i as u64)?.render(npix * ss, fov_uas, 1.0)?;
             for (p, v) in img.iter_mut().enumerate() {
                 let (r, c) = (p / npix, p % npix);
-                *v = (0..ss).flat_map(|a| (0..ss).map(move |b| (a, b))).map(|(a, b)| fine[(r * ss + a) * npix * ss + c * ss + b]).sum();
+                *v = (0..ss)
+                    .flat_map(|a| (0..ss).map(move |b| (a, b)))
+                    .map(|(a, b)| fine[(r * ss + a) * npix * ss + c * ss + b])
+                    .sum();
             }
             let peak = img.iter().cloned().fold(0.0, f64::max);
             if !(peak > 0.0) {
