@@ -41,11 +41,14 @@ impl Interferometer {
     /// let eht = Interferometer::new(cov, 8, 160.0).unwrap();
     /// let x = TestSource::Ring { radius: 25.0, width: 6.0 }.render(8, 160.0, 2.0).unwrap();
     /// let vis = eht.visibility_model().unwrap().forward(&x).unwrap();
-    /// let p = eht.closure_problem(&vis, true).unwrap();
-    /// assert_eq!(p.y.len(), p.model.output_dim());
-    /// // noiseless data: the truth fits them (χ² ≈ 0; debiasing moves ℓ a little)
-    /// let c = p.chi2(&x).unwrap();
-    /// assert!(c.phase < 1e-9 && c.log_amp < 0.01, "{c:?}");
+    /// let raw = eht.closure_problem(&vis, false).unwrap();
+    /// assert_eq!(raw.y.len(), raw.model.output_dim());
+    /// // noiseless data: the truth fits them exactly …
+    /// let c = raw.chi2(&x).unwrap();
+    /// assert!(c.phase < 1e-9 && c.log_amp < 1e-9, "{c:?}");
+    /// // … and debiasing moves ℓ by a fraction of its σ (χ²_ℓ 0.08 here)
+    /// let c = eht.closure_problem(&vis, true).unwrap().chi2(&x).unwrap();
+    /// assert!(c.phase < 1e-9 && c.log_amp > 0.01 && c.log_amp < 0.2, "{c:?}");
     /// ```
     pub fn closure_problem(&self, vis: &[f64], debias: bool) -> Result<ClosureProblem> {
         let model = self.closure_model(vis)?;
