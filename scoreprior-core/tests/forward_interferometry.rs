@@ -447,3 +447,68 @@ fn batched_closure_model_matches_per_image_evaluation() {
         }
     }
 }
+
+/// Intensity-weighted centroid (east, north) in µas of an `npix²` image over `fov`.
+fn centroid(img: &[f64], npix: usize, fov: f64) -> (f64, f64) {
+    let (d, c) = (fov / npix as f64, (npix as f64 - 1.0) / 2.0);
+    let s: f64 = img.iter().sum();
+    let mut e = 0.0;
+    let mut n = 0.0;
+    for (p, v) in img.iter().enumerate() {
+        e += v * (c - (p % npix) as f64) * d;
+        n += v * (c - (p / npix) as f64) * d;
+    }
+    (e / s, n / s)
+}
+
+#[test]
+fn shifted_and_summed_sources_move_and_split_the_flux() {
+    use scoreprior_core::forward::interferometry::CompactSources;
+    let ring = TestSource::Ring { radius: 20.0, width: 4.0 };
+    let shifted = TestSource::Shifted { east: 12.0, north: -7.0, source: Box::new(ring.clone()) };
+    let (e, n) = centroid(&shifted.render(64, 160.0, 1.0).unwrap(), 64, 160.0);
+    assert!((e - 12.0).abs() < 0.05 && (n + 7.0).abs() < 0.05, "centroid ({e}, {n})");
+    // A sum splits the flux by its fractions: the blob's centroid pulls the total's.
+    let blob = TestSource::Blobs(vec![(30.0, 0.0, 10.0, 1.0)]);
+    let sum = TestSource::Sum(vec![(0.75, ring.clone()), (0.25, blob)]);
+    let (e, n) = centroid(&sum.render(64, 160.0, 2.0).unwrap(), 64, 160.0);
+    assert!((e - 7.5).abs() < 0.05 && n.abs() < 0.05, "centroid ({e}, {n})");
+    assert!(TestSource::Sum(vec![]).render(8, 160.0, 1.0).is_err());
+    assert!(TestSource::Sum(vec![(-1.0, ring)]).render(8, 160.0, 1.0).is_err());
+
+    // The generator: image i does not depend on n; every image peaks at 1; the centroids stay
+    // within offset + blob spread of the centre; the kinds come in their proportions.
+    let g = CompactSources::default();
+    let many = g.images(400, 32, 160.0, 11).unwrap();
+    assert_eq!(&many[..3 * 1024], &g.images(3, 32, 160.0, 11).unwrap()[..]);
+    assert_ne!(many[..1024], g.images(1, 32, 160.0, 12).unwrap()[..]);
+    let mut kinds = [0usize; 4];
+    for (i, img) in many.chunks(1024).enumerate() {
+        assert_eq!(img.iter().cloned().fold(0.0, f64::max), 1.0);
+        let (e, n) = centroid(img, 32, 160.0);
+        assert!(e.hypot(n) < g.offset + g.blob_spread + 1.0, "image {i}: centroid ({e}, {n})");
+        let TestSource::Shifted { source, .. } = g.source(11, i as u64).unwrap() else { panic!("not shifted") };
+        kinds[match *source {
+            TestSource::Ring { radius, .. } => {
+                assert!((10.0..=30.0).contains(&radius));
+                0
+            }
+            TestSource::Crescent { radius, asymmetry, .. } => {
+                assert!((10.0..=30.0).contains(&radius) && (0.2..=0.95).contains(&asymmetry));
+                1
+            }
+            TestSource::Blobs(ref b) => {
+                assert!((1..=4).contains(&b.len()));
+                2
+            }
+            _ => 3,
+        }] += 1;
+    }
+    // 20/40/25/15 % of 400: binomial s.d. ≤ 10 images.
+    for (k, p) in kinds.iter().zip([80.0, 160.0, 100.0, 60.0]) {
+        assert!((*k as f64 - p).abs() < 30.0, "kinds {kinds:?}");
+    }
+    let bad = CompactSources { diameter: (60.0, 20.0), ..Default::default() };
+    assert!(bad.images(1, 8, 160.0, 0).is_err());
+    assert!(g.images(0, 8, 160.0, 0).is_err());
+}

@@ -9,6 +9,14 @@
 //! (resumable) and `metrics.json` (MSE, PSNR, SSIM of the mean and averaged over samples when
 //! a ground truth is given; for a Gaussian prior with denoising also the errors against the
 //! closed-form posterior).
+//!
+//! Black-hole imaging: `--forward 'eht(fov=160, …)'` (the `measure` preset) images from the
+//! closure phases (`2(1 − cos Δψ)/σ²`) and debiased log closure amplitudes (`(Δℓ/σ)²`) of
+//! noisy visibilities (`--data closures`, the default; `--data visibilities` fits the complex
+//! visibilities instead), typically with `--positive` (softplus output of the flow with its
+//! log-determinant) and an optional `--flux-weight W --flux F` (`W(Σx − F)²`). The image grid
+//! is that of `--x-true` (or `--size`) and must be the prior's; closure χ² and the normalised
+//! cross-correlation with the truth go to `closures.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -97,9 +105,27 @@ pub struct DpiArgs {
     /// `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`.
     #[arg(long, default_value = "denoising")]
     pub forward: String,
-    /// Measurement noise.
+    /// Measurement noise (not used by `eht`, whose noise is each baseline's radiometer equation).
     #[arg(long, default_value = "gaussian(sigma=0.2)")]
     pub noise: String,
+    /// With `--forward eht(…)`: the data imaged, `closures` (closure phases and debiased log
+    /// closure amplitudes of the noisy visibilities) or `visibilities` (complex visibilities).
+    /// With --y, the file holds the noisy visibilities `[Re V; Im V]` (`measure`'s y.npy).
+    #[arg(long, default_value = "closures")]
+    pub data: String,
+    /// With `--data closures`: keep the log closure amplitudes as measured (no debiasing).
+    #[arg(long)]
+    pub no_debias: bool,
+    /// Positive images: the flow's output goes through softplus (with its log-determinant);
+    /// --init-scale then is the spread before the softplus.
+    #[arg(long)]
+    pub positive: bool,
+    /// Weight W ≥ 0 of the total-flux constraint W(Σx − F)², added to the prior term (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub flux_weight: f64,
+    /// Target total flux F (image units, e.g. Σx of the prior's training images) of --flux-weight.
+    #[arg(long)]
+    pub flux: Option<f64>,
     /// Measurement (.npy of length M); alternative to --x-true.
     #[arg(long)]
     pub y: Option<PathBuf>,
@@ -145,12 +171,30 @@ pub struct DpiArgs {
     /// pixel of the prior mean (Gaussian priors) or of the naive reconstruction.
     #[arg(long, default_value_t = 0.2)]
     pub init_scale: f64,
+    /// Initial pixel level of the flow (image units; default: the Gaussian prior's mean level,
+    /// else the mean of Aᵀy clamped to [0, 1], else 0.5). With --positive the flow starts at
+    /// softplus⁻¹ of it.
+    #[arg(long)]
+    pub init_level: Option<f64>,
     /// BatchNorm in the coupling networks.
     #[arg(long)]
     pub batch_norm: bool,
-    /// Ramp the data weight linearly from 0 to 1 over this many steps (0: no annealing).
+    /// Ramp the data weight from its start to 1 over this many steps (0: no annealing); the
+    /// shape is --anneal-data-schedule.
     #[arg(long, default_value_t = 0)]
     pub anneal_data: usize,
+    /// Shape of the data-weight ramp: `linear` (from 0), `geometric` (from
+    /// --anneal-data-from, i.e. the DPI reference's `min(10^(−a + k/b), 1)`) or `sigmoid`
+    /// (`1/(1 + e^(−r(k − N)))` with N = --anneal-data, r = --anneal-data-rate: the score_prior
+    /// reference's, which uses N = 12000, r = 0.002).
+    #[arg(long, default_value = "linear")]
+    pub anneal_data_schedule: String,
+    /// Start of the geometric data-weight ramp, in (0, 1].
+    #[arg(long, default_value_t = 1e-3)]
+    pub anneal_data_from: f64,
+    /// Slope of the sigmoid data-weight ramp (> 0).
+    #[arg(long, default_value_t = 0.002)]
+    pub anneal_data_rate: f64,
     /// Target tempering for multimodal posteriors: start the inverse temperature β (which
     /// multiplies both data and prior energies) at this value in (0, 1] and raise it
     /// geometrically to 1 over --temper-steps, so the flow first covers every mode (1: off).
@@ -271,6 +315,10 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     })?;
     progress.finish();
     res.save(&args.out)?;
+    let (h, w) = res.shape;
+    if let Some(EhtProblem { closures: Some(p), .. }) = eht_problem(args, h, w, res.x_true.as_deref())? {
+        closure_report(&p, &res, &args.out, args.quiet)?;
+    }
     manifest.with_state(RunState::Complete).write(&args.out)?;
     let rep = &res.report;
     if !args.quiet {
@@ -296,6 +344,51 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     Ok(res.report)
 }
 
+/// Writes `closures.json`: reduced closure χ² of the posterior mean, of the samples (mean),
+/// and of the truth; flux of the mean; normalised cross-correlation of the mean with the truth.
+fn closure_report(
+    p: &scoreprior_core::forward::interferometry::ClosureProblem,
+    res: &scoreprior::experiment::ExperimentResult,
+    out: &Path,
+    quiet: bool,
+) -> CliResult {
+    let d = res.shape.0 * res.shape.1;
+    let mean = &res.summary.mean;
+    let chi_mean = p.chi2(mean)?;
+    let kept: Vec<_> = res.summary.kept.chunks(d).map(|x| p.chi2(x)).collect::<Result<_, _>>()?;
+    let k = kept.len().max(1) as f64;
+    let chi_samples = (kept.iter().map(|c| c.phase).sum::<f64>() / k, kept.iter().map(|c| c.log_amp).sum::<f64>() / k);
+    let truth = res.x_true.as_ref().map(|t| p.chi2(t)).transpose()?;
+    let ncc = res
+        .x_true
+        .as_ref()
+        .map(|t| scoreprior_core::forward::interferometry::nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
+    let std_mean = res.summary.std.iter().sum::<f64>() / d as f64;
+    let j = serde_json::json!({
+        "closure_phases": p.n_phases, "log_closure_amplitudes": p.y.len() - p.n_phases,
+        "chi2_mean": chi_mean, "chi2_samples": {"phase": chi_samples.0, "log_amp": chi_samples.1},
+        "chi2_truth": truth, "flux_mean": mean.iter().sum::<f64>(), "posterior_std_mean": std_mean,
+        "nxcorr": ncc.map(|c| c.0), "nxcorr_best_shift": ncc.map(|c| c.1),
+        "seconds_training": res.report.seconds_training,
+    });
+    scoreprior_core::io::atomic_write(out.join("closures.json"), serde_json::to_string_pretty(&j)?.as_bytes())?;
+    if !quiet {
+        eprintln!(
+            "closures: χ² of the mean {:.3} (phases) / {:.3} (log amplitudes), of the samples {:.3} / {:.3}{}; flux {:.3}; \
+             mean posterior std {:.4}{}",
+            chi_mean.phase,
+            chi_mean.log_amp,
+            chi_samples.0,
+            chi_samples.1,
+            truth.map(|t| format!(", of the truth {:.3} / {:.3}", t.phase, t.log_amp)).unwrap_or_default(),
+            mean.iter().sum::<f64>(),
+            std_mean,
+            ncc.map(|c| format!("; nxcorr with the truth {:.4} (best shift {:.4})", c.0, c.1)).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 /// What defines a DPI run (compared on `--resume`): data, forward model, prior, estimator,
 /// flow and optimiser, and the input files by content. `--steps` (a resume may extend a run),
 /// `--samples`, `--outlier`, `--checkpoint-every` and `--quiet` may change between a run and
@@ -314,6 +407,16 @@ pub fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
         "temper_steps": args.temper_steps, "score_function_weight": args.score_function_weight,
         "w_data": args.w_data, "w_prior": args.w_prior, "w_entropy": args.w_entropy,
     });
+    let mut config = config;
+    let extra = serde_json::json!({
+        "data": args.data, "no_debias": args.no_debias, "positive": args.positive,
+        "flux_weight": args.flux_weight, "flux": args.flux, "anneal_data_schedule": args.anneal_data_schedule,
+        "anneal_data_from": args.anneal_data_from, "anneal_data_rate": args.anneal_data_rate,
+        "init_level": args.init_level,
+    });
+    if let (Some(c), serde_json::Value::Object(e)) = (config.as_object_mut(), extra) {
+        c.extend(e);
+    }
     let mut m = RunManifest::new("dpi", config).with_seed(args.seed);
     for (flag, path) in [("--x-true", &args.x_true), ("--y", &args.y)] {
         if let Some(p) = path {
@@ -448,18 +551,54 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
         },
         _ => return Err("give exactly one of --y and --x-true".into()),
     };
-    let chain = if args.forward.trim() == "denoising" { "identity" } else { args.forward.as_str() };
-    let model = parse_model(chain, &args.noise, Shape::new(1, h, w)).map_err(|e| format!("--forward/--noise: {e}"))?;
+    if !(args.flux_weight.is_finite() && args.flux_weight >= 0.0) {
+        return Err(format!("--flux-weight must be finite and >= 0, got {}", args.flux_weight).into());
+    }
+    if args.flux_weight > 0.0 && !args.flux.is_some_and(|f| f.is_finite() && f > 0.0) {
+        return Err(format!("--flux-weight needs a positive target --flux, got {:?}", args.flux).into());
+    }
+    if let Some(l) = args.init_level {
+        if !(l.is_finite() && (l > 0.0 || !args.positive)) {
+            return Err(format!("--init-level must be finite (and positive with --positive), got {l}").into());
+        }
+    }
+    let data_annealing = match (args.anneal_data, args.anneal_data_schedule.as_str()) {
+        (0, "linear" | "geometric" | "sigmoid") => Annealing::None,
+        (n, "linear") => Annealing::Linear { start: 0.0, steps: n },
+        (n, "geometric") => Annealing::Geometric { start: args.anneal_data_from, steps: n },
+        (n, "sigmoid") => Annealing::Sigmoid { pivot: n as f64, rate: args.anneal_data_rate },
+        (_, other) => {
+            return Err(format!("--anneal-data-schedule: expected linear, geometric or sigmoid, got {other:?}").into())
+        }
+    };
+    data_annealing.validate("--anneal-data")?;
+    let (model, eht_data) = match eht_problem(args, h, w, x_true.as_deref())? {
+        Some(p) => (p.model, Some(p.y)),
+        None => {
+            if args.data != "closures" || args.no_debias {
+                return Err("--data and --no-debias apply to --forward eht(…) only".into());
+            }
+            let chain = if args.forward.trim() == "denoising" { "identity" } else { args.forward.as_str() };
+            let m =
+                parse_model(chain, &args.noise, Shape::new(1, h, w)).map_err(|e| format!("--forward/--noise: {e}"))?;
+            (m, None)
+        }
+    };
 
     let mut builder = Experiment::builder(model)
         .forward_label(format!("{} + {}", args.forward, args.noise))
         .prior(prior)
         .posterior(PosteriorSettings {
+            positive: args.positive,
             flows: args.flows,
             hidden: args.hidden,
             batch_norm: args.batch_norm,
             init_scale: args.init_scale,
-            init_loc: None,
+            init_loc: match args.init_level {
+                None => None,
+                Some(l) if args.positive => Some(scoreprior_core::dpi::softplus_inverse(l)),
+                Some(l) => Some(l),
+            },
         })
         .dpi_config(DpiConfig {
             steps: args.steps,
@@ -469,11 +608,7 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
             lr_final_fraction: args.lr_final,
             grad_clip: if args.clip > 0.0 { Some(args.clip) } else { None },
             weights: LossWeights { data: args.w_data, prior: args.w_prior, entropy: args.w_entropy },
-            data_annealing: if args.anneal_data > 0 {
-                Annealing::Linear { start: 0.0, steps: args.anneal_data }
-            } else {
-                Annealing::None
-            },
+            data_annealing,
             tempering: if args.temper_from == 1.0 {
                 Annealing::None
             } else {
@@ -493,7 +628,12 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
         )
         .samples(args.samples)
         .outlier_threshold(args.outlier);
+    if args.flux_weight > 0.0 {
+        builder = builder.flux_constraint(args.flux_weight, args.flux.unwrap_or(1.0));
+    }
     builder = match (x_true, &args.y) {
+        (Some(x), _) if eht_data.is_some() => builder.truth_with_measurement(x, eht_data.unwrap_or_default(), h, w),
+        (None, Some(_)) if eht_data.is_some() => builder.measurement(eht_data.unwrap_or_default(), h, w),
         (Some(x), _) => builder.truth(x, h, w),
         (None, Some(p)) => builder.measurement(read_npy(resolve(p)).map_err(|e| format!("--y: {e}"))?.data, h, w),
         _ => unreachable!("checked above"),
@@ -503,6 +643,73 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
         builder = builder.wiener_reference(g);
     }
     Ok((builder.build()?, checkpoint))
+}
+
+/// `--forward eht(…)`: the interferometer of the `measure` preset on the `h × w` grid, the
+/// noisy visibilities (simulated from the truth with --seed, or read from --y), and the model
+/// and data of --data. `None` for any other forward model.
+pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) -> CliResult<Option<EhtProblem>> {
+    use scoreprior_core::forward::{ForwardModel, PrimitiveSpec};
+    if !PrimitiveSpec::parse(&args.forward).is_ok_and(|s| s.name == "eht") {
+        return Ok(None);
+    }
+    if h != w {
+        return Err(format!("--forward eht needs a square image, got {h}x{w}").into());
+    }
+    let margs = super::measure::MeasureArgs {
+        forward: args.forward.clone(),
+        noise: None,
+        x: PathBuf::new(),
+        seed: args.seed,
+        out: PathBuf::new(),
+    };
+    let built = super::measure::build(&margs, Shape::new(1, h, w))?;
+    let eht = built.interferometer.ok_or("--forward eht: no interferometer was built")?;
+    let vis_model = built.model;
+    let vis = match (truth, &args.y) {
+        (Some(x), _) => {
+            use rand::SeedableRng;
+            vis_model.simulate(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(args.seed))?
+        }
+        (None, Some(p)) => {
+            let v = read_npy(resolve(p)).map_err(|e| format!("--y: {e}"))?.data;
+            if v.len() != vis_model.output_dim() {
+                return Err(format!(
+                    "--y: {} values, but this eht coverage has {} visibilities ({} values [Re V; Im V]); give                      the y.npy that `scoreprior measure --forward {}` wrote",
+                    v.len(),
+                    vis_model.output_dim() / 2,
+                    vis_model.output_dim(),
+                    args.forward
+                )
+                .into());
+            }
+            v
+        }
+        _ => return Err("give exactly one of --y and --x-true".into()),
+    };
+    match args.data.as_str() {
+        "closures" => {
+            let p = eht.closure_problem(&vis, !args.no_debias)?;
+            Ok(Some(EhtProblem { model: p.model.clone(), y: p.y.clone(), closures: Some(p) }))
+        }
+        "visibilities" => {
+            if args.no_debias {
+                return Err("--no-debias applies to --data closures only".into());
+            }
+            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None }))
+        }
+        other => Err(format!("--data: expected closures or visibilities, got {other:?}").into()),
+    }
+}
+
+/// The model and data of `--forward eht(…)`.
+pub struct EhtProblem {
+    /// Image → data.
+    pub model: Model,
+    /// The data.
+    pub y: Vec<f64>,
+    /// The closure problem (`--data closures`), for its χ².
+    pub closures: Option<scoreprior_core::forward::interferometry::ClosureProblem>,
 }
 
 /// Takes `--out` for this run: the lock, the sweep of killed runs' temporaries, then a

@@ -17,7 +17,8 @@ use super::CliResult;
 /// Arguments of `scoreprior fit-gaussian`.
 #[derive(Debug, Args)]
 pub struct FitGaussianArgs {
-    /// A Fashion-MNIST folder (holding train-images-idx3-ubyte[.gz]) or an IDX image file.
+    /// A Fashion-MNIST folder (holding train-images-idx3-ubyte[.gz]), an IDX image file, or a
+    /// `.npy` of gray images (N, H, W) or (N, 1, H, W) in [0, 1] (e.g. `make-sources`' output).
     /// Default: the first of ../shared/data/fashion-mnist and /usr/share/datasets/fashion-mnist
     /// (Debian package dataset-fashion-mnist) that exists.
     #[arg(long)]
@@ -164,7 +165,13 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
         outputs.push(("--test-out", t));
     }
     // The test file is looked up now, so a missing one fails before anything is written.
+    let is_npy = train.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let test = match &args.test_out {
+        Some(_) if is_npy => {
+            return Err("--test-out takes the t10k IDX file beside an IDX --data; with a .npy --data write the test \
+                        images yourself (e.g. `make-sources` with another --seed)"
+                .into())
+        }
         Some(_) => {
             let dir = train.parent().unwrap_or(Path::new("."));
             Some(find_in(dir, "t10k-images-idx3-ubyte").ok_or_else(|| {
@@ -179,7 +186,23 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
     }
     check_outputs_distinct(&inputs, &outputs)?;
     let _lock = super::own_folder("--out", &args.out)?;
-    let a = read_idx_images(&train, args.limit)?;
+    let (a, scale) = if is_npy {
+        let mut a = scoreprior_core::io::read_npy_images(&train)?;
+        let (n, h, w) = match a.shape.as_slice() {
+            [n, h, w] | [n, 1, h, w] => (*n, *h, *w),
+            s => {
+                return Err(
+                    format!("--data {}: shape {s:?}: expected (N, H, W) or (N, 1, H, W)", train.display()).into()
+                )
+            }
+        };
+        let n = args.limit.map_or(n, |l| l.min(n));
+        a.data.truncate(n * h * w);
+        a.shape = vec![n, h, w];
+        (a, 1.0)
+    } else {
+        (read_idx_images(&train, args.limit)?, 1.0 / 255.0)
+    };
     let (n, h, w) = (a.shape[0], a.shape[1], a.shape[2]);
     if n < 2 {
         return Err(format!("{}: need at least 2 images, found {n}", train.display()).into());
@@ -189,7 +212,7 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
     }
     let s = args.size;
     let d = s * s;
-    let small = downsample(&a.data, n, h, w, s, 1.0 / 255.0);
+    let small = downsample(&a.data, n, h, w, s, scale);
     let (mean, cov) = mean_cov(&small, n, d, args.jitter);
     // `logprob` needs a positive-definite covariance: refuse to write one it would reject,
     // checked by the same constructor on the values as written (f32).
@@ -224,17 +247,20 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
     }
     let trace: f64 = (0..d).map(|i| cov[i * d + i]).sum();
     let readme = format!(
-        "# Gaussian fit to Fashion-MNIST {s}×{s}\n\n\
+        "# Gaussian fit to {} {s}×{s}\n\n\
          Ground truth of the solver and trace studies (the paper fit CelebA 16×16 the same way).\n\n\
          - `mean.npy`: f32 ({d},), `cov.npy`: f32 ({d}, {d}), row-major, pixels in [0, 1].\n\
-         - Data: {n} images of `{}` (Fashion-MNIST, Zalando SE, MIT licence).\n\
-         - Processing: 28×28 → {s}×{s} by exact area averaging (fractional box filter, each output pixel the\n  \
-           mean of the input area it covers), divided by 255; sample mean; sample covariance with 1/(N−1);\n  \
+         - Data: {n} images of `{}`{}.\n\
+         - Processing: {h}×{w} → {s}×{s} by exact area averaging (fractional box filter, each output pixel the\n  \
+           mean of the input area it covers){}; sample mean; sample covariance with 1/(N−1);\n  \
            plus {jitter}·I on the diagonal.\n\
          - Trace of the covariance: {trace:.4}; mean pixel value: {:.4}.\n\
          {test_note}\n\
          Rebuild with:\n\n```\ncargo run --release -- fit-gaussian --data <fashion-mnist dir> --size {s} --out {}{}\n```\n",
+        if is_npy { "the images of a .npy file" } else { "Fashion-MNIST" },
         train.file_name().unwrap_or_default().to_string_lossy(),
+        if is_npy { "" } else { " (Fashion-MNIST, Zalando SE, MIT licence)" },
+        if is_npy { ", values as stored" } else { ", divided by 255" },
         mean.iter().sum::<f64>() / d as f64,
         args.out.display(),
         args.test_out.as_ref().map(|p| format!(" --test-out {} --test-count {}", p.display(), args.test_count)).unwrap_or_default(),

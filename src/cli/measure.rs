@@ -78,14 +78,14 @@ fn read_images(path: &std::path::Path) -> CliResult<(usize, Shape, Vec<f64>)> {
 }
 
 /// What was built from `--forward`.
-struct Built {
-    model: Model,
-    interferometer: Option<Interferometer>,
+pub(crate) struct Built {
+    pub(crate) model: Model,
+    pub(crate) interferometer: Option<Interferometer>,
     /// The sky header of the FITS dirty image (interferometry only).
-    sky: Option<FitsSky>,
+    pub(crate) sky: Option<FitsSky>,
 }
 
-fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
+pub(crate) fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
     // A single call `name(k=v, …)` may be a preset; a chain `a | b` is not one.
     let name = PrimitiveSpec::parse(&args.forward).map(|s| s.name).unwrap_or_default();
     let noise =

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod dpi;
 pub mod fit_gaussian;
 pub mod logprob;
+pub mod make_sources;
 pub mod measure;
 pub mod posterior;
 pub use scoreprior::plot;
@@ -58,6 +59,8 @@ pub enum Command {
     TraceStudy(trace_study::TraceStudyArgs),
     /// Fit the ground-truth Gaussian to Fashion-MNIST (rebuilds assets/gaussian16).
     FitGaussian(fit_gaussian::FitGaussianArgs),
+    /// Write a seeded training set of compact radio sources (rings, crescents, blobs) as .npy.
+    MakeSources(make_sources::MakeSourcesArgs),
     /// Train an NCSN++ score network by denoising score matching (resumable).
     Train(train::TrainArgs),
     /// Draw images from a trained score network (PF-ODE, Euler–Maruyama, predictor–corrector).
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::SolverStudy(a) => solver_study::run(a),
             Command::TraceStudy(a) => trace_study::run(a),
             Command::FitGaussian(a) => fit_gaussian::run(a),
+            Command::MakeSources(a) => make_sources::run(a),
             Command::Train(a) => train::run(a),
             Command::Sample(a) => sample::run(a),
             Command::Measure(a) => measure::run(a),

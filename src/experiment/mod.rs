@@ -87,6 +87,7 @@ fn invalid(field: &'static str, why: impl Into<String>) -> ExperimentError {
 enum Observation {
     Truth(Vec<f64>),
     Measured(Vec<f64>),
+    Both(Vec<f64>, Vec<f64>),
 }
 
 /// The posterior family: a RealNVP flow and its initial affine output layer.
@@ -104,11 +105,16 @@ pub struct PosteriorSettings {
     /// Initial output location; `None`: the Gaussian prior's mean level, else the mean of
     /// `Aᵀy` clamped to [0, 1], else 0.5.
     pub init_loc: Option<f64>,
+    /// Positive images: the flow's output `u` goes through `x = softplus(u)` (with its
+    /// log-determinant, [`scoreprior_core::dpi::SoftplusPosterior`]). `init_loc` and
+    /// `init_scale` then describe `u`; `init_loc: None` starts `u` at `softplus⁻¹` of the
+    /// level above (at least 1e-3).
+    pub positive: bool,
 }
 
 impl Default for PosteriorSettings {
     fn default() -> Self {
-        Self { flows: 16, hidden: 0, batch_norm: false, init_scale: 0.2, init_loc: None }
+        Self { flows: 16, hidden: 0, batch_norm: false, init_scale: 0.2, init_loc: None, positive: false }
     }
 }
 
@@ -143,12 +149,28 @@ pub struct ExperimentBuilder<F> {
     samples: usize,
     outlier: f64,
     channels: usize,
+    flux: Option<(f64, f64)>,
 }
 
 impl<F: ForwardModel> ExperimentBuilder<F> {
+    /// Adds the total-flux constraint `weight·(Σx − target)²` to the prior term (so it is
+    /// weighted and tempered with it), as the reference interferometry code does; `weight ≥ 0`,
+    /// `target > 0`, checked by `build`.
+    pub fn flux_constraint(mut self, weight: f64, target: f64) -> Self {
+        self.flux = Some((weight, target));
+        self
+    }
     /// The ground truth (row-major `H×W` gray image); `y` is simulated from it with the seed.
     pub fn truth(mut self, x: Vec<f64>, h: usize, w: usize) -> Self {
         self.observation = Some(Observation::Truth(x));
+        self.size = Some((h, w));
+        self
+    }
+    /// A measurement `y` already simulated from the known truth `x` (e.g. closure quantities
+    /// of noisy visibilities, which the closure model's own noise does not simulate): `y` is
+    /// used as given and `x` only for the metrics.
+    pub fn truth_with_measurement(mut self, x: Vec<f64>, y: Vec<f64>, h: usize, w: usize) -> Self {
+        self.observation = Some(Observation::Both(x, y));
         self.size = Some((h, w));
         self
     }
@@ -305,18 +327,26 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
             8,
         )?;
         check_elems("the samples (samples × pixels)", &[self.samples, d, 3], 8)?;
+        let check_truth = |x: &[f64]| -> Result<()> {
+            if x.len() != d {
+                return Err(invalid("truth", format!("{} values for a {h}x{w} image", x.len())));
+            }
+            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                return Err(invalid("truth", format!("pixel {i} is {}", x[i])));
+            }
+            Ok(())
+        };
         let (truth, y) = match observation {
             Observation::Truth(x) => {
-                if x.len() != d {
-                    return Err(invalid("truth", format!("{} values for a {h}x{w} image", x.len())));
-                }
-                if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-                    return Err(invalid("truth", format!("pixel {i} is {}", x[i])));
-                }
+                check_truth(&x)?;
                 let y = self.forward.simulate(&x, &mut ChaCha8Rng::seed_from_u64(self.dpi.seed))?;
                 (Some(x), y)
             }
             Observation::Measured(y) => (None, y),
+            Observation::Both(x, y) => {
+                check_truth(&x)?;
+                (Some(x), y)
+            }
         };
         if y.len() != self.forward.output_dim() {
             return Err(invalid(
@@ -327,7 +357,14 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
         if let Some(i) = y.iter().position(|v| !v.is_finite()) {
             return Err(invalid("measurement", format!("entry {i} is {}", y[i])));
         }
-        let built = prior.build(h, w)?;
+        let mut built = prior.build(h, w)?;
+        if let Some((weight, target)) = self.flux {
+            let c = scoreprior_core::dpi::FluxConstraint::new(d, weight, target)
+                .map_err(|e| invalid("flux_constraint", e.to_string()))?;
+            if built.energy.dim() == d {
+                built.energy = Box::new(scoreprior_core::dpi::EnergySum::new(vec![built.energy, Box::new(c)])?);
+            }
+        }
         if built.energy.dim() != d {
             return Err(invalid(
                 "prior",
@@ -397,6 +434,7 @@ impl Experiment<()> {
             samples: 128,
             outlier: 2.0,
             channels: 1,
+            flux: None,
         }
     }
 }
@@ -580,26 +618,41 @@ impl<F: ForwardModel> Experiment<F> {
                 .with_seed(self.dpi.seed),
         )?;
         // Where the identity flow starts: the prior's mean level, else the naive inverse's.
-        let loc = match (p.init_loc, &self.prior.exact_gaussian, &naive) {
-            (Some(l), _, _) => l,
-            (None, Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
-            (None, None, Some(n)) => (n.iter().sum::<f64>() / d as f64).clamp(0.0, 1.0),
+        let level = match (&self.prior.exact_gaussian, &naive) {
+            (Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
+            (None, Some(n)) => (n.iter().sum::<f64>() / d as f64).clamp(0.0, 1.0),
             _ => 0.5,
+        };
+        let loc = match (p.init_loc, p.positive) {
+            (Some(l), _) => l,
+            (None, false) => level,
+            (None, true) => scoreprior_core::dpi::softplus_inverse(level.max(1e-3)),
         };
         flow.set_initial_affine(loc, p.init_scale)?;
         if let Some(dir) = &self.dpi.out_dir {
             std::fs::create_dir_all(dir).map_err(|e| scoreprior_core::io::IoError::os(dir, e))?;
         }
-        let t0 = Instant::now();
         let mut fresh_steps = 0usize;
-        let history = run_dpi(&self.dpi, &mut flow, Some(&self.data), Some(self.prior.energy.as_ref()), &mut |r| {
-            fresh_steps += 1;
-            observer(r)
-        })?;
-        let seconds_training = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let samples = draw_samples(&mut flow, self.samples, 64, self.dpi.seed ^ 0xD1)?;
-        let seconds_sampling = t1.elapsed().as_secs_f64();
+        let (dpi, data, energy, n_samples) = (&self.dpi, &self.data, self.prior.energy.as_ref(), self.samples);
+        let mut train_and_sample = |post: &mut dyn scoreprior_core::dpi::Posterior| -> Result<_> {
+            let t0 = Instant::now();
+            let history = run_dpi(dpi, post, Some(data), Some(energy), &mut |r| {
+                fresh_steps += 1;
+                observer(r)
+            })?;
+            let seconds_training = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let samples = draw_samples(post, n_samples, 64, dpi.seed ^ 0xD1)?;
+            Ok((history, samples, seconds_training, t1.elapsed().as_secs_f64()))
+        };
+        // The trained flow is kept as a density only when it is the posterior itself (a
+        // softplus output has the flow's density in the pre-softplus variables).
+        let ((history, samples, seconds_training, seconds_sampling), kept_flow) = if p.positive {
+            let mut soft = scoreprior_core::dpi::SoftplusPosterior::new(flow);
+            (train_and_sample(&mut soft)?, None)
+        } else {
+            (train_and_sample(&mut flow)?, Some(flow))
+        };
         let summary = summarize_samples(&samples.x, d, self.outlier)?;
         let timing = result::Timing {
             seconds_training,
@@ -625,7 +678,7 @@ impl<F: ForwardModel> Experiment<F> {
             timing,
             outlier: self.outlier,
         })?;
-        res.flow = Some(std::sync::Arc::new(flow));
+        res.flow = kept_flow.map(std::sync::Arc::new);
         Ok(res)
     }
 }

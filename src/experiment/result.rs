@@ -109,7 +109,8 @@ pub struct ExperimentResult {
     /// The exact posterior mean and std (Gaussian prior, Gaussian denoising).
     pub exact: Option<(Vec<f64>, Vec<f64>)>,
     /// The trained posterior flow `q` (DPI runs; `None` for the baseline samplers, which have
-    /// no density): its `log_prob_and_grad` evaluates `log q` anywhere.
+    /// no density, and for positive (softplus) posteriors): its `log_prob_and_grad` evaluates
+    /// `log q` anywhere.
     pub flow: Option<std::sync::Arc<scoreprior_models::realnvp::RealNvp>>,
 }
 

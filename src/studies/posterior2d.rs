@@ -373,6 +373,7 @@ fn dpi(case: &Case, s: &StudySettings) -> Result<(Vec<f64>, Vec<f64>, Arc<scorep
         .prior(Prior::score_ode_with(case.score_model()?, config))
         .measurement(vec![case.y], 1, 2)
         .posterior(PosteriorSettings {
+            positive: false,
             flows: s.dpi_flows,
             hidden: 32,
             batch_norm: false,

@@ -20,8 +20,10 @@ use crate::{Error, Result};
 
 mod checkpoint;
 mod config;
+mod constraints;
 mod energies;
 mod history;
+mod positive;
 mod run;
 mod schedule;
 mod summary;
@@ -29,8 +31,10 @@ mod traits;
 
 pub use checkpoint::*;
 pub use config::*;
+pub use constraints::*;
 pub use energies::*;
 pub use history::*;
+pub use positive::*;
 pub use run::*;
 pub use schedule::*;
 pub use summary::*;

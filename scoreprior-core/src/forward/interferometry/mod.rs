@@ -36,12 +36,14 @@
 mod array;
 mod closure;
 mod ehtim;
+mod imaging;
 mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
 pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
-pub use sources::TestSource;
+pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};
+pub use sources::{CompactSources, TestSource};
 
 use super::noise::Likelihood;
 use super::{ops, Chain, Model, Noise, Op, Shape};

@@ -1,0 +1,57 @@
+//! `scoreprior dpi --forward eht(…)` end to end on an 8×8 source: closure DPI writes its usual
+//! outputs and `closures.json`, and bad closure settings are errors before any work.
+
+mod common;
+
+use common::{fails, ok, tmp};
+
+#[test]
+fn closure_dpi_runs_and_bad_settings_are_refused() {
+    let dir = tmp("dpi-eht");
+    let x = dir.join("x.npy").display().to_string();
+    ok(&["make-sources", "--n", "3", "--size", "8", "--seed", "1", "--out", &x]);
+    let out = dir.join("run").display().to_string();
+    #[rustfmt::skip]
+    ok(&["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--index", "2", "--prior", "tv", "--positive",
+         "--flux-weight", "100", "--flux", "5", "--steps", "40", "--flows", "2", "--batch", "8", "--samples", "16",
+         "--anneal-data", "20", "--anneal-data-schedule", "geometric", "--out", &out, "--quiet"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run/closures.json")).unwrap()).unwrap();
+    assert_eq!(j["closure_phases"].as_u64(), Some(641), "{j}");
+    assert_eq!(j["log_closure_amplitudes"].as_u64(), Some(544), "{j}");
+    let chi_truth = j["chi2_truth"]["phase"].as_f64().unwrap();
+    assert!((0.5..1.6).contains(&chi_truth), "{j}");
+    assert!(j["nxcorr_best_shift"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(dir.join("run/mean.npy").is_file() && dir.join("run/samples.npy").is_file());
+    let mean = scoreprior::core::io::read_npy(dir.join("run/mean.npy")).unwrap();
+    assert!(mean.data.iter().all(|v| *v > 0.0), "positive images");
+
+    let o = dir.join("bad").display().to_string();
+    let run = |extra: &[&str]| {
+        let mut a =
+            vec!["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--prior", "tv", "--steps", "2", "--out", &o];
+        a.extend_from_slice(extra);
+        fails(&a)
+    };
+    assert!(run(&["--flux-weight=-1"]).contains("--flux-weight"));
+    assert!(run(&["--flux-weight", "1"]).contains("--flux"));
+    assert!(run(&["--data", "phases"]).contains("--data"));
+    assert!(run(&["--positive", "--init-level=-0.1"]).contains("--init-level"));
+    assert!(run(&["--anneal-data", "5", "--anneal-data-schedule", "cosine"]).contains("--anneal-data-schedule"));
+    assert!(run(&["--anneal-data", "5", "--anneal-data-schedule", "geometric", "--anneal-data-from", "0"])
+        .contains("geometric"));
+    // The 16×16 Gaussian prior on the 8×8 eht grid.
+    #[rustfmt::skip]
+    let e = fails(&["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--prior", "gaussian", "--steps", "2", "--out", &o]);
+    assert!(e.contains("prior") && e.contains("256") && e.contains("8x8"), "{e}");
+    // --data on a forward model that is not eht; a --y that is not this coverage's visibilities.
+    let y = dir.join("y.npy");
+    scoreprior::core::io::write_npy(&y, &[5], &[0.0; 5]).unwrap();
+    #[rustfmt::skip]
+    let e = fails(&["dpi", "--forward", "denoising", "--x-true", &x, "--data", "visibilities", "--steps", "2", "--out", &o]);
+    assert!(e.contains("--data"), "{e}");
+    #[rustfmt::skip]
+    let e = fails(&["dpi", "--forward", "eht(fov=160)", "--y", y.to_str().unwrap(), "--size", "8", "--prior", "tv", "--steps", "2", "--out", &o]);
+    assert!(e.contains("--y") && e.contains("visibilities"), "{e}");
+    assert!(!dir.join("bad/run.json").exists());
+}
