@@ -99,7 +99,7 @@ fn score_ald_samples_the_gaussian_posterior() {
     let mean_err = ((m[0] - pm[0]) / sd[0]).abs().max(((m[1] - pm[1]) / sd[1]).abs());
     let cov_err = (0..4).map(|k| (c[k] - pc[k]).abs()).fold(0.0, f64::max) / pc[0].max(pc[3]);
     eprintln!("Score-ALD: mean {m:?} vs {pm:?} ({mean_err:.3} sd), cov {c:?} vs {pc:?} ({cov_err:.3})");
-    // Measured: mean error 0.013 posterior sd, covariance error 0.038 of the larger variance.
+    // Measured: mean error 0.013 posterior sd, covariance error 0.040 of the larger variance.
     assert!(mean_err < 0.06, "mean error {mean_err} posterior sd");
     assert!(cov_err < 0.08, "covariance error {cov_err}");
 }

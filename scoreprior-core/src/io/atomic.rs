@@ -44,11 +44,17 @@ pub fn atomic_write_with(
     };
     let result = (|| {
         // Removed on drop unless persisted: an error on the way leaves nothing behind.
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{name}.{}.", std::process::id()))
-            .suffix(".tmp")
-            .rand_bytes(6)
-            .tempfile_in(dir)?;
+        let prefix = format!("{name}.{}.", std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp").rand_bytes(6);
+        // A temporary file is private (0600) by default; the result is an ordinary output file,
+        // readable like any other the user writes (0644 before the umask).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let tmp = builder.tempfile_in(dir)?;
         let mut w = std::io::BufWriter::new(tmp.as_file());
         fill(&mut w)?;
         w.flush()?;
@@ -77,6 +83,15 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.json")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Whatever the umask, an atomic write is as readable as a plain `File::create`.
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, b"x").unwrap();
+            let mode = |q: &Path| std::fs::metadata(q).unwrap().permissions().mode() & 0o444;
+            assert_eq!(mode(&p), mode(&plain));
+        }
         let e = atomic_write(dir.path().join(".."), b"x").unwrap_err().to_string();
         assert!(e.contains("no file name"), "{e}");
     }
