@@ -75,7 +75,8 @@ fn matrix_file_operator_with_the_shape_from_the_prior() {
          "--batch", "64", "--outlier", "100", "--out", &out, "--quiet"]);
     let x = read_npy(dir.join("dpi/samples.npy")).unwrap();
     assert_eq!(x.shape, vec![2000, 1, 2]);
-    let (mean, std) = (read_npy(dir.join("dpi/mean.npy")).unwrap().data, read_npy(dir.join("dpi/std.npy")).unwrap().data);
+    let (mean, std) =
+        (read_npy(dir.join("dpi/mean.npy")).unwrap().data, read_npy(dir.join("dpi/std.npy")).unwrap().data);
     // Closed form: mean (−0.1298, 0.0218), std (0.5963, 0.6942). Measured: (−0.100, 0.051),
     // (0.597, 0.692).
     let (em, es) = ([-0.129_753, 0.021_771], [0.596_287, 0.694_160]);

@@ -38,11 +38,7 @@ fn closure_dpi_fits_the_closures_of_a_small_crescent() {
     let res = Experiment::builder(p.model.clone())
         .truth_with_measurement(x.clone(), p.y.clone(), 8, 8)
         .prior(Prior::total_variation(1.0))
-        .posterior(PosteriorSettings {
-            flows: 4,
-            positive: true,
-            ..Default::default()
-        })
+        .posterior(PosteriorSettings { flows: 4, positive: true, ..Default::default() })
         .flux_constraint(100.0, flux)
         .steps(800)
         .batch(16)

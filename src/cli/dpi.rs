@@ -631,12 +631,12 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
     if args.flux_weight > 0.0 {
         builder = builder.flux_constraint(args.flux_weight, args.flux.unwrap_or(1.0));
     }
-    builder = match (x_true, &args.y) {
-        (Some(x), _) if eht_data.is_some() => builder.truth_with_measurement(x, eht_data.unwrap_or_default(), h, w),
-        (None, Some(_)) if eht_data.is_some() => builder.measurement(eht_data.unwrap_or_default(), h, w),
-        (Some(x), _) => builder.truth(x, h, w),
-        (None, Some(p)) => builder.measurement(read_npy(resolve(p)).map_err(|e| format!("--y: {e}"))?.data, h, w),
-        _ => unreachable!("checked above"),
+    builder = match (x_true, &args.y, eht_data) {
+        (Some(x), _, Some(y)) => builder.truth_with_measurement(x, y, h, w),
+        (None, Some(_), Some(y)) => builder.measurement(y, h, w),
+        (Some(x), _, None) => builder.truth(x, h, w),
+        (None, Some(p), None) => builder.measurement(read_npy(resolve(p)).map_err(|e| format!("--y: {e}"))?.data, h, w),
+        (None, None, _) => return Err("give exactly one of --y and --x-true".into()),
     };
     // The Wiener yardstick: the fitted Gaussian of --mean/--cov, when its files are there.
     if let Ok(g) = gaussian() {

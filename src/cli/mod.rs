@@ -10,14 +10,14 @@ pub mod make_sources;
 pub mod measure;
 pub mod posterior;
 pub use scoreprior::plot;
+pub mod posterior_2d;
 pub mod progress;
+pub mod restoration_study;
 pub mod sample;
 pub mod solver_study;
-pub mod posterior_2d;
-pub mod restoration_study;
 pub mod trace_study;
-pub mod train_flow;
 pub mod train;
+pub mod train_flow;
 
 /// Errors of the command-line program: any library error, reported with its chain.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -70,7 +70,9 @@ pub fn run(args: Posterior2dArgs) -> CliResult {
     if !args.cases.is_empty() {
         for c in &args.cases {
             if !cases.iter().any(|k| &k.name == c) {
-                return Err(format!("--cases: unknown case {c:?}; expected gaussian-low, gaussian-high or mixture").into());
+                return Err(
+                    format!("--cases: unknown case {c:?}; expected gaussian-low, gaussian-high or mixture").into()
+                );
             }
         }
         cases.retain(|k| args.cases.contains(&k.name));

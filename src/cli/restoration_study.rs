@@ -36,7 +36,10 @@ pub struct RestorationStudyArgs {
     pub methods: Vec<String>,
     /// Priors as NAME=CHECKPOINT[:MEAN:COV] (MEAN/COV: the fitted Gaussian of the same data,
     /// for the closed-form floor). Default: the shipped Fashion-MNIST NCSN++ and Gaussian.
-    #[arg(long, default_value = "fmnist=assets/ncsnpp_fmnist16/ema.safetensors:assets/gaussian16/mean.npy:assets/gaussian16/cov.npy")]
+    #[arg(
+        long,
+        default_value = "fmnist=assets/ncsnpp_fmnist16/ema.safetensors:assets/gaussian16/mean.npy:assets/gaussian16/cov.npy"
+    )]
     pub priors: Vec<String>,
     /// Test images as NAME=FILE[@INDEX] (.npy); every prior is applied to every image.
     #[arg(long, default_value = "fmnist=assets/fashion16_test.npy@0")]
@@ -127,9 +130,9 @@ fn task(name: &str) -> CliResult<(&'static str, &'static str)> {
 }
 
 fn split_named<'a>(flag: &str, s: &'a str) -> CliResult<(&'a str, &'a str)> {
-    s.split_once('=').filter(|(n, v)| !n.is_empty() && !v.is_empty()).ok_or_else(|| {
-        format!("{flag}: expected NAME=VALUE, got {s:?}").into()
-    })
+    s.split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{flag}: expected NAME=VALUE, got {s:?}").into())
 }
 
 fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
@@ -157,7 +160,8 @@ fn row_from_metrics(task: &str, prior: &str, image: &str, method: &str, dir: &Pa
 }
 
 fn complete(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("run.json")).is_ok_and(|t| t.contains("\"complete\"")) && dir.join("metrics.json").exists()
+    std::fs::read_to_string(dir.join("run.json")).is_ok_and(|t| t.contains("\"complete\""))
+        && dir.join("metrics.json").exists()
 }
 
 /// Runs `scoreprior restoration-study`.
@@ -210,7 +214,16 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
                 // unnormalised 16×16 DFT of deblurring), which keeps one ζ′ for both tasks.
                 let a_norm = {
                     let probe = PosteriorArgs::from_flags(&[
-                        "--forward", forward, "--noise", noise, "--x-true", file, "--index", &idx, "--out", "unused",
+                        "--forward",
+                        forward,
+                        "--noise",
+                        noise,
+                        "--x-true",
+                        file,
+                        "--index",
+                        &idx,
+                        "--out",
+                        "unused",
                     ])?;
                     let (e, _) = dpi::build_experiment(&probe.dpi)?;
                     scoreprior_core::baselines::operator_norm_sq(e.forward())?.unwrap_or(1.0).sqrt()
@@ -238,7 +251,8 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
                         // end of the study.
                         if let Err(e) = posterior::run_with(&base(method, &dir.to_string_lossy())?) {
                             eprintln!("restoration-study: {method} failed: {e}");
-                            failures.push(format!("{task_name}, prior {prior_name}, image {image_name}, {method}: {e}"));
+                            failures
+                                .push(format!("{task_name}, prior {prior_name}, image {image_name}, {method}: {e}"));
                             rows.push(RestorationRow::failed(task_name, prior_name, image_name, method));
                             continue;
                         }
@@ -263,10 +277,8 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
                     let seconds = t0.elapsed().as_secs_f64();
                     let truth = experiment.truth().ok_or("the study needs a ground truth")?;
                     let side = (d as f64).sqrt() as usize;
-                    let per: Vec<_> = draws
-                        .chunks(d)
-                        .map(|x| image_metrics(x, truth, side, side, 1.0))
-                        .collect::<Result<_, _>>()?;
+                    let per: Vec<_> =
+                        draws.chunks(d).map(|x| image_metrics(x, truth, side, side, 1.0)).collect::<Result<_, _>>()?;
                     let avg = |f: &dyn Fn(&scoreprior_core::metrics::ImageMetrics) -> f64| {
                         per.iter().map(f).sum::<f64>() / per.len() as f64
                     };

@@ -109,7 +109,11 @@ pub fn run(args: TrainFlowArgs) -> CliResult {
         (flow, rows.into_iter().filter(|r| r.step < done).collect::<Vec<_>>())
     } else {
         let cfg = RealNvpConfig::new(d).with_flows(args.flows).with_hidden(hidden).with_seed(args.seed);
-        scoreprior_core::limits::check_elems("the flow's parameters and activations", &[args.flows, hidden, d, args.batch_size], 8)?;
+        scoreprior_core::limits::check_elems(
+            "the flow's parameters and activations",
+            &[args.flows, hidden, d, args.batch_size],
+            8,
+        )?;
         let mut flow = RealNvp::new(cfg)?;
         // Start as N(0.5, 0.3²): the data's range, so the first steps are not spent moving mass.
         flow.set_initial_affine(0.5, 0.3)?;

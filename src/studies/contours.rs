@@ -24,11 +24,8 @@ fn isolines(case: &Case, values: &[f64], levels: &[f64]) -> PlotResult<Vec<(usiz
             t[j * n + i] = values[i * n + j];
         }
     }
-    let builder = ContourBuilder::new(n, n, true)
-        .x_origin(g.x.0 + 0.5 * dx)
-        .y_origin(g.y.0 + 0.5 * dy)
-        .x_step(dx)
-        .y_step(dy);
+    let builder =
+        ContourBuilder::new(n, n, true).x_origin(g.x.0 + 0.5 * dx).y_origin(g.y.0 + 0.5 * dy).x_step(dx).y_step(dy);
     let mut out = Vec::new();
     for (k, line) in builder.lines(&t, levels)?.iter().enumerate() {
         for ls in line.geometry().0.iter() {

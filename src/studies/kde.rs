@@ -79,7 +79,10 @@ impl Bandwidth {
 pub fn kde_log_density(samples: &[f64], bw: Bandwidth, grid: &Grid) -> Result<Vec<f64>> {
     let n = samples.len() / 2;
     if n < 2 || samples.len() % 2 != 0 {
-        return Err(Error::invalid(format!("a 2-D KDE needs at least two (x, y) samples, got {} values", samples.len())));
+        return Err(Error::invalid(format!(
+            "a 2-D KDE needs at least two (x, y) samples, got {} values",
+            samples.len()
+        )));
     }
     if let Some(index) = samples.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFiniteData { what: "KDE sample", index });
@@ -140,12 +143,7 @@ pub fn normalise_log(logp: &mut [f64], cell_area: f64) -> f64 {
 /// assert!((kl_on_grid(&p, &q, 1.0) - 2.0_f64.ln()).abs() < 1e-12);
 /// ```
 pub fn kl_on_grid(logp: &[f64], logq: &[f64], cell_area: f64) -> f64 {
-    logp.iter()
-        .zip(logq)
-        .filter(|(lp, _)| lp.is_finite())
-        .map(|(lp, lq)| lp.exp() * (lp - lq))
-        .sum::<f64>()
-        * cell_area
+    logp.iter().zip(logq).filter(|(lp, _)| lp.is_finite()).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>() * cell_area
 }
 
 #[cfg(test)]
@@ -164,7 +162,8 @@ mod tests {
         let lp: Vec<f64> = grid.points().iter().map(|x| g.log_pdf(*x)).collect();
         let lq: Vec<f64> = grid.points().iter().map(|x| h.log_pdf(*x)).collect();
         // KL(N0‖N1) = ½[tr(Σ1⁻¹Σ0) + Δμᵀ Σ1⁻¹ Δμ − 2 + ln(|Σ1|/|Σ0|)].
-        let exact = 0.5 * (0.04 / 0.05 + 1.0 + 0.05 * 0.05 / 0.05 - 2.0 + (0.05_f64 * 0.02 / (0.04 * 0.02 - 0.0001)).ln());
+        let exact =
+            0.5 * (0.04 / 0.05 + 1.0 + 0.05 * 0.05 / 0.05 - 2.0 + (0.05_f64 * 0.02 / (0.04 * 0.02 - 0.0001)).ln());
         let kl = kl_on_grid(&lp, &lq, grid.cell_area());
         assert!((kl - exact).abs() < 1e-4, "{kl} vs {exact}");
         let x = g.sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0), 10_000);

@@ -76,7 +76,8 @@ impl Mixture2 {
         let (mut means, mut covs) = (Vec::new(), Vec::new());
         for k in 0..self.weights.len() {
             let (p, _) = inv2(&self.covs[k])?;
-            let q = [p[0] + a[0] * a[0] / s2, p[1] + a[0] * a[1] / s2, p[2] + a[1] * a[0] / s2, p[3] + a[1] * a[1] / s2];
+            let q =
+                [p[0] + a[0] * a[0] / s2, p[1] + a[0] * a[1] / s2, p[2] + a[1] * a[0] / s2, p[3] + a[1] * a[1] / s2];
             let (c, _) = inv2(&q)?;
             let m = self.means[k];
             let b = [p[0] * m[0] + p[1] * m[1] + a[0] * y / s2, p[2] * m[0] + p[3] * m[1] + a[1] * y / s2];

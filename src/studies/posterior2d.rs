@@ -322,20 +322,44 @@ pub struct Study {
     pub seconds: f64,
 }
 
-fn baseline_samples(case: &Case, method: Method, value: f64, n: usize, s: &StudySettings, seed: u64) -> Result<Vec<f64>> {
+fn baseline_samples(
+    case: &Case,
+    method: Method,
+    value: f64,
+    n: usize,
+    s: &StudySettings,
+    seed: u64,
+) -> Result<Vec<f64>> {
     let model = case.score_model()?;
     let sde = AnySde::Vp(VpSde::default());
     let forward = case.forward()?;
     let y = [case.y];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = match method {
-        Method::ScoreAld => ScoreAld { levels: s.ald_levels, step_rel: value, ..ScoreAld::new(case.sigma) }
-            .sample(model.as_ref(), &sde, &forward, &y, n, &mut rng),
-        Method::Dps => {
-            Dps { steps: s.sampler_steps, zeta: value, ..Dps::new() }.sample(model.as_ref(), &sde, &forward, &y, n, &mut rng)
-        }
-        Method::SdeProj => SdeProj { steps: s.sampler_steps, lambda: value, ..SdeProj::new() }
-            .sample(model.as_ref(), &sde, &forward, &y, n, &mut rng),
+        Method::ScoreAld => ScoreAld { levels: s.ald_levels, step_rel: value, ..ScoreAld::new(case.sigma) }.sample(
+            model.as_ref(),
+            &sde,
+            &forward,
+            &y,
+            n,
+            &mut rng,
+        ),
+        Method::Dps => Dps { steps: s.sampler_steps, zeta: value, ..Dps::new() }.sample(
+            model.as_ref(),
+            &sde,
+            &forward,
+            &y,
+            n,
+            &mut rng,
+        ),
+        Method::SdeProj => SdeProj { steps: s.sampler_steps, lambda: value, ..SdeProj::new() }.sample(
+            model.as_ref(),
+            &sde,
+            &forward,
+            &y,
+            n,
+            &mut rng,
+        ),
         Method::Exact => Ok(case.posterior()?.sample(&mut rng, n)),
         Method::Dpi => return Err(bad("DPI is not a baseline")),
     }?;
@@ -430,9 +454,8 @@ pub fn run(cases: &[Case], s: &StudySettings, progress: &mut dyn FnMut(&str)) ->
                     let kl_qp = x.chunks(2).zip(&log_q).map(|(v, lq)| lq - post.log_pdf([v[0], v[1]])).sum::<f64>()
                         / log_q.len() as f64;
                     let pts: Vec<f64> = case.grid.points().iter().flatten().copied().collect();
-                    let (lq_grid, _) = flow
-                        .log_prob_and_grad(&pts, pts.len() / 2)
-                        .map_err(|e| bad(format!("flow density: {e}")))?;
+                    let (lq_grid, _) =
+                        flow.log_prob_and_grad(&pts, pts.len() / 2).map_err(|e| bad(format!("flow density: {e}")))?;
                     let kl_pq = kl_on_grid(&truth, &lq_grid, case.grid.cell_area());
                     (x, Some((kl_qp, kl_pq)), None)
                 }

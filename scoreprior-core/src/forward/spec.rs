@@ -158,7 +158,9 @@ impl<'a> Params<'a> {
     fn text(&self, key: &str) -> Result<&str> {
         match self.get(key) {
             Some(ParamValue::Text(t) | ParamValue::Word(t)) => Ok(t),
-            Some(v) => Err(Error::invalid(format!("parameter `{key}` of `{}` must be a path, got `{v}`", self.spec.name))),
+            Some(v) => {
+                Err(Error::invalid(format!("parameter `{key}` of `{}` must be a path, got `{v}`", self.spec.name)))
+            }
             None => Err(Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name))),
         }
     }
