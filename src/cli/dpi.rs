@@ -176,6 +176,14 @@ pub struct DpiArgs {
     /// softplus⁻¹ of it.
     #[arg(long)]
     pub init_level: Option<f64>,
+    /// Start the flow around this image, `FILE[@INDEX]` (.npy or PNG, same size as the
+    /// problem; positive with --positive) instead of a flat level.
+    #[arg(long, conflicts_with_all = ["init_level", "init_gaussian"])]
+    pub init_image: Option<String>,
+    /// With --forward eht(…): start the flow around a centred circular Gaussian of this FWHM
+    /// (µas) holding --flux, as eht-imaging starts its imager (its examples use 60 µas).
+    #[arg(long, conflicts_with = "init_level")]
+    pub init_gaussian: Option<f64>,
     /// BatchNorm in the coupling networks.
     #[arg(long)]
     pub batch_norm: bool,
@@ -245,17 +253,21 @@ pub struct DpiArgs {
 pub use scoreprior::experiment::Report as DpiSummary;
 
 fn load_image(path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> {
+    load_image_flag("--x-true", path, index)
+}
+
+fn load_image_flag(flag: &str, path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> {
     let path = resolve(path);
     if !path.exists() {
-        return Err(format!("--x-true: {} does not exist", path.display()).into());
+        return Err(format!("{flag}: {} does not exist", path.display()).into());
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     // .npy images follow the one rule of `read_npy_images` (floats as they are, u8 / 255,
     // other integers an error); a colour PNG is an error, not three gray images.
-    let a = if is_npy { read_npy_images(&path) } else { read_png(&path) }.map_err(|e| format!("--x-true: {e}"))?;
+    let a = if is_npy { read_npy_images(&path) } else { read_png(&path) }.map_err(|e| format!("{flag}: {e}"))?;
     if !is_npy && a.shape.first() == Some(&3) {
         return Err(format!(
-            "--x-true: {} is a colour PNG; the priors are gray: convert it to gray first",
+            "{flag}: {} is a colour PNG; the priors are gray: convert it to gray first",
             path.display()
         )
         .into());
@@ -263,15 +275,15 @@ fn load_image(path: &Path, index: usize) -> CliResult<(usize, usize, Vec<f64>)> 
     let (n, h, w) = match a.shape.as_slice() {
         [h, w] | [1, h, w] => (1, *h, *w),
         [n, h, w] | [n, 1, h, w] => (*n, *h, *w),
-        s => return Err(format!("--x-true: shape {s:?}: expected (H, W), (N, H, W) or (N, 1, H, W)").into()),
+        s => return Err(format!("{flag}: shape {s:?}: expected (H, W), (N, H, W) or (N, 1, H, W)").into()),
     };
     if index >= n {
-        return Err(format!("--index {index}: the file holds {n} images").into());
+        return Err(format!("{flag}: index {index}: the file holds {n} images").into());
     }
     let d = h * w;
     let x = a.data[index * d..(index + 1) * d].to_vec();
     if x.iter().any(|v| !v.is_finite()) {
-        return Err("--x-true: non-finite pixels".into());
+        return Err(format!("{flag}: non-finite pixels").into());
     }
     Ok((h, w, x))
 }
@@ -413,6 +425,8 @@ pub fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
         "flux_weight": args.flux_weight, "flux": args.flux, "anneal_data_schedule": args.anneal_data_schedule,
         "anneal_data_from": args.anneal_data_from, "anneal_data_rate": args.anneal_data_rate,
         "init_level": args.init_level,
+        "init_image": args.init_image,
+        "init_gaussian": args.init_gaussian,
     });
     if let (Some(c), serde_json::Value::Object(e)) = (config.as_object_mut(), extra) {
         c.extend(e);
@@ -572,8 +586,12 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
         }
     };
     data_annealing.validate("--anneal-data")?;
+    let mut eht_fov = None;
     let (model, eht_data) = match eht_problem(args, h, w, x_true.as_deref())? {
-        Some(p) => (p.model, Some(p.y)),
+        Some(p) => {
+            eht_fov = Some(p.fov_uas);
+            (p.model, Some(p.y))
+        }
         None => {
             if args.data != "closures" || args.no_debias {
                 return Err("--data and --no-debias apply to --forward eht(…) only".into());
@@ -583,6 +601,33 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
                 parse_model(chain, &args.noise, Shape::new(1, h, w)).map_err(|e| format!("--forward/--noise: {e}"))?;
             (m, None)
         }
+    };
+
+    let init_image = match (&args.init_image, args.init_gaussian, eht_fov) {
+        (Some(spec), _, _) => {
+            let (file, index) = match spec.rsplit_once('@') {
+                Some((f, i)) => (f, i.parse().map_err(|_| format!("--init-image {spec}: bad index after @"))?),
+                None => (spec.as_str(), 0),
+            };
+            let (ih, iw, img) = load_image_flag("--init-image", Path::new(file), index)?;
+            if (ih, iw) != (h, w) {
+                return Err(format!("--init-image is {ih}x{iw}, the problem is {h}x{w}").into());
+            }
+            Some(img)
+        }
+        (None, Some(fwhm), Some(fov)) => {
+            if !(fwhm.is_finite() && fwhm > 0.0) {
+                return Err(format!("--init-gaussian must be a positive FWHM in µas, got {fwhm}").into());
+            }
+            let flux = args.flux.ok_or("--init-gaussian needs the total flux --flux")?;
+            let blob = scoreprior_core::forward::interferometry::TestSource::Blobs(vec![(0.0, 0.0, fwhm, 1.0)]);
+            // Floored at 1e-6 of the peak, so that softplus⁻¹ of the far pixels stays finite.
+            let img = blob.render(h, fov, flux).map_err(|e| format!("--init-gaussian: {e}"))?;
+            let floor = 1e-6 * img.iter().cloned().fold(0.0, f64::max);
+            Some(img.into_iter().map(|v| v.max(floor)).collect())
+        }
+        (None, Some(_), None) => return Err("--init-gaussian needs --forward eht(…) (its field of view)".into()),
+        (None, None, _) => None,
     };
 
     let mut builder = Experiment::builder(model)
@@ -599,6 +644,7 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
                 Some(l) if args.positive => Some(scoreprior_core::dpi::softplus_inverse(l)),
                 Some(l) => Some(l),
             },
+            init_image,
         })
         .dpi_config(DpiConfig {
             steps: args.steps,
@@ -690,13 +736,13 @@ pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) ->
     match args.data.as_str() {
         "closures" => {
             let p = eht.closure_problem(&vis, !args.no_debias)?;
-            Ok(Some(EhtProblem { model: p.model.clone(), y: p.y.clone(), closures: Some(p) }))
+            Ok(Some(EhtProblem { model: p.model.clone(), y: p.y.clone(), closures: Some(p), fov_uas: fov(&eht) }))
         }
         "visibilities" => {
             if args.no_debias {
                 return Err("--no-debias applies to --data closures only".into());
             }
-            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None }))
+            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None, fov_uas: fov(&eht) }))
         }
         other => Err(format!("--data: expected closures or visibilities, got {other:?}").into()),
     }
@@ -710,6 +756,12 @@ pub struct EhtProblem {
     pub y: Vec<f64>,
     /// The closure problem (`--data closures`), for its χ².
     pub closures: Option<scoreprior_core::forward::interferometry::ClosureProblem>,
+    /// Field of view (µas).
+    pub fov_uas: f64,
+}
+
+fn fov(eht: &scoreprior_core::forward::interferometry::Interferometer) -> f64 {
+    eht.pixel_size() / scoreprior_core::forward::interferometry::UAS * eht.image_shape().w as f64
 }
 
 /// Takes `--out` for this run: the lock, the sweep of killed runs' temporaries, then a

@@ -110,11 +110,25 @@ pub struct PosteriorSettings {
     /// `init_scale` then describe `u`; `init_loc: None` starts `u` at `softplus⁻¹` of the
     /// level above (at least 1e-3).
     pub positive: bool,
+    /// A starting image (`D` values; positive with `positive`): the flow's output is moved by
+    /// it ([`scoreprior_core::dpi::ShiftedPosterior`], in `u = softplus⁻¹(x)` with
+    /// `positive`), so sampling starts around this image instead of a flat level, as
+    /// eht-imaging starts from a Gaussian. `init_loc` is then the offset from it (default 0).
+    /// The trained flow is not kept as a density when this is set.
+    pub init_image: Option<Vec<f64>>,
 }
 
 impl Default for PosteriorSettings {
     fn default() -> Self {
-        Self { flows: 16, hidden: 0, batch_norm: false, init_scale: 0.2, init_loc: None, positive: false }
+        Self {
+            flows: 16,
+            hidden: 0,
+            batch_norm: false,
+            init_scale: 0.2,
+            init_loc: None,
+            positive: false,
+            init_image: None,
+        }
     }
 }
 
@@ -314,6 +328,17 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
         }
         if let Some(l) = p.init_loc.filter(|l| !l.is_finite()) {
             return Err(invalid("posterior.init_loc", format!("must be finite, got {l}")));
+        }
+        if let Some(img) = &p.init_image {
+            if img.len() != d {
+                return Err(invalid("posterior.init_image", format!("has {} values, the image has {d}", img.len())));
+            }
+            if let Some(i) = img.iter().position(|v| !(v.is_finite() && (*v > 0.0 || !p.positive))) {
+                return Err(invalid(
+                    "posterior.init_image",
+                    format!("value {i} is {}: must be finite (and positive with positive images)", img[i]),
+                ));
+            }
         }
         self.dpi.validate().map_err(|e| invalid("dpi_config", e.to_string()))?;
         // Sizes from memory, not from crashes: the flow's parameters with their gradient and
@@ -625,6 +650,7 @@ impl<F: ForwardModel> Experiment<F> {
         };
         let loc = match (p.init_loc, p.positive) {
             (Some(l), _) => l,
+            (None, _) if p.init_image.is_some() => 0.0,
             (None, false) => level,
             (None, true) => scoreprior_core::dpi::softplus_inverse(level.max(1e-3)),
         };
@@ -647,11 +673,16 @@ impl<F: ForwardModel> Experiment<F> {
         };
         // The trained flow is kept as a density only when it is the posterior itself (a
         // softplus output has the flow's density in the pre-softplus variables).
-        let ((history, samples, seconds_training, seconds_sampling), kept_flow) = if p.positive {
-            let mut soft = scoreprior_core::dpi::SoftplusPosterior::new(flow);
-            (train_and_sample(&mut soft)?, None)
-        } else {
-            (train_and_sample(&mut flow)?, Some(flow))
+        // The starting image is an offset in the flow's own variables (`u` before softplus).
+        let offset = p.init_image.as_ref().map(|img| {
+            img.iter().map(|&v| if p.positive { scoreprior_core::dpi::softplus_inverse(v) } else { v }).collect()
+        });
+        use scoreprior_core::dpi::{ShiftedPosterior, SoftplusPosterior};
+        let ((history, samples, seconds_training, seconds_sampling), kept_flow) = match (p.positive, offset) {
+            (true, None) => (train_and_sample(&mut SoftplusPosterior::new(flow))?, None),
+            (true, Some(b)) => (train_and_sample(&mut SoftplusPosterior::new(ShiftedPosterior::new(flow, b)?))?, None),
+            (false, Some(b)) => (train_and_sample(&mut ShiftedPosterior::new(flow, b)?)?, None),
+            (false, None) => (train_and_sample(&mut flow)?, Some(flow)),
         };
         let summary = summarize_samples(&samples.x, d, self.outlier)?;
         let timing = result::Timing {

@@ -26,6 +26,7 @@ mod history;
 mod positive;
 mod run;
 mod schedule;
+mod shifted;
 mod summary;
 mod traits;
 
@@ -37,6 +38,7 @@ pub use history::*;
 pub use positive::*;
 pub use run::*;
 pub use schedule::*;
+pub use shifted::*;
 pub use summary::*;
 pub use traits::*;
 
