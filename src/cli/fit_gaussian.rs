@@ -256,14 +256,19 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
            plus {jitter}·I on the diagonal.\n\
          - Trace of the covariance: {trace:.4}; mean pixel value: {:.4}.\n\
          {test_note}\n\
-         Rebuild with:\n\n```\ncargo run --release -- fit-gaussian --data <fashion-mnist dir> --size {s} --out {}{}\n```\n",
+         Rebuild with:\n\n```\ncargo run --release -- fit-gaussian --data {} --size {s}{} --out {}{}\n```\n",
         if is_npy { "the images of a .npy file" } else { "Fashion-MNIST" },
         train.file_name().unwrap_or_default().to_string_lossy(),
         if is_npy { "" } else { " (Fashion-MNIST, Zalando SE, MIT licence)" },
-        if is_npy { ", values as stored" } else { ", divided by 255" },
+        if is_npy { ", values as stored (u8 files divided by 255)" } else { ", divided by 255" },
         mean.iter().sum::<f64>() / d as f64,
+        if is_npy { train.display().to_string() } else { "<fashion-mnist dir>".to_string() },
+        args.limit.map(|l| format!(" --limit {l}")).unwrap_or_default(),
         args.out.display(),
-        args.test_out.as_ref().map(|p| format!(" --test-out {} --test-count {}", p.display(), args.test_count)).unwrap_or_default(),
+        args.test_out
+            .as_ref()
+            .map(|p| format!(" --test-out {} --test-count {}", p.display(), args.test_count))
+            .unwrap_or_default(),
         jitter = args.jitter,
     );
     atomic_write(args.out.join("README.md"), readme.as_bytes())?;

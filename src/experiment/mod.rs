@@ -116,6 +116,29 @@ pub struct PosteriorSettings {
     /// eht-imaging starts from a Gaussian. `init_loc` is then the offset from it (default 0).
     /// The trained flow is not kept as a density when this is set.
     pub init_image: Option<Vec<f64>>,
+    /// Before DPI, find the MAP image under the same data and prior energies from the
+    /// starting image (a [`scoreprior_models::point::PointPosterior`] through the same loop)
+    /// and start the flow around it instead. For data terms that begin orders of magnitude
+    /// above their optimum (closure quantities at high S/N). Written to `map.npy` and reused
+    /// on resume.
+    pub map_warm_start: Option<MapWarmStart>,
+}
+
+/// Settings of the MAP warm start ([`PosteriorSettings::map_warm_start`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MapWarmStart {
+    /// Adam steps.
+    pub steps: usize,
+    /// Adam's learning rate (in `u = softplus⁻¹(x)` for positive images).
+    pub lr: f64,
+    /// Energy evaluations per step at the point (averages a stochastic prior's draws).
+    pub batch: usize,
+}
+
+impl Default for MapWarmStart {
+    fn default() -> Self {
+        Self { steps: 2000, lr: 1e-2, batch: 2 }
+    }
 }
 
 impl Default for PosteriorSettings {
@@ -127,6 +150,7 @@ impl Default for PosteriorSettings {
             init_scale: 0.2,
             init_loc: None,
             positive: false,
+            map_warm_start: None,
             init_image: None,
         }
     }
@@ -328,6 +352,14 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
         }
         if let Some(l) = p.init_loc.filter(|l| !l.is_finite()) {
             return Err(invalid("posterior.init_loc", format!("must be finite, got {l}")));
+        }
+        if let Some(ws) = &p.map_warm_start {
+            if ws.steps == 0 || ws.batch == 0 || !(ws.lr.is_finite() && ws.lr > 0.0) {
+                return Err(invalid(
+                    "posterior.map_warm_start",
+                    format!("needs steps ≥ 1, batch ≥ 1 and a positive lr, got {ws:?}"),
+                ));
+            }
         }
         if let Some(img) = &p.init_image {
             if img.len() != d {
@@ -624,6 +656,59 @@ impl<F: ForwardModel> Experiment<F> {
         Ok(())
     }
 
+    /// The MAP image under the experiment's data and prior energies (unit weights, no
+    /// annealing), by Adam from `start`; cached in `map.npy` of the output folder on resume.
+    fn map_estimate(&self, ws: &MapWarmStart, start: Vec<f64>) -> Result<Vec<f64>> {
+        use scoreprior_core::dpi::{
+            softplus, softplus_inverse, Annealing, LossWeights, SoftplusPosterior, TimeFloorSchedule,
+        };
+        use scoreprior_models::point::PointPosterior;
+        let d = start.len();
+        let cache = self.dpi.out_dir.as_ref().map(|dir| dir.join("map.npy"));
+        if let Some(path) = cache.as_ref().filter(|p| self.dpi.resume && p.exists()) {
+            let a = scoreprior_core::io::read_npy(path)?;
+            if a.data.len() == d && a.data.iter().all(|v| v.is_finite()) {
+                return Ok(a.data);
+            }
+        }
+        let positive = self.posterior.positive;
+        let u0 = if positive { start.iter().map(|&v| softplus_inverse(v)).collect() } else { start };
+        let cfg = DpiConfig {
+            steps: ws.steps,
+            batch: ws.batch,
+            lr: ws.lr,
+            warmup: 0,
+            lr_final_fraction: 0.1,
+            grad_clip: None,
+            weights: LossWeights { entropy: 0.0, ..self.dpi.weights },
+            data_annealing: Annealing::None,
+            tempering: Annealing::None,
+            score_function_weight: 0.0,
+            time_floor: TimeFloorSchedule::Off,
+            seed: self.dpi.seed ^ 0x4D41_5000,
+            checkpoint_every: 0,
+            out_dir: None,
+            resume: false,
+        };
+        let mut point = PointPosterior::new(u0)?;
+        let history = if positive {
+            let mut soft = SoftplusPosterior::new(point);
+            let h = run_dpi(&cfg, &mut soft, Some(&self.data), Some(self.prior.energy.as_ref()), &mut |_| {})?;
+            point = soft.into_inner();
+            h
+        } else {
+            run_dpi(&cfg, &mut point, Some(&self.data), Some(self.prior.energy.as_ref()), &mut |_| {})?
+        };
+        let x: Vec<f64> =
+            point.point().into_iter().map(|u| if positive { softplus(u).max(1e-300) } else { u }).collect();
+        if let Some(path) = &cache {
+            scoreprior_core::io::write_npy(path, &[self.h, self.w], &x)?;
+            let csv = path.with_file_name("map_losses.csv");
+            scoreprior_core::io::atomic_write(&csv, history.to_csv().as_bytes())?;
+        }
+        Ok(x)
+    }
+
     /// [`run`](Experiment::run), calling `observer` after every step (progress, logging).
     ///
     /// # Errors
@@ -650,7 +735,7 @@ impl<F: ForwardModel> Experiment<F> {
         };
         let loc = match (p.init_loc, p.positive) {
             (Some(l), _) => l,
-            (None, _) if p.init_image.is_some() => 0.0,
+            (None, _) if p.init_image.is_some() || p.map_warm_start.is_some() => 0.0,
             (None, false) => level,
             (None, true) => scoreprior_core::dpi::softplus_inverse(level.max(1e-3)),
         };
@@ -671,10 +756,21 @@ impl<F: ForwardModel> Experiment<F> {
             let samples = draw_samples(post, n_samples, 64, dpi.seed ^ 0xD1)?;
             Ok((history, samples, seconds_training, t1.elapsed().as_secs_f64()))
         };
+        let init_image = match &p.map_warm_start {
+            None => p.init_image.clone(),
+            Some(ws) => {
+                let start = p.init_image.clone().unwrap_or_else(|| {
+                    let l =
+                        p.init_loc.map_or(level, |u| if p.positive { scoreprior_core::dpi::softplus(u) } else { u });
+                    vec![if p.positive { l.max(1e-3) } else { l }; d]
+                });
+                Some(self.map_estimate(ws, start)?)
+            }
+        };
         // The trained flow is kept as a density only when it is the posterior itself (a
         // softplus output has the flow's density in the pre-softplus variables).
         // The starting image is an offset in the flow's own variables (`u` before softplus).
-        let offset = p.init_image.as_ref().map(|img| {
+        let offset = init_image.as_ref().map(|img| {
             img.iter().map(|&v| if p.positive { scoreprior_core::dpi::softplus_inverse(v) } else { v }).collect()
         });
         use scoreprior_core::dpi::{ShiftedPosterior, SoftplusPosterior};

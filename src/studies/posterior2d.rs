@@ -404,6 +404,7 @@ fn dpi(case: &Case, s: &StudySettings) -> Result<(Vec<f64>, Vec<f64>, Arc<scorep
             init_scale: s.dpi_init_scale,
             init_loc: Some(0.0),
             init_image: None,
+            map_warm_start: None,
         })
         .dpi_config(DpiConfig {
             steps: s.dpi_steps,
