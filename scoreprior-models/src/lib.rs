@@ -27,7 +27,6 @@ pub mod checkpoint;
 pub mod data;
 pub mod ncsnpp;
 pub mod ops;
-pub mod point;
 pub mod realnvp;
 pub mod sample;
 pub mod score;

@@ -184,14 +184,21 @@ pub struct DpiArgs {
     /// (µas) holding --flux, as eht-imaging starts its imager (its examples use 60 µas).
     #[arg(long, conflicts_with = "init_level")]
     pub init_gaussian: Option<f64>,
-    /// MAP warm start: this many Adam steps on the image itself under the same data and prior
-    /// terms (from the starting image), then the flow starts around the MAP image (`map.npy`,
-    /// `map_losses.csv`). For closure data at high S/N; 0 = off.
+    /// MAP warm start: at most this many L-BFGS iterations on the image itself under the same
+    /// data and prior terms (from the starting image, jittered), then the flow starts around
+    /// the MAP image (`map.npy`, `map_losses.csv`). For closure data at high S/N; 0 = off.
     #[arg(long, default_value_t = 0)]
     pub map_steps: usize,
-    /// Learning rate of the MAP warm start (in softplus⁻¹ units with --positive).
-    #[arg(long, default_value_t = 1e-2)]
-    pub map_lr: f64,
+    /// Rounds of the MAP warm start; between rounds the image is blurred (with --forward eht(…)
+    /// to the array's nominal resolution, else by --map-blur pixels) and L-BFGS restarts.
+    #[arg(long, default_value_t = 1)]
+    pub map_rounds: usize,
+    /// FWHM (pixels) of the blur between MAP rounds without eht (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub map_blur: f64,
+    /// Jitter of the MAP start (standard deviation, in softplus⁻¹ units with --positive).
+    #[arg(long, default_value_t = 0.1)]
+    pub map_jitter: f64,
     /// BatchNorm in the coupling networks.
     #[arg(long)]
     pub batch_norm: bool,
@@ -436,7 +443,9 @@ pub fn manifest(args: &DpiArgs, prior_file: &Path) -> CliResult<RunManifest> {
         "init_image": args.init_image,
         "init_gaussian": args.init_gaussian,
         "map_steps": args.map_steps,
-        "map_lr": args.map_lr,
+        "map_jitter": args.map_jitter,
+        "map_rounds": args.map_rounds,
+        "map_blur": args.map_blur,
     });
     if let (Some(c), serde_json::Value::Object(e)) = (config.as_object_mut(), extra) {
         c.extend(e);
@@ -596,10 +605,11 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
         }
     };
     data_annealing.validate("--anneal-data")?;
-    let mut eht_fov = None;
+    let (mut eht_fov, mut eht_blur_px) = (None, None);
     let (model, eht_data) = match eht_problem(args, h, w, x_true.as_deref())? {
         Some(p) => {
             eht_fov = Some(p.fov_uas);
+            eht_blur_px = Some(p.resolution_uas / (p.fov_uas / w as f64));
             (p.model, Some(p.y))
         }
         None => {
@@ -656,8 +666,10 @@ pub fn build_experiment(args: &DpiArgs) -> CliResult<(Experiment<Model>, PathBuf
             },
             init_image,
             map_warm_start: (args.map_steps > 0).then_some(scoreprior::experiment::MapWarmStart {
-                steps: args.map_steps,
-                lr: args.map_lr,
+                iterations: args.map_steps,
+                jitter: args.map_jitter,
+                rounds: args.map_rounds,
+                blur_px: eht_blur_px.unwrap_or(args.map_blur),
                 ..Default::default()
             }),
         })
@@ -751,13 +763,13 @@ pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) ->
     match args.data.as_str() {
         "closures" => {
             let p = eht.closure_problem(&vis, !args.no_debias)?;
-            Ok(Some(EhtProblem { model: p.model.clone(), y: p.y.clone(), closures: Some(p), fov_uas: fov(&eht) }))
+            Ok(Some(EhtProblem { model: p.model.clone(), y: p.y.clone(), closures: Some(p), fov_uas: fov(&eht), resolution_uas: res(&eht) }))
         }
         "visibilities" => {
             if args.no_debias {
                 return Err("--no-debias applies to --data closures only".into());
             }
-            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None, fov_uas: fov(&eht) }))
+            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None, fov_uas: fov(&eht), resolution_uas: res(&eht) }))
         }
         other => Err(format!("--data: expected closures or visibilities, got {other:?}").into()),
     }
@@ -773,6 +785,12 @@ pub struct EhtProblem {
     pub closures: Option<scoreprior_core::forward::interferometry::ClosureProblem>,
     /// Field of view (µas).
     pub fov_uas: f64,
+    /// The array's nominal resolution (µas).
+    pub resolution_uas: f64,
+}
+
+fn res(eht: &scoreprior_core::forward::interferometry::Interferometer) -> f64 {
+    scoreprior_core::forward::interferometry::nominal_resolution_uas(eht.coverage())
 }
 
 fn fov(eht: &scoreprior_core::forward::interferometry::Interferometer) -> f64 {

@@ -112,35 +112,5 @@ impl ClosureProblem {
 /// assert!(raw < 0.0 && (best - 1.0).abs() < 1e-12);
 /// ```
 pub fn nxcorr(a: &[f64], b: &[f64], n: usize, max_shift: usize) -> (f64, f64) {
-    let ncc = |b: &[f64]| {
-        let (ma, mb) = (a.iter().sum::<f64>() / a.len() as f64, b.iter().sum::<f64>() / b.len() as f64);
-        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-        for (x, y) in a.iter().zip(b) {
-            ab += (x - ma) * (y - mb);
-            aa += (x - ma) * (x - ma);
-            bb += (y - mb) * (y - mb);
-        }
-        if aa > 0.0 && bb > 0.0 {
-            ab / (aa * bb).sqrt()
-        } else {
-            0.0
-        }
-    };
-    let s = max_shift as isize;
-    let mut best = f64::NEG_INFINITY;
-    for di in -s..=s {
-        for dj in -s..=s {
-            let mut sh = vec![0.0; n * n];
-            for i in 0..n as isize {
-                for j in 0..n as isize {
-                    let (si, sj) = (i - di, j - dj);
-                    if (0..n as isize).contains(&si) && (0..n as isize).contains(&sj) {
-                        sh[(i * n as isize + j) as usize] = b[(si * n as isize + sj) as usize];
-                    }
-                }
-            }
-            best = best.max(ncc(&sh));
-        }
-    }
-    (ncc(b), best)
+    (super::ncc(a, b), super::best_shift(a, b, n, max_shift).0)
 }

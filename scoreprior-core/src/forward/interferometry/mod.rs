@@ -36,12 +36,14 @@
 mod array;
 mod closure;
 mod ehtim;
+mod image_metrics;
 mod imaging;
 mod sources;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
 pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
+pub use image_metrics::{best_shift, gaussian_blur, ncc, nominal_resolution_uas, ring_fit, shift_image, RingFit};
 pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};
 pub use sources::{CompactSources, TestSource};
 
