@@ -763,13 +763,25 @@ pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) ->
     match args.data.as_str() {
         "closures" => {
             let p = eht.closure_problem(&vis, !args.no_debias)?;
-            Ok(Some(EhtProblem { model: p.model.clone(), y: p.y.clone(), closures: Some(p), fov_uas: fov(&eht), resolution_uas: res(&eht) }))
+            Ok(Some(EhtProblem {
+                model: p.model.clone(),
+                y: p.y.clone(),
+                closures: Some(p),
+                fov_uas: fov(&eht),
+                resolution_uas: res(&eht),
+            }))
         }
         "visibilities" => {
             if args.no_debias {
                 return Err("--no-debias applies to --data closures only".into());
             }
-            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None, fov_uas: fov(&eht), resolution_uas: res(&eht) }))
+            Ok(Some(EhtProblem {
+                model: vis_model,
+                y: vis,
+                closures: None,
+                fov_uas: fov(&eht),
+                resolution_uas: res(&eht),
+            }))
         }
         other => Err(format!("--data: expected closures or visibilities, got {other:?}").into()),
     }

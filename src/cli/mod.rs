@@ -10,6 +10,7 @@ pub mod make_sources;
 pub mod measure;
 pub mod posterior;
 pub use scoreprior::plot;
+pub mod eht_study;
 pub mod posterior_2d;
 pub mod progress;
 pub mod restoration_study;
@@ -74,6 +75,9 @@ pub enum Command {
     /// The 2-D posterior study: DPI vs Score-ALD, DPS, SDE+Proj against closed-form posteriors.
     #[command(name = "posterior-2d")]
     Posterior2d(posterior_2d::Posterior2dArgs),
+    /// Black-hole imaging from closure quantities: DPI under score priors side by side with
+    /// eht-imaging's RML images of the same observations (table, figures).
+    EhtStudy(eht_study::EhtStudyArgs),
     /// Fig. 3 and A.2: restoration metrics and sampling cost of every method, per task and prior.
     RestorationStudy(restoration_study::RestorationStudyArgs),
     /// Train a RealNVP image density by maximum likelihood (the discrete-flow prior; resumable).
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Dpi(a) => dpi::run(a),
             Command::Posterior(a) => posterior::run(a),
             Command::Posterior2d(a) => posterior_2d::run(a),
+            Command::EhtStudy(a) => eht_study::run(a),
             Command::RestorationStudy(a) => restoration_study::run(a),
             Command::TrainFlow(a) => train_flow::run(a),
         },

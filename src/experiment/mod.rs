@@ -83,6 +83,11 @@ fn invalid(field: &'static str, why: impl Into<String>) -> ExperimentError {
     ExperimentError::Invalid { field, why: why.into() }
 }
 
+/// [`ExperimentError::Invalid`] for the studies built on experiments.
+pub(crate) fn invalid_setting(field: &'static str, why: impl Into<String>) -> ExperimentError {
+    invalid(field, why)
+}
+
 /// The measurement: read, or simulated from the truth with a seed.
 #[derive(Debug, Clone)]
 enum Observation {
@@ -367,7 +372,11 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
         }
         if let Some(ws) = &p.map_warm_start {
             let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
-            if ws.iterations == 0 || ws.rounds == 0 || ws.memory == 0 || !finite_nonneg(ws.jitter) || !finite_nonneg(ws.blur_px)
+            if ws.iterations == 0
+                || ws.rounds == 0
+                || ws.memory == 0
+                || !finite_nonneg(ws.jitter)
+                || !finite_nonneg(ws.blur_px)
             {
                 return Err(invalid(
                     "posterior.map_warm_start",

@@ -3,8 +3,11 @@
 //!
 //! - [`posterior2d`]: DPI against Score-ALD, DPS and SDE+Proj on 2-D posteriors known in
 //!   closed form (supplement Fig. 5, main Fig. 4), KL divergences from KDEs on a grid.
+//! - [`eht`]: closure-quantity DPI under score priors side by side with eht-imaging's RML
+//!   imager on the same observations of a ring, a crescent and a double blob.
 
 mod contours;
+pub mod eht;
 mod kde;
 mod mix2;
 pub mod posterior2d;

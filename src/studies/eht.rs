@@ -1,0 +1,363 @@
+//! Black-hole imaging side by side with eht-imaging: for each source of
+//! `benches/reference/ehtim_rml.py` (its truth, observation and RML image), DPI under each
+//! score prior fits the *same* closure phases and log closure amplitudes, and both are
+//! measured alike — reduced χ² of the closure data, normalised cross-correlation with the
+//! truth and with the truth blurred to the nominal resolution (best integer shift, since
+//! closures do not fix the position), REx-style ring diameter and width, wall time — and for
+//! DPI the posterior spread and whether the (aligned) truth lies within two posterior
+//! standard deviations.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use scoreprior_core::forward::interferometry::{
+    best_shift, gaussian_blur, nominal_resolution_uas, read_ehtim_txt, ring_fit, shift_image, ClosureProblem,
+    Interferometer, TestSource,
+};
+use scoreprior_core::forward::ops::Pulse;
+use scoreprior_core::io::{atomic_write, read_npy, write_npy, write_png_grid};
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::{
+    invalid_setting, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, Result,
+};
+
+/// DPI settings of the study (the same for every source and prior).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EhtDpiSettings {
+    /// DPI steps after the warm start.
+    pub steps: usize,
+    /// Flow samples per step.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Affine-coupling blocks.
+    pub flows: usize,
+    /// Initial spread of the flow around the MAP image (softplus⁻¹ units).
+    pub init_scale: f64,
+    /// FWHM (µas) of the Gaussian starting image (eht-imaging's reference script: 60).
+    pub init_fwhm_uas: f64,
+    /// MAP warm start: L-BFGS iterations per round and rounds.
+    pub map: MapWarmStart,
+    /// Weight of the total-flux penalty `W(Σx − F)²`.
+    pub flux_weight: f64,
+    /// Posterior samples drawn at the end.
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for EhtDpiSettings {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch: 16,
+            lr: 1e-3,
+            flows: 16,
+            init_scale: 0.05,
+            init_fwhm_uas: 60.0,
+            map: MapWarmStart { iterations: 300, rounds: 5, ..Default::default() },
+            flux_weight: 10.0,
+            samples: 128,
+            seed: 0,
+        }
+    }
+}
+
+/// One row of the table: one method on one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EhtRow {
+    /// Source (`ring`, `crescent`, `double`).
+    pub source: String,
+    /// `ehtim RML` or `DPI <prior>`.
+    pub method: String,
+    /// Image side (pixels) over the same field of view.
+    pub npix: usize,
+    /// Reduced χ² of the closure phases.
+    pub chi2_phase: f64,
+    /// Reduced χ² of the log closure amplitudes.
+    pub chi2_log_amp: f64,
+    /// Normalised cross-correlation with the truth blurred to the nominal resolution (best shift).
+    pub nxcorr_blurred: f64,
+    /// Normalised cross-correlation with the truth (best shift).
+    pub nxcorr: f64,
+    /// Ring diameter (µas), for rings and crescents.
+    pub diameter: Option<f64>,
+    /// Ring width (FWHM, µas), for rings and crescents.
+    pub width: Option<f64>,
+    /// Wall time (s): eht-imaging's imaging time; DPI's warm start, training and sampling.
+    pub seconds: f64,
+    /// Mean posterior standard deviation over pixels, relative to the mean image's peak (DPI).
+    pub std_rel: Option<f64>,
+    /// Fraction of pixels with |truth − mean| ≤ 2·std, truth aligned to the mean (DPI).
+    pub within_2std: Option<f64>,
+}
+
+/// What `benches/reference/ehtim_rml.py` wrote for one source.
+#[derive(Debug, Clone)]
+pub struct ReferenceRun {
+    /// Source name (the folder's).
+    pub source: String,
+    /// Truth, `npix × npix`, row 0 north (Jy per pixel).
+    pub truth: Vec<f64>,
+    /// eht-imaging's image, same grid.
+    pub image: Vec<f64>,
+    /// Side of the grid.
+    pub npix: usize,
+    /// Field of view (µas).
+    pub fov_uas: f64,
+    /// eht-imaging's imaging wall time (s).
+    pub seconds: f64,
+    /// The observation (`obs.txt`).
+    pub obs: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct ReferenceSummary {
+    npix: usize,
+    fov_uas: f64,
+    imaging_seconds: f64,
+}
+
+impl ReferenceRun {
+    /// Reads `dir/{truth.npy, image.npy, obs.txt, summary.json}`.
+    pub fn read(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let source = dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let text = std::fs::read_to_string(dir.join("summary.json"))
+            .map_err(|e| scoreprior_core::io::IoError::os(&dir.join("summary.json"), e))?;
+        let s: ReferenceSummary = serde_json::from_str(&text)
+            .map_err(|e| invalid_setting("reference", format!("{}: {e}", dir.join("summary.json").display())))?;
+        let img = |name: &str| -> Result<Vec<f64>> {
+            let a = read_npy(dir.join(name))?;
+            if a.data.len() != s.npix * s.npix || a.data.iter().any(|v| !v.is_finite()) {
+                return Err(invalid_setting(
+                    "reference",
+                    format!("{}: expected {n}×{n} finite values", dir.join(name).display(), n = s.npix),
+                ));
+            }
+            Ok(a.data)
+        };
+        Ok(Self {
+            source,
+            truth: img("truth.npy")?,
+            image: img("image.npy")?,
+            npix: s.npix,
+            fov_uas: s.fov_uas,
+            seconds: s.imaging_seconds,
+            obs: dir.join("obs.txt"),
+        })
+    }
+}
+
+/// Sums `f × f` blocks: an `n × n` image on an `n/f` grid with the same total flux.
+pub fn bin_image(img: &[f64], n: usize, m: usize) -> Vec<f64> {
+    let f = n / m;
+    let mut out = vec![0.0; m * m];
+    for i in 0..n {
+        for j in 0..n {
+            out[(i / f) * m + j / f] += img[i * n + j];
+        }
+    }
+    out
+}
+
+/// The measures of one image against the truth on the same grid.
+fn measure(
+    source: &str,
+    method: String,
+    image: &[f64],
+    truth: &[f64],
+    n: usize,
+    fov: f64,
+    problem: &ClosureProblem,
+    resolution_uas: f64,
+) -> Result<EhtRow> {
+    let chi = problem.chi2(image)?;
+    let blurred = gaussian_blur(truth, n, resolution_uas / (fov / n as f64));
+    let ring = matches!(source, "ring" | "crescent");
+    let fit = if ring { ring_fit(image, n, fov / n as f64) } else { None };
+    Ok(EhtRow {
+        source: source.to_string(),
+        method,
+        npix: n,
+        chi2_phase: chi.phase,
+        chi2_log_amp: chi.log_amp,
+        nxcorr_blurred: best_shift(&blurred, image, n, n / 4).0,
+        nxcorr: best_shift(truth, image, n, n / 4).0,
+        diameter: fit.map(|f| f.diameter),
+        width: fit.map(|f| f.width),
+        seconds: 0.0,
+        std_rel: None,
+        within_2std: None,
+    })
+}
+
+/// Runs the study: every source in `reference_dir/<source>/` under every `(name, checkpoint)`
+/// prior, DPI outputs in `out/<source>-<prior>/`, a figure `out/<source>.png` (truth, truth
+/// blurred to the nominal resolution, eht-imaging, then per prior its DPI mean, std and three
+/// samples; each panel scaled to its own maximum), and returns the rows (eht-imaging's first
+/// for each source). A source whose `row.json` files exist is read back, not rerun.
+pub fn run(
+    reference_dir: &Path,
+    sources: &[String],
+    priors: &[(String, PathBuf)],
+    settings: &EhtDpiSettings,
+    out: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<EhtRow>> {
+    std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
+    let mut rows = Vec::new();
+    for source in sources {
+        let r = ReferenceRun::read(reference_dir.join(source))?;
+        let obs = read_ehtim_txt(&r.obs)?;
+        let (coverage, vis) = (obs.coverage(), obs.visibilities());
+        let resolution = nominal_resolution_uas(&coverage);
+        // eht-imaging observes with bilinear (triangle) pixels; the same model fits its data.
+        let problem_at = |n: usize| -> Result<ClosureProblem> {
+            Ok(Interferometer::new(coverage.clone(), n, r.fov_uas)?
+                .with_pulse(Pulse::Triangle)
+                .closure_problem(&vis, true)?)
+        };
+        let n0 = r.npix;
+        let p0 = problem_at(n0)?;
+        let mut ehtim = measure(source, "ehtim RML".into(), &r.image, &r.truth, n0, r.fov_uas, &p0, resolution)?;
+        ehtim.seconds = r.seconds;
+        let mut truth_row = measure(source, "truth".into(), &r.truth, &r.truth, n0, r.fov_uas, &p0, resolution)?;
+        truth_row.nxcorr_blurred =
+            best_shift(&gaussian_blur(&r.truth, n0, resolution / (r.fov_uas / n0 as f64)), &r.truth, n0, 0).0;
+        let scale = |v: &[f64]| {
+            let m = v.iter().cloned().fold(1e-300, f64::max);
+            v.iter().map(|x| x / m).collect::<Vec<f64>>()
+        };
+        let blurred0 = gaussian_blur(&r.truth, n0, resolution / (r.fov_uas / n0 as f64));
+        let mut panels: Vec<Vec<f64>> = vec![scale(&r.truth), scale(&blurred0), scale(&r.image)];
+        rows.push(truth_row);
+        rows.push(ehtim);
+        for (name, ckpt) in priors {
+            let sub = out.join(format!("{source}-{name}"));
+            let row_file = sub.join("row.json");
+            let (row, mean, std, samples, n) = if row_file.exists() {
+                let text =
+                    std::fs::read_to_string(&row_file).map_err(|e| scoreprior_core::io::IoError::os(&row_file, e))?;
+                let row: EhtRow = serde_json::from_str(&text)
+                    .map_err(|e| invalid_setting("out", format!("{}: {e}", row_file.display())))?;
+                let n = row.npix;
+                let rd = |f: &str| -> Result<Vec<f64>> { Ok(read_npy(sub.join(f))?.data) };
+                (row, rd("mean.npy")?, rd("std.npy")?, rd("samples.npy")?, n)
+            } else {
+                progress(&format!("{source}: DPI under {name}"));
+                let prior = Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?.with_label(name.clone());
+                let (n, _) =
+                    prior.image_shape().ok_or_else(|| invalid_setting("priors", format!("{name}: no image shape")))?;
+                if n > n0 || n0 % n != 0 {
+                    return Err(invalid_setting(
+                        "priors",
+                        format!("{name}: its {n}×{n} grid does not divide the reference's {n0}×{n0}"),
+                    ));
+                }
+                let truth_n = bin_image(&r.truth, n0, n);
+                let peak = truth_n.iter().cloned().fold(0.0, f64::max);
+                // The priors' images have peak 1; closures do not fix the scale, so the truth
+                // is put on it (only the flux target uses it).
+                let x: Vec<f64> = truth_n.iter().map(|v| v / peak).collect();
+                let flux: f64 = x.iter().sum();
+                let p = problem_at(n)?;
+                let start =
+                    TestSource::Blobs(vec![(0.0, 0.0, settings.init_fwhm_uas, 1.0)]).render(n, r.fov_uas, flux)?;
+                let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
+                let map = MapWarmStart { blur_px: resolution / (r.fov_uas / n as f64), ..settings.map };
+                let t0 = Instant::now();
+                let res: ExperimentResult = Experiment::builder(p.model.clone())
+                    .forward_label(format!("closures of {}", r.obs.display()))
+                    .truth_with_measurement(x.clone(), p.y.clone(), n, n)
+                    .prior(prior)
+                    .posterior(PosteriorSettings {
+                        flows: settings.flows,
+                        positive: true,
+                        init_scale: settings.init_scale,
+                        init_image: Some(start.into_iter().map(|v| v.max(floor)).collect()),
+                        map_warm_start: Some(map),
+                        ..Default::default()
+                    })
+                    .flux_constraint(settings.flux_weight, flux)
+                    .steps(settings.steps)
+                    .batch(settings.batch)
+                    .lr(settings.lr)
+                    .seed(settings.seed)
+                    .samples(settings.samples)
+                    .outlier_threshold(1e9)
+                    .configure(|c| {
+                        c.out_dir = Some(sub.clone());
+                        c.resume = true;
+                        c.checkpoint_every = 50;
+                    })
+                    .build()?
+                    .run()?;
+                let seconds = t0.elapsed().as_secs_f64();
+                res.save(&sub)?;
+                let s = &res.summary;
+                let mut row = measure(source, format!("DPI {name}"), &s.mean, &x, n, r.fov_uas, &p, resolution)?;
+                row.seconds = seconds;
+                let peak_mean = s.mean.iter().cloned().fold(1e-300, f64::max);
+                row.std_rel = Some(s.std.iter().sum::<f64>() / (n * n) as f64 / peak_mean);
+                let (_, (di, dj)) = best_shift(&s.mean, &x, n, n / 4);
+                let aligned = shift_image(&x, n, di, dj);
+                let inside =
+                    aligned.iter().zip(&s.mean).zip(&s.std).filter(|((t, m), sd)| (*t - *m).abs() <= 2.0 * *sd).count();
+                row.within_2std = Some(inside as f64 / (n * n) as f64);
+                let json = serde_json::to_string_pretty(&row).map_err(|e| invalid_setting("out", e.to_string()))?;
+                atomic_write(&row_file, json.as_bytes())?;
+                (row, s.mean.clone(), s.std.clone(), res.samples.x.clone(), n)
+            };
+            // Panels on the reference grid (nearest-neighbour upsampling of coarser priors).
+            let up = |v: &[f64]| -> Vec<f64> {
+                let f = n0 / n;
+                (0..n0 * n0).map(|k| v[(k / n0 / f) * n + (k % n0) / f]).collect()
+            };
+            panels.push(scale(&up(&mean)));
+            panels.push(scale(&up(&std)));
+            for k in 0..3.min(samples.len() / (n * n)) {
+                panels.push(scale(&up(&samples[k * n * n..(k + 1) * n * n])));
+            }
+            rows.push(row);
+        }
+        let flat: Vec<f64> = panels.concat();
+        write_png_grid(out.join(format!("{source}.png")), &flat, n0, n0, panels.len(), 0.0, 1.0, 4)?;
+        write_npy(out.join(format!("{source}_panels.npy")), &[panels.len(), n0, n0], &flat)?;
+    }
+    Ok(rows)
+}
+
+/// Writes `table.csv` and `table.md` of the rows into `out`.
+pub fn write_table(rows: &[EhtRow], out: &Path) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r).map_err(|e| invalid_setting("out", e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| invalid_setting("out", e.to_string()))?;
+    atomic_write(out.join("table.csv"), &bytes)?;
+    let opt = |v: Option<f64>, p: usize| v.map_or("–".to_string(), |x| format!("{x:.p$}"));
+    let mut md = String::from(
+        "| source | method | pixels | χ² closure phase | χ² log closure amp | nxcorr (blurred truth) | nxcorr (truth) | diameter µas | width µas | seconds | std / peak | truth within 2 std |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
+            r.source,
+            r.method,
+            r.npix,
+            r.chi2_phase,
+            r.chi2_log_amp,
+            r.nxcorr_blurred,
+            r.nxcorr,
+            opt(r.diameter, 1),
+            opt(r.width, 1),
+            if r.method == "truth" { "–".into() } else { format!("{:.0}", r.seconds) },
+            opt(r.std_rel, 3),
+            opt(r.within_2std, 2),
+        ));
+    }
+    atomic_write(out.join("table.md"), md.as_bytes())?;
+    Ok(())
+}
