@@ -25,6 +25,29 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     assert!(dir.join("run/mean.npy").is_file() && dir.join("run/samples.npy").is_file());
     let mean = scoreprior::core::io::read_npy(dir.join("run/mean.npy")).unwrap();
     assert!(mean.data.iter().all(|v| *v > 0.0), "positive images");
+    // The mean and std also as FITS images with the sky header.
+    let fits = scoreprior::core::io::read_fits_image(dir.join("run/mean.fits")).unwrap();
+    assert_eq!(fits.data, mean.data);
+    assert_eq!(fits.get("BUNIT"), Some("JY/PIXEL"));
+    assert!(dir.join("run/std.fits").is_file());
+
+    // eht-imaging's start (a Gaussian of the target flux) and the MAP warm start from it.
+    let warm = dir.join("warm").display().to_string();
+    #[rustfmt::skip]
+    ok(&["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--index", "2", "--prior", "tv", "--positive",
+         "--flux-weight", "100", "--flux", "5", "--init-gaussian", "60", "--map-steps", "100", "--map-rounds", "2",
+         "--steps", "2", "--flows", "2", "--batch", "4", "--samples", "8", "--out", &warm, "--quiet"]);
+    let map = scoreprior::core::io::read_npy(dir.join("warm/map.npy")).unwrap();
+    assert_eq!(map.data.len(), 64);
+    let costs: Vec<f64> = std::fs::read_to_string(dir.join("warm/map_losses.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    // Two rounds, each logging its start; the best cost of each round never rises within it,
+    // and the warm start ends far below where it began.
+    assert!(costs.len() > 10 && costs.last().unwrap() < &(1e-2 * costs[0]), "{:?}", &costs[..5]);
 
     let o = dir.join("bad").display().to_string();
     let run = |extra: &[&str]| {
@@ -37,6 +60,10 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     assert!(run(&["--flux-weight", "1"]).contains("--flux"));
     assert!(run(&["--data", "phases"]).contains("--data"));
     assert!(run(&["--positive", "--init-level=-0.1"]).contains("--init-level"));
+    assert!(run(&["--init-gaussian", "60"]).contains("--flux"));
+    assert!(run(&["--init-gaussian=-5", "--flux", "5"]).contains("--init-gaussian"));
+    assert!(run(&["--init-image", "missing.npy"]).contains("--init-image"));
+    assert!(run(&["--map-steps", "5", "--map-rounds", "0"]).contains("map_warm_start"));
     assert!(run(&["--anneal-data", "5", "--anneal-data-schedule", "cosine"]).contains("--anneal-data-schedule"));
     assert!(run(&["--anneal-data", "5", "--anneal-data-schedule", "geometric", "--anneal-data-from", "0"])
         .contains("geometric"));

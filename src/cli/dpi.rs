@@ -343,8 +343,14 @@ pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
     progress.finish();
     res.save(&args.out)?;
     let (h, w) = res.shape;
-    if let Some(EhtProblem { closures: Some(p), .. }) = eht_problem(args, h, w, res.x_true.as_deref())? {
-        closure_report(&p, &res, &args.out, args.quiet)?;
+    if let Some(eht) = eht_problem(args, h, w, res.x_true.as_deref())? {
+        if let Some(p) = &eht.closures {
+            closure_report(p, &res, &args.out, args.quiet)?;
+        }
+        // Radio astronomers' viewers open FITS: the posterior mean and std as well.
+        for (name, img) in [("mean.fits", &res.summary.mean), ("std.fits", &res.summary.std)] {
+            scoreprior_core::io::write_fits_image(args.out.join(name), img, h, w, &eht.sky)?;
+        }
     }
     manifest.with_state(RunState::Complete).write(&args.out)?;
     let rep = &res.report;
@@ -737,6 +743,7 @@ pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) ->
         out: PathBuf::new(),
     };
     let built = super::measure::build(&margs, Shape::new(1, h, w))?;
+    let sky = built.sky.ok_or("--forward eht: no sky header was built")?;
     let eht = built.interferometer.ok_or("--forward eht: no interferometer was built")?;
     let vis_model = built.model;
     let vis = match (truth, &args.y) {
@@ -769,6 +776,7 @@ pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) ->
                 closures: Some(p),
                 fov_uas: fov(&eht),
                 resolution_uas: res(&eht),
+                sky: sky.clone(),
             }))
         }
         "visibilities" => {
@@ -781,6 +789,7 @@ pub fn eht_problem(args: &DpiArgs, h: usize, w: usize, truth: Option<&[f64]>) ->
                 closures: None,
                 fov_uas: fov(&eht),
                 resolution_uas: res(&eht),
+                sky: sky.clone(),
             }))
         }
         other => Err(format!("--data: expected closures or visibilities, got {other:?}").into()),
@@ -799,6 +808,8 @@ pub struct EhtProblem {
     pub fov_uas: f64,
     /// The array's nominal resolution (µas).
     pub resolution_uas: f64,
+    /// The sky header of FITS outputs.
+    pub sky: scoreprior_core::io::FitsSky,
 }
 
 fn res(eht: &scoreprior_core::forward::interferometry::Interferometer) -> f64 {
