@@ -293,7 +293,12 @@ fn load_image_flag(flag: &str, path: &Path, index: usize) -> CliResult<(usize, u
         s => return Err(format!("{flag}: shape {s:?}: expected (H, W), (N, H, W) or (N, 1, H, W)").into()),
     };
     if index >= n {
-        return Err(format!("{flag}: index {index}: the file holds {n} images").into());
+        return Err(if flag == "--x-true" {
+            format!("--index {index}: the file holds {n} images")
+        } else {
+            format!("{flag}: index {index}: the file holds {n} images")
+        }
+        .into());
     }
     let d = h * w;
     let x = a.data[index * d..(index + 1) * d].to_vec();

@@ -249,7 +249,10 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
                         eprintln!("restoration-study: {task_name}, prior {prior_name}, image {image_name}: {method}");
                         // A sampler that diverges is a result (a row with no metrics), not the
                         // end of the study.
-                        if let Err(e) = posterior::run_with(&base(method, &dir.to_string_lossy())?) {
+                        let mut run = base(method, &dir.to_string_lossy())?;
+                        // A run the study was stopped in continues from its checkpoint.
+                        run.dpi.resume = dir.join("run.json").exists();
+                        if let Err(e) = posterior::run_with(&run) {
                             eprintln!("restoration-study: {method} failed: {e}");
                             failures
                                 .push(format!("{task_name}, prior {prior_name}, image {image_name}, {method}: {e}"));
