@@ -11,6 +11,7 @@
 pub mod experiment;
 pub mod plot;
 pub mod studies;
+pub mod training;
 
 pub use scoreprior_core as core;
 pub use scoreprior_macros as macros;

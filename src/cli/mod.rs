@@ -19,6 +19,7 @@ pub mod solver_study;
 pub mod trace_study;
 pub mod train;
 pub mod train_flow;
+pub mod training;
 
 /// Errors of the command-line program: any library error, reported with its chain.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
