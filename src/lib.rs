@@ -9,6 +9,8 @@
 //! - [`models`]: NCSN++ score networks and RealNVP flows on dfdx.
 
 pub mod experiment;
+pub mod logprob;
+pub mod monitor;
 pub mod plot;
 pub mod studies;
 pub mod training;

@@ -5,9 +5,12 @@ use clap::{Parser, Subcommand};
 
 pub mod dpi;
 pub mod fit_gaussian;
+pub mod inputs;
 pub mod logprob;
 pub mod make_sources;
 pub mod measure;
+pub mod monitor;
+pub mod ode_args;
 pub mod posterior;
 pub use scoreprior::plot;
 pub mod eht_study;
