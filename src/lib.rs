@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod logprob;
 pub mod monitor;
 pub mod plot;
+pub mod solver_study;
 pub mod studies;
 pub mod training;
 
