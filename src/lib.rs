@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod plot;
 pub mod solver_study;
 pub mod studies;
+pub mod trace_study;
 pub mod training;
 
 pub use scoreprior_core as core;

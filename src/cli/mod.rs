@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod dpi;
+pub mod eht_study;
 pub mod fit_gaussian;
 pub mod inputs;
 pub mod logprob;
@@ -12,8 +13,6 @@ pub mod measure;
 pub mod monitor;
 pub mod ode_args;
 pub mod posterior;
-pub use scoreprior::plot;
-pub mod eht_study;
 pub mod posterior_2d;
 pub mod progress;
 pub mod restoration_study;
