@@ -9,6 +9,7 @@
 //! - [`models`]: NCSN++ score networks and RealNVP flows on dfdx.
 
 pub mod experiment;
+pub mod gaussian_fit;
 pub mod logprob;
 pub mod monitor;
 pub mod plot;
