@@ -11,6 +11,7 @@
 pub mod experiment;
 pub mod gaussian_fit;
 pub mod logprob;
+pub mod measurement;
 pub mod monitor;
 pub mod plot;
 pub mod solver_study;
