@@ -9,11 +9,16 @@ use scoreprior_models::ncsnpp::NcsnppConfig;
 use scoreprior_models::train::TrainConfig;
 
 use super::monitor::Bars;
-use super::training::TrainingArgs;
+use super::training::{in_order, TrainingArgs};
 use super::CliResult;
 
 /// Arguments of `scoreprior train`.
 #[derive(Debug, Args)]
+#[command(mut_args(|a| in_order(a, &[
+    "data", "out", "size", "config", "nf", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "steps",
+    "batch_size", "lr", "warmup", "ema_rate", "grad_clip", "no_flip", "limit", "seed", "ckpt_every", "sample_every",
+    "force", "threads", "quiet", "plot_only",
+])))]
 pub struct TrainArgs {
     /// The flags shared with `train-flow`.
     #[command(flatten)]

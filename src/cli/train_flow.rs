@@ -17,7 +17,7 @@ use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 use serde::{Deserialize, Serialize};
 
 use super::logprob::load_images;
-use super::training::TrainingArgs;
+use super::training::{in_order, TrainingArgs};
 use super::CliResult;
 
 /// Arguments of `scoreprior train-flow`.
@@ -34,7 +34,11 @@ use super::CliResult;
     mut_arg("seed", |a| a.help("Seed of the initialisation, batches and dequantisation noise")),
     mut_arg("ckpt_every", |a| a.help("Steps between checkpoints")),
     mut_arg("force", |a| a.help("Start over, moving an existing run aside").alias(None)),
-    mut_arg("quiet", |a| a.help("No progress lines"))
+    mut_arg("quiet", |a| a.help("No progress lines")),
+    mut_args(|a| in_order(a, &[
+        "data", "out", "size", "flows", "hidden", "steps", "batch_size", "lr", "grad_clip", "limit", "ckpt_every",
+        "test", "seed", "force", "quiet",
+    ]))
 )]
 pub struct TrainFlowArgs {
     /// The flags shared with `train`.

@@ -49,3 +49,12 @@ pub struct TrainingArgs {
     #[arg(long)]
     pub quiet: bool,
 }
+
+/// `arg` with its place in `order` (flag ids, i.e. field names) as its `--help` position, so
+/// a command lists its flags in the order it had before the shared ones moved here.
+pub fn in_order(arg: clap::Arg, order: &[&str]) -> clap::Arg {
+    match order.iter().position(|id| arg.get_id() == *id) {
+        Some(i) => arg.display_order(i),
+        None => arg,
+    }
+}
