@@ -109,6 +109,13 @@ pub fn mean_cov(x: &[f64], n: usize, d: usize, jitter: f64) -> (Vec<f64>, Vec<f6
 ///
 /// # Errors
 /// The rounded covariance is not symmetric positive definite (or the mean not finite).
+///
+/// ```
+/// use scoreprior::gaussian_fit::check_as_f32;
+/// assert!(check_as_f32(&[0.5, 0.5], &[1.0, 0.0, 0.0, 1.0]).is_ok());
+/// // Two identical pixels without jitter: singular.
+/// assert!(check_as_f32(&[0.5, 0.5], &[1.0, 1.0, 1.0, 1.0]).is_err());
+/// ```
 pub fn check_as_f32(mean: &[f64], cov: &[f64]) -> scoreprior_core::Result<()> {
     let round = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| f64::from(x as f32)).collect() };
     Gaussian::new(round(mean), &round(cov), AnySde::from_name("vp")?).map(|_| ())

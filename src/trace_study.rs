@@ -108,6 +108,22 @@ fn cos_dist(a: &[f64], b: &[f64]) -> f64 {
 ///
 /// # Errors
 /// The solves' errors.
+///
+/// ```
+/// use scoreprior::core::divergence::ProbeNoise;
+/// use scoreprior::core::prior::ScorePriorConfig;
+/// use scoreprior::core::score::Gaussian;
+/// use scoreprior::core::sde::{AnySde, VpSde};
+/// use scoreprior::trace_study::{logp_study, Probes};
+/// let sde = AnySde::Vp(VpSde::default());
+/// let q = Gaussian::diagonal(vec![0.0; 2], &[1.0; 2], sde).unwrap();
+/// let base = ScorePriorConfig { sde, ..ScorePriorConfig::default() };
+/// let probes = Probes { base, noise: ProbeNoise::Rademacher, seed: 0 };
+/// let s = logp_study(&q, &[0.3, -0.2], &probes, &[1, 4], 3, &mut scoreprior::monitor::Silent).unwrap();
+/// // Hutchinson is unbiased: the means straddle the exact-trace value.
+/// assert_eq!(s.rows.len(), 2);
+/// assert!((s.rows[1].mean - s.exact).abs() < 4.0 * s.rows[1].std.max(1e-9));
+/// ```
 pub fn logp_study(
     q: &Gaussian,
     x: &[f64],

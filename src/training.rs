@@ -1,6 +1,7 @@
 //! Training runs that write a loss CSV and resume from checkpoints: the NCSN++ score network
-//! (denoising score matching) and the RealNVP density (maximum likelihood). A resumed run
-//! keeps the rows of the steps its checkpoint holds, so its files match an uninterrupted run's.
+//! by denoising score matching ([`ScoreTraining`]), and the loss-CSV resume it shares with the
+//! RealNVP density of `train-flow` ([`resume_loss_rows`]): a resumed run keeps the rows of the
+//! steps its checkpoint holds, so its files match an uninterrupted run's.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

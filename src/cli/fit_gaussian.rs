@@ -3,6 +3,7 @@
 //! (`y_ij = Σ_kl w_ik w_jl x_kl`, `w_ik` = overlap of output cell `i` with input pixel `k`,
 //! divided by the cell width 28/S), scaled to `[0,1]`; then `μ = mean`, `Σ = sample
 //! covariance (1/(N−1)) + 0.01·I`, written as f32 `mean.npy` (D) and `cov.npy` (D×D).
+//! The fit is [`scoreprior::gaussian_fit`]; this file finds the data and writes the files.
 
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,7 @@
 //! Bits per dimension are those of the continuous density of the input values,
 //! `bpd = −log p(x) / (D ln 2)`; with `--dequantized` the data are taken as 8-bit images
 //! scaled to `[0, 1]` and `log2 256 = 8` bits are added (`P(bin) ≈ p(x)·256^{−D}`).
+//! The evaluation and its record are [`scoreprior::logprob`]; this file maps the flags onto it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -17,6 +17,8 @@
 //!   first dirty image as FITS (`aty.fits`);
 //! - anything else, e.g. `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`, with
 //!   default noise `gaussian(sigma=0.05)`.
+//!
+//! The output files beyond `y` are written by [`scoreprior::measurement`].
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //! `q = N(μ, Σ)`. For each solver, `log p_ODE(x)` of `n` exact samples `x ~ q` (one batch =
 //! one ODE state), then `KL(q‖p) ≈ (1/n) Σ [log q(x) − log p_ODE(x)]`, the mean
 //! `|log p_ODE − log p_{t0}|` against the closed-form marginal at `t0`, NFE and wall time.
+//! The study's parts are [`scoreprior::solver_study`]; this file maps the flags onto them.
 
 use std::path::PathBuf;
 

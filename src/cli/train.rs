@@ -1,6 +1,7 @@
 //! `scoreprior train`: trains an NCSN++ noise-prediction network by denoising score
 //! matching under the VP SDE (see `scoreprior_models::train`), with a progress bar, a loss
-//! CSV, periodic sample grids and resumable atomic checkpoints.
+//! CSV, periodic sample grids and resumable atomic checkpoints. The loop is
+//! [`scoreprior::training::ScoreTraining`]; this file checks the flags and owns the run folder.
 
 use clap::Args;
 use scoreprior::training::{plot_loss, ScoreTraining};
