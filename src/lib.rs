@@ -9,8 +9,15 @@
 //! - [`models`]: NCSN++ score networks and RealNVP flows on dfdx.
 
 pub mod experiment;
+pub mod gaussian_fit;
+pub mod logprob;
+pub mod measurement;
+pub mod monitor;
 pub mod plot;
+pub mod solver_study;
 pub mod studies;
+pub mod trace_study;
+pub mod training;
 
 pub use scoreprior_core as core;
 pub use scoreprior_macros as macros;

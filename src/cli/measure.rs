@@ -17,20 +17,23 @@
 //!   first dirty image as FITS (`aty.fits`);
 //! - anything else, e.g. `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`, with
 //!   default noise `gaussian(sigma=0.05)`.
+//!
+//! The output files beyond `y` are written by [`scoreprior::measurement`].
 
 use std::path::PathBuf;
 
 use clap::Args;
 use rand::SeedableRng;
+use scoreprior::measurement::{max, min, write_adjoint, write_interferometry};
 use scoreprior_core::forward::interferometry::{read_ehtim_txt, Interferometer};
 use scoreprior_core::forward::{
-    expand_preset, parse_chain, parse_noise, EhtSettings, ForwardModel, Model, Op, PrimitiveSpec, Shape,
+    expand_preset, parse_chain, parse_noise, EhtSettings, ForwardModel, Model, PrimitiveSpec, Shape,
 };
 use scoreprior_core::io::{
-    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_fits_image, write_npy, write_png_grid,
-    Array, FitsSky,
+    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, Array, FitsSky,
 };
 
+use super::monitor::Bars;
 use super::CliResult;
 
 /// Arguments of `scoreprior measure`.
@@ -170,62 +173,11 @@ pub fn run(args: MeasureArgs) -> CliResult {
     );
     println!("wrote     {}", y_path.display());
 
+    let mut lines = Bars::new(false);
     if let Some(eht) = &interferometer {
-        let cov = eht.coverage();
-        let uv: Vec<f64> = cov.points.iter().flat_map(|p| [p.u, p.v, p.sigma, p.time_hour]).collect();
-        let uv_path = args.out.join("uv.npy");
-        write_npy(&uv_path, &[cov.points.len(), 4], &uv)?;
-        let sets = eht.closures();
-        let k = cov.points.len();
-        let op = scoreprior_core::forward::ops::ClosureProducts::new(k, sets.triangles, sets.quadrangles)?;
-        let m = op.output_shape().len();
-        let mut clos = vec![0.0; n * m];
-        for (ci, yi) in clos.chunks_mut(m).zip(y.chunks(2 * k)) {
-            op.apply(yi, ci);
-        }
-        let c_path = args.out.join("closures.npy");
-        write_npy(&c_path, &[n, m], &clos)?;
-        println!(
-            "eht:      {} visibilities on {} baselines over {} scans, max baseline {:.2} Gλ, pixel {:.2} µas",
-            k,
-            cov.baselines().len(),
-            cov.times().len(),
-            cov.max_baseline() / 1e9,
-            eht.pixel_size() / scoreprior_core::forward::interferometry::UAS
-        );
-        println!("wrote     {} (u, v [λ], σ [Jy], time [h])", uv_path.display());
-        println!(
-            "wrote     {} ({} closure phases then {} log closure amplitudes)",
-            c_path.display(),
-            op.n_phases(),
-            op.n_amplitudes()
-        );
+        write_interferometry(&args.out, eht, &y, n, &mut lines)?;
     }
-
-    if model.is_linear() {
-        let aty = model.adjoint(&y)?;
-        let npy = args.out.join("aty.npy");
-        write_npy(&npy, &[n, shape.c, shape.h, shape.w], &aty)?;
-        // One tile per channel of each image, each scaled to the range of the whole batch.
-        let png = args.out.join("aty.png");
-        let zoom = (256 / shape.h.max(shape.w)).clamp(1, 8);
-        write_png_grid(&png, &aty, shape.h, shape.w, (n * shape.c).min(8), min(&aty), max(&aty), zoom)?;
-        let what = if interferometer.is_some() { "dirty image Aᵀy" } else { "naive reconstruction Aᵀy" };
-        println!("wrote     {} and {} ({what})", npy.display(), png.display());
-        if let Some(sky) = &sky {
-            let fits = args.out.join("aty.fits");
-            write_fits_image(&fits, &aty[..shape.h * shape.w], shape.h, shape.w, sky)?;
-            println!("wrote     {} (the first dirty image as FITS, RA---SIN/DEC--SIN)", fits.display());
-        }
-    } else {
-        println!("note:     the forward model is non-linear, so there is no Aᵀy to write");
-    }
+    let shot = (y.as_slice(), n, shape);
+    write_adjoint(&args.out, &model, shot, sky.as_ref(), interferometer.is_some(), &mut lines)?;
     Ok(())
-}
-
-fn min(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::INFINITY, f64::min)
-}
-fn max(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }

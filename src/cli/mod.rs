@@ -4,13 +4,15 @@
 use clap::{Parser, Subcommand};
 
 pub mod dpi;
+pub mod eht_study;
 pub mod fit_gaussian;
+pub mod inputs;
 pub mod logprob;
 pub mod make_sources;
 pub mod measure;
+pub mod monitor;
+pub mod ode_args;
 pub mod posterior;
-pub use scoreprior::plot;
-pub mod eht_study;
 pub mod posterior_2d;
 pub mod progress;
 pub mod restoration_study;
@@ -19,6 +21,7 @@ pub mod solver_study;
 pub mod trace_study;
 pub mod train;
 pub mod train_flow;
+pub mod training;
 
 /// Errors of the command-line program: any library error, reported with its chain.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -1,39 +1,29 @@
 //! `scoreprior train`: trains an NCSN++ noise-prediction network by denoising score
 //! matching under the VP SDE (see `scoreprior_models::train`), with a progress bar, a loss
-//! CSV, periodic sample grids and resumable atomic checkpoints.
+//! CSV, periodic sample grids and resumable atomic checkpoints. The loop is
+//! [`scoreprior::training::ScoreTraining`]; this file checks the flags and owns the run folder.
 
-use std::path::PathBuf;
-use std::time::Instant;
-
-use super::progress::Progress;
 use clap::Args;
-use rand::SeedableRng;
-use scoreprior_core::io::{
-    check_outputs_distinct, check_same_run, move_aside, sweep_stale_tmp, OutputLock, RunManifest, RunState,
-};
-use scoreprior_core::sde::VpSde;
-use scoreprior_models::checkpoint;
-use scoreprior_models::data::{load_dataset, Preprocess, Split};
-use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
-use scoreprior_models::sample::sample_sde;
-use scoreprior_models::score::NcsnppScore;
-use scoreprior_models::train::{TrainConfig, Trainer};
+use scoreprior::training::{plot_loss, ScoreTraining};
+use scoreprior_core::io::{check_outputs_distinct, check_same_run, move_aside, RunManifest};
+use scoreprior_models::ncsnpp::NcsnppConfig;
+use scoreprior_models::train::TrainConfig;
 
+use super::monitor::Bars;
+use super::training::{in_order, TrainingArgs};
 use super::CliResult;
 
 /// Arguments of `scoreprior train`.
 #[derive(Debug, Args)]
+#[command(mut_args(|a| in_order(a, &[
+    "data", "out", "size", "config", "nf", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "steps",
+    "batch_size", "lr", "warmup", "ema_rate", "grad_clip", "no_flip", "limit", "seed", "ckpt_every", "sample_every",
+    "force", "threads", "quiet", "plot_only",
+])))]
 pub struct TrainArgs {
-    /// Training images: an IDX file or a directory with `train-images-idx3-ubyte[.gz]`,
-    /// a `.npy` file ((N,H,W) or (N,C,H,W)), or a directory of PNG files.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Output directory (checkpoint.safetensors, ema.safetensors, loss.csv, samples/).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Image side after area-averaging resize.
-    #[arg(long, default_value_t = 16)]
-    pub size: usize,
+    /// The flags shared with `train-flow`.
+    #[command(flatten)]
+    pub training: TrainingArgs,
     /// Network preset: small, reference or tiny.
     #[arg(long, default_value = "small")]
     pub config: String,
@@ -52,87 +42,24 @@ pub struct TrainArgs {
     /// Override the preset's dropout.
     #[arg(long)]
     pub dropout: Option<f64>,
-    /// Total optimiser steps (a resumed run continues up to this count).
-    #[arg(long, default_value_t = 10_000)]
-    pub steps: u64,
-    /// Images per step (at least 1).
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Peak learning rate (positive).
-    #[arg(long, default_value_t = 5e-4)]
-    pub lr: f64,
     /// Linear warm-up steps.
     #[arg(long, default_value_t = 200)]
     pub warmup: u64,
     /// EMA rate of the inference weights, in [0, 1).
     #[arg(long, default_value_t = 0.999)]
     pub ema_rate: f64,
-    /// Global gradient-norm clip: positive; `inf` disables clipping.
-    #[arg(long, default_value_t = 1.0)]
-    pub grad_clip: f64,
     /// Disable random horizontal flips.
     #[arg(long)]
     pub no_flip: bool,
-    /// Use only the first images of the data set.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// RNG seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Steps between checkpoints (at least 1; the last step is always checkpointed).
-    #[arg(long, default_value_t = 200)]
-    pub ckpt_every: u64,
     /// Steps between sample grids (0: never).
     #[arg(long, default_value_t = 1000)]
     pub sample_every: u64,
-    /// Start over even if the output folder holds a run: its files are first moved to a
-    /// sibling folder `OUT.old-N`, never mixed with the new run's (`--restart` is an alias).
-    #[arg(long, alias = "restart")]
-    pub force: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Hide the progress bar (log lines instead).
-    #[arg(long)]
-    pub quiet: bool,
     /// Only redraw OUT/loss.svg from OUT/loss.csv and exit.
     #[arg(long)]
     pub plot_only: bool,
-}
-
-/// One row of `loss.csv`.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-struct LossRow {
-    step: u64,
-    loss: f64,
-    grad_norm: f64,
-    lr: f64,
-    elapsed_s: f64,
-}
-
-/// Draws the loss curve (per-step loss and its 100-step moving average, log scale) from
-/// a loss CSV written by this command.
-pub fn plot_loss(csv: &std::path::Path, svg: &std::path::Path) -> CliResult {
-    let rows: Vec<LossRow> = scoreprior_core::io::read_csv(csv)?;
-    let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.loss)).collect();
-    if pts.is_empty() {
-        return Err(format!("{}: no loss rows", csv.display()).into());
-    }
-    let w = 100usize;
-    let avg: Vec<(f64, f64)> = (0..pts.len())
-        .step_by(10)
-        .map(|i| {
-            let lo = i.saturating_sub(w - 1);
-            let m = pts[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i - lo + 1) as f64;
-            (pts[i].0, m)
-        })
-        .collect();
-    let thin: Vec<(f64, f64)> = pts.iter().step_by(5).cloned().collect();
-    super::plot::Figure::new("DSM training loss (per image, ½‖ε̂ − z‖²)", "step", "loss")
-        .log_axes(false, true)
-        .with(super::plot::Series::points("batch loss (every 5th step)", thin))
-        .with(super::plot::Series::line("100-step moving average", avg))
-        .write(svg)
 }
 
 fn preset(name: &str) -> CliResult<NcsnppConfig> {
@@ -147,30 +74,31 @@ fn preset(name: &str) -> CliResult<NcsnppConfig> {
 /// Checks the flags, naming the bad one and its value, before any data are read or files
 /// written (the library's `TrainConfig::validate` knows only field names).
 fn validate(args: &TrainArgs) -> CliResult {
-    if args.ckpt_every == 0 {
+    if args.training.ckpt_every == 0 {
         return Err("--ckpt-every 0: must be at least 1 (the last step is always checkpointed)".into());
     }
-    if args.batch_size == 0 {
+    if args.training.batch_size == 0 {
         return Err("--batch-size 0: must be at least 1".into());
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(format!("--lr {}: must be positive and finite", args.lr).into());
+    if !(args.training.lr.is_finite() && args.training.lr > 0.0) {
+        return Err(format!("--lr {}: must be positive and finite", args.training.lr).into());
     }
     if !(0.0..1.0).contains(&args.ema_rate) {
         return Err(format!("--ema-rate {}: must be in [0, 1)", args.ema_rate).into());
     }
-    if args.grad_clip.is_nan() || args.grad_clip <= 0.0 {
-        return Err(format!("--grad-clip {}: must be positive (inf disables clipping)", args.grad_clip).into());
+    if args.training.grad_clip.is_nan() || args.training.grad_clip <= 0.0 {
+        return Err(format!("--grad-clip {}: must be positive (inf disables clipping)", args.training.grad_clip).into());
     }
-    if args.size == 0 {
+    if args.training.size == 0 {
         return Err("--size 0: must be at least 1".into());
     }
     if let Some(p) = args.dropout.filter(|p| !(0.0..1.0).contains(p)) {
         return Err(format!("--dropout {p}: must be in [0, 1)").into());
     }
-    let files = ["checkpoint.safetensors", "ema.safetensors", "loss.csv", "loss.svg"].map(|f| args.out.join(f));
+    let files =
+        ["checkpoint.safetensors", "ema.safetensors", "loss.csv", "loss.svg"].map(|f| args.training.out.join(f));
     let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
-    check_outputs_distinct(&[("--data", &args.data)], &outputs)?;
+    check_outputs_distinct(&[("--data", &args.training.data)], &outputs)?;
     Ok(())
 }
 
@@ -195,28 +123,33 @@ fn net_config(args: &TrainArgs) -> CliResult<NcsnppConfig> {
     Ok(nc)
 }
 
-/// What defines a training run (compared on resume): data, image size, network, optimiser
-/// and seed. `--steps`, `--ckpt-every`, `--sample-every`, `--threads` and `--quiet` may change
-/// between a run and its resume.
-fn manifest(args: &TrainArgs, net: &NcsnppConfig) -> CliResult<RunManifest> {
-    let config = serde_json::json!({
-        "size": args.size,
-        "limit": args.limit,
-        "config": args.config,
-        "network": net,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "warmup": args.warmup,
-        "ema_rate": args.ema_rate,
-        "grad_clip": if args.grad_clip.is_finite() { serde_json::json!(args.grad_clip) } else { serde_json::json!("inf") },
-        "random_flip": !args.no_flip,
-    });
-    Ok(RunManifest::new("train", config).with_seed(args.seed).with_input("--data", &args.data)?)
-}
-
-/// `error` with the path it concerns.
-fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> String + '_ {
-    move |e| format!("{}: {e}", path.display())
+/// The run as the library describes it. What defines it (compared on resume) is data, image
+/// size, network, optimiser and seed; `--steps`, `--ckpt-every`, `--sample-every`, `--threads`
+/// and `--quiet` may change between a run and its resume.
+fn training(args: &TrainArgs) -> CliResult<ScoreTraining> {
+    let t = &args.training;
+    let config = TrainConfig {
+        batch_size: t.batch_size,
+        lr: t.lr,
+        warmup: args.warmup,
+        grad_clip: t.grad_clip,
+        ema_rate: args.ema_rate,
+        random_flip: !args.no_flip,
+        seed: t.seed,
+        ..TrainConfig::default()
+    };
+    Ok(ScoreTraining {
+        data: t.data.clone(),
+        size: t.size,
+        limit: t.limit,
+        preset: args.config.clone(),
+        network: net_config(args)?,
+        config,
+        steps: t.steps,
+        ckpt_every: t.ckpt_every,
+        sample_every: args.sample_every,
+        log_lines: t.quiet,
+    })
 }
 
 /// Runs `scoreprior train`.
@@ -226,156 +159,35 @@ pub fn run(args: TrainArgs) -> CliResult {
         // Ignore the error of a second initialisation (the pool is global).
         let _ = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global();
     }
+    let out = &args.training.out;
     if args.plot_only {
-        return plot_loss(&args.out.join("loss.csv"), &args.out.join("loss.svg"));
+        return Ok(plot_loss(&out.join("loss.csv"), &out.join("loss.svg"))?);
     }
-    if !args.data.exists() {
-        return Err(format!("--data {}: no such file or folder", args.data.display()).into());
+    if !args.training.data.exists() {
+        return Err(format!("--data {}: no such file or folder", args.training.data.display()).into());
     }
-    let nc = net_config(&args)?;
+    let run = training(&args)?;
     // The folder is ours until we return; what killed runs left is removed; a resume must be
     // of the same problem (run.json), and --force moves the old run aside instead of mixing.
-    let _lock = OutputLock::acquire("--out", &args.out)?;
-    for p in sweep_stale_tmp(&args.out)? {
-        eprintln!("removed {} (left by a killed run)", p.display());
-    }
-    let manifest = manifest(&args, &nc)?;
-    let ck_path = args.out.join("checkpoint.safetensors");
-    if args.force {
-        if let Some(old) = move_aside(&args.out)? {
+    let _lock = super::own_folder("--out", out)?;
+    let manifest = run.manifest()?;
+    if args.training.force {
+        if let Some(old) = move_aside(out)? {
             eprintln!("--force: the previous run was moved to {}", old.display());
         }
     } else {
-        match RunManifest::read(&args.out)? {
-            Some(old) => check_same_run(&args.out, &old, &manifest, "--force")?,
-            None if ck_path.exists() => {
+        match RunManifest::read(out)? {
+            Some(old) => check_same_run(out, &old, &manifest, "--force")?,
+            None if out.join("checkpoint.safetensors").exists() => {
                 return Err(format!(
                     "--out {}: holds a checkpoint but no run.json (an older version wrote it), so a resume cannot be checked against its settings; use --force to start over (the old files are moved aside) or another --out",
-                    args.out.display()
+                    out.display()
                 )
                 .into())
             }
             None => {}
         }
     }
-    let samples_dir = args.out.join("samples");
-    std::fs::create_dir_all(&samples_dir).map_err(at(&samples_dir))?;
-    let data = load_dataset(&args.data, Split::Train, Some((args.size, args.size)), args.limit)?;
-    eprintln!("data: {} images of {}x{}x{} from {}", data.len(), data.c, data.h, data.w, args.data.display());
-    let mut trainer = if ck_path.exists() {
-        let (net, meta, t) = checkpoint::load_any(&ck_path)?;
-        if net.image_shape() != (data.c, data.h, data.w) {
-            return Err(format!(
-                "{}: checkpoint is for {:?} images, the data are {}x{}x{}",
-                ck_path.display(),
-                net.image_shape(),
-                data.c,
-                data.h,
-                data.w
-            )
-            .into());
-        }
-        let tr = Trainer::resume(net, &meta, t)?;
-        eprintln!("resuming from {} at step {}", ck_path.display(), tr.step_count());
-        tr
-    } else {
-        let net = NcsnppNet::new(nc, data.c, data.h, data.w)?;
-        let cfg = TrainConfig {
-            batch_size: args.batch_size,
-            lr: args.lr,
-            warmup: args.warmup,
-            grad_clip: args.grad_clip,
-            ema_rate: args.ema_rate,
-            random_flip: !args.no_flip,
-            seed: args.seed,
-            ..TrainConfig::default()
-        };
-        let pre = Preprocess {
-            source: args.data.display().to_string(),
-            size: (data.h, data.w),
-            channels: data.c,
-            range: (0.0, 1.0),
-            resize: "area".into(),
-            random_flip: cfg.random_flip,
-        };
-        Trainer::new(net, cfg, pre)?
-    };
-    eprintln!("network: {} parameters, config {:?}", trainer.net().num_params(), trainer.net().config());
-    manifest.write(&args.out)?;
-
-    // Loss CSV: keep the rows up to the resumed step, so a resumed run's file matches an
-    // uninterrupted one.
-    let csv_path = args.out.join("loss.csv");
-    let start = trainer.step_count();
-    let mut kept: Vec<LossRow> = Vec::new();
-    if start > 0 && csv_path.exists() {
-        kept = scoreprior_core::io::read_csv(&csv_path)?;
-        kept.retain(|r| r.step <= start);
-    }
-    // The header (and the kept rows) first, then one appended record per step.
-    let header = "step,loss,grad_norm,lr,elapsed_s\n";
-    let mut text = header.as_bytes().to_vec();
-    if !kept.is_empty() {
-        text = scoreprior_core::io::csv_bytes(&kept)?;
-    }
-    scoreprior_core::io::atomic_write(&csv_path, &text)?;
-    let file = std::fs::OpenOptions::new().append(true).open(&csv_path).map_err(at(&csv_path))?;
-    let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-
-    // A bar on a terminal, a plain line every ~10 s otherwise (quiet: a line every 50 steps).
-    let mut progress = Progress::new("train", args.steps, args.quiet);
-    let t0 = Instant::now();
-    let mut avg = f64::NAN;
-    while trainer.step_count() < args.steps {
-        let s = trainer.step(&data)?;
-        avg = if avg.is_nan() { s.loss } else { 0.98 * avg + 0.02 * s.loss };
-        let row = LossRow {
-            step: s.step,
-            loss: s.loss,
-            grad_norm: s.grad_norm,
-            lr: s.lr,
-            elapsed_s: t0.elapsed().as_secs_f64(),
-        };
-        csv.serialize(row).map_err(|e| format!("{}: {e}", csv_path.display()))?;
-        progress.update(s.step, || format!("loss {avg:.3} |g| {:.2}", s.grad_norm));
-        if args.quiet && s.step % 50 == 0 {
-            let el = t0.elapsed().as_secs_f64();
-            eprintln!("step {} loss(avg) {avg:.4} {:.3} steps/s", s.step, (s.step - start) as f64 / el);
-        }
-        let done = s.step == args.steps;
-        if s.step % args.ckpt_every == 0 || done {
-            csv.flush().map_err(at(&csv_path))?;
-            let (meta, t) = trainer.checkpoint(true);
-            checkpoint::save(&ck_path, trainer.net(), &meta, &t)?;
-            let (meta, t) = trainer.checkpoint(false);
-            checkpoint::save(args.out.join("ema.safetensors"), trainer.net(), &meta, &t)?;
-        }
-        if args.sample_every > 0 && (s.step % args.sample_every == 0 || done) {
-            let (_, t) = trainer.checkpoint(false);
-            let (b0, b1) = trainer.config().beta;
-            let sde = VpSde::new(b0, b1)?;
-            let model = NcsnppScore::new(trainer.net().clone(), &t.ema, sde)?;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-            let x = sample_sde(&model, &sde, 200, 0.0, 16, 1e-3, &mut rng)?;
-            let (c, h, w) = trainer.net().image_shape();
-            let imgs: Vec<f64> =
-                if c == 1 { x } else { x.chunks(c * h * w).flat_map(|im| im[..h * w].to_vec()).collect() };
-            scoreprior_core::io::write_png_grid(
-                args.out.join(format!("samples/step_{:06}.png", s.step)),
-                &imgs,
-                h,
-                w,
-                4,
-                0.0,
-                1.0,
-                4,
-            )?;
-        }
-    }
-    progress.finish();
-    csv.flush().map_err(at(&csv_path))?;
-    plot_loss(&csv_path, &args.out.join("loss.svg"))?;
-    manifest.with_state(RunState::Complete).write(&args.out)?;
-    eprintln!("done: {} steps in {:.1} s", trainer.step_count() - start, t0.elapsed().as_secs_f64());
+    run.run(out, manifest, &mut Bars::new(args.training.quiet))?;
     Ok(())
 }

@@ -10,62 +10,49 @@ use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use scoreprior_core::io::{atomic_write, read_csv, write_csv, write_png_grid};
+use scoreprior::training::resume_loss_rows;
+use scoreprior_core::io::{atomic_write, write_csv, write_png_grid};
 use scoreprior_models::data::{load_dataset, Split};
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 use serde::{Deserialize, Serialize};
 
 use super::logprob::load_images;
+use super::training::{in_order, TrainingArgs};
 use super::CliResult;
 
 /// Arguments of `scoreprior train-flow`.
 #[derive(Debug, Clone, Args)]
+// The shared flags in a flow's words and defaults (`--grad-clip 0` is no clip here, and
+// `--force` has no `--restart` alias), so `train-flow --help` reads as before the sharing.
+#[command(
+    mut_arg("data", |a| a.help("Training images (as for `train`: IDX, .npy or a PNG folder)")),
+    mut_arg("out", |a| a.help("Output folder: flow.safetensors (with optimiser state), loss.csv, samples.png, metrics.json")),
+    mut_arg("steps", |a| a.default_value("3000")),
+    mut_arg("batch_size", |a| a.help("Images per step")),
+    mut_arg("lr", |a| a.help("Adam learning rate").default_value("0.001")),
+    mut_arg("grad_clip", |a| a.help("Global gradient-norm clip (0: none)")),
+    mut_arg("seed", |a| a.help("Seed of the initialisation, batches and dequantisation noise")),
+    mut_arg("ckpt_every", |a| a.help("Steps between checkpoints")),
+    mut_arg("force", |a| a.help("Start over, moving an existing run aside").alias(None)),
+    mut_arg("quiet", |a| a.help("No progress lines")),
+    mut_args(|a| in_order(a, &[
+        "data", "out", "size", "flows", "hidden", "steps", "batch_size", "lr", "grad_clip", "limit", "ckpt_every",
+        "test", "seed", "force", "quiet",
+    ]))
+)]
 pub struct TrainFlowArgs {
-    /// Training images (as for `train`: IDX, .npy or a PNG folder).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Output folder: flow.safetensors (with optimiser state), loss.csv, samples.png, metrics.json.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Image side after area-averaging resize.
-    #[arg(long, default_value_t = 16)]
-    pub size: usize,
+    /// The flags shared with `train`.
+    #[command(flatten)]
+    pub training: TrainingArgs,
     /// Affine-coupling blocks (the supplement: 64).
     #[arg(long, default_value_t = 32)]
     pub flows: usize,
     /// Hidden width of the coupling networks (0: max(D/8, 32)).
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
-    /// Total optimiser steps (a resumed run continues up to this count).
-    #[arg(long, default_value_t = 3000)]
-    pub steps: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Global gradient-norm clip (0: none).
-    #[arg(long, default_value_t = 1.0)]
-    pub grad_clip: f64,
-    /// Use only the first images of the data set.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Steps between checkpoints.
-    #[arg(long, default_value_t = 200)]
-    pub ckpt_every: usize,
     /// Test images for the final log-likelihood.
     #[arg(long, default_value = "assets/fashion16_test.npy")]
     pub test: PathBuf,
-    /// Seed of the initialisation, batches and dequantisation noise.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Start over, moving an existing run aside.
-    #[arg(long)]
-    pub force: bool,
-    /// No progress lines.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,9 +63,19 @@ struct LossRow {
     elapsed_s: f64,
 }
 
+impl scoreprior::training::LossRow for LossRow {
+    fn steps_done(&self) -> u64 {
+        // `step` counts from 0: the row of step k is written once k + 1 steps are done.
+        self.step as u64 + 1
+    }
+}
+
 /// Runs `scoreprior train-flow`.
-pub fn run(args: TrainFlowArgs) -> CliResult {
-    if args.steps == 0 || args.batch_size == 0 || args.ckpt_every == 0 || args.flows == 0 || args.size == 0 {
+pub fn run(flow_args: TrainFlowArgs) -> CliResult {
+    let TrainFlowArgs { training: args, flows, hidden, test: test_path } = flow_args;
+    // The shared counts are u64 (as `train`'s); a flow counts its steps in usize.
+    let (steps, ckpt_every) = (args.steps as usize, args.ckpt_every as usize);
+    if steps == 0 || args.batch_size == 0 || ckpt_every == 0 || flows == 0 || args.size == 0 {
         return Err("--steps, --batch-size, --ckpt-every, --flows and --size must be at least 1".into());
     }
     if !(args.lr.is_finite() && args.lr > 0.0) || !(args.grad_clip.is_finite() && args.grad_clip >= 0.0) {
@@ -86,8 +83,8 @@ pub fn run(args: TrainFlowArgs) -> CliResult {
     }
     let data = load_dataset(&args.data, Split::Train, Some((args.size, args.size)), args.limit)?;
     let d = data.dim();
-    let hidden = if args.hidden == 0 { (d / 8).max(32) } else { args.hidden };
-    let test = load_images("--test", &args.test)?;
+    let hidden = if hidden == 0 { (d / 8).max(32) } else { hidden };
+    let test = load_images("--test", &test_path)?;
     let (n_test, d_test) = test.rows();
     if d_test != d {
         return Err(format!("--test: images of {d_test} pixels, the training data have {d}").into());
@@ -104,14 +101,13 @@ pub fn run(args: TrainFlowArgs) -> CliResult {
         if flow.dim() != d {
             return Err(format!("{}: a flow over {} pixels, the data have {d}", ck.display(), flow.dim()).into());
         }
-        let rows: Vec<LossRow> = read_csv(args.out.join("loss.csv"))?;
-        let done = flow.steps_taken();
-        (flow, rows.into_iter().filter(|r| r.step < done).collect::<Vec<_>>())
+        let rows: Vec<LossRow> = resume_loss_rows(&args.out.join("loss.csv"), flow.steps_taken() as u64)?;
+        (flow, rows)
     } else {
-        let cfg = RealNvpConfig::new(d).with_flows(args.flows).with_hidden(hidden).with_seed(args.seed);
+        let cfg = RealNvpConfig::new(d).with_flows(flows).with_hidden(hidden).with_seed(args.seed);
         scoreprior_core::limits::check_elems(
             "the flow's parameters and activations",
-            &[args.flows, hidden, d, args.batch_size],
+            &[flows, hidden, d, args.batch_size],
             8,
         )?;
         let mut flow = RealNvp::new(cfg)?;
@@ -127,7 +123,7 @@ pub fn run(args: TrainFlowArgs) -> CliResult {
         flow.config().n_flow,
         flow.config().hidden,
         flow.num_params(),
-        args.steps
+        steps
     );
     let x_all = data.to_f64();
     let t0 = Instant::now();
@@ -135,7 +131,7 @@ pub fn run(args: TrainFlowArgs) -> CliResult {
     let clip = (args.grad_clip > 0.0).then_some(args.grad_clip);
     let bpd = |nll: f64| nll / (d as f64 * std::f64::consts::LN_2);
     let mut batch = vec![0.0; args.batch_size * d];
-    for step in start..args.steps {
+    for step in start..steps {
         // One generator per step: a resumed run draws the same batches as a straight one.
         let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         for b in 0..args.batch_size {
@@ -149,13 +145,13 @@ pub fn run(args: TrainFlowArgs) -> CliResult {
             return Err(format!("step {step}: the negative log-likelihood is {nll}; lower --lr").into());
         }
         history.push(LossRow { step, nll, bits_per_dim: bpd(nll), elapsed_s: offset + t0.elapsed().as_secs_f64() });
-        if (step + 1) % args.ckpt_every == 0 || step + 1 == args.steps {
+        if (step + 1) % ckpt_every == 0 || step + 1 == steps {
             // Loss first, then the flow: a crash between them leaves a loss file ahead of the
             // checkpoint, which the resume trims.
             write_csv(args.out.join("loss.csv"), &history)?;
             flow.save_file(&ck)?;
             if !args.quiet {
-                let k = history.len().min(args.ckpt_every);
+                let k = history.len().min(ckpt_every);
                 let mean = history[history.len() - k..].iter().map(|r| r.nll).sum::<f64>() / k as f64;
                 eprintln!("step {} nll(avg) {mean:.2} ({:.3} bits/dim)", step + 1, bpd(mean));
             }

@@ -82,14 +82,12 @@ impl Dps {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
-        self.validate(sde)?;
-        let d = super::check_problem("DPS", model, forward, y, n)?;
-        let mut x = vec![0.0; n * d];
-        sde.prior_sample(rng, &mut x);
+        let grid = super::prepare("DPS", self.validate(sde), sde, self.t_min, self.steps, (model, forward, y, n))?;
+        let (d, dt) = (grid.d, grid.dt);
+        let mut x = grid.prior_sample(n, rng);
         let (mut s, mut jg) = (vec![0.0; n * d], vec![0.0; n * d]);
-        let dt = (sde.t_max() - self.t_min) / self.steps as f64;
         for i in 0..self.steps {
-            let t = sde.t_max() - i as f64 * dt;
+            let t = grid.time(i);
             let (alpha, sigma) = (sde.marginal_mean_coef(t), sde.marginal_std(t));
             // g_i = −2 A'(x̂₀)ᵀ(y − A(x̂₀)) for each image, from its score.
             let grad_hat = |x_i: &[f64], s_i: &[f64]| -> Result<(Vec<f64>, f64)> {
@@ -107,7 +105,7 @@ impl Dps {
             };
             model.score_then_vjp(&x, &vec![t; n], &cot, &mut s, &mut jg)?;
             let (a, g2) = (sde.drift_coef(t), sde.diffusion(t).powi(2));
-            let noise = if i + 1 < self.steps { (g2 * dt).sqrt() } else { 0.0 };
+            let noise = grid.noise(i, g2);
             for k in 0..n {
                 let (g, norm) = grad_hat(&x[k * d..(k + 1) * d], &s[k * d..(k + 1) * d])?;
                 let zeta = self.zeta / norm.max(1e-12);

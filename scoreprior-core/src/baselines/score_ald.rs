@@ -91,16 +91,11 @@ impl ScoreAld {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
-        self.validate(sde)?;
-        let d = super::check_problem("Score-ALD", model, forward, y, n)?;
-        let ratio = |t: f64| sde.marginal_std(t) / sde.marginal_mean_coef(t);
-        let (s1, sl) = (ratio(sde.t_max()), ratio(self.t_min));
-        let levels: Vec<f64> = (0..self.levels)
-            .map(|i| {
-                let f = if self.levels == 1 { 1.0 } else { i as f64 / (self.levels - 1) as f64 };
-                s1 * (sl / s1).powf(f)
-            })
-            .collect();
+        let grid =
+            super::prepare("Score-ALD", self.validate(sde), sde, self.t_min, self.levels, (model, forward, y, n))?;
+        let d = grid.d;
+        let levels = grid.geometric_levels();
+        let (s1, sl) = grid.level_bounds();
         let mut u: Vec<f64> = (0..n * d).map(|_| s1 * rng.sample::<f64, _>(StandardNormal)).collect();
         let (mut xt, mut s) = (vec![0.0; n * d], vec![0.0; n * d]);
         let sy2 = self.sigma_y * self.sigma_y;

@@ -83,21 +83,23 @@ impl SdeProj {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
-        self.validate(sde)?;
-        if !forward.is_linear() {
-            return Err(Error::invalid("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"));
-        }
-        let d = super::check_problem("SDE+Proj", model, forward, y, n)?;
+        let settings = self.validate(sde).and_then(|()| {
+            if forward.is_linear() {
+                Ok(())
+            } else {
+                Err(Error::invalid("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"))
+            }
+        });
+        let grid = super::prepare("SDE+Proj", settings, sde, self.t_min, self.steps, (model, forward, y, n))?;
+        let (d, dt) = (grid.d, grid.dt);
         let m = forward.output_dim();
-        let mut x = vec![0.0; n * d];
-        sde.prior_sample(rng, &mut x);
+        let mut x = grid.prior_sample(n, rng);
         let mut s = vec![0.0; n * d];
-        let dt = (sde.t_max() - self.t_min) / self.steps as f64;
         for i in 0..self.steps {
-            let t = sde.t_max() - i as f64 * dt;
+            let t = grid.time(i);
             model.score(&x, t, &mut s)?;
             let (a, g2) = (sde.drift_coef(t), sde.diffusion(t).powi(2));
-            let noise = if i + 1 < self.steps { (g2 * dt).sqrt() } else { 0.0 };
+            let noise = grid.noise(i, g2);
             for (xv, sv) in x.iter_mut().zip(&s) {
                 let z: f64 = rng.sample(StandardNormal);
                 *xv += dt * (-a * *xv + g2 * sv) + noise * z;
