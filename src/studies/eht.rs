@@ -162,6 +162,14 @@ pub fn bin_image(img: &[f64], n: usize, m: usize) -> Vec<f64> {
     out
 }
 
+/// The truth on an `n × n` grid in the priors' units: block sums, then peak 1. The priors'
+/// images have peak 1; closures do not fix the scale, so only the flux target uses it.
+fn prior_units(truth: &[f64], n0: usize, n: usize) -> Vec<f64> {
+    let t = bin_image(truth, n0, n);
+    let peak = t.iter().cloned().fold(1e-300, f64::max);
+    t.iter().map(|v| v / peak).collect()
+}
+
 /// The measures of one image against the truth on the same grid.
 fn measure(
     source: &str,
@@ -240,11 +248,21 @@ pub fn run(
             let (row, mean, std, samples, n) = if row_file.exists() {
                 let text =
                     std::fs::read_to_string(&row_file).map_err(|e| scoreprior_core::io::IoError::os(&row_file, e))?;
-                let row: EhtRow = serde_json::from_str(&text)
+                let stored: EhtRow = serde_json::from_str(&text)
                     .map_err(|e| invalid_setting("out", format!("{}: {e}", row_file.display())))?;
-                let n = row.npix;
+                let n = stored.npix;
                 let rd = |f: &str| -> Result<Vec<f64>> { Ok(read_npy(sub.join(f))?.data) };
-                (row, rd("mean.npy")?, rd("std.npy")?, rd("samples.npy")?, n)
+                let (mean, std) = (rd("mean.npy")?, rd("std.npy")?);
+                // The image measures are recomputed (cheap, and a fixed measure reaches old
+                // runs); what only the run knew (time, spread) is kept.
+                let (x, p) = (prior_units(&r.truth, n0, n), problem_at(n)?);
+                let row = EhtRow {
+                    seconds: stored.seconds,
+                    std_rel: stored.std_rel,
+                    within_2std: stored.within_2std,
+                    ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution)?
+                };
+                (row, mean, std, rd("samples.npy")?, n)
             } else {
                 progress(&format!("{source}: DPI under {name}"));
                 let prior = Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?.with_label(name.clone());
@@ -256,11 +274,7 @@ pub fn run(
                         format!("{name}: its {n}×{n} grid does not divide the reference's {n0}×{n0}"),
                     ));
                 }
-                let truth_n = bin_image(&r.truth, n0, n);
-                let peak = truth_n.iter().cloned().fold(0.0, f64::max);
-                // The priors' images have peak 1; closures do not fix the scale, so the truth
-                // is put on it (only the flux target uses it).
-                let x: Vec<f64> = truth_n.iter().map(|v| v / peak).collect();
+                let x = prior_units(&r.truth, n0, n);
                 let flux: f64 = x.iter().sum();
                 let p = problem_at(n)?;
                 let start =

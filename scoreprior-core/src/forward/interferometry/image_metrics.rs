@@ -139,9 +139,9 @@ fn sample(img: &[f64], n: usize, y: f64, x: f64) -> f64 {
 }
 
 /// REx-style ring fit of an `n × n` image with pixels of `pixel_uas`; `None` for an image
-/// without positive flux. Radial profiles are sampled at 0.1-pixel steps out to half the
-/// field over 72 position angles; centres are searched on a 0.25-pixel grid around the
-/// brightness centroid.
+/// without positive flux. Radial profiles are sampled at 0.1-pixel steps from 2 pixels out
+/// to half the field over 72 position angles (so diameters below 4 pixels are not found);
+/// centres are searched on a 0.25-pixel grid around the brightness centroid.
 ///
 /// ```
 /// use scoreprior_core::forward::interferometry::{ring_fit, TestSource};
@@ -150,6 +150,11 @@ fn sample(img: &[f64], n: usize, y: f64, x: f64) -> f64 {
 /// assert!((fit.diameter - 50.0).abs() < 2.0, "{fit:?}");
 /// // A Gaussian radial profile of σ 4 µas has FWHM 2.355 · 4 = 9.4 µas.
 /// assert!((fit.width - 9.4).abs() < 1.5, "{fit:?}");
+/// // A crescent (brighter to the east) keeps its diameter: the bright side does not pull
+/// // the centre onto itself.
+/// let c = TestSource::Crescent { radius: 22.0, width: 4.0, asymmetry: 0.6, angle_deg: 90.0 };
+/// let fit = ring_fit(&c.render(32, 160.0, 1.0).unwrap(), 32, 5.0).unwrap();
+/// assert!((fit.diameter - 44.0).abs() < 4.0, "{fit:?}");
 /// ```
 pub fn ring_fit(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingFit> {
     let total: f64 = img.iter().map(|v| v.max(0.0)).sum();
@@ -168,13 +173,16 @@ pub fn ring_fit(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingFit> {
     let (angles, dr) = (72, 0.1);
     let rmax = n as f64 / 2.0;
     let nr = (rmax / dr) as usize;
+    let k_min = (2.0 / dr) as usize;
     let peaks = |y: f64, x: f64| -> Vec<f64> {
         (0..angles)
             .map(|a| {
                 let th = 2.0 * std::f64::consts::PI * a as f64 / angles as f64;
                 let (s, c) = th.sin_cos();
                 let mut best = (f64::NEG_INFINITY, 0.0);
-                for k in 1..nr {
+                // From 2 pixels out: a centre on a bright spot would otherwise give r_pk ≈ 0 at
+                // every angle, a perfectly "uniform" radius (a crescent's bright side).
+                for k in k_min..nr {
                     let r = k as f64 * dr;
                     let v = sample(img, n, y + r * s, x + r * c);
                     if v > best.0 {
