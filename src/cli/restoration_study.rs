@@ -250,8 +250,10 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
                         // A sampler that diverges is a result (a row with no metrics), not the
                         // end of the study.
                         let mut run = base(method, &dir.to_string_lossy())?;
-                        // A run the study was stopped in continues from its checkpoint.
-                        run.dpi.resume = dir.join("run.json").exists();
+                        // A run the study was stopped in: DPI continues from its checkpoint, a
+                        // sampler (nothing to resume) starts again, the old folder moved aside.
+                        let stopped = dir.join("run.json").exists();
+                        (run.dpi.resume, run.dpi.force) = (stopped && method == "dpi", stopped && method != "dpi");
                         if let Err(e) = posterior::run_with(&run) {
                             eprintln!("restoration-study: {method} failed: {e}");
                             failures

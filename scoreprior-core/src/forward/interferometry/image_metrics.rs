@@ -141,7 +141,8 @@ fn sample(img: &[f64], n: usize, y: f64, x: f64) -> f64 {
 /// REx-style ring fit of an `n × n` image with pixels of `pixel_uas`; `None` for an image
 /// without positive flux. Radial profiles are sampled at 0.1-pixel steps from 2 pixels out
 /// to half the field over 72 position angles (so diameters below 4 pixels are not found);
-/// centres are searched on a 0.25-pixel grid around the brightness centroid.
+/// centres are searched on a 0.25-pixel grid around the brightness centroid, among points
+/// darker than half the mean brightness of the ring they define.
 ///
 /// ```
 /// use scoreprior_core::forward::interferometry::{ring_fit, TestSource};
@@ -208,7 +209,22 @@ pub fn ring_fit(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingFit> {
     for a in -steps..=steps {
         for b in -steps..=steps {
             let (y, x) = (cy + a as f64 * 0.25, cx + b as f64 * 0.25);
-            let s = spread(&peaks(y, x));
+            let r = peaks(y, x);
+            // A ring's centre is a depression: a candidate on the bright arc itself (whose rays
+            // all peak right next to it, a "uniform" radius) is not one.
+            let rim = r
+                .iter()
+                .enumerate()
+                .map(|(a, &rk)| {
+                    let th = 2.0 * std::f64::consts::PI * a as f64 / angles as f64;
+                    sample(img, n, y + rk * th.sin(), x + rk * th.cos())
+                })
+                .sum::<f64>()
+                / angles as f64;
+            if sample(img, n, y, x) > 0.5 * rim {
+                continue;
+            }
+            let s = spread(&r);
             if s < best.0 {
                 best = (s, y, x);
             }
