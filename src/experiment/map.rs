@@ -12,7 +12,7 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scoreprior_core::dpi::{softplus, Energy};
+use scoreprior_core::dpi::{sigmoid, softplus, Energy};
 
 use super::{invalid, MapWarmStart, Result};
 
@@ -24,15 +24,6 @@ pub(super) struct Objective<'a> {
     pub positive: bool,
     pub seed: u64,
     pub cache: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
-}
-
-fn sigmoid(u: f64) -> f64 {
-    if u >= 0.0 {
-        1.0 / (1.0 + (-u).exp())
-    } else {
-        let e = u.exp();
-        e / (1.0 + e)
-    }
 }
 
 impl Objective<'_> {

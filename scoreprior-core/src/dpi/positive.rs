@@ -28,7 +28,13 @@ fn ln_sigmoid(u: f64) -> f64 {
     -softplus(-u)
 }
 
-fn sigmoid(u: f64) -> f64 {
+/// The logistic function `σ(u) = 1/(1 + e⁻ᵘ) = d softplus(u)/du`, without overflow.
+///
+/// ```
+/// use scoreprior_core::dpi::sigmoid;
+/// assert_eq!((sigmoid(0.0), sigmoid(-800.0), sigmoid(800.0)), (0.5, 0.0, 1.0));
+/// ```
+pub fn sigmoid(u: f64) -> f64 {
     if u >= 0.0 {
         1.0 / (1.0 + (-u).exp())
     } else {
