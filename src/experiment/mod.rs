@@ -137,8 +137,8 @@ pub struct MapWarmStart {
     pub iterations: usize,
     /// Rounds: after each, the image is blurred (`blur_px`) and L-BFGS restarts from it, as
     /// eht-imaging's blur-and-reimage rounds: the restart forgets fine-scale structure that
-    /// holds the closure-phase terms in a local minimum (on a ring: a reduced data term
-    /// of 1.1e7 after one round of 300 iterations, 6.1e4 after five).
+    /// holds the closure-phase terms in a local minimum (a simulated ring under a TV prior:
+    /// objective 1.1e7 after one round of 300 iterations, 6.1e4 after five).
     pub rounds: usize,
     /// FWHM (pixels) of the circular Gaussian blur between rounds (0: none; for EHT data the
     /// nominal resolution).
