@@ -81,6 +81,7 @@ pub fn run(args: EhtStudyArgs) -> CliResult {
     let rows =
         eht::run(&reference, &args.sources, &priors, &settings, &args.out, &mut |m| eprintln!("eht-study: {m}"))?;
     eht::write_table(&rows, &args.out)?;
-    print!("{}", std::fs::read_to_string(args.out.join("table.md")).unwrap_or_default());
+    let table = args.out.join("table.md");
+    print!("{}", std::fs::read_to_string(&table).map_err(|e| format!("{}: {e}", table.display()))?);
     Ok(())
 }

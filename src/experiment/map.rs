@@ -99,7 +99,8 @@ pub(super) fn minimise(objective: Objective<'_>, u0: Vec<f64>, ws: &MapWarmStart
         .map_err(fail)?;
     let state = res.state();
     let best = state.get_best_param().cloned().ok_or_else(|| fail(argmin::core::Error::msg("no best point")))?;
-    let costs = costs.lock().map(|c| c.clone()).unwrap_or_default();
+    // A poisoned lock only means an observer panicked mid-push; the costs so far still hold.
+    let costs = costs.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok((best, costs))
 }
 

@@ -123,7 +123,10 @@ impl ReferenceRun {
     /// Reads `dir/{truth.npy, image.npy, obs.txt, summary.json}`.
     pub fn read(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let source = dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let source = dir
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .ok_or_else(|| invalid_setting("reference", format!("{}: not a source folder", dir.display())))?;
         let text = std::fs::read_to_string(dir.join("summary.json"))
             .map_err(|e| scoreprior_core::io::IoError::os(&dir.join("summary.json"), e))?;
         let s: ReferenceSummary = serde_json::from_str(&text)
