@@ -37,10 +37,9 @@ impl<'a> AdjointField<'a> {
         if a.len() != x.len() || dx.len() != x.len() || da.len() != x.len() {
             return Err(Error::shape("adjoint state", x.len(), format!("{}, {}, {}", a.len(), dx.len(), da.len())));
         }
-        // One model call gives s (into dx) and aᵀ∂s/∂x (into da).
-        self.model.score_and_vjp(x, t, a, dx, da)?;
+        // s (into dx), aᵀ∂s/∂x (into da) and the trace gradient, in one model call with probes.
         self.tg.resize(x.len(), 0.0);
-        self.plan.trace_grad(self.model, x, t, &mut self.tg)?;
+        self.plan.adjoint_terms(self.model, x, t, a, dx, da, &mut self.tg)?;
         self.sde.pf_drift(x, t, dx);
         let ac = self.sde.drift_coef(t);
         let h = 0.5 * self.sde.diffusion(t).powi(2);

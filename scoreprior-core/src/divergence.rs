@@ -206,6 +206,36 @@ impl DivergencePlan {
         }
     }
 
+    /// The adjoint's model terms: the scores into `score_out`, the VJPs `a_iᵀ ∂s/∂x_i` into
+    /// `vjp_out`, and the trace gradient of [`DivergencePlan::trace_grad`] into `tg_out`; with
+    /// probes, one [`ScoreModel::score_vjp_and_second_order`] call.
+    ///
+    /// # Errors
+    /// Shape mismatches and the model's errors.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adjoint_terms(
+        &mut self,
+        model: &dyn ScoreModel,
+        x: &[f64],
+        t: f64,
+        a: &[f64],
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+        tg_out: &mut [f64],
+    ) -> Result<()> {
+        check_batch(x, self.d, "x")?;
+        if tg_out.len() != x.len() {
+            return Err(Error::shape("trace-gradient output", x.len(), tg_out.len()));
+        }
+        match &self.probes {
+            Some(p) => model.score_vjp_and_second_order(x, t, a, p, score_out, vjp_out, tg_out),
+            None => {
+                model.score_and_vjp(x, t, a, score_out, vjp_out)?;
+                self.trace_grad(model, x, t, tg_out)
+            }
+        }
+    }
+
     /// The gradient of the trace term: `∇x tr ∂s/∂x` (exact: the model's
     /// [`ScoreModel::jacobian_trace_grad`], or else `D ×` [`ScoreModel::second_order`] over
     /// the basis vectors in blocks) or `∇x (1/K) Σ_k ε_kᵀ ∂s/∂x ε_k` with this plan's probes.

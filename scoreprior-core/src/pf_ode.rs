@@ -161,6 +161,12 @@ pub struct FlowSolution {
     pub delta_logp: Vec<f64>,
     /// Solver statistics.
     pub stats: Stats,
+    /// With `opts.saveat.steps`: the times the solve stepped onto, from `t0` to `t1` (the
+    /// accepted steps' ends), for an adjoint solve that reuses the grid
+    /// ([`crate::ode::StepTo`]); empty otherwise.
+    pub step_times: Vec<f64>,
+    /// With `opts.saveat.steps`: `x` at each of `step_times` (`(n, D)` each); empty otherwise.
+    pub step_x: Vec<Vec<f64>>,
 }
 
 /// Solves the augmented ODE from `(x, 0)` at `t0` to `t1` with the given field (its probes
@@ -198,8 +204,20 @@ pub fn integrate_flow<C: StepSizeController + ?Sized>(
     ) -> Result<FlowSolution> {
         let y0 = (x.to_vec(), L::from_values(vec![0.0; n]));
         let sol: Solution<(Vec<f64>, L)> = solve(field, solver, controller, t0, t1, &y0, opts)?;
+        let (mut step_times, mut step_x) = (Vec::new(), Vec::new());
+        if opts.saveat.steps {
+            step_times.push(t0);
+            step_x.push(x.to_vec());
+            for (t, y) in sol.ts.iter().zip(sol.ys) {
+                // With output times, a time can be recorded twice (step end and output).
+                if step_times.last() != Some(t) {
+                    step_times.push(*t);
+                    step_x.push(y.0);
+                }
+            }
+        }
         let (x_end, l) = sol.y;
-        Ok(FlowSolution { x_end, delta_logp: l.values().to_vec(), stats: sol.stats })
+        Ok(FlowSolution { x_end, delta_logp: l.values().to_vec(), stats: sol.stats, step_times, step_x })
     }
     if norm_logp {
         go::<Vec<f64>, C>(field, solver, controller, t0, t1, x, n, opts)

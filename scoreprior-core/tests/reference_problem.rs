@@ -6,13 +6,14 @@
 //! The counts diffrax gives on it are recorded in the README (its script prints them): 7
 //! accepted and 0 rejected Dopri5 steps, i.e. 1 + 6·7 = 43 evaluations (FSAL), and a mean
 //! log p of 221.6940 nats when it is given the same first step. Ours must be the same. The
-//! adjoint counts (62 evaluations: 6 accepted, 4 rejected, automatic first step; 73 with a
-//! fixed first step of 1e-3) are ours only: diffrax's `BacksolveAdjoint` solves a different
+//! adjoint counts (on the forward grid, the default: 49 evaluations; adaptive: 62 evaluations,
+//! 6 accepted, 4 rejected, automatic first step; 73 with a fixed first step of 1e-3) are ours
+//! only: diffrax's `BacksolveAdjoint` solves a different
 //! augmented system (it also integrates the parameter cotangents), so its counts are not
 //! comparable and the script does not print them.
 
 use scoreprior_core::io::read_npy;
-use scoreprior_core::prior::{Controller, Prior, ScorePrior, ScorePriorConfig};
+use scoreprior_core::prior::{AdjointSteps, Controller, Prior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::score::Gaussian;
 use scoreprior_core::sde::{AnySde, VpSde};
 
@@ -51,7 +52,13 @@ fn forward_counts_and_mean_log_p_equal_diffrax() {
 #[test]
 fn adjoint_counts_with_automatic_and_fixed_first_step() {
     let (g, x) = setup();
-    let cfg = ScorePriorConfig::default().with_exact_trace();
+    let grid = ScorePriorConfig::default().with_exact_trace();
+    let gr = ScorePrior::new(g.clone(), grid.clone()).unwrap().grad_log_prob(&x).unwrap();
+    let a = &gr.stats.adjoint;
+    eprintln!("adjoint on the forward grid: {a:?}");
+    // The default: the forward's 7 steps, 7 evaluations per restarted step.
+    assert_eq!((a.accepted_steps, a.rejected_steps, a.rhs_evaluations), (7, 0, 49));
+    let cfg = grid.with_adjoint_steps(AdjointSteps::Adaptive);
     let gr = ScorePrior::new(g.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
     let a = &gr.stats.adjoint;
     eprintln!("adjoint, automatic dt0: {a:?}");

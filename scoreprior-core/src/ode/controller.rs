@@ -1,4 +1,5 @@
-//! Step-size control. [`ConstantStepSize`] takes fixed steps; [`PidController`] accepts a
+//! Step-size control. [`ConstantStepSize`] takes fixed steps, [`StepTo`] steps onto given
+//! times; [`PidController`] accepts a
 //! step when `‖e‖ = rms(e / (atol + rtol·max(|y0|,|y1|))) ≤ 1` and proposes
 //! `dt·clip(safety · ‖e‖^(−β1) ‖e_prev‖^(−β2) ‖e_prev2‖^(−β3), factormin, factormax)`.
 
@@ -79,6 +80,87 @@ impl StepSizeController for ConstantStepSize {
         } else {
             Err(Error::invalid(format!("constant step size must be positive and finite, got {}", self.dt)))
         }
+    }
+}
+
+/// Steps onto given times, in order (diffrax's `StepTo`): the first step goes from `ts[0]` to
+/// `ts[1]`, and so on; every step is accepted. The times run in the direction of integration
+/// and should start at the solve's start and end at its end (the integrator clips the last
+/// step onto the end point).
+///
+/// Why it exists: the adjoint solve of the probability-flow log-density runs backwards
+/// through the same time scales the forward solve found (steps growing geometrically with
+/// `t`). Its own adaptive control, starting at `t = 1` and heading for `t0`, keeps proposing
+/// steps that are too long for the shrinking time scale and has them rejected (6 of 20
+/// attempts on the shipped NCSN++, error norms up to 250); reusing the forward grid costs no
+/// rejection.
+///
+/// ```
+/// use scoreprior_core::ode::{solve, Dopri5, SolveOptions, StepTo};
+/// let mut c = StepTo::new(vec![1.0, 0.5, 0.1, 0.0]).unwrap();
+/// let mut f = |_t: f64, y: &Vec<f64>, dy: &mut Vec<f64>| dy[0] = -y[0];
+/// let sol = solve(&mut f, &Dopri5, &mut c, 1.0, 0.0, &vec![1.0], &SolveOptions::default()).unwrap();
+/// assert_eq!(sol.stats.accepted_steps, 3);
+/// assert!((sol.y[0] - 1f64.exp()).abs() < 1e-3);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTo {
+    ts: Vec<f64>,
+    next: usize,
+}
+
+impl StepTo {
+    /// Steps onto `ts` (at least two finite, strictly monotone times).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for fewer than two times, a non-finite time, or times that
+    /// are not strictly increasing or strictly decreasing.
+    pub fn new(ts: Vec<f64>) -> Result<Self> {
+        let c = Self { ts, next: 0 };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The times stepped onto.
+    pub fn times(&self) -> &[f64] {
+        &self.ts
+    }
+
+    fn gap(&self, i: usize) -> f64 {
+        let i = i.min(self.ts.len() - 2);
+        (self.ts[i + 1] - self.ts[i]).abs()
+    }
+}
+
+impl StepSizeController for StepTo {
+    fn is_adaptive(&self) -> bool {
+        false
+    }
+    fn tolerances(&self) -> (f64, f64) {
+        (0.0, 0.0)
+    }
+    fn reset(&mut self) {
+        self.next = 0;
+    }
+    fn first_dt(&self) -> Option<f64> {
+        Some(self.gap(0))
+    }
+    fn adapt(&mut self, _dt: f64, _error_norm: f64, _error_order: f64) -> Result<StepDecision> {
+        self.next += 1;
+        Ok(StepDecision { accept: true, next_dt: self.gap(self.next) })
+    }
+    fn validate(&self) -> Result<()> {
+        if self.ts.len() < 2 {
+            return Err(Error::invalid(format!("StepTo needs at least two times, got {}", self.ts.len())));
+        }
+        if let Some(t) = self.ts.iter().find(|t| !t.is_finite()) {
+            return Err(Error::invalid(format!("StepTo times must be finite, got {t}")));
+        }
+        let up = self.ts[1] > self.ts[0];
+        if self.ts.windows(2).any(|w| if up { w[1] <= w[0] } else { w[1] >= w[0] }) {
+            return Err(Error::invalid("StepTo times must be strictly increasing or strictly decreasing"));
+        }
+        Ok(())
     }
 }
 

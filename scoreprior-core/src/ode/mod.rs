@@ -15,7 +15,7 @@ pub mod tableau;
 pub mod test_models;
 pub mod trees;
 
-pub use controller::{ConstantStepSize, PidController, StepDecision, StepSizeController};
+pub use controller::{ConstantStepSize, PidController, StepDecision, StepSizeController, StepTo};
 pub use integrate::{solve, SaveAt, Solution, SolveOptions, Stats, VectorField};
 pub use solvers::*;
 pub use state::{Real, State, Unnormed};

@@ -155,6 +155,34 @@ pub trait ScoreModel: Send + Sync {
         Ok(false)
     }
 
+    /// The adjoint's model terms at one point: the scores `s(x_i, t)` into `score_out`, the
+    /// VJPs `a_iᵀ ∂s/∂x_i` (one cotangent per image, `a` is `(n, D)`) into `vjp_out`, and the
+    /// second-order term of [`ScoreModel::second_order`] for `probes` into `second_out`.
+    ///
+    /// The default makes the two calls; a network overrides it to evaluate all `(2K + 1)·n`
+    /// image–cotangent pairs in one batch (one call of a small batch of `n` pairs leaves the
+    /// cores less busy than a share of a larger one).
+    ///
+    /// # Errors
+    /// Shape mismatches and the model's errors.
+    #[allow(clippy::too_many_arguments)]
+    fn score_vjp_and_second_order(
+        &self,
+        x: &[f64],
+        t: f64,
+        a: &[f64],
+        probes: &[f64],
+        score_out: &mut [f64],
+        vjp_out: &mut [f64],
+        second_out: &mut [f64],
+    ) -> Result<()> {
+        if a.len() != x.len() {
+            return Err(Error::shape("adjoint cotangents", x.len(), a.len()));
+        }
+        self.score_and_vjp(x, t, a, score_out, vjp_out)?;
+        self.second_order(x, t, probes, second_out)
+    }
+
     /// The second-order term `out[i,:] = ∇x (1/K) Σ_k ε_kᵀ ∂s(x_i, t)/∂x_i ε_k` for `K`
     /// probes `(K, D)` shared by the batch.
     ///
@@ -170,48 +198,84 @@ pub trait ScoreModel: Send + Sync {
     /// t = 0 dominate: error ≈ (h/ℓ)² with ℓ the length scale of the density); for a random
     /// 8-D, 3-component mixture at samples, 1.2e-5, 7.5e-6, 1.4e-7, 1.8e-9.
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
-        let d = self.dim();
-        let n = check_batch(x, d, "x")?;
-        if probes.is_empty() || probes.len() % d != 0 {
-            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
-        }
-        let k = probes.len() / d;
         let rms = (x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64).sqrt();
-        let h = 1e-4 * rms.max(1.0);
-        // Entries j·n + i are x_i + hε_j, entries (K + j)·n + i are x_i − hε_j: one model call
-        // (one large batch) instead of two.
-        let half = k * n * d;
-        let mut xpm = vec![0.0; 2 * half];
-        let mut cot = vec![0.0; 2 * half];
-        for j in 0..k {
-            let eps = &probes[j * d..(j + 1) * d];
-            for i in 0..n {
-                let o = (j * n + i) * d;
-                for l in 0..d {
-                    xpm[o + l] = x[i * d + l] + h * eps[l];
-                    xpm[half + o + l] = x[i * d + l] - h * eps[l];
-                    cot[o + l] = eps[l];
-                    cot[half + o + l] = eps[l];
-                }
-            }
-        }
-        // Each (sign, probe, image) triple is its own batch entry with cotangent ε_k.
-        let mut spm = vec![0.0; 2 * half];
-        let mut vpm = vec![0.0; 2 * half];
-        self.score_and_vjp(&xpm, t, &cot, &mut spm, &mut vpm)?;
-        let (vp, vm) = vpm.split_at(half);
-        out.iter_mut().for_each(|v| *v = 0.0);
-        let scale = 1.0 / (2.0 * h * k as f64);
-        for j in 0..k {
-            for i in 0..n {
-                let o = (j * n + i) * d;
-                for l in 0..d {
-                    out[i * d + l] += (vp[o + l] - vm[o + l]) * scale;
-                }
-            }
-        }
-        Ok(())
+        second_order_by_differences(self, x, t, probes, 1e-4 * rms.max(1.0), out)
     }
+}
+
+/// The second-order term `out[i,:] = ∇x (1/K) Σ_k ε_kᵀ ∂s(x_i, t)/∂x_i ε_k` as the central
+/// difference `[J(x + hε)ᵀε − J(x − hε)ᵀε] / 2h` of the model's VJPs, all `2·K·n`
+/// (sign, probe, image) triples in one [`ScoreModel::score_and_vjp`] call. The default
+/// [`ScoreModel::second_order`] is this with `h = 1e-4·max(1, rms(x))`; a model whose VJPs
+/// run in lower precision chooses a larger `h` (truncation `O(h²)` against round-off
+/// `O(u/h)`).
+///
+/// ```
+/// use scoreprior_core::score::{second_order_by_differences, Gaussian, ScoreModel};
+/// use scoreprior_core::sde::{AnySde, VpSde};
+/// // A Gaussian's score is linear: its second-order term is zero.
+/// let g = Gaussian::diagonal(vec![0.0; 2], &[1.0, 2.0], AnySde::Vp(VpSde::default())).unwrap();
+/// let mut out = [1.0; 2];
+/// second_order_by_differences(&g, &[0.3, -0.2], 0.1, &[1.0, -1.0], 1e-3, &mut out).unwrap();
+/// assert!(out.iter().all(|v| v.abs() < 1e-9));
+/// ```
+///
+/// # Errors
+/// Probes not `(K, D)`, an output of the wrong length, `h` not positive and finite, and the
+/// model's errors.
+pub fn second_order_by_differences<M: ScoreModel + ?Sized>(
+    model: &M,
+    x: &[f64],
+    t: f64,
+    probes: &[f64],
+    h: f64,
+    out: &mut [f64],
+) -> Result<()> {
+    let d = model.dim();
+    let n = check_batch(x, d, "x")?;
+    if probes.is_empty() || probes.len() % d != 0 {
+        return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
+    }
+    if out.len() != x.len() {
+        return Err(Error::shape("second-order output", x.len(), out.len()));
+    }
+    if !(h > 0.0 && h.is_finite()) {
+        return Err(Error::invalid(format!("difference step must be positive and finite, got {h}")));
+    }
+    let k = probes.len() / d;
+    // Entries j·n + i are x_i + hε_j, entries (K + j)·n + i are x_i − hε_j: one model call
+    // (one large batch) instead of two.
+    let half = k * n * d;
+    let mut xpm = vec![0.0; 2 * half];
+    let mut cot = vec![0.0; 2 * half];
+    for j in 0..k {
+        let eps = &probes[j * d..(j + 1) * d];
+        for i in 0..n {
+            let o = (j * n + i) * d;
+            for l in 0..d {
+                xpm[o + l] = x[i * d + l] + h * eps[l];
+                xpm[half + o + l] = x[i * d + l] - h * eps[l];
+                cot[o + l] = eps[l];
+                cot[half + o + l] = eps[l];
+            }
+        }
+    }
+    // Each (sign, probe, image) triple is its own batch entry with cotangent ε_k.
+    let mut spm = vec![0.0; 2 * half];
+    let mut vpm = vec![0.0; 2 * half];
+    model.score_and_vjp(&xpm, t, &cot, &mut spm, &mut vpm)?;
+    let (vp, vm) = vpm.split_at(half);
+    out.iter_mut().for_each(|v| *v = 0.0);
+    let scale = 1.0 / (2.0 * h * k as f64);
+    for j in 0..k {
+        for i in 0..n {
+            let o = (j * n + i) * d;
+            for l in 0..d {
+                out[i * d + l] += (vp[o + l] - vm[o + l]) * scale;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks `x` (`(n, D)`), per-image times `t` (`n`, each finite) and an output length;
