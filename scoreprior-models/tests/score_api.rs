@@ -125,6 +125,7 @@ fn second_order_f32_matches_f64() {
         m32.second_order(&x, t, &probes, &mut got).unwrap();
         let err: f64 = got.iter().zip(&want).map(|(g, w)| (g - w).powi(2)).sum::<f64>().sqrt();
         let norm: f64 = want.iter().map(|w| w * w).sum::<f64>().sqrt();
+        eprintln!("t = {t}: relative error {:.2e}", err / norm);
         assert!(err < 5e-4 * norm, "t = {t}: relative error {:.2e}", err / norm);
     }
 }
