@@ -48,7 +48,8 @@ impl DpiSettings {
     /// s.problem.x_true = Some("assets/fashion16_test.npy".into());
     /// assert!(s.build().is_ok());
     /// s.optim.steps = 0;
-    /// assert!(s.build().unwrap_err().to_string().contains("--steps"));
+    /// let Err(e) = s.build() else { panic!("0 steps must be refused") };
+    /// assert!(e.to_string().contains("--steps"), "{e}");
     /// ```
     ///
     /// # Errors
