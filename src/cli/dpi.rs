@@ -17,9 +17,10 @@
 //! log-determinant) and an optional `--flux-weight W --flux F` (`W(Σx − F)²`). The image grid
 //! is that of `--x-true` (or `--size`) and must be the prior's; closure χ² and the normalised
 //! cross-correlation with the truth go to `closures.json`.
-
+//!
 //! Argument mapping onto [`scoreprior::experiment::DpiSettings`]: the flag groups live in
-//! `dpi_model_args.rs` and `dpi_fit_args.rs` (the outputs here), and [`DpiSettings::run`] does the work.
+//! `dpi_model_args.rs`, `dpi_fit_args.rs` and here (the outputs), and [`DpiSettings::run`]
+//! does the work.
 
 use std::path::PathBuf;
 
