@@ -161,7 +161,7 @@ impl Trainer {
         );
         let dev = Cpu::default();
         let params = Params::from_values(&dev, net.specs(), &t.params)?;
-        let (m, v) = adam_moments(&params, Some((&t.adam_m, &t.adam_v)))?;
+        let (m, v) = adam_moments(&params, Some(&t))?;
         Ok(Self {
             sde: VpSde::new(cfg.beta.0, cfg.beta.1)?,
             net,
@@ -317,14 +317,14 @@ fn buffer_err(e: CpuError) -> ModelError {
     ModelError::Config(format!("gradient buffer: {e:?}"))
 }
 
-/// Adam's moment buffers for every tensor of `params`: zero, or `(m, v)` of a checkpoint
-/// (one vector per tensor, each of the tensor's length).
-fn adam_moments(
-    params: &Params<f32>,
-    init: Option<(&[Vec<f32>], &[Vec<f32>])>,
-) -> Result<(Gradients<f32, Cpu>, Gradients<f32, Cpu>), ModelError> {
+/// Adam's first and second moments, keyed by parameter tensor.
+type Moments = (Gradients<f32, Cpu>, Gradients<f32, Cpu>);
+
+/// Adam's moment buffers for every tensor of `params`: zero, or the moments of a checkpoint's
+/// tensors (one vector per tensor, each of the tensor's length).
+fn adam_moments(params: &Params<f32>, init: Option<&Tensors>) -> Result<Moments, ModelError> {
     let (mut m, mut v) = (Gradients::leaky(), Gradients::leaky());
-    if let Some((m0, v0)) = init {
+    if let Some(Tensors { adam_m: m0, adam_v: v0, .. }) = init {
         if m0.len() != params.tensors.len() || v0.len() != params.tensors.len() {
             return Err(ModelError::Mismatch(format!(
                 "optimiser state of {} and {} tensors for a network of {}",
@@ -336,7 +336,7 @@ fn adam_moments(
     }
     for (k, t) in params.tensors.iter().enumerate() {
         let (mk, vk) = (m.get_or_alloc_mut(t).map_err(buffer_err)?, v.get_or_alloc_mut(t).map_err(buffer_err)?);
-        if let Some((m0, v0)) = init {
+        if let Some(Tensors { adam_m: m0, adam_v: v0, .. }) = init {
             if m0[k].len() != mk.len() || v0[k].len() != vk.len() {
                 return Err(ModelError::Mismatch(format!(
                     "optimiser state of tensor {k}: {} and {} values for {}",
