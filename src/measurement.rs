@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use scoreprior_core::forward::interferometry::{Interferometer, UAS};
+use scoreprior_core::forward::interferometry::{read_ehtim_txt, Interferometer, UAS};
 use scoreprior_core::forward::ops::ClosureProducts;
-use scoreprior_core::forward::{ForwardModel, Model, Op, Shape};
+use scoreprior_core::forward::{EhtSettings, ForwardModel, Model, Op, Shape};
 use scoreprior_core::io::{write_fits_image, write_npy, write_png_grid, FitsSky};
 
 use crate::experiment::Result;
@@ -56,6 +56,33 @@ pub fn write_interferometry(
         op.n_amplitudes()
     ));
     Ok(())
+}
+
+/// The FITS sky header of images taken by `eht` as `settings` describe it: the source,
+/// position, frequency and date of the observation file when there is one, else of the
+/// simulated observation (Sgr A*-like).
+///
+/// ```
+/// use scoreprior::core::forward::EhtSettings;
+///
+/// let settings = EhtSettings::parse("eht(fov=160)").unwrap().unwrap();
+/// let eht = settings.interferometer(16).unwrap();
+/// let sky = scoreprior::measurement::sky_header(&settings, &eht).unwrap();
+/// assert_eq!(sky.object, "SgrA");
+/// ```
+///
+/// # Errors
+/// The observation file cannot be read.
+pub fn sky_header(settings: &EhtSettings, eht: &Interferometer) -> Result<FitsSky> {
+    let o = &settings.observation;
+    let (object, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
+        Some(path) => {
+            let f = read_ehtim_txt(path)?;
+            (f.source, f.ra_hours * 15.0, f.dec_deg, f.frequency_hz, f.mjd)
+        }
+        None => ("SgrA".to_string(), o.ra_deg, o.dec_deg, o.frequency_hz, o.mjd),
+    };
+    Ok(FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd })
 }
 
 /// For a linear `model`, writes `Aᵀy` of the `n` measurements in `y` as `aty.npy`

@@ -1,8 +1,8 @@
 //! Denoising score matching under the VP SDE, as the reference's continuous loss:
 //! `t ~ U(ε, 1)`, `x_t = α(t) x₀ + σ(t) z`, loss `= mean_batch ½‖ε̂(x_t, t) − z‖²`
-//! (`= ½‖σ s + z‖²` with `s = −ε̂/σ`), optimised by Adam with linear warm-up and global
-//! gradient-norm clipping; an exponential moving average of the weights is kept for
-//! inference. One ChaCha8 RNG drives batches, times, noise and flips, so a run resumed
+//! (`= ½‖σ s + z‖²` with `s = −ε̂/σ`), optimised by dfdx's Adam (the RealNVP flows' too)
+//! with linear warm-up and global gradient-norm clipping; an exponential moving average of
+//! the weights is kept for inference. One ChaCha8 RNG drives batches, times, noise and flips, so a run resumed
 //! from a checkpoint continues exactly as the uninterrupted run.
 
 use dfdx::prelude::*;
@@ -107,8 +107,10 @@ pub struct Trainer {
     params: Params<f32>,
     values: Vec<Vec<f32>>,
     ema: Vec<Vec<f32>>,
-    m: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    /// Adam's first and second moments, one buffer per tensor of `params` (dfdx's Adam, as the
+    /// RealNVP flows use it).
+    m: Gradients<f32, Cpu>,
+    v: Gradients<f32, Cpu>,
     step: u64,
     rng: ChaCha8Rng,
 }
@@ -123,21 +125,8 @@ impl Trainer {
         let values = net.init_params(&mut rng);
         let dev = Cpu::default();
         let params = Params::from_values(&dev, net.specs(), &values)?;
-        let zeros: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
-        Ok(Self {
-            ema: values.clone(),
-            m: zeros.clone(),
-            v: zeros,
-            values,
-            params,
-            dev,
-            net,
-            cfg,
-            preprocess,
-            sde,
-            step: 0,
-            rng,
-        })
+        let (m, v) = adam_moments(&params, None)?;
+        Ok(Self { ema: values.clone(), m, v, values, params, dev, net, cfg, preprocess, sde, step: 0, rng })
     }
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`].
@@ -172,6 +161,7 @@ impl Trainer {
         );
         let dev = Cpu::default();
         let params = Params::from_values(&dev, net.specs(), &t.params)?;
+        let (m, v) = adam_moments(&params, Some(&t))?;
         Ok(Self {
             sde: VpSde::new(cfg.beta.0, cfg.beta.1)?,
             net,
@@ -181,8 +171,8 @@ impl Trainer {
             params,
             values: t.params,
             ema: t.ema,
-            m: t.adam_m,
-            v: t.adam_v,
+            m,
+            v,
             step: tm.step,
             rng,
         })
@@ -231,8 +221,8 @@ impl Trainer {
             Tensors {
                 ema: self.ema.clone(),
                 params: self.values.clone(),
-                adam_m: self.m.clone(),
-                adam_v: self.v.clone(),
+                adam_m: self.params.tensors.iter().map(|t| self.m.get(t).as_vec()).collect(),
+                adam_v: self.params.tensors.iter().map(|t| self.v.get(t).as_vec()).collect(),
             }
         } else {
             Tensors { ema: self.ema.clone(), ..Default::default() }
@@ -286,32 +276,33 @@ impl Trainer {
             return Err(ModelError::Data(format!("non-finite loss at step {}", self.step + 1)));
         }
         let mut grads = loss.backward();
-        let mut g: Vec<Vec<f32>> = Vec::with_capacity(self.values.len());
+        let mut norm_sq = 0.0;
         for t in &self.params.tensors {
-            let buf = grads.get_or_alloc_mut(t).map_err(|e| ModelError::Config(format!("gradient buffer: {e:?}")))?;
-            g.push(f32::buf(buf).to_vec());
+            let g = grads.get_or_alloc_mut(t).map_err(buffer_err)?;
+            norm_sq += g.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
         }
-        let norm = g.iter().flatten().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
+        let norm = norm_sq.sqrt();
         let clip = if norm > self.cfg.grad_clip { self.cfg.grad_clip / norm } else { 1.0 };
         self.step += 1;
         let lr = self.cfg.lr * (self.step as f64 / self.cfg.warmup.max(1) as f64).min(1.0);
-        let (b1, b2, ae) = self.cfg.adam;
-        let (c1, c2) = (1.0 - b1.powi(self.step as i32), 1.0 - b2.powi(self.step as i32));
+        let (beta1, beta2, eps) = self.cfg.adam;
+        let adam = AdamConfig { lr, betas: [beta1, beta2], eps, weight_decay: None };
+        let step = i32::try_from(self.step).map_err(|_| ModelError::Config("Adam: more than 2³¹ steps".into()))?;
         let er = self.cfg.ema_rate;
-        for (k, gk) in g.iter().enumerate() {
-            let (p, m, v, e) = (&mut self.values[k], &mut self.m[k], &mut self.v[k], &mut self.ema[k]);
-            for j in 0..gk.len() {
-                let gj = gk[j] as f64 * clip;
-                let mj = b1 * m[j] as f64 + (1.0 - b1) * gj;
-                let vj = b2 * v[j] as f64 + (1.0 - b2) * gj * gj;
-                m[j] = mj as f32;
-                v[j] = vj as f32;
-                let pj = p[j] as f64 - lr * (mj / c1) / ((vj / c2).sqrt() + ae);
-                p[j] = pj as f32;
-                e[j] = (er * e[j] as f64 + (1.0 - er) * pj) as f32;
+        let Self { params, values, ema, m, v, .. } = self;
+        for (k, t) in params.tensors.iter_mut().enumerate() {
+            let g = grads.get_or_alloc_mut(t).map_err(buffer_err)?;
+            if clip != 1.0 {
+                g.iter_mut().for_each(|x| *x = (*x as f64 * clip) as f32);
+            }
+            let g: &_ = g;
+            let (mk, vk) = (m.get_or_alloc_mut(t).map_err(buffer_err)?, v.get_or_alloc_mut(t).map_err(buffer_err)?);
+            adam.try_update(step, t, mk, vk, g).map_err(buffer_err)?;
+            values[k] = t.as_vec();
+            for (e, p) in ema[k].iter_mut().zip(&values[k]) {
+                *e = (er * *e as f64 + (1.0 - er) * *p as f64) as f32;
             }
         }
-        self.params.set_values(&self.values);
         Ok(StepStats { step: self.step, loss: lv, grad_norm: norm, lr })
     }
 
@@ -320,6 +311,45 @@ impl Trainer {
     pub fn eval_loss(&self, data: &Dataset, n_images: usize, seed: u64) -> Result<f64, ModelError> {
         dsm_loss::<f32>(&self.net, &self.ema, &self.sde, data, n_images, seed)
     }
+}
+
+fn buffer_err(e: CpuError) -> ModelError {
+    ModelError::Config(format!("gradient buffer: {e:?}"))
+}
+
+/// Adam's first and second moments, keyed by parameter tensor.
+type Moments = (Gradients<f32, Cpu>, Gradients<f32, Cpu>);
+
+/// Adam's moment buffers for every tensor of `params`: zero, or the moments of a checkpoint's
+/// tensors (one vector per tensor, each of the tensor's length).
+fn adam_moments(params: &Params<f32>, init: Option<&Tensors>) -> Result<Moments, ModelError> {
+    let (mut m, mut v) = (Gradients::leaky(), Gradients::leaky());
+    if let Some(Tensors { adam_m: m0, adam_v: v0, .. }) = init {
+        if m0.len() != params.tensors.len() || v0.len() != params.tensors.len() {
+            return Err(ModelError::Mismatch(format!(
+                "optimiser state of {} and {} tensors for a network of {}",
+                m0.len(),
+                v0.len(),
+                params.tensors.len()
+            )));
+        }
+    }
+    for (k, t) in params.tensors.iter().enumerate() {
+        let (mk, vk) = (m.get_or_alloc_mut(t).map_err(buffer_err)?, v.get_or_alloc_mut(t).map_err(buffer_err)?);
+        if let Some(Tensors { adam_m: m0, adam_v: v0, .. }) = init {
+            if m0[k].len() != mk.len() || v0[k].len() != vk.len() {
+                return Err(ModelError::Mismatch(format!(
+                    "optimiser state of tensor {k}: {} and {} values for {}",
+                    m0[k].len(),
+                    v0[k].len(),
+                    mk.len()
+                )));
+            }
+            mk.copy_from_slice(&m0[k]);
+            vk.copy_from_slice(&v0[k]);
+        }
+    }
+    Ok((m, v))
 }
 
 /// Mean DSM loss of `weights` on the first `n_images` of `data` with fixed-seed times and

@@ -10,21 +10,11 @@ use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::AnySde;
 use scoreprior_models::score::{NcsnppScore, Precision};
 
+pub use scoreprior::experiment::inputs::{load_gaussian, resolve};
+
 use super::logprob::LogprobArgs;
 use super::ode_args::SdeName;
 use super::CliResult;
-
-/// A relative path that does not exist from the working directory is also looked up in the
-/// source tree (so the shipped `assets/` defaults work when the binary runs elsewhere).
-pub fn resolve(path: &Path) -> PathBuf {
-    if !path.exists() && path.is_relative() {
-        let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-        if alt.exists() {
-            return alt;
-        }
-    }
-    path.to_path_buf()
-}
 
 /// Reads an `.npy` file, naming the flag it came from in errors.
 pub fn load(flag: &str, path: &Path) -> CliResult<Array> {
@@ -89,24 +79,6 @@ impl LoadedModel {
 
 fn need<'a>(p: &'a Option<PathBuf>, flag: &str, prior: &str) -> CliResult<&'a Path> {
     p.as_deref().ok_or_else(|| format!("--prior {prior} needs --{flag}").into())
-}
-
-/// Loads a Gaussian `N(mean, cov)` from two `.npy` files.
-pub fn load_gaussian(mean: &Path, cov: &Path, sde: AnySde) -> CliResult<Gaussian> {
-    let m = load("mean", mean)?;
-    let c = load("cov", cov)?;
-    let d = m.data.len();
-    if m.shape.len() != 1 {
-        return Err(format!("--mean: shape {:?}: expected a vector (D,)", m.shape).into());
-    }
-    // Checked here so that a bad mean is not reported against --cov by Gaussian::new.
-    if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
-        return Err(format!("--mean {}: entry {i} is {}; the mean must be finite", mean.display(), m.data[i]).into());
-    }
-    if c.shape != [d, d] {
-        return Err(format!("--cov: shape {:?} does not match the mean: expected ({d}, {d})", c.shape).into());
-    }
-    Gaussian::new(m.data, &c.data, sde).map_err(|e| format!("--cov {}: {e}", cov.display()).into())
 }
 
 /// Builds the score model named by `--prior`.

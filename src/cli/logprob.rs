@@ -17,7 +17,7 @@ use scoreprior_core::prior::{ScorePrior, Terminal};
 
 // The loaders and the estimator flags live in their own files, shared by several commands;
 // they stay reachable here, where the other commands have always found them.
-pub use super::inputs::{build_model, image_rows, load_gaussian, load_images, resolve, LoadedModel};
+pub use super::inputs::{build_model, image_rows, load_images, resolve, LoadedModel};
 use super::monitor::Bars;
 pub use super::ode_args::OdeArgs;
 use super::CliResult;
@@ -132,8 +132,8 @@ pub fn run(args: LogprobArgs) -> CliResult {
         prior: args.prior.clone(),
         sde: args.ode.sde.as_str().to_string(),
         solver: cfg.solver.name.to_string(),
-        rtol: args.ode.rtol,
-        atol: args.ode.atol,
+        rtol: args.ode.solve.rtol,
+        atol: args.ode.solve.atol,
         dt: (!cfg.solver.is_adaptive()).then_some(args.ode.dt),
         t0: args.ode.t0,
         terminal: Estimator::terminal_words(args.exact_terminal),

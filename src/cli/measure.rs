@@ -24,8 +24,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use rand::SeedableRng;
-use scoreprior::measurement::{max, min, write_adjoint, write_interferometry};
-use scoreprior_core::forward::interferometry::{read_ehtim_txt, Interferometer};
+use scoreprior::measurement::{max, min, sky_header, write_adjoint, write_interferometry};
+use scoreprior_core::forward::interferometry::Interferometer;
 use scoreprior_core::forward::{
     expand_preset, parse_chain, parse_noise, EhtSettings, ForwardModel, Model, PrimitiveSpec, Shape,
 };
@@ -112,15 +112,7 @@ pub(crate) fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
                 return Err(format!("--forward eht needs a square gray image, got {shape}").into());
             }
             let eht = settings.interferometer(shape.h)?;
-            let o = &settings.observation;
-            let (object, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
-                Some(path) => {
-                    let f = read_ehtim_txt(path)?;
-                    (f.source, f.ra_hours * 15.0, f.dec_deg, f.frequency_hz, f.mjd)
-                }
-                None => ("SgrA".to_string(), o.ra_deg, o.dec_deg, o.frequency_hz, o.mjd),
-            };
-            let sky = FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd };
+            let sky = sky_header(&settings, &eht)?;
             return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht), sky: Some(sky) });
         }
         // denoising, deblurring, mri: the library's presets, shared with `dpi`.

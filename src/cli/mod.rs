@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod dpi;
+pub mod dpi_fit_args;
+pub mod dpi_model_args;
 pub mod eht_study;
 pub mod fit_gaussian;
 pub mod inputs;
@@ -17,6 +19,7 @@ pub mod posterior_2d;
 pub mod progress;
 pub mod restoration_study;
 pub mod sample;
+pub mod solver_args;
 pub mod solver_study;
 pub mod trace_study;
 pub mod train;
@@ -30,11 +33,7 @@ pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>
 /// run on it fails at once, and temporaries of killed runs are removed. Call it after the
 /// flags are validated and before the first write.
 pub(crate) fn own_folder(flag: &str, dir: &std::path::Path) -> CliResult<scoreprior_core::io::OutputLock> {
-    let lock = scoreprior_core::io::OutputLock::acquire(flag, dir)?;
-    for p in scoreprior_core::io::sweep_stale_tmp(lock.dir())? {
-        eprintln!("removed {} (left by a killed run)", p.display());
-    }
-    Ok(lock)
+    Ok(scoreprior::experiment::run_folder::own_folder(flag, dir, &mut monitor::Bars::new(true))?)
 }
 
 #[derive(Debug, Parser)]

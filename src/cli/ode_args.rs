@@ -9,6 +9,7 @@ use scoreprior_core::prior::{Controller, ScorePriorConfig};
 use scoreprior_core::sde::AnySde;
 use serde::Serialize;
 
+pub use super::solver_args::SolverArgs;
 use super::CliResult;
 
 /// The SDE a prior was built with.
@@ -62,16 +63,9 @@ pub struct OdeArgs {
     /// SDE of the score model.
     #[arg(long, value_enum, default_value_t = SdeName::Vp)]
     pub sde: SdeName,
-    /// Runge–Kutta solver of the probability-flow ODE (euler, heun, rk4, bosh3, tsit5, dopri5,
-    /// dopri8). Solvers without an error estimate (euler, rk4) run with fixed steps `--dt`.
-    #[arg(long, default_value = "dopri5")]
-    pub solver: String,
-    /// Relative tolerance of the adaptive step-size controller.
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
-    /// Absolute tolerance of the adaptive step-size controller.
-    #[arg(long, default_value_t = 1e-5)]
-    pub atol: f64,
+    /// The solver and its tolerances.
+    #[command(flatten)]
+    pub solve: SolverArgs,
     /// First step of the adaptive forward solve: a number, or `auto` for Hairer's heuristic
     /// (the backward adjoint solve always uses the heuristic). Default: the reference
     /// script's 0.001.
@@ -144,13 +138,14 @@ impl OdeArgs {
     /// The prior configuration: forward and adjoint solves use the same solver and
     /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both).
     pub fn config(&self) -> CliResult<ScorePriorConfig> {
-        let tab = solver_tableau(&self.solver)?;
+        let SolverArgs { solver, rtol, atol } = &self.solve;
+        let (tab, rtol, atol) = (solver_tableau(solver)?, *rtol, *atol);
         let (controller, adjoint_controller) = if tab.is_adaptive() {
             let forward = match self.dt0 {
-                FirstStep::Auto => Controller::pid_auto(self.rtol, self.atol),
-                FirstStep::Fixed(dt0) => Controller::Pid(PidController::new(self.rtol, self.atol).with_dt0(dt0)),
+                FirstStep::Auto => Controller::pid_auto(rtol, atol),
+                FirstStep::Fixed(dt0) => Controller::Pid(PidController::new(rtol, atol).with_dt0(dt0)),
             };
-            (forward, Controller::pid_auto(self.rtol, self.atol))
+            (forward, Controller::pid_auto(rtol, atol))
         } else {
             (Controller::constant(self.dt), Controller::constant(self.dt))
         };

@@ -4,12 +4,10 @@
 //! `seconds_per_sample` for the baselines).
 
 use clap::{Args, ValueEnum};
-use scoreprior::experiment::Baseline;
-use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
-use scoreprior_core::forward::NoiseSpec;
-use scoreprior_core::io::RunState;
+use scoreprior::experiment::BaselineOptions;
 
 use super::dpi::{self, DpiArgs, DpiSummary};
+use super::monitor::Bars;
 use super::CliResult;
 
 /// The posterior sampler.
@@ -53,21 +51,6 @@ pub struct PosteriorArgs {
     pub dpi: DpiArgs,
 }
 
-#[derive(Debug, clap::Parser)]
-struct PosteriorOnly {
-    #[command(flatten)]
-    args: PosteriorArgs,
-}
-
-impl PosteriorArgs {
-    /// Parses `scoreprior posterior` flags (without the subcommand name), with every default
-    /// of the command line: how a study builds each of its runs.
-    pub fn from_flags(flags: &[&str]) -> CliResult<Self> {
-        use clap::Parser;
-        Ok(PosteriorOnly::try_parse_from(std::iter::once("posterior").chain(flags.iter().copied()))?.args)
-    }
-}
-
 /// Runs `scoreprior posterior`.
 pub fn run(args: PosteriorArgs) -> CliResult {
     run_with(&args).map(|_| ())
@@ -75,66 +58,26 @@ pub fn run(args: PosteriorArgs) -> CliResult {
 
 /// Runs `scoreprior posterior` and returns what it measured.
 pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
-    let d = &args.dpi;
-    let method = match args.method {
-        Method::Dpi => return dpi::run_with(d),
-        Method::ScoreAld => {
-            let sigma_y = match scoreprior_core::forward::parse_noise(&d.noise)? {
-                NoiseSpec::Gaussian { sigma } => sigma,
-                // σ/√2 on each real and imaginary part: the per-measurement level.
-                NoiseSpec::ComplexGaussian { sigma } => sigma / std::f64::consts::SQRT_2,
-                other => {
-                    return Err(format!(
-                        "--method score-ald needs one Gaussian noise level (gaussian or complex_gaussian), got {}",
-                        other.describe()
-                    )
-                    .into())
-                }
-            };
-            Baseline::ScoreAld(ScoreAld {
-                steps_per_level: args.ald_steps,
-                levels: args.ald_levels,
-                step_rel: args.ald_step,
-                ..ScoreAld::new(sigma_y)
-            })
-        }
-        Method::Dps => Baseline::Dps(Dps { steps: args.sampler_steps, zeta: args.zeta, ..Dps::new() }),
-        Method::SdeProj => {
-            Baseline::SdeProj(SdeProj { steps: args.sampler_steps, lambda: args.lambda, ..SdeProj::new() })
-        }
+    let name = match args.method {
+        Method::Dpi => return dpi::run_with(&args.dpi),
+        Method::ScoreAld => "score-ald",
+        Method::Dps => "dps",
+        Method::SdeProj => "sde-proj",
     };
-    if d.resume {
-        return Err(format!("--resume: {} does not train, so there is nothing to resume", method.name()).into());
+    let method = args.baseline_options().baseline(name, &args.dpi.problem.noise)?;
+    Ok(args.dpi.settings().run_baseline(method, &mut Bars::new(true))?.report)
+}
+
+impl PosteriorArgs {
+    /// The library's [`BaselineOptions`].
+    pub fn baseline_options(&self) -> BaselineOptions {
+        BaselineOptions {
+            sampler_steps: self.sampler_steps,
+            zeta: self.zeta,
+            lambda: self.lambda,
+            ald_levels: self.ald_levels,
+            ald_steps: self.ald_steps,
+            ald_step: self.ald_step,
+        }
     }
-    // The samplers' settings are checked before the folder is taken (VP SDE: every shipped
-    // score prior's; `run_baseline` checks again against the prior's own SDE).
-    method
-        .validate(&scoreprior_core::sde::AnySde::Vp(Default::default()))
-        .map_err(|e| format!("--method {}: {e}", method.name()))?;
-    let (experiment, checkpoint) = dpi::build_experiment(d)?;
-    experiment.check_baseline(&method).map_err(|e| format!("--method {}: {e}", method.name()))?;
-    let mut manifest = dpi::manifest(d, &checkpoint)?;
-    manifest.command = format!("posterior --method {}", method.name());
-    if let Some(c) = manifest.config.as_object_mut() {
-        c.insert("method".into(), serde_json::json!(format!("{method:?}")));
-    }
-    let _lock = dpi::take_folder(d, &manifest)?;
-    manifest.clone().with_state(RunState::Running).write(&d.out)?;
-    let res = experiment.run_baseline(method)?;
-    res.save(&d.out)?;
-    manifest.with_state(RunState::Complete).write(&d.out)?;
-    if !d.quiet {
-        eprintln!(
-            "{}: {} samples in {:.2} s ({:.3} s/sample, {} dropped by |x| > {}); outputs in {}",
-            method.name(),
-            res.report.samples,
-            res.report.seconds_sampling,
-            res.report.seconds_per_sample.unwrap_or(f64::NAN),
-            res.report.samples_dropped,
-            d.outlier,
-            d.out.display()
-        );
-        eprint!("{}", res.summary_table());
-    }
-    Ok(res.report)
 }

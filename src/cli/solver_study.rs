@@ -63,7 +63,7 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     // long, solve: a typo in the last name must not cost the whole table.
     for name in &args.solvers {
         let mut ode = args.ode.clone();
-        ode.solver = name.clone();
+        ode.solve.solver = name.clone();
         ode.config().map_err(|e| format!("--solvers {}: solver `{name}`: {e}", args.solvers.join(",")))?;
     }
     // Exact trace unless asked otherwise: the study compares solvers, and for a Gaussian the
@@ -87,8 +87,8 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
         batch.min(n),
         args.ode.sde.as_str(),
         args.ode.t0,
-        args.ode.rtol,
-        args.ode.atol,
+        args.ode.solve.rtol,
+        args.ode.solve.atol,
         args.ode.dt,
         args.ode.trace_json(),
         if args.exact_terminal { "exact p_T" } else { "SDE prior N(0, σ_T² I)" },
@@ -99,7 +99,7 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     let mut done = 0u64;
     for name in &args.solvers {
         let mut ode = args.ode.clone();
-        ode.solver = name.clone();
+        ode.solve.solver = name.clone();
         let cfg = ode.config()?;
         let dt = (!cfg.solver.is_adaptive()).then_some(ode.dt);
         let row = samples

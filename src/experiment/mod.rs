@@ -5,8 +5,8 @@
 //! [`Experiment::builder`] takes the forward model; the builder's defaults are the CLI's
 //! (`scoreprior dpi`), [`ExperimentBuilder::build`] checks everything before any work, and
 //! [`Experiment::run`] trains, samples and measures, returning an [`ExperimentResult`] that
-//! [`ExperimentResult::save`] writes to a folder. The `dpi` subcommand is argument mapping
-//! onto this value.
+//! [`ExperimentResult::save`] writes to a folder. [`DpiSettings`] is the same run as plain
+//! data, setting for setting the `dpi` command's flags (which are argument mapping onto it).
 //!
 //! ```
 //! use scoreprior::prelude::*;
@@ -31,8 +31,14 @@
 //! assert!(cf.mean_rmse < 0.1, "{cf:?}");
 //! ```
 
+mod baseline_run;
+mod build;
+pub mod eht;
+pub mod inputs;
 mod prior;
 mod result;
+pub mod run_folder;
+mod settings;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,7 +51,11 @@ use scoreprior_core::limits::check_elems;
 use scoreprior_core::score::Gaussian;
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 
+pub use baseline_run::BaselineOptions;
 pub use prior::{DsmSettings, Prior, ShapedPrior};
+pub use settings::{
+    DpiSettings, FlowOptions, ObjectiveOptions, OptimOptions, OutputOptions, PriorOptions, ProblemOptions,
+};
 mod map;
 pub use result::{summary_table, ClosedFormErrors, DenoisingReferences, ExperimentResult, Report};
 pub use scoreprior_core::dpi::{Annealing, LossWeights, TimeFloorSchedule};
@@ -74,6 +84,14 @@ pub enum ExperimentError {
     /// A figure could not be written.
     #[error("plot: {0}")]
     Plot(String),
+    /// An output folder cannot be used (taken by another run, holding a different run); the
+    /// message names the flag and the folder.
+    #[error(transparent)]
+    Path(#[from] scoreprior_core::io::PathError),
+    /// A run described by [`DpiSettings`] is inconsistent or names an unusable file; the
+    /// message names each setting by its `scoreprior dpi` flag (`--x-true`, `--prior`, …).
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// `Result` with [`ExperimentError`].

@@ -5,12 +5,15 @@
 //!   closed form (supplement Fig. 5, main Fig. 4), KL divergences from KDEs on a grid.
 //! - [`eht`]: closure-quantity DPI under score priors side by side with eht-imaging's RML
 //!   imager on the same observations of a ring, a crescent and a double blob.
+//! - [`restoration`]: denoising and deblurring of test images by DPI and the diffusion-based
+//!   samplers against the closed-form Gaussian floor (supplement Fig. 3, A.2).
 
 mod contours;
 pub mod eht;
 mod kde;
 mod mix2;
 pub mod posterior2d;
+pub mod restoration;
 
 pub use kde::{kde_log_density, kl_on_grid, normalise_log, Bandwidth, Grid};
 pub use mix2::{log_sum_exp, Mixture2};

@@ -1,0 +1,382 @@
+//! From [`DpiSettings`] to an [`Experiment`]: every setting checked before any work, the
+//! prior, measurement and starting image loaded; and the whole `scoreprior dpi` run
+//! (folder, manifest, training, sampling, outputs).
+
+use std::path::{Path, PathBuf};
+
+use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
+use scoreprior_core::dpi::{softplus_inverse, Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
+use scoreprior_core::forward::interferometry::TestSource;
+use scoreprior_core::forward::{parse_model, Model, Shape};
+use scoreprior_core::io::{read_npy, write_fits_image, RunState};
+use scoreprior_core::prior::ScorePriorConfig;
+use scoreprior_core::prior_dsm::TimeDensity;
+use scoreprior_core::sde::{AnySde, VpSde};
+use scoreprior_models::realnvp::RealNvp;
+
+use super::eht::{eht_problem, write_closure_report};
+use super::inputs::{load_gaussian, load_image, resolve};
+use super::{
+    Continuation, DpiSettings, DsmSettings, Experiment, ExperimentError, ExperimentResult, MapWarmStart,
+    PosteriorSettings, Prior, Result,
+};
+use crate::monitor::Monitor;
+
+fn err(msg: impl Into<String>) -> ExperimentError {
+    ExperimentError::Settings(msg.into())
+}
+
+/// `Err` with `msg` unless `ok`.
+fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(err(msg()))
+    }
+}
+
+impl DpiSettings {
+    /// Checks every setting and builds the experiment (no file written); also returns the
+    /// resolved prior path (hashed into the run manifest when it is a file). Errors name the
+    /// settings by their `scoreprior dpi` flags.
+    ///
+    /// ```
+    /// use scoreprior::experiment::DpiSettings;
+    ///
+    /// let mut s = DpiSettings::default();
+    /// s.prior.prior = "tv".into();
+    /// s.problem.x_true = Some("assets/fashion16_test.npy".into());
+    /// assert!(s.build().is_ok());
+    /// s.optim.steps = 0;
+    /// let Err(e) = s.build() else { panic!("0 steps must be refused") };
+    /// assert!(e.to_string().contains("--steps"), "{e}");
+    /// ```
+    ///
+    /// # Errors
+    /// A setting out of range or inconsistent with another; an input that cannot be read.
+    pub fn build(&self) -> Result<(Experiment<Model>, PathBuf)> {
+        let (pr, pb, o, f, j) = (&self.prior, &self.problem, &self.optim, &self.flow, &self.objective);
+        let out = &self.output;
+        // Options checked before any work (DpiConfig::validate checks them again).
+        check(j.temper_from.is_finite() && j.temper_from > 0.0 && j.temper_from <= 1.0, || {
+            format!("--temper-from must be in (0, 1], got {}", j.temper_from)
+        })?;
+        check(j.score_function_weight.is_finite() && j.score_function_weight >= 0.0, || {
+            format!("--score-function-weight must be finite and >= 0, got {}", j.score_function_weight)
+        })?;
+        check(pr.time_floor.is_finite() && pr.time_floor > 0.0 && pr.time_floor < 1.0, || {
+            format!("--time-floor must be in (0, 1), got {}", pr.time_floor)
+        })?;
+        let t = pr.time_floor_from;
+        check(t == 0.0 || (t.is_finite() && t >= pr.time_floor && t < 1.0), || {
+            format!("--time-floor-from must be 0 (off) or in [--time-floor, 1), got {t}")
+        })?;
+        // Checked before any work (issue 12): these used to pass and fail only after
+        // training, or silently mean something else.
+        check(o.steps > 0, || "--steps must be at least 1 (0 would sample an untrained flow)".into())?;
+        check(out.samples > 0, || "--samples must be at least 1".into())?;
+        check(o.clip.is_finite() && o.clip >= 0.0, || {
+            format!("--clip must be finite and >= 0 (0: no clipping), got {}", o.clip)
+        })?;
+        check(pr.tv_weight.is_finite() && pr.tv_weight > 0.0, || {
+            format!("--tv-weight must be positive and finite, got {}", pr.tv_weight)
+        })?;
+        check(out.outlier.is_finite() && out.outlier > 0.0, || {
+            format!("--outlier must be positive and finite, got {}", out.outlier)
+        })?;
+        check(pr.dsm_draws > 0, || "--dsm-draws must be at least 1".into())?;
+        check(!pr.dsm_antithetic || pr.dsm_draws % 2 == 0, || {
+            format!(
+                "--dsm-antithetic (on by default) needs an even --dsm-draws, got {}; add --dsm-antithetic false",
+                pr.dsm_draws
+            )
+        })?;
+        let dsm = DsmSettings {
+            eps: pr.time_floor,
+            draws: pr.dsm_draws,
+            density: match pr.dsm_time_density.as_str() {
+                "g2" => TimeDensity::G2OverSigma2,
+                "log-uniform" => TimeDensity::LogUniform,
+                "uniform" => TimeDensity::Uniform,
+                other => {
+                    return Err(err(format!("--dsm-time-density: expected g2, log-uniform or uniform, got {other:?}")))
+                }
+            },
+            stratified: pr.dsm_stratified,
+            antithetic: pr.dsm_antithetic,
+        };
+        let gaussian = || load_gaussian(&resolve(&pr.mean), &resolve(&pr.cov), AnySde::Vp(VpSde::default()));
+        let ode = {
+            let solver = scoreprior_core::ode::solver_by_name(&pr.solver)?;
+            let div = if pr.probes == 0 {
+                Divergence::ExactTrace
+            } else {
+                Divergence::Hutchinson(Hutchinson::new(pr.probes, ProbeNoise::Rademacher, self.seed)?)
+            };
+            ScorePriorConfig::default()
+                .with_solver(solver)
+                .with_adjoint_solver(solver)
+                .with_tolerances(pr.rtol, pr.atol)
+                .with_adjoint_tolerances(pr.rtol, pr.atol)
+                .with_divergence(div)
+                .with_t0(pr.time_floor)
+        };
+        let checkpoint = resolve(Path::new(&pr.prior));
+        let prior = match (pr.prior.as_str(), pr.surrogate) {
+            ("gaussian", false) => Prior::gaussian(gaussian()?),
+            ("gaussian-ode", false) => Prior::gaussian_ode_with(gaussian()?, ode),
+            ("gaussian-ode", true) => Prior::gaussian_dsm(gaussian()?, dsm),
+            ("tv", false) => Prior::total_variation(pr.tv_weight),
+            (other, false) if other.starts_with("flow:") => {
+                let p = resolve(Path::new(&other[5..]));
+                Prior::flow(RealNvp::load_file(&p).map_err(|e| err(format!("--prior {other}: {e}")))?).with_label(other)
+            }
+            (_, true) if !checkpoint.exists() || pr.prior == "gaussian" || pr.prior == "tv" => {
+                return Err(err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)"))
+            }
+            (other, surrogate) => {
+                if !checkpoint.exists() {
+                    return Err(err(format!(
+                        "--prior {other}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"
+                    )));
+                }
+                let p = if surrogate { Prior::ncsnpp_dsm(&checkpoint, dsm) } else { Prior::ncsnpp(&checkpoint, ode) };
+                p.map_err(|e| err(format!("--prior {other}: {e}")))?.with_label(other)
+            }
+        };
+        // Measurement and ground truth.
+        let (h, w, x_true) = match (&pb.x_true, &pb.y) {
+            (Some(p), None) => {
+                let (h, w, x) = load_image("--x-true", p, pb.index)?;
+                (h, w, Some(x))
+            }
+            (None, Some(_)) => match (pb.size, prior.image_shape()) {
+                (Some(0), _) => return Err(err("--size must be at least 1")),
+                (Some(s), _) => (s, s, None),
+                (None, Some((h, w))) => (h, w, None),
+                (None, None) => return Err(err("--y without --x-true: give the image side with --size")),
+            },
+            _ => return Err(err("give exactly one of --y and --x-true")),
+        };
+        check(pb.flux_weight.is_finite() && pb.flux_weight >= 0.0, || {
+            format!("--flux-weight must be finite and >= 0, got {}", pb.flux_weight)
+        })?;
+        check(pb.flux_weight == 0.0 || pb.flux.is_some_and(|f| f.is_finite() && f > 0.0), || {
+            format!("--flux-weight needs a positive target --flux, got {:?}", pb.flux)
+        })?;
+        if let Some(l) = f.init_level {
+            check(l.is_finite() && (l > 0.0 || !pb.positive), || {
+                format!("--init-level must be finite (and positive with --positive), got {l}")
+            })?;
+        }
+        let data_annealing = match (j.anneal_data, j.anneal_data_schedule.as_str()) {
+            (0, "linear" | "geometric" | "sigmoid") => Annealing::None,
+            (n, "linear") => Annealing::Linear { start: 0.0, steps: n },
+            (n, "geometric") => Annealing::Geometric { start: j.anneal_data_from, steps: n },
+            (n, "sigmoid") => Annealing::Sigmoid { pivot: n as f64, rate: j.anneal_data_rate },
+            (_, other) => {
+                return Err(err(format!(
+                    "--anneal-data-schedule: expected linear, geometric or sigmoid, got {other:?}"
+                )))
+            }
+        };
+        data_annealing.validate("--anneal-data")?;
+        let (mut eht_fov, mut eht_blur_px) = (None, None);
+        let (model, eht_data) = match eht_problem(self, h, w, x_true.as_deref())? {
+            Some(p) => {
+                eht_fov = Some(p.fov_uas);
+                eht_blur_px = Some(p.resolution_uas / (p.fov_uas / w as f64));
+                (p.model, Some(p.y))
+            }
+            None => {
+                if pb.data != "closures" || pb.no_debias {
+                    return Err(err("--data and --no-debias apply to --forward eht(…) only"));
+                }
+                let chain = if pb.forward.trim() == "denoising" { "identity" } else { pb.forward.as_str() };
+                let m = parse_model(chain, &pb.noise, Shape::new(1, h, w))
+                    .map_err(|e| err(format!("--forward/--noise: {e}")))?;
+                (m, None)
+            }
+        };
+        let init_image = self.init_image(h, w, eht_fov)?;
+
+        let mut builder = Experiment::builder(model)
+            .forward_label(format!("{} + {}", pb.forward, pb.noise))
+            .prior(prior)
+            .posterior(PosteriorSettings {
+                positive: pb.positive,
+                flows: f.flows,
+                hidden: f.hidden,
+                batch_norm: f.batch_norm,
+                init_scale: f.init_scale,
+                init_loc: f.init_level.map(|l| if pb.positive { softplus_inverse(l) } else { l }),
+                init_image,
+                map_warm_start: (f.map_steps > 0).then_some(MapWarmStart {
+                    iterations: f.map_steps,
+                    jitter: f.map_jitter,
+                    rounds: f.map_rounds,
+                    blur_px: eht_blur_px.unwrap_or(f.map_blur),
+                    ..Default::default()
+                }),
+            })
+            .dpi_config(DpiConfig {
+                steps: o.steps,
+                batch: o.batch,
+                lr: o.lr,
+                warmup: o.warmup,
+                lr_final_fraction: o.lr_final,
+                grad_clip: if o.clip > 0.0 { Some(o.clip) } else { None },
+                weights: LossWeights { data: j.w_data, prior: j.w_prior, entropy: j.w_entropy },
+                data_annealing,
+                tempering: if j.temper_from == 1.0 {
+                    Annealing::None
+                } else {
+                    let steps = if j.temper_steps == 0 { o.steps / 2 } else { j.temper_steps };
+                    Annealing::Geometric { start: j.temper_from, steps }
+                },
+                score_function_weight: j.score_function_weight,
+                time_floor: TimeFloorSchedule::Off,
+                seed: self.seed,
+                checkpoint_every: out.checkpoint_every,
+                out_dir: Some(out.out.clone()),
+                resume: out.resume,
+            })
+            .continuation(
+                (pr.time_floor_from > 0.0)
+                    .then_some(Continuation { from: pr.time_floor_from, steps: pr.time_floor_steps }),
+            )
+            .samples(out.samples)
+            .outlier_threshold(out.outlier);
+        if pb.flux_weight > 0.0 {
+            builder = builder.flux_constraint(pb.flux_weight, pb.flux.unwrap_or(1.0));
+        }
+        builder = match (x_true, &pb.y, eht_data) {
+            (Some(x), _, Some(y)) => builder.truth_with_measurement(x, y, h, w),
+            (None, Some(_), Some(y)) => builder.measurement(y, h, w),
+            (Some(x), _, None) => builder.truth(x, h, w),
+            (None, Some(p), None) => {
+                builder.measurement(read_npy(resolve(p)).map_err(|e| err(format!("--y: {e}")))?.data, h, w)
+            }
+            (None, None, _) => return Err(err("give exactly one of --y and --x-true")),
+        };
+        // The Wiener yardstick: the fitted Gaussian of the mean and covariance files, when
+        // they are there.
+        if let Ok(g) = gaussian() {
+            builder = builder.wiener_reference(g);
+        }
+        Ok((builder.build()?, checkpoint))
+    }
+
+    /// The starting image of the flow: `flow.init_image`, or with an `eht(…)` field of view
+    /// `eht_fov` a centred Gaussian of `flow.init_gaussian` µas holding the flux.
+    fn init_image(&self, h: usize, w: usize, eht_fov: Option<f64>) -> Result<Option<Vec<f64>>> {
+        match (&self.flow.init_image, self.flow.init_gaussian, eht_fov) {
+            (Some(spec), _, _) => {
+                let (file, index) = match spec.rsplit_once('@') {
+                    Some((f, i)) => (f, i.parse().map_err(|_| err(format!("--init-image {spec}: bad index after @")))?),
+                    None => (spec.as_str(), 0),
+                };
+                let (ih, iw, img) = load_image("--init-image", Path::new(file), index)?;
+                check((ih, iw) == (h, w), || format!("--init-image is {ih}x{iw}, the problem is {h}x{w}"))?;
+                Ok(Some(img))
+            }
+            (None, Some(fwhm), Some(fov)) => {
+                check(fwhm.is_finite() && fwhm > 0.0, || {
+                    format!("--init-gaussian must be a positive FWHM in µas, got {fwhm}")
+                })?;
+                let flux = self.problem.flux.ok_or_else(|| err("--init-gaussian needs the total flux --flux"))?;
+                let blob = TestSource::Blobs(vec![(0.0, 0.0, fwhm, 1.0)]);
+                // Floored at 1e-6 of the peak, so that softplus⁻¹ of the far pixels stays finite.
+                let img = blob.render(h, fov, flux).map_err(|e| err(format!("--init-gaussian: {e}")))?;
+                let floor = 1e-6 * img.iter().cloned().fold(0.0, f64::max);
+                Ok(Some(img.into_iter().map(|v| v.max(floor)).collect()))
+            }
+            (None, Some(_), None) => Err(err("--init-gaussian needs --forward eht(…) (its field of view)")),
+            (None, None, _) => Ok(None),
+        }
+    }
+
+    /// The whole run: builds the experiment, takes the output folder (see
+    /// [`take_folder`](super::run_folder::take_folder)), records the manifest, trains
+    /// (progress through `monitor`, stage `DPI`), samples and saves; for `eht(…)` also
+    /// `closures.json` and the mean and std as FITS. Unless `output.quiet`, a summary goes to
+    /// `monitor.note`.
+    ///
+    /// ```no_run
+    /// use scoreprior::experiment::DpiSettings;
+    ///
+    /// let mut s = DpiSettings::default();
+    /// s.problem.x_true = Some("assets/fashion16_test.npy".into());
+    /// s.output.out = "out/dpi".into();
+    /// let result = s.run(&mut scoreprior::monitor::Silent)?;
+    /// println!("{}", result.summary_table());
+    /// # Ok::<(), scoreprior::experiment::ExperimentError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`build`](DpiSettings::build); an output folder that holds another run; the
+    /// experiment's errors.
+    pub fn run(&self, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
+        let out = &self.output.out;
+        check(!out.as_os_str().is_empty(), || "--out: give the output folder".into())?;
+        let (experiment, checkpoint) = self.build()?;
+        // The folder is this run's until it returns; a resume must be of the same problem.
+        let manifest = self.manifest(&checkpoint)?;
+        let _lock = super::run_folder::take_folder(&self.output, &manifest, monitor)?;
+        manifest.clone().with_state(RunState::Running).write(out)?;
+        monitor.stage("DPI", self.optim.steps as u64);
+        let res = experiment.run_observed(&mut |r| {
+            monitor.update(r.step as u64 + 1, &|| {
+                let floor = if r.time_floor.is_finite() { format!(", t0 {:.1e}", r.time_floor) } else { String::new() };
+                format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}{floor}", r.total, r.data, r.prior, r.log_q)
+            });
+        });
+        monitor.finish();
+        let res = res?;
+        res.save(out)?;
+        let (h, w) = res.shape;
+        let quiet = self.output.quiet;
+        if let Some(eht) = eht_problem(self, h, w, res.x_true.as_deref())? {
+            if let Some(p) = &eht.closures {
+                let line = write_closure_report(p, &res, out)?;
+                if !quiet {
+                    monitor.note(&line);
+                }
+            }
+            // Radio astronomers' viewers open FITS: the posterior mean and std as well.
+            for (name, img) in [("mean.fits", &res.summary.mean), ("std.fits", &res.summary.std)] {
+                write_fits_image(out.join(name), img, h, w, &eht.sky)?;
+            }
+        }
+        manifest.with_state(RunState::Complete).write(out)?;
+        if !quiet {
+            self.summarise(&res, monitor);
+        }
+        Ok(res)
+    }
+
+    fn summarise(&self, res: &ExperimentResult, monitor: &mut dyn Monitor) {
+        let rep = &res.report;
+        monitor.note(&format!(
+            "DPI done: {} steps in {:.1} s ({:.3} s/step), {} samples in {:.2} s ({} dropped by |x| > {}); outputs in {}",
+            rep.steps,
+            rep.seconds_training,
+            rep.seconds_per_step,
+            rep.samples,
+            rep.seconds_sampling,
+            rep.samples_dropped,
+            self.output.outlier,
+            self.output.out.display()
+        ));
+        let table = res.summary_table();
+        if !table.is_empty() {
+            monitor.note(table.trim_end_matches('\n'));
+        }
+        if let Some(c) = &rep.closed_form {
+            monitor.note(&format!(
+                "vs closed-form posterior: mean RMSE {:.4}, per-pixel std rel. error {:.3} (exact std {:.4})",
+                c.mean_rmse, c.std_rel_err, c.exact_mean_std
+            ));
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Black-hole imaging runs (`forward: eht(…)`): the interferometer of the `measure` preset on
+//! the image grid, the noisy visibilities (simulated or read), the data imaged (closure
+//! quantities or visibilities), and `closures.json`, the closure χ² and cross-correlation
+//! report of a finished run.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use scoreprior_core::forward::interferometry::{nominal_resolution_uas, nxcorr, ClosureProblem, Interferometer, UAS};
+use scoreprior_core::forward::{EhtSettings, ForwardModel, Model};
+use scoreprior_core::io::{atomic_write, read_npy, FitsSky};
+
+use super::inputs::resolve;
+use super::{DpiSettings, ExperimentError, ExperimentResult, Result};
+
+/// The model and data of an `eht(…)` run.
+pub struct EhtProblem {
+    /// Image → data.
+    pub model: Model,
+    /// The data.
+    pub y: Vec<f64>,
+    /// The closure problem (`data: closures`), for its χ².
+    pub closures: Option<ClosureProblem>,
+    /// Field of view (µas).
+    pub fov_uas: f64,
+    /// The array's nominal resolution (µas).
+    pub resolution_uas: f64,
+    /// The sky header of FITS outputs.
+    pub sky: FitsSky,
+}
+
+fn err(msg: String) -> ExperimentError {
+    ExperimentError::Settings(msg)
+}
+
+/// With `settings.problem.forward` an `eht(…)` call: the interferometer of the `measure`
+/// preset on the `h × w` grid, the noisy visibilities (simulated from `truth` with the
+/// settings' seed, or read from `problem.y`), and the model and data of `problem.data`.
+/// `None` for any other forward model.
+///
+/// ```
+/// use scoreprior::experiment::{eht::eht_problem, DpiSettings};
+///
+/// let mut s = DpiSettings::default();
+/// s.problem.forward = "eht(fov=160)".into();
+/// let truth = vec![0.01; 16 * 16];
+/// let p = eht_problem(&s, 16, 16, Some(&truth)).unwrap().unwrap();
+/// assert!(p.closures.is_some() && p.fov_uas > 0.0);
+/// ```
+///
+/// # Errors
+/// A non-square grid, a bad `eht(…)` specification, a measurement file of the wrong length,
+/// neither or both of truth and `y`, an unknown `data`.
+pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f64]>) -> Result<Option<EhtProblem>> {
+    let p = &settings.problem;
+    let forward = p.forward.as_str();
+    if !scoreprior_core::forward::PrimitiveSpec::parse(forward).is_ok_and(|s| s.name == "eht") {
+        return Ok(None);
+    }
+    if h != w {
+        return Err(err(format!("--forward eht needs a square image, got {h}x{w}")));
+    }
+    let eht_settings = EhtSettings::parse(forward)
+        .map_err(|e| err(format!("--forward {forward}: {e}")))?
+        .ok_or_else(|| err(format!("--forward {forward}: expected `eht(key=value, ...)`")))?;
+    let eht = eht_settings.interferometer(h)?;
+    let sky = crate::measurement::sky_header(&eht_settings, &eht)?;
+    let vis_model = eht.visibility_model()?;
+    let vis = match (truth, &p.y) {
+        (Some(x), _) => vis_model.simulate(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed))?,
+        (None, Some(path)) => {
+            let v = read_npy(resolve(path)).map_err(|e| err(format!("--y: {e}")))?.data;
+            if v.len() != vis_model.output_dim() {
+                return Err(err(format!(
+                    "--y: {} values, but this eht coverage has {} visibilities ({} values [Re V; Im V]); give the \
+                     y.npy that `scoreprior measure --forward {forward}` wrote",
+                    v.len(),
+                    vis_model.output_dim() / 2,
+                    vis_model.output_dim(),
+                )));
+            }
+            v
+        }
+        _ => return Err(err("give exactly one of --y and --x-true".into())),
+    };
+    let (fov_uas, resolution_uas) = (fov(&eht), nominal_resolution_uas(eht.coverage()));
+    match p.data.as_str() {
+        "closures" => {
+            let c = eht.closure_problem(&vis, !p.no_debias)?;
+            Ok(Some(EhtProblem {
+                model: c.model.clone(),
+                y: c.y.clone(),
+                closures: Some(c),
+                fov_uas,
+                resolution_uas,
+                sky,
+            }))
+        }
+        "visibilities" => {
+            if p.no_debias {
+                return Err(err("--no-debias applies to --data closures only".into()));
+            }
+            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None, fov_uas, resolution_uas, sky }))
+        }
+        other => Err(err(format!("--data: expected closures or visibilities, got {other:?}"))),
+    }
+}
+
+fn fov(eht: &Interferometer) -> f64 {
+    eht.pixel_size() / UAS * eht.image_shape().w as f64
+}
+
+/// Writes `out/closures.json` for a finished closure run: reduced closure χ² of the posterior
+/// mean, of the samples (mean) and of the truth; flux of the mean; mean posterior std; the
+/// normalised cross-correlation of the mean with the truth. Returns a one-line summary.
+///
+/// ```no_run
+/// use scoreprior::experiment::{eht::{eht_problem, write_closure_report}, DpiSettings};
+///
+/// let mut s = DpiSettings::default();
+/// s.problem.forward = "eht(fov=160)".into();
+/// s.output.out = "out/eht".into();
+/// let result = s.run(&mut scoreprior::monitor::Silent)?;
+/// let (h, w) = result.shape;
+/// let p = eht_problem(&s, h, w, result.x_true.as_deref())?.unwrap();
+/// println!("{}", write_closure_report(p.closures.as_ref().unwrap(), &result, &s.output.out)?);
+/// # Ok::<(), scoreprior::experiment::ExperimentError>(())
+/// ```
+///
+/// # Errors
+/// The χ² of a sample of the wrong size; the file cannot be written.
+pub fn write_closure_report(p: &ClosureProblem, res: &ExperimentResult, out: &Path) -> Result<String> {
+    let d = res.shape.0 * res.shape.1;
+    let mean = &res.summary.mean;
+    let chi_mean = p.chi2(mean)?;
+    let kept: Vec<_> = res.summary.kept.chunks(d).map(|x| p.chi2(x)).collect::<Result<_, _>>()?;
+    let k = kept.len().max(1) as f64;
+    let chi_samples = (kept.iter().map(|c| c.phase).sum::<f64>() / k, kept.iter().map(|c| c.log_amp).sum::<f64>() / k);
+    let truth = res.x_true.as_ref().map(|t| p.chi2(t)).transpose()?;
+    let ncc = res.x_true.as_ref().map(|t| nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
+    let std_mean = res.summary.std.iter().sum::<f64>() / d as f64;
+    let j = serde_json::json!({
+        "closure_phases": p.n_phases, "log_closure_amplitudes": p.y.len() - p.n_phases,
+        "chi2_mean": chi_mean, "chi2_samples": {"phase": chi_samples.0, "log_amp": chi_samples.1},
+        "chi2_truth": truth, "flux_mean": mean.iter().sum::<f64>(), "posterior_std_mean": std_mean,
+        "nxcorr": ncc.map(|c| c.0), "nxcorr_best_shift": ncc.map(|c| c.1),
+        "seconds_training": res.report.seconds_training,
+    });
+    let text = serde_json::to_string_pretty(&j).map_err(|e| err(format!("closures.json: {e}")))?;
+    atomic_write(out.join("closures.json"), text.as_bytes())?;
+    Ok(format!(
+        "closures: χ² of the mean {:.3} (phases) / {:.3} (log amplitudes), of the samples {:.3} / {:.3}{}; flux {:.3}; \
+         mean posterior std {:.4}{}",
+        chi_mean.phase,
+        chi_mean.log_amp,
+        chi_samples.0,
+        chi_samples.1,
+        truth.map(|t| format!(", of the truth {:.3} / {:.3}", t.phase, t.log_amp)).unwrap_or_default(),
+        mean.iter().sum::<f64>(),
+        std_mean,
+        ncc.map(|c| format!("; nxcorr with the truth {:.4} (best shift {:.4})", c.0, c.1)).unwrap_or_default()
+    ))
+}
