@@ -1,5 +1,6 @@
 //! `#[forward_model]` structs: the compile-time output shape equals the run-time chain's,
-//! every primitive the macro accepts builds in core (the two tables agree), and the
+//! every primitive the macro accepts (every compile-time entry of the one table,
+//! `scoreprior_primitives::PRIMITIVES`) builds in core through the macro, and the
 //! generated impl computes the declared operator (impulse responses worked out by hand, exact
 //! adjoint, VJP for non-linear chains).
 
@@ -34,6 +35,20 @@ struct EveryPrimitive;
 
 #[forward_model(input = [1, 8, 8], ops = [gaussian_blur(sigma = 1.0, size = 3), fft2, magnitude], noise = gaussian(sigma = 0.3))]
 struct PhaseRetrieval;
+
+/// The structs above, between them, use every primitive the macro accepts.
+#[test]
+fn the_structs_use_every_compile_time_primitive() {
+    use scoreprior_core::forward::spec::PRIMITIVES;
+    let used: Vec<&str> = [BlurDown::CHAIN, Denoise::CHAIN, Mri::CHAIN, EveryPrimitive::CHAIN, PhaseRetrieval::CHAIN]
+        .iter()
+        .flat_map(|c| c.split(" | "))
+        .map(|call| call.split('(').next().unwrap())
+        .collect();
+    for def in PRIMITIVES.iter().filter(|d| d.compile_time) {
+        assert!(used.contains(&def.name), "no struct uses `{}`", def.name);
+    }
+}
 
 fn randv(n: usize, seed: u64) -> Vec<f64> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

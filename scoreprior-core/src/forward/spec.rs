@@ -2,26 +2,12 @@
 //! `#[forward_model]` macro (after its compile-time checks), the text parser used by the CLI
 //! and configs, and Rust callers all end here, so no operator code is duplicated.
 //!
-//! | primitive | parameters (default) | output shape from `[C, H, W]` |
-//! | --- | --- | --- |
-//! | `identity` | — | `[C, H, W]` |
-//! | `scale` | `factor` | `[C, H, W]` |
-//! | `mask` | `keep` (probability), `seed` (0) | `[C, H, W]` |
-//! | `gaussian_blur` | `sigma`, `size`, `boundary` (reflect) | `[C, H, W]` |
-//! | `box_blur` | `size`, `boundary` (reflect) | `[C, H, W]` |
-//! | `motion_blur` | `length`, `angle` (0, degrees), `boundary` (reflect) | `[C, H, W]` |
-//! | `subsample` | `factor` | `[C, H/f, W/f]` |
-//! | `avg_pool` | `factor` | `[C, H/f, W/f]` |
-//! | `crop` | `top` (0), `left` (0), `height`, `width` | `[C, height, width]` |
-//! | `pad` | `top`, `bottom`, `left`, `right` (all 0) | `[C, H+t+b, W+l+r]` |
-//! | `fft2` | — | `[2C, H, W]` |
-//! | `ifft2` | — (input `[2C, H, W]`) | `[C, H, W]` |
-//! | `cartesian_mask` | `acceleration`, `center` (4), `seed` (0) | same |
-//! | `poisson_mask` | `acceleration`, `center` (4), `seed` (0) | same |
-//! | `dft_lowpass` | `k` | `[2C, k, k]` |
-//! | `gaussian_matrix` | `m`, `seed` (0) | `[1, 1, m]` |
-//! | `matrix` | `file` (a `.npy` of shape `(m, D)`, row-major, `D = C·H·W`) | `[1, 1, m]` |
-//! | `magnitude` (non-linear) | — (input `[2C, H, W]`) | `[C, H, W]` |
+//! The vocabulary (every primitive, noise and preset with its parameters, kinds, defaults
+//! and a one-line description) is one table, [`scoreprior_primitives`], re-exported here as
+//! [`PRIMITIVES`], [`NOISES`] and [`PRESETS`]; the `#[forward_model]` macro validates
+//! against the same table, so the two cannot drift apart. This module rejects unknown and
+//! missing parameters from it, lists its names in errors and takes its defaults; the values
+//! and each primitive's shape rule are checked by the operators in [`super::ops`].
 //!
 //! Boundaries are `zero`, `reflect` or `circular`. Noise: `gaussian(sigma = s)` or
 //! `complex_gaussian(sigma = s)`. Text syntax: primitives separated by `|`, e.g.
@@ -76,49 +62,49 @@ impl PrimitiveSpec {
     }
 }
 
-/// Names of all primitives [`build_op`] knows.
-pub const PRIMITIVES: &[&str] = &[
-    "identity",
-    "scale",
-    "mask",
-    "gaussian_blur",
-    "box_blur",
-    "motion_blur",
-    "subsample",
-    "avg_pool",
-    "crop",
-    "pad",
-    "fft2",
-    "ifft2",
-    "cartesian_mask",
-    "poisson_mask",
-    "dft_lowpass",
-    "gaussian_matrix",
-    "magnitude",
-    "matrix",
-];
+pub use scoreprior_primitives::{Kind, ParamDef, PrimitiveDef, NOISES, PRESETS, PRIMITIVES};
 
-/// Reads parameters, rejecting unknown ones and reporting missing ones by name.
+/// Reads parameters, rejecting unknown ones and reporting missing ones by name, against the
+/// definition `def` from the table.
 struct Params<'a> {
     spec: &'a PrimitiveSpec,
-    allowed: &'static [&'static str],
+    def: &'static PrimitiveDef,
 }
 
 impl<'a> Params<'a> {
-    fn new(spec: &'a PrimitiveSpec, allowed: &'static [&'static str]) -> Result<Self> {
+    fn new(spec: &'a PrimitiveSpec, def: &'static PrimitiveDef) -> Result<Self> {
         for (k, _) in &spec.params {
-            if !allowed.contains(&k.as_str()) {
+            if def.param(k).is_none() {
                 return Err(Error::invalid(format!(
                     "unknown parameter `{k}` of `{}`; expected one of: {}",
                     spec.name,
-                    if allowed.is_empty() { "(none)".to_string() } else { allowed.join(", ") }
+                    if def.params.is_empty() { "(none)".to_string() } else { def.param_list(", ", "") }
                 )));
             }
         }
-        Ok(Params { spec, allowed })
+        if let Some(p) = def.params.iter().find(|p| p.required && !spec.params.iter().any(|(k, _)| k == p.name)) {
+            return Err(Error::invalid(format!("`{}` needs the parameter `{}`", spec.name, p.name)));
+        }
+        Ok(Params { spec, def })
+    }
+    /// The default of an optional parameter, from the table.
+    fn default(&self, key: &str) -> Option<&'static str> {
+        self.def.param(key).and_then(|p| p.default)
+    }
+    /// A number, or its default from the table.
+    fn num_or_default(&self, key: &str) -> Result<f64> {
+        match self.num_opt(key)? {
+            Some(v) => Ok(v),
+            None => Ok(self.default(key).and_then(|d| d.parse().ok()).expect("a numeric default in the table")),
+        }
+    }
+    /// An unsigned integer, or its default from the table.
+    fn uint_or_default(&self, key: &str) -> Result<usize> {
+        let d = self.default(key).map(|d| d.parse().expect("an integer default in the table"));
+        self.uint_or(key, d)
     }
     fn get(&self, key: &str) -> Option<&ParamValue> {
-        debug_assert!(self.allowed.contains(&key));
+        debug_assert!(self.def.param(key).is_some(), "`{key}` is not in the table of `{}`", self.def.name);
         self.spec.params.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
     fn num_opt(&self, key: &str) -> Result<Option<f64>> {
@@ -166,7 +152,7 @@ impl<'a> Params<'a> {
     }
     fn boundary(&self) -> Result<Boundary> {
         match self.get("boundary") {
-            None => Ok(Boundary::Reflect),
+            None => Boundary::parse(self.default("boundary").expect("a default boundary in the table")),
             Some(ParamValue::Word(w)) => Boundary::parse(w),
             Some(v) => Err(Error::invalid(format!("boundary must be zero, reflect or circular, got `{v}`"))),
         }
@@ -181,81 +167,58 @@ impl<'a> Params<'a> {
 /// assert_eq!(op.output_shape().to_array(), [1, 4, 4]);
 /// ```
 pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
-    let p = |allowed| Params::new(spec, allowed);
-    let op: Arc<dyn Op> = match spec.name.as_str() {
-        "identity" => {
-            p(&[])?;
-            Arc::new(ops::Identity::new(shape))
-        }
-        "scale" => Arc::new(ops::Scale::new(shape, p(&["factor"])?.num("factor")?)),
-        "mask" => {
-            let q = p(&["keep", "seed"])?;
-            Arc::new(ops::Mask::random(shape, q.num("keep")?, q.uint_or("seed", Some(0))? as u64)?)
-        }
+    let def = scoreprior_primitives::primitive(&spec.name).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown primitive `{}`; expected one of: {}",
+            spec.name,
+            scoreprior_primitives::name_list(PRIMITIVES, |_| true, ", ", "")
+        ))
+    })?;
+    let q = Params::new(spec, def)?;
+    let op: Arc<dyn Op> = match def.name {
+        "identity" => Arc::new(ops::Identity::new(shape)),
+        "scale" => Arc::new(ops::Scale::new(shape, q.num("factor")?)),
+        "mask" => Arc::new(ops::Mask::random(shape, q.num("keep")?, q.uint_or_default("seed")? as u64)?),
         "gaussian_blur" => {
-            let q = p(&["sigma", "size", "boundary"])?;
             Arc::new(ops::Conv2d::new(shape, Kernel::gaussian(q.positive("sigma")?, q.uint("size")?)?, q.boundary()?)?)
         }
-        "box_blur" => {
-            let q = p(&["size", "boundary"])?;
-            Arc::new(ops::Conv2d::new(shape, Kernel::boxcar(q.uint("size")?)?, q.boundary()?)?)
-        }
+        "box_blur" => Arc::new(ops::Conv2d::new(shape, Kernel::boxcar(q.uint("size")?)?, q.boundary()?)?),
         "motion_blur" => {
-            let q = p(&["length", "angle", "boundary"])?;
-            let k = Kernel::motion(q.uint("length")?, q.num_opt("angle")?.unwrap_or(0.0))?;
+            let k = Kernel::motion(q.uint("length")?, q.num_or_default("angle")?)?;
             Arc::new(ops::Conv2d::new(shape, k, q.boundary()?)?)
         }
-        "subsample" => Arc::new(ops::Subsample::new(shape, p(&["factor"])?.uint("factor")?)?),
-        "avg_pool" => Arc::new(ops::AvgPool::new(shape, p(&["factor"])?.uint("factor")?)?),
-        "crop" => {
-            let q = p(&["top", "left", "height", "width"])?;
-            Arc::new(ops::Crop::new(
-                shape,
-                q.uint_or("top", Some(0))?,
-                q.uint_or("left", Some(0))?,
-                q.uint("height")?,
-                q.uint("width")?,
-            )?)
-        }
+        "subsample" => Arc::new(ops::Subsample::new(shape, q.uint("factor")?)?),
+        "avg_pool" => Arc::new(ops::AvgPool::new(shape, q.uint("factor")?)?),
+        "crop" => Arc::new(ops::Crop::new(
+            shape,
+            q.uint_or_default("top")?,
+            q.uint_or_default("left")?,
+            q.uint("height")?,
+            q.uint("width")?,
+        )?),
         "pad" => {
-            let q = p(&["top", "bottom", "left", "right"])?;
-            let g = |k| q.uint_or(k, Some(0));
+            let g = |k| q.uint_or_default(k);
             Arc::new(ops::Pad::new(shape, g("top")?, g("bottom")?, g("left")?, g("right")?))
         }
-        "fft2" => {
-            p(&[])?;
-            Arc::new(ops::Fft2::new(shape))
-        }
-        "ifft2" => {
-            p(&[])?;
-            Arc::new(ops::Ifft2::new(shape)?)
-        }
+        "fft2" => Arc::new(ops::Fft2::new(shape)),
+        "ifft2" => Arc::new(ops::Ifft2::new(shape)?),
         "cartesian_mask" | "poisson_mask" => {
-            let q = p(&["acceleration", "center", "seed"])?;
             let (a, c, s) =
-                (q.positive("acceleration")?, q.uint_or("center", Some(4))?, q.uint_or("seed", Some(0))? as u64);
-            if spec.name == "cartesian_mask" {
+                (q.positive("acceleration")?, q.uint_or_default("center")?, q.uint_or_default("seed")? as u64);
+            if def.name == "cartesian_mask" {
                 Arc::new(ops::FourierMask::cartesian(shape, a, c, s)?)
             } else {
                 Arc::new(ops::FourierMask::poisson(shape, a, c, s)?)
             }
         }
-        "dft_lowpass" => Arc::new(ops::DftLowpass::new(shape, p(&["k"])?.uint("k")?)?),
+        "dft_lowpass" => Arc::new(ops::DftLowpass::new(shape, q.uint("k")?)?),
         "gaussian_matrix" => {
-            let q = p(&["m", "seed"])?;
-            Arc::new(ops::DenseMatrix::gaussian(shape, q.uint("m")?, q.uint_or("seed", Some(0))? as u64)?)
+            Arc::new(ops::DenseMatrix::gaussian(shape, q.uint("m")?, q.uint_or_default("seed")? as u64)?)
         }
-        "magnitude" => {
-            p(&[])?;
-            Arc::new(ops::Magnitude::new(shape)?)
-        }
-        "matrix" => Arc::new(ops::DenseMatrix::from_npy(shape, p(&["file"])?.text("file")?)?),
-        other => {
-            return Err(Error::invalid(format!(
-                "unknown primitive `{other}`; expected one of: {}",
-                PRIMITIVES.join(", ")
-            )))
-        }
+        "magnitude" => Arc::new(ops::Magnitude::new(shape)?),
+        "matrix" => Arc::new(ops::DenseMatrix::from_npy(shape, q.text("file")?)?),
+        // Never reached: `every_primitive_of_the_table_builds` builds each one.
+        other => return Err(Error::invalid(format!("primitive `{other}` is in the table but has no operator"))),
     };
     Ok(op)
 }
@@ -410,46 +373,41 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
         return Ok(None);
     }
     let Ok(spec) = parse_call(text) else { return Ok(None) };
-    let uint = |q: &Params, k: &str, d: usize| q.uint_or(k, Some(d));
-    Ok(Some(match spec.name.as_str() {
-        "denoising" => {
-            Params::new(&spec, &[])?;
-            Preset { chain: "identity".into(), default_noise: "gaussian(sigma=0.1)" }
-        }
-        "deblurring" => {
-            let q = Params::new(&spec, &["k"])?;
-            Preset {
-                chain: format!("dft_lowpass(k={})", uint(&q, "k", 8)?),
-                default_noise: "complex_gaussian(sigma=0.1)",
-            }
-        }
+    let Some(def) = scoreprior_primitives::preset(&spec.name) else { return Ok(None) };
+    if def.name == "eht" {
+        return Err(Error::invalid(
+            "`eht` is not an operator chain: it builds an interferometer whose noise is the radiometer equation \
+             of each baseline; use `scoreprior measure --forward eht(...)` to simulate its data",
+        ));
+    }
+    let q = Params::new(&spec, def)?;
+    Ok(Some(match def.name {
+        "denoising" => Preset { chain: "identity".into(), default_noise: "gaussian(sigma=0.1)" },
+        "deblurring" => Preset {
+            chain: format!("dft_lowpass(k={})", q.uint_or_default("k")?),
+            default_noise: "complex_gaussian(sigma=0.1)",
+        },
         "mri" => {
-            let q = Params::new(&spec, &["acceleration", "center", "seed", "mask"])?;
             let acc = match q.num_opt("acceleration")? {
                 Some(a) => q.positive("acceleration").map(|_| a)?,
-                None => 8.0,
+                None => q.num_or_default("acceleration")?,
             };
             let mask = match q.get("mask") {
-                None => "poisson".to_string(),
+                None => q.default("mask").expect("a default mask in the table").to_string(),
                 Some(ParamValue::Word(w)) if w == "poisson" || w == "cartesian" => w.clone(),
                 Some(v) => return Err(Error::invalid(format!("`mri`: mask must be poisson or cartesian, got `{v}`"))),
             };
             Preset {
                 chain: format!(
                     "fft2 | {mask}_mask(acceleration={acc}, center={}, seed={})",
-                    uint(&q, "center", 4)?,
-                    uint(&q, "seed", 1)?
+                    q.uint_or_default("center")?,
+                    q.uint_or_default("seed")?
                 ),
                 default_noise: "complex_gaussian(sigma=0.01)",
             }
         }
-        "eht" => {
-            return Err(Error::invalid(
-                "`eht` is not an operator chain: it builds an interferometer whose noise is the radiometer equation \
-                 of each baseline; use `scoreprior measure --forward eht(...)` to simulate its data",
-            ))
-        }
-        _ => return Ok(None),
+        // Never reached: `every_preset_of_the_table_expands` expands each one.
+        other => return Err(Error::invalid(format!("preset `{other}` is in the table but has no chain"))),
     }))
 }
 
@@ -497,8 +455,7 @@ impl EhtSettings {
         if spec.name != "eht" {
             return Ok(None);
         }
-        const KEYS: &[&str] = &["fov", "tint", "bandwidth", "cutoff", "cadence", "start", "stop", "obs", "pulse"];
-        let q = Params::new(&spec, KEYS)?;
+        let q = Params::new(&spec, scoreprior_primitives::preset("eht").expect("`eht` in the table of presets"))?;
         let pos = |k: &str, d: f64| -> Result<f64> {
             match q.get(k) {
                 None => Ok(d),
@@ -506,7 +463,7 @@ impl EhtSettings {
             }
         };
         let num = |k: &str, d: f64| -> Result<f64> { Ok(q.num_opt(k)?.unwrap_or(d)) };
-        let fov_uas = pos("fov", 160.0)?;
+        let fov_uas = pos("fov", q.num_or_default("fov")?)?;
         let observation_file = match q.get("obs") {
             None => None,
             Some(ParamValue::Word(w) | ParamValue::Text(w)) => Some(std::path::PathBuf::from(w)),
@@ -530,13 +487,18 @@ impl EhtSettings {
             ..base
         };
         observation.validate()?;
+        let bad_pulse = |v: &dyn std::fmt::Display| {
+            Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`"))
+        };
         let pulse = match q.get("pulse") {
-            None => super::ops::Pulse::Delta,
-            Some(ParamValue::Word(w)) if w == "delta" => super::ops::Pulse::Delta,
-            Some(ParamValue::Word(w)) if w == "triangle" => super::ops::Pulse::Triangle,
-            Some(v) => {
-                return Err(Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`")))
-            }
+            None => q.default("pulse").expect("a default pulse in the table"),
+            Some(ParamValue::Word(w)) => w.as_str(),
+            Some(v) => return Err(bad_pulse(v)),
+        };
+        let pulse = match pulse {
+            "delta" => super::ops::Pulse::Delta,
+            "triangle" => super::ops::Pulse::Triangle,
+            other => return Err(bad_pulse(&other)),
         };
         Ok(Some(EhtSettings { fov_uas, observation, observation_file, pulse }))
     }
@@ -556,11 +518,19 @@ impl EhtSettings {
 /// Parses `gaussian(sigma = s)` or `complex_gaussian(sigma = s)`.
 pub fn parse_noise(text: &str) -> Result<NoiseSpec> {
     let spec = parse_call(text)?;
-    let q = Params::new(&spec, &["sigma"])?;
-    match spec.name.as_str() {
+    let def = scoreprior_primitives::noise(&spec.name).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown noise `{}`; expected {}",
+            spec.name,
+            scoreprior_primitives::name_list(NOISES, |_| true, " or ", "")
+        ))
+    })?;
+    let q = Params::new(&spec, def)?;
+    match def.name {
         "gaussian" => Ok(NoiseSpec::Gaussian { sigma: q.positive("sigma")? }),
         "complex_gaussian" => Ok(NoiseSpec::ComplexGaussian { sigma: q.positive("sigma")? }),
-        other => Err(Error::invalid(format!("unknown noise `{other}`; expected gaussian or complex_gaussian"))),
+        // Never reached: `every_noise_of_the_table_parses` parses each one.
+        other => Err(Error::invalid(format!("noise `{other}` is in the table but has no model"))),
     }
 }
 
@@ -573,4 +543,108 @@ pub fn parse_noise(text: &str) -> Result<NoiseSpec> {
 /// ```
 pub fn parse_model(chain: &str, noise: &str, input: impl Into<Shape>) -> Result<Model> {
     Model::with_spec(parse_chain(chain, input)?, &parse_noise(noise)?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The table of `scoreprior_primitives` against what this module builds: every entry
+    //! builds (so `build_op`, `parse_noise` and `expand_preset` handle each name of the table,
+    //! and any other name is rejected by the look-up before), with only its required
+    //! parameters and with every parameter, and the errors name the table's entries.
+    use super::*;
+
+    /// A valid value of each kind (on the `[2, 16, 16]` images used below).
+    fn value(p: &ParamDef, file: &str) -> ParamValue {
+        match p.kind {
+            Kind::Real | Kind::Positive => ParamValue::Num(1.0),
+            Kind::AtLeastOne | Kind::PositiveInt | Kind::Count => ParamValue::Num(2.0),
+            Kind::Probability => ParamValue::Num(0.5),
+            Kind::Boundary => ParamValue::Word(scoreprior_primitives::BOUNDARIES[0].into()),
+            Kind::OneOf(words) => ParamValue::Word(words[words.len() - 1].into()),
+            Kind::Path => ParamValue::Text(file.into()),
+        }
+    }
+
+    fn spec(def: &PrimitiveDef, all: bool, file: &str) -> PrimitiveSpec {
+        let params = def.params.iter().filter(|p| all || p.required).map(|p| (p.name.to_string(), value(p, file)));
+        PrimitiveSpec { name: def.name.into(), params: params.collect() }
+    }
+
+    /// `name(k=v, …)` in the text syntax.
+    fn text(s: &PrimitiveSpec) -> String {
+        let ps: Vec<String> = s
+            .params
+            .iter()
+            .map(|(k, v)| match v {
+                ParamValue::Text(t) => format!("{k}='{t}'"),
+                v => format!("{k}={v}"),
+            })
+            .collect();
+        format!("{}({})", s.name, ps.join(", "))
+    }
+
+    #[test]
+    fn every_primitive_of_the_table_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("A.npy");
+        crate::io::write_npy(&file, &[3, 2 * 16 * 16], &vec![0.5; 3 * 2 * 16 * 16]).unwrap();
+        let file = file.to_str().unwrap();
+        let shape = Shape::new(2, 16, 16);
+        for def in PRIMITIVES {
+            for all in [false, true] {
+                let s = spec(def, all, file);
+                let op = build_op(&s, shape).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+                assert_eq!(op.is_linear(), def.linear, "{}", def.name);
+                // The text syntax reaches the same primitive.
+                assert_eq!(parse_chain(&text(&s), shape).unwrap().output_shape(), op.output_shape(), "{}", def.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_noise_and_preset_of_the_table_parses() {
+        for def in NOISES {
+            assert!(parse_noise(&text(&spec(def, true, ""))).is_ok(), "{}", def.name);
+        }
+        for def in PRESETS {
+            let t = text(&spec(def, true, "obs.txt"));
+            if def.name == "eht" {
+                let s = text(&spec(def, false, ""));
+                assert!(EhtSettings::parse(&s).unwrap().is_some(), "{s}");
+                assert!(expand_preset(&s).unwrap_err().to_string().contains("interferometer"));
+            } else {
+                let p = expand_preset(&t).unwrap().unwrap_or_else(|| panic!("{t} is not a preset"));
+                assert!(parse_model(&p.chain, p.default_noise, [1, 16, 16]).is_ok(), "{t}: {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_table() {
+        let e = build_op(&PrimitiveSpec::new("blur", vec![]), Shape::new(1, 8, 8)).unwrap_err().to_string();
+        let names: Vec<&str> = PRIMITIVES.iter().map(|d| d.name).collect();
+        assert!(e.contains(&format!("unknown primitive `blur`; expected one of: {}", names.join(", "))), "{e}");
+        let e = parse_chain("crop(height=2, width=2, depth=1)", [1, 8, 8]).unwrap_err().to_string();
+        assert!(e.contains("unknown parameter `depth` of `crop`; expected one of: top, left, height, width"), "{e}");
+        let e = parse_chain("fft2(norm=1)", [1, 8, 8]).unwrap_err().to_string();
+        assert!(e.contains("unknown parameter `norm` of `fft2`; expected one of: (none)"), "{e}");
+        let e = parse_chain("crop(height=2)", [1, 8, 8]).unwrap_err().to_string();
+        assert!(e.contains("`crop` needs the parameter `width`"), "{e}");
+        let e = parse_noise("poisson(sigma=1)").unwrap_err().to_string();
+        assert!(e.contains("unknown noise `poisson`; expected gaussian or complex_gaussian"), "{e}");
+        let e = expand_preset("mri(speed=2)").unwrap_err().to_string();
+        assert!(e.contains("unknown parameter `speed` of `mri`; expected one of: acceleration, center, seed, mask"));
+    }
+
+    /// The defaults of the table are the ones applied.
+    #[test]
+    fn defaults_come_from_the_table() {
+        let p = expand_preset("mri").unwrap().unwrap();
+        assert_eq!(p.chain, "fft2 | poisson_mask(acceleration=8, center=4, seed=1)");
+        assert_eq!(expand_preset("deblurring").unwrap().unwrap().chain, "dft_lowpass(k=8)");
+        let pad = parse_chain("pad(top=1)", [1, 8, 8]).unwrap();
+        assert_eq!(pad.output_shape().to_array(), [1, 9, 8]);
+        let s = EhtSettings::parse("eht").unwrap().unwrap();
+        assert_eq!((s.fov_uas, s.pulse), (160.0, super::super::ops::Pulse::Delta));
+    }
 }

@@ -1,5 +1,6 @@
 //! Compile-time checks: every primitive and parameter is known, every required parameter
-//! present and of the right kind, and the image shape `[C, H, W]` is pushed through the
+//! present and of the right kind (against the one table of the language,
+//! `scoreprior_primitives`, which the run-time parser reads too), and the image shape `[C, H, W]` is pushed through the
 //! chain with each primitive's rule (factors divide sizes, kernels fit, windows fit,
 //! complex inputs have an even channel count, masks leave room for the fully sampled
 //! centre), mirroring exactly the run-time checks of `scoreprior_core::forward::build_op`
@@ -9,82 +10,10 @@ use proc_macro2::TokenStream;
 
 use quote::ToTokens;
 
+use scoreprior_primitives::{self as prims, Kind, ParamDef, BOUNDARIES, NOISES, PRIMITIVES};
+
 use super::ast::{Call, Param, Spec, Value};
 use super::Ctxt;
-
-/// What a parameter must be.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    /// Any finite number.
-    Real,
-    /// A number > 0.
-    Positive,
-    /// A number ≥ 1.
-    AtLeastOne,
-    /// A probability in (0, 1].
-    Probability,
-    /// An integer ≥ 0.
-    Count,
-    /// An integer ≥ 1.
-    PositiveInt,
-    /// `zero`, `reflect` or `circular`.
-    Boundary,
-}
-
-/// `(name, kind, required)`.
-type ParamDef = (&'static str, Kind, bool);
-
-/// The primitives: name and parameters. Kept in step with `build_op` (core's
-/// `forward_macro` test builds one struct per primitive).
-const PRIMITIVES: &[(&str, &[ParamDef])] = &[
-    ("identity", &[]),
-    ("scale", &[("factor", Kind::Real, true)]),
-    ("mask", &[("keep", Kind::Probability, true), ("seed", Kind::Count, false)]),
-    (
-        "gaussian_blur",
-        &[("sigma", Kind::Positive, true), ("size", Kind::PositiveInt, true), ("boundary", Kind::Boundary, false)],
-    ),
-    ("box_blur", &[("size", Kind::PositiveInt, true), ("boundary", Kind::Boundary, false)]),
-    (
-        "motion_blur",
-        &[("length", Kind::PositiveInt, true), ("angle", Kind::Real, false), ("boundary", Kind::Boundary, false)],
-    ),
-    ("subsample", &[("factor", Kind::PositiveInt, true)]),
-    ("avg_pool", &[("factor", Kind::PositiveInt, true)]),
-    (
-        "crop",
-        &[
-            ("top", Kind::Count, false),
-            ("left", Kind::Count, false),
-            ("height", Kind::PositiveInt, true),
-            ("width", Kind::PositiveInt, true),
-        ],
-    ),
-    (
-        "pad",
-        &[
-            ("top", Kind::Count, false),
-            ("bottom", Kind::Count, false),
-            ("left", Kind::Count, false),
-            ("right", Kind::Count, false),
-        ],
-    ),
-    ("fft2", &[]),
-    ("ifft2", &[]),
-    (
-        "cartesian_mask",
-        &[("acceleration", Kind::AtLeastOne, true), ("center", Kind::Count, false), ("seed", Kind::Count, false)],
-    ),
-    (
-        "poisson_mask",
-        &[("acceleration", Kind::AtLeastOne, true), ("center", Kind::Count, false), ("seed", Kind::Count, false)],
-    ),
-    ("dft_lowpass", &[("k", Kind::PositiveInt, true)]),
-    ("gaussian_matrix", &[("m", Kind::PositiveInt, true), ("seed", Kind::Count, false)]),
-    ("magnitude", &[]),
-];
-
-const NOISES: &[&str] = &["gaussian", "complex_gaussian"];
 
 /// What the checks learnt.
 pub(crate) struct Checked {
@@ -102,7 +31,7 @@ fn check_value(cx: &mut Ctxt, prim: &str, p: &Param, kind: Kind) -> Option<f64> 
     let key = p.key.to_string();
     let (v, int) = match (&p.value, kind) {
         (Value::Word(w), Kind::Boundary) => {
-            if ["zero", "reflect", "circular"].contains(&w.as_str()) {
+            if BOUNDARIES.contains(&w.as_str()) {
                 return Some(f64::NAN);
             }
             cx.error(&p.span, format!("unknown boundary `{w}` in `{prim}`; expected `zero`, `reflect` or `circular`"));
@@ -110,6 +39,21 @@ fn check_value(cx: &mut Ctxt, prim: &str, p: &Param, kind: Kind) -> Option<f64> 
         }
         (_, Kind::Boundary) => {
             cx.error(&p.span, format!("`boundary` of `{prim}` must be `zero`, `reflect` or `circular`"));
+            return None;
+        }
+        // Not used by any compile-time primitive (`matrix` and the presets are run-time only),
+        // checked for completeness.
+        (Value::Word(w), Kind::OneOf(words)) => {
+            if words.contains(&w.as_str()) {
+                return Some(f64::NAN);
+            }
+            let expected = words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ");
+            cx.error(&p.span, format!("parameter `{key}` of `{prim}` must be one of {expected}, got `{w}`"));
+            return None;
+        }
+        (Value::Word(_), Kind::Path) => return Some(f64::NAN),
+        (_, Kind::OneOf(_) | Kind::Path) => {
+            cx.error(&p.span, format!("parameter `{key}` of `{prim}` must be a word"));
             return None;
         }
         (Value::Word(w), _) => {
@@ -136,21 +80,29 @@ fn check_value(cx: &mut Ctxt, prim: &str, p: &Param, kind: Kind) -> Option<f64> 
         Kind::Count => bad(cx, "a non-negative integer"),
         Kind::PositiveInt if v >= 1.0 => Some(v),
         Kind::PositiveInt => bad(cx, "a positive integer"),
-        Kind::Boundary => unreachable!("handled above"),
+        Kind::Boundary | Kind::OneOf(_) | Kind::Path => unreachable!("handled above"),
     }
 }
 
 /// A primitive's parameters after checking: value by name (missing optional ones absent).
 struct Args<'a> {
     call: &'a Call,
+    defs: &'a [ParamDef],
     values: Vec<(&'static str, f64, &'a TokenStream)>,
 }
 impl Args<'_> {
     fn get(&self, k: &str) -> Option<(f64, &TokenStream)> {
         self.values.iter().find(|(n, _, _)| *n == k).map(|&(_, v, s)| (v, s))
     }
-    fn or(&self, k: &str, d: f64) -> f64 {
-        self.get(k).map_or(d, |(v, _)| v)
+    /// An optional parameter, or its default from the table.
+    fn or_default(&self, k: &str) -> f64 {
+        self.get(k).map_or_else(
+            || {
+                let d = self.defs.iter().find(|d| d.name == k).and_then(|d| d.default);
+                d.and_then(|d| d.parse().ok()).expect("a numeric default in the table")
+            },
+            |(v, _)| v,
+        )
     }
     /// A required parameter (present: checked before).
     fn req(&self, k: &str) -> (f64, &TokenStream) {
@@ -159,38 +111,38 @@ impl Args<'_> {
 }
 
 /// Checks every parameter of `call`; `None` when something was wrong.
-fn check_params<'a>(cx: &mut Ctxt, call: &'a Call, defs: &[ParamDef]) -> Option<Args<'a>> {
+fn check_params<'a>(cx: &mut Ctxt, call: &'a Call, defs: &'a [ParamDef]) -> Option<Args<'a>> {
     let prim = call.name.to_string();
     let mut ok = true;
     let mut values = Vec::new();
     for p in &call.params {
         let key = p.key.to_string();
-        match defs.iter().find(|d| d.0 == key) {
+        match defs.iter().find(|d| d.name == key) {
             None => {
                 let expected = if defs.is_empty() {
                     format!("`{prim}` takes no parameters")
                 } else {
                     format!(
                         "expected one of: {}",
-                        defs.iter().map(|d| format!("`{}`", d.0)).collect::<Vec<_>>().join(", ")
+                        defs.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ")
                     )
                 };
                 cx.error(&p.key, format!("unknown parameter `{key}` of `{prim}`; {expected}"));
                 ok = false;
             }
-            Some(&(name, kind, _)) => match check_value(cx, &prim, p, kind) {
+            Some(&ParamDef { name, kind, .. }) => match check_value(cx, &prim, p, kind) {
                 Some(v) => values.push((name, v, &p.span)),
                 None => ok = false,
             },
         }
     }
-    for &(name, _, required) in defs {
+    for &ParamDef { name, required, .. } in defs {
         if required && !call.params.iter().any(|p| p.key == name) {
             cx.error(&call.span, format!("`{prim}` needs the parameter `{name}`"));
             ok = false;
         }
     }
-    ok.then_some(Args { call, values })
+    ok.then_some(Args { call, defs, values })
 }
 
 /// Pushes `shape` through one primitive, reporting rule violations.
@@ -225,7 +177,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             Some([c, h / f, w / f])
         }
         "crop" => {
-            let (top, left) = (a.or("top", 0.0) as usize, a.or("left", 0.0) as usize);
+            let (top, left) = (a.or_default("top") as usize, a.or_default("left") as usize);
             let (ht, wd) = (a.req("height").0 as usize, a.req("width").0 as usize);
             if top + ht > h || left + wd > w {
                 return fail(
@@ -236,7 +188,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
             Some([c, ht, wd])
         }
         "pad" => {
-            let g = |k| a.or(k, 0.0) as usize;
+            let g = |k| a.or_default(k) as usize;
             Some([c, h + g("top") + g("bottom"), w + g("left") + g("right")])
         }
         "fft2" => Some([2 * c, h, w]),
@@ -254,7 +206,7 @@ fn step(cx: &mut Ctxt, a: &Args, s: [usize; 3]) -> Option<[usize; 3]> {
         }
         "cartesian_mask" | "poisson_mask" => {
             let acc = a.req("acceleration").0;
-            let center = a.or("center", 4.0) as usize;
+            let center = a.or_default("center") as usize;
             if center > h.min(w) {
                 return fail(&call.span, format!("fully sampled centre {center} exceeds the k-space size {h}×{w}"));
             }
@@ -299,7 +251,9 @@ pub(crate) fn check(spec: &Spec, cx: &mut Ctxt) -> Option<Checked> {
     let mut linear = true;
     for call in &spec.ops {
         let name = call.name.to_string();
-        if name == "matrix" {
+        let def = prims::primitive(&name);
+        if def.is_some_and(|d| !d.compile_time) {
+            // Only `matrix`: its output size is in a file.
             cx.error(
                 &call.name,
                 "`matrix(file = …)` is a run-time primitive (its output size is in the file, unknown at compile \
@@ -310,15 +264,15 @@ pub(crate) fn check(spec: &Spec, cx: &mut Ctxt) -> Option<Checked> {
             shape = None;
             continue;
         }
-        let Some(&(_, defs)) = PRIMITIVES.iter().find(|p| p.0 == name) else {
-            let names: Vec<&str> = PRIMITIVES.iter().map(|p| p.0).collect();
-            cx.error(&call.name, format!("unknown primitive `{name}`; expected one of: {}", names.join(", ")));
+        let Some(def) = def else {
+            let names = prims::name_list(PRIMITIVES, |d| d.compile_time, ", ", "");
+            cx.error(&call.name, format!("unknown primitive `{name}`; expected one of: {names}"));
             ok = false;
             shape = None;
             continue;
         };
-        linear &= name != "magnitude";
-        let Some(args) = check_params(cx, call, defs) else {
+        linear &= def.linear;
+        let Some(args) = check_params(cx, call, def.params) else {
             ok = false;
             shape = None;
             continue;
@@ -332,20 +286,30 @@ pub(crate) fn check(spec: &Spec, cx: &mut Ctxt) -> Option<Checked> {
     }
     if let Some(noise) = &spec.noise {
         let name = noise.name.to_string();
-        if !NOISES.contains(&name.as_str()) {
-            cx.error(&noise.name, format!("unknown noise `{name}`; expected `gaussian` or `complex_gaussian`"));
-            ok = false;
-        } else {
-            let defs: &[ParamDef] = &[("sigma", Kind::Real, true)];
-            match check_params(cx, noise, defs) {
-                Some(a) => {
-                    let (sigma, span) = a.req("sigma");
-                    if !(sigma > 0.0 && sigma.is_finite()) {
-                        cx.error(span, format!("noise level must be positive, got {sigma}"));
-                        ok = false;
+        match prims::noise(&name) {
+            None => {
+                let names = prims::name_list(NOISES, |_| true, " or ", "`");
+                cx.error(&noise.name, format!("unknown noise `{name}`; expected {names}"));
+                ok = false;
+            }
+            Some(def) => {
+                // The level's positivity is reported below with its own message, so it is
+                // read as any number here.
+                let defs: Vec<ParamDef> = def
+                    .params
+                    .iter()
+                    .map(|p| if p.kind == Kind::Positive { ParamDef { kind: Kind::Real, ..*p } } else { *p })
+                    .collect();
+                match check_params(cx, noise, &defs) {
+                    Some(a) => {
+                        let (sigma, span) = a.req("sigma");
+                        if !(sigma > 0.0 && sigma.is_finite()) {
+                            cx.error(span, format!("noise level must be positive, got {sigma}"));
+                            ok = false;
+                        }
                     }
+                    None => ok = false,
                 }
-                None => ok = false,
             }
         }
     }
