@@ -425,7 +425,7 @@ impl ScoreModel for NcsnppScore {
     ) -> scoreprior_core::Result<()> {
         let d = self.dim();
         let n = check_batch(x, d, "x")?;
-        if probes.is_empty() || probes.len() % d != 0 {
+        if probes.is_empty() || !probes.len().is_multiple_of(d) {
             return Err(scoreprior_core::Error::shape("probes", format!("(K, {d})"), probes.len()));
         }
         if a.len() != x.len() || score_out.len() != x.len() || vjp_out.len() != x.len() || second_out.len() != x.len() {

@@ -233,7 +233,7 @@ pub fn second_order_by_differences<M: ScoreModel + ?Sized>(
 ) -> Result<()> {
     let d = model.dim();
     let n = check_batch(x, d, "x")?;
-    if probes.is_empty() || probes.len() % d != 0 {
+    if probes.is_empty() || !probes.len().is_multiple_of(d) {
         return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
     }
     if out.len() != x.len() {
