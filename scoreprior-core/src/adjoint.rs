@@ -19,13 +19,12 @@ pub struct AdjointField<'a> {
     model: &'a dyn ScoreModel,
     sde: &'a dyn Sde,
     plan: DivergencePlan,
-    tg: Vec<f64>,
 }
 
 impl<'a> AdjointField<'a> {
     /// The adjoint field of `model` under `sde`; `plan` must be the forward solve's (same probes).
     pub fn new(model: &'a dyn ScoreModel, sde: &'a dyn Sde, plan: DivergencePlan) -> Self {
-        Self { model, sde, plan, tg: Vec::new() }
+        Self { model, sde, plan }
     }
 
     /// `dx = f̃(x,t)`, `da = −a_c(t) a + ½ g(t)² (aᵀ ∂s/∂x + ∇x tr ∂s/∂x)` for a batch.
@@ -37,14 +36,13 @@ impl<'a> AdjointField<'a> {
         if a.len() != x.len() || dx.len() != x.len() || da.len() != x.len() {
             return Err(Error::shape("adjoint state", x.len(), format!("{}, {}, {}", a.len(), dx.len(), da.len())));
         }
-        // s (into dx), aᵀ∂s/∂x (into da) and the trace gradient, in one model call with probes.
-        self.tg.resize(x.len(), 0.0);
-        self.plan.adjoint_terms(self.model, x, t, a, dx, da, &mut self.tg)?;
+        // s (into dx) and aᵀ∂s/∂x + ∇x tr ∂s/∂x (into da), in one model call with probes.
+        self.plan.adjoint_terms(self.model, x, t, a, dx, da)?;
         self.sde.pf_drift(x, t, dx);
         let ac = self.sde.drift_coef(t);
         let h = 0.5 * self.sde.diffusion(t).powi(2);
-        for ((o, av), tg) in da.iter_mut().zip(a).zip(&self.tg) {
-            *o = -ac * av + h * (*o + tg);
+        for (o, av) in da.iter_mut().zip(a) {
+            *o = -ac * av + h * *o;
         }
         Ok(())
     }

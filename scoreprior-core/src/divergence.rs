@@ -206,13 +206,12 @@ impl DivergencePlan {
         }
     }
 
-    /// The adjoint's model terms: the scores into `score_out`, the VJPs `a_iᵀ ∂s/∂x_i` into
-    /// `vjp_out`, and the trace gradient of [`DivergencePlan::trace_grad`] into `tg_out`; with
-    /// probes, one [`ScoreModel::score_vjp_and_second_order`] call.
+    /// The adjoint's model term: the scores into `score_out` and `a_iᵀ ∂s/∂x_i` plus the trace
+    /// gradient of [`DivergencePlan::trace_grad`] into `out`; with probes, one
+    /// [`ScoreModel::score_and_adjoint_vjp`] call.
     ///
     /// # Errors
     /// Shape mismatches and the model's errors.
-    #[allow(clippy::too_many_arguments)]
     pub fn adjoint_terms(
         &mut self,
         model: &dyn ScoreModel,
@@ -220,18 +219,20 @@ impl DivergencePlan {
         t: f64,
         a: &[f64],
         score_out: &mut [f64],
-        vjp_out: &mut [f64],
-        tg_out: &mut [f64],
+        out: &mut [f64],
     ) -> Result<()> {
         check_batch(x, self.d, "x")?;
-        if tg_out.len() != x.len() {
-            return Err(Error::shape("trace-gradient output", x.len(), tg_out.len()));
+        if out.len() != x.len() {
+            return Err(Error::shape("adjoint-term output", x.len(), out.len()));
         }
         match &self.probes {
-            Some(p) => model.score_vjp_and_second_order(x, t, a, p, score_out, vjp_out, tg_out),
+            Some(p) => model.score_and_adjoint_vjp(x, t, a, p, score_out, out),
             None => {
-                model.score_and_vjp(x, t, a, score_out, vjp_out)?;
-                self.trace_grad(model, x, t, tg_out)
+                let mut tg = vec![0.0; x.len()];
+                self.trace_grad(model, x, t, &mut tg)?;
+                model.score_and_vjp(x, t, a, score_out, out)?;
+                out.iter_mut().zip(&tg).for_each(|(o, g)| *o += g);
+                Ok(())
             }
         }
     }

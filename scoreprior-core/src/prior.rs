@@ -246,8 +246,7 @@ pub enum AdjointSteps {
     /// probes) 5.4e-3 vs 7.1e-3 with 91 vs 122 backward evaluations; 2-D mixture 1.8e-2 vs
     /// 1.9e-2 (91 vs 140); 6-D mixture 4.8e-3 vs 2.7e-3 (42 vs 68). The forward grid is a
     /// good backward grid because the forward steps are conservative (in `t` the controller
-    /// settles at error norms near 0.1); integrated in `ln t`, with steps that use the whole
-    /// tolerance, the same rule gave a gradient error of 0.66 on the NCSN++.
+    /// settles at error norms near 0.1, well inside its tolerance).
     #[default]
     ForwardGrid,
     /// Its own adaptive control with [`ScorePriorConfig::adjoint_controller`] (state `(x, a)`

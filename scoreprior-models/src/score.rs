@@ -413,66 +413,23 @@ impl ScoreModel for NcsnppScore {
         }
     }
 
-    fn score_vjp_and_second_order(
+    fn score_and_adjoint_vjp(
         &self,
         x: &[f64],
         t: f64,
         a: &[f64],
         probes: &[f64],
         score_out: &mut [f64],
-        vjp_out: &mut [f64],
-        second_out: &mut [f64],
+        out: &mut [f64],
     ) -> scoreprior_core::Result<()> {
-        let d = self.dim();
-        let n = check_batch(x, d, "x")?;
-        if probes.is_empty() || !probes.len().is_multiple_of(d) {
-            return Err(scoreprior_core::Error::shape("probes", format!("(K, {d})"), probes.len()));
-        }
-        if a.len() != x.len() || score_out.len() != x.len() || vjp_out.len() != x.len() || second_out.len() != x.len() {
-            return Err(scoreprior_core::Error::shape(
-                "adjoint terms (a, score, vjp, second order)",
-                x.len(),
-                format!("{}, {}, {}, {}", a.len(), score_out.len(), vjp_out.len(), second_out.len()),
-            ));
-        }
-        let s = self.sigma(t)?;
+        // 2·K·n network pairs per adjoint evaluation instead of (2K + 1)·n: see
+        // `adjoint_vjp_by_differences` for the stencil and its error.
+        use scoreprior_core::score::adjoint_vjp_by_differences;
         let (prec, h) = self.difference_step(x, t)?;
-        let k = probes.len() / d;
-        // Rows: the n images with cotangents a, then x_i + hε_j and x_i − hε_j (entry j·n + i
-        // of each half) with cotangent ε_j: all (2K + 1)·n pairs in one batch.
-        let half = k * n * d;
-        let mut xs = Vec::with_capacity(n * d + 2 * half);
-        let mut cot = Vec::with_capacity(n * d + 2 * half);
-        xs.extend_from_slice(x);
-        cot.extend_from_slice(a);
-        for sign in [1.0, -1.0] {
-            for eps in probes.chunks(d) {
-                for xi in x.chunks(d) {
-                    xs.extend(xi.iter().zip(eps).map(|(v, e)| v + sign * h * e));
-                    cot.extend_from_slice(eps);
-                }
-            }
+        match prec {
+            Precision::F64 => adjoint_vjp_by_differences(&F64View(self), x, t, a, probes, h, score_out, out),
+            Precision::F32 => adjoint_vjp_by_differences(self, x, t, a, probes, h, score_out, out),
         }
-        let (e, v) = match prec {
-            Precision::F32 => self.eps_vjp(&self.p32, &xs, &cot, t),
-            Precision::F64 => self.eps_vjp(&self.p64, &xs, &cot, t),
-        };
-        for (o, e) in score_out.iter_mut().zip(&e[..n * d]) {
-            *o = -e / s;
-        }
-        for (o, g) in vjp_out.iter_mut().zip(&v[..n * d]) {
-            *o = -g / s;
-        }
-        let (vp, vm) = v[n * d..].split_at(half);
-        second_out.iter_mut().for_each(|o| *o = 0.0);
-        // s = −ε̂/σ: the difference of ε̂-VJPs is scaled by −1/σ.
-        let scale = -1.0 / (2.0 * h * k as f64 * s);
-        for (p, m) in vp.chunks(n * d).zip(vm.chunks(n * d)) {
-            for (o, (p, m)) in second_out.iter_mut().zip(p.iter().zip(m)) {
-                *o += (p - m) * scale;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -38,6 +38,11 @@ pub struct PriorArgs {
     /// The solver of both solves (forward and adjoint) and their tolerances.
     #[command(flatten)]
     pub solve: SolverArgs,
+    /// PF-ODE priors: steps of the adjoint solve, `grid` (one backward step per forward step,
+    /// restarted from the forward's states) or `adaptive` (its own PID control at
+    /// --rtol/--atol; more evaluations and rejected steps, a larger gradient error).
+    #[arg(long, default_value = "grid", value_parser = ["grid", "adaptive"])]
+    pub adjoint_steps: String,
     /// Score priors (`gaussian-ode`, NCSN++): use the cheap denoising-score-matching lower
     /// bound on log p (one time draw per image, first-order VJPs only) instead of the PF-ODE.
     #[arg(long)]
@@ -87,6 +92,7 @@ impl PriorArgs {
             solver: self.solve.solver.clone(),
             rtol: self.solve.rtol,
             atol: self.solve.atol,
+            adjoint_steps: self.adjoint_steps.clone(),
             surrogate: self.surrogate,
             time_floor: self.time_floor,
             time_floor_from: self.time_floor_from,

@@ -9,7 +9,7 @@ use scoreprior_core::dpi::{softplus_inverse, Annealing, DpiConfig, LossWeights, 
 use scoreprior_core::forward::interferometry::TestSource;
 use scoreprior_core::forward::{parse_model, Model, Shape};
 use scoreprior_core::io::{read_npy, write_fits_image, RunState};
-use scoreprior_core::prior::ScorePriorConfig;
+use scoreprior_core::prior::{AdjointSteps, ScorePriorConfig};
 use scoreprior_core::prior_dsm::TimeDensity;
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_models::realnvp::RealNvp;
@@ -18,7 +18,7 @@ use super::eht::{eht_problem, write_closure_report};
 use super::inputs::{load_gaussian, load_image, resolve};
 use super::{
     Continuation, DpiSettings, DsmSettings, Experiment, ExperimentError, ExperimentResult, MapWarmStart,
-    PosteriorSettings, Prior, Result,
+    PosteriorSettings, Prior, PriorOptions, Result,
 };
 use crate::monitor::Monitor;
 
@@ -32,6 +32,50 @@ fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
         Ok(())
     } else {
         Err(err(msg()))
+    }
+}
+
+impl PriorOptions {
+    /// The PF-ODE prior's configuration: `solver` for both solves, `rtol`/`atol`, `probes`
+    /// Rademacher probes (0: the exact trace) seeded by `seed`, `t0 = time_floor`, and the
+    /// adjoint's steps.
+    ///
+    /// ```
+    /// use scoreprior::experiment::PriorOptions;
+    /// use scoreprior::core::prior::AdjointSteps;
+    ///
+    /// let mut p = PriorOptions::default();
+    /// assert_eq!(p.ode_config(0)?.adjoint_steps, AdjointSteps::ForwardGrid);
+    /// p.adjoint_steps = "adaptive".into();
+    /// assert_eq!(p.ode_config(0)?.adjoint_steps, AdjointSteps::Adaptive);
+    /// p.adjoint_steps = "fixed".into();
+    /// assert!(p.ode_config(0).unwrap_err().to_string().contains("--adjoint-steps"));
+    /// # Ok::<(), scoreprior::experiment::ExperimentError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An unknown solver or adjoint-step rule, a bad probe count.
+    pub fn ode_config(&self, seed: u64) -> Result<ScorePriorConfig> {
+        let solver = scoreprior_core::ode::solver_by_name(&self.solver)?;
+        let div = if self.probes == 0 {
+            Divergence::ExactTrace
+        } else {
+            Divergence::Hutchinson(Hutchinson::new(self.probes, ProbeNoise::Rademacher, seed)?)
+        };
+        let cfg = ScorePriorConfig::default()
+            .with_solver(solver)
+            .with_adjoint_solver(solver)
+            .with_tolerances(self.rtol, self.atol)
+            .with_divergence(div)
+            .with_t0(self.time_floor);
+        // `with_adjoint_tolerances` also selects the adaptive backward solve (a default this
+        // builder once overrode by calling it unconditionally: 224 backward evaluations per
+        // DPI step on the shipped NCSN++ instead of about 91).
+        match self.adjoint_steps.as_str() {
+            "grid" => Ok(cfg.with_adjoint_steps(AdjointSteps::ForwardGrid)),
+            "adaptive" => Ok(cfg.with_adjoint_tolerances(self.rtol, self.atol)),
+            other => Err(err(format!("--adjoint-steps: expected grid or adaptive, got {other:?}"))),
+        }
     }
 }
 
@@ -106,21 +150,7 @@ impl DpiSettings {
             antithetic: pr.dsm_antithetic,
         };
         let gaussian = || load_gaussian(&resolve(&pr.mean), &resolve(&pr.cov), AnySde::Vp(VpSde::default()));
-        let ode = {
-            let solver = scoreprior_core::ode::solver_by_name(&pr.solver)?;
-            let div = if pr.probes == 0 {
-                Divergence::ExactTrace
-            } else {
-                Divergence::Hutchinson(Hutchinson::new(pr.probes, ProbeNoise::Rademacher, self.seed)?)
-            };
-            ScorePriorConfig::default()
-                .with_solver(solver)
-                .with_adjoint_solver(solver)
-                .with_tolerances(pr.rtol, pr.atol)
-                .with_adjoint_tolerances(pr.rtol, pr.atol)
-                .with_divergence(div)
-                .with_t0(pr.time_floor)
-        };
+        let ode = pr.ode_config(self.seed)?;
         let checkpoint = resolve(Path::new(&pr.prior));
         let prior = match (pr.prior.as_str(), pr.surrogate) {
             ("gaussian", false) => Prior::gaussian(gaussian()?),

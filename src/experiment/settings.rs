@@ -63,6 +63,10 @@ pub struct PriorOptions {
     pub rtol: f64,
     /// Absolute tolerance of both solves.
     pub atol: f64,
+    /// PF-ODE priors: how the adjoint solve steps, `grid` (one backward step per forward
+    /// step, [`AdjointSteps::ForwardGrid`](scoreprior_core::prior::AdjointSteps)) or
+    /// `adaptive` (its own PID control at `rtol`/`atol`).
+    pub adjoint_steps: String,
     /// Score priors: the denoising-score-matching bound instead of the PF-ODE.
     pub surrogate: bool,
     /// Score priors: the final lower time limit (`ε` of the DSM bound, `t0` of the PF-ODE).
@@ -93,6 +97,7 @@ impl Default for PriorOptions {
             solver: "dopri5".into(),
             rtol: 1e-3,
             atol: 1e-5,
+            adjoint_steps: "grid".into(),
             surrogate: false,
             time_floor: 1e-3,
             time_floor_from: 0.1,
@@ -322,7 +327,7 @@ impl DpiSettings {
         let (p, m, o, f, j) = (&self.prior, &self.problem, &self.optim, &self.flow, &self.objective);
         let mut config = serde_json::json!({
             "prior": p.prior, "surrogate": p.surrogate, "probes": p.probes, "solver": p.solver,
-            "rtol": p.rtol, "atol": p.atol, "time_floor": p.time_floor,
+            "rtol": p.rtol, "atol": p.atol, "adjoint_steps": p.adjoint_steps, "time_floor": p.time_floor,
             "time_floor_from": p.time_floor_from, "time_floor_steps": p.time_floor_steps,
             "dsm_draws": p.dsm_draws, "dsm_time_density": p.dsm_time_density,
             "dsm_stratified": p.dsm_stratified, "dsm_antithetic": p.dsm_antithetic,

@@ -155,32 +155,33 @@ pub trait ScoreModel: Send + Sync {
         Ok(false)
     }
 
-    /// The adjoint's model terms at one point: the scores `s(x_i, t)` into `score_out`, the
-    /// VJPs `a_iᵀ ∂s/∂x_i` (one cotangent per image, `a` is `(n, D)`) into `vjp_out`, and the
-    /// second-order term of [`ScoreModel::second_order`] for `probes` into `second_out`.
+    /// The adjoint's model term at one point: the scores `s(x_i, t)` into `score_out` and
+    /// `out[i,:] = a_iᵀ ∂s/∂x_i + ∇x (1/K) Σ_k ε_kᵀ ∂s(x_i, t)/∂x_i ε_k` (one cotangent per
+    /// image, `a` is `(n, D)`; probes `(K, D)`): the VJP and the second-order term of
+    /// [`ScoreModel::second_order`], summed, as the probability-flow adjoint uses them.
     ///
-    /// The default makes the two calls; a network overrides it to evaluate all `(2K + 1)·n`
-    /// image–cotangent pairs in one batch (one call of a small batch of `n` pairs leaves the
-    /// cores less busy than a share of a larger one).
+    /// The default makes the two calls and is exact where they are. A network overrides it
+    /// with [`adjoint_vjp_by_differences`]: the two terms from the same `2·K·n` VJPs.
     ///
     /// # Errors
     /// Shape mismatches and the model's errors.
-    #[allow(clippy::too_many_arguments)]
-    fn score_vjp_and_second_order(
+    fn score_and_adjoint_vjp(
         &self,
         x: &[f64],
         t: f64,
         a: &[f64],
         probes: &[f64],
         score_out: &mut [f64],
-        vjp_out: &mut [f64],
-        second_out: &mut [f64],
+        out: &mut [f64],
     ) -> Result<()> {
-        if a.len() != x.len() {
-            return Err(Error::shape("adjoint cotangents", x.len(), a.len()));
+        if a.len() != x.len() || out.len() != x.len() {
+            return Err(Error::shape("adjoint cotangents and output", x.len(), format!("{}, {}", a.len(), out.len())));
         }
-        self.score_and_vjp(x, t, a, score_out, vjp_out)?;
-        self.second_order(x, t, probes, second_out)
+        let mut second = vec![0.0; x.len()];
+        self.second_order(x, t, probes, &mut second)?;
+        self.score_and_vjp(x, t, a, score_out, out)?;
+        out.iter_mut().zip(&second).for_each(|(o, q)| *o += q);
+        Ok(())
     }
 
     /// The second-order term `out[i,:] = ∇x (1/K) Σ_k ε_kᵀ ∂s(x_i, t)/∂x_i ε_k` for `K`
@@ -231,49 +232,103 @@ pub fn second_order_by_differences<M: ScoreModel + ?Sized>(
     h: f64,
     out: &mut [f64],
 ) -> Result<()> {
+    let mut scores = vec![0.0; x.len()];
+    symmetric_stencil(model, x, t, None, probes, h, &mut scores, out)
+}
+
+/// [`ScoreModel::score_and_adjoint_vjp`] from the `2·K·n` VJPs of the central difference
+/// alone: with `x_i ± hε_k` and `J± = ∂s/∂x` there,
+///
+/// `aᵀJ(x) + (1/K) Σ_k ∇x(ε_kᵀJε_k) ≈ (1/K) Σ_k [J+ᵀ(a/2 + ε_k/2h) + J−ᵀ(a/2 − ε_k/2h)]`,
+///
+/// because `aᵀJ(x) = ½(aᵀJ+ + aᵀJ−) + O(h²)` on the same stencil; the score is the mean of
+/// the `2K` stencil scores, also `O(h²)`. Why not a separate VJP at `x` (the `(2K + 1)·n`
+/// pairs of the exact VJP plus the difference): it costs `n` more network pairs per
+/// evaluation (a fifth of the adjoint's cost for `K = 2`) for an error of the same order
+/// as the second-order term's own; and why not one-sided differences from `x` (`(K + 1)·n`
+/// pairs): their error is `O(h)`, where `h` cannot shrink much in `f32`.
+///
+/// ```
+/// use scoreprior_core::score::{adjoint_vjp_by_differences, Gaussian, ScoreModel};
+/// use scoreprior_core::sde::{AnySde, VpSde};
+/// // A Gaussian's score is linear: the stencil gives s(x) and aᵀJ exactly.
+/// let g = Gaussian::diagonal(vec![0.0; 2], &[1.0, 2.0], AnySde::Vp(VpSde::default())).unwrap();
+/// let (x, a) = ([0.3, -0.2], [1.0, 0.5]);
+/// let (mut s, mut out) = ([0.0; 2], [0.0; 2]);
+/// adjoint_vjp_by_differences(&g, &x, 0.1, &a, &[1.0, -1.0], 1e-3, &mut s, &mut out).unwrap();
+/// let (mut s2, mut v2) = ([0.0; 2], [0.0; 2]);
+/// g.score_and_vjp(&x, 0.1, &a, &mut s2, &mut v2).unwrap();
+/// assert!((0..2).all(|l| (s[l] - s2[l]).abs() < 1e-9 && (out[l] - v2[l]).abs() < 1e-9));
+/// ```
+///
+/// # Errors
+/// As [`second_order_by_differences`], and `a` not `(n, D)`.
+#[allow(clippy::too_many_arguments)]
+pub fn adjoint_vjp_by_differences<M: ScoreModel + ?Sized>(
+    model: &M,
+    x: &[f64],
+    t: f64,
+    a: &[f64],
+    probes: &[f64],
+    h: f64,
+    score_out: &mut [f64],
+    out: &mut [f64],
+) -> Result<()> {
+    if a.len() != x.len() {
+        return Err(Error::shape("adjoint cotangents", x.len(), a.len()));
+    }
+    symmetric_stencil(model, x, t, Some(a), probes, h, score_out, out)
+}
+
+/// The stencil `x_i ± hε_k` in one model call (one large batch instead of `2K` small
+/// ones): entries `j·n + i` are `x_i + hε_j`, entries `(K + j)·n + i` are `x_i − hε_j`, each
+/// with cotangent `±ε_j/2hK`, plus `a_i/2K` when `a` is given. `score_out` gets the mean
+/// stencil score, `out` the sum of the VJPs.
+#[allow(clippy::too_many_arguments)]
+fn symmetric_stencil<M: ScoreModel + ?Sized>(
+    model: &M,
+    x: &[f64],
+    t: f64,
+    a: Option<&[f64]>,
+    probes: &[f64],
+    h: f64,
+    score_out: &mut [f64],
+    out: &mut [f64],
+) -> Result<()> {
     let d = model.dim();
     let n = check_batch(x, d, "x")?;
     if probes.is_empty() || !probes.len().is_multiple_of(d) {
         return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
     }
-    if out.len() != x.len() {
-        return Err(Error::shape("second-order output", x.len(), out.len()));
+    if out.len() != x.len() || score_out.len() != x.len() {
+        return Err(Error::shape("stencil outputs", x.len(), format!("{}, {}", score_out.len(), out.len())));
     }
     if !(h > 0.0 && h.is_finite()) {
         return Err(Error::invalid(format!("difference step must be positive and finite, got {h}")));
     }
     let k = probes.len() / d;
-    // Entries j·n + i are x_i + hε_j, entries (K + j)·n + i are x_i − hε_j: one model call
-    // (one large batch) instead of two.
-    let half = k * n * d;
-    let mut xpm = vec![0.0; 2 * half];
-    let mut cot = vec![0.0; 2 * half];
-    for j in 0..k {
-        let eps = &probes[j * d..(j + 1) * d];
-        for i in 0..n {
-            let o = (j * n + i) * d;
-            for l in 0..d {
-                xpm[o + l] = x[i * d + l] + h * eps[l];
-                xpm[half + o + l] = x[i * d + l] - h * eps[l];
-                cot[o + l] = eps[l];
-                cot[half + o + l] = eps[l];
+    let rows = 2 * k * n * d;
+    let (mut xs, mut cot) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let (ce, ca) = (1.0 / (2.0 * h * k as f64), 1.0 / (2.0 * k as f64));
+    for sign in [1.0, -1.0] {
+        for eps in probes.chunks(d) {
+            for (i, xi) in x.chunks(d).enumerate() {
+                xs.extend(xi.iter().zip(eps).map(|(v, e)| v + sign * h * e));
+                match a {
+                    Some(a) => cot.extend(a[i * d..(i + 1) * d].iter().zip(eps).map(|(a, e)| ca * a + sign * ce * e)),
+                    None => cot.extend(eps.iter().map(|e| sign * ce * e)),
+                }
             }
         }
     }
-    // Each (sign, probe, image) triple is its own batch entry with cotangent ε_k.
-    let mut spm = vec![0.0; 2 * half];
-    let mut vpm = vec![0.0; 2 * half];
-    model.score_and_vjp(&xpm, t, &cot, &mut spm, &mut vpm)?;
-    let (vp, vm) = vpm.split_at(half);
-    out.iter_mut().for_each(|v| *v = 0.0);
-    let scale = 1.0 / (2.0 * h * k as f64);
-    for j in 0..k {
-        for i in 0..n {
-            let o = (j * n + i) * d;
-            for l in 0..d {
-                out[i * d + l] += (vp[o + l] - vm[o + l]) * scale;
-            }
-        }
+    let mut s = vec![0.0; rows];
+    let mut v = vec![0.0; rows];
+    model.score_and_vjp(&xs, t, &cot, &mut s, &mut v)?;
+    out.iter_mut().for_each(|o| *o = 0.0);
+    score_out.iter_mut().for_each(|o| *o = 0.0);
+    for (sb, vb) in s.chunks(n * d).zip(v.chunks(n * d)) {
+        out.iter_mut().zip(vb).for_each(|(o, v)| *o += v);
+        score_out.iter_mut().zip(sb).for_each(|(o, s)| *o += ca * s);
     }
     Ok(())
 }
