@@ -11,9 +11,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
 use scoreprior::core::divergence::ProbeNoise;
-use scoreprior::core::dpi::{
-    draw_samples, run_dpi, DpiConfig, Energy, LikelihoodEnergy, PriorEnergy, ScorePriorEnergy,
-};
+use scoreprior::core::dpi::{draw_samples, run_dpi, DpiConfig, Energy, LikelihoodEnergy, PriorEnergy};
 use scoreprior::core::forward::{ForwardModel, Model};
 use scoreprior::core::io::read_npy;
 use scoreprior::core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
@@ -42,15 +40,15 @@ fn bench(c: &mut Criterion) {
         ("gaussian_closed_form", Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(g.clone())))),
         (
             "score_ode_hutchinson16",
-            Box::new(ScorePriorEnergy::new(ScorePrior::new(g.clone(), ScorePriorConfig::default()).unwrap())),
+            Box::new(PriorEnergy::new(ScorePrior::new(g.clone(), ScorePriorConfig::default()).unwrap())),
         ),
         (
             "score_dsm_bound",
-            Box::new(
+            Box::new(PriorEnergy::new(
                 DsmBoundPrior::new(std::sync::Arc::new(g.clone()), AnySde::Vp(VpSde::default()), 1e-3, 1).unwrap(),
-            ),
+            )),
         ),
-        ("tv", Box::new(TotalVariation::new(16, 16, 1.0, 1e-3).unwrap())),
+        ("tv", Box::new(PriorEnergy::new(TotalVariation::new(16, 16, 1.0, 1e-3).unwrap()))),
     ];
     let mut group = c.benchmark_group("dpi_step_16x16_batch64");
     group.sample_size(10);
@@ -70,23 +68,27 @@ fn bench(c: &mut Criterion) {
     let net = std::sync::Arc::new(NcsnppScore::load(&ckpt).expect("shipped checkpoint"));
     let sde = AnySde::Vp(*net.sde());
     let nn_priors: Vec<(&str, usize, Box<dyn Energy>)> = vec![
-        ("surrogate_1draw_g2_batch64", 64, Box::new(DsmBoundPrior::new(net.clone(), sde, 1e-3, 1).unwrap())),
+        (
+            "surrogate_1draw_g2_batch64",
+            64,
+            Box::new(PriorEnergy::new(DsmBoundPrior::new(net.clone(), sde, 1e-3, 1).unwrap())),
+        ),
         (
             "surrogate_main_job_batch32",
             32,
-            Box::new(
+            Box::new(PriorEnergy::new(
                 DsmBoundPrior::new(net.clone(), sde, 1e-3, 2)
                     .unwrap()
                     .with_density(TimeDensity::LogUniform)
                     .with_stratified(true)
                     .with_antithetic(true)
                     .unwrap(),
-            ),
+            )),
         ),
         (
             "exact_pf_ode_hutchinson2_batch8",
             8,
-            Box::new(ScorePriorEnergy::new(
+            Box::new(PriorEnergy::new(
                 ScorePrior::from_arc(
                     net.clone(),
                     ScorePriorConfig::default().with_sde(sde).with_hutchinson(2, ProbeNoise::Rademacher, 0),

@@ -2,9 +2,14 @@
 //!
 //! [`ScorePrior`]: `log p_{t0}(x) = log p_T(x_T) + ∫_{t0}^{T} div f̃(x_t, t) dt` by the
 //! probability-flow ODE (see [`crate::pf_ode`]) and its gradient by the continuous adjoint
-//! (see [`crate::adjoint`]). [`GaussianPrior`]: the closed form `log N(x; μ, Σ)`.
+//! (see [`crate::adjoint`]). [`GaussianPrior`]: the closed form `log N(x; μ, Σ)`. The DSM
+//! surrogate ([`crate::prior_dsm`]), total variation ([`crate::prior_tv`]) and flow densities
+//! implement the same trait.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use rand::RngCore;
 
 use crate::adjoint::{backsolve, AdjointField};
 use crate::divergence::{Divergence, Hutchinson, ProbeNoise};
@@ -53,14 +58,95 @@ pub struct LogProbGrad {
     pub stats: PriorStats,
 }
 
-/// A prior over flattened images of dimension `D`, evaluated on row-major `(n, D)` batches.
-pub trait Prior: Send + Sync {
+/// A prior over flattened images of dimension `D`, evaluated on row-major `(n, D)` batches:
+/// the one trait of every prior (the exact PF-ODE prior, its DSM surrogate, the closed-form
+/// Gaussian and mixture, total variation, a flow density). DPI turns any of them into its
+/// objective's prior term with [`crate::dpi::PriorEnergy`].
+///
+/// Randomness: [`Prior::log_prob`] and [`Prior::grad_log_prob`] are reproducible evaluations
+/// (an estimator's randomness fixed by the prior's own seed: the PF-ODE prior's Hutchinson
+/// seed, the DSM bound's draw seed), for log-density tables and tests;
+/// [`Prior::grad_log_prob_with`] draws it from the caller's RNG, as each step of an
+/// optimisation needs fresh probes or draws. Deterministic priors ignore the RNG.
+///
+/// ```
+/// use scoreprior_core::prior::{GaussianPrior, Prior};
+/// use rand::SeedableRng;
+/// let p = GaussianPrior::new(vec![0.0, 0.0], &[1.0, 0.0, 0.0, 4.0]).unwrap();
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let g = p.grad_log_prob_with(&[1.0, 2.0], &mut rng).unwrap();
+/// assert_eq!(g, p.grad_log_prob(&[1.0, 2.0]).unwrap());
+/// assert_eq!(p.time_floor(), None);
+/// ```
+pub trait Prior {
     /// Dimension `D`.
     fn dim(&self) -> usize;
-    /// `log p(x_i)` for each image.
+    /// `log p(x_i)` for each image (an estimate or a bound for stochastic priors, with their
+    /// own fixed randomness).
     fn log_prob(&self, x: &[f64]) -> Result<LogProb>;
-    /// `log p(x_i)` and `∇x log p(x_i)` for each image.
+    /// `log p(x_i)` and `∇x log p(x_i)` for each image (fixed randomness, as `log_prob`).
     fn grad_log_prob(&self, x: &[f64]) -> Result<LogProbGrad>;
+    /// `log p(x_i)` and `∇x log p(x_i)` with an estimator's randomness drawn from `rng` (a
+    /// DPI step's). The default is [`Prior::grad_log_prob`], for deterministic priors.
+    fn grad_log_prob_with(&self, x: &[f64], rng: &mut dyn RngCore) -> Result<LogProbGrad> {
+        let _ = rng;
+        self.grad_log_prob(x)
+    }
+    /// The current lower time limit of a score-based prior (`ε` of the DSM bound, `t0` of the
+    /// PF-ODE prior), or `None` for priors without one. A prior that returns `Some` accepts
+    /// [`Prior::set_time_floor`], which noise-level continuation uses.
+    fn time_floor(&self) -> Option<f64> {
+        None
+    }
+    /// Moves the lower time limit (see [`Prior::time_floor`]).
+    ///
+    /// # Errors
+    /// If the prior has no time floor or `t0` is outside what it supports.
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        Err(Error::invalid(format!("this prior has no time floor to set (asked for {t0})")))
+    }
+}
+
+impl<P: Prior + ?Sized> Prior for Box<P> {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn log_prob(&self, x: &[f64]) -> Result<LogProb> {
+        (**self).log_prob(x)
+    }
+    fn grad_log_prob(&self, x: &[f64]) -> Result<LogProbGrad> {
+        (**self).grad_log_prob(x)
+    }
+    fn grad_log_prob_with(&self, x: &[f64], rng: &mut dyn RngCore) -> Result<LogProbGrad> {
+        (**self).grad_log_prob_with(x, rng)
+    }
+    fn time_floor(&self) -> Option<f64> {
+        (**self).time_floor()
+    }
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        (**self).set_time_floor(t0)
+    }
+}
+
+impl<P: Prior + ?Sized> Prior for &P {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn log_prob(&self, x: &[f64]) -> Result<LogProb> {
+        (**self).log_prob(x)
+    }
+    fn grad_log_prob(&self, x: &[f64]) -> Result<LogProbGrad> {
+        (**self).grad_log_prob(x)
+    }
+    fn grad_log_prob_with(&self, x: &[f64], rng: &mut dyn RngCore) -> Result<LogProbGrad> {
+        (**self).grad_log_prob_with(x, rng)
+    }
+    fn time_floor(&self) -> Option<f64> {
+        (**self).time_floor()
+    }
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        (**self).set_time_floor(t0)
+    }
 }
 
 /// `log p` (and, with `with_grad`, `∇x log p`) of many images, evaluated in batches of at
@@ -433,11 +519,25 @@ impl std::fmt::Debug for Terminal {
 /// g.marginal_log_prob(&x, 1e-3, &mut exact).unwrap();
 /// assert!((out.log_prob[0] - exact[0]).abs() < 1e-4);
 /// ```
-#[derive(Clone)]
 pub struct ScorePrior {
     model: Arc<dyn ScoreModel>,
     config: ScorePriorConfig,
     terminal: Terminal,
+    /// The time floor set by [`Prior::set_time_floor`] as `f64` bits, NaN when unset (then
+    /// `config.t0` holds): an atomic so that a continuation moves it through `&self` while
+    /// each evaluation runs on a copy of the configuration (no lock held during a solve).
+    floor: AtomicU64,
+}
+
+impl Clone for ScorePrior {
+    fn clone(&self) -> Self {
+        Self {
+            model: self.model.clone(),
+            config: self.config.clone(),
+            terminal: self.terminal.clone(),
+            floor: AtomicU64::new(self.floor.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl std::fmt::Debug for ScorePrior {
@@ -468,7 +568,7 @@ impl ScorePrior {
         if model.dim() == 0 {
             return Err(Error::invalid("score model has dimension 0"));
         }
-        Ok(Self { model, config, terminal: Terminal::Sde })
+        Ok(Self { model, config, terminal: Terminal::Sde, floor: AtomicU64::new(f64::NAN.to_bits()) })
     }
 
     /// Uses the exact marginal `p_T` of `density` as the terminal density (testing).
@@ -492,9 +592,38 @@ impl ScorePrior {
     }
 
     /// The configuration, mutably (e.g. to change the Hutchinson seed between calls).
-    /// It is validated again at each evaluation.
+    /// It is validated again at each evaluation; its `t0` replaces a floor set by
+    /// [`Prior::set_time_floor`].
     pub fn config_mut(&mut self) -> &mut ScorePriorConfig {
+        *self.floor.get_mut() = f64::NAN.to_bits();
         &mut self.config
+    }
+
+    /// The lower time limit evaluations use: the floor of [`Prior::set_time_floor`], else
+    /// the configuration's `t0`.
+    fn t0(&self) -> f64 {
+        let f = f64::from_bits(self.floor.load(Ordering::Relaxed));
+        if f.is_nan() {
+            self.config.t0
+        } else {
+            f
+        }
+    }
+
+    /// This prior with the time floor written into its configuration and, when given, a
+    /// Hutchinson seed: what one evaluation runs on (a copy of an `Arc` and the
+    /// configuration).
+    fn resolved(&self, seed: Option<u64>) -> std::borrow::Cow<'_, ScorePrior> {
+        let hutchinson = matches!(self.config.divergence, Divergence::Hutchinson(_));
+        if self.t0() == self.config.t0 && !(hutchinson && seed.is_some()) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut p = self.clone();
+        p.config.t0 = self.t0();
+        if let (Divergence::Hutchinson(h), Some(seed)) = (&mut p.config.divergence, seed) {
+            h.seed = seed;
+        }
+        std::borrow::Cow::Owned(p)
     }
 
     /// The score model.
@@ -560,14 +689,38 @@ impl Prior for ScorePrior {
     }
 
     fn log_prob(&self, x: &[f64]) -> Result<LogProb> {
+        let p = self.resolved(None);
         in_pool(|| {
-            let f = self.forward(x, false)?;
+            let f = p.forward(x, false)?;
             Ok(LogProb { log_prob: f.log_prob, stats: PriorStats { forward: f.stats, adjoint: Stats::default() } })
         })
     }
 
     fn grad_log_prob(&self, x: &[f64]) -> Result<LogProbGrad> {
-        in_pool(|| self.grad_log_prob_here(x))
+        let p = self.resolved(None);
+        in_pool(|| p.grad_log_prob_here(x))
+    }
+
+    /// Fresh Hutchinson probes for this call (their seed drawn from `rng`, as the reference
+    /// code draws one probe set per loss evaluation, shared by the batch and the whole
+    /// solve); with the exact trace nothing is drawn.
+    fn grad_log_prob_with(&self, x: &[f64], rng: &mut dyn RngCore) -> Result<LogProbGrad> {
+        let seed = matches!(self.config.divergence, Divergence::Hutchinson(_)).then(|| rng.next_u64());
+        let p = self.resolved(seed);
+        in_pool(|| p.grad_log_prob_here(x))
+    }
+
+    fn time_floor(&self) -> Option<f64> {
+        Some(self.t0())
+    }
+
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        let t1 = self.config.t1;
+        if !(t0.is_finite() && t0 > 0.0 && t0 < t1) {
+            return Err(Error::invalid(format!("PF-ODE prior: time floor t0 must be in (0, {t1}), got {t0}")));
+        }
+        self.floor.store(t0.to_bits(), Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@
 //! decoder point of every image go through [`ScoreModel::score_then_vjp`] together, with
 //! per-image times, so a network takes the score and the VJP from one forward pass.
 //!
-//! The lower limit `ε` can be moved during an optimisation ([`crate::dpi::Energy::set_time_floor`]):
+//! The lower limit `ε` can be moved during an optimisation ([`Prior::set_time_floor`]):
 //! a large `ε` bounds the density of the data smoothed by `N(0, σ_ε²)` noise, whose landscape is
 //! smooth; lowering it step by step (noise-level continuation) sharpens the prior without the
 //! spurious optima that a small `ε` presents to an optimiser started far from the data.
@@ -20,7 +20,9 @@ use std::sync::Arc;
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
-use crate::dpi::Energy;
+use rand::SeedableRng;
+
+use crate::prior::{LogProb, LogProbGrad, Prior, PriorStats};
 use crate::score::{check_batch, ScoreModel};
 use crate::sde::{AnySde, Sde};
 use crate::{Error, Result};
@@ -84,6 +86,9 @@ impl std::fmt::Debug for DsmBoundPrior {
 }
 
 impl DsmBoundPrior {
+    /// The seed of the fixed draws of [`Prior::log_prob`] and [`Prior::grad_log_prob`].
+    pub const FIXED_DRAW_SEED: u64 = 0;
+
     /// The bound for `model` trained with `sde`, lower limit `eps` (the reference: 1e-3) and
     /// `samples` time draws per image (the reference: 1), times drawn `∝ g²/σ²`.
     ///
@@ -354,15 +359,32 @@ impl DsmBoundPrior {
     }
 }
 
-impl Energy for DsmBoundPrior {
+/// The bound as a [`Prior`]: `log_prob` is the estimate of the lower bound on `log p(x)`.
+/// [`Prior::grad_log_prob_with`] draws the times and noises from the caller's RNG (a DPI
+/// step's); `log_prob`/`grad_log_prob` use the fixed draws of `ChaCha8Rng` seed
+/// [`DsmBoundPrior::FIXED_DRAW_SEED`], so that they are reproducible.
+impl Prior for DsmBoundPrior {
     fn dim(&self) -> usize {
         self.model.dim()
     }
 
-    fn energy_and_grad(&self, x: &[f64], rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
+    fn log_prob(&self, x: &[f64]) -> Result<LogProb> {
+        let r = self.grad_log_prob(x)?;
+        Ok(LogProb { log_prob: r.log_prob, stats: r.stats })
+    }
+
+    fn grad_log_prob(&self, x: &[f64]) -> Result<LogProbGrad> {
+        self.grad_log_prob_with(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(Self::FIXED_DRAW_SEED))
+    }
+
+    fn grad_log_prob_with(&self, x: &[f64], rng: &mut dyn RngCore) -> Result<LogProbGrad> {
         let n = check_batch(x, self.model.dim(), "x")?;
         let draws = self.draw(n, rng);
-        self.evaluate(x, &draws, energy, grad)
+        let (mut energy, mut grad) = (vec![0.0; n], vec![0.0; x.len()]);
+        self.evaluate(x, &draws, &mut energy, &mut grad)?;
+        energy.iter_mut().for_each(|e| *e = -*e);
+        grad.iter_mut().for_each(|g| *g = -*g);
+        Ok(LogProbGrad { log_prob: energy, grad, stats: PriorStats::default() })
     }
 
     fn time_floor(&self) -> Option<f64> {
@@ -385,6 +407,7 @@ impl Energy for DsmBoundPrior {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dpi::Energy;
     use crate::score::Gaussian;
     use crate::sde::VpSde;
     use rand::SeedableRng;
@@ -412,7 +435,9 @@ mod tests {
         let reps = 4000;
         let xb: Vec<f64> = (0..reps).flat_map(|_| x.clone()).collect();
         let (mut e, mut g) = (vec![0.0; reps], vec![0.0; reps * d]);
-        prior.energy_and_grad(&xb, &mut ChaCha8Rng::seed_from_u64(1), &mut e, &mut g).unwrap();
+        crate::dpi::PriorEnergy::new(&prior)
+            .energy_and_grad(&xb, &mut ChaCha8Rng::seed_from_u64(1), &mut e, &mut g)
+            .unwrap();
         let mean = e.iter().sum::<f64>() / reps as f64;
         let sd = (e.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / reps as f64).sqrt() / (reps as f64).sqrt();
         assert!(mean > exact - 4.0 * sd, "bound {mean} ± {sd} below exact {exact}");
@@ -438,7 +463,9 @@ mod tests {
         let x = vec![0.3, -0.2, 0.5, 0.05];
         let eval = |x: &[f64]| {
             let (mut e, mut g) = (vec![0.0], vec![0.0; d]);
-            prior.energy_and_grad(x, &mut ChaCha8Rng::seed_from_u64(9), &mut e, &mut g).unwrap();
+            crate::dpi::PriorEnergy::new(&prior)
+                .energy_and_grad(x, &mut ChaCha8Rng::seed_from_u64(9), &mut e, &mut g)
+                .unwrap();
             (e[0], g)
         };
         let (_, g) = eval(&x);

@@ -3,9 +3,7 @@
 //! differences and zero difference across the last row/column (Neumann border). The
 //! smoothing `ε` keeps the gradient defined on flat regions.
 
-use rand::RngCore;
-
-use crate::dpi::Energy;
+use crate::prior::{LogProb, LogProbGrad, Prior, PriorStats};
 use crate::score::check_batch;
 use crate::{Error, Result};
 
@@ -73,20 +71,25 @@ impl TotalVariation {
     }
 }
 
-impl Energy for TotalVariation {
+/// Total variation as an (unnormalised) prior: `log p(x) = −TV(x) + const`.
+impl Prior for TotalVariation {
     fn dim(&self) -> usize {
         self.h * self.w
     }
-    fn energy_and_grad(&self, x: &[f64], _rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
+    fn log_prob(&self, x: &[f64]) -> Result<LogProb> {
+        let r = self.grad_log_prob(x)?;
+        Ok(LogProb { log_prob: r.log_prob, stats: r.stats })
+    }
+    fn grad_log_prob(&self, x: &[f64]) -> Result<LogProbGrad> {
         let d = self.dim();
         let n = check_batch(x, d, "x")?;
-        if energy.len() != n || grad.len() != x.len() {
-            return Err(Error::shape("TV outputs", n, energy.len()));
+        let (mut log_prob, mut grad) = (vec![0.0; n], vec![0.0; x.len()]);
+        for (i, lp) in log_prob.iter_mut().enumerate() {
+            let g = &mut grad[i * d..(i + 1) * d];
+            *lp = -self.value_and_grad(&x[i * d..(i + 1) * d], g);
+            g.iter_mut().for_each(|v| *v = -*v);
         }
-        for i in 0..n {
-            energy[i] = self.value_and_grad(&x[i * d..(i + 1) * d], &mut grad[i * d..(i + 1) * d]);
-        }
-        Ok(())
+        Ok(LogProbGrad { log_prob, grad, stats: PriorStats::default() })
     }
 }
 

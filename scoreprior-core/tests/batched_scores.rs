@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scoreprior_core::dpi::Energy;
+use scoreprior_core::dpi::{Energy, PriorEnergy};
+use scoreprior_core::prior::Prior;
 use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
 use scoreprior_core::score::{GaussianMixture, ScoreModel};
 use scoreprior_core::sde::{AnySde, VpSde};
@@ -132,8 +133,8 @@ fn batched_dsm_bound_equals_the_per_image_bound_for_the_same_draws() {
         let x = points(n, 3);
         let (mut e1, mut g1) = (vec![0.0; n], vec![0.0; n * 3]);
         let (mut e2, mut g2) = (vec![0.0; n], vec![0.0; n * 3]);
-        batched.energy_and_grad(&x, &mut ChaCha8Rng::seed_from_u64(4), &mut e1, &mut g1).unwrap();
-        single.energy_and_grad(&x, &mut ChaCha8Rng::seed_from_u64(4), &mut e2, &mut g2).unwrap();
+        PriorEnergy::new(&batched).energy_and_grad(&x, &mut ChaCha8Rng::seed_from_u64(4), &mut e1, &mut g1).unwrap();
+        PriorEnergy::new(&single).energy_and_grad(&x, &mut ChaCha8Rng::seed_from_u64(4), &mut e2, &mut g2).unwrap();
         for i in 0..n {
             assert!((e1[i] - e2[i]).abs() <= 1e-9 * (1.0 + e2[i].abs()), "energy {i}: {} vs {}", e1[i], e2[i]);
         }

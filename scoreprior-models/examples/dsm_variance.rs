@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use scoreprior_core::dpi::Energy;
+use scoreprior_core::dpi::{Energy, PriorEnergy};
 use scoreprior_core::io::read_npy;
 use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
 use scoreprior_core::score::ScoreModel;
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut gs = Vec::with_capacity(reps);
         for r in 0..reps {
             let (mut e, mut g) = (vec![0.0; n], vec![0.0; n * d]);
-            p.energy_and_grad(&x, &mut ChaCha8Rng::seed_from_u64(100 + r as u64), &mut e, &mut g)?;
+            PriorEnergy::new(&p).energy_and_grad(&x, &mut ChaCha8Rng::seed_from_u64(100 + r as u64), &mut e, &mut g)?;
             gs.push(g);
         }
         let mut rel = 0.0;

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use rand::RngCore;
-use scoreprior_core::dpi::{draw_samples, run_dpi, DpiConfig, Energy, TimeFloorSchedule};
+use scoreprior_core::dpi::{draw_samples, run_dpi, DpiConfig, Energy, PriorEnergy, TimeFloorSchedule};
 use scoreprior_core::prior_dsm::DsmBoundPrior;
 use scoreprior_core::score::GaussianMixture;
 use scoreprior_core::sde::{AnySde, VpSde};
@@ -46,7 +46,7 @@ impl Energy for Denoising {
 fn fit(schedule: TimeFloorSchedule) -> (f64, f64) {
     let sde = AnySde::Vp(VpSde::default());
     let mix = GaussianMixture::new(&[0.5, 0.5], &[-1.0, -1.0, 1.0, 1.0], &[0.05, 0.05], sde).unwrap();
-    let prior = DsmBoundPrior::new(Arc::new(mix), sde, 1e-3, 4).unwrap().with_stratified(true);
+    let prior = PriorEnergy::new(DsmBoundPrior::new(Arc::new(mix), sde, 1e-3, 4).unwrap().with_stratified(true));
     let mut flow = RealNvp::new(RealNvpConfig::new(2).with_flows(4).with_hidden(32).with_seed(3)).unwrap();
     flow.set_initial_affine(-1.0, 0.05).unwrap();
     let cfg = DpiConfig { steps: 800, batch: 64, lr: 3e-3, time_floor: schedule, seed: 5, ..Default::default() };

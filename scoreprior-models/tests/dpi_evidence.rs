@@ -7,7 +7,7 @@
 //! fitted by DPI must match it: KL(q‖p) on the grid, mean and covariance errors.
 
 use rand::RngCore;
-use scoreprior_core::dpi::{draw_samples, run_dpi, Annealing, DpiConfig, Energy, ScorePriorEnergy};
+use scoreprior_core::dpi::{draw_samples, run_dpi, Annealing, DpiConfig, Energy, PriorEnergy};
 use scoreprior_core::prior::{ScorePrior, ScorePriorConfig};
 use scoreprior_core::score::{Gaussian, GaussianMixture};
 use scoreprior_core::sde::{AnySde, VpSde};
@@ -153,7 +153,7 @@ fn dpi_recovers_gaussian_posterior_through_the_ode_prior() {
     let prior = ScorePrior::new(g.clone(), ScorePriorConfig::default().with_exact_trace().with_t0(1e-5))
         .unwrap()
         .with_exact_terminal(g.clone());
-    let energy = ScorePriorEnergy::new(prior);
+    let energy = PriorEnergy::new(prior);
     let inv = {
         let det = cov[0] * cov[3] - cov[1] * cov[2];
         [cov[3] / det, -cov[1] / det, -cov[2] / det, cov[0] / det]
@@ -197,7 +197,7 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
     let prior = ScorePrior::new(mix.clone(), ScorePriorConfig::default().with_exact_trace().with_t0(1e-5))
         .unwrap()
         .with_exact_terminal(mix.clone());
-    let energy = ScorePriorEnergy::new(prior);
+    let energy = PriorEnergy::new(prior);
     let log_post = |x: [f64; 2]| {
         let mut out = [0.0];
         mix.log_prob(&x, &mut out).unwrap();

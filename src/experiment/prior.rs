@@ -1,12 +1,13 @@
 //! The prior of an experiment: the exact score-based prior (PF-ODE + adjoint), its DSM
 //! surrogate, a closed-form Gaussian, total variation, a flow density, or any
-//! [`Energy`](scoreprior_core::dpi::Energy) of the user's; each becomes one energy term
+//! [`Prior`](scoreprior_core::prior::Prior) or [`Energy`](scoreprior_core::dpi::Energy) of the
+//! user's; each becomes one energy term
 //! `−log p(x)` of the DPI objective when the experiment is built.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use scoreprior_core::dpi::{Energy, PriorEnergy, ScorePriorEnergy};
+use scoreprior_core::dpi::{Energy, PriorEnergy};
 use scoreprior_core::prior::{GaussianPrior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
 use scoreprior_core::prior_tv::TotalVariation;
@@ -139,7 +140,12 @@ impl Prior {
     }
     /// A RealNVP density as the prior (the supplement's flow prior).
     pub fn flow(flow: RealNvp) -> Self {
-        Self::energy(FlowPrior::new(flow)).with_label("flow")
+        Self::custom(FlowPrior::new(flow)).with_label("flow")
+    }
+    /// Any [`Prior`](scoreprior_core::prior::Prior) of one's own (its `log p` may be
+    /// unnormalised).
+    pub fn custom(p: impl scoreprior_core::prior::Prior + 'static) -> Self {
+        Self::energy(PriorEnergy::new(p))
     }
     /// Any energy term `e(x) = −log p(x) + const` of one's own.
     pub fn energy(e: impl Energy + 'static) -> Self {
@@ -190,7 +196,7 @@ impl Prior {
         let Prior { kind, label, exact_gaussian } = self;
         let (energy, surrogate, score): (Box<dyn Energy>, bool, _) = match kind {
             Kind::ScoreOde { model, sde, config } => {
-                let e = ScorePriorEnergy::new(ScorePrior::from_arc(model.clone(), config)?);
+                let e = PriorEnergy::new(ScorePrior::from_arc(model.clone(), config)?);
                 (Box::new(e), false, Some((model, sde)))
             }
             Kind::Dsm { model, sde, settings: s } => {
@@ -207,14 +213,14 @@ impl Prior {
                     .with_density(s.density)
                     .with_stratified(s.stratified)
                     .with_antithetic(s.antithetic)?;
-                (Box::new(e), true, Some((model, sde)))
+                (Box::new(PriorEnergy::new(e)), true, Some((model, sde)))
             }
             Kind::Gaussian(g) => (Box::new(PriorEnergy::new(GaussianPrior::from_gaussian(g))), false, None),
             Kind::TotalVariation { weight } => {
                 if !(weight.is_finite() && weight > 0.0) {
                     return Err(invalid("prior.tv.weight", format!("must be positive and finite, got {weight}")));
                 }
-                (Box::new(TotalVariation::new(h, w, weight, 1e-3)?), false, None)
+                (Box::new(PriorEnergy::new(TotalVariation::new(h, w, weight, 1e-3)?)), false, None)
             }
             Kind::Energy(e) => (e, false, None),
         };

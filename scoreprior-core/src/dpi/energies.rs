@@ -1,6 +1,7 @@
 //! Energy terms from the library's models: the likelihood `−log p(y|x)` of a
 //! [`ForwardModel`](crate::forward::ForwardModel), `−log p(x)` of any
-//! [`Prior`](crate::prior::Prior), and the score-based prior with fresh probes each step.
+//! [`Prior`](crate::prior::Prior) (the exact score-based prior draws fresh probes each step
+//! from the step's RNG).
 
 use super::*;
 
@@ -44,7 +45,10 @@ impl<F: crate::forward::ForwardModel> Energy for LikelihoodEnergy<F> {
     }
 }
 
-/// A [`Prior`](crate::prior::Prior) as a DPI energy `e(x) = −log p(x)`, `∇e = −∇ log p(x)`.
+/// Any [`Prior`](crate::prior::Prior) as the DPI energy `e(x) = −log p(x)`,
+/// `∇e = −∇ log p(x)`: the one adapter from priors to objective terms. Each evaluation calls
+/// [`Prior::grad_log_prob_with`](crate::prior::Prior::grad_log_prob_with) with the step's
+/// RNG (fresh Hutchinson probes or DSM draws), and the time floor is the prior's.
 ///
 /// ```
 /// use scoreprior_core::dpi::{Energy, PriorEnergy};
@@ -55,7 +59,7 @@ impl<F: crate::forward::ForwardModel> Energy for LikelihoodEnergy<F> {
 /// assert_eq!(g, vec![1.0, 2.0]);
 /// ```
 #[derive(Debug)]
-pub struct PriorEnergy<P> {
+pub struct PriorEnergy<P: ?Sized> {
     prior: P,
 }
 
@@ -64,19 +68,28 @@ impl<P: crate::prior::Prior> PriorEnergy<P> {
     pub fn new(prior: P) -> Self {
         Self { prior }
     }
+}
+
+impl<P: crate::prior::Prior + ?Sized> PriorEnergy<P> {
     /// The wrapped prior.
     pub fn prior(&self) -> &P {
         &self.prior
     }
 }
 
-impl<P: crate::prior::Prior> Energy for PriorEnergy<P> {
+impl<P: crate::prior::Prior + ?Sized> Energy for PriorEnergy<P> {
     fn dim(&self) -> usize {
         self.prior.dim()
     }
-    fn energy_and_grad(&self, x: &[f64], _rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
-        let r = self.prior.grad_log_prob(x)?;
+    fn energy_and_grad(&self, x: &[f64], rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
+        let r = self.prior.grad_log_prob_with(x, rng)?;
         write_negated(&r.log_prob, &r.grad, energy, grad)
+    }
+    fn time_floor(&self) -> Option<f64> {
+        self.prior.time_floor()
+    }
+    fn set_time_floor(&self, t0: f64) -> Result<()> {
+        self.prior.set_time_floor(t0)
     }
 }
 
@@ -91,66 +104,4 @@ fn write_negated(lp: &[f64], g: &[f64], energy: &mut [f64], grad: &mut [f64]) ->
         *o = -v;
     }
     Ok(())
-}
-
-/// The score-based prior ([`ScorePrior`](crate::prior::ScorePrior)) as a DPI energy, drawing
-/// fresh Hutchinson probes at every step (as the reference code: one probe set per loss
-/// evaluation, shared by the batch and the whole solve). With the exact trace nothing is
-/// redrawn. Also records the solver work of the last call.
-#[derive(Debug)]
-pub struct ScorePriorEnergy {
-    prior: crate::prior::ScorePrior,
-    /// The current lower time limit `t0`, as `f64` bits: a time-floor schedule moves it
-    /// through `&self`, and each evaluation runs on a copy of the configuration with it (the
-    /// configuration itself is never mutated, so no lock is held during a solve).
-    t0: std::sync::atomic::AtomicU64,
-    last: std::sync::Mutex<crate::prior::PriorStats>,
-}
-
-impl ScorePriorEnergy {
-    /// Wraps a score-based prior.
-    pub fn new(prior: crate::prior::ScorePrior) -> Self {
-        let t0 = std::sync::atomic::AtomicU64::new(prior.config().t0.to_bits());
-        Self { prior, t0, last: Default::default() }
-    }
-    /// Solver statistics of the last evaluation (forward and adjoint solves).
-    pub fn last_stats(&self) -> crate::prior::PriorStats {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    fn t0(&self) -> f64 {
-        f64::from_bits(self.t0.load(std::sync::atomic::Ordering::Relaxed))
-    }
-}
-
-impl Energy for ScorePriorEnergy {
-    fn dim(&self) -> usize {
-        use crate::prior::Prior;
-        self.prior.dim()
-    }
-    fn energy_and_grad(&self, x: &[f64], rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
-        use crate::prior::Prior;
-        // A copy of the prior (an `Arc` to the model and the configuration) with this
-        // step's probe seed and time floor.
-        let mut p = self.prior.clone();
-        p.config_mut().t0 = self.t0();
-        if let crate::divergence::Divergence::Hutchinson(h) = &mut p.config_mut().divergence {
-            h.seed = rng.next_u64();
-        }
-        let r = p.grad_log_prob(x)?;
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = r.stats;
-        write_negated(&r.log_prob, &r.grad, energy, grad)
-    }
-
-    fn time_floor(&self) -> Option<f64> {
-        Some(self.t0())
-    }
-
-    fn set_time_floor(&self, t0: f64) -> Result<()> {
-        let t1 = self.prior.config().t1;
-        if !(t0.is_finite() && t0 > 0.0 && t0 < t1) {
-            return Err(Error::invalid(format!("PF-ODE prior: time floor t0 must be in (0, {t1}), got {t0}")));
-        }
-        self.t0.store(t0.to_bits(), std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
 }

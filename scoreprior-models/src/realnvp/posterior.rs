@@ -343,7 +343,8 @@ impl RealNvp {
     }
 }
 
-/// A trained [`RealNvp`] as a DPI prior energy `e(x) = −log q(x)` with its exact gradient.
+/// A trained [`RealNvp`] as a prior `log q(x)` with its exact gradient (in DPI through
+/// [`PriorEnergy`](scoreprior_core::dpi::PriorEnergy)).
 #[derive(Debug)]
 pub struct FlowPrior {
     flow: RealNvp,
@@ -360,21 +361,19 @@ impl FlowPrior {
     }
 }
 
-impl scoreprior_core::dpi::Energy for FlowPrior {
+/// The flow's exact density as a [`Prior`](scoreprior_core::prior::Prior).
+impl scoreprior_core::prior::Prior for FlowPrior {
     fn dim(&self) -> usize {
         self.flow.dim()
     }
-    fn energy_and_grad(&self, x: &[f64], _rng: &mut dyn RngCore, energy: &mut [f64], grad: &mut [f64]) -> Result<()> {
-        let d = self.flow.dim();
-        let n = scoreprior_core::score::check_batch(x, d, "x")?;
-        let (lp, g) = self.flow.log_prob_and_grad(x, n)?;
-        for (e, v) in energy.iter_mut().zip(&lp) {
-            *e = -v;
-        }
-        for (o, v) in grad.iter_mut().zip(&g) {
-            *o = -v;
-        }
-        Ok(())
+    fn log_prob(&self, x: &[f64]) -> Result<scoreprior_core::prior::LogProb> {
+        let r = self.grad_log_prob(x)?;
+        Ok(scoreprior_core::prior::LogProb { log_prob: r.log_prob, stats: r.stats })
+    }
+    fn grad_log_prob(&self, x: &[f64]) -> Result<scoreprior_core::prior::LogProbGrad> {
+        let n = scoreprior_core::score::check_batch(x, self.flow.dim(), "x")?;
+        let (log_prob, grad) = self.flow.log_prob_and_grad(x, n)?;
+        Ok(scoreprior_core::prior::LogProbGrad { log_prob, grad, stats: Default::default() })
     }
 }
 

@@ -288,7 +288,7 @@ fn density_training_fits_a_gaussian_and_serves_as_prior() {
     let back = RealNvp::load_file(&path).unwrap();
     assert_eq!(back.parameters(), f.parameters());
     let _ = std::fs::remove_file(&path);
-    let prior = FlowPrior::new(back);
+    let prior = scoreprior_core::dpi::PriorEnergy::new(FlowPrior::new(back));
     let (mut e, mut g) = (vec![0.0], vec![0.0; 2]);
     prior.energy_and_grad(&[mu[0] + 0.3, mu[1] - 0.1], &mut rng, &mut e, &mut g).unwrap();
     // ∇(−log p) = Σ⁻¹(x − μ) = (0.3/0.09, −0.1/0.01) = (3.33, −10) for the exact density.
