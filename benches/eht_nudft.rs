@@ -3,7 +3,8 @@
 //! `ops::Nudft` (`Y = X·[C; S]ᵀ`, `X = Y·[C; S]`, `8·n·D·K` flops per forward + adjoint)
 //! next to a plain f64 GEMM of the same two shapes (dfdx's `matmul`, i.e. the `gemm` crate,
 //! both threads) in the same run, and the ratio of the two GFLOP/s; then the separable
-//! per-image kernel (the algorithm before the GEMM path) for reference.
+//! per-image kernel (the algorithm before the GEMM path) and the non-uniform FFT
+//! (`ops::Nufft`, images in parallel) with its relative error against the GEMM path.
 //!
 //! Run: `cargo bench --bench eht_nudft`.
 
@@ -14,6 +15,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use scoreprior_core::forward::interferometry::{Array, Interferometer, Observation};
+use scoreprior_core::forward::ops::Nufft;
 use scoreprior_core::forward::{ForwardModel, Op};
 
 const BATCH: usize = 64;
@@ -69,21 +71,45 @@ fn bench(c: &mut Criterion) {
             ax.par_chunks_mut(d).zip(y.par_chunks(2 * k)).for_each(|(xi, yi)| op.adjoint(yi, xi).unwrap());
             black_box((fy, ax));
         });
+        let (u, v): (Vec<f64>, Vec<f64>) = cov.points.iter().map(|p| (p.u, p.v)).unzip();
+        let nufft = Nufft::new(eht.image_shape(), &u, &v, eht.pixel_size()).unwrap();
+        let (mut fy, mut ax) = (vec![0.0; BATCH * 2 * k], vec![0.0; BATCH * d]);
+        let fast = best_of(10, || {
+            nufft.apply_batch(black_box(&x), &mut fy);
+            nufft.adjoint_batch(black_box(&y), &mut ax);
+        });
+        let ax_gemm = model.adjoint(&y).unwrap();
+        let rel = |a: &[f64], b: &[f64]| {
+            let e: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
+            (e / b.iter().map(|b| b * b).sum::<f64>()).sqrt()
+        };
         println!(
             "{npix}×{npix}, batch {BATCH}, K = {k}: forward+adjoint {:.2} ms = {:.1} GFLOP/s; plain f64 GEMM of the \
-             same shapes {:.2} ms = {:.1} GFLOP/s; ratio {:.2}; separable per-image kernel {:.1} ms ({:.1}× slower)",
+             same shapes {:.2} ms = {:.1} GFLOP/s; ratio {:.2}; separable per-image kernel {:.1} ms ({:.1}× slower); \
+             NUFFT {:.2} ms ({:.2}× the GEMM path's time; relative difference forward {:.1e}, adjoint {:.1e})",
             ours * 1e3,
             flops / ours / 1e9,
             plain * 1e3,
             flops / plain / 1e9,
             plain / ours,
             separable * 1e3,
-            separable / ours
+            separable / ours,
+            fast * 1e3,
+            fast / ours,
+            rel(&fy, &y),
+            rel(&ax, &ax_gemm)
         );
         g.bench_with_input(BenchmarkId::new("forward+adjoint", format!("{npix}x{npix}")), &x, |b, x| {
             b.iter(|| {
                 black_box(model.forward(black_box(x)).unwrap());
                 black_box(model.adjoint(black_box(&y)).unwrap());
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("nufft forward+adjoint", format!("{npix}x{npix}")), &x, |b, x| {
+            let (mut fy, mut ax) = (vec![0.0; BATCH * 2 * k], vec![0.0; BATCH * d]);
+            b.iter(|| {
+                nufft.apply_batch(black_box(x), &mut fy);
+                nufft.adjoint_batch(black_box(&y), &mut ax);
             })
         });
     }

@@ -22,6 +22,7 @@ mod fourier;
 pub mod masks;
 mod nonlinear;
 mod nudft;
+mod nufft;
 
 pub use basic::{AvgPool, Crop, Identity, Mask, Pad, Scale, Subsample};
 pub use conv::{Boundary, Conv2d, Kernel};
@@ -29,3 +30,4 @@ pub use dense::DenseMatrix;
 pub use fourier::{DftLowpass, Fft2, FourierMask, Ifft2};
 pub use nonlinear::{ClosureProducts, Magnitude};
 pub use nudft::{Nudft, Pulse, DENSE_MAX_BYTES};
+pub use nufft::Nufft;
