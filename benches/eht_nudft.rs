@@ -75,8 +75,8 @@ fn bench(c: &mut Criterion) {
         let nufft = Nufft::new(eht.image_shape(), &u, &v, eht.pixel_size()).unwrap();
         let (mut fy, mut ax) = (vec![0.0; BATCH * 2 * k], vec![0.0; BATCH * d]);
         let fast = best_of(10, || {
-            nufft.apply_batch(black_box(&x), &mut fy);
-            nufft.adjoint_batch(black_box(&y), &mut ax);
+            nufft.apply_batch(black_box(&x), &mut fy).unwrap();
+            nufft.adjoint_batch(black_box(&y), &mut ax).unwrap();
         });
         let ax_gemm = model.adjoint(&y).unwrap();
         let rel = |a: &[f64], b: &[f64]| {
@@ -108,8 +108,8 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("nufft forward+adjoint", format!("{npix}x{npix}")), &x, |b, x| {
             let (mut fy, mut ax) = (vec![0.0; BATCH * 2 * k], vec![0.0; BATCH * d]);
             b.iter(|| {
-                nufft.apply_batch(black_box(x), &mut fy);
-                nufft.adjoint_batch(black_box(&y), &mut ax);
+                nufft.apply_batch(black_box(x), &mut fy).unwrap();
+                nufft.adjoint_batch(black_box(&y), &mut ax).unwrap();
             })
         });
     }

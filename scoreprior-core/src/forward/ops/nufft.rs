@@ -46,7 +46,7 @@ struct Stencil {
 /// let direct = Nudft::new([1, 8, 8].into(), u, v, 2e-11).unwrap();
 /// let x: Vec<f64> = (0..64).map(|i| (i % 5) as f64).collect();
 /// let (mut a, mut b) = (vec![0.0; 6], vec![0.0; 6]);
-/// fast.apply_batch(&x, &mut a);
+/// fast.apply_batch(&x, &mut a).unwrap();
 /// direct.apply(&x, &mut b);
 /// assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-6 * 100.0));
 /// ```
@@ -260,26 +260,40 @@ impl Nufft {
 
     /// `y = [Re V; Im V]` for a batch `x` (`(n, H·W)` → `(n, 2K)`), images in parallel.
     ///
-    /// # Panics
-    /// If the lengths are not whole images and their outputs.
-    pub fn apply_batch(&self, x: &[f64], y: &mut [f64]) {
+    /// # Errors
+    /// `x` not whole images, `y` not their measurements.
+    pub fn apply_batch(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
         let (d, m) = (self.h * self.w, 2 * self.len());
-        assert!(x.len() % d == 0 && y.len() == x.len() / d * m, "nufft: batch shapes");
+        if !x.len().is_multiple_of(d) || y.len() != x.len() / d * m {
+            return Err(Error::shape(
+                "nufft batch (images, visibilities)",
+                format!("(n·{d}, n·{m})"),
+                format!("({}, {})", x.len(), y.len()),
+            ));
+        }
         y.par_chunks_mut(m)
             .zip(x.par_chunks(d))
             .for_each_init(|| (Vec::new(), Vec::new()), |(g, c), (yi, xi)| self.apply_one(xi, yi, g, c));
+        Ok(())
     }
 
     /// The adjoint `x = Re(Tᴴ(Re y + i Im y))` for a batch `(n, 2K)` → `(n, H·W)`.
     ///
-    /// # Panics
-    /// If the lengths are not whole measurements and their outputs.
-    pub fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) {
+    /// # Errors
+    /// `y` not whole measurements, `x` not their images.
+    pub fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
         let (d, m) = (self.h * self.w, 2 * self.len());
-        assert!(y.len() % m == 0 && x.len() == y.len() / m * d, "nufft: batch shapes");
+        if !y.len().is_multiple_of(m) || x.len() != y.len() / m * d {
+            return Err(Error::shape(
+                "nufft adjoint batch (visibilities, images)",
+                format!("(n·{m}, n·{d})"),
+                format!("({}, {})", y.len(), x.len()),
+            ));
+        }
         x.par_chunks_mut(d)
             .zip(y.par_chunks(m))
             .for_each_init(|| (Vec::new(), Vec::new()), |(g, c), (xi, yi)| self.adjoint_one(yi, xi, g, c));
+        Ok(())
     }
 }
 
@@ -311,7 +325,7 @@ mod tests {
                 let n = 3;
                 let x: Vec<f64> = (0..n * h * w).map(|_| rng.gen_range(0.0..1.0)).collect();
                 let (mut a, mut b) = (vec![0.0; n * 600], vec![0.0; n * 600]);
-                fast.apply_batch(&x, &mut a);
+                fast.apply_batch(&x, &mut a).unwrap();
                 for (xi, bi) in x.chunks(h * w).zip(b.chunks_mut(600)) {
                     direct.apply(xi, bi);
                 }
@@ -323,7 +337,7 @@ mod tests {
                 // Adjoint of the same measurement-space vector.
                 let yv: Vec<f64> = (0..n * 600).map(|_| rng.gen_range(-1.0..1.0)).collect();
                 let (mut xa, mut xb) = (vec![0.0; n * h * w], vec![0.0; n * h * w]);
-                fast.adjoint_batch(&yv, &mut xa);
+                fast.adjoint_batch(&yv, &mut xa).unwrap();
                 for (yi, xi) in yv.chunks(600).zip(xb.chunks_mut(h * w)) {
                     direct.adjoint(yi, xi).unwrap();
                 }
@@ -346,5 +360,10 @@ mod tests {
         assert!(Nufft::new([1, 4, 4].into(), &[], &[], 1e-10).is_err());
         assert!(Nufft::new([1, 4, 4].into(), &[f64::NAN], &[0.0], 1e-10).is_err());
         assert!(Nufft::new([1, 4, 4].into(), &[0.0], &[0.0], 0.0).is_err());
+        let op = Nufft::new([1, 4, 4].into(), &[0.0], &[0.0], 1e-10).unwrap();
+        assert!(op.apply_batch(&[0.0; 15], &mut [0.0; 2]).is_err());
+        assert!(op.apply_batch(&[0.0; 16], &mut [0.0; 3]).is_err());
+        assert!(op.adjoint_batch(&[0.0; 3], &mut [0.0; 16]).is_err());
+        assert!(op.adjoint_batch(&[0.0; 2], &mut [0.0; 15]).is_err());
     }
 }
