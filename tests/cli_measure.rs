@@ -127,7 +127,7 @@ fn bad_inputs_give_clear_errors() {
     let xs = x.to_str().unwrap();
     let ds = d.to_str().unwrap();
     let e = fails(&["measure", "--forward", "subsample(factor=3)", "--x", xs, "--out", ds]);
-    assert!(e.contains("factor 3 must divide"), "{e}");
+    assert!(e.contains("subsample factor must be a divisor of the image size 16×16, got 3"), "{e}");
     for (bad, want) in [("eht(tint=0)", "tint"), ("eht(bandwidth=-4e9)", "bandwidth"), ("eht(pulse=box)", "pulse")] {
         let e = fails(&["measure", "--forward", bad, "--x", xs, "--out", ds]);
         assert!(e.contains(want), "{bad}: {e}");

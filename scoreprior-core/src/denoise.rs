@@ -32,14 +32,14 @@ pub fn wiener(mean: &[f64], cov: &[f64], sigma: f64, y: &[f64]) -> Result<(Vec<f
         return Err(Error::shape("measurement", d, y.len()));
     }
     if !(sigma.is_finite() && sigma > 0.0) {
-        return Err(Error::invalid(format!("noise sigma must be positive and finite, got {sigma}")));
+        return Err(Error::out_of_range("noise sigma", sigma, "positive and finite"));
     }
     let s = DMatrix::from_row_slice(d, d, cov);
     let mut a = s.clone();
     for i in 0..d {
         a[(i, i)] += sigma * sigma;
     }
-    let chol = a.cholesky().ok_or_else(|| Error::invalid("Σ + σ²I is not positive definite"))?;
+    let chol = a.cholesky().ok_or_else(|| not_pd("Σ + σ²I"))?;
     let r = DVector::from_iterator(d, y.iter().zip(mean).map(|(y, m)| y - m));
     let m = DVector::from_column_slice(mean) + &s * chol.solve(&r);
     // diag(Σ − Σ A⁻¹ Σ): A⁻¹Σ column by column.
@@ -55,15 +55,14 @@ pub fn wiener(mean: &[f64], cov: &[f64], sigma: f64, y: &[f64]) -> Result<(Vec<f
 /// If `sigma` is not positive and finite or the SDE never reaches it before `T`.
 pub fn matching_time(sde: &dyn Sde, sigma: f64) -> Result<f64> {
     if !(sigma.is_finite() && sigma > 0.0) {
-        return Err(Error::invalid(format!("noise sigma must be positive and finite, got {sigma}")));
+        return Err(Error::out_of_range("noise sigma", sigma, "positive and finite"));
     }
     let ratio = |t: f64| sde.marginal_std(t) / sde.marginal_mean_coef(t);
     let (mut lo, mut hi) = (0.0, sde.t_max());
     if ratio(hi) < sigma {
-        return Err(Error::invalid(format!(
-            "the SDE's noise-to-signal ratio at T is {} < sigma = {sigma}: no matching time",
-            ratio(hi)
-        )));
+        let expected =
+            format!("at most the SDE's noise-to-signal ratio at T, {} (else there is no matching time)", ratio(hi));
+        return Err(Error::out_of_range("noise sigma", sigma, expected));
     }
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
@@ -130,7 +129,7 @@ pub fn linear_gaussian_posterior(
 ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let d = mean.len();
     if !forward.is_linear() {
-        return Err(Error::invalid("the closed-form Gaussian posterior needs a linear forward model"));
+        return Err(Error::unsupported("the closed-form Gaussian posterior needs a linear forward model"));
     }
     if forward.input_dim() != d || cov.len() != d * d {
         return Err(Error::shape("Gaussian prior", format!("mean ({}) and covariance", forward.input_dim()), d));
@@ -150,15 +149,20 @@ pub fn linear_gaussian_posterior(
     let mut precision = DMatrix::from_fn(d, d, |r, c| b[r] - g[c * d + r]);
     precision = 0.5 * (&precision + precision.transpose());
     let s = DMatrix::from_row_slice(d, d, cov);
-    let s_chol = s.clone().cholesky().ok_or_else(|| Error::invalid("prior covariance is not positive definite"))?;
+    let s_chol = s.clone().cholesky().ok_or_else(|| not_pd("prior covariance"))?;
     let s_inv = s_chol.inverse();
     precision += &s_inv;
-    let p_chol = precision.cholesky().ok_or_else(|| Error::invalid("posterior precision is not positive definite"))?;
+    let p_chol = precision.cholesky().ok_or_else(|| not_pd("posterior precision"))?;
     let rhs = &s_inv * DVector::from_column_slice(mean) + DVector::from_column_slice(&b);
     let m = p_chol.solve(&rhs);
     let c = p_chol.inverse();
     let c = 0.5 * (&c + c.transpose());
-    let l = c.clone().cholesky().ok_or_else(|| Error::invalid("posterior covariance is not positive definite"))?.l();
+    let l = c.clone().cholesky().ok_or_else(|| not_pd("posterior covariance"))?.l();
     let row_major = |a: &DMatrix<f64>| (0..d * d).map(|k| a[(k / d, k % d)]).collect::<Vec<f64>>();
     Ok((m.iter().copied().collect(), row_major(&c), row_major(&l)))
+}
+
+/// [`Error::NotPositiveDefinite`] for the matrix `what` whose Cholesky factorisation failed.
+fn not_pd(what: &str) -> Error {
+    Error::NotPositiveDefinite { what: what.into(), why: "its Cholesky factorisation failed".into() }
 }

@@ -1,6 +1,11 @@
 //! The one error type of `scoreprior-core`: every fallible operation returns [`Result`].
 //!
 //! Variants carry the data a user needs to act on the failure (where, what, which limit).
+//! A caller can act on the kind: a setting out of its range ([`Error::OutOfRange`], with the
+//! value), an unknown name ([`Error::UnknownName`], with the name and the accepted ones), a
+//! malformed spec or text file ([`Error::Syntax`]), an operation a model does not provide
+//! ([`Error::Unsupported`]). An error met inside a larger step keeps its kind under
+//! [`Error::Context`]; [`Error::innermost`] finds it.
 
 use thiserror::Error;
 
@@ -26,7 +31,38 @@ pub enum Error {
     /// An input had the wrong length or shape.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
     ShapeMismatch { what: String, expected: String, got: String },
-    /// An argument or configuration value is outside its valid range.
+    /// A number (a setting, a parameter, an input value) lies outside the range it must be
+    /// in: `what` names it (a field, a primitive's parameter, a flag), `value` is the value
+    /// given (counts and sizes as numbers too), `expected` says what it must be
+    /// (`positive and finite`, `in (0, 1]`, `at least 1`).
+    #[error("{what} must be {expected}, got {value}")]
+    OutOfRange { what: String, value: f64, expected: String },
+    /// A name (of a solver, primitive, noise, preset, boundary, SDE, a primitive's
+    /// parameter, …) is none of those accepted. `what` is the kind of name (`"solver"`,
+    /// `"primitive"`, `"parameter"`); `owner` the thing the name belongs to, if any (the
+    /// primitive whose parameter it is); `expected` lists the accepted names.
+    #[error("unknown {what} `{name}`{}; expected {expected}", of_owner(owner.as_deref()))]
+    UnknownName { what: &'static str, name: String, owner: Option<String>, expected: String },
+    /// A text is malformed: a forward-model spec (`name(key = value, …)`: a missing `)`,
+    /// a duplicate, missing or mistyped parameter) or a line of a text file (an observation, an
+    /// array table). `at` says where (the text in backticks, or a file and line), `why` what
+    /// is wrong.
+    #[error("{at}: {why}")]
+    Syntax { at: String, why: String },
+    /// An operation the object does not provide, e.g. the adjoint of a non-linear forward
+    /// model, or a method that needs a linear one; the message says what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
+    /// An error of `inner` while doing `context` (e.g. building the primitive `…` of a
+    /// chain on input of a given shape). The kind stays that of `inner`: see
+    /// [`Error::innermost`].
+    #[error("{context}: {}", bare_message(inner))]
+    Context { context: String, inner: Box<Error> },
+    /// Any other invalid argument or configuration, with a message and no kind a caller
+    /// could act on: inconsistent combinations of several settings, internal states
+    /// (a table entry without an implementation), failures of external libraries. Settings
+    /// outside their range are [`Error::OutOfRange`], unknown names [`Error::UnknownName`],
+    /// malformed texts [`Error::Syntax`], missing operations [`Error::Unsupported`].
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// A matrix that must be symmetric positive definite is not.
@@ -63,13 +99,91 @@ fn at_time(t: f64) -> String {
     }
 }
 
+/// `` of `owner` `` for a name that belongs to something, nothing otherwise.
+fn of_owner(owner: Option<&str>) -> String {
+    owner.map(|o| format!(" of `{o}`")).unwrap_or_default()
+}
+
+/// The message of `e` without the `invalid argument: ` prefix (which reads as noise after a
+/// context).
+fn bare_message(e: &Error) -> String {
+    match e {
+        Error::InvalidArgument(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Shorthand for [`Error::InvalidArgument`].
+    /// Shorthand for [`Error::InvalidArgument`], for the leftovers only: prefer
+    /// [`Error::out_of_range`], [`Error::unknown`], [`Error::syntax`] or
+    /// [`Error::unsupported`] where the failure has one of those kinds.
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
+    }
+    /// Shorthand for [`Error::OutOfRange`]: `what` must be `expected`, but is `value`.
+    ///
+    /// ```
+    /// use scoreprior_core::Error;
+    /// let e = Error::out_of_range("noise sigma", -1.0, "positive and finite");
+    /// assert_eq!(e.to_string(), "noise sigma must be positive and finite, got -1");
+    /// ```
+    pub fn out_of_range(what: impl Into<String>, value: impl Into<f64>, expected: impl Into<String>) -> Self {
+        Error::OutOfRange { what: what.into(), value: value.into(), expected: expected.into() }
+    }
+    /// [`Error::OutOfRange`] for a count or size (`usize`, shown as an integer).
+    pub fn count_out_of_range(what: impl Into<String>, value: usize, expected: impl Into<String>) -> Self {
+        Error::OutOfRange { what: what.into(), value: value as f64, expected: expected.into() }
+    }
+    /// Shorthand for [`Error::UnknownName`] of a name that belongs to nothing in particular
+    /// (a solver, a primitive): `expected` lists the accepted names.
+    ///
+    /// ```
+    /// use scoreprior_core::Error;
+    /// let e = Error::unknown("solver", "rk45", "one of euler, dopri5");
+    /// assert_eq!(e.to_string(), "unknown solver `rk45`; expected one of euler, dopri5");
+    /// ```
+    pub fn unknown(what: &'static str, name: impl Into<String>, expected: impl Into<String>) -> Self {
+        Error::UnknownName { what, name: name.into(), owner: None, expected: expected.into() }
+    }
+    /// Shorthand for [`Error::UnknownName`] of a name that belongs to `owner` (a parameter of
+    /// a primitive): ``unknown parameter `speed` of `mri`; expected …``.
+    pub fn unknown_of(
+        what: &'static str,
+        name: impl Into<String>,
+        owner: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::UnknownName { what, name: name.into(), owner: Some(owner.into()), expected: expected.into() }
+    }
+    /// Shorthand for [`Error::Syntax`]: `at` (already formatted: `` `text` `` or
+    /// `file line n`) is malformed because `why`.
+    pub fn syntax(at: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Syntax { at: at.into(), why: why.into() }
+    }
+    /// Shorthand for [`Error::Unsupported`].
+    pub fn unsupported(msg: impl Into<String>) -> Self {
+        Error::Unsupported(msg.into())
+    }
+    /// `self` as the inner error of [`Error::Context`]: the message gains the prefix
+    /// `context: `, the kind stays (see [`Error::innermost`]).
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context { context: context.into(), inner: Box::new(self) }
+    }
+    /// The error under any [`Error::Context`] wrappers: the one to match on for its kind.
+    ///
+    /// ```
+    /// use scoreprior_core::Error;
+    /// let e = Error::unknown("boundary", "mirror", "zero, reflect or circular").context("in `box_blur`");
+    /// assert!(matches!(e.innermost(), Error::UnknownName { what: "boundary", .. }));
+    /// ```
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::Context { inner, .. } => inner.innermost(),
+            other => other,
+        }
     }
     /// Shorthand for [`Error::ShapeMismatch`].
     pub fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {

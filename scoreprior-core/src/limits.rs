@@ -76,7 +76,7 @@ pub fn set_memory_limit(bytes: u64) {
 /// ```
 pub fn set_memory_limit_gib(what: &str, gib: f64) -> Result<()> {
     if !(gib.is_finite() && gib > 0.0) {
-        return Err(Error::invalid(format!("{what} {gib}: must be a positive number of GiB")));
+        return Err(Error::out_of_range(what, gib, "a positive number of GiB"));
     }
     set_memory_limit(((gib * GIB).min(u64::MAX as f64) as u64).max(1));
     Ok(())
@@ -135,7 +135,10 @@ mod tests {
         }
         let e = check_elems("`pad(top=100000000)` output", &[100_000_016, 16, 1 << 20], 8).unwrap_err().to_string();
         assert!(e.contains("pad(top=100000000)") && e.contains("GiB") && e.contains("memory limit"), "{e}");
-        assert!(set_memory_limit_gib("--max-memory", -1.0).unwrap_err().to_string().contains("--max-memory -1"));
+        assert!(set_memory_limit_gib("--max-memory", -1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("--max-memory must be a positive number of GiB, got -1"));
         assert!(set_memory_limit_gib("--max-memory", 0.0).is_err());
     }
 }

@@ -81,7 +81,7 @@ pub fn ssim(x: &[f64], truth: &[f64], h: usize, w: usize, range: f64) -> Result<
     }
     let radius = 5; // int(3.5·σ + 0.5) with σ = 1.5
     if h < 2 * radius + 1 || w < 2 * radius + 1 {
-        return Err(Error::invalid(format!("SSIM needs images of at least 11x11, got {h}x{w}")));
+        return Err(Error::shape("SSIM images", "at least 11x11", format!("{h}x{w}")));
     }
     let k = gaussian_window(1.5, radius);
     let prod = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).collect::<Vec<_>>();

@@ -79,7 +79,14 @@ impl VpSde {
     /// A VP SDE; errors unless `0 ≤ β_min < β_max` are finite.
     pub fn new(beta_min: f64, beta_max: f64) -> Result<Self> {
         if !(beta_min.is_finite() && beta_max.is_finite() && beta_min >= 0.0 && beta_max > beta_min) {
-            return Err(Error::invalid(format!("VP SDE needs 0 <= beta_min < beta_max, got {beta_min}, {beta_max}")));
+            if !(beta_min.is_finite() && beta_min >= 0.0) {
+                return Err(Error::out_of_range("VP SDE beta_min", beta_min, "finite and ≥ 0"));
+            }
+            return Err(Error::out_of_range(
+                "VP SDE beta_max",
+                beta_max,
+                format!("finite and > beta_min = {beta_min}"),
+            ));
         }
         Ok(Self { beta_min, beta_max })
     }
@@ -165,9 +172,14 @@ impl VeSde {
     /// A VE SDE; errors unless `0 < σ_min < σ_max` are finite.
     pub fn new(sigma_min: f64, sigma_max: f64) -> Result<Self> {
         if !(sigma_min.is_finite() && sigma_max.is_finite() && sigma_min > 0.0 && sigma_max > sigma_min) {
-            return Err(Error::invalid(format!(
-                "VE SDE needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}"
-            )));
+            if !(sigma_min.is_finite() && sigma_min > 0.0) {
+                return Err(Error::out_of_range("VE SDE sigma_min", sigma_min, "finite and positive"));
+            }
+            return Err(Error::out_of_range(
+                "VE SDE sigma_max",
+                sigma_max,
+                format!("finite and > sigma_min = {sigma_min}"),
+            ));
         }
         Ok(Self { sigma_min, sigma_max })
     }
@@ -210,7 +222,7 @@ impl AnySde {
             "vp" => Ok(AnySde::Vp(VpSde::default())),
             "subvp" | "sub-vp" => Ok(AnySde::SubVp(SubVpSde::default())),
             "ve" => Ok(AnySde::Ve(VeSde::default())),
-            other => Err(Error::invalid(format!("unknown SDE `{other}`; expected vp, subvp or ve"))),
+            other => Err(Error::unknown("SDE", other, "vp, subvp or ve")),
         }
     }
     fn inner(&self) -> &dyn Sde {

@@ -217,8 +217,8 @@ fn invalid_inputs_are_errors() {
         GaussianMixture::new(&[1.0, 1.0], &[0.0, 0.0, 1.0], &[0.1, 0.1], sde),
         Err(Error::ShapeMismatch { .. })
     ));
-    assert!(matches!(GaussianMixture::new(&[1.0, 0.0], &[0.0, 1.0], &[0.1, 0.1], sde), Err(Error::InvalidArgument(_))));
-    assert!(matches!(GaussianMixture::new(&[1.0], &[0.0, 1.0], &[0.0], sde), Err(Error::InvalidArgument(_))));
+    assert!(matches!(GaussianMixture::new(&[1.0, 0.0], &[0.0, 1.0], &[0.1, 0.1], sde), Err(Error::OutOfRange { .. })));
+    assert!(matches!(GaussianMixture::new(&[1.0], &[0.0, 1.0], &[0.0], sde), Err(Error::OutOfRange { .. })));
     assert!(matches!(
         GaussianMixture::new(&[1.0], &[f64::INFINITY, 1.0], &[0.1], sde),
         Err(Error::NonFiniteData { .. })

@@ -33,7 +33,7 @@ pub fn sample_ode(
     rng: &mut dyn rand::RngCore,
 ) -> Result<(Vec<f64>, Stats)> {
     if !(t_end > 0.0 && t_end < sde.t_max()) {
-        return Err(Error::invalid(format!("sampler needs 0 < t_end < T = {}, got t_end = {t_end}", sde.t_max())));
+        return Err(Error::out_of_range("sampler t_end", t_end, format!("in (0, T = {})", sde.t_max())));
     }
     let d = model.dim();
     let mut x0 = vec![0.0; n * d];
@@ -52,7 +52,7 @@ pub fn sample_ode(
         }
         OdeSteps::Fixed(k) => {
             if k == 0 {
-                return Err(Error::invalid("fixed-step sampler needs at least one step"));
+                return Err(Error::count_out_of_range("fixed-step sampler steps", k, "at least 1"));
             }
             // The integrator takes step magnitudes and the direction from t0 → t1, so the
             // backward solve T → t_end gets the positive step (T − t_end)/k.
@@ -86,8 +86,11 @@ pub fn sample_sde(
     t_end: f64,
     rng: &mut dyn rand::RngCore,
 ) -> Result<Vec<f64>> {
-    if steps == 0 || !(t_end > 0.0 && t_end < sde.t_max()) {
-        return Err(Error::invalid(format!("sampler needs steps > 0 and 0 < t_end < T, got {steps}, {t_end}")));
+    if steps == 0 {
+        return Err(Error::count_out_of_range("sampler steps", steps, "at least 1"));
+    }
+    if !(t_end > 0.0 && t_end < sde.t_max()) {
+        return Err(Error::out_of_range("sampler t_end", t_end, format!("in (0, T = {})", sde.t_max())));
     }
     let d = model.dim();
     let mut x = vec![0.0; n * d];

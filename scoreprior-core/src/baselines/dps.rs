@@ -60,10 +60,10 @@ impl Dps {
     /// Zero steps, a non-positive `ζ'`, `t_min` outside `(0, T)`.
     pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
         if self.steps == 0 {
-            return Err(Error::invalid("DPS needs at least one step"));
+            return Err(Error::count_out_of_range("DPS steps", self.steps, "at least 1"));
         }
         if !(self.zeta.is_finite() && self.zeta > 0.0) {
-            return Err(Error::invalid(format!("DPS zeta must be positive, got {}", self.zeta)));
+            return Err(Error::out_of_range("DPS zeta", self.zeta, "positive"));
         }
         super::check_t_min("DPS", self.t_min, sde)
     }

@@ -100,7 +100,7 @@ impl Schedule<'_> {
 /// takes the score model's images and a `y` of its output length. Returns `D`.
 fn check_problem(what: &str, model: &dyn ScoreModel, forward: &dyn ForwardModel, y: &[f64], n: usize) -> Result<usize> {
     if n == 0 {
-        return Err(Error::invalid(format!("{what} needs at least one sample")));
+        return Err(Error::count_out_of_range(format!("{what} sample count"), n, "at least 1"));
     }
     let d = model.dim();
     if forward.input_dim() != d {
@@ -117,7 +117,7 @@ fn check_t_min(what: &str, t_min: f64, sde: &dyn Sde) -> Result<()> {
     if t_min > 0.0 && t_min < sde.t_max() {
         Ok(())
     } else {
-        Err(Error::invalid(format!("{what} t_min must be in (0, T = {}), got {t_min}", sde.t_max())))
+        Err(Error::out_of_range(format!("{what} t_min"), t_min, format!("in (0, T = {})", sde.t_max())))
     }
 }
 

@@ -62,18 +62,17 @@ impl ScoreAld {
     /// # Errors
     /// Zero levels or steps, `t_min` outside `(0, T)`, a non-positive step or `σ_y`.
     pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        if self.steps_per_level == 0 || self.levels == 0 {
-            return Err(Error::invalid("Score-ALD needs at least one level and one step per level"));
+        for (what, n) in [("Score-ALD levels", self.levels), ("Score-ALD steps per level", self.steps_per_level)] {
+            if n == 0 {
+                return Err(Error::count_out_of_range(what, n, "at least 1"));
+            }
         }
         super::check_t_min("Score-ALD", self.t_min, sde)?;
         if !(self.step_rel.is_finite() && self.step_rel > 0.0 && self.step_rel < 2.0) {
-            return Err(Error::invalid(format!(
-                "Score-ALD step must be in (0, 2) (above 2 Langevin diverges), got {}",
-                self.step_rel
-            )));
+            return Err(Error::out_of_range("Score-ALD step", self.step_rel, "in (0, 2) (above 2 Langevin diverges)"));
         }
         if !(self.sigma_y.is_finite() && self.sigma_y > 0.0) {
-            return Err(Error::invalid(format!("Score-ALD sigma_y must be positive, got {}", self.sigma_y)));
+            return Err(Error::out_of_range("Score-ALD sigma_y", self.sigma_y, "positive"));
         }
         Ok(())
     }

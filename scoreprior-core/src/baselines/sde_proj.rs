@@ -60,11 +60,13 @@ impl SdeProj {
     /// # Errors
     /// Zero steps or CG iterations, `λ` outside `[0, 1]`, `t_min` outside `(0, T)`.
     pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        if self.steps == 0 || self.cg_iterations == 0 {
-            return Err(Error::invalid("SDE+Proj needs at least one step and one CG iteration"));
+        for (what, n) in [("SDE+Proj steps", self.steps), ("SDE+Proj CG iterations", self.cg_iterations)] {
+            if n == 0 {
+                return Err(Error::count_out_of_range(what, n, "at least 1"));
+            }
         }
         if !(0.0..=1.0).contains(&self.lambda) {
-            return Err(Error::invalid(format!("SDE+Proj lambda must be in [0, 1], got {}", self.lambda)));
+            return Err(Error::out_of_range("SDE+Proj lambda", self.lambda, "in [0, 1]"));
         }
         super::check_t_min("SDE+Proj", self.t_min, sde)
     }
@@ -87,7 +89,7 @@ impl SdeProj {
             if forward.is_linear() {
                 Ok(())
             } else {
-                Err(Error::invalid("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"))
+                Err(Error::unsupported("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"))
             }
         });
         let grid = super::prepare("SDE+Proj", settings, sde, self.t_min, self.steps, (model, forward, y, n))?;

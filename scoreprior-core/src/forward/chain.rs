@@ -112,7 +112,7 @@ impl Chain {
     /// `x = Aᵀ y` for one measurement: primitive adjoints in reverse order.
     pub fn adjoint(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
         if !self.is_linear() {
-            return Err(Error::invalid(format!("chain `{}` is non-linear: use the VJP", self.describe())));
+            return Err(Error::unsupported(format!("chain `{}` is non-linear: use the VJP", self.describe())));
         }
         match self.ops.len() {
             0 => {
@@ -167,7 +167,7 @@ impl Chain {
     /// `x = Aᵀ y` for a batch `(n, M)` → `(n, D)`: batched primitive adjoints in reverse.
     pub fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
         if !self.is_linear() {
-            return Err(Error::invalid(format!("chain `{}` is non-linear: use the VJP", self.describe())));
+            return Err(Error::unsupported(format!("chain `{}` is non-linear: use the VJP", self.describe())));
         }
         let n = y.len() / self.output_shape().len().max(1);
         let mut cur = std::borrow::Cow::Borrowed(y);

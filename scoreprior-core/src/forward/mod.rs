@@ -135,7 +135,7 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     fn apply(&self, x: &[f64], y: &mut [f64]);
     /// `x = Aᵀ y` (overwrites `x`). Non-linear primitives keep the default, an error.
     fn adjoint(&self, _y: &[f64], _x: &mut [f64]) -> Result<()> {
-        Err(Error::invalid(format!(
+        Err(Error::unsupported(format!(
             "{} is non-linear: it has a vector-Jacobian product, not an adjoint",
             self.describe()
         )))

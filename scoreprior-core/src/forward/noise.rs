@@ -66,7 +66,7 @@ fn check_sigma(s: f64) -> Result<()> {
     if s.is_finite() && s > 0.0 {
         Ok(())
     } else {
-        Err(Error::invalid(format!("noise level must be positive and finite, got {s}")))
+        Err(Error::out_of_range("noise level", s, "positive and finite"))
     }
 }
 

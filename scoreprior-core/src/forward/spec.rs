@@ -75,15 +75,12 @@ impl<'a> Params<'a> {
     fn new(spec: &'a PrimitiveSpec, def: &'static PrimitiveDef) -> Result<Self> {
         for (k, _) in &spec.params {
             if def.param(k).is_none() {
-                return Err(Error::invalid(format!(
-                    "unknown parameter `{k}` of `{}`; expected one of: {}",
-                    spec.name,
-                    if def.params.is_empty() { "(none)".to_string() } else { def.param_list(", ", "") }
-                )));
+                let expected = if def.params.is_empty() { "(none)".to_string() } else { def.param_list(", ", "") };
+                return Err(Error::unknown_of("parameter", k, &spec.name, format!("one of: {expected}")));
             }
         }
         if let Some(p) = def.params.iter().find(|p| p.required && !spec.params.iter().any(|(k, _)| k == p.name)) {
-            return Err(Error::invalid(format!("`{}` needs the parameter `{}`", spec.name, p.name)));
+            return Err(missing(&spec.name, p.name));
         }
         Ok(Params { spec, def })
     }
@@ -111,31 +108,33 @@ impl<'a> Params<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(ParamValue::Num(v)) if v.is_finite() => Ok(Some(*v)),
-            Some(v) => {
-                Err(Error::invalid(format!("parameter `{key}` of `{}` must be a number, got `{v}`", self.spec.name)))
-            }
+            Some(v) => Err(Error::syntax(
+                format!("`{}`", self.spec.name),
+                format!("parameter `{key}` must be a number, got `{v}`"),
+            )),
         }
     }
     fn num(&self, key: &str) -> Result<f64> {
-        self.num_opt(key)?.ok_or_else(|| Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name)))
+        self.num_opt(key)?.ok_or_else(|| missing(&self.spec.name, key))
     }
     fn positive(&self, key: &str) -> Result<f64> {
         let v = self.num(key)?;
         if v > 0.0 {
             Ok(v)
         } else {
-            Err(Error::invalid(format!("parameter `{key}` of `{}` must be positive, got {v}", self.spec.name)))
+            Err(Error::out_of_range(format!("parameter `{key}` of `{}`", self.spec.name), v, "positive"))
         }
     }
     fn uint_or(&self, key: &str, default: Option<usize>) -> Result<usize> {
         match (self.num_opt(key)?, default) {
             (Some(v), _) if v >= 0.0 && v.fract() == 0.0 && v < 1e15 => Ok(v as usize),
-            (Some(v), _) => Err(Error::invalid(format!(
-                "parameter `{key}` of `{}` must be a non-negative integer, got {v}",
-                self.spec.name
-            ))),
+            (Some(v), _) => Err(Error::out_of_range(
+                format!("parameter `{key}` of `{}`", self.spec.name),
+                v,
+                "a non-negative integer",
+            )),
             (None, Some(d)) => Ok(d),
-            (None, None) => Err(Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name))),
+            (None, None) => Err(missing(&self.spec.name, key)),
         }
     }
     fn uint(&self, key: &str) -> Result<usize> {
@@ -144,19 +143,25 @@ impl<'a> Params<'a> {
     fn text(&self, key: &str) -> Result<&str> {
         match self.get(key) {
             Some(ParamValue::Text(t) | ParamValue::Word(t)) => Ok(t),
-            Some(v) => {
-                Err(Error::invalid(format!("parameter `{key}` of `{}` must be a path, got `{v}`", self.spec.name)))
-            }
-            None => Err(Error::invalid(format!("`{}` needs the parameter `{key}`", self.spec.name))),
+            Some(v) => Err(Error::syntax(
+                format!("`{}`", self.spec.name),
+                format!("parameter `{key}` must be a path, got `{v}`"),
+            )),
+            None => Err(missing(&self.spec.name, key)),
         }
     }
     fn boundary(&self) -> Result<Boundary> {
         match self.get("boundary") {
             None => Boundary::parse(self.default("boundary").expect("a default boundary in the table")),
             Some(ParamValue::Word(w)) => Boundary::parse(w),
-            Some(v) => Err(Error::invalid(format!("boundary must be zero, reflect or circular, got `{v}`"))),
+            Some(v) => Err(Error::unknown("boundary", v.to_string(), "zero, reflect or circular")),
         }
     }
+}
+
+/// The required parameter `key` of the primitive `name` is missing.
+fn missing(name: &str, key: &str) -> Error {
+    Error::syntax(format!("`{name}`"), format!("needs the parameter `{key}`"))
 }
 
 /// Builds the primitive `spec` on inputs of `shape`.
@@ -168,11 +173,11 @@ impl<'a> Params<'a> {
 /// ```
 pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
     let def = scoreprior_primitives::primitive(&spec.name).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown primitive `{}`; expected one of: {}",
-            spec.name,
-            scoreprior_primitives::name_list(PRIMITIVES, |_| true, ", ", "")
-        ))
+        Error::unknown(
+            "primitive",
+            &spec.name,
+            format!("one of: {}", scoreprior_primitives::name_list(PRIMITIVES, |_| true, ", ", "")),
+        )
     })?;
     let q = Params::new(spec, def)?;
     let op: Arc<dyn Op> = match def.name {
@@ -227,13 +232,8 @@ pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
 pub fn build_chain(specs: &[PrimitiveSpec], input: Shape) -> Result<Chain> {
     let mut chain = Chain::new(input);
     for s in specs {
-        let op = build_op(s, chain.output_shape()).map_err(|e| {
-            let why = match e {
-                Error::InvalidArgument(m) => m,
-                other => other.to_string(),
-            };
-            Error::invalid(format!("in `{}` (input {}): {why}", s.name, chain.output_shape()))
-        })?;
+        let op = build_op(s, chain.output_shape())
+            .map_err(|e| e.context(format!("in `{}` (input {})", s.name, chain.output_shape())))?;
         chain.push(op)?;
     }
     Ok(chain)
@@ -274,22 +274,22 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
     let (name, rest) = match text.find('(') {
         Some(i) => {
             let body =
-                text[i + 1..].strip_suffix(')').ok_or_else(|| Error::invalid(format!("`{text}`: missing `)`")))?;
+                text[i + 1..].strip_suffix(')').ok_or_else(|| Error::syntax(format!("`{text}`"), "missing `)`"))?;
             (text[..i].trim(), Some(body))
         }
         None => (text, None),
     };
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Error::invalid(format!("`{text}`: expected `name` or `name(key = value, ...)`")));
+        return Err(Error::syntax(format!("`{text}`"), "expected `name` or `name(key = value, ...)`"));
     }
     let mut params = Vec::new();
     for arg in split_args(rest.unwrap_or(""), name)?.into_iter().map(str::trim).filter(|a| !a.is_empty()) {
         let (k, v) = arg
             .split_once('=')
-            .ok_or_else(|| Error::invalid(format!("`{arg}` in `{name}`: expected `key = value`")))?;
+            .ok_or_else(|| Error::syntax(format!("`{arg}` in `{name}`"), "expected `key = value`"))?;
         let (k, v) = (k.trim(), v.trim());
         if params.iter().any(|(pk, _): &(String, ParamValue)| pk == k) {
-            return Err(Error::invalid(format!("duplicate parameter `{k}` in `{name}`")));
+            return Err(Error::syntax(format!("`{name}`"), format!("duplicate parameter `{k}`")));
         }
         let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
         let is_path = |c: char| is_word(c) || matches!(c, '.' | '/' | '-' | '~' | '+');
@@ -300,9 +300,10 @@ fn parse_call(text: &str) -> Result<PrimitiveSpec> {
             (None, Err(_)) if !v.is_empty() && v.chars().all(is_word) => ParamValue::Word(v.to_string()),
             (None, Err(_)) if !v.is_empty() && v.chars().all(is_path) => ParamValue::Text(v.to_string()),
             _ => {
-                return Err(Error::invalid(format!(
-                    "`{k} = {v}` in `{name}`: expected a number, a word or a path (quote a path with other characters)"
-                )))
+                return Err(Error::syntax(
+                    format!("`{k} = {v}` in `{name}`"),
+                    "expected a number, a word or a path (quote a path with other characters)",
+                ))
             }
         };
         params.push((k.to_string(), value));
@@ -325,7 +326,7 @@ fn split_args<'t>(body: &'t str, name: &str) -> Result<Vec<&'t str>> {
         }
     }
     if quote.is_some() {
-        return Err(Error::invalid(format!("`{name}`: unclosed quote in `{body}`")));
+        return Err(Error::syntax(format!("`{name}`"), format!("unclosed quote in `{body}`")));
     }
     out.push(&body[start..]);
     Ok(out)
@@ -375,7 +376,7 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
     let Ok(spec) = parse_call(text) else { return Ok(None) };
     let Some(def) = scoreprior_primitives::preset(&spec.name) else { return Ok(None) };
     if def.name == "eht" {
-        return Err(Error::invalid(
+        return Err(Error::unsupported(
             "`eht` is not an operator chain: it builds an interferometer whose noise is the radiometer equation \
              of each baseline; use `scoreprior measure --forward eht(...)` to simulate its data",
         ));
@@ -395,7 +396,7 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
             let mask = match q.get("mask") {
                 None => q.default("mask").expect("a default mask in the table").to_string(),
                 Some(ParamValue::Word(w)) if w == "poisson" || w == "cartesian" => w.clone(),
-                Some(v) => return Err(Error::invalid(format!("`mri`: mask must be poisson or cartesian, got `{v}`"))),
+                Some(v) => return Err(Error::unknown_of("mask", v.to_string(), "mri", "poisson or cartesian")),
             };
             Preset {
                 chain: format!(
@@ -467,7 +468,7 @@ impl EhtSettings {
         let observation_file = match q.get("obs") {
             None => None,
             Some(ParamValue::Word(w) | ParamValue::Text(w)) => Some(std::path::PathBuf::from(w)),
-            Some(v) => return Err(Error::invalid(format!("parameter `obs` of `eht` must be a file path, got `{v}`"))),
+            Some(v) => return Err(Error::syntax("`eht`", format!("parameter `obs` must be a file path, got `{v}`"))),
         };
         if observation_file.is_some() {
             if let Some((k, _)) = spec.params.iter().find(|(k, _)| !["obs", "fov", "pulse"].contains(&k.as_str())) {
@@ -487,9 +488,8 @@ impl EhtSettings {
             ..base
         };
         observation.validate()?;
-        let bad_pulse = |v: &dyn std::fmt::Display| {
-            Error::invalid(format!("parameter `pulse` of `eht` must be delta or triangle, got `{v}`"))
-        };
+        let bad_pulse =
+            |v: &dyn std::fmt::Display| Error::unknown_of("pulse", v.to_string(), "eht", "delta or triangle");
         let pulse = match q.get("pulse") {
             None => q.default("pulse").expect("a default pulse in the table"),
             Some(ParamValue::Word(w)) => w.as_str(),
@@ -519,11 +519,7 @@ impl EhtSettings {
 pub fn parse_noise(text: &str) -> Result<NoiseSpec> {
     let spec = parse_call(text)?;
     let def = scoreprior_primitives::noise(&spec.name).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown noise `{}`; expected {}",
-            spec.name,
-            scoreprior_primitives::name_list(NOISES, |_| true, " or ", "")
-        ))
+        Error::unknown("noise", &spec.name, scoreprior_primitives::name_list(NOISES, |_| true, " or ", ""))
     })?;
     let q = Params::new(&spec, def)?;
     match def.name {
@@ -629,7 +625,7 @@ mod tests {
         let e = parse_chain("fft2(norm=1)", [1, 8, 8]).unwrap_err().to_string();
         assert!(e.contains("unknown parameter `norm` of `fft2`; expected one of: (none)"), "{e}");
         let e = parse_chain("crop(height=2)", [1, 8, 8]).unwrap_err().to_string();
-        assert!(e.contains("`crop` needs the parameter `width`"), "{e}");
+        assert!(e.contains("`crop`: needs the parameter `width`"), "{e}");
         let e = parse_noise("poisson(sigma=1)").unwrap_err().to_string();
         assert!(e.contains("unknown noise `poisson`; expected gaussian or complex_gaussian"), "{e}");
         let e = expand_preset("mri(speed=2)").unwrap_err().to_string();

@@ -78,7 +78,7 @@ impl StepSizeController for ConstantStepSize {
         if self.dt.is_finite() && self.dt > 0.0 {
             Ok(())
         } else {
-            Err(Error::invalid(format!("constant step size must be positive and finite, got {}", self.dt)))
+            Err(Error::out_of_range("constant step size", self.dt, "positive and finite"))
         }
     }
 }
@@ -113,7 +113,7 @@ impl StepTo {
     /// Steps onto `ts` (at least two finite, strictly monotone times).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for fewer than two times, a non-finite time, or times that
+    /// [`Error::OutOfRange`] for fewer than two times, a non-finite time, or times that
     /// are not strictly increasing or strictly decreasing.
     pub fn new(ts: Vec<f64>) -> Result<Self> {
         let c = Self { ts, next: 0 };
@@ -151,14 +151,19 @@ impl StepSizeController for StepTo {
     }
     fn validate(&self) -> Result<()> {
         if self.ts.len() < 2 {
-            return Err(Error::invalid(format!("StepTo needs at least two times, got {}", self.ts.len())));
+            return Err(Error::count_out_of_range("the number of StepTo times", self.ts.len(), "at least 2"));
         }
         if let Some(t) = self.ts.iter().find(|t| !t.is_finite()) {
-            return Err(Error::invalid(format!("StepTo times must be finite, got {t}")));
+            return Err(Error::out_of_range("a StepTo time", *t, "finite"));
         }
         let up = self.ts[1] > self.ts[0];
-        if self.ts.windows(2).any(|w| if up { w[1] <= w[0] } else { w[1] >= w[0] }) {
-            return Err(Error::invalid("StepTo times must be strictly increasing or strictly decreasing"));
+        if let Some(w) = self.ts.windows(2).find(|w| if up { w[1] <= w[0] } else { w[1] >= w[0] }) {
+            let expected = format!(
+                "{} than the time before it, {} (StepTo times must be strictly increasing or strictly decreasing)",
+                if up { "greater" } else { "less" },
+                w[0]
+            );
+            return Err(Error::out_of_range("a StepTo time", w[1], expected));
         }
         Ok(())
     }
@@ -243,30 +248,27 @@ impl PidController {
     /// Checks the configuration (the integrator calls it through
     /// [`StepSizeController::validate`] before a solve).
     pub fn validate(&self) -> Result<()> {
-        let pos = |v: f64| v.is_finite() && v >= 0.0;
-        if !pos(self.rtol) || !pos(self.atol) || (self.rtol == 0.0 && self.atol == 0.0) {
-            return Err(Error::invalid(format!(
-                "tolerances must be finite, non-negative and not both zero (rtol = {}, atol = {})",
-                self.rtol, self.atol
-            )));
-        }
+        check_tolerances(self.rtol, self.atol)?;
         if !(self.safety > 0.0 && self.safety <= 1.0) {
-            return Err(Error::invalid(format!("safety must be in (0, 1], got {}", self.safety)));
+            return Err(Error::out_of_range("safety", self.safety, "in (0, 1]"));
         }
-        if !(self.factormin > 0.0 && self.factormin <= 1.0 && self.factormax >= 1.0) {
-            return Err(Error::invalid(format!(
-                "need 0 < factormin <= 1 <= factormax, got {} and {}",
-                self.factormin, self.factormax
-            )));
+        if !(self.factormin > 0.0 && self.factormin <= 1.0) {
+            return Err(Error::out_of_range("factormin", self.factormin, "in (0, 1]"));
+        }
+        if self.factormax.is_nan() || self.factormax < 1.0 {
+            return Err(Error::out_of_range("factormax", self.factormax, "at least 1"));
         }
         if let Some(dt0) = self.dt0 {
             if !(dt0.is_finite() && dt0 > 0.0) {
-                return Err(Error::invalid(format!("the first step dt0 must be finite and positive, got {dt0}")));
+                return Err(Error::out_of_range("the first step dt0", dt0, "finite and positive"));
             }
         }
         if let (Some(lo), Some(hi)) = (self.dtmin, self.dtmax) {
-            if !(lo > 0.0 && lo <= hi) {
-                return Err(Error::invalid(format!("need 0 < dtmin <= dtmax, got {lo} and {hi}")));
+            if lo.is_nan() || lo <= 0.0 {
+                return Err(Error::out_of_range("dtmin", lo, "positive"));
+            }
+            if hi.is_nan() || hi < lo {
+                return Err(Error::out_of_range("dtmax", hi, format!("at least dtmin = {lo}")));
             }
         }
         Ok(())
@@ -340,4 +342,18 @@ impl PidController {
             _ => Ok(dt),
         }
     }
+}
+
+/// `rtol` and `atol` finite, non-negative and not both zero ([`Error::OutOfRange`] naming
+/// the one at fault).
+fn check_tolerances(rtol: f64, atol: f64) -> Result<()> {
+    for (what, v) in [("rtol", rtol), ("atol", atol)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::out_of_range(what, v, "finite and non-negative"));
+        }
+    }
+    if rtol == 0.0 && atol == 0.0 {
+        return Err(Error::out_of_range("atol", atol, "positive when rtol is 0 (not both zero)"));
+    }
+    Ok(())
 }

@@ -96,9 +96,10 @@ pub struct Solution<S> {
 ///
 /// # Errors
 /// [`Error::MaxStepsExceeded`], [`Error::StepSizeUnderflow`], [`Error::NonFinite`] (in `y0`,
-/// a right-hand side or an accepted state), [`Error::InvalidArgument`] for non-finite
-/// times, an adaptive controller with a fixed-step tableau, a non-positive constant step, or
-/// output times outside the interval or out of order.
+/// a right-hand side or an accepted state), [`Error::OutOfRange`] for non-finite
+/// times, a non-positive constant step, invalid tolerances, or output times outside the
+/// interval or out of order, [`Error::Unsupported`] for an adaptive controller with a
+/// fixed-step tableau.
 pub fn solve<S, F, C>(
     field: &mut F,
     solver: &dyn ExplicitRk,
@@ -337,30 +338,39 @@ fn validate<S: State, C: StepSizeController + ?Sized>(
     y0: &S,
     opts: &SolveOptions,
 ) -> Result<()> {
-    if !t0.is_finite() || !t1.is_finite() {
-        return Err(Error::invalid(format!("integration bounds must be finite, got t0 = {t0}, t1 = {t1}")));
+    for (what, t) in [("integration bound t0", t0), ("integration bound t1", t1)] {
+        if !t.is_finite() {
+            return Err(Error::out_of_range(what, t, "finite"));
+        }
     }
     if tab.stages() == 0 || tab.a.len() != tab.stages() || tab.b.len() != tab.stages() {
         return Err(Error::invalid(format!("tableau {} is inconsistent", tab.name)));
     }
     controller.validate()?;
     if controller.is_adaptive() && !tab.is_adaptive() {
-        return Err(Error::invalid(format!(
+        return Err(Error::unsupported(format!(
             "{} has no embedded error estimate and needs ConstantStepSize, not an adaptive controller",
             tab.name
         )));
     }
     if let Some(dt) = controller.first_dt() {
         if !(dt.is_finite() && dt > 0.0) {
-            return Err(Error::invalid(format!("step size must be positive and finite, got {dt}")));
+            return Err(Error::out_of_range("step size", dt, "positive and finite"));
         }
     }
     let (rtol, atol) = controller.tolerances();
-    if controller.is_adaptive() && (!(rtol >= 0.0 && atol >= 0.0) || (rtol == 0.0 && atol == 0.0)) {
-        return Err(Error::invalid(format!("invalid tolerances rtol = {rtol}, atol = {atol}")));
+    if controller.is_adaptive() {
+        for (what, v) in [("rtol", rtol), ("atol", atol)] {
+            if v.is_nan() || v < 0.0 {
+                return Err(Error::out_of_range(what, v, "non-negative"));
+            }
+        }
+        if rtol == 0.0 && atol == 0.0 {
+            return Err(Error::out_of_range("atol", atol, "positive when rtol is 0 (not both zero)"));
+        }
     }
     if opts.max_steps == 0 {
-        return Err(Error::invalid("max_steps must be at least 1"));
+        return Err(Error::count_out_of_range("max_steps", opts.max_steps, "at least 1"));
     }
     if !y0.is_finite() {
         return Err(Error::NonFinite { what: "initial state", t: t0 });
@@ -369,9 +379,8 @@ fn validate<S: State, C: StepSizeController + ?Sized>(
     let mut prev = t0;
     for &ts in &opts.saveat.ts {
         if !ts.is_finite() || (ts - prev) * dir < 0.0 || (t1 - ts) * dir < 0.0 {
-            return Err(Error::invalid(format!(
-                "output times must lie in [{t0}, {t1}] and be ordered in the direction of integration; got {ts}"
-            )));
+            let expected = format!("in [{t0}, {t1}] and ordered in the direction of integration");
+            return Err(Error::out_of_range("an output time", ts, expected));
         }
         prev = ts;
     }

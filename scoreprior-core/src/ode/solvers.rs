@@ -251,13 +251,14 @@ pub const SOLVER_NAMES: [&str; 7] = ["euler", "heun", "rk4", "bosh3", "tsit5", "
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] naming the accepted solvers when `name` is none of them.
+/// [`Error::UnknownName`] (`what` = `"solver"`) naming the accepted solvers when `name`
+/// is none of them.
 pub fn solver_by_name(name: &str) -> Result<&'static dyn ExplicitRk> {
     SOLVER_NAMES
         .iter()
         .position(|n| n.eq_ignore_ascii_case(name.trim()))
         .map(|i| ALL_SOLVERS[i])
-        .ok_or_else(|| Error::invalid(format!("unknown solver `{name}`; expected one of {}", SOLVER_NAMES.join(", "))))
+        .ok_or_else(|| Error::unknown("solver", name, format!("one of {}", SOLVER_NAMES.join(", "))))
 }
 
 #[cfg(test)]

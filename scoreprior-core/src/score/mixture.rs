@@ -81,7 +81,7 @@ impl GaussianMixture {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for inconsistent lengths, [`Error::NonFinite`] for NaN or
-    /// infinite values, [`Error::InvalidArgument`] for a non-positive weight or std.
+    /// infinite values, [`Error::OutOfRange`] for a non-positive weight or std.
     pub fn new(weights: &[f64], means: &[f64], stds: &[f64], sde: AnySde) -> Result<Self> {
         let k = weights.len();
         if k == 0 {
@@ -94,8 +94,8 @@ impl GaussianMixture {
         check_finite(weights, "weights")?;
         check_finite(means, "means")?;
         check_finite(stds, "stds")?;
-        if weights.iter().any(|w| *w <= 0.0) {
-            return Err(Error::invalid("mixture weights must be positive"));
+        if let Some(w) = weights.iter().find(|w| **w <= 0.0) {
+            return Err(Error::out_of_range("a mixture weight", *w, "positive"));
         }
         let vars: Vec<f64> = if stds.len() == k {
             stds.iter().flat_map(|s| std::iter::repeat_n(s * s, d)).collect()
@@ -104,8 +104,8 @@ impl GaussianMixture {
         } else {
             return Err(Error::shape("stds", format!("({k},) or ({k}, {d})"), stds.len()));
         };
-        if stds.iter().any(|s| *s <= 0.0) {
-            return Err(Error::invalid("mixture standard deviations must be positive"));
+        if let Some(s) = stds.iter().find(|s| **s <= 0.0) {
+            return Err(Error::out_of_range("a mixture standard deviation", *s, "positive"));
         }
         let total: f64 = weights.iter().sum();
         let log_w = weights.iter().map(|w| (w / total).ln()).collect();

@@ -86,13 +86,15 @@ impl RealNvpConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
         if self.dim < 2 {
-            return Err(Error::invalid(format!("RealNVP needs dimension >= 2, got {}", self.dim)));
+            return Err(Error::count_out_of_range("RealNVP dimension", self.dim, ">= 2"));
         }
-        if self.n_flow == 0 || self.hidden == 0 {
-            return Err(Error::invalid("RealNVP needs at least one flow step and a positive hidden width"));
+        for (what, n) in [("RealNVP flow steps", self.n_flow), ("RealNVP hidden width", self.hidden)] {
+            if n == 0 {
+                return Err(Error::count_out_of_range(what, n, "at least 1"));
+            }
         }
         if !(self.init_std.is_finite() && self.init_std >= 0.0) {
-            return Err(Error::invalid(format!("init_std must be finite and >= 0, got {}", self.init_std)));
+            return Err(Error::out_of_range("init_std", self.init_std, "finite and >= 0"));
         }
         Ok(())
     }
@@ -289,10 +291,11 @@ impl RealNvp {
     /// near their scale saves the thousands of Adam steps (each moves a log-scale by about
     /// the learning rate) the flow would otherwise spend shrinking its output.
     pub fn set_initial_affine(&mut self, loc: f64, scale: f64) -> Result<()> {
-        if !(loc.is_finite() && scale.is_finite() && scale > 0.0) {
-            return Err(Error::invalid(format!(
-                "initial affine map needs finite loc and scale > 0, got {loc}, {scale}"
-            )));
+        if !loc.is_finite() {
+            return Err(Error::out_of_range("the loc of the initial affine map", loc, "finite"));
+        }
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::out_of_range("the scale of the initial affine map", scale, "finite and > 0"));
         }
         let first = self.layers.iter().find_map(|l| match l {
             Layer::ActNorm { loc, log_scale } => Some((*loc, *log_scale)),

@@ -55,12 +55,12 @@ impl Array {
             let f: Vec<&str> = line.split_whitespace().collect();
             let num = |i: usize| -> Result<f64> {
                 f.get(i).and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(|| {
-                    Error::invalid(format!("array table line {}: column {} is not a number", n + 1, i + 1))
+                    Error::syntax(format!("array table line {}", n + 1), format!("column {} is not a number", i + 1))
                 })
             };
             let (r, l) = (num(4)?, num(5)?);
             if r <= 0.0 || l <= 0.0 {
-                return Err(Error::invalid(format!("array table line {}: SEFDs must be positive", n + 1)));
+                return Err(Error::syntax(format!("array table line {}", n + 1), "SEFDs must be positive"));
             }
             stations.push(Station {
                 name: f[0].to_string(),
@@ -71,7 +71,7 @@ impl Array {
             });
         }
         if stations.len() < 2 {
-            return Err(Error::invalid("an array needs at least two stations"));
+            return Err(Error::syntax("array table", "an array needs at least two stations"));
         }
         Ok(Array { stations })
     }
@@ -223,28 +223,27 @@ impl Observation {
         ];
         for (name, v) in pos {
             if !(v.is_finite() && v > 0.0) {
-                return Err(Error::invalid(format!("observation {name} must be positive, got {v}")));
+                return Err(Error::out_of_range(format!("observation {name}"), v, "positive"));
             }
         }
-        if !(self.dec_deg.abs() <= 90.0 && self.ra_deg.is_finite() && self.mjd.is_finite()) {
-            return Err(Error::invalid("observation needs a finite RA, |Dec| ≤ 90° and a finite MJD"));
+        if self.dec_deg.is_nan() || self.dec_deg.abs() > 90.0 {
+            return Err(Error::out_of_range("observation Dec (degrees)", self.dec_deg, "in [−90, 90]"));
         }
-        if !(self.start_hour.is_finite()
-            && self.stop_hour > self.start_hour
-            && self.stop_hour - self.start_hour <= 240.0)
-        {
-            return Err(Error::invalid(format!(
-                "observation needs start < stop within 240 h, got {} .. {}",
-                self.start_hour, self.stop_hour
-            )));
+        for (name, v) in [("RA", self.ra_deg), ("MJD", self.mjd), ("start hour", self.start_hour)] {
+            if !v.is_finite() {
+                return Err(Error::out_of_range(format!("observation {name}"), v, "finite"));
+            }
         }
-        if !(-90.0..90.0).contains(&self.elevation_cutoff_deg)
-            || !(self.elevation_max_deg > self.elevation_cutoff_deg && self.elevation_max_deg <= 90.0)
-        {
-            return Err(Error::invalid(format!(
-                "elevation limits must satisfy −90° ≤ cutoff < max ≤ 90°, got cutoff {}°, max {}°",
-                self.elevation_cutoff_deg, self.elevation_max_deg
-            )));
+        if !(self.stop_hour > self.start_hour && self.stop_hour - self.start_hour <= 240.0) {
+            let expected = format!("after the start ({} h) and at most 240 h later", self.start_hour);
+            return Err(Error::out_of_range("observation stop hour", self.stop_hour, expected));
+        }
+        if !(-90.0..90.0).contains(&self.elevation_cutoff_deg) {
+            return Err(Error::out_of_range("elevation cutoff (degrees)", self.elevation_cutoff_deg, "in [−90, 90)"));
+        }
+        if !(self.elevation_max_deg > self.elevation_cutoff_deg && self.elevation_max_deg <= 90.0) {
+            let expected = format!("above the cutoff ({}°) and at most 90", self.elevation_cutoff_deg);
+            return Err(Error::out_of_range("elevation max (degrees)", self.elevation_max_deg, expected));
         }
         Ok(())
     }

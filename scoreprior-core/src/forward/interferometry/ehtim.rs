@@ -102,13 +102,13 @@ pub fn read_ehtim_txt(path: impl AsRef<Path>) -> Result<EhtimObservation> {
 fn num(s: Option<&&str>, what: &str, line: usize) -> Result<f64> {
     s.and_then(|s| s.parse::<f64>().ok())
         .filter(|v| v.is_finite())
-        .ok_or_else(|| Error::invalid(format!("line {line}: {what} is not a finite number")))
+        .ok_or_else(|| Error::syntax(format!("line {line}"), format!("{what} is not a finite number")))
 }
 
 impl EhtimObservation {
     /// Parses the text of an export; `name` labels errors.
     pub fn parse(text: &str, name: &str) -> Result<Self> {
-        let bad = |line: usize, why: String| Error::invalid(format!("{name} line {line}: {why}"));
+        let bad = |line: usize, why: String| Error::syntax(format!("{name} line {line}"), why);
         let mut header = Vec::new();
         let mut rows = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -124,7 +124,7 @@ impl EhtimObservation {
                 .iter()
                 .find(|(_, h)| h.starts_with(key))
                 .map(|(n, h)| (*n, h[key.len()..].split_whitespace().collect()))
-                .ok_or_else(|| Error::invalid(format!("{name}: the header has no `{key}` line")))
+                .ok_or_else(|| Error::syntax(name, format!("the header has no `{key}` line")))
         };
         let source = field("SRC:")?.1.join(" ");
         // RA: `17 h 45 m 40.0000 s`; DEC: `-29 deg  0 m 28.0000 s` (sign on the degrees).
@@ -144,15 +144,18 @@ impl EhtimObservation {
         let (n, bw) = field("BW:")?;
         let bandwidth_hz = num(bw.first(), "BW (GHz)", n)? * 1e9;
         if !(ra_hours >= 0.0 && ra_hours <= 24.0 && dec_deg.abs() <= 90.0 && frequency_hz > 0.0 && bandwidth_hz > 0.0) {
-            return Err(Error::invalid(format!(
-                "{name}: header values out of range (RA {ra_hours} h, Dec {dec_deg}°, RF {frequency_hz} Hz, BW {bandwidth_hz} Hz)"
-            )));
+            return Err(Error::syntax(
+                name,
+                format!(
+                    "header values out of range (RA {ra_hours} h, Dec {dec_deg}°, RF {frequency_hz} Hz, BW {bandwidth_hz} Hz)"
+                ),
+            ));
         }
         // Station table: between the first and second dashed lines, after the `Site` title.
         let dashes: Vec<usize> =
             header.iter().enumerate().filter(|(_, (_, h))| h.starts_with("---")).map(|(i, _)| i).collect();
         if dashes.len() < 2 {
-            return Err(Error::invalid(format!("{name}: the header lacks the dashed lines around the station table")));
+            return Err(Error::syntax(name, "the header lacks the dashed lines around the station table"));
         }
         let mut stations = Vec::new();
         for &(n, h) in &header[dashes[0] + 1..dashes[1]] {
@@ -177,7 +180,7 @@ impl EhtimObservation {
             });
         }
         if stations.len() < 2 {
-            return Err(Error::invalid(format!("{name}: the station table has fewer than two stations")));
+            return Err(Error::syntax(name, "the station table has fewer than two stations"));
         }
         // Column titles: `time (hr) tint T1 T2 Tau1 Tau2 U (lambda) V (lambda) Iamp (Jy) …`.
         match header.get(dashes[1] + 1) {
@@ -190,7 +193,7 @@ impl EhtimObservation {
                         .into(),
                 ))
             }
-            _ => return Err(Error::invalid(format!("{name}: no `time (hr) tint T1 T2 … Iamp …` column line"))),
+            _ => return Err(Error::syntax(name, "no `time (hr) tint T1 T2 … Iamp …` column line")),
         }
         let station = |s: &str, n: usize| {
             stations
@@ -226,7 +229,7 @@ impl EhtimObservation {
             });
         }
         if records.is_empty() {
-            return Err(Error::invalid(format!("{name}: no data rows")));
+            return Err(Error::syntax(name, "no data rows"));
         }
         Ok(EhtimObservation { source, ra_hours, dec_deg, mjd, frequency_hz, bandwidth_hz, stations, records })
     }

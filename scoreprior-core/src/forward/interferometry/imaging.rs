@@ -66,10 +66,8 @@ impl Interferometer {
                 *yq += 0.5 * (inv_snr2(q[0]) + inv_snr2(q[1]) - inv_snr2(q[2]) - inv_snr2(q[3]));
             }
         }
-        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid(format!(
-                "closure quantity {i} is not finite (a visibility of zero amplitude?)"
-            )));
+        if let Some(index) = y.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "closure quantities (a visibility of zero amplitude?)", index });
         }
         Ok(ClosureProblem { model, y, n_phases: t })
     }

@@ -82,8 +82,11 @@ impl Interferometer {
                 "the uv-coverage is empty: no baseline sees the source above the elevation cutoff",
             ));
         }
-        if npix == 0 || !(fov_uas.is_finite() && fov_uas > 0.0) {
-            return Err(Error::invalid(format!("need npix ≥ 1 and a positive field of view, got {npix}, {fov_uas}")));
+        if npix == 0 {
+            return Err(Error::count_out_of_range("interferometer npix", npix, "at least 1"));
+        }
+        if !(fov_uas.is_finite() && fov_uas > 0.0) {
+            return Err(Error::out_of_range("interferometer field of view", fov_uas, "positive and finite"));
         }
         Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta })
     }

@@ -38,8 +38,14 @@ impl TestSource {
     /// assert!((img.iter().sum::<f64>() - 2.0).abs() < 1e-12);
     /// ```
     pub fn render(&self, npix: usize, fov_uas: f64, total_flux: f64) -> Result<Vec<f64>> {
-        if npix == 0 || !(fov_uas > 0.0 && fov_uas.is_finite()) || !(total_flux > 0.0 && total_flux.is_finite()) {
-            return Err(Error::invalid("test source needs npix ≥ 1, a positive field of view and a positive flux"));
+        if npix == 0 {
+            return Err(Error::count_out_of_range("test source npix", npix, "at least 1"));
+        }
+        if !(fov_uas > 0.0 && fov_uas.is_finite()) {
+            return Err(Error::out_of_range("test source field of view", fov_uas, "positive and finite"));
+        }
+        if !(total_flux > 0.0 && total_flux.is_finite()) {
+            return Err(Error::out_of_range("test source flux", total_flux, "positive and finite"));
         }
         let img = self.raw(npix, fov_uas, (0.0, 0.0))?;
         let s: f64 = img.iter().sum();
@@ -53,14 +59,17 @@ impl TestSource {
     fn raw(&self, npix: usize, fov_uas: f64, off: (f64, f64)) -> Result<Vec<f64>> {
         match self {
             TestSource::Shifted { east, north, source } => {
-                if !(east.is_finite() && north.is_finite()) {
-                    return Err(Error::invalid("a shifted source needs finite offsets"));
+                if let Some(v) = [*east, *north].into_iter().find(|v| !v.is_finite()) {
+                    return Err(Error::out_of_range("the offset of a shifted source", v, "finite"));
                 }
                 source.raw(npix, fov_uas, (off.0 + east, off.1 + north))
             }
             TestSource::Sum(parts) => {
-                if parts.is_empty() || parts.iter().any(|(w, _)| !(*w >= 0.0 && w.is_finite())) {
-                    return Err(Error::invalid("a sum of sources needs at least one part and fractions ≥ 0"));
+                if parts.is_empty() {
+                    return Err(Error::count_out_of_range("the parts of a sum of sources", 0, "at least 1"));
+                }
+                if let Some((w, _)) = parts.iter().find(|(w, _)| !(*w >= 0.0 && w.is_finite())) {
+                    return Err(Error::out_of_range("a fraction of a sum of sources", *w, "≥ 0 and finite"));
                 }
                 let mut img = vec![0.0; npix * npix];
                 for (w, part) in parts {
@@ -89,8 +98,11 @@ impl TestSource {
 
     fn brightness(&self, east: f64, north: f64) -> Result<f64> {
         let ring = |radius: f64, width: f64| -> Result<f64> {
-            if !(radius >= 0.0 && width > 0.0) {
-                return Err(Error::invalid("ring needs radius ≥ 0 and width > 0"));
+            if radius.is_nan() || radius < 0.0 {
+                return Err(Error::out_of_range("ring radius", radius, "≥ 0"));
+            }
+            if width.is_nan() || width <= 0.0 {
+                return Err(Error::out_of_range("ring width", width, "positive"));
             }
             let r = east.hypot(north);
             Ok((-(r - radius).powi(2) / (2.0 * width * width)).exp())
@@ -99,7 +111,7 @@ impl TestSource {
             TestSource::Ring { radius, width } => ring(*radius, *width),
             TestSource::Crescent { radius, width, asymmetry, angle_deg } => {
                 if !(0.0..=1.0).contains(asymmetry) {
-                    return Err(Error::invalid("crescent asymmetry must be in [0, 1]"));
+                    return Err(Error::out_of_range("crescent asymmetry", *asymmetry, "in [0, 1]"));
                 }
                 let theta = east.atan2(north); // east of north
                 Ok(ring(*radius, *width)? * (1.0 + asymmetry * (theta - angle_deg.to_radians()).cos()))
@@ -107,8 +119,11 @@ impl TestSource {
             TestSource::Blobs(blobs) => {
                 let mut v = 0.0;
                 for &(x, y, fwhm, flux) in blobs {
-                    if !(fwhm > 0.0 && flux >= 0.0) {
-                        return Err(Error::invalid("blobs need FWHM > 0 and flux ≥ 0"));
+                    if fwhm.is_nan() || fwhm <= 0.0 {
+                        return Err(Error::out_of_range("blob FWHM", fwhm, "positive"));
+                    }
+                    if flux.is_nan() || flux < 0.0 {
+                        return Err(Error::out_of_range("blob flux", flux, "≥ 0"));
                     }
                     let s = fwhm / (8.0 * 2f64.ln()).sqrt();
                     v += flux / (2.0 * std::f64::consts::PI * s * s)
@@ -199,30 +214,49 @@ impl Default for CompactSources {
 }
 
 impl CompactSources {
+    /// Each setting in its range ([`Error::OutOfRange`] naming the first one that is not).
     fn check(&self) -> Result<()> {
-        let range = |(a, b): (f64, f64), lo: f64| a.is_finite() && b.is_finite() && a >= lo && a <= b;
-        let probs = [self.ring, self.crescent, self.blobs];
-        let ok = range(self.diameter, 0.0)
-            && range(self.width, 0.0)
-            && self.width.0 > 0.0
-            && self.min_width >= 0.0
-            && range(self.asymmetry, 0.0)
-            && self.asymmetry.1 <= 1.0
-            && self.offset >= 0.0
-            && self.offset.is_finite()
-            && range(self.blob_fwhm, 0.0)
-            && self.blob_fwhm.0 > 0.0
-            && self.blob_spread >= 0.0
-            && self.blob_spread.is_finite()
-            && self.max_blobs >= 1
-            && probs.iter().all(|p| (0.0..=1.0).contains(p))
-            && probs.iter().sum::<f64>() <= 1.0 + 1e-12
-            && self.supersample >= 1;
-        if ok {
+        let what = |name: &str| format!("compact-source {name}");
+        // A range `(low, high)`: low ≥ 0 (> 0 when `positive`), high ≥ low, both finite.
+        let range = |name: &str, (a, b): (f64, f64), positive: bool| -> Result<()> {
+            if !(a.is_finite() && if positive { a > 0.0 } else { a >= 0.0 }) {
+                let expected = if positive { "positive and finite" } else { "≥ 0 and finite" };
+                return Err(Error::out_of_range(what(&format!("{name} (low end)")), a, expected));
+            }
+            if !(b.is_finite() && b >= a) {
+                return Err(Error::out_of_range(what(&format!("{name} (high end)")), b, format!("finite and ≥ {a}")));
+            }
             Ok(())
-        } else {
-            Err(Error::invalid(format!("invalid compact-source settings: {self:?}")))
+        };
+        range("diameter", self.diameter, false)?;
+        range("width", self.width, true)?;
+        range("asymmetry", self.asymmetry, false)?;
+        if self.asymmetry.1 > 1.0 {
+            return Err(Error::out_of_range(what("asymmetry (high end)"), self.asymmetry.1, "at most 1"));
         }
+        range("blob FWHM", self.blob_fwhm, true)?;
+        if self.min_width.is_nan() || self.min_width < 0.0 {
+            return Err(Error::out_of_range(what("min width"), self.min_width, "≥ 0"));
+        }
+        for (name, v) in [("offset", self.offset), ("blob spread", self.blob_spread)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(Error::out_of_range(what(name), v, "≥ 0 and finite"));
+            }
+        }
+        for (name, n) in [("max blobs", self.max_blobs), ("supersample", self.supersample)] {
+            if n < 1 {
+                return Err(Error::count_out_of_range(what(name), n, "at least 1"));
+            }
+        }
+        let probs = [("ring", self.ring), ("crescent", self.crescent), ("blobs", self.blobs)];
+        if let Some((name, p)) = probs.iter().find(|(_, p)| !(0.0..=1.0).contains(p)) {
+            return Err(Error::out_of_range(what(&format!("{name} probability")), *p, "in [0, 1]"));
+        }
+        let total: f64 = probs.iter().map(|(_, p)| p).sum();
+        if total > 1.0 + 1e-12 {
+            return Err(Error::out_of_range(what("ring + crescent + blobs probability"), total, "at most 1"));
+        }
+        Ok(())
     }
 
     /// Draws the `index`-th source of the stream `seed`.
@@ -273,8 +307,13 @@ impl CompactSources {
     /// image `x` in these units is restored as `x · F / Σx`).
     pub fn images(&self, n: usize, npix: usize, fov_uas: f64, seed: u64) -> Result<Vec<f64>> {
         self.check()?;
-        if n == 0 || npix == 0 || !(fov_uas > 0.0 && fov_uas.is_finite()) {
-            return Err(Error::invalid("compact sources need n ≥ 1, npix ≥ 1 and a positive field of view"));
+        for (name, v) in [("count n", n), ("npix", npix)] {
+            if v == 0 {
+                return Err(Error::count_out_of_range(format!("compact-source {name}"), v, "at least 1"));
+            }
+        }
+        if !(fov_uas > 0.0 && fov_uas.is_finite()) {
+            return Err(Error::out_of_range("compact-source field of view", fov_uas, "positive and finite"));
         }
         let ss = self.supersample;
         let d = npix * npix;

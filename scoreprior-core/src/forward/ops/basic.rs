@@ -104,7 +104,7 @@ impl Mask {
     /// ```
     pub fn random(shape: Shape, keep: f64, seed: u64) -> Result<Self> {
         if !(keep > 0.0 && keep <= 1.0) {
-            return Err(Error::invalid(format!("mask keep probability must be in (0, 1], got {keep}")));
+            return Err(Error::out_of_range("mask keep probability", keep, "in (0, 1]"));
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mask = (0..shape.h * shape.w).map(|_| rng.gen::<f64>() < keep).collect();
@@ -165,7 +165,8 @@ impl Subsample {
 }
 fn check_factor(shape: Shape, f: usize, what: &str) -> Result<()> {
     if f == 0 || !shape.h.is_multiple_of(f) || !shape.w.is_multiple_of(f) {
-        return Err(Error::invalid(format!("{what} factor {f} must divide the image size {}×{}", shape.h, shape.w)));
+        let expected = format!("a divisor of the image size {}×{}", shape.h, shape.w);
+        return Err(Error::count_out_of_range(format!("{what} factor"), f, expected));
     }
     Ok(())
 }

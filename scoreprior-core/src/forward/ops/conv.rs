@@ -30,7 +30,7 @@ impl Boundary {
             "zero" => Ok(Boundary::Zero),
             "reflect" => Ok(Boundary::Reflect),
             "circular" => Ok(Boundary::Circular),
-            _ => Err(Error::invalid(format!("unknown boundary `{s}`: expected zero, reflect or circular"))),
+            _ => Err(Error::unknown("boundary", s, "zero, reflect or circular")),
         }
     }
     /// The name used in specs.
@@ -76,8 +76,8 @@ impl Kernel {
         if kh == 0 || kw == 0 || data.len() != kh * kw {
             return Err(Error::shape("kernel", format!("{kh}×{kw} (non-empty)"), data.len()));
         }
-        if data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("kernel has non-finite entries"));
+        if let Some(index) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "kernel", index });
         }
         Ok(Kernel { data, kh, kw, label: format!("custom {kh}×{kw}"), factors: None })
     }
@@ -89,8 +89,11 @@ impl Kernel {
     /// assert!((k.data().iter().sum::<f64>() - 1.0).abs() < 1e-14);
     /// ```
     pub fn gaussian(sigma: f64, size: usize) -> Result<Self> {
-        if !(sigma.is_finite() && sigma > 0.0) || size == 0 {
-            return Err(Error::invalid(format!("gaussian kernel needs sigma > 0 and size ≥ 1, got {sigma}, {size}")));
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return Err(Error::out_of_range("gaussian kernel sigma", sigma, "positive and finite"));
+        }
+        if size == 0 {
+            return Err(Error::count_out_of_range("gaussian kernel size", size, "at least 1"));
         }
         crate::limits::check_elems(&format!("the kernel of `gaussian_blur(size={size})`"), &[size, size], 8)?;
         let c = (size as f64 - 1.0) / 2.0;
@@ -121,10 +124,11 @@ impl Kernel {
     /// (`length` made odd). The line is rasterised by accumulating `8·length` evenly spaced
     /// samples into their nearest pixels.
     pub fn motion(length: usize, angle_deg: f64) -> Result<Self> {
-        if length == 0 || !angle_deg.is_finite() {
-            return Err(Error::invalid(format!(
-                "motion kernel needs length ≥ 1 and a finite angle, got {length}, {angle_deg}"
-            )));
+        if length == 0 {
+            return Err(Error::count_out_of_range("motion kernel length", length, "at least 1"));
+        }
+        if !angle_deg.is_finite() {
+            return Err(Error::out_of_range("motion kernel angle", angle_deg, "finite"));
         }
         let size = if length % 2 == 1 { length } else { length + 1 };
         crate::limits::check_elems(&format!("the kernel of `motion_blur(length={length})`"), &[size, size], 8)?;
@@ -181,7 +185,11 @@ impl Conv2d {
     pub fn new(shape: Shape, kernel: Kernel, boundary: Boundary) -> Result<Self> {
         let (kh, kw) = kernel.size();
         if kh > shape.h || kw > shape.w {
-            return Err(Error::invalid(format!("kernel {kh}×{kw} is larger than the image {}×{}", shape.h, shape.w)));
+            return Err(Error::shape(
+                "kernel",
+                format!("at most the image size {}×{}", shape.h, shape.w),
+                format!("{kh}×{kw}"),
+            ));
         }
         let (ch, cw) = ((kh as isize - 1) / 2, (kw as isize - 1) / 2);
         let rows = (0..shape.h)

@@ -180,9 +180,7 @@ impl Ifft2 {
     /// The inverse transform of split complex data of `input` shape `[2C, H, W]`.
     pub fn new(input: Shape) -> Result<Self> {
         if !input.c.is_multiple_of(2) {
-            return Err(Error::invalid(format!(
-                "ifft2 needs split complex input (an even channel count), got {input}"
-            )));
+            return Err(Error::shape("ifft2 input", "split complex input (an even channel count)", input));
         }
         let shape = Shape::new(input.c / 2, input.h, input.w);
         Ok(Ifft2 { shape, plan: Plan2d::new(shape.h, shape.w) })
@@ -222,10 +220,11 @@ impl DftLowpass {
     /// Keeps the `k × k` lowest non-negative frequencies; `k ≤ min(H, W)`.
     pub fn new(shape: Shape, k: usize) -> Result<Self> {
         if k == 0 || k > shape.h || k > shape.w {
-            return Err(Error::invalid(format!(
-                "dft_lowpass block {k}×{k} must fit in the image {}×{}",
-                shape.h, shape.w
-            )));
+            return Err(Error::count_out_of_range(
+                "dft_lowpass block size k",
+                k,
+                format!("between 1 and the image size {}×{}", shape.h, shape.w),
+            ));
         }
         Ok(DftLowpass { shape, k, plan: Plan2d::new(shape.h, shape.w) })
     }

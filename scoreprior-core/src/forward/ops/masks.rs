@@ -19,10 +19,14 @@ use crate::{Error, Result};
 
 fn check(h: usize, w: usize, acceleration: f64, center: usize) -> Result<usize> {
     if !(acceleration.is_finite() && acceleration >= 1.0) {
-        return Err(Error::invalid(format!("acceleration must be ≥ 1, got {acceleration}")));
+        return Err(Error::out_of_range("acceleration", acceleration, "≥ 1"));
     }
     if center > h.min(w) {
-        return Err(Error::invalid(format!("fully sampled centre {center} exceeds the k-space size {h}×{w}")));
+        return Err(Error::count_out_of_range(
+            "fully sampled centre",
+            center,
+            format!("at most the k-space size {h}×{w}"),
+        ));
     }
     Ok(((h * w) as f64 / acceleration).round() as usize)
 }

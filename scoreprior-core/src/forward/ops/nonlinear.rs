@@ -19,9 +19,7 @@ impl Magnitude {
     /// The magnitude of split complex input.
     pub fn new(input: Shape) -> Result<Self> {
         if !input.c.is_multiple_of(2) {
-            return Err(Error::invalid(format!(
-                "magnitude needs split complex input (an even channel count), got {input}"
-            )));
+            return Err(Error::shape("magnitude input", "split complex input (an even channel count)", input));
         }
         Ok(Magnitude { input })
     }

@@ -107,13 +107,16 @@ impl Nudft {
     /// The NUDFT at `(u[k], v[k])`.
     pub fn new(input: Shape, u: Vec<f64>, v: Vec<f64>, psize: f64) -> Result<Self> {
         if input.c != 1 {
-            return Err(Error::invalid(format!("nudft needs a gray image [1, H, W], got {input}")));
+            return Err(Error::shape("nudft input", "a gray image [1, H, W]", input));
         }
         if u.len() != v.len() || u.is_empty() {
             return Err(Error::shape("(u, v) points", format!("{} v values (≥ 1)", u.len()), v.len()));
         }
-        if !(psize.is_finite() && psize > 0.0) || u.iter().chain(&v).any(|t| !t.is_finite()) {
-            return Err(Error::invalid("nudft needs finite (u, v) and a positive pixel size"));
+        if !(psize.is_finite() && psize > 0.0) {
+            return Err(Error::out_of_range("nudft pixel size", psize, "positive and finite"));
+        }
+        if let Some(index) = u.iter().chain(&v).position(|t| !t.is_finite()) {
+            return Err(Error::NonFiniteData { what: "nudft (u, v) points (u first, then v)", index });
         }
         let (h, w) = (input.h, input.w);
         let tau = 2.0 * std::f64::consts::PI;
