@@ -236,7 +236,7 @@ impl Controller {
     }
     fn validate(&self, what: &str) -> Result<()> {
         match self {
-            Controller::Pid(p) => p.validate().map_err(|e| Error::invalid(format!("{what}: {e}"))),
+            Controller::Pid(p) => p.validate().map_err(|e| e.context(what)),
             Controller::Constant(c) => {
                 if c.dt.is_finite() && c.dt > 0.0 {
                     Ok(())
