@@ -29,9 +29,7 @@ impl ProbeNoise {
         match name {
             "rademacher" => Ok(Self::Rademacher),
             "gaussian" | "normal" => Ok(Self::Gaussian),
-            other => {
-                Err(Error::invalid(format!("unknown probe distribution `{other}`; expected rademacher or gaussian")))
-            }
+            other => Err(Error::unknown("probe distribution", other, "rademacher or gaussian")),
         }
     }
 }

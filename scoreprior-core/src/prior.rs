@@ -103,7 +103,7 @@ pub trait Prior {
     /// # Errors
     /// If the prior has no time floor or `t0` is outside what it supports.
     fn set_time_floor(&self, t0: f64) -> Result<()> {
-        Err(Error::invalid(format!("this prior has no time floor to set (asked for {t0})")))
+        Err(Error::unsupported(format!("this prior has no time floor to set (asked for {t0})")))
     }
 }
 
@@ -178,7 +178,7 @@ pub fn evaluate_in_batches(
     on_batch: &mut dyn FnMut(usize, &LogProbGrad),
 ) -> Result<LogProbGrad> {
     if batch == 0 {
-        return Err(Error::invalid("batch size must be at least 1"));
+        return Err(Error::count_out_of_range("batch size", batch, "at least 1"));
     }
     let d = prior.dim();
     check_batch(x, d, "x")?;
@@ -241,7 +241,7 @@ impl Controller {
                 if c.dt.is_finite() && c.dt > 0.0 {
                     Ok(())
                 } else {
-                    Err(Error::invalid(format!("{what}: step size must be positive, got {}", c.dt)))
+                    Err(Error::out_of_range(format!("{what}: step size"), c.dt, "positive"))
                 }
             }
         }
@@ -436,7 +436,7 @@ impl ScorePriorConfig {
             return Err(Error::invalid(format!("need 0 <= t0 < T, got t0 = {}, T = {}", self.t0, self.t1)));
         }
         if self.max_steps == 0 {
-            return Err(Error::invalid("max_steps must be at least 1"));
+            return Err(Error::count_out_of_range("max_steps", self.max_steps, "at least 1"));
         }
         if let Divergence::Hutchinson(h) = self.divergence {
             if h.probes == 0 {
@@ -717,7 +717,7 @@ impl Prior for ScorePrior {
     fn set_time_floor(&self, t0: f64) -> Result<()> {
         let t1 = self.config.t1;
         if !(t0.is_finite() && t0 > 0.0 && t0 < t1) {
-            return Err(Error::invalid(format!("PF-ODE prior: time floor t0 must be in (0, {t1}), got {t0}")));
+            return Err(Error::out_of_range("PF-ODE prior: time floor t0", t0, format!("in (0, {t1})")));
         }
         self.floor.store(t0.to_bits(), Ordering::Relaxed);
         Ok(())

@@ -63,6 +63,18 @@ fn the_time_floor_moves_through_shared_references() {
     let g = GaussianPrior::from_gaussian(gaussian());
     assert_eq!(g.time_floor(), None);
     assert!(g.set_time_floor(0.1).is_err());
+    // The kinds a caller can act on.
+    use scoreprior_core::Error;
+    assert!(matches!(g.set_time_floor(0.1), Err(Error::Unsupported(_))));
+    match p.set_time_floor(2.0) {
+        Err(Error::OutOfRange { value, .. }) => assert_eq!(value, 2.0),
+        other => panic!("expected OutOfRange, got {other:?}"),
+    }
+    let cfg = scoreprior_core::dpi::DpiConfig { lr: -1.0, ..Default::default() };
+    match cfg.validate() {
+        Err(Error::OutOfRange { what, value, .. }) => assert_eq!((what.as_str(), value), ("DPI learning rate", -1.0)),
+        other => panic!("expected OutOfRange, got {other:?}"),
+    }
 }
 
 #[test]

@@ -95,14 +95,14 @@ impl DpiConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
         if self.batch == 0 {
-            return Err(Error::invalid("DPI batch size must be positive"));
+            return Err(Error::count_out_of_range("DPI batch size", self.batch, "positive"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::invalid(format!("DPI learning rate must be positive, got {}", self.lr)));
+            return Err(Error::out_of_range("DPI learning rate", self.lr, "positive"));
         }
         if let Some(c) = self.grad_clip {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::invalid(format!("gradient clip must be positive, got {c}")));
+                return Err(Error::out_of_range("gradient clip", c, "positive"));
             }
         }
         let w = self.weights;
@@ -110,14 +110,14 @@ impl DpiConfig {
             return Err(Error::invalid(format!("loss weights must be finite and >= 0, got {w:?}")));
         }
         if !(self.lr_final_fraction.is_finite() && self.lr_final_fraction >= 0.0) {
-            return Err(Error::invalid(format!("lr_final_fraction must be >= 0, got {}", self.lr_final_fraction)));
+            return Err(Error::out_of_range("lr_final_fraction", self.lr_final_fraction, ">= 0"));
         }
         self.data_annealing.validate("data annealing")?;
         self.tempering.validate("tempering")?;
         self.time_floor.validate()?;
         let sf = self.score_function_weight;
         if !(sf.is_finite() && sf >= 0.0) {
-            return Err(Error::invalid(format!("score_function_weight must be finite and >= 0, got {sf}")));
+            return Err(Error::out_of_range("score_function_weight", sf, "finite and >= 0"));
         }
         if self.resume && self.out_dir.is_none() {
             return Err(Error::invalid("resume needs an output directory"));

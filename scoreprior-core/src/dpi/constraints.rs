@@ -29,10 +29,10 @@ impl FluxConstraint {
             return Err(Error::invalid("flux constraint: the image has no pixels"));
         }
         if !(weight.is_finite() && weight >= 0.0) {
-            return Err(Error::invalid(format!("flux constraint: the weight must be finite and ≥ 0, got {weight}")));
+            return Err(Error::out_of_range("flux constraint: the weight", weight, "finite and ≥ 0"));
         }
         if !(target.is_finite() && target > 0.0) {
-            return Err(Error::invalid(format!("flux constraint: the target flux must be positive, got {target}")));
+            return Err(Error::out_of_range("flux constraint: the target flux", target, "positive"));
         }
         Ok(Self { dim, weight, target })
     }

@@ -160,10 +160,10 @@ impl Annealing {
         match *self {
             Annealing::None => Ok(()),
             Annealing::Linear { start, .. } if !(start.is_finite() && (0.0..=1.0).contains(&start)) => {
-                Err(Error::invalid(format!("{what}: linear start must be in [0, 1], got {start}")))
+                Err(Error::out_of_range(format!("{what}: linear start"), start, "in [0, 1]"))
             }
             Annealing::Geometric { start, .. } if !(start.is_finite() && start > 0.0 && start <= 1.0) => {
-                Err(Error::invalid(format!("{what}: geometric start must be in (0, 1], got {start}")))
+                Err(Error::out_of_range(format!("{what}: geometric start"), start, "in (0, 1]"))
             }
             Annealing::Sigmoid { pivot, rate } if !(pivot.is_finite() && rate.is_finite() && rate > 0.0) => {
                 Err(Error::invalid(format!("{what}: sigmoid needs a finite pivot and rate > 0, got {pivot}, {rate}")))

@@ -74,6 +74,6 @@ pub trait Energy {
     /// # Errors
     /// If the term has no time floor or `t0` is outside what it supports.
     fn set_time_floor(&self, t0: f64) -> Result<()> {
-        Err(Error::invalid(format!("this energy has no time floor to set (asked for {t0})")))
+        Err(Error::unsupported(format!("this energy has no time floor to set (asked for {t0})")))
     }
 }

@@ -304,7 +304,7 @@ fn symmetric_stencil<M: ScoreModel + ?Sized>(
         return Err(Error::shape("stencil outputs", x.len(), format!("{}, {}", score_out.len(), out.len())));
     }
     if !(h > 0.0 && h.is_finite()) {
-        return Err(Error::invalid(format!("difference step must be positive and finite, got {h}")));
+        return Err(Error::out_of_range("difference step", h, "positive and finite"));
     }
     let k = probes.len() / d;
     let rows = 2 * k * n * d;
