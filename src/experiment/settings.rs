@@ -327,7 +327,7 @@ impl DpiSettings {
         let (p, m, o, f, j) = (&self.prior, &self.problem, &self.optim, &self.flow, &self.objective);
         let mut config = serde_json::json!({
             "prior": p.prior, "surrogate": p.surrogate, "probes": p.probes, "solver": p.solver,
-            "rtol": p.rtol, "atol": p.atol, "adjoint_steps": p.adjoint_steps, "time_floor": p.time_floor,
+            "rtol": p.rtol, "atol": p.atol, "time_floor": p.time_floor,
             "time_floor_from": p.time_floor_from, "time_floor_steps": p.time_floor_steps,
             "dsm_draws": p.dsm_draws, "dsm_time_density": p.dsm_time_density,
             "dsm_stratified": p.dsm_stratified, "dsm_antithetic": p.dsm_antithetic,
@@ -338,6 +338,11 @@ impl DpiSettings {
             "temper_steps": j.temper_steps, "score_function_weight": j.score_function_weight,
             "w_data": j.w_data, "w_prior": j.w_prior, "w_entropy": j.w_entropy,
         });
+        // The adjoint rule only matters to the PF-ODE priors; recorded only for them, so that
+        // the runs of other priors written before the flag existed still resume.
+        if !p.surrogate && !matches!(p.prior.as_str(), "gaussian" | "tv") && !p.prior.starts_with("flow:") {
+            config["adjoint_steps"] = serde_json::json!(p.adjoint_steps);
+        }
         let extra = serde_json::json!({
             "data": m.data, "no_debias": m.no_debias, "positive": m.positive,
             "flux_weight": m.flux_weight, "flux": m.flux, "anneal_data_schedule": j.anneal_data_schedule,
