@@ -82,6 +82,10 @@ pub enum Error {
     /// operating system's error (kept, not flattened into a string).
     #[error(transparent)]
     File(crate::io::IoError),
+    /// A failure inside a model implemented in another crate (a score network, a flow),
+    /// kept with its own type as the source.
+    #[error("model: {0}")]
+    Model(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl From<crate::io::IoError> for Error {

@@ -23,6 +23,7 @@
 //! here run on `Cpu` only; nothing of the CUDA path is built or verified in CI.
 
 pub mod alloc;
+mod any_ncsnpp;
 pub mod checkpoint;
 pub mod data;
 pub mod ncsnpp;
@@ -57,4 +58,16 @@ pub enum ModelError {
     /// An error of the core crate.
     #[error(transparent)]
     Core(#[from] scoreprior_core::Error),
+}
+
+/// A model error met inside the core's traits ([`scoreprior_core::score::ScoreModel`]): a
+/// core error comes back as itself, any other keeps its type as the source of
+/// [`scoreprior_core::Error::Model`].
+impl From<ModelError> for scoreprior_core::Error {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Core(e) => e,
+            other => scoreprior_core::Error::Model(Box::new(other)),
+        }
+    }
 }

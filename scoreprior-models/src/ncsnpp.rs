@@ -12,6 +12,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+pub use crate::any_ncsnpp::AnyNcsnpp;
 use crate::ops::*;
 use crate::ModelError;
 
@@ -445,11 +446,10 @@ impl NcsnppNet {
     /// (`t.len() == b`). `dropout_rng` enables dropout (training). Returns `ε̂` in the
     /// rows layout.
     ///
-    /// # Panics
-    /// If `x` does not hold `t.len()` images or `p` is not this network's parameters: this is
-    /// the unchecked inner API of the trainer and `NcsnppScore`, which build both; the typed
-    /// [`Ncsnpp::forward`] checks them and returns an error instead.
-    pub fn forward_rows<E: Elem, T: Tape<E, Cpu>>(
+    /// The unchecked inner pass, private: every caller goes through the typed [`Ncsnpp`]
+    /// (directly or through [`AnyNcsnpp`]), which checks the batch, the times and the
+    /// parameters and returns errors; the asserts here only guard that invariant.
+    pub(crate) fn forward_rows<E: Elem, T: Tape<E, Cpu>>(
         &self,
         p: &Params<E>,
         x: Mat<E, T>,
@@ -726,6 +726,59 @@ impl<const C: usize, const H: usize, const W: usize> Ncsnpp<C, H, W> {
     where
         Cpu: Device<E>,
     {
+        self.run(p, x, t, None)
+    }
+
+    /// [`Ncsnpp::forward`] with dropout (at the configuration's rate) drawn from `rng`: the
+    /// training pass.
+    pub fn forward_with_dropout<E: Elem, T: Tape<E, Cpu>>(
+        &self,
+        p: &Params<E>,
+        x: Images<C, H, W, E, T>,
+        t: &[f64],
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<Images<C, H, W, E, T>, ModelError>
+    where
+        Cpu: Device<E>,
+    {
+        self.run(p, x, t, Some(rng))
+    }
+
+    /// The same on flattened images `(b, C·H·W)` (C order within an image), as score models
+    /// and data sets hold them: the batch is viewed as `Images<C, H, W>` (no copy) and run
+    /// through the typed pass.
+    ///
+    /// # Errors
+    /// [`ModelError::Mismatch`] if a row is not `C·H·W` long, and the errors of
+    /// [`Ncsnpp::forward`].
+    pub fn forward_flat<E: Elem, T: Tape<E, Cpu>>(
+        &self,
+        p: &Params<E>,
+        x: Tensor<(usize, usize), E, Cpu, T>,
+        t: &[f64],
+        dropout: Option<&mut rand_chacha::ChaCha8Rng>,
+    ) -> Result<Tensor<(usize, usize), E, Cpu, T>, ModelError>
+    where
+        Cpu: Device<E>,
+    {
+        let (b, d) = *x.shape();
+        if d != C * H * W {
+            return Err(ModelError::Mismatch(format!("images of {d} values, the network takes {C}x{H}x{W}")));
+        }
+        let images: Images<C, H, W, E, T> = x.reshape_like(&(b, Const, Const, Const));
+        Ok(self.run(p, images, t, dropout)?.reshape_like(&(b, d)))
+    }
+
+    fn run<E: Elem, T: Tape<E, Cpu>>(
+        &self,
+        p: &Params<E>,
+        x: Images<C, H, W, E, T>,
+        t: &[f64],
+        dropout: Option<&mut rand_chacha::ChaCha8Rng>,
+    ) -> Result<Images<C, H, W, E, T>, ModelError>
+    where
+        Cpu: Device<E>,
+    {
         let b = x.shape().0;
         if b != t.len() {
             return Err(ModelError::Mismatch(format!("{b} images but {} times (one time per image)", t.len())));
@@ -742,7 +795,7 @@ impl<const C: usize, const H: usize, const W: usize> Ncsnpp<C, H, W> {
         }
         let g = Grid { b, h: H, w: W };
         let rows = nchw_to_rows(x, C, g);
-        let out = self.net.forward_rows(p, rows, t, None);
+        let out = self.net.forward_rows(p, rows, t, dropout);
         Ok(rows_to_nchw(out, g, (b, Const, Const, Const)))
     }
 }

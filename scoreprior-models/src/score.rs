@@ -12,7 +12,7 @@ use scoreprior_core::score::{check_batch, ScoreModel};
 use scoreprior_core::sde::{Sde, VpSde};
 
 use crate::checkpoint::{self, Meta};
-use crate::ncsnpp::{NcsnppNet, Params};
+use crate::ncsnpp::{AnyNcsnpp, NcsnppNet, Params};
 use crate::ops::Elem;
 use crate::ModelError;
 
@@ -29,7 +29,7 @@ pub enum Precision {
 /// A trained NCSN++ as a batched score model on flattened `(n, C·H·W)` images in `[0, 1]`
 /// (C order within an image).
 pub struct NcsnppScore {
-    net: NcsnppNet,
+    net: AnyNcsnpp,
     p32: Params<f32>,
     p64: Params<f64>,
     sde: VpSde,
@@ -52,11 +52,16 @@ impl std::fmt::Debug for NcsnppScore {
 
 impl NcsnppScore {
     /// A score model from a network, its weights and the VP SDE it was trained for.
+    ///
+    /// # Errors
+    /// [`ModelError::Mismatch`] if the weights do not fit the network or its image shape is
+    /// not one of [`AnyNcsnpp::SHAPES`].
     pub fn new(net: NcsnppNet, weights: &[Vec<f32>], sde: VpSde) -> Result<Self, ModelError> {
         crate::alloc::retain_freed_memory();
+        let net = AnyNcsnpp::new(net)?;
         let dev = Cpu::default();
-        let p32 = Params::from_values(&dev, net.specs(), weights)?;
-        let p64 = Params::from_values(&dev, net.specs(), weights)?;
+        let p32 = net.params(&dev, weights)?;
+        let p64 = net.params(&dev, weights)?;
         Ok(Self { net, p32, p64, sde, precision: Precision::F32, chunk: 16, meta: None, pools: Default::default() })
     }
 
@@ -87,6 +92,10 @@ impl NcsnppScore {
     }
     /// The network.
     pub fn net(&self) -> &NcsnppNet {
+        self.net.net()
+    }
+    /// The typed network every pass goes through.
+    pub fn typed_net(&self) -> &AnyNcsnpp {
         &self.net
     }
     /// The VP SDE of the model.
@@ -171,25 +180,28 @@ impl NcsnppScore {
     }
 
     /// `ε̂(x_i, t_i)` for images given in C order at per-image times.
-    fn eps_at<E: Elem>(&self, p: &Params<E>, x: &[f64], t: &[f64]) -> Vec<f64>
+    fn eps_at<E: Elem>(&self, p: &Params<E>, x: &[f64], t: &[f64]) -> Result<Vec<f64>, ModelError>
     where
         Cpu: Device<E>,
     {
         let d = self.dim();
         let parts = self.parallel_chunks(t.len(), &|r| {
-            let b = r.len();
             let dev = Cpu::default();
-            let xt = self.rows_tensor::<E>(&dev, &x[r.start * d..r.end * d]);
-            let e = self.net.forward_rows(p, xt, &t[r.clone()], None).as_vec();
-            let mut o = vec![0.0; b * d];
-            self.from_rows(&e, &mut o);
-            o
+            let xt = images::<E>(&dev, &x[r.start * d..r.end * d], d);
+            let e = self.net.forward_flat(p, xt, &t[r.clone()], None)?;
+            Ok(to_f64(&e.as_vec()))
         });
-        parts.concat()
+        Ok(parts.into_iter().collect::<Result<Vec<_>, ModelError>>()?.concat())
     }
 
     /// `(ε̂, cᵀ ∂ε̂/∂x)` for pairs of images and cotangents at one shared time.
-    fn eps_vjp<E: Elem>(&self, p: &Params<E>, x: &[f64], cot: &[f64], t: f64) -> (Vec<f64>, Vec<f64>)
+    fn eps_vjp<E: Elem>(
+        &self,
+        p: &Params<E>,
+        x: &[f64],
+        cot: &[f64],
+        t: f64,
+    ) -> Result<(Vec<f64>, Vec<f64>), ModelError>
     where
         Cpu: Device<E>,
     {
@@ -198,22 +210,20 @@ impl NcsnppScore {
             let b = r.len();
             let dev = Cpu::default();
             let (lo, hi) = (r.start * d, r.end * d);
-            let x0 = self.rows_tensor::<E>(&dev, &x[lo..hi]);
-            let ct = self.rows_tensor::<E>(&dev, &cot[lo..hi]);
-            let e = self.net.forward_rows(p, x0.leaky_trace(), &vec![t; b], None);
-            let ev = e.with_empty_tape().as_vec();
+            let x0 = images::<E>(&dev, &x[lo..hi], d);
+            let ct = images::<E>(&dev, &cot[lo..hi], d);
+            let e = self.net.forward_flat(p, x0.leaky_trace(), &vec![t; b], None)?;
+            let ev = to_f64(&e.with_empty_tape().as_vec());
             let g = (e * ct).sum::<(), _>().backward();
-            let (mut eo, mut vo) = (vec![0.0; b * d], vec![0.0; b * d]);
-            self.from_rows(&ev, &mut eo);
-            self.from_rows(&g.get(&x0).as_vec(), &mut vo);
-            (eo, vo)
+            Ok::<_, ModelError>((ev, to_f64(&g.get(&x0).as_vec())))
         });
         let (mut eps, mut vjp) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
-        for (e, v) in parts {
+        for part in parts {
+            let (e, v) = part?;
             eps.extend(e);
             vjp.extend(v);
         }
-        (eps, vjp)
+        Ok((eps, vjp))
     }
 
     /// Scores and VJPs whose cotangents depend on the scores, from one forward pass per
@@ -229,18 +239,17 @@ impl NcsnppScore {
         cotangent: &(dyn Fn(usize, &[f64], &mut [f64]) + Sync),
         score_out: &mut [f64],
         vjp_out: &mut [f64],
-    ) where
+    ) -> Result<(), ModelError>
+    where
         Cpu: Device<E>,
     {
         let d = self.dim();
         let parts = self.parallel_chunks(t.len(), &|r| {
             let b = r.len();
             let dev = Cpu::default();
-            let x0 = self.rows_tensor::<E>(&dev, &x[r.start * d..r.end * d]);
-            let e = self.net.forward_rows(p, x0.leaky_trace(), &t[r.clone()], None);
-            let ev = e.with_empty_tape().as_vec();
-            let mut so = vec![0.0; b * d];
-            self.from_rows(&ev, &mut so);
+            let x0 = images::<E>(&dev, &x[r.start * d..r.end * d], d);
+            let e = self.net.forward_flat(p, x0.leaky_trace(), &t[r.clone()], None)?;
+            let mut so = to_f64(&e.with_empty_tape().as_vec());
             // s = −ε̂/σ, so the cotangent of ε̂ is −c/σ and the VJP comes out in score units.
             let mut cot = vec![0.0; b * d];
             for i in 0..b {
@@ -251,65 +260,24 @@ impl NcsnppScore {
                 cotangent(r.start + i, sc, ci);
                 ci.iter_mut().for_each(|v| *v = -*v / si);
             }
-            let ct = self.rows_tensor::<E>(&dev, &cot);
+            let ct = images::<E>(&dev, &cot, d);
             let g = (e * ct).sum::<(), _>().backward();
-            let mut vo = vec![0.0; b * d];
-            self.from_rows(&g.get(&x0).as_vec(), &mut vo);
-            (so, vo)
+            Ok::<_, ModelError>((so, to_f64(&g.get(&x0).as_vec())))
         });
         let mut at = 0;
-        for (so, vo) in parts {
+        for part in parts {
+            let (so, vo) = part?;
             score_out[at..at + so.len()].copy_from_slice(&so);
             vjp_out[at..at + vo.len()].copy_from_slice(&vo);
             at += so.len();
         }
+        Ok(())
     }
 
     /// Checks per-image times and returns `σ(t_i)`.
     fn sigmas(&self, x: &[f64], t: &[f64], out_len: usize) -> scoreprior_core::Result<Vec<f64>> {
         scoreprior_core::score::check_times(self.dim(), x, t, out_len)?;
         t.iter().map(|&ti| self.sigma(ti)).collect()
-    }
-
-    /// Flattened C-order images as a dfdx tensor in the network's rows layout `(b·h·w, c)`.
-    fn rows_tensor<E: Elem>(&self, dev: &Cpu, x: &[f64]) -> Tensor<(usize, usize), E, Cpu>
-    where
-        Cpu: Device<E>,
-    {
-        let c = self.net.image_shape().0;
-        dev.tensor_from_vec(self.to_rows::<E>(x), (x.len() / c, c))
-    }
-
-    fn to_rows<E: Elem>(&self, x: &[f64]) -> Vec<E>
-    where
-        Cpu: Device<E>,
-    {
-        let (c, h, w) = self.net.image_shape();
-        let (d, hw) = (c * h * w, h * w);
-        let mut out = vec![E::zero(); x.len()];
-        for (i, img) in x.chunks(d).enumerate() {
-            for ch in 0..c {
-                for p in 0..hw {
-                    out[(i * hw + p) * c + ch] = E::of(img[ch * hw + p]);
-                }
-            }
-        }
-        out
-    }
-
-    fn from_rows<E: Elem>(&self, r: &[E], out: &mut [f64])
-    where
-        Cpu: Device<E>,
-    {
-        let (c, h, w) = self.net.image_shape();
-        let (d, hw) = (c * h * w, h * w);
-        for (i, img) in out.chunks_mut(d).enumerate() {
-            for ch in 0..c {
-                for p in 0..hw {
-                    img[ch * hw + p] = r[(i * hw + p) * c + ch].f64();
-                }
-            }
-        }
     }
 
     fn score_vjp_in(
@@ -337,8 +305,8 @@ impl NcsnppScore {
             xs.extend_from_slice(x);
         }
         let (e, v) = match prec {
-            Precision::F32 => self.eps_vjp(&self.p32, &xs, cotangents, t),
-            Precision::F64 => self.eps_vjp(&self.p64, &xs, cotangents, t),
+            Precision::F32 => self.eps_vjp(&self.p32, &xs, cotangents, t)?,
+            Precision::F64 => self.eps_vjp(&self.p64, &xs, cotangents, t)?,
         };
         for (o, e) in score_out.iter_mut().zip(&e[..n * d]) {
             *o = -e / s;
@@ -352,8 +320,7 @@ impl NcsnppScore {
 
 impl ScoreModel for NcsnppScore {
     fn dim(&self) -> usize {
-        let (c, h, w) = self.net.image_shape();
-        c * h * w
+        self.net.dim()
     }
 
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
@@ -376,8 +343,8 @@ impl ScoreModel for NcsnppScore {
     fn score_at(&self, x: &[f64], t: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {
         let sig = self.sigmas(x, t, out.len())?;
         let e = match self.precision {
-            Precision::F32 => self.eps_at(&self.p32, x, t),
-            Precision::F64 => self.eps_at(&self.p64, x, t),
+            Precision::F32 => self.eps_at(&self.p32, x, t)?,
+            Precision::F64 => self.eps_at(&self.p64, x, t)?,
         };
         let d = self.dim();
         for (i, (o, e)) in out.chunks_mut(d).zip(e.chunks(d)).enumerate() {
@@ -399,8 +366,8 @@ impl ScoreModel for NcsnppScore {
             return Err(scoreprior_core::Error::shape("vjp output", x.len(), vjp_out.len()));
         }
         match self.precision {
-            Precision::F32 => self.score_then_vjp_in(&self.p32, x, t, &sig, cotangent, score_out, vjp_out),
-            Precision::F64 => self.score_then_vjp_in(&self.p64, x, t, &sig, cotangent, score_out, vjp_out),
+            Precision::F32 => self.score_then_vjp_in(&self.p32, x, t, &sig, cotangent, score_out, vjp_out)?,
+            Precision::F64 => self.score_then_vjp_in(&self.p64, x, t, &sig, cotangent, score_out, vjp_out)?,
         }
         Ok(())
     }
@@ -471,4 +438,19 @@ impl ScoreModel for F64View<'_> {
     ) -> scoreprior_core::Result<()> {
         self.0.score_vjp_in(Precision::F64, x, t, cotangents, score_out, vjp_out)
     }
+}
+
+/// Flattened C-order images as a `(b, d)` tensor, the layout of [`AnyNcsnpp::forward_flat`].
+fn images<E: Elem>(dev: &Cpu, x: &[f64], d: usize) -> Tensor<(usize, usize), E, Cpu>
+where
+    Cpu: Device<E>,
+{
+    dev.tensor_from_vec(x.iter().map(|&v| E::of(v)).collect(), (x.len() / d, d))
+}
+
+fn to_f64<E: Elem>(v: &[E]) -> Vec<f64>
+where
+    Cpu: Device<E>,
+{
+    v.iter().map(|e| e.f64()).collect()
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Meta, Tensors, TrainMeta};
 use crate::data::{Dataset, Preprocess};
-use crate::ncsnpp::{NcsnppNet, Params};
+use crate::ncsnpp::{AnyNcsnpp, NcsnppNet, Params};
 use crate::ops::Elem;
 use crate::ModelError;
 
@@ -99,7 +99,8 @@ pub struct StepStats {
 
 /// A training run: network, weights, EMA, Adam moments, step and RNG.
 pub struct Trainer {
-    net: NcsnppNet,
+    /// The typed network every training pass goes through.
+    net: AnyNcsnpp,
     cfg: TrainConfig,
     preprocess: Preprocess,
     sde: VpSde,
@@ -123,8 +124,9 @@ impl Trainer {
         let sde = VpSde::new(cfg.beta.0, cfg.beta.1)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let values = net.init_params(&mut rng);
+        let net = AnyNcsnpp::new(net)?;
         let dev = Cpu::default();
-        let params = Params::from_values(&dev, net.specs(), &values)?;
+        let params = net.params(&dev, &values)?;
         let (m, v) = adam_moments(&params, None)?;
         Ok(Self { ema: values.clone(), m, v, values, params, dev, net, cfg, preprocess, sde, step: 0, rng })
     }
@@ -159,8 +161,9 @@ impl Trainer {
                 .parse::<u128>()
                 .map_err(|_| ModelError::Mismatch("bad RNG position in checkpoint".into()))?,
         );
+        let net = AnyNcsnpp::new(net)?;
         let dev = Cpu::default();
-        let params = Params::from_values(&dev, net.specs(), &t.params)?;
+        let params = net.params(&dev, &t.params)?;
         let (m, v) = adam_moments(&params, Some(&t))?;
         Ok(Self {
             sde: VpSde::new(cfg.beta.0, cfg.beta.1)?,
@@ -180,7 +183,7 @@ impl Trainer {
 
     /// The network.
     pub fn net(&self) -> &NcsnppNet {
-        &self.net
+        self.net.net()
     }
     /// Steps taken.
     pub fn step_count(&self) -> u64 {
@@ -211,7 +214,7 @@ impl Trainer {
             train_config: serde_json::to_value(&self.cfg).expect("config serialises"),
         });
         let meta = Meta {
-            config: self.net.config().clone(),
+            config: self.net.net().config().clone(),
             image: (c, h, w),
             sde: self.cfg.beta,
             preprocess: self.preprocess.clone(),
@@ -244,7 +247,7 @@ impl Trainer {
         }
         let b = self.cfg.batch_size;
         let hw = h * w;
-        // Batch in the rows layout: row (i·hw + p), column ch.
+        // Flattened C-order images, one row per image.
         let mut xt = vec![0f32; b * hw * c];
         let mut z = vec![0f32; b * hw * c];
         let mut ts = vec![0f64; b];
@@ -259,17 +262,17 @@ impl Trainer {
                     for x in 0..w {
                         let sx = if flip { w - 1 - x } else { x };
                         let zz: f64 = self.rng.sample(StandardNormal);
-                        let r = (i * hw + y * w + x) * c + ch;
+                        let r = (i * c + ch) * hw + y * w + x;
                         z[r] = zz as f32;
                         xt[r] = (a * img[(ch * h + y) * w + sx] as f64 + s * zz) as f32;
                     }
                 }
             }
         }
-        let x: Tensor<(usize, usize), f32, Cpu> = self.dev.tensor_from_vec(xt, (b * hw, c));
-        let zt: Tensor<(usize, usize), f32, Cpu> = self.dev.tensor_from_vec(z, (b * hw, c));
+        let x: Tensor<(usize, usize), f32, Cpu> = self.dev.tensor_from_vec(xt, (b, c * hw));
+        let zt: Tensor<(usize, usize), f32, Cpu> = self.dev.tensor_from_vec(z, (b, c * hw));
         let x = x.retaped::<OwnedTape<f32, Cpu>>();
-        let eps = self.net.forward_rows(&self.params, x, &ts, Some(&mut self.rng));
+        let eps = self.net.forward_flat(&self.params, x, &ts, Some(&mut self.rng))?;
         let loss = (eps - zt).square().sum::<(), _>() * (0.5 / b as f32);
         let lv = loss.array() as f64;
         if !lv.is_finite() {
@@ -309,7 +312,7 @@ impl Trainer {
     /// The DSM loss of the EMA weights on `n` fixed-seed batches of `data` (evaluation,
     /// no dropout, the training RNG untouched).
     pub fn eval_loss(&self, data: &Dataset, n_images: usize, seed: u64) -> Result<f64, ModelError> {
-        dsm_loss::<f32>(&self.net, &self.ema, &self.sde, data, n_images, seed)
+        dsm_loss::<f32>(self.net.net(), &self.ema, &self.sde, data, n_images, seed)
     }
 }
 
@@ -366,8 +369,15 @@ where
     Cpu: Device<E>,
 {
     let (c, h, w) = net.image_shape();
+    if (data.c, data.h, data.w) != (c, h, w) {
+        return Err(ModelError::Mismatch(format!(
+            "data are {}x{}x{}, the network needs {c}x{h}x{w}",
+            data.c, data.h, data.w
+        )));
+    }
+    let net = AnyNcsnpp::new(net.clone())?;
     let dev = Cpu::default();
-    let p = Params::<E>::from_values(&dev, net.specs(), weights)?;
+    let p = net.params::<E>(&dev, weights)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = n_images.min(data.len());
     let hw = h * w;
@@ -385,14 +395,14 @@ where
             for ch in 0..c {
                 for pix in 0..hw {
                     let zz: f64 = rng.sample(StandardNormal);
-                    let r = (i * hw + pix) * c + ch;
+                    let r = (i * c + ch) * hw + pix;
                     z[r] = E::of(zz);
                     xt[r] = E::of(a * img[ch * hw + pix] as f64 + s * zz);
                 }
             }
         }
-        let x: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(xt, (b * hw, c));
-        let eps = net.forward_rows(&p, x, &ts, None).as_vec();
+        let x: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(xt, (b, c * hw));
+        let eps = net.forward_flat(&p, x, &ts, None)?.as_vec();
         total += eps.iter().zip(&z).map(|(a, b)| 0.5 * (a.f64() - b.f64()).powi(2)).sum::<f64>();
     }
     Ok(total / n as f64)

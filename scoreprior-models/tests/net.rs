@@ -4,15 +4,16 @@
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet, Params};
+use scoreprior_models::ncsnpp::{Ncsnpp, NcsnppConfig, Params};
 
-fn tiny_net() -> (NcsnppNet, Vec<Vec<f32>>) {
+/// The typed network for 8×8 images, fed flattened `(b, 64)` batches.
+fn tiny_net() -> (Ncsnpp<1, 8, 8>, Vec<Vec<f32>>) {
     let mut cfg = NcsnppConfig::tiny();
     // Non-zero last-layer init so every block contributes to the output and gradients.
     cfg.init_scale = 1.0;
-    let net = NcsnppNet::new(cfg, 1, 8, 8).unwrap();
+    let net = Ncsnpp::<1, 8, 8>::new(cfg).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let w = net.init_params(&mut rng);
+    let w = net.net().init_params(&mut rng);
     (net, w)
 }
 
@@ -20,7 +21,7 @@ fn tiny_net() -> (NcsnppNet, Vec<Vec<f32>>) {
 fn input_vjp_matches_finite_differences_f64() {
     let (net, w) = tiny_net();
     let dev = Cpu::default();
-    let p = Params::<f64>::from_values(&dev, net.specs(), &w).unwrap();
+    let p = Params::<f64>::from_values(&dev, net.net().specs(), &w).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let b = 2;
     let n = b * 64;
@@ -29,13 +30,13 @@ fn input_vjp_matches_finite_differences_f64() {
     let v: Vec<f64> = (0..n).map(|_| rng.gen::<f64>() - 0.5).collect();
     let ts = [0.3, 0.7];
     let f = |xv: &[f64]| -> f64 {
-        let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(xv.to_vec(), (n, 1));
-        let e = net.forward_rows(&p, xt, &ts, None).as_vec();
+        let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(xv.to_vec(), (n / 64, 64));
+        let e = net.forward_flat(&p, xt, &ts, None).unwrap().as_vec();
         e.iter().zip(&c).map(|(a, b)| a * b).sum()
     };
-    let x0: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(x.clone(), (n, 1));
-    let ct: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(c.clone(), (n, 1));
-    let e = net.forward_rows(&p, x0.leaky_trace(), &ts, None);
+    let x0: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(x.clone(), (n / 64, 64));
+    let ct: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(c.clone(), (n / 64, 64));
+    let e = net.forward_flat(&p, x0.leaky_trace(), &ts, None).unwrap();
     let g = (e * ct).sum::<(), _>().backward().get(&x0).as_vec();
     let ad: f64 = g.iter().zip(&v).map(|(a, b)| a * b).sum();
     let h = 1e-5;
@@ -50,22 +51,22 @@ fn input_vjp_matches_finite_differences_f64() {
 fn parameter_gradients_match_finite_differences_f64() {
     let (net, w) = tiny_net();
     let dev = Cpu::default();
-    let mut p = Params::<f64>::from_values(&dev, net.specs(), &w).unwrap();
+    let mut p = Params::<f64>::from_values(&dev, net.net().specs(), &w).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let n = 64;
     let x: Vec<f64> = (0..n).map(|_| rng.gen::<f64>()).collect();
     let ts = [0.5];
     let loss = |p: &Params<f64>| -> f64 {
-        let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(x.clone(), (n, 1));
-        net.forward_rows(p, xt, &ts, None).as_vec().iter().map(|v| v * v).sum()
+        let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(x.clone(), (n / 64, 64));
+        net.forward_flat(p, xt, &ts, None).unwrap().as_vec().iter().map(|v| v * v).sum()
     };
-    let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(x.clone(), (n, 1));
-    let e = net.forward_rows(&p, xt.retaped::<OwnedTape<f64, Cpu>>(), &ts, None);
+    let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(x.clone(), (n / 64, 64));
+    let e = net.forward_flat(&p, xt.retaped::<OwnedTape<f64, Cpu>>(), &ts, None).unwrap();
     let mut grads = e.square().sum::<(), _>().backward();
     // Check a few parameters of different kinds: time embedding, conv, GroupNorm, attention.
     let names = ["temb.0.w", "conv_in.w", "down.0.block.0.gn0.gamma", "mid.attn.q.w", "up.0.block.1.conv1.b"];
     for name in names {
-        let k = net.specs().iter().position(|s| s.name == name).unwrap_or_else(|| panic!("{name}"));
+        let k = net.net().specs().iter().position(|s| s.name == name).unwrap_or_else(|| panic!("{name}"));
         let g = grads.get_or_alloc_mut(&p.tensors[k]).unwrap().to_vec();
         let j = g.len() / 3;
         let h = 1e-5;
@@ -91,21 +92,22 @@ fn parameter_gradients_match_finite_differences_f64() {
 fn images_are_independent_and_f32_matches_f64() {
     let (net, w) = tiny_net();
     let dev = Cpu::default();
-    let p64 = Params::<f64>::from_values(&dev, net.specs(), &w).unwrap();
-    let p32 = Params::<f32>::from_values(&dev, net.specs(), &w).unwrap();
+    let p64 = Params::<f64>::from_values(&dev, net.net().specs(), &w).unwrap();
+    let p32 = Params::<f32>::from_values(&dev, net.net().specs(), &w).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let x: Vec<f64> = (0..3 * 64).map(|_| rng.gen::<f64>()).collect();
     let run = |xs: &[f64], ts: &[f64]| -> Vec<f64> {
-        let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(xs.to_vec(), (xs.len(), 1));
-        net.forward_rows(&p64, xt, ts, None).as_vec()
+        let xt: Tensor<(usize, usize), f64, Cpu> = dev.tensor_from_vec(xs.to_vec(), (xs.len() / 64, 64));
+        net.forward_flat(&p64, xt, ts, None).unwrap().as_vec()
     };
     let all = run(&x, &[0.2, 0.5, 0.9]);
     let second = run(&x[64..128], &[0.5]);
     for (a, b) in all[64..128].iter().zip(&second) {
         assert!((a - b).abs() < 1e-12, "batch coupling: {a} vs {b}");
     }
-    let xt: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(x.iter().map(|&v| v as f32).collect(), (x.len(), 1));
-    let e32 = net.forward_rows(&p32, xt, &[0.2, 0.5, 0.9], None).as_vec();
+    let xt: Tensor<(usize, usize), f32, Cpu> =
+        dev.tensor_from_vec(x.iter().map(|&v| v as f32).collect(), (x.len() / 64, 64));
+    let e32 = net.forward_flat(&p32, xt, &[0.2, 0.5, 0.9], None).unwrap().as_vec();
     let scale = all.iter().map(|v| v.abs()).fold(0.0, f64::max);
     for (a, b) in all.iter().zip(&e32) {
         assert!((a - *b as f64).abs() < 1e-4 * scale.max(1.0), "{a} vs {b}");

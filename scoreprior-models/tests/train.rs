@@ -116,6 +116,14 @@ fn checkpoint_round_trip_and_mismatch_errors() {
     assert!(e.contains("(1, 8, 8)"), "{e}");
     // Typed wrapper refuses a network for another image shape.
     assert!(scoreprior_models::ncsnpp::Ncsnpp::<1, 16, 16>::from_net(net.clone()).is_err());
+    // A shape that is not compiled: the trainer and the score model refuse it at construction
+    // (naming the compiled shapes), before any pass.
+    let odd = NcsnppNet::new(NcsnppConfig::tiny(), 1, 8, 12).unwrap();
+    let w = odd.init_params(&mut ChaCha8Rng::seed_from_u64(1));
+    let e = Trainer::new(odd.clone(), TrainConfig::default(), pre()).err().unwrap().to_string();
+    assert!(e.contains("(1, 8, 12)") && e.contains("(1, 16, 16)"), "{e}");
+    let e = NcsnppScore::new(odd, &w, VpSde::default()).unwrap_err().to_string();
+    assert!(e.contains("(1, 8, 12)") && e.contains("(1, 8, 8)"), "{e}");
     // Corrupt and truncated files.
     let bytes = std::fs::read(&p).unwrap();
     let q = dir.join("trunc.safetensors");
