@@ -50,6 +50,16 @@ pub struct EhtStudyArgs {
     /// Posterior samples.
     #[arg(long, default_value_t = 128)]
     pub samples: usize,
+    /// Steps of a further run under the exact PF-ODE prior of each network, from the
+    /// surrogate run's MAP image (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub exact_steps: usize,
+    /// Flow samples per step of the exact-prior run.
+    #[arg(long, default_value_t = 8)]
+    pub exact_batch: usize,
+    /// Hutchinson probes of the exact-prior run.
+    #[arg(long, default_value_t = 2)]
+    pub exact_probes: usize,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -74,6 +84,11 @@ pub fn run(args: EhtStudyArgs) -> CliResult {
         flux_weight: args.flux_weight,
         samples: args.samples,
         seed: args.seed,
+        exact: (args.exact_steps > 0).then_some(eht::ExactStage {
+            steps: args.exact_steps,
+            batch: args.exact_batch,
+            probes: args.exact_probes,
+        }),
         ..Default::default()
     };
     let _lock = super::own_folder("--out", &args.out)?;

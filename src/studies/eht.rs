@@ -19,7 +19,8 @@ use scoreprior_core::io::{atomic_write, read_npy, write_npy, write_png_grid};
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::{
-    invalid_setting, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, Result,
+    invalid_setting, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, PriorOptions,
+    Result,
 };
 
 /// DPI settings of the study (the same for every source and prior).
@@ -45,6 +46,26 @@ pub struct EhtDpiSettings {
     pub samples: usize,
     /// Seed.
     pub seed: u64,
+    /// After each surrogate run, a run under the exact PF-ODE prior of the same network from
+    /// the surrogate's MAP image (`<source>-<prior>-exact/`); `None`: surrogate only.
+    pub exact: Option<ExactStage>,
+}
+
+/// Settings of the exact-prior run ([`EhtDpiSettings::exact`]); the others are the study's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExactStage {
+    /// DPI steps.
+    pub steps: usize,
+    /// Flow samples per step.
+    pub batch: usize,
+    /// Hutchinson probes of the divergence (shared by the batch).
+    pub probes: usize,
+}
+
+impl Default for ExactStage {
+    fn default() -> Self {
+        Self { steps: 100, batch: 8, probes: 2 }
+    }
 }
 
 impl Default for EhtDpiSettings {
@@ -60,6 +81,7 @@ impl Default for EhtDpiSettings {
             flux_weight: 10.0,
             samples: 128,
             seed: 0,
+            exact: None,
         }
     }
 }
@@ -245,105 +267,173 @@ pub fn run(
         let mut panels: Vec<Vec<f64>> = vec![scale(&r.truth), scale(&blurred0), scale(&r.image)];
         rows.push(truth_row);
         rows.push(ehtim);
+        let ctx = SourceRun { source, reference: &r, n0, resolution, problem_at: &problem_at };
         for (name, ckpt) in priors {
-            let sub = out.join(format!("{source}-{name}"));
-            let row_file = sub.join("row.json");
-            let (row, mean, std, samples, n) = if row_file.exists() {
-                let text =
-                    std::fs::read_to_string(&row_file).map_err(|e| scoreprior_core::io::IoError::os(&row_file, e))?;
-                let stored: EhtRow = serde_json::from_str(&text)
-                    .map_err(|e| invalid_setting("out", format!("{}: {e}", row_file.display())))?;
-                let n = stored.npix;
-                let rd = |f: &str| -> Result<Vec<f64>> { Ok(read_npy(sub.join(f))?.data) };
-                let (mean, std) = (rd("mean.npy")?, rd("std.npy")?);
-                // The image measures are recomputed (cheap, and a fixed measure reaches old
-                // runs); what only the run knew (time, spread) is kept.
-                let (x, p) = (prior_units(&r.truth, n0, n), problem_at(n)?);
-                let row = EhtRow {
-                    seconds: stored.seconds,
-                    std_rel: stored.std_rel,
-                    within_2std: stored.within_2std,
-                    ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution)?
-                };
-                (row, mean, std, rd("samples.npy")?, n)
-            } else {
-                progress(&format!("{source}: DPI under {name}"));
-                let prior = Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?.with_label(name.clone());
-                let (n, _) =
-                    prior.image_shape().ok_or_else(|| invalid_setting("priors", format!("{name}: no image shape")))?;
-                if n > n0 || n0 % n != 0 {
-                    return Err(invalid_setting(
-                        "priors",
-                        format!("{name}: its {n}×{n} grid does not divide the reference's {n0}×{n0}"),
-                    ));
-                }
-                let x = prior_units(&r.truth, n0, n);
-                let flux: f64 = x.iter().sum();
-                let p = problem_at(n)?;
-                let start =
-                    TestSource::Blobs(vec![(0.0, 0.0, settings.init_fwhm_uas, 1.0)]).render(n, r.fov_uas, flux)?;
-                let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
-                let map = MapWarmStart { blur_px: resolution / (r.fov_uas / n as f64), ..settings.map };
-                let t0 = Instant::now();
-                let res: ExperimentResult = Experiment::builder(p.model.clone())
-                    .forward_label(format!("closures of {}", r.obs.display()))
-                    .truth_with_measurement(x.clone(), p.y.clone(), n, n)
-                    .prior(prior)
-                    .posterior(PosteriorSettings {
-                        flows: settings.flows,
-                        positive: true,
-                        init_scale: settings.init_scale,
-                        init_image: Some(start.into_iter().map(|v| v.max(floor)).collect()),
-                        map_warm_start: Some(map),
-                        ..Default::default()
-                    })
-                    .flux_constraint(settings.flux_weight, flux)
-                    .steps(settings.steps)
-                    .batch(settings.batch)
-                    .lr(settings.lr)
-                    .seed(settings.seed)
-                    .samples(settings.samples)
-                    .outlier_threshold(1e9)
-                    .configure(|c| {
-                        c.out_dir = Some(sub.clone());
-                        c.resume = true;
-                        c.checkpoint_every = 50;
-                    })
-                    .build()?
-                    .run()?;
-                let seconds = t0.elapsed().as_secs_f64();
-                res.save(&sub)?;
-                let s = &res.summary;
-                let mut row = measure(source, format!("DPI {name}"), &s.mean, &x, n, r.fov_uas, &p, resolution)?;
-                row.seconds = seconds;
-                let peak_mean = s.mean.iter().cloned().fold(1e-300, f64::max);
-                row.std_rel = Some(s.std.iter().sum::<f64>() / (n * n) as f64 / peak_mean);
-                let (_, (di, dj)) = best_shift(&s.mean, &x, n, n / 4);
-                let aligned = shift_image(&x, n, di, dj);
-                let inside =
-                    aligned.iter().zip(&s.mean).zip(&s.std).filter(|((t, m), sd)| (*t - *m).abs() <= 2.0 * *sd).count();
-                row.within_2std = Some(inside as f64 / (n * n) as f64);
-                let json = serde_json::to_string_pretty(&row).map_err(|e| invalid_setting("out", e.to_string()))?;
-                atomic_write(&row_file, json.as_bytes())?;
-                (row, s.mean.clone(), s.std.clone(), res.samples.x.clone(), n)
-            };
-            // Panels on the reference grid (nearest-neighbour upsampling of coarser priors).
-            let up = |v: &[f64]| -> Vec<f64> {
-                let f = n0 / n;
-                (0..n0 * n0).map(|k| v[(k / n0 / f) * n + (k % n0) / f]).collect()
-            };
-            panels.push(scale(&up(&mean)));
-            panels.push(scale(&up(&std)));
-            for k in 0..3.min(samples.len() / (n * n)) {
-                panels.push(scale(&up(&samples[k * n * n..(k + 1) * n * n])));
+            let mut stages = vec![Stage::Surrogate];
+            if settings.exact.is_some() {
+                stages.push(Stage::Exact);
             }
-            rows.push(row);
+            for stage in stages {
+                let (row, mean, std, samples, n) = dpi_stage(&ctx, name, ckpt, stage, settings, out, progress)?;
+                // Panels on the reference grid (nearest-neighbour upsampling of coarser priors).
+                let up = |v: &[f64]| -> Vec<f64> {
+                    let f = n0 / n;
+                    (0..n0 * n0).map(|k| v[(k / n0 / f) * n + (k % n0) / f]).collect()
+                };
+                panels.push(scale(&up(&mean)));
+                panels.push(scale(&up(&std)));
+                for k in 0..3.min(samples.len() / (n * n)) {
+                    panels.push(scale(&up(&samples[k * n * n..(k + 1) * n * n])));
+                }
+                rows.push(row);
+            }
         }
         let flat: Vec<f64> = panels.concat();
         write_png_grid(out.join(format!("{source}.png")), &flat, n0, n0, panels.len(), 0.0, 1.0, 4)?;
         write_npy(out.join(format!("{source}_panels.npy")), &[panels.len(), n0, n0], &flat)?;
     }
     Ok(rows)
+}
+
+/// What one source's DPI stages share.
+struct SourceRun<'a> {
+    source: &'a str,
+    reference: &'a ReferenceRun,
+    n0: usize,
+    resolution: f64,
+    problem_at: &'a dyn Fn(usize) -> Result<ClosureProblem>,
+}
+
+/// The DPI runs of one prior: the DSM surrogate from eht-imaging's Gaussian start through the
+/// MAP warm start, then (optionally) the exact PF-ODE prior from the surrogate's MAP image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Surrogate,
+    Exact,
+}
+
+/// Mean, std and samples of a run with its row.
+type StageOutput = (EhtRow, Vec<f64>, Vec<f64>, Vec<f64>, usize);
+
+/// Runs one stage into `out/<source>-<prior>[-exact]/`, or reads it back when its `row.json`
+/// exists.
+fn dpi_stage(
+    ctx: &SourceRun<'_>,
+    name: &str,
+    ckpt: &Path,
+    stage: Stage,
+    settings: &EhtDpiSettings,
+    out: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StageOutput> {
+    let (source, r, n0, resolution) = (ctx.source, ctx.reference, ctx.n0, ctx.resolution);
+    let surrogate_dir = out.join(format!("{source}-{name}"));
+    let (sub, method) = match stage {
+        Stage::Surrogate => (surrogate_dir.clone(), format!("DPI {name}")),
+        Stage::Exact => (out.join(format!("{source}-{name}-exact")), format!("DPI {name} exact")),
+    };
+    let row_file = sub.join("row.json");
+    if row_file.exists() {
+        let text = std::fs::read_to_string(&row_file).map_err(|e| scoreprior_core::io::IoError::os(&row_file, e))?;
+        let stored: EhtRow =
+            serde_json::from_str(&text).map_err(|e| invalid_setting("out", format!("{}: {e}", row_file.display())))?;
+        let n = stored.npix;
+        let rd = |f: &str| -> Result<Vec<f64>> { Ok(read_npy(sub.join(f))?.data) };
+        let (mean, std) = (rd("mean.npy")?, rd("std.npy")?);
+        // The image measures are recomputed (cheap, and a fixed measure reaches old runs);
+        // what only the run knew (time, spread) is kept.
+        let (x, p) = (prior_units(&r.truth, n0, n), (ctx.problem_at)(n)?);
+        let row = EhtRow {
+            seconds: stored.seconds,
+            std_rel: stored.std_rel,
+            within_2std: stored.within_2std,
+            ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution)?
+        };
+        return Ok((row, mean, std, rd("samples.npy")?, n));
+    }
+    let prior = match (stage, settings.exact) {
+        (Stage::Exact, Some(ex)) => {
+            progress(&format!("{source}: DPI under {name}, exact PF-ODE prior"));
+            let options = PriorOptions { probes: ex.probes, ..Default::default() };
+            Prior::ncsnpp(ckpt, options.ode_config(settings.seed)?)?
+        }
+        (Stage::Exact, None) => return Err(invalid_setting("exact", "no settings for the exact stage")),
+        (Stage::Surrogate, _) => {
+            progress(&format!("{source}: DPI under {name}"));
+            Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?
+        }
+    }
+    .with_label(name.to_string());
+    let (n, _) = prior.image_shape().ok_or_else(|| invalid_setting("priors", format!("{name}: no image shape")))?;
+    if n > n0 || n0 % n != 0 {
+        return Err(invalid_setting(
+            "priors",
+            format!("{name}: its {n}×{n} grid does not divide the reference's {n0}×{n0}"),
+        ));
+    }
+    let x = prior_units(&r.truth, n0, n);
+    let flux: f64 = x.iter().sum();
+    let p = (ctx.problem_at)(n)?;
+    let (init_image, map_warm_start, steps, batch) = match (stage, settings.exact) {
+        (Stage::Exact, Some(ex)) => {
+            // The exact prior starts where the surrogate's MAP warm start ended: an L-BFGS MAP
+            // under the exact prior would need an ODE solve and its adjoint per iteration
+            // (1,500 iterations), for a start the flow then leaves anyway.
+            let map = read_npy(surrogate_dir.join("map.npy"))?.data;
+            (map, None, ex.steps, ex.batch)
+        }
+        _ => {
+            let start = TestSource::Blobs(vec![(0.0, 0.0, settings.init_fwhm_uas, 1.0)]).render(n, r.fov_uas, flux)?;
+            let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
+            let map = MapWarmStart { blur_px: resolution / (r.fov_uas / n as f64), ..settings.map };
+            (start.into_iter().map(|v| v.max(floor)).collect(), Some(map), settings.steps, settings.batch)
+        }
+    };
+    let t0 = Instant::now();
+    let mut builder = Experiment::builder(p.model.clone())
+        .forward_label(format!("closures of {}", r.obs.display()))
+        .truth_with_measurement(x.clone(), p.y.clone(), n, n)
+        .prior(prior)
+        .posterior(PosteriorSettings {
+            flows: settings.flows,
+            positive: true,
+            init_scale: settings.init_scale,
+            init_image: Some(init_image),
+            map_warm_start,
+            ..Default::default()
+        })
+        .flux_constraint(settings.flux_weight, flux)
+        .steps(steps)
+        .batch(batch)
+        .lr(settings.lr)
+        .seed(settings.seed)
+        .samples(settings.samples)
+        .outlier_threshold(1e9)
+        .configure(|c| {
+            c.out_dir = Some(sub.clone());
+            c.resume = true;
+            c.checkpoint_every = if stage == Stage::Exact { 5 } else { 50 };
+        });
+    if stage == Stage::Exact {
+        // From a MAP image the time floor stays at its final value: the continuation's large
+        // early floors only smooth a prior the flow has not yet reached.
+        builder = builder.continuation(None);
+    }
+    let res: ExperimentResult = builder.build()?.run()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    res.save(&sub)?;
+    let s = &res.summary;
+    let mut row = measure(source, method, &s.mean, &x, n, r.fov_uas, &p, resolution)?;
+    row.seconds = seconds;
+    let peak_mean = s.mean.iter().cloned().fold(1e-300, f64::max);
+    row.std_rel = Some(s.std.iter().sum::<f64>() / (n * n) as f64 / peak_mean);
+    let (_, (di, dj)) = best_shift(&s.mean, &x, n, n / 4);
+    let aligned = shift_image(&x, n, di, dj);
+    let inside = aligned.iter().zip(&s.mean).zip(&s.std).filter(|((t, m), sd)| (*t - *m).abs() <= 2.0 * *sd).count();
+    row.within_2std = Some(inside as f64 / (n * n) as f64);
+    let json = serde_json::to_string_pretty(&row).map_err(|e| invalid_setting("out", e.to_string()))?;
+    atomic_write(&row_file, json.as_bytes())?;
+    Ok((row, s.mean.clone(), s.std.clone(), res.samples.x.clone(), n))
 }
 
 /// Writes `table.csv` and `table.md` of the rows into `out`.
