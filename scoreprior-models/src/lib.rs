@@ -71,3 +71,21 @@ impl From<ModelError> for scoreprior_core::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ModelError;
+    use std::error::Error as _;
+
+    #[test]
+    fn model_errors_keep_their_type_inside_core_errors() {
+        let e: scoreprior_core::Error = ModelError::Mismatch("3 images but 2 times".into()).into();
+        assert!(matches!(e, scoreprior_core::Error::Model(_)), "{e:?}");
+        let source = e.source().and_then(|s| s.downcast_ref::<ModelError>());
+        assert!(matches!(source, Some(ModelError::Mismatch(m)) if m.contains("2 times")), "{e:?}");
+        // A core error that went through ModelError comes back as itself, not nested.
+        let core = scoreprior_core::Error::out_of_range("t", -1.0, "in (0, 1]");
+        let back: scoreprior_core::Error = ModelError::Core(core).into();
+        assert!(matches!(back, scoreprior_core::Error::OutOfRange { .. }), "{back:?}");
+    }
+}

@@ -413,6 +413,11 @@ fn dpi_stage(
             c.out_dir = Some(sub.clone());
             c.resume = true;
             c.checkpoint_every = if stage == Stage::Exact { 5 } else { 50 };
+            if stage == Stage::Exact {
+                // A short run: the learning-rate warm-up takes its first fifth, not the default
+                // 100 steps (which would keep all of a 100-step run below the peak rate).
+                c.warmup = c.warmup.min(steps.div_ceil(5));
+            }
         });
     if stage == Stage::Exact {
         // From a MAP image the time floor stays at its final value: the continuation's large
