@@ -270,9 +270,7 @@ pub fn run(
         let ctx = SourceRun { source, reference: &r, n0, resolution, problem_at: &problem_at };
         for (name, ckpt) in priors {
             let mut stages = vec![Stage::Surrogate];
-            if settings.exact.is_some() {
-                stages.push(Stage::Exact);
-            }
+            stages.extend(settings.exact.map(Stage::Exact));
             for stage in stages {
                 let (row, mean, std, samples, n) = dpi_stage(&ctx, name, ckpt, stage, settings, out, progress)?;
                 // Panels on the reference grid (nearest-neighbour upsampling of coarser priors).
@@ -306,10 +304,10 @@ struct SourceRun<'a> {
 
 /// The DPI runs of one prior: the DSM surrogate from eht-imaging's Gaussian start through the
 /// MAP warm start, then (optionally) the exact PF-ODE prior from the surrogate's MAP image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Stage {
     Surrogate,
-    Exact,
+    Exact(ExactStage),
 }
 
 /// Mean, std and samples of a run with its row.
@@ -330,7 +328,7 @@ fn dpi_stage(
     let surrogate_dir = out.join(format!("{source}-{name}"));
     let (sub, method) = match stage {
         Stage::Surrogate => (surrogate_dir.clone(), format!("DPI {name}")),
-        Stage::Exact => (out.join(format!("{source}-{name}-exact")), format!("DPI {name} exact")),
+        Stage::Exact(_) => (out.join(format!("{source}-{name}-exact")), format!("DPI {name} exact")),
     };
     let row_file = sub.join("row.json");
     if row_file.exists() {
@@ -351,14 +349,13 @@ fn dpi_stage(
         };
         return Ok((row, mean, std, rd("samples.npy")?, n));
     }
-    let prior = match (stage, settings.exact) {
-        (Stage::Exact, Some(ex)) => {
+    let prior = match stage {
+        Stage::Exact(ex) => {
             progress(&format!("{source}: DPI under {name}, exact PF-ODE prior"));
             let options = PriorOptions { probes: ex.probes, ..Default::default() };
             Prior::ncsnpp(ckpt, options.ode_config(settings.seed)?)?
         }
-        (Stage::Exact, None) => return Err(invalid_setting("exact", "no settings for the exact stage")),
-        (Stage::Surrogate, _) => {
+        Stage::Surrogate => {
             progress(&format!("{source}: DPI under {name}"));
             Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?
         }
@@ -374,21 +371,22 @@ fn dpi_stage(
     let x = prior_units(&r.truth, n0, n);
     let flux: f64 = x.iter().sum();
     let p = (ctx.problem_at)(n)?;
-    let (init_image, map_warm_start, steps, batch) = match (stage, settings.exact) {
-        (Stage::Exact, Some(ex)) => {
+    let (init_image, map_warm_start, steps, batch) = match stage {
+        Stage::Exact(ex) => {
             // The exact prior starts where the surrogate's MAP warm start ended: an L-BFGS MAP
             // under the exact prior would need an ODE solve and its adjoint per iteration
             // (1,500 iterations), for a start the flow then leaves anyway.
             let map = read_npy(surrogate_dir.join("map.npy"))?.data;
             (map, None, ex.steps, ex.batch)
         }
-        _ => {
+        Stage::Surrogate => {
             let start = TestSource::Blobs(vec![(0.0, 0.0, settings.init_fwhm_uas, 1.0)]).render(n, r.fov_uas, flux)?;
             let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
             let map = MapWarmStart { blur_px: resolution / (r.fov_uas / n as f64), ..settings.map };
             (start.into_iter().map(|v| v.max(floor)).collect(), Some(map), settings.steps, settings.batch)
         }
     };
+    let exact = matches!(stage, Stage::Exact(_));
     let t0 = Instant::now();
     let mut builder = Experiment::builder(p.model.clone())
         .forward_label(format!("closures of {}", r.obs.display()))
@@ -412,14 +410,14 @@ fn dpi_stage(
         .configure(|c| {
             c.out_dir = Some(sub.clone());
             c.resume = true;
-            c.checkpoint_every = if stage == Stage::Exact { 5 } else { 50 };
-            if stage == Stage::Exact {
+            c.checkpoint_every = if exact { 5 } else { 50 };
+            if exact {
                 // A short run: the learning-rate warm-up takes its first fifth, not the default
                 // 100 steps (which would keep all of a 100-step run below the peak rate).
                 c.warmup = c.warmup.min(steps.div_ceil(5));
             }
         });
-    if stage == Stage::Exact {
+    if exact {
         // From a MAP image the time floor stays at its final value: the continuation's large
         // early floors only smooth a prior the flow has not yet reached.
         builder = builder.continuation(None);
