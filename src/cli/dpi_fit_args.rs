@@ -3,7 +3,7 @@
 //! [`scoreprior::experiment::DpiSettings`].
 
 use clap::Args;
-use scoreprior::experiment::{FlowOptions, ObjectiveOptions, OptimOptions};
+use scoreprior::experiment::{FlowOptions, LaplaceMode, ObjectiveOptions, OptimOptions};
 
 /// `dpi`: Adam's steps, batch and learning-rate schedule.
 #[derive(Debug, Clone, Args)]
@@ -87,6 +87,28 @@ pub struct FlowArgs {
     /// BatchNorm in the coupling networks.
     #[arg(long)]
     pub batch_norm: bool,
+    /// Start the flow as the Laplace approximation N(MAP, H⁻¹) at the MAP image (H: the
+    /// Hessian of the negative log-posterior, by differences of its gradient) instead of
+    /// N(start, init_scale²·I): auto = with --forward eht(…) and --map-steps, on = whenever
+    /// --map-steps is given, off = never. Without it, interferometric posteriors collapse to a
+    /// point (docs/calibration.md).
+    #[arg(long, value_enum, default_value_t = LaplaceArg::Auto)]
+    pub laplace: LaplaceArg,
+    /// With the Laplace start: the factor on its H^(-1/2) (1: the approximation itself);
+    /// replaces --init-scale.
+    #[arg(long, default_value_t = 1.0)]
+    pub laplace_scale: f64,
+}
+
+/// `--laplace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LaplaceArg {
+    /// With --forward eht(…) and --map-steps.
+    Auto,
+    /// Whenever --map-steps is given.
+    On,
+    /// Never.
+    Off,
 }
 
 impl FlowArgs {
@@ -104,6 +126,12 @@ impl FlowArgs {
             map_blur: self.map_blur,
             map_jitter: self.map_jitter,
             batch_norm: self.batch_norm,
+            laplace: match self.laplace {
+                LaplaceArg::Auto => LaplaceMode::Auto,
+                LaplaceArg::On => LaplaceMode::On,
+                LaplaceArg::Off => LaplaceMode::Off,
+            },
+            laplace_scale: self.laplace_scale,
         }
     }
 }

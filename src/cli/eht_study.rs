@@ -44,9 +44,15 @@ pub struct EhtStudyArgs {
     /// Weight of the total-flux penalty.
     #[arg(long, default_value_t = 10.0)]
     pub flux_weight: f64,
-    /// Initial spread of the flow around the MAP image (softplus⁻¹ units).
-    #[arg(long, default_value_t = 0.05)]
+    /// Initial spread of the flow around the MAP image: the factor on the Laplace
+    /// approximation N(MAP, H⁻¹) (1: the approximation itself), or with --no-laplace the
+    /// isotropic spread in softplus⁻¹ units (0.05 before the Laplace start existed).
+    #[arg(long, default_value_t = 1.0)]
     pub init_scale: f64,
+    /// Start the flow isotropic around the MAP image instead of as the Laplace approximation
+    /// (the posterior then collapses to a point; docs/calibration.md).
+    #[arg(long)]
+    pub no_laplace: bool,
     /// Posterior samples.
     #[arg(long, default_value_t = 128)]
     pub samples: usize,
@@ -80,6 +86,7 @@ pub fn run(args: EhtStudyArgs) -> CliResult {
         batch: args.batch,
         lr: args.lr,
         init_scale: args.init_scale,
+        laplace: (!args.no_laplace).then(Default::default),
         map: MapWarmStart { iterations: args.map_steps, rounds: args.map_rounds, ..Default::default() },
         flux_weight: args.flux_weight,
         samples: args.samples,

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod calibration_study;
 pub mod dpi;
 pub mod dpi_fit_args;
 pub mod dpi_model_args;
@@ -82,6 +83,9 @@ pub enum Command {
     EhtStudy(eht_study::EhtStudyArgs),
     /// Fig. 3 and A.2: restoration metrics and sampling cost of every method, per task and prior.
     RestorationStudy(restoration_study::RestorationStudyArgs),
+    /// Calibration of DPI posteriors where the truth is known: observed against nominal coverage
+    /// of credible intervals over many EHT or denoising problems (tables, coverage plot).
+    CalibrationStudy(calibration_study::CalibrationStudyArgs),
     /// Train a RealNVP image density by maximum likelihood (the discrete-flow prior; resumable).
     TrainFlow(train_flow::TrainFlowArgs),
 }
@@ -107,6 +111,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Posterior2d(a) => posterior_2d::run(a),
             Command::EhtStudy(a) => eht_study::run(a),
             Command::RestorationStudy(a) => restoration_study::run(a),
+            Command::CalibrationStudy(a) => calibration_study::run(a),
             Command::TrainFlow(a) => train_flow::run(a),
         },
     }

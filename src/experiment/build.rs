@@ -17,7 +17,7 @@ use scoreprior_models::realnvp::RealNvp;
 use super::eht::{eht_problem, write_closure_report};
 use super::inputs::{load_gaussian, load_image, resolve};
 use super::{
-    Continuation, DpiSettings, DsmSettings, Experiment, ExperimentError, ExperimentResult, MapWarmStart,
+    Continuation, DpiSettings, DsmSettings, Experiment, ExperimentError, ExperimentResult, LaplaceStart, MapWarmStart,
     PosteriorSettings, Prior, PriorOptions, Result,
 };
 use crate::monitor::Monitor;
@@ -229,6 +229,13 @@ impl DpiSettings {
             }
         };
         let init_image = self.init_image(h, w, eht_fov)?;
+        let laplace = f.laplace.resolve(f.map_steps > 0, eht_fov.is_some());
+        if laplace && f.map_steps == 0 {
+            return Err(err("--laplace on needs a MAP warm start (--map-steps N): the mode it expands around"));
+        }
+        if laplace && !(f.laplace_scale.is_finite() && f.laplace_scale > 0.0) {
+            return Err(err(format!("--laplace-scale must be positive and finite, got {}", f.laplace_scale)));
+        }
 
         let mut builder = Experiment::builder(model)
             .forward_label(format!("{} + {}", pb.forward, pb.noise))
@@ -238,7 +245,7 @@ impl DpiSettings {
                 flows: f.flows,
                 hidden: f.hidden,
                 batch_norm: f.batch_norm,
-                init_scale: f.init_scale,
+                init_scale: if laplace { f.laplace_scale } else { f.init_scale },
                 init_loc: f.init_level.map(|l| if pb.positive { softplus_inverse(l) } else { l }),
                 init_image,
                 map_warm_start: (f.map_steps > 0).then_some(MapWarmStart {
@@ -248,6 +255,7 @@ impl DpiSettings {
                     blur_px: eht_blur_px.unwrap_or(f.map_blur),
                     ..Default::default()
                 }),
+                laplace: laplace.then(LaplaceStart::default),
             })
             .dpi_config(DpiConfig {
                 steps: o.steps,

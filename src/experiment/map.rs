@@ -27,6 +27,11 @@ pub(super) struct Objective<'a> {
 }
 
 impl Objective<'_> {
+    /// The cost and gradient at `u` (cached: a repeated point costs nothing).
+    pub(super) fn evaluate(&self, u: &[f64]) -> std::result::Result<(f64, Vec<f64>), argmin::core::Error> {
+        self.eval(u)
+    }
+
     fn eval(&self, u: &[f64]) -> std::result::Result<(f64, Vec<f64>), argmin::core::Error> {
         if let Some((cu, c, g)) = self.cache.borrow().as_ref() {
             if cu.as_slice() == u {

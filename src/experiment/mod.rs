@@ -54,9 +54,11 @@ use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 pub use baseline_run::BaselineOptions;
 pub use prior::{DsmSettings, Prior, ShapedPrior};
 pub use settings::{
-    DpiSettings, FlowOptions, ObjectiveOptions, OptimOptions, OutputOptions, PriorOptions, ProblemOptions,
+    DpiSettings, FlowOptions, LaplaceMode, ObjectiveOptions, OptimOptions, OutputOptions, PriorOptions, ProblemOptions,
 };
+mod laplace;
 mod map;
+pub use laplace::LaplaceStart;
 pub use result::{summary_table, ClosedFormErrors, DenoisingReferences, ExperimentResult, Report};
 pub use scoreprior_core::dpi::{Annealing, LossWeights, TimeFloorSchedule};
 
@@ -146,6 +148,13 @@ pub struct PosteriorSettings {
     /// above their optimum (closure quantities at high S/N). Written to `map.npy` and reused
     /// on resume.
     pub map_warm_start: Option<MapWarmStart>,
+    /// With a MAP warm start: start the flow as the Laplace approximation `N(MAP, H⁻¹)` of the
+    /// posterior (in the flow's variables), `H` the Hessian of the negative log-posterior at the
+    /// MAP, instead of `N(MAP, init_scale²·I)`; `init_scale` then multiplies `H^{-1/2}` (1: the
+    /// Laplace approximation itself). Why: on interferometric data the posterior's covariance
+    /// spans many decades along Fourier directions, which a flow of pixel-wise couplings started
+    /// isotropic does not learn; it collapses to a point instead (`docs/calibration.md`).
+    pub laplace: Option<LaplaceStart>,
 }
 
 /// Settings of the MAP warm start ([`PosteriorSettings::map_warm_start`]).
@@ -187,6 +196,7 @@ impl Default for PosteriorSettings {
             positive: false,
             map_warm_start: None,
             init_image: None,
+            laplace: None,
         }
     }
 }
@@ -384,6 +394,13 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
         }
         if !(p.init_scale.is_finite() && p.init_scale > 0.0) {
             return Err(invalid("posterior.init_scale", format!("must be positive, got {}", p.init_scale)));
+        }
+        if let Some(ls) = &p.laplace {
+            if p.map_warm_start.is_none() {
+                return Err(invalid("posterior.laplace", "needs a MAP warm start (the mode it expands around)"));
+            }
+            ls.validate()?;
+            check_elems("the Laplace start's Hessian", &[d, d, 3], 8)?;
         }
         if let Some(l) = p.init_loc.filter(|l| !l.is_finite()) {
             return Err(invalid("posterior.init_loc", format!("must be finite, got {l}")));
@@ -754,6 +771,27 @@ impl<F: ForwardModel> Experiment<F> {
         Ok(x)
     }
 
+    /// The Laplace approximation at the MAP image `x_map` (the MAP objective's fixed draws, in
+    /// the flow's variables): its factor and its centre.
+    fn laplace_start(
+        &self,
+        ls: &LaplaceStart,
+        x_map: &[f64],
+    ) -> Result<(scoreprior_core::dpi::AffineFactor, Vec<f64>)> {
+        let positive = self.posterior.positive;
+        let u: Vec<f64> =
+            x_map.iter().map(|&v| if positive { scoreprior_core::dpi::softplus_inverse(v) } else { v }).collect();
+        let objective = map::Objective {
+            data: &self.data,
+            prior: self.prior.energy.as_ref(),
+            weights: (self.dpi.weights.data, self.dpi.weights.prior),
+            positive,
+            seed: self.dpi.seed ^ 0x4D41_5001,
+            cache: Default::default(),
+        };
+        laplace::laplace_start(&objective, &u, ls)
+    }
+
     /// [`run`](Experiment::run), calling `observer` after every step (progress, logging).
     ///
     /// # Errors
@@ -815,15 +853,47 @@ impl<F: ForwardModel> Experiment<F> {
         // The trained flow is kept as a density only when it is the posterior itself (a
         // softplus output has the flow's density in the pre-softplus variables).
         // The starting image is an offset in the flow's own variables (`u` before softplus).
-        let offset = init_image.as_ref().map(|img| {
+        let mut offset: Option<Vec<f64>> = init_image.as_ref().map(|img| {
             img.iter().map(|&v| if p.positive { scoreprior_core::dpi::softplus_inverse(v) } else { v }).collect()
         });
-        use scoreprior_core::dpi::{ShiftedPosterior, SoftplusPosterior};
-        let ((history, samples, seconds_training, seconds_sampling), kept_flow) = match (p.positive, offset) {
-            (true, None) => (train_and_sample(&mut SoftplusPosterior::new(flow))?, None),
-            (true, Some(b)) => (train_and_sample(&mut SoftplusPosterior::new(ShiftedPosterior::new(flow, b)?))?, None),
-            (false, Some(b)) => (train_and_sample(&mut ShiftedPosterior::new(flow, b)?)?, None),
-            (false, None) => (train_and_sample(&mut flow)?, Some(flow)),
+        let factor = match (&p.laplace, &init_image) {
+            (Some(ls), Some(img)) if p.map_warm_start.is_some() => {
+                let ls = *ls;
+                let (f, centre) = self.laplace_start(&ls, img)?;
+                if let Some(dir) = &self.dpi.out_dir {
+                    // The Laplace approximation's per-pixel std in image units (to first order
+                    // through softplus, dx = σ(u)·du), beside the flow's own `std.npy`.
+                    let sd: Vec<f64> = f
+                        .marginal_std()
+                        .iter()
+                        .zip(&centre)
+                        .map(|(s, &u)| if p.positive { s * scoreprior_core::dpi::sigmoid(u) } else { *s })
+                        .collect();
+                    scoreprior_core::io::write_npy(dir.join("laplace_std.npy"), &[h, w], &sd)?;
+                    let (lo, hi) = f.eigen_range();
+                    let info = serde_json::json!({
+                        "step": ls.step, "floor": ls.floor, "clipped": f.clipped(),
+                        "min_eigenvalue": lo, "max_eigenvalue": hi, "log_det_factor": f.log_det(),
+                    });
+                    scoreprior_core::io::atomic_write(dir.join("laplace.json"), info.to_string().as_bytes())?;
+                }
+                offset = Some(centre);
+                Some(f)
+            }
+            _ => None,
+        };
+        use scoreprior_core::dpi::{AffinePosterior, ShiftedPosterior, SoftplusPosterior};
+        let ((history, samples, seconds_training, seconds_sampling), kept_flow) = match (p.positive, offset, factor) {
+            (true, Some(b), Some(f)) => {
+                (train_and_sample(&mut SoftplusPosterior::new(AffinePosterior::new(flow, b, f)?))?, None)
+            }
+            (false, Some(b), Some(f)) => (train_and_sample(&mut AffinePosterior::new(flow, b, f)?)?, None),
+            (true, None, _) => (train_and_sample(&mut SoftplusPosterior::new(flow))?, None),
+            (true, Some(b), None) => {
+                (train_and_sample(&mut SoftplusPosterior::new(ShiftedPosterior::new(flow, b)?))?, None)
+            }
+            (false, Some(b), None) => (train_and_sample(&mut ShiftedPosterior::new(flow, b)?)?, None),
+            (false, None, _) => (train_and_sample(&mut flow)?, Some(flow)),
         };
         let summary = summarize_samples(&samples.x, d, self.outlier)?;
         let timing = result::Timing {

@@ -207,6 +207,36 @@ pub struct FlowOptions {
     pub map_jitter: f64,
     /// BatchNorm in the coupling networks.
     pub batch_norm: bool,
+    /// Start the flow as the Laplace approximation at the MAP image
+    /// ([`PosteriorSettings::laplace`](super::PosteriorSettings::laplace)).
+    pub laplace: LaplaceMode,
+    /// With the Laplace start: the factor on its `H^{-1/2}` (1: the approximation itself).
+    pub laplace_scale: f64,
+}
+
+/// When DPI starts from the Laplace approximation at the MAP image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaplaceMode {
+    /// With `eht(…)` and a MAP warm start (interferometric posteriors collapse without it).
+    #[default]
+    Auto,
+    /// Whenever there is a MAP warm start (`map_steps > 0`, else an error).
+    On,
+    /// Never: the flow starts isotropic, `N(start, init_scale²·I)`.
+    Off,
+}
+
+impl LaplaceMode {
+    /// Whether a run with (`map`) or without a MAP warm start, on `eht(…)` data or not, uses
+    /// the Laplace start.
+    pub fn resolve(self, map: bool, eht: bool) -> bool {
+        match self {
+            Self::Auto => map && eht,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
 }
 
 impl Default for FlowOptions {
@@ -223,6 +253,8 @@ impl Default for FlowOptions {
             map_blur: 0.0,
             map_jitter: 0.1,
             batch_norm: false,
+            laplace: LaplaceMode::Auto,
+            laplace_scale: 1.0,
         }
     }
 }
@@ -353,6 +385,12 @@ impl DpiSettings {
         });
         if let (Some(c), serde_json::Value::Object(e)) = (config.as_object_mut(), extra) {
             c.extend(e);
+        }
+        // Recorded only when on, so that runs from before the Laplace start still resume.
+        let eht = scoreprior_core::forward::PrimitiveSpec::parse(&m.forward).is_ok_and(|s| s.name == "eht");
+        if f.laplace.resolve(f.map_steps > 0, eht) {
+            config["laplace"] = serde_json::json!(true);
+            config["laplace_scale"] = serde_json::json!(f.laplace_scale);
         }
         let mut manifest = RunManifest::new("dpi", config).with_seed(self.seed);
         for (flag, path) in [("--x-true", &m.x_true), ("--y", &m.y)] {

@@ -19,8 +19,8 @@ use scoreprior_core::io::{atomic_write, read_npy, write_npy, write_png_grid};
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::{
-    invalid_setting, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, PriorOptions,
-    Result,
+    invalid_setting, DsmSettings, Experiment, ExperimentResult, LaplaceStart, MapWarmStart, PosteriorSettings, Prior,
+    PriorOptions, Result,
 };
 
 /// DPI settings of the study (the same for every source and prior).
@@ -34,8 +34,13 @@ pub struct EhtDpiSettings {
     pub lr: f64,
     /// Affine-coupling blocks.
     pub flows: usize,
-    /// Initial spread of the flow around the MAP image (softplus⁻¹ units).
+    /// Initial spread of the flow around the MAP image: with `laplace`, the factor on the
+    /// Laplace approximation's `H^{-1/2}` (1: the approximation itself), else the isotropic
+    /// spread in softplus⁻¹ units.
     pub init_scale: f64,
+    /// Start the flow as the Laplace approximation at the MAP image (`None`: isotropic, which
+    /// collapses to a point on these data; `docs/calibration.md`).
+    pub laplace: Option<LaplaceStart>,
     /// FWHM (µas) of the Gaussian starting image (eht-imaging's reference script: 60).
     pub init_fwhm_uas: f64,
     /// MAP warm start: L-BFGS iterations per round and rounds.
@@ -75,7 +80,8 @@ impl Default for EhtDpiSettings {
             batch: 16,
             lr: 1e-3,
             flows: 16,
-            init_scale: 0.05,
+            init_scale: 1.0,
+            laplace: Some(LaplaceStart::default()),
             init_fwhm_uas: 60.0,
             map: MapWarmStart { iterations: 300, rounds: 5, ..Default::default() },
             flux_weight: 10.0,
@@ -371,19 +377,20 @@ fn dpi_stage(
     let x = prior_units(&r.truth, n0, n);
     let flux: f64 = x.iter().sum();
     let p = (ctx.problem_at)(n)?;
-    let (init_image, map_warm_start, steps, batch) = match stage {
+    let (init_image, map_warm_start, steps, batch, laplace) = match stage {
         Stage::Exact(ex) => {
             // The exact prior starts where the surrogate's MAP warm start ended: an L-BFGS MAP
             // under the exact prior would need an ODE solve and its adjoint per iteration
             // (1,500 iterations), for a start the flow then leaves anyway.
             let map = read_npy(surrogate_dir.join("map.npy"))?.data;
-            (map, None, ex.steps, ex.batch)
+            (map, None, ex.steps, ex.batch, None)
         }
         Stage::Surrogate => {
             let start = TestSource::Blobs(vec![(0.0, 0.0, settings.init_fwhm_uas, 1.0)]).render(n, r.fov_uas, flux)?;
             let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
             let map = MapWarmStart { blur_px: resolution / (r.fov_uas / n as f64), ..settings.map };
-            (start.into_iter().map(|v| v.max(floor)).collect(), Some(map), settings.steps, settings.batch)
+            let start = start.into_iter().map(|v| v.max(floor)).collect();
+            (start, Some(map), settings.steps, settings.batch, settings.laplace)
         }
     };
     let exact = matches!(stage, Stage::Exact(_));
@@ -395,9 +402,12 @@ fn dpi_stage(
         .posterior(PosteriorSettings {
             flows: settings.flows,
             positive: true,
-            init_scale: settings.init_scale,
+            // The exact stage starts isotropic at the surrogate's spread of old (its Laplace start
+            // would need the exact prior's Hessian: an ODE solve and adjoint per column).
+            init_scale: if laplace.is_some() || !exact { settings.init_scale } else { 0.05 },
             init_image: Some(init_image),
             map_warm_start,
+            laplace,
             ..Default::default()
         })
         .flux_constraint(settings.flux_weight, flux)

@@ -405,6 +405,7 @@ fn dpi(case: &Case, s: &StudySettings) -> Result<(Vec<f64>, Vec<f64>, Arc<scorep
             init_loc: Some(0.0),
             init_image: None,
             map_warm_start: None,
+            laplace: None,
         })
         .dpi_config(DpiConfig {
             steps: s.dpi_steps,

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::io::atomic_write;
 use crate::{Error, Result};
 
+mod affine;
 mod checkpoint;
 mod config;
 mod constraints;
@@ -30,6 +31,7 @@ mod shifted;
 mod summary;
 mod traits;
 
+pub use affine::*;
 pub use checkpoint::*;
 pub use config::*;
 pub use constraints::*;

@@ -506,3 +506,45 @@ impl MarginalDensity for Gaussian {
         self.score(x, t, out)
     }
 }
+
+/// The squared-exponential (Gaussian-process) covariance of an `h × w` image,
+/// `Σ_ij = std²·exp(−|r_i − r_j|²/(2ℓ²)) + nugget·std²·δ_ij` with `r` in pixels and `ℓ =
+/// length_px`: smooth images whose structure has the scale `ℓ` (for interferometry, the
+/// array's resolution). The nugget keeps it positive definite in floating point.
+///
+/// ```
+/// let c = scoreprior_core::score::gaussian::squared_exponential_covariance(2, 2, 1.0, 0.5, 1e-3).unwrap();
+/// assert!((c[0] - 0.25 * 1.001).abs() < 1e-15); // variance std²(1 + nugget)
+/// assert!((c[1] - 0.25 * (-0.5f64).exp()).abs() < 1e-15); // neighbours one pixel apart
+/// assert!((c[3] - 0.25 * (-1.0f64).exp()).abs() < 1e-15); // diagonal neighbours
+/// ```
+///
+/// # Errors
+/// [`Error::OutOfRange`] for an empty grid or a length, std or nugget that is not positive and
+/// finite; [`Error::TooLarge`] above the memory limit.
+pub fn squared_exponential_covariance(h: usize, w: usize, length_px: f64, std: f64, nugget: f64) -> Result<Vec<f64>> {
+    if h == 0 || w == 0 {
+        return Err(Error::count_out_of_range("squared-exponential covariance: image side", h.min(w), "at least 1"));
+    }
+    for (what, v) in [("length", length_px), ("std", std), ("nugget", nugget)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Error::out_of_range(
+                format!("squared-exponential covariance: {what}"),
+                v,
+                "positive and finite",
+            ));
+        }
+    }
+    let d = h * w;
+    crate::limits::check_elems("the squared-exponential covariance", &[d, d], 8)?;
+    let var = std * std;
+    let mut c = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            let (dy, dx) = ((i / w) as f64 - (j / w) as f64, (i % w) as f64 - (j % w) as f64);
+            c[i * d + j] = var * (-(dy * dy + dx * dx) / (2.0 * length_px * length_px)).exp();
+        }
+        c[i * d + i] += nugget * var;
+    }
+    Ok(c)
+}
