@@ -85,7 +85,8 @@ fn a_tiny_eht_study_writes_its_files_and_resumes() {
         assert!(r.pixel_coverage.iter().all(|&c| unit(c)), "{r:?}");
         assert!(r.pixel_coverage.windows(2).all(|w| w[0] <= w[1]), "coverage falls with the level: {r:?}");
         assert!(unit(r.within_2std) && r.std_rel > 0.0 && r.samples_used == 32, "{r:?}");
-        assert!(r.chi2_phase.is_some_and(|c| c > 0.0) && r.shift.is_some(), "{r:?}");
+        assert!(r.chi2_phase.is_some_and(|c| c > 0.0) && r.offset_uas.is_some(), "{r:?}");
+        assert!(r.source_coverage.len() == 5 && r.source_coverage.iter().all(|&c| unit(c)), "{r:?}");
         if let Some(g) = &r.ring {
             assert_eq!(g.diameter.len(), if g.fitted > 0 { 5 } else { 0 }, "{r:?}");
             for k in 1..g.diameter.len() {

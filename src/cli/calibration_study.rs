@@ -51,6 +51,10 @@ pub struct CalibrationStudyArgs {
     /// eht-study references'); sets the S/N of the thermal noise.
     #[arg(long)]
     pub flux: Option<f64>,
+    /// EHT: final time floor ε of the DSM surrogate prior (default: 1e-3; the continuation
+    /// starts at 0.1).
+    #[arg(long)]
+    pub time_floor: Option<f64>,
 }
 
 impl CalibrationStudyArgs {
@@ -67,6 +71,7 @@ impl CalibrationStudyArgs {
         s.samples = self.samples.unwrap_or(s.samples);
         s.seed = self.seed.unwrap_or(s.seed);
         s.flux_jy = self.flux.unwrap_or(s.flux_jy);
+        s.time_floor = self.time_floor.unwrap_or(s.time_floor);
         if let Some(p) = &self.prior {
             s.prior = p.clone();
         }

@@ -37,8 +37,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use scoreprior_core::forward::interferometry::{
-    best_shift, nominal_resolution_uas, ring_fit, shift_image, Array, CompactSources, Interferometer, Observation,
-    TestSource,
+    nominal_resolution_uas, ring_fit, Array, CompactSources, Interferometer, Observation, TestSource,
 };
 use scoreprior_core::forward::ForwardModel;
 use scoreprior_core::io::atomic_write;
@@ -128,6 +127,8 @@ pub struct CalibrationSettings {
     /// Jy; the default 1 Jy is `benches/reference/ehtim_rml.py`'s, so the S/N is eht-study's).
     /// Imaging is in the prior's peak-1 units: closure quantities do not see the scale.
     pub flux_jy: f64,
+    /// EHT: the DSM surrogate's final time floor `ε` (the end of the continuation from 0.1).
+    pub time_floor: f64,
     /// The NCSN++ checkpoint of the prior (DSM surrogate). Its image grid must be the
     /// problem's (32×32 for EHT, the test images' for denoising).
     pub prior: PathBuf,
@@ -166,6 +167,7 @@ impl CalibrationSettings {
             seed: 0,
             source_seed: 1_000_000,
             flux_jy: 1.0,
+            time_floor: DsmSettings::default().eps,
             prior: "assets/ncsnpp_sources32/ema.safetensors".into(),
             test_images: "assets/fashion16_test.npy".into(),
             stride: 4,
@@ -268,6 +270,12 @@ impl CalibrationSettings {
         if let Some(l) = self.levels.iter().find(|l| !(l.is_finite() && **l > 0.0 && **l < 1.0)) {
             return Err(invalid_setting("--levels", format!("{l} is not in the open interval (0, 1)")));
         }
+        if !(self.time_floor.is_finite() && self.time_floor > 0.0 && self.time_floor < 0.1) {
+            return Err(invalid_setting(
+                "--time-floor",
+                format!("must be in (0, 0.1) (the continuation starts at 0.1), got {}", self.time_floor),
+            ));
+        }
         if !(self.flux_jy.is_finite() && self.flux_jy > 0.0) {
             return Err(invalid_setting("--flux", format!("must be positive and finite, got {}", self.flux_jy)));
         }
@@ -330,7 +338,7 @@ impl CalibrationSettings {
         if !path.is_file() {
             return Err(invalid_setting("--prior", format!("{}: no such file", self.prior.display())));
         }
-        Prior::ncsnpp_dsm(&path, DsmSettings::default())
+        Prior::ncsnpp_dsm(&path, DsmSettings { eps: self.time_floor, ..DsmSettings::default() })
             .map_err(|e| invalid_setting("--prior", format!("{}: {e}", self.prior.display())))
     }
 }
@@ -404,6 +412,9 @@ pub struct CalibrationRow {
     pub levels: Vec<f64>,
     /// Fraction of pixels whose (aligned) truth lies in the central interval, per level.
     pub pixel_coverage: Vec<f64>,
+    /// The same over the source's pixels only (truth above [`SOURCE_FRACTION`] of its peak).
+    #[serde(default)]
+    pub source_coverage: Vec<f64>,
     /// Fraction of pixels with `|truth − mean| ≤ 2·std`.
     pub within_2std: f64,
     /// Mean posterior std over pixels divided by the posterior mean's peak.
@@ -418,8 +429,14 @@ pub struct CalibrationRow {
     pub chi2_phase: Option<f64>,
     /// EHT: reduced χ² of the mean's log closure amplitudes.
     pub chi2_log_amp: Option<f64>,
-    /// EHT: the shift `(down, right)` applied to the truth to align it with the mean.
+    /// EHT, rows of the first version: the whole-pixel shift `(down, right)` that aligned the
+    /// truth with the mean (superseded by `offset_uas`).
+    #[serde(default)]
     pub shift: Option<(isize, isize)>,
+    /// EHT: the offset `(east, north)` µas, to a tenth of a pixel, by which the truth was moved
+    /// to align it with the mean (closures do not fix the position).
+    #[serde(default)]
+    pub offset_uas: Option<(f64, f64)>,
     /// EHT, ring-like truths with a ring fit: the ring measures' coverage.
     pub ring: Option<RingCoverage>,
     /// Wall time of the run (s; DPI with its warm start, and sampling).
@@ -437,6 +454,9 @@ pub struct LevelCoverage {
     pub pixels_min: f64,
     /// Largest per-pixel coverage of a run.
     pub pixels_max: f64,
+    /// Coverage over the source's pixels ([`SOURCE_FRACTION`]), averaged over runs.
+    #[serde(default)]
+    pub source_mean: f64,
     /// EHT: fraction of ring runs whose truth diameter lies in its interval.
     pub ring_diameter: Option<f64>,
     /// EHT: the same for the width.
@@ -676,18 +696,29 @@ fn finite_samples(x: &[f64], d: usize) -> Vec<&[f64]> {
 /// Per-pixel measures: coverage at each level, 2-std coverage, mean, std.
 struct PixelMeasures {
     coverage: Vec<f64>,
+    source_coverage: Vec<f64>,
     within_2std: f64,
     mean: Vec<f64>,
     std_rel: f64,
 }
 
-/// Per-pixel coverage of `truth` by the `samples` at each level, and the 2-std coverage.
+/// Pixels whose truth exceeds this fraction of the truth's peak count as the source: there a
+/// central interval can cover the truth, where a positive posterior's interval never reaches
+/// a background truth of (numerically) zero.
+pub const SOURCE_FRACTION: f64 = 0.01;
+
+/// Per-pixel coverage of `truth` by the `samples` at each level (all pixels, and the source's,
+/// [`SOURCE_FRACTION`]), and the 2-std coverage.
 fn pixel_measures(samples: &[&[f64]], truth: &[f64], mean: &[f64], levels: &[f64]) -> PixelMeasures {
     let d = truth.len();
     let m = samples.len().max(1) as f64;
     let std: Vec<f64> =
         (0..d).map(|p| (samples.iter().map(|s| (s[p] - mean[p]).powi(2)).sum::<f64>() / m).sqrt()).collect();
     let mut inside = vec![0usize; levels.len()];
+    let mut inside_source = vec![0usize; levels.len()];
+    let truth_peak = truth.iter().cloned().fold(0.0, f64::max);
+    let is_source = |p: usize| truth[p] > SOURCE_FRACTION * truth_peak;
+    let n_source = (0..d).filter(|&p| is_source(p)).count();
     let mut column = Vec::with_capacity(samples.len());
     for p in 0..d {
         column.clear();
@@ -697,6 +728,9 @@ fn pixel_measures(samples: &[&[f64]], truth: &[f64], mean: &[f64], levels: &[f64
             let q = (1.0 - l) / 2.0;
             if quantile(&column, q) <= truth[p] && truth[p] <= quantile(&column, 1.0 - q) {
                 inside[k] += 1;
+                if is_source(p) {
+                    inside_source[k] += 1;
+                }
             }
         }
     }
@@ -704,6 +738,7 @@ fn pixel_measures(samples: &[&[f64]], truth: &[f64], mean: &[f64], levels: &[f64
     let peak = mean.iter().cloned().fold(1e-300, f64::max);
     PixelMeasures {
         coverage: inside.iter().map(|&c| c as f64 / d as f64).collect(),
+        source_coverage: inside_source.iter().map(|&c| c as f64 / n_source.max(1) as f64).collect(),
         within_2std: within as f64 / d as f64,
         mean: mean.to_vec(),
         std_rel: std.iter().sum::<f64>() / d as f64 / peak,
@@ -750,6 +785,9 @@ struct EhtContext {
     resolution_uas: f64,
     truths: Vec<f64>,
     kinds: Vec<&'static str>,
+    /// The sources themselves (for sub-pixel alignment), and the renderer's supersampling.
+    sources: Vec<TestSource>,
+    supersample: usize,
 }
 
 impl EhtContext {
@@ -759,9 +797,11 @@ impl EhtContext {
         let eht = Interferometer::new(coverage, EHT_NPIX, EHT_FOV_UAS)?;
         let g = CompactSources::default();
         let truths = g.images(s.n, EHT_NPIX, EHT_FOV_UAS, s.source_seed)?;
+        let sources =
+            (0..s.n).map(|i| g.source(s.source_seed, i as u64)).collect::<std::result::Result<Vec<_>, _>>()?;
         let kinds = (0..s.n)
             .map(|i| {
-                let src = g.source(s.source_seed, i as u64)?;
+                let src = sources[i].clone();
                 let inner = match src {
                     TestSource::Shifted { source, .. } => *source,
                     other => other,
@@ -774,12 +814,56 @@ impl EhtContext {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { eht, resolution_uas, truths, kinds })
+        Ok(Self { eht, resolution_uas, truths, kinds, sources, supersample: g.supersample })
     }
 
     fn truth(&self, i: usize) -> &[f64] {
         let d = EHT_NPIX * EHT_NPIX;
         &self.truths[i * d..(i + 1) * d]
+    }
+
+    /// Truth `i` moved by `(east, north)` µas, rendered as the study's truths are (supersampled
+    /// and binned) and scaled to the unmoved truth's flux.
+    fn moved_truth(&self, i: usize, east: f64, north: f64) -> Result<Vec<f64>> {
+        let (n, ss) = (EHT_NPIX, self.supersample.max(1));
+        let moved = TestSource::Shifted { east, north, source: Box::new(self.sources[i].clone()) };
+        let fine = moved.render(n * ss, EHT_FOV_UAS, 1.0)?;
+        let mut img = vec![0.0; n * n];
+        for (k, v) in fine.iter().enumerate() {
+            let (r, c) = (k / (n * ss), k % (n * ss));
+            img[(r / ss) * n + c / ss] += v;
+        }
+        let flux: f64 = self.truth(i).iter().sum();
+        let total: f64 = img.iter().sum();
+        Ok(img.into_iter().map(|v| v * flux / total).collect())
+    }
+
+    /// Truth `i` aligned to `mean` to a tenth of a pixel: closure data do not fix the position,
+    /// so the posterior is compared with the truth where it places it. The source is re-rendered
+    /// at each trial offset (no interpolation blur): whole pixels over a quarter of the field,
+    /// then tenths around the best. Returns the moved truth and its offset (east, north) µas.
+    fn aligned_truth(&self, i: usize, mean: &[f64]) -> Result<(Vec<f64>, (f64, f64))> {
+        let px = EHT_FOV_UAS / EHT_NPIX as f64;
+        let score = |img: &[f64]| {
+            let (ab, aa, bb) =
+                img.iter().zip(mean).fold((0.0, 0.0, 0.0), |(ab, aa, bb), (a, b)| (ab + a * b, aa + a * a, bb + b * b));
+            ab / (aa * bb).sqrt().max(1e-300)
+        };
+        let mut best = (f64::NEG_INFINITY, (0.0, 0.0));
+        let reach = (EHT_NPIX / 4) as i32;
+        for (grid, step, centre) in [(reach, px, (0.0, 0.0)), (5, px / 10.0, (f64::NAN, f64::NAN))] {
+            let c = if centre.0.is_nan() { best.1 } else { centre };
+            for a in -grid..=grid {
+                for b in -grid..=grid {
+                    let off = (c.0 + a as f64 * step, c.1 + b as f64 * step);
+                    let v = score(&self.moved_truth(i, off.0, off.1)?);
+                    if v > best.0 {
+                        best = (v, off);
+                    }
+                }
+            }
+        }
+        Ok((self.moved_truth(i, best.1 .0, best.1 .1)?, best.1))
     }
 }
 
@@ -787,7 +871,7 @@ impl EhtContext {
 fn eht_run_settings(s: &CalibrationSettings, i: usize, kind: &str, prior_sha256: &str) -> serde_json::Value {
     let d = s.eht_dpi();
     let seed = s.seed.wrapping_add(i as u64);
-    serde_json::json!({
+    let mut spec = serde_json::json!({
         "problem": "eht", "index": i, "kind": kind, "source_seed": s.source_seed, "flux_jy": s.flux_jy,
         "sources": "CompactSources::default()", "npix": EHT_NPIX, "fov_uas": EHT_FOV_UAS,
         "array": "EHT2017", "observation": "sgr_a_star", "pulse": "delta", "data": "closures (debiased)",
@@ -799,7 +883,12 @@ fn eht_run_settings(s: &CalibrationSettings, i: usize, kind: &str, prior_sha256:
                 "jitter": d.map.jitter, "blur": "nominal resolution"},
         "laplace": d.laplace.map(|l| serde_json::json!({"step": l.step, "floor": l.floor})),
         "outlier": EHT_OUTLIER, "levels": s.levels, "ring_pixel_uas": EHT_FOV_UAS / EHT_NPIX as f64,
-    })
+    });
+    // Recorded only when not the default, so that runs from before the setting still resume.
+    if s.time_floor != DsmSettings::default().eps {
+        spec["time_floor"] = serde_json::json!(s.time_floor);
+    }
+    spec
 }
 
 /// The settings of denoising run `j` (`settings.json`): its `DpiSettings` (folder-independent).
@@ -879,8 +968,7 @@ fn eht_run(
         return Err(invalid_setting("--steps", format!("{}: no sample has finite pixels", dir.display())));
     }
     let mean = mean_of(&samples, dim);
-    let (_, (di, dj)) = best_shift(&mean, &x, n, n / 4);
-    let aligned = shift_image(&x, n, di, dj);
+    let (aligned, offset) = ctx.aligned_truth(i, &mean)?;
     let pm = pixel_measures(&samples, &aligned, &mean, &s.levels);
     let chi = problem.chi2(&pm.mean)?;
     let kind = ctx.kinds[i];
@@ -891,6 +979,7 @@ fn eht_run(
         kind: kind.to_string(),
         levels: s.levels.clone(),
         pixel_coverage: pm.coverage,
+        source_coverage: pm.source_coverage,
         within_2std: pm.within_2std,
         std_rel: pm.std_rel,
         samples_used: samples.len(),
@@ -898,11 +987,41 @@ fn eht_run(
         wiener_psnr: None,
         chi2_phase: finite(chi.phase),
         chi2_log_amp: finite(chi.log_amp),
-        shift: Some((di, dj)),
+        shift: None,
+        offset_uas: Some(offset),
         ring,
         seconds,
     };
     Ok((res, row))
+}
+
+/// The per-pixel measures of a finished EHT run `i` again, from its saved `samples.npy`.
+fn remeasure_eht(
+    s: &CalibrationSettings,
+    ctx: &EhtContext,
+    i: usize,
+    dir: &Path,
+    row: CalibrationRow,
+) -> Result<CalibrationRow> {
+    let n = EHT_NPIX;
+    let saved = scoreprior_core::io::read_npy(dir.join("samples.npy"))?.data;
+    let samples = finite_samples(&saved, n * n);
+    if samples.is_empty() {
+        return Err(invalid_setting("--out", format!("{}: no sample has finite pixels", dir.display())));
+    }
+    let mean = mean_of(&samples, n * n);
+    let (aligned, offset) = ctx.aligned_truth(i, &mean)?;
+    let pm = pixel_measures(&samples, &aligned, &mean, &s.levels);
+    Ok(CalibrationRow {
+        pixel_coverage: pm.coverage,
+        source_coverage: pm.source_coverage,
+        within_2std: pm.within_2std,
+        std_rel: pm.std_rel,
+        samples_used: samples.len(),
+        shift: None,
+        offset_uas: Some(offset),
+        ..row
+    })
 }
 
 /// Runs denoising run `j` into `dir` (through [`DpiSettings::run`]) and measures it.
@@ -933,6 +1052,7 @@ fn denoising_run(
         kind: "image".into(),
         levels: s.levels.clone(),
         pixel_coverage: pm.coverage,
+        source_coverage: pm.source_coverage,
         within_2std: pm.within_2std,
         std_rel: pm.std_rel,
         samples_used: samples.len(),
@@ -941,6 +1061,7 @@ fn denoising_run(
         chi2_phase: None,
         chi2_log_amp: None,
         shift: None,
+        offset_uas: None,
         ring: None,
         seconds,
     };
@@ -991,7 +1112,14 @@ pub fn run(settings: &CalibrationSettings, out: &Path, progress: &mut dyn FnMut(
     for (j, dir, spec, reuse) in plan {
         let row_file = dir.join("row.json");
         if reuse {
-            rows.push(read_json::<CalibrationRow>(&row_file)?);
+            let mut row = read_json::<CalibrationRow>(&row_file)?;
+            if let (Some(c), true) = (&ctx, row.source_coverage.is_empty()) {
+                // A row written before the source's coverage was measured: it is measured
+                // from the run's saved samples.
+                row = remeasure_eht(s, c, j, &dir, row)?;
+                write_json(&row_file, &row)?;
+            }
+            rows.push(row);
             continue;
         }
         write_json(&dir.join("settings.json"), &spec)?;
@@ -1066,6 +1194,10 @@ fn summarise(problem: CalibrationProblem, levels: &[f64], rows: &[CalibrationRow
                 pixels_mean: cov.iter().sum::<f64>() / cov.len().max(1) as f64,
                 pixels_min: cov.iter().cloned().fold(f64::INFINITY, f64::min).min(1.0),
                 pixels_max: cov.iter().cloned().fold(f64::NEG_INFINITY, f64::max).max(0.0),
+                source_mean: {
+                    let sc: Vec<f64> = rows.iter().filter_map(|r| r.source_coverage.get(k).copied()).collect();
+                    sc.iter().sum::<f64>() / sc.len().max(1) as f64
+                },
                 ring_diameter: ring_frac(k, 0),
                 ring_width: ring_frac(k, 1),
                 ring_position_angle: ring_frac(k, 2),
@@ -1123,6 +1255,7 @@ impl CalibrationReport {
         let eht = s.problem == CalibrationProblem::Eht;
         let mut head = vec!["run".to_string(), if eht { "source" } else { "image" }.to_string()];
         head.extend(levels.iter().map(|&l| format!("pixels in {}", percent(l))));
+        head.extend(levels.iter().map(|&l| format!("source in {}", percent(l))));
         head.extend(["within 2 std", "std / peak"].map(String::from));
         if eht {
             head.extend(
@@ -1146,6 +1279,7 @@ impl CalibrationReport {
         for r in &self.rows {
             let mut cells = vec![r.run.clone(), r.kind.clone()];
             cells.extend(r.pixel_coverage.iter().map(|c| format!("{c:.3}")));
+            cells.extend((0..levels.len()).map(|k| opt(r.source_coverage.get(k).copied(), 3)));
             cells.extend([format!("{:.3}", r.within_2std), format!("{:.4}", r.std_rel)]);
             if eht {
                 cells.extend([opt(r.chi2_phase, 2), opt(r.chi2_log_amp, 2)]);
@@ -1168,6 +1302,7 @@ impl CalibrationReport {
         }
         let mut cells = vec![format!("**mean of {}**", s.runs), String::new()];
         cells.extend(s.levels.iter().map(|l| format!("**{:.3}** (min {:.3})", l.pixels_mean, l.pixels_min)));
+        cells.extend(s.levels.iter().map(|l| format!("**{:.3}**", l.source_mean)));
         cells.extend([format!("{:.3}", s.within_2std_mean), format!("{:.4}", s.std_rel_mean)]);
         if eht {
             cells.extend([opt(self.mean_opt(|r| r.chi2_phase), 2), opt(self.mean_opt(|r| r.chi2_log_amp), 2)]);
@@ -1289,6 +1424,13 @@ impl CalibrationReport {
             l.iter().map(|c| (c.level, c.pixels_mean)).collect(),
             Some(l.iter().map(|c| (c.level, c.pixels_min, c.pixels_max)).collect()),
         )];
+        if self.rows.iter().any(|r| !r.source_coverage.is_empty()) {
+            out.push((
+                "source pixels (truth > 1 % of peak)",
+                l.iter().map(|c| (c.level, c.source_mean)).collect(),
+                None,
+            ));
+        }
         let ring: [(&'static str, LevelMeasure); 3] = [
             ("ring diameter", |c| c.ring_diameter),
             ("ring width", |c| c.ring_width),
