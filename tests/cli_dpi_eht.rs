@@ -48,6 +48,15 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     // Two rounds, each logging its start; the best cost of each round never rises within it,
     // and the warm start ends far below where it began.
     assert!(costs.len() > 10 && costs.last().unwrap() < &(1e-2 * costs[0]), "{:?}", &costs[..5]);
+    // With eht(…) and a MAP warm start the flow starts as the Laplace approximation there
+    // (`--laplace auto`), recorded in the manifest and described in laplace.json.
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("warm/laplace.json")).unwrap()).unwrap();
+    assert!(info["clipped"].as_u64().unwrap() <= 64 && info["max_eigenvalue"].as_f64().unwrap() > 0.0, "{info}");
+    let sd = scoreprior::core::io::read_npy(dir.join("warm/laplace_std.npy")).unwrap();
+    assert!(sd.data.len() == 64 && sd.data.iter().all(|v| v.is_finite() && *v > 0.0));
+    let manifest = std::fs::read_to_string(dir.join("warm/run.json")).unwrap();
+    assert!(manifest.contains("\"laplace\": true") || manifest.contains("\"laplace\":true"), "{manifest}");
 
     let o = dir.join("bad").display().to_string();
     let run = |extra: &[&str]| {
@@ -57,6 +66,8 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
         fails(&a)
     };
     assert!(run(&["--flux-weight=-1"]).contains("--flux-weight"));
+    assert!(run(&["--laplace", "on"]).contains("--laplace"));
+    assert!(run(&["--map-steps", "5", "--laplace-scale", "0"]).contains("--laplace-scale"));
     assert!(run(&["--flux-weight", "1"]).contains("--flux"));
     assert!(run(&["--data", "phases"]).contains("--data"));
     assert!(run(&["--positive", "--init-level=-0.1"]).contains("--init-level"));
