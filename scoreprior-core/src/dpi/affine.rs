@@ -169,9 +169,10 @@ impl AffineFactor {
     pub fn apply(&self, rows: &[f64]) -> Vec<f64> {
         Self::rows_times_transpose(&self.l, rows, self.dim)
     }
-    /// `Lᵀ·g` for each row `g`.
+    /// `Lᵀ·g` for each row `g` (without forming `Lᵀ`).
     pub fn apply_transpose(&self, rows: &[f64]) -> Vec<f64> {
-        Self::rows_times_transpose(&self.l.transpose(), rows, self.dim)
+        let x = DMatrix::from_column_slice(self.dim, rows.len() / self.dim, rows);
+        self.l.tr_mul(&x).as_slice().to_vec()
     }
     /// `L⁻¹·x` for each row.
     pub fn solve(&self, rows: &[f64]) -> Vec<f64> {
@@ -179,7 +180,8 @@ impl AffineFactor {
     }
     /// `L⁻ᵀ·g` for each row.
     pub fn solve_transpose(&self, rows: &[f64]) -> Vec<f64> {
-        Self::rows_times_transpose(&self.l_inv.transpose(), rows, self.dim)
+        let x = DMatrix::from_column_slice(self.dim, rows.len() / self.dim, rows);
+        self.l_inv.tr_mul(&x).as_slice().to_vec()
     }
 }
 
