@@ -1426,7 +1426,7 @@ impl CalibrationReport {
         )];
         if self.rows.iter().any(|r| !r.source_coverage.is_empty()) {
             out.push((
-                "source pixels (truth > 1 % of peak)",
+                "source pixels (truth over 0.01 of peak)",
                 l.iter().map(|c| (c.level, c.source_mean)).collect(),
                 None,
             ));
@@ -1482,7 +1482,7 @@ mod png {
     const H: u32 = 540;
     /// Plot area: left, top, right, bottom.
     const AREA: (f64, f64, f64, f64) = (70.0, 40.0, 690.0, 470.0);
-    const COLORS: [[u8; 3]; 4] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40]];
+    const COLORS: [[u8; 3]; 5] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189]];
 
     /// 3×5 glyphs, one row per entry (bit 2 the left column).
     fn glyph(c: char) -> [u8; 5] {
