@@ -746,14 +746,7 @@ impl<F: ForwardModel> Experiment<F> {
                 let floor = 1e-6 * blurred.iter().cloned().fold(0.0, f64::max);
                 u = blurred.into_iter().map(|v| if positive { softplus_inverse(v.max(floor)) } else { v }).collect();
             }
-            let objective = map::Objective {
-                data: &self.data,
-                prior: self.prior.energy.as_ref(),
-                weights: (self.dpi.weights.data, self.dpi.weights.prior),
-                positive,
-                seed: self.dpi.seed ^ 0x4D41_5001,
-                cache: Default::default(),
-            };
+            let objective = self.map_objective();
             let (best, c) = map::minimise(objective, u, ws)?;
             u = best;
             costs.extend(c);
@@ -771,6 +764,20 @@ impl<F: ForwardModel> Experiment<F> {
         Ok(x)
     }
 
+    /// The MAP objective: the data and prior energies at their DPI weights, in the flow's
+    /// variables, with the draws of a stochastic prior fixed (one seed for every evaluation),
+    /// shared by the MAP warm start and the Laplace start so that both see the same function.
+    fn map_objective(&self) -> map::Objective<'_> {
+        map::Objective {
+            data: &self.data,
+            prior: self.prior.energy.as_ref(),
+            weights: (self.dpi.weights.data, self.dpi.weights.prior),
+            positive: self.posterior.positive,
+            seed: self.dpi.seed ^ 0x4D41_5001,
+            cache: Default::default(),
+        }
+    }
+
     /// The Laplace approximation at the MAP image `x_map` (the MAP objective's fixed draws, in
     /// the flow's variables): its factor and its centre.
     fn laplace_start(
@@ -781,14 +788,7 @@ impl<F: ForwardModel> Experiment<F> {
         let positive = self.posterior.positive;
         let u: Vec<f64> =
             x_map.iter().map(|&v| if positive { scoreprior_core::dpi::softplus_inverse(v) } else { v }).collect();
-        let objective = map::Objective {
-            data: &self.data,
-            prior: self.prior.energy.as_ref(),
-            weights: (self.dpi.weights.data, self.dpi.weights.prior),
-            positive,
-            seed: self.dpi.seed ^ 0x4D41_5001,
-            cache: Default::default(),
-        };
+        let objective = self.map_objective();
         laplace::laplace_start(&objective, &u, ls)
     }
 
