@@ -55,6 +55,10 @@ pub struct CalibrationStudyArgs {
     /// starts at 0.1).
     #[arg(long)]
     pub time_floor: Option<f64>,
+    /// EHT: keep the surrogate's time floor at --time-floor throughout (where the MAP and the
+    /// Laplace start were computed) instead of lowering it from 0.1 over the first half.
+    #[arg(long)]
+    pub no_continuation: bool,
 }
 
 impl CalibrationStudyArgs {
@@ -72,6 +76,7 @@ impl CalibrationStudyArgs {
         s.seed = self.seed.unwrap_or(s.seed);
         s.flux_jy = self.flux.unwrap_or(s.flux_jy);
         s.time_floor = self.time_floor.unwrap_or(s.time_floor);
+        s.continuation = !self.no_continuation;
         if let Some(p) = &self.prior {
             s.prior = p.clone();
         }

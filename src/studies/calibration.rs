@@ -129,6 +129,10 @@ pub struct CalibrationSettings {
     pub flux_jy: f64,
     /// EHT: the DSM surrogate's final time floor `ε` (the end of the continuation from 0.1).
     pub time_floor: f64,
+    /// EHT: the noise-level continuation of the surrogate from 0.1 down to `time_floor` over
+    /// the first half of the run (eht-study's); `false`: the floor stays at `time_floor`, where
+    /// the MAP and the Laplace start were computed.
+    pub continuation: bool,
     /// The NCSN++ checkpoint of the prior (DSM surrogate). Its image grid must be the
     /// problem's (32×32 for EHT, the test images' for denoising).
     pub prior: PathBuf,
@@ -168,6 +172,7 @@ impl CalibrationSettings {
             source_seed: 1_000_000,
             flux_jy: 1.0,
             time_floor: DsmSettings::default().eps,
+            continuation: true,
             prior: "assets/ncsnpp_sources32/ema.safetensors".into(),
             test_images: "assets/fashion16_test.npy".into(),
             stride: 4,
@@ -888,6 +893,9 @@ fn eht_run_settings(s: &CalibrationSettings, i: usize, kind: &str, prior_sha256:
     if s.time_floor != DsmSettings::default().eps {
         spec["time_floor"] = serde_json::json!(s.time_floor);
     }
+    if !s.continuation {
+        spec["continuation"] = serde_json::json!(false);
+    }
     spec
 }
 
@@ -953,6 +961,7 @@ fn eht_run(
         .seed(seed)
         .samples(d.samples)
         .outlier_threshold(EHT_OUTLIER)
+        .continuation(s.continuation.then(Default::default))
         .configure(|c| {
             c.out_dir = Some(dir.to_path_buf());
             c.resume = true;
