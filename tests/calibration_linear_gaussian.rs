@@ -101,5 +101,6 @@ fn the_isotropic_start_collapses_on_the_same_problem() {
     eprintln!("isotropic start: std ratio {ratio:.3}, {cf:?}");
     // Measured when written: the data term is still ~1e8 nats above its optimum after 200
     // steps (the flow is broad along the measured directions, narrow along the rest).
-    assert!(cf.std_rel_err > 0.5, "{cf:?}");
+    // Measured: std relative error 0.57 (the Laplace start: 0.03).
+    assert!(cf.std_rel_err > 0.4, "{cf:?}");
 }
