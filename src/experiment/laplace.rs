@@ -7,7 +7,7 @@
 
 use super::map::Objective;
 use super::{invalid, Result};
-use scoreprior_core::dpi::{sigmoid, AffineFactor};
+use scoreprior_core::dpi::{ln_sigmoid, sigmoid, AffineFactor};
 
 /// Settings of the Laplace start ([`super::PosteriorSettings::laplace`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,9 +101,4 @@ pub(super) fn laplace_start(
         t *= 0.5;
     }
     Ok((factor, u.to_vec()))
-}
-
-/// `ln σ(u) = −softplus(−u)`.
-fn ln_sigmoid(u: f64) -> f64 {
-    -scoreprior_core::dpi::softplus(-u)
 }

@@ -23,8 +23,12 @@ pub fn softplus_inverse(x: f64) -> f64 {
     }
 }
 
-/// `ln σ(u) = −softplus(−u)`.
-fn ln_sigmoid(u: f64) -> f64 {
+/// `ln σ(u) = −softplus(−u)`, the log-derivative of [`softplus`], without overflow.
+///
+/// ```
+/// assert!((scoreprior_core::dpi::ln_sigmoid(0.0) + 2f64.ln()).abs() < 1e-15);
+/// ```
+pub fn ln_sigmoid(u: f64) -> f64 {
     -softplus(-u)
 }
 
