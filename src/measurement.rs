@@ -71,18 +71,55 @@ pub fn write_interferometry(
 /// assert_eq!(sky.object, "SgrA");
 /// ```
 ///
+/// A source name that FITS cannot hold (not printable ASCII, or longer than a header card
+/// allows) is replaced by [`FitsSky::object_name`]'s deterministic form; the header is checked
+/// ([`FitsSky::check`]) here, before any work, rather than when the first FITS file is written.
+///
 /// # Errors
-/// The observation file cannot be read.
+/// The observation file cannot be read; a header value does not fit FITS (e.g. a pixel size
+/// of an absurd field of view).
 pub fn sky_header(settings: &EhtSettings, eht: &Interferometer) -> Result<FitsSky> {
+    Ok(sky_header_noted(settings, eht)?.0)
+}
+
+/// [`sky_header`], with a note for the user when the source name had to be changed for FITS.
+///
+/// ```
+/// use scoreprior::core::forward::EhtSettings;
+///
+/// let settings = EhtSettings::parse("eht(fov=160)").unwrap().unwrap();
+/// let eht = settings.interferometer(16).unwrap();
+/// let (sky, note) = scoreprior::measurement::sky_header_noted(&settings, &eht).unwrap();
+/// assert_eq!((sky.object.as_str(), note), ("SgrA", None));
+/// ```
+///
+/// # Errors
+/// As [`sky_header`].
+pub fn sky_header_noted(settings: &EhtSettings, eht: &Interferometer) -> Result<(FitsSky, Option<String>)> {
     let o = &settings.observation;
-    let (object, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
+    let (source, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
         Some(path) => {
             let f = read_ehtim_txt(path)?;
             (f.source, f.ra_hours * 15.0, f.dec_deg, f.frequency_hz, f.mjd)
         }
         None => ("SgrA".to_string(), o.ra_deg, o.dec_deg, o.frequency_hz, o.mjd),
     };
-    Ok(FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd })
+    let object = FitsSky::object_name(&source);
+    let note = (object != source).then(|| {
+        let file = settings.observation_file.as_ref().map(|p| format!(" of {}", p.display())).unwrap_or_default();
+        format!(
+            "note: the source name `{source}`{file} is not printable ASCII of at most 68 characters, which a FITS \
+             header needs; the FITS files name it `{object}`"
+        )
+    });
+    let sky = FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd };
+    let shape = eht.image_shape();
+    sky.check(shape.h, shape.w).map_err(|why| {
+        crate::experiment::ExperimentError::Settings(format!(
+            "--forward eht: the FITS header of its images would be invalid: {why}"
+        ))
+    })?;
+    Ok((sky, note))
 }
 
 /// For a linear `model`, writes `Aᵀy` of the `n` measurements in `y` as `aty.npy`

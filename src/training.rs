@@ -169,8 +169,6 @@ impl ScoreTraining {
     /// # Errors
     /// Unreadable data, a checkpoint for other images, the trainer's and the files' errors.
     pub fn run(&self, out: &Path, manifest: RunManifest, monitor: &mut dyn Monitor) -> Result<()> {
-        let samples_dir = out.join("samples");
-        std::fs::create_dir_all(&samples_dir).map_err(|e| plain(&samples_dir, e.to_string()))?;
         let data = load_dataset(&self.data, Split::Train, Some((self.size, self.size)), self.limit)?;
         monitor.note(&format!(
             "data: {} images of {}x{}x{} from {}",
@@ -188,6 +186,10 @@ impl ScoreTraining {
             trainer.net().config()
         ));
         manifest.write(out)?;
+        // Made only once the manifest marks the folder as this run's: a run refused while the
+        // trainer is built (sizes, checkpoint) leaves no folder of unknown origin behind.
+        let samples_dir = out.join("samples");
+        std::fs::create_dir_all(&samples_dir).map_err(|e| plain(&samples_dir, e.to_string()))?;
         let csv_path = out.join("loss.csv");
         let start = trainer.step_count();
         let mut csv = open_loss_csv::<ScoreLossRow>(&csv_path, start, "step,loss,grad_norm,lr,elapsed_s\n")?;

@@ -5,6 +5,11 @@
 //! thousand times in all (byte flips, bytes set to extreme values, insertions, deletions,
 //! truncation, splices); every load must return `Ok` or `Err`, never panic, never hang,
 //! and never allocate beyond the memory limit. Seeds are fixed, so a failure reproduces.
+//! The seeds cover each reader's paths: `.npy` of versions 1 and 2 and of float and integer
+//! dtypes, IDX read whole or only its first images, FITS of `BITPIX = -64` and `-32` with a
+//! header of one block or two, RealNVP flow files (`flow:FILE` priors). And every loader
+//! refuses a device, a named pipe, a folder and a file above the memory limit at once, before
+//! reading a byte.
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -208,4 +213,164 @@ fn dpi_checkpoint_loader_survives_mutations() {
     let seed = std::fs::read(&p).unwrap();
     let header = 8 + u64::from_le_bytes(seed[..8].try_into().unwrap()) as usize;
     fuzz_file("checkpoint.safetensors", &seed, header + 64, 600, |p| read_checkpoint(p, &mut flow()).is_ok());
+}
+
+/// A `.npy` file of version `major` (1: 2-byte header length, 2: 4-byte) holding `body`
+/// under the header dictionary `dict`.
+fn npy_bytes(major: u8, dict: &str, body: &[u8]) -> Vec<u8> {
+    let len_bytes = if major == 1 { 2 } else { 4 };
+    let mut header = dict.as_bytes().to_vec();
+    while (8 + len_bytes + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut b = b"\x93NUMPY".to_vec();
+    b.extend([major, 0]);
+    if major == 1 {
+        b.extend((header.len() as u16).to_le_bytes());
+    } else {
+        b.extend((header.len() as u32).to_le_bytes());
+    }
+    b.extend(header);
+    b.extend(body);
+    b
+}
+
+#[test]
+fn npy_loader_survives_mutations_of_other_versions_and_dtypes() {
+    // Version 2 (a 4-byte header length, which can claim 4 GiB), f32 values.
+    let f32s: Vec<u8> = (0..12).flat_map(|i| (i as f32 / 12.0).to_le_bytes()).collect();
+    let v2 = npy_bytes(2, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", &f32s);
+    assert_eq!(read_npy_from(&v2).unwrap().shape, vec![3, 4]);
+    fuzz_file("v2.npy", &v2, 64, 800, |p| read_npy(p).is_ok());
+    // 8-bit images, read as images (scaled by 1/255).
+    let u8s: Vec<u8> = (0..32).map(|i| (i * 8) as u8).collect();
+    let img = npy_bytes(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4), }", &u8s);
+    assert_eq!(read_npy_from(&img).unwrap().data[1], 8.0);
+    fuzz_file("u8-images.npy", &img, 64, 800, |p| scoreprior::core::io::read_npy_images(p).is_ok());
+    // i64 values.
+    let i64s: Vec<u8> = (0..6i64).flat_map(|i| (i - 3).to_le_bytes()).collect();
+    let ints = npy_bytes(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (6,), }", &i64s);
+    assert_eq!(read_npy_from(&ints).unwrap().data[0], -3.0);
+    fuzz_file("i64.npy", &ints, 64, 600, |p| read_npy(p).is_ok());
+}
+
+/// `read_npy` of `bytes` written to a scratch file.
+fn read_npy_from(bytes: &[u8]) -> Result<scoreprior::core::io::Array, scoreprior::core::io::IoError> {
+    let dir = scratch("npy-from");
+    let p = dir.join("a.npy");
+    std::fs::write(&p, bytes).unwrap();
+    read_npy(&p)
+}
+
+#[test]
+fn idx_loader_survives_mutations_when_reading_only_the_first_images() {
+    let mut idx = vec![0u8, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 3];
+    idx.extend((0..45).map(|i| (i * 3) as u8));
+    fuzz_file("first-images-idx3-ubyte", &idx, 16, 600, |p| read_idx_images(p, Some(2)).is_ok());
+}
+
+/// A FITS image of `BITPIX = -32` whose header spans two blocks (40 COMMENT cards).
+fn fits_f32_two_blocks(w: usize, h: usize) -> Vec<u8> {
+    let mut cards: Vec<String> = vec![
+        format!("{:<8}= {:>20}", "SIMPLE", "T"),
+        format!("{:<8}= {:>20}", "BITPIX", "-32"),
+        format!("{:<8}= {:>20}", "NAXIS", "2"),
+        format!("{:<8}= {:>20}", "NAXIS1", w),
+        format!("{:<8}= {:>20}", "NAXIS2", h),
+    ];
+    cards.extend((0..40).map(|i| format!("COMMENT card {i}")));
+    cards.push("END".into());
+    let mut b: Vec<u8> = cards.iter().flat_map(|c| format!("{c:<80}").into_bytes()).collect();
+    b.resize(b.len().div_ceil(2880) * 2880, b' ');
+    b.extend((0..w * h).flat_map(|i| (i as f32).to_be_bytes()));
+    b.resize(b.len().div_ceil(2880) * 2880, 0);
+    b
+}
+
+#[test]
+fn fits_reader_survives_mutations_of_f32_images_with_long_headers() {
+    let seed = fits_f32_two_blocks(4, 3);
+    let dir = scratch("fits32-seed");
+    let p = dir.join("a.fits");
+    std::fs::write(&p, &seed).unwrap();
+    let img = read_fits_image(&p).unwrap();
+    // FITS rows go up from the bottom: the last stored row is the image's top row.
+    assert_eq!((img.width, img.height, img.data[0], img.data[11]), (4, 3, 8.0, 3.0));
+    // Mutations of the header (both blocks) and of the data.
+    fuzz_file("b.fits", &seed, 2 * 2880 + 48, 800, |p| read_fits_image(p).is_ok());
+}
+
+#[test]
+fn flow_prior_file_loader_survives_mutations() {
+    use scoreprior::models::realnvp::{RealNvp, RealNvpConfig};
+    let flow = RealNvp::new(RealNvpConfig::new(4).with_flows(2).with_hidden(8).with_seed(1)).unwrap();
+    let dir = scratch("flow-seed");
+    let p = dir.join("flow.safetensors");
+    flow.save_file(&p).unwrap();
+    assert!(RealNvp::load_file(&p).is_ok());
+    let seed = std::fs::read(&p).unwrap();
+    let header = 8 + u64::from_le_bytes(seed[..8].try_into().unwrap()) as usize;
+    fuzz_file("flow.safetensors", &seed, header + 64, 400, |p| RealNvp::load_file(p).is_ok());
+}
+
+/// Every loader refuses, at once and naming the path: a character device (`/dev/zero`, which
+/// never ends), a named pipe without a writer (whose open would block), a folder, and a file
+/// above the memory limit (a sparse 1 TiB file, which nothing may read).
+#[test]
+fn every_loader_refuses_special_and_oversized_files_at_once() {
+    use scoreprior::core::dpi::read_checkpoint;
+    use scoreprior::core::io::{hash_path, read_input, read_npy_images};
+    use scoreprior::models::realnvp::{RealNvp, RealNvpConfig};
+    let dir = scratch("special");
+    let fifo = dir.join("pipe");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let folder = dir.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let big = dir.join("big");
+    std::fs::File::create(&big).unwrap().set_len(1 << 40).unwrap();
+    type Loader = Box<dyn Fn(&Path) -> Result<(), String>>;
+    fn err<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), String> {
+        r.map(|_| ()).map_err(|e| e.to_string())
+    }
+    let loaders: Vec<(&str, Loader)> = vec![
+        ("read_input", Box::new(|p| err(read_input(p)))),
+        ("read_npy", Box::new(|p| err(read_npy(p)))),
+        ("read_npy_images", Box::new(|p| err(read_npy_images(p)))),
+        ("read_idx_images", Box::new(|p| err(read_idx_images(p, None)))),
+        ("read_idx_images(2)", Box::new(|p| err(read_idx_images(p, Some(2))))),
+        ("read_fits_image", Box::new(|p| err(read_fits_image(p)))),
+        ("read_png", Box::new(|p| err(read_png(p)))),
+        ("read_ehtim_txt", Box::new(|p| err(read_ehtim_txt(p)))),
+        ("checkpoint::load_any", Box::new(|p| err(scoreprior::models::checkpoint::load_any(p)))),
+        ("checkpoint::read_meta", Box::new(|p| err(scoreprior::models::checkpoint::read_meta(p)))),
+        ("RealNvp::load_file", Box::new(|p| err(RealNvp::load_file(p)))),
+        (
+            "dpi::read_checkpoint",
+            Box::new(|p| {
+                let mut flow = RealNvp::new(RealNvpConfig::new(4).with_flows(2).with_hidden(8)).unwrap();
+                err(read_checkpoint(p, &mut flow))
+            }),
+        ),
+        ("hash_path", Box::new(|p| err(hash_path(p)))),
+    ];
+    let cases = [
+        (Path::new("/dev/zero"), "/dev/zero is a character device, not a regular file"),
+        (fifo.as_path(), "is a named pipe (FIFO), not a regular file"),
+        (folder.as_path(), "is a folder, not a regular file"),
+        (big.as_path(), "memory limit"),
+    ];
+    for (name, load) in &loaders {
+        for (path, want) in cases {
+            // A folder is a valid input to hash (its files are hashed).
+            if *name == "hash_path" && path == folder.as_path() {
+                continue;
+            }
+            let t = Instant::now();
+            let e = load(path).expect_err(name);
+            assert!(e.contains(want) && e.contains(&path.display().to_string()), "{name} on {}: {e}", path.display());
+            assert!(t.elapsed() < Duration::from_secs(2), "{name} on {}: took {:?}", path.display(), t.elapsed());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -69,9 +69,10 @@ pub enum Error {
     #[error("{what} is not symmetric positive definite: {why}")]
     NotPositiveDefinite { what: String, why: String },
     /// An allocation estimated before it is made exceeds the memory limit
-    /// ([`crate::limits`]).
+    /// ([`crate::limits`]); `limit` says where the limit came from (`--max-memory`,
+    /// `SCOREPRIOR_MAX_MEMORY` or the default, half of physical memory).
     #[error(
-        "{what} needs about {needed}, above the memory limit of {limit} (half of physical memory by default); \
+        "{what} needs about {needed}, above the memory limit of {limit}; \
          use smaller sizes, or raise the limit with --max-memory GIB (or SCOREPRIOR_MAX_MEMORY)"
     )]
     TooLarge { what: String, needed: String, limit: String },

@@ -653,6 +653,16 @@ impl ScorePrior {
     fn forward(&self, x: &[f64], keep_steps: bool) -> Result<ForwardSolve> {
         let n = self.check_input(x)?;
         let c = &self.config;
+        if let Divergence::Hutchinson(h) = &c.divergence {
+            // The probes (K, D), and their cotangents and vector-Jacobian products (K, n, D)
+            // each, sized before the first is drawn.
+            let d = self.model.dim();
+            crate::limits::check_elems(
+                &format!("{} Hutchinson probes for {n} image(s) of {d} values (probes × images × D)", h.probes),
+                &[h.probes, n.saturating_mul(2).saturating_add(1), d],
+                8,
+            )?;
+        }
         let mut field = ProbabilityFlow::new(self.model.as_ref(), &c.sde, &c.divergence)?;
         let mut ctrl = c.controller.clone();
         let mut opts = self.opts();

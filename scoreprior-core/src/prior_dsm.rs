@@ -379,6 +379,17 @@ impl Prior for DsmBoundPrior {
 
     fn grad_log_prob_with(&self, x: &[f64], rng: &mut dyn RngCore) -> Result<LogProbGrad> {
         let n = check_batch(x, self.model.dim(), "x")?;
+        // The draws' noise (S, n, D) and the network batch of (S + 1)·n points (inputs, scores,
+        // vector-Jacobian products), sized before anything is drawn.
+        crate::limits::check_elems(
+            &format!(
+                "{} DSM time draws for {n} image(s) of {} values (draws × images × D)",
+                self.samples,
+                self.model.dim()
+            ),
+            &[self.samples.saturating_add(1), n, self.model.dim(), 4],
+            8,
+        )?;
         let draws = self.draw(n, rng);
         let (mut energy, mut grad) = (vec![0.0; n], vec![0.0; x.len()]);
         self.evaluate(x, &draws, &mut energy, &mut grad)?;

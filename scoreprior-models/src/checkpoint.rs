@@ -104,7 +104,8 @@ pub fn save(path: impl AsRef<Path>, net: &NcsnppNet, meta: &Meta, t: &Tensors) -
 /// Reads only the metadata of a checkpoint.
 pub fn read_meta(path: impl AsRef<Path>) -> Result<Meta, ModelError> {
     let path = path.as_ref();
-    let buf = std::fs::read(path).map_err(|e| ck_err(path, e.to_string()))?;
+    // A regular file within the memory limit, read with a bounded reader.
+    let buf = scoreprior_core::io::read_input(path)?;
     meta_of(path, &buf)
 }
 
@@ -123,7 +124,8 @@ fn meta_of(path: &Path, buf: &[u8]) -> Result<Meta, ModelError> {
 /// shape differs, or any tensor is missing or has another shape.
 pub fn load(path: impl AsRef<Path>, net: &NcsnppNet) -> Result<(Meta, Tensors), ModelError> {
     let path = path.as_ref();
-    let buf = std::fs::read(path).map_err(|e| ck_err(path, e.to_string()))?;
+    // A regular file within the memory limit, read with a bounded reader.
+    let buf = scoreprior_core::io::read_input(path)?;
     let meta = meta_of(path, &buf)?;
     if &meta.config != net.config() || meta.image != net.image_shape() {
         return Err(ModelError::Mismatch(format!(

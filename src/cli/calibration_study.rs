@@ -89,11 +89,17 @@ pub fn run(args: CalibrationStudyArgs) -> CliResult {
     let settings = args.settings();
     // Every setting (the prior's grid included) is checked before the folder is taken.
     settings.validate()?;
-    let _lock = super::own_folder("--out", &args.out)?;
+    let inputs: Vec<(&str, &std::path::Path)> = match settings.problem {
+        calibration::CalibrationProblem::Denoising => {
+            vec![("--prior", &settings.prior), ("test images", &settings.test_images)]
+        }
+        calibration::CalibrationProblem::Eht => vec![("--prior", &settings.prior)],
+    };
+    let claim = super::claim(super::guard("calibration-study", &inputs, &[]), "--out", &args.out, true)?;
     let report = calibration::run(&settings, &args.out, &mut |m| eprintln!("calibration-study: {m}"))?;
     report.write(&args.out)?;
     print!("{}", report.markdown());
-    Ok(())
+    Ok(claim.finish()?)
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ pub fn run(args: DpiArgs) -> CliResult {
 
 /// Runs `scoreprior dpi` and returns what it measured (the library entry point of the CLI).
 pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
+    args.problem.check()?;
     Ok(args.settings().run(&mut Bars::new(args.output.quiet))?.report)
 }
 

@@ -113,9 +113,11 @@ pub struct ProblemArgs {
     /// `gaussian_blur(sigma=1.5, size=9) | subsample(factor=2)`.
     #[arg(long, default_value = "denoising")]
     pub forward: String,
-    /// Measurement noise (not used by `eht`, whose noise is each baseline's radiometer equation).
-    #[arg(long, default_value = "gaussian(sigma=0.2)")]
-    pub noise: String,
+    /// Measurement noise (default gaussian(sigma=0.2)); an error with `eht`, whose noise is
+    /// each visibility's thermal σ (the radiometer equation of its baseline, or the σ of an
+    /// observation file).
+    #[arg(long)]
+    pub noise: Option<String>,
     /// With `--forward eht(…)`: the data imaged, `closures` (closure phases and debiased log
     /// closure amplitudes of the noisy visibilities) or `visibilities` (complex visibilities).
     /// With --y, the file holds the noisy visibilities `[Re V; Im V]` (`measure`'s y.npy).
@@ -137,7 +139,9 @@ pub struct ProblemArgs {
     /// Measurement (.npy of length M); alternative to --x-true.
     #[arg(long)]
     pub y: Option<PathBuf>,
-    /// Ground-truth image (.npy (H, W) or (N, H, W) with --index, or PNG): y is simulated.
+    /// Ground-truth image (.npy (H, W) or (N, H, W) with --index, or PNG): y is simulated
+    /// (with `eht(obs=FILE)` the data are the file's own visibilities, and the truth serves
+    /// only the metrics; neither --y nor --x-true is then needed).
     #[arg(long)]
     pub x_true: Option<PathBuf>,
     /// Which image of a batch given to --x-true.
@@ -153,11 +157,25 @@ pub struct ProblemArgs {
 }
 
 impl ProblemArgs {
+    /// Checks what the library cannot see: a `--noise` given with `--forward eht(…)` (even
+    /// the default level), which the interferometer's own noise replaces.
+    pub fn check(&self) -> super::CliResult {
+        let eht = scoreprior_core::forward::PrimitiveSpec::parse(&self.forward).is_ok_and(|s| s.name == "eht");
+        match &self.noise {
+            Some(noise) if eht => Err(format!(
+                "--noise {noise}: does not apply to --forward eht(…), whose noise is each visibility's thermal σ \
+                 (the radiometer equation of its baseline, or the σ of an observation file); leave --noise out"
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
     /// The library's [`ProblemOptions`].
     pub fn options(&self) -> ProblemOptions {
         ProblemOptions {
             forward: self.forward.clone(),
-            noise: self.noise.clone(),
+            noise: self.noise.clone().unwrap_or_else(|| ProblemOptions::default().noise),
             data: self.data.clone(),
             no_debias: self.no_debias,
             positive: self.positive,

@@ -77,7 +77,10 @@ pub fn run(args: EhtStudyArgs) -> CliResult {
         .priors
         .iter()
         .map(|p| {
-            let (name, path) = p.split_once('=').ok_or_else(|| format!("--priors {p}: expected NAME=CHECKPOINT"))?;
+            let (name, path) = p
+                .split_once('=')
+                .filter(|(n, c)| !n.is_empty() && !c.is_empty())
+                .ok_or_else(|| format!("--priors {p}: expected NAME=CHECKPOINT"))?;
             Ok((name.to_string(), super::logprob::resolve(std::path::Path::new(path))))
         })
         .collect::<CliResult<Vec<_>>>()?;
@@ -98,12 +101,16 @@ pub fn run(args: EhtStudyArgs) -> CliResult {
         }),
         ..Default::default()
     };
-    let _lock = super::own_folder("--out", &args.out)?;
     let reference = super::logprob::resolve(&args.reference);
+    // Every setting, name, source folder and checkpoint is checked before the folder is taken.
+    eht::validate(&reference, &args.sources, &priors, &settings)?;
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--reference", &reference)];
+    inputs.extend(priors.iter().map(|(_, p)| ("--priors", p.as_path())));
+    let claim = super::claim(super::guard("eht-study", &inputs, &[]), "--out", &args.out, true)?;
     let rows =
         eht::run(&reference, &args.sources, &priors, &settings, &args.out, &mut |m| eprintln!("eht-study: {m}"))?;
     eht::write_table(&rows, &args.out)?;
     let table = args.out.join("table.md");
     print!("{}", std::fs::read_to_string(&table).map_err(|e| format!("{}: {e}", table.display()))?);
-    Ok(())
+    Ok(claim.finish()?)
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use scoreprior::gaussian_fit::{check_as_f32, downsample, find_in, mean_cov, DEFAULT_DATA_DIRS};
-use scoreprior_core::io::{atomic_write, check_outputs_distinct, read_idx_images, write_npy_f32};
+use scoreprior_core::io::{atomic_write, read_idx_images, write_npy_f32};
 
 use super::CliResult;
 
@@ -98,8 +98,7 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
     if let Some(t) = &test {
         inputs.push(("--data", t));
     }
-    check_outputs_distinct(&inputs, &outputs)?;
-    let _lock = super::own_folder("--out", &args.out)?;
+    let claim = super::claim_plain(super::guard("fit-gaussian", &inputs, &outputs), "--out", &args.out)?;
     let (a, scale) = if is_npy {
         let mut a = scoreprior_core::io::read_npy_images(&train)?;
         let (n, h, w) = match a.shape.as_slice() {
@@ -188,5 +187,5 @@ pub fn run(args: FitGaussianArgs) -> CliResult {
         train.display(),
         args.out.display()
     );
-    Ok(())
+    Ok(claim.finish()?)
 }

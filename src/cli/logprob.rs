@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use scoreprior::logprob::{evaluate, Estimator, Report};
-use scoreprior_core::io::{check_outputs_distinct, write_npy};
+use scoreprior_core::io::write_npy;
 use scoreprior_core::prior::{ScorePrior, Terminal};
 
 // The loaders and the estimator flags live in their own files, shared by several commands;
@@ -99,9 +99,15 @@ pub fn run(args: LogprobArgs) -> CliResult {
     if let Some(g) = &args.grad {
         outputs.push(("--grad", g));
     }
-    check_outputs_distinct(&inputs, &outputs)?;
+    super::guard("logprob", &inputs, &outputs).check()?;
     let x = load_images("x", &args.x)?;
-    let (_, d) = image_rows("x", &x)?;
+    let (n, d) = image_rows("x", &x)?;
+    if let scoreprior_core::divergence::Divergence::Hutchinson(h) = &cfg.divergence {
+        // The probes and, per solve of --batch images, their cotangents and products.
+        let b = args.batch.min(n);
+        let what = format!("--hutchinson {}: the probes for --batch {b} image(s) of D = {d} values", h.probes);
+        scoreprior_core::limits::check_elems(&what, &[h.probes, b.saturating_mul(2).saturating_add(1), d], 8)?;
+    }
     let loaded = build_model(&args, cfg.sde, args.ode.sde)?;
     if let LoadedModel::Network { sde, .. } = &loaded {
         cfg.sde = *sde;

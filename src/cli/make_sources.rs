@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use scoreprior_core::forward::interferometry::CompactSources;
-use scoreprior_core::io::{check_outputs_distinct, ensure_writable_dir, write_npy_f32, write_png_grid};
+use scoreprior_core::io::{ensure_writable_dir, write_npy_f32, write_png_grid};
 
 use super::CliResult;
 
@@ -49,6 +49,9 @@ pub fn run(args: MakeSourcesArgs) -> CliResult {
     if args.n == 0 || args.size == 0 {
         return Err("--n and --size must be positive".into());
     }
+    // The images as f64, the grid PNG's pixels and the writes' copies, before any is drawn.
+    let what = format!("--n {} images of --size {} × {} pixels", args.n, args.size, args.size);
+    scoreprior_core::limits::check_elems(&what, &[args.n, args.size, args.size], 16)?;
     if !(args.fov > 0.0 && args.fov.is_finite()) {
         return Err(format!("--fov {}: must be a positive number of µas", args.fov).into());
     }
@@ -56,7 +59,7 @@ pub fn run(args: MakeSourcesArgs) -> CliResult {
         return Err(format!("--out {}: give a file name ending in .npy", args.out.display()).into());
     }
     let png = args.out.with_extension("png");
-    check_outputs_distinct(&[], &[("--out", &args.out), ("--out (grid)", &png)])?;
+    super::guard("make-sources", &[], &[("--out", &args.out), ("--out (grid)", &png)]).check()?;
     for p in [&args.out, &png] {
         if p.exists() && !args.force {
             return Err(format!("{} exists; pass --force to replace it", p.display()).into());

@@ -29,9 +29,7 @@ use scoreprior_core::forward::interferometry::Interferometer;
 use scoreprior_core::forward::{
     expand_preset, parse_chain, parse_noise, EhtSettings, ForwardModel, Model, PrimitiveSpec, Shape,
 };
-use scoreprior_core::io::{
-    check_outputs_distinct, image_batch_shape, read_npy_images, read_png, write_npy, Array, FitsSky,
-};
+use scoreprior_core::io::{image_batch_shape, read_npy_images, read_png, write_npy, Array, FitsSky};
 
 use super::monitor::Bars;
 use super::CliResult;
@@ -111,7 +109,7 @@ pub(crate) fn build(args: &MeasureArgs, shape: Shape) -> CliResult<Built> {
             if shape.c != 1 || shape.h != shape.w {
                 return Err(format!("--forward eht needs a square gray image, got {shape}").into());
             }
-            let eht = settings.interferometer(shape.h)?;
+            let eht = settings.interferometer(shape.h).map_err(|e| format!("--forward {}: {e}", args.forward))?;
             let sky = sky_header(&settings, &eht)?;
             return Ok(Built { model: eht.visibility_model()?, interferometer: Some(eht), sky: Some(sky) });
         }
@@ -130,10 +128,14 @@ pub fn run(args: MeasureArgs) -> CliResult {
     let names = ["y.npy", "aty.npy", "aty.png", "aty.fits", "uv.npy", "closures.npy"];
     let files: Vec<PathBuf> = names.iter().map(|f| args.out.join(f)).collect();
     let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();
-    check_outputs_distinct(&[("--x", &args.x)], &outputs)?;
+    let forward_files = scoreprior::experiment::run_folder::forward_files(&args.forward);
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--x", &args.x)];
+    inputs.extend(forward_files.iter().map(|p| ("--forward", p.as_path())));
+    let guard = super::guard("measure", &inputs, &outputs);
+    guard.clone().plain_folder("--out", &args.out).check()?;
     let (n, shape, x) = read_images(&args.x)?;
     let Built { model, interferometer, sky } = build(&args, shape)?;
-    let _lock = super::own_folder("--out", &args.out)?;
+    let claim = super::claim_plain(guard, "--out", &args.out)?;
     let out_shape = model.output_shape();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let y = model.simulate(&x, &mut rng)?;
@@ -171,5 +173,5 @@ pub fn run(args: MeasureArgs) -> CliResult {
     }
     let shot = (y.as_slice(), n, shape);
     write_adjoint(&args.out, &model, shot, sky.as_ref(), interferometer.is_some(), &mut lines)?;
-    Ok(())
+    Ok(claim.finish()?)
 }

@@ -37,6 +37,47 @@ pub(crate) fn own_folder(flag: &str, dir: &std::path::Path) -> CliResult<scorepr
     Ok(scoreprior::experiment::run_folder::own_folder(flag, dir, &mut monitor::Bars::new(true))?)
 }
 
+/// The output guard of a command that reads `inputs` and writes `files` (pairs of flag and
+/// path); add its output folder with `.folder(…)` or pass it to [`claim`].
+pub(crate) fn guard(
+    command: &str,
+    inputs: &[(&str, &std::path::Path)],
+    files: &[(&str, &std::path::Path)],
+) -> scoreprior_core::io::OutputGuard {
+    let mut g = scoreprior_core::io::OutputGuard::new(command);
+    for (flag, p) in inputs {
+        g = g.input(flag, p);
+    }
+    for (flag, p) in files {
+        g = g.file(flag, p);
+    }
+    g
+}
+
+/// Checks `guard` with the output folder `dir` (given by `flag`) and owns the folder until
+/// the claim is dropped; with `mark`, the folder's `run.json` names the command (see
+/// [`scoreprior::experiment::run_folder::claim_folder`]).
+pub(crate) fn claim(
+    guard: scoreprior_core::io::OutputGuard,
+    flag: &str,
+    dir: &std::path::Path,
+    mark: bool,
+) -> CliResult<scoreprior::experiment::run_folder::FolderClaim> {
+    let guard = guard.folder(flag, dir);
+    Ok(scoreprior::experiment::run_folder::claim_folder(&guard, flag, dir, mark, &mut monitor::Bars::new(true))?)
+}
+
+/// As [`claim`] for a command that writes its named files into `dir` beside other files
+/// (`OutputGuard::plain_folder`); the folder is marked as the command's.
+pub(crate) fn claim_plain(
+    guard: scoreprior_core::io::OutputGuard,
+    flag: &str,
+    dir: &std::path::Path,
+) -> CliResult<scoreprior::experiment::run_folder::FolderClaim> {
+    let guard = guard.plain_folder(flag, dir);
+    Ok(scoreprior::experiment::run_folder::claim_folder(&guard, flag, dir, true, &mut monitor::Bars::new(true))?)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scoreprior",
@@ -46,9 +87,10 @@ pub(crate) fn own_folder(flag: &str, dir: &std::path::Path) -> CliResult<scorepr
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Largest allocation a command may plan, in GiB (default: half of physical memory, or
-    /// the environment variable SCOREPRIOR_MAX_MEMORY). Sizes estimated above it (an operator
-    /// matrix, a kernel, a network, a batch) are errors before anything is allocated.
+    /// Largest allocation a command may plan, in GiB, at least 0.000001 (default: the
+    /// environment variable SCOREPRIOR_MAX_MEMORY, checked as this flag is, else half of
+    /// physical memory). Sizes estimated above it (an operator matrix, a kernel, a network, a
+    /// batch, an input file) are errors before anything is allocated.
     #[arg(long, global = true, value_name = "GIB")]
     pub max_memory: Option<f64>,
 }
@@ -92,8 +134,10 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CliResult {
-    if let Some(g) = cli.max_memory {
-        scoreprior_core::limits::set_memory_limit_gib("--max-memory", g)?;
+    // The flag wins; without it SCOREPRIOR_MAX_MEMORY, validated as the flag is.
+    match cli.max_memory {
+        Some(g) => scoreprior_core::limits::set_memory_limit_gib("--max-memory", g)?,
+        None => scoreprior_core::limits::apply_env_limit()?,
     }
     match cli.command {
         None => main_job(),

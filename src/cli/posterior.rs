@@ -58,13 +58,19 @@ pub fn run(args: PosteriorArgs) -> CliResult {
 
 /// Runs `scoreprior posterior` and returns what it measured.
 pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
+    // Argument validation: Score-ALD keeps its --ald-levels noise levels in memory.
+    if args.method == Method::ScoreAld {
+        let what = format!("--ald-levels {}: the Score-ALD noise levels", args.ald_levels);
+        scoreprior_core::limits::check_elems(&what, &[args.ald_levels], 8)?;
+    }
     let name = match args.method {
         Method::Dpi => return dpi::run_with(&args.dpi),
         Method::ScoreAld => "score-ald",
         Method::Dps => "dps",
         Method::SdeProj => "sde-proj",
     };
-    let method = args.baseline_options().baseline(name, &args.dpi.problem.noise)?;
+    args.dpi.problem.check()?;
+    let method = args.baseline_options().baseline(name, &args.dpi.settings().problem.noise)?;
     Ok(args.dpi.settings().run_baseline(method, &mut Bars::new(true))?.report)
 }
 

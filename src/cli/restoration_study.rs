@@ -2,7 +2,8 @@
 //! (A.2) in one run. For each task (denoising, deblurring = keep the low-frequency DFT
 //! block), each prior and each test image, every method draws `--samples` posterior samples
 //! through `scoreprior posterior` (one sub-folder per run, so the study resumes: a finished
-//! run is read back, not redone); the closed-form posterior under the fitted Gaussian prior
+//! run of the same settings is read back, not redone, and a run of other settings is an error
+//! naming each difference); the closed-form posterior under the fitted Gaussian prior
 //! `N(μ, Σ)` (same `y`) is the floor. Metrics: MSE, PSNR, SSIM against the truth, averaged over
 //! samples and of the sample mean; seconds of DPI training and of drawing the samples.
 //! Argument mapping onto [`scoreprior::studies::restoration`].
@@ -83,8 +84,20 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
         seed: args.seed,
         quiet: args.quiet,
     };
-    let _lock = super::own_folder("--out", &args.out)?;
+    // Every setting, name and file is checked before the folder is taken.
+    settings.validate()?;
+    let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+    for p in &settings.priors {
+        if !p.checkpoint.is_empty() {
+            inputs.push(("--priors", std::path::Path::new(&p.checkpoint)));
+        }
+        if let Some((m, c)) = &p.gaussian {
+            inputs.extend([("--priors", m.as_path()), ("--priors", c.as_path())]);
+        }
+    }
+    inputs.extend(settings.images.iter().map(|i| ("--images", i.file.as_path())));
+    let claim = super::claim(super::guard("restoration-study", &inputs, &[]), "--out", &args.out, true)?;
     let table = restoration::run(&settings, &args.out, &mut Bars::new(args.quiet))?;
     print!("{}", restoration::write_table(&table, &args.out)?);
-    Ok(())
+    Ok(claim.finish()?)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use rand::SeedableRng;
-use scoreprior_core::io::{check_outputs_distinct, ensure_writable_dir, prefix_png_npy};
+use scoreprior_core::io::{ensure_writable_dir, prefix_png_npy};
 use scoreprior_models::sample::{sample_ode, sample_sde, solver_named, OdeSteps};
 use scoreprior_models::score::{NcsnppScore, Precision};
 
@@ -74,13 +74,18 @@ pub fn run(args: SampleArgs) -> CliResult {
         return Err(format!("--out {text}: give a file prefix such as {text}/samples, not a folder").into());
     }
     let (png, npy) = prefix_png_npy(&args.out);
-    check_outputs_distinct(&[("--checkpoint", &args.checkpoint)], &[("--out", &png), ("--out", &npy)])?;
+    super::guard("sample", &[("--checkpoint", &args.checkpoint)], &[("--out", &png), ("--out (samples)", &npy)])
+        .check()?;
     ensure_writable_dir("--out", png.parent().unwrap_or(Path::new("")))?;
 
     let prec = if args.f64 { Precision::F64 } else { Precision::F32 };
-    let model = NcsnppScore::load(&args.checkpoint)?.with_precision(prec);
+    let model = NcsnppScore::load(&args.checkpoint).map_err(|e| format!("--checkpoint: {e}"))?.with_precision(prec);
     let sde = *model.sde();
     let (c, h, w) = model.net().image_shape();
+    // The images and the sampler's buffers (up to 16 copies of the batch for the ODE solvers'
+    // stages), f64, before the sampling starts.
+    let what = format!("--n {} images of {c}×{h}×{w} with the sampler's buffers", args.n);
+    scoreprior_core::limits::check_elems(&what, &[args.n, c * h * w, 16], 8)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let t0 = std::time::Instant::now();
     let sde_steps = if args.steps == 0 { 1000 } else { args.steps };

@@ -71,11 +71,18 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     let mut args = args.clone();
     args.ode.trace.get_or_insert_with(|| "exact".to_string());
     let args = &args;
-    let _lock = super::own_folder("--out", &args.out)?;
+    let inputs: [(&str, &std::path::Path); 2] = [("--mean", &args.mean), ("--cov", &args.cov)];
+    let claim = super::claim(super::guard("solver-study", &inputs, &[]), "--out", &args.out, true)?;
     let sde = args.ode.sde.sde()?;
     let q: Gaussian = load_gaussian(&args.mean, &args.cov, sde)?;
     let d = q.mean().len();
     let n = args.samples;
+    // The samples with their log-densities, and one solve's states and stages (up to 16
+    // copies of the batch), before any is drawn.
+    let what = format!("--samples {n} of D = {d} values");
+    scoreprior_core::limits::check_elems(&what, &[n, d.saturating_add(4)], 8)?;
+    let what = format!("--batch {} of D = {d} values with the solver's stages", batch.min(n));
+    scoreprior_core::limits::check_elems(&what, &[batch.min(n), d, 16], 8)?;
     let samples = Samples::draw(q, n, args.sample_seed, args.ode.t0)?;
     let floor = samples.floor();
     let kl_t0 = kl_to_marginal(&samples.q, args.ode.t0);
@@ -118,6 +125,7 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     println!("Closed-form KL(q‖p_t0) = {kl_t0:.5} nats (the floor row is its estimate from the same samples).");
     let [csv, svg, err] = write(&args.out, &rows, floor, args.samples)?;
     println!("wrote {}, {} and {}", csv.display(), svg.display(), err.display());
+    claim.finish()?;
     Ok(rows)
 }
 

@@ -103,6 +103,24 @@ fn validate(args: &TraceStudyArgs) -> CliResult {
     Ok(())
 }
 
+/// The study's sizes against the memory limit once `D` is known, before the first solve: the
+/// probes of the largest K, the seeds' results, one gradient per seed, the mixture's means.
+fn check_sizes(args: &TraceStudyArgs, d: usize) -> CliResult {
+    use scoreprior_core::limits::check_elems;
+    for (flag, ks) in [("--ks", &args.ks), ("--grad-ks", &args.grad_ks)] {
+        if let Some(&k) = ks.iter().max() {
+            let what = format!("{flag} {k}: the Hutchinson probes of an image of D = {d} values");
+            check_elems(&what, &[k, 3, d], 8)?;
+        }
+    }
+    check_elems(&format!("--seeds {}: the results of each seed", args.seeds), &[args.seeds, 12], 8)?;
+    let what = format!("--grad-seeds {}: one gradient of D = {d} values per seed", args.grad_seeds);
+    check_elems(&what, &[args.grad_seeds, d.saturating_add(12), 2], 8)?;
+    let what = format!("--gmm-components {}: the mixture's means of D = {d} values", args.gmm_components);
+    check_elems(&what, &[args.gmm_components, d, 4], 8)?;
+    Ok(())
+}
+
 /// The evaluated image: row `index` of `--images`, or a sample of `q`.
 fn evaluated_image(args: &TraceStudyArgs, q: &Gaussian) -> CliResult<(Vec<f64>, String)> {
     let d = q.mean().len();
@@ -162,6 +180,7 @@ pub fn run(args: TraceStudyArgs) -> CliResult {
     let args = &args;
     validate(args)?;
     let q = load_gaussian(&args.mean, &args.cov, args.ode.sde.sde()?)?;
+    check_sizes(args, q.mean().len())?;
     let (x, what) = evaluated_image(args, &q)?;
     // Built (and its --gmm-images checked) before the log-density study, which takes minutes.
     let mixture = if matches!(args.grad_models, GradModels::Gmm | GradModels::Both) && !args.grad_ks.is_empty() {
@@ -169,7 +188,11 @@ pub fn run(args: TraceStudyArgs) -> CliResult {
     } else {
         None
     };
-    let _lock = super::own_folder("--out", &args.out)?;
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--mean", &args.mean), ("--cov", &args.cov)];
+    if let Some(g) = &args.gmm_images {
+        inputs.push(("--gmm-images", g));
+    }
+    let claim = super::claim(super::guard("trace-study", &inputs, &[]), "--out", &args.out, true)?;
     println!(
         "trace study: D = {}, image {what}; SDE {}, solver {}, rtol {}, atol {}, t0 {}, probes {:?}; \
          K = {:?} × {} seeds; gradients K = {:?} × {} seeds",
@@ -196,5 +219,6 @@ pub fn run(args: TraceStudyArgs) -> CliResult {
     };
     let mut bars = Bars::new(false);
     let study = trace_study::run(&q, &x, mixture, &settings, &mut bars)?;
-    Ok(study.write(&args.out, &mut bars)?)
+    study.write(&args.out, &mut bars)?;
+    Ok(claim.finish()?)
 }

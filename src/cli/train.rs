@@ -169,6 +169,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     let run = training(&args)?;
     // The folder is ours until we return; what killed runs left is removed; a resume must be
     // of the same problem (run.json), and --force moves the old run aside instead of mixing.
+    super::guard("train", &[("--data", &args.training.data)], &[]).folder("--out", out).check()?;
     let _lock = super::own_folder("--out", out)?;
     let manifest = run.manifest()?;
     if args.training.force {

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use scoreprior::training::resume_loss_rows;
-use scoreprior_core::io::{atomic_write, write_csv, write_png_grid};
+use scoreprior_core::io::{atomic_write, check_same_run, write_csv, write_png_grid, RunManifest, RunState};
 use scoreprior_models::data::{load_dataset, Split};
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,43 @@ impl scoreprior::training::LossRow for LossRow {
     }
 }
 
+/// Reads the training images, naming `--data` in errors; a file that holds no images says so.
+fn load_data(args: &TrainingArgs) -> CliResult<scoreprior_models::data::Dataset> {
+    let path = &args.data;
+    let data = load_dataset(path, Split::Train, Some((args.size, args.size)), args.limit).map_err(|e| {
+        // An empty .npy array has no pixel values at all, which the loader reports as
+        // non-finite ones: say what is wrong instead.
+        let empty = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("npy"))
+            && scoreprior_core::io::read_npy(path).is_ok_and(|a| a.data.is_empty());
+        if empty {
+            format!("--data {}: the file holds no images (an empty array)", path.display())
+        } else {
+            format!("--data: {e}")
+        }
+    })?;
+    if data.is_empty() {
+        return Err(format!("--data {}: the file holds no images", path.display()).into());
+    }
+    Ok(data)
+}
+
+/// What defines a flow's training (`run.json`; a resume must match it): the data (by content),
+/// image size, `--limit`, the flow's shape and the optimiser. `--steps`, `--ckpt-every`,
+/// `--test` and `--quiet` may change between a run and its resume.
+fn manifest(args: &TrainingArgs, flows: usize, hidden: usize) -> CliResult<RunManifest> {
+    let config = serde_json::json!({
+        "size": args.size,
+        "limit": args.limit,
+        "flows": flows,
+        "hidden": hidden,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "grad_clip": args.grad_clip,
+        "dequantisation": "uniform(0, 1/256)",
+    });
+    Ok(RunManifest::new("train-flow", config).with_seed(args.seed).with_input("--data", &args.data)?)
+}
+
 /// Runs `scoreprior train-flow`.
 pub fn run(flow_args: TrainFlowArgs) -> CliResult {
     let TrainFlowArgs { training: args, flows, hidden, test: test_path } = flow_args;
@@ -81,21 +118,49 @@ pub fn run(flow_args: TrainFlowArgs) -> CliResult {
     if !(args.lr.is_finite() && args.lr > 0.0) || !(args.grad_clip.is_finite() && args.grad_clip >= 0.0) {
         return Err("--lr must be positive and --grad-clip finite and >= 0".into());
     }
-    let data = load_dataset(&args.data, Split::Train, Some((args.size, args.size)), args.limit)?;
+    if args.limit == Some(0) {
+        return Err("--limit 0: must be at least 1 (the number of images to train on)".into());
+    }
+    if !args.data.exists() {
+        return Err(format!("--data {}: no such file or folder", args.data.display()).into());
+    }
+    let data = load_data(&args)?;
     let d = data.dim();
     let hidden = if hidden == 0 { (d / 8).max(32) } else { hidden };
-    let test = load_images("--test", &test_path)?;
+    let test = load_images("test", &test_path)?;
     let (n_test, d_test) = test.rows();
+    if n_test == 0 {
+        return Err(format!("--test {}: the file holds no images", test_path.display()).into());
+    }
     if d_test != d {
         return Err(format!("--test: images of {d_test} pixels, the training data have {d}").into());
     }
     let ck = args.out.join("flow.safetensors");
-    if args.force && args.out.exists() {
+    // The folder is ours until we return; a resume must be of the same training (run.json),
+    // and --force moves the old run aside instead of mixing.
+    let inputs: [(&str, &std::path::Path); 2] = [("--data", &args.data), ("--test", &test_path)];
+    super::guard("train-flow", &inputs, &[]).folder("--out", &args.out).check()?;
+    let _lock = super::own_folder("--out", &args.out)?;
+    let manifest = manifest(&args, flows, hidden)?;
+    if args.force {
         if let Some(moved) = scoreprior_core::io::move_aside(&args.out)? {
             eprintln!("--force: moved the previous run to {}", moved.display());
         }
+    } else {
+        match RunManifest::read(&args.out)? {
+            Some(old) => check_same_run(&args.out, &old, &manifest, "--force")?,
+            None if ck.exists() => {
+                return Err(format!(
+                    "--out {}: holds a flow but no run.json (an older version wrote it), so a resume cannot be \
+                     checked against its settings; use --force to start over (the old files are moved aside) or \
+                     another --out",
+                    args.out.display()
+                )
+                .into())
+            }
+            None => {}
+        }
     }
-    let _lock = super::own_folder("--out", &args.out)?;
     let (mut flow, mut history) = if ck.exists() {
         let flow = RealNvp::load_file(&ck)?;
         if flow.dim() != d {
@@ -115,6 +180,7 @@ pub fn run(flow_args: TrainFlowArgs) -> CliResult {
         flow.set_initial_affine(0.5, 0.3)?;
         (flow, Vec::new())
     };
+    manifest.clone().with_state(RunState::Running).write(&args.out)?;
     let start = flow.steps_taken();
     eprintln!(
         "data: {} images of {} pixels; flow: {} blocks, hidden {}, {} parameters; steps {start}..{}",
@@ -176,6 +242,7 @@ pub fn run(flow_args: TrainFlowArgs) -> CliResult {
         "seconds": offset + t0.elapsed().as_secs_f64(),
     });
     atomic_write(args.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    manifest.with_state(RunState::Complete).write(&args.out)?;
     println!(
         "train-flow: {} steps; test log p {mean:.1} ± {sd:.1} nats ({:.3} bits/dim) on {n_test} images; outputs in {}",
         flow.steps_taken(),

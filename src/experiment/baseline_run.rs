@@ -85,6 +85,18 @@ impl BaselineOptions {
     }
 }
 
+/// The one measurement noise level Score-ALD uses for data whose σ varies per measurement
+/// (the interferometer's thermal noise differs per baseline): the smallest. Its likelihood
+/// step is `η·‖A‖²/σ_k² · σ_y²/(σ_y² + ‖A‖²σ²)` along measurement `k`, at most the stable
+/// `ε` of uniform noise for every `k` only when `σ_y ≤ σ_k`.
+///
+/// ```
+/// assert_eq!(scoreprior::experiment::noise_level(&[0.5, 0.2, 0.3]), 0.2);
+/// ```
+pub fn noise_level(sigma: &[f64]) -> f64 {
+    sigma.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
 impl DpiSettings {
     /// Draws the run's samples with `method` instead of DPI: checks the sampler against the
     /// prior before the output folder is taken (see
@@ -105,8 +117,13 @@ impl DpiSettings {
     /// ```
     ///
     /// # Errors
-    /// `output.resume` (a sampler has nothing to resume); a prior without a score model or a
-    /// setting the sampler refuses; as [`run`](DpiSettings::run).
+    /// `output.resume` (a sampler has nothing to resume); a prior without a score model, a
+    /// setting the sampler refuses or a forward model it cannot use (SDE+Proj: a non-linear
+    /// one); as [`run`](DpiSettings::run). All are checked before the output folder is taken.
+    ///
+    /// With `eht(…)`, Score-ALD's measurement noise is the data's own σ ([`noise_level`] of the
+    /// interferometer's per-measurement σ, its smallest), whatever `method` was built with, and
+    /// `metrics.json` says so.
     pub fn run_baseline(&self, method: Baseline, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
         let name = method.name();
         let invalid = |e: ExperimentError| ExperimentError::Settings(format!("--method {name}: {e}"));
@@ -119,6 +136,15 @@ impl DpiSettings {
         // score prior's; `run_baseline` checks again against the prior's own SDE).
         method.validate(&scoreprior_core::sde::AnySde::Vp(Default::default())).map_err(|e| invalid(e.into()))?;
         let (experiment, checkpoint) = self.build()?;
+        // With eht(…) the measurement's noise is the interferometer's own σ per visibility
+        // (or per closure quantity), not `--noise`: Score-ALD takes its level from those.
+        let eht = scoreprior_core::forward::PrimitiveSpec::parse(&self.problem.forward).is_ok_and(|s| s.name == "eht");
+        let method = match method {
+            Baseline::ScoreAld(s) if eht => {
+                Baseline::ScoreAld(ScoreAld { sigma_y: noise_level(experiment.forward().noise().sigma()), ..s })
+            }
+            other => other,
+        };
         experiment.check_baseline(&method).map_err(invalid)?;
         let mut manifest = self.manifest(&checkpoint)?;
         manifest.command = format!("posterior --method {name}");
@@ -133,7 +159,13 @@ impl DpiSettings {
         let out = &self.output.out;
         let _lock = take_folder(&self.output, &manifest, monitor)?;
         manifest.clone().with_state(RunState::Running).write(out)?;
-        let res = experiment.run_baseline(method)?;
+        let mut res = experiment.run_baseline(method)?;
+        if let (true, Baseline::ScoreAld(s)) = (eht, method) {
+            res.report.forward = format!(
+                "{}; score-ald sigma_y = {:.6e} (the data's own σ, the smallest; not --noise)",
+                res.report.forward, s.sigma_y
+            );
+        }
         res.save(out)?;
         manifest.with_state(RunState::Complete).write(out)?;
         if !self.output.quiet {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::dpi::{softplus_inverse, Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
 use scoreprior_core::forward::interferometry::TestSource;
-use scoreprior_core::forward::{parse_model, Model, Shape};
+use scoreprior_core::forward::{parse_model, EhtSettings, Model, Shape};
 use scoreprior_core::io::{read_npy, write_fits_image, RunState};
 use scoreprior_core::prior::{AdjointSteps, ScorePriorConfig};
 use scoreprior_core::prior_dsm::TimeDensity;
@@ -129,6 +129,10 @@ impl DpiSettings {
             format!("--outlier must be positive and finite, got {}", out.outlier)
         })?;
         check(pr.dsm_draws > 0, || "--dsm-draws must be at least 1".into())?;
+        // Absurd counts are errors naming the flag before any work (the per-pixel factor is
+        // checked again at the first step, where the image size is known).
+        scoreprior_core::limits::check_elems("--probes (Hutchinson probes × batch)", &[pr.probes, 2 * o.batch + 1], 8)?;
+        scoreprior_core::limits::check_elems("--dsm-draws (time draws × batch)", &[pr.dsm_draws + 1, o.batch], 8)?;
         check(!pr.dsm_antithetic || pr.dsm_draws % 2 == 0, || {
             format!(
                 "--dsm-antithetic (on by default) needs an even --dsm-draws, got {}; add --dsm-antithetic false",
@@ -174,20 +178,53 @@ impl DpiSettings {
                 p.map_err(|e| err(format!("--prior {other}: {e}")))?.with_label(other)
             }
         };
-        // Measurement and ground truth.
+        // Measurement and ground truth. With `eht(obs=FILE)` the data are the file's own
+        // visibilities: neither --y nor --x-true is needed (--x-true then only for metrics).
+        let eht_obs = EhtSettings::parse(&pb.forward).ok().flatten().and_then(|s| s.observation_file);
+        let side = |without: &str| match (pb.size, prior.image_shape()) {
+            (Some(0), _) => Err(err("--size must be at least 1")),
+            (Some(s), _) => Ok((s, s, None)),
+            (None, Some((h, w))) => Ok((h, w, None)),
+            (None, None) => Err(err(format!("{without}: give the image side with --size"))),
+        };
         let (h, w, x_true) = match (&pb.x_true, &pb.y) {
             (Some(p), None) => {
                 let (h, w, x) = load_image("--x-true", p, pb.index)?;
                 (h, w, Some(x))
             }
-            (None, Some(_)) => match (pb.size, prior.image_shape()) {
-                (Some(0), _) => return Err(err("--size must be at least 1")),
-                (Some(s), _) => (s, s, None),
-                (None, Some((h, w))) => (h, w, None),
-                (None, None) => return Err(err("--y without --x-true: give the image side with --size")),
-            },
+            (None, Some(_)) => side("--y without --x-true")?,
+            (None, None) if eht_obs.is_some() => side("--forward eht(obs=…) without --x-true")?,
+            _ if eht_obs.is_some() => return Err(err("give at most one of --y and --x-true")),
             _ => return Err(err("give exactly one of --y and --x-true")),
         };
+        let is_eht = scoreprior_core::forward::PrimitiveSpec::parse(&pb.forward).is_ok_and(|s| s.name == "eht");
+        if !is_eht && (pb.data != "closures" || pb.no_debias) {
+            return Err(err("--data and --no-debias apply to --forward eht(…) only"));
+        }
+        // The image and the prior must agree on the size: checked before anything is built on
+        // the image grid, as every other size (the flow's, the operator's) follows from it.
+        if let Some(pd) = prior.dim().filter(|&pd| pd != h * w) {
+            let (ph, pw) = prior.image_shape().unwrap_or((1, pd));
+            let images = match (&pb.x_true, pb.size) {
+                (Some(p), _) => format!("--x-true {} is {h}x{w} ({} pixels)", p.display(), h * w),
+                (None, Some(s)) => format!("--size {s} asks for {s}x{s} images ({} pixels)", h * w),
+                (None, None) => format!("the images are {h}x{w} ({} pixels)", h * w),
+            };
+            let prior_name = match pr.prior.as_str() {
+                "gaussian" | "gaussian-ode" => {
+                    format!("the prior `{}` (--mean {})", pr.prior, resolve(&pr.mean).display())
+                }
+                other => format!("the prior {other}"),
+            };
+            let fix = match (&pb.x_true, ph == pw) {
+                (Some(_), _) => format!("give a {ph}x{pw} image, or a prior of {h}x{w} images"),
+                (None, true) => format!("give --size {ph}, or leave --size out (the prior's size is the default)"),
+                (None, false) => "leave --size out (the prior's shape is the default)".to_string(),
+            };
+            return Err(err(format!(
+                "{images} but {prior_name} is {ph}x{pw} ({pd} pixels): images and prior must have the same size; {fix}"
+            )));
+        }
         check(pb.flux_weight.is_finite() && pb.flux_weight >= 0.0, || {
             format!("--flux-weight must be finite and >= 0, got {}", pb.flux_weight)
         })?;
@@ -211,17 +248,15 @@ impl DpiSettings {
             }
         };
         data_annealing.validate("--anneal-data")?;
-        let (mut eht_fov, mut eht_blur_px) = (None, None);
+        let (mut eht_fov, mut eht_blur_px, mut eht_label) = (None, None, None);
         let (model, eht_data) = match eht_problem(self, h, w, x_true.as_deref())? {
             Some(p) => {
                 eht_fov = Some(p.fov_uas);
                 eht_blur_px = Some(p.resolution_uas / (p.fov_uas / w as f64));
+                eht_label = Some(p.label);
                 (p.model, Some(p.y))
             }
             None => {
-                if pb.data != "closures" || pb.no_debias {
-                    return Err(err("--data and --no-debias apply to --forward eht(…) only"));
-                }
                 let chain = if pb.forward.trim() == "denoising" { "identity" } else { pb.forward.as_str() };
                 let m = parse_model(chain, &pb.noise, Shape::new(1, h, w))
                     .map_err(|e| err(format!("--forward/--noise: {e}")))?;
@@ -238,7 +273,7 @@ impl DpiSettings {
         }
 
         let mut builder = Experiment::builder(model)
-            .forward_label(format!("{} + {}", pb.forward, pb.noise))
+            .forward_label(eht_label.unwrap_or_else(|| format!("{} + {}", pb.forward, pb.noise)))
             .prior(prior)
             .posterior(PosteriorSettings {
                 positive: pb.positive,
@@ -290,7 +325,7 @@ impl DpiSettings {
         }
         builder = match (x_true, &pb.y, eht_data) {
             (Some(x), _, Some(y)) => builder.truth_with_measurement(x, y, h, w),
-            (None, Some(_), Some(y)) => builder.measurement(y, h, w),
+            (None, _, Some(y)) => builder.measurement(y, h, w),
             (Some(x), _, None) => builder.truth(x, h, w),
             (None, Some(p), None) => {
                 builder.measurement(read_npy(resolve(p)).map_err(|e| err(format!("--y: {e}")))?.data, h, w)
@@ -358,9 +393,14 @@ impl DpiSettings {
         let out = &self.output.out;
         check(!out.as_os_str().is_empty(), || "--out: give the output folder".into())?;
         let (experiment, checkpoint) = self.build()?;
+        // The interferometer's problem (closure χ², FITS header), built once before the work.
+        let eht = eht_problem(self, experiment.h, experiment.w, experiment.truth())?;
         // The folder is this run's until it returns; a resume must be of the same problem.
         let manifest = self.manifest(&checkpoint)?;
         let _lock = super::run_folder::take_folder(&self.output, &manifest, monitor)?;
+        if let Some(note) = eht.as_ref().and_then(|e| e.sky_note.as_deref()) {
+            monitor.note(note);
+        }
         manifest.clone().with_state(RunState::Running).write(out)?;
         monitor.stage("DPI", self.optim.steps as u64);
         let res = experiment.run_observed(&mut |r| {
@@ -374,7 +414,7 @@ impl DpiSettings {
         res.save(out)?;
         let (h, w) = res.shape;
         let quiet = self.output.quiet;
-        if let Some(eht) = eht_problem(self, h, w, res.x_true.as_deref())? {
+        if let Some(eht) = eht {
             if let Some(p) = &eht.closures {
                 let line = write_closure_report(p, &res, out)?;
                 if !quiet {

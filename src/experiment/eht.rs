@@ -27,6 +27,10 @@ pub struct EhtProblem {
     pub resolution_uas: f64,
     /// The sky header of FITS outputs.
     pub sky: FitsSky,
+    /// A note for the user when the source name had to be changed for FITS.
+    pub sky_note: Option<String>,
+    /// What is imaged and with which noise, for the report (`metrics.json`'s `forward`).
+    pub label: String,
 }
 
 fn err(msg: String) -> ExperimentError {
@@ -34,9 +38,11 @@ fn err(msg: String) -> ExperimentError {
 }
 
 /// With `settings.problem.forward` an `eht(…)` call: the interferometer of the `measure`
-/// preset on the `h × w` grid, the noisy visibilities (simulated from `truth` with the
-/// settings' seed, or read from `problem.y`), and the model and data of `problem.data`.
-/// `None` for any other forward model.
+/// preset on the `h × w` grid, the noisy visibilities (read from `problem.y`; else with
+/// `eht(obs=FILE)` the file's own visibilities, `truth` then serving only the metrics; else
+/// simulated from `truth` with the settings' seed), and the model and data of `problem.data`.
+/// The noise is the interferometer's own thermal σ (`problem.noise` does not apply: anything
+/// but its default is an error naming `--noise`). `None` for any other forward model.
 ///
 /// ```
 /// use scoreprior::experiment::{eht::eht_problem, DpiSettings};
@@ -49,8 +55,9 @@ fn err(msg: String) -> ExperimentError {
 /// ```
 ///
 /// # Errors
-/// A non-square grid, a bad `eht(…)` specification, a measurement file of the wrong length,
-/// neither or both of truth and `y`, an unknown `data`.
+/// A non-square grid, a bad `eht(…)` specification, a `--noise`, a measurement file of the
+/// wrong length, no data (neither truth, `y` nor observation file), an unknown `data`, an
+/// observation whose FITS header would be invalid.
 pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f64]>) -> Result<Option<EhtProblem>> {
     let p = &settings.problem;
     let forward = p.forward.as_str();
@@ -63,12 +70,28 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
     let eht_settings = EhtSettings::parse(forward)
         .map_err(|e| err(format!("--forward {forward}: {e}")))?
         .ok_or_else(|| err(format!("--forward {forward}: expected `eht(key=value, ...)`")))?;
-    let eht = eht_settings.interferometer(h)?;
-    let sky = crate::measurement::sky_header(&eht_settings, &eht)?;
+    if p.noise != super::ProblemOptions::default().noise {
+        return Err(err(format!(
+            "--noise {}: does not apply to --forward eht(…), whose noise is each visibility's thermal σ (the \
+             radiometer equation of its baseline, or the σ of an observation file); leave --noise out",
+            p.noise
+        )));
+    }
+    let eht = eht_settings.interferometer(h).map_err(|e| err(format!("--forward: {e}")))?;
+    let (sky, sky_note) = crate::measurement::sky_header_noted(&eht_settings, &eht)?;
     let vis_model = eht.visibility_model()?;
-    let vis = match (truth, &p.y) {
-        (Some(x), _) => vis_model.simulate(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed))?,
-        (None, Some(path)) => {
+    let file = eht_settings.observation_file.as_ref();
+    let (vis, source) = match (truth, &p.y, file) {
+        (_, None, Some(obs)) => {
+            let o = scoreprior_core::forward::interferometry::read_ehtim_txt(obs)?;
+            (o.visibilities(), format!("the visibilities of {} (with its σ)", obs.display()))
+        }
+        (Some(x), _, None) => (
+            vis_model.simulate(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed))?,
+            "visibilities simulated from --x-true with thermal noise (the radiometer equation of each baseline)"
+                .to_string(),
+        ),
+        (_, Some(path), _) => {
             let v = read_npy(resolve(path)).map_err(|e| err(format!("--y: {e}")))?.data;
             if v.len() != vis_model.output_dim() {
                 return Err(err(format!(
@@ -79,14 +102,16 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                     vis_model.output_dim(),
                 )));
             }
-            v
+            let sigma = if file.is_some() { "the observation file's σ" } else { "σ from the radiometer equation" };
+            (v, format!("the visibilities of {} ({sigma})", path.display()))
         }
-        _ => return Err(err("give exactly one of --y and --x-true".into())),
+        (None, None, None) => return Err(err("give exactly one of --y and --x-true".into())),
     };
     let (fov_uas, resolution_uas) = (fov(&eht), nominal_resolution_uas(eht.coverage()));
     match p.data.as_str() {
         "closures" => {
             let c = eht.closure_problem(&vis, !p.no_debias)?;
+            let debiased = if p.no_debias { "" } else { "debiased " };
             Ok(Some(EhtProblem {
                 model: c.model.clone(),
                 y: c.y.clone(),
@@ -94,13 +119,25 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 fov_uas,
                 resolution_uas,
                 sky,
+                sky_note,
+                label: format!("{forward}: closure phases and {debiased}log closure amplitudes of {source}"),
             }))
         }
         "visibilities" => {
             if p.no_debias {
                 return Err(err("--no-debias applies to --data closures only".into()));
             }
-            Ok(Some(EhtProblem { model: vis_model, y: vis, closures: None, fov_uas, resolution_uas, sky }))
+            let label = format!("{forward}: {source}");
+            Ok(Some(EhtProblem {
+                model: vis_model,
+                y: vis,
+                closures: None,
+                fov_uas,
+                resolution_uas,
+                sky,
+                sky_note,
+                label,
+            }))
         }
         other => Err(err(format!("--data: expected closures or visibilities, got {other:?}"))),
     }

@@ -51,7 +51,7 @@ use scoreprior_core::limits::check_elems;
 use scoreprior_core::score::Gaussian;
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 
-pub use baseline_run::BaselineOptions;
+pub use baseline_run::{noise_level, BaselineOptions};
 pub use prior::{DsmSettings, Prior, ShapedPrior};
 pub use settings::{
     DpiSettings, FlowOptions, LaplaceMode, ObjectiveOptions, OptimOptions, OutputOptions, PriorOptions, ProblemOptions,
@@ -431,6 +431,13 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
             }
         }
         self.dpi.validate().map_err(|e| invalid("dpi_config", e.to_string()))?;
+        // The prior's own size first: a mismatch is the cause of any size below.
+        if let Some(pd) = prior.dim().filter(|&pd| pd != d) {
+            return Err(invalid(
+                "prior",
+                format!("the prior has dimension {pd} but the images have {h}x{w} = {d} pixels"),
+            ));
+        }
         // Sizes from memory, not from crashes: the flow's parameters with their gradient and
         // Adam's two moments, one step's activations, and the samples with their summary.
         let hidden = if p.hidden == 0 { (d / 8).max(32) } else { p.hidden };
@@ -574,6 +581,9 @@ impl Experiment<()> {
     }
 }
 
+/// The largest DPS step scale ζ′ a run accepts ([`Baseline::validate`]).
+pub const DPS_ZETA_MAX: f64 = 100.0;
+
 /// A diffusion-based posterior sampler to run in place of DPI ([`Experiment::run_baseline`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Baseline {
@@ -593,7 +603,19 @@ impl Baseline {
     pub fn validate(&self, sde: &dyn scoreprior_core::sde::Sde) -> scoreprior_core::Result<()> {
         match self {
             Baseline::ScoreAld(s) => s.validate(sde),
-            Baseline::Dps(s) => s.validate(sde),
+            Baseline::Dps(s) => {
+                s.validate(sde)?;
+                // ζ' scales a step of about 2ζ'‖A‖ per iteration on images of unit range: far
+                // above the papers' 0.1–1 it diverges at the first steps (1e300: inf).
+                if s.zeta > DPS_ZETA_MAX {
+                    // Not `out_of_range`: its message writes the value in full (301 digits for 1e300).
+                    return Err(scoreprior_core::Error::unsupported(format!(
+                        "DPS zeta must be in (0, {DPS_ZETA_MAX}] (the papers use 0.1–1; larger steps diverge), got {:e}",
+                        s.zeta
+                    )));
+                }
+                Ok(())
+            }
             Baseline::SdeProj(s) => s.validate(sde),
         }
     }
@@ -711,6 +733,13 @@ impl<F: ForwardModel> Experiment<F> {
             ));
         };
         method.validate(sde)?;
+        if matches!(method, Baseline::SdeProj(_)) && !self.data.model().is_linear() {
+            return Err(invalid(
+                "forward",
+                "the forward model is not linear, but SDE+Proj projects onto {x : Ax = y} and needs a linear one \
+                 (e.g. not `magnitude`; with eht(…), --data visibilities is linear, closures are not)",
+            ));
+        }
         Ok(())
     }
 

@@ -1,11 +1,16 @@
-//! Output folders of runs: one run per folder at a time (a lock), temporaries of killed runs
-//! swept, and a previous run in the folder resumed only when its manifest matches, moved
-//! aside when asked, and otherwise refused, so a folder never mixes two runs.
+//! Output folders of runs: the output guard first (no output is an input or holds one; a
+//! folder is new, empty or this command's own run), then one run per folder at a time (a
+//! lock), temporaries of killed runs swept, and a previous run in the folder resumed only when
+//! its manifest matches, moved aside when asked, and otherwise refused, so a folder never
+//! mixes two runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use scoreprior_core::dpi::CHECKPOINT_FILE;
-use scoreprior_core::io::{check_same_run, move_aside, sweep_stale_tmp, OutputLock, RunManifest};
+use scoreprior_core::forward::{ParamValue, PrimitiveSpec};
+use scoreprior_core::io::{
+    check_same_run, move_aside, sweep_stale_tmp, OutputGuard, OutputLock, RunManifest, RunState,
+};
 
 use super::{ExperimentError, OutputOptions, Result};
 use crate::monitor::Monitor;
@@ -52,6 +57,16 @@ pub fn own_folder(flag: &str, dir: &Path, monitor: &mut dyn Monitor) -> Result<O
 /// As [`own_folder`]; a previous run without `resume` or `force`, or with other settings.
 pub fn take_folder(output: &OutputOptions, manifest: &RunManifest, monitor: &mut dyn Monitor) -> Result<OutputLock> {
     let out = &output.out;
+    let mut guard = OutputGuard::new(&manifest.command).folder("--out", out);
+    for (flag, input) in &manifest.inputs {
+        guard = guard.input(flag, &input.path);
+    }
+    if let Some(forward) = manifest.config.get("forward").and_then(|f| f.as_str()) {
+        for file in forward_files(forward) {
+            guard = guard.input("--forward", file);
+        }
+    }
+    guard.check()?;
     let lock = own_folder("--out", out, monitor)?;
     let previous = RunManifest::read(out)?;
     let has_run = previous.is_some() || out.join(CHECKPOINT_FILE).exists();
@@ -75,4 +90,86 @@ pub fn take_folder(output: &OutputOptions, manifest: &RunManifest, monitor: &mut
         )));
     }
     Ok(lock)
+}
+
+/// The files a forward-model spec reads: the `file` of `matrix(…)` and the `obs` of `eht(…)`,
+/// in each link of a chain.
+///
+/// ```
+/// use scoreprior::experiment::run_folder::forward_files;
+/// let f = forward_files("matrix(file='a.npy')|gaussian_blur(sigma=1)");
+/// assert_eq!(f, vec![std::path::PathBuf::from("a.npy")]);
+/// ```
+pub fn forward_files(forward: &str) -> Vec<PathBuf> {
+    forward
+        .split('|')
+        .filter_map(|link| PrimitiveSpec::parse(link.trim()).ok())
+        .flat_map(|spec| spec.params.into_iter())
+        .filter(|(k, _)| k == "file" || k == "obs")
+        .filter_map(|(_, v)| match v {
+            ParamValue::Word(w) | ParamValue::Text(w) => Some(PathBuf::from(w)),
+            ParamValue::Num(_) => None,
+        })
+        .collect()
+}
+
+/// An output folder claimed through the guard: locked, swept, and marked as the command's run
+/// (`run.json`, state `running`) until [`FolderClaim::finish`] marks it complete.
+#[derive(Debug)]
+pub struct FolderClaim {
+    _lock: OutputLock,
+    dir: PathBuf,
+    manifest: Option<RunManifest>,
+}
+
+impl FolderClaim {
+    /// Marks the run complete in its `run.json` (for commands whose folder the claim marked).
+    ///
+    /// # Errors
+    /// The manifest cannot be written.
+    pub fn finish(self) -> Result<()> {
+        if let Some(m) = &self.manifest {
+            m.clone().with_state(RunState::Complete).write(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks `guard` (every output against every input; see [`OutputGuard`]), then owns its
+/// output folder `dir` (given by `flag`): locked, swept, and, with `mark`, marked as a
+/// running `command` run by a `run.json` without settings (commands that keep their own
+/// manifest pass `mark = false`).
+///
+/// ```
+/// use scoreprior::experiment::run_folder::claim_folder;
+/// use scoreprior_core::io::OutputGuard;
+/// let dir = std::env::temp_dir().join(format!("scoreprior-claim-doc-{}", std::process::id()));
+/// let guard = OutputGuard::new("measure").folder("--out", &dir);
+/// let claim = claim_folder(&guard, "--out", &dir, true, &mut scoreprior::monitor::Silent).unwrap();
+/// claim.finish().unwrap();
+/// // Another command may not write there now.
+/// assert!(OutputGuard::new("fit-gaussian").folder("--out", &dir).check().is_err());
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+///
+/// # Errors
+/// A rule of the guard is broken; the folder cannot be created, is held by another run, or
+/// cannot be marked.
+pub fn claim_folder(
+    guard: &OutputGuard,
+    flag: &str,
+    dir: &Path,
+    mark: bool,
+    monitor: &mut dyn Monitor,
+) -> Result<FolderClaim> {
+    guard.check()?;
+    let lock = own_folder(flag, dir, monitor)?;
+    let manifest = if mark {
+        let m = RunManifest::new(guard.command(), serde_json::json!({}));
+        m.write(lock.dir())?;
+        Some(m)
+    } else {
+        None
+    };
+    Ok(FolderClaim { dir: lock.dir().to_path_buf(), _lock: lock, manifest })
 }

@@ -398,6 +398,12 @@ impl DpiSettings {
                 manifest = manifest.with_input(flag, &resolve(path))?;
             }
         }
+        // The files the forward model reads (`matrix(file=…)`, `eht(obs=…)`): a resume must see
+        // the same operator and observation, not only the same file names.
+        for (k, file) in super::run_folder::forward_files(&m.forward).into_iter().enumerate() {
+            let flag = if k == 0 { "--forward".to_string() } else { format!("--forward ({})", k + 1) };
+            manifest = manifest.with_input(&flag, &resolve(&file))?;
+        }
         if matches!(p.prior.as_str(), "gaussian" | "gaussian-ode") {
             manifest = manifest.with_input("--mean", &resolve(&p.mean))?.with_input("--cov", &resolve(&p.cov))?;
         } else if let Some(file) = p.prior.strip_prefix("flow:") {

@@ -4,7 +4,7 @@
 //!
 //! Each run lives in `out/<problem>-<index>/` (the run's [`ExperimentResult::save`] files,
 //! `settings.json` and `row.json`); a finished run with the same settings is read back, a folder
-//! holding other settings is an error naming the first differing key.
+//! holding other settings is an error naming every differing key ([`super::check_sub_run`]).
 //!
 //! Conventions:
 //! - EHT data: image `i` of [`CompactSources`] (stream seed `source_seed`), 32×32 over 160 µas at
@@ -515,31 +515,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| json_err(path, e))
 }
 
-/// The first difference between `a` and `b` below the dotted key `key`: objects are compared
-/// key by key in sorted order, arrays of equal length element by element; anything else (a
-/// missing key, a changed type or length) is a difference of the whole value.
-fn diff(key: &str, a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -> Option<Difference> {
-    use serde_json::Value;
-    let sub = |k: &str| if key.is_empty() { k.to_string() } else { format!("{key}.{k}") };
-    match (a, b) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| diff(&sub(k), x.get(k), y.get(k)))
-        }
-        (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
-            (0..x.len()).find_map(|i| diff(&sub(&i.to_string()), x.get(i), y.get(i)))
-        }
-        _ if a == b => None,
-        _ => {
-            let show = |v: Option<&Value>| v.map_or("absent".to_string(), |v| v.to_string());
-            Some((key.to_string(), show(a), show(b)))
-        }
-    }
-}
-
-/// A differing key of two settings documents, with its value in the first and in the second
-/// (as JSON, `absent` when missing).
-pub type Difference = (String, String, String);
+pub use super::Difference;
 
 /// The first key (dotted, keys in sorted order) whose value differs between two settings
 /// documents, with both values; `None` when equal.
@@ -552,7 +528,7 @@ pub type Difference = (String, String, String);
 /// assert!(first_difference(&a, &a).is_none());
 /// ```
 pub fn first_difference(old: &serde_json::Value, new: &serde_json::Value) -> Option<Difference> {
-    diff("", Some(old), Some(new))
+    super::settings_differences(old, new).into_iter().next()
 }
 
 /// The `q`-quantile (`0 ≤ q ≤ 1`) of ascending `sorted` values, interpolating linearly between
@@ -1040,9 +1016,13 @@ fn denoising_run(
     dir: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(ExperimentResult, CalibrationRow)> {
-    let mut dpi = s.denoising_run(j, dir);
+    // The DPI run owns its own sub-folder (`dpi/`): the study's `settings.json` and `row.json`
+    // beside it are not files of a `dpi` run, and the output guard refuses a run folder that
+    // holds files no run wrote.
+    let dpi_dir = dir.join("dpi");
+    let mut dpi = s.denoising_run(j, &dpi_dir);
     // A run stopped part-way continues from its checkpoint (its manifest must match).
-    dpi.output.resume = dir.join("run.json").exists();
+    dpi.output.resume = dpi_dir.join("run.json").exists();
     let t0 = Instant::now();
     let res = dpi.run(&mut Notes(progress))?;
     let seconds = t0.elapsed().as_secs_f64();
@@ -1083,7 +1063,7 @@ fn denoising_run(
 ///
 /// Resume: a run whose `row.json` exists and whose `settings.json` equals this run's settings is
 /// read back; a folder whose `settings.json` differs (or that holds other files without one) is
-/// an error naming it and the first differing key, checked for every run before any runs; a
+/// an error naming it and every differing key, checked for every run before any runs; a
 /// folder without `row.json` is run (DPI continues from its checkpoint).
 ///
 /// ```no_run
@@ -1117,6 +1097,7 @@ pub fn run(settings: &CalibrationSettings, out: &Path, progress: &mut dyn FnMut(
         plan.push((j, dir, spec, reuse));
     }
     std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
+    super::mark_study_folder(out, "calibration-study")?;
     let mut rows = Vec::with_capacity(s.n);
     for (j, dir, spec, reuse) in plan {
         let row_file = dir.join("row.json");
@@ -1156,31 +1137,12 @@ pub fn run(settings: &CalibrationSettings, out: &Path, progress: &mut dyn FnMut(
 }
 
 /// Whether the run folder `dir` holds a finished run of `spec` (read it back); `false` when it
-/// is to be run. Errors when it holds another run's settings or files not written by the study.
+/// is to be run. Errors when it holds another run's settings (naming every differing key) or
+/// files not written by the study ([`super::check_sub_run`]).
 fn check_folder(dir: &Path, spec: &serde_json::Value) -> Result<bool> {
-    let settings_file = dir.join("settings.json");
-    if settings_file.exists() {
-        let old: serde_json::Value = read_json(&settings_file)?;
-        if let Some((key, was, now)) = first_difference(&old, spec) {
-            return Err(invalid_setting(
-                "--out",
-                format!(
-                    "{} holds a run with other settings (first difference: `{key}` is {was} there, {now} now); \
-                     use another --out, or remove that folder to run it again",
-                    dir.display()
-                ),
-            ));
-        }
-        return Ok(dir.join("row.json").exists());
-    }
-    let has_files = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-    if has_files {
-        return Err(invalid_setting(
-            "--out",
-            format!("{} holds files but no settings.json (not a calibration run); use another --out", dir.display()),
-        ));
-    }
-    Ok(false)
+    let key = dir.join(super::SUB_RUN_SETTINGS);
+    let state = super::check_sub_run("calibration-study", dir, &key, spec, |d| d.join("row.json").exists())?;
+    Ok(state == super::SubRun::Finished)
 }
 
 /// The summary over runs.

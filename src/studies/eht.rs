@@ -18,6 +18,7 @@ use scoreprior_core::forward::ops::Pulse;
 use scoreprior_core::io::{atomic_write, read_npy, write_npy, write_png_grid};
 use serde::{Deserialize, Serialize};
 
+use super::SubRun;
 use crate::experiment::{
     invalid_setting, DsmSettings, Experiment, ExperimentResult, LaplaceStart, MapWarmStart, PosteriorSettings, Prior,
     PriorOptions, Result,
@@ -232,11 +233,150 @@ fn measure(
     })
 }
 
+/// The files `benches/reference/ehtim_rml.py` writes per source that the study reads.
+const REFERENCE_FILES: [&str; 4] = ["truth.npy", "image.npy", "obs.txt", "summary.json"];
+
+/// Checks everything that needs no network and no measurement, before any work: the settings'
+/// ranges, each source and prior name (one plain folder name, given once), that each source's
+/// reference folder holds its four files and that each checkpoint exists. [`run`] also reads
+/// every reference, loads every prior and checks every run folder before the first run.
+///
+/// ```
+/// use scoreprior::studies::eht::{validate, EhtDpiSettings};
+/// let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+/// let reference = root.join("benches/reference/out");
+/// let priors = vec![("sources".to_string(), root.join("assets/ncsnpp_sources32/ema.safetensors"))];
+/// let s = EhtDpiSettings::default();
+/// assert!(validate(&reference, &["ring".to_string()], &priors, &s).is_ok());
+/// let e = validate(&reference, &["../out/ring".to_string()], &priors, &s).unwrap_err().to_string();
+/// assert!(e.contains("--sources"), "{e}");
+/// let bad = EhtDpiSettings { lr: f64::NAN, ..Default::default() };
+/// assert!(validate(&reference, &["ring".to_string()], &priors, &bad).unwrap_err().to_string().contains("--lr"));
+/// ```
+///
+/// # Errors
+/// The first problem found, naming its flag and value.
+pub fn validate(
+    reference_dir: &Path,
+    sources: &[String],
+    priors: &[(String, PathBuf)],
+    settings: &EhtDpiSettings,
+) -> Result<()> {
+    let s = settings;
+    let count = |flag: &'static str, v: usize| -> Result<()> {
+        if v == 0 {
+            return Err(invalid_setting(flag, "0: must be at least 1"));
+        }
+        Ok(())
+    };
+    count("--steps", s.steps)?;
+    count("--batch", s.batch)?;
+    count("--samples", s.samples)?;
+    count("flows", s.flows)?;
+    if !(s.lr.is_finite() && s.lr > 0.0) {
+        return Err(invalid_setting("--lr", format!("{}: must be positive and finite", s.lr)));
+    }
+    if !(s.init_scale.is_finite() && s.init_scale > 0.0) {
+        return Err(invalid_setting("--init-scale", format!("{}: must be positive and finite", s.init_scale)));
+    }
+    if !(s.init_fwhm_uas.is_finite() && s.init_fwhm_uas > 0.0) {
+        return Err(invalid_setting("init_fwhm_uas", format!("{}: must be positive and finite", s.init_fwhm_uas)));
+    }
+    if !(s.flux_weight.is_finite() && s.flux_weight >= 0.0) {
+        return Err(invalid_setting("--flux-weight", format!("{}: must be finite and >= 0", s.flux_weight)));
+    }
+    if let Some(ex) = &s.exact {
+        count("--exact-steps", ex.steps)?;
+        count("--exact-batch", ex.batch)?;
+    }
+    if sources.is_empty() {
+        return Err(invalid_setting("--sources", "give at least one source"));
+    }
+    if priors.is_empty() {
+        return Err(invalid_setting("--priors", "give at least one NAME=CHECKPOINT"));
+    }
+    for src in sources {
+        super::check_name("--sources", src)?;
+    }
+    super::check_unique("--sources", sources.iter().map(String::as_str))?;
+    for (name, _) in priors {
+        super::check_name("--priors", name)?;
+    }
+    super::check_unique("--priors", priors.iter().map(|(n, _)| n.as_str()))?;
+    for src in sources {
+        let dir = reference_dir.join(src);
+        if !dir.is_dir() {
+            return Err(invalid_setting(
+                "--sources",
+                format!(
+                    "{src}: no folder {} (--reference holds one folder per source, written by \
+                     benches/reference/ehtim_rml.py)",
+                    dir.display()
+                ),
+            ));
+        }
+        if let Some(f) = REFERENCE_FILES.iter().find(|f| !dir.join(f).is_file()) {
+            return Err(invalid_setting("--sources", format!("{src}: {} is missing", dir.join(f).display())));
+        }
+    }
+    for (name, ckpt) in priors {
+        if !ckpt.is_file() {
+            let why = if ckpt.exists() { "is not a file" } else { "does not exist" };
+            return Err(invalid_setting("--priors", format!("{name}={}: the checkpoint {why}", ckpt.display())));
+        }
+    }
+    Ok(())
+}
+
+/// What defines a DPI stage of `source` under a prior (for its `settings.json`): the SHA-256 of
+/// the source's reference folder and of the checkpoint, and every setting of the study (the
+/// exact stage starts from the surrogate's MAP image, so its settings include the surrogate's).
+fn stage_spec(
+    source: &str,
+    reference_sha: &str,
+    prior_sha: &str,
+    stage: Stage,
+    s: &EhtDpiSettings,
+) -> serde_json::Value {
+    let mut spec = serde_json::json!({
+        "study": "eht-study", "source": source, "reference_sha256": reference_sha, "prior_sha256": prior_sha,
+        "prior_estimator": "dsm (default settings)", "steps": s.steps, "batch": s.batch, "lr": s.lr,
+        "flows": s.flows, "init_scale": s.init_scale, "init_fwhm_uas": s.init_fwhm_uas,
+        "laplace": s.laplace.map(|l| serde_json::json!({"step": l.step, "floor": l.floor})),
+        "map": {"iterations": s.map.iterations, "rounds": s.map.rounds, "memory": s.map.memory,
+                "jitter": s.map.jitter, "blur": "nominal resolution"},
+        "flux_weight": s.flux_weight, "samples": s.samples, "seed": s.seed,
+    });
+    if let Stage::Exact(ex) = stage {
+        spec["exact"] = serde_json::json!({"steps": ex.steps, "batch": ex.batch, "probes": ex.probes});
+    }
+    spec
+}
+
+/// A planned DPI stage: its folder, settings and what the folder holds.
+struct PlannedStage {
+    stage: Stage,
+    dir: PathBuf,
+    spec: serde_json::Value,
+    state: SubRun,
+}
+
 /// Runs the study: every source in `reference_dir/<source>/` under every `(name, checkpoint)`
 /// prior, DPI outputs in `out/<source>-<prior>/`, a figure `out/<source>.png` (truth, truth
 /// blurred to the nominal resolution, eht-imaging, then per prior its DPI mean, std and three
 /// samples; each panel scaled to its own maximum), and returns the rows (eht-imaging's first
-/// for each source). A source whose `row.json` files exist is read back, not rerun.
+/// for each source).
+///
+/// Before the first run, everything is checked: the settings and names ([`validate`]), every
+/// reference is read, every prior loaded (its grid must divide each reference's), and every
+/// run folder compared with its settings (`settings.json`: the settings and the SHA-256 of the
+/// reference folder and the checkpoint). A folder whose `row.json` exists and whose settings
+/// match is read back, not rerun; one of other settings is an error naming each difference.
+///
+/// # Errors
+/// A setting, name, reference or checkpoint [`validate`] refuses; an unreadable reference or
+/// checkpoint, a prior whose grid does not divide a reference's; a run folder of other
+/// settings; a run's errors.
 pub fn run(
     reference_dir: &Path,
     sources: &[String],
@@ -245,11 +385,54 @@ pub fn run(
     out: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<EhtRow>> {
-    std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
-    let mut rows = Vec::new();
+    validate(reference_dir, sources, priors, settings)?;
+    let mut references = Vec::with_capacity(sources.len());
     for source in sources {
-        let r = ReferenceRun::read(reference_dir.join(source))?;
+        let dir = reference_dir.join(source);
+        let r = ReferenceRun::read(&dir)?;
         let obs = read_ehtim_txt(&r.obs)?;
+        let sha = super::input_sha256("--reference", &dir)?;
+        references.push((r, obs, sha));
+    }
+    let mut prior_shas = Vec::with_capacity(priors.len());
+    for (name, ckpt) in priors {
+        let prior = Prior::ncsnpp_dsm(ckpt, DsmSettings::default())
+            .map_err(|e| invalid_setting("--priors", format!("{name}={}: {e}", ckpt.display())))?;
+        let (n, _) =
+            prior.image_shape().ok_or_else(|| invalid_setting("--priors", format!("{name}: no image shape")))?;
+        for (r, _, _) in &references {
+            let n0 = r.npix;
+            if n > n0 || n0 % n != 0 {
+                return Err(invalid_setting(
+                    "--priors",
+                    format!("{name}: its {n}×{n} grid does not divide the {n0}×{n0} of source {}", r.source),
+                ));
+            }
+        }
+        prior_shas.push(super::input_sha256("--priors", ckpt)?);
+    }
+    let mut plan = Vec::new();
+    for (source, (_, _, ref_sha)) in sources.iter().zip(&references) {
+        for ((name, _), prior_sha) in priors.iter().zip(&prior_shas) {
+            let mut stages = vec![Stage::Surrogate];
+            stages.extend(settings.exact.map(Stage::Exact));
+            for stage in stages {
+                let dir = match stage {
+                    Stage::Surrogate => out.join(format!("{source}-{name}")),
+                    Stage::Exact(_) => out.join(format!("{source}-{name}-exact")),
+                };
+                let spec = stage_spec(source, ref_sha, prior_sha, stage, settings);
+                let key = dir.join(super::SUB_RUN_SETTINGS);
+                let state = super::check_sub_run("eht-study", &dir, &key, &spec, |d| d.join("row.json").exists())?;
+                plan.push(PlannedStage { stage, dir, spec, state });
+            }
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
+    super::mark_study_folder(out, "eht-study")?;
+    let mut plan = plan.into_iter();
+    let mut rows = Vec::new();
+    for (source, (r, obs, _)) in sources.iter().zip(&references) {
         let (coverage, vis) = (obs.coverage(), obs.visibilities());
         let resolution = nominal_resolution_uas(&coverage);
         // eht-imaging observes with bilinear (triangle) pixels; the same model fits its data.
@@ -273,12 +456,13 @@ pub fn run(
         let mut panels: Vec<Vec<f64>> = vec![scale(&r.truth), scale(&blurred0), scale(&r.image)];
         rows.push(truth_row);
         rows.push(ehtim);
-        let ctx = SourceRun { source, reference: &r, n0, resolution, problem_at: &problem_at };
+        let ctx = SourceRun { source, reference: r, n0, resolution, problem_at: &problem_at };
         for (name, ckpt) in priors {
             let mut stages = vec![Stage::Surrogate];
             stages.extend(settings.exact.map(Stage::Exact));
-            for stage in stages {
-                let (row, mean, std, samples, n) = dpi_stage(&ctx, name, ckpt, stage, settings, out, progress)?;
+            for _ in stages {
+                let planned = plan.next().expect("one planned stage per source, prior and stage");
+                let (row, mean, std, samples, n) = dpi_stage(&ctx, name, ckpt, &planned, settings, out, progress)?;
                 // Panels on the reference grid (nearest-neighbour upsampling of coarser priors).
                 let up = |v: &[f64]| -> Vec<f64> {
                     let f = n0 / n;
@@ -319,25 +503,26 @@ enum Stage {
 /// Mean, std and samples of a run with its row.
 type StageOutput = (EhtRow, Vec<f64>, Vec<f64>, Vec<f64>, usize);
 
-/// Runs one stage into `out/<source>-<prior>[-exact]/`, or reads it back when its `row.json`
-/// exists.
+/// Runs one planned stage into its folder (`out/<source>-<prior>[-exact]/`, its settings
+/// recorded first), or reads it back when it finished with the same settings.
 fn dpi_stage(
     ctx: &SourceRun<'_>,
     name: &str,
     ckpt: &Path,
-    stage: Stage,
+    planned: &PlannedStage,
     settings: &EhtDpiSettings,
     out: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<StageOutput> {
     let (source, r, n0, resolution) = (ctx.source, ctx.reference, ctx.n0, ctx.resolution);
     let surrogate_dir = out.join(format!("{source}-{name}"));
-    let (sub, method) = match stage {
-        Stage::Surrogate => (surrogate_dir.clone(), format!("DPI {name}")),
-        Stage::Exact(_) => (out.join(format!("{source}-{name}-exact")), format!("DPI {name} exact")),
+    let (stage, sub) = (planned.stage, planned.dir.clone());
+    let method = match stage {
+        Stage::Surrogate => format!("DPI {name}"),
+        Stage::Exact(_) => format!("DPI {name} exact"),
     };
     let row_file = sub.join("row.json");
-    if row_file.exists() {
+    if planned.state == SubRun::Finished {
         let text = std::fs::read_to_string(&row_file).map_err(|e| scoreprior_core::io::IoError::os(&row_file, e))?;
         let stored: EhtRow =
             serde_json::from_str(&text).map_err(|e| invalid_setting("out", format!("{}: {e}", row_file.display())))?;
@@ -355,6 +540,7 @@ fn dpi_stage(
         };
         return Ok((row, mean, std, rd("samples.npy")?, n));
     }
+    super::record_sub_run(&sub.join(super::SUB_RUN_SETTINGS), &planned.spec)?;
     let prior = match stage {
         Stage::Exact(ex) => {
             progress(&format!("{source}: DPI under {name}, exact PF-ODE prior"));

@@ -250,14 +250,76 @@ impl StudySettings {
             seed: 0,
         }
     }
-    fn validate(&self) -> Result<()> {
-        if self.samples < 2 || self.search_samples < 2 {
-            return Err(bad("the 2-D study needs at least two samples per method"));
+    /// Checks every setting before any work, naming each by its `posterior-2d` flag where it
+    /// has one (the study used to fail on a bad DPI setting only after the cases before it ran).
+    ///
+    /// ```
+    /// use scoreprior::studies::posterior2d::StudySettings;
+    /// assert!(StudySettings::quick().validate().is_ok());
+    /// let e = StudySettings { dpi_lr: f64::NAN, ..StudySettings::quick() }.validate().unwrap_err();
+    /// assert!(e.to_string().contains("--dpi-lr"), "{e}");
+    /// ```
+    ///
+    /// # Errors
+    /// The first setting out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.samples < 2 {
+            return Err(bad(format!(
+                "--samples {}: the 2-D study needs at least two samples per method",
+                self.samples
+            )));
+        }
+        if self.search_samples < 2 {
+            return Err(bad(format!("search_samples {}: the grid search needs at least two", self.search_samples)));
+        }
+        for (flag, v) in
+            [("--dpi-steps", self.dpi_steps), ("--dpi-batch", self.dpi_batch), ("--dpi-flows", self.dpi_flows)]
+        {
+            if v == 0 {
+                return Err(bad(format!("{flag} 0: must be at least 1")));
+            }
+        }
+        for (flag, v) in [("--dpi-lr", self.dpi_lr), ("--dpi-init-scale", self.dpi_init_scale)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(format!("{flag} {v}: must be positive and finite")));
+            }
         }
         if self.ald_steps.is_empty() || self.zetas.is_empty() || self.lambdas.is_empty() {
             return Err(bad("each baseline needs at least one knob value to search"));
         }
+        // Every knob value the search will try, checked by its sampler.
+        let sde = AnySde::Vp(VpSde::default());
+        for &v in &self.ald_steps {
+            ScoreAld { levels: self.ald_levels, step_rel: v, ..ScoreAld::new(1.0) }.validate(&sde)?;
+        }
+        for &v in &self.zetas {
+            Dps { steps: self.sampler_steps, zeta: v, ..Dps::new() }.validate(&sde)?;
+        }
+        for &v in &self.lambdas {
+            SdeProj { steps: self.sampler_steps, lambda: v, ..SdeProj::new() }.validate(&sde)?;
+        }
         Ok(())
+    }
+
+    /// What defines a study's results (for its folder's `run.json`; a rerun in the folder must
+    /// match it): the cases by name and every setting, the seed as the manifest's.
+    ///
+    /// ```
+    /// use scoreprior::studies::posterior2d::{Case, StudySettings};
+    /// let m = StudySettings::quick().manifest(&Case::reference());
+    /// assert_eq!((m.command.as_str(), m.seed), ("posterior-2d", Some(0)));
+    /// assert_eq!(m.config["samples"], 2000);
+    /// ```
+    pub fn manifest(&self, cases: &[Case]) -> scoreprior_core::io::RunManifest {
+        let config = serde_json::json!({
+            "cases": cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            "samples": self.samples, "search_samples": self.search_samples, "sampler_steps": self.sampler_steps,
+            "ald_levels": self.ald_levels, "ald_steps": self.ald_steps, "zetas": self.zetas,
+            "lambdas": self.lambdas, "dpi_steps": self.dpi_steps, "dpi_batch": self.dpi_batch,
+            "dpi_flows": self.dpi_flows, "dpi_lr": self.dpi_lr, "dpi_init_scale": self.dpi_init_scale,
+            "dpi_anneal_data": self.dpi_anneal_data,
+        });
+        scoreprior_core::io::RunManifest::new("posterior-2d", config).with_seed(self.seed)
     }
 }
 

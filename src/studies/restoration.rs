@@ -1,7 +1,8 @@
 //! The restoration study (supplement Fig. 3 and the sampling-cost paragraph A.2): for each
 //! task (denoising; deblurring = keep the low-frequency DFT block), each prior and each test
 //! image, DPI and the diffusion-based samplers draw posterior samples (one sub-folder per
-//! run, so the study resumes: a finished run is read back, not redone), and the closed-form
+//! run, its settings and input hashes recorded beside it, so the study resumes: a finished run
+//! of the same settings is read back, not redone; other settings are refused), and the closed-form
 //! posterior under the prior's fitted Gaussian (same `y`) is the floor. Metrics: MSE, PSNR,
 //! SSIM against the truth, averaged over samples and of the sample mean; seconds of DPI
 //! training and of drawing the samples.
@@ -17,7 +18,8 @@ use scoreprior_core::metrics::{image_metrics, ImageMetrics};
 use scoreprior_core::sde::{AnySde, VpSde};
 use serde::Serialize;
 
-use crate::experiment::inputs::load_gaussian;
+use super::SubRun;
+use crate::experiment::inputs::{load_gaussian, load_image, resolve};
 use crate::experiment::{BaselineOptions, DpiSettings, ExperimentError, Result};
 use crate::monitor::Monitor;
 
@@ -205,9 +207,247 @@ fn complete(dir: &Path) -> bool {
         && dir.join("metrics.json").exists()
 }
 
-/// Runs the study into `out` (one sub-folder `TASK-PRIOR-on-IMAGE/METHOD` per run; finished
-/// runs are read back, a stopped DPI run resumes, a stopped sampler starts over). Which run
-/// starts, and which fails, goes to `monitor.note`; a failed run is a row, not the end.
+const METHODS: [&str; 4] = ["dpi", "score-ald", "dps", "sde-proj"];
+
+/// The folder of a task, prior and image (one sub-folder per method below it).
+fn case_folder(task: &str, prior: &str, image: &str) -> String {
+    format!("{task}-{prior}-on-{image}")
+}
+
+impl RestorationSettings {
+    /// Checks every setting, name and input file before any work (no network is loaded): the
+    /// counts, each task and method (known, given once), each prior and image name (one plain
+    /// folder name, given once), that every checkpoint, Gaussian and image file exists, and the
+    /// samplers' settings. [`run`] also builds every case before the first runs.
+    ///
+    /// ```
+    /// use scoreprior::studies::restoration::{RestorationSettings, StudyImage, StudyPrior};
+    /// let s = RestorationSettings {
+    ///     tasks: vec!["denoising".into()],
+    ///     methods: vec!["dps".into()],
+    ///     priors: vec![StudyPrior::parse("a=no/such.safetensors").unwrap()],
+    ///     images: vec![StudyImage::parse("fmnist=assets/fashion16_test.npy").unwrap()],
+    ///     samples: 2,
+    ///     dpi_steps: 2,
+    ///     baselines: Default::default(),
+    ///     seed: 0,
+    ///     quiet: true,
+    /// };
+    /// let e = s.validate().unwrap_err().to_string();
+    /// assert!(e.contains("--priors") && e.contains("no/such.safetensors"), "{e}");
+    /// ```
+    ///
+    /// # Errors
+    /// The first problem found, naming its flag and value.
+    pub fn validate(&self) -> Result<()> {
+        let s = self;
+        if s.samples == 0 {
+            return Err(err("--samples 0: must be at least 1".into()));
+        }
+        if s.dpi_steps == 0 {
+            return Err(err("--dpi-steps 0: must be at least 1".into()));
+        }
+        for (flag, n) in [("--tasks", s.tasks.len()), ("--methods", s.methods.len())] {
+            if n == 0 {
+                return Err(err(format!("{flag}: give at least one")));
+            }
+        }
+        for (flag, n) in [("--priors", s.priors.len()), ("--images", s.images.len())] {
+            if n == 0 {
+                return Err(err(format!("{flag}: give at least one NAME=…")));
+            }
+        }
+        let tasks = s.tasks.iter().map(|t| task(t)).collect::<Result<Vec<_>>>()?;
+        super::check_unique("--tasks", s.tasks.iter().map(String::as_str))?;
+        for m in &s.methods {
+            if !METHODS.contains(&m.as_str()) {
+                return Err(err(format!("--methods: unknown method {m:?}; expected dpi, score-ald, dps or sde-proj")));
+            }
+        }
+        super::check_unique("--methods", s.methods.iter().map(String::as_str))?;
+        for p in &s.priors {
+            super::check_name("--priors", &p.name)?;
+        }
+        super::check_unique("--priors", s.priors.iter().map(|p| p.name.as_str()))?;
+        for i in &s.images {
+            super::check_name("--images", &i.name)?;
+        }
+        super::check_unique("--images", s.images.iter().map(|i| i.name.as_str()))?;
+        let missing = |flag: &str, name: &str, what: &str, path: &Path| -> Result<()> {
+            let p = resolve(path);
+            if p.is_file() {
+                return Ok(());
+            }
+            let why = if p.exists() { "is not a file" } else { "does not exist" };
+            Err(err(format!("{flag} {name}=…: {what} {} {why}", path.display())))
+        };
+        for p in &s.priors {
+            match p.checkpoint.as_str() {
+                "gaussian-ode" if p.gaussian.is_none() => {
+                    return Err(err(format!(
+                        "--priors {}=gaussian-ode: give the Gaussian's files, {}=gaussian-ode:MEAN:COV",
+                        p.name, p.name
+                    )))
+                }
+                "gaussian-ode" => {}
+                c if c == "gaussian" || c == "tv" || c.starts_with("flow:") => {
+                    return Err(err(format!(
+                        "--priors {}={c}: the study samples under score-based priors (DSM surrogate); give an NCSN++ \
+                         checkpoint file or gaussian-ode:MEAN:COV",
+                        p.name
+                    )))
+                }
+                c => missing("--priors", &p.name, "checkpoint file", Path::new(c))?,
+            }
+            if let Some((m, c)) = &p.gaussian {
+                missing("--priors", &p.name, "Gaussian mean file", m)?;
+                missing("--priors", &p.name, "Gaussian covariance file", c)?;
+            }
+        }
+        for i in &s.images {
+            missing("--images", &i.name, "image file", &i.file)?;
+            // The image itself (its index in range, its pixels finite), named by its flag.
+            load_image(&format!("--images {}={}@{}", i.name, i.file.display(), i.index), &i.file, i.index)?;
+        }
+        let vp = AnySde::Vp(VpSde::default());
+        for m in s.methods.iter().filter(|m| *m != "dpi") {
+            for (_, noise) in &tasks {
+                let flags = match m.as_str() {
+                    "dps" => "--sampler-steps, --zeta",
+                    "sde-proj" => "--sampler-steps, --lambda",
+                    _ => "--ald-levels",
+                };
+                let b = s.baselines.baseline(m, noise)?;
+                b.validate(&vp).map_err(|e| err(format!("--methods {m} ({flags}): {e}")))?;
+            }
+        }
+        let mut folders = std::collections::BTreeMap::new();
+        for t in &s.tasks {
+            for p in &s.priors {
+                for i in &s.images {
+                    let f = case_folder(t, &p.name, &i.name);
+                    if let Some((p0, i0)) = folders.insert(f.clone(), (p.name.as_str(), i.name.as_str())) {
+                        return Err(err(format!(
+                            "--priors/--images: prior {:?} with image {:?} and prior {p0:?} with image {i0:?} would \
+                             share the folder {f}; rename one",
+                            p.name, i.name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One run of the study, planned: its folder, where its settings are recorded, the settings,
+/// and what its folder holds.
+struct PlannedRun {
+    method: String,
+    dir: PathBuf,
+    key: PathBuf,
+    spec: serde_json::Value,
+    state: SubRun,
+}
+
+/// One task, prior and image, planned: the settings its runs share and its runs.
+struct PlannedCase<'a> {
+    task: &'a str,
+    noise: &'static str,
+    prior: &'a StudyPrior,
+    image: &'a StudyImage,
+    base: DpiSettings,
+    baselines: BaselineOptions,
+    runs: Vec<PlannedRun>,
+}
+
+/// What defines run `method` of a case: the DPI settings the run is built from (with the
+/// SHA-256 of its inputs: the test image, the checkpoint or the Gaussian's files), the seed, the
+/// samples and the method's own settings (each under its flag's name).
+fn run_spec(
+    task: &str,
+    method: &str,
+    manifest: &scoreprior_core::io::RunManifest,
+    s: &RestorationSettings,
+) -> serde_json::Value {
+    let inputs: serde_json::Map<String, serde_json::Value> =
+        manifest.inputs.iter().map(|(flag, h)| (flag.clone(), serde_json::json!(h.sha256))).collect();
+    let mut spec = serde_json::json!({
+        "study": "restoration-study", "task": task, "method": method, "problem": manifest.config,
+        "inputs": inputs, "seed": s.seed, "samples": s.samples,
+    });
+    let b = &s.baselines;
+    let own = match method {
+        "dpi" => serde_json::json!({"dpi_steps": s.dpi_steps}),
+        "dps" => serde_json::json!({"sampler_steps": b.sampler_steps, "zeta": b.zeta}),
+        "sde-proj" => serde_json::json!({"sampler_steps": b.sampler_steps, "lambda": b.lambda}),
+        _ => serde_json::json!({"ald_levels": b.ald_levels, "ald_steps": b.ald_steps, "ald_step": b.ald_step}),
+    };
+    if let (Some(m), serde_json::Value::Object(o)) = (spec.as_object_mut(), own) {
+        m.extend(o);
+    }
+    spec
+}
+
+/// Every case built and every run's folder checked against its settings, before any runs.
+fn plan<'a>(s: &'a RestorationSettings, out: &Path) -> Result<Vec<PlannedCase<'a>>> {
+    let mut cases = Vec::new();
+    for task_name in &s.tasks {
+        let (forward, noise) = task(task_name)?;
+        for prior in &s.priors {
+            for image in &s.images {
+                let (p, i) = (prior.name.as_str(), image.name.as_str());
+                let at = |e: ExperimentError| err(format!("restoration-study: {task_name}, prior {p}, image {i}: {e}"));
+                let folder = out.join(case_folder(task_name, p, i));
+                let mut base = DpiSettings::default();
+                base.problem.forward = forward.into();
+                base.problem.noise = noise.into();
+                base.problem.x_true = Some(image.file.clone());
+                base.problem.index = image.index;
+                base.prior.prior = prior.checkpoint.clone();
+                base.prior.surrogate = true;
+                base.prior.time_floor_from = 0.1;
+                (base.seed, base.output.samples, base.optim.steps) = (s.seed, s.samples, s.dpi_steps);
+                base.output.quiet = s.quiet;
+                if let Some((m, c)) = &prior.gaussian {
+                    (base.prior.mean, base.prior.cov) = (m.clone(), c.clone());
+                }
+                let (experiment, prior_file) = base.build().map_err(at)?;
+                // DPS's ζ′ is the papers' for operators of norm 1 (blur kernels summing to one,
+                // masks): its step grows with ‖A‖, so it is divided by ‖A‖ (16 for the
+                // unnormalised 16×16 DFT of deblurring), which keeps one ζ′ for both tasks.
+                let a_norm = scoreprior_core::baselines::operator_norm_sq(experiment.forward())
+                    .map_err(|e| at(e.into()))?
+                    .unwrap_or(1.0)
+                    .sqrt();
+                let baselines = BaselineOptions { zeta: s.baselines.zeta / a_norm, ..s.baselines.clone() };
+                let manifest = base.manifest(&prior_file).map_err(at)?;
+                let mut runs = Vec::new();
+                for method in &s.methods {
+                    if method != "dpi" {
+                        let b = baselines.baseline(method, noise).map_err(at)?;
+                        experiment.check_baseline(&b).map_err(at)?;
+                    }
+                    let dir = folder.join(method);
+                    let key = super::sub_run_key(&dir);
+                    let spec = run_spec(task_name, method, &manifest, s);
+                    let state = super::check_sub_run("restoration-study", &dir, &key, &spec, complete)?;
+                    runs.push(PlannedRun { method: method.clone(), dir, key, spec, state });
+                }
+                cases.push(PlannedCase { task: task_name, noise, prior, image, base, baselines, runs });
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// Runs the study into `out` (one sub-folder `TASK-PRIOR-on-IMAGE/METHOD` per run, its
+/// settings and the SHA-256 of its inputs recorded beside it in `METHOD.settings.json`). Before
+/// any run, every setting, name and file is checked ([`RestorationSettings::validate`]), every
+/// case is built, and every run folder is checked against its settings: a folder of other
+/// settings is an error naming each difference, never a stale row. Finished runs are read back,
+/// a stopped DPI run resumes, a stopped sampler starts over. Which run starts, and which fails,
+/// goes to `monitor.note`; a failed run is a row, not the end.
 ///
 /// ```no_run
 /// use scoreprior::studies::restoration::{self, RestorationSettings, StudyImage, StudyPrior};
@@ -230,83 +470,54 @@ fn complete(dir: &Path) -> bool {
 /// ```
 ///
 /// # Errors
-/// An unknown task or method, zero samples or steps, a setting a run refuses before it
-/// starts, a finished run's unreadable metrics.
+/// A setting, name or file [`RestorationSettings::validate`] refuses; a case that cannot be
+/// built (an image index out of range, an unreadable checkpoint); a run folder holding other
+/// settings or files the study did not record; a finished run's unreadable metrics.
 pub fn run(s: &RestorationSettings, out: &Path, monitor: &mut dyn Monitor) -> Result<RestorationTable> {
-    if s.samples == 0 || s.dpi_steps == 0 {
-        return Err(err("--samples and --dpi-steps must be at least 1".into()));
-    }
-    let tasks = s.tasks.iter().map(|t| task(t).map(|f| (t.as_str(), f))).collect::<Result<Vec<_>>>()?;
-    for m in &s.methods {
-        if !["dpi", "score-ald", "dps", "sde-proj"].contains(&m.as_str()) {
-            return Err(err(format!("--methods: unknown method {m:?}; expected dpi, score-ald, dps or sde-proj")));
-        }
-    }
+    s.validate()?;
+    let cases = plan(s, out)?;
+    std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
+    super::mark_study_folder(out, "restoration-study")?;
     let mut table = RestorationTable::default();
-    for (task_name, (forward, noise)) in tasks {
-        for prior in &s.priors {
-            for image in &s.images {
-                let folder = out.join(format!("{task_name}-{}-on-{}", prior.name, image.name));
-                let mut base = DpiSettings::default();
-                base.problem.forward = forward.into();
-                base.problem.noise = noise.into();
-                base.problem.x_true = Some(image.file.clone());
-                base.problem.index = image.index;
-                // DPS's ζ′ is the papers' for operators of norm 1 (blur kernels summing to one,
-                // masks): its step grows with ‖A‖, so it is divided by ‖A‖ (16 for the
-                // unnormalised 16×16 DFT of deblurring), which keeps one ζ′ for both tasks.
-                let a_norm = {
-                    let (e, _) = base.build()?;
-                    scoreprior_core::baselines::operator_norm_sq(e.forward())?.unwrap_or(1.0).sqrt()
+    for case in cases {
+        let (task_name, noise, base) = (case.task, case.noise, &case.base);
+        let (p, i) = (case.prior.name.as_str(), case.image.name.as_str());
+        for r in &case.runs {
+            let (method, dir) = (r.method.as_str(), &r.dir);
+            if r.state != SubRun::Finished {
+                monitor.note(&format!("restoration-study: {task_name}, prior {p}, image {i}: {method}"));
+                super::record_sub_run(&r.key, &r.spec)?;
+                let mut run = base.clone();
+                run.output.out = dir.clone();
+                // A run the study was stopped in: DPI continues from its checkpoint, a
+                // sampler (nothing to resume) starts again, the old folder moved aside.
+                let stopped = r.state == SubRun::Stopped && dir.join("run.json").exists();
+                (run.output.resume, run.output.force) = (stopped && method == "dpi", stopped && method != "dpi");
+                let result = match method {
+                    "dpi" => run.run(monitor),
+                    m => case.baselines.baseline(m, noise).and_then(|b| run.run_baseline(b, monitor)),
                 };
-                let baselines = BaselineOptions { zeta: s.baselines.zeta / a_norm, ..s.baselines.clone() };
-                base.prior.prior = prior.checkpoint.clone();
-                base.prior.surrogate = true;
-                base.prior.time_floor_from = 0.1;
-                (base.seed, base.output.samples, base.optim.steps) = (s.seed, s.samples, s.dpi_steps);
-                base.output.quiet = s.quiet;
-                if let Some((m, c)) = &prior.gaussian {
-                    (base.prior.mean, base.prior.cov) = (m.clone(), c.clone());
-                }
-                let (p, i) = (prior.name.as_str(), image.name.as_str());
-                for method in &s.methods {
-                    let dir = folder.join(method);
-                    if !complete(&dir) {
-                        monitor.note(&format!("restoration-study: {task_name}, prior {p}, image {i}: {method}"));
-                        let mut run = base.clone();
-                        run.output.out = dir.clone();
-                        // A run the study was stopped in: DPI continues from its checkpoint, a
-                        // sampler (nothing to resume) starts again, the old folder moved aside.
-                        let stopped = dir.join("run.json").exists();
-                        (run.output.resume, run.output.force) =
-                            (stopped && method == "dpi", stopped && method != "dpi");
-                        let result = match method.as_str() {
-                            "dpi" => run.run(monitor),
-                            m => baselines.baseline(m, noise).and_then(|b| run.run_baseline(b, monitor)),
-                        };
-                        // A sampler that diverges is a result (a row with no metrics), not the
-                        // end of the study.
-                        if let Err(e) = result {
-                            monitor.note(&format!("restoration-study: {method} failed: {e}"));
-                            table.failures.push(format!("{task_name}, prior {p}, image {i}, {method}: {e}"));
-                            let failed = format!("{method} (failed)");
-                            table.rows.push(RestorationRow::new(
-                                [task_name, p, i, &failed],
-                                [f64::NAN; 6],
-                                (f64::NAN, f64::NAN),
-                                0,
-                            ));
-                            continue;
-                        }
-                    }
-                    table.rows.push(RestorationRow::from_metrics([task_name, p, i, method], &dir)?);
-                }
-                if let Some((m, c)) = &prior.gaussian {
-                    let fit = format!("{} (Gaussian fit)", prior.name);
-                    let names = [task_name, fit.as_str(), image.name.as_str(), "closed-form Gaussian posterior"];
-                    table.rows.push(closed_form_row(&base, (m, c), names, s.samples, s.seed)?);
+                // A sampler that diverges is a result (a row with no metrics), not the
+                // end of the study.
+                if let Err(e) = result {
+                    monitor.note(&format!("restoration-study: {method} failed: {e}"));
+                    table.failures.push(format!("{task_name}, prior {p}, image {i}, {method}: {e}"));
+                    let failed = format!("{method} (failed)");
+                    table.rows.push(RestorationRow::new(
+                        [task_name, p, i, &failed],
+                        [f64::NAN; 6],
+                        (f64::NAN, f64::NAN),
+                        0,
+                    ));
+                    continue;
                 }
             }
+            table.rows.push(RestorationRow::from_metrics([task_name, p, i, method], dir)?);
+        }
+        if let Some((m, c)) = &case.prior.gaussian {
+            let fit = format!("{p} (Gaussian fit)");
+            let names = [task_name, fit.as_str(), i, "closed-form Gaussian posterior"];
+            table.rows.push(closed_form_row(base, (m, c), names, s.samples, s.seed)?);
         }
     }
     Ok(table)

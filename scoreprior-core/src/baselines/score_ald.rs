@@ -60,13 +60,16 @@ impl ScoreAld {
     /// Checks the settings against `sde` (also done by [`ScoreAld::sample`]).
     ///
     /// # Errors
-    /// Zero levels or steps, `t_min` outside `(0, T)`, a non-positive step or `σ_y`.
+    /// Zero levels or steps, more levels than the memory limit holds ([`Error::TooLarge`]),
+    /// `t_min` outside `(0, T)`, a non-positive step or `σ_y`.
     pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
         for (what, n) in [("Score-ALD levels", self.levels), ("Score-ALD steps per level", self.steps_per_level)] {
             if n == 0 {
                 return Err(Error::count_out_of_range(what, n, "at least 1"));
             }
         }
+        // The levels are kept in memory (one f64 each).
+        crate::limits::check_elems(&format!("{} Score-ALD levels", self.levels), &[self.levels], 8)?;
         super::check_t_min("Score-ALD", self.t_min, sde)?;
         if !(self.step_rel.is_finite() && self.step_rel > 0.0 && self.step_rel < 2.0) {
             return Err(Error::out_of_range("Score-ALD step", self.step_rel, "in (0, 2) (above 2 Langevin diverges)"));

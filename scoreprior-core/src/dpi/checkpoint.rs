@@ -42,7 +42,8 @@ pub fn write_checkpoint(path: &Path, history: &DpiHistory, posterior: &dyn Poste
 /// A missing or malformed file (not safetensors, another format tag, no history or state),
 /// and the posterior's own errors for a state of another shape.
 pub fn read_checkpoint(path: &Path, posterior: &mut dyn Posterior) -> Result<DpiHistory> {
-    let bytes = std::fs::read(path).map_err(|e| crate::io::IoError::os(path, e))?;
+    // A regular file within the memory limit, read with a bounded reader.
+    let bytes = crate::io::read_input(path)?;
     let bad = |why: &str| Error::from(crate::io::IoError::malformed(path, "DPI checkpoint", why));
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(&e.to_string()))?;
     let meta = header.metadata().as_ref().ok_or_else(|| bad("no metadata"))?;

@@ -62,9 +62,20 @@ pub struct Noise {
     kind: Vec<Likelihood>,
 }
 
-fn check_sigma(s: f64) -> Result<()> {
-    if s.is_finite() && s > 0.0 {
+/// The smallest noise level σ accepted: σ² must be a normal number, so that `r²/σ²` (χ², the
+/// likelihood and its gradient) stays finite for finite residuals; at σ = 1e-300, σ² is 0 and
+/// χ² would be NaN. (A huge σ is refused where it matters, when a simulated measurement is
+/// not finite.)
+pub const SIGMA_MIN: f64 = 1e-150;
+
+pub(crate) fn check_sigma(s: f64) -> Result<()> {
+    if s.is_finite() && s >= SIGMA_MIN {
         Ok(())
+    } else if s.is_finite() && s > 0.0 {
+        // Not `out_of_range`: its message writes the value in full (300 digits for 1e-300).
+        Err(Error::invalid(format!(
+            "noise level must be at least {SIGMA_MIN:e} (σ² must be a normal number for χ² to be finite), got {s:e}"
+        )))
     } else {
         Err(Error::out_of_range("noise level", s, "positive and finite"))
     }
@@ -165,5 +176,22 @@ pub fn wrap_angle(a: f64) -> f64 {
         PI
     } else {
         w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A σ whose square underflows (1e-300: χ² would be NaN) is refused.
+    #[test]
+    fn noise_levels_have_a_normal_square() {
+        for s in [1e-300, 1e-160, f64::MIN_POSITIVE / 4.0] {
+            let e = Noise::gaussian(s, 3).unwrap_err().to_string();
+            assert!(e.contains("normal number"), "{s}: {e}");
+            assert!(Noise::per_measurement(vec![0.1, s]).is_err(), "{s}");
+        }
+        let n = Noise::gaussian(1e-100, 2).unwrap();
+        assert!(n.chi_squared(&[1e-100, 0.0], &[0.0, 0.0]).is_finite());
     }
 }

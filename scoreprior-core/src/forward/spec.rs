@@ -172,6 +172,9 @@ fn missing(name: &str, key: &str) -> Error {
 /// assert_eq!(op.output_shape().to_array(), [1, 4, 4]);
 /// ```
 pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
+    if scoreprior_primitives::primitive(&spec.name).is_none() && scoreprior_primitives::preset(&spec.name).is_some() {
+        return Err(preset_in_chain(&spec.name));
+    }
     let def = scoreprior_primitives::primitive(&spec.name).ok_or_else(|| {
         Error::unknown(
             "primitive",
@@ -226,6 +229,19 @@ pub fn build_op(spec: &PrimitiveSpec, shape: Shape) -> Result<Arc<dyn Op>> {
         other => return Err(Error::invalid(format!("primitive `{other}` is in the table but has no operator"))),
     };
     Ok(op)
+}
+
+/// A preset (`eht`, `mri`, …) used as a step of a chain: presets are whole forward models.
+fn preset_in_chain(name: &str) -> Error {
+    let what = if name == "eht" {
+        "an interferometer with its own thermal noise (the radiometer equation of each baseline)"
+    } else {
+        "a whole forward model with its own noise"
+    };
+    Error::unsupported(format!(
+        "`{name}` is a preset, not a primitive: it is {what} and must stand alone, as the whole forward model \
+         (`{name}(…)` without `|`); it cannot be chained with other primitives"
+    ))
 }
 
 /// Builds a chain from specs on images of `input` shape.
@@ -412,6 +428,11 @@ pub fn expand_preset(text: &str) -> Result<Option<Preset>> {
     }))
 }
 
+/// The fields of view (µas) `eht(fov=…)` accepts: from a thousandth of a µas to 1000
+/// arcseconds, beyond any VLBI image (and far from the absurd pixel sizes, `1e288°`, a FITS
+/// header would otherwise record).
+pub const EHT_FOV_UAS: (f64, f64) = (1e-3, 1e9);
+
 /// The settings of the `eht(...)` preset: EHT 2017 observing a Sgr A*-like source
 /// ([`crate::forward::interferometry::Observation::sgr_a_star`]) and the image grid.
 ///
@@ -465,6 +486,14 @@ impl EhtSettings {
         };
         let num = |k: &str, d: f64| -> Result<f64> { Ok(q.num_opt(k)?.unwrap_or(d)) };
         let fov_uas = pos("fov", q.num_or_default("fov")?)?;
+        if !(EHT_FOV_UAS.0..=EHT_FOV_UAS.1).contains(&fov_uas) {
+            // Not `out_of_range`: its message writes the value in full (301 digits for 1e300).
+            return Err(Error::invalid(format!(
+                "parameter `fov` of `eht` (the field of view) must be between {} and {:e} µas (1000 arcseconds), \
+                 got {fov_uas:e}",
+                EHT_FOV_UAS.0, EHT_FOV_UAS.1
+            )));
+        }
         let observation_file = match q.get("obs") {
             None => None,
             Some(ParamValue::Word(w) | ParamValue::Text(w)) => Some(std::path::PathBuf::from(w)),
@@ -505,14 +534,42 @@ impl EhtSettings {
 
     /// The interferometer on an `npix × npix` grid: the EHT 2017 coverage of
     /// [`EhtSettings::observation`], or that of the observation file.
+    ///
+    /// # Errors
+    /// The file cannot be read; the coverage is empty or has a thermal σ out of range
+    /// ([`Interferometer::new`](crate::forward::interferometry::Interferometer::new)); no scan
+    /// has three stations observing together, so there are no closure quantities (what `eht`
+    /// images and `measure` writes). Errors name the observation file.
     pub fn interferometer(&self, npix: usize) -> Result<crate::forward::interferometry::Interferometer> {
         use crate::forward::interferometry::{read_ehtim_txt, Array, Interferometer};
-        let coverage = match &self.observation_file {
-            Some(path) => read_ehtim_txt(path)?.coverage(),
-            None => Array::eht2017().observe(&self.observation)?,
+        let (coverage, what) = match &self.observation_file {
+            Some(path) => (read_ehtim_txt(path)?.coverage(), format!("eht(obs='{}')", path.display())),
+            None => (Array::eht2017().observe(&self.observation)?, "eht: the simulated EHT 2017 observation".into()),
         };
-        Ok(Interferometer::new(coverage, npix, self.fov_uas)?.with_pulse(self.pulse))
+        let eht = Interferometer::new(coverage, npix, self.fov_uas).map_err(|e| e.context(what.clone()))?;
+        let sets = eht.closures();
+        if sets.triangles.is_empty() && sets.quadrangles.is_empty() {
+            let cov = eht.coverage();
+            let mut used: Vec<usize> = cov.points.iter().flat_map(|p| [p.i, p.j]).collect();
+            used.sort_unstable();
+            used.dedup();
+            let names: Vec<&str> = used.iter().filter_map(|&i| cov.stations.get(i).map(String::as_str)).collect();
+            let most = sets.per_scan.iter().map(|s| s.1).max().unwrap_or(0);
+            return Err(Error::unsupported(format!(
+                "{what}: the observation has {} station(s) with data ({}) over {} scan(s), at most {most} observing \
+                 in one scan, so it has no closure phases (they need 3 stations in one scan) and no closure \
+                 amplitudes (4 stations), which `eht` images and `measure` writes",
+                names.len(),
+                names.join(", "),
+                cov.times().len(),
+            )));
+        }
+        Ok(eht.with_pulse(self.pulse))
     }
+}
+
+fn check_level(sigma: f64) -> Result<f64> {
+    super::noise::check_sigma(sigma).map(|()| sigma)
 }
 
 /// Parses `gaussian(sigma = s)` or `complex_gaussian(sigma = s)`.
@@ -523,8 +580,10 @@ pub fn parse_noise(text: &str) -> Result<NoiseSpec> {
     })?;
     let q = Params::new(&spec, def)?;
     match def.name {
-        "gaussian" => Ok(NoiseSpec::Gaussian { sigma: q.positive("sigma")? }),
-        "complex_gaussian" => Ok(NoiseSpec::ComplexGaussian { sigma: q.positive("sigma")? }),
+        // The range of every noise level (σ² a normal number), checked here too so that the
+        // error names the noise specification.
+        "gaussian" => Ok(NoiseSpec::Gaussian { sigma: q.positive("sigma").and_then(check_level)? }),
+        "complex_gaussian" => Ok(NoiseSpec::ComplexGaussian { sigma: q.positive("sigma").and_then(check_level)? }),
         // Never reached: `every_noise_of_the_table_parses` parses each one.
         other => Err(Error::invalid(format!("noise `{other}` is in the table but has no model"))),
     }
@@ -630,6 +689,59 @@ mod tests {
         assert!(e.contains("unknown noise `poisson`; expected gaussian or complex_gaussian"), "{e}");
         let e = expand_preset("mri(speed=2)").unwrap_err().to_string();
         assert!(e.contains("unknown parameter `speed` of `mri`; expected one of: acceleration, center, seed, mask"));
+    }
+
+    /// A preset inside a chain is named as a preset that stands alone, not as an unknown
+    /// primitive; `eht`'s field of view is bounded to physical values.
+    #[test]
+    fn presets_stand_alone_and_the_eht_field_of_view_is_bounded() {
+        for chain in ["eht(fov=160) | scale(factor=2)", "scale(factor=2) | eht", "mri | identity"] {
+            let e = parse_chain(chain, [1, 16, 16]).unwrap_err().to_string();
+            assert!(e.contains("is a preset, not a primitive") && e.contains("stand alone"), "{chain}: {e}");
+            assert!(!e.contains("unknown primitive"), "{e}");
+        }
+        assert!(parse_chain("eht(fov=160) | scale(factor=2)", [1, 16, 16]).unwrap_err().to_string().contains("`eht`"));
+        for fov in ["1e300", "2e9", "1e-4"] {
+            let e = EhtSettings::parse(&format!("eht(fov={fov})")).unwrap_err().to_string();
+            assert!(e.contains("`fov`") && e.contains("µas"), "{fov}: {e}");
+        }
+        assert!(EhtSettings::parse("eht(fov=1e6)").unwrap().is_some());
+    }
+
+    /// `eht(obs=…)` on a file without closure quantities, or with an absurd σ, is refused
+    /// when the interferometer is built, naming the file.
+    #[test]
+    fn eht_observation_files_are_checked_when_the_operator_is_built() {
+        let header = [
+            "# SRC: SgrA",
+            "# RA: 17 h 45 m 40.0000 s",
+            "# DEC: -29 deg  0 m 28.0000 s",
+            "# MJD: 57850",
+            "# RF: 230.0000 GHz",
+            "# BW: 4.0000 GHz",
+            "# ----------",
+            "# Site X(m) Y(m) Z(m) SEFDR SEFDL FR_PAR FR_EL FR_OFF DR_RE DR_IM DL_RE DL_IM",
+            "# ALMA 2225061.16 -5440057.37 -2481681.15 90.00 90.00 1.00 0.00 0.00 0.0 0.0 0.0 0.0",
+            "# APEX 2225039.53 -5441197.63 -2479303.36 3500.00 3500.00 1.00 0.00 0.00 0.0 0.0 0.0 0.0",
+            "# ----------",
+            "# time (hr) tint T1 T2 Tau1 Tau2 U (lambda) V (lambda) Iamp (Jy) Iphase(d) Qamp (Jy) ...",
+        ]
+        .join("\n");
+        let row = |t: f64, sigma: &str| {
+            format!("{t} 10.00 ALMA APEX 0.00 0.00 100.0 -200.0 0.5 90.0 0 0 0 0 0 0 {sigma} 0.01 0.01 0.01")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let two = dir.path().join("two.txt");
+        std::fs::write(&two, format!("{header}\n{}\n{}\n", row(1.0, "0.01"), row(2.0, "0.01"))).unwrap();
+        let settings = EhtSettings::parse(&format!("eht(obs='{}')", two.display())).unwrap().unwrap();
+        let e = settings.interferometer(8).unwrap_err().to_string();
+        assert!(e.contains("two.txt") && e.contains("2 station(s)") && e.contains("2 scan(s)"), "{e}");
+        assert!(e.contains("no closure phases"), "{e}");
+        let tiny = dir.path().join("tiny.txt");
+        std::fs::write(&tiny, format!("{header}\n{}\n", row(1.0, "1e-300"))).unwrap();
+        let settings = EhtSettings::parse(&format!("eht(obs='{}')", tiny.display())).unwrap().unwrap();
+        let e = settings.interferometer(8).unwrap_err().to_string();
+        assert!(e.contains("tiny.txt") && e.contains("thermal σ") && e.contains("1e-300"), "{e}");
     }
 
     /// The defaults of the table are the ones applied.

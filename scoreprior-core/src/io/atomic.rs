@@ -42,6 +42,11 @@ pub fn atomic_write_with(
         let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path (no file name)");
         return Err(IoError::os(path, e));
     };
+    // A rename over a device, FIFO or socket would replace it with a plain file (`/dev/full`
+    // as root became one): only regular files (or new paths) are written.
+    if let Err(e) = super::check_regular_output("output", path) {
+        return Err(IoError::os(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, e.0)));
+    }
     let result = (|| {
         // Removed on drop unless persisted: an error on the way leaves nothing behind.
         let prefix = format!("{name}.{}.", std::process::id());
@@ -94,5 +99,15 @@ mod tests {
         }
         let e = atomic_write(dir.path().join(".."), b"x").unwrap_err().to_string();
         assert!(e.contains("no file name"), "{e}");
+        #[cfg(unix)]
+        {
+            // A FIFO stays a FIFO.
+            let fifo = dir.path().join("fifo");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            let e = atomic_write(&fifo, b"x").unwrap_err().to_string();
+            assert!(e.contains("FIFO") && e.contains("regular file"), "{e}");
+            use std::os::unix::fs::FileTypeExt;
+            assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        }
     }
 }

@@ -55,6 +55,83 @@ impl FitsImage {
     }
 }
 
+/// The longest value of a FITS string card: 80 characters less `KEYWORD = '` and the closing
+/// quote (FITS standard 4.0, §4.2.1), counting a doubled `''` as two.
+const MAX_STRING: usize = 68;
+
+impl FitsSky {
+    /// `name` as a FITS `OBJECT` value: each character that is not printable ASCII becomes
+    /// `_`, and the name is cut where its quoted form would pass the 68 characters of a card;
+    /// the same name always gives the same result, and a valid name is kept as it is.
+    ///
+    /// ```
+    /// use scoreprior_core::io::FitsSky;
+    /// assert_eq!(FitsSky::object_name("Sgr A*"), "Sgr A*");
+    /// assert_eq!(FitsSky::object_name("M87★ jet"), "M87_ jet");
+    /// assert_eq!(FitsSky::object_name(&"x".repeat(100)).len(), 68);
+    /// ```
+    pub fn object_name(name: &str) -> String {
+        let mut out = String::new();
+        let mut quoted = 0;
+        for c in name.chars() {
+            let c = if c.is_ascii() && !c.is_ascii_control() { c } else { '_' };
+            quoted += if c == '\'' { 2 } else { 1 };
+            if quoted > MAX_STRING {
+                break;
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// Checks that this header fits FITS cards for a `height × width` image, the checks of
+    /// [`fits_image_bytes`] (so a run can make them before its work): `OBJECT` printable ASCII
+    /// of at most 68 characters quoted; a pixel size (`CDELT`, degrees) between 1e-20° and the
+    /// size at which the image spans 180° of sky; a declination in [−90°, 90°]; every number
+    /// finite and short enough for the 20-character value field.
+    ///
+    /// ```
+    /// use scoreprior_core::io::FitsSky;
+    /// let sky = FitsSky { object: "SgrA".into(), pixel_rad: 2.4e-11, ra_deg: 266.4, dec_deg: -29.0,
+    ///     frequency_hz: 230e9, mjd: 57850.0 };
+    /// assert!(sky.check(16, 16).is_ok());
+    /// let huge = FitsSky { pixel_rad: 1e288, ..sky.clone() };
+    /// assert!(huge.check(16, 16).unwrap_err().contains("CDELT"));
+    /// ```
+    ///
+    /// # Errors
+    /// What is wrong, in the header's terms (`OBJECT`, `CDELT`, `FREQ`, …).
+    pub fn check(&self, height: usize, width: usize) -> Result<(), String> {
+        if FitsSky::object_name(&self.object) != self.object {
+            return Err(format!(
+                "OBJECT must be printable ASCII of at most {MAX_STRING} characters (a FITS header rule), got `{}`",
+                self.object
+            ));
+        }
+        let deg = self.pixel_rad.to_degrees();
+        let span = deg * height.max(width).max(1) as f64;
+        if !(deg.is_finite() && deg >= 1e-20 && span <= 180.0) {
+            return Err(format!(
+                "CDELT (the pixel size) of {deg:e}° is not a sky pixel: it must be at least 1e-20° and the {height} × \
+                 {width} image may span at most 180° (a field of view of {span:e}°)"
+            ));
+        }
+        let values =
+            [("CRVAL1", self.ra_deg), ("CRVAL2", self.dec_deg), ("FREQ", self.frequency_hz), ("MJD", self.mjd)];
+        for (key, v) in values {
+            if !v.is_finite() || real(v).len() > 20 {
+                return Err(format!(
+                    "{key} = {v:e} does not fit the 20 characters of a FITS header value (it must be finite)"
+                ));
+            }
+        }
+        if !(-90.0..=90.0).contains(&self.dec_deg) {
+            return Err(format!("CRVAL2 (the declination) must be in [-90°, 90°], got {}", self.dec_deg));
+        }
+        Ok(())
+    }
+}
+
 fn card(key: &str, value: &str) -> String {
     format!("{key:<8}= {value:>20}")
 }
@@ -82,13 +159,7 @@ pub fn fits_image_bytes(data: &[f64], height: usize, width: usize, sky: &FitsSky
     if height == 0 || width == 0 || data.len() != height * width {
         return Err(format!("a FITS image needs height × width = {height} × {width} pixels, got {}", data.len()));
     }
-    let finite = [sky.pixel_rad, sky.ra_deg, sky.dec_deg, sky.frequency_hz, sky.mjd];
-    if !finite.iter().all(|v| v.is_finite()) || !(sky.pixel_rad > 0.0) {
-        return Err("a FITS sky header needs a positive pixel size and finite coordinates".into());
-    }
-    if !sky.object.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) || sky.object.len() > 60 {
-        return Err(format!("OBJECT must be printable ASCII of at most 60 characters, got `{}`", sky.object));
-    }
+    sky.check(height, width)?;
     let deg = sky.pixel_rad.to_degrees();
     let cards = [
         card("SIMPLE", "T"),
@@ -155,13 +226,62 @@ pub fn write_fits_image(
 }
 
 /// Reads a 2-D primary-HDU FITS image of `BITPIX = -64` or `-32` (extensions are ignored).
+///
+/// The header is read block by block up to its `END` card; the image size it declares is
+/// checked against the file's size and the memory limit before the pixels are read.
 pub fn read_fits_image(path: impl AsRef<Path>) -> Result<FitsImage, IoError> {
+    use std::io::Read;
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
-    parse_fits_image(&bytes).map_err(|why| IoError::malformed(path, FORMAT, why))
+    let (file, len) = super::open_input(path)?;
+    let mut r = std::io::BufReader::new(file).take(len);
+    let bad = |why: String| IoError::malformed(path, FORMAT, why);
+    // Header blocks until the one holding the END card (at most the file's size).
+    let mut head = Vec::new();
+    loop {
+        let at = head.len();
+        head.resize(at + BLOCK, 0);
+        let got = super::read_full(&mut r, &mut head[at..]).map_err(|e| IoError::os(path, e))?;
+        head.truncate(at + got);
+        if got < BLOCK || head[at..].chunks(80).any(|c| c.starts_with(b"END     ")) {
+            break;
+        }
+    }
+    let h = parse_fits_header(&head).map_err(bad)?;
+    let body = h.width as u128 * h.height as u128 * h.size as u128;
+    if (h.start as u128 + body) > len as u128 {
+        return Err(bad(format!("the data are truncated: {len} bytes, {} needed", h.start as u128 + body)));
+    }
+    super::check_input_size(
+        path,
+        &format!("the {} × {} image", h.width, h.height),
+        (h.width as u128 * h.height as u128).saturating_mul(8 + h.size as u128),
+    )?;
+    // The rest of the header's last block, then the pixels.
+    let skip = (h.start - head.len().min(h.start)) as u64;
+    std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink()).map_err(|e| IoError::os(path, e))?;
+    let mut raw = vec![0u8; body as usize];
+    super::read_full(&mut r, &mut raw).map_err(|e| IoError::os(path, e)).and_then(|got| {
+        if got == raw.len() {
+            Ok(())
+        } else {
+            Err(bad("the data are truncated".into()))
+        }
+    })?;
+    let data = decode_pixels(&raw, h.width, h.height, h.size);
+    Ok(FitsImage { header: h.cards, height: h.height, width: h.width, data })
 }
 
-fn parse_fits_image(bytes: &[u8]) -> Result<FitsImage, String> {
+/// What a primary header declares: its cards, the image size, the bytes per pixel and where
+/// the data start.
+struct FitsHeader {
+    cards: Vec<(String, String)>,
+    width: usize,
+    height: usize,
+    size: usize,
+    start: usize,
+}
+
+fn parse_fits_header(bytes: &[u8]) -> Result<FitsHeader, String> {
     let mut header = Vec::new();
     let mut end = None;
     for (i, c) in bytes.chunks(80).enumerate() {
@@ -203,27 +323,70 @@ fn parse_fits_image(bytes: &[u8]) -> Result<FitsImage, String> {
     if !(1..=1 << 20).contains(&w) || !(1..=1 << 20).contains(&h) {
         return Err(format!("image size {w} × {h} out of range"));
     }
-    let (w, h) = (w as usize, h as usize);
     let size = match bitpix {
         -64 => 8,
         -32 => 4,
         b => return Err(format!("BITPIX = {b} is not supported (only -64 and -32)")),
     };
     let start = (end * 80).div_ceil(BLOCK) * BLOCK;
-    let need = start + w * h * size;
-    if bytes.len() < need {
-        return Err(format!("the data are truncated: {} bytes, {need} needed", bytes.len()));
+    Ok(FitsHeader { cards: header, width: w as usize, height: h as usize, size, start })
+}
+
+/// Big-endian pixels (`size` 8 or 4 bytes), FITS rows bottom first, as `f64` in image order
+/// (top row first).
+fn decode_pixels(raw: &[u8], w: usize, h: usize, size: usize) -> Vec<f64> {
+    let mut data = vec![0.0; w * h];
+    for (r, row) in raw.chunks(w * size).take(h).enumerate() {
+        let dst = &mut data[(h - 1 - r) * w..(h - r) * w];
+        for (v, c) in dst.iter_mut().zip(row.chunks(size)) {
+            *v = match c.try_into() {
+                Ok(b) => f64::from_be_bytes(b),
+                Err(_) => f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
+            };
+        }
     }
-    let vals: Vec<f64> = bytes[start..need]
-        .chunks(size)
-        .map(|c| match c.try_into() {
-            Ok(b) => f64::from_be_bytes(b),
-            Err(_) => f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
-        })
-        .collect();
-    let mut data = Vec::with_capacity(w * h);
-    for row in vals.chunks(w).rev() {
-        data.extend_from_slice(row);
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A primary header declaring a `w × h` image of `BITPIX = -64`.
+    fn header(w: usize, h: usize) -> Vec<u8> {
+        let cards = [
+            card("SIMPLE", "T"),
+            card("BITPIX", "-64"),
+            card("NAXIS", "2"),
+            card("NAXIS1", &w.to_string()),
+            card("NAXIS2", &h.to_string()),
+            "END".to_string(),
+        ];
+        let mut b: Vec<u8> = cards.iter().flat_map(|c| format!("{c:<80}").into_bytes()).collect();
+        b.resize(BLOCK, b' ');
+        b
     }
-    Ok(FitsImage { header, height: h, width: w, data })
+
+    #[test]
+    fn the_declared_image_size_is_checked_before_the_pixels_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.fits");
+        // 2^20 × 2^20 pixels (8 TiB) declared, one block of data stored.
+        let mut b = header(1 << 20, 1 << 20);
+        b.resize(2 * BLOCK, 0);
+        std::fs::write(&p, &b).unwrap();
+        let e = read_fits_image(&p).unwrap_err().to_string();
+        assert!(e.contains("the data are truncated: 5760 bytes, 8796093025088 needed"), "{e}");
+        // The image as declared, with its padding: read (rows bottom first in the file).
+        let mut b = header(2, 2);
+        b.extend([1.0f64, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_be_bytes()));
+        b.resize(2 * BLOCK, 0);
+        std::fs::write(&p, &b).unwrap();
+        assert_eq!(read_fits_image(&p).unwrap().data, [3.0, 4.0, 1.0, 2.0]);
+        // A header without END (no end of blocks to read), and a file cut inside the header.
+        std::fs::write(&p, vec![b' '; 3 * BLOCK]).unwrap();
+        assert!(read_fits_image(&p).unwrap_err().to_string().contains("no END card"));
+        std::fs::write(&p, &header(2, 2)[..100]).unwrap();
+        assert!(read_fits_image(&p).unwrap_err().to_string().contains("no END card"));
+    }
 }

@@ -1,3 +1,5 @@
+//! IDX image files (the MNIST / Fashion-MNIST format), raw or gzip-compressed.
+
 use std::io::Read;
 use std::path::Path;
 
@@ -7,23 +9,42 @@ use super::{npy::Array, IoError};
 /// (detected from the magic bytes), as an `(N, H, W)` array with values in `[0, 255]`.
 ///
 /// `limit` keeps only the first images. Errors name the file and the defect (bad magic,
-/// truncated data).
+/// truncated data, a size above the memory limit). A raw file's size is checked against the
+/// `N × H × W` of its header before the pixels are read; a gzip file is decompressed through a
+/// reader bounded by the memory limit.
 pub fn read_idx_images(path: impl AsRef<Path>, limit: Option<usize>) -> Result<Array, IoError> {
     let path = path.as_ref();
-    let raw = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    let (file, len) = super::open_input(path)?;
+    let mut r = std::io::BufReader::new(file).take(len);
+    let mut magic = [0u8; 2];
+    let got = super::read_full(&mut r, &mut magic).map_err(|e| IoError::os(path, e))?;
+    let head = std::io::Cursor::new(magic[..got].to_vec());
+    if magic[..got] == [0x1f, 0x8b] {
+        // Decompressed through a bounded reader: at most the memory limit, one byte more tells
+        // that the limit is exceeded.
+        let cap = crate::limits::memory_limit();
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::GzDecoder::new(head.chain(r))
+            .take(cap.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| IoError::malformed(path, "gzip", e.to_string()))?;
-        out
-    } else {
-        raw
-    };
-    if bytes.len() < 16 {
+        if out.len() as u64 > cap {
+            super::check_input_size(path, "the decompressed IDX data", cap as u128 + 1)?;
+        }
+        let bytes = out.len() as u64;
+        return idx_images(path, &mut &out[..], bytes, limit);
+    }
+    idx_images(path, &mut head.chain(r), len, limit)
+}
+
+/// The images of the uncompressed IDX stream `r` of `len` bytes in all: the header, its
+/// declared size against `len`, then the first `limit` images.
+fn idx_images(path: &Path, r: &mut impl Read, len: u64, limit: Option<usize>) -> Result<Array, IoError> {
+    let mut header = [0u8; 16];
+    if len < 16 || super::read_full(r, &mut header).map_err(|e| IoError::os(path, e))? < 16 {
         return Err(IoError::malformed(path, "IDX", "file shorter than the 16-byte header"));
     }
-    let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+    let word = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]) as usize;
     if word(0) != 0x0000_0803 {
         return Err(IoError::malformed(
             path,
@@ -33,15 +54,19 @@ pub fn read_idx_images(path: impl AsRef<Path>, limit: Option<usize>) -> Result<A
     }
     let (n, h, w) = (word(4), word(8), word(12));
     let need = n.checked_mul(h).and_then(|v| v.checked_mul(w)).unwrap_or(usize::MAX);
-    if bytes.len() - 16 < need {
+    if ((len - 16) as u128) < need as u128 {
         return Err(IoError::malformed(
             path,
             "IDX",
-            format!("header says {n}×{h}×{w} = {need} pixels but the file holds {}", bytes.len() - 16),
+            format!("header says {n}×{h}×{w} = {need} pixels but the file holds {}", len - 16),
         ));
     }
     let keep = limit.map_or(n, |l| l.min(n));
-    let data = bytes[16..16 + keep * h * w].iter().map(|&b| b as f64).collect();
+    let pixels = keep * h * w;
+    super::check_input_size(path, &format!("{keep} images of {h}×{w} as f64"), pixels as u128 * 9)?;
+    let mut raw = vec![0u8; pixels];
+    r.read_exact(&mut raw).map_err(|e| IoError::malformed(path, "IDX", e.to_string()))?;
+    let data = raw.into_iter().map(f64::from).collect();
     Ok(Array { shape: vec![keep, h, w], data })
 }
 

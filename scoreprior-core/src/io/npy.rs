@@ -1,3 +1,8 @@
+//! `.npy` arrays (NumPy's format): read into `f64` from the common float and integer dtypes,
+//! written as `f64` or `f32`, atomically. The reader checks the size the header declares
+//! (shape × dtype) against the file's before it reads the body (see [`super::open_input`]).
+
+use std::io::Read;
 use std::path::Path;
 
 use npyz::{TypeChar, WriterBuilder};
@@ -74,32 +79,77 @@ pub fn read_npy_images(path: impl AsRef<Path>) -> Result<Array, IoError> {
     Ok(a)
 }
 
+/// The bytes of the `.npy` preamble: the magic `\x93NUMPY`, the version and the header
+/// length (2 bytes in version 1, 4 after).
+fn read_npy_header(path: &Path, r: &mut impl Read, len: u64) -> Result<Vec<u8>, IoError> {
+    let short = |what: &str| IoError::malformed(path, "npy", format!("the file ends inside {what} ({len} bytes)"));
+    let mut head = vec![0u8; 8];
+    r.read_exact(&mut head).map_err(|_| short("the magic string and version"))?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err(IoError::malformed(path, "npy", "magic not found for NPY file"));
+    }
+    let size_bytes = if head[6] == 1 { 2 } else { 4 };
+    head.resize(8 + size_bytes, 0);
+    r.read_exact(&mut head[8..]).map_err(|_| short("the header length"))?;
+    let header_len = head[8..].iter().rev().fold(0u64, |acc, &b| (acc << 8) | b as u64);
+    // Checked before the header is read: a 4-byte length can claim 4 GiB.
+    if 8 + size_bytes as u64 + header_len > len {
+        return Err(IoError::malformed(
+            path,
+            "npy",
+            format!("the header claims {header_len} bytes but the file holds {len} bytes in all"),
+        ));
+    }
+    let start = head.len();
+    head.resize(start + header_len as usize, 0);
+    r.read_exact(&mut head[start..]).map_err(|_| short("the header"))?;
+    Ok(head)
+}
+
 fn read_npy_typed(path: &Path) -> Result<(Array, (TypeChar, u64)), IoError> {
-    let bytes = std::fs::read(path).map_err(|e| IoError::os(path, e))?;
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| IoError::malformed(path, "npy", e.to_string()))?;
+    let (file, len) = super::open_input(path)?;
+    let mut r = std::io::BufReader::new(file).take(len);
+    let head = read_npy_header(path, &mut r, len)?;
+    let npy = npyz::NpyFile::new(&head[..]).map_err(|e| IoError::malformed(path, "npy", e.to_string()))?;
     if npy.order() == npyz::Order::Fortran {
         return Err(IoError::unsupported(path, "Fortran-ordered arrays are not supported; save with C order"));
     }
-    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
     let ts = match npy.dtype() {
         npyz::DType::Plain(ts) => ts,
         other => return Err(IoError::unsupported(path, format!("unsupported dtype {}", other.descr()))),
     };
-    let bad = |e: std::io::Error| IoError::malformed(path, "npy", e.to_string());
     let kind = (ts.type_char(), ts.size_field());
+    let supported = matches!(kind, (TypeChar::Float, 4 | 8) | (TypeChar::Uint, 1 | 2) | (TypeChar::Int, 4 | 8));
+    if !supported {
+        return Err(IoError::unsupported(path, format!("unsupported dtype {ts}; use f32, f64, u8, u16, i32 or i64")));
+    }
+    // The body's size from the header, checked against the file before a value is read.
+    let n = npy.shape().iter().fold(1u128, |acc, &s| acc.saturating_mul(s as u128));
+    let body = n.saturating_mul(kind.1 as u128);
+    let have = (len - head.len() as u64) as u128;
+    if body != have {
+        return Err(IoError::malformed(
+            path,
+            "npy",
+            format!(
+                "shape {:?} of {ts} needs {body} bytes of data after the header, the file holds {have}",
+                npy.shape()
+            ),
+        ));
+    }
+    // The values as f64 (and, for other dtypes, their typed copy while they are converted).
+    let as_f64 = if kind.1 == 8 && kind.0 == TypeChar::Float { 8 } else { 8 + kind.1 as u128 };
+    super::check_input_size(path, &format!("the array of shape {:?} as f64", npy.shape()), n.saturating_mul(as_f64))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    let npy = npyz::NpyFile::with_header(npy.header().clone(), r);
+    let bad = |e: std::io::Error| IoError::malformed(path, "npy", e.to_string());
     let data: Vec<f64> = match kind {
         (TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(bad)?,
         (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(bad)?.into_iter().map(f64::from).collect(),
         (TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(bad)?.into_iter().map(f64::from).collect(),
         (TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(bad)?.into_iter().map(f64::from).collect(),
         (TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(bad)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(bad)?.into_iter().map(|v| v as f64).collect(),
-        _ => {
-            return Err(IoError::unsupported(
-                path,
-                format!("unsupported dtype {ts}; use f32, f64, u8, u16, i32 or i64"),
-            ))
-        }
+        _ => npy.into_vec::<i64>().map_err(bad)?.into_iter().map(|v| v as f64).collect(),
     };
     let n: usize = shape.iter().product();
     if data.len() != n {
@@ -157,6 +207,60 @@ mod tests {
         assert!(e.contains("malformed npy"), "{e}");
         assert!(read_npy(dir.join("missing.npy")).is_err());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `.npy` bytes of version `major` with header dictionary `dict`, then `body`.
+    fn npy(major: u8, dict: &str, body: &[u8]) -> Vec<u8> {
+        let mut h = dict.as_bytes().to_vec();
+        h.push(b'\n');
+        let mut b = b"\x93NUMPY".to_vec();
+        b.extend([major, 0]);
+        if major == 1 {
+            b.extend((h.len() as u16).to_le_bytes());
+        } else {
+            b.extend((h.len() as u32).to_le_bytes());
+        }
+        b.extend(h);
+        b.extend(body);
+        b
+    }
+
+    #[test]
+    fn the_size_the_header_declares_is_checked_before_the_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }";
+        // 8 TB declared, nothing stored: an error naming both sizes, at once.
+        std::fs::write(&p, npy(1, dict, &[])).unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("needs 8000000000000 bytes of data after the header, the file holds 0"), "{e}");
+        // One value too many, or one too few: the file's size must be the header's.
+        let ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+        std::fs::write(&p, npy(2, ok, &[0u8; 8])).unwrap();
+        assert_eq!(read_npy(&p).unwrap().data, vec![0.0, 0.0]);
+        for len in [4, 12] {
+            std::fs::write(&p, npy(2, ok, &vec![0u8; len])).unwrap();
+            let e = read_npy(&p).unwrap_err().to_string();
+            assert!(e.contains(&format!("needs 8 bytes of data after the header, the file holds {len}")), "{e}");
+        }
+        // A 4-byte header length of 4 GiB in a file of 12 bytes: refused before it is read.
+        let mut b = b"\x93NUMPY\x02\x00".to_vec();
+        b.extend(u32::MAX.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("the header claims 4294967295 bytes but the file holds 12 bytes"), "{e}");
+        // A (sparse) u8 file within the memory limit whose values as f64 are not: refused
+        // before they are read.
+        let n = crate::limits::memory_limit() / 2;
+        let u8s = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n},), }}");
+        let head = npy(1, &u8s, &[]);
+        std::fs::write(&p, &head).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(head.len() as u64 + n).unwrap();
+        let t = std::time::Instant::now();
+        let e = read_npy(&p).unwrap_err();
+        assert!(matches!(e, IoError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains(&format!("the array of shape [{n}] as f64 needs about")), "{e}");
+        assert!(t.elapsed().as_secs() < 2);
     }
 }
 

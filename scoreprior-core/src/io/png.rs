@@ -1,17 +1,28 @@
+//! PNG images (and the other formats the `image` crate reads) as `(C, H, W)` arrays in
+//! `[0, 1]`, and gray images and image grids written as 8-bit PNGs, atomically.
+
 use std::path::Path;
 
 use super::{atomic_write, npy::Array, IoError};
 
 /// Reads a PNG (8- or 16-bit, gray or RGB(A)) as a `(C, H, W)` array in `[0, 1]`, with
 /// `C = 1` for gray images and `C = 3` for colour ones (alpha is dropped).
+///
+/// The file is read through [`super::read_input`] (a regular file within the memory limit),
+/// and the image size its header declares is checked against the memory limit before the
+/// pixels are decoded.
 pub fn read_png(path: impl AsRef<Path>) -> Result<Array, IoError> {
     let path = path.as_ref();
-    let img = image::ImageReader::open(path)
-        .map_err(|e| IoError::os(path, e))?
-        .with_guessed_format()
-        .map_err(|e| IoError::os(path, e))?
-        .decode()
-        .map_err(|e| IoError::malformed(path, "image", e.to_string()))?;
+    let bytes = super::read_input(path)?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .map_err(|e| IoError::os(path, e))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(|e| IoError::malformed(path, "image", e.to_string()))?;
+    // The decoded image (up to 8 bytes a pixel), its 16-bit copy and the f64 array.
+    super::check_input_size(path, &format!("the {w} × {h} image"), w as u128 * h as u128 * 38)?;
+    let img = reader()?.decode().map_err(|e| IoError::malformed(path, "image", e.to_string()))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let gray = matches!(
         img.color(),

@@ -61,7 +61,8 @@ pub struct InputHash {
 pub struct RunManifest {
     /// The subcommand or experiment kind, e.g. `train`.
     pub command: String,
-    /// The command line (`std::env::args`), for the record; not compared.
+    /// The command line (`std::env::args_os`, non-UTF-8 bytes shown as `�`), for the
+    /// record; not compared.
     pub args: Vec<String>,
     /// The resolved configuration (every default filled in).
     pub config: serde_json::Value,
@@ -81,7 +82,9 @@ impl RunManifest {
     pub fn new(command: &str, config: serde_json::Value) -> Self {
         RunManifest {
             command: command.to_string(),
-            args: std::env::args().collect(),
+            // `args_os`: an argument that is not UTF-8 (a file name in another encoding) is
+            // recorded lossily (`�` for the bytes that are not text) instead of panicking.
+            args: std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect(),
             config,
             inputs: BTreeMap::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -266,7 +269,16 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, depth: usize) 
 }
 
 fn hash_file(path: &Path, h: &mut Sha256) -> Result<u64, IoError> {
-    let mut f = File::open(path).map_err(|e| IoError::os(path, e))?;
+    // A regular file only, read up to the size it has now: a device never ends, and opening
+    // a named pipe blocks until a writer comes.
+    let meta = std::fs::metadata(path).map_err(|e| IoError::os(path, e))?;
+    if let Some(kind) = super::file_kind(&meta.file_type()) {
+        return Err(IoError::NotAFile { path: path.display().to_string(), kind });
+    }
+    // Every hashed input is then loaded whole: one above the memory limit is refused here,
+    // before minutes of hashing.
+    super::check_input_size(path, "reading the whole file", meta.len() as u128)?;
+    let mut f = File::open(path).map_err(|e| IoError::os(path, e))?.take(meta.len());
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
@@ -454,9 +466,16 @@ pub fn move_aside(dir: &Path) -> Result<Option<PathBuf>, IoError> {
     if entries.is_empty() {
         return Ok(None);
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let target =
-        (1..).map(|k| dir.with_file_name(format!("{name}.old-{k}"))).find(|p| !p.exists()).expect("a free name");
+    // The sibling is named from the folder's canonical path, so that `--out .` moves the
+    // run's files to `../NAME.old-N` and never into (or along with) the folder itself.
+    let canon = dir.canonicalize().map_err(|e| IoError::os(dir, e))?;
+    let (Some(parent), Some(name)) = (canon.parent(), canon.file_name()) else {
+        let e =
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the root folder has no sibling to move a run to");
+        return Err(IoError::os(dir, e));
+    };
+    let name = name.to_string_lossy().into_owned();
+    let target = (1..).map(|k| parent.join(format!("{name}.old-{k}"))).find(|p| !p.exists()).expect("a free name");
     std::fs::create_dir_all(&target).map_err(|e| IoError::os(&target, e))?;
     for p in entries {
         let to = target.join(p.file_name().expect("an entry has a name"));

@@ -401,7 +401,8 @@ impl RealNvp {
     /// Reads a flow written by [`save_file`](Self::save_file).
     pub fn load_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let p = path.as_ref();
-        let bytes = std::fs::read(p).map_err(|e| scoreprior_core::io::IoError::os(p, e))?;
+        // A regular file within the memory limit, read with a bounded reader.
+        let bytes = scoreprior_core::io::read_input(p)?;
         Self::from_state(&bytes)
     }
 }

@@ -81,7 +81,8 @@ pub struct EhtimObservation {
 }
 
 /// Reads an ehtim `Obsdata.save_txt` file (see [`EhtimObservation`]); errors name the file
-/// and the line.
+/// and the line. The path must be a regular file within the memory limit
+/// ([`crate::io::read_input`]).
 ///
 /// ```
 /// use scoreprior_core::forward::interferometry::read_ehtim_txt;
@@ -92,7 +93,9 @@ pub struct EhtimObservation {
 /// ```
 pub fn read_ehtim_txt(path: impl AsRef<Path>) -> Result<EhtimObservation> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::from(IoError::os(path, e)))?;
+    // A regular file within the memory limit, read with a bounded reader (a device or a pipe
+    // is an error at once, not a read that never ends).
+    let bytes = crate::io::read_input(path)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::from(IoError::malformed(path, FORMAT, "the file is not UTF-8 text")))?;
     EhtimObservation::parse(&text, &path.display().to_string())

@@ -51,6 +51,11 @@ use super::noise::Likelihood;
 use super::{ops, Chain, Model, Noise, Op, Shape};
 use crate::{Error, Result};
 
+/// The thermal noise levels (Jy per real and imaginary part) an [`Interferometer`] accepts:
+/// real arrays have σ of about 1e-4 to 10 Jy; far outside this range χ² and the likelihood
+/// lose their meaning (at σ = 1e-300, σ² underflows to 0 and χ² is NaN).
+pub const THERMAL_SIGMA_JY: (f64, f64) = (1e-12, 1e12);
+
 /// One microarcsecond in radians.
 pub const UAS: f64 = std::f64::consts::PI / (180.0 * 3600.0 * 1e6);
 
@@ -87,6 +92,20 @@ impl Interferometer {
         }
         if !(fov_uas.is_finite() && fov_uas > 0.0) {
             return Err(Error::out_of_range("interferometer field of view", fov_uas, "positive and finite"));
+        }
+        let (lo, hi) = THERMAL_SIGMA_JY;
+        if let Some((k, p)) = coverage.points.iter().enumerate().find(|(_, p)| !(lo..=hi).contains(&p.sigma)) {
+            let name = |i: usize| coverage.stations.get(i).map_or_else(|| format!("#{i}"), Clone::clone);
+            // Not `out_of_range`: its message writes the value in full (300 digits for 1e-300).
+            return Err(Error::invalid(format!(
+                "the thermal σ of visibility {} ({} h, baseline {}–{}) must be between {lo:e} and {hi:e} Jy (beyond, \
+                 χ² is left to rounding errors or is not finite), got {:e} Jy",
+                k + 1,
+                p.time_hour,
+                name(p.i),
+                name(p.j),
+                p.sigma
+            )));
         }
         Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta })
     }

@@ -76,7 +76,9 @@ impl ClosureProducts {
             return Err(Error::invalid(format!("closure indices must be < {k} and signs ±1")));
         }
         if triangles.is_empty() && quadrangles.is_empty() {
-            return Err(Error::invalid("no closure triangles or quadrangles"));
+            return Err(Error::unsupported(
+                "no closure triangles or quadrangles: no scan of the coverage has three stations observing together",
+            ));
         }
         Ok(ClosureProducts { k, triangles, quadrangles })
     }
