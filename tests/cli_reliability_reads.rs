@@ -253,9 +253,10 @@ fn absurd_counts_are_errors_naming_the_flag() {
          "--samples 100000000000000"),
         // DPI's estimators: the library sizes them at each step, before the draws.
         (vec!["dpi", "--prior", "gaussian-ode", "--probes", big, "--x-true", &xs, "--steps", "2", "--batch", "2",
-              "--quiet", "--out", &dpi_out], "100000000000000 Hutchinson probes"),
+              "--quiet", "--out", &dpi_out], "--probes 100000000000000"),
         (vec!["dpi", "--prior", &ck, "--surrogate", "--dsm-draws", big, "--x-true", &xs, "--steps", "2", "--batch",
-              "2", "--quiet", "--out", &dsm_out], "100000000000000 DSM time draws"),
+              "2", "--quiet", "--out", &dsm_out], "--dsm-draws 100000000000000"),
+        (vec!["train", "--data", &xs, "--out", &out, "--num-res-blocks", big], "--num-res-blocks"),
     ];
     for (args, want) in cases {
         let t = Instant::now();
@@ -264,7 +265,9 @@ fn absurd_counts_are_errors_naming_the_flag() {
         assert!(t.elapsed() < Duration::from_secs(30), "{args:?}: fails at once");
     }
     assert!(!Path::new(&npy).exists() && !dir.join("samples.npy").exists() && !Path::new(&json).exists());
-    // (DPI's estimators are sized at the first step, after the output folder is taken.)
+    // A thread count no machine runs is refused before any thread is spawned.
+    let e = fails_within(&["train", "--data", &xs, "--out", &out, "--threads", big], &NO_ENV, 60);
+    assert!(e.contains("--threads 100000000000000") && e.contains("4096"), "{e}");
     assert!(!Path::new(&out).exists(), "nothing is written");
 }
 

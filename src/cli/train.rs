@@ -95,6 +95,21 @@ fn validate(args: &TrainArgs) -> CliResult {
     if let Some(p) = args.dropout.filter(|p| !(0.0..1.0).contains(p)) {
         return Err(format!("--dropout {p}: must be in [0, 1)").into());
     }
+    // Each thread has its own stack (MiBs): more threads than a machine could run is a typo.
+    if let Some(t) = args.threads.filter(|&t| t == 0 || t > 4096) {
+        return Err(format!("--threads {t}: must be between 1 and 4096").into());
+    }
+    // Residual blocks are built before the network's memory check; each holds at least two
+    // 3×3 convolutions of nf² weights per level (a lower bound on its bytes).
+    if let Some(b) = args.num_res_blocks {
+        let nf = args.nf.unwrap_or(1).max(1);
+        scoreprior_core::limits::check_elems(
+            "--num-res-blocks (residual blocks × 3×3 weights)",
+            &[b, 2, 9, nf, nf, 4],
+            4,
+        )
+        .map_err(|e| e.to_string())?;
+    }
     let files =
         ["checkpoint.safetensors", "ema.safetensors", "loss.csv", "loss.svg"].map(|f| args.training.out.join(f));
     let outputs: Vec<(&str, &std::path::Path)> = files.iter().map(|p| ("--out", p.as_path())).collect();

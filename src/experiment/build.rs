@@ -131,8 +131,10 @@ impl DpiSettings {
         check(pr.dsm_draws > 0, || "--dsm-draws must be at least 1".into())?;
         // Absurd counts are errors naming the flag before any work (the per-pixel factor is
         // checked again at the first step, where the image size is known).
-        scoreprior_core::limits::check_elems("--probes (Hutchinson probes × batch)", &[pr.probes, 2 * o.batch + 1], 8)?;
-        scoreprior_core::limits::check_elems("--dsm-draws (time draws × batch)", &[pr.dsm_draws + 1, o.batch], 8)?;
+        let what = format!("--probes {} (Hutchinson probes × batch)", pr.probes);
+        scoreprior_core::limits::check_elems(&what, &[pr.probes, 2 * o.batch + 1], 8)?;
+        let what = format!("--dsm-draws {} (time draws × batch)", pr.dsm_draws);
+        scoreprior_core::limits::check_elems(&what, &[pr.dsm_draws + 1, o.batch], 8)?;
         check(!pr.dsm_antithetic || pr.dsm_draws % 2 == 0, || {
             format!(
                 "--dsm-antithetic (on by default) needs an even --dsm-draws, got {}; add --dsm-antithetic false",
