@@ -374,3 +374,23 @@ fn every_loader_refuses_special_and_oversized_files_at_once() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn uvfits_reader_survives_mutations() {
+    // The real EHT 2017 M87 April 11 high-band file (random groups, then the AIPS AN and FQ
+    // tables): mutations concentrated in the primary header, then anywhere (the groups and the
+    // binary tables), through the reader and the `obs=` dispatch by extension.
+    use scoreprior::core::forward::interferometry::read_uvfits;
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scoreprior-core/tests/data/eht-m87/SR1_M87_2017_101_hi_hops_netcal_StokesI.uvfits"),
+    )
+    .unwrap();
+    assert!(read_uvfits(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scoreprior-core/tests/data/eht-m87/SR1_M87_2017_101_hi_hops_netcal_StokesI.uvfits")
+    )
+    .is_ok());
+    fuzz_file("obs.uvfits", &seed, 8640, 400, |p| read_uvfits(p).is_ok());
+    fuzz_file("tables.uvfits", &seed, seed.len(), 300, |p| read_ehtim_txt(p).is_ok());
+}

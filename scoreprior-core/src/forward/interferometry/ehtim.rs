@@ -7,6 +7,8 @@
 //! pure-Rust FITS crate reads random groups (`fitsio` binds the C library cfitsio; `fitrs` and
 //! `fits-rs` read images and tables only). The text table is ehtim's own loss-free export of
 //! the Stokes-I data (amplitudes to 1e-8 Jy, phases to 1e-4°), read back by its `load_txt`.
+//! uvfits files are read too, by a reader of our own ([`super::read_uvfits`]), into the same
+//! [`EhtimObservation`].
 
 use std::path::Path;
 
@@ -91,8 +93,14 @@ pub struct EhtimObservation {
 /// assert_eq!((obs.records.len(), obs.stations.len()), (81, 8));
 /// assert!(read_ehtim_txt("no/such/file.txt").is_err());
 /// ```
+///
+/// A path ending in `.uvfits`, `.uvf` or `.fits` is read as uvfits instead
+/// ([`super::read_uvfits`]), so every `obs=` input takes both formats.
 pub fn read_ehtim_txt(path: impl AsRef<Path>) -> Result<EhtimObservation> {
     let path = path.as_ref();
+    if super::is_uvfits_path(path) {
+        return super::read_uvfits(path);
+    }
     // A regular file within the memory limit, read with a bounded reader (a device or a pipe
     // is an error at once, not a read that never ends).
     let bytes = crate::io::read_input(path)?;

@@ -39,6 +39,7 @@ mod ehtim;
 mod image_metrics;
 mod imaging;
 mod sources;
+mod uvfits;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, ClosureSets};
@@ -46,6 +47,7 @@ pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
 pub use image_metrics::{best_shift, gaussian_blur, ncc, nominal_resolution_uas, ring_fit, shift_image, RingFit};
 pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};
 pub use sources::{CompactSources, TestSource};
+pub use uvfits::{is_uvfits_path, read_uvfits};
 
 use super::noise::Likelihood;
 use super::{ops, Chain, Model, Noise, Op, Shape};
