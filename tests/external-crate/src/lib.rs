@@ -127,4 +127,22 @@ mod tests {
         let last = res.history.records.last().unwrap();
         assert!(last.data < 3.0, "{last:?}");
     }
+
+    #[test]
+    fn the_output_guard_and_the_uvfits_reader_from_outside() {
+        // The M87 release file the workspace tests with: read through the facade alone.
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scoreprior-core/tests/data/eht-m87/SR1_M87_2017_101_hi_hops_netcal_StokesI.uvfits");
+        let obs = sp::core::forward::interferometry::read_uvfits(&file).unwrap();
+        assert_eq!(obs.records.len(), 8058);
+        assert!(obs.source.contains("M87"), "{}", obs.source);
+        // A user's own command guarded like scoreprior's: its output folder may not hold its input.
+        let dir = std::env::temp_dir().join(format!("sp-external-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("x.npy"), b"input").unwrap();
+        let guard = sp::core::io::OutputGuard::new("my-tool").input("--x", dir.join("x.npy"));
+        assert!(guard.clone().folder("--out", &dir).check().is_err());
+        assert!(guard.folder("--out", dir.join("run")).check().is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
