@@ -52,35 +52,19 @@ pub struct OutputGuard {
     plain: Vec<Named>,
 }
 
-/// What kind of thing is at a path, without following a final symlink's target kind into
-/// an error: `None` when nothing is there.
+/// What is at `path`, in words (`a regular file`, `a folder`, `a named pipe (FIFO)`, … as
+/// the loaders name them), following symlinks; `None` when nothing is there.
 fn kind_of(path: &Path) -> Option<&'static str> {
     let meta = std::fs::metadata(path).ok().or_else(|| std::fs::symlink_metadata(path).ok())?;
     let ft = meta.file_type();
-    if ft.is_file() {
-        return Some("file");
-    }
-    if ft.is_dir() {
-        return Some("folder");
-    }
     if ft.is_symlink() {
-        return Some("dangling symlink");
+        return Some("a dangling symlink");
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_block_device() || ft.is_char_device() {
-            return Some("device");
-        }
-        if ft.is_fifo() {
-            return Some("FIFO");
-        }
-        if ft.is_socket() {
-            return Some("socket");
-        }
-    }
-    Some("special file")
+    Some(super::file_kind(&ft).unwrap_or(REGULAR))
 }
+
+const REGULAR: &str = "a regular file";
+const FOLDER: &str = "a folder";
 
 /// Checks that `path` is a regular file or absent: scoreprior replaces outputs by renaming a
 /// new file over them, which would turn a device or FIFO into a plain file.
@@ -92,14 +76,14 @@ fn kind_of(path: &Path) -> Option<&'static str> {
 /// ```
 pub fn check_regular_output(flag: &str, path: &Path) -> Result<(), PathError> {
     match kind_of(path) {
-        None | Some("file") => Ok(()),
-        Some("folder") => Err(PathError(format!(
+        None | Some(REGULAR) => Ok(()),
+        Some(FOLDER) => Err(PathError(format!(
             "{flag} {}: is a folder; give a file path (the folder's contents are left alone)",
             path.display()
         ))),
         Some(kind) => Err(PathError(format!(
-            "{flag} {}: is a {kind}, not a regular file; scoreprior writes only regular files (it would replace the \
-             {kind} with a file), choose another path",
+            "{flag} {}: is {kind}, not a regular file; scoreprior writes only regular files (it would replace it \
+             with a file), choose another path",
             path.display()
         ))),
     }
@@ -189,10 +173,10 @@ impl OutputGuard {
         }
         for d in &self.folders {
             match kind_of(&d.path) {
-                None | Some("folder") => {}
+                None | Some(FOLDER) => {}
                 Some(kind) => {
                     return Err(PathError(format!(
-                        "{}: is a {kind}, not a folder; {} names the folder a run writes into",
+                        "{}: is {kind}, not a folder; {} names the folder a run writes into",
                         d.shown(),
                         d.flag
                     )))
@@ -269,9 +253,9 @@ impl OutputGuard {
     fn check_plain_folder(&self, d: &Named) -> Result<(), PathError> {
         match kind_of(&d.path) {
             None => return Ok(()),
-            Some("folder") => {}
+            Some(FOLDER) => {}
             Some(kind) => {
-                return Err(PathError(format!("{}: is a {kind}, not a folder", d.shown())));
+                return Err(PathError(format!("{}: is {kind}, not a folder", d.shown())));
             }
         }
         if let Some(i) = self.inputs.iter().find(|i| i.key == d.key) {
