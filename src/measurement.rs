@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use scoreprior_core::forward::interferometry::{read_ehtim_txt, Interferometer, UAS};
+use scoreprior_core::forward::interferometry::{Interferometer, UAS};
 use scoreprior_core::forward::ops::ClosureProducts;
 use scoreprior_core::forward::{EhtSettings, ForwardModel, Model, Op, Shape};
 use scoreprior_core::io::{write_fits_image, write_npy, write_png_grid, FitsSky};
@@ -97,16 +97,20 @@ pub fn sky_header(settings: &EhtSettings, eht: &Interferometer) -> Result<FitsSk
 /// As [`sky_header`].
 pub fn sky_header_noted(settings: &EhtSettings, eht: &Interferometer) -> Result<(FitsSky, Option<String>)> {
     let o = &settings.observation;
-    let (source, ra_deg, dec_deg, frequency_hz, mjd) = match &settings.observation_file {
-        Some(path) => {
-            let f = read_ehtim_txt(path)?;
+    let (source, ra_deg, dec_deg, frequency_hz, mjd) = match settings.observation()? {
+        Some(p) => {
+            let f = p.observation;
             (f.source, f.ra_hours * 15.0, f.dec_deg, f.frequency_hz, f.mjd)
         }
         None => ("SgrA".to_string(), o.ra_deg, o.dec_deg, o.frequency_hz, o.mjd),
     };
     let object = FitsSky::object_name(&source);
     let note = (object != source).then(|| {
-        let file = settings.observation_file.as_ref().map(|p| format!(" of {}", p.display())).unwrap_or_default();
+        let file = if settings.observation_files.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}", settings.observation_label())
+        };
         format!(
             "note: the source name `{source}`{file} is not printable ASCII of at most 68 characters, which a FITS \
              header needs; the FITS files name it `{object}`"

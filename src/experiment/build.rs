@@ -182,7 +182,7 @@ impl DpiSettings {
         };
         // Measurement and ground truth. With `eht(obs=FILE)` the data are the file's own
         // visibilities: neither --y nor --x-true is needed (--x-true then only for metrics).
-        let eht_obs = EhtSettings::parse(&pb.forward).ok().flatten().and_then(|s| s.observation_file);
+        let eht_obs = EhtSettings::parse(&pb.forward).ok().flatten().filter(|s| !s.observation_files.is_empty());
         let side = |without: &str| match (pb.size, prior.image_shape()) {
             (Some(0), _) => Err(err("--size must be at least 1")),
             (Some(s), _) => Ok((s, s, None)),

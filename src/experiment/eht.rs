@@ -79,12 +79,23 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
     }
     let eht = eht_settings.interferometer(h).map_err(|e| err(format!("--forward: {e}")))?;
     let (sky, sky_note) = crate::measurement::sky_header_noted(&eht_settings, &eht)?;
-    let vis_model = eht.visibility_model()?;
-    let file = eht_settings.observation_file.as_ref();
-    let (vis, source) = match (truth, &p.y, file) {
+    let observation = eht_settings.observation()?;
+    // Visibility data carry the per-station error budget too (closures cancel it).
+    let vis_model = match &observation {
+        Some(o) if o.station_noise.iter().any(|&s| s > 0.0) => {
+            let sig = o.visibility_sigma();
+            scoreprior_core::forward::Model::new(
+                scoreprior_core::forward::Chain::new(eht.image_shape()).then(eht.nudft()?)?,
+                scoreprior_core::forward::Noise::per_measurement([sig.clone(), sig].concat())?,
+            )?
+        }
+        _ => eht.visibility_model()?,
+    };
+    let file = observation.as_ref().map(|_| eht_settings.observation_label());
+    let (vis, source) = match (truth, &p.y, &file) {
         (_, None, Some(obs)) => {
-            let o = scoreprior_core::forward::interferometry::read_ehtim_txt(obs)?;
-            (o.visibilities(), format!("the visibilities of {} (with its σ)", obs.display()))
+            let o = observation.as_ref().expect("an observation with its label");
+            (o.observation.visibilities(), format!("the visibilities of {obs} (with its σ)"))
         }
         (Some(x), _, None) => (
             vis_model.simulate(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed))?,

@@ -106,9 +106,13 @@ pub fn forward_files(forward: &str) -> Vec<PathBuf> {
         .filter_map(|link| PrimitiveSpec::parse(link.trim()).ok())
         .flat_map(|spec| spec.params.into_iter())
         .filter(|(k, _)| k == "file" || k == "obs")
-        .filter_map(|(_, v)| match v {
-            ParamValue::Word(w) | ParamValue::Text(w) => Some(PathBuf::from(w)),
-            ParamValue::Num(_) => None,
+        .flat_map(|(k, v)| match v {
+            // `eht(obs='lo.uvfits, hi.uvfits')` reads every band.
+            ParamValue::Word(w) | ParamValue::Text(w) if k == "obs" => {
+                w.split(',').map(|f| PathBuf::from(f.trim())).collect()
+            }
+            ParamValue::Word(w) | ParamValue::Text(w) => vec![PathBuf::from(w)],
+            ParamValue::Num(_) => vec![],
         })
         .collect()
 }

@@ -459,8 +459,12 @@ pub struct EhtSettings {
     pub fov_uas: f64,
     /// The simulated observation (ignored when `observation_file` is set).
     pub observation: crate::forward::interferometry::Observation,
-    /// An ehtim text export whose coverage and σ are used instead of a simulation.
-    pub observation_file: Option<std::path::PathBuf>,
+    /// Observation files (ehtim text exports or uvfits; the bands of one day) whose data,
+    /// coverage and σ are used instead of a simulation; empty for the simulation.
+    pub observation_files: Vec<std::path::PathBuf>,
+    /// What is done to the files' visibilities before imaging (nothing by default;
+    /// `pipeline=eht2017` is the collaboration's M87 pre-processing).
+    pub preprocessing: crate::forward::interferometry::Preprocessing,
     /// Pixel shape: point pixels (`delta`, default) or ehtim's bilinear `triangle`.
     pub pulse: super::ops::Pulse,
 }
@@ -494,18 +498,35 @@ impl EhtSettings {
                 EHT_FOV_UAS.0, EHT_FOV_UAS.1
             )));
         }
-        let observation_file = match q.get("obs") {
-            None => None,
-            Some(ParamValue::Word(w) | ParamValue::Text(w)) => Some(std::path::PathBuf::from(w)),
+        let observation_files: Vec<std::path::PathBuf> = match q.get("obs") {
+            None => vec![],
+            Some(ParamValue::Word(w) | ParamValue::Text(w)) => {
+                let files: Vec<std::path::PathBuf> = w.split(',').map(|f| f.trim().into()).collect();
+                if files.iter().any(|f| f.as_os_str().is_empty()) {
+                    return Err(Error::syntax(
+                        "`eht`",
+                        format!("parameter `obs` is a file or a comma-separated list of files, got `{w}`"),
+                    ));
+                }
+                files
+            }
             Some(v) => return Err(Error::syntax("`eht`", format!("parameter `obs` must be a file path, got `{v}`"))),
         };
-        if observation_file.is_some() {
-            if let Some((k, _)) = spec.params.iter().find(|(k, _)| !["obs", "fov", "pulse"].contains(&k.as_str())) {
+        const FILE_KEYS: [&str; 9] =
+            ["obs", "fov", "pulse", "pipeline", "average", "zbl", "systematic", "cp_uv_min", "station_noise"];
+        if !observation_files.is_empty() {
+            if let Some((k, _)) = spec.params.iter().find(|(k, _)| !FILE_KEYS.contains(&k.as_str())) {
                 return Err(Error::invalid(format!(
                     "`eht(obs=…)` takes the observation from the file: `{k}` may not be given with it"
                 )));
             }
+        } else if let Some((k, _)) = spec.params.iter().find(|(k, _)| FILE_KEYS[3..].contains(&k.as_str())) {
+            return Err(Error::invalid(format!(
+                "`{k}` of `eht` pre-processes an observation file: it needs `obs='FILE'` (the simulation has \
+                 nothing to pre-process)"
+            )));
         }
+        let preprocessing = eht_preprocessing(&q)?;
         let base = crate::forward::interferometry::Observation::sgr_a_star();
         let observation = crate::forward::interferometry::Observation {
             integration_s: pos("tint", base.integration_s)?,
@@ -529,7 +550,30 @@ impl EhtSettings {
             "triangle" => super::ops::Pulse::Triangle,
             other => return Err(bad_pulse(&other)),
         };
-        Ok(Some(EhtSettings { fov_uas, observation, observation_file, pulse }))
+        Ok(Some(EhtSettings { fov_uas, observation, observation_files, preprocessing, pulse }))
+    }
+
+    /// The observation files read, checked and pre-processed ([`Preprocessing::apply`]);
+    /// `None` for the simulated observation. Errors name the files.
+    ///
+    /// [`Preprocessing::apply`]: crate::forward::interferometry::Preprocessing::apply
+    pub fn observation(&self) -> Result<Option<crate::forward::interferometry::PreprocessedObservation>> {
+        if self.observation_files.is_empty() {
+            return Ok(None);
+        }
+        let bands = self
+            .observation_files
+            .iter()
+            .map(crate::forward::interferometry::read_ehtim_txt)
+            .collect::<Result<Vec<_>>>()?;
+        let names: Vec<String> = self.observation_files.iter().map(|p| p.display().to_string()).collect();
+        self.preprocessing.apply(&bands, &names).map(Some)
+    }
+
+    /// How the observation files are named in messages: `eht(obs='A, B')`.
+    pub fn observation_label(&self) -> String {
+        let files: Vec<String> = self.observation_files.iter().map(|p| p.display().to_string()).collect();
+        format!("eht(obs='{}')", files.join(", "))
     }
 
     /// The interferometer on an `npix × npix` grid: the EHT 2017 coverage of
@@ -541,12 +585,16 @@ impl EhtSettings {
     /// has three stations observing together, so there are no closure quantities (what `eht`
     /// images and `measure` writes). Errors name the observation file.
     pub fn interferometer(&self, npix: usize) -> Result<crate::forward::interferometry::Interferometer> {
-        use crate::forward::interferometry::{read_ehtim_txt, Array, Interferometer};
-        let (coverage, what) = match &self.observation_file {
-            Some(path) => (read_ehtim_txt(path)?.coverage(), format!("eht(obs='{}')", path.display())),
-            None => (Array::eht2017().observe(&self.observation)?, "eht: the simulated EHT 2017 observation".into()),
+        use crate::forward::interferometry::{Array, Interferometer};
+        let (coverage, what, cp_uv_min) = match self.observation()? {
+            Some(p) => (p.observation.coverage(), self.observation_label(), p.closure_phase_uv_min),
+            None => {
+                (Array::eht2017().observe(&self.observation)?, "eht: the simulated EHT 2017 observation".into(), 0.0)
+            }
         };
-        let eht = Interferometer::new(coverage, npix, self.fov_uas).map_err(|e| e.context(what.clone()))?;
+        let eht = Interferometer::new(coverage, npix, self.fov_uas)
+            .map_err(|e| e.context(what.clone()))?
+            .with_closure_phase_uv_min(cp_uv_min);
         let sets = eht.closures();
         if sets.triangles.is_empty() && sets.quadrangles.is_empty() {
             let cov = eht.coverage();
@@ -566,6 +614,60 @@ impl EhtSettings {
         }
         Ok(eht.with_pulse(self.pulse))
     }
+}
+
+/// The pre-processing keys of `eht(obs=…)`: `pipeline=eht2017` starts from the
+/// collaboration's settings, each other key overrides one of them.
+fn eht_preprocessing(q: &Params) -> Result<crate::forward::interferometry::Preprocessing> {
+    use crate::forward::interferometry::{eht2017_station_noise, Averaging, Preprocessing};
+    let word = |k: &str| -> Result<Option<String>> {
+        match q.get(k) {
+            None => Ok(None),
+            Some(ParamValue::Word(w)) => Ok(Some(w.clone())),
+            Some(v) => Err(Error::syntax("`eht`", format!("parameter `{k}` must be a word, got `{v}`"))),
+        }
+    };
+    let one_of = |k: &str, words: &[&str]| -> Result<Option<String>> {
+        match word(k)? {
+            Some(w) if !words.contains(&w.as_str()) => Err(Error::invalid(format!(
+                "unknown value `{w}` of parameter `{k}` of `eht`; expected {}",
+                words.join(" or ")
+            ))),
+            w => Ok(w),
+        }
+    };
+    let mut p = match one_of("pipeline", &["none", "eht2017"])?.as_deref() {
+        Some("eht2017") => Preprocessing::eht2017(),
+        _ => Preprocessing::default(),
+    };
+    if let Some(a) = one_of("average", &["none", "scan"])? {
+        p.averaging = if a == "scan" { Averaging::Scan } else { Averaging::None };
+    }
+    if q.get("zbl").is_some() {
+        p.compact_flux_jy = Some(q.positive("zbl")?);
+    }
+    if let Some(f) = q.num_opt("systematic")? {
+        if !(0.0..1.0).contains(&f) {
+            return Err(Error::invalid(format!(
+                "parameter `systematic` of `eht` (fractional systematic noise) must be in [0, 1), got {f:e}"
+            )));
+        }
+        p.fractional_noise = f;
+    }
+    if let Some(uv) = q.num_opt("cp_uv_min")? {
+        if !(0.0..1e13).contains(&uv) {
+            return Err(Error::invalid(format!(
+                "parameter `cp_uv_min` of `eht` (shortest baseline of closure phases) must be in [0, 1e13) \
+                 wavelengths, got {uv:e}"
+            )));
+        }
+        p.closure_phase_uv_min = uv;
+    }
+    if let Some(w) = one_of("station_noise", &["none", "eht2017"])? {
+        p.station_noise = if w == "eht2017" { eht2017_station_noise() } else { vec![] };
+    }
+    p.validate()?;
+    Ok(p)
 }
 
 fn check_level(sigma: f64) -> Result<f64> {

@@ -43,6 +43,26 @@ impl Basis {
 
 /// The minimal independent closure sets of every scan of `cov`.
 pub fn closure_sets(cov: &UvCoverage) -> ClosureSets {
+    closure_sets_with(cov, 0.0)
+}
+
+/// [`closure_sets`] with closure phases formed only from baselines at least `phase_uv_min`
+/// wavelengths long (eht-imaging's `cp_uv_min`, which keeps intra-site baselines out of
+/// closure phases). Unlike eht-imaging's `count='min'`, which keeps only the triangles through
+/// the reference station and so loses those whose edge to it was cut, the independent set
+/// here spans every closure phase the remaining baselines have (ehtim's `min-cut0bl` count).
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::{closure_sets, closure_sets_with, UvCoverage, UvPoint};
+/// let p = |i, j, u: f64| UvPoint { time_hour: 1.0, i, j, u, v: 0.0, sigma: 0.1 };
+/// // four stations, all six baselines, 0–1 an intra-site one
+/// let cov = UvCoverage { stations: vec!["A".into(), "B".into(), "C".into(), "D".into()],
+///     points: vec![p(0, 1, 1e3), p(0, 2, 1e9), p(0, 3, 2e9), p(1, 2, 1e9), p(1, 3, 2e9), p(2, 3, 3e9)] };
+/// assert_eq!(closure_sets(&cov).triangles.len(), 3);
+/// assert_eq!(closure_sets_with(&cov, 1e8).triangles.len(), 2); // 5 baselines − 4 stations + 1
+/// assert_eq!(closure_sets_with(&cov, 1e8).quadrangles.len(), 2); // amplitudes keep every baseline
+/// ```
+pub fn closure_sets_with(cov: &UvCoverage, phase_uv_min: f64) -> ClosureSets {
     let mut out = ClosureSets::default();
     let pts = &cov.points;
     let mut start = 0;
@@ -72,7 +92,10 @@ pub fn closure_sets(cov: &UvCoverage) -> ClosureSets {
                 for b in a + 1..n {
                     for c in b + 1..n {
                         let (sa, sb, sc) = (st[a], st[b], st[c]);
-                        let (Some(ab), Some(bc), Some(ac)) = (find(sa, sb), find(sb, sc), find(sa, sc)) else {
+                        let long = |k: Option<usize>| k.filter(|&k| pts[k].u.hypot(pts[k].v) >= phase_uv_min);
+                        let (Some(ab), Some(bc), Some(ac)) =
+                            (long(find(sa, sb)), long(find(sb, sc)), long(find(sa, sc)))
+                        else {
                             continue;
                         };
                         let tri = [(ab, 1.0), (bc, 1.0), (ac, -1.0)];

@@ -265,7 +265,7 @@ impl EhtimObservation {
                 }
             })
             .collect();
-        let order = self.order();
+        let order = self.coverage_order();
         points = order.iter().map(|&k| points[k]).collect();
         UvCoverage { stations: self.stations.iter().map(|s| s.name.clone()).collect(), points }
     }
@@ -273,7 +273,7 @@ impl EhtimObservation {
     /// The visibilities `[Re V; Im V]` in the order and orientation of
     /// [`EhtimObservation::coverage`] (conjugated where a record's baseline is turned round).
     pub fn visibilities(&self) -> Vec<f64> {
-        let order = self.order();
+        let order = self.coverage_order();
         let re = order.iter().map(|&k| self.records[k].re);
         let im = order.iter().map(|&k| {
             let r = &self.records[k];
@@ -286,7 +286,9 @@ impl EhtimObservation {
         re.chain(im).collect()
     }
 
-    fn order(&self) -> Vec<usize> {
+    /// The record behind each point of [`EhtimObservation::coverage`]: records stably sorted
+    /// by time.
+    pub fn coverage_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.records.len()).collect();
         order.sort_by(|&a, &b| self.records[a].time_hour.total_cmp(&self.records[b].time_hour));
         order

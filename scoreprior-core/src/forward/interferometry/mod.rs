@@ -38,14 +38,20 @@ mod closure;
 mod ehtim;
 mod image_metrics;
 mod imaging;
+mod preprocess;
 mod sources;
 mod uvfits;
 
 pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
-pub use closure::{closure_sets, ClosureSets};
+pub use closure::{closure_sets, closure_sets_with, ClosureSets};
 pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
 pub use image_metrics::{best_shift, gaussian_blur, ncc, nominal_resolution_uas, ring_fit, shift_image, RingFit};
 pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};
+pub use preprocess::{
+    add_fractional_noise, eht2017_station_noise, join_bands, median_amplitude, order_stations_by_snr,
+    rescale_short_baselines, scan_average, scan_index, Averaging, PreprocessedObservation, Preprocessing,
+    BAND_OFFSET_HOURS, EHT2017_SEFD_BUDGET, SCAN_GAP_HOURS, ZERO_BASELINE_UV,
+};
 pub use sources::{CompactSources, TestSource};
 pub use uvfits::{is_uvfits_path, read_uvfits};
 
@@ -79,6 +85,7 @@ pub struct Interferometer {
     npix: usize,
     fov_uas: f64,
     pulse: ops::Pulse,
+    closure_phase_uv_min: f64,
 }
 
 impl Interferometer {
@@ -109,7 +116,7 @@ impl Interferometer {
                 p.sigma
             )));
         }
-        Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta })
+        Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta, closure_phase_uv_min: 0.0 })
     }
     /// The uv-coverage.
     pub fn coverage(&self) -> &UvCoverage {
@@ -141,6 +148,17 @@ impl Interferometer {
         self.pulse = pulse;
         self
     }
+    /// The same problem with closure phases formed only from baselines at least `uv_min`
+    /// wavelengths long ([`closure_sets_with`]; log closure amplitudes keep every baseline, as
+    /// eht-imaging's `cp_uv_min`).
+    pub fn with_closure_phase_uv_min(mut self, uv_min: f64) -> Self {
+        self.closure_phase_uv_min = uv_min;
+        self
+    }
+    /// The shortest baseline closure phases use (λ; 0: all).
+    pub fn closure_phase_uv_min(&self) -> f64 {
+        self.closure_phase_uv_min
+    }
     /// The pixel pulse.
     pub fn pulse(&self) -> ops::Pulse {
         self.pulse
@@ -162,7 +180,7 @@ impl Interferometer {
     }
     /// The closure sets of this coverage (minimal independent per time).
     pub fn closures(&self) -> ClosureSets {
-        closure_sets(&self.coverage)
+        closure_sets_with(&self.coverage, self.closure_phase_uv_min)
     }
     /// The closure phases then log closure amplitudes of split complex visibilities `vis`
     /// (`(n, 2K)` or `(2K)`), on [`Interferometer::closures`]: the data of
