@@ -7,6 +7,7 @@ pub mod calibration_study;
 pub mod dpi;
 pub mod dpi_fit_args;
 pub mod dpi_model_args;
+pub mod eht_image;
 pub mod eht_study;
 pub mod fit_gaussian;
 pub mod inputs;
@@ -123,6 +124,10 @@ pub enum Command {
     /// Black-hole imaging from closure quantities: DPI under score priors side by side with
     /// eht-imaging's RML images of the same observations (table, figures).
     EhtStudy(eht_study::EhtStudyArgs),
+    /// Image an observation's own data (uvfits; the bands of one day) from its closure
+    /// quantities after the collaboration's pre-processing: posterior mean, std and samples in
+    /// Jy (FITS), ring measures with credible intervals, optionally beside a reference image.
+    EhtImage(eht_image::EhtImageArgs),
     /// Fig. 3 and A.2: restoration metrics and sampling cost of every method, per task and prior.
     RestorationStudy(restoration_study::RestorationStudyArgs),
     /// Calibration of DPI posteriors where the truth is known: observed against nominal coverage
@@ -154,6 +159,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Posterior(a) => posterior::run(a),
             Command::Posterior2d(a) => posterior_2d::run(a),
             Command::EhtStudy(a) => eht_study::run(a),
+            Command::EhtImage(a) => eht_image::run(a),
             Command::RestorationStudy(a) => restoration_study::run(a),
             Command::CalibrationStudy(a) => calibration_study::run(a),
             Command::TrainFlow(a) => train_flow::run(a),

@@ -34,6 +34,7 @@
 mod baseline_run;
 mod build;
 pub mod eht;
+pub mod eht_image;
 pub mod inputs;
 mod prior;
 mod result;

@@ -156,17 +156,76 @@ fn real(v: f64) -> String {
 /// assert!(b.starts_with(b"SIMPLE  =                    T"));
 /// ```
 pub fn fits_image_bytes(data: &[f64], height: usize, width: usize, sky: &FitsSky) -> Result<Vec<u8>, String> {
-    if height == 0 || width == 0 || data.len() != height * width {
+    fits_bytes(data, None, height, width, sky)
+}
+
+/// A FITS cube of `depth` images of `height × width` (`NAXIS3 = depth`, e.g. posterior
+/// samples), each image stored as [`fits_image_bytes`] stores one.
+///
+/// ```
+/// use scoreprior_core::io::{fits_cube_bytes, FitsSky};
+/// let sky = FitsSky { object: "M87".into(), pixel_rad: 2.4e-11, ra_deg: 187.7, dec_deg: 12.4,
+///     frequency_hz: 229e9, mjd: 57854.0 };
+/// let b = fits_cube_bytes(&[0.0; 3 * 2 * 2], 3, 2, 2, &sky).unwrap();
+/// assert_eq!(b.len(), 2 * 2880);
+/// assert!(String::from_utf8_lossy(&b[..2880]).contains("NAXIS3  =                    3"));
+/// assert!(fits_cube_bytes(&[0.0; 5], 3, 2, 2, &sky).is_err());
+/// ```
+pub fn fits_cube_bytes(
+    data: &[f64],
+    depth: usize,
+    height: usize,
+    width: usize,
+    sky: &FitsSky,
+) -> Result<Vec<u8>, String> {
+    if depth == 0 || data.len() != depth * height * width {
+        return Err(format!(
+            "a FITS cube needs depth × height × width = {depth} × {height} × {width} values, got {}",
+            data.len()
+        ));
+    }
+    fits_bytes(data, Some(depth), height, width, sky)
+}
+
+/// Writes a FITS cube ([`fits_cube_bytes`]), atomically.
+pub fn write_fits_cube(
+    path: impl AsRef<Path>,
+    data: &[f64],
+    depth: usize,
+    height: usize,
+    width: usize,
+    sky: &FitsSky,
+) -> Result<(), IoError> {
+    let path = path.as_ref();
+    let bytes = fits_cube_bytes(data, depth, height, width, sky).map_err(|why| IoError::unsupported(path, why))?;
+    super::atomic_write(path, &bytes)
+}
+
+fn fits_bytes(
+    data: &[f64],
+    depth: Option<usize>,
+    height: usize,
+    width: usize,
+    sky: &FitsSky,
+) -> Result<Vec<u8>, String> {
+    let planes = depth.unwrap_or(1);
+    if height == 0 || width == 0 || data.len() != planes * height * width {
         return Err(format!("a FITS image needs height × width = {height} × {width} pixels, got {}", data.len()));
     }
     sky.check(height, width)?;
     let deg = sky.pixel_rad.to_degrees();
-    let cards = [
+    let axes = if depth.is_some() { "3" } else { "2" };
+    let mut cards = vec![
         card("SIMPLE", "T"),
         card("BITPIX", "-64"),
-        card("NAXIS", "2"),
+        card("NAXIS", axes),
         card("NAXIS1", &width.to_string()),
         card("NAXIS2", &height.to_string()),
+    ];
+    if let Some(d) = depth {
+        cards.push(card("NAXIS3", &d.to_string()));
+    }
+    cards.extend([
         text_card("OBJECT", &sky.object),
         text_card("CTYPE1", "RA---SIN"),
         text_card("CTYPE2", "DEC--SIN"),
@@ -184,17 +243,19 @@ pub fn fits_image_bytes(data: &[f64], height: usize, width: usize, sky: &FitsSky
         text_card("BUNIT", "JY/PIXEL"),
         text_card("STOKES", "I"),
         "END".to_string(),
-    ];
+    ]);
     let mut out =
         Vec::with_capacity((cards.len() * 80).div_ceil(BLOCK) * BLOCK + (data.len() * 8).div_ceil(BLOCK) * BLOCK);
     for c in &cards {
         out.extend_from_slice(format!("{c:<80}").as_bytes());
     }
     out.resize(out.len().div_ceil(BLOCK) * BLOCK, b' ');
-    // FITS rows go up from the bottom (south) row.
-    for row in data.chunks(width).rev() {
-        for v in row {
-            out.extend_from_slice(&v.to_be_bytes());
+    // FITS rows go up from the bottom (south) row, in each plane.
+    for plane in data.chunks(height * width) {
+        for row in plane.chunks(width).rev() {
+            for v in row {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
         }
     }
     out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);

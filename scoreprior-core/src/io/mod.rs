@@ -23,7 +23,9 @@ mod run;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use csv_table::{csv_bytes, read_csv, write_csv};
-pub use fits::{fits_image_bytes, read_fits_image, write_fits_image, FitsImage, FitsSky};
+pub use fits::{
+    fits_cube_bytes, fits_image_bytes, read_fits_image, write_fits_cube, write_fits_image, FitsImage, FitsSky,
+};
 pub use guard::{check_regular_output, OutputGuard};
 pub use idx::read_idx_images;
 pub use npy::{image_batch_shape, read_npy, read_npy_images, write_npy, write_npy_f32, Array};

@@ -1,0 +1,328 @@
+//! Imaging an observation's own data (`scoreprior eht-image`): a DPI run on the closure phases
+//! and log closure amplitudes of `eht(obs=…)`, then its outputs in the sky's units. Closures
+//! do not fix the scale, so DPI images in the prior's units (peak ≈ 1, total flux `F_p`, the
+//! median flux of the prior's training images) and the results are scaled to the compact flux
+//! `F` in Jy by `F/Σ mean`. The posterior of ring measures (diameter `d`, width `w`, position
+//! angle of the brightest part, asymmetry) comes from one ring fit per sample: central
+//! credible intervals are the samples' 2.5/16/50/84/97.5 % quantiles (the angle's around its
+//! circular mean).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, ring_fit, CompactSources, RingFit};
+use scoreprior_core::io::{
+    atomic_write, read_fits_image, write_fits_cube, write_fits_image, write_npy, write_png_grid,
+};
+
+use super::eht::EhtProblem;
+use super::{ExperimentError, ExperimentResult, Result};
+
+fn err(msg: String) -> ExperimentError {
+    ExperimentError::Settings(msg)
+}
+
+/// The median total flux of the compact-source training images (peak 1) on an `npix × npix`
+/// grid over `fov_uas`: the flux target of DPI in the prior's units. 256 images of a seed
+/// that `make-sources` training sets do not use by default.
+///
+/// ```
+/// let f = scoreprior::experiment::eht_image::prior_flux(32, 160.0).unwrap();
+/// assert!(f > 5.0 && f < 100.0, "{f}");
+/// ```
+pub fn prior_flux(npix: usize, fov_uas: f64) -> Result<f64> {
+    let n = 256;
+    let imgs = CompactSources::default().images(n, npix, fov_uas, 0x6d38_37)?;
+    let mut flux: Vec<f64> = imgs.chunks(npix * npix).map(|x| x.iter().sum()).collect();
+    flux.sort_by(f64::total_cmp);
+    Ok(0.5 * (flux[n / 2 - 1] + flux[n / 2]))
+}
+
+/// Central credible intervals of one measure over the posterior samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Interval {
+    /// The median.
+    pub median: f64,
+    /// 16 % and 84 % quantiles (68 % interval).
+    pub p68: (f64, f64),
+    /// 2.5 % and 97.5 % quantiles (95 % interval).
+    pub p95: (f64, f64),
+}
+
+impl Interval {
+    /// Quantiles of `v` (linear interpolation between order statistics); `None` if empty.
+    pub fn of(v: &[f64]) -> Option<Self> {
+        if v.is_empty() {
+            return None;
+        }
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let x = p * (s.len() - 1) as f64;
+            let (i, f) = (x.floor() as usize, x.fract());
+            s[i] + f * (s[(i + 1).min(s.len() - 1)] - s[i])
+        };
+        Some(Interval { median: q(0.5), p68: (q(0.16), q(0.84)), p95: (q(0.025), q(0.975)) })
+    }
+
+    /// Quantiles of angles (degrees), unwrapped around their circular mean, reported in
+    /// `[0, 360)` for the median and as `median ± offsets` continuity for the bounds (a bound
+    /// may be below 0 or above 360 when the interval straddles north).
+    pub fn of_angles(deg: &[f64]) -> Option<Self> {
+        let (s, c) = deg.iter().fold((0.0, 0.0), |(s, c), a| (s + a.to_radians().sin(), c + a.to_radians().cos()));
+        let centre = s.atan2(c).to_degrees();
+        let unwrapped: Vec<f64> = deg.iter().map(|a| centre + (a - centre + 180.0).rem_euclid(360.0) - 180.0).collect();
+        let i = Self::of(&unwrapped)?;
+        let shift = i.median.rem_euclid(360.0) - i.median;
+        Some(Interval {
+            median: i.median + shift,
+            p68: (i.p68.0 + shift, i.p68.1 + shift),
+            p95: (i.p95.0 + shift, i.p95.1 + shift),
+        })
+    }
+
+    /// Whether `x` lies in the 95 % interval.
+    pub fn covers95(&self, x: f64) -> bool {
+        (self.p95.0..=self.p95.1).contains(&x)
+    }
+}
+
+/// The posterior of the ring measures ([`ring_fit`] of each sample).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RingPosterior {
+    /// Samples with a ring fit, of all samples.
+    pub fitted: (usize, usize),
+    /// Diameter, µas.
+    pub diameter: Interval,
+    /// Width (FWHM of the radial profile), µas.
+    pub width: Interval,
+    /// Position angle of the brightest part, degrees east of north.
+    pub position_angle_deg: Interval,
+    /// Brightness asymmetry.
+    pub asymmetry: Interval,
+}
+
+/// Ring measures of each of the `samples` (`n × n` images, row-major) and their intervals;
+/// `None` when no sample has a ring fit.
+pub fn ring_posterior(samples: &[f64], n: usize, pixel_uas: f64) -> Option<RingPosterior> {
+    let fits: Vec<RingFit> = samples.chunks(n * n).filter_map(|x| ring_fit(x, n, pixel_uas)).collect();
+    let col = |f: fn(&RingFit) -> f64| fits.iter().map(f).collect::<Vec<f64>>();
+    Some(RingPosterior {
+        fitted: (fits.len(), samples.len() / (n * n)),
+        diameter: Interval::of(&col(|f| f.diameter))?,
+        width: Interval::of(&col(|f| f.width))?,
+        position_angle_deg: Interval::of_angles(&col(|f| f.position_angle_deg))?,
+        asymmetry: Interval::of(&col(|f| f.asymmetry))?,
+    })
+}
+
+/// What `eht-image` measured (`eht_image.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EhtImageReport {
+    /// What was imaged.
+    pub forward: String,
+    /// Jy per prior unit: `F / Σ mean`.
+    pub flux_scale: f64,
+    /// The compact flux `F` the FITS images hold, Jy.
+    pub compact_flux_jy: f64,
+    /// Pixel size, µas.
+    pub pixel_uas: f64,
+    /// The array's nominal resolution `1/max|uv|`, µas.
+    pub resolution_uas: f64,
+    /// Closure phases and log closure amplitudes imaged.
+    pub closure_counts: (usize, usize),
+    /// Reduced χ² (phases, log amplitudes) of the posterior mean.
+    pub chi2_mean: (f64, f64),
+    /// Mean over the kept samples of their reduced χ².
+    pub chi2_samples: (f64, f64),
+    /// Ring fit of the posterior mean.
+    pub ring_mean: Option<RingFit>,
+    /// The posterior of the ring measures.
+    pub ring_samples: Option<RingPosterior>,
+    /// Samples kept (finite, within the outlier bound).
+    pub samples: usize,
+    /// Seconds of DPI training.
+    pub seconds_training: f64,
+}
+
+/// Writes the outputs of an `eht-image` run into `out` (the run's folder): `mean.fits`,
+/// `std.fits` and `samples.fits` (a cube) in Jy per pixel with the observation's sky header;
+/// `samples_jy.npy`; `eht_image.json` ([`EhtImageReport`]). The run's own `.npy` and PNGs stay
+/// in the prior's units (PNGs are displayed as the sky: north up, east left).
+///
+/// # Errors
+/// A run without closure data; a file cannot be written.
+pub fn write_outputs(
+    out: &Path,
+    res: &ExperimentResult,
+    problem: &EhtProblem,
+    compact_flux_jy: f64,
+) -> Result<EhtImageReport> {
+    let c = problem.closures.as_ref().ok_or_else(|| err("eht-image images closure data only".into()))?;
+    let (n, _) = res.shape;
+    let d = n * n;
+    let mean = &res.summary.mean;
+    let total: f64 = mean.iter().sum();
+    if !(total > 0.0) {
+        return Err(err(format!("the posterior mean has no positive flux ({total:e}); nothing to scale to Jy")));
+    }
+    let k = compact_flux_jy / total;
+    let scaled = |v: &[f64]| v.iter().map(|x| x * k).collect::<Vec<f64>>();
+    let kept = &res.summary.kept;
+    let m = kept.len() / d;
+    write_fits_image(out.join("mean.fits"), &scaled(mean), n, n, &problem.sky)?;
+    write_fits_image(out.join("std.fits"), &scaled(&res.summary.std), n, n, &problem.sky)?;
+    if m > 0 {
+        write_fits_cube(out.join("samples.fits"), &scaled(kept), m, n, n, &problem.sky)?;
+        write_npy(out.join("samples_jy.npy"), &[m, 1, n, n], &scaled(kept))?;
+    }
+    let pixel_uas = problem.fov_uas / n as f64;
+    let chi = c.chi2(mean)?;
+    let per: Vec<_> = kept.chunks(d).map(|x| c.chi2(x)).collect::<std::result::Result<_, _>>()?;
+    let avg = |f: fn(&scoreprior_core::forward::interferometry::ClosureChi2) -> f64| {
+        per.iter().map(f).sum::<f64>() / per.len().max(1) as f64
+    };
+    let report = EhtImageReport {
+        forward: problem.label.clone(),
+        flux_scale: k,
+        compact_flux_jy,
+        pixel_uas,
+        resolution_uas: problem.resolution_uas,
+        closure_counts: (c.n_phases, c.y.len() - c.n_phases),
+        chi2_mean: (chi.phase, chi.log_amp),
+        chi2_samples: (avg(|c| c.phase), avg(|c| c.log_amp)),
+        ring_mean: ring_fit(mean, n, pixel_uas),
+        ring_samples: ring_posterior(kept, n, pixel_uas),
+        samples: m,
+        seconds_training: res.report.seconds_training,
+    };
+    let text = serde_json::to_string_pretty(&report).map_err(|e| err(format!("eht_image.json: {e}")))?;
+    atomic_write(out.join("eht_image.json"), text.as_bytes())?;
+    Ok(report)
+}
+
+/// A reference image on our grid: the FITS image's intensity (Jy per its pixel) averaged over
+/// 5 × 5 points of each of our `n × n` pixels of `pixel_uas` (bilinear between its pixel
+/// centres), times our pixel's area; both grids centred on their `CRPIX` (FITS) and `(n−1)/2`.
+///
+/// # Errors
+/// The file cannot be read as a FITS image, or has no pixel size (`CDELT2`).
+pub fn regrid_fits(path: &Path, n: usize, pixel_uas: f64) -> Result<Vec<f64>> {
+    let img = read_fits_image(path)?;
+    let num = |k: &str| img.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+    let cdelt = num("CDELT2")
+        .filter(|v| v.is_finite() && *v != 0.0)
+        .ok_or_else(|| err(format!("{}: no pixel size (CDELT2) in the FITS header", path.display())))?;
+    let p_ref = cdelt.abs() * 3600.0 * 1e6; // degrees → µas
+    let (h, w) = (img.height, img.width);
+    // FITS CRPIX counts from 1 and from the bottom row; `data` has the top row first.
+    let cx = num("CRPIX1").map_or((w as f64 - 1.0) / 2.0, |c| c - 1.0);
+    let cy = num("CRPIX2").map_or((h as f64 - 1.0) / 2.0, |c| h as f64 - c);
+    let at = |i: f64, j: f64| -> f64 {
+        let (i0, j0) = (i.floor(), j.floor());
+        let (fi, fj) = (i - i0, j - j0);
+        let px = |a: f64, b: f64| {
+            if a < 0.0 || b < 0.0 || a >= h as f64 || b >= w as f64 {
+                0.0
+            } else {
+                img.data[a as usize * w + b as usize]
+            }
+        };
+        px(i0, j0) * (1.0 - fi) * (1.0 - fj)
+            + px(i0, j0 + 1.0) * (1.0 - fi) * fj
+            + px(i0 + 1.0, j0) * fi * (1.0 - fj)
+            + px(i0 + 1.0, j0 + 1.0) * fi * fj
+    };
+    let c = (n as f64 - 1.0) / 2.0;
+    let ss = 5;
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            let mut acc = 0.0;
+            for a in 0..ss {
+                for b in 0..ss {
+                    let di = (i as f64 - c + (a as f64 + 0.5) / ss as f64 - 0.5) * pixel_uas / p_ref;
+                    let dj = (j as f64 - c + (b as f64 + 0.5) / ss as f64 - 0.5) * pixel_uas / p_ref;
+                    acc += at(cy + di, cx + dj);
+                }
+            }
+            out[i * n + j] = acc / (ss * ss) as f64 * (pixel_uas / p_ref).powi(2);
+        }
+    }
+    Ok(out)
+}
+
+/// The DPI posterior beside a reference image of the same data (`comparison.json`,
+/// `comparison.png`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The reference FITS file.
+    pub reference: String,
+    /// Ring fit of the reference (on our grid).
+    pub ring_reference: Option<RingFit>,
+    /// Ring fit of the DPI mean.
+    pub ring_mean: Option<RingFit>,
+    /// The DPI posterior's ring measures.
+    pub ring_samples: Option<RingPosterior>,
+    /// Normalised cross-correlation of mean and reference, both blurred to `blur_uas` (best shift).
+    pub nxcorr_blurred: f64,
+    /// The same without blurring.
+    pub nxcorr: f64,
+    /// The blur, µas FWHM.
+    pub blur_uas: f64,
+    /// Reduced closure χ² (phases, log amplitudes) of the reference image on our grid.
+    pub chi2_reference: (f64, f64),
+    /// Total flux of the reference, Jy.
+    pub reference_flux_jy: f64,
+}
+
+/// Compares an `eht-image` run with a reference image (e.g. the collaboration's pipeline's
+/// FITS) by the same measures on the same grid, and writes `comparison.json` and
+/// `comparison.png` (top row: reference, DPI mean, std, three samples; bottom row: each
+/// blurred to `blur_uas`; every panel scaled to its own peak, north up, east left).
+///
+/// # Errors
+/// The reference cannot be read; a run without closure data; a file cannot be written.
+pub fn compare_with_reference(
+    out: &Path,
+    reference: &Path,
+    res: &ExperimentResult,
+    problem: &EhtProblem,
+    report: &EhtImageReport,
+    blur_uas: f64,
+) -> Result<Comparison> {
+    let c = problem.closures.as_ref().ok_or_else(|| err("eht-image compares closure runs only".into()))?;
+    let (n, _) = res.shape;
+    let p = report.pixel_uas;
+    let r = regrid_fits(reference, n, p)?;
+    let mean: Vec<f64> = res.summary.mean.iter().map(|v| v * report.flux_scale).collect();
+    let fwhm_px = blur_uas / p;
+    let (rb, mb) = (gaussian_blur(&r, n, fwhm_px), gaussian_blur(&mean, n, fwhm_px));
+    let shift = n / 4;
+    let chi = c.chi2(&r)?;
+    let cmp = Comparison {
+        reference: reference.display().to_string(),
+        ring_reference: ring_fit(&r, n, p),
+        ring_mean: report.ring_mean,
+        ring_samples: report.ring_samples.clone(),
+        nxcorr_blurred: nxcorr(&rb, &mb, n, shift).0,
+        nxcorr: nxcorr(&r, &mean, n, shift).0,
+        blur_uas,
+        chi2_reference: (chi.phase, chi.log_amp),
+        reference_flux_jy: r.iter().sum(),
+    };
+    let d = n * n;
+    let mut panels: Vec<Vec<f64>> = vec![r.clone(), mean.clone(), res.summary.std.clone()];
+    panels.extend(res.summary.kept.chunks(d).take(3).map(|x| x.to_vec()));
+    let blurred: Vec<Vec<f64>> = panels.iter().map(|x| gaussian_blur(x, n, fwhm_px)).collect();
+    let norm = |x: &Vec<f64>| {
+        let peak = x.iter().cloned().fold(1e-300, f64::max);
+        x.iter().map(|v| v / peak).collect::<Vec<f64>>()
+    };
+    let flat: Vec<f64> = panels.iter().chain(&blurred).flat_map(norm).collect();
+    write_png_grid(out.join("comparison.png"), &flat, n, n, panels.len(), 0.0, 1.0, 6)?;
+    let text = serde_json::to_string_pretty(&cmp).map_err(|e| err(format!("comparison.json: {e}")))?;
+    atomic_write(out.join("comparison.json"), text.as_bytes())?;
+    Ok(cmp)
+}
