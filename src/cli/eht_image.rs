@@ -15,7 +15,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use scoreprior::experiment::eht::eht_problem;
-use scoreprior::experiment::eht_image::{compare_with_reference, prior_flux, write_outputs};
+use scoreprior::experiment::eht_image::{
+    compare_with_reference, prior_flux, write_outputs, Comparison, EhtImageReport,
+};
 use scoreprior::monitor::Monitor;
 
 use super::dpi::DpiArgs;
@@ -142,6 +144,11 @@ impl EhtImageArgs {
 
 /// Runs `scoreprior eht-image`.
 pub fn run(args: EhtImageArgs) -> CliResult {
+    image(&args).map(|_| ())
+}
+
+/// Runs `scoreprior eht-image` and returns what it measured.
+pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Comparison>)> {
     if !(args.compact_flux.is_finite() && args.compact_flux > 0.0 && args.compact_flux < 1e6) {
         return Err(format!("--compact-flux {}: must be in (0, 1e6) Jy", args.compact_flux).into());
     }
@@ -173,7 +180,7 @@ pub fn run(args: EhtImageArgs) -> CliResult {
         format!("{:.1} {unit} (95 %: {:.1}–{:.1})", i.median, i.p95.0, i.p95.1)
     };
     if let Some(r) = &report.ring_samples {
-        monitor.note(&format!(
+        println!("{}", format_args!(
             "ring of the posterior samples ({} of {} fitted): diameter {}, width {}, position angle {}, asymmetry {:.2}",
             r.fitted.0,
             r.fitted.1,
@@ -183,21 +190,29 @@ pub fn run(args: EhtImageArgs) -> CliResult {
             r.asymmetry.median
         ));
     }
-    monitor.note(&format!(
-        "closure χ² of the mean {:.2} (phases) / {:.2} (log amplitudes), of the samples {:.2} / {:.2}",
-        report.chi2_mean.0, report.chi2_mean.1, report.chi2_samples.0, report.chi2_samples.1
-    ));
+    println!(
+        "{}",
+        format_args!(
+            "closure χ² of the mean {:.2} (phases) / {:.2} (log amplitudes), of the samples {:.2} / {:.2}",
+            report.chi2_mean.0, report.chi2_mean.1, report.chi2_samples.0, report.chi2_samples.1
+        )
+    );
+    let mut comparison = None;
     if let Some(r) = &args.reference {
         let c = compare_with_reference(&args.out, r, &res, &problem, &report, args.blur)?;
-        monitor.note(&format!(
-            "against {}: nxcorr {:.3} (both blurred to {} µas), diameter {} vs {} µas",
-            r.display(),
-            c.nxcorr_blurred,
-            args.blur,
-            c.ring_reference.map_or("—".into(), |f| format!("{:.1}", f.diameter)),
-            c.ring_mean.map_or("—".into(), |f| format!("{:.1}", f.diameter)),
-        ));
+        println!(
+            "{}",
+            format_args!(
+                "against {}: nxcorr {:.3} (both blurred to {} µas), diameter {} vs {} µas",
+                r.display(),
+                c.nxcorr_blurred,
+                args.blur,
+                c.ring_reference.map_or("—".into(), |f| format!("{:.1}", f.diameter)),
+                c.ring_mean.map_or("—".into(), |f| format!("{:.1}", f.diameter)),
+            )
+        );
+        comparison = Some(c);
     }
-    monitor.note(&format!("outputs in {}", args.out.display()));
-    Ok(())
+    println!("outputs in {}", args.out.display());
+    Ok((report, comparison))
 }

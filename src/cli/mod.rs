@@ -12,6 +12,7 @@ pub mod eht_study;
 pub mod fit_gaussian;
 pub mod inputs;
 pub mod logprob;
+pub mod m87_study;
 pub mod make_sources;
 pub mod measure;
 pub mod monitor;
@@ -128,6 +129,10 @@ pub enum Command {
     /// quantities after the collaboration's pre-processing: posterior mean, std and samples in
     /// Jy (FITS), ring measures with credible intervals, optionally beside a reference image.
     EhtImage(eht_image::EhtImageArgs),
+    /// `eht-image` on every day of the EHT 2017 M87 release beside the collaboration's
+    /// pipeline images of the same files: one table of ring measures, χ² and correlations.
+    #[command(name = "m87-study")]
+    M87Study(m87_study::M87StudyArgs),
     /// Fig. 3 and A.2: restoration metrics and sampling cost of every method, per task and prior.
     RestorationStudy(restoration_study::RestorationStudyArgs),
     /// Calibration of DPI posteriors where the truth is known: observed against nominal coverage
@@ -160,6 +165,7 @@ pub fn run(cli: Cli) -> CliResult {
             Command::Posterior2d(a) => posterior_2d::run(a),
             Command::EhtStudy(a) => eht_study::run(a),
             Command::EhtImage(a) => eht_image::run(a),
+            Command::M87Study(a) => m87_study::run(a),
             Command::RestorationStudy(a) => restoration_study::run(a),
             Command::CalibrationStudy(a) => calibration_study::run(a),
             Command::TrainFlow(a) => train_flow::run(a),

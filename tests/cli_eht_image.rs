@@ -1,0 +1,97 @@
+//! `scoreprior eht-image` on the release's April 11 files (both bands, in
+//! `scoreprior-core/tests/data/eht-m87/`), briefly trained: it images the files' own closure
+//! data after the collaboration's pre-processing, writes FITS in Jy holding the compact flux,
+//! a sample cube, the ring measures' intervals and, beside a reference, the comparison; bad
+//! input is refused before any training, naming the flag or file.
+
+mod common;
+
+use common::{fails, ok, tmp};
+
+fn data(band: &str) -> String {
+    format!("scoreprior-core/tests/data/eht-m87/SR1_M87_2017_101_{band}_hops_netcal_StokesI.uvfits")
+}
+
+#[test]
+fn eht_image_writes_the_sky_outputs_of_the_files_own_data() {
+    let dir = tmp("eht-image");
+    let out = dir.join("m87").display().to_string();
+    let (lo, hi) = (data("lo"), data("hi"));
+    #[rustfmt::skip]
+    let text = ok(&["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &out, "--",
+        "--steps", "3", "--map-steps", "30", "--map-rounds", "1", "--laplace", "off", "--batch", "4",
+        "--flows", "2", "--samples", "8", "--quiet"]);
+    assert!(text.contains("diameter") && text.contains("closure χ²"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m87/eht_image.json")).unwrap()).unwrap();
+    // The closure sets of the pre-processed April 11 data (ehtim's counts, `preprocess_m87.rs`).
+    assert_eq!(j["closure_counts"], serde_json::json!([217, 230]), "{j}");
+    assert!(j["forward"].as_str().unwrap().contains("pipeline=eht2017"), "{j}");
+    let mean = scoreprior::core::io::read_fits_image(dir.join("m87/mean.fits")).unwrap();
+    assert_eq!((mean.height, mean.width, mean.get("OBJECT")), (32, 32, Some("M87")));
+    let flux: f64 = mean.data.iter().sum();
+    assert!((flux - 0.6).abs() < 1e-9, "the mean holds the compact flux: {flux}");
+    // A cube of the kept samples in Jy: header, then 8 planes of 32 × 32 doubles.
+    let cube = std::fs::read(dir.join("m87/samples.fits")).unwrap();
+    assert!(String::from_utf8_lossy(&cube[..2880]).contains("NAXIS3  =                    8"));
+    assert_eq!(cube.len(), 2880 + (8 * 32 * 32 * 8usize).div_ceil(2880) * 2880);
+    let samples = scoreprior::core::io::read_npy(dir.join("m87/samples_jy.npy")).unwrap();
+    assert_eq!(samples.shape, [8, 1, 32, 32]);
+    let r = &j["ring_samples"];
+    assert!(r["fitted"][0].as_u64().unwrap() >= 1, "{j}");
+    let d = &r["diameter"];
+    let (lo95, med, hi95) =
+        (d["p95"][0].as_f64().unwrap(), d["median"].as_f64().unwrap(), d["p95"][1].as_f64().unwrap());
+    assert!(lo95 <= med && med <= hi95 && (10.0..100.0).contains(&med), "{j}");
+    let chi = j["chi2_mean"][0].as_f64().unwrap();
+    assert!(chi.is_finite() && chi > 0.0, "{j}");
+
+    // Against a reference image: its own mean, regridded onto the same grid, correlates
+    // almost perfectly and has nearly the same ring.
+    let again = dir.join("again").display().to_string();
+    let reference = dir.join("m87/mean.fits").display().to_string();
+    #[rustfmt::skip]
+    ok(&["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &again, "--reference", &reference, "--",
+        "--steps", "3", "--map-steps", "30", "--map-rounds", "1", "--laplace", "off", "--batch", "4",
+        "--flows", "2", "--samples", "8", "--quiet"]);
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("again/comparison.json")).unwrap()).unwrap();
+    // Same seed, same data: the same run, so the reference is this mean (smoothed by the
+    // regridding's sub-pixel sampling).
+    assert!(c["nxcorr_blurred"].as_f64().unwrap() > 0.99, "{c}");
+    let (dr, dm) = (c["ring_reference"]["diameter"].as_f64().unwrap(), c["ring_mean"]["diameter"].as_f64().unwrap());
+    assert!((dr - dm).abs() < 3.0, "{c}");
+    assert!((c["reference_flux_jy"].as_f64().unwrap() - 0.6).abs() < 0.01, "{c}");
+    assert!(dir.join("again/comparison.png").is_file());
+}
+
+#[test]
+fn eht_image_refuses_bad_input_before_any_work() {
+    let dir = tmp("eht-image-bad");
+    let out = dir.join("o").display().to_string();
+    let (lo, hi) = (data("lo"), data("hi"));
+    let e = fails(&["eht-image", "--uvfits", "no/such.uvfits", "--out", &out]);
+    assert!(e.contains("no/such.uvfits"), "{e}");
+    let e = fails(&["eht-image", "--uvfits", &lo, "--out", &out, "--", "--forward", "eht"]);
+    assert!(e.contains("--forward") && e.contains("--uvfits"), "{e}");
+    let e = fails(&["eht-image", "--uvfits", &lo, "--out", &out, "--compact-flux", "0"]);
+    assert!(e.contains("--compact-flux"), "{e}");
+    let e = fails(&["eht-image", "--uvfits", &lo, "--out", &out, "--", "--steps", "many"]);
+    assert!(e.contains("--steps"), "{e}");
+    // A truncated file, and a band of another day.
+    let cut = dir.join("cut.uvfits");
+    let bytes = std::fs::read(&hi).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(&["eht-image", "--uvfits", cut.to_str().unwrap(), "--out", &out]);
+    assert!(e.contains("cut.uvfits"), "{e}");
+    let ehtim = "tests/data/ehtim_crescent_obs.txt";
+    let e = fails(&["eht-image", "--uvfits", &hi, "--uvfits", ehtim, "--out", &out]);
+    assert!(e.contains("ehtim_crescent_obs.txt") && e.contains("only bands of one source"), "{e}");
+    let e = fails(&["eht-image", "--uvfits", &lo, "--out", &out, "--reference", "no/ref.fits"]);
+    assert!(e.contains("--reference") && e.contains("no/ref.fits"), "{e}");
+    assert!(!dir.join("o").exists(), "nothing written");
+    let e = fails(&["m87-study", "--data", "no/such/dir", "--out", &out]);
+    assert!(e.contains("--data") && e.contains("no/such/dir"), "{e}");
+    let e = fails(&["m87-study", "--data", "scoreprior-core/tests/data/eht-m87", "--days", "11", "--out", &out]);
+    assert!(e.contains("--days 11"), "{e}");
+}
