@@ -162,6 +162,15 @@ fn malformed_uvfits_files_are_clear_errors_naming_the_file() {
     set_card(&mut b, "CRVAL3", "-5.0");
     let e = error_of(dir.path(), "stokes.uvfits", &b);
     assert!(e.contains("the STOKES axis holds codes [-5, -6, -7, -8]"), "{e}");
+    // A frequency in the wrong unit (GHz written as Hz), and dates a millennium off.
+    let mut b = good.clone();
+    set_card(&mut b, "CRVAL4", "229.07");
+    let e = error_of(dir.path(), "freq.uvfits", &b);
+    assert!(e.contains("reference frequency") && e.contains("outside 1 MHz – 10 THz"), "{e}");
+    let mut b = good.clone();
+    set_card(&mut b, "PZERO6", "365250.0");
+    let e = error_of(dir.path(), "date.uvfits", &b);
+    assert!(e.contains("DATE") && e.contains("outside 1957–2132"), "{e}");
     let e = error_of(dir.path(), "text.uvfits", b"hello, world\n");
     assert!(e.contains("not a FITS file"), "{e}");
     let e = error_of(dir.path(), "empty.uvfits", b"");

@@ -457,8 +457,12 @@ fn parse(bytes: &[u8], path: &Path) -> std::result::Result<EhtimObservation, IoE
         }
     };
     let rf = axes[freq].crval;
-    if rf <= 0.0 {
-        return Err(bad(path, format!("the reference frequency (CRVAL of the FREQ axis) is {rf}, not positive")));
+    // Radio interferometry spans about 10 MHz to 1 THz; beyond, the axis is not a frequency in Hz.
+    if !(1e6..=1e13).contains(&rf) {
+        return Err(bad(
+            path,
+            format!("the reference frequency (CRVAL of the FREQ axis) is {rf:e} Hz, outside 1 MHz – 10 THz"),
+        ));
     }
     let (nchan, nif) = (axes[freq].len, ifs.map_or(1, |k| axes[k].len));
     let bandwidth_hz = axes[freq].cdelt.abs() * (nchan * nif) as f64;
@@ -579,6 +583,17 @@ fn parse(bytes: &[u8], path: &Path) -> std::result::Result<EhtimObservation, IoE
         return Err(bad(path, "no unflagged cross-correlation (RR, LL or I with a positive weight)"));
     }
     let mjd = (jds.iter().copied().fold(f64::INFINITY, f64::min) - MJD0).floor();
+    let last = jds.iter().copied().fold(f64::NEG_INFINITY, f64::max) - MJD0;
+    // MJD 36,000 is 1957, before any VLBI; 100,000 is 2132. A date outside is a unit or offset error.
+    if !(36_000.0..100_000.0).contains(&mjd) || last - mjd > 366.0 {
+        return Err(bad(
+            path,
+            format!(
+                "the dates (DATE group parameters) run from MJD {mjd} to {last:.1}: outside 1957–2132 or longer than a \
+                 year, not one observation"
+            ),
+        ));
+    }
     for (r, jd) in records.iter_mut().zip(&jds) {
         r.time_hour = (jd - MJD0 - mjd) * 24.0;
     }
