@@ -245,6 +245,21 @@ fn likelihood_gradients_match_finite_differences() {
     let scaled: Vec<f64> = guess.iter().map(|v| 3.0 * v).collect();
     let (a, b) = (clos.log_likelihood(&yc, &guess).unwrap()[0], clos.log_likelihood(&yc, &scaled).unwrap()[0]);
     assert!((a - b).abs() < 1e-9 * a.abs());
+
+    // With normalised amplitudes (log ratios over the ALMA–APEX visibility of each scan) and a
+    // station budget: the gradient still matches, and the likelihood is still scale-free.
+    let ratios = eht.amplitude_ratios("ALMA", "APEX");
+    assert!(ratios.len() > 10, "{}", ratios.len());
+    let extra = vec![0.01; eht.coverage().points.len()];
+    let amps = eht.closure_model_with_ratios(&y, &ratios, &extra).unwrap();
+    assert_eq!(amps.output_dim(), clos.output_dim() + ratios.len());
+    let ya = amps.simulate(&truth, &mut rng).unwrap();
+    check_gradient(&amps, &guess, &ya, 1e-6, 1e-5);
+    let (a, b) = (amps.log_likelihood(&ya, &guess).unwrap()[0], amps.log_likelihood(&ya, &scaled).unwrap()[0]);
+    assert!((a - b).abs() < 1e-9 * a.abs());
+    // The ratios' σ carry the budget: √(σ_a²/|V_a|² + σ_b²/|V_b|² + 0.02) ≥ √0.02.
+    let sig = amps.noise().sigma();
+    assert!(sig[clos.output_dim()..].iter().all(|s| *s >= 0.02f64.sqrt()));
 }
 
 #[test]

@@ -119,7 +119,10 @@ pub struct ProblemArgs {
     #[arg(long)]
     pub noise: Option<String>,
     /// With `--forward eht(…)`: the data imaged, `closures` (closure phases and debiased log
-    /// closure amplitudes of the noisy visibilities) or `visibilities` (complex visibilities).
+    /// closure amplitudes of the noisy visibilities), `closures+amplitudes` (and each
+    /// visibility's log amplitude over the zero baseline's of its scan, σ with the stations'
+    /// error budget: normalised amplitudes, which fix the source's size) or `visibilities`
+    /// (complex visibilities).
     /// With --y, the file holds the noisy visibilities `[Re V; Im V]` (`measure`'s y.npy).
     #[arg(long, default_value = "closures")]
     pub data: String,

@@ -2,8 +2,9 @@
 //! ehtim text files, the bands of one day) from their closure phases and log closure
 //! amplitudes, after the collaboration's pre-processing, under the compact-source score prior.
 //!
-//! It is `dpi --forward "eht(obs='A, B', fov=…, pipeline=eht2017)"` with defaults for real
-//! data (surrogate prior, positive images, a flux target in the prior's units, eht-imaging's
+//! It is `dpi --forward "eht(obs='A, B', fov=…, pipeline=eht2017)" --data closures+amplitudes`
+//! (closure phases, log closure amplitudes and amplitudes normalised by the zero baseline's)
+//! with defaults for real data (surrogate prior, positive images, a flux target in the prior's units, eht-imaging's
 //! Gaussian start, the MAP warm start and the Laplace start of the flow); any `dpi` flag after
 //! `--` replaces the default of the same name. Besides the `dpi` outputs it writes, in Jy per
 //! pixel, `mean.fits`, `std.fits`, `samples.fits` (a cube) and `samples_jy.npy`, and
@@ -54,6 +55,11 @@ pub struct EhtImageArgs {
     /// Compact flux (Jy) of the output images, and of the zero baselines after rescaling.
     #[arg(long, default_value_t = 0.6)]
     pub compact_flux: f64,
+    /// Visibilities with an SNR below this are dropped before closures are formed (0: keep
+    /// all, as the pipeline does): a log closure amplitude of a noise-dominated visibility is
+    /// debiased by `½/snr²`, hundreds of σ off.
+    #[arg(long, default_value_t = 1.0)]
+    pub snr_cut: f64,
     /// The exact PF-ODE prior instead of its DSM surrogate (minutes per step: give --steps).
     #[arg(long)]
     pub exact: bool,
@@ -97,6 +103,7 @@ impl EhtImageArgs {
             PreprocessArg::Eht2017 => format!(", pipeline=eht2017, zbl={}", self.compact_flux),
             PreprocessArg::None => String::new(),
         };
+        let pre = if self.snr_cut > 0.0 { format!("{pre}, snrcut={}", self.snr_cut) } else { pre };
         Ok(format!("eht(obs='{}', fov={}{pre})", files.join(", "), self.fov))
     }
 
@@ -115,6 +122,7 @@ impl EhtImageArgs {
         let out = self.out.to_string_lossy().into_owned();
         let defaults: Vec<(&str, Option<&str>)> = vec![
             ("--prior", Some(DEFAULT_PRIOR)),
+            ("--data", Some("closures+amplitudes")),
             ("--positive", None),
             ("--flux-weight", Some("10")),
             ("--flux", Some(&flux)),
@@ -176,7 +184,7 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     let (h, w) = res.shape;
     let problem = eht_problem(&settings, h, w, None)?.ok_or("eht-image: not an eht problem")?;
     let report = write_outputs(&args.out, &res, &problem, args.compact_flux)?;
-    let interval = |i: &scoreprior::experiment::eht_image::Interval, unit: &str| {
+    let interval = |i: &scoreprior::experiment::eht_image::Credible, unit: &str| {
         format!("{:.1} {unit} (95 %: {:.1}–{:.1})", i.median, i.p95.0, i.p95.1)
     };
     if let Some(r) = &report.ring_samples {
@@ -186,16 +194,26 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
             r.fitted.1,
             interval(&r.diameter, "µas"),
             interval(&r.width, "µas"),
-            interval(&r.position_angle_deg, "°"),
+            interval(&r.position_angle, "°"),
             r.asymmetry.median
         ));
     }
+    let amps = |c: &scoreprior_core::forward::interferometry::ClosureChi2| {
+        if c.amp_ratio.is_nan() {
+            String::new()
+        } else {
+            format!(" / {:.2}", c.amp_ratio)
+        }
+    };
+    let kinds = if report.amplitude_ratios > 0 { " / normalised amplitudes" } else { "" };
     println!(
-        "{}",
-        format_args!(
-            "closure χ² of the mean {:.2} (phases) / {:.2} (log amplitudes), of the samples {:.2} / {:.2}",
-            report.chi2_mean.0, report.chi2_mean.1, report.chi2_samples.0, report.chi2_samples.1
-        )
+        "closure χ² (phases / log amplitudes{kinds}) of the mean {:.2} / {:.2}{}, of the samples {:.2} / {:.2}{}",
+        report.chi2_mean.phase,
+        report.chi2_mean.log_amp,
+        amps(&report.chi2_mean),
+        report.chi2_samples.phase,
+        report.chi2_samples.log_amp,
+        amps(&report.chi2_samples)
     );
     let mut comparison = None;
     if let Some(r) = &args.reference {

@@ -32,6 +32,9 @@ pub struct M87StudyArgs {
     /// Compact flux (Jy).
     #[arg(long, default_value_t = 0.6)]
     pub compact_flux: f64,
+    /// Visibilities with an SNR below this are dropped before closures (as `eht-image`).
+    #[arg(long, default_value_t = 1.0)]
+    pub snr_cut: f64,
     /// Output folder: `DAY/` per day, `table.md`, `table.json`.
     #[arg(long)]
     pub out: PathBuf,
@@ -50,10 +53,10 @@ struct Row {
     width_median: Option<f64>,
     position_angle_median: Option<f64>,
     position_angle_p95: Option<(f64, f64)>,
-    chi2_mean: (f64, f64),
+    chi2_mean: (f64, f64, Option<f64>),
     pipeline_diameter: Option<f64>,
     pipeline_position_angle: Option<f64>,
-    pipeline_chi2: Option<(f64, f64)>,
+    pipeline_chi2: Option<(f64, f64, Option<f64>)>,
     nxcorr_blurred: Option<f64>,
     minutes: f64,
 }
@@ -87,6 +90,7 @@ pub fn run(args: M87StudyArgs) -> CliResult {
             fov: args.fov,
             preprocess: PreprocessArg::Eht2017,
             compact_flux: args.compact_flux,
+            snr_cut: args.snr_cut,
             exact: false,
             reference: reference.clone(),
             blur: 20.0,
@@ -148,6 +152,7 @@ pub fn run(args: M87StudyArgs) -> CliResult {
 fn row_from_json(day: &str, r: &serde_json::Value, c: Option<&serde_json::Value>) -> Row {
     let f = |v: &serde_json::Value| v.as_f64();
     let pair = |v: &serde_json::Value| Some((v.get(0)?.as_f64()?, v.get(1)?.as_f64()?));
+    let chi = |v: &serde_json::Value| Some((v["phase"].as_f64()?, v["log_amp"].as_f64()?, v["amp_ratio"].as_f64()));
     let rs = &r["ring_samples"];
     Row {
         day: day.to_string(),
@@ -155,12 +160,12 @@ fn row_from_json(day: &str, r: &serde_json::Value, c: Option<&serde_json::Value>
         diameter_median: f(&rs["diameter"]["median"]),
         diameter_p95: pair(&rs["diameter"]["p95"]),
         width_median: f(&rs["width"]["median"]),
-        position_angle_median: f(&rs["position_angle_deg"]["median"]),
-        position_angle_p95: pair(&rs["position_angle_deg"]["p95"]),
-        chi2_mean: pair(&r["chi2_mean"]).unwrap_or((f64::NAN, f64::NAN)),
+        position_angle_median: f(&rs["position_angle"]["median"]),
+        position_angle_p95: pair(&rs["position_angle"]["p95"]),
+        chi2_mean: chi(&r["chi2_mean"]).unwrap_or((f64::NAN, f64::NAN, None)),
         pipeline_diameter: c.and_then(|c| f(&c["ring_reference"]["diameter"])),
-        pipeline_position_angle: c.and_then(|c| f(&c["ring_reference"]["position_angle_deg"])),
-        pipeline_chi2: c.and_then(|c| pair(&c["chi2_reference"])),
+        pipeline_position_angle: c.and_then(|c| f(&c["ring_reference"]["position_angle"])),
+        pipeline_chi2: c.and_then(|c| chi(&c["chi2_reference"])),
         nxcorr_blurred: c.and_then(|c| f(&c["nxcorr_blurred"])),
         minutes: f(&r["seconds_training"]).unwrap_or(0.0) / 60.0,
     }
@@ -168,15 +173,20 @@ fn row_from_json(day: &str, r: &serde_json::Value, c: Option<&serde_json::Value>
 
 fn write_table(out: &Path, rows: &[Row]) -> CliResult {
     let o = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |x| format!("{x:.p$}"));
+    let chi3 = |c: Option<(f64, f64, Option<f64>)>| match c {
+        None => "—".to_string(),
+        Some((a, b, None)) => format!("{a:.2} / {b:.2}"),
+        Some((a, b, Some(r))) => format!("{a:.2} / {b:.2} / {r:.2}"),
+    };
     let iv = |v: Option<(f64, f64)>| v.map_or("—".to_string(), |(a, b)| format!("{a:.1}–{b:.1}"));
     let mut md = String::from(
         "| day | DPI mean d (µas) | DPI d: median (95 %) | width (µas) | PA (°): median (95 %) | closure χ² of the mean \
-         (ψ / ln A) | pipeline d (µas) | pipeline PA (°) | pipeline χ² (ψ / ln A) | nxcorr at 20 µas | minutes |\n\
+         (ψ / ln A / amp.) | pipeline d (µas) | pipeline PA (°) | pipeline χ² (ψ / ln A / amp.) | nxcorr at 20 µas | minutes |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} ({}) | {} | {} ({}) | {:.2} / {:.2} | {} | {} | {} | {} | {:.1} |\n",
+            "| {} | {} | {} ({}) | {} | {} ({}) | {} | {} | {} | {} | {} | {:.1} |\n",
             r.day,
             o(r.ring_mean_diameter, 1),
             o(r.diameter_median, 1),
@@ -184,11 +194,10 @@ fn write_table(out: &Path, rows: &[Row]) -> CliResult {
             o(r.width_median, 1),
             o(r.position_angle_median, 0),
             iv(r.position_angle_p95),
-            r.chi2_mean.0,
-            r.chi2_mean.1,
+            chi3(Some(r.chi2_mean)),
             o(r.pipeline_diameter, 1),
             o(r.pipeline_position_angle, 0),
-            r.pipeline_chi2.map_or("—".into(), |(a, b)| format!("{a:.2} / {b:.2}")),
+            chi3(r.pipeline_chi2),
             o(r.nxcorr_blurred, 3),
             r.minutes,
         ));

@@ -120,8 +120,29 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
     };
     let (fov_uas, resolution_uas) = (fov(&eht), nominal_resolution_uas(eht.coverage()));
     match p.data.as_str() {
-        "closures" => {
-            let c = eht.closure_problem(&vis, !p.no_debias)?;
+        data @ ("closures" | "closures+amplitudes") => {
+            let with_amplitudes = data == "closures+amplitudes";
+            let (ratios, extra, what) = if with_amplitudes {
+                let zero = &eht_settings.preprocessing.zero_baseline;
+                // A simulation names its stations in full; observation files by their codes.
+                let (a, b) = if observation.is_some() {
+                    (zero.0.clone(), zero.1.clone())
+                } else {
+                    ("ALMA".to_string(), "APEX".to_string())
+                };
+                let ratios = eht.amplitude_ratios(&a, &b);
+                if ratios.is_empty() {
+                    return Err(err(format!(
+                        "--data closures+amplitudes: the observation has no {a}–{b} (zero-baseline) visibility to \
+                         normalise amplitudes by; use --data closures"
+                    )));
+                }
+                let extra = observation.as_ref().map(|o| o.station_variance()).unwrap_or_default();
+                (ratios, extra, format!(" and visibility amplitudes over {a}–{b}'s"))
+            } else {
+                (vec![], vec![], String::new())
+            };
+            let c = eht.closure_problem_with_ratios(&vis, !p.no_debias, &ratios, &extra)?;
             let debiased = if p.no_debias { "" } else { "debiased " };
             Ok(Some(EhtProblem {
                 model: c.model.clone(),
@@ -131,7 +152,7 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 resolution_uas,
                 sky,
                 sky_note,
-                label: format!("{forward}: closure phases and {debiased}log closure amplitudes of {source}"),
+                label: format!("{forward}: closure phases and {debiased}log closure amplitudes{what} of {source}"),
             }))
         }
         "visibilities" => {
@@ -150,7 +171,7 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 label,
             }))
         }
-        other => Err(err(format!("--data: expected closures or visibilities, got {other:?}"))),
+        other => Err(err(format!("--data: expected closures, closures+amplitudes or visibilities, got {other:?}"))),
     }
 }
 

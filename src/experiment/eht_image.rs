@@ -11,13 +11,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, ring_fit, CompactSources, RingFit};
+use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, ClosureChi2, CompactSources};
 use scoreprior_core::io::{
     atomic_write, read_fits_image, write_fits_cube, write_fits_image, write_npy, write_png_grid,
 };
 
 use super::eht::EhtProblem;
 use super::{ExperimentError, ExperimentResult, Result};
+use crate::studies::calibration::{central_interval, circular_interval, ring_measures_on, RingMeasures};
 
 fn err(msg: String) -> ExperimentError {
     ExperimentError::Settings(msg)
@@ -39,81 +40,71 @@ pub fn prior_flux(npix: usize, fov_uas: f64) -> Result<f64> {
     Ok(0.5 * (flux[n / 2 - 1] + flux[n / 2]))
 }
 
-/// Central credible intervals of one measure over the posterior samples.
+/// The median and the central 68 % and 95 % credible intervals of one measure over the
+/// posterior samples ([`central_interval`]; for angles [`circular_interval`], around the
+/// circular mean, the median reported in `[0, 360)` and the bounds beside it, possibly past 0°
+/// or 360°).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Interval {
+pub struct Credible {
     /// The median.
     pub median: f64,
-    /// 16 % and 84 % quantiles (68 % interval).
+    /// 16 % and 84 % quantiles.
     pub p68: (f64, f64),
-    /// 2.5 % and 97.5 % quantiles (95 % interval).
+    /// 2.5 % and 97.5 % quantiles.
     pub p95: (f64, f64),
 }
 
-impl Interval {
-    /// Quantiles of `v` (linear interpolation between order statistics); `None` if empty.
+impl Credible {
+    /// Of values; `None` if empty.
+    ///
+    /// ```
+    /// use scoreprior::experiment::eht_image::Credible;
+    /// let c = Credible::of(&(0..=100).map(f64::from).collect::<Vec<_>>()).unwrap();
+    /// assert_eq!((c.median, c.p95), (50.0, (2.5, 97.5)));
+    /// let a = Credible::of_angles(&[350.0, 355.0, 0.0, 5.0, 10.0]).unwrap();
+    /// assert!(a.median.abs() < 1e-9 && a.p95.0 < 0.0 && a.p95.1 > 0.0, "{a:?}");
+    /// ```
     pub fn of(v: &[f64]) -> Option<Self> {
-        if v.is_empty() {
-            return None;
-        }
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            let x = p * (s.len() - 1) as f64;
-            let (i, f) = (x.floor() as usize, x.fract());
-            s[i] + f * (s[(i + 1).min(s.len() - 1)] - s[i])
-        };
-        Some(Interval { median: q(0.5), p68: (q(0.16), q(0.84)), p95: (q(0.025), q(0.975)) })
+        let at = |level: f64| central_interval(v, level, f64::NAN).map(|i| (i.lo, i.hi));
+        Some(Credible { median: at(0.0)?.0, p68: at(0.68)?, p95: at(0.95)? })
     }
 
-    /// Quantiles of angles (degrees), unwrapped around their circular mean, reported in
-    /// `[0, 360)` for the median and as `median ± offsets` continuity for the bounds (a bound
-    /// may be below 0 or above 360 when the interval straddles north).
+    /// Of angles in degrees; `None` if empty.
     pub fn of_angles(deg: &[f64]) -> Option<Self> {
-        let (s, c) = deg.iter().fold((0.0, 0.0), |(s, c), a| (s + a.to_radians().sin(), c + a.to_radians().cos()));
-        let centre = s.atan2(c).to_degrees();
-        let unwrapped: Vec<f64> = deg.iter().map(|a| centre + (a - centre + 180.0).rem_euclid(360.0) - 180.0).collect();
-        let i = Self::of(&unwrapped)?;
-        let shift = i.median.rem_euclid(360.0) - i.median;
-        Some(Interval {
-            median: i.median + shift,
-            p68: (i.p68.0 + shift, i.p68.1 + shift),
-            p95: (i.p95.0 + shift, i.p95.1 + shift),
-        })
-    }
-
-    /// Whether `x` lies in the 95 % interval.
-    pub fn covers95(&self, x: f64) -> bool {
-        (self.p95.0..=self.p95.1).contains(&x)
+        let at = |level: f64| circular_interval(deg, level, f64::NAN).map(|i| (i.lo, i.hi));
+        let median = at(0.0)?.0;
+        let shift = median.rem_euclid(360.0) - median;
+        let (a, b) = (at(0.68)?, at(0.95)?);
+        Some(Credible { median: median + shift, p68: (a.0 + shift, a.1 + shift), p95: (b.0 + shift, b.1 + shift) })
     }
 }
 
-/// The posterior of the ring measures ([`ring_fit`] of each sample).
+/// The posterior of the ring measures ([`ring_measures_on`] of each sample).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RingPosterior {
     /// Samples with a ring fit, of all samples.
     pub fitted: (usize, usize),
     /// Diameter, µas.
-    pub diameter: Interval,
+    pub diameter: Credible,
     /// Width (FWHM of the radial profile), µas.
-    pub width: Interval,
+    pub width: Credible,
     /// Position angle of the brightest part, degrees east of north.
-    pub position_angle_deg: Interval,
+    pub position_angle: Credible,
     /// Brightness asymmetry.
-    pub asymmetry: Interval,
+    pub asymmetry: Credible,
 }
 
 /// Ring measures of each of the `samples` (`n × n` images, row-major) and their intervals;
 /// `None` when no sample has a ring fit.
 pub fn ring_posterior(samples: &[f64], n: usize, pixel_uas: f64) -> Option<RingPosterior> {
-    let fits: Vec<RingFit> = samples.chunks(n * n).filter_map(|x| ring_fit(x, n, pixel_uas)).collect();
-    let col = |f: fn(&RingFit) -> f64| fits.iter().map(f).collect::<Vec<f64>>();
+    let fits: Vec<RingMeasures> = samples.chunks(n * n).filter_map(|x| ring_measures_on(x, n, pixel_uas)).collect();
+    let col = |f: fn(&RingMeasures) -> f64| fits.iter().map(f).collect::<Vec<f64>>();
     Some(RingPosterior {
         fitted: (fits.len(), samples.len() / (n * n)),
-        diameter: Interval::of(&col(|f| f.diameter))?,
-        width: Interval::of(&col(|f| f.width))?,
-        position_angle_deg: Interval::of_angles(&col(|f| f.position_angle_deg))?,
-        asymmetry: Interval::of(&col(|f| f.asymmetry))?,
+        diameter: Credible::of(&col(|f| f.diameter))?,
+        width: Credible::of(&col(|f| f.width))?,
+        position_angle: Credible::of_angles(&col(|f| f.position_angle))?,
+        asymmetry: Credible::of(&col(|f| f.asymmetry))?,
     })
 }
 
@@ -132,12 +123,15 @@ pub struct EhtImageReport {
     pub resolution_uas: f64,
     /// Closure phases and log closure amplitudes imaged.
     pub closure_counts: (usize, usize),
-    /// Reduced χ² (phases, log amplitudes) of the posterior mean.
-    pub chi2_mean: (f64, f64),
+    /// Reduced χ² of the posterior mean: closure phases, log closure amplitudes and, with
+    /// `--data closures+amplitudes`, normalised amplitudes (`null` without them).
+    pub chi2_mean: ClosureChi2,
     /// Mean over the kept samples of their reduced χ².
-    pub chi2_samples: (f64, f64),
+    pub chi2_samples: ClosureChi2,
+    /// Log amplitude ratios imaged (0 without `--data closures+amplitudes`).
+    pub amplitude_ratios: usize,
     /// Ring fit of the posterior mean.
-    pub ring_mean: Option<RingFit>,
+    pub ring_mean: Option<RingMeasures>,
     /// The posterior of the ring measures.
     pub ring_samples: Option<RingPosterior>,
     /// Samples kept (finite, within the outlier bound).
@@ -180,19 +174,22 @@ pub fn write_outputs(
     let pixel_uas = problem.fov_uas / n as f64;
     let chi = c.chi2(mean)?;
     let per: Vec<_> = kept.chunks(d).map(|x| c.chi2(x)).collect::<std::result::Result<_, _>>()?;
-    let avg = |f: fn(&scoreprior_core::forward::interferometry::ClosureChi2) -> f64| {
-        per.iter().map(f).sum::<f64>() / per.len().max(1) as f64
-    };
+    let avg = |f: fn(&ClosureChi2) -> f64| per.iter().map(f).sum::<f64>() / per.len().max(1) as f64;
     let report = EhtImageReport {
         forward: problem.label.clone(),
         flux_scale: k,
         compact_flux_jy,
         pixel_uas,
         resolution_uas: problem.resolution_uas,
-        closure_counts: (c.n_phases, c.y.len() - c.n_phases),
-        chi2_mean: (chi.phase, chi.log_amp),
-        chi2_samples: (avg(|c| c.phase), avg(|c| c.log_amp)),
-        ring_mean: ring_fit(mean, n, pixel_uas),
+        closure_counts: (c.n_phases, c.y.len() - c.n_phases - c.n_ratios),
+        chi2_mean: chi,
+        chi2_samples: ClosureChi2 {
+            phase: avg(|c| c.phase),
+            log_amp: avg(|c| c.log_amp),
+            amp_ratio: avg(|c| c.amp_ratio),
+        },
+        amplitude_ratios: c.n_ratios,
+        ring_mean: ring_measures_on(mean, n, pixel_uas),
         ring_samples: ring_posterior(kept, n, pixel_uas),
         samples: m,
         seconds_training: res.report.seconds_training,
@@ -260,9 +257,9 @@ pub struct Comparison {
     /// The reference FITS file.
     pub reference: String,
     /// Ring fit of the reference (on our grid).
-    pub ring_reference: Option<RingFit>,
+    pub ring_reference: Option<RingMeasures>,
     /// Ring fit of the DPI mean.
-    pub ring_mean: Option<RingFit>,
+    pub ring_mean: Option<RingMeasures>,
     /// The DPI posterior's ring measures.
     pub ring_samples: Option<RingPosterior>,
     /// Normalised cross-correlation of mean and reference, both blurred to `blur_uas` (best shift).
@@ -271,8 +268,8 @@ pub struct Comparison {
     pub nxcorr: f64,
     /// The blur, µas FWHM.
     pub blur_uas: f64,
-    /// Reduced closure χ² (phases, log amplitudes) of the reference image on our grid.
-    pub chi2_reference: (f64, f64),
+    /// Reduced χ² of the reference image on our grid, as [`EhtImageReport::chi2_mean`].
+    pub chi2_reference: ClosureChi2,
     /// Total flux of the reference, Jy.
     pub reference_flux_jy: f64,
 }
@@ -303,13 +300,13 @@ pub fn compare_with_reference(
     let chi = c.chi2(&r)?;
     let cmp = Comparison {
         reference: reference.display().to_string(),
-        ring_reference: ring_fit(&r, n, p),
+        ring_reference: ring_measures_on(&r, n, p),
         ring_mean: report.ring_mean,
         ring_samples: report.ring_samples.clone(),
         nxcorr_blurred: nxcorr(&rb, &mb, n, shift).0,
         nxcorr: nxcorr(&r, &mean, n, shift).0,
         blur_uas,
-        chi2_reference: (chi.phase, chi.log_amp),
+        chi2_reference: chi,
         reference_flux_jy: r.iter().sum(),
     };
     let d = n * n;

@@ -659,8 +659,23 @@ pub fn position_angle(img: &[f64], n: usize, center: (f64, f64)) -> (f64, f64) {
 
 /// Ring measures of an EHT image (5 µas pixels); `None` without a ring fit.
 fn ring_measures(img: &[f64]) -> Option<RingMeasures> {
-    let fit = ring_fit(img, EHT_NPIX, EHT_FOV_UAS / EHT_NPIX as f64)?;
-    let (position_angle, asymmetry) = position_angle(img, EHT_NPIX, fit.center);
+    ring_measures_on(img, EHT_NPIX, EHT_FOV_UAS / EHT_NPIX as f64)
+}
+
+/// Ring measures of an `n × n` image of `pixel_uas` pixels: [`ring_fit`]'s diameter and width,
+/// [`position_angle`] around its centre; `None` without a finite ring fit.
+///
+/// ```
+/// use scoreprior::core::forward::interferometry::TestSource;
+/// use scoreprior::studies::calibration::ring_measures_on;
+/// // A crescent brighter to the east: position angle 90°.
+/// let c = TestSource::Crescent { radius: 22.0, width: 4.0, asymmetry: 0.6, angle_deg: 90.0 };
+/// let m = ring_measures_on(&c.render(32, 160.0, 1.0).unwrap(), 32, 5.0).unwrap();
+/// assert!((m.diameter - 44.0).abs() < 4.0 && (m.position_angle - 90.0).abs() < 10.0, "{m:?}");
+/// ```
+pub fn ring_measures_on(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingMeasures> {
+    let fit = ring_fit(img, n, pixel_uas)?;
+    let (position_angle, asymmetry) = position_angle(img, n, fit.center);
     [fit.diameter, fit.width, position_angle].iter().all(|v| v.is_finite()).then_some(RingMeasures {
         diameter: fit.diameter,
         width: fit.width,

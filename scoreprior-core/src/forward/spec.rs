@@ -512,8 +512,8 @@ impl EhtSettings {
             }
             Some(v) => return Err(Error::syntax("`eht`", format!("parameter `obs` must be a file path, got `{v}`"))),
         };
-        const FILE_KEYS: [&str; 9] =
-            ["obs", "fov", "pulse", "pipeline", "average", "zbl", "systematic", "cp_uv_min", "station_noise"];
+        const FILE_KEYS: [&str; 10] =
+            ["obs", "fov", "pulse", "pipeline", "average", "zbl", "systematic", "cp_uv_min", "station_noise", "snrcut"];
         if !observation_files.is_empty() {
             if let Some((k, _)) = spec.params.iter().find(|(k, _)| !FILE_KEYS.contains(&k.as_str())) {
                 return Err(Error::invalid(format!(
@@ -662,6 +662,14 @@ fn eht_preprocessing(q: &Params) -> Result<crate::forward::interferometry::Prepr
             )));
         }
         p.closure_phase_uv_min = uv;
+    }
+    if let Some(c) = q.num_opt("snrcut")? {
+        if !(0.0..1e6).contains(&c) {
+            return Err(Error::invalid(format!(
+                "parameter `snrcut` of `eht` (the smallest visibility SNR kept) must be in [0, 1e6), got {c:e}"
+            )));
+        }
+        p.snr_cut = c;
     }
     if let Some(w) = one_of("station_noise", &["none", "eht2017"])? {
         p.station_noise = if w == "eht2017" { eht2017_station_noise() } else { vec![] };

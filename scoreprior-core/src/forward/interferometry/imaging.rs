@@ -18,6 +18,8 @@ pub struct ClosureProblem {
     pub y: Vec<f64>,
     /// Number of closure phases `T` (the first `T` entries).
     pub n_phases: usize,
+    /// Number of log amplitude ratios (the last entries, after the log closure amplitudes).
+    pub n_ratios: usize,
 }
 
 /// Reduced χ² of closure phases and of log closure amplitudes for one image.
@@ -27,6 +29,8 @@ pub struct ClosureChi2 {
     pub phase: f64,
     /// `χ²_ℓ` per log closure amplitude.
     pub log_amp: f64,
+    /// `χ²_ρ` per log amplitude ratio (NaN without any).
+    pub amp_ratio: f64,
 }
 
 impl Interferometer {
@@ -51,8 +55,39 @@ impl Interferometer {
     /// assert!(c.phase < 1e-9 && c.log_amp > 0.01 && c.log_amp < 0.2, "{c:?}");
     /// ```
     pub fn closure_problem(&self, vis: &[f64], debias: bool) -> Result<ClosureProblem> {
-        let model = self.closure_model(vis)?;
+        self.closure_problem_with_ratios(vis, debias, &[], &[])
+    }
+
+    /// [`Interferometer::closure_problem`] with log amplitude ratios after the closure
+    /// quantities ([`Interferometer::closure_model_with_ratios`]), debiased as the log closure
+    /// amplitudes are (`+½(1/snr_a² − 1/snr_b²)`).
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Interferometer, Observation, TestSource};
+    /// use scoreprior_core::forward::ForwardModel;
+    /// let cov = Array::eht2017().observe(&Observation::sgr_a_star()).unwrap();
+    /// let eht = Interferometer::new(cov, 8, 160.0).unwrap();
+    /// let ratios = eht.amplitude_ratios("ALMA", "APEX");
+    /// assert!(!ratios.is_empty());
+    /// let x = TestSource::Ring { radius: 25.0, width: 6.0 }.render(8, 160.0, 2.0).unwrap();
+    /// let vis = eht.visibility_model().unwrap().forward(&x).unwrap();
+    /// let p = eht.closure_problem_with_ratios(&vis, false, &ratios, &[]).unwrap();
+    /// assert_eq!(p.n_ratios, ratios.len());
+    /// let c = p.chi2(&x).unwrap(); // noiseless: the truth fits exactly, whatever its flux
+    /// assert!(c.amp_ratio < 1e-9 && p.chi2(&x.iter().map(|v| 3.0 * v).collect::<Vec<_>>()).unwrap().amp_ratio < 1e-9);
+    /// ```
+    pub fn closure_problem_with_ratios(
+        &self,
+        vis: &[f64],
+        debias: bool,
+        ratios: &[[usize; 2]],
+        extra: &[f64],
+    ) -> Result<ClosureProblem> {
+        let model = self.closure_model_with_ratios(vis, ratios, extra)?;
         let mut y = self.closure_data(vis)?;
+        let k = self.coverage().points.len();
+        let lnabs = |i: usize| vis[i].hypot(vis[k + i]).ln();
+        y.extend(ratios.iter().map(|r| lnabs(r[0]) - lnabs(r[1])));
         let sets = self.closures();
         let t = sets.triangles.len();
         if debias {
@@ -65,11 +100,14 @@ impl Interferometer {
             for (yq, q) in y[t..].iter_mut().zip(&sets.quadrangles) {
                 *yq += 0.5 * (inv_snr2(q[0]) + inv_snr2(q[1]) - inv_snr2(q[2]) - inv_snr2(q[3]));
             }
+            for (yr, r) in y[t + sets.quadrangles.len()..].iter_mut().zip(ratios) {
+                *yr += 0.5 * (inv_snr2(r[0]) - inv_snr2(r[1]));
+            }
         }
         if let Some(index) = y.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFiniteData { what: "closure quantities (a visibility of zero amplitude?)", index });
         }
-        Ok(ClosureProblem { model, y, n_phases: t })
+        Ok(ClosureProblem { model, y, n_phases: t, n_ratios: ratios.len() })
     }
 }
 
@@ -82,18 +120,22 @@ impl ClosureProblem {
         let f = self.model.forward(x)?;
         let sigma = self.model.noise().sigma();
         let t = self.n_phases;
-        let mut c = ClosureChi2 { phase: 0.0, log_amp: 0.0 };
+        let q_end = self.y.len() - self.n_ratios;
+        let mut c = ClosureChi2 { phase: 0.0, log_amp: 0.0, amp_ratio: 0.0 };
         for (k, (yk, fk)) in self.y.iter().zip(&f).enumerate() {
             let r = yk - fk;
             let s2 = sigma[k] * sigma[k];
             if k < t {
                 c.phase += 2.0 * (1.0 - r.cos()) / s2;
-            } else {
+            } else if k < q_end {
                 c.log_amp += r * r / s2;
+            } else {
+                c.amp_ratio += r * r / s2;
             }
         }
         c.phase /= t.max(1) as f64;
-        c.log_amp /= (self.y.len() - t).max(1) as f64;
+        c.log_amp /= (q_end - t).max(1) as f64;
+        c.amp_ratio = if self.n_ratios > 0 { c.amp_ratio / self.n_ratios as f64 } else { f64::NAN };
         Ok(c)
     }
 }

@@ -205,9 +205,46 @@ impl Interferometer {
     /// (Gaussian), with σ propagated from the thermal noise at the visibilities `vis`
     /// (split complex, typically the observed ones, as the reference code does).
     pub fn closure_model(&self, vis: &[f64]) -> Result<Model> {
+        self.closure_model_with_ratios(vis, &[], &[])
+    }
+
+    /// The pairs `[k, z]` of every visibility `k` with the visibility `z` of baseline `a`–`b`
+    /// (by station name) of the same scan: log amplitude ratios `ln|V_k| − ln|V_z|`. With `a`–`b`
+    /// a zero baseline, which sees the total compact flux, they are normalised visibility
+    /// amplitudes: they fix the source's size, which closure quantities leave to the prior,
+    /// and are free of the flux scale, as closures are.
+    pub fn amplitude_ratios(&self, a: &str, b: &str) -> Vec<[usize; 2]> {
+        let cov = &self.coverage;
+        let (Some(ia), Some(ib)) = (cov.stations.iter().position(|s| s == a), cov.stations.iter().position(|s| s == b))
+        else {
+            return vec![];
+        };
+        let (ia, ib) = (ia.min(ib), ia.max(ib));
+        let pts = &cov.points;
+        let mut out = vec![];
+        let mut start = 0;
+        while start < pts.len() {
+            let t = pts[start].time_hour;
+            let end = start + pts[start..].iter().take_while(|p| p.time_hour == t).count();
+            if let Some(z) = (start..end).find(|&k| pts[k].i == ia && pts[k].j == ib) {
+                out.extend((start..end).filter(|&k| k != z).map(|k| [k, z]));
+            }
+            start = end;
+        }
+        out
+    }
+
+    /// [`Interferometer::closure_model`] followed by the log amplitude ratios `ratios`
+    /// ([`Interferometer::amplitude_ratios`]), Gaussian with `σ² = Σ (σ_k²/|V_k|² + e_k)` over
+    /// their two visibilities, `e_k` a fractional amplitude variance per visibility (the
+    /// stations' error budget, [`PreprocessedObservation::station_noise`]; empty: none).
+    pub fn closure_model_with_ratios(&self, vis: &[f64], ratios: &[[usize; 2]], extra: &[f64]) -> Result<Model> {
         let k = self.coverage.points.len();
         if vis.len() != 2 * k {
             return Err(Error::shape("visibilities", 2 * k, vis.len()));
+        }
+        if !extra.is_empty() && extra.len() != k {
+            return Err(Error::shape("fractional amplitude variances", k, extra.len()));
         }
         let sets = self.closures();
         let rel = |i: usize| {
@@ -224,7 +261,12 @@ impl Interferometer {
             sigma.push(q.iter().map(|&i| rel(i).powi(2)).sum::<f64>().sqrt());
             kind.push(Likelihood::Gaussian);
         }
-        let op = ops::ClosureProducts::new(k, sets.triangles, sets.quadrangles)?;
+        let e = |i: usize| extra.get(i).copied().unwrap_or(0.0);
+        for r in ratios {
+            sigma.push(r.iter().map(|&i| rel(i).powi(2) + e(i)).sum::<f64>().sqrt());
+            kind.push(Likelihood::Gaussian);
+        }
+        let op = ops::ClosureProducts::new(k, sets.triangles, sets.quadrangles)?.with_ratios(ratios.to_vec())?;
         let chain = Chain::new(self.image_shape()).then(self.nudft()?)?.then(op)?;
         Model::new(chain, Noise::mixed(sigma, kind)?)
     }

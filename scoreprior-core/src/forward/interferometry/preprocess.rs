@@ -10,6 +10,7 @@
 //! - a per-station error budget `s_i = ((1 + b_i)^½ − 1)/4` (+0.15 at LMT) adds
 //!   `(s_i² + s_j²)|V|²` to σ² of visibility and amplitude data only: gains cancel in closures.
 //! Stations are ordered by their median SNR, so minimal closure sets run through the best one.
+//! Optionally (not the pipeline's), visibilities below an SNR cut are dropped before closures.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +65,10 @@ pub struct Preprocessing {
     pub station_noise: Vec<(String, f64)>,
     /// Order stations by median SNR (minimal closure sets through the best station).
     pub order_by_snr: bool,
+    /// Visibilities with `|V|/σ` below this (after the systematic noise) are dropped: at low
+    /// SNR a log closure amplitude's debiasing term `½/snr²` explodes and its Gaussian
+    /// likelihood is wrong. 0 keeps all (the pipeline's choice).
+    pub snr_cut: f64,
 }
 
 impl Default for Preprocessing {
@@ -77,6 +82,7 @@ impl Default for Preprocessing {
             fractional_noise: 0.0,
             station_noise: vec![],
             order_by_snr: false,
+            snr_cut: 0.0,
         }
     }
 }
@@ -133,6 +139,9 @@ impl Preprocessing {
                 return Err(Error::invalid(format!("the {what} must be in [0, 1e13) wavelengths, got {v:e}")));
             }
         }
+        if !(self.snr_cut.is_finite() && (0.0..1e6).contains(&self.snr_cut)) {
+            return Err(Error::invalid(format!("the SNR cut must be in [0, 1e6), got {:e}", self.snr_cut)));
+        }
         if let Some((s, v)) = self.station_noise.iter().find(|(_, v)| !(v.is_finite() && (0.0..1.0).contains(v))) {
             return Err(Error::invalid(format!("the station noise of {s} must be in [0, 1), got {v:e}")));
         }
@@ -169,6 +178,16 @@ impl Preprocessing {
             order_stations_by_snr(&mut obs);
         }
         add_fractional_noise(&mut obs, self.fractional_noise);
+        let before = obs.records.len();
+        obs.records.retain(|r| r.re.hypot(r.im) >= self.snr_cut * r.sigma);
+        let dropped_low_snr = before - obs.records.len();
+        if obs.records.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: every visibility has an SNR below the cut {}",
+                names.join(" + "),
+                self.snr_cut
+            )));
+        }
         let station_noise = obs
             .stations
             .iter()
@@ -179,6 +198,7 @@ impl Preprocessing {
             total_flux_jy,
             closure_phase_uv_min: self.closure_phase_uv_min,
             station_noise,
+            dropped_low_snr,
         })
     }
 }
@@ -194,21 +214,37 @@ pub struct PreprocessedObservation {
     pub closure_phase_uv_min: f64,
     /// `s_i` per station of [`EhtimObservation::stations`].
     pub station_noise: Vec<f64>,
+    /// Visibilities dropped by the SNR cut.
+    pub dropped_low_snr: usize,
 }
 
 impl PreprocessedObservation {
     /// σ of each visibility for visibility or amplitude data, in the order of
     /// [`EhtimObservation::coverage`]: `√(σ² + (s_i² + s_j²)|V|²)`.
     pub fn visibility_sigma(&self) -> Vec<f64> {
+        let e = self.station_variance();
         self.observation
             .coverage()
             .points
             .iter()
             .zip(self.observation.coverage_order())
-            .map(|(p, k)| {
+            .zip(e)
+            .map(|((p, k), e)| {
                 let r = &self.observation.records[k];
-                let s2 = self.station_noise[r.t1].powi(2) + self.station_noise[r.t2].powi(2);
-                (p.sigma * p.sigma + s2 * (r.re * r.re + r.im * r.im)).sqrt()
+                (p.sigma * p.sigma + e * (r.re * r.re + r.im * r.im)).sqrt()
+            })
+            .collect()
+    }
+
+    /// The stations' fractional amplitude variance `s_i² + s_j²` of each visibility, in the
+    /// order of [`EhtimObservation::coverage`].
+    pub fn station_variance(&self) -> Vec<f64> {
+        self.observation
+            .coverage_order()
+            .into_iter()
+            .map(|k| {
+                let r = &self.observation.records[k];
+                self.station_noise[r.t1].powi(2) + self.station_noise[r.t2].powi(2)
             })
             .collect()
     }

@@ -4,7 +4,8 @@
 //! - [`ClosureProducts`]: closure phases `ψ_t = Σ_{k∈t} s_k arg V_k` (`s_k = ±1` orients
 //!   each baseline around the triangle) and log closure amplitudes
 //!   `ℓ_q = ln|V₁| + ln|V₂| − ln|V₃| − ln|V₄|`, with `∂ arg V/∂(Re, Im) = (−Im, Re)/|V|²`
-//!   and `∂ ln|V|/∂(Re, Im) = (Re, Im)/|V|²`.
+//!   and `∂ ln|V|/∂(Re, Im) = (Re, Im)/|V|²`; optionally log amplitude ratios
+//!   `ρ = ln|V_a| − ln|V_b|` (a visibility over a zero-baseline one: its normalised amplitude).
 
 use crate::forward::noise::wrap_angle;
 use crate::forward::{Op, Shape};
@@ -65,6 +66,7 @@ pub struct ClosureProducts {
     k: usize,
     triangles: Vec<[(usize, f64); 3]>,
     quadrangles: Vec<[usize; 4]>,
+    ratios: Vec<[usize; 2]>,
 }
 
 impl ClosureProducts {
@@ -80,7 +82,20 @@ impl ClosureProducts {
                 "no closure triangles or quadrangles: no scan of the coverage has three stations observing together",
             ));
         }
-        Ok(ClosureProducts { k, triangles, quadrangles })
+        Ok(ClosureProducts { k, triangles, quadrangles, ratios: vec![] })
+    }
+    /// Appends log amplitude ratios `ρ = ln|V_a| − ln|V_b|` for `[a, b]` in `ratios` after the
+    /// closure quantities (output `[ψ; ℓ; ρ]`).
+    pub fn with_ratios(mut self, ratios: Vec<[usize; 2]>) -> Result<Self> {
+        if ratios.iter().flatten().any(|&i| i >= self.k) {
+            return Err(Error::invalid(format!("amplitude-ratio indices must be < {}", self.k)));
+        }
+        self.ratios = ratios;
+        Ok(self)
+    }
+    /// Number of log amplitude ratios.
+    pub fn n_ratios(&self) -> usize {
+        self.ratios.len()
     }
     /// Number of closure phases `T`.
     pub fn n_phases(&self) -> usize {
@@ -97,13 +112,15 @@ impl Op for ClosureProducts {
         false
     }
     fn describe(&self) -> String {
-        format!("closures({} phases, {} log amplitudes)", self.triangles.len(), self.quadrangles.len())
+        let ratios =
+            if self.ratios.is_empty() { String::new() } else { format!(", {} amplitude ratios", self.ratios.len()) };
+        format!("closures({} phases, {} log amplitudes{ratios})", self.triangles.len(), self.quadrangles.len())
     }
     fn input_shape(&self) -> Shape {
         Shape::new(2, 1, self.k)
     }
     fn output_shape(&self) -> Shape {
-        Shape::vector(self.triangles.len() + self.quadrangles.len())
+        Shape::vector(self.triangles.len() + self.quadrangles.len() + self.ratios.len())
     }
     fn is_linear(&self) -> bool {
         false
@@ -120,6 +137,9 @@ impl Op for ClosureProducts {
         }
         for (yq, q) in y[t..].iter_mut().zip(&self.quadrangles) {
             *yq = lnabs[q[0]] + lnabs[q[1]] - lnabs[q[2]] - lnabs[q[3]];
+        }
+        for (yr, r) in y[t + self.quadrangles.len()..].iter_mut().zip(&self.ratios) {
+            *yr = lnabs[r[0]] - lnabs[r[1]];
         }
     }
     fn vjp(&self, x: &[f64], v: &[f64], out: &mut [f64]) -> Result<()> {
@@ -139,6 +159,10 @@ impl Op for ClosureProducts {
             ga[q[1]] += g;
             ga[q[2]] -= g;
             ga[q[3]] -= g;
+        }
+        for (g, r) in v[t + self.quadrangles.len()..].iter().zip(&self.ratios) {
+            ga[r[0]] += g;
+            ga[r[1]] -= g;
         }
         let (re, im) = x.split_at(k);
         let (o_re, o_im) = out.split_at_mut(k);
