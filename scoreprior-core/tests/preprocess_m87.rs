@@ -166,6 +166,12 @@ fn the_pipeline_setting_gives_ehtims_closure_counts() {
     let low = pre.observation.records.iter().filter(|r| r.re.hypot(r.im) < r.sigma).count();
     assert_eq!((pre1.dropped_low_snr, pre1.observation.records.len()), (low, 439 - low));
     println!("snrcut=1 drops {low} of 439 visibilities");
+    // A gain error adds in quadrature to each station's budget.
+    let g = EhtSettings::parse(&format!("eht(obs='{files}', pipeline=eht2017, gain_error=0.1)")).unwrap().unwrap();
+    let pg = g.observation().unwrap().unwrap();
+    for (a, b) in pre.station_noise.iter().zip(&pg.station_noise) {
+        assert!((b * b - a * a - 0.01).abs() < 1e-12, "{a} {b}");
+    }
     // σ of the visibility data carries the station budget on top: never below the closure σ.
     let sig = pre.visibility_sigma();
     assert!(sig.iter().zip(&cov.points).all(|(s, p)| *s >= p.sigma));
@@ -188,6 +194,9 @@ fn preprocessing_settings_are_checked_before_any_file_is_read() {
         ("eht(obs='a.uvfits', average=daily)", "`average`"),
         ("eht(obs='a.uvfits', pipeline=difmap)", "`pipeline`"),
         ("eht(obs='a.uvfits, ', fov=128)", "comma-separated"),
+        ("eht(obs='a.uvfits', snrcut=-1)", "`snrcut`"),
+        ("eht(obs='a.uvfits', gain_error=1)", "`gain_error`"),
+        ("eht(gain_error=0.1)", "needs `obs='FILE'`"),
     ] {
         let e = EhtSettings::parse(spec).unwrap_err().to_string();
         assert!(e.contains(needle), "{spec}: {e}");

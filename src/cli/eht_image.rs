@@ -60,6 +60,10 @@ pub struct EhtImageArgs {
     /// debiased by `½/snr²`, hundreds of σ off.
     #[arg(long, default_value_t = 1.0)]
     pub snr_cut: f64,
+    /// Fractional gain error per station added to the SEFD budget of the normalised amplitudes
+    /// (residual calibration errors, which the pipeline self-calibrates away).
+    #[arg(long, default_value_t = 0.0)]
+    pub gain_error: f64,
     /// The exact PF-ODE prior instead of its DSM surrogate (minutes per step: give --steps).
     #[arg(long)]
     pub exact: bool,
@@ -104,6 +108,7 @@ impl EhtImageArgs {
             PreprocessArg::None => String::new(),
         };
         let pre = if self.snr_cut > 0.0 { format!("{pre}, snrcut={}", self.snr_cut) } else { pre };
+        let pre = if self.gain_error > 0.0 { format!("{pre}, gain_error={}", self.gain_error) } else { pre };
         Ok(format!("eht(obs='{}', fov={}{pre})", files.join(", "), self.fov))
     }
 

@@ -35,6 +35,9 @@ pub struct M87StudyArgs {
     /// Visibilities with an SNR below this are dropped before closures (as `eht-image`).
     #[arg(long, default_value_t = 1.0)]
     pub snr_cut: f64,
+    /// Fractional gain error per station on the normalised amplitudes (as `eht-image`).
+    #[arg(long, default_value_t = 0.0)]
+    pub gain_error: f64,
     /// Output folder: `DAY/` per day, `table.md`, `table.json`.
     #[arg(long)]
     pub out: PathBuf,
@@ -91,6 +94,7 @@ pub fn run(args: M87StudyArgs) -> CliResult {
             preprocess: PreprocessArg::Eht2017,
             compact_flux: args.compact_flux,
             snr_cut: args.snr_cut,
+            gain_error: args.gain_error,
             exact: false,
             reference: reference.clone(),
             blur: 20.0,

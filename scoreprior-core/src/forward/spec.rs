@@ -512,8 +512,19 @@ impl EhtSettings {
             }
             Some(v) => return Err(Error::syntax("`eht`", format!("parameter `obs` must be a file path, got `{v}`"))),
         };
-        const FILE_KEYS: [&str; 10] =
-            ["obs", "fov", "pulse", "pipeline", "average", "zbl", "systematic", "cp_uv_min", "station_noise", "snrcut"];
+        const FILE_KEYS: [&str; 11] = [
+            "obs",
+            "fov",
+            "pulse",
+            "pipeline",
+            "average",
+            "zbl",
+            "systematic",
+            "cp_uv_min",
+            "station_noise",
+            "snrcut",
+            "gain_error",
+        ];
         if !observation_files.is_empty() {
             if let Some((k, _)) = spec.params.iter().find(|(k, _)| !FILE_KEYS.contains(&k.as_str())) {
                 return Err(Error::invalid(format!(
@@ -662,6 +673,14 @@ fn eht_preprocessing(q: &Params) -> Result<crate::forward::interferometry::Prepr
             )));
         }
         p.closure_phase_uv_min = uv;
+    }
+    if let Some(g) = q.num_opt("gain_error")? {
+        if !(0.0..1.0).contains(&g) {
+            return Err(Error::invalid(format!(
+                "parameter `gain_error` of `eht` (fractional gain error per station) must be in [0, 1), got {g:e}"
+            )));
+        }
+        p.gain_error = g;
     }
     if let Some(c) = q.num_opt("snrcut")? {
         if !(0.0..1e6).contains(&c) {

@@ -63,6 +63,10 @@ pub struct Preprocessing {
     pub fractional_noise: f64,
     /// Per-station fractional noise `s_i` for visibility and amplitude data (not closures).
     pub station_noise: Vec<(String, f64)>,
+    /// A fractional gain error `g` of every station on top of `station_noise` (amplitude data
+    /// only): `s_i² ← s_i² + g²`; the residual calibration error the pipeline's self-calibration
+    /// absorbs. 0 by default.
+    pub gain_error: f64,
     /// Order stations by median SNR (minimal closure sets through the best station).
     pub order_by_snr: bool,
     /// Visibilities with `|V|/σ` below this (after the systematic noise) are dropped: at low
@@ -81,6 +85,7 @@ impl Default for Preprocessing {
             closure_phase_uv_min: 0.0,
             fractional_noise: 0.0,
             station_noise: vec![],
+            gain_error: 0.0,
             order_by_snr: false,
             snr_cut: 0.0,
         }
@@ -139,6 +144,9 @@ impl Preprocessing {
                 return Err(Error::invalid(format!("the {what} must be in [0, 1e13) wavelengths, got {v:e}")));
             }
         }
+        if !(self.gain_error.is_finite() && (0.0..1.0).contains(&self.gain_error)) {
+            return Err(Error::invalid(format!("the gain error must be in [0, 1), got {:e}", self.gain_error)));
+        }
         if !(self.snr_cut.is_finite() && (0.0..1e6).contains(&self.snr_cut)) {
             return Err(Error::invalid(format!("the SNR cut must be in [0, 1e6), got {:e}", self.snr_cut)));
         }
@@ -191,7 +199,10 @@ impl Preprocessing {
         let station_noise = obs
             .stations
             .iter()
-            .map(|s| self.station_noise.iter().find(|(n, _)| *n == s.name).map_or(0.0, |(_, v)| *v))
+            .map(|s| {
+                let budget = self.station_noise.iter().find(|(n, _)| *n == s.name).map_or(0.0, |(_, v)| *v);
+                budget.hypot(self.gain_error)
+            })
             .collect();
         Ok(PreprocessedObservation {
             observation: obs,
