@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use scoreprior::experiment::eht::eht_problem;
 use scoreprior::experiment::eht_image::{
-    compare_with_reference, prior_flux, write_outputs, Comparison, EhtImageReport,
+    compare_with_reference, prior_flux, write_outputs, CentredPosterior, Comparison, EhtImageReport,
 };
 use scoreprior::monitor::Monitor;
 
@@ -188,7 +188,9 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     let res = settings.run(&mut monitor)?;
     let (h, w) = res.shape;
     let problem = eht_problem(&settings, h, w, None)?.ok_or("eht-image: not an eht problem")?;
-    let report = write_outputs(&args.out, &res, &problem, args.compact_flux)?;
+    // Closures and normalised amplitudes leave the position free: every sample is centred.
+    let post = CentredPosterior::of(&res);
+    let report = write_outputs(&args.out, &res, &post, &problem, args.compact_flux)?;
     let interval = |i: &scoreprior::experiment::eht_image::Credible, unit: &str| {
         format!("{:.1} {unit} (95 %: {:.1}–{:.1})", i.median, i.p95.0, i.p95.1)
     };
@@ -222,7 +224,7 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     );
     let mut comparison = None;
     if let Some(r) = &args.reference {
-        let c = compare_with_reference(&args.out, r, &res, &problem, &report, args.blur)?;
+        let c = compare_with_reference(&args.out, r, &post, &problem, &report, args.blur)?;
         println!(
             "{}",
             format_args!(

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, ClosureChi2, CompactSources};
+use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, shift_image, ClosureChi2, CompactSources};
 use scoreprior_core::io::{
     atomic_write, read_fits_image, write_fits_cube, write_fits_image, write_npy, write_png_grid,
 };
@@ -108,6 +108,70 @@ pub fn ring_posterior(samples: &[f64], n: usize, pixel_uas: f64) -> Option<RingP
     })
 }
 
+/// `img` (`n × n`) moved by whole pixels so that the brightness centroid of its pixels above
+/// `frac` of its peak lands on the grid centre `(n − 1)/2` (zero-filled): closure phases, log
+/// closure amplitudes and normalised amplitudes do not depend on the position, so each image
+/// is shown centred, as the field does.
+///
+/// ```
+/// use scoreprior::experiment::eht_image::centre_image;
+/// let mut img = vec![0.0; 64];
+/// img[8 * 1 + 1] = 1.0; // (1, 1)
+/// let c = centre_image(&img, 8, 0.2);
+/// assert_eq!(c[8 * 4 + 4], 1.0); // to (4, 4), the nearest pixel to the centre 3.5
+/// ```
+pub fn centre_image(img: &[f64], n: usize, frac: f64) -> Vec<f64> {
+    let peak = img.iter().cloned().fold(0.0, f64::max);
+    let (mut w, mut ci, mut cj) = (0.0, 0.0, 0.0);
+    for (p, &v) in img.iter().enumerate() {
+        if v > frac * peak && v > 0.0 {
+            w += v;
+            ci += v * (p / n) as f64;
+            cj += v * (p % n) as f64;
+        }
+    }
+    if !(w > 0.0) {
+        return img.to_vec();
+    }
+    let c = (n as f64 - 1.0) / 2.0;
+    let (di, dj) = ((c - ci / w).round() as isize, (c - cj / w).round() as isize);
+    shift_image(img, n, di, dj)
+}
+
+/// The posterior of a run with every kept sample centred ([`centre_image`], above 20 % of its
+/// peak), and the mean and std of the centred samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentredPosterior {
+    /// Image side.
+    pub n: usize,
+    /// The centred samples, row-major `(m, n·n)`.
+    pub samples: Vec<f64>,
+    /// Their mean.
+    pub mean: Vec<f64>,
+    /// Their standard deviation (population).
+    pub std: Vec<f64>,
+}
+
+impl CentredPosterior {
+    /// Of a finished run.
+    pub fn of(res: &ExperimentResult) -> Self {
+        let (n, _) = res.shape;
+        let d = n * n;
+        let samples: Vec<f64> = res.summary.kept.chunks(d).flat_map(|x| centre_image(x, n, 0.2)).collect();
+        let m = (samples.len() / d).max(1) as f64;
+        let mut mean = vec![0.0; d];
+        for x in samples.chunks(d) {
+            mean.iter_mut().zip(x).for_each(|(a, b)| *a += b / m);
+        }
+        let mut std = vec![0.0; d];
+        for x in samples.chunks(d) {
+            std.iter_mut().zip(x.iter().zip(&mean)).for_each(|(s, (v, mu))| *s += (v - mu).powi(2) / m);
+        }
+        std.iter_mut().for_each(|s| *s = s.sqrt());
+        CentredPosterior { n, samples, mean, std }
+    }
+}
+
 /// What `eht-image` measured (`eht_image.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EhtImageReport {
@@ -140,33 +204,35 @@ pub struct EhtImageReport {
     pub seconds_training: f64,
 }
 
-/// Writes the outputs of an `eht-image` run into `out` (the run's folder): `mean.fits`,
-/// `std.fits` and `samples.fits` (a cube) in Jy per pixel with the observation's sky header;
-/// `samples_jy.npy`; `eht_image.json` ([`EhtImageReport`]). The run's own `.npy` and PNGs stay
-/// in the prior's units (PNGs are displayed as the sky: north up, east left).
+/// Writes the outputs of an `eht-image` run into `out` (the run's folder), from its centred
+/// posterior `post`: `mean.fits`, `std.fits` and `samples.fits` (a cube) in Jy per pixel with
+/// the observation's sky header; `samples_jy.npy`; `eht_image.json` ([`EhtImageReport`]). The
+/// run's own `.npy` and PNGs stay as DPI drew them, uncentred and in the prior's units (PNGs
+/// are displayed as the sky: north up, east left).
 ///
 /// # Errors
 /// A run without closure data; a file cannot be written.
 pub fn write_outputs(
     out: &Path,
     res: &ExperimentResult,
+    post: &CentredPosterior,
     problem: &EhtProblem,
     compact_flux_jy: f64,
 ) -> Result<EhtImageReport> {
     let c = problem.closures.as_ref().ok_or_else(|| err("eht-image images closure data only".into()))?;
-    let (n, _) = res.shape;
+    let n = post.n;
     let d = n * n;
-    let mean = &res.summary.mean;
+    let mean = &post.mean;
     let total: f64 = mean.iter().sum();
     if !(total > 0.0) {
         return Err(err(format!("the posterior mean has no positive flux ({total:e}); nothing to scale to Jy")));
     }
     let k = compact_flux_jy / total;
     let scaled = |v: &[f64]| v.iter().map(|x| x * k).collect::<Vec<f64>>();
-    let kept = &res.summary.kept;
+    let kept = &post.samples;
     let m = kept.len() / d;
     write_fits_image(out.join("mean.fits"), &scaled(mean), n, n, &problem.sky)?;
-    write_fits_image(out.join("std.fits"), &scaled(&res.summary.std), n, n, &problem.sky)?;
+    write_fits_image(out.join("std.fits"), &scaled(&post.std), n, n, &problem.sky)?;
     if m > 0 {
         write_fits_cube(out.join("samples.fits"), &scaled(kept), m, n, n, &problem.sky)?;
         write_npy(out.join("samples_jy.npy"), &[m, 1, n, n], &scaled(kept))?;
@@ -284,16 +350,16 @@ pub struct Comparison {
 pub fn compare_with_reference(
     out: &Path,
     reference: &Path,
-    res: &ExperimentResult,
+    post: &CentredPosterior,
     problem: &EhtProblem,
     report: &EhtImageReport,
     blur_uas: f64,
 ) -> Result<Comparison> {
     let c = problem.closures.as_ref().ok_or_else(|| err("eht-image compares closure runs only".into()))?;
-    let (n, _) = res.shape;
+    let n = post.n;
     let p = report.pixel_uas;
     let r = regrid_fits(reference, n, p)?;
-    let mean: Vec<f64> = res.summary.mean.iter().map(|v| v * report.flux_scale).collect();
+    let mean: Vec<f64> = post.mean.iter().map(|v| v * report.flux_scale).collect();
     let fwhm_px = blur_uas / p;
     let (rb, mb) = (gaussian_blur(&r, n, fwhm_px), gaussian_blur(&mean, n, fwhm_px));
     let shift = n / 4;
@@ -310,8 +376,8 @@ pub fn compare_with_reference(
         reference_flux_jy: r.iter().sum(),
     };
     let d = n * n;
-    let mut panels: Vec<Vec<f64>> = vec![r.clone(), mean.clone(), res.summary.std.clone()];
-    panels.extend(res.summary.kept.chunks(d).take(3).map(|x| x.to_vec()));
+    let mut panels: Vec<Vec<f64>> = vec![r.clone(), mean.clone(), post.std.clone()];
+    panels.extend(post.samples.chunks(d).take(3).map(|x| x.to_vec()));
     let blurred: Vec<Vec<f64>> = panels.iter().map(|x| gaussian_blur(x, n, fwhm_px)).collect();
     let norm = |x: &Vec<f64>| {
         let peak = x.iter().cloned().fold(1e-300, f64::max);
