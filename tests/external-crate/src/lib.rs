@@ -145,4 +145,18 @@ mod tests {
         assert!(guard.folder("--out", dir.join("run")).check().is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_collaborations_preprocessing_from_outside() {
+        use sp::core::forward::interferometry::{read_uvfits, Preprocessing};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scoreprior-core/tests/data/eht-m87");
+        let bands: Vec<_> = ["lo", "hi"]
+            .iter()
+            .map(|b| read_uvfits(dir.join(format!("SR1_M87_2017_101_{b}_hops_netcal_StokesI.uvfits"))).unwrap())
+            .collect();
+        let pre = Preprocessing::eht2017().apply(&bands, &["lo".into(), "hi".into()]).unwrap();
+        // ehtim's count after scan averaging and joining the bands.
+        assert_eq!(pre.observation.records.len(), 439);
+        assert!((pre.total_flux_jy.unwrap() - 1.2000129).abs() < 1e-6);
+    }
 }
