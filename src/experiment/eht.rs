@@ -209,7 +209,8 @@ pub fn write_closure_report(p: &ClosureProblem, res: &ExperimentResult, out: &Pa
     let ncc = res.x_true.as_ref().map(|t| nxcorr(t, mean, res.shape.0, res.shape.0 / 4));
     let std_mean = res.summary.std.iter().sum::<f64>() / d as f64;
     let j = serde_json::json!({
-        "closure_phases": p.n_phases, "log_closure_amplitudes": p.y.len() - p.n_phases,
+        "closure_phases": p.n_phases, "log_closure_amplitudes": p.y.len() - p.n_phases - p.n_ratios,
+        "amplitude_ratios": p.n_ratios,
         "chi2_mean": chi_mean, "chi2_samples": {"phase": chi_samples.0, "log_amp": chi_samples.1},
         "chi2_truth": truth, "flux_mean": mean.iter().sum::<f64>(), "posterior_std_mean": std_mean,
         "nxcorr": ncc.map(|c| c.0), "nxcorr_best_shift": ncc.map(|c| c.1),
