@@ -39,13 +39,10 @@ pub enum PreprocessArg {
     None,
 }
 
-/// Arguments of `scoreprior eht-image`.
+/// How `eht-image` and `m87-study` image a day's files: one description of the settings the
+/// two commands share.
 #[derive(Debug, Clone, Args)]
-pub struct EhtImageArgs {
-    /// An observation file (uvfits, or an ehtim text export); repeat for the other band of the
-    /// same day (`--uvfits lo.uvfits --uvfits hi.uvfits`).
-    #[arg(long = "uvfits", required = true)]
-    pub files: Vec<PathBuf>,
+pub struct EhtImagingArgs {
     /// Field of view (µas); the prior's grid sets the pixels.
     #[arg(long, default_value_t = 160.0)]
     pub fov: f64,
@@ -62,18 +59,30 @@ pub struct EhtImageArgs {
     pub snr_cut: f64,
     /// Fractional gain error per station added to the SEFD budget of the normalised amplitudes
     /// (residual calibration errors, which the pipeline self-calibrates away).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.1)]
     pub gain_error: f64,
     /// The exact PF-ODE prior instead of its DSM surrogate (minutes per step: give --steps).
     #[arg(long)]
     pub exact: bool,
+    /// FWHM (µas) both images are blurred to for the cross-correlation with --reference.
+    #[arg(long, default_value_t = 20.0)]
+    pub blur: f64,
+}
+
+/// Arguments of `scoreprior eht-image`.
+#[derive(Debug, Clone, Args)]
+pub struct EhtImageArgs {
+    /// An observation file (uvfits, or an ehtim text export); repeat for the other band of the
+    /// same day (`--uvfits lo.uvfits --uvfits hi.uvfits`).
+    #[arg(long = "uvfits", required = true)]
+    pub files: Vec<PathBuf>,
+    /// How the files are imaged (shared with `m87-study`).
+    #[command(flatten)]
+    pub imaging: EhtImagingArgs,
     /// A reference image of the same data (FITS, e.g. the collaboration pipeline's): compared
     /// by the same measures on the same grid.
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// FWHM (µas) both images are blurred to for the cross-correlation with --reference.
-    #[arg(long, default_value_t = 20.0)]
-    pub blur: f64,
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -103,13 +112,14 @@ impl EhtImageArgs {
             }
         }
         let files: Vec<String> = self.files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
-        let pre = match self.preprocess {
-            PreprocessArg::Eht2017 => format!(", pipeline=eht2017, zbl={}", self.compact_flux),
+        let pre = match self.imaging.preprocess {
+            PreprocessArg::Eht2017 => format!(", pipeline=eht2017, zbl={}", self.imaging.compact_flux),
             PreprocessArg::None => String::new(),
         };
-        let pre = if self.snr_cut > 0.0 { format!("{pre}, snrcut={}", self.snr_cut) } else { pre };
-        let pre = if self.gain_error > 0.0 { format!("{pre}, gain_error={}", self.gain_error) } else { pre };
-        Ok(format!("eht(obs='{}', fov={}{pre})", files.join(", "), self.fov))
+        let pre = if self.imaging.snr_cut > 0.0 { format!("{pre}, snrcut={}", self.imaging.snr_cut) } else { pre };
+        let pre =
+            if self.imaging.gain_error > 0.0 { format!("{pre}, gain_error={}", self.imaging.gain_error) } else { pre };
+        Ok(format!("eht(obs='{}', fov={}{pre})", files.join(", "), self.imaging.fov))
     }
 
     /// The `dpi` flags of the run: the defaults for real data, then the user's, which replace
@@ -141,7 +151,7 @@ impl EhtImageArgs {
             ("--samples", Some("128")),
         ];
         let mut flags: Vec<String> = vec!["--forward".into(), forward, "--out".into(), out];
-        if !self.exact {
+        if !self.imaging.exact {
             flags.push("--surrogate".into());
         }
         for (name, value) in defaults {
@@ -162,11 +172,11 @@ pub fn run(args: EhtImageArgs) -> CliResult {
 
 /// Runs `scoreprior eht-image` and returns what it measured.
 pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Comparison>)> {
-    if !(args.compact_flux.is_finite() && args.compact_flux > 0.0 && args.compact_flux < 1e6) {
-        return Err(format!("--compact-flux {}: must be in (0, 1e6) Jy", args.compact_flux).into());
+    if !(args.imaging.compact_flux.is_finite() && args.imaging.compact_flux > 0.0 && args.imaging.compact_flux < 1e6) {
+        return Err(format!("--compact-flux {}: must be in (0, 1e6) Jy", args.imaging.compact_flux).into());
     }
-    if !(args.blur.is_finite() && args.blur > 0.0 && args.blur < 1e4) {
-        return Err(format!("--blur {}: must be in (0, 1e4) µas", args.blur).into());
+    if !(args.imaging.blur.is_finite() && args.imaging.blur > 0.0 && args.imaging.blur < 1e4) {
+        return Err(format!("--blur {}: must be in (0, 1e4) µas", args.imaging.blur).into());
     }
     if let Some(r) = &args.reference {
         scoreprior_core::io::read_fits_image(r).map_err(|e| format!("--reference: {e}"))?;
@@ -177,7 +187,7 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     let prior = scoreprior::experiment::Prior::ncsnpp_dsm(prior_path, Default::default())
         .map_err(|e| format!("--prior {prior_path}: {e}"))?;
     let (npix, _) = prior.image_shape().ok_or_else(|| format!("--prior {prior_path}: no image shape"))?;
-    let flux = prior_flux(npix, args.fov)?;
+    let flux = prior_flux(npix, args.imaging.fov)?;
     let flags = args.dpi_flags(flux)?;
     let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     let dpi = DpiArgs::from_flags(&refs).map_err(|e| format!("eht-image: the dpi flags after `--`: {e}"))?;
@@ -190,7 +200,7 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     let problem = eht_problem(&settings, h, w, None)?.ok_or("eht-image: not an eht problem")?;
     // Closures and normalised amplitudes leave the position free: every sample is centred.
     let post = CentredPosterior::of(&res);
-    let report = write_outputs(&args.out, &res, &post, &problem, args.compact_flux)?;
+    let report = write_outputs(&args.out, &res, &post, &problem, args.imaging.compact_flux)?;
     let interval = |i: &scoreprior::experiment::eht_image::Credible, unit: &str| {
         format!("{:.1} {unit} (95 %: {:.1}–{:.1})", i.median, i.p95.0, i.p95.1)
     };
@@ -224,14 +234,14 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     );
     let mut comparison = None;
     if let Some(r) = &args.reference {
-        let c = compare_with_reference(&args.out, r, &post, &problem, &report, args.blur)?;
+        let c = compare_with_reference(&args.out, r, &post, &problem, &report, args.imaging.blur)?;
         println!(
             "{}",
             format_args!(
                 "against {}: nxcorr {:.3} (both blurred to {} µas), diameter {} vs {} µas",
                 r.display(),
                 c.nxcorr_blurred,
-                args.blur,
+                args.imaging.blur,
                 c.ring_reference.map_or("—".into(), |f| format!("{:.1}", f.diameter)),
                 c.ring_mean.map_or("—".into(), |f| format!("{:.1}", f.diameter)),
             )

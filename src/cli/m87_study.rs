@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use scoreprior::studies::{check_sub_run, input_sha256, record_sub_run, SubRun};
 
-use super::eht_image::{image, EhtImageArgs, PreprocessArg};
+use super::eht_image::{image, EhtImageArgs, EhtImagingArgs};
 use super::CliResult;
 
 /// Arguments of `scoreprior m87-study`.
@@ -26,18 +26,9 @@ pub struct M87StudyArgs {
     /// Folder of the pipeline's images `pipeline_DAY.fits` (compared where present).
     #[arg(long)]
     pub pipeline: Option<PathBuf>,
-    /// Field of view (µas).
-    #[arg(long, default_value_t = 160.0)]
-    pub fov: f64,
-    /// Compact flux (Jy).
-    #[arg(long, default_value_t = 0.6)]
-    pub compact_flux: f64,
-    /// Visibilities with an SNR below this are dropped before closures (as `eht-image`).
-    #[arg(long, default_value_t = 1.0)]
-    pub snr_cut: f64,
-    /// Fractional gain error per station on the normalised amplitudes (as `eht-image`).
-    #[arg(long, default_value_t = 0.0)]
-    pub gain_error: f64,
+    /// How each day is imaged, as `eht-image`.
+    #[command(flatten)]
+    pub imaging: EhtImagingArgs,
     /// Output folder: `DAY/` per day, `table.md`, `table.json`.
     #[arg(long)]
     pub out: PathBuf,
@@ -90,14 +81,8 @@ pub fn run(args: M87StudyArgs) -> CliResult {
         let reference = args.pipeline.as_ref().map(|p| p.join(format!("pipeline_{day}.fits"))).filter(|p| p.is_file());
         let image_args = EhtImageArgs {
             files: files.clone(),
-            fov: args.fov,
-            preprocess: PreprocessArg::Eht2017,
-            compact_flux: args.compact_flux,
-            snr_cut: args.snr_cut,
-            gain_error: args.gain_error,
-            exact: false,
+            imaging: args.imaging.clone(),
             reference: reference.clone(),
-            blur: 20.0,
             out: args.out.join(day),
             dpi: [args.dpi.clone(), vec!["--quiet".into()]].concat(),
         };
