@@ -71,6 +71,20 @@ fn eht_image_writes_the_sky_outputs_of_the_files_own_data() {
     assert!((dr - dm).abs() < 3.0, "{c}");
     assert!((c["reference_flux_jy"].as_f64().unwrap() - 0.6).abs() < 0.01, "{c}");
     assert!(dir.join("again/comparison.png").is_file());
+    // A reference inside --out is refused before the work: the run would replace it.
+    let e = fails(&[
+        "eht-image",
+        "--uvfits",
+        &lo,
+        "--uvfits",
+        &hi,
+        "--out",
+        &out,
+        "--reference",
+        &format!("{out}/mean.fits"),
+    ]);
+    assert!(e.contains("--reference") && e.contains("lies in --out"), "{e}");
+    assert!(dir.join("m87/mean.fits").is_file());
 }
 
 #[test]

@@ -180,6 +180,17 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     }
     if let Some(r) = &args.reference {
         scoreprior_core::io::read_fits_image(r).map_err(|e| format!("--reference: {e}"))?;
+        // The run writes mean.fits and may move a previous run aside: a reference inside --out
+        // would be replaced or gone before the comparison.
+        let (key, out) = (scoreprior_core::io::path_key(r), scoreprior_core::io::path_key(&args.out));
+        if key.starts_with(&out) {
+            return Err(format!(
+                "--reference {} lies in --out {}: the run's files would replace or move it; copy it elsewhere",
+                r.display(),
+                args.out.display()
+            )
+            .into());
+        }
     }
     // The flux target needs the prior's grid: read it from the checkpoint named (or the default).
     let prior_flag = args.dpi.iter().position(|a| a == "--prior").and_then(|i| args.dpi.get(i + 1));
@@ -199,7 +210,7 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     let (h, w) = res.shape;
     let problem = eht_problem(&settings, h, w, None)?.ok_or("eht-image: not an eht problem")?;
     // Closures and normalised amplitudes leave the position free: every sample is centred.
-    let post = CentredPosterior::of(&res);
+    let post = CentredPosterior::of(&res)?;
     let report = write_outputs(&args.out, &res, &post, &problem, args.imaging.compact_flux)?;
     let interval = |i: &scoreprior::experiment::eht_image::Credible, unit: &str| {
         format!("{:.1} {unit} (95 %: {:.1}–{:.1})", i.median, i.p95.0, i.p95.1)

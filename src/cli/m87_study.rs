@@ -97,7 +97,8 @@ pub fn run(args: M87StudyArgs) -> CliResult {
         let state = check_sub_run("m87-study", &dir, &key, &spec, |d| d.join("eht_image.json").is_file())?;
         plan.push((day.clone(), image_args, key, spec, state));
     }
-    let inputs: Vec<(&str, &Path)> = vec![("--data", args.data.as_path())];
+    let mut inputs: Vec<(&str, &Path)> = vec![("--data", args.data.as_path())];
+    inputs.extend(args.pipeline.as_deref().map(|p| ("--pipeline", p)));
     let claim = super::claim(super::guard("m87-study", &inputs, &[]), "--out", &args.out, true)?;
     let mut rows = vec![];
     for (day, mut image_args, key, spec, state) in plan {

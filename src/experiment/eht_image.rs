@@ -153,22 +153,12 @@ pub struct CentredPosterior {
 }
 
 impl CentredPosterior {
-    /// Of a finished run.
-    pub fn of(res: &ExperimentResult) -> Self {
+    /// Of a finished run (its kept samples are finite, so all stay kept).
+    pub fn of(res: &ExperimentResult) -> Result<Self> {
         let (n, _) = res.shape;
-        let d = n * n;
-        let samples: Vec<f64> = res.summary.kept.chunks(d).flat_map(|x| centre_image(x, n, 0.2)).collect();
-        let m = (samples.len() / d).max(1) as f64;
-        let mut mean = vec![0.0; d];
-        for x in samples.chunks(d) {
-            mean.iter_mut().zip(x).for_each(|(a, b)| *a += b / m);
-        }
-        let mut std = vec![0.0; d];
-        for x in samples.chunks(d) {
-            std.iter_mut().zip(x.iter().zip(&mean)).for_each(|(s, (v, mu))| *s += (v - mu).powi(2) / m);
-        }
-        std.iter_mut().for_each(|s| *s = s.sqrt());
-        CentredPosterior { n, samples, mean, std }
+        let samples: Vec<f64> = res.summary.kept.chunks(n * n).flat_map(|x| centre_image(x, n, 0.2)).collect();
+        let s = scoreprior_core::dpi::summarize_samples(&samples, n * n, f64::INFINITY)?;
+        Ok(CentredPosterior { n, samples: s.kept, mean: s.mean, std: s.std })
     }
 }
 

@@ -657,43 +657,23 @@ fn eht_preprocessing(q: &Params) -> Result<crate::forward::interferometry::Prepr
     if q.get("zbl").is_some() {
         p.compact_flux_jy = Some(q.positive("zbl")?);
     }
+    // The ranges are checked once, by `Preprocessing::validate`, whose messages name these keys.
     if let Some(f) = q.num_opt("systematic")? {
-        if !(0.0..1.0).contains(&f) {
-            return Err(Error::invalid(format!(
-                "parameter `systematic` of `eht` (fractional systematic noise) must be in [0, 1), got {f:e}"
-            )));
-        }
         p.fractional_noise = f;
     }
     if let Some(uv) = q.num_opt("cp_uv_min")? {
-        if !(0.0..1e13).contains(&uv) {
-            return Err(Error::invalid(format!(
-                "parameter `cp_uv_min` of `eht` (shortest baseline of closure phases) must be in [0, 1e13) \
-                 wavelengths, got {uv:e}"
-            )));
-        }
         p.closure_phase_uv_min = uv;
     }
     if let Some(g) = q.num_opt("gain_error")? {
-        if !(0.0..1.0).contains(&g) {
-            return Err(Error::invalid(format!(
-                "parameter `gain_error` of `eht` (fractional gain error per station) must be in [0, 1), got {g:e}"
-            )));
-        }
         p.gain_error = g;
     }
     if let Some(c) = q.num_opt("snrcut")? {
-        if !(0.0..1e6).contains(&c) {
-            return Err(Error::invalid(format!(
-                "parameter `snrcut` of `eht` (the smallest visibility SNR kept) must be in [0, 1e6), got {c:e}"
-            )));
-        }
         p.snr_cut = c;
     }
     if let Some(w) = one_of("station_noise", &["none", "eht2017"])? {
         p.station_noise = if w == "eht2017" { eht2017_station_noise() } else { vec![] };
     }
-    p.validate()?;
+    p.validate().map_err(|e| e.context("`eht`"))?;
     Ok(p)
 }
 

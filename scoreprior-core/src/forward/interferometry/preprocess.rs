@@ -128,27 +128,34 @@ impl Preprocessing {
     pub fn validate(&self) -> Result<()> {
         if let Some(f) = self.compact_flux_jy {
             if !(f.is_finite() && f > 0.0 && f < 1e6) {
-                return Err(Error::invalid(format!("the compact flux must be in (0, 1e6) Jy, got {f:e}")));
+                return Err(Error::invalid(format!("`zbl` (the compact flux) must be in (0, 1e6) Jy, got {f:e}")));
             }
         }
         if !(self.fractional_noise.is_finite() && (0.0..1.0).contains(&self.fractional_noise)) {
             return Err(Error::invalid(format!(
-                "the fractional systematic noise must be in [0, 1), got {:e}",
+                "`systematic` (the fractional systematic noise) must be in [0, 1), got {:e}",
                 self.fractional_noise
             )));
         }
-        for (what, v) in
-            [("zero-baseline uv cut", self.zero_baseline_uv), ("closure-phase uv minimum", self.closure_phase_uv_min)]
-        {
+        for (what, v) in [
+            ("the zero-baseline uv cut", self.zero_baseline_uv),
+            ("`cp_uv_min` (the closure phases' shortest baseline)", self.closure_phase_uv_min),
+        ] {
             if !(v.is_finite() && (0.0..1e13).contains(&v)) {
-                return Err(Error::invalid(format!("the {what} must be in [0, 1e13) wavelengths, got {v:e}")));
+                return Err(Error::invalid(format!("{what} must be in [0, 1e13) wavelengths, got {v:e}")));
             }
         }
         if !(self.gain_error.is_finite() && (0.0..1.0).contains(&self.gain_error)) {
-            return Err(Error::invalid(format!("the gain error must be in [0, 1), got {:e}", self.gain_error)));
+            return Err(Error::invalid(format!(
+                "`gain_error` (the gain error per station) must be in [0, 1), got {:e}",
+                self.gain_error
+            )));
         }
         if !(self.snr_cut.is_finite() && (0.0..1e6).contains(&self.snr_cut)) {
-            return Err(Error::invalid(format!("the SNR cut must be in [0, 1e6), got {:e}", self.snr_cut)));
+            return Err(Error::invalid(format!(
+                "`snrcut` (the smallest visibility SNR kept) must be in [0, 1e6), got {:e}",
+                self.snr_cut
+            )));
         }
         if let Some((s, v)) = self.station_noise.iter().find(|(_, v)| !(v.is_finite() && (0.0..1.0).contains(v))) {
             return Err(Error::invalid(format!("the station noise of {s} must be in [0, 1), got {v:e}")));
