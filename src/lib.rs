@@ -44,3 +44,6 @@ pub mod prelude {
     pub use scoreprior_core::{Error, Result};
     pub use scoreprior_macros::{butcher_tableau, forward_model};
 }
+
+#[cfg(doctest)]
+mod doc_tests;

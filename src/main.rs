@@ -16,10 +16,11 @@ fn main() {
     scoreprior_models::alloc::retain_freed_memory();
     let args = cli::Cli::parse();
     if let Err(e) = cli::run(args) {
-        eprintln!("error: {e}");
+        // The library names settings by their paths (`prior.time_floor`); here they are flags.
+        eprintln!("error: {}", cli::flags::with_flags(&e.to_string()));
         let mut source = e.source();
         while let Some(s) = source {
-            eprintln!("  caused by: {s}");
+            eprintln!("  caused by: {}", cli::flags::with_flags(&s.to_string()));
             source = s.source();
         }
         std::process::exit(1);

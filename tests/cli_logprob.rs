@@ -466,8 +466,9 @@ fn logprob_loads_a_network_checkpoint() {
 /// `--dt0`: the default first step (the reference script's 1e-3) against Hairer's automatic
 /// choice on the benchmark problem of the README (the shipped Gaussian, the first 16 test
 /// images, exact trace): 7 steps and 43 evaluations, the counts diffrax reports with the same
-/// first step, and the mean log p 221.6940 it prints; the automatic step costs a probe
-/// evaluation and one more step (50). Bad values are clean errors.
+/// first step, and its mean log p 221.6940139 (both read from its archived run,
+/// `benches/reference/out/diffrax_logprob.json`); the automatic step costs a probe evaluation
+/// and one more step (50). Bad values are clean errors.
 #[test]
 fn logprob_first_step_option() {
     let dir = tmp("dt0");
@@ -493,9 +494,18 @@ fn logprob_first_step_option() {
         ));
     }
     eprintln!("dt0 1e-3: {:?}; auto: {:?}", stats[0], stats[1]);
-    assert_eq!((stats[0].0, stats[0].1, stats[0].2), (43, 7, 0));
+    // diffrax's run of the same problem with `--dt0 0.001` (benches/reference/diffrax_logprob.py).
+    let diffrax = json(Path::new(&format!("{root}/benches/reference/out/diffrax_logprob.json")));
+    assert_eq!(diffrax["settings"]["dt0"].as_f64(), Some(1e-3), "the archived diffrax run's first step");
+    let d = &diffrax["runs"]["exact"];
+    let count = |k: &str| d[k].as_u64().unwrap();
+    assert_eq!(
+        (stats[0].0, stats[0].1, stats[0].2),
+        (count("rhs_evaluations"), count("accepted_steps"), count("rejected_steps"))
+    );
     assert_eq!((stats[1].0, stats[1].1, stats[1].2), (50, 8, 0));
-    assert!((stats[0].3 - 221.6940).abs() < 5e-5, "mean log p {}", stats[0].3);
+    let diffrax_mean = d["mean_log_p"].as_f64().unwrap();
+    assert!((stats[0].3 - diffrax_mean).abs() < 1e-8, "mean log p {}, diffrax {diffrax_mean}", stats[0].3);
     for bad in ["0", "-1e-3", "nan", "soon"] {
         let arg = format!("--dt0={bad}");
         let o = bin(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, &arg]);

@@ -150,12 +150,26 @@ fn bad_inputs_are_clear_errors() {
         ("--time-floor-from", "1e-4"),
         ("--dsm-draws", "0"),
         ("--dsm-draws", "3"),
-        ("--dsm-time-density", "cubic"),
     ] {
         let arg = format!("{flag}={bad}");
         let e = common::fails(&["dpi", "--x-true", "assets/fashion16_test.npy", "--surrogate", &arg, "--out", out]);
         let name = if bad == "3" { "--dsm-antithetic" } else { flag };
         assert!(e.contains(name), "{flag}={bad}: {e}");
+    }
+    // A name outside an enumerated setting is a usage error of the command line (exit code 2)
+    // naming the flag and the accepted names.
+    for (flag, bad, accepted) in [
+        ("--dsm-time-density", "cubic", "log-uniform"),
+        ("--adjoint-steps", "fixed", "adaptive"),
+        ("--solver", "rk45", "dopri5"),
+        ("--data", "phases", "closures"),
+        ("--anneal-data-schedule", "cosine", "geometric"),
+    ] {
+        let arg = format!("{flag}={bad}");
+        let o = common::bin(&["dpi", "--x-true", "assets/fashion16_test.npy", &arg, "--out", out]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flag}={bad}: {e}");
+        assert!(e.contains(flag) && e.contains(bad) && e.contains(accepted), "{flag}={bad}: {e}");
     }
 }
 

@@ -159,7 +159,7 @@ fn closure_dpi_from_the_laplace_start_covers_the_source() {
     // Measured when written: χ² 0.88 / 0.75, nxcorr 1.0000, the truth within 2 std on all 12
     // source pixels (at the Laplace approximation itself, before training: on none, its centre
     // 5 % low on the source), and on 0.31 of all pixels: the background truths are ~1e-9, and
-    // the positive posterior keeps its background pixels at 2e-3 ± 4e-4 (docs/calibration.md).
+    // the positive posterior keeps its background pixels at 2e-3 ± 4e-4 (docs/src/black-hole/calibration.md).
     assert!(chi.phase < 1.3 && chi.log_amp < 1.3, "{chi:?}");
     assert!(corr > 0.999, "nxcorr {corr}");
     assert!(source_cov >= 0.9, "source coverage {source_cov}");

@@ -14,8 +14,22 @@ script uses 0.001).
 
 Usage: python3 benches/reference/diffrax_logprob.py [--rtol 1e-3 --atol 1e-5 --probes 16]
 Needs `pip install jax diffrax` (not a project dependency: a measuring stick only).
+
+`--json PATH` also writes the settings, the counts of each forward solve (accepted and rejected
+steps, and the vector-field evaluations, counted by a callback in one extra untimed solve), the
+log p of every image and their mean, the timings and the versions of jax/diffrax. The archived
+run that the Rust tests read their diffrax counts from (scoreprior-core/tests/reference_problem.rs,
+tests/cli_logprob.rs) is made, from the repository root, by
+
+    python3 benches/reference/diffrax_logprob.py --dt0 0.001 --json benches/reference/out/diffrax_logprob.json
 """
 import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import sys
 import time
 
 import numpy as np
@@ -33,6 +47,7 @@ p.add_argument("--probes", type=int, default=16)
 p.add_argument("--batch", type=int, default=16)
 p.add_argument("--repeats", type=int, default=20)
 p.add_argument("--dt0", type=float, default=None)
+p.add_argument("--json", default=None, help="also write the settings, counts, log p and versions here")
 args = p.parse_args()
 
 mean = np.load("assets/gaussian16/mean.npy").astype(np.float64)
@@ -68,9 +83,19 @@ def exact_div(t):
     return -0.5 * beta * D + 0.5 * beta * jnp.sum(1.0 / (alpha**2 * lam + var))
 
 
-def make_field(probes):
+EVALUATIONS = [0]
+
+
+def _count():
+    EVALUATIONS[0] += 1
+
+
+def make_field(probes, count=False):
     def field(t, state, _):
         x, _ = state
+        if count:
+            # Runs once per evaluation actually executed (not when diffrax traces the field).
+            jax.debug.callback(_count)
         if probes is None:
             return drift(x, t), jnp.full((x.shape[0],), exact_div(t))
         dx, vjp = jax.vjp(lambda y: drift(y, t), x)
@@ -84,8 +109,8 @@ def make_field(probes):
     return field
 
 
-def solve_logp(x, probes, adjoint):
-    term = diffrax.ODETerm(make_field(probes))
+def solve_logp(x, probes, adjoint, count=False):
+    term = diffrax.ODETerm(make_field(probes, count))
     ctrl = diffrax.PIDController(rtol=args.rtol, atol=args.atol)
     sol = diffrax.diffeqsolve(term, diffrax.Dopri5(), 1e-3, 1.0, args.dt0, (x, jnp.zeros(x.shape[0])),
                               stepsize_controller=ctrl, max_steps=4096, adjoint=adjoint)
@@ -106,6 +131,15 @@ def timed(fn, x):
     return out, best
 
 
+def count_evaluations(probes, x):
+    """Vector-field evaluations of one forward solve (a separate, untimed solve)."""
+    counted = jax.jit(lambda x: solve_logp(x, probes, diffrax.RecursiveCheckpointAdjoint(), count=True))
+    EVALUATIONS[0] = 0
+    jax.block_until_ready(counted(x))
+    jax.effects_barrier()
+    return EVALUATIONS[0]
+
+
 def run(probes):
     logp = jax.jit(lambda x: solve_logp(x, probes, diffrax.RecursiveCheckpointAdjoint()))
     adjoint = diffrax.BacksolveAdjoint(
@@ -120,10 +154,63 @@ def run(probes):
 
 rng = np.random.default_rng(0)
 hutch = jnp.asarray(rng.choice([-1.0, 1.0], size=(args.probes, D)))
+load = os.getloadavg() if hasattr(os, "getloadavg") else None
+runs = {}
 for name, probes in [("exact", None), (f"hutchinson{args.probes}", hutch)]:
     out, stats, dt, dt_grad = run(probes)
+    evaluations = count_evaluations(probes, jnp.asarray(x0))
     print(f"{name:14s} batch={args.batch} rtol={args.rtol} atol={args.atol} dt0={args.dt0}: "
           f"log_prob {dt * 1e3:8.2f} ms, grad_log_prob {dt_grad * 1e3:8.2f} ms (best of {args.repeats}), "
           f"steps={int(stats['num_accepted_steps'])} "
           f"rejected={int(stats['num_rejected_steps'])} "
+          f"evaluations={evaluations} "
           f"mean log p={float(jnp.mean(out)):.4f}")
+    runs[name] = {
+        "divergence": "exact trace" if probes is None else f"Hutchinson, {args.probes} Rademacher probes (numpy seed 0)",
+        "accepted_steps": int(stats["num_accepted_steps"]),
+        "rejected_steps": int(stats["num_rejected_steps"]),
+        "rhs_evaluations": evaluations,
+        "mean_log_p": float(jnp.mean(out)),
+        "log_p": [float(v) for v in np.asarray(out)],
+        "log_prob_ms": dt * 1e3,
+        "grad_log_prob_ms": dt_grad * 1e3,
+    }
+
+if args.json:
+    def version(pkg):
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    record = {
+        "script": "benches/reference/diffrax_logprob.py",
+        "argv": sys.argv[1:],
+        "problem": {
+            "images": f"the first {args.batch} of assets/fashion16_test.npy, one ODE state",
+            "prior": "assets/gaussian16 (analytic score)",
+            "sde": {"kind": "vp", "beta_min": bmin, "beta_max": bmax},
+            "t0": 1e-3,
+            "t1": 1.0,
+            "solver": "Dopri5",
+            "controller": "PIDController(rtol, atol)",
+            "max_steps": 4096,
+            "dtype": "float64",
+        },
+        "settings": {"rtol": args.rtol, "atol": args.atol, "dt0": args.dt0, "probes": args.probes,
+                     "batch": args.batch, "repeats": args.repeats},
+        "runs": runs,
+        "timings": "log_prob_ms and grad_log_prob_ms: best of `repeats` jitted calls on this machine "
+                   "(grad: BacksolveAdjoint with adjoint_rms_seminorm); rhs_evaluations: one more, "
+                   "untimed forward solve with a counting callback",
+        "versions": {"python": platform.python_version(), **{k: version(k) for k in
+                     ["jax", "jaxlib", "diffrax", "equinox", "numpy"]}},
+        "machine": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                    "load_average": list(load) if load else None, "jax_backend": jax.default_backend()},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+    print(f"wrote {args.json}")

@@ -58,10 +58,10 @@ impl Hutchinson {
     /// An estimator with `probes ≥ 1` probes.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for `probes == 0`.
+    /// [`Error::OutOfRange`] for `probes == 0`.
     pub fn new(probes: usize, noise: ProbeNoise, seed: u64) -> Result<Self> {
         if probes == 0 {
-            return Err(Error::invalid("Hutchinson needs at least one probe"));
+            return Err(Error::count_out_of_range("Hutchinson probes", probes, "at least 1"));
         }
         Ok(Self { probes, noise, seed })
     }
@@ -103,16 +103,16 @@ impl Divergence {
     /// Draws the probes (if any) for a solve in dimension `d`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for zero probes or `d == 0`.
+    /// [`Error::OutOfRange`] for zero probes or `d == 0`.
     pub fn plan(&self, d: usize) -> Result<DivergencePlan> {
         if d == 0 {
-            return Err(Error::invalid("dimension must be positive"));
+            return Err(Error::count_out_of_range("divergence dimension", d, "at least 1"));
         }
         let probes = match self {
             Divergence::ExactTrace => None,
             Divergence::Hutchinson(h) => {
                 if h.probes == 0 {
-                    return Err(Error::invalid("Hutchinson needs at least one probe"));
+                    return Err(Error::count_out_of_range("Hutchinson probes", h.probes, "at least 1"));
                 }
                 Some(h.draw(d))
             }

@@ -4,8 +4,11 @@
 //! A caller can act on the kind: a setting out of its range ([`Error::OutOfRange`], with the
 //! value), an unknown name ([`Error::UnknownName`], with the name and the accepted ones), a
 //! malformed spec or text file ([`Error::Syntax`]), an operation a model does not provide
-//! ([`Error::Unsupported`]). An error met inside a larger step keeps its kind under
-//! [`Error::Context`]; [`Error::innermost`] finds it.
+//! ([`Error::Unsupported`]), settings that do not go together ([`Error::Inconsistent`]), an
+//! input or a result with nothing in it ([`Error::Empty`]), a file that could not be read or
+//! written ([`Error::File`], with the path and the operating system's error as its source). An
+//! error met inside a larger step keeps its kind under [`Error::Context`];
+//! [`Error::innermost`] finds it.
 
 use thiserror::Error;
 
@@ -35,7 +38,9 @@ pub enum Error {
     /// in: `what` names it (a field, a primitive's parameter, a flag), `value` is the value
     /// given (counts and sizes as numbers too), `expected` says what it must be
     /// (`positive and finite`, `in (0, 1]`, `at least 1`).
-    #[error("{what} must be {expected}, got {value}")]
+    /// The value is written in full when that is short, in scientific notation otherwise
+    /// (`1e300`, not 301 digits).
+    #[error("{what} must be {expected}, got {}", show_value(*value))]
     OutOfRange { what: String, value: f64, expected: String },
     /// A name (of a solver, primitive, noise, preset, boundary, SDE, a primitive's
     /// parameter, …) is none of those accepted. `what` is the kind of name (`"solver"`,
@@ -58,11 +63,22 @@ pub enum Error {
     /// [`Error::innermost`].
     #[error("{context}: {}", bare_message(inner))]
     Context { context: String, inner: Box<Error> },
-    /// Any other invalid argument or configuration, with a message and no kind a caller
-    /// could act on: inconsistent combinations of several settings, internal states
-    /// (a table entry without an implementation), failures of external libraries. Settings
-    /// outside their range are [`Error::OutOfRange`], unknown names [`Error::UnknownName`],
-    /// malformed texts [`Error::Syntax`], missing operations [`Error::Unsupported`].
+    /// Settings that are each valid but do not go together: a schedule that needs a prior
+    /// the run lacks, an adaptive controller on a solver without an error estimate, an odd
+    /// number of antithetic draws, a window that does not fit its image. `what` names the
+    /// settings (fields or spec parameters), `why` says how they clash and what to change.
+    #[error("{what}: {why}")]
+    Inconsistent { what: String, why: String },
+    /// An input or a result with nothing in it: a uv-coverage no baseline sees, an observation
+    /// whose every visibility falls below the SNR cut, posterior samples that all diverged.
+    /// `what` names the collection, `why` says why it is empty.
+    #[error("{what} is empty: {why}")]
+    Empty { what: String, why: String },
+    /// Any other invalid argument, with a message and no kind a caller could act on. The core
+    /// library itself returns none (its failures have the kinds above); it stays for the
+    /// crates built on it. Settings outside their range are [`Error::OutOfRange`], unknown
+    /// names [`Error::UnknownName`], malformed texts [`Error::Syntax`], missing operations
+    /// [`Error::Unsupported`], combinations [`Error::Inconsistent`].
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// A matrix that must be symmetric positive definite is not.
@@ -76,11 +92,13 @@ pub enum Error {
          use smaller sizes, or raise the limit with --max-memory GIB (or SCOREPRIOR_MAX_MEMORY)"
     )]
     TooLarge { what: String, needed: String, limit: String },
-    /// Reading or writing a file failed (the message carries the path and the cause).
+    /// Reading or writing failed, the cause flattened into a message. The core library itself
+    /// returns [`Error::File`] instead (with the path and the source error); this stays for
+    /// the crates built on it.
     #[error("i/o: {0}")]
     Io(String),
     /// A file could not be read or written; the source carries the path and the
-    /// operating system's error (kept, not flattened into a string).
+    /// operating system's error (kept, not flattened into a string): see [`crate::io::IoError`].
     #[error(transparent)]
     File(crate::io::IoError),
     /// A failure inside a model implemented in another crate (a score network, a flow),
@@ -104,6 +122,17 @@ fn at_time(t: f64) -> String {
     }
 }
 
+/// `value` in full (`-0.5`, `1000`) when that is short, else in scientific notation (`1e300`,
+/// `1e-300`), so that a message never holds hundreds of digits.
+fn show_value(value: f64) -> String {
+    let full = value.to_string();
+    if full.len() > 24 {
+        format!("{value:e}")
+    } else {
+        full
+    }
+}
+
 /// `` of `owner` `` for a name that belongs to something, nothing otherwise.
 fn of_owner(owner: Option<&str>) -> String {
     owner.map(|o| format!(" of `{o}`")).unwrap_or_default()
@@ -118,13 +147,14 @@ fn bare_message(e: &Error) -> String {
     }
 }
 
-/// `Result` with [`Error`].
+/// `Result` with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`], for the leftovers only: prefer
-    /// [`Error::out_of_range`], [`Error::unknown`], [`Error::syntax`] or
-    /// [`Error::unsupported`] where the failure has one of those kinds.
+    /// [`Error::out_of_range`], [`Error::unknown`], [`Error::syntax`],
+    /// [`Error::unsupported`], [`Error::inconsistent`] or [`Error::empty`] where the failure
+    /// has one of those kinds.
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
     }
@@ -171,6 +201,27 @@ impl Error {
     /// Shorthand for [`Error::Unsupported`].
     pub fn unsupported(msg: impl Into<String>) -> Self {
         Error::Unsupported(msg.into())
+    }
+    /// Shorthand for [`Error::Inconsistent`]: the settings `what` do not go together because
+    /// `why`.
+    ///
+    /// ```
+    /// use scoreprior_core::Error;
+    /// let e = Error::inconsistent("resume", "needs an output directory (out_dir)");
+    /// assert_eq!(e.to_string(), "resume: needs an output directory (out_dir)");
+    /// ```
+    pub fn inconsistent(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Inconsistent { what: what.into(), why: why.into() }
+    }
+    /// Shorthand for [`Error::Empty`]: `what` has nothing in it because `why`.
+    ///
+    /// ```
+    /// use scoreprior_core::Error;
+    /// let e = Error::empty("the uv-coverage", "no baseline sees the source");
+    /// assert_eq!(e.to_string(), "the uv-coverage is empty: no baseline sees the source");
+    /// ```
+    pub fn empty(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Empty { what: what.into(), why: why.into() }
     }
     /// `self` as the inner error of [`Error::Context`]: the message gains the prefix
     /// `context: `, the kind stays (see [`Error::innermost`]).

@@ -22,8 +22,10 @@ pub mod metrics;
 pub mod ode;
 pub mod pf_ode;
 pub mod prior;
-pub mod prior_dsm;
-pub mod prior_tv;
+/// The DSM-bound prior under its first path (now [`prior::dsm`]).
+pub use prior::dsm as prior_dsm;
+/// Total variation under its first path (now [`prior::tv`]).
+pub use prior::tv as prior_tv;
 pub mod score;
 pub mod sde;
 pub mod stats;

@@ -79,7 +79,7 @@ impl<'a> ProbabilityFlow<'a> {
     /// The field of `model` under `sde`; draws the estimator's probes now.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a model of dimension 0 or zero probes.
+    /// [`Error::OutOfRange`] for a model of dimension 0 or zero probes.
     pub fn new(model: &'a dyn ScoreModel, sde: &'a dyn Sde, divergence: &Divergence) -> Result<Self> {
         let d = model.dim();
         let plan = divergence.plan(d)?;

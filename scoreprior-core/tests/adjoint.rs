@@ -8,8 +8,8 @@ mod common;
 use common::*;
 use scoreprior_core::divergence::ProbeNoise;
 use scoreprior_core::prior::{Prior, ScorePrior, ScorePriorConfig};
-use scoreprior_core::score::{GaussianMixture, MarginalDensity, ScoreModel};
-use scoreprior_core::{Error, Result};
+use scoreprior_core::score::{GaussianMixture, MarginalDensity};
+use scoreprior_core::Error;
 
 fn fd_grad_logp(prior: &ScorePrior, x: &[f64], h: f64) -> Vec<f64> {
     (0..x.len())
@@ -68,22 +68,6 @@ fn hutchinson_gradient_matches_finite_differences() {
     }
 }
 
-/// A mixture seen only through score and VJPs: exact trace by basis VJPs, trace gradient by
-/// the default (central-difference) second-order term over the basis.
-struct Opaque(GaussianMixture);
-
-impl ScoreModel for Opaque {
-    fn dim(&self) -> usize {
-        ScoreModel::dim(&self.0)
-    }
-    fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
-        self.0.score(x, t, out)
-    }
-    fn score_and_vjp(&self, x: &[f64], t: f64, c: &[f64], s: &mut [f64], v: &mut [f64]) -> Result<()> {
-        self.0.score_and_vjp(x, t, c, s, v)
-    }
-}
-
 #[test]
 fn exact_trace_fallbacks_match_analytic() {
     let m = random_mixture(5, 34, vp());
@@ -94,7 +78,7 @@ fn exact_trace_fallbacks_match_analytic() {
         .with_tolerances(1e-8, 1e-8)
         .with_adjoint_tolerances(1e-8, 1e-8);
     let a = ScorePrior::new(m.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
-    let b = ScorePrior::new(Opaque(m), cfg).unwrap().grad_log_prob(&x).unwrap();
+    let b = ScorePrior::new(ScoreAndVjpOnly(m), cfg).unwrap().grad_log_prob(&x).unwrap();
     for (u, v) in a.log_prob.iter().zip(&b.log_prob) {
         assert!((u - v).abs() < 1e-8, "{u} vs {v}");
     }

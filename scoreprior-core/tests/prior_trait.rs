@@ -8,9 +8,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::divergence::ProbeNoise;
 use scoreprior_core::dpi::{Energy, PriorEnergy};
+use scoreprior_core::prior::dsm::DsmBoundPrior;
+use scoreprior_core::prior::tv::TotalVariation;
 use scoreprior_core::prior::{GaussianPrior, Prior, ScorePrior, ScorePriorConfig};
-use scoreprior_core::prior_dsm::DsmBoundPrior;
-use scoreprior_core::prior_tv::TotalVariation;
 use scoreprior_core::score::Gaussian;
 use scoreprior_core::sde::{AnySde, VpSde};
 

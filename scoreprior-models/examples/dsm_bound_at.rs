@@ -9,34 +9,18 @@
 //!     assets/ncsnpp_sources32/ema.safetensors images.npy [eps] [reps]
 //! ```
 
-use std::sync::Arc;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::dpi::{Energy, PriorEnergy};
-use scoreprior_core::io::read_npy;
 use scoreprior_core::prior_dsm::DsmBoundPrior;
-use scoreprior_core::score::ScoreModel;
-use scoreprior_core::sde::AnySde;
-use scoreprior_models::score::NcsnppScore;
+
+mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a: Vec<String> = std::env::args().collect();
-    if a.len() < 3 {
-        return Err("usage: dsm_bound_at <checkpoint> <images.npy> [eps] [reps]".into());
-    }
-    let eps: f64 = a.get(3).map_or(Ok(1e-3), |s| s.parse())?;
-    let reps: usize = a.get(4).map_or(Ok(64), |s| s.parse())?;
-    if reps < 2 {
-        return Err("reps: at least 2 (the spread of the draws is reported)".into());
-    }
-    let net = NcsnppScore::load(&a[1])?;
-    let sde = AnySde::Vp(*net.sde());
-    let model: Arc<dyn ScoreModel> = Arc::new(net);
-    let d = model.dim();
-    let x = read_npy(&a[2])?;
+    let common::DsmArgs { model, sde, d, images: x, images_path, eps, reps } =
+        common::dsm_args("usage: dsm_bound_at <checkpoint> <images.npy> [eps] [reps]", 64)?;
     if x.data.len() % d != 0 || x.data.is_empty() {
-        return Err(format!("{}: {} values are not whole images of {d} pixels", a[2], x.data.len()).into());
+        return Err(format!("{images_path}: {} values are not whole images of {d} pixels", x.data.len()).into());
     }
     let n = x.data.len() / d;
     let prior = DsmBoundPrior::new(model, sde, eps, 1)?;

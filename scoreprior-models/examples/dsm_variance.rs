@@ -12,31 +12,21 @@
 //!     assets/ncsnpp_fmnist16/ema.safetensors assets/fashion16_test.npy [eps] [reps]
 //! ```
 
-use std::sync::Arc;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use scoreprior_core::dpi::{Energy, PriorEnergy};
-use scoreprior_core::io::read_npy;
 use scoreprior_core::prior_dsm::{DsmBoundPrior, TimeDensity};
-use scoreprior_core::score::ScoreModel;
-use scoreprior_core::sde::AnySde;
-use scoreprior_models::score::NcsnppScore;
+
+mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a: Vec<String> = std::env::args().collect();
-    if a.len() < 3 {
-        return Err("usage: dsm_variance <checkpoint> <test.npy> [eps] [reps]".into());
-    }
-    let eps: f64 = a.get(3).map_or(Ok(1e-3), |s| s.parse())?;
-    let reps: usize = a.get(4).map_or(Ok(32), |s| s.parse())?;
-    let net = NcsnppScore::load(&a[1])?;
-    let sde = AnySde::Vp(*net.sde());
-    let model: Arc<dyn ScoreModel> = Arc::new(net);
-    let d = model.dim();
-    let test = read_npy(&a[2])?;
+    let common::DsmArgs { model, sde, d, images: test, images_path, eps, reps } =
+        common::dsm_args("usage: dsm_variance <checkpoint> <test.npy> [eps] [reps]", 32)?;
     let n = 8;
+    if test.data.len() < n * d {
+        return Err(format!("{images_path}: fewer than {n} images of {d} values").into());
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     // Test images plus σ = 0.1 noise: off the data manifold, as DPI samples are.
     let x: Vec<f64> = test.data[..n * d].iter().map(|v| v + 0.1 * rng.sample::<f64, _>(StandardNormal)).collect();

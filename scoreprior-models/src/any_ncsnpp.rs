@@ -48,15 +48,11 @@ macro_rules! any_ncsnpp {
             /// The typed network for `net`'s image shape.
             ///
             /// # Errors
-            /// [`ModelError::Mismatch`] if the shape is not one of [`AnyNcsnpp::SHAPES`].
+            /// [`ModelError::UncompiledShape`] if the shape is not one of [`AnyNcsnpp::SHAPES`].
             pub fn new(net: NcsnppNet) -> Result<Self, ModelError> {
                 match net.image_shape() {
                     $(($c, $h, $w) => Ok(Self::$variant(Ncsnpp::from_net(net)?)),)*
-                    other => Err(ModelError::Mismatch(format!(
-                        "NCSN++ is compiled for the image shapes {:?}, not {other:?}; use `Ncsnpp<C, H, W>` \
-                         directly for another shape",
-                        Self::SHAPES
-                    ))),
+                    shape => Err(ModelError::UncompiledShape { shape }),
                 }
             }
 

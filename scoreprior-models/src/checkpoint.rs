@@ -60,10 +60,6 @@ pub struct Tensors {
     pub adam_v: Vec<Vec<f32>>,
 }
 
-fn ck_err(path: &Path, why: impl Into<String>) -> ModelError {
-    ModelError::Checkpoint { path: path.display().to_string(), why: why.into() }
-}
-
 /// Writes a checkpoint atomically (temp file + rename).
 pub fn save(path: impl AsRef<Path>, net: &NcsnppNet, meta: &Meta, t: &Tensors) -> Result<(), ModelError> {
     let path = path.as_ref();
@@ -74,11 +70,17 @@ pub fn save(path: impl AsRef<Path>, net: &NcsnppNet, meta: &Meta, t: &Tensors) -
             continue;
         }
         if vals.len() != specs.len() {
-            return Err(ck_err(path, format!("group {group} has {} tensors, the network {}", vals.len(), specs.len())));
+            return Err(ModelError::checkpoint(
+                path,
+                format!("group {group} has {} tensors, the network {}", vals.len(), specs.len()),
+            ));
         }
         for (s, v) in specs.iter().zip(vals.iter()) {
             if v.len() != s.len() {
-                return Err(ck_err(path, format!("{group}.{} has {} values, expected {:?}", s.name, v.len(), s.shape)));
+                return Err(ModelError::checkpoint(
+                    path,
+                    format!("{group}.{} has {} values, expected {:?}", s.name, v.len(), s.shape),
+                ));
             }
             bytes.push((
                 format!("{group}.{}", s.name),
@@ -90,13 +92,18 @@ pub fn save(path: impl AsRef<Path>, net: &NcsnppNet, meta: &Meta, t: &Tensors) -
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
         .map(|(n, b, s)| {
-            Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| ck_err(path, e.to_string()))?))
+            let view = TensorView::new(Dtype::F32, s.clone(), b)
+                .map_err(|e| ModelError::checkpoint_caused(path, format!("cannot encode tensor {n}"), e))?;
+            Ok((n.clone(), view))
         })
         .collect::<Result<_, ModelError>>()?;
     let mut md = HashMap::new();
     md.insert("format".to_string(), FORMAT.to_string());
-    md.insert("meta".to_string(), serde_json::to_string(meta).map_err(|e| ck_err(path, e.to_string()))?);
-    let buf = safetensors::serialize(views, &Some(md)).map_err(|e| ck_err(path, e.to_string()))?;
+    let json = serde_json::to_string(meta)
+        .map_err(|e| ModelError::checkpoint_caused(path, "cannot encode the metadata", e))?;
+    md.insert("meta".to_string(), json);
+    let buf = safetensors::serialize(views, &Some(md))
+        .map_err(|e| ModelError::checkpoint_caused(path, "cannot encode the tensors", e))?;
     scoreprior_core::io::atomic_write(path, &buf)?;
     Ok(())
 }
@@ -110,14 +117,15 @@ pub fn read_meta(path: impl AsRef<Path>) -> Result<Meta, ModelError> {
 }
 
 fn meta_of(path: &Path, buf: &[u8]) -> Result<Meta, ModelError> {
-    let (_, md) = SafeTensors::read_metadata(buf).map_err(|e| ck_err(path, format!("not a safetensors file: {e}")))?;
-    let m = md.metadata().as_ref().ok_or_else(|| ck_err(path, "no metadata"))?;
+    let (_, md) = SafeTensors::read_metadata(buf)
+        .map_err(|e| ModelError::checkpoint_caused(path, "not a safetensors file", e))?;
+    let m = md.metadata().as_ref().ok_or_else(|| ModelError::checkpoint(path, "no metadata"))?;
     match m.get("format") {
         Some(f) if f == FORMAT => {}
-        other => return Err(ck_err(path, format!("format {other:?}, expected {FORMAT}"))),
+        other => return Err(ModelError::checkpoint(path, format!("format {other:?}, expected {FORMAT}"))),
     }
-    let s = m.get("meta").ok_or_else(|| ck_err(path, "no `meta` entry"))?;
-    serde_json::from_str(s).map_err(|e| ck_err(path, format!("bad metadata: {e}")))
+    let s = m.get("meta").ok_or_else(|| ModelError::checkpoint(path, "no `meta` entry"))?;
+    serde_json::from_str(s).map_err(|e| ModelError::checkpoint_caused(path, "bad metadata", e))
 }
 
 /// Loads a checkpoint into the network `net`: errors if the stored configuration or image
@@ -128,16 +136,14 @@ pub fn load(path: impl AsRef<Path>, net: &NcsnppNet) -> Result<(Meta, Tensors), 
     let buf = scoreprior_core::io::read_input(path)?;
     let meta = meta_of(path, &buf)?;
     if &meta.config != net.config() || meta.image != net.image_shape() {
-        return Err(ModelError::Mismatch(format!(
-            "{}: checkpoint is for {:?} images with {:?}, the network is for {:?} with {:?}",
-            path.display(),
-            meta.image,
-            meta.config,
-            net.image_shape(),
-            net.config()
-        )));
+        return Err(ModelError::shape(
+            format!("the network of checkpoint {}", path.display()),
+            format!("{:?} images with {:?}", net.image_shape(), net.config()),
+            format!("{:?} images with {:?}", meta.image, meta.config),
+        ));
     }
-    let st = SafeTensors::deserialize(&buf).map_err(|e| ck_err(path, e.to_string()))?;
+    let st = SafeTensors::deserialize(&buf)
+        .map_err(|e| ModelError::checkpoint_caused(path, "cannot read the tensors", e))?;
     let group = |g: &str, required: bool| -> Result<Vec<Vec<f32>>, ModelError> {
         let mut out = Vec::new();
         for s in net.specs() {
@@ -145,16 +151,14 @@ pub fn load(path: impl AsRef<Path>, net: &NcsnppNet) -> Result<(Meta, Tensors), 
             let t = match st.tensor(&name) {
                 Ok(t) => t,
                 Err(_) if !required && out.is_empty() => return Ok(Vec::new()),
-                Err(_) => return Err(ck_err(path, format!("missing tensor {name}"))),
+                Err(_) => return Err(ModelError::checkpoint(path, format!("missing tensor {name}"))),
             };
             if t.dtype() != Dtype::F32 || t.shape() != s.shape.as_slice() {
-                return Err(ModelError::Mismatch(format!(
-                    "{}: tensor {name} is {:?} {:?}, the network needs f32 {:?}",
-                    path.display(),
-                    t.dtype(),
-                    t.shape(),
-                    s.shape
-                )));
+                return Err(ModelError::shape(
+                    format!("tensor {name} of checkpoint {}", path.display()),
+                    format!("F32 {:?}", s.shape),
+                    format!("{:?} {:?}", t.dtype(), t.shape()),
+                ));
             }
             out.push(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
         }

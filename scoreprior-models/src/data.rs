@@ -95,16 +95,20 @@ pub fn load_dataset(
         [n, h, w] => (*n, 1, *h, *w),
         [n, c, h, w] => (*n, *c, *h, *w),
         s => {
-            return Err(ModelError::Data(format!("{}: images must be (N,H,W) or (N,C,H,W), got {s:?}", path.display())))
+            return Err(ModelError::shape(
+                format!("the images of {}", path.display()),
+                "(N,H,W) or (N,C,H,W)",
+                format!("{s:?}"),
+            ))
         }
     };
     if n == 0 || c == 0 || h == 0 || w == 0 {
-        return Err(ModelError::Data(format!("{}: empty data set {:?}", path.display(), raw.shape)));
+        return Err(ModelError::data(path, format!("empty data set {:?}", raw.shape)));
     }
     let n = limit.map_or(n, |l| l.min(n));
     let (oh, ow) = size.unwrap_or((h, w));
     if oh == 0 || ow == 0 {
-        return Err(ModelError::Data("target size must be positive".into()));
+        return Err(ModelError::count_out_of_range("the target size", oh.min(ow), "positive"));
     }
     scoreprior_core::limits::check_elems(&format!("{n} images of {c}×{oh}×{ow} (f32)"), &[n, c, oh, ow], 4)?;
     let mut data = Vec::with_capacity(n * c * oh * ow);
@@ -127,7 +131,7 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
             Split::Test => "t10k-images",
         };
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| ModelError::Data(format!("{}: {e}", path.display())))?
+            .map_err(|e| scoreprior_core::io::IoError::os(path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         entries.sort();
@@ -139,10 +143,7 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
         let pngs: Vec<&PathBuf> =
             entries.iter().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))).collect();
         if pngs.is_empty() {
-            return Err(ModelError::Data(format!(
-                "{}: no {prefix}-idx3-ubyte[.gz] file and no PNG images",
-                path.display()
-            )));
+            return Err(ModelError::data(path, format!("no {prefix}-idx3-ubyte[.gz] file and no PNG images")));
         }
         let take = limit.map_or(pngs.len(), |l| l.min(pngs.len()));
         let mut data = Vec::new();
@@ -152,12 +153,11 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
             match &shape {
                 None => shape = Some(a.shape.clone()),
                 Some(s) if *s != a.shape => {
-                    return Err(ModelError::Data(format!(
-                        "{}: shape {:?} differs from the first image's {:?}",
-                        p.display(),
-                        a.shape,
-                        s
-                    )))
+                    return Err(ModelError::shape(
+                        format!("{} (the first image's shape)", p.display()),
+                        format!("{s:?}"),
+                        format!("{:?}", a.shape),
+                    ))
                 }
                 _ => {}
             }
@@ -173,13 +173,10 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
         let max = a.data.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let min = a.data.iter().cloned().fold(f64::INFINITY, f64::min);
         if !(min.is_finite() && max.is_finite()) {
-            return Err(ModelError::Data(format!("{}: non-finite values", path.display())));
+            return Err(ModelError::data(path, "non-finite values"));
         }
         if min < 0.0 || max > 255.0 {
-            return Err(ModelError::Data(format!(
-                "{}: values in [{min}, {max}]; expected [0,1] or [0,255]",
-                path.display()
-            )));
+            return Err(ModelError::data(path, format!("values in [{min}, {max}]; expected [0,1] or [0,255]")));
         }
         if max > 1.0 {
             // Byte-valued float images (a data-set convenience): scale to [0, 1].
@@ -190,10 +187,7 @@ fn read_raw(path: &Path, split: Split, limit: Option<usize>) -> Result<Array, Mo
     if name.contains("idx3") {
         return read_idx(path, limit);
     }
-    Err(ModelError::Data(format!(
-        "{}: unknown data format (expected an IDX file, a .npy file or a directory)",
-        path.display()
-    )))
+    Err(ModelError::data(path, "unknown data format (expected an IDX file, a .npy file or a directory)"))
 }
 
 fn read_idx(path: &Path, limit: Option<usize>) -> Result<Array, ModelError> {
@@ -277,7 +271,7 @@ mod tests {
         assert!(load_dataset(&bad, Split::Train, None, None).is_err());
         let neg = dir.join("neg.npy");
         scoreprior_core::io::write_npy(&neg, &[1, 2, 2], &[-1.0, 0.0, 0.0, 0.0]).unwrap();
-        assert!(matches!(load_dataset(&neg, Split::Train, None, None), Err(ModelError::Data(_))));
+        assert!(matches!(load_dataset(&neg, Split::Train, None, None), Err(ModelError::Data { .. })));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

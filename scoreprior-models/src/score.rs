@@ -5,6 +5,7 @@
 //! Scores and VJPs run in `f32` or `f64`; the adjoint's second-order term is a central
 //! difference of VJPs in the same precision, with a step chosen for it.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use dfdx::prelude::*;
@@ -54,8 +55,8 @@ impl NcsnppScore {
     /// A score model from a network, its weights and the VP SDE it was trained for.
     ///
     /// # Errors
-    /// [`ModelError::Mismatch`] if the weights do not fit the network or its image shape is
-    /// not one of [`AnyNcsnpp::SHAPES`].
+    /// [`ModelError::ShapeMismatch`] if the weights do not fit the network,
+    /// [`ModelError::UncompiledShape`] if its image shape is not one of [`AnyNcsnpp::SHAPES`].
     pub fn new(net: NcsnppNet, weights: &[Vec<f32>], sde: VpSde) -> Result<Self, ModelError> {
         crate::alloc::retain_freed_memory();
         let net = AnyNcsnpp::new(net)?;
@@ -207,15 +208,8 @@ impl NcsnppScore {
     {
         let d = self.dim();
         let parts = self.parallel_chunks(x.len() / d, &|r| {
-            let b = r.len();
-            let dev = Cpu::default();
             let (lo, hi) = (r.start * d, r.end * d);
-            let x0 = images::<E>(&dev, &x[lo..hi], d);
-            let ct = images::<E>(&dev, &cot[lo..hi], d);
-            let e = self.net.forward_flat(p, x0.leaky_trace(), &vec![t; b], None)?;
-            let ev = to_f64(&e.with_empty_tape().as_vec());
-            let g = (e * ct).sum::<(), _>().backward();
-            Ok::<_, ModelError>((ev, to_f64(&g.get(&x0).as_vec())))
+            self.traced_pass(p, &x[lo..hi], &vec![t; r.len()], |_| Cow::Borrowed(&cot[lo..hi]))
         });
         let (mut eps, mut vjp) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
         for part in parts {
@@ -246,23 +240,19 @@ impl NcsnppScore {
         let d = self.dim();
         let parts = self.parallel_chunks(t.len(), &|r| {
             let b = r.len();
-            let dev = Cpu::default();
-            let x0 = images::<E>(&dev, &x[r.start * d..r.end * d], d);
-            let e = self.net.forward_flat(p, x0.leaky_trace(), &t[r.clone()], None)?;
-            let mut so = to_f64(&e.with_empty_tape().as_vec());
-            // s = −ε̂/σ, so the cotangent of ε̂ is −c/σ and the VJP comes out in score units.
-            let mut cot = vec![0.0; b * d];
-            for i in 0..b {
-                let si = sigma[r.start + i];
-                let sc = &mut so[i * d..(i + 1) * d];
-                sc.iter_mut().for_each(|v| *v = -*v / si);
-                let ci = &mut cot[i * d..(i + 1) * d];
-                cotangent(r.start + i, sc, ci);
-                ci.iter_mut().for_each(|v| *v = -*v / si);
-            }
-            let ct = images::<E>(&dev, &cot, d);
-            let g = (e * ct).sum::<(), _>().backward();
-            Ok::<_, ModelError>((so, to_f64(&g.get(&x0).as_vec())))
+            self.traced_pass(p, &x[r.start * d..r.end * d], &t[r.clone()], |so| {
+                // s = −ε̂/σ, so the cotangent of ε̂ is −c/σ and the VJP comes out in score units.
+                let mut cot = vec![0.0; b * d];
+                for i in 0..b {
+                    let si = sigma[r.start + i];
+                    let sc = &mut so[i * d..(i + 1) * d];
+                    sc.iter_mut().for_each(|v| *v = -*v / si);
+                    let ci = &mut cot[i * d..(i + 1) * d];
+                    cotangent(r.start + i, sc, ci);
+                    ci.iter_mut().for_each(|v| *v = -*v / si);
+                }
+                Cow::Owned(cot)
+            })
         });
         let mut at = 0;
         for part in parts {
@@ -272,6 +262,30 @@ impl NcsnppScore {
             at += so.len();
         }
         Ok(())
+    }
+
+    /// One recorded pass over the images `x` (C order) at per-image times `t`: `ε̂` (as
+    /// `f64`) goes to `cotangent`, which may rewrite it in place (into scores) and returns the
+    /// cotangent `c` of `ε̂`; the backward pass then gives `cᵀ ∂ε̂/∂x`. Returns the (rewritten)
+    /// `ε̂` and that VJP.
+    fn traced_pass<'c, E: Elem>(
+        &self,
+        p: &Params<E>,
+        x: &[f64],
+        t: &[f64],
+        cotangent: impl FnOnce(&mut [f64]) -> Cow<'c, [f64]>,
+    ) -> Result<(Vec<f64>, Vec<f64>), ModelError>
+    where
+        Cpu: Device<E>,
+    {
+        let d = self.dim();
+        let dev = Cpu::default();
+        let x0 = images::<E>(&dev, x, d);
+        let e = self.net.forward_flat(p, x0.leaky_trace(), t, None)?;
+        let mut ev = to_f64(&e.with_empty_tape().as_vec());
+        let ct = images::<E>(&dev, &cotangent(&mut ev), d);
+        let g = (e * ct).sum::<(), _>().backward();
+        Ok((ev, to_f64(&g.get(&x0).as_vec())))
     }
 
     /// Checks per-image times and returns `σ(t_i)`.

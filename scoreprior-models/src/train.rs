@@ -21,11 +21,11 @@ use crate::ModelError;
 /// Training hyper-parameters (reference values in brackets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Images per step [128].
+    /// Images per step \[128\].
     pub batch_size: usize,
     /// Peak learning rate [2e-4].
     pub lr: f64,
-    /// Linear warm-up steps [5000].
+    /// Linear warm-up steps \[5000\].
     pub warmup: u64,
     /// Global gradient-norm clip [1.0].
     pub grad_clip: f64,
@@ -63,22 +63,21 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks every field, naming the first bad one and its value.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |why: String| Err(ModelError::Config(why));
         if self.batch_size == 0 {
-            return bad("batch_size must be at least 1, got 0".into());
+            return Err(ModelError::count_out_of_range("batch_size", 0, "at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("lr must be positive and finite, got {}", self.lr));
+            return Err(ModelError::out_of_range("lr", self.lr, "positive and finite"));
         }
         if !(0.0..1.0).contains(&self.ema_rate) {
-            return bad(format!("ema_rate must be in [0, 1), got {}", self.ema_rate));
+            return Err(ModelError::out_of_range("ema_rate", self.ema_rate, "in [0, 1)"));
         }
         // `inf` disables clipping; NaN would too, silently (no comparison with NaN holds).
         if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
-            return bad(format!("grad_clip must be positive (inf: no clipping), got {}", self.grad_clip));
+            return Err(ModelError::out_of_range("grad_clip", self.grad_clip, "positive (inf: no clipping)"));
         }
         if !(self.t_eps > 0.0 && self.t_eps < 1.0) {
-            return bad(format!("t_eps must be in (0, 1), got {}", self.t_eps));
+            return Err(ModelError::out_of_range("t_eps", self.t_eps, "in (0, 1)"));
         }
         Ok(())
     }
@@ -135,32 +134,26 @@ impl Trainer {
     ///
     /// Its memory is checked like [`Trainer::new`]'s (see [`check_training_memory`]).
     pub fn resume(net: NcsnppNet, meta: &Meta, t: Tensors) -> Result<Self, ModelError> {
-        let tm = meta
-            .train
-            .as_ref()
-            .ok_or_else(|| ModelError::Mismatch("checkpoint holds no training state (EMA-only)".into()))?;
+        let bad = |why: &str, source: Option<crate::error::Source>| ModelError::TrainState { why: why.into(), source };
+        let tm = meta.train.as_ref().ok_or_else(|| bad("none stored (an EMA-only checkpoint)", None))?;
         if t.params.is_empty() || t.adam_m.is_empty() || t.adam_v.is_empty() {
-            return Err(ModelError::Mismatch("checkpoint lacks weights or optimiser state".into()));
+            return Err(bad("no weights or optimiser state", None));
         }
         let cfg: TrainConfig = serde_json::from_value(tm.train_config.clone())
-            .map_err(|e| ModelError::Mismatch(format!("training configuration: {e}")))?;
+            .map_err(|e| bad("bad training configuration", Some(e.into())))?;
         check_training_memory(&net, cfg.batch_size)?;
         let mut seed = [0u8; 32];
         let hex = tm.rng_seed.as_bytes();
         if hex.len() != 64 {
-            return Err(ModelError::Mismatch("bad RNG seed in checkpoint".into()));
+            return Err(bad("bad RNG seed (not 64 hexadecimal digits)", None));
         }
         for (i, s) in seed.iter_mut().enumerate() {
             *s = u8::from_str_radix(std::str::from_utf8(&hex[2 * i..2 * i + 2]).unwrap_or("zz"), 16)
-                .map_err(|_| ModelError::Mismatch("bad RNG seed in checkpoint".into()))?;
+                .map_err(|e| bad("bad RNG seed", Some(e.into())))?;
         }
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_stream(tm.rng_stream);
-        rng.set_word_pos(
-            tm.rng_word_pos
-                .parse::<u128>()
-                .map_err(|_| ModelError::Mismatch("bad RNG position in checkpoint".into()))?,
-        );
+        rng.set_word_pos(tm.rng_word_pos.parse::<u128>().map_err(|e| bad("bad RNG position", Some(e.into())))?);
         let net = AnyNcsnpp::new(net)?;
         let dev = Cpu::default();
         let params = net.params(&dev, &t.params)?;
@@ -236,14 +229,9 @@ impl Trainer {
     /// One optimiser step on a random batch of `data`.
     pub fn step(&mut self, data: &Dataset) -> Result<StepStats, ModelError> {
         let (c, h, w) = self.net.image_shape();
-        if (data.c, data.h, data.w) != (c, h, w) {
-            return Err(ModelError::Mismatch(format!(
-                "data are {}x{}x{}, the network needs {c}x{h}x{w}",
-                data.c, data.h, data.w
-            )));
-        }
+        check_data_shape(data, (c, h, w))?;
         if data.is_empty() {
-            return Err(ModelError::Data("empty data set".into()));
+            return Err(ModelError::count_out_of_range("the images of the data set", 0, "at least 1"));
         }
         let b = self.cfg.batch_size;
         let hw = h * w;
@@ -276,7 +264,7 @@ impl Trainer {
         let loss = (eps - zt).square().sum::<(), _>() * (0.5 / b as f32);
         let lv = loss.array() as f64;
         if !lv.is_finite() {
-            return Err(ModelError::Data(format!("non-finite loss at step {}", self.step + 1)));
+            return Err(ModelError::NonFiniteLoss { step: self.step + 1 });
         }
         let mut grads = loss.backward();
         let mut norm_sq = 0.0;
@@ -290,7 +278,8 @@ impl Trainer {
         let lr = self.cfg.lr * (self.step as f64 / self.cfg.warmup.max(1) as f64).min(1.0);
         let (beta1, beta2, eps) = self.cfg.adam;
         let adam = AdamConfig { lr, betas: [beta1, beta2], eps, weight_decay: None };
-        let step = i32::try_from(self.step).map_err(|_| ModelError::Config("Adam: more than 2³¹ steps".into()))?;
+        let step = i32::try_from(self.step)
+            .map_err(|_| ModelError::out_of_range("the Adam step", self.step as f64, "below 2³¹"))?;
         let er = self.cfg.ema_rate;
         let Self { params, values, ema, m, v, .. } = self;
         for (k, t) in params.tensors.iter_mut().enumerate() {
@@ -317,7 +306,19 @@ impl Trainer {
 }
 
 fn buffer_err(e: CpuError) -> ModelError {
-    ModelError::Config(format!("gradient buffer: {e:?}"))
+    ModelError::Buffer(e)
+}
+
+/// Errors unless the data set's images are `c × h × w`, the network's shape.
+fn check_data_shape(data: &Dataset, (c, h, w): (usize, usize, usize)) -> Result<(), ModelError> {
+    if (data.c, data.h, data.w) != (c, h, w) {
+        return Err(ModelError::shape(
+            "the data's images",
+            format!("{c}x{h}x{w}"),
+            format!("{}x{}x{}", data.c, data.h, data.w),
+        ));
+    }
+    Ok(())
 }
 
 /// Adam's first and second moments, keyed by parameter tensor.
@@ -329,24 +330,22 @@ fn adam_moments(params: &Params<f32>, init: Option<&Tensors>) -> Result<Moments,
     let (mut m, mut v) = (Gradients::leaky(), Gradients::leaky());
     if let Some(Tensors { adam_m: m0, adam_v: v0, .. }) = init {
         if m0.len() != params.tensors.len() || v0.len() != params.tensors.len() {
-            return Err(ModelError::Mismatch(format!(
-                "optimiser state of {} and {} tensors for a network of {}",
-                m0.len(),
-                v0.len(),
-                params.tensors.len()
-            )));
+            return Err(ModelError::shape(
+                "optimiser state (first and second moments)",
+                format!("{} tensors each", params.tensors.len()),
+                format!("{} and {}", m0.len(), v0.len()),
+            ));
         }
     }
     for (k, t) in params.tensors.iter().enumerate() {
         let (mk, vk) = (m.get_or_alloc_mut(t).map_err(buffer_err)?, v.get_or_alloc_mut(t).map_err(buffer_err)?);
         if let Some(Tensors { adam_m: m0, adam_v: v0, .. }) = init {
             if m0[k].len() != mk.len() || v0[k].len() != vk.len() {
-                return Err(ModelError::Mismatch(format!(
-                    "optimiser state of tensor {k}: {} and {} values for {}",
-                    m0[k].len(),
-                    v0[k].len(),
-                    mk.len()
-                )));
+                return Err(ModelError::shape(
+                    format!("optimiser state of tensor {k} (first and second moments)"),
+                    format!("{} values each", mk.len()),
+                    format!("{} and {}", m0[k].len(), v0[k].len()),
+                ));
             }
             mk.copy_from_slice(&m0[k]);
             vk.copy_from_slice(&v0[k]);
@@ -369,12 +368,7 @@ where
     Cpu: Device<E>,
 {
     let (c, h, w) = net.image_shape();
-    if (data.c, data.h, data.w) != (c, h, w) {
-        return Err(ModelError::Mismatch(format!(
-            "data are {}x{}x{}, the network needs {c}x{h}x{w}",
-            data.c, data.h, data.w
-        )));
-    }
+    check_data_shape(data, (c, h, w))?;
     let net = AnyNcsnpp::new(net.clone())?;
     let dev = Cpu::default();
     let p = net.params::<E>(&dev, weights)?;

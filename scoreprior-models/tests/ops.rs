@@ -6,6 +6,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scoreprior_models::ops::*;
 
+/// The composed dfdx versions of the fused ops (test oracles, `tests/composed/mod.rs`).
+mod composed;
+
 type Tp = OwnedTape<f64, Cpu>;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f64> {
@@ -46,30 +49,30 @@ fn close(a: &[f64], b: &[f64], tol: f64) {
     }
 }
 
+/// `(row, image, y, x)` of every pixel of `g`, in row order.
+fn pixels(g: Grid) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..g.b).flat_map(move |i| (0..g.h).flat_map(move |y| (0..g.w).map(move |x| ((i * g.h + y) * g.w + x, i, y, x))))
+}
+
 /// Naive 3×3 "same" convolution of rows-layout input with a (9·cin, cout) kernel.
 fn naive_conv(x: &[f64], g: Grid, cin: usize, w: &[f64], b: &[f64], cout: usize) -> Vec<f64> {
     let mut out = vec![0.0; g.rows() * cout];
-    for i in 0..g.b {
-        for y in 0..g.h {
-            for xx in 0..g.w {
-                let r = (i * g.h + y) * g.w + xx;
-                for o in 0..cout {
-                    let mut s = b[o];
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let (sy, sx) = (y as isize + ky as isize - 1, xx as isize + kx as isize - 1);
-                            if sy < 0 || sx < 0 || sy >= g.h as isize || sx >= g.w as isize {
-                                continue;
-                            }
-                            let sr = (i * g.h + sy as usize) * g.w + sx as usize;
-                            for ci in 0..cin {
-                                s += x[sr * cin + ci] * w[((ky * 3 + kx) * cin + ci) * cout + o];
-                            }
-                        }
+    for (r, i, y, xx) in pixels(g) {
+        for o in 0..cout {
+            let mut s = b[o];
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let (sy, sx) = (y as isize + ky as isize - 1, xx as isize + kx as isize - 1);
+                    if sy < 0 || sx < 0 || sy >= g.h as isize || sx >= g.w as isize {
+                        continue;
                     }
-                    out[r * cout + o] = s;
+                    let sr = (i * g.h + sy as usize) * g.w + sx as usize;
+                    for ci in 0..cin {
+                        s += x[sr * cin + ci] * w[((ky * 3 + kx) * cin + ci) * cout + o];
+                    }
                 }
             }
+            out[r * cout + o] = s;
         }
     }
     out
@@ -120,27 +123,19 @@ fn avg_pool_and_upsample_match_naive_loops_and_finite_differences() {
     let x = rand_vec(g.rows() * c, 7);
     let p = avg_pool2(mat(&dev, &x, g.rows(), c), g).as_vec();
     let o = g.down();
-    for i in 0..o.b {
-        for y in 0..o.h {
-            for xx in 0..o.w {
-                for ch in 0..c {
-                    let at = |dy: usize, dx: usize| x[((i * g.h + 2 * y + dy) * g.w + 2 * xx + dx) * c + ch];
-                    let want = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
-                    assert!((p[((i * o.h + y) * o.w + xx) * c + ch] - want).abs() < 1e-14);
-                }
-            }
+    for (r, i, y, xx) in pixels(o) {
+        for ch in 0..c {
+            let at = |dy: usize, dx: usize| x[((i * g.h + 2 * y + dy) * g.w + 2 * xx + dx) * c + ch];
+            let want = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
+            assert!((p[r * c + ch] - want).abs() < 1e-14);
         }
     }
     grad_check(x.clone(), (g.rows(), c), |xt| avg_pool2(xt, g));
     let u = upsample2(mat(&dev, &x, g.rows(), c), g).as_vec();
     let o = g.up();
-    for i in 0..o.b {
-        for y in 0..o.h {
-            for xx in 0..o.w {
-                for ch in 0..c {
-                    assert_eq!(u[((i * o.h + y) * o.w + xx) * c + ch], x[((i * g.h + y / 2) * g.w + xx / 2) * c + ch]);
-                }
-            }
+    for (r, i, y, xx) in pixels(o) {
+        for ch in 0..c {
+            assert_eq!(u[r * c + ch], x[((i * g.h + y / 2) * g.w + xx / 2) * c + ch]);
         }
     }
     grad_check(x, (g.rows(), c), |xt| upsample2(xt, g));
@@ -272,7 +267,16 @@ fn embeddings_and_dropout() {
     grad_check(rand_vec(6, 18), (2, 3), move |t| apply_mask(t, mk.clone()));
 }
 
-// ---- Fused ops against their composed dfdx versions (`ops::composed`), f64 and f32 ----
+// ---- Fused ops against their composed dfdx versions (the `composed` oracles), f64 and f32 ----
+
+/// A GroupNorm op (fused or oracle) on traced inputs: `(x, grid, groups, γ, β)`.
+type NormOp<E> = fn(
+    Mat<E, OwnedTape<E, Cpu>>,
+    Grid,
+    usize,
+    Vec1<E, OwnedTape<E, Cpu>>,
+    Vec1<E, OwnedTape<E, Cpu>>,
+) -> Mat<E, OwnedTape<E, Cpu>>;
 
 /// Values and the gradients of `⟨c, out⟩` w.r.t. every input, converted to f64.
 type Run = (Vec<f64>, Vec<Vec<f64>>);
@@ -341,30 +345,22 @@ where
     let gamma: Vec<E> = rand_e(c, 22, 1.0, 0.2);
     let beta: Vec<E> = rand_e(c, 23, 1.0, 0.0);
     let xin = (&x[..], r, c);
-    same(
-        "group_norm",
-        run_op(xin, &[&gamma, &beta], &|x, mut v| {
-            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
-            group_norm(x, g, groups, gm, b)
+    // The two GroupNorm ops against their oracles.
+    let norms: [(&str, NormOp<E>, NormOp<E>); 2] = [
+        ("group_norm", group_norm, composed::group_norm),
+        ("group_norm_silu", group_norm_silu, |x, g, groups, gm, b| {
+            composed::silu(composed::group_norm(x, g, groups, gm, b))
         }),
-        run_op(xin, &[&gamma, &beta], &|x, mut v| {
-            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
-            composed::group_norm(x, g, groups, gm, b)
-        }),
-        tol,
-    );
-    same(
-        "group_norm_silu",
-        run_op(xin, &[&gamma, &beta], &|x, mut v| {
-            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
-            group_norm_silu(x, g, groups, gm, b)
-        }),
-        run_op(xin, &[&gamma, &beta], &|x, mut v| {
-            let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
-            composed::group_norm_silu(x, g, groups, gm, b)
-        }),
-        tol,
-    );
+    ];
+    for (what, fused, oracle) in norms {
+        let run = |op: NormOp<E>| {
+            run_op(xin, &[&gamma, &beta], &|x, mut v| {
+                let (b, gm) = (v.pop().unwrap(), v.pop().unwrap());
+                op(x, g, groups, gm, b)
+            })
+        };
+        same(what, run(fused), run(oracle), tol);
+    }
     same("silu", run_op(xin, &[], &|x, _| silu(x)), run_op(xin, &[], &|x, _| composed::silu(x)), tol);
     same(
         "add_bias",

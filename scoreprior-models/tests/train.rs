@@ -110,7 +110,7 @@ fn checkpoint_round_trip_and_mismatch_errors() {
     let mut other = NcsnppConfig::tiny();
     other.nf = 16;
     let net16 = NcsnppNet::new(other, 1, 8, 8).unwrap();
-    assert!(matches!(checkpoint::load(&p, &net16), Err(ModelError::Mismatch(_))));
+    assert!(matches!(checkpoint::load(&p, &net16), Err(ModelError::ShapeMismatch { .. })));
     let big = NcsnppNet::new(NcsnppConfig::tiny(), 1, 16, 16).unwrap();
     let e = checkpoint::load(&p, &big).unwrap_err().to_string();
     assert!(e.contains("(1, 8, 8)"), "{e}");

@@ -18,83 +18,22 @@
 //! is that of `--x-true` (or `--size`) and must be the prior's; closure χ² and the normalised
 //! cross-correlation with the truth go to `closures.json`.
 //!
-//! Argument mapping onto [`scoreprior::experiment::DpiSettings`]: the flag groups live in
-//! `dpi_model_args.rs`, `dpi_fit_args.rs` and here (the outputs), and [`DpiSettings::run`]
-//! does the work.
-
-use std::path::PathBuf;
+//! The flags are [`scoreprior::experiment::DpiSettings`] itself (its groups derive clap's
+//! `Args` under the library's `cli` feature): one declaration, one set of defaults, and
+//! [`DpiSettings::run`] does the work.
 
 use clap::Args;
-use scoreprior::experiment::{DpiSettings, OutputOptions};
+use scoreprior::experiment::DpiSettings;
 
-use super::dpi_fit_args::{FlowArgs, ObjectiveArgs, OptimArgs};
-use super::dpi_model_args::{PriorArgs, ProblemArgs};
 use super::monitor::Bars;
 use super::CliResult;
 
-/// Arguments of `scoreprior dpi`.
+/// Arguments of `scoreprior dpi`: the library's run description.
 #[derive(Debug, Clone, Args)]
 pub struct DpiArgs {
-    /// The prior and its estimator.
+    /// Prior, problem, optimiser, flow, objective, outputs and seed.
     #[command(flatten)]
-    pub prior: PriorArgs,
-    /// Forward model, data, measurement, seed.
-    #[command(flatten)]
-    pub problem: ProblemArgs,
-    /// Adam's schedule.
-    #[command(flatten)]
-    pub optim: OptimArgs,
-    /// The posterior flow and its start.
-    #[command(flatten)]
-    pub flow: FlowArgs,
-    /// Loss weights and schedules.
-    #[command(flatten)]
-    pub objective: ObjectiveArgs,
-    /// Samples, checkpoints, output folder.
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// `dpi`: samples, checkpoints and the output folder.
-#[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
-    /// Posterior samples drawn after training.
-    #[arg(long, default_value_t = 128)]
-    pub samples: usize,
-    /// Outlier filter: drop samples with any |pixel| above this.
-    #[arg(long, default_value_t = 2.0)]
-    pub outlier: f64,
-    /// Checkpoint every this many steps.
-    #[arg(long, default_value_t = 100)]
-    pub checkpoint_every: usize,
-    /// Resume from OUT/checkpoint.safetensors if present.
-    #[arg(long)]
-    pub resume: bool,
-    /// Start over in an --out that holds a previous run: its files are moved to
-    /// OUT.old-N first (never mixed with the new run's).
-    #[arg(long)]
-    pub force: bool,
-    /// Hide the progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Output folder.
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-impl OutputArgs {
-    /// The library's [`OutputOptions`].
-    pub fn options(&self) -> OutputOptions {
-        OutputOptions {
-            samples: self.samples,
-            outlier: self.outlier,
-            checkpoint_every: self.checkpoint_every,
-            resume: self.resume,
-            force: self.force,
-            quiet: self.quiet,
-            out: self.out.clone(),
-        }
-    }
+    pub settings: DpiSettings,
 }
 
 /// What a DPI run measured (also written to `metrics.json`).
@@ -119,15 +58,7 @@ impl DpiArgs {
 
     /// The library's description of the run.
     pub fn settings(&self) -> DpiSettings {
-        DpiSettings {
-            prior: self.prior.options(),
-            problem: self.problem.options(),
-            optim: self.optim.options(),
-            flow: self.flow.options(),
-            objective: self.objective.options(),
-            output: self.output.options(),
-            seed: self.problem.seed,
-        }
+        self.settings.clone()
     }
 }
 
@@ -138,8 +69,7 @@ pub fn run(args: DpiArgs) -> CliResult {
 
 /// Runs `scoreprior dpi` and returns what it measured (the library entry point of the CLI).
 pub fn run_with(args: &DpiArgs) -> CliResult<DpiSummary> {
-    args.problem.check()?;
-    Ok(args.settings().run(&mut Bars::new(args.output.quiet))?.report)
+    Ok(args.settings.run(&mut Bars::new(args.settings.output.quiet))?.report)
 }
 
 #[cfg(test)]
@@ -158,7 +88,11 @@ mod tests {
     #[test]
     fn flags_parse_with_defaults() {
         let a = DpiArgs::from_flags(&["--x-true", "x.npy", "--out", "o", "--steps", "7"]).unwrap();
-        assert_eq!((a.optim.steps, a.optim.batch, a.prior.prior.as_str(), a.prior.probes), (7, 16, "gaussian-ode", 16));
+        let s = a.settings;
+        assert_eq!(
+            (s.optim.steps, s.optim.batch, s.prior.prior.to_string(), s.prior.probes),
+            (7, 16, "gaussian-ode".into(), 16)
+        );
         assert!(DpiArgs::from_flags(&["--steps", "7"]).is_err(), "--out is required");
     }
 

@@ -202,7 +202,6 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     let flags = args.dpi_flags(flux)?;
     let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     let dpi = DpiArgs::from_flags(&refs).map_err(|e| format!("eht-image: the dpi flags after `--`: {e}"))?;
-    dpi.problem.check()?;
     let settings = dpi.settings();
     let mut monitor = Bars::new(settings.output.quiet);
     monitor.note(&format!("eht-image: {}", flags.join(" ")));

@@ -50,7 +50,7 @@ pub struct EhtStudyArgs {
     #[arg(long, default_value_t = 1.0)]
     pub init_scale: f64,
     /// Start the flow isotropic around the MAP image instead of as the Laplace approximation
-    /// (the posterior then collapses to a point; docs/calibration.md).
+    /// (the posterior then collapses to a point; docs/src/black-hole/calibration.md).
     #[arg(long)]
     pub no_laplace: bool,
     /// Posterior samples.

@@ -1,19 +1,14 @@
 //! Reading the input files of a command: `.npy` arrays and images (relative paths also looked
-//! up in the source tree), Gaussian priors from mean and covariance files, and the score model
-//! that `--prior` names; errors name the flag the file came from.
+//! up in the source tree) and Gaussian priors from mean and covariance files; errors name the
+//! flag the file came from. (The score model that `--prior` names is built by the command that
+//! takes it, from these loaders; nothing here depends on a command's arguments.)
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use scoreprior_core::io::{read_npy, read_npy_images, Array};
-use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
-use scoreprior_core::sde::AnySde;
-use scoreprior_models::score::{NcsnppScore, Precision};
 
 pub use scoreprior::experiment::inputs::{load_gaussian, resolve};
 
-use super::logprob::LogprobArgs;
-use super::ode_args::SdeName;
 use super::CliResult;
 
 /// Reads an `.npy` file, naming the flag it came from in errors.
@@ -48,77 +43,6 @@ pub fn image_rows(flag: &str, a: &Array) -> CliResult<(usize, usize)> {
         return Err(format!("--{flag}: array of shape {:?} is empty", a.shape).into());
     }
     Ok((n, d))
-}
-
-/// A score model selected by `--prior`. New kinds (trained networks) plug in here: the
-/// checkpoint branch of [`build_model`] is the extension point.
-pub enum LoadedModel {
-    /// Analytic Gaussian.
-    Gaussian(Gaussian),
-    /// Analytic Gaussian mixture.
-    Mixture(GaussianMixture),
-    /// A trained network and the SDE it was trained with (from its checkpoint).
-    Network {
-        /// The score model.
-        model: Arc<dyn ScoreModel>,
-        /// Its SDE, which replaces the `--sde` default.
-        sde: AnySde,
-    },
-}
-
-impl LoadedModel {
-    /// The model as a shared trait object.
-    pub fn into_arc(self) -> Arc<dyn ScoreModel> {
-        match self {
-            LoadedModel::Gaussian(g) => Arc::new(g),
-            LoadedModel::Mixture(m) => Arc::new(m),
-            LoadedModel::Network { model, .. } => model,
-        }
-    }
-}
-
-fn need<'a>(p: &'a Option<PathBuf>, flag: &str, prior: &str) -> CliResult<&'a Path> {
-    p.as_deref().ok_or_else(|| format!("--prior {prior} needs --{flag}").into())
-}
-
-/// Builds the score model named by `--prior`.
-pub fn build_model(args: &LogprobArgs, sde: AnySde, sde_name: SdeName) -> CliResult<LoadedModel> {
-    match args.prior.as_str() {
-        "gaussian" => {
-            let (m, c) = (need(&args.mean, "mean", "gaussian")?, need(&args.cov, "cov", "gaussian")?);
-            Ok(LoadedModel::Gaussian(load_gaussian(m, c, sde)?))
-        }
-        "gmm" => {
-            let w = load("weights", need(&args.weights, "weights", "gmm")?)?;
-            let mu = load("means", need(&args.means, "means", "gmm")?)?;
-            let s = load("stds", need(&args.stds, "stds", "gmm")?)?;
-            if w.shape.len() != 1 {
-                return Err(format!("--weights: shape {:?}: expected (K,)", w.shape).into());
-            }
-            let k = w.data.len();
-            if mu.shape.first() != Some(&k) || mu.shape.len() < 2 {
-                return Err(format!("--means: shape {:?}: expected ({k}, D) for {k} weights", mu.shape).into());
-            }
-            Ok(LoadedModel::Mixture(GaussianMixture::new(&w.data, &mu.data, &s.data, sde)?))
-        }
-        other => {
-            let p = Path::new(other);
-            if !p.exists() {
-                return Err(
-                    format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into()
-                );
-            }
-            // Trained NCSN++ networks; other network kinds plug in here as further
-            // `LoadedModel::Network` sources.
-            if sde_name != SdeName::Vp {
-                return Err(format!("--prior {other}: NCSN++ checkpoints are VP models; --sde must be vp").into());
-            }
-            let prec = if args.f64 { Precision::F64 } else { Precision::F32 };
-            let m = NcsnppScore::load(p).map_err(|e| format!("--prior {other}: {e}"))?.with_precision(prec);
-            let sde = AnySde::Vp(*m.sde());
-            Ok(LoadedModel::Network { model: Arc::new(m), sde })
-        }
-    }
 }
 
 #[cfg(test)]

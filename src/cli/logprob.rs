@@ -14,12 +14,17 @@ use clap::Args;
 use scoreprior::logprob::{evaluate, Estimator, Report};
 use scoreprior_core::io::write_npy;
 use scoreprior_core::prior::{ScorePrior, Terminal};
+use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
+use scoreprior_core::sde::AnySde;
+use scoreprior_models::score::{NcsnppScore, Precision};
 
 // The loaders and the estimator flags live in their own files, shared by several commands;
 // they stay reachable here, where the other commands have always found them.
-pub use super::inputs::{build_model, image_rows, load_images, resolve, LoadedModel};
+pub use super::inputs::{image_rows, load_images, resolve};
+use super::inputs::{load, load_gaussian};
 use super::monitor::Bars;
 pub use super::ode_args::OdeArgs;
+use super::ode_args::SdeName;
 use super::CliResult;
 
 /// Arguments of `scoreprior logprob`.
@@ -70,6 +75,77 @@ pub struct LogprobArgs {
     /// Result file (JSON, written atomically).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// A score model selected by `--prior`. New kinds (trained networks) plug in here: the
+/// checkpoint branch of [`build_model`] is the extension point.
+pub enum LoadedModel {
+    /// Analytic Gaussian.
+    Gaussian(Gaussian),
+    /// Analytic Gaussian mixture.
+    Mixture(GaussianMixture),
+    /// A trained network and the SDE it was trained with (from its checkpoint).
+    Network {
+        /// The score model.
+        model: Arc<dyn ScoreModel>,
+        /// Its SDE, which replaces the `--sde` default.
+        sde: AnySde,
+    },
+}
+
+impl LoadedModel {
+    /// The model as a shared trait object.
+    pub fn into_arc(self) -> Arc<dyn ScoreModel> {
+        match self {
+            LoadedModel::Gaussian(g) => Arc::new(g),
+            LoadedModel::Mixture(m) => Arc::new(m),
+            LoadedModel::Network { model, .. } => model,
+        }
+    }
+}
+
+fn need<'a>(p: &'a Option<PathBuf>, flag: &str, prior: &str) -> CliResult<&'a Path> {
+    p.as_deref().ok_or_else(|| format!("--prior {prior} needs --{flag}").into())
+}
+
+/// Builds the score model named by `--prior`.
+pub fn build_model(args: &LogprobArgs, sde: AnySde, sde_name: SdeName) -> CliResult<LoadedModel> {
+    match args.prior.as_str() {
+        "gaussian" => {
+            let (m, c) = (need(&args.mean, "mean", "gaussian")?, need(&args.cov, "cov", "gaussian")?);
+            Ok(LoadedModel::Gaussian(load_gaussian(m, c, sde)?))
+        }
+        "gmm" => {
+            let w = load("weights", need(&args.weights, "weights", "gmm")?)?;
+            let mu = load("means", need(&args.means, "means", "gmm")?)?;
+            let s = load("stds", need(&args.stds, "stds", "gmm")?)?;
+            if w.shape.len() != 1 {
+                return Err(format!("--weights: shape {:?}: expected (K,)", w.shape).into());
+            }
+            let k = w.data.len();
+            if mu.shape.first() != Some(&k) || mu.shape.len() < 2 {
+                return Err(format!("--means: shape {:?}: expected ({k}, D) for {k} weights", mu.shape).into());
+            }
+            Ok(LoadedModel::Mixture(GaussianMixture::new(&w.data, &mu.data, &s.data, sde)?))
+        }
+        other => {
+            let p = Path::new(other);
+            if !p.exists() {
+                return Err(
+                    format!("--prior {other}: expected `gaussian`, `gmm` or an existing checkpoint file").into()
+                );
+            }
+            // Trained NCSN++ networks; other network kinds plug in here as further
+            // `LoadedModel::Network` sources.
+            if sde_name != SdeName::Vp {
+                return Err(format!("--prior {other}: NCSN++ checkpoints are VP models; --sde must be vp").into());
+            }
+            let prec = if args.f64 { Precision::F64 } else { Precision::F32 };
+            let m = NcsnppScore::load(p).map_err(|e| format!("--prior {other}: {e}"))?.with_precision(prec);
+            let sde = AnySde::Vp(*m.sde());
+            Ok(LoadedModel::Network { model: Arc::new(m), sde })
+        }
+    }
 }
 
 /// Runs `scoreprior logprob`.

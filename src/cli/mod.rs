@@ -5,11 +5,10 @@ use clap::{Parser, Subcommand};
 
 pub mod calibration_study;
 pub mod dpi;
-pub mod dpi_fit_args;
-pub mod dpi_model_args;
 pub mod eht_image;
 pub mod eht_study;
 pub mod fit_gaussian;
+pub mod flags;
 pub mod inputs;
 pub mod logprob;
 pub mod m87_study;
@@ -22,7 +21,6 @@ pub mod posterior_2d;
 pub mod progress;
 pub mod restoration_study;
 pub mod sample;
-pub mod solver_args;
 pub mod solver_study;
 pub mod trace_study;
 pub mod train;
@@ -184,11 +182,16 @@ pub fn run(cli: Cli) -> CliResult {
 /// and four stratified, antithetic, log-uniform time draws per image (1/27 of the reference
 /// estimator's gradient variance at 2.5× its network passes). The exact PF-ODE prior stays one
 /// flag away (`scoreprior dpi` without `--surrogate`) at about 200× the cost per step.
+///
+/// The environment variables `SCOREPRIOR_MAIN_JOB_STEPS` and `SCOREPRIOR_MAIN_JOB_BATCH`
+/// (positive whole numbers; a bad value is an error before anything runs) replace the steps
+/// and batch, everything else unchanged: the test suite's shortened main job
+/// (`tests/main_job.rs`). Unset, the job is the full one.
 fn main_job() -> CliResult {
     let out = std::path::PathBuf::from("out/main-dpi");
     let out_s = out.to_string_lossy().into_owned();
-    let steps = MAIN_JOB_STEPS.to_string();
-    let batch = MAIN_JOB_BATCH.to_string();
+    let steps = main_job_size("SCOREPRIOR_MAIN_JOB_STEPS", MAIN_JOB_STEPS)?.to_string();
+    let batch = main_job_size("SCOREPRIOR_MAIN_JOB_BATCH", MAIN_JOB_BATCH)?.to_string();
     println!(
         "scoreprior main job: DPI denoising (σ = 0.2) of Fashion-MNIST test image 0 (16×16) under the shipped \
          NCSN++ prior (DSM surrogate with noise-level continuation), {steps} steps of batch {batch} with a \
@@ -229,3 +232,16 @@ fn main_job() -> CliResult {
 /// options are `dpi`'s defaults.
 const MAIN_JOB_STEPS: usize = 1500;
 const MAIN_JOB_BATCH: usize = 16;
+
+/// The main job's steps or batch: the environment variable `var` if set (a positive whole
+/// number, else an error naming it), else `default`.
+fn main_job_size(var: &str, default: usize) -> CliResult<usize> {
+    match std::env::var(var) {
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{var}={v:?}: expected a positive whole number (unset: {default})").into()),
+        },
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!("{var}={v:?}: expected a positive whole number").into()),
+    }
+}

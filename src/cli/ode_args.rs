@@ -4,13 +4,13 @@
 
 use clap::{Args, ValueEnum};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
-use scoreprior_core::ode::{PidController, Tableau};
+use scoreprior_core::ode::PidController;
 use scoreprior_core::prior::{Controller, ScorePriorConfig};
 use scoreprior_core::sde::AnySde;
 use serde::Serialize;
 
-pub use super::solver_args::SolverArgs;
 use super::CliResult;
+pub use scoreprior::experiment::SolveOptions as SolverArgs;
 
 /// The SDE a prior was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -116,11 +116,6 @@ fn parse_dt0(s: &str) -> Result<FirstStep, String> {
     }
 }
 
-/// Looks up a shipped solver by its (case-insensitive) name.
-pub fn solver_tableau(name: &str) -> CliResult<&'static Tableau> {
-    Ok(scoreprior_core::ode::solver_by_name(name)?.tableau())
-}
-
 impl OdeArgs {
     /// `exact` or `hutchinson` (the default when `--trace` is not given).
     pub fn trace_kind(&self) -> &str {
@@ -139,7 +134,7 @@ impl OdeArgs {
     /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both).
     pub fn config(&self) -> CliResult<ScorePriorConfig> {
         let SolverArgs { solver, rtol, atol } = &self.solve;
-        let (tab, rtol, atol) = (solver_tableau(solver)?, *rtol, *atol);
+        let (tab, rtol, atol) = (solver.solver().tableau(), *rtol, *atol);
         let (controller, adjoint_controller) = if tab.is_adaptive() {
             let forward = match self.dt0 {
                 FirstStep::Auto => Controller::pid_auto(rtol, atol),

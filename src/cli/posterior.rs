@@ -69,8 +69,7 @@ pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
         Method::Dps => "dps",
         Method::SdeProj => "sde-proj",
     };
-    args.dpi.problem.check()?;
-    let method = args.baseline_options().baseline(name, &args.dpi.settings().problem.noise)?;
+    let method = args.baseline_options().baseline(name, args.dpi.settings.problem.noise_or_default())?;
     Ok(args.dpi.settings().run_baseline(method, &mut Bars::new(true))?.report)
 }
 

@@ -63,7 +63,8 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     // long, solve: a typo in the last name must not cost the whole table.
     for name in &args.solvers {
         let mut ode = args.ode.clone();
-        ode.solve.solver = name.clone();
+        ode.solve.solver =
+            name.parse().map_err(|e| format!("--solvers {}: solver `{name}`: {e}", args.solvers.join(",")))?;
         ode.config().map_err(|e| format!("--solvers {}: solver `{name}`: {e}", args.solvers.join(",")))?;
     }
     // Exact trace unless asked otherwise: the study compares solvers, and for a Gaussian the
@@ -106,7 +107,7 @@ pub fn study(args: &SolverStudyArgs) -> CliResult<Vec<Row>> {
     let mut done = 0u64;
     for name in &args.solvers {
         let mut ode = args.ode.clone();
-        ode.solve.solver = name.clone();
+        ode.solve.solver = name.parse()?;
         let cfg = ode.config()?;
         let dt = (!cfg.solver.is_adaptive()).then_some(ode.dt);
         let row = samples

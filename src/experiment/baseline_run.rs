@@ -110,7 +110,7 @@ impl DpiSettings {
     /// let mut s = DpiSettings::default();
     /// s.problem.x_true = Some("assets/fashion16_test.npy".into());
     /// s.output.out = "out/dps".into();
-    /// let dps = BaselineOptions::default().baseline("dps", &s.problem.noise)?;
+    /// let dps = BaselineOptions::default().baseline("dps", s.problem.noise_or_default())?;
     /// let result = s.run_baseline(dps, &mut scoreprior::monitor::Silent)?;
     /// assert!(result.report.seconds_per_sample.is_some());
     /// # Ok::<(), scoreprior::experiment::ExperimentError>(())

@@ -10,15 +10,14 @@ use scoreprior_core::forward::interferometry::TestSource;
 use scoreprior_core::forward::{parse_model, EhtSettings, Model, Shape};
 use scoreprior_core::io::{read_npy, write_fits_image, RunState};
 use scoreprior_core::prior::{AdjointSteps, ScorePriorConfig};
-use scoreprior_core::prior_dsm::TimeDensity;
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_models::realnvp::RealNvp;
 
 use super::eht::{eht_problem, write_closure_report};
 use super::inputs::{load_gaussian, load_image, resolve};
 use super::{
-    Continuation, DpiSettings, DsmSettings, Experiment, ExperimentError, ExperimentResult, LaplaceStart, MapWarmStart,
-    PosteriorSettings, Prior, PriorOptions, Result,
+    Continuation, DataRamp, DpiSettings, DsmSettings, EhtData, Experiment, ExperimentError, ExperimentResult,
+    LaplaceStart, MapWarmStart, PosteriorSettings, Prior, PriorKind, PriorOptions, Result,
 };
 use crate::monitor::Monitor;
 
@@ -46,17 +45,15 @@ impl PriorOptions {
     ///
     /// let mut p = PriorOptions::default();
     /// assert_eq!(p.ode_config(0)?.adjoint_steps, AdjointSteps::ForwardGrid);
-    /// p.adjoint_steps = "adaptive".into();
+    /// p.adjoint_steps = AdjointSteps::Adaptive;
     /// assert_eq!(p.ode_config(0)?.adjoint_steps, AdjointSteps::Adaptive);
-    /// p.adjoint_steps = "fixed".into();
-    /// assert!(p.ode_config(0).unwrap_err().to_string().contains("--adjoint-steps"));
     /// # Ok::<(), scoreprior::experiment::ExperimentError>(())
     /// ```
     ///
     /// # Errors
-    /// An unknown solver or adjoint-step rule, a bad probe count.
+    /// A bad probe count.
     pub fn ode_config(&self, seed: u64) -> Result<ScorePriorConfig> {
-        let solver = scoreprior_core::ode::solver_by_name(&self.solver)?;
+        let solver = self.solve.solver.solver();
         let div = if self.probes == 0 {
             Divergence::ExactTrace
         } else {
@@ -65,35 +62,34 @@ impl PriorOptions {
         let cfg = ScorePriorConfig::default()
             .with_solver(solver)
             .with_adjoint_solver(solver)
-            .with_tolerances(self.rtol, self.atol)
+            .with_tolerances(self.solve.rtol, self.solve.atol)
             .with_divergence(div)
             .with_t0(self.time_floor);
         // `with_adjoint_tolerances` also selects the adaptive backward solve (a default this
         // builder once overrode by calling it unconditionally: 224 backward evaluations per
         // DPI step on the shipped NCSN++ instead of about 91).
-        match self.adjoint_steps.as_str() {
-            "grid" => Ok(cfg.with_adjoint_steps(AdjointSteps::ForwardGrid)),
-            "adaptive" => Ok(cfg.with_adjoint_tolerances(self.rtol, self.atol)),
-            other => Err(err(format!("--adjoint-steps: expected grid or adaptive, got {other:?}"))),
-        }
+        Ok(match self.adjoint_steps {
+            AdjointSteps::ForwardGrid => cfg.with_adjoint_steps(AdjointSteps::ForwardGrid),
+            AdjointSteps::Adaptive => cfg.with_adjoint_tolerances(self.solve.rtol, self.solve.atol),
+        })
     }
 }
 
 impl DpiSettings {
     /// Checks every setting and builds the experiment (no file written); also returns the
     /// resolved prior path (hashed into the run manifest when it is a file). Errors name the
-    /// settings by their `scoreprior dpi` flags.
+    /// settings by their paths (`optim.steps`), which `scoreprior dpi` shows as its flags.
     ///
     /// ```
     /// use scoreprior::experiment::DpiSettings;
     ///
     /// let mut s = DpiSettings::default();
-    /// s.prior.prior = "tv".into();
+    /// s.prior.prior = scoreprior::experiment::PriorKind::Tv;
     /// s.problem.x_true = Some("assets/fashion16_test.npy".into());
     /// assert!(s.build().is_ok());
     /// s.optim.steps = 0;
     /// let Err(e) = s.build() else { panic!("0 steps must be refused") };
-    /// assert!(e.to_string().contains("--steps"), "{e}");
+    /// assert!(e.to_string().contains("optim.steps"), "{e}");
     /// ```
     ///
     /// # Errors
@@ -103,153 +99,146 @@ impl DpiSettings {
         let out = &self.output;
         // Options checked before any work (DpiConfig::validate checks them again).
         check(j.temper_from.is_finite() && j.temper_from > 0.0 && j.temper_from <= 1.0, || {
-            format!("--temper-from must be in (0, 1], got {}", j.temper_from)
+            format!("objective.temper_from must be in (0, 1], got {}", j.temper_from)
         })?;
         check(j.score_function_weight.is_finite() && j.score_function_weight >= 0.0, || {
-            format!("--score-function-weight must be finite and >= 0, got {}", j.score_function_weight)
+            format!("objective.score_function_weight must be finite and >= 0, got {}", j.score_function_weight)
         })?;
         check(pr.time_floor.is_finite() && pr.time_floor > 0.0 && pr.time_floor < 1.0, || {
-            format!("--time-floor must be in (0, 1), got {}", pr.time_floor)
+            format!("prior.time_floor must be in (0, 1), got {}", pr.time_floor)
         })?;
         let t = pr.time_floor_from;
         check(t == 0.0 || (t.is_finite() && t >= pr.time_floor && t < 1.0), || {
-            format!("--time-floor-from must be 0 (off) or in [--time-floor, 1), got {t}")
+            format!("prior.time_floor_from must be 0 (off) or in [prior.time_floor, 1), got {t}")
         })?;
         // Checked before any work (issue 12): these used to pass and fail only after
         // training, or silently mean something else.
-        check(o.steps > 0, || "--steps must be at least 1 (0 would sample an untrained flow)".into())?;
-        check(out.samples > 0, || "--samples must be at least 1".into())?;
+        check(o.steps > 0, || "optim.steps must be at least 1 (0 would sample an untrained flow)".into())?;
+        check(out.samples > 0, || "output.samples must be at least 1".into())?;
         check(o.clip.is_finite() && o.clip >= 0.0, || {
-            format!("--clip must be finite and >= 0 (0: no clipping), got {}", o.clip)
+            format!("optim.clip must be finite and >= 0 (0: no clipping), got {}", o.clip)
         })?;
         check(pr.tv_weight.is_finite() && pr.tv_weight > 0.0, || {
-            format!("--tv-weight must be positive and finite, got {}", pr.tv_weight)
+            format!("prior.tv_weight must be positive and finite, got {}", pr.tv_weight)
         })?;
         check(out.outlier.is_finite() && out.outlier > 0.0, || {
-            format!("--outlier must be positive and finite, got {}", out.outlier)
+            format!("output.outlier must be positive and finite, got {}", out.outlier)
         })?;
-        check(pr.dsm_draws > 0, || "--dsm-draws must be at least 1".into())?;
+        check(pr.dsm_draws > 0, || "prior.dsm_draws must be at least 1".into())?;
         // Absurd counts are errors naming the flag before any work (the per-pixel factor is
         // checked again at the first step, where the image size is known).
-        let what = format!("--probes {} (Hutchinson probes × batch)", pr.probes);
+        let what = format!("prior.probes {} (Hutchinson probes × batch)", pr.probes);
         scoreprior_core::limits::check_elems(&what, &[pr.probes, 2 * o.batch + 1], 8)?;
-        let what = format!("--dsm-draws {} (time draws × batch)", pr.dsm_draws);
+        let what = format!("prior.dsm_draws {} (time draws × batch)", pr.dsm_draws);
         scoreprior_core::limits::check_elems(&what, &[pr.dsm_draws + 1, o.batch], 8)?;
         check(!pr.dsm_antithetic || pr.dsm_draws % 2 == 0, || {
             format!(
-                "--dsm-antithetic (on by default) needs an even --dsm-draws, got {}; add --dsm-antithetic false",
+                "prior.dsm_antithetic (on by default) needs an even prior.dsm_draws, got {}; add prior.dsm_antithetic false",
                 pr.dsm_draws
             )
         })?;
         let dsm = DsmSettings {
             eps: pr.time_floor,
             draws: pr.dsm_draws,
-            density: match pr.dsm_time_density.as_str() {
-                "g2" => TimeDensity::G2OverSigma2,
-                "log-uniform" => TimeDensity::LogUniform,
-                "uniform" => TimeDensity::Uniform,
-                other => {
-                    return Err(err(format!("--dsm-time-density: expected g2, log-uniform or uniform, got {other:?}")))
-                }
-            },
+            density: pr.dsm_time_density,
             stratified: pr.dsm_stratified,
             antithetic: pr.dsm_antithetic,
         };
         let gaussian = || load_gaussian(&resolve(&pr.mean), &resolve(&pr.cov), AnySde::Vp(VpSde::default()));
         let ode = pr.ode_config(self.seed)?;
-        let checkpoint = resolve(Path::new(&pr.prior));
-        let prior = match (pr.prior.as_str(), pr.surrogate) {
-            ("gaussian", false) => Prior::gaussian(gaussian()?),
-            ("gaussian-ode", false) => Prior::gaussian_ode_with(gaussian()?, ode),
-            ("gaussian-ode", true) => Prior::gaussian_dsm(gaussian()?, dsm),
-            ("tv", false) => Prior::total_variation(pr.tv_weight),
-            (other, false) if other.starts_with("flow:") => {
-                let p = resolve(Path::new(&other[5..]));
-                Prior::flow(RealNvp::load_file(&p).map_err(|e| err(format!("--prior {other}: {e}")))?).with_label(other)
+        let label = pr.prior.to_string();
+        let checkpoint = resolve(Path::new(&label));
+        let prior = match (&pr.prior, pr.surrogate) {
+            (PriorKind::Gaussian, false) => Prior::gaussian(gaussian()?),
+            (PriorKind::GaussianOde, false) => Prior::gaussian_ode_with(gaussian()?, ode),
+            (PriorKind::GaussianOde, true) => Prior::gaussian_dsm(gaussian()?, dsm),
+            (PriorKind::Tv, false) => Prior::total_variation(pr.tv_weight),
+            (PriorKind::Flow(file), false) => {
+                let p = resolve(file);
+                Prior::flow(RealNvp::load_file(&p).map_err(|e| err(format!("prior.prior {label}: {e}")))?)
+                    .with_label(&label)
             }
-            (_, true) if !checkpoint.exists() || pr.prior == "gaussian" || pr.prior == "tv" => {
-                return Err(err("--surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)"))
+            (PriorKind::Checkpoint(_), true) if !checkpoint.exists() => {
+                return Err(err("prior.surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)"))
             }
-            (other, surrogate) => {
-                if !checkpoint.exists() {
-                    return Err(err(format!(
-                        "--prior {other}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"
-                    )));
-                }
+            (PriorKind::Checkpoint(_), false) if !checkpoint.exists() => {
+                return Err(err(format!(
+                    "prior.prior {label}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"
+                )));
+            }
+            (PriorKind::Checkpoint(_), surrogate) => {
                 let p = if surrogate { Prior::ncsnpp_dsm(&checkpoint, dsm) } else { Prior::ncsnpp(&checkpoint, ode) };
-                p.map_err(|e| err(format!("--prior {other}: {e}")))?.with_label(other)
+                p.map_err(|e| err(format!("prior.prior {label}: {e}")))?.with_label(&label)
             }
+            (_, true) => return Err(err("prior.surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)")),
         };
         // Measurement and ground truth. With `eht(obs=FILE)` the data are the file's own
         // visibilities: neither --y nor --x-true is needed (--x-true then only for metrics).
         let eht_obs = EhtSettings::parse(&pb.forward).ok().flatten().filter(|s| !s.observation_files.is_empty());
         let side = |without: &str| match (pb.size, prior.image_shape()) {
-            (Some(0), _) => Err(err("--size must be at least 1")),
+            (Some(0), _) => Err(err("problem.size must be at least 1")),
             (Some(s), _) => Ok((s, s, None)),
             (None, Some((h, w))) => Ok((h, w, None)),
-            (None, None) => Err(err(format!("{without}: give the image side with --size"))),
+            (None, None) => Err(err(format!("{without}: give the image side with problem.size"))),
         };
         let (h, w, x_true) = match (&pb.x_true, &pb.y) {
             (Some(p), None) => {
-                let (h, w, x) = load_image("--x-true", p, pb.index)?;
+                let (h, w, x) = load_image("problem.x_true", p, pb.index)?;
                 (h, w, Some(x))
             }
-            (None, Some(_)) => side("--y without --x-true")?,
-            (None, None) if eht_obs.is_some() => side("--forward eht(obs=…) without --x-true")?,
-            _ if eht_obs.is_some() => return Err(err("give at most one of --y and --x-true")),
-            _ => return Err(err("give exactly one of --y and --x-true")),
+            (None, Some(_)) => side("problem.y without problem.x_true")?,
+            (None, None) if eht_obs.is_some() => side("problem.forward eht(obs=…) without problem.x_true")?,
+            _ if eht_obs.is_some() => return Err(err("give at most one of problem.y and problem.x_true")),
+            _ => return Err(err("give exactly one of problem.y and problem.x_true")),
         };
-        let is_eht = scoreprior_core::forward::PrimitiveSpec::parse(&pb.forward).is_ok_and(|s| s.name == "eht");
-        if !is_eht && (pb.data != "closures" || pb.no_debias) {
-            return Err(err("--data and --no-debias apply to --forward eht(…) only"));
+        let is_eht = pb.is_eht();
+        if !is_eht && (pb.data != EhtData::Closures || pb.no_debias) {
+            return Err(err("problem.data and problem.no_debias apply to problem.forward eht(…) only"));
         }
         // The image and the prior must agree on the size: checked before anything is built on
         // the image grid, as every other size (the flow's, the operator's) follows from it.
         if let Some(pd) = prior.dim().filter(|&pd| pd != h * w) {
             let (ph, pw) = prior.image_shape().unwrap_or((1, pd));
             let images = match (&pb.x_true, pb.size) {
-                (Some(p), _) => format!("--x-true {} is {h}x{w} ({} pixels)", p.display(), h * w),
-                (None, Some(s)) => format!("--size {s} asks for {s}x{s} images ({} pixels)", h * w),
+                (Some(p), _) => format!("problem.x_true {} is {h}x{w} ({} pixels)", p.display(), h * w),
+                (None, Some(s)) => format!("problem.size {s} asks for {s}x{s} images ({} pixels)", h * w),
                 (None, None) => format!("the images are {h}x{w} ({} pixels)", h * w),
             };
-            let prior_name = match pr.prior.as_str() {
-                "gaussian" | "gaussian-ode" => {
-                    format!("the prior `{}` (--mean {})", pr.prior, resolve(&pr.mean).display())
+            let prior_name = match &pr.prior {
+                PriorKind::Gaussian | PriorKind::GaussianOde => {
+                    format!("the prior `{}` (prior.mean {})", pr.prior, resolve(&pr.mean).display())
                 }
                 other => format!("the prior {other}"),
             };
             let fix = match (&pb.x_true, ph == pw) {
                 (Some(_), _) => format!("give a {ph}x{pw} image, or a prior of {h}x{w} images"),
-                (None, true) => format!("give --size {ph}, or leave --size out (the prior's size is the default)"),
-                (None, false) => "leave --size out (the prior's shape is the default)".to_string(),
+                (None, true) => {
+                    format!("give problem.size {ph}, or leave problem.size out (the prior's size is the default)")
+                }
+                (None, false) => "leave problem.size out (the prior's shape is the default)".to_string(),
             };
             return Err(err(format!(
                 "{images} but {prior_name} is {ph}x{pw} ({pd} pixels): images and prior must have the same size; {fix}"
             )));
         }
         check(pb.flux_weight.is_finite() && pb.flux_weight >= 0.0, || {
-            format!("--flux-weight must be finite and >= 0, got {}", pb.flux_weight)
+            format!("problem.flux_weight must be finite and >= 0, got {}", pb.flux_weight)
         })?;
         check(pb.flux_weight == 0.0 || pb.flux.is_some_and(|f| f.is_finite() && f > 0.0), || {
-            format!("--flux-weight needs a positive target --flux, got {:?}", pb.flux)
+            format!("problem.flux_weight needs a positive target problem.flux, got {:?}", pb.flux)
         })?;
         if let Some(l) = f.init_level {
             check(l.is_finite() && (l > 0.0 || !pb.positive), || {
-                format!("--init-level must be finite (and positive with --positive), got {l}")
+                format!("flow.init_level must be finite (and positive with problem.positive), got {l}")
             })?;
         }
-        let data_annealing = match (j.anneal_data, j.anneal_data_schedule.as_str()) {
-            (0, "linear" | "geometric" | "sigmoid") => Annealing::None,
-            (n, "linear") => Annealing::Linear { start: 0.0, steps: n },
-            (n, "geometric") => Annealing::Geometric { start: j.anneal_data_from, steps: n },
-            (n, "sigmoid") => Annealing::Sigmoid { pivot: n as f64, rate: j.anneal_data_rate },
-            (_, other) => {
-                return Err(err(format!(
-                    "--anneal-data-schedule: expected linear, geometric or sigmoid, got {other:?}"
-                )))
-            }
+        let data_annealing = match (j.anneal_data, j.anneal_data_schedule) {
+            (0, _) => Annealing::None,
+            (n, DataRamp::Linear) => Annealing::Linear { start: 0.0, steps: n },
+            (n, DataRamp::Geometric) => Annealing::Geometric { start: j.anneal_data_from, steps: n },
+            (n, DataRamp::Sigmoid) => Annealing::Sigmoid { pivot: n as f64, rate: j.anneal_data_rate },
         };
-        data_annealing.validate("--anneal-data")?;
+        data_annealing.validate("objective.anneal_data")?;
         let (mut eht_fov, mut eht_blur_px, mut eht_label) = (None, None, None);
         let (model, eht_data) = match eht_problem(self, h, w, x_true.as_deref())? {
             Some(p) => {
@@ -260,22 +249,22 @@ impl DpiSettings {
             }
             None => {
                 let chain = if pb.forward.trim() == "denoising" { "identity" } else { pb.forward.as_str() };
-                let m = parse_model(chain, &pb.noise, Shape::new(1, h, w))
-                    .map_err(|e| err(format!("--forward/--noise: {e}")))?;
+                let m = parse_model(chain, pb.noise_or_default(), Shape::new(1, h, w))
+                    .map_err(|e| err(format!("problem.forward/problem.noise: {e}")))?;
                 (m, None)
             }
         };
         let init_image = self.init_image(h, w, eht_fov)?;
         let laplace = f.laplace.resolve(f.map_steps > 0, eht_fov.is_some());
         if laplace && f.map_steps == 0 {
-            return Err(err("--laplace on needs a MAP warm start (--map-steps N): the mode it expands around"));
+            return Err(err("flow.laplace on needs a MAP warm start (flow.map_steps N): the mode it expands around"));
         }
         if laplace && !(f.laplace_scale.is_finite() && f.laplace_scale > 0.0) {
-            return Err(err(format!("--laplace-scale must be positive and finite, got {}", f.laplace_scale)));
+            return Err(err(format!("flow.laplace_scale must be positive and finite, got {}", f.laplace_scale)));
         }
 
         let mut builder = Experiment::builder(model)
-            .forward_label(eht_label.unwrap_or_else(|| format!("{} + {}", pb.forward, pb.noise)))
+            .forward_label(eht_label.unwrap_or_else(|| format!("{} + {}", pb.forward, pb.noise_or_default())))
             .prior(prior)
             .posterior(PosteriorSettings {
                 positive: pb.positive,
@@ -330,9 +319,9 @@ impl DpiSettings {
             (None, _, Some(y)) => builder.measurement(y, h, w),
             (Some(x), _, None) => builder.truth(x, h, w),
             (None, Some(p), None) => {
-                builder.measurement(read_npy(resolve(p)).map_err(|e| err(format!("--y: {e}")))?.data, h, w)
+                builder.measurement(read_npy(resolve(p)).map_err(|e| err(format!("problem.y: {e}")))?.data, h, w)
             }
-            (None, None, _) => return Err(err("give exactly one of --y and --x-true")),
+            (None, None, _) => return Err(err("give exactly one of problem.y and problem.x_true")),
         };
         // The Wiener yardstick: the fitted Gaussian of the mean and covariance files, when
         // they are there.
@@ -348,25 +337,28 @@ impl DpiSettings {
         match (&self.flow.init_image, self.flow.init_gaussian, eht_fov) {
             (Some(spec), _, _) => {
                 let (file, index) = match spec.rsplit_once('@') {
-                    Some((f, i)) => (f, i.parse().map_err(|_| err(format!("--init-image {spec}: bad index after @")))?),
+                    Some((f, i)) => {
+                        (f, i.parse().map_err(|_| err(format!("flow.init_image {spec}: bad index after @")))?)
+                    }
                     None => (spec.as_str(), 0),
                 };
-                let (ih, iw, img) = load_image("--init-image", Path::new(file), index)?;
-                check((ih, iw) == (h, w), || format!("--init-image is {ih}x{iw}, the problem is {h}x{w}"))?;
+                let (ih, iw, img) = load_image("flow.init_image", Path::new(file), index)?;
+                check((ih, iw) == (h, w), || format!("flow.init_image is {ih}x{iw}, the problem is {h}x{w}"))?;
                 Ok(Some(img))
             }
             (None, Some(fwhm), Some(fov)) => {
                 check(fwhm.is_finite() && fwhm > 0.0, || {
-                    format!("--init-gaussian must be a positive FWHM in µas, got {fwhm}")
+                    format!("flow.init_gaussian must be a positive FWHM in µas, got {fwhm}")
                 })?;
-                let flux = self.problem.flux.ok_or_else(|| err("--init-gaussian needs the total flux --flux"))?;
+                let flux =
+                    self.problem.flux.ok_or_else(|| err("flow.init_gaussian needs the total flux problem.flux"))?;
                 let blob = TestSource::Blobs(vec![(0.0, 0.0, fwhm, 1.0)]);
                 // Floored at 1e-6 of the peak, so that softplus⁻¹ of the far pixels stays finite.
-                let img = blob.render(h, fov, flux).map_err(|e| err(format!("--init-gaussian: {e}")))?;
+                let img = blob.render(h, fov, flux).map_err(|e| err(format!("flow.init_gaussian: {e}")))?;
                 let floor = 1e-6 * img.iter().cloned().fold(0.0, f64::max);
                 Ok(Some(img.into_iter().map(|v| v.max(floor)).collect()))
             }
-            (None, Some(_), None) => Err(err("--init-gaussian needs --forward eht(…) (its field of view)")),
+            (None, Some(_), None) => Err(err("flow.init_gaussian needs problem.forward eht(…) (its field of view)")),
             (None, None, _) => Ok(None),
         }
     }
@@ -393,7 +385,7 @@ impl DpiSettings {
     /// experiment's errors.
     pub fn run(&self, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
         let out = &self.output.out;
-        check(!out.as_os_str().is_empty(), || "--out: give the output folder".into())?;
+        check(!out.as_os_str().is_empty(), || "output.out: give the output folder".into())?;
         let (experiment, checkpoint) = self.build()?;
         // The interferometer's problem (closure χ², FITS header), built once before the work.
         let eht = eht_problem(self, experiment.h, experiment.w, experiment.truth())?;

@@ -11,7 +11,7 @@ use scoreprior_core::forward::{EhtSettings, ForwardModel, Model};
 use scoreprior_core::io::{atomic_write, read_npy, FitsSky};
 
 use super::inputs::resolve;
-use super::{DpiSettings, ExperimentError, ExperimentResult, Result};
+use super::{DpiSettings, EhtData, ExperimentError, ExperimentResult, Result};
 
 /// The model and data of an `eht(…)` run.
 pub struct EhtProblem {
@@ -41,8 +41,8 @@ fn err(msg: String) -> ExperimentError {
 /// preset on the `h × w` grid, the noisy visibilities (read from `problem.y`; else with
 /// `eht(obs=FILE)` the file's own visibilities, `truth` then serving only the metrics; else
 /// simulated from `truth` with the settings' seed), and the model and data of `problem.data`.
-/// The noise is the interferometer's own thermal σ (`problem.noise` does not apply: anything
-/// but its default is an error naming `--noise`). `None` for any other forward model.
+/// The noise is the interferometer's own thermal σ (`problem.noise` does not apply: a noise
+/// given is an error). `None` for any other forward model.
 ///
 /// ```
 /// use scoreprior::experiment::{eht::eht_problem, DpiSettings};
@@ -55,7 +55,7 @@ fn err(msg: String) -> ExperimentError {
 /// ```
 ///
 /// # Errors
-/// A non-square grid, a bad `eht(…)` specification, a `--noise`, a measurement file of the
+/// A non-square grid, a bad `eht(…)` specification, a `problem.noise`, a measurement file of the
 /// wrong length, no data (neither truth, `y` nor observation file), an unknown `data`, an
 /// observation whose FITS header would be invalid.
 pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f64]>) -> Result<Option<EhtProblem>> {
@@ -65,19 +65,19 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
         return Ok(None);
     }
     if h != w {
-        return Err(err(format!("--forward eht needs a square image, got {h}x{w}")));
+        return Err(err(format!("problem.forward eht needs a square image, got {h}x{w}")));
     }
     let eht_settings = EhtSettings::parse(forward)
-        .map_err(|e| err(format!("--forward {forward}: {e}")))?
-        .ok_or_else(|| err(format!("--forward {forward}: expected `eht(key=value, ...)`")))?;
-    if p.noise != super::ProblemOptions::default().noise {
+        .map_err(|e| err(format!("problem.forward {forward}: {e}")))?
+        .ok_or_else(|| err(format!("problem.forward {forward}: expected `eht(key=value, ...)`")))?;
+    if let Some(noise) = &p.noise {
         return Err(err(format!(
-            "--noise {}: does not apply to --forward eht(…), whose noise is each visibility's thermal σ (the \
-             radiometer equation of its baseline, or the σ of an observation file); leave --noise out",
-            p.noise
+            "problem.noise {}: does not apply to problem.forward eht(…), whose noise is each visibility's thermal σ \
+             (the radiometer equation of its baseline, or the σ of an observation file); leave problem.noise out",
+            noise
         )));
     }
-    let eht = eht_settings.interferometer(h).map_err(|e| err(format!("--forward: {e}")))?;
+    let eht = eht_settings.interferometer(h).map_err(|e| err(format!("problem.forward: {e}")))?;
     let (sky, sky_note) = crate::measurement::sky_header_noted(&eht_settings, &eht)?;
     let observation = eht_settings.observation()?;
     // Visibility data carry the per-station error budget too (closures cancel it).
@@ -103,10 +103,10 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 .to_string(),
         ),
         (_, Some(path), _) => {
-            let v = read_npy(resolve(path)).map_err(|e| err(format!("--y: {e}")))?.data;
+            let v = read_npy(resolve(path)).map_err(|e| err(format!("problem.y: {e}")))?.data;
             if v.len() != vis_model.output_dim() {
                 return Err(err(format!(
-                    "--y: {} values, but this eht coverage has {} visibilities ({} values [Re V; Im V]); give the \
+                    "problem.y: {} values, but this eht coverage has {} visibilities ({} values [Re V; Im V]); give the \
                      y.npy that `scoreprior measure --forward {forward}` wrote",
                     v.len(),
                     vis_model.output_dim() / 2,
@@ -116,12 +116,12 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
             let sigma = if file.is_some() { "the observation file's σ" } else { "σ from the radiometer equation" };
             (v, format!("the visibilities of {} ({sigma})", path.display()))
         }
-        (None, None, None) => return Err(err("give exactly one of --y and --x-true".into())),
+        (None, None, None) => return Err(err("give exactly one of problem.y and problem.x_true".into())),
     };
     let (fov_uas, resolution_uas) = (fov(&eht), nominal_resolution_uas(eht.coverage()));
-    match p.data.as_str() {
-        data @ ("closures" | "closures+amplitudes") => {
-            let with_amplitudes = data == "closures+amplitudes";
+    match p.data {
+        EhtData::Closures | EhtData::ClosuresAndAmplitudes => {
+            let with_amplitudes = p.data == EhtData::ClosuresAndAmplitudes;
             let (ratios, extra, what) = if with_amplitudes {
                 let zero = &eht_settings.preprocessing.zero_baseline;
                 // A simulation names its stations in full; observation files by their codes.
@@ -133,8 +133,8 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 let ratios = eht.amplitude_ratios(&a, &b);
                 if ratios.is_empty() {
                     return Err(err(format!(
-                        "--data closures+amplitudes: the observation has no {a}–{b} (zero-baseline) visibility to \
-                         normalise amplitudes by; use --data closures"
+                        "problem.data closures+amplitudes: the observation has no {a}–{b} (zero-baseline) visibility to \
+                         normalise amplitudes by; use problem.data closures"
                     )));
                 }
                 let extra = observation.as_ref().map(|o| o.station_variance()).unwrap_or_default();
@@ -155,9 +155,9 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 label: format!("{forward}: closure phases and {debiased}log closure amplitudes{what} of {source}"),
             }))
         }
-        "visibilities" => {
+        EhtData::Visibilities => {
             if p.no_debias {
-                return Err(err("--no-debias applies to --data closures only".into()));
+                return Err(err("problem.no_debias applies to problem.data closures only".into()));
             }
             let label = format!("{forward}: {source}");
             Ok(Some(EhtProblem {
@@ -171,7 +171,6 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 label,
             }))
         }
-        other => Err(err(format!("--data: expected closures, closures+amplitudes or visibilities, got {other:?}"))),
     }
 }
 

@@ -61,16 +61,16 @@ pub fn load_gaussian(mean: &Path, cov: &Path, sde: AnySde) -> Result<Gaussian> {
     let c = load("cov", cov)?;
     let d = m.data.len();
     if m.shape.len() != 1 {
-        return Err(err(format!("--mean: shape {:?}: expected a vector (D,)", m.shape)));
+        return Err(err(format!("prior.mean: shape {:?}: expected a vector (D,)", m.shape)));
     }
     // Checked here so that a bad mean is not reported against --cov by Gaussian::new.
     if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
-        return Err(err(format!("--mean {}: entry {i} is {}; the mean must be finite", mean.display(), m.data[i])));
+        return Err(err(format!("prior.mean {}: entry {i} is {}; the mean must be finite", mean.display(), m.data[i])));
     }
     if c.shape != [d, d] {
-        return Err(err(format!("--cov: shape {:?} does not match the mean: expected ({d}, {d})", c.shape)));
+        return Err(err(format!("prior.cov: shape {:?} does not match the mean: expected ({d}, {d})", c.shape)));
     }
-    Gaussian::new(m.data, &c.data, sde).map_err(|e| err(format!("--cov {}: {e}", cov.display())))
+    Gaussian::new(m.data, &c.data, sde).map_err(|e| err(format!("prior.cov {}: {e}", cov.display())))
 }
 
 /// Reads image `index` of a gray `.npy` ((H, W), (N, H, W) or (N, 1, H, W); floats as they
@@ -109,8 +109,8 @@ pub fn load_image(flag: &str, path: &Path, index: usize) -> Result<(usize, usize
         s => return Err(err(format!("{flag}: shape {s:?}: expected (H, W), (N, H, W) or (N, 1, H, W)"))),
     };
     if index >= n {
-        return Err(err(if flag == "--x-true" {
-            format!("--index {index}: the file holds {n} images")
+        return Err(err(if flag == "problem.x_true" {
+            format!("problem.index {index}: the file holds {n} images")
         } else {
             format!("{flag}: index {index}: the file holds {n} images")
         }));

@@ -401,10 +401,10 @@ fn plan<'a>(s: &'a RestorationSettings, out: &Path) -> Result<Vec<PlannedCase<'a
                 let folder = out.join(case_folder(task_name, p, i));
                 let mut base = DpiSettings::default();
                 base.problem.forward = forward.into();
-                base.problem.noise = noise.into();
+                base.problem.noise = Some(noise.into());
                 base.problem.x_true = Some(image.file.clone());
                 base.problem.index = image.index;
-                base.prior.prior = prior.checkpoint.clone();
+                base.prior.prior = prior.checkpoint.clone().into();
                 base.prior.surrogate = true;
                 base.prior.time_floor_from = 0.1;
                 (base.seed, base.output.samples, base.optim.steps) = (s.seed, s.samples, s.dpi_steps);

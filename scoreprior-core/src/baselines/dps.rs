@@ -10,8 +10,7 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
-use crate::forward::ForwardModel;
-use crate::score::ScoreModel;
+use super::{PosteriorSampler, Problem};
 use crate::sde::Sde;
 use crate::{Error, Result};
 
@@ -67,27 +66,27 @@ impl Dps {
         }
         super::check_t_min("DPS", self.t_min, sde)
     }
+}
 
-    /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of `forward`.
-    ///
-    /// # Errors
-    /// Bad settings, shape mismatches, non-finite iterates, the model's and the forward
-    /// model's errors.
-    pub fn sample(
-        &self,
-        model: &dyn ScoreModel,
-        sde: &dyn Sde,
-        forward: &dyn ForwardModel,
-        y: &[f64],
-        n: usize,
-        rng: &mut dyn RngCore,
-    ) -> Result<Vec<f64>> {
-        let grid = super::prepare("DPS", self.validate(sde), sde, self.t_min, self.steps, (model, forward, y, n))?;
-        let (d, dt) = (grid.d, grid.dt);
-        let mut x = grid.prior_sample(n, rng);
+impl PosteriorSampler for Dps {
+    fn name(&self) -> &'static str {
+        "DPS"
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        Dps::validate(self, sde)
+    }
+
+    fn schedule(&self) -> (f64, usize) {
+        (self.t_min, self.steps)
+    }
+
+    fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
+        let &Problem { model, sde, forward, y, n, d, dt, .. } = problem;
+        let mut x = problem.prior_sample(rng);
         let (mut s, mut jg) = (vec![0.0; n * d], vec![0.0; n * d]);
         for i in 0..self.steps {
-            let t = grid.time(i);
+            let t = problem.time(i);
             let (alpha, sigma) = (sde.marginal_mean_coef(t), sde.marginal_std(t));
             // g_i = −2 A'(x̂₀)ᵀ(y − A(x̂₀)) for each image, from its score.
             let grad_hat = |x_i: &[f64], s_i: &[f64]| -> Result<(Vec<f64>, f64)> {
@@ -105,7 +104,7 @@ impl Dps {
             };
             model.score_then_vjp(&x, &vec![t; n], &cot, &mut s, &mut jg)?;
             let (a, g2) = (sde.drift_coef(t), sde.diffusion(t).powi(2));
-            let noise = grid.noise(i, g2);
+            let noise = problem.noise(i, g2);
             for k in 0..n {
                 let (g, norm) = grad_hat(&x[k * d..(k + 1) * d], &s[k * d..(k + 1) * d])?;
                 let zeta = self.zeta / norm.max(1e-12);

@@ -6,6 +6,8 @@
 //! - [`Dps`]: reverse diffusion with a gradient step through Tweedie's estimate (Chung et al. 2023).
 //! - [`SdeProj`]: reverse diffusion with a relaxed projection onto the noisy measurement's
 //!   affine set (Song et al. 2022).
+//!
+//! All three implement [`PosteriorSampler`], which holds their shared checks and schedule.
 
 mod dps;
 mod score_ald;
@@ -22,46 +24,145 @@ use crate::score::ScoreModel;
 use crate::sde::Sde;
 use crate::{Error, Result};
 
-/// The checked start every sampler shares: the settings' own verdict (`validate`, already
-/// run by the caller so its errors keep their order), then the problem's shapes, then the
-/// schedule from `T` down to `t_min` in `steps` steps. Keeping it in one place keeps the three
-/// samplers' checks, messages and grids the same.
-fn prepare<'a>(
-    what: &str,
-    settings: Result<()>,
-    sde: &'a dyn Sde,
-    t_min: f64,
-    steps: usize,
-    problem: (&dyn ScoreModel, &dyn ForwardModel, &[f64], usize),
-) -> Result<Schedule<'a>> {
-    settings?;
-    let (model, forward, y, n) = problem;
-    let d = check_problem(what, model, forward, y, n)?;
-    Ok(Schedule { d, sde, t_min, steps, dt: (sde.t_max() - t_min) / steps as f64 })
+/// A diffusion-based posterior sampler: draws approximate samples of `p(x|y)` from a score
+/// model, an SDE and a forward model. The shared start lives in [`PosteriorSampler::sample`]:
+/// the settings' own checks ([`PosteriorSampler::validate`], then
+/// [`PosteriorSampler::check_forward`]), then the problem's shapes, then the schedule from `T`
+/// down to `t_min`; an implementation writes only its iterations ([`PosteriorSampler::run`]),
+/// so every sampler (Score-ALD, DPS, SDE+Proj, and those to come) makes the same checks with
+/// the same messages in the same order.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use scoreprior_core::baselines::{Dps, PosteriorSampler, SdeProj};
+/// use scoreprior_core::forward::Model;
+/// use scoreprior_core::score::Gaussian;
+/// use scoreprior_core::sde::{AnySde, VpSde};
+/// let sde = AnySde::Vp(VpSde::default());
+/// let prior = Gaussian::diagonal(vec![0.0; 2], &[1.0; 2], sde).unwrap();
+/// let denoise = Model::denoising([1, 1, 2], 0.5).unwrap();
+/// let samplers: [Box<dyn PosteriorSampler>; 2] =
+///     [Box::new(Dps { steps: 20, zeta: 0.05, ..Dps::new() }), Box::new(SdeProj { steps: 20, ..SdeProj::new() })];
+/// for s in &samplers {
+///     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+///     let x = s.sample(&prior, &sde, &denoise, &[1.0, -1.0], 4, &mut rng).unwrap();
+///     assert_eq!(x.len(), 8, "{}", s.name());
+/// }
+/// ```
+pub trait PosteriorSampler {
+    /// The sampler's name in messages (`DPS`, `Score-ALD`, `SDE+Proj`).
+    fn name(&self) -> &'static str;
+
+    /// Checks the settings against `sde`.
+    ///
+    /// # Errors
+    /// The settings out of their ranges.
+    fn validate(&self, sde: &dyn Sde) -> Result<()>;
+
+    /// Checks that the sampler can use `forward` at all (beyond shapes, which
+    /// [`PosteriorSampler::sample`] checks); the default accepts every forward model.
+    ///
+    /// # Errors
+    /// A forward model the sampler cannot use ([`Error::Unsupported`]).
+    fn check_forward(&self, forward: &dyn ForwardModel) -> Result<()> {
+        let _ = forward;
+        Ok(())
+    }
+
+    /// The schedule: the last time `t_min` and the number `N ≥ 1` of reverse steps (or noise
+    /// levels) from `T` down to it.
+    fn schedule(&self) -> (f64, usize);
+
+    /// The sampler's iterations on a checked problem: `n` samples, row-major `(n, D)`.
+    ///
+    /// # Errors
+    /// Non-finite iterates, the model's and the forward model's errors.
+    fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>>;
+
+    /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of `forward`.
+    ///
+    /// # Errors
+    /// Bad settings, a forward model the sampler cannot use, shape mismatches, then
+    /// [`PosteriorSampler::run`]'s errors.
+    fn sample(
+        &self,
+        model: &dyn ScoreModel,
+        sde: &dyn Sde,
+        forward: &dyn ForwardModel,
+        y: &[f64],
+        n: usize,
+        rng: &mut dyn RngCore,
+    ) -> Result<Vec<f64>> {
+        self.validate(sde)?;
+        self.check_forward(forward)?;
+        let (t_min, steps) = self.schedule();
+        let d = check_problem(self.name(), model, forward, y, n)?;
+        let problem = Problem { model, sde, forward, y, n, d, t_min, steps, dt: (sde.t_max() - t_min) / steps as f64 };
+        self.run(&problem, rng)
+    }
 }
 
-/// A sampler's checked problem size `D` and its reverse-time schedule: the uniform grid
-/// `t_i = T − iΔ`, `Δ = (T − t_min)/N` of the reverse SDE, or the geometric noise levels of
-/// annealed Langevin dynamics.
-struct Schedule<'a> {
+/// The inherent `sample` of each sampler, so that callers need not import the trait.
+macro_rules! inherent_sample {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of `forward`
+            /// ([`PosteriorSampler::sample`]).
+            ///
+            /// # Errors
+            /// As [`PosteriorSampler::sample`].
+            pub fn sample(
+                &self,
+                model: &dyn ScoreModel,
+                sde: &dyn Sde,
+                forward: &dyn ForwardModel,
+                y: &[f64],
+                n: usize,
+                rng: &mut dyn RngCore,
+            ) -> Result<Vec<f64>> {
+                PosteriorSampler::sample(self, model, sde, forward, y, n, rng)
+            }
+        }
+    )*};
+}
+inherent_sample!(Dps, ScoreAld, SdeProj);
+
+/// A sampler's checked problem (the score model's size `D` agrees with the forward model and
+/// `y`, `n ≥ 1`) and its reverse-time schedule: the uniform grid `t_i = T − iΔ`,
+/// `Δ = (T − t_min)/N` of the reverse SDE, or the geometric noise levels of annealed Langevin
+/// dynamics. Only [`PosteriorSampler::sample`] makes one.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Problem<'a> {
+    /// The score model `s(x, t) ≈ ∇ log p_t(x)`.
+    pub model: &'a dyn ScoreModel,
+    /// The SDE the model was trained with.
+    pub sde: &'a dyn Sde,
+    /// The forward model `A`.
+    pub forward: &'a dyn ForwardModel,
+    /// The measurement `y`.
+    pub y: &'a [f64],
+    /// Number of samples `n`.
+    pub n: usize,
     /// Image size `D` (the score model's, checked against the forward model and `y`).
-    d: usize,
-    sde: &'a dyn Sde,
-    t_min: f64,
-    steps: usize,
+    pub d: usize,
+    /// Last time `t_min`.
+    pub t_min: f64,
+    /// Number of steps (levels) `N`.
+    pub steps: usize,
     /// `Δ = (T − t_min)/N`.
-    dt: f64,
+    pub dt: f64,
 }
 
-impl Schedule<'_> {
+impl Problem<'_> {
     /// `t_i = T − iΔ`, the time at the start of reverse step `i`.
-    fn time(&self, i: usize) -> f64 {
+    pub fn time(&self, i: usize) -> f64 {
         self.sde.t_max() - i as f64 * self.dt
     }
 
     /// The Euler–Maruyama noise scale `√(g² Δ)` of step `i`; zero on the last step, whose
     /// output is the sample and should not carry fresh noise at `t_min`.
-    fn noise(&self, i: usize, g2: f64) -> f64 {
+    pub fn noise(&self, i: usize, g2: f64) -> f64 {
         if i + 1 < self.steps {
             (g2 * self.dt).sqrt()
         } else {
@@ -70,22 +171,22 @@ impl Schedule<'_> {
     }
 
     /// `n` draws of the SDE's prior at `T`, row-major `(n, D)`.
-    fn prior_sample(&self, n: usize, rng: &mut dyn RngCore) -> Vec<f64> {
-        let mut x = vec![0.0; n * self.d];
+    pub fn prior_sample(&self, rng: &mut dyn RngCore) -> Vec<f64> {
+        let mut x = vec![0.0; self.n * self.d];
         self.sde.prior_sample(rng, &mut x);
         x
     }
 
     /// The end levels `(σ_1, σ_L)` of `σ = σ_t/α_t`: at `t = T` and at `t = t_min`, exactly
     /// (the samplers compare against `σ_L` to recognise the last level).
-    fn level_bounds(&self) -> (f64, f64) {
+    pub fn level_bounds(&self) -> (f64, f64) {
         let ratio = |t: f64| self.sde.marginal_std(t) / self.sde.marginal_mean_coef(t);
         (ratio(self.sde.t_max()), ratio(self.t_min))
     }
 
     /// `N` noise levels `σ = σ_t/α_t`, geometric from `σ_1` down to `σ_L` (one level: `σ_L`
     /// up to rounding).
-    fn geometric_levels(&self) -> Vec<f64> {
+    pub fn geometric_levels(&self) -> Vec<f64> {
         let (s1, sl) = self.level_bounds();
         (0..self.steps)
             .map(|i| {

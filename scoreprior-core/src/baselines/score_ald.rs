@@ -13,9 +13,8 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
+use super::{PosteriorSampler, Problem};
 use crate::denoise::matching_time;
-use crate::forward::ForwardModel;
-use crate::score::ScoreModel;
 use crate::sde::Sde;
 use crate::{Error, Result};
 
@@ -79,25 +78,25 @@ impl ScoreAld {
         }
         Ok(())
     }
+}
 
-    /// Draws `n` posterior samples (row-major `(n, D)`) for the measurement `y` of `forward`.
-    ///
-    /// # Errors
-    /// Bad settings, shape mismatches, non-finite iterates, the model's errors.
-    pub fn sample(
-        &self,
-        model: &dyn ScoreModel,
-        sde: &dyn Sde,
-        forward: &dyn ForwardModel,
-        y: &[f64],
-        n: usize,
-        rng: &mut dyn RngCore,
-    ) -> Result<Vec<f64>> {
-        let grid =
-            super::prepare("Score-ALD", self.validate(sde), sde, self.t_min, self.levels, (model, forward, y, n))?;
-        let d = grid.d;
-        let levels = grid.geometric_levels();
-        let (s1, sl) = grid.level_bounds();
+impl PosteriorSampler for ScoreAld {
+    fn name(&self) -> &'static str {
+        "Score-ALD"
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        ScoreAld::validate(self, sde)
+    }
+
+    fn schedule(&self) -> (f64, usize) {
+        (self.t_min, self.levels)
+    }
+
+    fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
+        let &Problem { model, sde, forward, y, n, d, .. } = problem;
+        let levels = problem.geometric_levels();
+        let (s1, sl) = problem.level_bounds();
         let mut u: Vec<f64> = (0..n * d).map(|_| s1 * rng.sample::<f64, _>(StandardNormal)).collect();
         let (mut xt, mut s) = (vec![0.0; n * d], vec![0.0; n * d]);
         let sy2 = self.sigma_y * self.sigma_y;

@@ -9,8 +9,8 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
+use super::{PosteriorSampler, Problem};
 use crate::forward::ForwardModel;
-use crate::score::ScoreModel;
 use crate::sde::Sde;
 use crate::{Error, Result};
 
@@ -71,62 +71,6 @@ impl SdeProj {
         super::check_t_min("SDE+Proj", self.t_min, sde)
     }
 
-    /// Draws `n` samples (row-major `(n, D)`) for the measurement `y` of a linear `forward`.
-    ///
-    /// # Errors
-    /// Bad settings, a non-linear forward model, shape mismatches, non-finite iterates, the
-    /// model's errors.
-    pub fn sample(
-        &self,
-        model: &dyn ScoreModel,
-        sde: &dyn Sde,
-        forward: &dyn ForwardModel,
-        y: &[f64],
-        n: usize,
-        rng: &mut dyn RngCore,
-    ) -> Result<Vec<f64>> {
-        let settings = self.validate(sde).and_then(|()| {
-            if forward.is_linear() {
-                Ok(())
-            } else {
-                Err(Error::unsupported("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"))
-            }
-        });
-        let grid = super::prepare("SDE+Proj", settings, sde, self.t_min, self.steps, (model, forward, y, n))?;
-        let (d, dt) = (grid.d, grid.dt);
-        let m = forward.output_dim();
-        let mut x = grid.prior_sample(n, rng);
-        let mut s = vec![0.0; n * d];
-        for i in 0..self.steps {
-            let t = grid.time(i);
-            model.score(&x, t, &mut s)?;
-            let (a, g2) = (sde.drift_coef(t), sde.diffusion(t).powi(2));
-            let noise = grid.noise(i, g2);
-            for (xv, sv) in x.iter_mut().zip(&s) {
-                let z: f64 = rng.sample(StandardNormal);
-                *xv += dt * (-a * *xv + g2 * sv) + noise * z;
-            }
-            // The measurement at the new time's noise level, then the (relaxed) projection.
-            let t_next = t - dt;
-            let (alpha, sigma) = (sde.marginal_mean_coef(t_next), sde.marginal_std(t_next));
-            for k in 0..n {
-                let xk = &mut x[k * d..(k + 1) * d];
-                let zp: Vec<f64> = (0..d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
-                let az = forward.forward(&zp)?;
-                let ax = forward.forward(xk)?;
-                let r: Vec<f64> = (0..m).map(|j| alpha * y[j] + sigma * az[j] - ax[j]).collect();
-                let dx = self.min_norm_solution(forward, &r)?;
-                for (xv, dv) in xk.iter_mut().zip(&dx) {
-                    *xv += self.lambda * dv;
-                }
-            }
-            if x.iter().any(|v| !v.is_finite()) {
-                return Err(Error::NonFinite { what: "SDE+Proj iterate", t });
-            }
-        }
-        Ok(x)
-    }
-
     /// `A⁺ r`, the minimum-norm least-squares solution of `A x = r`, by CGLS (conjugate
     /// gradients on `AᵀA x = Aᵀ r` from `x = 0`, one `A` and one `Aᵀ` per iteration). Chosen
     /// over CG on `(AAᵀ) w = r` because `AAᵀ` is singular for operators with dependent rows —
@@ -158,6 +102,64 @@ impl SdeProj {
             let beta = gamma_new / gamma;
             p.iter_mut().zip(&g).for_each(|(pi, gi)| *pi = gi + beta * *pi);
             gamma = gamma_new;
+        }
+        Ok(x)
+    }
+}
+
+impl PosteriorSampler for SdeProj {
+    fn name(&self) -> &'static str {
+        "SDE+Proj"
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        SdeProj::validate(self, sde)
+    }
+
+    /// A non-linear forward model is unsupported: there is no affine set to project onto.
+    fn check_forward(&self, forward: &dyn ForwardModel) -> Result<()> {
+        if forward.is_linear() {
+            Ok(())
+        } else {
+            Err(Error::unsupported("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"))
+        }
+    }
+
+    fn schedule(&self) -> (f64, usize) {
+        (self.t_min, self.steps)
+    }
+
+    fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
+        let &Problem { model, sde, forward, y, n, d, dt, .. } = problem;
+        let m = forward.output_dim();
+        let mut x = problem.prior_sample(rng);
+        let mut s = vec![0.0; n * d];
+        for i in 0..self.steps {
+            let t = problem.time(i);
+            model.score(&x, t, &mut s)?;
+            let (a, g2) = (sde.drift_coef(t), sde.diffusion(t).powi(2));
+            let noise = problem.noise(i, g2);
+            for (xv, sv) in x.iter_mut().zip(&s) {
+                let z: f64 = rng.sample(StandardNormal);
+                *xv += dt * (-a * *xv + g2 * sv) + noise * z;
+            }
+            // The measurement at the new time's noise level, then the (relaxed) projection.
+            let t_next = t - dt;
+            let (alpha, sigma) = (sde.marginal_mean_coef(t_next), sde.marginal_std(t_next));
+            for k in 0..n {
+                let xk = &mut x[k * d..(k + 1) * d];
+                let zp: Vec<f64> = (0..d).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+                let az = forward.forward(&zp)?;
+                let ax = forward.forward(xk)?;
+                let r: Vec<f64> = (0..m).map(|j| alpha * y[j] + sigma * az[j] - ax[j]).collect();
+                let dx = self.min_norm_solution(forward, &r)?;
+                for (xv, dv) in xk.iter_mut().zip(&dx) {
+                    *xv += self.lambda * dv;
+                }
+            }
+            if x.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite { what: "SDE+Proj iterate", t });
+            }
         }
         Ok(x)
     }

@@ -8,7 +8,7 @@
 //! started as `N(b, s²I)` must turn itself into a covariance whose eigenvalues span many decades
 //! along non-local (Fourier) directions before reverse KL stops pulling every pixel in with
 //! the best-measured direction; on interferometric data it never gets there and the posterior
-//! collapses to a point (see `docs/calibration.md`).
+//! collapses to a point (see `docs/src/black-hole/calibration.md`).
 
 use nalgebra::{DMatrix, SymmetricEigen};
 

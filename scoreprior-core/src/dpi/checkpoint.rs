@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::*;
+use crate::io::IoError;
 
 /// File name of the checkpoint inside the output directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -25,13 +26,12 @@ const STATE: &str = "posterior_state";
 /// # Errors
 /// The posterior's serialisation errors and the file system's.
 pub fn write_checkpoint(path: &Path, history: &DpiHistory, posterior: &dyn Posterior) -> Result<()> {
-    let json = serde_json::to_string(history).map_err(|e| Error::Io(format!("serialising history: {e}")))?;
+    let encode = |e: Box<dyn std::error::Error + Send + Sync>| Error::from(IoError::encode(path, "DPI checkpoint", e));
+    let json = serde_json::to_string(history).map_err(|e| encode(e.into()))?;
     let state = posterior.save_state()?;
-    let view = TensorView::new(Dtype::U8, vec![state.len()], &state)
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let view = TensorView::new(Dtype::U8, vec![state.len()], &state).map_err(|e| encode(e.into()))?;
     let meta = HashMap::from([("format".to_string(), FORMAT.to_string()), ("history".to_string(), json)]);
-    let bytes = safetensors::serialize([(STATE, view)], &Some(meta))
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let bytes = safetensors::serialize([(STATE, view)], &Some(meta)).map_err(|e| encode(e.into()))?;
     atomic_write(path, &bytes)?;
     Ok(())
 }
@@ -44,7 +44,7 @@ pub fn write_checkpoint(path: &Path, history: &DpiHistory, posterior: &dyn Poste
 pub fn read_checkpoint(path: &Path, posterior: &mut dyn Posterior) -> Result<DpiHistory> {
     // A regular file within the memory limit, read with a bounded reader.
     let bytes = crate::io::read_input(path)?;
-    let bad = |why: &str| Error::from(crate::io::IoError::malformed(path, "DPI checkpoint", why));
+    let bad = |why: &str| Error::from(IoError::malformed(path, "DPI checkpoint", why));
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(&e.to_string()))?;
     let meta = header.metadata().as_ref().ok_or_else(|| bad("no metadata"))?;
     match meta.get("format") {

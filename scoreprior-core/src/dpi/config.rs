@@ -106,8 +106,10 @@ impl DpiConfig {
             }
         }
         let w = self.weights;
-        if ![w.data, w.prior, w.entropy].iter().all(|v| v.is_finite() && *v >= 0.0) {
-            return Err(Error::invalid(format!("loss weights must be finite and >= 0, got {w:?}")));
+        for (what, v) in [("weights.data", w.data), ("weights.prior", w.prior), ("weights.entropy", w.entropy)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::out_of_range(what, v, "finite and >= 0"));
+            }
         }
         if !(self.lr_final_fraction.is_finite() && self.lr_final_fraction >= 0.0) {
             return Err(Error::out_of_range("lr_final_fraction", self.lr_final_fraction, ">= 0"));
@@ -120,7 +122,7 @@ impl DpiConfig {
             return Err(Error::out_of_range("score_function_weight", sf, "finite and >= 0"));
         }
         if self.resume && self.out_dir.is_none() {
-            return Err(Error::invalid("resume needs an output directory"));
+            return Err(Error::inconsistent("resume", "needs an output directory (out_dir)"));
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ impl FluxConstraint {
     /// The constraint on `dim` pixels with weight `weight ≥ 0` and target flux `target > 0`.
     pub fn new(dim: usize, weight: f64, target: f64) -> Result<Self> {
         if dim == 0 {
-            return Err(Error::invalid("flux constraint: the image has no pixels"));
+            return Err(Error::empty("flux constraint: the image", "it has no pixels"));
         }
         if !(weight.is_finite() && weight >= 0.0) {
             return Err(Error::out_of_range("flux constraint: the weight", weight, "finite and ≥ 0"));
@@ -79,7 +79,7 @@ impl std::fmt::Debug for EnergySum {
 impl EnergySum {
     /// The sum of `terms` (at least one, all of one dimension).
     pub fn new(terms: Vec<Box<dyn Energy>>) -> Result<Self> {
-        let d = terms.first().ok_or_else(|| Error::invalid("a sum of energies needs at least one term"))?.dim();
+        let d = terms.first().ok_or_else(|| Error::empty("the sum of energies", "give at least one term"))?.dim();
         if let Some(t) = terms.iter().find(|t| t.dim() != d) {
             return Err(Error::shape("energy term", d, t.dim()));
         }
@@ -108,7 +108,7 @@ impl Energy for EnergySum {
     fn set_time_floor(&self, t0: f64) -> Result<()> {
         match self.terms.iter().find(|t| t.time_floor().is_some()) {
             Some(t) => t.set_time_floor(t0),
-            None => Err(Error::invalid(format!("no term of this sum has a time floor to set (asked for {t0})"))),
+            None => Err(Error::unsupported(format!("no term of this sum has a time floor to set (asked for {t0})"))),
         }
     }
 }

@@ -139,7 +139,7 @@ impl<P: Posterior> Posterior for SoftplusPosterior<P> {
     /// must be positive.
     fn grad_log_q(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>> {
         if let Some(i) = x.iter().position(|v| !(*v > 0.0)) {
-            return Err(Error::invalid(format!("softplus posterior: x[{i}] = {} is not positive", x[i])));
+            return Err(Error::out_of_range(format!("softplus posterior: x[{i}]"), x[i], "positive"));
         }
         let u: Vec<f64> = x.iter().map(|&v| softplus_inverse(v)).collect();
         let g = self.inner.grad_log_q(&u, n)?;

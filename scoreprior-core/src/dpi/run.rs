@@ -70,8 +70,9 @@ pub fn run_dpi(
         }
     }
     if config.time_floor != TimeFloorSchedule::Off && prior.and_then(|p| p.time_floor()).is_none() {
-        return Err(Error::invalid(
-            "a time-floor schedule needs a score-based prior with a lower time limit (DSM bound or PF-ODE)",
+        return Err(Error::inconsistent(
+            "time_floor schedule",
+            "needs a score-based prior with a lower time limit (DSM bound or PF-ODE)",
         ));
     }
     let ckpt_path = config.out_dir.as_ref().map(|p| p.join(CHECKPOINT_FILE));
@@ -143,8 +144,9 @@ pub fn run_dpi(
                 })
                 .collect();
             if f.iter().any(|v| !v.is_finite()) {
-                return Err(Error::invalid(
-                    "score_function_weight > 0 needs finite energies and log q; a term gives gradients only",
+                return Err(Error::inconsistent(
+                    "score_function_weight > 0",
+                    "needs finite energies and log q; a term gives gradients only",
                 ));
             }
             let fbar = f.iter().sum::<f64>() * inv_n;

@@ -64,10 +64,14 @@ impl TimeFloorSchedule {
         match *self {
             TimeFloorSchedule::Off => Ok(()),
             TimeFloorSchedule::Geometric { start, end, .. } => {
-                if !(start.is_finite() && end.is_finite() && end > 0.0 && end <= start) {
-                    Err(Error::invalid(format!(
-                        "time-floor schedule needs finite 0 < end <= start, got start {start}, end {end}"
-                    )))
+                if !(end.is_finite() && end > 0.0) {
+                    Err(Error::out_of_range("time-floor schedule: end", end, "positive and finite"))
+                } else if !(start.is_finite() && end <= start) {
+                    Err(Error::out_of_range(
+                        "time-floor schedule: start",
+                        start,
+                        format!("finite and at least end = {end}"),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -165,8 +169,11 @@ impl Annealing {
             Annealing::Geometric { start, .. } if !(start.is_finite() && start > 0.0 && start <= 1.0) => {
                 Err(Error::out_of_range(format!("{what}: geometric start"), start, "in (0, 1]"))
             }
-            Annealing::Sigmoid { pivot, rate } if !(pivot.is_finite() && rate.is_finite() && rate > 0.0) => {
-                Err(Error::invalid(format!("{what}: sigmoid needs a finite pivot and rate > 0, got {pivot}, {rate}")))
+            Annealing::Sigmoid { pivot, .. } if !pivot.is_finite() => {
+                Err(Error::out_of_range(format!("{what}: sigmoid pivot"), pivot, "finite"))
+            }
+            Annealing::Sigmoid { rate, .. } if !(rate.is_finite() && rate > 0.0) => {
+                Err(Error::out_of_range(format!("{what}: sigmoid rate"), rate, "positive and finite"))
             }
             _ => Ok(()),
         }

@@ -39,8 +39,8 @@ impl<P: Posterior> ShiftedPosterior<P> {
         if offset.len() != inner.dim() {
             return Err(Error::shape("shifted posterior offset", inner.dim(), offset.len()));
         }
-        if let Some(i) = offset.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid(format!("shifted posterior: offset[{i}] = {} is not finite", offset[i])));
+        if let Some(index) = offset.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "shifted posterior offset", index });
         }
         Ok(Self { inner, offset })
     }

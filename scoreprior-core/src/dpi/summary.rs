@@ -32,7 +32,10 @@ pub fn summarize_samples(x: &[f64], dim: usize, threshold: f64) -> Result<Sample
     }
     let n_kept = kept.len() / dim;
     if n_kept == 0 {
-        return Err(Error::invalid(format!("all {n} samples exceed |x| <= {threshold}; the posterior fit diverged")));
+        return Err(Error::empty(
+            format!("the set of samples within |x| <= {threshold}"),
+            format!("all {n} samples exceed it; the posterior fit diverged"),
+        ));
     }
     let mut mean = vec![0.0; dim];
     for s in kept.chunks(dim) {

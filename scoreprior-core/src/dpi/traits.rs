@@ -41,7 +41,7 @@ pub trait Posterior {
     /// the default reports it unsupported.
     fn grad_log_q(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>> {
         let _ = (x, n);
-        Err(Error::invalid(
+        Err(Error::unsupported(
             "this posterior cannot evaluate the gradient of its log-density; set score_function_weight to 0",
         ))
     }

@@ -46,11 +46,14 @@ impl Model {
     pub fn with_spec(chain: Chain, noise: &NoiseSpec) -> Result<Self> {
         if let NoiseSpec::ComplexGaussian { sigma } = noise {
             if !chain.output_is_complex() {
-                return Err(Error::invalid(format!(
-                    "complex_gaussian(sigma={sigma}) puts sigma/√2 on each real and imaginary part of complex \
-                     data, but `{}` has real-valued output; use gaussian(sigma={sigma})",
-                    chain.describe()
-                )));
+                return Err(Error::inconsistent(
+                    format!("noise complex_gaussian(sigma={sigma})"),
+                    format!(
+                        "it puts sigma/√2 on each real and imaginary part of complex data, but `{}` has \
+                         real-valued output; use gaussian(sigma={sigma})",
+                        chain.describe()
+                    ),
+                ));
             }
         }
         let noise = noise.resolve(chain.output_shape().len())?;

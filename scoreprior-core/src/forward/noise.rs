@@ -72,10 +72,11 @@ pub(crate) fn check_sigma(s: f64) -> Result<()> {
     if s.is_finite() && s >= SIGMA_MIN {
         Ok(())
     } else if s.is_finite() && s > 0.0 {
-        // Not `out_of_range`: its message writes the value in full (300 digits for 1e-300).
-        Err(Error::invalid(format!(
-            "noise level must be at least {SIGMA_MIN:e} (σ² must be a normal number for χ² to be finite), got {s:e}"
-        )))
+        Err(Error::out_of_range(
+            "noise level",
+            s,
+            format!("at least {SIGMA_MIN:e} (σ² must be a normal number for χ² to be finite)"),
+        ))
     } else {
         Err(Error::out_of_range("noise level", s, "positive and finite"))
     }

@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run::{RunManifest, LOCK_FILE};
 use super::{path_key, PathError};
+use super::{RunManifest, LOCK_FILE};
 use crate::dpi::CHECKPOINT_FILE;
 
 /// A path named by a flag, with its comparison key ([`path_key`]).
@@ -339,10 +339,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("scoreprior-guard-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::io::test_scratch("guard", name)
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod csv_table;
 mod fits;
 mod guard;
 mod idx;
+mod lock;
 mod npy;
 mod paths;
 mod png;
@@ -28,13 +29,11 @@ pub use fits::{
 };
 pub use guard::{check_regular_output, OutputGuard};
 pub use idx::read_idx_images;
+pub use lock::{move_aside, process_alive, sweep_stale_tmp, OutputLock, LOCK_FILE};
 pub use npy::{image_batch_shape, read_npy, read_npy_images, write_npy, write_npy_f32, Array};
 pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
 pub use png::{read_png, write_png_gray, write_png_grid};
-pub use run::{
-    check_same_run, compare, hash_path, move_aside, process_alive, sweep_stale_tmp, InputHash, OutputLock, RunManifest,
-    RunState, LOCK_FILE, MANIFEST_FILE,
-};
+pub use run::{check_same_run, compare, hash_path, InputHash, RunManifest, RunState, MANIFEST_FILE};
 
 use std::io::Read;
 use std::path::Path;
@@ -60,6 +59,10 @@ pub enum IoError {
     /// ([`crate::limits`]); `why` is the limit's message (the size, the limit, its origin).
     #[error("{path}: {why}")]
     TooLarge { path: String, why: String },
+    /// The contents to write could not be encoded as a `format` file (a serialiser's
+    /// failure, kept as the source).
+    #[error("{path}: cannot encode the {format} file: {source}")]
+    Encode { path: String, format: &'static str, source: Box<dyn std::error::Error + Send + Sync + 'static> },
 }
 
 impl IoError {
@@ -74,6 +77,38 @@ impl IoError {
     pub(crate) fn unsupported(path: &Path, why: impl Into<String>) -> Self {
         IoError::Unsupported { path: path.display().to_string(), why: why.into() }
     }
+    /// The contents of `path` could not be encoded as a `format` file, because `source`.
+    pub fn encode(
+        path: &Path,
+        format: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        IoError::Encode { path: path.display().to_string(), format, source: source.into() }
+    }
+}
+
+/// The entries of the folder `dir` (path and type), read lazily, each failure naming its path:
+/// the one walk of the folder recursions (input hashes, the sweep of stale temporaries).
+pub(crate) fn dir_entries(
+    dir: &Path,
+) -> Result<impl Iterator<Item = Result<(std::path::PathBuf, std::fs::FileType), IoError>> + '_, IoError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| IoError::os(dir, e))?;
+    Ok(entries.map(move |e| {
+        let e = e.map_err(|e| IoError::os(dir, e))?;
+        let p = e.path();
+        let ft = e.file_type().map_err(|e| IoError::os(&p, e))?;
+        Ok((p, ft))
+    }))
+}
+
+/// A fresh, empty scratch folder for the tests of module `module` (named by the process, so
+/// that parallel test binaries never share one).
+#[cfg(test)]
+pub(crate) fn test_scratch(module: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("scoreprior-{module}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 /// What a path that is not a regular file is, in words.

@@ -344,7 +344,15 @@ fn validate<S: State, C: StepSizeController + ?Sized>(
         }
     }
     if tab.stages() == 0 || tab.a.len() != tab.stages() || tab.b.len() != tab.stages() {
-        return Err(Error::invalid(format!("tableau {} is inconsistent", tab.name)));
+        return Err(Error::inconsistent(
+            format!("tableau {}", tab.name),
+            format!(
+                "{} stages, {} rows of a and {} weights b must agree (and be at least 1)",
+                tab.stages(),
+                tab.a.len(),
+                tab.b.len()
+            ),
+        ));
     }
     controller.validate()?;
     if controller.is_adaptive() && !tab.is_adaptive() {

@@ -15,7 +15,9 @@ pub mod tableau;
 pub mod test_models;
 pub mod trees;
 
-pub use controller::{ConstantStepSize, PidController, StepDecision, StepSizeController, StepTo};
+pub use controller::{
+    ConstantStepSize, Controller, PidController, StepDecision, StepSizeController, StepTo, DEFAULT_DT0,
+};
 pub use integrate::{solve, SaveAt, Solution, SolveOptions, Stats, VectorField};
 pub use solvers::*;
 pub use state::{Real, State, Unnormed};

@@ -254,11 +254,74 @@ pub const SOLVER_NAMES: [&str; 7] = ["euler", "heun", "rk4", "bosh3", "tsit5", "
 /// [`Error::UnknownName`] (`what` = `"solver"`) naming the accepted solvers when `name`
 /// is none of them.
 pub fn solver_by_name(name: &str) -> Result<&'static dyn ExplicitRk> {
-    SOLVER_NAMES
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(name.trim()))
-        .map(|i| ALL_SOLVERS[i])
-        .ok_or_else(|| Error::unknown("solver", name, format!("one of {}", SOLVER_NAMES.join(", "))))
+    name.parse::<SolverKind>().map(SolverKind::solver)
+}
+
+/// A shipped solver by name: the typed form of [`solver_by_name`]'s argument, for run
+/// descriptions that are written to and read from files (it serialises as its name).
+///
+/// ```
+/// use scoreprior_core::ode::SolverKind;
+/// let s: SolverKind = "Tsit5".parse().unwrap();
+/// assert_eq!((s, s.to_string(), s.solver().tableau().stages()), (SolverKind::Tsit5, "tsit5".into(), 7));
+/// assert!("rk45".parse::<SolverKind>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverKind {
+    Euler,
+    Heun,
+    Rk4,
+    Bosh3,
+    Tsit5,
+    #[default]
+    Dopri5,
+    Dopri8,
+}
+
+impl SolverKind {
+    /// Every kind, in the order of [`SOLVER_NAMES`] and [`ALL_SOLVERS`].
+    pub const ALL: [SolverKind; 7] = [
+        SolverKind::Euler,
+        SolverKind::Heun,
+        SolverKind::Rk4,
+        SolverKind::Bosh3,
+        SolverKind::Tsit5,
+        SolverKind::Dopri5,
+        SolverKind::Dopri8,
+    ];
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|&k| k == self).unwrap_or(0)
+    }
+
+    /// The solver itself.
+    pub fn solver(self) -> &'static dyn ExplicitRk {
+        ALL_SOLVERS[self.index()]
+    }
+
+    /// Its name, as [`solver_by_name`] accepts it.
+    pub fn name(self) -> &'static str {
+        SOLVER_NAMES[self.index()]
+    }
+}
+
+impl std::fmt::Display for SolverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for SolverKind {
+    type Err = Error;
+    /// As [`solver_by_name`]: ASCII case is ignored.
+    fn from_str(name: &str) -> Result<Self> {
+        SOLVER_NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name.trim()))
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| Error::unknown("solver", name, format!("one of {}", SOLVER_NAMES.join(", "))))
+    }
 }
 
 #[cfg(test)]

@@ -120,9 +120,11 @@ fn scaled_sq_sum_slice<T: Real>(err: &[T], y0: &[T], y1: &[T], atol: f64, rtol: 
     acc
 }
 
+/// `State` for containers of `Real`s that deref to a slice (`Vec`, boxed slices, arrays):
+/// every operation is the slice's.
 macro_rules! slice_like_state {
-    ($($ty:ty),*) => {$(
-        impl<T: Real> State for $ty {
+    ($([$($gen:tt)*] $ty:ty),*) => {$(
+        impl<$($gen)*> State for $ty {
             fn dim(&self) -> usize {
                 self.len()
             }
@@ -139,23 +141,7 @@ macro_rules! slice_like_state {
         }
     )*};
 }
-slice_like_state!(Vec<T>, Box<[T]>);
-
-impl<T: Real, const N: usize> State for [T; N] {
-    fn dim(&self) -> usize {
-        N
-    }
-    fn set_lincomb(&mut self, base: &Self, terms: &[(f64, &Self)]) {
-        let t: SmallVec<[(f64, &[T]); 16]> = terms.iter().map(|(c, k)| (*c, &k[..])).collect();
-        lincomb_slice(&mut self[..], &base[..], &t);
-    }
-    fn scaled_sq_sum(err: &Self, y0: &Self, y1: &Self, atol: f64, rtol: f64) -> f64 {
-        scaled_sq_sum_slice(&err[..], &y0[..], &y1[..], atol, rtol)
-    }
-    fn is_finite(&self) -> bool {
-        self.iter().all(|v| v.is_finite())
-    }
-}
+slice_like_state!([T: Real] Vec<T>, [T: Real] Box<[T]>, [T: Real, const N: usize] [T; N]);
 
 macro_rules! scalar_state {
     ($($ty:ty),*) => {$(

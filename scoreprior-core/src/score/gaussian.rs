@@ -8,9 +8,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::checks::{check_finite, check_finite_batch, check_len, check_probes, check_vjp};
 use super::marginal::MarginalDensity;
 use super::packed::{PackedMatrix, PAR_WORK, ROW_BLOCK};
-use super::{check_batch, check_probe_forms, ScoreModel};
+use super::{check_probe_forms, ScoreModel};
 use crate::sde::{AnySde, Sde};
 use crate::{Error, Result};
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, SymmetricEigen};
@@ -73,13 +74,6 @@ struct PrecisionCache(Mutex<Option<Arc<Precisions>>>);
 impl Clone for PrecisionCache {
     fn clone(&self) -> Self {
         Self::default()
-    }
-}
-
-pub(crate) fn check_finite(x: &[f64], what: &'static str) -> Result<()> {
-    match x.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(Error::NonFiniteData { what, index }),
     }
 }
 
@@ -293,16 +287,12 @@ impl Gaussian {
     }
 
     fn check_x(&self, x: &[f64]) -> Result<usize> {
-        let n = check_batch(x, self.d, "x")?;
-        check_finite(x, "input x")?;
-        Ok(n)
+        check_finite_batch(x, self.d)
     }
 
     fn log_density(&self, x: &[f64], shift: f64, prec: &[f64], out: &mut [f64]) -> Result<()> {
         let n = self.check_x(x)?;
-        if out.len() != n {
-            return Err(Error::shape("log-prob output", n, out.len()));
-        }
+        check_len("log-prob output", n, out.len())?;
         self.quad_forms(x, shift, prec, out);
         let norm: f64 = prec.iter().map(|p| -0.5 * (2.0 * std::f64::consts::PI / p).ln()).sum();
         for o in out.iter_mut() {
@@ -326,9 +316,7 @@ impl Gaussian {
     /// Shape mismatch or non-finite input.
     pub fn grad_log_prob(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
         self.check_x(x)?;
-        if out.len() != x.len() {
-            return Err(Error::shape("gradient output", x.len(), out.len()));
-        }
+        check_len("gradient output", x.len(), out.len())?;
         let w: Vec<f64> = self.eigvals.iter().map(|l| 1.0 / l).collect();
         self.apply(x, 1.0, &w, -1.0, out);
         Ok(())
@@ -365,9 +353,7 @@ impl ScoreModel for Gaussian {
 
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
         self.check_x(x)?;
-        if out.len() != x.len() {
-            return Err(Error::shape("score output", x.len(), out.len()));
-        }
+        check_len("score output", x.len(), out.len())?;
         let p = self.marginal_precisions(t);
         self.apply(x, p.a, &p.w, -1.0, out);
         Ok(())
@@ -382,17 +368,7 @@ impl ScoreModel for Gaussian {
         vjp_out: &mut [f64],
     ) -> Result<()> {
         let n = self.check_x(x)?;
-        if cotangents.is_empty() || !cotangents.len().is_multiple_of(n * self.d) {
-            return Err(Error::shape("cotangents", format!("(m, {n}, {})", self.d), cotangents.len()));
-        }
-        if score_out.len() != x.len() || vjp_out.len() != cotangents.len() {
-            return Err(Error::shape(
-                "score/VJP outputs",
-                format!("{} and {}", x.len(), cotangents.len()),
-                format!("{} and {}", score_out.len(), vjp_out.len()),
-            ));
-        }
-        check_finite(cotangents, "cotangents")?;
+        check_vjp(self.d, n, cotangents, score_out, vjp_out)?;
         let p = self.marginal_precisions(t);
         // The Jacobian −U diag(w) Uᵀ is symmetric and independent of x: vᵀJ = J v for all
         // m·n cotangents at once. When each block of n cotangents repeats one vector (shared
@@ -463,9 +439,7 @@ impl ScoreModel for Gaussian {
 
     fn jacobian_trace(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
         let n = self.check_x(x)?;
-        if out.len() != n {
-            return Err(Error::shape("trace output", n, out.len()));
-        }
+        check_len("trace output", n, out.len())?;
         let tr = -self.marginal_precisions(t).sum;
         out.iter_mut().for_each(|o| *o = tr);
         Ok(true)
@@ -473,9 +447,7 @@ impl ScoreModel for Gaussian {
 
     fn jacobian_trace_grad(&self, x: &[f64], _t: f64, out: &mut [f64]) -> Result<bool> {
         self.check_x(x)?;
-        if out.len() != x.len() {
-            return Err(Error::shape("trace-gradient output", x.len(), out.len()));
-        }
+        check_len("trace-gradient output", x.len(), out.len())?;
         out.iter_mut().for_each(|o| *o = 0.0);
         Ok(true)
     }
@@ -483,12 +455,8 @@ impl ScoreModel for Gaussian {
     /// Exactly zero: the Jacobian does not depend on `x`.
     fn second_order(&self, x: &[f64], _t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
         self.check_x(x)?;
-        if probes.is_empty() || !probes.len().is_multiple_of(self.d) {
-            return Err(Error::shape("probes", format!("(K, {})", self.d), probes.len()));
-        }
-        if out.len() != x.len() {
-            return Err(Error::shape("second-order output", x.len(), out.len()));
-        }
+        check_probes(probes, self.d)?;
+        check_len("second-order output", x.len(), out.len())?;
         out.iter_mut().for_each(|o| *o = 0.0);
         Ok(())
     }

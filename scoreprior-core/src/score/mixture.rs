@@ -9,9 +9,9 @@
 
 use rayon::prelude::*;
 
-use super::gaussian::check_finite;
+use super::checks::{check_finite, check_finite_batch, check_len, check_probes, check_vjp};
 use super::marginal::MarginalDensity;
-use super::{check_batch, ScoreModel};
+use super::ScoreModel;
 use crate::sde::{AnySde, Sde};
 use crate::{Error, Result};
 
@@ -245,9 +245,7 @@ impl GaussianMixture {
     }
 
     fn check_x(&self, x: &[f64]) -> Result<usize> {
-        let n = check_batch(x, self.d, "x")?;
-        check_finite(x, "input x")?;
-        Ok(n)
+        check_finite_batch(x, self.d)
     }
 
     /// `out[i] = log p_data(x_i)`, the mixture density itself.
@@ -256,9 +254,7 @@ impl GaussianMixture {
     /// Shape mismatch or non-finite input.
     pub fn log_prob(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
         let n = self.check_x(x)?;
-        if out.len() != n {
-            return Err(Error::shape("log-prob output", n, out.len()));
-        }
+        check_len("log-prob output", n, out.len())?;
         out.copy_from_slice(&self.terms(&self.data_coefs(), x).lp);
         Ok(())
     }
@@ -269,9 +265,7 @@ impl GaussianMixture {
     /// Shape mismatch or non-finite input.
     pub fn grad_log_prob(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
         self.check_x(x)?;
-        if out.len() != x.len() {
-            return Err(Error::shape("gradient output", x.len(), out.len()));
-        }
+        check_len("gradient output", x.len(), out.len())?;
         out.copy_from_slice(&self.terms(&self.data_coefs(), x).s);
         Ok(())
     }
@@ -307,9 +301,7 @@ impl ScoreModel for GaussianMixture {
 
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
         self.check_x(x)?;
-        if out.len() != x.len() {
-            return Err(Error::shape("score output", x.len(), out.len()));
-        }
+        check_len("score output", x.len(), out.len())?;
         out.copy_from_slice(&self.terms(&self.coefs(t), x).s);
         Ok(())
     }
@@ -324,17 +316,7 @@ impl ScoreModel for GaussianMixture {
     ) -> Result<()> {
         let n = self.check_x(x)?;
         let d = self.d;
-        if cotangents.is_empty() || !cotangents.len().is_multiple_of(n * d) {
-            return Err(Error::shape("cotangents", format!("(m, {n}, {d})"), cotangents.len()));
-        }
-        if score_out.len() != x.len() || vjp_out.len() != cotangents.len() {
-            return Err(Error::shape(
-                "score/VJP outputs",
-                format!("{} and {}", x.len(), cotangents.len()),
-                format!("{} and {}", score_out.len(), vjp_out.len()),
-            ));
-        }
-        check_finite(cotangents, "cotangents")?;
+        check_vjp(d, n, cotangents, score_out, vjp_out)?;
         let c = self.coefs(t);
         let tm = self.terms(&c, x);
         score_out.copy_from_slice(&tm.s);
@@ -347,9 +329,7 @@ impl ScoreModel for GaussianMixture {
 
     fn jacobian_trace(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
         let n = self.check_x(x)?;
-        if out.len() != n {
-            return Err(Error::shape("trace output", n, out.len()));
-        }
+        check_len("trace output", n, out.len())?;
         let (d, k) = (self.d, self.k);
         let c = self.coefs(t);
         let tm = self.terms(&c, x);
@@ -368,9 +348,7 @@ impl ScoreModel for GaussianMixture {
 
     fn jacobian_trace_grad(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
         let n = self.check_x(x)?;
-        if out.len() != x.len() {
-            return Err(Error::shape("trace-gradient output", x.len(), out.len()));
-        }
+        check_len("trace-gradient output", x.len(), out.len())?;
         let (d, k) = (self.d, self.k);
         let c = self.coefs(t);
         let tm = self.terms(&c, x);
@@ -395,14 +373,9 @@ impl ScoreModel for GaussianMixture {
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
         let n = self.check_x(x)?;
         let (d, k) = (self.d, self.k);
-        if probes.is_empty() || !probes.len().is_multiple_of(d) {
-            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
-        }
-        if out.len() != x.len() {
-            return Err(Error::shape("second-order output", x.len(), out.len()));
-        }
+        let np = check_probes(probes, d)?;
+        check_len("second-order output", x.len(), out.len())?;
         check_finite(probes, "probes")?;
-        let np = probes.len() / d;
         let c = self.coefs(t);
         let tm = self.terms(&c, x);
         for_rows(out, d, self.parallel(n, 2 * np), |i, o| {
@@ -440,9 +413,7 @@ impl MarginalDensity for GaussianMixture {
     }
     fn marginal_log_prob(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
         let n = self.check_x(x)?;
-        if out.len() != n {
-            return Err(Error::shape("log-prob output", n, out.len()));
-        }
+        check_len("log-prob output", n, out.len())?;
         out.copy_from_slice(&self.terms(&self.coefs(t), x).lp);
         Ok(())
     }

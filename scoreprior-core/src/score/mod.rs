@@ -297,16 +297,13 @@ fn symmetric_stencil<M: ScoreModel + ?Sized>(
 ) -> Result<()> {
     let d = model.dim();
     let n = check_batch(x, d, "x")?;
-    if probes.is_empty() || !probes.len().is_multiple_of(d) {
-        return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
-    }
+    let k = checks::check_probes(probes, d)?;
     if out.len() != x.len() || score_out.len() != x.len() {
         return Err(Error::shape("stencil outputs", x.len(), format!("{}, {}", score_out.len(), out.len())));
     }
     if !(h > 0.0 && h.is_finite()) {
         return Err(Error::out_of_range("difference step", h, "positive and finite"));
     }
-    let k = probes.len() / d;
     let rows = 2 * k * n * d;
     let (mut xs, mut cot) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let (ce, ca) = (1.0 / (2.0 * h * k as f64), 1.0 / (2.0 * k as f64));
@@ -343,8 +340,8 @@ pub fn check_times(d: usize, x: &[f64], t: &[f64], out_len: usize) -> Result<usi
     if out_len != n * d {
         return Err(Error::shape("score output", format!("({n}, {d})"), out_len));
     }
-    if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-        return Err(Error::invalid(format!("time of image {i} is not finite: {}", t[i])));
+    if let Some(index) = t.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteData { what: "per-image times", index });
     }
     Ok(n)
 }
@@ -385,10 +382,7 @@ pub(crate) fn check_probe_forms(
     forms_out: &[f64],
 ) -> Result<(usize, usize)> {
     let n = check_batch(x, d, "x")?;
-    if probes.is_empty() || !probes.len().is_multiple_of(d) {
-        return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
-    }
-    let k = probes.len() / d;
+    let k = checks::check_probes(probes, d)?;
     if score_out.len() != x.len() || forms_out.len() != k * n {
         return Err(Error::shape(
             "score/probe-form outputs",
@@ -397,6 +391,62 @@ pub(crate) fn check_probe_forms(
         ));
     }
     Ok((n, k))
+}
+
+/// The shape checks shared by the exact models ([`Gaussian`], [`GaussianMixture`]) and the
+/// trait's defaults: one place for each rule and its message.
+pub(crate) mod checks {
+    use super::check_batch;
+    use crate::{Error, Result};
+
+    /// Fails with [`Error::NonFiniteData`] naming `what` at the first NaN or infinity.
+    pub(crate) fn check_finite(x: &[f64], what: &'static str) -> Result<()> {
+        match x.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(index) => Err(Error::NonFiniteData { what, index }),
+        }
+    }
+
+    /// A batch `x` of whole, finite `d`-vectors; returns the batch size `n`.
+    pub(crate) fn check_finite_batch(x: &[f64], d: usize) -> Result<usize> {
+        let n = check_batch(x, d, "x")?;
+        check_finite(x, "input x")?;
+        Ok(n)
+    }
+
+    /// An output `what` of `expected` values.
+    pub(crate) fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
+        if got == expected {
+            Ok(())
+        } else {
+            Err(Error::shape(what, expected, got))
+        }
+    }
+
+    /// Probes `(K, d)`, `K ≥ 1`; returns `K`.
+    pub(crate) fn check_probes(probes: &[f64], d: usize) -> Result<usize> {
+        if probes.is_empty() || !probes.len().is_multiple_of(d) {
+            return Err(Error::shape("probes", format!("(K, {d})"), probes.len()));
+        }
+        Ok(probes.len() / d)
+    }
+
+    /// The arguments of a [`super::ScoreModel::score_and_vjp`] call on `n` images of size `d`:
+    /// cotangents `(m, n, d)`, all finite; a score output like `x` and a VJP output like the
+    /// cotangents.
+    pub(crate) fn check_vjp(d: usize, n: usize, cotangents: &[f64], score_out: &[f64], vjp_out: &[f64]) -> Result<()> {
+        if cotangents.is_empty() || !cotangents.len().is_multiple_of(n * d) {
+            return Err(Error::shape("cotangents", format!("(m, {n}, {d})"), cotangents.len()));
+        }
+        if score_out.len() != n * d || vjp_out.len() != cotangents.len() {
+            return Err(Error::shape(
+                "score/VJP outputs",
+                format!("{} and {}", n * d, cotangents.len()),
+                format!("{} and {}", score_out.len(), vjp_out.len()),
+            ));
+        }
+        check_finite(cotangents, "cotangents")
+    }
 }
 
 /// Checks that `x` holds a whole number of `d`-vectors and returns the batch size.

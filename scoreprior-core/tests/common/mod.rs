@@ -1,10 +1,11 @@
-//! Shared helpers of the score-prior integration tests: random SPD Gaussians and mixtures.
+//! Shared helpers of the score-prior integration tests: random SPD Gaussians and mixtures, and
+//! a mixture seen only through its score and VJPs.
 #![allow(dead_code)]
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use scoreprior_core::score::{Gaussian, GaussianMixture};
+use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::{AnySde, SubVpSde, VeSde, VpSde};
 
 pub fn vp() -> AnySde {
@@ -56,4 +57,21 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den
+}
+
+/// A mixture seen only through its score and VJPs: the trait's defaults give everything else
+/// (exact trace by basis VJPs, trace gradient and second-order term by central differences),
+/// to be checked against the mixture's analytic ones.
+pub struct ScoreAndVjpOnly(pub GaussianMixture);
+
+impl ScoreModel for ScoreAndVjpOnly {
+    fn dim(&self) -> usize {
+        ScoreModel::dim(&self.0)
+    }
+    fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
+        self.0.score(x, t, out)
+    }
+    fn score_and_vjp(&self, x: &[f64], t: f64, c: &[f64], s: &mut [f64], v: &mut [f64]) -> scoreprior_core::Result<()> {
+        self.0.score_and_vjp(x, t, c, s, v)
+    }
 }

@@ -390,14 +390,33 @@ impl RealNvp {
 
     /// Runs the generator on a traced `(D, n)` input; returns `x` and `log|det ∂x/∂z|`.
     pub(crate) fn generate(&self, z: Act, train: bool) -> (Act, PerSample, BnStats) {
-        let (d, n) = *z.shape();
+        self.run_layers(z, false, train)
+    }
+
+    /// Runs the inverse map `z = G⁻¹(x)` on a traced `(D, n)` input (BatchNorm with running
+    /// statistics); returns `z` and `log|det ∂z/∂x| = −log|det ∂G/∂z|`.
+    pub(crate) fn invert(&self, x: Act) -> (Act, PerSample) {
+        let (z, fwd_ld, _) = self.run_layers(x, true, false);
+        (z, fwd_ld.negate())
+    }
+
+    /// The layers on a traced `(D, n)` input: in order, the generator (BatchNorm on batch
+    /// statistics when `train`), or in reverse order each layer's inverse (`inverse`). Returns
+    /// the output, the generator's `log|det ∂x/∂z|` (coupling terms summed in the order run,
+    /// then the ActNorm terms) and the BatchNorm statistics.
+    fn run_layers(&self, input: Act, inverse: bool, train: bool) -> (Act, PerSample, BnStats) {
+        let (d, n) = *input.shape();
         let mut stats = BnStats::new();
-        let mut x = z;
+        let mut x = input;
         let mut ld: Option<PerSample> = None;
         let mut act_ld: Option<Tensor<(), f64, Cpu, OwnedTape<f64, Cpu>>> = None;
-        for layer in &self.layers {
+        let layers: Box<dyn Iterator<Item = &Layer>> =
+            if inverse { Box::new(self.layers.iter().rev()) } else { Box::new(self.layers.iter()) };
+        for layer in layers {
             match layer {
-                Layer::Permute { perm, .. } => x = ops::take_rows(&self.dev, x, perm.clone()),
+                Layer::Permute { perm, inv, .. } => {
+                    x = ops::take_rows(&self.dev, x, if inverse { inv } else { perm }.clone());
+                }
                 Layer::ActNorm { loc, log_scale } => {
                     let s = self.traced(*log_scale).sum::<(), _>();
                     // `s` carries the tape of the log-scale's contribution to the log-det.
@@ -405,7 +424,7 @@ impl RealNvp {
                         None => s,
                         Some(a) => a + s,
                     });
-                    x = ops::actnorm(&self.dev, x, &self.params[*log_scale], &self.params[*loc], false);
+                    x = ops::actnorm(&self.dev, x, &self.params[*log_scale], &self.params[*loc], inverse);
                 }
                 Layer::Coupling(c) => {
                     let xa: Act = ops::take_rows(&self.dev, x.with_empty_tape(), self.idx_a.clone());
@@ -417,7 +436,8 @@ impl RealNvp {
                         None => term,
                         Some(l) => l + term,
                     });
-                    let xb = xb * log_s.exp() + t;
+                    // x_b ← x_b·e^{log s} + t, or its inverse (x_b − t)·e^{−log s}.
+                    let xb = if inverse { (xb - t) * log_s.negate().exp() } else { xb * log_s.exp() + t };
                     x = (xa, xb).concat_along(Axis::<0>);
                 }
             }
@@ -429,50 +449,6 @@ impl RealNvp {
             None => act,
         };
         (x, ld, stats)
-    }
-
-    /// Runs the inverse map `z = G⁻¹(x)` on a traced `(D, n)` input (BatchNorm with running
-    /// statistics); returns `z` and `log|det ∂z/∂x| = −log|det ∂G/∂z|`.
-    pub(crate) fn invert(&self, x: Act) -> (Act, PerSample) {
-        let (d, n) = *x.shape();
-        let mut stats = BnStats::new();
-        let mut z = x;
-        let mut ld: Option<PerSample> = None;
-        let mut act_ld: Option<Tensor<(), f64, Cpu, OwnedTape<f64, Cpu>>> = None;
-        for layer in self.layers.iter().rev() {
-            match layer {
-                Layer::Permute { inv, .. } => z = ops::take_rows(&self.dev, z, inv.clone()),
-                Layer::ActNorm { loc, log_scale } => {
-                    let s = self.traced(*log_scale).sum::<(), _>();
-                    // `s` carries the tape of the log-scale's contribution to the log-det.
-                    act_ld = Some(match act_ld {
-                        None => s,
-                        Some(a) => a + s,
-                    });
-                    z = ops::actnorm(&self.dev, z, &self.params[*log_scale], &self.params[*loc], true);
-                }
-                Layer::Coupling(c) => {
-                    let xa: Act = ops::take_rows(&self.dev, z.with_empty_tape(), self.idx_a.clone());
-                    let xb: Act = ops::take_rows(&self.dev, z, self.idx_b.clone());
-                    let (s_raw, t) = self.coupling_net(c, xa.with_empty_tape(), false, &mut stats);
-                    let log_s = s_raw.tanh();
-                    let term = log_s.with_empty_tape().sum::<(usize,), Axis<0>>();
-                    ld = Some(match ld {
-                        None => term,
-                        Some(l) => l + term,
-                    });
-                    let zb = (xb - t) * log_s.negate().exp();
-                    z = (xa, zb).concat_along(Axis::<0>);
-                }
-            }
-        }
-        let act = act_ld.expect("every flow step has ActNorm layers") * d as f64;
-        let act = act.broadcast_like::<_, Axis<0>>(&(n,));
-        let fwd_ld = match ld {
-            Some(l) => l + act,
-            None => act,
-        };
-        (z, fwd_ld.negate())
     }
 
     /// Transposes row-major `(n, D)` into a feature-major traced tensor.

@@ -92,9 +92,7 @@ impl Interferometer {
     /// The problem of imaging `npix × npix` pixels over `fov_uas` µas from `coverage`.
     pub fn new(coverage: UvCoverage, npix: usize, fov_uas: f64) -> Result<Self> {
         if coverage.points.is_empty() {
-            return Err(Error::invalid(
-                "the uv-coverage is empty: no baseline sees the source above the elevation cutoff",
-            ));
+            return Err(Error::empty("the uv-coverage", "no baseline sees the source above the elevation cutoff"));
         }
         if npix == 0 {
             return Err(Error::count_out_of_range("interferometer npix", npix, "at least 1"));
@@ -105,16 +103,17 @@ impl Interferometer {
         let (lo, hi) = THERMAL_SIGMA_JY;
         if let Some((k, p)) = coverage.points.iter().enumerate().find(|(_, p)| !(lo..=hi).contains(&p.sigma)) {
             let name = |i: usize| coverage.stations.get(i).map_or_else(|| format!("#{i}"), Clone::clone);
-            // Not `out_of_range`: its message writes the value in full (300 digits for 1e-300).
-            return Err(Error::invalid(format!(
-                "the thermal σ of visibility {} ({} h, baseline {}–{}) must be between {lo:e} and {hi:e} Jy (beyond, \
-                 χ² is left to rounding errors or is not finite), got {:e} Jy",
-                k + 1,
-                p.time_hour,
-                name(p.i),
-                name(p.j),
-                p.sigma
-            )));
+            return Err(Error::out_of_range(
+                format!(
+                    "the thermal σ (Jy) of visibility {} ({} h, baseline {}–{})",
+                    k + 1,
+                    p.time_hour,
+                    name(p.i),
+                    name(p.j)
+                ),
+                p.sigma,
+                format!("between {lo:e} and {hi:e} Jy (beyond, χ² is left to rounding errors or is not finite)"),
+            ));
         }
         Ok(Interferometer { coverage, npix, fov_uas, pulse: ops::Pulse::Delta, closure_phase_uv_min: 0.0 })
     }

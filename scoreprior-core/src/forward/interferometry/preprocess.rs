@@ -128,37 +128,36 @@ impl Preprocessing {
     pub fn validate(&self) -> Result<()> {
         if let Some(f) = self.compact_flux_jy {
             if !(f.is_finite() && f > 0.0 && f < 1e6) {
-                return Err(Error::invalid(format!("`zbl` (the compact flux) must be in (0, 1e6) Jy, got {f:e}")));
+                return Err(Error::out_of_range("`zbl` (the compact flux)", f, "in (0, 1e6) Jy"));
             }
         }
         if !(self.fractional_noise.is_finite() && (0.0..1.0).contains(&self.fractional_noise)) {
-            return Err(Error::invalid(format!(
-                "`systematic` (the fractional systematic noise) must be in [0, 1), got {:e}",
-                self.fractional_noise
-            )));
+            return Err(Error::out_of_range(
+                "`systematic` (the fractional systematic noise)",
+                self.fractional_noise,
+                "in [0, 1)",
+            ));
         }
         for (what, v) in [
             ("the zero-baseline uv cut", self.zero_baseline_uv),
             ("`cp_uv_min` (the closure phases' shortest baseline)", self.closure_phase_uv_min),
         ] {
             if !(v.is_finite() && (0.0..1e13).contains(&v)) {
-                return Err(Error::invalid(format!("{what} must be in [0, 1e13) wavelengths, got {v:e}")));
+                return Err(Error::out_of_range(what, v, "in [0, 1e13) wavelengths"));
             }
         }
         if !(self.gain_error.is_finite() && (0.0..1.0).contains(&self.gain_error)) {
-            return Err(Error::invalid(format!(
-                "`gain_error` (the gain error per station) must be in [0, 1), got {:e}",
-                self.gain_error
-            )));
+            return Err(Error::out_of_range("`gain_error` (the gain error per station)", self.gain_error, "in [0, 1)"));
         }
         if !(self.snr_cut.is_finite() && (0.0..1e6).contains(&self.snr_cut)) {
-            return Err(Error::invalid(format!(
-                "`snrcut` (the smallest visibility SNR kept) must be in [0, 1e6), got {:e}",
-                self.snr_cut
-            )));
+            return Err(Error::out_of_range(
+                "`snrcut` (the smallest visibility SNR kept)",
+                self.snr_cut,
+                "in [0, 1e6)",
+            ));
         }
         if let Some((s, v)) = self.station_noise.iter().find(|(_, v)| !(v.is_finite() && (0.0..1.0).contains(v))) {
-            return Err(Error::invalid(format!("the station noise of {s} must be in [0, 1), got {v:e}")));
+            return Err(Error::out_of_range(format!("the station noise of {s}"), *v, "in [0, 1)"));
         }
         Ok(())
     }
@@ -178,13 +177,14 @@ impl Preprocessing {
         let mut total_flux_jy = None;
         if let Some(flux) = self.compact_flux_jy {
             let f0 = median_amplitude(&obs, &self.zero_baseline.0, &self.zero_baseline.1).ok_or_else(|| {
-                Error::invalid(format!(
-                    "{}: no {}–{} (zero-baseline) visibility to measure the total flux from; leave out the compact \
-                     flux (zbl) or give an observation with that baseline",
-                    names.join(" + "),
-                    self.zero_baseline.0,
-                    self.zero_baseline.1
-                ))
+                Error::inconsistent(
+                    format!("{}: the compact flux (zbl)", names.join(" + ")),
+                    format!(
+                        "no {}–{} (zero-baseline) visibility to measure the total flux from; leave out the compact \
+                         flux or give an observation with that baseline",
+                        self.zero_baseline.0, self.zero_baseline.1
+                    ),
+                )
             })?;
             rescale_short_baselines(&mut obs, flux / f0, self.zero_baseline_uv);
             total_flux_jy = Some(f0);
@@ -197,11 +197,10 @@ impl Preprocessing {
         obs.records.retain(|r| r.re.hypot(r.im) >= self.snr_cut * r.sigma);
         let dropped_low_snr = before - obs.records.len();
         if obs.records.is_empty() {
-            return Err(Error::invalid(format!(
-                "{}: every visibility has an SNR below the cut {}",
-                names.join(" + "),
-                self.snr_cut
-            )));
+            return Err(Error::empty(
+                format!("{}: the observation after the SNR cut {}", names.join(" + "), self.snr_cut),
+                "every visibility has an SNR below the cut",
+            ));
         }
         let station_noise = obs
             .stations
@@ -335,27 +334,33 @@ pub fn scan_average(obs: &EhtimObservation) -> EhtimObservation {
 /// `b ·` [`BAND_OFFSET_HOURS`] so that no closure mixes bands; the frequency is the bands'
 /// mean. Refused when the bands observe different sources or days (`names` label the files).
 pub fn join_bands(bands: &[EhtimObservation], names: &[String]) -> Result<EhtimObservation> {
-    let first = bands.first().ok_or_else(|| Error::invalid("no observation to join"))?;
+    let first = bands.first().ok_or_else(|| Error::empty("the bands to join", "give at least one observation"))?;
     let name = |b: usize| names.get(b).cloned().unwrap_or_else(|| format!("observation {}", b + 1));
     let mut out = EhtimObservation { records: vec![], stations: vec![], ..first.clone() };
     for (b, o) in bands.iter().enumerate() {
         if o.source.trim() != first.source.trim() {
-            return Err(Error::invalid(format!(
-                "{} observes `{}` but {} observes `{}`: only bands of one source are joined",
-                name(b),
-                o.source.trim(),
-                name(0),
-                first.source.trim()
-            )));
+            return Err(Error::inconsistent(
+                "the bands to join",
+                format!(
+                    "{} observes `{}` but {} observes `{}`: only bands of one source are joined",
+                    name(b),
+                    o.source.trim(),
+                    name(0),
+                    first.source.trim()
+                ),
+            ));
         }
         if (o.mjd - first.mjd).abs() > 0.5 || (o.ra_hours - first.ra_hours).abs() > 1e-6 {
-            return Err(Error::invalid(format!(
-                "{} (MJD {}) and {} (MJD {}) are not one day's observation of one position: image each day alone",
-                name(b),
-                o.mjd,
-                name(0),
-                first.mjd
-            )));
+            return Err(Error::inconsistent(
+                "the bands to join",
+                format!(
+                    "{} (MJD {}) and {} (MJD {}) are not one day's observation of one position: image each day alone",
+                    name(b),
+                    o.mjd,
+                    name(0),
+                    first.mjd
+                ),
+            ));
         }
         let map: Vec<usize> = o
             .stations

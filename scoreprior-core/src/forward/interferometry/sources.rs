@@ -50,7 +50,10 @@ impl TestSource {
         let img = self.raw(npix, fov_uas, (0.0, 0.0))?;
         let s: f64 = img.iter().sum();
         if !(s > 0.0 && s.is_finite()) {
-            return Err(Error::invalid("test source has no flux on this grid (is it outside the field of view?)"));
+            return Err(Error::empty(
+                "the test source's image",
+                "no flux falls on this grid (is the source outside the field of view?)",
+            ));
         }
         Ok(img.into_iter().map(|v| v * total_flux / s).collect())
     }
@@ -329,7 +332,7 @@ impl CompactSources {
             }
             let peak = img.iter().cloned().fold(0.0, f64::max);
             if !(peak > 0.0) {
-                return Err(Error::invalid("a compact source fell outside the field of view"));
+                return Err(Error::empty("a compact source's image", "the source fell outside the field of view"));
             }
             img.iter_mut().for_each(|v| *v /= peak);
             Ok(())

@@ -270,11 +270,14 @@ pub struct Crop {
 impl Crop {
     /// A `height × width` window at `(top, left)`.
     pub fn new(shape: Shape, top: usize, left: usize, height: usize, width: usize) -> Result<Self> {
-        if height == 0 || width == 0 || top + height > shape.h || left + width > shape.w {
-            return Err(Error::invalid(format!(
-                "crop window {height}×{width} at ({top}, {left}) does not fit in {}×{}",
-                shape.h, shape.w
-            )));
+        if height == 0 || width == 0 {
+            return Err(Error::count_out_of_range("crop window side", height.min(width), "at least 1"));
+        }
+        if top + height > shape.h || left + width > shape.w {
+            return Err(Error::inconsistent(
+                format!("crop window {height}×{width} at ({top}, {left})"),
+                format!("does not fit in the image {}×{}", shape.h, shape.w),
+            ));
         }
         Ok(Crop { shape, top, left, out: Shape::new(shape.c, height, width) })
     }

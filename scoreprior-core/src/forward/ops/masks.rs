@@ -42,9 +42,10 @@ pub fn cartesian(h: usize, w: usize, acceleration: f64, center: usize, seed: u64
     let target = check(h, w, acceleration, center)?;
     let lines = ((target as f64 / w as f64).round() as usize).clamp(1, h);
     if lines < center {
-        return Err(Error::invalid(format!(
-            "acceleration {acceleration} keeps {lines} rows, fewer than the fully sampled centre of {center}"
-        )));
+        return Err(Error::inconsistent(
+            "mask acceleration and centre",
+            format!("acceleration {acceleration} keeps {lines} rows, fewer than the fully sampled centre of {center}"),
+        ));
     }
     let lo = h / 2 - center / 2;
     let mut rows = vec![false; h];
@@ -67,9 +68,10 @@ pub fn cartesian(h: usize, w: usize, acceleration: f64, center: usize, seed: u64
 pub fn poisson_disc(h: usize, w: usize, acceleration: f64, center: usize, seed: u64) -> Result<Vec<bool>> {
     let target = check(h, w, acceleration, center)?;
     if target < center * center {
-        return Err(Error::invalid(format!(
-            "acceleration {acceleration} allows {target} samples, fewer than the {center}×{center} fully sampled centre"
-        )));
+        return Err(Error::inconsistent(
+            "mask acceleration and centre",
+            format!("acceleration {acceleration} allows {target} samples, fewer than the {center}×{center} fully sampled centre"),
+        ));
     }
     let mut order: Vec<usize> = (0..h * w).collect();
     order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));

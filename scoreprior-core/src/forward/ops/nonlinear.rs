@@ -59,6 +59,15 @@ impl Op for Magnitude {
     }
 }
 
+/// A visibility index `i` must name one of the `k` visibilities.
+fn check_index(what: &str, i: usize, k: usize) -> Result<()> {
+    if i < k {
+        Ok(())
+    } else {
+        Err(Error::count_out_of_range(what, i, format!("less than the visibility count {k}")))
+    }
+}
+
 /// Closure phases on triangles then log closure amplitudes on quadrangles, from `K` split
 /// complex visibilities `[2, 1, K]` → `[1, 1, T + Q]`.
 #[derive(Debug, Clone)]
@@ -72,10 +81,14 @@ pub struct ClosureProducts {
 impl ClosureProducts {
     /// `triangles[t] = [(visibility index, ±1); 3]`, `quadrangles[q] = [num₁, num₂, den₁, den₂]`.
     pub fn new(k: usize, triangles: Vec<[(usize, f64); 3]>, quadrangles: Vec<[usize; 4]>) -> Result<Self> {
-        let bad = triangles.iter().flatten().any(|&(i, s)| i >= k || (s != 1.0 && s != -1.0))
-            || quadrangles.iter().flatten().any(|&i| i >= k);
-        if bad {
-            return Err(Error::invalid(format!("closure indices must be < {k} and signs ±1")));
+        for &(i, s) in triangles.iter().flatten() {
+            check_index("closure phase visibility index", i, k)?;
+            if s != 1.0 && s != -1.0 {
+                return Err(Error::out_of_range("closure phase sign", s, "+1 or -1"));
+            }
+        }
+        for &i in quadrangles.iter().flatten() {
+            check_index("closure amplitude visibility index", i, k)?;
         }
         if triangles.is_empty() && quadrangles.is_empty() {
             return Err(Error::unsupported(
@@ -87,8 +100,8 @@ impl ClosureProducts {
     /// Appends log amplitude ratios `ρ = ln|V_a| − ln|V_b|` for `[a, b]` in `ratios` after the
     /// closure quantities (output `[ψ; ℓ; ρ]`).
     pub fn with_ratios(mut self, ratios: Vec<[usize; 2]>) -> Result<Self> {
-        if ratios.iter().flatten().any(|&i| i >= self.k) {
-            return Err(Error::invalid(format!("amplitude-ratio indices must be < {}", self.k)));
+        for &i in ratios.iter().flatten() {
+            check_index("amplitude-ratio visibility index", i, self.k)?;
         }
         self.ratios = ratios;
         Ok(self)

@@ -127,13 +127,16 @@ impl Nufft {
     /// As [`Nufft::new`].
     pub fn with_pulse(input: Shape, u: &[f64], v: &[f64], psize: f64, pulse: Pulse) -> Result<Self> {
         if input.c != 1 {
-            return Err(Error::invalid(format!("nufft needs a gray image [1, H, W], got {input}")));
+            return Err(Error::shape("nufft input", "a gray image [1, H, W]", input));
         }
         if u.len() != v.len() || u.is_empty() {
             return Err(Error::shape("(u, v) points", format!("{} v values (≥ 1)", u.len()), v.len()));
         }
-        if !(psize.is_finite() && psize > 0.0) || u.iter().chain(v).any(|t| !t.is_finite()) {
-            return Err(Error::invalid("nufft needs finite (u, v) and a positive pixel size"));
+        if !(psize.is_finite() && psize > 0.0) {
+            return Err(Error::out_of_range("nufft pixel size", psize, "positive and finite"));
+        }
+        if let Some(index) = u.iter().chain(v).position(|t| !t.is_finite()) {
+            return Err(Error::NonFiniteData { what: "nufft (u, v) points (u, then v)", index });
         }
         let (h, w) = (input.h, input.w);
         let (gh, gw) = (2 * h, 2 * w);

@@ -1,0 +1,144 @@
+//! Parameters: each tensor has a name, shape and initialiser ([`ParamSpec`]; DDPM's
+//! `variance_scaling(scale, fan_avg, uniform)` draws `U(±√(3·scale/fan_avg))`), and
+//! [`Params`] holds their values, applying the layers `x·W + b`, `conv3x3` and GroupNorm.
+
+use dfdx::prelude::*;
+
+use crate::ops::*;
+use crate::ModelError;
+
+/// How a parameter is initialised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// DDPM `variance_scaling(scale, fan_avg, uniform)`: `U(±√(3·scale/fan_avg))`.
+    FanAvg { fan_in: usize, fan_out: usize, scale: f64 },
+    /// All zeros.
+    Zeros,
+    /// All ones.
+    Ones,
+}
+
+/// Name, shape and initialiser of one parameter tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// Unique dotted name, e.g. `down.0.block.0.conv0.w`.
+    pub name: String,
+    /// Shape (matrices are `(fan_in, fan_out)`, 3×3 kernels `(9·c_in, c_out)`).
+    pub shape: Vec<usize>,
+    /// Initialiser.
+    pub init: Init,
+}
+
+impl ParamSpec {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Whether the tensor is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Collects the parameter specifications while the architecture is built.
+#[derive(Default)]
+pub(super) struct Builder {
+    pub(super) specs: Vec<ParamSpec>,
+}
+
+impl Builder {
+    fn add(&mut self, name: String, shape: Vec<usize>, init: Init) -> usize {
+        self.specs.push(ParamSpec { name, shape, init });
+        self.specs.len() - 1
+    }
+    pub(super) fn dense(&mut self, name: &str, i: usize, o: usize, scale: f64) -> Dense {
+        let w = self.add(format!("{name}.w"), vec![i, o], Init::FanAvg { fan_in: i, fan_out: o, scale });
+        let b = self.add(format!("{name}.b"), vec![o], Init::Zeros);
+        Dense { w, b, i }
+    }
+    pub(super) fn conv(&mut self, name: &str, i: usize, o: usize, scale: f64) -> Dense {
+        let w = self.add(format!("{name}.w"), vec![9 * i, o], Init::FanAvg { fan_in: 9 * i, fan_out: 9 * o, scale });
+        let b = self.add(format!("{name}.b"), vec![o], Init::Zeros);
+        Dense { w, b, i: 9 * i }
+    }
+    pub(super) fn gn(&mut self, name: &str, c: usize) -> Gn {
+        let g = self.add(format!("{name}.gamma"), vec![c], Init::Ones);
+        let b = self.add(format!("{name}.beta"), vec![c], Init::Zeros);
+        Gn { g, b, groups: (c / 4).clamp(1, 32) }
+    }
+}
+
+/// A dense or 3×3 convolution layer: the indices of its weight and bias, and its fan-in.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dense {
+    w: usize,
+    b: usize,
+    i: usize,
+}
+
+/// A GroupNorm layer: the indices of `γ` and `β`, and its number of groups.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Gn {
+    g: usize,
+    b: usize,
+    groups: usize,
+}
+
+/// Parameter tensors of one element type, in the order of [`NcsnppNet::specs`](super::NcsnppNet::specs).
+#[derive(Debug, Clone)]
+pub struct Params<E: Elem>
+where
+    Cpu: Device<E>,
+{
+    /// One flat tensor per parameter.
+    pub tensors: Vec<Vec1<E>>,
+    shapes: Vec<Vec<usize>>,
+}
+
+impl<E: Elem> Params<E>
+where
+    Cpu: Device<E>,
+{
+    /// Parameter tensors from flat `f32` values; errors if the sizes do not match `specs`.
+    pub fn from_values(dev: &Cpu, specs: &[ParamSpec], values: &[Vec<f32>]) -> Result<Self, ModelError> {
+        if specs.len() != values.len() {
+            return Err(ModelError::shape("parameter tensors", specs.len(), values.len()));
+        }
+        let mut tensors = Vec::with_capacity(specs.len());
+        for (s, v) in specs.iter().zip(values) {
+            if s.len() != v.len() {
+                let expected = format!("{} values ({:?})", s.len(), s.shape);
+                return Err(ModelError::shape(format!("parameter {}", s.name), expected, v.len()));
+            }
+            tensors.push(dev.tensor_from_vec(v.iter().map(|&a| E::of(a as f64)).collect(), (v.len(),)));
+        }
+        Ok(Self { tensors, shapes: specs.iter().map(|s| s.shape.clone()).collect() })
+    }
+    /// Overwrites the values in place (same shapes).
+    pub fn set_values(&mut self, values: &[Vec<f32>]) {
+        for (t, v) in self.tensors.iter_mut().zip(values) {
+            let e: Vec<E> = v.iter().map(|&a| E::of(a as f64)).collect();
+            t.copy_from(&e);
+        }
+    }
+    fn vec<T: Tape<E, Cpu>>(&self, i: usize) -> Vec1<E, T> {
+        self.tensors[i].retaped::<T>()
+    }
+    fn mat<T: Tape<E, Cpu>>(&self, i: usize) -> Mat<E, T> {
+        let s = &self.shapes[i];
+        self.tensors[i].retaped::<T>().reshape_like(&(s[0], s[1]))
+    }
+    pub(super) fn dense<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, d: &Dense) -> Mat<E, T> {
+        debug_assert_eq!(x.shape().1, d.i);
+        dense(x, self.mat(d.w), self.vec(d.b))
+    }
+    pub(super) fn conv<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, d: &Dense) -> Mat<E, T> {
+        conv3x3(x, g, self.mat(d.w), self.vec(d.b))
+    }
+    pub(super) fn group_norm<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
+        group_norm(x, g, n.groups, self.vec(n.g), self.vec(n.b))
+    }
+    pub(super) fn group_norm_silu<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
+        group_norm_silu(x, g, n.groups, self.vec(n.g), self.vec(n.b))
+    }
+}

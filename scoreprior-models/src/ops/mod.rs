@@ -1,0 +1,36 @@
+//! Neural-network operations on dfdx's public API, in a "rows" layout: an activation of
+//! `b` images of `h × w` pixels and `c` channels is a `(b·h·w, c)` matrix whose row
+//! `(i·h + y)·w + x` holds pixel `(y, x)` of image `i`.
+//!
+//! In this layout a 3×3 convolution is `unfold(x) · W` with `unfold` the im2col gather
+//! (zero padding, stride 1) and `W` a `(9·c_in, c_out)` matrix, so one large GEMM covers the
+//! whole batch (dfdx's own conv2d is nightly-only and loops over images). The gathers,
+//! pooling, nearest upsampling, GroupNorm and concatenation are custom ops whose backward
+//! is registered with `Tape::add_backward_op`; everything else composes dfdx ops.
+//!
+//! One file per block: [`elem`] (element types, matrices), [`tape`] (custom-op plumbing),
+//! [`layout`] (the grid, NCHW ↔ rows, row gathers), [`conv`], [`combine`] (sums and
+//! concatenation), [`resample`], [`norm`], [`activation`], [`attention`](mod@attention) and
+//! [`embedding`]. Every item is re-exported here: `ops::conv3x3` is `ops::conv::conv3x3`.
+
+pub mod activation;
+pub mod attention;
+pub mod combine;
+pub mod conv;
+pub mod elem;
+pub mod embedding;
+pub mod layout;
+pub mod norm;
+pub mod resample;
+pub mod tape;
+
+pub use activation::{apply_mask, dropout_mask, silu};
+pub use attention::attention;
+pub use combine::{add_bias, add_per_image, add_scaled, concat_cols, repeat_rows};
+pub use conv::{conv3x3, dense, unfold3x3, MATMUL_FLOPS};
+pub use elem::{Elem, Mat, Vec1};
+pub use embedding::{fourier_embedding, sinusoidal_embedding};
+pub use layout::{nchw_to_rows, rows_to_nchw, Grid};
+pub use norm::{group_norm, group_norm_silu};
+pub use resample::{avg_pool2, upsample2};
+pub use tape::{custom_binary, custom_unary, put_grad, take_grad, values};
