@@ -4,30 +4,32 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{bin, fails, ok, tmp};
+use common::{bin, fails, gaussian_files, ok, tmp, COV, MEAN, X};
 
 use scoreprior::core::io::{read_npy, write_npy};
 use scoreprior::core::score::{Gaussian, GaussianMixture, MarginalDensity};
 use scoreprior::core::sde::{AnySde, VpSde};
 
-const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
-/// Symmetric positive definite, not diagonal (so Hutchinson has variance).
-const COV: [f64; 16] = [
-    0.30, 0.10, 0.05, 0.00, //
-    0.10, 0.20, 0.02, 0.04, //
-    0.05, 0.02, 0.25, 0.06, //
-    0.00, 0.04, 0.06, 0.15,
-];
-const X: [f64; 8] = [0.1, 0.5, 0.0, 0.2, 0.6, 0.1, 0.3, 0.7];
+/// `scoreprior logprob` with the Gaussian prior of `mean` and `cov` on the images `x`, then `rest`.
+fn gaussian_args<'a>(mean: &'a str, cov: &'a str, x: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["logprob", "--prior", "gaussian", "--mean", mean, "--cov", cov, "--x", x];
+    args.extend_from_slice(rest);
+    args
+}
 
-/// Writes mean.npy, cov.npy and x.npy (shape (2, 2, 2)) into `dir`.
-fn gaussian_files(dir: &Path) -> (String, String, String) {
-    let (m, c, x) = (dir.join("mean.npy"), dir.join("cov.npy"), dir.join("x.npy"));
-    write_npy(&m, &[4], &MEAN).unwrap();
-    write_npy(&c, &[4, 4], &COV).unwrap();
-    write_npy(&x, &[2, 2, 2], &X).unwrap();
-    let s = |p: PathBuf| p.display().to_string();
-    (s(m), s(c), s(x))
+/// `scoreprior logprob` with the mixture prior of `weights`, `means` and `stds` on the images
+/// `x`, then `rest`.
+fn gmm_args<'a>(weights: &'a str, means: &'a str, stds: &'a str, x: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["logprob", "--prior", "gmm", "--weights", weights, "--means", means, "--stds", stds, "--x", x];
+    args.extend_from_slice(rest);
+    args
+}
+
+/// `scoreprior logprob` with the checkpoint prior `ckpt` on the images `x`, then `rest`.
+fn checkpoint_args<'a>(ckpt: &'a str, x: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["logprob", "--prior", ckpt, "--x", x];
+    args.extend_from_slice(rest);
+    args
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -44,9 +46,9 @@ fn logprob_gaussian_matches_closed_form_and_writes_gradients() {
     let (m, c, x) = gaussian_files(&dir);
     let out = dir.join("r.json");
     let grad = dir.join("g.npy");
-    #[rustfmt::skip]
-    ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact",
-         "--rtol", "1e-7", "--atol", "1e-9", "--grad", grad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (grad_s, out_s) = (grad.to_str().unwrap(), out.to_str().unwrap());
+    let tight = ["--rtol", "1e-7", "--atol", "1e-9", "--grad", grad_s, "--out", out_s];
+    ok(&gaussian_args(&m, &c, &x, &[&["--trace", "exact"][..], &tight].concat()));
     let r = json(&out);
     let lp = floats(&r["log_prob"]);
     let bpd = floats(&r["bits_per_dim"]);
@@ -67,9 +69,7 @@ fn logprob_gaussian_matches_closed_form_and_writes_gradients() {
     assert!(r["accepted_steps"].as_u64().unwrap() > 0 && r["wall_seconds"].as_f64().unwrap() >= 0.0);
     // Gradient file: shape of the input, equal to the exact ∇ log p_t0 once the terminal density
     // is the exact p_T (with N(0, I) the terminal gap, pulled back by the flow, is ~2e-3 here).
-    #[rustfmt::skip]
-    ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact", "--exact-terminal",
-         "--rtol", "1e-7", "--atol", "1e-9", "--grad", grad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    ok(&gaussian_args(&m, &c, &x, &[&["--trace", "exact", "--exact-terminal"][..], &tight].concat()));
     let lp_exact_terminal = floats(&json(&out)["log_prob"]);
     for i in 0..2 {
         assert!((lp_exact_terminal[i] - exact[i]).abs() < 1e-5, "{} vs {}", lp_exact_terminal[i], exact[i]);
@@ -96,8 +96,8 @@ fn logprob_gmm_with_hutchinson_is_reproducible() {
     let run = |seed: &str, name: &str| {
         let out = dir.join(name);
         #[rustfmt::skip]
-        ok(&["logprob", "--prior", "gmm", "--weights", &w, "--means", &mu, "--stds", &s, "--x", &x,
-             "--hutchinson", "3", "--probe", "gaussian", "--seed", seed, "--solver", "tsit5", "--out", out.to_str().unwrap()]);
+        ok(&gmm_args(&w, &mu, &s, &x, &["--hutchinson", "3", "--probe", "gaussian", "--seed", seed, "--solver", "tsit5",
+                                         "--out", out.to_str().unwrap()]));
         json(&out)
     };
     let a = run("5", "a.json");
@@ -121,8 +121,8 @@ fn logprob_gmm_with_hutchinson_is_reproducible() {
     g.marginal_log_prob(&X, 1e-3, &mut exact).unwrap();
     let out = dir.join("exact.json");
     #[rustfmt::skip]
-    ok(&["logprob", "--prior", "gmm", "--weights", &w, "--means", &mu, "--stds", &s, "--x", &x, "--trace", "exact",
-         "--exact-terminal", "--rtol", "1e-8", "--atol", "1e-10", "--out", out.to_str().unwrap()]);
+    ok(&gmm_args(&w, &mu, &s, &x, &["--trace", "exact", "--exact-terminal", "--rtol", "1e-8", "--atol", "1e-10",
+                                     "--out", out.to_str().unwrap()]));
     let lp = floats(&json(&out)["log_prob"]);
     eprintln!("gmm: exact trace {lp:?}, closed form {exact:?}");
     for i in 0..2 {
@@ -134,9 +134,13 @@ fn logprob_gmm_with_hutchinson_is_reproducible() {
     let runs: Vec<Vec<f64>> = (0..16)
         .map(|seed| {
             let out = dir.join(format!("h{seed}.json"));
-            #[rustfmt::skip]
-            ok(&["logprob", "--prior", "gmm", "--weights", &w, "--means", &mu, "--stds", &s, "--x", &x,
-                 "--hutchinson", "3", "--seed", &seed.to_string(), "--out", out.to_str().unwrap()]);
+            ok(&gmm_args(
+                &w,
+                &mu,
+                &s,
+                &x,
+                &["--hutchinson", "3", "--seed", &seed.to_string(), "--out", out.to_str().unwrap()],
+            ));
             floats(&json(&out)["log_prob"])
         })
         .collect();
@@ -160,150 +164,50 @@ fn logprob_reports_clear_errors() {
     let out = dir.join("r.json");
     let out = out.to_str().unwrap();
     let missing = dir.join("nope.npy");
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        missing.to_str().unwrap(),
-        "--cov",
-        &c,
-        "--x",
-        &x,
-        "--out",
-        out,
-    ]);
+    let e = fails(&gaussian_args(missing.to_str().unwrap(), &c, &x, &["--out", out]));
     assert!(e.contains("--mean") && e.contains("does not exist"), "{e}");
-    // Not positive definite: eigenvalues 3 and −1.
+    // Covariances not positive definite (eigenvalues 3 and −1), not symmetric, of the wrong size.
     let bad = dir.join("bad.npy");
-    let mut cov = COV;
-    cov[1] = 2.0;
-    cov[4] = 2.0;
-    write_npy(&bad, &[4, 4], &cov).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        bad.to_str().unwrap(),
-        "--x",
-        &x,
-        "--out",
-        out,
-    ]);
-    assert!(e.contains("not symmetric positive definite"), "{e}");
-    // Not symmetric.
-    let mut cov = COV;
-    cov[1] = 0.0;
-    write_npy(&bad, &[4, 4], &cov).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        bad.to_str().unwrap(),
-        "--x",
-        &x,
-        "--out",
-        out,
-    ]);
-    assert!(e.contains("not symmetric positive definite"), "{e}");
-    // Covariance of the wrong size.
-    write_npy(&bad, &[2, 2], &[1.0, 0.0, 0.0, 1.0]).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        bad.to_str().unwrap(),
-        "--x",
-        &x,
-        "--out",
-        out,
-    ]);
-    assert!(e.contains("expected (4, 4)"), "{e}");
+    let mut indefinite = COV;
+    indefinite[1] = 2.0;
+    indefinite[4] = 2.0;
+    let mut asymmetric = COV;
+    asymmetric[1] = 0.0;
+    for (shape, cov, want) in [
+        (&[4, 4][..], &indefinite[..], "not symmetric positive definite"),
+        (&[4, 4], &asymmetric, "not symmetric positive definite"),
+        (&[2, 2], &[1.0, 0.0, 0.0, 1.0], "expected (4, 4)"),
+    ] {
+        write_npy(&bad, shape, cov).unwrap();
+        let e = fails(&gaussian_args(&m, bad.to_str().unwrap(), &x, &["--out", out]));
+        assert!(e.contains(want), "{e}");
+    }
     // Images of the wrong dimension, and a 1-D array.
     let x5 = dir.join("x5.npy");
+    let x5_s = x5.to_str().unwrap();
     write_npy(&x5, &[2, 5], &[0.0; 10]).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        &c,
-        "--x",
-        x5.to_str().unwrap(),
-        "--out",
-        out,
-    ]);
+    let e = fails(&gaussian_args(&m, &c, x5_s, &["--out", out]));
     assert!(e.contains("D = 5") && e.contains("dimension 4"), "{e}");
     write_npy(&x5, &[4], &[0.0; 4]).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        &c,
-        "--x",
-        x5.to_str().unwrap(),
-        "--out",
-        out,
-    ]);
+    let e = fails(&gaussian_args(&m, &c, x5_s, &["--out", out]));
     assert!(e.contains("expected (N, D), (N, H, W) or (N, C, H, W)"), "{e}");
     // Missing prior files, unknown prior, unknown solver, Euler without a fixed step budget.
     let e = fails(&["logprob", "--prior", "gaussian", "--mean", &m, "--x", &x, "--out", out]);
     assert!(e.contains("needs --cov"), "{e}");
     let e = fails(&["logprob", "--prior", "flow", "--x", &x, "--out", out]);
     assert!(e.contains("expected `gaussian`, `gmm`"), "{e}");
-    let e = fails(&[
-        "logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--solver", "dopri7", "--out", out,
-    ]);
-    assert!(e.contains("unknown solver"), "{e}");
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        &c,
-        "--x",
-        &x,
-        "--solver",
-        "euler",
-        "--dt",
-        "0.01",
-        "--max-steps",
-        "10",
-        "--out",
-        out,
-    ]);
+    // An unknown solver is a usage error of the command line (exit code 2), naming the flag and
+    // the solvers there are.
+    let o = bin(&gaussian_args(&m, &c, &x, &["--solver", "dopri7", "--out", out]));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("--solver") && e.contains("dopri7") && e.contains("dopri5, dopri8"), "{e}");
+    #[rustfmt::skip]
+    let e = fails(&gaussian_args(&m, &c, &x, &["--solver", "euler", "--dt", "0.01", "--max-steps", "10", "--out", out]));
     assert!(e.contains("maximum number of steps"), "{e}");
     // Non-finite input.
     write_npy(&x5, &[1, 4], &[0.0, f64::NAN, 0.0, 0.0]).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        "gaussian",
-        "--mean",
-        &m,
-        "--cov",
-        &c,
-        "--x",
-        x5.to_str().unwrap(),
-        "--out",
-        out,
-    ]);
+    let e = fails(&gaussian_args(&m, &c, x5_s, &["--out", out]));
     assert!(e.contains("non-finite"), "{e}");
     assert!(!Path::new(out).exists(), "no result file after a failure");
 }
@@ -427,9 +331,10 @@ fn logprob_loads_a_network_checkpoint() {
     let x = dir.join("x.npy");
     write_npy(&x, &[1, 1, 8, 8], &imgs[..64]).unwrap();
     let out = dir.join("r.json");
+    let (ema, out_s) = (ema.to_str().unwrap(), out.to_str().unwrap());
     #[rustfmt::skip]
-    ok(&["logprob", "--prior", ema.to_str().unwrap(), "--x", x.to_str().unwrap(), "--hutchinson", "1",
-         "--rtol", "1e-2", "--atol", "1e-4", "--out", out.to_str().unwrap()]);
+    ok(&checkpoint_args(ema, x.to_str().unwrap(), &["--hutchinson", "1", "--rtol", "1e-2", "--atol", "1e-4",
+                                                     "--out", out_s]));
     let lp = floats(&json(&out)["log_prob"])[0];
     let (b0, b1, t0): (f64, f64, f64) = (0.1, 20.0, 1e-3);
     let int_beta = b0 * (1.0 - t0) + 0.5 * (b1 - b0) * (1.0 - t0 * t0);
@@ -437,29 +342,11 @@ fn logprob_loads_a_network_checkpoint() {
     let sq: f64 = imgs[..64].iter().map(|v| (v * shrink).powi(2)).sum();
     let want = -0.5 * sq - 32.0 * (2.0 * std::f64::consts::PI).ln() - 32.0 * int_beta;
     assert!((lp - want).abs() < 0.05, "{lp} vs {want}");
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        ema.to_str().unwrap(),
-        "--x",
-        x.to_str().unwrap(),
-        "--sde",
-        "ve",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let e = fails(&checkpoint_args(ema, x.to_str().unwrap(), &["--sde", "ve", "--out", out_s]));
     assert!(e.contains("--sde must be vp"), "{e}");
     let x16 = dir.join("x16.npy");
     write_npy(&x16, &[1, 16, 16], &[0.5; 256]).unwrap();
-    let e = fails(&[
-        "logprob",
-        "--prior",
-        ema.to_str().unwrap(),
-        "--x",
-        x16.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let e = fails(&checkpoint_args(ema, x16.to_str().unwrap(), &["--out", out_s]));
     assert!(e.contains("dimension 64"), "{e}");
 }
 
@@ -481,9 +368,7 @@ fn logprob_first_step_option() {
     let mut stats = Vec::new();
     for dt0 in ["0.001", "auto"] {
         let out = dir.join(format!("r-{dt0}.json"));
-        #[rustfmt::skip]
-        ok(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, "--trace", "exact",
-             "--dt0", dt0, "--out", out.to_str().unwrap()]);
+        ok(&gaussian_args(&m, &c, &x, &["--trace", "exact", "--dt0", dt0, "--out", out.to_str().unwrap()]));
         let r = json(&out);
         let lp = floats(&r["log_prob"]);
         stats.push((
@@ -508,7 +393,7 @@ fn logprob_first_step_option() {
     assert!((stats[0].3 - diffrax_mean).abs() < 1e-8, "mean log p {}, diffrax {diffrax_mean}", stats[0].3);
     for bad in ["0", "-1e-3", "nan", "soon"] {
         let arg = format!("--dt0={bad}");
-        let o = bin(&["logprob", "--prior", "gaussian", "--mean", &m, "--cov", &c, "--x", &x, &arg]);
+        let o = bin(&gaussian_args(&m, &c, &x, &[&arg]));
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && o.status.code() != Some(101), "--dt0 {bad}: {e}");
         assert!(e.contains("--dt0") && (e.contains("positive") || e.contains("auto")), "--dt0 {bad}: {e}");

@@ -5,31 +5,13 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{fails, ok, tmp};
+use common::{fails, gaussian_files, ok, tmp};
 
 use npyz::WriterBuilder;
 use scoreprior::core::io::{read_npy, write_npy};
 
-const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
-const COV: [f64; 16] = [
-    0.30, 0.10, 0.05, 0.00, //
-    0.10, 0.20, 0.02, 0.04, //
-    0.05, 0.02, 0.25, 0.06, //
-    0.00, 0.04, 0.06, 0.15,
-];
-const X: [f64; 8] = [0.1, 0.5, 0.0, 0.2, 0.6, 0.1, 0.3, 0.7];
-
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// mean.npy, cov.npy (D = 4) and x.npy (2 images) in `dir`.
-fn gaussian_files(dir: &Path) -> (String, String, String) {
-    let (m, c, x) = (dir.join("mean.npy"), dir.join("cov.npy"), dir.join("x.npy"));
-    write_npy(&m, &[4], &MEAN).unwrap();
-    write_npy(&c, &[4, 4], &COV).unwrap();
-    write_npy(&x, &[2, 2, 2], &X).unwrap();
-    (s(&m), s(&c), s(&x))
 }
 
 /// The shipped NCSN++ checkpoint (16×16 Fashion-MNIST).

@@ -3,28 +3,13 @@
 
 mod common;
 
-use common::{bin, fails, ok, tmp};
+use common::{bin, fails, gaussian_prior_files, ok, tmp};
 use scoreprior::core::io::write_npy;
-
-const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
-const COV: [f64; 16] = [
-    0.30, 0.10, 0.05, 0.00, //
-    0.10, 0.20, 0.02, 0.04, //
-    0.05, 0.02, 0.25, 0.06, //
-    0.00, 0.04, 0.06, 0.15,
-];
-
-fn gaussian_files(dir: &std::path::Path) -> (String, String) {
-    let (m, c) = (dir.join("mean.npy"), dir.join("cov.npy"));
-    write_npy(&m, &[4], &MEAN).unwrap();
-    write_npy(&c, &[4, 4], &COV).unwrap();
-    (m.display().to_string(), c.display().to_string())
-}
 
 #[test]
 fn solver_study_flag_errors() {
     let dir = tmp("solver-study-flags");
-    let (m, c) = gaussian_files(&dir);
+    let (m, c) = gaussian_prior_files(&dir);
     let out = dir.join("study");
     let o = out.to_str().unwrap();
     for (args, want) in [
@@ -46,7 +31,7 @@ fn solver_study_flag_errors() {
 #[test]
 fn trace_study_flag_errors() {
     let dir = tmp("trace-study-flags");
-    let (m, c) = gaussian_files(&dir);
+    let (m, c) = gaussian_prior_files(&dir);
     let out = dir.join("study");
     let o = out.to_str().unwrap();
     let wrong_d = dir.join("w.npy");

@@ -183,7 +183,7 @@ fn dpi_recovers_gaussian_posterior_through_the_ode_prior() {
         f.cov_err,
         f.seconds
     );
-    // Measured (release): KL 0.0045, mean error 0.0156 (0.08 posterior std), covariance error
+    // Measured (release): KL 0.0041, mean error 0.0151 (0.08 posterior std), covariance error
     // 2.5 %; each bound is about twice that.
     assert!(f.kl < 0.01, "KL {}", f.kl);
     assert!(f.mean_err < 0.032, "mean error {}", f.mean_err);

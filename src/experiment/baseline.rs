@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scoreprior_core::dpi::summarize_samples;
 use scoreprior_core::forward::ForwardModel;
 
 use super::{invalid, result, Experiment, ExperimentResult, Result};
@@ -83,26 +82,9 @@ impl<F: ForwardModel> Experiment<F> {
         };
         let seconds = t0.elapsed().as_secs_f64();
         let samples = scoreprior_core::dpi::Batch { n: self.samples, dim: d, log_q: vec![f64::NAN; self.samples], x };
-        let summary = summarize_samples(&samples.x, d, self.outlier)?;
-        let mut res = result::measure(result::Parts {
-            forward,
-            forward_label: self.forward_label.clone(),
-            prior_label: self.prior.label.clone(),
-            surrogate: false,
-            score: Some((model, sde)),
-            exact_gaussian: self.prior.exact_gaussian.clone(),
-            wiener_reference: self.wiener_reference.clone(),
-            h,
-            w,
-            y,
-            truth: self.truth.clone(),
-            naive,
-            samples,
-            summary,
-            history: Default::default(),
-            timing: result::Timing { seconds_training: 0.0, seconds_per_step: f64::NAN, seconds_sampling: seconds },
-            outlier: self.outlier,
-        })?;
+        let timing = result::Timing { seconds_training: 0.0, seconds_per_step: f64::NAN, seconds_sampling: seconds };
+        // The score model is the prior's (`model`, `sde`), used exactly (no surrogate).
+        let mut res = self.measure(false, y, naive, samples, Default::default(), timing)?;
         res.report.method = method.name().to_string();
         res.report.seconds_per_sample = Some(seconds / self.samples as f64);
         Ok(res)

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scoreprior_core::dpi::{draw_samples, run_dpi, summarize_samples, DpiConfig, LikelihoodEnergy, StepRecord};
+use scoreprior_core::dpi::{
+    draw_samples, run_dpi, summarize_samples, Batch, DpiConfig, DpiHistory, LikelihoodEnergy, StepRecord,
+};
 use scoreprior_core::forward::ForwardModel;
 use scoreprior_core::score::Gaussian;
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
@@ -235,22 +237,39 @@ impl<F: ForwardModel> Experiment<F> {
             (false, Some(b), None) => (train_and_sample(&mut ShiftedPosterior::new(flow, b)?)?, None),
             (false, None, _) => (train_and_sample(&mut flow)?, Some(flow)),
         };
-        let summary = summarize_samples(&samples.x, d, self.outlier)?;
         let timing = result::Timing {
             seconds_training,
             seconds_per_step: if fresh_steps == 0 { f64::NAN } else { seconds_training / fresh_steps as f64 },
             seconds_sampling,
         };
-        let mut res = result::measure(result::Parts {
+        let mut res = self.measure(self.prior.surrogate, y, naive, samples, history, timing)?;
+        res.flow = kept_flow.map(std::sync::Arc::new);
+        Ok(res)
+    }
+
+    /// [`result::measure`] of a finished run's `samples` (summarized here with the outlier
+    /// filter) for the measurement `y` and its naive inverse, with this experiment's forward
+    /// model, labels, score model, references and truth; `surrogate` as the report's.
+    pub(super) fn measure(
+        &self,
+        surrogate: bool,
+        y: Vec<f64>,
+        naive: Option<Vec<f64>>,
+        samples: Batch,
+        history: DpiHistory,
+        timing: result::Timing,
+    ) -> Result<ExperimentResult> {
+        let summary = summarize_samples(&samples.x, self.h * self.w, self.outlier)?;
+        result::measure(result::Parts {
             forward: self.data.model(),
             forward_label: self.forward_label.clone(),
             prior_label: self.prior.label.clone(),
-            surrogate: self.prior.surrogate,
+            surrogate,
             score: self.prior.score.clone(),
             exact_gaussian: self.prior.exact_gaussian.clone(),
             wiener_reference: self.wiener_reference.clone(),
-            h,
-            w,
+            h: self.h,
+            w: self.w,
             y,
             truth: self.truth.clone(),
             naive,
@@ -259,8 +278,6 @@ impl<F: ForwardModel> Experiment<F> {
             history,
             timing,
             outlier: self.outlier,
-        })?;
-        res.flow = kept_flow.map(std::sync::Arc::new);
-        Ok(res)
+        })
     }
 }

@@ -48,3 +48,31 @@ pub fn fails(args: &[&str]) -> String {
     assert_eq!(o.status.code(), Some(1), "an error, not a panic");
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+/// The mean of the D = 4 Gaussian prior of the CLI tests.
+pub const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
+/// Its covariance: symmetric positive definite, not diagonal (so Hutchinson has variance).
+pub const COV: [f64; 16] = [
+    0.30, 0.10, 0.05, 0.00, //
+    0.10, 0.20, 0.02, 0.04, //
+    0.05, 0.02, 0.25, 0.06, //
+    0.00, 0.04, 0.06, 0.15,
+];
+/// Two 2×2 images for it.
+pub const X: [f64; 8] = [0.1, 0.5, 0.0, 0.2, 0.6, 0.1, 0.3, 0.7];
+
+/// Writes mean.npy and cov.npy ([`MEAN`], [`COV`]) into `dir`; returns their paths.
+pub fn gaussian_prior_files(dir: &std::path::Path) -> (String, String) {
+    let (m, c) = (dir.join("mean.npy"), dir.join("cov.npy"));
+    scoreprior::core::io::write_npy(&m, &[4], &MEAN).unwrap();
+    scoreprior::core::io::write_npy(&c, &[4, 4], &COV).unwrap();
+    (m.display().to_string(), c.display().to_string())
+}
+
+/// [`gaussian_prior_files`], then x.npy ([`X`], shape (2, 2, 2)); returns the three paths.
+pub fn gaussian_files(dir: &std::path::Path) -> (String, String, String) {
+    let (m, c) = gaussian_prior_files(dir);
+    let x = dir.join("x.npy");
+    scoreprior::core::io::write_npy(&x, &[2, 2, 2], &X).unwrap();
+    (m, c, x.display().to_string())
+}

@@ -105,11 +105,18 @@ impl DpiSettings {
     pub fn manifest(&self, prior_file: &Path) -> Result<RunManifest> {
         let (p, m, f) = (&self.prior, &self.problem, &self.flow);
         // The groups' serde values, flattened into one object; the output group is not the
-        // run's definition.
+        // run's definition. The input files are recorded by content below, not as paths
+        // (which need not be UTF-8).
+        let files_out = |p: &PriorOptions, m: &ProblemOptions| {
+            let mut p = p.clone();
+            (p.mean, p.cov) = Default::default();
+            (p, ProblemOptions { x_true: None, y: None, ..m.clone() })
+        };
+        let (p_value, m_value) = files_out(p, m);
         let mut config = serde_json::Map::new();
         for group in [
-            serde_json::to_value(p),
-            serde_json::to_value(m),
+            serde_json::to_value(&p_value),
+            serde_json::to_value(&m_value),
             serde_json::to_value(&self.optim),
             serde_json::to_value(f),
             serde_json::to_value(&self.objective),

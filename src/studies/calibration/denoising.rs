@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::measures::{finite, finite_samples, mean_of, pixel_measures};
+use super::measures::{finite, finite_samples, mean_of, pixel_measures, PixelMeasures};
 use super::report::CalibrationRow;
 use super::settings::CalibrationSettings;
 use crate::experiment::{invalid_setting, ExperimentResult, Result};
@@ -56,31 +56,70 @@ pub(super) fn denoising_run(
     let seconds = t0.elapsed().as_secs_f64();
     let (h, w) = res.shape;
     let truth = res.x_true.clone().ok_or_else(|| invalid_setting("test_images", "the run has no ground truth"))?;
-    let samples = finite_samples(&res.samples.x, h * w);
-    if samples.is_empty() {
-        return Err(invalid_setting("--steps", format!("{}: no sample has finite pixels", dir.display())));
-    }
-    let mean = mean_of(&samples, h * w);
+    let (samples, mean) = finite_samples_and_mean(&res.samples.x, h * w, "--steps", dir)?;
     let pm = pixel_measures(&samples, &truth, &mean, &s.levels);
     let rep = &res.report;
     let row = CalibrationRow {
-        run: format!("denoising-{}", j * s.stride),
-        index: j * s.stride,
-        kind: "image".into(),
-        levels: s.levels.clone(),
+        mean_psnr: rep.mean_metrics.and_then(|m| finite(m.psnr)),
+        wiener_psnr: rep.references.and_then(|r| r.wiener).and_then(|m| finite(m.psnr)),
+        ..pixel_row(
+            format!("denoising-{}", j * s.stride),
+            j * s.stride,
+            "image".into(),
+            &s.levels,
+            pm,
+            samples.len(),
+            seconds,
+        )
+    };
+    Ok((res, row))
+}
+
+/// The samples (`d` pixels each) of the run in `dir` whose pixels are all finite, and their
+/// mean; none is an error of `flag`. (Shared with the EHT runs.)
+pub(super) fn finite_samples_and_mean<'a>(
+    x: &'a [f64],
+    d: usize,
+    flag: &'static str,
+    dir: &Path,
+) -> Result<(Vec<&'a [f64]>, Vec<f64>)> {
+    let samples = finite_samples(x, d);
+    if samples.is_empty() {
+        return Err(invalid_setting(flag, format!("{}: no sample has finite pixels", dir.display())));
+    }
+    let mean = mean_of(&samples, d);
+    Ok((samples, mean))
+}
+
+/// The row of run `run` (`index`, `kind`) at `levels`: its per-pixel measures `pm` over
+/// `samples_used` samples and its wall time; the problem's own measures (PSNR, χ², offset,
+/// ring) are left empty for the caller to set. (Shared with the EHT runs.)
+pub(super) fn pixel_row(
+    run: String,
+    index: usize,
+    kind: String,
+    levels: &[f64],
+    pm: PixelMeasures,
+    samples_used: usize,
+    seconds: f64,
+) -> CalibrationRow {
+    CalibrationRow {
+        run,
+        index,
+        kind,
+        levels: levels.to_vec(),
         pixel_coverage: pm.coverage,
         source_coverage: pm.source_coverage,
         within_2std: pm.within_2std,
         std_rel: pm.std_rel,
-        samples_used: samples.len(),
-        mean_psnr: rep.mean_metrics.and_then(|m| finite(m.psnr)),
-        wiener_psnr: rep.references.and_then(|r| r.wiener).and_then(|m| finite(m.psnr)),
+        samples_used,
+        mean_psnr: None,
+        wiener_psnr: None,
         chi2_phase: None,
         chi2_log_amp: None,
         shift: None,
         offset_uas: None,
         ring: None,
         seconds,
-    };
-    Ok((res, row))
+    }
 }

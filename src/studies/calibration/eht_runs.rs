@@ -12,12 +12,11 @@ use scoreprior_core::forward::interferometry::{
 };
 use scoreprior_core::forward::ForwardModel;
 
-use super::measures::{finite, finite_samples, mean_of, pixel_measures, ring_coverage, ring_measures};
+use super::denoising::{finite_samples_and_mean, pixel_row};
+use super::measures::{finite, pixel_measures, ring_coverage, ring_measures};
 use super::report::CalibrationRow;
 use super::settings::{CalibrationSettings, EHT_FOV_UAS, EHT_NPIX};
-use crate::experiment::{
-    invalid_setting, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Result,
-};
+use crate::experiment::{DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Result};
 
 /// Outlier threshold of the EHT runs (none dropped), as in [`super::eht`](crate::studies::eht).
 const EHT_OUTLIER: f64 = 1e9;
@@ -189,34 +188,18 @@ pub(super) fn eht_run(
     let seconds = t0.elapsed().as_secs_f64();
     res.save(dir)?;
     let dim = n * n;
-    let samples = finite_samples(&res.samples.x, dim);
-    if samples.is_empty() {
-        return Err(invalid_setting("--steps", format!("{}: no sample has finite pixels", dir.display())));
-    }
-    let mean = mean_of(&samples, dim);
+    let (samples, mean) = finite_samples_and_mean(&res.samples.x, dim, "--steps", dir)?;
     let (aligned, offset) = ctx.aligned_truth(i, &mean)?;
     let pm = pixel_measures(&samples, &aligned, &mean, &s.levels);
     let chi = problem.chi2(&pm.mean)?;
     let kind = ctx.kinds[i];
     let ring = if kind == "blobs" { None } else { ring_measures(&x).map(|t| ring_coverage(&samples, t, &s.levels)) };
     let row = CalibrationRow {
-        run: format!("eht-{i}"),
-        index: i,
-        kind: kind.to_string(),
-        levels: s.levels.clone(),
-        pixel_coverage: pm.coverage,
-        source_coverage: pm.source_coverage,
-        within_2std: pm.within_2std,
-        std_rel: pm.std_rel,
-        samples_used: samples.len(),
-        mean_psnr: None,
-        wiener_psnr: None,
         chi2_phase: finite(chi.phase),
         chi2_log_amp: finite(chi.log_amp),
-        shift: None,
         offset_uas: Some(offset),
         ring,
-        seconds,
+        ..pixel_row(format!("eht-{i}"), i, kind.to_string(), &s.levels, pm, samples.len(), seconds)
     };
     Ok((res, row))
 }
@@ -231,11 +214,7 @@ pub(super) fn remeasure_eht(
 ) -> Result<CalibrationRow> {
     let n = EHT_NPIX;
     let saved = scoreprior_core::io::read_npy(dir.join("samples.npy"))?.data;
-    let samples = finite_samples(&saved, n * n);
-    if samples.is_empty() {
-        return Err(invalid_setting("--out", format!("{}: no sample has finite pixels", dir.display())));
-    }
-    let mean = mean_of(&samples, n * n);
+    let (samples, mean) = finite_samples_and_mean(&saved, n * n, "--out", dir)?;
     let (aligned, offset) = ctx.aligned_truth(i, &mean)?;
     let pm = pixel_measures(&samples, &aligned, &mean, &s.levels);
     Ok(CalibrationRow {
