@@ -5,7 +5,7 @@
 //! solves (first forward step 1e-3 as the reference script; Hairer's automatic first step for
 //! the adjoint), exact trace and Hutchinson with 16 Rademacher probes. The NFE of each
 //! configuration is printed once before timing, and so are the packed kernel's GFLOP/s and the
-//! cost of injecting a fork–join into the rayon pool (the README's figures).
+//! cost of injecting a fork–join into the rayon pool (the figures of `benches/RESULTS.md`).
 //!
 //! Run: `cargo bench --bench logprob -- --warm-up-time 1 --measurement-time 3`.
 
@@ -27,7 +27,7 @@ fn setup() -> (Gaussian, Vec<f64>) {
     (g, x.data[..16 * d].to_vec())
 }
 
-/// Prints the two costs the README quotes for this problem: the Gaussian score's two
+/// Prints the two costs `benches/RESULTS.md` quotes for this problem: the Gaussian score's two
 /// `16×256×256` products on one thread (packed kernel, `score/packed.rs`), in GFLOP/s, and a
 /// fork–join (`rayon::join`) issued from outside the pool (injected) against one issued from
 /// inside it.

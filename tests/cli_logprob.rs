@@ -351,7 +351,7 @@ fn logprob_loads_a_network_checkpoint() {
 }
 
 /// `--dt0`: the default first step (the reference script's 1e-3) against Hairer's automatic
-/// choice on the benchmark problem of the README (the shipped Gaussian, the first 16 test
+/// choice on the benchmark problem of `benches/RESULTS.md` (the shipped Gaussian, the first 16 test
 /// images, exact trace): 7 steps and 43 evaluations, the counts diffrax reports with the same
 /// first step, and its mean log p 221.6940139 (both read from its archived run,
 /// `benches/reference/out/diffrax_logprob.json`); the automatic step costs a probe evaluation

@@ -277,7 +277,7 @@ fn tempering_and_score_function_options_reach_the_optimiser() {
     assert!(beta[10..].iter().all(|&b| b == 1.0), "{beta:?}");
 }
 
-/// The README's DSM-surrogate row of the 16×16 evidence table: denoising (σ = 0.2) of the
+/// The DSM-surrogate row of the 16×16 evidence table (`docs/src/results/dpi-evidence.md`): denoising (σ = 0.2) of the
 /// first test image under the shipped Gaussian, used as a score prior through the DSM bound
 /// (`--prior gaussian-ode --surrogate`, 400 steps, 2048 samples, other flags default, ~14 s),
 /// against the closed-form posterior that `metrics.json` reports. 2048 samples put the

@@ -52,7 +52,7 @@ fn forward_grid_gradient_matches_finite_differences() {
 /// and a 6-D random mixture (Hutchinson), the forward-grid gradient is as close to a tight
 /// solve's as the adaptive backward solve's, within a factor 2, with fewer evaluations.
 /// Measured: 2-D 1.82e-2 vs 1.91e-2 (91 vs 140 evaluations), 6-D 4.75e-3 vs 2.69e-3 (42 vs
-/// 68); on the shipped NCSN++ (README) 5.1e-3 vs 1.8e-2 (91 vs 128).
+/// 68); on the shipped NCSN++ (`benches/RESULTS.md`) 5.1e-3 vs 1.8e-2 (91 vs 128).
 #[test]
 fn forward_grid_is_as_accurate_as_adaptive_at_default_tolerances() {
     let cases: Vec<(GaussianMixture, ScorePriorConfig, Vec<f64>)> = vec![

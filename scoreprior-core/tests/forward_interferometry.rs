@@ -78,7 +78,7 @@ fn eht2017_sgr_a_star_coverage_has_the_expected_baselines_up_to_8_73_glambda() {
         cov.times().len(),
         max / 1e9
     );
-    // The README states 8.73 Gλ; the coverage is deterministic, so to the printed digits.
+    // The forward-models guide (`docs/src/guide/forward-models.md`) states 8.73 Gλ; the coverage is deterministic, so to the printed digits.
     assert!((max / 1e9 - 8.73).abs() < 0.005, "max baseline {max:e}");
     // The co-located pairs have baselines shorter than 3 km: < 3e3 / λ = 2.3 Mλ.
     let pair = |a: &str, b: &str| {

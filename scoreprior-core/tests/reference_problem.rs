@@ -67,7 +67,7 @@ fn forward_counts_and_mean_log_p_equal_diffrax() {
     assert!((mean - diffrax_mean).abs() < 1e-8, "mean log p {mean}, diffrax {diffrax_mean}");
 
     // The automatic first step (Hairer's heuristic, `--dt0 auto`): one probe evaluation and
-    // one more step, 50 evaluations (README).
+    // one more step, 50 evaluations (the book's log p guide, `docs/src/guide/logprob.md`).
     let auto = ScorePrior::new(g.clone(), cfg.clone().with_controller(Controller::pid_auto(1e-3, 1e-5))).unwrap();
     let s = auto.log_prob(&x).unwrap().stats.forward;
     eprintln!("forward, automatic dt0: {s:?}");

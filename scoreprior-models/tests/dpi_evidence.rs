@@ -260,7 +260,7 @@ fn dpi_recovers_mixture_posterior_through_the_ode_prior() {
 
 /// 16×16 denoising (σ = 0.2) of a Fashion-MNIST test image under the shipped Gaussian prior
 /// (closed form, so the test stays fast; the PF-ODE prior's own accuracy is tested in core,
-/// and the same problem with the PF-ODE prior is the README's command-reproduced row):
+/// and the same problem with the PF-ODE prior is the command-reproduced row of `docs/src/results/dpi-evidence.md`):
 /// the flow's mean and per-pixel std must match the closed-form posterior
 /// `Σ_post = V diag(λσ²/(λ+σ²)) Vᵀ`, `μ_post = μ + V diag(λ/(λ+σ²)) Vᵀ (y − μ)`.
 #[test]

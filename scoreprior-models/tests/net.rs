@@ -114,7 +114,7 @@ fn images_are_independent_and_f32_matches_f64() {
     }
 }
 
-/// The README's figure for the shipped prior: 321,921 parameters, counted by the network and,
+/// The neural-prior guide's figure for the shipped prior (`docs/src/guide/neural-prior.md`): 321,921 parameters, counted by the network and,
 /// independently, as the element count of the tensors stored in the file (read from the
 /// safetensors header: shapes of every tensor, F32 data).
 #[test]

@@ -62,7 +62,7 @@ pub enum AdjointSteps {
     /// restart); the forward states are kept (`n·D` values per step).
     ///
     /// Relative gradient error against a tight solve at the default tolerances, forward grid
-    /// vs adaptive (`tests/adjoint_grid.rs`, README): shipped NCSN++ (8 noisy test images, 2
+    /// vs adaptive (`tests/adjoint_grid.rs`, `benches/RESULTS.md`): shipped NCSN++ (8 noisy test images, 2
     /// probes) 5.1e-3 vs 1.8e-2 with 91 vs 128 backward evaluations; 2-D mixture 1.8e-2 vs
     /// 1.9e-2 (91 vs 140); 6-D mixture 4.8e-3 vs 2.7e-3 (42 vs 68). The forward grid is a
     /// good backward grid because the forward steps are conservative (in `t` the controller
