@@ -43,14 +43,6 @@ pub enum PriorKind {
     Checkpoint(PathBuf),
 }
 
-impl PriorKind {
-    /// Whether the prior has a score and a time floor (the Gaussian through the PF-ODE, a
-    /// network): those the DSM bound and the PF-ODE's settings apply to.
-    pub fn is_score_based(&self) -> bool {
-        matches!(self, PriorKind::GaussianOde | PriorKind::Checkpoint(_))
-    }
-}
-
 impl fmt::Display for PriorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
