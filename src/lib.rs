@@ -7,17 +7,17 @@
 //! - [`core`]: ODE solvers, SDEs, score-based log-probabilities and their adjoint
 //!   gradients, forward models, DPI and baselines, over traits;
 //! - [`models`]: NCSN++ score networks and RealNVP flows on dfdx.
+//!
+//! Its own modules are the [`experiment`] API (a DPI run as one value, its typed settings,
+//! priors, results), [`logprob`] of image batches, simulated [`measurement`]s and the progress
+//! [`monitor`] of long calls. The `scoreprior` command, the studies and their run folders are
+//! the application crate `scoreprior-cli`, built on this one. With the `cli` feature (off by
+//! default) the run settings also derive clap's `Args`.
 
 pub mod experiment;
-pub mod gaussian_fit;
 pub mod logprob;
 pub mod measurement;
 pub mod monitor;
-pub mod plot;
-pub mod solver_study;
-pub mod studies;
-pub mod trace_study;
-pub mod training;
 
 pub use scoreprior_core as core;
 pub use scoreprior_macros as macros;

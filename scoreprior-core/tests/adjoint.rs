@@ -11,18 +11,6 @@ use scoreprior_core::prior::{Prior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::score::{GaussianMixture, MarginalDensity};
 use scoreprior_core::Error;
 
-fn fd_grad_logp(prior: &ScorePrior, x: &[f64], h: f64) -> Vec<f64> {
-    (0..x.len())
-        .map(|l| {
-            let mut p = x.to_vec();
-            let mut m = x.to_vec();
-            p[l] += h;
-            m[l] -= h;
-            (prior.log_prob(&p).unwrap().log_prob[0] - prior.log_prob(&m).unwrap().log_prob[0]) / (2.0 * h)
-        })
-        .collect()
-}
-
 fn tight(cfg: ScorePriorConfig) -> ScorePriorConfig {
     cfg.with_tolerances(1e-10, 1e-10).with_adjoint_tolerances(1e-9, 1e-9).with_max_steps(100_000)
 }

@@ -11,17 +11,6 @@ use scoreprior_core::divergence::ProbeNoise;
 use scoreprior_core::prior::{AdjointSteps, Prior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::score::{GaussianMixture, ScoreModel};
 
-fn fd_grad_logp(prior: &ScorePrior, x: &[f64], h: f64) -> Vec<f64> {
-    (0..x.len())
-        .map(|l| {
-            let (mut p, mut m) = (x.to_vec(), x.to_vec());
-            p[l] += h;
-            m[l] -= h;
-            (prior.log_prob(&p).unwrap().log_prob[0] - prior.log_prob(&m).unwrap().log_prob[0]) / (2.0 * h)
-        })
-        .collect()
-}
-
 /// With a fine forward grid (rtol = atol = 1e-9), the forward-grid adjoint is the derivative
 /// of the Hutchinson log p for the same probes (D = 6, 3 components, 4 probes).
 #[test]

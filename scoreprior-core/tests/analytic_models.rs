@@ -9,19 +9,6 @@ use common::*;
 use scoreprior_core::score::{Gaussian, GaussianMixture, MarginalDensity, ScoreModel};
 use scoreprior_core::Error;
 
-/// Central difference of a scalar function of one image.
-fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64], h: f64) -> Vec<f64> {
-    (0..x.len())
-        .map(|l| {
-            let mut p = x.to_vec();
-            let mut m = x.to_vec();
-            p[l] += h;
-            m[l] -= h;
-            (f(&p) - f(&m)) / (2.0 * h)
-        })
-        .collect()
-}
-
 fn check_model<M: ScoreModel + MarginalDensity>(m: &M, x: &[f64], t: f64, tol: f64) {
     let d = ScoreModel::dim(m);
     let mut r = rng(11);

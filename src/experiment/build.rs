@@ -1,6 +1,5 @@
 //! From [`DpiSettings`] to an [`Experiment`]: every setting checked before any work, the
-//! prior, measurement and starting image loaded; and the whole `scoreprior dpi` run
-//! (folder, manifest, training, sampling, outputs).
+//! prior, measurement and starting image loaded.
 
 use std::path::{Path, PathBuf};
 
@@ -8,18 +7,17 @@ use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::dpi::{softplus_inverse, Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
 use scoreprior_core::forward::interferometry::TestSource;
 use scoreprior_core::forward::{parse_model, EhtSettings, Model, Shape};
-use scoreprior_core::io::{read_npy, write_fits_image, RunState};
+use scoreprior_core::io::read_npy;
 use scoreprior_core::prior::{AdjointSteps, ScorePriorConfig};
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_models::realnvp::RealNvp;
 
-use super::eht::{eht_problem, write_closure_report};
+use super::eht::eht_problem;
 use super::inputs::{load_gaussian, load_image, resolve};
 use super::{
-    Continuation, DataRamp, DpiSettings, DsmSettings, EhtData, Experiment, ExperimentError, ExperimentResult,
-    LaplaceStart, MapWarmStart, PosteriorSettings, Prior, PriorKind, PriorOptions, Result,
+    Continuation, DataRamp, DpiSettings, DsmSettings, EhtData, Experiment, ExperimentError, LaplaceStart, MapWarmStart,
+    PosteriorSettings, Prior, PriorKind, PriorOptions, Result,
 };
-use crate::monitor::Monitor;
 
 fn err(msg: impl Into<String>) -> ExperimentError {
     ExperimentError::Settings(msg.into())
@@ -360,95 +358,6 @@ impl DpiSettings {
             }
             (None, Some(_), None) => Err(err("flow.init_gaussian needs problem.forward eht(…) (its field of view)")),
             (None, None, _) => Ok(None),
-        }
-    }
-
-    /// The whole run: builds the experiment, takes the output folder (see
-    /// [`take_folder`](super::run_folder::take_folder)), records the manifest, trains
-    /// (progress through `monitor`, stage `DPI`), samples and saves; for `eht(…)` also
-    /// `closures.json` and the mean and std as FITS. Unless `output.quiet`, a summary goes to
-    /// `monitor.note`.
-    ///
-    /// ```no_run
-    /// use scoreprior::experiment::DpiSettings;
-    ///
-    /// let mut s = DpiSettings::default();
-    /// s.problem.x_true = Some("assets/fashion16_test.npy".into());
-    /// s.output.out = "out/dpi".into();
-    /// let result = s.run(&mut scoreprior::monitor::Silent)?;
-    /// println!("{}", result.summary_table());
-    /// # Ok::<(), scoreprior::experiment::ExperimentError>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As [`build`](DpiSettings::build); an output folder that holds another run; the
-    /// experiment's errors.
-    pub fn run(&self, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
-        let out = &self.output.out;
-        check(!out.as_os_str().is_empty(), || "output.out: give the output folder".into())?;
-        let (experiment, checkpoint) = self.build()?;
-        // The interferometer's problem (closure χ², FITS header), built once before the work.
-        let eht = eht_problem(self, experiment.h, experiment.w, experiment.truth())?;
-        // The folder is this run's until it returns; a resume must be of the same problem.
-        let manifest = self.manifest(&checkpoint)?;
-        let _lock = super::run_folder::take_folder(&self.output, &manifest, monitor)?;
-        if let Some(note) = eht.as_ref().and_then(|e| e.sky_note.as_deref()) {
-            monitor.note(note);
-        }
-        manifest.clone().with_state(RunState::Running).write(out)?;
-        monitor.stage("DPI", self.optim.steps as u64);
-        let res = experiment.run_observed(&mut |r| {
-            monitor.update(r.step as u64 + 1, &|| {
-                let floor = if r.time_floor.is_finite() { format!(", t0 {:.1e}", r.time_floor) } else { String::new() };
-                format!("loss {:.2} = data {:.2} + prior {:.2} + logq {:.2}{floor}", r.total, r.data, r.prior, r.log_q)
-            });
-        });
-        monitor.finish();
-        let res = res?;
-        res.save(out)?;
-        let (h, w) = res.shape;
-        let quiet = self.output.quiet;
-        if let Some(eht) = eht {
-            if let Some(p) = &eht.closures {
-                let line = write_closure_report(p, &res, out)?;
-                if !quiet {
-                    monitor.note(&line);
-                }
-            }
-            // Radio astronomers' viewers open FITS: the posterior mean and std as well.
-            for (name, img) in [("mean.fits", &res.summary.mean), ("std.fits", &res.summary.std)] {
-                write_fits_image(out.join(name), img, h, w, &eht.sky)?;
-            }
-        }
-        manifest.with_state(RunState::Complete).write(out)?;
-        if !quiet {
-            self.summarise(&res, monitor);
-        }
-        Ok(res)
-    }
-
-    fn summarise(&self, res: &ExperimentResult, monitor: &mut dyn Monitor) {
-        let rep = &res.report;
-        monitor.note(&format!(
-            "DPI done: {} steps in {:.1} s ({:.3} s/step), {} samples in {:.2} s ({} dropped by |x| > {}); outputs in {}",
-            rep.steps,
-            rep.seconds_training,
-            rep.seconds_per_step,
-            rep.samples,
-            rep.seconds_sampling,
-            rep.samples_dropped,
-            self.output.outlier,
-            self.output.out.display()
-        ));
-        let table = res.summary_table();
-        if !table.is_empty() {
-            monitor.note(table.trim_end_matches('\n'));
-        }
-        if let Some(c) = &rep.closed_form {
-            monitor.note(&format!(
-                "vs closed-form posterior: mean RMSE {:.4}, per-pixel std rel. error {:.3} (exact std {:.4})",
-                c.mean_rmse, c.std_rel_err, c.exact_mean_std
-            ));
         }
     }
 }

@@ -44,7 +44,7 @@ pub(super) fn invalid(field: &'static str, why: impl Into<String>) -> Experiment
     ExperimentError::Invalid { field, why: why.into() }
 }
 
-/// [`ExperimentError::Invalid`] for the studies built on experiments.
-pub(crate) fn invalid_setting(field: &'static str, why: impl Into<String>) -> ExperimentError {
+/// [`ExperimentError::Invalid`] naming `field`: for programs built on experiments (the studies).
+pub fn invalid_setting(field: &'static str, why: impl Into<String>) -> ExperimentError {
     invalid(field, why)
 }

@@ -37,25 +37,21 @@
 //! diffusion-based samplers run in its place, [`Baseline`]).
 
 mod baseline;
-mod baseline_run;
 mod build;
 mod builder;
 pub mod eht;
-pub mod eht_image;
 mod error;
 pub mod inputs;
 mod posterior;
 mod prior;
 mod result;
 mod run;
-pub mod run_folder;
 mod settings;
 
 pub use baseline::{Baseline, DPS_ZETA_MAX};
-pub use baseline_run::{noise_level, BaselineOptions};
 pub use builder::ExperimentBuilder;
 use error::invalid;
-pub(crate) use error::invalid_setting;
+pub use error::invalid_setting;
 pub use error::{ExperimentError, Result};
 pub use posterior::{default_dpi_config, Continuation, MapWarmStart, PosteriorSettings};
 pub use prior::{DsmSettings, Prior, ShapedPrior};

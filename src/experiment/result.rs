@@ -14,7 +14,6 @@ use scoreprior_core::score::{Gaussian, ScoreModel};
 use scoreprior_core::sde::AnySde;
 
 use super::{ExperimentError, Result};
-use crate::plot::{Figure, Series};
 
 /// What a run measured (written to `metrics.json`).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -265,8 +264,7 @@ impl ExperimentResult {
     /// atomically: `samples.npy`, `mean.npy`, `std.npy`, `y.npy` (and `x_true.npy`,
     /// `wiener.npy`, `tweedie.npy`, `exact_mean.npy`, `exact_std.npy` when known), the PNGs
     /// `samples.png` (up to 64 kept samples), `mean.png`, `std.png`, `y.png` (when `y` is an
-    /// image), `x_true.png`, `wiener.png`, `tweedie.png`, the loss curve `losses.svg`, and
-    /// last `metrics.json` (the [`Report`]).
+    /// image), `x_true.png`, `wiener.png`, `tweedie.png`, and last `metrics.json` (the [`Report`]).
     ///
     /// # Errors
     /// File-system errors, naming the path.
@@ -303,13 +301,6 @@ impl ExperimentResult {
         if let Some((m, sd)) = &self.exact {
             write_npy(out.join("exact_mean.npy"), &[h, w], m)?;
             write_npy(out.join("exact_std.npy"), &[h, w], sd)?;
-        }
-        // Non-finite losses (a gradient-only prior term) are left out of the curve.
-        let pts: Vec<(f64, f64)> =
-            self.history.records.iter().filter(|r| r.total.is_finite()).map(|r| (r.step as f64, r.total)).collect();
-        if !pts.is_empty() {
-            let fig = Figure::new("DPI loss", "step", "loss (data + prior + log q)").with(Series::line("total", pts));
-            fig.write(out.join("losses.svg")).map_err(|e| ExperimentError::Plot(e.to_string()))?;
         }
         let json = serde_json::to_string_pretty(&self.report).map_err(|e| scoreprior_core::Error::Io(e.to_string()))?;
         atomic_write(out.join("metrics.json"), json.as_bytes())?;

@@ -40,6 +40,10 @@ impl<F: ForwardModel> Experiment<F> {
     pub fn forward(&self) -> &F {
         self.data.model()
     }
+    /// The image shape `(h, w)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
     /// The ground truth, when the measurement was simulated from one.
     pub fn truth(&self) -> Option<&[f64]> {
         self.truth.as_deref()

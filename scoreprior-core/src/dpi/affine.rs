@@ -262,9 +262,7 @@ impl<P: Posterior> AffinePosterior<P> {
 }
 
 impl<P: Posterior> Posterior for AffinePosterior<P> {
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
+    forward_to_inner!(map);
     fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
         let b = self.inner.sample_for_training(n, rng)?;
         Ok(self.map(b))
@@ -276,13 +274,6 @@ impl<P: Posterior> Posterior for AffinePosterior<P> {
         let gu = self.factor.apply_transpose(grad_x);
         self.inner.backward(&gu, grad_log_q)
     }
-    fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
-        self.inner.apply_update(lr, max_grad_norm)
-    }
-    fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-        let b = self.inner.sample(n, rng)?;
-        Ok(self.map(b))
-    }
     fn grad_log_q(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>> {
         let d = self.dim();
         if x.len() != n * d {
@@ -293,12 +284,6 @@ impl<P: Posterior> Posterior for AffinePosterior<P> {
         let u = self.factor.solve(&centred);
         let gu = self.inner.grad_log_q(&u, n)?;
         Ok(self.factor.solve_transpose(&gu))
-    }
-    fn save_state(&self) -> Result<Vec<u8>> {
-        self.inner.save_state()
-    }
-    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
-        self.inner.load_state(bytes)
     }
 }
 

@@ -18,6 +18,32 @@ use serde::{Deserialize, Serialize};
 use crate::io::atomic_write;
 use crate::{Error, Result};
 
+/// The [`Posterior`] methods that a wrapper posterior (a fixed map `x = f(u)` of the samples
+/// `u` of `self.inner`, with no parameters of its own) forwards to `self.inner`: the
+/// dimension (which `f` keeps), the optimiser step and the state, and `sample`, which maps the
+/// inner batch with the wrapper's method `$map` (`fn(&self, Batch) -> Batch`). Invoked inside
+/// the wrapper's `impl Posterior`, which writes the methods that differ.
+macro_rules! forward_to_inner {
+    ($map:ident) => {
+        fn dim(&self) -> usize {
+            self.inner.dim()
+        }
+        fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
+            self.inner.apply_update(lr, max_grad_norm)
+        }
+        fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
+            let b = self.inner.sample(n, rng)?;
+            Ok(self.$map(b))
+        }
+        fn save_state(&self) -> Result<Vec<u8>> {
+            self.inner.save_state()
+        }
+        fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+            self.inner.load_state(bytes)
+        }
+    };
+}
+
 mod affine;
 mod checkpoint;
 mod config;
@@ -103,6 +129,22 @@ mod tests {
         }
     }
 
+    /// The [`Posterior`] methods of a test sampler without state to save: `sample` is
+    /// `sample_for_training`.
+    macro_rules! stateless_sampling {
+        () => {
+            fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
+                self.sample_for_training(n, rng)
+            }
+            fn save_state(&self) -> Result<Vec<u8>> {
+                Ok(vec![])
+            }
+            fn load_state(&mut self, _b: &[u8]) -> Result<()> {
+                Ok(())
+            }
+        };
+    }
+
     /// A 1-D `q = N(θ, 1)` that records the sample gradients it is given.
     struct Recorder {
         theta: f64,
@@ -125,15 +167,7 @@ mod tests {
         fn apply_update(&mut self, _lr: f64, _c: Option<f64>) -> Result<f64> {
             Ok(0.0)
         }
-        fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-            self.sample_for_training(n, rng)
-        }
-        fn save_state(&self) -> Result<Vec<u8>> {
-            Ok(vec![])
-        }
-        fn load_state(&mut self, _b: &[u8]) -> Result<()> {
-            Ok(())
-        }
+        stateless_sampling!();
     }
 
     /// `e(x) = c·x`: gradient `c`.
@@ -230,15 +264,7 @@ mod tests {
         fn grad_log_q(&mut self, x: &[f64], _n: usize) -> Result<Vec<f64>> {
             Ok(x.iter().map(|&x| self.eval(x).2).collect())
         }
-        fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-            self.sample_for_training(n, rng)
-        }
-        fn save_state(&self) -> Result<Vec<u8>> {
-            Ok(vec![])
-        }
-        fn load_state(&mut self, _b: &[u8]) -> Result<()> {
-            Ok(())
-        }
+        stateless_sampling!();
     }
 
     /// `−log p` of `p = 0.8 N(−2, s²) + 0.2 N(2, s²)`: `KL(q_a‖p)` is minimal at `π = 0.8`.

@@ -108,9 +108,7 @@ impl<P: Posterior> SoftplusPosterior<P> {
 }
 
 impl<P: Posterior> Posterior for SoftplusPosterior<P> {
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
+    forward_to_inner!(transform);
     fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
         let b = self.inner.sample_for_training(n, rng)?;
         self.u = b.x.clone();
@@ -128,13 +126,6 @@ impl<P: Posterior> Posterior for SoftplusPosterior<P> {
         }
         self.inner.backward(&gu, grad_log_q)
     }
-    fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
-        self.inner.apply_update(lr, max_grad_norm)
-    }
-    fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-        let b = self.inner.sample(n, rng)?;
-        Ok(self.transform(b))
-    }
     /// `∇x log q(x) = (∇u log q(u) − (1 − σ(u))) / σ(u)` at `u = softplus⁻¹(x)`; every `x`
     /// must be positive.
     fn grad_log_q(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>> {
@@ -144,12 +135,6 @@ impl<P: Posterior> Posterior for SoftplusPosterior<P> {
         let u: Vec<f64> = x.iter().map(|&v| softplus_inverse(v)).collect();
         let g = self.inner.grad_log_q(&u, n)?;
         Ok(g.iter().zip(&u).map(|(gu, &ui)| (gu - (1.0 - sigmoid(ui))) / sigmoid(ui)).collect())
-    }
-    fn save_state(&self) -> Result<Vec<u8>> {
-        self.inner.save_state()
-    }
-    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
-        self.inner.load_state(bytes)
     }
 }
 

@@ -65,22 +65,13 @@ impl<P: Posterior> ShiftedPosterior<P> {
 }
 
 impl<P: Posterior> Posterior for ShiftedPosterior<P> {
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
+    forward_to_inner!(shift);
     fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
         let b = self.inner.sample_for_training(n, rng)?;
         Ok(self.shift(b))
     }
     fn backward(&mut self, grad_x: &[f64], grad_log_q: &[f64]) -> Result<()> {
         self.inner.backward(grad_x, grad_log_q)
-    }
-    fn apply_update(&mut self, lr: f64, max_grad_norm: Option<f64>) -> Result<f64> {
-        self.inner.apply_update(lr, max_grad_norm)
-    }
-    fn sample(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-        let b = self.inner.sample(n, rng)?;
-        Ok(self.shift(b))
     }
     fn grad_log_q(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>> {
         let d = self.dim();
@@ -89,11 +80,5 @@ impl<P: Posterior> Posterior for ShiftedPosterior<P> {
         }
         let u: Vec<f64> = x.iter().enumerate().map(|(k, v)| v - self.offset[k % d]).collect();
         self.inner.grad_log_q(&u, n)
-    }
-    fn save_state(&self) -> Result<Vec<u8>> {
-        self.inner.save_state()
-    }
-    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
-        self.inner.load_state(bytes)
     }
 }

@@ -2,7 +2,7 @@
 //! final rename stays on one file system), are flushed to disk, and the file is renamed over
 //! the destination; a reader sees the old file or the new one, never a part. The temporary
 //! is `tempfile`'s, named `NAME.<pid>.<random>.tmp` so that a sweep at the next start can tell
-//! the leftovers of a killed process (`io::sweep_stale_tmp`) from a live writer's.
+//! the leftovers of a killed process (swept by the application's run folders) from a live writer's.
 
 use std::io::Write;
 use std::path::Path;

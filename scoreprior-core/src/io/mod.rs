@@ -1,9 +1,8 @@
 //! File formats shared by the library and the CLI: `.npy` arrays, IDX image files
 //! (MNIST / Fashion-MNIST, raw or gzip), PNG images, FITS sky images, and atomic writes (temp file +
 //! rename) so an interrupted run never leaves a half-written result, and checks of output
-//! paths (no output overwrites an input; the destination is writable), and the bookkeeping of
-//! output folders (`run.json` manifests, locks, stale temporaries: [`RunManifest`],
-//! [`OutputLock`]).
+//! paths (no output overwrites an input; the destination is writable, and regular). The
+//! bookkeeping of run folders (manifests, locks) belongs to the application, `scoreprior-cli`.
 //!
 //! Every loader opens its input with [`open_input`] (or [`read_input`]): the path must be a
 //! regular file (a folder, a device such as `/dev/zero`, a named pipe or a socket is an error
@@ -14,26 +13,23 @@
 mod atomic;
 mod csv_table;
 mod fits;
-mod guard;
 mod idx;
-mod lock;
 mod npy;
 mod paths;
 mod png;
-mod run;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use csv_table::{csv_bytes, read_csv, write_csv};
 pub use fits::{
     fits_cube_bytes, fits_image_bytes, read_fits_image, write_fits_cube, write_fits_image, FitsImage, FitsSky,
 };
-pub use guard::{check_regular_output, OutputGuard};
 pub use idx::read_idx_images;
-pub use lock::{move_aside, process_alive, sweep_stale_tmp, OutputLock, LOCK_FILE};
 pub use npy::{image_batch_shape, read_npy, read_npy_images, write_npy, write_npy_f32, Array};
-pub use paths::{check_outputs_distinct, ensure_writable_dir, path_key, prefix_png_npy, PathError};
+pub use paths::{
+    check_outputs_distinct, check_regular_output, ensure_writable_dir, path_key, path_kind, prefix_png_npy, PathError,
+    FOLDER, REGULAR_FILE,
+};
 pub use png::{read_png, write_png_gray, write_png_grid};
-pub use run::{check_same_run, compare, hash_path, InputHash, RunManifest, RunState, MANIFEST_FILE};
 
 use std::io::Read;
 use std::path::Path;
@@ -89,7 +85,7 @@ impl IoError {
 
 /// The entries of the folder `dir` (path and type), read lazily, each failure naming its path:
 /// the one walk of the folder recursions (input hashes, the sweep of stale temporaries).
-pub(crate) fn dir_entries(
+pub fn dir_entries(
     dir: &Path,
 ) -> Result<impl Iterator<Item = Result<(std::path::PathBuf, std::fs::FileType), IoError>> + '_, IoError> {
     let entries = std::fs::read_dir(dir).map_err(|e| IoError::os(dir, e))?;
@@ -101,18 +97,8 @@ pub(crate) fn dir_entries(
     }))
 }
 
-/// A fresh, empty scratch folder for the tests of module `module` (named by the process, so
-/// that parallel test binaries never share one).
-#[cfg(test)]
-pub(crate) fn test_scratch(module: &str, name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("scoreprior-{module}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// What a path that is not a regular file is, in words.
-pub(crate) fn file_kind(t: &std::fs::FileType) -> Option<&'static str> {
+pub fn file_kind(t: &std::fs::FileType) -> Option<&'static str> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

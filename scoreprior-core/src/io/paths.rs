@@ -9,6 +9,45 @@ use std::path::{Component, Path, PathBuf};
 #[error("{0}")]
 pub struct PathError(pub String);
 
+/// What is at `path`, in words (`a regular file`, `a folder`, `a named pipe (FIFO)`, … as
+/// the loaders name them), following symlinks; `None` when nothing is there.
+pub fn path_kind(path: &Path) -> Option<&'static str> {
+    let meta = std::fs::metadata(path).ok().or_else(|| std::fs::symlink_metadata(path).ok())?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return Some("a dangling symlink");
+    }
+    Some(super::file_kind(&ft).unwrap_or(REGULAR_FILE))
+}
+
+/// [`path_kind`] of a regular file.
+pub const REGULAR_FILE: &str = "a regular file";
+/// [`path_kind`] of a folder.
+pub const FOLDER: &str = "a folder";
+
+/// Checks that `path` is a regular file or absent: scoreprior replaces outputs by renaming a
+/// new file over them, which would turn a device or FIFO into a plain file.
+///
+/// ```
+/// use std::path::Path;
+/// assert!(scoreprior_core::io::check_regular_output("--out", Path::new("/dev/null")).is_err());
+/// assert!(scoreprior_core::io::check_regular_output("--out", Path::new("/no/such/file.npy")).is_ok());
+/// ```
+pub fn check_regular_output(flag: &str, path: &Path) -> Result<(), PathError> {
+    match path_kind(path) {
+        None | Some(REGULAR_FILE) => Ok(()),
+        Some(FOLDER) => Err(PathError(format!(
+            "{flag} {}: is a folder; give a file path (the folder's contents are left alone)",
+            path.display()
+        ))),
+        Some(kind) => Err(PathError(format!(
+            "{flag} {}: is {kind}, not a regular file; scoreprior writes only regular files (it would replace it \
+             with a file), choose another path",
+            path.display()
+        ))),
+    }
+}
+
 /// The key under which two paths name the same file: the canonical form of the file itself
 /// when it exists, else the canonical form of its parent (when that exists) joined with the
 /// file name, else the path made absolute with `.` and `..` resolved lexically. Symlinks to

@@ -31,6 +31,26 @@ pub trait Weight: Clone {
     fn is_zero(&self) -> bool;
 }
 
+/// `add`, `sub` and `mul` of a [`Weight`] by the type's own operators on references
+/// (`&a + &b`, …), written inside its `impl Weight`: the same three methods serve `f64` here
+/// and exact rationals in the macro crate.
+macro_rules! weight_arithmetic {
+    () => {
+        fn add(&self, other: &Self) -> Self {
+            self + other
+        }
+        fn sub(&self, other: &Self) -> Self {
+            self - other
+        }
+        fn mul(&self, other: &Self) -> Self {
+            self * other
+        }
+    };
+}
+// The macro crate imports it by path; this crate uses it in place.
+#[allow(unused_imports)]
+pub(crate) use weight_arithmetic;
+
 impl Weight for f64 {
     fn zero() -> Self {
         0.0
@@ -38,15 +58,7 @@ impl Weight for f64 {
     fn ratio(num: u64, den: u64) -> Self {
         num as f64 / den as f64
     }
-    fn add(&self, other: &Self) -> Self {
-        self + other
-    }
-    fn sub(&self, other: &Self) -> Self {
-        self - other
-    }
-    fn mul(&self, other: &Self) -> Self {
-        self * other
-    }
+    weight_arithmetic!();
     fn is_zero(&self) -> bool {
         *self == 0.0
     }

@@ -5,8 +5,27 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use scoreprior_core::prior::{Prior, ScorePrior};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::{AnySde, SubVpSde, VeSde, VpSde};
+
+/// Central difference of a scalar function of one image.
+pub fn fd_grad(f: &dyn Fn(&[f64]) -> f64, x: &[f64], h: f64) -> Vec<f64> {
+    (0..x.len())
+        .map(|l| {
+            let mut p = x.to_vec();
+            let mut m = x.to_vec();
+            p[l] += h;
+            m[l] -= h;
+            (f(&p) - f(&m)) / (2.0 * h)
+        })
+        .collect()
+}
+
+/// Central difference of a prior's log-density at one image.
+pub fn fd_grad_logp(prior: &ScorePrior, x: &[f64], h: f64) -> Vec<f64> {
+    fd_grad(&|y| prior.log_prob(y).unwrap().log_prob[0], x, h)
+}
 
 pub fn vp() -> AnySde {
     AnySde::Vp(VpSde::default())

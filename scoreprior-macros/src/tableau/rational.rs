@@ -9,7 +9,7 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 use syn::spanned::Spanned;
 use syn::{BinOp, Expr, Lit, UnOp};
 
-use super::trees::Weight;
+use super::trees::{weight_arithmetic, Weight};
 
 /// Exact rationals are the compile-time [`Weight`].
 impl Weight for BigRational {
@@ -19,15 +19,7 @@ impl Weight for BigRational {
     fn ratio(num: u64, den: u64) -> Self {
         BigRational::new(BigInt::from(num), BigInt::from(den))
     }
-    fn add(&self, other: &Self) -> Self {
-        self + other
-    }
-    fn sub(&self, other: &Self) -> Self {
-        self - other
-    }
-    fn mul(&self, other: &Self) -> Self {
-        self * other
-    }
+    weight_arithmetic!();
     fn is_zero(&self) -> bool {
         Zero::is_zero(self)
     }

@@ -4,14 +4,7 @@
 // a crate whose manifest lists nothing but the (renamed) facade.
 use scoreprior::prelude::*;
 
-#[butcher_tableau(
-    order = 3,
-    c = [0, 1/2, 3/4],
-    a = [[],
-         [1/2],
-         [0, 3/4]],
-    b = [2/9, 1/3, 4/9],
-)]
+#[butcher_tableau(order = 3, c = [0, 1/2, 3/4], a = [[], [1/2], [0, 3/4]], b = [2/9, 1/3, 4/9])]
 /// Ralston's third-order method.
 pub struct Ralston3;
 

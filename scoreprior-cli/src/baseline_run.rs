@@ -1,0 +1,189 @@
+//! A `scoreprior posterior` run of a diffusion-based sampler (Score-ALD, DPS, SDE+Proj) in
+//! place of DPI: [`BaselineOptions`] holds the samplers' settings and picks one by name, and
+//! [`run_baseline`] runs it on the prior, forward model and measurement of a
+//! [`DpiSettings`], writing what `dpi` writes.
+
+use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
+use scoreprior_core::forward::{parse_noise, NoiseSpec};
+use serde::{Deserialize, Serialize};
+
+use scoreprior::experiment::{Baseline, DpiSettings, ExperimentError, ExperimentResult, Result};
+
+use crate::dpi_run::{save_with_figures, DpiRun};
+use crate::run_folder::{take_folder, RunState};
+use scoreprior::monitor::Monitor;
+
+/// Settings of the diffusion-based samplers (each uses its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BaselineOptions {
+    /// Reverse-diffusion steps of DPS and SDE+Proj.
+    pub sampler_steps: usize,
+    /// DPS step scale ζ′.
+    pub zeta: f64,
+    /// SDE+Proj consistency weight λ in [0, 1].
+    pub lambda: f64,
+    /// Score-ALD noise levels.
+    pub ald_levels: usize,
+    /// Score-ALD Langevin steps per level.
+    pub ald_steps: usize,
+    /// Score-ALD base step as a fraction of the last level's σ².
+    pub ald_step: f64,
+}
+
+impl Default for BaselineOptions {
+    fn default() -> Self {
+        Self { sampler_steps: 1000, zeta: 1.0, lambda: 1.0, ald_levels: 200, ald_steps: 5, ald_step: 0.5 }
+    }
+}
+
+impl BaselineOptions {
+    /// The sampler `method` (`score-ald`, `dps` or `sde-proj`) with these settings; Score-ALD
+    /// takes its measurement noise level from `noise` (a `gaussian` or `complex_gaussian`
+    /// specification, σ/√2 per part for the latter).
+    ///
+    /// ```
+    /// use scoreprior::experiment::{BaselineOptions, Baseline};
+    ///
+    /// let b = BaselineOptions::default().baseline("dps", "gaussian(sigma=0.2)").unwrap();
+    /// assert!(matches!(b, Baseline::Dps(d) if d.steps == 1000));
+    /// assert!(BaselineOptions::default().baseline("dpi", "gaussian(sigma=0.2)").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// An unknown method; for Score-ALD a noise that is not one Gaussian level.
+    pub fn baseline(&self, method: &str, noise: &str) -> Result<Baseline> {
+        Ok(match method {
+            "score-ald" => {
+                let sigma_y = match parse_noise(noise)? {
+                    NoiseSpec::Gaussian { sigma } => sigma,
+                    // σ/√2 on each real and imaginary part: the per-measurement level.
+                    NoiseSpec::ComplexGaussian { sigma } => sigma / std::f64::consts::SQRT_2,
+                    other => {
+                        return Err(ExperimentError::Settings(format!(
+                            "--method score-ald needs one Gaussian noise level (gaussian or complex_gaussian), got {}",
+                            other.describe()
+                        )))
+                    }
+                };
+                Baseline::ScoreAld(ScoreAld {
+                    steps_per_level: self.ald_steps,
+                    levels: self.ald_levels,
+                    step_rel: self.ald_step,
+                    ..ScoreAld::new(sigma_y)
+                })
+            }
+            "dps" => Baseline::Dps(Dps { steps: self.sampler_steps, zeta: self.zeta, ..Dps::new() }),
+            "sde-proj" => {
+                Baseline::SdeProj(SdeProj { steps: self.sampler_steps, lambda: self.lambda, ..SdeProj::new() })
+            }
+            other => {
+                return Err(ExperimentError::Settings(format!(
+                    "--method: expected score-ald, dps or sde-proj, got {other:?}"
+                )))
+            }
+        })
+    }
+}
+
+/// The one measurement noise level Score-ALD uses for data whose σ varies per measurement
+/// (the interferometer's thermal noise differs per baseline): the smallest. Its likelihood
+/// step is `η·‖A‖²/σ_k² · σ_y²/(σ_y² + ‖A‖²σ²)` along measurement `k`, at most the stable
+/// `ε` of uniform noise for every `k` only when `σ_y ≤ σ_k`.
+///
+/// ```
+/// assert_eq!(scoreprior_cli::baseline_run::noise_level(&[0.5, 0.2, 0.3]), 0.2);
+/// ```
+pub fn noise_level(sigma: &[f64]) -> f64 {
+    sigma.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Draws the run's samples with `method` instead of DPI: checks the sampler against the
+/// prior before the output folder is taken (see
+/// [`take_folder`](crate::run_folder::take_folder)), records a manifest (command
+/// `posterior --method NAME`), samples, saves as [`run`](crate::dpi_run::DpiRun::run) does; unless
+/// `output.quiet`, a summary goes to `monitor.note`.
+///
+/// ```no_run
+/// use scoreprior::experiment::DpiSettings;
+/// use scoreprior_cli::baseline_run::BaselineOptions;
+/// use scoreprior_cli::dpi_run::DpiRun;
+///
+/// let mut s = DpiSettings::default();
+/// s.problem.x_true = Some("assets/fashion16_test.npy".into());
+/// s.output.out = "out/dps".into();
+/// let dps = BaselineOptions::default().baseline("dps", s.problem.noise_or_default())?;
+/// let result = s.run_baseline(dps, &mut scoreprior::monitor::Silent)?;
+/// assert!(result.report.seconds_per_sample.is_some());
+/// # Ok::<(), scoreprior::experiment::ExperimentError>(())
+/// ```
+///
+/// # Errors
+/// `output.resume` (a sampler has nothing to resume); a prior without a score model, a
+/// setting the sampler refuses or a forward model it cannot use (SDE+Proj: a non-linear
+/// one); as [`run`](crate::dpi_run::DpiRun::run). All are checked before the output folder is taken.
+///
+/// With `eht(…)`, Score-ALD's measurement noise is the data's own σ ([`noise_level`] of the
+/// interferometer's per-measurement σ, its smallest), whatever `method` was built with, and
+/// `metrics.json` says so.
+pub fn run_baseline(s: &DpiSettings, method: Baseline, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
+    let name = method.name();
+    let invalid = |e: ExperimentError| ExperimentError::Settings(format!("--method {name}: {e}"));
+    if s.output.resume {
+        return Err(ExperimentError::Settings(format!(
+            "--resume: {name} does not train, so there is nothing to resume"
+        )));
+    }
+    // The samplers' settings are checked before the folder is taken (VP SDE: every shipped
+    // score prior's; `run_baseline` checks again against the prior's own SDE).
+    method.validate(&scoreprior_core::sde::AnySde::Vp(Default::default())).map_err(|e| invalid(e.into()))?;
+    let (experiment, checkpoint) = s.build()?;
+    // With eht(…) the measurement's noise is the interferometer's own σ per visibility
+    // (or per closure quantity), not `--noise`: Score-ALD takes its level from those.
+    let eht = scoreprior_core::forward::PrimitiveSpec::parse(&s.problem.forward).is_ok_and(|s| s.name == "eht");
+    let method = match method {
+        Baseline::ScoreAld(s) if eht => {
+            Baseline::ScoreAld(ScoreAld { sigma_y: noise_level(experiment.forward().noise().sigma()), ..s })
+        }
+        other => other,
+    };
+    experiment.check_baseline(&method).map_err(invalid)?;
+    let mut manifest = s.manifest(&checkpoint)?;
+    manifest.command = format!("posterior --method {name}");
+    let kind = match method {
+        Baseline::ScoreAld(_) => "ScoreAld",
+        Baseline::Dps(_) => "Dps",
+        Baseline::SdeProj(_) => "SdeProj",
+    };
+    if let Some(c) = manifest.config.as_object_mut() {
+        c.insert("method".into(), serde_json::json!(kind));
+    }
+    let out = &s.output.out;
+    let _lock = take_folder(&s.output, &manifest, monitor)?;
+    manifest.clone().with_state(RunState::Running).write(out)?;
+    let mut res = experiment.run_baseline(method)?;
+    if let (true, Baseline::ScoreAld(s)) = (eht, method) {
+        res.report.forward = format!(
+            "{}; score-ald sigma_y = {:.6e} (the data's own σ, the smallest; not --noise)",
+            res.report.forward, s.sigma_y
+        );
+    }
+    save_with_figures(&res, out)?;
+    manifest.with_state(RunState::Complete).write(out)?;
+    if !s.output.quiet {
+        monitor.note(&format!(
+            "{name}: {} samples in {:.2} s ({:.3} s/sample, {} dropped by |x| > {}); outputs in {}",
+            res.report.samples,
+            res.report.seconds_sampling,
+            res.report.seconds_per_sample.unwrap_or(f64::NAN),
+            res.report.samples_dropped,
+            s.output.outlier,
+            out.display()
+        ));
+        let table = res.summary_table();
+        if !table.is_empty() {
+            monitor.note(table.trim_end_matches('\n'));
+        }
+    }
+    Ok(res)
+}

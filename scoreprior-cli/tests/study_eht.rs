@@ -1,0 +1,64 @@
+//! `studies::eht` end to end on the shipped ring reference (eht-imaging's truth, observation
+//! and RML image) with a very short DPI: the table's truth and eht-imaging rows are measured by
+//! our model on eht-imaging's own data, so they check the interoperability (χ² near 1 for
+//! both), the ring fit and the blurred cross-correlation; a second call reads the run back.
+
+use scoreprior::experiment::MapWarmStart;
+use scoreprior_cli::studies::eht::{self, EhtDpiSettings, ExactStage};
+
+#[test]
+fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let priors = vec![("sources".to_string(), root.join("assets/ncsnpp_sources32/ema.safetensors"))];
+    let settings = EhtDpiSettings {
+        steps: 3,
+        batch: 2,
+        flows: 2,
+        samples: 8,
+        map: MapWarmStart { iterations: 5, rounds: 1, ..Default::default() },
+        exact: Some(ExactStage { steps: 2, batch: 2, probes: 1 }),
+        ..Default::default()
+    };
+    let sources = vec!["ring".to_string()];
+    let reference = root.join("benches/reference/out");
+    let rows = eht::run(&reference, &sources, &priors, &settings, dir.path(), &mut |_| {}).unwrap();
+    let methods: Vec<&str> = rows.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["truth", "ehtim RML", "DPI sources", "DPI sources exact"]);
+    let (truth, ehtim, dpi, exact) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    // Our triangle-pixel closure model on eht-imaging's data: the truth fits at the noise level;
+    // eht-imaging's image gets eht-imaging's own closure-phase χ² (0.9917 in its summary.json)
+    // to 1e-3, and a higher log-closure-amplitude χ² than its 1.01 (1.54; not yet explained:
+    // the minimal quadrangle sets or the debiasing of the two codes may differ).
+    assert!((0.7..1.4).contains(&truth.chi2_phase) && (0.7..1.4).contains(&truth.chi2_log_amp), "{truth:?}");
+    assert!((ehtim.chi2_phase - 0.9917).abs() < 1e-3 && (1.0..1.8).contains(&ehtim.chi2_log_amp), "{ehtim:?}");
+    // The ring (radius 25 µas): its own fit, and eht-imaging's image of it.
+    let d = truth.diameter.unwrap();
+    assert!((d - 50.0).abs() < 2.5, "{truth:?}");
+    assert!((ehtim.diameter.unwrap() - d).abs() < 6.0, "{ehtim:?}");
+    assert!((truth.nxcorr - 1.0).abs() < 1e-12 && truth.nxcorr_blurred < 0.95, "{truth:?}");
+    // eht-imaging's image against the truth: 0.966 / 0.800 in its summary.json.
+    assert!((ehtim.nxcorr - 0.966).abs() < 0.01 && (ehtim.nxcorr_blurred - 0.80).abs() < 0.05, "{ehtim:?}");
+    // A 3-step DPI is not converged; it must still produce every measure of a DPI row.
+    assert!(dpi.std_rel.is_some_and(|s| s > 0.0) && dpi.within_2std.is_some(), "{dpi:?}");
+    assert!(dir.path().join("ring.png").is_file() && dir.path().join("ring-sources/mean.npy").is_file());
+    // The exact-prior run starts from the surrogate's MAP image (2 steps at spread 0.05 stay
+    // near it): its image measures are those of the surrogate's start, not of a flat image.
+    assert!(exact.std_rel.is_some_and(|s| s > 0.0) && exact.within_2std.is_some(), "{exact:?}");
+    assert!((exact.nxcorr - dpi.nxcorr).abs() < 0.05, "{exact:?} vs {dpi:?}");
+    let metrics = |run: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(run).join("metrics.json")).unwrap()).unwrap()
+    };
+    assert_eq!(metrics("ring-sources")["surrogate"], true);
+    assert_eq!(metrics("ring-sources-exact")["surrogate"], false);
+    assert_eq!(metrics("ring-sources-exact")["steps"], 2);
+    eht::write_table(&rows, dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert_eq!(md.lines().count(), 6, "{md}");
+    // Read back, not rerun: the same rows.
+    let again = eht::run(&reference, &sources, &priors, &settings, dir.path(), &mut |_| panic!("reran")).unwrap();
+    assert_eq!(again, rows);
+    // A missing reference folder is an error naming it.
+    let e = eht::run(&reference, &["nosuch".to_string()], &priors, &settings, dir.path(), &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("nosuch"), "{e}");
+}
