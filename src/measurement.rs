@@ -119,9 +119,10 @@ pub fn sky_header_noted(settings: &EhtSettings, eht: &Interferometer) -> Result<
     let sky = FitsSky { object, pixel_rad: eht.pixel_size(), ra_deg, dec_deg, frequency_hz, mjd };
     let shape = eht.image_shape();
     sky.check(shape.h, shape.w).map_err(|why| {
-        crate::experiment::ExperimentError::Settings(format!(
-            "--forward eht: the FITS header of its images would be invalid: {why}"
-        ))
+        crate::experiment::invalid_setting(
+            "problem.forward",
+            format!("eht: the FITS header of its images would be invalid: {why}"),
+        )
     })?;
     Ok((sky, note))
 }

@@ -19,7 +19,7 @@ Needs `pip install jax diffrax` (not a project dependency: a measuring stick onl
 steps, and the vector-field evaluations, counted by a callback in one extra untimed solve), the
 log p of every image and their mean, the timings and the versions of jax/diffrax. The archived
 run that the Rust tests read their diffrax counts from (scoreprior-core/tests/reference_problem.rs,
-tests/cli_logprob.rs) is made, from the repository root, by
+scoreprior-cli/tests/cli_logprob.rs) is made, from the repository root, by
 
     python3 benches/reference/diffrax_logprob.py --dt0 0.001 --json benches/reference/out/diffrax_logprob.json
 """

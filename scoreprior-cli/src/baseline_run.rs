@@ -7,7 +7,9 @@ use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
 use scoreprior_core::forward::{parse_noise, NoiseSpec};
 use serde::{Deserialize, Serialize};
 
-use scoreprior::experiment::{Baseline, DpiSettings, ExperimentError, ExperimentResult, Result};
+use scoreprior::experiment::{
+    conflicting_settings, invalid_setting, Baseline, DpiSettings, ExperimentError, ExperimentResult, Result,
+};
 
 use crate::dpi_run::{save_with_figures, DpiRun};
 use crate::run_folder::{take_folder, RunState};
@@ -43,7 +45,8 @@ impl BaselineOptions {
     /// specification, σ/√2 per part for the latter).
     ///
     /// ```
-    /// use scoreprior::experiment::{BaselineOptions, Baseline};
+    /// use scoreprior::experiment::Baseline;
+    /// use scoreprior_cli::baseline_run::BaselineOptions;
     ///
     /// let b = BaselineOptions::default().baseline("dps", "gaussian(sigma=0.2)").unwrap();
     /// assert!(matches!(b, Baseline::Dps(d) if d.steps == 1000));
@@ -60,10 +63,14 @@ impl BaselineOptions {
                     // σ/√2 on each real and imaginary part: the per-measurement level.
                     NoiseSpec::ComplexGaussian { sigma } => sigma / std::f64::consts::SQRT_2,
                     other => {
-                        return Err(ExperimentError::Settings(format!(
-                            "--method score-ald needs one Gaussian noise level (gaussian or complex_gaussian), got {}",
-                            other.describe()
-                        )))
+                        return Err(conflicting_settings(
+                            &["--method", "problem.noise"],
+                            format!(
+                                "--method score-ald needs one Gaussian noise level (gaussian or complex_gaussian), got \
+                                 {}",
+                                other.describe()
+                            ),
+                        ))
                     }
                 };
                 Baseline::ScoreAld(ScoreAld {
@@ -78,9 +85,7 @@ impl BaselineOptions {
                 Baseline::SdeProj(SdeProj { steps: self.sampler_steps, lambda: self.lambda, ..SdeProj::new() })
             }
             other => {
-                return Err(ExperimentError::Settings(format!(
-                    "--method: expected score-ald, dps or sde-proj, got {other:?}"
-                )))
+                return Err(invalid_setting("--method", format!("expected score-ald, dps or sde-proj, got {other:?}")))
             }
         })
     }
@@ -128,15 +133,22 @@ pub fn noise_level(sigma: &[f64]) -> f64 {
 /// `metrics.json` says so.
 pub fn run_baseline(s: &DpiSettings, method: Baseline, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
     let name = method.name();
-    let invalid = |e: ExperimentError| ExperimentError::Settings(format!("--method {name}: {e}"));
+    // A prior or forward model the sampler cannot use is a conflict with them; a setting of
+    // the sampler it refuses, a fault of --method's settings.
+    let refused = |e: ExperimentError| {
+        let settings: &'static [&'static str] = match &e {
+            ExperimentError::Invalid { field: "prior", .. } => &["--method", "prior.prior"],
+            ExperimentError::Invalid { field: "forward", .. } => &["--method", "problem.forward"],
+            _ => return invalid_setting("--method", format!("{name}: {e}")),
+        };
+        conflicting_settings(settings, format!("--method {name}: {e}"))
+    };
     if s.output.resume {
-        return Err(ExperimentError::Settings(format!(
-            "--resume: {name} does not train, so there is nothing to resume"
-        )));
+        return Err(invalid_setting("output.resume", format!("{name} does not train, so there is nothing to resume")));
     }
     // The samplers' settings are checked before the folder is taken (VP SDE: every shipped
     // score prior's; `run_baseline` checks again against the prior's own SDE).
-    method.validate(&scoreprior_core::sde::AnySde::Vp(Default::default())).map_err(|e| invalid(e.into()))?;
+    method.validate(&scoreprior_core::sde::AnySde::Vp(Default::default())).map_err(|e| refused(e.into()))?;
     let (experiment, checkpoint) = s.build()?;
     // With eht(…) the measurement's noise is the interferometer's own σ per visibility
     // (or per closure quantity), not `--noise`: Score-ALD takes its level from those.
@@ -147,7 +159,7 @@ pub fn run_baseline(s: &DpiSettings, method: Baseline, monitor: &mut dyn Monitor
         }
         other => other,
     };
-    experiment.check_baseline(&method).map_err(invalid)?;
+    experiment.check_baseline(&method).map_err(refused)?;
     let mut manifest = s.manifest(&checkpoint)?;
     manifest.command = format!("posterior --method {name}");
     let kind = match method {

@@ -8,13 +8,14 @@ use std::path::Path;
 use scoreprior::experiment::eht::{eht_problem, write_closure_report};
 use scoreprior::experiment::inputs::resolve;
 use scoreprior::experiment::{
-    Baseline, DpiSettings, ExperimentError, ExperimentResult, PriorKind, PriorOptions, ProblemOptions, Result,
+    invalid_setting, Baseline, DpiSettings, ExperimentError, ExperimentResult, PriorKind, PriorOptions, ProblemOptions,
+    Result,
 };
 use scoreprior::monitor::Monitor;
-use scoreprior_core::io::write_fits_image;
+use scoreprior_core::io::{write_fits_image, IoError};
 
 use crate::plot::{Figure, Series};
-use crate::run_folder::{forward_files, take_folder, RunManifest, RunState};
+use crate::run_folder::{forward_files, take_folder, RunManifest, RunState, MANIFEST_FILE};
 
 /// Keys of the groups' serde values that [`DpiRun::manifest`] leaves out of `config`:
 /// `steps` (a resume may extend a run), the files recorded by content as inputs instead
@@ -106,7 +107,8 @@ fn manifest(s: &DpiSettings, prior_file: &Path) -> Result<RunManifest> {
         serde_json::to_value(f),
         serde_json::to_value(&s.objective),
     ] {
-        if let serde_json::Value::Object(g) = group.map_err(|e| ExperimentError::Settings(e.to_string()))? {
+        let group = group.map_err(|e| IoError::encode(&s.output.out.join(MANIFEST_FILE), "JSON", e))?;
+        if let serde_json::Value::Object(g) = group {
             config.extend(g);
         }
     }
@@ -151,7 +153,7 @@ fn manifest(s: &DpiSettings, prior_file: &Path) -> Result<RunManifest> {
 fn run(s: &DpiSettings, monitor: &mut dyn Monitor) -> Result<ExperimentResult> {
     let out = &s.output.out;
     if out.as_os_str().is_empty() {
-        return Err(ExperimentError::Settings("output.out: give the output folder".into()));
+        return Err(invalid_setting("output.out", "give the output folder"));
     }
     let (experiment, checkpoint) = s.build()?;
     // The interferometer's problem (closure χ², FITS header), built once before the work.

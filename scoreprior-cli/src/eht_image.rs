@@ -13,15 +13,18 @@ use serde::Serialize;
 
 use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, shift_image, ClosureChi2, CompactSources};
 use scoreprior_core::io::{
-    atomic_write, read_fits_image, write_fits_cube, write_fits_image, write_npy, write_png_grid,
+    atomic_write, read_fits_image, write_fits_cube, write_fits_image, write_npy, write_png_grid, IoError,
 };
 
 use crate::studies::calibration::{central_interval, circular_interval, ring_measures_on, RingMeasures};
 use scoreprior::experiment::eht::EhtProblem;
-use scoreprior::experiment::{ExperimentError, ExperimentResult, Result};
+use scoreprior::experiment::{invalid_setting, ExperimentResult, Result};
 
-fn err(msg: String) -> ExperimentError {
-    ExperimentError::Settings(msg)
+/// `value` written as JSON to `path`.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| IoError::encode(path, "JSON", e))?;
+    atomic_write(path, text.as_bytes())?;
+    Ok(())
 }
 
 /// The median total flux of the compact-source training images (peak 1) on an `npix × npix`
@@ -203,7 +206,8 @@ pub struct EhtImageReport {
 /// are displayed as the sky: north up, east left).
 ///
 /// # Errors
-/// A run without closure data; a file cannot be written.
+/// A run without closure data (`problem.data`); a posterior mean without positive flux; a file
+/// cannot be written.
 pub fn write_outputs(
     out: &Path,
     res: &ExperimentResult,
@@ -211,13 +215,21 @@ pub fn write_outputs(
     problem: &EhtProblem,
     compact_flux_jy: f64,
 ) -> Result<EhtImageReport> {
-    let c = problem.closures.as_ref().ok_or_else(|| err("eht-image images closure data only".into()))?;
+    let c = problem
+        .closures
+        .as_ref()
+        .ok_or_else(|| invalid_setting("problem.data", "eht-image images closure data only"))?;
     let n = post.n;
     let d = n * n;
     let mean = &post.mean;
     let total: f64 = mean.iter().sum();
     if !(total > 0.0) {
-        return Err(err(format!("the posterior mean has no positive flux ({total:e}); nothing to scale to Jy")));
+        return Err(scoreprior_core::Error::OutOfRange {
+            what: "the total flux of the posterior mean".into(),
+            value: total,
+            expected: "positive, to scale it to Jy".into(),
+        }
+        .into());
     }
     let k = compact_flux_jy / total;
     let scaled = |v: &[f64]| v.iter().map(|x| x * k).collect::<Vec<f64>>();
@@ -256,8 +268,7 @@ pub fn write_outputs(
         samples: m,
         seconds_training: res.report.seconds_training,
     };
-    let text = serde_json::to_string_pretty(&report).map_err(|e| err(format!("eht_image.json: {e}")))?;
-    atomic_write(out.join("eht_image.json"), text.as_bytes())?;
+    write_json(&out.join("eht_image.json"), &report)?;
     Ok(report)
 }
 
@@ -272,7 +283,7 @@ pub fn regrid_fits(path: &Path, n: usize, pixel_uas: f64) -> Result<Vec<f64>> {
     let num = |k: &str| img.get(k).and_then(|v| v.trim().parse::<f64>().ok());
     let cdelt = num("CDELT2")
         .filter(|v| v.is_finite() && *v != 0.0)
-        .ok_or_else(|| err(format!("{}: no pixel size (CDELT2) in the FITS header", path.display())))?;
+        .ok_or_else(|| IoError::malformed(path, "FITS", "no pixel size (CDELT2) in the header"))?;
     let p_ref = cdelt.abs() * 3600.0 * 1e6; // degrees → µas
     let (h, w) = (img.height, img.width);
     // FITS CRPIX counts from 1 and from the bottom row; `data` has the top row first.
@@ -351,7 +362,10 @@ pub fn compare_with_reference(
     report: &EhtImageReport,
     blur_uas: f64,
 ) -> Result<Comparison> {
-    let c = problem.closures.as_ref().ok_or_else(|| err("eht-image compares closure runs only".into()))?;
+    let c = problem
+        .closures
+        .as_ref()
+        .ok_or_else(|| invalid_setting("problem.data", "eht-image compares closure runs only"))?;
     let n = post.n;
     let p = report.pixel_uas;
     let r = regrid_fits(reference, n, p)?;
@@ -381,7 +395,6 @@ pub fn compare_with_reference(
     };
     let flat: Vec<f64> = panels.iter().chain(&blurred).flat_map(norm).collect();
     write_png_grid(out.join("comparison.png"), &flat, n, n, panels.len(), 0.0, 1.0, 6)?;
-    let text = serde_json::to_string_pretty(&cmp).map_err(|e| err(format!("comparison.json: {e}")))?;
-    atomic_write(out.join("comparison.json"), text.as_bytes())?;
+    write_json(&out.join("comparison.json"), &cmp)?;
     Ok(cmp)
 }

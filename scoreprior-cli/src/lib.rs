@@ -1,7 +1,7 @@
 //! # scoreprior-cli
 //!
 //! The application built on the `scoreprior` library: the `scoreprior` command (one
-//! subcommand per file of `src/cli/`), the paper's studies, training runs with checkpoints,
+//! subcommand per file of `scoreprior-cli/src/cli/`), the paper's studies, training runs with checkpoints,
 //! the SVG figures, and the run folders every command writes (the output guard, one run per
 //! folder at a time, `run.json` manifests so that a resume never mixes two runs).
 //!

@@ -1,4 +1,4 @@
-//! The `scoreprior` command-line program: one subcommand per file in `src/cli/`.
+//! The `scoreprior` command-line program: one subcommand per file in `scoreprior-cli/src/cli/`.
 
 use clap::Parser;
 

@@ -70,7 +70,7 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     assert!(run(&["--map-steps", "5", "--laplace-scale", "0"]).contains("--laplace-scale"));
     assert!(run(&["--flux-weight", "1"]).contains("--flux"));
     // A name outside `--data`'s or `--anneal-data-schedule`'s is a usage error of the command
-    // line (tests/dpi_cli.rs, `bad_inputs_are_clear_errors`).
+    // line (scoreprior-cli/tests/dpi_cli.rs, `bad_inputs_are_clear_errors`).
     assert!(run(&["--positive", "--init-level=-0.1"]).contains("--init-level"));
     assert!(run(&["--init-gaussian", "60"]).contains("--flux"));
     assert!(run(&["--init-gaussian=-5", "--flux", "5"]).contains("--init-gaussian"));

@@ -9,7 +9,7 @@ mod common;
 use common::{fails, ok, tmp};
 
 fn data(band: &str) -> String {
-    format!("scoreprior-core/tests/data/eht-m87/SR1_M87_2017_101_{band}_hops_netcal_StokesI.uvfits")
+    format!("{}/scoreprior-core/tests/data/eht-m87/SR1_M87_2017_101_{band}_hops_netcal_StokesI.uvfits", common::ROOT)
 }
 
 #[test]

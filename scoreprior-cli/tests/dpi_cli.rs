@@ -124,9 +124,9 @@ fn bad_inputs_are_clear_errors() {
     let e = err(&["dpi", "--out", out]);
     assert!(e.contains("--y") && e.contains("--x-true"), "{e}");
     let e = err(&["dpi", "--prior", "nonsense", "--x-true", "assets/fashion16_test.npy", "--out", out]);
-    assert!(e.contains("--prior nonsense"), "{e}");
+    assert!(e.contains("--prior: nonsense: expected gaussian"), "{e}");
     let e = err(&["dpi", "--x-true", "assets/fashion16_test.npy", "--index", "999", "--out", out]);
-    assert!(e.contains("--index 999"), "{e}");
+    assert!(e.contains("--index: 999: the file holds"), "{e}");
     let e = err(&["dpi", "--x-true", "assets/fashion16_test.npy", "--batch", "0", "--out", out]);
     assert!(e.contains("batch"), "{e}");
     for bad in ["0", "1.5", "NaN", "-0.1"] {

@@ -6,31 +6,34 @@ use std::path::{Path, PathBuf};
 use scoreprior_core::divergence::{Divergence, Hutchinson, ProbeNoise};
 use scoreprior_core::dpi::{softplus_inverse, Annealing, DpiConfig, LossWeights, TimeFloorSchedule};
 use scoreprior_core::forward::interferometry::TestSource;
-use scoreprior_core::forward::{parse_model, EhtSettings, Model, Shape};
+use scoreprior_core::forward::{parse_chain, parse_model, parse_noise, EhtSettings, Model, Shape};
 use scoreprior_core::io::read_npy;
 use scoreprior_core::prior::{AdjointSteps, ScorePriorConfig};
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_models::realnvp::RealNvp;
 
 use super::eht::eht_problem;
+use super::error::conflict;
 use super::inputs::{load_gaussian, load_image, resolve};
 use super::{
-    Continuation, DataRamp, DpiSettings, DsmSettings, EhtData, Experiment, ExperimentError, LaplaceStart, MapWarmStart,
+    invalid, Continuation, DataRamp, DpiSettings, DsmSettings, EhtData, Experiment, LaplaceStart, MapWarmStart,
     PosteriorSettings, Prior, PriorKind, PriorOptions, Result,
 };
 
-fn err(msg: impl Into<String>) -> ExperimentError {
-    ExperimentError::Settings(msg.into())
-}
-
-/// `Err` with `msg` unless `ok`.
-fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+/// [`ExperimentError::Invalid`](super::ExperimentError::Invalid) naming `field`, with `why`,
+/// unless `ok`.
+fn check(ok: bool, field: &'static str, why: impl FnOnce() -> String) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(err(msg()))
+        Err(invalid(field, why()))
     }
 }
+
+/// Neither `problem.y` nor `problem.x_true`, or both.
+const Y_OR_X_TRUE: &[&str] = &["problem.y", "problem.x_true"];
+/// `prior.surrogate` with a prior that has no score.
+const SURROGATE: &[&str] = &["prior.surrogate", "prior.prior"];
 
 impl PriorOptions {
     /// The PF-ODE prior's configuration: `solver` for both solves, `rtol`/`atol`, `probes`
@@ -96,45 +99,53 @@ impl DpiSettings {
         let (pr, pb, o, f, j) = (&self.prior, &self.problem, &self.optim, &self.flow, &self.objective);
         let out = &self.output;
         // Options checked before any work (DpiConfig::validate checks them again).
-        check(j.temper_from.is_finite() && j.temper_from > 0.0 && j.temper_from <= 1.0, || {
-            format!("objective.temper_from must be in (0, 1], got {}", j.temper_from)
-        })?;
-        check(j.score_function_weight.is_finite() && j.score_function_weight >= 0.0, || {
-            format!("objective.score_function_weight must be finite and >= 0, got {}", j.score_function_weight)
-        })?;
-        check(pr.time_floor.is_finite() && pr.time_floor > 0.0 && pr.time_floor < 1.0, || {
-            format!("prior.time_floor must be in (0, 1), got {}", pr.time_floor)
+        check(
+            j.temper_from.is_finite() && j.temper_from > 0.0 && j.temper_from <= 1.0,
+            "objective.temper_from",
+            || format!("must be in (0, 1], got {}", j.temper_from),
+        )?;
+        check(
+            j.score_function_weight.is_finite() && j.score_function_weight >= 0.0,
+            "objective.score_function_weight",
+            || format!("must be finite and >= 0, got {}", j.score_function_weight),
+        )?;
+        check(pr.time_floor.is_finite() && pr.time_floor > 0.0 && pr.time_floor < 1.0, "prior.time_floor", || {
+            format!("must be in (0, 1), got {}", pr.time_floor)
         })?;
         let t = pr.time_floor_from;
-        check(t == 0.0 || (t.is_finite() && t >= pr.time_floor && t < 1.0), || {
-            format!("prior.time_floor_from must be 0 (off) or in [prior.time_floor, 1), got {t}")
+        check(t == 0.0 || (t.is_finite() && t >= pr.time_floor && t < 1.0), "prior.time_floor_from", || {
+            format!("must be 0 (off) or in [prior.time_floor, 1), got {t}")
         })?;
         // Checked before any work (issue 12): these used to pass and fail only after
         // training, or silently mean something else.
-        check(o.steps > 0, || "optim.steps must be at least 1 (0 would sample an untrained flow)".into())?;
-        check(out.samples > 0, || "output.samples must be at least 1".into())?;
-        check(o.clip.is_finite() && o.clip >= 0.0, || {
-            format!("optim.clip must be finite and >= 0 (0: no clipping), got {}", o.clip)
+        check(o.steps > 0, "optim.steps", || "must be at least 1 (0 would sample an untrained flow)".into())?;
+        check(out.samples > 0, "output.samples", || "must be at least 1".into())?;
+        check(o.clip.is_finite() && o.clip >= 0.0, "optim.clip", || {
+            format!("must be finite and >= 0 (0: no clipping), got {}", o.clip)
         })?;
-        check(pr.tv_weight.is_finite() && pr.tv_weight > 0.0, || {
-            format!("prior.tv_weight must be positive and finite, got {}", pr.tv_weight)
+        check(pr.tv_weight.is_finite() && pr.tv_weight > 0.0, "prior.tv_weight", || {
+            format!("must be positive and finite, got {}", pr.tv_weight)
         })?;
-        check(out.outlier.is_finite() && out.outlier > 0.0, || {
-            format!("output.outlier must be positive and finite, got {}", out.outlier)
+        check(out.outlier.is_finite() && out.outlier > 0.0, "output.outlier", || {
+            format!("must be positive and finite, got {}", out.outlier)
         })?;
-        check(pr.dsm_draws > 0, || "prior.dsm_draws must be at least 1".into())?;
+        check(pr.dsm_draws > 0, "prior.dsm_draws", || "must be at least 1".into())?;
         // Absurd counts are errors naming the flag before any work (the per-pixel factor is
         // checked again at the first step, where the image size is known).
         let what = format!("prior.probes {} (Hutchinson probes × batch)", pr.probes);
         scoreprior_core::limits::check_elems(&what, &[pr.probes, 2 * o.batch + 1], 8)?;
         let what = format!("prior.dsm_draws {} (time draws × batch)", pr.dsm_draws);
         scoreprior_core::limits::check_elems(&what, &[pr.dsm_draws + 1, o.batch], 8)?;
-        check(!pr.dsm_antithetic || pr.dsm_draws % 2 == 0, || {
-            format!(
-                "prior.dsm_antithetic (on by default) needs an even prior.dsm_draws, got {}; add prior.dsm_antithetic false",
-                pr.dsm_draws
-            )
-        })?;
+        if pr.dsm_antithetic && pr.dsm_draws % 2 != 0 {
+            return Err(conflict(
+                &["prior.dsm_antithetic", "prior.dsm_draws"],
+                format!(
+                    "prior.dsm_antithetic (on by default) needs an even prior.dsm_draws, got {}; add prior.dsm_antithetic \
+                     false",
+                    pr.dsm_draws
+                ),
+            ));
+        }
         let dsm = DsmSettings {
             eps: pr.time_floor,
             draws: pr.dsm_draws,
@@ -153,45 +164,64 @@ impl DpiSettings {
             (PriorKind::Tv, false) => Prior::total_variation(pr.tv_weight),
             (PriorKind::Flow(file), false) => {
                 let p = resolve(file);
-                Prior::flow(RealNvp::load_file(&p).map_err(|e| err(format!("prior.prior {label}: {e}")))?)
+                Prior::flow(RealNvp::load_file(&p).map_err(|e| invalid("prior.prior", format!("{label}: {e}")))?)
                     .with_label(&label)
             }
             (PriorKind::Checkpoint(_), true) if !checkpoint.exists() => {
-                return Err(err("prior.surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)"))
+                return Err(conflict(
+                    SURROGATE,
+                    "prior.surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)",
+                ))
             }
             (PriorKind::Checkpoint(_), false) if !checkpoint.exists() => {
-                return Err(err(format!(
-                    "prior.prior {label}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"
-                )));
+                return Err(invalid(
+                    "prior.prior",
+                    format!("{label}: expected gaussian, gaussian-ode, tv or an NCSN++ checkpoint file"),
+                ));
             }
             (PriorKind::Checkpoint(_), surrogate) => {
                 let p = if surrogate { Prior::ncsnpp_dsm(&checkpoint, dsm) } else { Prior::ncsnpp(&checkpoint, ode) };
-                p.map_err(|e| err(format!("prior.prior {label}: {e}")))?.with_label(&label)
+                p.map_err(|e| invalid("prior.prior", format!("{label}: {e}")))?.with_label(&label)
             }
-            (_, true) => return Err(err("prior.surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)")),
+            (_, true) => {
+                return Err(conflict(
+                    SURROGATE,
+                    "prior.surrogate needs a score prior (gaussian-ode or an NCSN++ checkpoint)",
+                ))
+            }
         };
         // Measurement and ground truth. With `eht(obs=FILE)` the data are the file's own
         // visibilities: neither --y nor --x-true is needed (--x-true then only for metrics).
         let eht_obs = EhtSettings::parse(&pb.forward).ok().flatten().filter(|s| !s.observation_files.is_empty());
-        let side = |without: &str| match (pb.size, prior.image_shape()) {
-            (Some(0), _) => Err(err("problem.size must be at least 1")),
+        let side = |settings: &'static [&'static str], without: &str| match (pb.size, prior.image_shape()) {
+            (Some(0), _) => Err(invalid("problem.size", "must be at least 1")),
             (Some(s), _) => Ok((s, s, None)),
             (None, Some((h, w))) => Ok((h, w, None)),
-            (None, None) => Err(err(format!("{without}: give the image side with problem.size"))),
+            (None, None) => Err(conflict(settings, format!("{without}: give the image side with problem.size"))),
         };
         let (h, w, x_true) = match (&pb.x_true, &pb.y) {
             (Some(p), None) => {
                 let (h, w, x) = load_image("problem.x_true", p, pb.index)?;
                 (h, w, Some(x))
             }
-            (None, Some(_)) => side("problem.y without problem.x_true")?,
-            (None, None) if eht_obs.is_some() => side("problem.forward eht(obs=…) without problem.x_true")?,
-            _ if eht_obs.is_some() => return Err(err("give at most one of problem.y and problem.x_true")),
-            _ => return Err(err("give exactly one of problem.y and problem.x_true")),
+            (None, Some(_)) => {
+                side(&["problem.y", "problem.x_true", "problem.size"], "problem.y without problem.x_true")?
+            }
+            (None, None) if eht_obs.is_some() => side(
+                &["problem.forward", "problem.x_true", "problem.size"],
+                "problem.forward eht(obs=…) without problem.x_true",
+            )?,
+            _ if eht_obs.is_some() => {
+                return Err(conflict(Y_OR_X_TRUE, "give at most one of problem.y and problem.x_true"))
+            }
+            _ => return Err(conflict(Y_OR_X_TRUE, "give exactly one of problem.y and problem.x_true")),
         };
         let is_eht = pb.is_eht();
         if !is_eht && (pb.data != EhtData::Closures || pb.no_debias) {
-            return Err(err("problem.data and problem.no_debias apply to problem.forward eht(…) only"));
+            return Err(conflict(
+                &["problem.data", "problem.no_debias", "problem.forward"],
+                "problem.data and problem.no_debias apply to problem.forward eht(…) only",
+            ));
         }
         // The image and the prior must agree on the size: checked before anything is built on
         // the image grid, as every other size (the flow's, the operator's) follows from it.
@@ -215,19 +245,34 @@ impl DpiSettings {
                 }
                 (None, false) => "leave problem.size out (the prior's shape is the default)".to_string(),
             };
-            return Err(err(format!(
-                "{images} but {prior_name} is {ph}x{pw} ({pd} pixels): images and prior must have the same size; {fix}"
-            )));
+            let settings: &'static [&'static str] = match (&pb.x_true, pb.size, &pr.prior) {
+                (Some(_), _, PriorKind::Gaussian | PriorKind::GaussianOde) => &["problem.x_true", "prior.mean"],
+                (Some(_), _, _) => &["problem.x_true", "prior.prior"],
+                (None, Some(_), PriorKind::Gaussian | PriorKind::GaussianOde) => &["problem.size", "prior.mean"],
+                (None, Some(_), _) => &["problem.size", "prior.prior"],
+                (None, None, PriorKind::Gaussian | PriorKind::GaussianOde) => &["prior.mean"],
+                (None, None, _) => &["prior.prior"],
+            };
+            return Err(conflict(
+                settings,
+                format!(
+                    "{images} but {prior_name} is {ph}x{pw} ({pd} pixels): images and prior must have the same size; \
+                     {fix}"
+                ),
+            ));
         }
-        check(pb.flux_weight.is_finite() && pb.flux_weight >= 0.0, || {
-            format!("problem.flux_weight must be finite and >= 0, got {}", pb.flux_weight)
+        check(pb.flux_weight.is_finite() && pb.flux_weight >= 0.0, "problem.flux_weight", || {
+            format!("must be finite and >= 0, got {}", pb.flux_weight)
         })?;
-        check(pb.flux_weight == 0.0 || pb.flux.is_some_and(|f| f.is_finite() && f > 0.0), || {
-            format!("problem.flux_weight needs a positive target problem.flux, got {:?}", pb.flux)
-        })?;
+        if pb.flux_weight != 0.0 && !pb.flux.is_some_and(|f| f.is_finite() && f > 0.0) {
+            return Err(conflict(
+                &["problem.flux_weight", "problem.flux"],
+                format!("problem.flux_weight needs a positive target problem.flux, got {:?}", pb.flux),
+            ));
+        }
         if let Some(l) = f.init_level {
-            check(l.is_finite() && (l > 0.0 || !pb.positive), || {
-                format!("flow.init_level must be finite (and positive with problem.positive), got {l}")
+            check(l.is_finite() && (l > 0.0 || !pb.positive), "flow.init_level", || {
+                format!("must be finite (and positive with problem.positive), got {l}")
             })?;
         }
         let data_annealing = match (j.anneal_data, j.anneal_data_schedule) {
@@ -247,18 +292,30 @@ impl DpiSettings {
             }
             None => {
                 let chain = if pb.forward.trim() == "denoising" { "identity" } else { pb.forward.as_str() };
-                let m = parse_model(chain, pb.noise_or_default(), Shape::new(1, h, w))
-                    .map_err(|e| err(format!("problem.forward/problem.noise: {e}")))?;
+                let (noise, shape) = (pb.noise_or_default(), Shape::new(1, h, w));
+                let m = parse_model(chain, noise, shape).map_err(|e| {
+                    // The setting that does not parse, else the two together.
+                    if parse_chain(chain, shape).is_err() {
+                        invalid("problem.forward", e.to_string())
+                    } else if parse_noise(noise).is_err() {
+                        invalid("problem.noise", e.to_string())
+                    } else {
+                        conflict(&["problem.forward", "problem.noise"], format!("problem.forward/problem.noise: {e}"))
+                    }
+                })?;
                 (m, None)
             }
         };
         let init_image = self.init_image(h, w, eht_fov)?;
         let laplace = f.laplace.resolve(f.map_steps > 0, eht_fov.is_some());
         if laplace && f.map_steps == 0 {
-            return Err(err("flow.laplace on needs a MAP warm start (flow.map_steps N): the mode it expands around"));
+            return Err(conflict(
+                &["flow.laplace", "flow.map_steps"],
+                "flow.laplace on needs a MAP warm start (flow.map_steps N): the mode it expands around",
+            ));
         }
         if laplace && !(f.laplace_scale.is_finite() && f.laplace_scale > 0.0) {
-            return Err(err(format!("flow.laplace_scale must be positive and finite, got {}", f.laplace_scale)));
+            return Err(invalid("flow.laplace_scale", format!("must be positive and finite, got {}", f.laplace_scale)));
         }
 
         let mut builder = Experiment::builder(model)
@@ -317,9 +374,9 @@ impl DpiSettings {
             (None, _, Some(y)) => builder.measurement(y, h, w),
             (Some(x), _, None) => builder.truth(x, h, w),
             (None, Some(p), None) => {
-                builder.measurement(read_npy(resolve(p)).map_err(|e| err(format!("problem.y: {e}")))?.data, h, w)
+                builder.measurement(read_npy(resolve(p)).map_err(|e| invalid("problem.y", e.to_string()))?.data, h, w)
             }
-            (None, None, _) => return Err(err("give exactly one of problem.y and problem.x_true")),
+            (None, None, _) => return Err(conflict(Y_OR_X_TRUE, "give exactly one of problem.y and problem.x_true")),
         };
         // The Wiener yardstick: the fitted Gaussian of the mean and covariance files, when
         // they are there.
@@ -336,28 +393,82 @@ impl DpiSettings {
             (Some(spec), _, _) => {
                 let (file, index) = match spec.rsplit_once('@') {
                     Some((f, i)) => {
-                        (f, i.parse().map_err(|_| err(format!("flow.init_image {spec}: bad index after @")))?)
+                        (f, i.parse().map_err(|_| invalid("flow.init_image", format!("{spec}: bad index after @")))?)
                     }
                     None => (spec.as_str(), 0),
                 };
                 let (ih, iw, img) = load_image("flow.init_image", Path::new(file), index)?;
-                check((ih, iw) == (h, w), || format!("flow.init_image is {ih}x{iw}, the problem is {h}x{w}"))?;
+                check((ih, iw) == (h, w), "flow.init_image", || format!("is {ih}x{iw}, the problem is {h}x{w}"))?;
                 Ok(Some(img))
             }
             (None, Some(fwhm), Some(fov)) => {
-                check(fwhm.is_finite() && fwhm > 0.0, || {
-                    format!("flow.init_gaussian must be a positive FWHM in µas, got {fwhm}")
+                check(fwhm.is_finite() && fwhm > 0.0, "flow.init_gaussian", || {
+                    format!("must be a positive FWHM in µas, got {fwhm}")
                 })?;
-                let flux =
-                    self.problem.flux.ok_or_else(|| err("flow.init_gaussian needs the total flux problem.flux"))?;
+                let flux = self.problem.flux.ok_or_else(|| {
+                    conflict(
+                        &["flow.init_gaussian", "problem.flux"],
+                        "flow.init_gaussian needs the total flux problem.flux",
+                    )
+                })?;
                 let blob = TestSource::Blobs(vec![(0.0, 0.0, fwhm, 1.0)]);
                 // Floored at 1e-6 of the peak, so that softplus⁻¹ of the far pixels stays finite.
-                let img = blob.render(h, fov, flux).map_err(|e| err(format!("flow.init_gaussian: {e}")))?;
+                let img = blob.render(h, fov, flux).map_err(|e| invalid("flow.init_gaussian", e.to_string()))?;
                 let floor = 1e-6 * img.iter().cloned().fold(0.0, f64::max);
                 Ok(Some(img.into_iter().map(|v| v.max(floor)).collect()))
             }
-            (None, Some(_), None) => Err(err("flow.init_gaussian needs problem.forward eht(…) (its field of view)")),
+            (None, Some(_), None) => Err(conflict(
+                &["flow.init_gaussian", "problem.forward"],
+                "flow.init_gaussian needs problem.forward eht(…) (its field of view)",
+            )),
             (None, None, _) => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ExperimentError;
+    use super::*;
+
+    fn tv() -> DpiSettings {
+        let mut s = DpiSettings::default();
+        s.prior.prior = PriorKind::Tv;
+        s.problem.x_true = Some("assets/fashion16_test.npy".into());
+        s
+    }
+
+    #[test]
+    fn errors_are_typed_kinds_naming_the_settings() {
+        assert!(tv().build().is_ok());
+        // One setting out of range: `Invalid`, naming it by its path.
+        let mut s = tv();
+        s.prior.time_floor = 2.0;
+        let Err(e) = s.build() else { panic!("a time floor of 2 must be refused") };
+        assert_eq!(e.to_string(), "prior.time_floor: must be in (0, 1), got 2");
+        assert!(
+            matches!(&e, ExperimentError::Invalid { field: "prior.time_floor", why } if why == "must be in (0, 1), got 2"),
+            "{e:?}"
+        );
+        // An input file a setting names that is not there: `Invalid` naming the setting.
+        let mut s = tv();
+        s.problem.x_true = Some("no/such/image.npy".into());
+        let Err(e) = s.build() else { panic!("a missing image must be refused") };
+        assert!(matches!(e, ExperimentError::Invalid { field: "problem.x_true", .. }), "{e:?}");
+        // Settings each valid that do not go together: `Conflict`, naming each; its text is
+        // the message alone.
+        let mut s = tv();
+        s.problem.y = Some("y.npy".into());
+        let Err(e) = s.build() else { panic!("both problem.y and problem.x_true must be refused") };
+        assert_eq!(e.to_string(), "give exactly one of problem.y and problem.x_true");
+        let ExperimentError::Conflict { settings, .. } = &e else { panic!("not a conflict: {e:?}") };
+        assert!(settings.contains(&"problem.y") && settings.contains(&"problem.x_true"), "{settings:?}");
+        let mut s = tv();
+        s.flow.laplace = super::super::LaplaceMode::On;
+        let Err(e) = s.build() else { panic!("flow.laplace on without a MAP start must be refused") };
+        assert!(
+            matches!(&e, ExperimentError::Conflict { settings, .. } if settings.contains(&"flow.map_steps")),
+            "{e:?}"
+        );
     }
 }

@@ -8,10 +8,11 @@ use std::path::Path;
 use rand::SeedableRng;
 use scoreprior_core::forward::interferometry::{nominal_resolution_uas, nxcorr, ClosureProblem, Interferometer, UAS};
 use scoreprior_core::forward::{EhtSettings, ForwardModel, Model};
-use scoreprior_core::io::{atomic_write, read_npy, FitsSky};
+use scoreprior_core::io::{atomic_write, read_npy, FitsSky, IoError};
 
+use super::error::conflict;
 use super::inputs::resolve;
-use super::{DpiSettings, EhtData, ExperimentError, ExperimentResult, Result};
+use super::{invalid, DpiSettings, EhtData, ExperimentResult, Result};
 
 /// The model and data of an `eht(…)` run.
 pub struct EhtProblem {
@@ -31,10 +32,6 @@ pub struct EhtProblem {
     pub sky_note: Option<String>,
     /// What is imaged and with which noise, for the report (`metrics.json`'s `forward`).
     pub label: String,
-}
-
-fn err(msg: String) -> ExperimentError {
-    ExperimentError::Settings(msg)
 }
 
 /// With `settings.problem.forward` an `eht(…)` call: the interferometer of the `measure`
@@ -65,19 +62,25 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
         return Ok(None);
     }
     if h != w {
-        return Err(err(format!("problem.forward eht needs a square image, got {h}x{w}")));
+        return Err(conflict(
+            &["problem.forward", "problem.x_true", "problem.size"],
+            format!("problem.forward eht needs a square image, got {h}x{w}"),
+        ));
     }
     let eht_settings = EhtSettings::parse(forward)
-        .map_err(|e| err(format!("problem.forward {forward}: {e}")))?
-        .ok_or_else(|| err(format!("problem.forward {forward}: expected `eht(key=value, ...)`")))?;
+        .map_err(|e| invalid("problem.forward", format!("{forward}: {e}")))?
+        .ok_or_else(|| invalid("problem.forward", format!("{forward}: expected `eht(key=value, ...)`")))?;
     if let Some(noise) = &p.noise {
-        return Err(err(format!(
-            "problem.noise {}: does not apply to problem.forward eht(…), whose noise is each visibility's thermal σ \
-             (the radiometer equation of its baseline, or the σ of an observation file); leave problem.noise out",
-            noise
-        )));
+        return Err(conflict(
+            &["problem.noise", "problem.forward"],
+            format!(
+                "problem.noise {}: does not apply to problem.forward eht(…), whose noise is each visibility's thermal \
+                 σ (the radiometer equation of its baseline, or the σ of an observation file); leave problem.noise out",
+                noise
+            ),
+        ));
     }
-    let eht = eht_settings.interferometer(h).map_err(|e| err(format!("problem.forward: {e}")))?;
+    let eht = eht_settings.interferometer(h).map_err(|e| invalid("problem.forward", e.to_string()))?;
     let (sky, sky_note) = crate::measurement::sky_header_noted(&eht_settings, &eht)?;
     let observation = eht_settings.observation()?;
     // Visibility data carry the per-station error budget too (closures cancel it).
@@ -103,20 +106,25 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 .to_string(),
         ),
         (_, Some(path), _) => {
-            let v = read_npy(resolve(path)).map_err(|e| err(format!("problem.y: {e}")))?.data;
+            let v = read_npy(resolve(path)).map_err(|e| invalid("problem.y", e.to_string()))?.data;
             if v.len() != vis_model.output_dim() {
-                return Err(err(format!(
-                    "problem.y: {} values, but this eht coverage has {} visibilities ({} values [Re V; Im V]); give the \
-                     y.npy that `scoreprior measure --forward {forward}` wrote",
-                    v.len(),
-                    vis_model.output_dim() / 2,
-                    vis_model.output_dim(),
-                )));
+                return Err(invalid(
+                    "problem.y",
+                    format!(
+                        "{} values, but this eht coverage has {} visibilities ({} values [Re V; Im V]); give the \
+                         y.npy that `scoreprior measure --forward {forward}` wrote",
+                        v.len(),
+                        vis_model.output_dim() / 2,
+                        vis_model.output_dim(),
+                    ),
+                ));
             }
             let sigma = if file.is_some() { "the observation file's σ" } else { "σ from the radiometer equation" };
             (v, format!("the visibilities of {} ({sigma})", path.display()))
         }
-        (None, None, None) => return Err(err("give exactly one of problem.y and problem.x_true".into())),
+        (None, None, None) => {
+            return Err(conflict(&["problem.y", "problem.x_true"], "give exactly one of problem.y and problem.x_true"))
+        }
     };
     let (fov_uas, resolution_uas) = (fov(&eht), nominal_resolution_uas(eht.coverage()));
     match p.data {
@@ -132,10 +140,13 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 };
                 let ratios = eht.amplitude_ratios(&a, &b);
                 if ratios.is_empty() {
-                    return Err(err(format!(
-                        "problem.data closures+amplitudes: the observation has no {a}–{b} (zero-baseline) visibility to \
-                         normalise amplitudes by; use problem.data closures"
-                    )));
+                    return Err(conflict(
+                        &["problem.data", "problem.forward"],
+                        format!(
+                            "problem.data closures+amplitudes: the observation has no {a}–{b} (zero-baseline) \
+                             visibility to normalise amplitudes by; use problem.data closures"
+                        ),
+                    ));
                 }
                 let extra = observation.as_ref().map(|o| o.station_variance()).unwrap_or_default();
                 (ratios, extra, format!(" and visibility amplitudes over {a}–{b}'s"))
@@ -157,7 +168,10 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
         }
         EhtData::Visibilities => {
             if p.no_debias {
-                return Err(err("problem.no_debias applies to problem.data closures only".into()));
+                return Err(conflict(
+                    &["problem.no_debias", "problem.data"],
+                    "problem.no_debias applies to problem.data closures only",
+                ));
             }
             let label = format!("{forward}: {source}");
             Ok(Some(EhtProblem {
@@ -188,7 +202,8 @@ fn fov(eht: &Interferometer) -> f64 {
 /// let mut s = DpiSettings::default();
 /// s.problem.forward = "eht(fov=160)".into();
 /// s.output.out = "out/eht".into();
-/// let result = s.run(&mut scoreprior::monitor::Silent)?;
+/// let (experiment, _) = s.build()?;
+/// let result = experiment.run()?;
 /// let (h, w) = result.shape;
 /// let p = eht_problem(&s, h, w, result.x_true.as_deref())?.unwrap();
 /// println!("{}", write_closure_report(p.closures.as_ref().unwrap(), &result, &s.output.out)?);
@@ -215,8 +230,9 @@ pub fn write_closure_report(p: &ClosureProblem, res: &ExperimentResult, out: &Pa
         "nxcorr": ncc.map(|c| c.0), "nxcorr_best_shift": ncc.map(|c| c.1),
         "seconds_training": res.report.seconds_training,
     });
-    let text = serde_json::to_string_pretty(&j).map_err(|e| err(format!("closures.json: {e}")))?;
-    atomic_write(out.join("closures.json"), text.as_bytes())?;
+    let path = out.join("closures.json");
+    let text = serde_json::to_string_pretty(&j).map_err(|e| IoError::encode(&path, "JSON", e))?;
+    atomic_write(path, text.as_bytes())?;
     Ok(format!(
         "closures: χ² of the mean {:.3} (phases) / {:.3} (log amplitudes), of the samples {:.3} / {:.3}{}; flux {:.3}; \
          mean posterior std {:.4}{}",

@@ -1,6 +1,7 @@
 //! Reading the input files of a run: paths also looked up in the source tree, gray images
-//! from `.npy` or PNG, and Gaussian priors from mean and covariance files; errors name the
-//! setting (by its command-line flag) the file came from.
+//! from `.npy` or PNG, and Gaussian priors from mean and covariance files; errors are
+//! [`ExperimentError::Invalid`](super::ExperimentError::Invalid) naming the setting the file
+//! came from.
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,7 @@ use scoreprior_core::io::{read_npy, read_npy_images, read_png, Array};
 use scoreprior_core::score::Gaussian;
 use scoreprior_core::sde::AnySde;
 
-use super::{ExperimentError, Result};
-
-fn err(msg: String) -> ExperimentError {
-    ExperimentError::Settings(msg)
-}
+use super::{invalid, Result};
 
 /// A relative path that does not exist from the working directory is also looked up in the
 /// source tree (so the shipped `assets/` defaults work when a program runs elsewhere).
@@ -32,16 +29,16 @@ pub fn resolve(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-fn load(flag: &str, path: &Path) -> Result<Array> {
+fn load(field: &'static str, path: &Path) -> Result<Array> {
     let path = &resolve(path);
     if !path.exists() {
-        return Err(err(format!("--{flag}: file {} does not exist", path.display())));
+        return Err(invalid(field, format!("file {} does not exist", path.display())));
     }
-    read_npy(path).map_err(|e| err(format!("--{flag}: {e}")))
+    read_npy(path).map_err(|e| invalid(field, e.to_string()))
 }
 
 /// Loads a Gaussian `N(mean, cov)` from a `(D,)` and a `(D, D)` `.npy` file (errors name
-/// `--mean` and `--cov`).
+/// `prior.mean` and `prior.cov`, which the command line shows as `--mean` and `--cov`).
 ///
 /// ```
 /// use std::path::Path;
@@ -57,68 +54,69 @@ fn load(flag: &str, path: &Path) -> Result<Array> {
 /// A missing or unreadable file, a mean that is not a finite vector, a covariance of the
 /// wrong shape or not symmetric positive definite.
 pub fn load_gaussian(mean: &Path, cov: &Path, sde: AnySde) -> Result<Gaussian> {
-    let m = load("mean", mean)?;
-    let c = load("cov", cov)?;
+    let m = load("prior.mean", mean)?;
+    let c = load("prior.cov", cov)?;
     let d = m.data.len();
     if m.shape.len() != 1 {
-        return Err(err(format!("prior.mean: shape {:?}: expected a vector (D,)", m.shape)));
+        return Err(invalid("prior.mean", format!("shape {:?}: expected a vector (D,)", m.shape)));
     }
-    // Checked here so that a bad mean is not reported against --cov by Gaussian::new.
+    // Checked here so that a bad mean is not reported against prior.cov by Gaussian::new.
     if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
-        return Err(err(format!("prior.mean {}: entry {i} is {}; the mean must be finite", mean.display(), m.data[i])));
+        let why = format!("{}: entry {i} is {}; the mean must be finite", mean.display(), m.data[i]);
+        return Err(invalid("prior.mean", why));
     }
     if c.shape != [d, d] {
-        return Err(err(format!("prior.cov: shape {:?} does not match the mean: expected ({d}, {d})", c.shape)));
+        return Err(invalid("prior.cov", format!("shape {:?} does not match the mean: expected ({d}, {d})", c.shape)));
     }
-    Gaussian::new(m.data, &c.data, sde).map_err(|e| err(format!("prior.cov {}: {e}", cov.display())))
+    Gaussian::new(m.data, &c.data, sde).map_err(|e| invalid("prior.cov", format!("{}: {e}", cov.display())))
 }
 
 /// Reads image `index` of a gray `.npy` ((H, W), (N, H, W) or (N, 1, H, W); floats as they
-/// are, u8 / 255, other integers an error) or PNG file, as `(H, W, pixels)`; errors name
-/// `flag`.
+/// are, u8 / 255, other integers an error) or PNG file, as `(H, W, pixels)`; errors are
+/// [`ExperimentError::Invalid`](super::ExperimentError::Invalid) naming `field` (the setting's
+/// path, such as `problem.x_true`, or a flag), or `problem.index` for an index past a
+/// `problem.x_true` batch.
 ///
 /// ```
 /// use std::path::Path;
 /// use scoreprior::experiment::inputs::load_image;
 ///
-/// let (h, w, x) = load_image("--x-true", Path::new("assets/fashion16_test.npy"), 0).unwrap();
+/// let (h, w, x) = load_image("problem.x_true", Path::new("assets/fashion16_test.npy"), 0).unwrap();
 /// assert_eq!((h, w, x.len()), (16, 16, 256));
 /// ```
 ///
 /// # Errors
 /// A missing or unreadable file, a colour PNG, a shape that is not a gray image batch, an
 /// index past the batch, non-finite pixels.
-pub fn load_image(flag: &str, path: &Path, index: usize) -> Result<(usize, usize, Vec<f64>)> {
+pub fn load_image(field: &'static str, path: &Path, index: usize) -> Result<(usize, usize, Vec<f64>)> {
     let path = resolve(path);
     if !path.exists() {
-        return Err(err(format!("{flag}: {} does not exist", path.display())));
+        return Err(invalid(field, format!("{} does not exist", path.display())));
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     // .npy images follow the one rule of `read_npy_images` (floats as they are, u8 / 255,
     // other integers an error); a colour PNG is an error, not three gray images.
-    let a = if is_npy { read_npy_images(&path) } else { read_png(&path) }.map_err(|e| err(format!("{flag}: {e}")))?;
+    let a = if is_npy { read_npy_images(&path) } else { read_png(&path) }.map_err(|e| invalid(field, e.to_string()))?;
     if !is_npy && a.shape.first() == Some(&3) {
-        return Err(err(format!(
-            "{flag}: {} is a colour PNG; the priors are gray: convert it to gray first",
-            path.display()
-        )));
+        let why = format!("{} is a colour PNG; the priors are gray: convert it to gray first", path.display());
+        return Err(invalid(field, why));
     }
     let (n, h, w) = match a.shape.as_slice() {
         [h, w] | [1, h, w] => (1, *h, *w),
         [n, h, w] | [n, 1, h, w] => (*n, *h, *w),
-        s => return Err(err(format!("{flag}: shape {s:?}: expected (H, W), (N, H, W) or (N, 1, H, W)"))),
+        s => return Err(invalid(field, format!("shape {s:?}: expected (H, W), (N, H, W) or (N, 1, H, W)"))),
     };
     if index >= n {
-        return Err(err(if flag == "problem.x_true" {
-            format!("problem.index {index}: the file holds {n} images")
+        return Err(if field == "problem.x_true" {
+            invalid("problem.index", format!("{index}: the file holds {n} images"))
         } else {
-            format!("{flag}: index {index}: the file holds {n} images")
-        }));
+            invalid(field, format!("index {index}: the file holds {n} images"))
+        });
     }
     let d = h * w;
     let x = a.data[index * d..(index + 1) * d].to_vec();
     if x.iter().any(|v| !v.is_finite()) {
-        return Err(err(format!("{flag}: non-finite pixels")));
+        return Err(invalid(field, "non-finite pixels"));
     }
     Ok((h, w, x))
 }

@@ -51,7 +51,7 @@ mod settings;
 pub use baseline::{Baseline, DPS_ZETA_MAX};
 pub use builder::ExperimentBuilder;
 use error::invalid;
-pub use error::invalid_setting;
+pub use error::{conflicting_settings, invalid_setting};
 pub use error::{ExperimentError, Result};
 pub use posterior::{default_dpi_config, Continuation, MapWarmStart, PosteriorSettings};
 pub use prior::{DsmSettings, Prior, ShapedPrior};

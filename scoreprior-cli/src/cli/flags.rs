@@ -53,7 +53,9 @@ fn replace_word(text: &str, word: &str, by: &str) -> String {
         let before = rest[..i].chars().next_back();
         let after = rest[i + word.len()..].chars().next();
         out.push_str(&rest[..i]);
-        if before.is_some_and(is_ident) || after.is_some_and(|c| is_ident(c) && c != '.') {
+        // A path's last component (`data/prior.mean`) is a file name, not a setting.
+        let in_path = before.is_some_and(|c| c == '/' || c == '\\');
+        if in_path || before.is_some_and(is_ident) || after.is_some_and(|c| is_ident(c) && c != '.') {
             out.push_str(word);
         } else {
             out.push_str(by);
@@ -80,6 +82,8 @@ mod tests {
         );
         // Not a setting's path: left as it is.
         assert_eq!(with_flags("myprior.time_floor and prior.time_floors"), "myprior.time_floor and prior.time_floors");
+        // A file whose name is a setting's path keeps its name.
+        assert_eq!(with_flags("prior.mean data/prior.mean: not found"), "--mean data/prior.mean: not found");
         let table = setting_flags();
         assert!(table.contains(&("prior.solver".into(), "--solver".into())));
         assert!(table.contains(&("output.checkpoint_every".into(), "--checkpoint-every".into())));

@@ -186,7 +186,7 @@ pub fn run(cli: Cli) -> CliResult {
 /// The environment variables `SCOREPRIOR_MAIN_JOB_STEPS` and `SCOREPRIOR_MAIN_JOB_BATCH`
 /// (positive whole numbers; a bad value is an error before anything runs) replace the steps
 /// and batch, everything else unchanged: the test suite's shortened main job
-/// (`tests/main_job.rs`). Unset, the job is the full one.
+/// (`scoreprior-cli/tests/main_job.rs`). Unset, the job is the full one.
 fn main_job() -> CliResult {
     let out = std::path::PathBuf::from("out/main-dpi");
     let out_s = out.to_string_lossy().into_owned();

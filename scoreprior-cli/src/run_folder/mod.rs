@@ -7,10 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use scoreprior::experiment::{ExperimentError, OutputOptions, Result};
+use scoreprior::experiment::{OutputOptions, Result};
 use scoreprior::monitor::Monitor;
 use scoreprior_core::dpi::CHECKPOINT_FILE;
 use scoreprior_core::forward::{ParamValue, PrimitiveSpec};
+use scoreprior_core::io::PathError;
 
 mod guard;
 mod lock;
@@ -61,7 +62,10 @@ pub fn own_folder(flag: &str, dir: &Path, monitor: &mut dyn Monitor) -> Result<O
 /// ```
 ///
 /// # Errors
-/// As [`own_folder`]; a previous run without `resume` or `force`, or with other settings.
+/// As [`own_folder`]; [`ExperimentError::Path`] for a previous run without `resume` or `force`,
+/// or with other settings.
+///
+/// [`ExperimentError::Path`]: scoreprior::experiment::ExperimentError::Path
 pub fn take_folder(output: &OutputOptions, manifest: &RunManifest, monitor: &mut dyn Monitor) -> Result<OutputLock> {
     let out = &output.out;
     let mut guard = OutputGuard::new(&manifest.command).folder("--out", out);
@@ -82,19 +86,21 @@ pub fn take_folder(output: &OutputOptions, manifest: &RunManifest, monitor: &mut
             monitor.note(&format!("--force: the previous run was moved to {}", old.display()));
         }
     } else if has_run && !output.resume {
-        return Err(ExperimentError::Settings(format!(
+        return Err(PathError(format!(
             "--out {}: holds a previous run; --resume continues it (same settings), --force moves it aside and \
              starts over",
             out.display()
-        )));
+        ))
+        .into());
     } else if let Some(old) = &previous {
         check_same_run(out, old, manifest, "--force")?;
     } else if has_run {
-        return Err(ExperimentError::Settings(format!(
+        return Err(PathError(format!(
             "--out {}: holds a checkpoint but no run.json (an older version wrote it), so --resume cannot check \
              its settings; use --force to start over (the old files are moved aside)",
             out.display()
-        )));
+        ))
+        .into());
     }
     Ok(lock)
 }

@@ -23,7 +23,8 @@ pub use mix2::{log_sum_exp, Mixture2};
 
 use std::path::Path;
 
-use scoreprior::experiment::{ExperimentError, Result};
+use scoreprior::experiment::{invalid_setting, Result};
+use scoreprior_core::io::{IoError, PathError};
 
 /// Name of the file in which a study records what defines a sub-run (its resolved settings and
 /// the SHA-256 of its inputs), inside the sub-run's folder or beside it ([`sub_run_key`]).
@@ -92,17 +93,14 @@ pub fn settings_differences(old: &serde_json::Value, new: &serde_json::Value) ->
     out
 }
 
-fn out_err(msg: String) -> ExperimentError {
-    ExperimentError::Settings(msg)
-}
-
 fn read_settings(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| scoreprior_core::io::IoError::os(path, e))?;
     serde_json::from_str(&text).map_err(|e| {
-        out_err(format!(
+        PathError(format!(
             "--out: {}: not a settings record ({e}); use another --out, or remove that file and its run folder",
             path.display()
         ))
+        .into()
     })
 }
 
@@ -155,10 +153,13 @@ pub fn sub_run_key(run_dir: &Path) -> std::path::PathBuf {
 /// ```
 ///
 /// # Errors
-/// The recorded settings differ from `spec` (every difference is named, with the value there
-/// and now, and the ways out: the original settings, another `--out`, or removing that folder);
-/// the folder holds files but no record of settings (a run of an older version, or not the
-/// study's); the record cannot be read.
+/// [`ExperimentError::Path`] when the recorded settings differ from `spec` (every difference is
+/// named, with the value there and now, and the ways out: the original settings, another
+/// `--out`, or removing that folder), when the folder holds files but no record of settings (a
+/// run of an older version, or not the study's), or the record is not one; the record cannot
+/// be read.
+///
+/// [`ExperimentError::Path`]: scoreprior::experiment::ExperimentError::Path
 pub fn check_sub_run(
     study: &str,
     run_dir: &Path,
@@ -171,13 +172,14 @@ pub fn check_sub_run(
         let d = settings_differences(&old, spec);
         if !d.is_empty() {
             let lines: Vec<String> = d.iter().map(|(k, was, now)| format!("`{k}`: {was} there, {now} now")).collect();
-            return Err(out_err(format!(
+            return Err(PathError(format!(
                 "--out: {} holds a run of {study} with other settings; reusing it would mix them. Differences:\n  - {}\n\
                  Use the original settings, another --out, or remove that folder (and {}) to run it again",
                 run_dir.display(),
                 lines.join("\n  - "),
                 key.display()
-            )));
+            ))
+            .into());
         }
         return Ok(if finished(run_dir) {
             SubRun::Finished
@@ -188,13 +190,14 @@ pub fn check_sub_run(
         });
     }
     if has_files(run_dir, key) {
-        return Err(out_err(format!(
+        return Err(PathError(format!(
             "--out: {} holds files but no record of their settings ({}; not a run of {study}, or one written before \
              the study recorded its settings), so they cannot be reused safely; use another --out, or remove that \
              folder to run it again",
             run_dir.display(),
             key.display()
-        )));
+        ))
+        .into());
     }
     Ok(SubRun::New)
 }
@@ -208,7 +211,7 @@ pub fn record_sub_run(key: &Path, spec: &serde_json::Value) -> Result<()> {
     if let Some(parent) = key.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| scoreprior_core::io::IoError::os(parent, e))?;
     }
-    let mut text = serde_json::to_string_pretty(spec).map_err(|e| out_err(format!("{}: {e}", key.display())))?;
+    let mut text = serde_json::to_string_pretty(spec).map_err(|e| IoError::encode(key, "JSON", e))?;
     text.push('\n');
     scoreprior_core::io::atomic_write(key, text.as_bytes())?;
     Ok(())
@@ -218,9 +221,11 @@ pub fn record_sub_run(key: &Path, spec: &serde_json::Value) -> Result<()> {
 /// sub-run's settings; `flag` names it in errors.
 ///
 /// # Errors
-/// The file cannot be read.
-pub fn input_sha256(flag: &str, path: &Path) -> Result<String> {
-    crate::run_folder::hash_path(path).map(|h| h.sha256).map_err(|e| out_err(format!("{flag}: {e}")))
+/// [`ExperimentError::Invalid`] naming `flag`: the file cannot be read.
+///
+/// [`ExperimentError::Invalid`]: scoreprior::experiment::ExperimentError::Invalid
+pub fn input_sha256(flag: &'static str, path: &Path) -> Result<String> {
+    crate::run_folder::hash_path(path).map(|h| h.sha256).map_err(|e| invalid_setting(flag, e.to_string()))
 }
 
 /// Checks a name that becomes part of a file or folder name (`flag` names it in errors): one
@@ -236,8 +241,10 @@ pub fn input_sha256(flag: &str, path: &Path) -> Result<String> {
 /// ```
 ///
 /// # Errors
-/// Any other name.
-pub fn check_name(flag: &str, name: &str) -> Result<()> {
+/// [`ExperimentError::Invalid`] naming `flag`: any other name.
+///
+/// [`ExperimentError::Invalid`]: scoreprior::experiment::ExperimentError::Invalid
+pub fn check_name(flag: &'static str, name: &str) -> Result<()> {
     let why = if name.is_empty() {
         Some("is empty")
     } else if name == "." || name == ".." {
@@ -252,10 +259,13 @@ pub fn check_name(flag: &str, name: &str) -> Result<()> {
         None
     };
     match why {
-        Some(why) => Err(out_err(format!(
-            "{flag}: the name {name:?} {why}; names become file and folder names under --out, so each must be \
-             one plain name: no '/' or '\\', not '.' or '..', no control character, not starting with '-'"
-        ))),
+        Some(why) => Err(invalid_setting(
+            flag,
+            format!(
+                "the name {name:?} {why}; names become file and folder names under --out, so each must be one plain \
+                 name: no '/' or '\\', not '.' or '..', no control character, not starting with '-'"
+            ),
+        )),
         None => Ok(()),
     }
 }
@@ -268,14 +278,17 @@ pub fn check_name(flag: &str, name: &str) -> Result<()> {
 /// ```
 ///
 /// # Errors
-/// A repeated name.
-pub fn check_unique<'a>(flag: &str, names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+/// [`ExperimentError::Invalid`] naming `flag`: a repeated name.
+///
+/// [`ExperimentError::Invalid`]: scoreprior::experiment::ExperimentError::Invalid
+pub fn check_unique<'a>(flag: &'static str, names: impl IntoIterator<Item = &'a str>) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for n in names {
         if !seen.insert(n) {
-            return Err(out_err(format!(
-                "{flag}: the name {n:?} is given twice; each must be unique (it names a row and a folder)"
-            )));
+            return Err(invalid_setting(
+                flag,
+                format!("the name {n:?} is given twice; each must be unique (it names a row and a folder)"),
+            ));
         }
     }
     Ok(())

@@ -85,7 +85,7 @@ const REFERENCE_FILES: [&str; 4] = ["truth.npy", "image.npy", "obs.txt", "summar
 ///
 /// ```
 /// use scoreprior_cli::studies::eht::{validate, EhtDpiSettings};
-/// let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+/// let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
 /// let reference = root.join("benches/reference/out");
 /// let priors = vec![("sources".to_string(), root.join("assets/ncsnpp_sources32/ema.safetensors"))];
 /// let s = EhtDpiSettings::default();

@@ -20,14 +20,26 @@ use serde::Serialize;
 
 use super::SubRun;
 use scoreprior::experiment::inputs::{load_gaussian, load_image, resolve};
-use scoreprior::experiment::{DpiSettings, ExperimentError, Result};
+use scoreprior::experiment::{conflicting_settings, invalid_setting, DpiSettings, ExperimentError, Result};
+use scoreprior_core::io::IoError;
 
 use crate::baseline_run::BaselineOptions;
 use crate::dpi_run::DpiRun;
 use scoreprior::monitor::Monitor;
 
-fn err(msg: String) -> ExperimentError {
-    ExperimentError::Settings(msg)
+/// The flags whose values make a case of the study (a task, a prior and an image).
+mod check;
+
+const CASE: &[&str] = &["--tasks", "--priors", "--images"];
+
+/// An error of building the case of `task`, `prior` and `image`: each value passed
+/// [`RestorationSettings::validate`], so their combination is at fault
+/// ([`ExperimentError::Conflict`] naming the case); a file or folder error stays as it is.
+fn in_case(e: ExperimentError, task: &str, prior: &str, image: &str) -> ExperimentError {
+    match e {
+        e @ (ExperimentError::Io(_) | ExperimentError::Path(_)) => e,
+        e => conflicting_settings(CASE, format!("restoration-study: {task}, prior {prior}, image {image}: {e}")),
+    }
 }
 
 /// A prior of the study: a name, a score-model checkpoint and, for the closed-form floor,
@@ -61,7 +73,7 @@ impl StudyPrior {
             [ckpt, m, c] => {
                 Ok(Self { name: name.into(), checkpoint: ckpt.to_string(), gaussian: Some((m.into(), c.into())) })
             }
-            _ => Err(err(format!("--priors: expected NAME=CHECKPOINT[:MEAN:COV], got {s:?}"))),
+            _ => Err(invalid_setting("--priors", format!("expected NAME=CHECKPOINT[:MEAN:COV], got {s:?}"))),
         }
     }
 }
@@ -91,17 +103,19 @@ impl StudyImage {
     pub fn parse(s: &str) -> Result<Self> {
         let (name, rest) = split_named("--images", s)?;
         let (file, index) = match rest.rsplit_once('@') {
-            Some((f, i)) => (f, i.parse::<usize>().map_err(|_| err(format!("--images: bad index in {s:?}")))?),
+            Some((f, i)) => {
+                (f, i.parse::<usize>().map_err(|_| invalid_setting("--images", format!("bad index in {s:?}")))?)
+            }
             None => (rest, 0),
         };
         Ok(Self { name: name.into(), file: file.into(), index })
     }
 }
 
-fn split_named<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
+fn split_named<'a>(flag: &'static str, s: &'a str) -> Result<(&'a str, &'a str)> {
     s.split_once('=')
         .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-        .ok_or_else(|| err(format!("{flag}: expected NAME=VALUE, got {s:?}")))
+        .ok_or_else(|| invalid_setting(flag, format!("expected NAME=VALUE, got {s:?}")))
 }
 
 /// Settings of the study.
@@ -182,8 +196,9 @@ impl RestorationRow {
     /// Reads the row of a finished run from its `metrics.json`.
     fn from_metrics(names: [&str; 4], dir: &Path) -> Result<Self> {
         let path = dir.join("metrics.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-        let m: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| IoError::os(&path, e))?;
+        let m: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| IoError::malformed(&path, "JSON", e.to_string()))?;
         let num = |p: &[&str]| p.iter().fold(&m, |v, k| &v[*k]).as_f64().unwrap_or(f64::NAN);
         let metrics = [["sample_metrics", "mse"], ["sample_metrics", "psnr"], ["sample_metrics", "ssim"]]
             .into_iter()
@@ -201,7 +216,7 @@ fn task(name: &str) -> Result<(&'static str, &'static str)> {
     match name {
         "denoising" => Ok(("denoising", "gaussian(sigma=0.2)")),
         "deblurring" => Ok(("deblurring(k=8)", "complex_gaussian(sigma=0.1)")),
-        other => Err(err(format!("--tasks: unknown task {other:?}; expected denoising or deblurring"))),
+        other => Err(invalid_setting("--tasks", format!("unknown task {other:?}; expected denoising or deblurring"))),
     }
 }
 
@@ -215,132 +230,6 @@ const METHODS: [&str; 4] = ["dpi", "score-ald", "dps", "sde-proj"];
 /// The folder of a task, prior and image (one sub-folder per method below it).
 fn case_folder(task: &str, prior: &str, image: &str) -> String {
     format!("{task}-{prior}-on-{image}")
-}
-
-impl RestorationSettings {
-    /// Checks every setting, name and input file before any work (no network is loaded): the
-    /// counts, each task and method (known, given once), each prior and image name (one plain
-    /// folder name, given once), that every checkpoint, Gaussian and image file exists, and the
-    /// samplers' settings. [`run`] also builds every case before the first runs.
-    ///
-    /// ```
-    /// use scoreprior_cli::studies::restoration::{RestorationSettings, StudyImage, StudyPrior};
-    /// let s = RestorationSettings {
-    ///     tasks: vec!["denoising".into()],
-    ///     methods: vec!["dps".into()],
-    ///     priors: vec![StudyPrior::parse("a=no/such.safetensors").unwrap()],
-    ///     images: vec![StudyImage::parse("fmnist=assets/fashion16_test.npy").unwrap()],
-    ///     samples: 2,
-    ///     dpi_steps: 2,
-    ///     baselines: Default::default(),
-    ///     seed: 0,
-    ///     quiet: true,
-    /// };
-    /// let e = s.validate().unwrap_err().to_string();
-    /// assert!(e.contains("--priors") && e.contains("no/such.safetensors"), "{e}");
-    /// ```
-    ///
-    /// # Errors
-    /// The first problem found, naming its flag and value.
-    pub fn validate(&self) -> Result<()> {
-        let s = self;
-        if s.samples == 0 {
-            return Err(err("--samples 0: must be at least 1".into()));
-        }
-        if s.dpi_steps == 0 {
-            return Err(err("--dpi-steps 0: must be at least 1".into()));
-        }
-        for (flag, n) in [("--tasks", s.tasks.len()), ("--methods", s.methods.len())] {
-            if n == 0 {
-                return Err(err(format!("{flag}: give at least one")));
-            }
-        }
-        for (flag, n) in [("--priors", s.priors.len()), ("--images", s.images.len())] {
-            if n == 0 {
-                return Err(err(format!("{flag}: give at least one NAME=…")));
-            }
-        }
-        let tasks = s.tasks.iter().map(|t| task(t)).collect::<Result<Vec<_>>>()?;
-        super::check_unique("--tasks", s.tasks.iter().map(String::as_str))?;
-        for m in &s.methods {
-            if !METHODS.contains(&m.as_str()) {
-                return Err(err(format!("--methods: unknown method {m:?}; expected dpi, score-ald, dps or sde-proj")));
-            }
-        }
-        super::check_unique("--methods", s.methods.iter().map(String::as_str))?;
-        for p in &s.priors {
-            super::check_name("--priors", &p.name)?;
-        }
-        super::check_unique("--priors", s.priors.iter().map(|p| p.name.as_str()))?;
-        for i in &s.images {
-            super::check_name("--images", &i.name)?;
-        }
-        super::check_unique("--images", s.images.iter().map(|i| i.name.as_str()))?;
-        let missing = |flag: &str, name: &str, what: &str, path: &Path| -> Result<()> {
-            let p = resolve(path);
-            if p.is_file() {
-                return Ok(());
-            }
-            let why = if p.exists() { "is not a file" } else { "does not exist" };
-            Err(err(format!("{flag} {name}=…: {what} {} {why}", path.display())))
-        };
-        for p in &s.priors {
-            match p.checkpoint.as_str() {
-                "gaussian-ode" if p.gaussian.is_none() => {
-                    return Err(err(format!(
-                        "--priors {}=gaussian-ode: give the Gaussian's files, {}=gaussian-ode:MEAN:COV",
-                        p.name, p.name
-                    )))
-                }
-                "gaussian-ode" => {}
-                c if c == "gaussian" || c == "tv" || c.starts_with("flow:") => {
-                    return Err(err(format!(
-                        "--priors {}={c}: the study samples under score-based priors (DSM surrogate); give an NCSN++ \
-                         checkpoint file or gaussian-ode:MEAN:COV",
-                        p.name
-                    )))
-                }
-                c => missing("--priors", &p.name, "checkpoint file", Path::new(c))?,
-            }
-            if let Some((m, c)) = &p.gaussian {
-                missing("--priors", &p.name, "Gaussian mean file", m)?;
-                missing("--priors", &p.name, "Gaussian covariance file", c)?;
-            }
-        }
-        for i in &s.images {
-            missing("--images", &i.name, "image file", &i.file)?;
-            // The image itself (its index in range, its pixels finite), named by its flag.
-            load_image(&format!("--images {}={}@{}", i.name, i.file.display(), i.index), &i.file, i.index)?;
-        }
-        let vp = AnySde::Vp(VpSde::default());
-        for m in s.methods.iter().filter(|m| *m != "dpi") {
-            for (_, noise) in &tasks {
-                let flags = match m.as_str() {
-                    "dps" => "--sampler-steps, --zeta",
-                    "sde-proj" => "--sampler-steps, --lambda",
-                    _ => "--ald-levels",
-                };
-                let b = s.baselines.baseline(m, noise)?;
-                b.validate(&vp).map_err(|e| err(format!("--methods {m} ({flags}): {e}")))?;
-            }
-        }
-        let mut folders = std::collections::BTreeMap::new();
-        for t in &s.tasks {
-            for p in &s.priors {
-                for i in &s.images {
-                    let f = case_folder(t, &p.name, &i.name);
-                    if let Some((p0, i0)) = folders.insert(f.clone(), (p.name.as_str(), i.name.as_str())) {
-                        return Err(err(format!(
-                            "--priors/--images: prior {:?} with image {:?} and prior {p0:?} with image {i0:?} would \
-                             share the folder {f}; rename one",
-                            p.name, i.name
-                        )));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// One run of the study, planned: its folder, where its settings are recorded, the settings,
@@ -400,7 +289,7 @@ fn plan<'a>(s: &'a RestorationSettings, out: &Path) -> Result<Vec<PlannedCase<'a
         for prior in &s.priors {
             for image in &s.images {
                 let (p, i) = (prior.name.as_str(), image.name.as_str());
-                let at = |e: ExperimentError| err(format!("restoration-study: {task_name}, prior {p}, image {i}: {e}"));
+                let at = |e: ExperimentError| in_case(e, task_name, p, i);
                 let folder = out.join(case_folder(task_name, p, i));
                 let mut base = DpiSettings::default();
                 base.problem.forward = forward.into();
@@ -548,7 +437,7 @@ fn closed_form_row(
         draws.extend((0..d).map(|i| mean[i] + (0..=i).map(|j| l[i * d + j] * z[j]).sum::<f64>()));
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let truth = experiment.truth().ok_or_else(|| err("the study needs a ground truth".into()))?;
+    let truth = experiment.truth().ok_or_else(|| invalid_setting("--images", "the study needs a ground truth"))?;
     let side = (d as f64).sqrt() as usize;
     let per: Vec<_> = draws.chunks(d).map(|x| image_metrics(x, truth, side, side, 1.0)).collect::<Result<_, _>>()?;
     let avg = |f: &dyn Fn(&ImageMetrics) -> f64| per.iter().map(f).sum::<f64>() / per.len() as f64;
