@@ -15,21 +15,29 @@ use crate::dpi_run::{save_with_figures, DpiRun};
 use crate::run_folder::{take_folder, RunState};
 use scoreprior::monitor::Monitor;
 
-/// Settings of the diffusion-based samplers (each uses its own).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Settings of the diffusion-based samplers (each uses its own); also the samplers' flags of
+/// `posterior` and `restoration-study` (each field's doc is its `--help`, its default the
+/// `Default` below).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default)]
 pub struct BaselineOptions {
-    /// Reverse-diffusion steps of DPS and SDE+Proj.
+    /// Reverse-diffusion steps of DPS and SDE+Proj (the papers: 1000).
+    #[arg(long, default_value_t = BaselineOptions::default().sampler_steps)]
     pub sampler_steps: usize,
-    /// DPS step scale ζ′.
+    /// DPS step scale ζ′ (the paper: 0.1–1 for images; tune per problem).
+    #[arg(long, default_value_t = BaselineOptions::default().zeta)]
     pub zeta: f64,
-    /// SDE+Proj consistency weight λ in [0, 1].
+    /// SDE+Proj consistency weight λ in [0, 1] (1: hard projection).
+    #[arg(long, default_value_t = BaselineOptions::default().lambda)]
     pub lambda: f64,
-    /// Score-ALD noise levels.
+    /// Score-ALD noise levels L.
+    #[arg(long, default_value_t = BaselineOptions::default().ald_levels)]
     pub ald_levels: usize,
-    /// Score-ALD Langevin steps per level.
+    /// Score-ALD Langevin steps per level K (the supplement: 5).
+    #[arg(long, default_value_t = BaselineOptions::default().ald_steps)]
     pub ald_steps: usize,
-    /// Score-ALD base step as a fraction of the last level's σ².
+    /// Score-ALD base step as a fraction of the last level's σ² (stable below 2).
+    #[arg(long, default_value_t = BaselineOptions::default().ald_step)]
     pub ald_step: f64,
 }
 

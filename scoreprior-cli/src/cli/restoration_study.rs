@@ -45,18 +45,9 @@ pub struct RestorationStudyArgs {
     /// DPI steps (the main job's 1500 by default).
     #[arg(long, default_value_t = 1500)]
     pub dpi_steps: usize,
-    /// Reverse-diffusion steps of DPS and SDE+Proj.
-    #[arg(long, default_value_t = 1000)]
-    pub sampler_steps: usize,
-    /// Score-ALD noise levels.
-    #[arg(long, default_value_t = 200)]
-    pub ald_levels: usize,
-    /// DPS ζ′.
-    #[arg(long, default_value_t = 1.0)]
-    pub zeta: f64,
-    /// SDE+Proj λ.
-    #[arg(long, default_value_t = 1.0)]
-    pub lambda: f64,
+    /// The diffusion samplers' settings.
+    #[command(flatten)]
+    pub baselines: BaselineOptions,
     /// Seed of the measurement noise and of every sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -74,13 +65,7 @@ pub fn run(args: RestorationStudyArgs) -> CliResult {
         methods: args.methods,
         samples: args.samples,
         dpi_steps: args.dpi_steps,
-        baselines: BaselineOptions {
-            sampler_steps: args.sampler_steps,
-            ald_levels: args.ald_levels,
-            zeta: args.zeta,
-            lambda: args.lambda,
-            ..Default::default()
-        },
+        baselines: args.baselines,
         seed: args.seed,
         quiet: args.quiet,
     };
