@@ -10,7 +10,7 @@ use scoreprior_cli::studies::eht::{self, EhtDpiSettings};
 
 use super::CliResult;
 
-/// Arguments of `scoreprior eht-study`.
+/// Arguments of `scoreprior eht-study`; the defaults are [`EhtDpiSettings`]'s.
 #[derive(Debug, Clone, Args)]
 pub struct EhtStudyArgs {
     /// Output folder: table.csv, table.md, <source>.png and one DPI folder per source and prior.
@@ -27,47 +27,47 @@ pub struct EhtStudyArgs {
     #[arg(long, default_value = "sources=assets/ncsnpp_sources32/ema.safetensors")]
     pub priors: Vec<String>,
     /// DPI steps after the MAP warm start.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().steps)]
     pub steps: usize,
     /// Flow samples per step.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().batch)]
     pub batch: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().lr)]
     pub lr: f64,
     /// L-BFGS iterations per round of the MAP warm start.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().map.iterations)]
     pub map_steps: usize,
     /// Rounds of the MAP warm start (blurred to the nominal resolution in between).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().map.rounds)]
     pub map_rounds: usize,
     /// Weight of the total-flux penalty.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().flux_weight)]
     pub flux_weight: f64,
     /// Initial spread of the flow around the MAP image: the factor on the Laplace
     /// approximation N(MAP, H⁻¹) (1: the approximation itself), or with --no-laplace the
     /// isotropic spread in softplus⁻¹ units (0.05 before the Laplace start existed).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().init_scale)]
     pub init_scale: f64,
     /// Start the flow isotropic around the MAP image instead of as the Laplace approximation
     /// (the posterior then collapses to a point; docs/src/black-hole/calibration.md).
     #[arg(long)]
     pub no_laplace: bool,
     /// Posterior samples.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().samples)]
     pub samples: usize,
     /// Steps of a further run under the exact PF-ODE prior of each network, from the
     /// surrogate run's MAP image (0: none).
     #[arg(long, default_value_t = 0)]
     pub exact_steps: usize,
     /// Flow samples per step of the exact-prior run.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = eht::ExactStage::default().batch)]
     pub exact_batch: usize,
     /// Hutchinson probes of the exact-prior run.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = eht::ExactStage::default().probes)]
     pub exact_probes: usize,
     /// Seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = EhtDpiSettings::default().seed)]
     pub seed: u64,
 }
 
