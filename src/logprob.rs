@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use scoreprior_core::io::atomic_write;
+use scoreprior_core::io::{atomic_write, IoError};
 use scoreprior_core::ode::Stats;
 use scoreprior_core::prior::{evaluate_in_batches, LogProbGrad, Prior, PriorStats};
 use serde::Serialize;
@@ -184,7 +184,7 @@ impl Report {
     /// # Errors
     /// The file cannot be written.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| scoreprior_core::Error::invalid(e.to_string()))?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| IoError::encode(path, "JSON", e))?;
         Ok(atomic_write(path, json.as_bytes())?)
     }
 

@@ -3,7 +3,7 @@
 //! [`run_baseline`] runs it on the prior, forward model and measurement of a
 //! [`DpiSettings`], writing what `dpi` writes.
 
-use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
+use scoreprior_core::baselines::{Daps, Dps, PnpDm, ScoreAld, SdeProj};
 use scoreprior_core::forward::{parse_noise, NoiseSpec};
 use serde::{Deserialize, Serialize};
 
@@ -39,16 +39,52 @@ pub struct BaselineOptions {
     /// Score-ALD base step as a fraction of the last level's σ² (stable below 2).
     #[arg(long, default_value_t = BaselineOptions::default().ald_step)]
     pub ald_step: f64,
+    /// DAPS annealing levels (the reference: 200).
+    #[arg(long, default_value_t = BaselineOptions::default().daps_levels)]
+    pub daps_levels: usize,
+    /// DAPS Langevin steps on the clean image per level (the reference: 100).
+    #[arg(long, default_value_t = BaselineOptions::default().daps_langevin_steps)]
+    pub daps_langevin_steps: usize,
+    /// DAPS Langevin step size η₀ at the first level (decays 100× to the last; the reference: 1e-4).
+    #[arg(long, default_value_t = BaselineOptions::default().daps_step)]
+    pub daps_step: f64,
+    /// PnP-DM Gibbs iterations (the black-hole reference: 200).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_iterations)]
+    pub pnp_iterations: usize,
+    /// PnP-DM iterations before samples count, fewer than --pnp-iterations (the reference: 40).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_burn_in)]
+    pub pnp_burn_in: usize,
+    /// PnP-DM coupling ρ at the first iteration (× 0.93 per iteration down to 0.02; the reference: 10).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_rho_start)]
+    pub pnp_rho_start: f64,
+    /// PnP-DM reverse-diffusion steps of each prior (denoising) step (the reference: 100).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_denoise_steps)]
+    pub pnp_denoise_steps: usize,
 }
 
 impl Default for BaselineOptions {
     fn default() -> Self {
-        Self { sampler_steps: 1000, zeta: 1.0, lambda: 1.0, ald_levels: 200, ald_steps: 5, ald_step: 0.5 }
+        let (daps, pnp) = (Daps::new(), PnpDm::new());
+        Self {
+            sampler_steps: 1000,
+            zeta: 1.0,
+            lambda: 1.0,
+            ald_levels: 200,
+            ald_steps: 5,
+            ald_step: 0.5,
+            daps_levels: daps.levels,
+            daps_langevin_steps: daps.langevin_steps,
+            daps_step: daps.step_size,
+            pnp_iterations: pnp.iterations,
+            pnp_burn_in: pnp.burn_in,
+            pnp_rho_start: pnp.rho_start,
+            pnp_denoise_steps: pnp.denoise_steps,
+        }
     }
 }
 
 impl BaselineOptions {
-    /// The sampler `method` (`score-ald`, `dps` or `sde-proj`) with these settings; Score-ALD
+    /// The sampler `method` (`score-ald`, `dps`, `sde-proj`, `daps` or `pnp-dm`) with these settings; Score-ALD
     /// takes its measurement noise level from `noise` (a `gaussian` or `complex_gaussian`
     /// specification, σ/√2 per part for the latter).
     ///
@@ -92,10 +128,41 @@ impl BaselineOptions {
             "sde-proj" => {
                 Baseline::SdeProj(SdeProj { steps: self.sampler_steps, lambda: self.lambda, ..SdeProj::new() })
             }
+            "daps" => Baseline::Daps(Daps {
+                levels: self.daps_levels,
+                langevin_steps: self.daps_langevin_steps,
+                step_size: self.daps_step,
+                ..Daps::new()
+            }),
+            "pnp-dm" => Baseline::PnpDm(PnpDm {
+                iterations: self.pnp_iterations,
+                burn_in: self.pnp_burn_in,
+                rho_start: self.pnp_rho_start,
+                denoise_steps: self.pnp_denoise_steps,
+                ..PnpDm::new()
+            }),
             other => {
-                return Err(invalid_setting("--method", format!("expected score-ald, dps or sde-proj, got {other:?}")))
+                return Err(invalid_setting(
+                    "--method",
+                    format!("expected score-ald, dps, sde-proj, daps or pnp-dm, got {other:?}"),
+                ))
             }
         })
+    }
+}
+
+/// The flags of the sampler `method`'s own settings (named in its errors).
+///
+/// ```
+/// assert_eq!(scoreprior_cli::baseline_run::sampler_flags("dps"), "--sampler-steps, --zeta");
+/// ```
+pub fn sampler_flags(method: &str) -> &'static str {
+    match method {
+        "dps" => "--sampler-steps, --zeta",
+        "sde-proj" => "--sampler-steps, --lambda",
+        "daps" => "--daps-levels, --daps-langevin-steps, --daps-step",
+        "pnp-dm" => "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-denoise-steps",
+        _ => "--ald-levels, --ald-steps, --ald-step",
     }
 }
 
@@ -147,7 +214,7 @@ pub fn run_baseline(s: &DpiSettings, method: Baseline, monitor: &mut dyn Monitor
         let settings: &'static [&'static str] = match &e {
             ExperimentError::Invalid { field: "prior", .. } => &["--method", "prior.prior"],
             ExperimentError::Invalid { field: "forward", .. } => &["--method", "problem.forward"],
-            _ => return invalid_setting("--method", format!("{name}: {e}")),
+            _ => return invalid_setting("--method", format!("{name} ({}): {e}", sampler_flags(name))),
         };
         conflicting_settings(settings, format!("--method {name}: {e}"))
     };
@@ -174,6 +241,8 @@ pub fn run_baseline(s: &DpiSettings, method: Baseline, monitor: &mut dyn Monitor
         Baseline::ScoreAld(_) => "ScoreAld",
         Baseline::Dps(_) => "Dps",
         Baseline::SdeProj(_) => "SdeProj",
+        Baseline::Daps(_) => "Daps",
+        Baseline::PnpDm(_) => "PnpDm",
     };
     if let Some(c) = manifest.config.as_object_mut() {
         c.insert("method".into(), serde_json::json!(kind));

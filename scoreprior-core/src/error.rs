@@ -5,10 +5,13 @@
 //! value), an unknown name ([`Error::UnknownName`], with the name and the accepted ones), a
 //! malformed spec or text file ([`Error::Syntax`]), an operation a model does not provide
 //! ([`Error::Unsupported`]), settings that do not go together ([`Error::Inconsistent`]), an
-//! input or a result with nothing in it ([`Error::Empty`]), a file that could not be read or
-//! written ([`Error::File`], with the path and the operating system's error as its source). An
-//! error met inside a larger step keeps its kind under [`Error::Context`];
-//! [`Error::innermost`] finds it.
+//! input or a result with nothing in it ([`Error::Empty`]), a matrix that is not symmetric
+//! positive definite ([`Error::NotPositiveDefinite`]), a file that could not be read or
+//! written ([`Error::File`], with the path and the operating system's error as its source), a
+//! failure inside a model of another crate ([`Error::Model`], its own error kept as the
+//! source). An error met inside a larger step keeps its kind under [`Error::Context`];
+//! [`Error::innermost`] finds it. There is no catch-all kind: every variant says what went
+//! wrong in fields a caller can read.
 
 use thiserror::Error;
 
@@ -61,7 +64,7 @@ pub enum Error {
     /// An error of `inner` while doing `context` (e.g. building the primitive `…` of a
     /// chain on input of a given shape). The kind stays that of `inner`: see
     /// [`Error::innermost`].
-    #[error("{context}: {}", bare_message(inner))]
+    #[error("{context}: {inner}")]
     Context { context: String, inner: Box<Error> },
     /// Settings that are each valid but do not go together: a schedule that needs a prior
     /// the run lacks, an adaptive controller on a solver without an error estimate, an odd
@@ -74,13 +77,6 @@ pub enum Error {
     /// `what` names the collection, `why` says why it is empty.
     #[error("{what} is empty: {why}")]
     Empty { what: String, why: String },
-    /// Any other invalid argument, with a message and no kind a caller could act on. The core
-    /// library itself returns none (its failures have the kinds above); it stays for the
-    /// crates built on it. Settings outside their range are [`Error::OutOfRange`], unknown
-    /// names [`Error::UnknownName`], malformed texts [`Error::Syntax`], missing operations
-    /// [`Error::Unsupported`], combinations [`Error::Inconsistent`].
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
     /// A matrix that must be symmetric positive definite is not.
     #[error("{what} is not symmetric positive definite: {why}")]
     NotPositiveDefinite { what: String, why: String },
@@ -92,11 +88,6 @@ pub enum Error {
          use smaller sizes, or raise the limit with --max-memory GIB (or SCOREPRIOR_MAX_MEMORY)"
     )]
     TooLarge { what: String, needed: String, limit: String },
-    /// Reading or writing failed, the cause flattened into a message. The core library itself
-    /// returns [`Error::File`] instead (with the path and the source error); this stays for
-    /// the crates built on it.
-    #[error("i/o: {0}")]
-    Io(String),
     /// A file could not be read or written; the source carries the path and the
     /// operating system's error (kept, not flattened into a string): see [`crate::io::IoError`].
     #[error(transparent)]
@@ -138,26 +129,10 @@ fn of_owner(owner: Option<&str>) -> String {
     owner.map(|o| format!(" of `{o}`")).unwrap_or_default()
 }
 
-/// The message of `e` without the `invalid argument: ` prefix (which reads as noise after a
-/// context).
-fn bare_message(e: &Error) -> String {
-    match e {
-        Error::InvalidArgument(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// `Result` with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Shorthand for [`Error::InvalidArgument`], for the leftovers only: prefer
-    /// [`Error::out_of_range`], [`Error::unknown`], [`Error::syntax`],
-    /// [`Error::unsupported`], [`Error::inconsistent`] or [`Error::empty`] where the failure
-    /// has one of those kinds.
-    pub fn invalid(msg: impl Into<String>) -> Self {
-        Error::InvalidArgument(msg.into())
-    }
     /// Shorthand for [`Error::OutOfRange`]: `what` must be `expected`, but is `value`.
     ///
     /// ```

@@ -43,7 +43,10 @@ pub enum ModelError {
     #[error("checkpoint {}: {why}{}", path.display(), colon(source))]
     Checkpoint { path: PathBuf, why: String, source: Option<Source> },
     /// A checkpoint's training state that cannot be resumed (an inference-only checkpoint, a
-    /// bad RNG state or training configuration); `source` is the parser's error, if any.
+    /// bad RNG state or training configuration), or a RealNVP state
+    /// ([`Posterior::save_state`](scoreprior_core::dpi::Posterior::save_state)'s bytes, which
+    /// have no path) that cannot be written or read, or that belongs to another flow; `source`
+    /// is the parser's error, if any.
     #[error("training state of the checkpoint: {why}{}", colon(source))]
     TrainState { why: String, source: Option<Source> },
     /// A data set file or folder that cannot be used (its format, its values, no images).

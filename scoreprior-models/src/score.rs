@@ -110,7 +110,7 @@ impl NcsnppScore {
 
     fn sigma(&self, t: f64) -> scoreprior_core::Result<f64> {
         if !(t > 0.0 && t <= self.sde.t_max()) || !t.is_finite() {
-            return Err(scoreprior_core::Error::invalid(format!("time t = {t} outside (0, {}]", self.sde.t_max())));
+            return Err(scoreprior_core::Error::out_of_range("time t", t, format!("in (0, {}]", self.sde.t_max())));
         }
         Ok(self.sde.marginal_std(t))
     }

@@ -1,10 +1,11 @@
-//! The diffusion-based posterior samplers (Score-ALD, DPS, SDE+Proj) run in place of DPI on an
+//! The diffusion-based posterior samplers (Score-ALD, DPS, SDE+Proj, DAPS, PnP-DM) run in place of DPI on an
 //! [`Experiment`]'s prior score, forward model and measurement ([`Baseline`]), with their checks.
 
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use scoreprior_core::baselines::PosteriorSampler;
 use scoreprior_core::forward::ForwardModel;
 
 use super::{invalid, result, Experiment, ExperimentResult, Result};
@@ -21,6 +22,10 @@ pub enum Baseline {
     Dps(scoreprior_core::baselines::Dps),
     /// Reverse SDE with projections (Song et al. 2022).
     SdeProj(scoreprior_core::baselines::SdeProj),
+    /// Decoupled annealing posterior sampling (Zhang et al. 2024).
+    Daps(scoreprior_core::baselines::Daps),
+    /// Plug-and-play split-Gibbs sampling with the diffusion model as denoiser (Wu et al. 2024).
+    PnpDm(scoreprior_core::baselines::PnpDm),
 }
 
 impl Baseline {
@@ -44,15 +49,27 @@ impl Baseline {
                 }
                 Ok(())
             }
-            Baseline::SdeProj(s) => s.validate(sde),
+            other => other.sampler().validate(sde),
         }
     }
-    /// `score-ald`, `dps` or `sde-proj`.
+    /// `score-ald`, `dps`, `sde-proj`, `daps` or `pnp-dm`.
     pub fn name(&self) -> &'static str {
         match self {
             Baseline::ScoreAld(_) => "score-ald",
             Baseline::Dps(_) => "dps",
             Baseline::SdeProj(_) => "sde-proj",
+            Baseline::Daps(_) => "daps",
+            Baseline::PnpDm(_) => "pnp-dm",
+        }
+    }
+    /// The sampler itself, through the trait the samplers share.
+    pub fn sampler(&self) -> &dyn PosteriorSampler {
+        match self {
+            Baseline::ScoreAld(s) => s,
+            Baseline::Dps(s) => s,
+            Baseline::SdeProj(s) => s,
+            Baseline::Daps(s) => s,
+            Baseline::PnpDm(s) => s,
         }
     }
 }
@@ -75,11 +92,7 @@ impl<F: ForwardModel> Experiment<F> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.dpi.seed ^ 0xBA5E);
         let forward: &dyn ForwardModel = self.data.model();
         let t0 = Instant::now();
-        let x = match method {
-            Baseline::ScoreAld(s) => s.sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?,
-            Baseline::Dps(s) => s.sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?,
-            Baseline::SdeProj(s) => s.sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?,
-        };
+        let x = method.sampler().sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?;
         let seconds = t0.elapsed().as_secs_f64();
         let samples = scoreprior_core::dpi::Batch { n: self.samples, dim: d, log_q: vec![f64::NAN; self.samples], x };
         let timing = result::Timing { seconds_training: 0.0, seconds_per_step: f64::NAN, seconds_sampling: seconds };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use scoreprior_core::dpi::{Batch, DpiHistory, SampleSummary, StepRecord};
 use scoreprior_core::forward::ForwardModel;
-use scoreprior_core::io::{atomic_write, write_npy, write_png_grid};
+use scoreprior_core::io::{atomic_write, write_npy, write_png_grid, IoError};
 use scoreprior_core::metrics::{image_metrics, ImageMetrics};
 use scoreprior_core::score::{Gaussian, ScoreModel};
 use scoreprior_core::sde::AnySde;
@@ -270,7 +270,7 @@ impl ExperimentResult {
     /// File-system errors, naming the path.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let out = dir.as_ref();
-        std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
+        std::fs::create_dir_all(out).map_err(|e| IoError::os(out, e))?;
         let (h, w) = self.shape;
         let d = h * w;
         let s = &self.summary;
@@ -302,8 +302,9 @@ impl ExperimentResult {
             write_npy(out.join("exact_mean.npy"), &[h, w], m)?;
             write_npy(out.join("exact_std.npy"), &[h, w], sd)?;
         }
-        let json = serde_json::to_string_pretty(&self.report).map_err(|e| scoreprior_core::Error::Io(e.to_string()))?;
-        atomic_write(out.join("metrics.json"), json.as_bytes())?;
+        let metrics = out.join("metrics.json");
+        let json = serde_json::to_string_pretty(&self.report).map_err(|e| IoError::encode(&metrics, "JSON", e))?;
+        atomic_write(&metrics, json.as_bytes())?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! `scoreprior posterior --method dpi|score-ald|dps|sde-proj`: posterior samples of the same
+//! `scoreprior posterior --method dpi|score-ald|dps|sde-proj|daps|pnp-dm`: posterior samples of the same
 //! prior, forward model and measurement (every `dpi` flag) from DPI or a diffusion-based
 //! baseline; writes what `dpi` writes (samples, mean/std, metrics.json with
 //! `seconds_per_sample` for the baselines).
@@ -22,6 +22,10 @@ pub enum Method {
     Dps,
     /// Reverse SDE with projections onto the measurement (Song et al. 2022).
     SdeProj,
+    /// Decoupled annealing posterior sampling (Zhang et al. 2024).
+    Daps,
+    /// Plug-and-play split-Gibbs sampling with the diffusion model as denoiser (Wu et al. 2024).
+    PnpDm,
 }
 
 /// Arguments of `scoreprior posterior`.
@@ -54,6 +58,8 @@ pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
         Method::ScoreAld => "score-ald",
         Method::Dps => "dps",
         Method::SdeProj => "sde-proj",
+        Method::Daps => "daps",
+        Method::PnpDm => "pnp-dm",
     };
     let method = args.baselines.baseline(name, args.dpi.settings.problem.noise_or_default())?;
     Ok(args.dpi.settings().run_baseline(method, &mut Bars::new(true))?.report)

@@ -26,7 +26,7 @@ pub struct RestorationStudyArgs {
     /// Tasks: denoising (σ = 0.2) and/or deblurring (deblurring(k=8), complex σ = 0.1).
     #[arg(long, value_delimiter = ',', default_value = "denoising,deblurring")]
     pub tasks: Vec<String>,
-    /// Methods: dpi, score-ald, dps, sde-proj.
+    /// Methods: dpi, score-ald, dps, sde-proj, daps, pnp-dm.
     #[arg(long, value_delimiter = ',', default_value = "dpi,score-ald,dps,sde-proj")]
     pub methods: Vec<String>,
     /// Priors as NAME=CHECKPOINT[:MEAN:COV] (MEAN/COV: the fitted Gaussian of the same data,

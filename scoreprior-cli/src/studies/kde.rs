@@ -79,17 +79,14 @@ impl Bandwidth {
 pub fn kde_log_density(samples: &[f64], bw: Bandwidth, grid: &Grid) -> Result<Vec<f64>> {
     let n = samples.len() / 2;
     if n < 2 || samples.len() % 2 != 0 {
-        return Err(Error::invalid(format!(
-            "a 2-D KDE needs at least two (x, y) samples, got {} values",
-            samples.len()
-        )));
+        return Err(Error::shape("2-D KDE samples", "at least two (x, y) pairs", format!("{} values", samples.len())));
     }
     if let Some(index) = samples.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFiniteData { what: "KDE sample", index });
     }
     let h = match bw {
         Bandwidth::Fixed(h) if h > 0.0 && h.is_finite() => [h * h, 0.0, 0.0, h * h],
-        Bandwidth::Fixed(h) => return Err(Error::invalid(format!("KDE bandwidth must be positive, got {h}"))),
+        Bandwidth::Fixed(h) => return Err(Error::out_of_range("KDE bandwidth", h, "positive and finite")),
         Bandwidth::Scott => {
             let (m0, m1) = (
                 samples.iter().step_by(2).sum::<f64>() / n as f64,
@@ -109,7 +106,10 @@ pub fn kde_log_density(samples: &[f64], bw: Bandwidth, grid: &Grid) -> Result<Ve
     };
     let det = h[0] * h[3] - h[1] * h[2];
     if !(det > 0.0) {
-        return Err(Error::invalid("KDE: the samples' covariance is singular (all on a line); use a fixed bandwidth"));
+        return Err(Error::NotPositiveDefinite {
+            what: "KDE: the samples' covariance".into(),
+            why: "it is singular (all on a line); use a fixed bandwidth".into(),
+        });
     }
     let p = [h[3] / det, -h[1] / det, -h[2] / det, h[0] / det];
     let points = grid.points();

@@ -22,7 +22,10 @@ pub struct Mixture2 {
 fn inv2(c: &[f64; 4]) -> Result<([f64; 4], f64)> {
     let det = c[0] * c[3] - c[1] * c[2];
     if !(det > 0.0 && det.is_finite() && c[0] > 0.0 && (c[1] - c[2]).abs() <= 1e-12 * c[0].max(c[3])) {
-        return Err(Error::invalid(format!("2-D covariance {c:?} is not symmetric positive definite")));
+        return Err(Error::NotPositiveDefinite {
+            what: format!("2-D covariance {c:?}"),
+            why: "it needs c11 > 0, c12 = c21 and a positive, finite determinant".into(),
+        });
     }
     Ok(([c[3] / det, -c[1] / det, -c[2] / det, c[0] / det], det))
 }
@@ -38,10 +41,18 @@ impl Mixture2 {
     /// ```
     pub fn new(weights: Vec<f64>, means: Vec<[f64; 2]>, covs: Vec<[f64; 4]>) -> Result<Self> {
         if weights.is_empty() || weights.len() != means.len() || weights.len() != covs.len() {
-            return Err(Error::invalid("a 2-D mixture needs as many weights, means and covariances, at least one"));
+            return Err(Error::inconsistent(
+                "2-D mixture",
+                format!(
+                    "needs as many weights, means and covariances, at least one; got {}, {} and {}",
+                    weights.len(),
+                    means.len(),
+                    covs.len()
+                ),
+            ));
         }
-        if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
-            return Err(Error::invalid("mixture weights must be positive and finite"));
+        if let Some(&w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Err(Error::out_of_range("mixture weight", w, "positive and finite"));
         }
         for c in &covs {
             inv2(c)?;
@@ -68,8 +79,11 @@ impl Mixture2 {
     /// # Errors
     /// A non-positive or non-finite `sigma`, a non-finite `a` or `y`.
     pub fn posterior(&self, a: [f64; 2], sigma: f64, y: f64) -> Result<Mixture2> {
-        if !(sigma.is_finite() && sigma > 0.0) || !a.iter().chain([&y]).all(|v| v.is_finite()) {
-            return Err(Error::invalid(format!("posterior needs finite a, y and sigma > 0, got σ = {sigma}")));
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return Err(Error::out_of_range("posterior noise sigma", sigma, "positive and finite"));
+        }
+        if let Some(index) = a.iter().chain([&y]).position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteData { what: "posterior measurement (a1, a2, y)", index });
         }
         let s2 = sigma * sigma;
         let mut log_w = Vec::new();

@@ -6,14 +6,22 @@
 //! - [`Dps`]: reverse diffusion with a gradient step through Tweedie's estimate (Chung et al. 2023).
 //! - [`SdeProj`]: reverse diffusion with a relaxed projection onto the noisy measurement's
 //!   affine set (Song et al. 2022).
+//! - [`PnpDm`]: split Gibbs sampling, alternating a likelihood step and a diffusion denoising
+//!   step coupled at an annealed level `ρ` (Wu et al. 2024).
+//! - [`Daps`]: decoupled annealing, a clean estimate by the probability-flow ODE, Langevin steps
+//!   on it and the likelihood, then re-noising to the next level (Zhang et al. 2024).
 //!
 //! All three implement [`PosteriorSampler`], which holds their shared checks and schedule.
 
+mod daps;
 mod dps;
+mod pnp_dm;
 mod score_ald;
 mod sde_proj;
 
+pub use daps::Daps;
 pub use dps::Dps;
+pub use pnp_dm::PnpDm;
 pub use score_ald::ScoreAld;
 pub use sde_proj::SdeProj;
 
@@ -125,7 +133,7 @@ macro_rules! inherent_sample {
         }
     )*};
 }
-inherent_sample!(Dps, ScoreAld, SdeProj);
+inherent_sample!(Dps, ScoreAld, SdeProj, PnpDm, Daps);
 
 /// A sampler's checked problem (the score model's size `D` agrees with the forward model and
 /// `y`, `n ≥ 1`) and its reverse-time schedule: the uniform grid `t_i = T − iΔ`,

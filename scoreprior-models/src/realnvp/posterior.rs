@@ -3,8 +3,14 @@
 //! Σ log|det|·stop_grad(g_q)` (since `log q = log N(z) − log|det|` and `z` does not depend on
 //! the weights), global-norm clipping `g ← g·c / max(‖g‖ + 10⁻⁶, c)`, and dfdx's Adam kernel
 //! on moments we own (so they can be checkpointed). Checkpoints are safetensors.
+//!
+//! A state that cannot be written or read is a [`ModelError::TrainState`] (the bytes of
+//! [`Posterior::save_state`] have no path), or a [`ModelError::Checkpoint`] with the path when
+//! it comes from [`RealNvp::save_file`] or [`RealNvp::load_file`]; a dfdx buffer error is a
+//! [`ModelError::Buffer`]. Both reach the core's traits as [`Error::Model`].
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use dfdx::prelude::*;
 use rand::RngCore;
@@ -15,6 +21,8 @@ use scoreprior_core::dpi::{Batch, Posterior};
 use scoreprior_core::{Error, Result};
 
 use super::{Act, Layer, Param, PerSample, RealNvp, RealNvpConfig};
+use crate::error::Source;
+use crate::ModelError;
 
 /// Adam hyper-parameters other than the learning rate (the reference: 0.9, 0.999, 1e-8).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -43,8 +51,33 @@ pub(crate) struct TrainState {
     pending: Option<(Act, PerSample)>,
 }
 
+/// A dfdx buffer error ([`ModelError::Buffer`]) as a core error.
 fn dev_err(e: CpuError) -> Error {
-    Error::invalid(format!("dfdx CPU error: {e:?}"))
+    ModelError::Buffer(e).into()
+}
+
+/// A RealNVP state (the bytes of [`Posterior::save_state`]) that cannot be written or read,
+/// because `why` (and `source`, the codec's error, if any).
+fn state_err(why: impl Into<String>, source: Option<Source>) -> ModelError {
+    ModelError::TrainState { why: why.into(), source }
+}
+
+/// A JSON codec error in the state's metadata entry `what`.
+fn json_err(what: &str) -> impl Fn(serde_json::Error) -> ModelError + '_ {
+    move |e| state_err(format!("RealNVP checkpoint entry '{what}' (JSON)"), Some(e.into()))
+}
+
+/// A safetensors codec error.
+fn st_err(e: safetensors::SafeTensorError) -> ModelError {
+    state_err("safetensors", Some(e.into()))
+}
+
+/// `e` with the file `path` it came from: a state error becomes [`ModelError::Checkpoint`].
+fn at_path(e: ModelError, path: &Path) -> ModelError {
+    match e {
+        ModelError::TrainState { why, source } => ModelError::Checkpoint { path: path.to_path_buf(), why, source },
+        other => other,
+    }
 }
 
 impl TrainState {
@@ -152,8 +185,9 @@ impl Posterior for RealNvp {
     }
 
     fn backward(&mut self, grad_x: &[f64], grad_log_q: &[f64]) -> Result<()> {
-        let (x, ld) =
-            self.opt.pending.take().ok_or_else(|| Error::invalid("backward called without a training batch"))?;
+        let (x, ld) = self.opt.pending.take().ok_or_else(|| {
+            Error::inconsistent("backward", "called without a training batch (call sample_for_training first)")
+        })?;
         let (d, n) = *x.shape();
         if grad_x.len() != n * d || grad_log_q.len() != n {
             return Err(Error::shape("DPI gradients", format!("({n}, {d}) and ({n})"), grad_x.len()));
@@ -220,6 +254,17 @@ impl Posterior for RealNvp {
     }
 
     fn save_state(&self) -> Result<Vec<u8>> {
+        self.encode_state().map_err(Error::from)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.decode_state(bytes).map_err(Error::from)
+    }
+}
+
+impl RealNvp {
+    /// [`Posterior::save_state`] with the model crate's error.
+    fn encode_state(&self) -> std::result::Result<Vec<u8>, ModelError> {
         let mut tensors: Vec<(String, Vec<f64>)> = Vec::new();
         for (p, name) in self.params.iter().zip(&self.names) {
             tensors.push((format!("param/{name}"), p.as_vec()));
@@ -241,42 +286,40 @@ impl Posterior for RealNvp {
         let views = bytes
             .iter()
             .map(|(n, s, b)| Ok((n.clone(), TensorView::new(StDtype::F64, s.clone(), b).map_err(st_err)?)))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, ModelError>>()?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "scoreprior-realnvp-1".to_string());
-        meta.insert("config".to_string(), serde_json::to_string(&self.cfg).map_err(|e| Error::Io(e.to_string()))?);
+        meta.insert("config".to_string(), serde_json::to_string(&self.cfg).map_err(json_err("config"))?);
         meta.insert("adam_t".to_string(), self.opt.t.to_string());
-        meta.insert(
-            "adam".to_string(),
-            serde_json::to_string(&self.opt.settings).map_err(|e| Error::Io(e.to_string()))?,
-        );
+        meta.insert("adam".to_string(), serde_json::to_string(&self.opt.settings).map_err(json_err("adam"))?);
         meta.insert(
             "permutations".to_string(),
-            serde_json::to_string(&self.permutations()).map_err(|e| Error::Io(e.to_string()))?,
+            serde_json::to_string(&self.permutations()).map_err(json_err("permutations"))?,
         );
         safetensors::serialize(views, &Some(meta)).map_err(st_err)
     }
 
-    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+    /// [`Posterior::load_state`] with the model crate's error.
+    fn decode_state(&mut self, bytes: &[u8]) -> std::result::Result<(), ModelError> {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
-        let meta = header.metadata().clone().ok_or_else(|| Error::Io("RealNVP checkpoint without metadata".into()))?;
-        let get = |k: &str| meta.get(k).ok_or_else(|| Error::Io(format!("RealNVP checkpoint lacks '{k}'")));
-        let cfg: RealNvpConfig = serde_json::from_str(get("config")?).map_err(|e| Error::Io(e.to_string()))?;
+        let meta = header.metadata().clone().ok_or_else(|| state_err("RealNVP checkpoint without metadata", None))?;
+        let get = |k: &str| meta.get(k).ok_or_else(|| state_err(format!("RealNVP checkpoint lacks '{k}'"), None));
+        let cfg: RealNvpConfig = serde_json::from_str(get("config")?).map_err(json_err("config"))?;
         if cfg != self.cfg {
-            return Err(Error::invalid(format!("checkpoint flow {cfg:?} differs from this flow {:?}", self.cfg)));
+            return Err(state_err(format!("checkpoint flow {cfg:?} differs from this flow {:?}", self.cfg), None));
         }
-        let perms: Vec<Vec<usize>> =
-            serde_json::from_str(get("permutations")?).map_err(|e| Error::Io(e.to_string()))?;
+        let perms: Vec<Vec<usize>> = serde_json::from_str(get("permutations")?).map_err(json_err("permutations"))?;
         if perms != self.permutations() {
-            return Err(Error::invalid("checkpoint permutations differ from this flow's"));
+            return Err(state_err("checkpoint permutations differ from this flow's", None));
         }
-        let t: i32 = get("adam_t")?.parse().map_err(|_| Error::Io("bad adam_t".into()))?;
-        self.opt.settings = serde_json::from_str(get("adam")?).map_err(|e| Error::Io(e.to_string()))?;
+        let t: i32 =
+            get("adam_t")?.parse().map_err(|e: std::num::ParseIntError| state_err("bad adam_t", Some(e.into())))?;
+        self.opt.settings = serde_json::from_str(get("adam")?).map_err(json_err("adam"))?;
         let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
-        let read = |name: &str, len: usize| -> Result<Vec<f64>> {
+        let read = |name: &str, len: usize| -> std::result::Result<Vec<f64>, ModelError> {
             let v = st.tensor(name).map_err(st_err)?;
             if v.dtype() != StDtype::F64 || v.data().len() != 8 * len {
-                return Err(Error::Io(format!("checkpoint tensor {name}: wrong dtype or length")));
+                return Err(state_err(format!("checkpoint tensor {name}: wrong dtype or length"), None));
             }
             Ok(from_bytes(v.data()))
         };
@@ -286,11 +329,11 @@ impl Posterior for RealNvp {
             p.copy_from(&read(&format!("param/{name}"), n)?);
             if t > 0 {
                 let m = read(&format!("adam_m1/{name}"), n)?;
-                opt.m1.get_or_alloc_mut(p).map_err(dev_err)?.copy_from_slice(&m);
+                opt.m1.get_or_alloc_mut(p).map_err(ModelError::Buffer)?.copy_from_slice(&m);
                 let v = read(&format!("adam_m2/{name}"), n)?;
-                opt.m2.get_or_alloc_mut(p).map_err(dev_err)?.copy_from_slice(&v);
+                opt.m2.get_or_alloc_mut(p).map_err(ModelError::Buffer)?.copy_from_slice(&v);
             }
-            opt.acc.get_or_alloc_mut(p).map_err(dev_err)?.iter_mut().for_each(|v| *v = 0.0);
+            opt.acc.get_or_alloc_mut(p).map_err(ModelError::Buffer)?.iter_mut().for_each(|v| *v = 0.0);
         }
         for (li, layer) in layers.iter_mut().enumerate() {
             if let Layer::Coupling(super::Coupling { bn: Some(bns), .. }) = layer {
@@ -305,10 +348,6 @@ impl Posterior for RealNvp {
         opt.pending = None;
         Ok(())
     }
-}
-
-fn st_err(e: safetensors::SafeTensorError) -> Error {
-    Error::Io(format!("safetensors: {e:?}"))
 }
 
 impl RealNvp {
@@ -379,30 +418,49 @@ impl scoreprior_core::prior::Prior for FlowPrior {
 
 impl RealNvp {
     /// Rebuilds a flow from [`Posterior::save_state`] bytes (configuration from the metadata).
+    ///
+    /// # Errors
+    /// Bytes that are not a RealNVP state: [`Error::Model`] holding a
+    /// [`ModelError::TrainState`].
     pub fn from_state(bytes: &[u8]) -> Result<Self> {
+        Self::decode_new(bytes).map_err(Error::from)
+    }
+
+    /// [`from_state`](Self::from_state) with the model crate's error.
+    fn decode_new(bytes: &[u8]) -> std::result::Result<Self, ModelError> {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
         let cfg = header
             .metadata()
             .as_ref()
             .and_then(|m| m.get("config"))
-            .ok_or_else(|| Error::Io("RealNVP checkpoint lacks its configuration".into()))?;
-        let cfg: RealNvpConfig = serde_json::from_str(cfg).map_err(|e| Error::Io(e.to_string()))?;
+            .ok_or_else(|| state_err("RealNVP checkpoint lacks its configuration", None))?;
+        let cfg: RealNvpConfig = serde_json::from_str(cfg).map_err(json_err("config"))?;
         let mut flow = RealNvp::new(cfg)?;
-        flow.load_state(bytes)?;
+        flow.decode_state(bytes)?;
         Ok(flow)
     }
 
     /// Writes the flow (parameters, optimiser state, permutations) as safetensors, atomically.
-    pub fn save_file(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        scoreprior_core::io::atomic_write(path, &self.save_state()?)?;
+    ///
+    /// # Errors
+    /// A state that cannot be encoded: [`Error::Model`] holding a [`ModelError::Checkpoint`]
+    /// with `path`; the file system's errors as [`Error::File`].
+    pub fn save_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = self.encode_state().map_err(|e| at_path(e, path))?;
+        scoreprior_core::io::atomic_write(path, &bytes)?;
         Ok(())
     }
 
     /// Reads a flow written by [`save_file`](Self::save_file).
-    pub fn load_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+    ///
+    /// # Errors
+    /// A file that cannot be read ([`Error::File`]), or that is not a RealNVP state
+    /// ([`Error::Model`] holding a [`ModelError::Checkpoint`] with `path`).
+    pub fn load_file(path: impl AsRef<Path>) -> Result<Self> {
         let p = path.as_ref();
         // A regular file within the memory limit, read with a bounded reader.
         let bytes = scoreprior_core::io::read_input(p)?;
-        Self::from_state(&bytes)
+        Self::decode_new(&bytes).map_err(|e| at_path(e, p).into())
     }
 }

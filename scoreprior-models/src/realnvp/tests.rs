@@ -148,6 +148,36 @@ fn checkpoint_resume_is_exact() {
 }
 
 #[test]
+fn state_errors_are_typed() {
+    use crate::ModelError;
+    use scoreprior_core::Error;
+    let model_error = |e: &Error| match e {
+        Error::Model(m) => m.downcast_ref::<ModelError>().map(|m| format!("{m:?}")),
+        _ => None,
+    };
+    let cfg = RealNvpConfig::new(3).with_flows(1).with_hidden(4);
+    let bytes = RealNvp::new(cfg.clone()).unwrap().save_state().unwrap();
+    // A state of another flow, and bytes that are no state: the model crate's TrainState.
+    let mut other = RealNvp::new(cfg.clone().with_hidden(5)).unwrap();
+    let e = other.load_state(&bytes).unwrap_err();
+    assert!(model_error(&e).is_some_and(|m| m.starts_with("TrainState")), "{e:?}");
+    assert!(e.to_string().contains("differs from this flow"), "{e}");
+    let e = RealNvp::from_state(b"not a checkpoint").unwrap_err();
+    assert!(model_error(&e).is_some_and(|m| m.starts_with("TrainState")), "{e:?}");
+    // Read from a file, the same failure names the file.
+    let path = std::env::temp_dir().join(format!("scoreprior-realnvp-bad-{}.safetensors", std::process::id()));
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    let e = RealNvp::load_file(&path).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(model_error(&e).is_some_and(|m| m.starts_with("Checkpoint")), "{e:?}");
+    assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
+    // backward without a training batch is a misuse of the API.
+    let mut f = RealNvp::new(cfg).unwrap();
+    let e = f.backward(&[0.0; 3], &[0.0]).unwrap_err();
+    assert!(matches!(e, Error::Inconsistent { .. }), "{e:?}");
+}
+
+#[test]
 fn clipping_bounds_the_update() {
     let mut f = RealNvp::new(RealNvpConfig::new(4).with_flows(1).with_hidden(4)).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -8,8 +8,8 @@ use serde::Serialize;
 use scoreprior_core::forward::{ops::DenseMatrix, Chain, Model, NoiseSpec};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::{AnySde, VpSde};
+use scoreprior_core::Error;
 
-use super::bad;
 use crate::studies::kde::{Bandwidth, Grid};
 use crate::studies::mix2::Mixture2;
 use scoreprior::experiment::Result;
@@ -98,7 +98,7 @@ impl Case {
         let mut stds = Vec::new();
         for c in &p.covs {
             if c[1] != 0.0 || c[2] != 0.0 {
-                return Err(bad("the study's mixture score needs diagonal component covariances"));
+                return Err(Error::unsupported("the study's mixture score needs diagonal component covariances").into());
             }
             stds.extend([c[0].sqrt(), c[3].sqrt()]);
         }

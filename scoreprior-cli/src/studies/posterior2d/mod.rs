@@ -28,12 +28,3 @@ mod study;
 pub use case::{Case, Method};
 pub use settings::StudySettings;
 pub use study::{run, Row, SearchRow, Study};
-
-use scoreprior_core::Error;
-
-use scoreprior::experiment::ExperimentError;
-
-/// An invalid-argument error of the study.
-fn bad(why: impl Into<String>) -> ExperimentError {
-    Error::invalid(why).into()
-}

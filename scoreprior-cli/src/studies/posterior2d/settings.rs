@@ -4,9 +4,8 @@
 use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
 use scoreprior_core::sde::{AnySde, VpSde};
 
-use super::bad;
 use super::case::Case;
-use scoreprior::experiment::Result;
+use scoreprior::experiment::{invalid_setting, Result};
 
 /// Settings of [`run`](super::run); `Default` is the full study (10,000 samples per method).
 #[derive(Debug, Clone, PartialEq)]
@@ -96,28 +95,33 @@ impl StudySettings {
     /// The first setting out of range.
     pub fn validate(&self) -> Result<()> {
         if self.samples < 2 {
-            return Err(bad(format!(
-                "--samples {}: the 2-D study needs at least two samples per method",
-                self.samples
-            )));
+            return Err(invalid_setting(
+                "--samples",
+                format!("must be at least 2 (the 2-D study needs two samples per method), got {}", self.samples),
+            ));
         }
         if self.search_samples < 2 {
-            return Err(bad(format!("search_samples {}: the grid search needs at least two", self.search_samples)));
+            return Err(invalid_setting(
+                "search_samples",
+                format!("must be at least 2 (the grid search needs two), got {}", self.search_samples),
+            ));
         }
         for (flag, v) in
             [("--dpi-steps", self.dpi_steps), ("--dpi-batch", self.dpi_batch), ("--dpi-flows", self.dpi_flows)]
         {
             if v == 0 {
-                return Err(bad(format!("{flag} 0: must be at least 1")));
+                return Err(invalid_setting(flag, "must be at least 1, got 0"));
             }
         }
         for (flag, v) in [("--dpi-lr", self.dpi_lr), ("--dpi-init-scale", self.dpi_init_scale)] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(bad(format!("{flag} {v}: must be positive and finite")));
+                return Err(invalid_setting(flag, format!("must be positive and finite, got {v}")));
             }
         }
-        if self.ald_steps.is_empty() || self.zetas.is_empty() || self.lambdas.is_empty() {
-            return Err(bad("each baseline needs at least one knob value to search"));
+        for (field, values) in [("ald_steps", &self.ald_steps), ("zetas", &self.zetas), ("lambdas", &self.lambdas)] {
+            if values.is_empty() {
+                return Err(invalid_setting(field, "each baseline needs at least one knob value to search"));
+            }
         }
         // Every knob value the search will try, checked by its sampler.
         let sde = AnySde::Vp(VpSde::default());

@@ -14,8 +14,8 @@ use scoreprior_core::divergence::Divergence;
 use scoreprior_core::dpi::{Annealing, DpiConfig};
 use scoreprior_core::prior::ScorePriorConfig;
 use scoreprior_core::sde::{AnySde, VpSde};
+use scoreprior_core::Error;
 
-use super::bad;
 use super::case::{Case, Method};
 use super::settings::StudySettings;
 use crate::studies::kde::{kde_log_density, kl_on_grid, normalise_log, Bandwidth};
@@ -121,7 +121,7 @@ fn baseline_samples(
             &mut rng,
         ),
         Method::Exact => Ok(case.posterior()?.sample(&mut rng, n)),
-        Method::Dpi => return Err(bad("DPI is not a baseline")),
+        Method::Dpi => return Err(Error::unsupported("DPI is not a baseline").into()),
     }?;
     Ok(x)
 }
@@ -190,7 +190,7 @@ fn dpi(case: &Case, s: &StudySettings) -> Result<(Vec<f64>, Vec<f64>, Arc<scorep
         .outlier_threshold(1e6)
         .build()?;
     let res = experiment.run()?;
-    let flow = res.flow.ok_or_else(|| bad("DPI returned no flow"))?;
+    let flow = res.flow.ok_or_else(|| Error::inconsistent("DPI", "returned no flow"))?;
     Ok((res.samples.x, res.samples.log_q, flow))
 }
 
@@ -218,7 +218,7 @@ pub fn run(cases: &[Case], s: &StudySettings, progress: &mut dyn FnMut(&str)) ->
                         / log_q.len() as f64;
                     let pts: Vec<f64> = case.grid.points().iter().flatten().copied().collect();
                     let (lq_grid, _) =
-                        flow.log_prob_and_grad(&pts, pts.len() / 2).map_err(|e| bad(format!("flow density: {e}")))?;
+                        flow.log_prob_and_grad(&pts, pts.len() / 2).map_err(|e| e.context("flow density"))?;
                     let kl_pq = kl_on_grid(&truth, &lq_grid, case.grid.cell_area());
                     (x, Some((kl_qp, kl_pq)), None)
                 }
@@ -250,11 +250,10 @@ pub fn run(cases: &[Case], s: &StudySettings, progress: &mut dyn FnMut(&str)) ->
                         tuned.push((case.name.clone(), method, best.1));
                         best.1
                     } else {
-                        tuned
-                            .iter()
-                            .find(|(c, m, _)| *c == case.tuned_on && *m == method)
-                            .map(|t| t.2)
-                            .ok_or_else(|| bad(format!("case {} is tuned on a later case", case.name)))?
+                        let found = tuned.iter().find(|(c, m, _)| *c == case.tuned_on && *m == method);
+                        let later =
+                            || Error::inconsistent("tuned_on", format!("case {} is tuned on a later case", case.name));
+                        found.map(|t| t.2).ok_or_else(later)?
                     };
                     (baseline_samples(case, method, value, s.samples, s, s.seed ^ 0xF)?, None, Some(value))
                 }

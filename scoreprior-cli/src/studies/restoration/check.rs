@@ -53,7 +53,7 @@ impl RestorationSettings {
             if !METHODS.contains(&m.as_str()) {
                 return Err(invalid_setting(
                     "--methods",
-                    format!("unknown method {m:?}; expected dpi, score-ald, dps or sde-proj"),
+                    format!("unknown method {m:?}; expected dpi, score-ald, dps, sde-proj, daps or pnp-dm"),
                 ));
             }
         }
@@ -113,11 +113,7 @@ impl RestorationSettings {
         let vp = AnySde::Vp(VpSde::default());
         for m in s.methods.iter().filter(|m| *m != "dpi") {
             for (_, noise) in &tasks {
-                let flags = match m.as_str() {
-                    "dps" => "--sampler-steps, --zeta",
-                    "sde-proj" => "--sampler-steps, --lambda",
-                    _ => "--ald-levels",
-                };
+                let flags = crate::baseline_run::sampler_flags(m);
                 let b = s.baselines.baseline(m, noise)?;
                 b.validate(&vp).map_err(|e| invalid_setting("--methods", format!("{m} ({flags}): {e}")))?;
             }

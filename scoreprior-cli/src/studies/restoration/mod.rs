@@ -123,7 +123,7 @@ fn split_named<'a>(flag: &'static str, s: &'a str) -> Result<(&'a str, &'a str)>
 pub struct RestorationSettings {
     /// `denoising` (σ = 0.2) and/or `deblurring` (`deblurring(k=8)`, complex σ = 0.1).
     pub tasks: Vec<String>,
-    /// `dpi`, `score-ald`, `dps`, `sde-proj`.
+    /// `dpi`, `score-ald`, `dps`, `sde-proj`, `daps`, `pnp-dm`.
     pub methods: Vec<String>,
     /// The priors; every prior is applied to every image.
     pub priors: Vec<StudyPrior>,
@@ -225,7 +225,7 @@ fn complete(dir: &Path) -> bool {
         && dir.join("metrics.json").exists()
 }
 
-const METHODS: [&str; 4] = ["dpi", "score-ald", "dps", "sde-proj"];
+const METHODS: [&str; 6] = ["dpi", "score-ald", "dps", "sde-proj", "daps", "pnp-dm"];
 
 /// The folder of a task, prior and image (one sub-folder per method below it).
 fn case_folder(task: &str, prior: &str, image: &str) -> String {
@@ -273,6 +273,13 @@ fn run_spec(
         "dpi" => serde_json::json!({"dpi_steps": s.dpi_steps}),
         "dps" => serde_json::json!({"sampler_steps": b.sampler_steps, "zeta": b.zeta}),
         "sde-proj" => serde_json::json!({"sampler_steps": b.sampler_steps, "lambda": b.lambda}),
+        "daps" => serde_json::json!({
+            "daps_levels": b.daps_levels, "daps_langevin_steps": b.daps_langevin_steps, "daps_step": b.daps_step
+        }),
+        "pnp-dm" => serde_json::json!({
+            "pnp_iterations": b.pnp_iterations, "pnp_burn_in": b.pnp_burn_in, "pnp_rho_start": b.pnp_rho_start,
+            "pnp_denoise_steps": b.pnp_denoise_steps
+        }),
         _ => serde_json::json!({"ald_levels": b.ald_levels, "ald_steps": b.ald_steps, "ald_step": b.ald_step}),
     };
     if let (Some(m), serde_json::Value::Object(o)) = (spec.as_object_mut(), own) {
