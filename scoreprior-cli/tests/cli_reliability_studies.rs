@@ -398,7 +398,7 @@ fn posterior_2d_checks_first_and_keys_its_folder() {
     let t = std::time::Instant::now();
     refused(&["posterior-2d", "--out", o, "--cases", "gaussian-low,mixture", "--dpi-lr", "nan"], &["--dpi-lr"]);
     assert!(t.elapsed().as_secs_f64() < 5.0, "the check came after work");
-    refused(&["posterior-2d", "--out", o, "--quick", "--samples", "0"], &["--samples 0"]);
+    refused(&["posterior-2d", "--out", o, "--quick", "--samples", "0"], &["--samples: must be at least 2", "got 0"]);
     refused(&["posterior-2d", "--out", o, "--quick", "--dpi-flows", "0"], &["--dpi-flows"]);
     assert!(!out.exists());
     #[rustfmt::skip]
