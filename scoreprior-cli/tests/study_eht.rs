@@ -1,10 +1,15 @@
 //! `studies::eht` end to end on the shipped ring reference (eht-imaging's truth, observation
 //! and RML image) with a very short DPI: the table's truth and eht-imaging rows are measured by
 //! our model on eht-imaging's own data, so they check the interoperability (χ² near 1 for
-//! both), the ring fit and the blurred cross-correlation; a second call reads the run back.
+//! both), the ring fit and the blurred cross-correlation, and InverseBench's measures (PSNR at
+//! the best shift, blur PSNR, χ² with 1/χ² below 1) of every row; a second call reads the run
+//! back.
 
 use scoreprior::experiment::MapWarmStart;
 use scoreprior_cli::studies::eht::{self, EhtDpiSettings, ExactStage};
+use scoreprior_core::forward::interferometry::chi2_inversebench;
+use scoreprior_core::io::read_npy;
+use scoreprior_core::metrics::psnr;
 
 #[test]
 fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
@@ -46,6 +51,41 @@ fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
     // near it): its image measures are those of the surrogate's start, not of a flat image.
     assert!(exact.std_rel.is_some_and(|s| s > 0.0) && exact.within_2std.is_some(), "{exact:?}");
     assert!((exact.nxcorr - dpi.nxcorr).abs() < 0.05, "{exact:?} vs {dpi:?}");
+    // InverseBench's measures. The truth against itself: ∞ at every blur, its χ² read as
+    // InverseBench reads it (closures do not depend on the flux the image is rescaled to).
+    assert!(truth.psnr == f64::INFINITY && truth.blur_psnr_10 == f64::INFINITY, "{truth:?}");
+    for r in &rows {
+        for (ib, chi) in [(r.chi2_phase_ib, r.chi2_phase), (r.chi2_log_amp_ib, r.chi2_log_amp)] {
+            assert!(ib >= 1.0 && (ib - chi2_inversebench(chi)).abs() < 1e-9 * ib, "{r:?}");
+        }
+    }
+    // PSNR in InverseBench's units (truth peak 1, both clipped to [0, 1]): the search over
+    // shifts never does worse than no shift; eht-imaging's image is 4 pixels off (summary.json).
+    let ring = reference.join("ring");
+    let t0 = read_npy(ring.join("truth.npy")).unwrap().data;
+    let peak = t0.iter().cloned().fold(f64::MIN, f64::max);
+    let unit = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| (x / peak).clamp(0.0, 1.0)).collect() };
+    let plain = |img: &[f64]| psnr(&unit(img), &unit(&t0), 1.0).unwrap();
+    let ehtim_plain = plain(&read_npy(ring.join("image.npy")).unwrap().data);
+    assert!(ehtim.psnr.is_finite() && ehtim.psnr > ehtim_plain + 1.0, "{ehtim:?}: plain PSNR {ehtim_plain}");
+    // The DPI rows are in the priors' units, the truth's peak at 1 on the same 32×32 grid.
+    let dpi_plain = psnr(
+        &read_npy(dir.path().join("ring-sources/mean.npy"))
+            .unwrap()
+            .data
+            .iter()
+            .map(|v| v.clamp(0.0, 1.0))
+            .collect::<Vec<_>>(),
+        &unit(&t0),
+        1.0,
+    )
+    .unwrap();
+    assert!(dpi.psnr.is_finite() && dpi.psnr >= dpi_plain - 1e-12, "{dpi:?}: plain PSNR {dpi_plain}");
+    // Blurring both images forgives small-scale errors: the PSNR grows with the FWHM.
+    for r in [ehtim, dpi, exact] {
+        let p = [r.psnr, r.blur_psnr_10, r.blur_psnr_15, r.blur_psnr_20];
+        assert!(p.windows(2).all(|w| w[0] < w[1]) && p[3].is_finite(), "{r:?}");
+    }
     let metrics = |run: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(run).join("metrics.json")).unwrap()).unwrap()
     };
@@ -55,6 +95,16 @@ fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
     eht::write_table(&rows, dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
     assert_eq!(md.lines().count(), 6, "{md}");
+    assert!(md.contains("blur PSNR 15 µas") && md.lines().nth(2).unwrap().contains("| ∞ | ∞ | ∞ | ∞ |"), "{md}");
+    let csv = std::fs::read_to_string(dir.path().join("table.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",psnr,blur_psnr_10,blur_psnr_15,blur_psnr_20,chi2_phase_ib,chi2_log_amp_ib"),
+        "{csv}"
+    );
+    eprintln!("{md}");
     // Read back, not rerun: the same rows.
     let again = eht::run(&reference, &sources, &priors, &settings, dir.path(), &mut |_| panic!("reran")).unwrap();
     assert_eq!(again, rows);

@@ -6,87 +6,16 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
-use scoreprior_core::forward::ForwardModel;
 use scoreprior_core::score::Gaussian;
 use scoreprior_core::sde::{AnySde, VpSde};
-use scoreprior_core::Result;
 
-/// `y = a·x + n`, one measurement of a 2-D `x`, noise σ.
-struct Dot {
-    a: [f64; 2],
-    sigma: f64,
-}
-
-impl ForwardModel for Dot {
-    fn input_dim(&self) -> usize {
-        2
-    }
-    fn output_dim(&self) -> usize {
-        1
-    }
-    fn is_linear(&self) -> bool {
-        true
-    }
-    fn forward(&self, x: &[f64]) -> Result<Vec<f64>> {
-        Ok(x.chunks(2).map(|v| self.a[0] * v[0] + self.a[1] * v[1]).collect())
-    }
-    fn adjoint(&self, y: &[f64]) -> Result<Vec<f64>> {
-        Ok(y.iter().flat_map(|v| [self.a[0] * v, self.a[1] * v]).collect())
-    }
-    fn vjp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>> {
-        let n = x.len() / 2;
-        Ok((0..n).flat_map(|i| [self.a[0] * v[i % v.len()], self.a[1] * v[i % v.len()]]).collect())
-    }
-    fn log_likelihood(&self, y: &[f64], x: &[f64]) -> Result<Vec<f64>> {
-        Ok(self.forward(x)?.iter().map(|f| -0.5 * ((y[0] - f) / self.sigma).powi(2)).collect())
-    }
-    fn grad_log_likelihood(&self, y: &[f64], x: &[f64]) -> Result<Vec<f64>> {
-        let r: Vec<f64> = self.forward(x)?.iter().map(|f| (y[0] - f) / (self.sigma * self.sigma)).collect();
-        self.adjoint(&r)
-    }
-    fn simulate(&self, x: &[f64], _rng: &mut dyn rand::RngCore) -> Result<Vec<f64>> {
-        self.forward(x)
-    }
-}
-
-const MU: [f64; 2] = [0.3, -0.2];
-const COV: [f64; 4] = [0.09, 0.03, 0.03, 0.04];
-
-/// The closed-form posterior mean and covariance.
-fn posterior(f: &Dot, y: f64) -> ([f64; 2], [f64; 4]) {
-    let det = COV[0] * COV[3] - COV[1] * COV[2];
-    let p = [COV[3] / det, -COV[1] / det, -COV[2] / det, COV[0] / det];
-    let s2 = f.sigma * f.sigma;
-    let q = [
-        p[0] + f.a[0] * f.a[0] / s2,
-        p[1] + f.a[0] * f.a[1] / s2,
-        p[2] + f.a[1] * f.a[0] / s2,
-        p[3] + f.a[1] * f.a[1] / s2,
-    ];
-    let dq = q[0] * q[3] - q[1] * q[2];
-    let c = [q[3] / dq, -q[1] / dq, -q[2] / dq, q[0] / dq];
-    let b = [p[0] * MU[0] + p[1] * MU[1] + f.a[0] * y / s2, p[2] * MU[0] + p[3] * MU[1] + f.a[1] * y / s2];
-    ([c[0] * b[0] + c[1] * b[1], c[2] * b[0] + c[3] * b[1]], c)
-}
-
-fn moments(x: &[f64]) -> ([f64; 2], [f64; 4]) {
-    let n = (x.len() / 2) as f64;
-    let m = [x.iter().step_by(2).sum::<f64>() / n, x.iter().skip(1).step_by(2).sum::<f64>() / n];
-    let mut c = [0.0; 4];
-    for v in x.chunks(2) {
-        let (a, b) = (v[0] - m[0], v[1] - m[1]);
-        c[0] += a * a / n;
-        c[1] += a * b / n;
-        c[3] += b * b / n;
-    }
-    c[2] = c[1];
-    (m, c)
-}
+mod common;
+use common::linear2d::{moments, posterior, Dot};
 
 fn setup() -> (Gaussian, AnySde, Dot, Vec<f64>) {
     let sde = AnySde::Vp(VpSde::default());
-    let g = Gaussian::new(MU.to_vec(), &COV, sde).unwrap();
-    (g, sde, Dot { a: [1.0, 0.5], sigma: 0.1 }, vec![0.45])
+    let (g, f, y) = common::linear2d::setup(sde);
+    (g, sde, f, y)
 }
 
 #[test]

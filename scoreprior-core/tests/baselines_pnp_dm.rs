@@ -16,45 +16,8 @@ use scoreprior_core::score::{Gaussian, ScoreModel};
 use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_core::{Error, Result};
 
-/// `y = a·x + n`, one measurement of a 2-D `x`, noise σ; counts the likelihood calls.
-struct Dot {
-    a: [f64; 2],
-    sigma: f64,
-    calls: AtomicUsize,
-}
-
-impl ForwardModel for Dot {
-    fn input_dim(&self) -> usize {
-        2
-    }
-    fn output_dim(&self) -> usize {
-        1
-    }
-    fn is_linear(&self) -> bool {
-        true
-    }
-    fn forward(&self, x: &[f64]) -> Result<Vec<f64>> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        Ok(x.chunks(2).map(|v| self.a[0] * v[0] + self.a[1] * v[1]).collect())
-    }
-    fn adjoint(&self, y: &[f64]) -> Result<Vec<f64>> {
-        Ok(y.iter().flat_map(|v| [self.a[0] * v, self.a[1] * v]).collect())
-    }
-    fn vjp(&self, x: &[f64], v: &[f64]) -> Result<Vec<f64>> {
-        let n = x.len() / 2;
-        Ok((0..n).flat_map(|i| [self.a[0] * v[i % v.len()], self.a[1] * v[i % v.len()]]).collect())
-    }
-    fn log_likelihood(&self, y: &[f64], x: &[f64]) -> Result<Vec<f64>> {
-        Ok(self.forward(x)?.iter().map(|f| -0.5 * ((y[0] - f) / self.sigma).powi(2)).collect())
-    }
-    fn grad_log_likelihood(&self, y: &[f64], x: &[f64]) -> Result<Vec<f64>> {
-        let r: Vec<f64> = self.forward(x)?.iter().map(|f| (y[0] - f) / (self.sigma * self.sigma)).collect();
-        self.adjoint(&r)
-    }
-    fn simulate(&self, x: &[f64], _rng: &mut dyn rand::RngCore) -> Result<Vec<f64>> {
-        self.forward(x)
-    }
-}
+mod common;
+use common::linear2d::{errors, posterior, Dot};
 
 /// A non-linear measurement `y = x₀ + x₀x₁ + x₁³ + n`, noise σ.
 struct Poly {
@@ -124,49 +87,10 @@ impl ScoreModel for Counted<'_> {
     }
 }
 
-const MU: [f64; 2] = [0.3, -0.2];
-const COV: [f64; 4] = [0.09, 0.03, 0.03, 0.04];
-
-/// The closed-form posterior mean and covariance for noise variance `s2`.
-fn posterior(a: [f64; 2], s2: f64, y: f64) -> ([f64; 2], [f64; 4]) {
-    let det = COV[0] * COV[3] - COV[1] * COV[2];
-    let p = [COV[3] / det, -COV[1] / det, -COV[2] / det, COV[0] / det];
-    let q = [p[0] + a[0] * a[0] / s2, p[1] + a[0] * a[1] / s2, p[2] + a[1] * a[0] / s2, p[3] + a[1] * a[1] / s2];
-    let dq = q[0] * q[3] - q[1] * q[2];
-    let c = [q[3] / dq, -q[1] / dq, -q[2] / dq, q[0] / dq];
-    let b = [p[0] * MU[0] + p[1] * MU[1] + a[0] * y / s2, p[2] * MU[0] + p[3] * MU[1] + a[1] * y / s2];
-    ([c[0] * b[0] + c[1] * b[1], c[2] * b[0] + c[3] * b[1]], c)
-}
-
-fn moments(x: &[f64]) -> ([f64; 2], [f64; 4]) {
-    let n = (x.len() / 2) as f64;
-    let m = [x.iter().step_by(2).sum::<f64>() / n, x.iter().skip(1).step_by(2).sum::<f64>() / n];
-    let mut c = [0.0; 4];
-    for v in x.chunks(2) {
-        let (a, b) = (v[0] - m[0], v[1] - m[1]);
-        c[0] += a * a / n;
-        c[1] += a * b / n;
-        c[3] += b * b / n;
-    }
-    c[2] = c[1];
-    (m, c)
-}
-
-/// Errors of sample moments against the posterior: the largest mean error in posterior
-/// standard deviations, the largest relative variance error, the correlation error.
-fn errors(x: &[f64], pm: [f64; 2], pc: [f64; 4]) -> (f64, f64, f64) {
-    let (m, c) = moments(x);
-    let mean = ((m[0] - pm[0]) / pc[0].sqrt()).abs().max(((m[1] - pm[1]) / pc[3].sqrt()).abs());
-    let var = ((c[0] - pc[0]) / pc[0]).abs().max(((c[3] - pc[3]) / pc[3]).abs());
-    let corr = (c[1] / (c[0] * c[3]).sqrt() - pc[1] / (pc[0] * pc[3]).sqrt()).abs();
-    eprintln!("  mean {m:?} vs {pm:?}, cov {c:?} vs {pc:?}");
-    (mean, var, corr)
-}
-
 fn setup() -> (Gaussian, AnySde, Dot, Vec<f64>) {
     let sde = AnySde::Vp(VpSde::default());
-    let g = Gaussian::new(MU.to_vec(), &COV, sde).unwrap();
-    (g, sde, Dot { a: [1.0, 0.5], sigma: 0.1, calls: AtomicUsize::new(0) }, vec![0.45])
+    let (g, f, y) = common::linear2d::setup(sde);
+    (g, sde, f, y)
 }
 
 /// The exact likelihood step (linear, Gaussian, D = 2): the default schedule (ρ 10 → 0.02 by
@@ -174,7 +98,7 @@ fn setup() -> (Gaussian, AnySde, Dot, Vec<f64>) {
 #[test]
 fn exact_likelihood_step_recovers_the_gaussian_posterior() {
     let (g, sde, f, y) = setup();
-    let (pm, pc) = posterior(f.a, f.sigma * f.sigma, y[0]);
+    let (pm, pc) = posterior(&f, y[0]);
     let pnp = PnpDm { denoise_steps: 50, ..PnpDm::new() };
     let x = pnp.sample(&g, &sde, &f, &y, 3000, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     let (mean, var, corr) = errors(&x, pm, pc);
@@ -191,7 +115,7 @@ fn exact_likelihood_step_recovers_the_gaussian_posterior() {
 #[test]
 fn langevin_likelihood_step_recovers_the_gaussian_posterior() {
     let (g, sde, f, y) = setup();
-    let (pm, pc) = posterior(f.a, f.sigma * f.sigma, y[0]);
+    let (pm, pc) = posterior(&f, y[0]);
     let pnp = PnpDm { denoise_steps: 50, likelihood_steps: 30, exact_max_dim: 0, ..PnpDm::new() };
     let x = pnp.sample(&g, &sde, &f, &y, 3000, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
     let (mean, var, corr) = errors(&x, pm, pc);

@@ -51,7 +51,9 @@ pub(crate) fn figure(grid: &Grid, bandwidth: Bandwidth, truth: &[f64], panels: &
     let true_lines = isolines(grid, truth, &levels)?;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (1400, 400)).into_drawing_area();
+        // 350 pixels a panel.
+        let width = 350 * panels.len().max(1) as u32;
+        let root = SVGBackend::with_string(&mut svg, (width, 400)).into_drawing_area();
         root.fill(&WHITE)?;
         let areas = root.split_evenly((1, panels.len()));
         for (area, (i, panel)) in areas.iter().zip(panels.iter().enumerate()) {

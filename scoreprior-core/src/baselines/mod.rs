@@ -101,12 +101,30 @@ pub trait PosteriorSampler {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
+        let problem = self.problem(model, sde, forward, y, n)?;
+        self.run(&problem, rng)
+    }
+
+    /// The checked problem [`PosteriorSampler::sample`] runs on: the settings' own checks
+    /// ([`PosteriorSampler::validate`], then [`PosteriorSampler::check_forward`]), the shapes,
+    /// the schedule. For a sampler's own entry points besides `sample` (e.g.
+    /// [`PnpDm::sample_kept`]), so that they check the same things in the same order.
+    ///
+    /// # Errors
+    /// Bad settings, a forward model the sampler cannot use, shape mismatches.
+    fn problem<'a>(
+        &self,
+        model: &'a dyn ScoreModel,
+        sde: &'a dyn Sde,
+        forward: &'a dyn ForwardModel,
+        y: &'a [f64],
+        n: usize,
+    ) -> Result<Problem<'a>> {
         self.validate(sde)?;
         self.check_forward(forward)?;
         let (t_min, steps) = self.schedule();
         let d = check_problem(self.name(), model, forward, y, n)?;
-        let problem = Problem { model, sde, forward, y, n, d, t_min, steps, dt: (sde.t_max() - t_min) / steps as f64 };
-        self.run(&problem, rng)
+        Ok(Problem { model, sde, forward, y, n, d, t_min, steps, dt: (sde.t_max() - t_min) / steps as f64 })
     }
 }
 

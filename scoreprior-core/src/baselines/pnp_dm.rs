@@ -214,12 +214,8 @@ impl PnpDm {
         n: usize,
         rng: &mut dyn RngCore,
     ) -> Result<Vec<f64>> {
-        PosteriorSampler::validate(self, sde)?;
-        self.check_forward(forward)?;
-        let (t_min, steps) = self.schedule();
-        let d = super::check_problem(self.name(), model, forward, y, n)?;
-        crate::limits::check_elems("PnP-DM kept samples", &[self.iterations - self.burn_in, n, d], 8)?;
-        let problem = Problem { model, sde, forward, y, n, d, t_min, steps, dt: (sde.t_max() - t_min) / steps as f64 };
+        let problem = self.problem(model, sde, forward, y, n)?;
+        crate::limits::check_elems("PnP-DM kept samples", &[self.iterations - self.burn_in, n, problem.d], 8)?;
         self.chains(&problem, rng, true)
     }
 

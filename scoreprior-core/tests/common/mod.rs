@@ -2,6 +2,8 @@
 //! a mixture seen only through its score and VJPs.
 #![allow(dead_code)]
 
+pub mod linear2d;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;

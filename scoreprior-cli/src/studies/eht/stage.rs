@@ -56,6 +56,8 @@ pub(super) struct SourceRun<'a> {
     pub(super) reference: &'a ReferenceRun,
     pub(super) n0: usize,
     pub(super) resolution: f64,
+    /// The observed total flux (Jy), InverseBench's estimate ([`super::table::observed_flux`]).
+    pub(super) observed_flux: f64,
     pub(super) problem_at: &'a dyn Fn(usize) -> Result<ClosureProblem>,
 }
 
@@ -103,7 +105,7 @@ pub(super) fn dpi_stage(
             seconds: stored.seconds,
             std_rel: stored.std_rel,
             within_2std: stored.within_2std,
-            ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution)?
+            ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution, ctx.observed_flux)?
         };
         return Ok((row, mean, std, rd("samples.npy")?, n));
     }
@@ -189,7 +191,7 @@ pub(super) fn dpi_stage(
     let seconds = t0.elapsed().as_secs_f64();
     crate::dpi_run::save_with_figures(&res, &sub)?;
     let s = &res.summary;
-    let mut row = measure(source, method, &s.mean, &x, n, r.fov_uas, &p, resolution)?;
+    let mut row = measure(source, method, &s.mean, &x, n, r.fov_uas, &p, resolution, ctx.observed_flux)?;
     row.seconds = seconds;
     let peak_mean = s.mean.iter().cloned().fold(1e-300, f64::max);
     row.std_rel = Some(s.std.iter().sum::<f64>() / (n * n) as f64 / peak_mean);

@@ -13,7 +13,7 @@ use scoreprior_core::io::{write_npy, write_png_grid};
 use super::reference::ReferenceRun;
 use super::settings::{validate, EhtDpiSettings};
 use super::stage::{dpi_stage, stage_spec, PlannedStage, SourceRun, Stage};
-use super::table::{measure, EhtRow};
+use super::table::{measure, observed_flux, EhtRow};
 use crate::studies::{check_sub_run, input_sha256, mark_study_folder, SUB_RUN_SETTINGS};
 use scoreprior::experiment::{invalid_setting, DsmSettings, Prior, Result};
 
@@ -91,6 +91,7 @@ pub fn run(
     for (source, (r, obs, _)) in sources.iter().zip(&references) {
         let (coverage, vis) = (obs.coverage(), obs.visibilities());
         let resolution = nominal_resolution_uas(&coverage);
+        let flux_obs = observed_flux(obs);
         // eht-imaging observes with bilinear (triangle) pixels; the same model fits its data.
         let problem_at = |n: usize| -> Result<ClosureProblem> {
             Ok(Interferometer::new(coverage.clone(), n, r.fov_uas)?
@@ -99,9 +100,11 @@ pub fn run(
         };
         let n0 = r.npix;
         let p0 = problem_at(n0)?;
-        let mut ehtim = measure(source, "ehtim RML".into(), &r.image, &r.truth, n0, r.fov_uas, &p0, resolution)?;
+        let mut ehtim =
+            measure(source, "ehtim RML".into(), &r.image, &r.truth, n0, r.fov_uas, &p0, resolution, flux_obs)?;
         ehtim.seconds = r.seconds;
-        let mut truth_row = measure(source, "truth".into(), &r.truth, &r.truth, n0, r.fov_uas, &p0, resolution)?;
+        let mut truth_row =
+            measure(source, "truth".into(), &r.truth, &r.truth, n0, r.fov_uas, &p0, resolution, flux_obs)?;
         truth_row.nxcorr_blurred =
             best_shift(&gaussian_blur(&r.truth, n0, resolution / (r.fov_uas / n0 as f64)), &r.truth, n0, 0).0;
         let scale = |v: &[f64]| {
@@ -112,7 +115,7 @@ pub fn run(
         let mut panels: Vec<Vec<f64>> = vec![scale(&r.truth), scale(&blurred0), scale(&r.image)];
         rows.push(truth_row);
         rows.push(ehtim);
-        let ctx = SourceRun { source, reference: r, n0, resolution, problem_at: &problem_at };
+        let ctx = SourceRun { source, reference: r, n0, resolution, observed_flux: flux_obs, problem_at: &problem_at };
         for (name, ckpt) in priors {
             let mut stages = vec![Stage::Surrogate];
             stages.extend(settings.exact.map(Stage::Exact));

@@ -1,12 +1,17 @@
 //! The measures of one image against the truth (reduced χ² of the closure data, normalised
 //! cross-correlation at the best integer shift, with the truth and its blur to the nominal
-//! resolution; ring diameter and width) and the study's table (`table.csv`, `table.md`).
+//! resolution; ring diameter and width; InverseBench's black-hole measures: PSNR at the best
+//! integer shift, blur PSNR at 10, 15 and 20 µas, closure χ² with 1/χ² below 1) and the study's
+//! table (`table.csv`, `table.md`).
 
 use std::path::Path;
 
-use scoreprior_core::forward::interferometry::{best_shift, gaussian_blur, ring_fit, ClosureProblem};
+use scoreprior_core::forward::interferometry::{
+    best_shift, blur_psnr, chi2_inversebench, gaussian_blur, psnr_best_shift, rescale_to_flux, ring_fit,
+    ClosureProblem, EhtimObservation,
+};
 use scoreprior_core::io::atomic_write;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use scoreprior::experiment::{invalid_setting, Result};
 
@@ -37,9 +42,69 @@ pub struct EhtRow {
     pub std_rel: Option<f64>,
     /// Fraction of pixels with |truth − mean| ≤ 2·std, truth aligned to the mean (DPI).
     pub within_2std: Option<f64>,
+    /// InverseBench's PSNR (dB): both images divided by the truth's peak and clipped to
+    /// [0, 1], data range 1, at the integer shift of the image (up to a quarter of the field)
+    /// that maximises it ([`psnr_best_shift`]); ∞ for the truth itself.
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub psnr: f64,
+    /// InverseBench's blur PSNR (dB) at 10 µas FWHM: both images (as for `psnr`, at its shift)
+    /// blurred by a circular Gaussian ([`blur_psnr`]).
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub blur_psnr_10: f64,
+    /// Blur PSNR at 15 µas FWHM.
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub blur_psnr_15: f64,
+    /// Blur PSNR at 20 µas FWHM.
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub blur_psnr_20: f64,
+    /// InverseBench's closure-phase χ²: of the image rescaled to the observed total flux,
+    /// 1/χ² when below 1 ([`chi2_inversebench`]); 1 is the target.
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub chi2_phase_ib: f64,
+    /// InverseBench's log-closure-amplitude χ², likewise.
+    #[serde(default, deserialize_with = "nan_if_null")]
+    pub chi2_log_amp_ib: f64,
 }
 
-/// The measures of one image against the truth on the same grid.
+/// A number of a stored row, `null` (JSON's ∞ and NaN) read as NaN: the image measures of a
+/// stored row are recomputed anyway.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// The FWHMs (µas) of InverseBench's blur PSNR.
+pub(super) const BLUR_FWHM_UAS: [f64; 3] = [10.0, 15.0, 20.0];
+
+/// The observed total flux (Jy) as InverseBench estimates it (`estimate_flux` of
+/// `devzhk/InverseBench`, `inverse_problems/blackhole.py`): the median visibility amplitude on
+/// the ALMA–APEX baseline (2 km, which resolves nothing of these sources); without that
+/// baseline, on the shortest one.
+pub(super) fn observed_flux(obs: &EhtimObservation) -> f64 {
+    let name = |i: usize| obs.stations.get(i).map_or("", |s| s.name.as_str());
+    let pair = |r: &&scoreprior_core::forward::interferometry::VisRecord| {
+        matches!((name(r.t1), name(r.t2)), ("ALMA", "APEX") | ("APEX", "ALMA"))
+    };
+    let mut amps: Vec<f64> = obs.records.iter().filter(pair).map(|r| r.re.hypot(r.im)).collect();
+    if amps.is_empty() {
+        let shortest = obs.records.iter().map(|r| r.u.hypot(r.v)).fold(f64::INFINITY, f64::min);
+        amps = obs
+            .records
+            .iter()
+            .filter(|r| r.u.hypot(r.v) <= shortest * (1.0 + 1e-9))
+            .map(|r| r.re.hypot(r.im))
+            .collect();
+    }
+    amps.sort_by(f64::total_cmp);
+    match amps.len() {
+        0 => f64::NAN,
+        k if k % 2 == 1 => amps[k / 2],
+        k => 0.5 * (amps[k / 2 - 1] + amps[k / 2]),
+    }
+}
+
+/// The measures of one image against the truth on the same grid (`observed_flux`: the
+/// observation's total flux, [`observed_flux`], for InverseBench's χ²).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn measure(
     source: &str,
     method: String,
@@ -49,9 +114,19 @@ pub(super) fn measure(
     fov: f64,
     problem: &ClosureProblem,
     resolution_uas: f64,
+    observed_flux: f64,
 ) -> Result<EhtRow> {
     let chi = problem.chi2(image)?;
     let blurred = gaussian_blur(truth, n, resolution_uas / (fov / n as f64));
+    // InverseBench's measures: images in [0, 1] with the truth's peak at 1; its χ² of the image
+    // at the observed flux (closure quantities do not depend on the scale: the same χ² up to
+    // rounding, read with 1/χ² below 1).
+    let peak = truth.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let unit = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x / peak).collect() };
+    let (t, x) = (unit(truth), unit(image));
+    let (psnr, shift) = psnr_best_shift(&t, &x, n, n / 4);
+    let blur = |fwhm_uas: f64| blur_psnr(&t, &x, n, fwhm_uas / (fov / n as f64), shift);
+    let chi_ib = problem.chi2(&rescale_to_flux(image, observed_flux))?;
     let ring = matches!(source, "ring" | "crescent");
     let fit = if ring { ring_fit(image, n, fov / n as f64) } else { None };
     Ok(EhtRow {
@@ -67,6 +142,12 @@ pub(super) fn measure(
         seconds: 0.0,
         std_rel: None,
         within_2std: None,
+        psnr,
+        blur_psnr_10: blur(BLUR_FWHM_UAS[0]),
+        blur_psnr_15: blur(BLUR_FWHM_UAS[1]),
+        blur_psnr_20: blur(BLUR_FWHM_UAS[2]),
+        chi2_phase_ib: chi2_inversebench(chi_ib.phase),
+        chi2_log_amp_ib: chi2_inversebench(chi_ib.log_amp),
     })
 }
 
@@ -79,12 +160,13 @@ pub fn write_table(rows: &[EhtRow], out: &Path) -> Result<()> {
     let bytes = w.into_inner().map_err(|e| invalid_setting("out", e.to_string()))?;
     atomic_write(out.join("table.csv"), &bytes)?;
     let opt = |v: Option<f64>, p: usize| v.map_or("–".to_string(), |x| format!("{x:.p$}"));
+    let db = |v: f64| if v == f64::INFINITY { "∞".to_string() } else { format!("{v:.2}") };
     let mut md = String::from(
-        "| source | method | pixels | χ² closure phase | χ² log closure amp | nxcorr (blurred truth) | nxcorr (truth) | diameter µas | width µas | seconds | std / peak | truth within 2 std |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| source | method | pixels | χ² closure phase | χ² log closure amp | nxcorr (blurred truth) | nxcorr (truth) | diameter µas | width µas | seconds | std / peak | truth within 2 std | PSNR dB | blur PSNR 10 µas | blur PSNR 15 µas | blur PSNR 20 µas | IB χ² closure phase | IB χ² log closure amp |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
             r.source,
             r.method,
             r.npix,
@@ -97,6 +179,12 @@ pub fn write_table(rows: &[EhtRow], out: &Path) -> Result<()> {
             if r.method == "truth" { "–".into() } else { format!("{:.0}", r.seconds) },
             opt(r.std_rel, 3),
             opt(r.within_2std, 2),
+            db(r.psnr),
+            db(r.blur_psnr_10),
+            db(r.blur_psnr_15),
+            db(r.blur_psnr_20),
+            r.chi2_phase_ib,
+            r.chi2_log_amp_ib,
         ));
     }
     atomic_write(out.join("table.md"), md.as_bytes())?;

@@ -128,9 +128,17 @@ pub enum Method {
     Dps,
     /// Reverse SDE with relaxed projections.
     SdeProj,
+    /// Decoupled annealing posterior sampling.
+    Daps,
+    /// Plug-and-play split Gibbs sampling with a diffusion denoiser.
+    PnpDm,
 }
 
 impl Method {
+    /// Every method, in the table's order.
+    pub const ALL: [Method; 7] =
+        [Method::Exact, Method::Dpi, Method::ScoreAld, Method::Dps, Method::SdeProj, Method::Daps, Method::PnpDm];
+
     /// The name in tables.
     pub fn name(&self) -> &'static str {
         match self {
@@ -139,6 +147,8 @@ impl Method {
             Method::ScoreAld => "Score-ALD",
             Method::Dps => "DPS",
             Method::SdeProj => "SDE+Proj",
+            Method::Daps => "DAPS",
+            Method::PnpDm => "PnP-DM",
         }
     }
     /// The knob a grid search tunes, if any.
@@ -147,6 +157,8 @@ impl Method {
             Method::ScoreAld => Some("step"),
             Method::Dps => Some("zeta"),
             Method::SdeProj => Some("lambda"),
+            Method::Daps => Some("eta0"),
+            Method::PnpDm => Some("rho_decay"),
             _ => None,
         }
     }

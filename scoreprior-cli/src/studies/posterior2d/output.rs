@@ -122,12 +122,12 @@ impl Study {
         Ok(())
     }
 
-    /// Draws `contours_<case>.svg` for one case: a panel per method (DPI and the three
+    /// Draws `contours_<case>.svg` for one case: a panel per method (DPI and the five
     /// baselines) with its KDE contours over the true posterior's.
     fn contour_figure(&self, case: &Case, path: &Path) -> PlotResult {
         let post = case.posterior()?;
         let truth: Vec<f64> = case.grid.points().iter().map(|x| post.log_pdf(*x).exp()).collect();
-        let methods = [Method::Dpi, Method::ScoreAld, Method::Dps, Method::SdeProj];
+        let methods = [Method::Dpi, Method::ScoreAld, Method::Dps, Method::SdeProj, Method::Daps, Method::PnpDm];
         let panels: Vec<Panel> = methods
             .iter()
             .map(|method| {

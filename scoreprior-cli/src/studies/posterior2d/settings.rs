@@ -1,7 +1,7 @@
 //! Settings of the 2-D study ([`StudySettings`]: samples, the baselines' knob grids, DPI's
 //! optimisation), checked before any work, and the manifest that pins a study's folder.
 
-use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
+use scoreprior_core::baselines::{Daps, Dps, PnpDm, ScoreAld, SdeProj};
 use scoreprior_core::sde::{AnySde, VpSde};
 
 use super::case::Case;
@@ -24,6 +24,25 @@ pub struct StudySettings {
     pub zetas: Vec<f64>,
     /// SDE+Proj λ searched.
     pub lambdas: Vec<f64>,
+    /// DAPS annealing levels `N`.
+    pub daps_levels: usize,
+    /// DAPS Langevin steps `M` per level.
+    pub daps_langevin_steps: usize,
+    /// DAPS probability-flow ODE steps `K` of the clean estimate (0: one Tweedie step, the
+    /// consistent estimate; the reference's 5 widens the prior-dominated directions).
+    pub daps_ode_steps: usize,
+    /// DAPS first-level Langevin step sizes `η₀` searched.
+    pub daps_step_sizes: Vec<f64>,
+    /// PnP-DM Gibbs iterations (each chain's last iterate is its sample).
+    pub pnp_iterations: usize,
+    /// PnP-DM reverse-SDE steps of each prior step.
+    pub pnp_denoise_steps: usize,
+    /// PnP-DM floor `ρ_min` of the coupling (the likelihood ends blurred by `N(0, ρ_min²)`).
+    pub pnp_rho_min: f64,
+    /// PnP-DM decays of the coupling `ρ` per iteration searched (`ρ_k = max(10·decay^k,
+    /// ρ_min)`): the annealing's speed, too fast leaves the chains behind the posterior, too
+    /// slow never reaches the floor.
+    pub pnp_rho_decays: Vec<f64>,
     /// DPI optimisation steps.
     pub dpi_steps: usize,
     /// DPI samples per step.
@@ -50,6 +69,14 @@ impl Default for StudySettings {
             ald_steps: vec![0.01, 0.02, 0.05, 0.1, 0.2],
             zetas: vec![0.01, 0.03, 0.1, 0.3, 1.0],
             lambdas: vec![0.01, 0.03, 0.1, 0.3, 1.0],
+            daps_levels: 400,
+            daps_langevin_steps: 50,
+            daps_ode_steps: 0,
+            daps_step_sizes: vec![1e-4, 3e-4, 5e-4],
+            pnp_iterations: 400,
+            pnp_denoise_steps: 30,
+            pnp_rho_min: 0.002,
+            pnp_rho_decays: vec![0.93, 0.96, 0.98],
             dpi_steps: 1500,
             dpi_batch: 256,
             dpi_flows: 8,
@@ -72,6 +99,14 @@ impl StudySettings {
             ald_steps: vec![0.05, 0.2],
             zetas: vec![0.03, 0.3],
             lambdas: vec![0.1, 1.0],
+            daps_levels: 100,
+            daps_langevin_steps: 25,
+            daps_ode_steps: 0,
+            daps_step_sizes: vec![3e-4, 5e-4],
+            pnp_iterations: 120,
+            pnp_denoise_steps: 20,
+            pnp_rho_min: 0.002,
+            pnp_rho_decays: vec![0.9, 0.95],
             dpi_steps: 400,
             dpi_batch: 128,
             dpi_flows: 4,
@@ -118,7 +153,13 @@ impl StudySettings {
                 return Err(invalid_setting(flag, format!("must be positive and finite, got {v}")));
             }
         }
-        for (field, values) in [("ald_steps", &self.ald_steps), ("zetas", &self.zetas), ("lambdas", &self.lambdas)] {
+        for (field, values) in [
+            ("ald_steps", &self.ald_steps),
+            ("zetas", &self.zetas),
+            ("lambdas", &self.lambdas),
+            ("daps_step_sizes", &self.daps_step_sizes),
+            ("pnp_rho_decays", &self.pnp_rho_decays),
+        ] {
             if values.is_empty() {
                 return Err(invalid_setting(field, "each baseline needs at least one knob value to search"));
             }
@@ -134,7 +175,41 @@ impl StudySettings {
         for &v in &self.lambdas {
             SdeProj { steps: self.sampler_steps, lambda: v, ..SdeProj::new() }.validate(&sde)?;
         }
+        for &v in &self.daps_step_sizes {
+            self.daps(v).validate(&sde)?;
+        }
+        for &v in &self.pnp_rho_decays {
+            self.pnp_dm(v).validate(&sde)?;
+        }
         Ok(())
+    }
+
+    /// DAPS with the study's settings and the first-level step size `η₀ = step_size`; the
+    /// rest as the reference ([`Daps::new`]: step decay 0.01, `r = σ`, `t_min = 1e-3`).
+    pub fn daps(&self, step_size: f64) -> Daps {
+        Daps {
+            levels: self.daps_levels,
+            langevin_steps: self.daps_langevin_steps,
+            ode_steps: self.daps_ode_steps,
+            step_size,
+            ..Daps::new()
+        }
+    }
+
+    /// PnP-DM with the study's settings and the decay `rho_decay` of `ρ`; the rest as
+    /// [`PnpDm::new`] (`ρ_start = 10`, `t_min = 1e-5`, the exact likelihood step, which the
+    /// study's linear Gaussian measurement gets). No burn-in: each chain's last iterate is
+    /// its one sample (at `ρ_min` successive iterates of a chain move by about `ρ_min`, far
+    /// less than the posterior's spread, so keeping them would add little).
+    pub fn pnp_dm(&self, rho_decay: f64) -> PnpDm {
+        PnpDm {
+            iterations: self.pnp_iterations,
+            burn_in: 0,
+            denoise_steps: self.pnp_denoise_steps,
+            rho_decay,
+            rho_min: self.pnp_rho_min,
+            ..PnpDm::new()
+        }
     }
 
     /// What defines a study's results (for its folder's `run.json`; a rerun in the folder must
@@ -151,7 +226,11 @@ impl StudySettings {
             "cases": cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             "samples": self.samples, "search_samples": self.search_samples, "sampler_steps": self.sampler_steps,
             "ald_levels": self.ald_levels, "ald_steps": self.ald_steps, "zetas": self.zetas,
-            "lambdas": self.lambdas, "dpi_steps": self.dpi_steps, "dpi_batch": self.dpi_batch,
+            "lambdas": self.lambdas, "daps_levels": self.daps_levels,
+            "daps_langevin_steps": self.daps_langevin_steps, "daps_ode_steps": self.daps_ode_steps,
+            "daps_step_sizes": self.daps_step_sizes, "pnp_iterations": self.pnp_iterations,
+            "pnp_denoise_steps": self.pnp_denoise_steps, "pnp_rho_min": self.pnp_rho_min,
+            "pnp_rho_decays": self.pnp_rho_decays, "dpi_steps": self.dpi_steps, "dpi_batch": self.dpi_batch,
             "dpi_flows": self.dpi_flows, "dpi_lr": self.dpi_lr, "dpi_init_scale": self.dpi_init_scale,
             "dpi_anneal_data": self.dpi_anneal_data,
         });

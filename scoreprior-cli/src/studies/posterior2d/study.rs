@@ -120,6 +120,8 @@ fn baseline_samples(
             n,
             &mut rng,
         ),
+        Method::Daps => s.daps(value).sample(model.as_ref(), &sde, &forward, &y, n, &mut rng),
+        Method::PnpDm => s.pnp_dm(value).sample(model.as_ref(), &sde, &forward, &y, n, &mut rng),
         Method::Exact => Ok(case.posterior()?.sample(&mut rng, n)),
         Method::Dpi => return Err(Error::unsupported("DPI is not a baseline").into()),
     }?;
@@ -207,7 +209,7 @@ pub fn run(cases: &[Case], s: &StudySettings, progress: &mut dyn FnMut(&str)) ->
     for case in cases {
         let truth = true_log_density(case)?;
         let tune_here = case.tuned_on == case.name || !cases.iter().any(|c| c.name == case.tuned_on);
-        for method in [Method::Exact, Method::Dpi, Method::ScoreAld, Method::Dps, Method::SdeProj] {
+        for method in Method::ALL {
             let t0 = Instant::now();
             let (x, exact_kl, value) = match method {
                 Method::Dpi => {
@@ -228,6 +230,8 @@ pub fn run(cases: &[Case], s: &StudySettings, progress: &mut dyn FnMut(&str)) ->
                         let values = match method {
                             Method::ScoreAld => &s.ald_steps,
                             Method::Dps => &s.zetas,
+                            Method::Daps => &s.daps_step_sizes,
+                            Method::PnpDm => &s.pnp_rho_decays,
                             _ => &s.lambdas,
                         };
                         let mut best = (f64::INFINITY, values[0]);

@@ -110,6 +110,124 @@ pub fn best_shift(a: &[f64], b: &[f64], n: usize, max_shift: usize) -> (f64, (is
     best
 }
 
+/// `img` clipped to `[0, 1]`.
+fn clip_unit(img: &[f64]) -> Vec<f64> {
+    img.iter().map(|v| v.clamp(0.0, 1.0)).collect()
+}
+
+/// PSNR (dB, data range 1) of `image` against `truth`, both clipped to `[0, 1]`; `∞` when they
+/// are equal there. The convention of InverseBench's black-hole evaluator (Zheng et al. 2025,
+/// `devzhk/InverseBench`, `inverse_problems/blackhole.py`), whose images are in `[0, 1]` with
+/// the truth's peak at 1: divide both images by the truth's peak first.
+fn psnr_unit(truth: &[f64], image: &[f64]) -> f64 {
+    crate::metrics::psnr(&clip_unit(image), &clip_unit(truth), 1.0).expect("psnr_unit: two n × n images")
+}
+
+/// PSNR (dB, data range 1, both images clipped to `[0, 1]` as InverseBench's black-hole
+/// evaluator does) of `image` moved by the integer shift `(di, dj)`, `|di|, |dj| ≤ max_shift`
+/// (zeros shifted in), that maximises it, against `truth`; and that shift. Closure quantities
+/// do not fix the position, so the position is searched (InverseBench searches a 30 × 30 grid of
+/// bilinear sub-pixel shifts over ±¼ of the field, `max_shift = n/4` here; integer shifts
+/// need no interpolation, so a shifted copy scores `∞`). Divide both images by the truth's peak
+/// first for InverseBench's units.
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::{psnr_best_shift, shift_image};
+/// let mut truth = vec![0.0; 8 * 8];
+/// truth[3 * 8 + 3] = 1.0;
+/// truth[3 * 8 + 4] = 0.5;
+/// // A copy moved one pixel right and two up: found exactly.
+/// let moved = shift_image(&truth, 8, -2, 1);
+/// assert_eq!(psnr_best_shift(&truth, &moved, 8, 2), (f64::INFINITY, (2, -1)));
+/// // Out of the search range (|shift| ≤ 1): finite, at least the unshifted PSNR.
+/// let (p, _) = psnr_best_shift(&truth, &moved, 8, 1);
+/// let (p0, _) = psnr_best_shift(&truth, &moved, 8, 0);
+/// assert!(p.is_finite() && p >= p0);
+/// // Values above 1 are clipped: 2·truth scores as truth itself.
+/// let twice: Vec<f64> = truth.iter().map(|v| 2.0 * v).collect();
+/// let (p2, _) = psnr_best_shift(&truth, &twice, 8, 0);
+/// // Only the 0.5 pixel differs (1 after clipping): MSE = 0.25/64, PSNR = 10·log10(256).
+/// assert!((p2 - 10.0 * 256f64.log10()).abs() < 1e-12);
+/// ```
+pub fn psnr_best_shift(truth: &[f64], image: &[f64], n: usize, max_shift: usize) -> (f64, (isize, isize)) {
+    assert!(n > 0 && truth.len() == n * n && image.len() == n * n, "psnr_best_shift: two n × n images");
+    let s = max_shift as isize;
+    let mut best = (f64::NEG_INFINITY, (0, 0));
+    for di in -s..=s {
+        for dj in -s..=s {
+            let p = psnr_unit(truth, &shift_image(image, n, di, dj));
+            if p > best.0 {
+                best = (p, (di, dj));
+            }
+        }
+    }
+    best
+}
+
+/// InverseBench's "blur PSNR": `image` moved by `shift` (the one [`psnr_best_shift`] chose:
+/// InverseBench aligns once, unblurred), both images clipped to `[0, 1]`, blurred with a
+/// circular Gaussian of FWHM `fwhm_px` pixels ([`gaussian_blur`]; eht-imaging's `blur_circ`,
+/// which InverseBench calls, is scipy's `gaussian_filter` with mirrored borders, where this is
+/// zero outside the image), clipped again, then the PSNR (dB, data range 1).
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::blur_psnr;
+/// // Far from the edges, a blur keeps a constant: the centre of a constant patch.
+/// let (n, c) = (32, 0.3);
+/// let patch: Vec<f64> = (0..n * n).map(|k| if (8..24).contains(&(k / n)) && (8..24).contains(&(k % n)) { c } else { 0.0 }).collect();
+/// let b = scoreprior_core::forward::interferometry::gaussian_blur(&patch, n, 2.0);
+/// assert!((b[16 * n + 16] - c).abs() < 1e-12);
+/// // The same image at the same position: ∞ at any FWHM.
+/// assert_eq!(blur_psnr(&patch, &patch, n, 4.0, (0, 0)), f64::INFINITY);
+/// // A one-pixel shift costs less after a wider blur.
+/// let moved = scoreprior_core::forward::interferometry::shift_image(&patch, n, 0, 1);
+/// let (p2, p6) = (blur_psnr(&patch, &moved, n, 2.0, (0, 0)), blur_psnr(&patch, &moved, n, 6.0, (0, 0)));
+/// assert!(p2.is_finite() && p6 > p2);
+/// ```
+pub fn blur_psnr(truth: &[f64], image: &[f64], n: usize, fwhm_px: f64, shift: (isize, isize)) -> f64 {
+    assert!(n > 0 && truth.len() == n * n && image.len() == n * n, "blur_psnr: two n × n images");
+    let moved = shift_image(image, n, shift.0, shift.1);
+    let t = gaussian_blur(&clip_unit(truth), n, fwhm_px);
+    let x = gaussian_blur(&clip_unit(&moved), n, fwhm_px);
+    psnr_unit(&t, &x)
+}
+
+/// A reduced χ² as InverseBench reports it: `χ²` when at least 1, else `1/χ²`, so that 1 is the
+/// target and over-fitting counts as much as under-fitting (`normalize_chisq` of
+/// `devzhk/InverseBench`, `inverse_problems/blackhole.py`; it computes the χ² of the image
+/// rescaled to the observed total flux, [`rescale_to_flux`]).
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::chi2_inversebench;
+/// assert_eq!(chi2_inversebench(2.0), 2.0);
+/// assert_eq!(chi2_inversebench(0.5), 2.0);
+/// assert_eq!(chi2_inversebench(1.0), 1.0);
+/// ```
+pub fn chi2_inversebench(chi2: f64) -> f64 {
+    if chi2 < 1.0 {
+        1.0 / chi2
+    } else {
+        chi2
+    }
+}
+
+/// `img` scaled to total flux `flux` (`img · flux / Σimg`); unchanged when its sum is not
+/// positive.
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::rescale_to_flux;
+/// assert_eq!(rescale_to_flux(&[1.0, 3.0], 2.0), vec![0.5, 1.5]);
+/// assert_eq!(rescale_to_flux(&[0.0, 0.0], 2.0), vec![0.0, 0.0]);
+/// ```
+pub fn rescale_to_flux(img: &[f64], flux: f64) -> Vec<f64> {
+    let total: f64 = img.iter().sum();
+    if total > 0.0 {
+        img.iter().map(|v| v * flux / total).collect()
+    } else {
+        img.to_vec()
+    }
+}
+
 /// A ring fit (see the module documentation), lengths in µas.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct RingFit {
@@ -265,4 +383,79 @@ pub fn ring_fit(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingFit> {
     let outer = crossing(&mut (kp + 1..nr))?;
     let inner = crossing(&mut (0..kp).rev()).unwrap_or(0.0);
     Some(RingFit { diameter, width: (outer - inner) * pixel_uas, center: (y, x) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `max(0, 1 − r²/R²)` around `(ci, cj)`: zero away from it, so a shift within the image
+    /// loses nothing.
+    fn blob(n: usize, ci: f64, cj: f64, radius: f64) -> Vec<f64> {
+        (0..n * n)
+            .map(|k| {
+                let (i, j) = ((k / n) as f64 - ci, (k % n) as f64 - cj);
+                (1.0 - (i * i + j * j) / (radius * radius)).max(0.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn psnr_best_shift_finds_a_shifted_copy_and_never_loses_to_no_shift() {
+        let n = 16;
+        let truth = blob(n, 7.0, 8.0, 3.5);
+        let moved = shift_image(&truth, n, 2, -3);
+        // Exactly undone: infinite PSNR at the opposite shift.
+        assert_eq!(psnr_best_shift(&truth, &moved, n, 4), (f64::INFINITY, (-2, 3)));
+        let other = blob(n, 9.0, 6.0, 4.5);
+        let (p0, _) = psnr_best_shift(&truth, &other, n, 0);
+        let (p, _) = psnr_best_shift(&truth, &other, n, 4);
+        assert!(p > p0, "{p} {p0}");
+        // Hand-computed: truth 0 everywhere, image 0.1 everywhere → MSE 0.01, PSNR 20 dB
+        // unshifted; a shift brings zeros in, so the search takes the largest, (±2, ±2), which
+        // leaves 14 × 14 of the 16 × 16 pixels at 0.1: PSNR 10·log10(256 / 1.96), the first
+        // found of the four.
+        let (z, c) = (vec![0.0; n * n], vec![0.1; n * n]);
+        assert!((psnr_best_shift(&z, &c, n, 0).0 - 20.0).abs() < 1e-12);
+        let (p, s) = psnr_best_shift(&z, &c, n, 2);
+        assert!((p - 10.0 * (256.0f64 / 1.96).log10()).abs() < 1e-12 && s == (-2, -2), "{p} {s:?}");
+        // Negative values are clipped to 0: −1 everywhere scores as the truth 0.
+        assert_eq!(psnr_best_shift(&z, &vec![-1.0; n * n], n, 0).0, f64::INFINITY);
+    }
+
+    #[test]
+    fn blur_psnr_keeps_constants_and_counts_the_shift_it_is_given() {
+        let n = 24;
+        // Constant interior: the blur keeps it where the kernel stays inside the image.
+        let c = vec![0.4; n * n];
+        let b = gaussian_blur(&c, n, 3.0);
+        assert!((b[12 * n + 12] - 0.4).abs() < 1e-12);
+        // Two constants 0.4 and 0.2 away from the edges: blurring averages a constant to
+        // itself, so the difference stays 0.2 at the centre.
+        let d = gaussian_blur(&vec![0.2; n * n], n, 3.0);
+        assert!((b[12 * n + 12] - d[12 * n + 12] - 0.2).abs() < 1e-12);
+        let truth = blob(n, 11.0, 12.0, 4.0);
+        let moved = shift_image(&truth, n, 1, 1);
+        // With the shift that undoes the move: ∞; without it: finite, better with more blur.
+        assert_eq!(blur_psnr(&truth, &moved, n, 4.0, (-1, -1)), f64::INFINITY);
+        let p: Vec<f64> = [2.0, 4.0, 6.0].iter().map(|&f| blur_psnr(&truth, &moved, n, f, (0, 0))).collect();
+        assert!(p[0] < p[1] && p[1] < p[2], "{p:?}");
+        // FWHM 0: the PSNR itself.
+        let (p0, _) = psnr_best_shift(&truth, &moved, n, 0);
+        assert_eq!(blur_psnr(&truth, &moved, n, 0.0, (0, 0)), p0);
+    }
+
+    #[test]
+    fn chi2_inversebench_targets_one_from_both_sides() {
+        assert_eq!(chi2_inversebench(4.0), 4.0);
+        assert_eq!(chi2_inversebench(0.25), 4.0);
+        assert_eq!(chi2_inversebench(1.0), 1.0);
+        for c in [0.3, 0.9, 1.0, 1.1, 7.0] {
+            assert!(chi2_inversebench(c) >= 1.0);
+        }
+        // Over-fitting by a factor counts as under-fitting by it.
+        assert!((chi2_inversebench(0.8) - 1.25).abs() < 1e-15);
+        let r = rescale_to_flux(&[1.0, 2.0, 1.0], 1.0);
+        assert_eq!(r, vec![0.25, 0.5, 0.25]);
+    }
 }
