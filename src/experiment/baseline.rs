@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::baselines::PosteriorSampler;
-use scoreprior_core::forward::ForwardModel;
+use scoreprior_core::forward::{ForwardModel, WithTotalFlux};
 
 use super::{invalid, result, Experiment, ExperimentResult, Result};
 
@@ -79,6 +79,9 @@ impl<F: ForwardModel> Experiment<F> {
     /// the score model of its (score-based) prior, the same forward model, measurement, seed,
     /// sample count, outlier filter and measurements of the result (no training, no loss
     /// history; [`Report::seconds_per_sample`](super::Report::seconds_per_sample) is set).
+    /// A [flux constraint](super::ExperimentBuilder::flux_constraint) `w(Σx − F)²` becomes a
+    /// measurement of the total flux `F` at `σ² = 1/(2w)` ([`WithTotalFlux`]), the same term
+    /// in the posterior DPI fits.
     ///
     /// # Errors
     /// A prior without a score model (Gaussian closed form, TV, flow), and the sampler's errors.
@@ -91,8 +94,18 @@ impl<F: ForwardModel> Experiment<F> {
         let naive = self.data.model().adjoint(&y).ok();
         let mut rng = ChaCha8Rng::seed_from_u64(self.dpi.seed ^ 0xBA5E);
         let forward: &dyn ForwardModel = self.data.model();
+        // DPI's flux penalty w(Σx − F)² is, for a sampler, a measurement of the flux at
+        // σ² = 1/(2w): both then target the same posterior.
+        let with_flux = match self.flux {
+            Some((weight, _)) => Some(WithTotalFlux::from_penalty(forward, weight)?),
+            None => None,
+        };
+        let (forward, y_sampled): (&dyn ForwardModel, Vec<f64>) = match (&with_flux, self.flux) {
+            (Some(m), Some((_, target))) => (m, y.iter().copied().chain([target]).collect()),
+            _ => (forward, y.clone()),
+        };
         let t0 = Instant::now();
-        let x = method.sampler().sample(model.as_ref(), &sde, forward, &y, self.samples, &mut rng)?;
+        let x = method.sampler().sample(model.as_ref(), &sde, forward, &y_sampled, self.samples, &mut rng)?;
         let seconds = t0.elapsed().as_secs_f64();
         let samples = scoreprior_core::dpi::Batch { n: self.samples, dim: d, log_q: vec![f64::NAN; self.samples], x };
         let timing = result::Timing { seconds_training: 0.0, seconds_per_step: f64::NAN, seconds_sampling: seconds };

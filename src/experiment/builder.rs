@@ -287,11 +287,13 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
             return Err(invalid("measurement", format!("entry {i} is {}", y[i])));
         }
         let mut built = prior.build(h, w)?;
+        let mut flux = None;
         if let Some((weight, target)) = self.flux {
             let c = scoreprior_core::dpi::FluxConstraint::new(d, weight, target)
                 .map_err(|e| invalid("flux_constraint", e.to_string()))?;
             if built.energy.dim() == d {
                 built.energy = Box::new(scoreprior_core::dpi::EnergySum::new(vec![built.energy, Box::new(c)])?);
+                flux = Some((weight, target)).filter(|&(w, _)| w > 0.0);
             }
         }
         if built.energy.dim() != d {
@@ -327,6 +329,7 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
             dpi,
             samples: self.samples,
             outlier: self.outlier,
+            flux,
         })
     }
 }

@@ -29,6 +29,8 @@ pub struct Experiment<F> {
     pub(super) dpi: DpiConfig,
     pub(super) samples: usize,
     pub(super) outlier: f64,
+    /// The total-flux constraint `(w, F)` of [`ExperimentBuilder::flux_constraint`](super::ExperimentBuilder::flux_constraint), when it applies.
+    pub(super) flux: Option<(f64, f64)>,
 }
 
 impl<F: ForwardModel> Experiment<F> {

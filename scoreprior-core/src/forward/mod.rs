@@ -43,6 +43,7 @@
 //! ```
 
 pub mod chain;
+pub mod flux;
 pub mod interferometry;
 pub mod model;
 pub mod noise;
@@ -50,6 +51,7 @@ pub mod ops;
 pub mod spec;
 
 pub use chain::Chain;
+pub use flux::WithTotalFlux;
 pub use model::Model;
 pub use noise::{Likelihood, Noise, NoiseSpec};
 /// The random-number trait of `simulate`, re-exported for macro expansions.

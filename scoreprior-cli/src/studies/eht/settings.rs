@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::studies::{check_name, check_unique};
-use scoreprior::experiment::{invalid_setting, LaplaceStart, MapWarmStart, Result};
+use scoreprior::experiment::{invalid_setting, Baseline, LaplaceStart, MapWarmStart, Result};
 
 /// DPI settings of the study (the same for every source and prior).
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,12 @@ pub struct EhtDpiSettings {
     /// After each surrogate run, a run under the exact PF-ODE prior of the same network from
     /// the surrogate's MAP image (`<source>-<prior>-exact/`); `None`: surrogate only.
     pub exact: Option<ExactStage>,
+    /// Diffusion posterior samplers run on the same data under each prior's score network, after
+    /// its DPI runs (`<source>-<prior>-<sampler>/`): DAPS, PnP-DM or DPS. The flux penalty
+    /// is their measurement of the total flux ([`scoreprior_core::forward::WithTotalFlux`]).
+    pub samplers: Vec<Baseline>,
+    /// Samples (independent chains) per sampler run.
+    pub sampler_samples: usize,
 }
 
 /// Settings of the exact-prior run ([`EhtDpiSettings::exact`]); the others are the study's.
@@ -71,6 +77,8 @@ impl Default for EhtDpiSettings {
             samples: 128,
             seed: 0,
             exact: None,
+            samplers: Vec::new(),
+            sampler_samples: 32,
         }
     }
 }
@@ -131,6 +139,22 @@ pub fn validate(
         count("--exact-steps", ex.steps)?;
         count("--exact-batch", ex.batch)?;
     }
+    if !s.samplers.is_empty() {
+        count("--sampler-samples", s.sampler_samples)?;
+    }
+    for b in &s.samplers {
+        // Closure phases and log closure amplitudes are non-linear and have no single noise
+        // level: SDE+Proj projects onto a linear {x : Ax = y}, Score-ALD anneals one σ_y.
+        if matches!(b, Baseline::SdeProj(_) | Baseline::ScoreAld(_)) {
+            return Err(invalid_setting(
+                "--samplers",
+                format!("{}: not on closure data (non-linear, one σ per quantity); use daps, pnp-dm or dps", b.name()),
+            ));
+        }
+        b.validate(&scoreprior_core::sde::AnySde::Vp(Default::default()))
+            .map_err(|e| invalid_setting("--samplers", format!("{}: {e}", b.name())))?;
+    }
+    check_unique("--samplers", s.samplers.iter().map(Baseline::name))?;
     if sources.is_empty() {
         return Err(invalid_setting("--sources", "give at least one source"));
     }

@@ -1,6 +1,7 @@
-//! One DPI stage of a source under a prior, in its own folder: the DSM surrogate from
-//! eht-imaging's Gaussian start through the MAP warm start (and the Laplace start), or the exact
-//! PF-ODE prior from the surrogate's MAP image; a finished stage of the same settings is read back.
+//! One stage of a source under a prior, in its own folder: DPI under the DSM surrogate from
+//! eht-imaging's Gaussian start through the MAP warm start (and the Laplace start), DPI under the
+//! exact PF-ODE prior from the surrogate's MAP image, or a diffusion sampler (DAPS, PnP-DM, DPS)
+//! with the prior's score network; a finished stage of the same settings is read back.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,7 +14,7 @@ use super::settings::{EhtDpiSettings, ExactStage};
 use super::table::{measure, EhtRow};
 use crate::studies::{record_sub_run, SubRun, SUB_RUN_SETTINGS};
 use scoreprior::experiment::{
-    invalid_setting, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, PriorOptions,
+    invalid_setting, Baseline, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, PriorOptions,
     Result,
 };
 
@@ -27,6 +28,13 @@ pub(super) fn stage_spec(
     stage: Stage,
     s: &EhtDpiSettings,
 ) -> serde_json::Value {
+    if let Stage::Sampler(b) = stage {
+        // A sampler's run depends on neither DPI's settings nor its outputs.
+        return serde_json::json!({
+            "study": "eht-study", "source": source, "reference_sha256": reference_sha, "prior_sha256": prior_sha,
+            "sampler": format!("{b:?}"), "samples": s.sampler_samples, "flux_weight": s.flux_weight, "seed": s.seed,
+        });
+    }
     let mut spec = serde_json::json!({
         "study": "eht-study", "source": source, "reference_sha256": reference_sha, "prior_sha256": prior_sha,
         "prior_estimator": "dsm (default settings)", "steps": s.steps, "batch": s.batch, "lr": s.lr,
@@ -67,6 +75,37 @@ pub(super) struct SourceRun<'a> {
 pub(super) enum Stage {
     Surrogate,
     Exact(ExactStage),
+    /// A diffusion sampler with the prior's score network, on the same data.
+    Sampler(Baseline),
+}
+
+impl Stage {
+    /// The stages of one source under one prior, in order: the surrogate DPI run, the exact
+    /// one (optional), then each sampler.
+    pub(super) fn all(settings: &EhtDpiSettings) -> Vec<Stage> {
+        let mut stages = vec![Stage::Surrogate];
+        stages.extend(settings.exact.map(Stage::Exact));
+        stages.extend(settings.samplers.iter().copied().map(Stage::Sampler));
+        stages
+    }
+
+    /// The stage's folder under `out`: `<source>-<prior>[-exact|-<sampler>]`.
+    pub(super) fn dir(&self, out: &Path, source: &str, prior: &str) -> PathBuf {
+        match self {
+            Stage::Surrogate => out.join(format!("{source}-{prior}")),
+            Stage::Exact(_) => out.join(format!("{source}-{prior}-exact")),
+            Stage::Sampler(b) => out.join(format!("{source}-{prior}-{}", b.name())),
+        }
+    }
+
+    /// The stage's name in the table: `DPI <prior>`, `DPI <prior> exact`, `<sampler> <prior>`.
+    fn method(&self, prior: &str) -> String {
+        match self {
+            Stage::Surrogate => format!("DPI {prior}"),
+            Stage::Exact(_) => format!("DPI {prior} exact"),
+            Stage::Sampler(b) => format!("{} {prior}", b.sampler().name()),
+        }
+    }
 }
 
 /// Mean, std and samples of a run with its row.
@@ -86,10 +125,7 @@ pub(super) fn dpi_stage(
     let (source, r, n0, resolution) = (ctx.source, ctx.reference, ctx.n0, ctx.resolution);
     let surrogate_dir = out.join(format!("{source}-{name}"));
     let (stage, sub) = (planned.stage, planned.dir.clone());
-    let method = match stage {
-        Stage::Surrogate => format!("DPI {name}"),
-        Stage::Exact(_) => format!("DPI {name} exact"),
-    };
+    let method = stage.method(name);
     let row_file = sub.join("row.json");
     if planned.state == SubRun::Finished {
         let text = std::fs::read_to_string(&row_file).map_err(|e| scoreprior_core::io::IoError::os(&row_file, e))?;
@@ -101,15 +137,22 @@ pub(super) fn dpi_stage(
         // The image measures are recomputed (cheap, and a fixed measure reaches old runs);
         // what only the run knew (time, spread) is kept.
         let (x, p) = (prior_units(&r.truth, n0, n), (ctx.problem_at)(n)?);
+        let samples = rd("samples.npy")?;
+        // Runs from before the column: the whole run's time over its samples.
+        let per_sample = stored.seconds_per_sample.or(Some(stored.seconds / (samples.len() / (n * n)).max(1) as f64));
         let row = EhtRow {
             seconds: stored.seconds,
+            seconds_per_sample: per_sample,
             std_rel: stored.std_rel,
             within_2std: stored.within_2std,
             ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution, ctx.observed_flux)?
         };
-        return Ok((row, mean, std, rd("samples.npy")?, n));
+        return Ok((row, mean, std, samples, n));
     }
     record_sub_run(&sub.join(SUB_RUN_SETTINGS), &planned.spec)?;
+    if let Stage::Sampler(b) = stage {
+        return sampler_stage(ctx, name, ckpt, b, &sub, settings, method, progress);
+    }
     let prior = match stage {
         Stage::Exact(ex) => {
             progress(&format!("{source}: DPI under {name}, exact PF-ODE prior"));
@@ -120,6 +163,7 @@ pub(super) fn dpi_stage(
             progress(&format!("{source}: DPI under {name}"));
             Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?
         }
+        Stage::Sampler(_) => unreachable!("a sampler's stage returned above"),
     }
     .with_label(name.to_string());
     let (n, _) = prior.image_shape().ok_or_else(|| invalid_setting("priors", format!("{name}: no image shape")))?;
@@ -140,6 +184,7 @@ pub(super) fn dpi_stage(
             let map = read_npy(surrogate_dir.join("map.npy"))?.data;
             (map, None, ex.steps, ex.batch, None)
         }
+        Stage::Sampler(_) => unreachable!("a sampler's stage returned above"),
         Stage::Surrogate => {
             let start = TestSource::Blobs(vec![(0.0, 0.0, settings.init_fwhm_uas, 1.0)]).render(n, r.fov_uas, flux)?;
             let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
@@ -190,16 +235,74 @@ pub(super) fn dpi_stage(
     let res: ExperimentResult = builder.build()?.run()?;
     let seconds = t0.elapsed().as_secs_f64();
     crate::dpi_run::save_with_figures(&res, &sub)?;
+    finish_stage(ctx, method, &res, &x, n, &p, seconds, seconds / res.samples.n.max(1) as f64, &sub)
+}
+
+/// Measures a finished run (its mean's measures, its spread: std/peak and the fraction of
+/// pixels where the truth, aligned to the mean, lies within 2 std), writes `row.json` and
+/// returns the stage's output.
+#[allow(clippy::too_many_arguments)]
+fn finish_stage(
+    ctx: &SourceRun<'_>,
+    method: String,
+    res: &ExperimentResult,
+    x: &[f64],
+    n: usize,
+    p: &ClosureProblem,
+    seconds: f64,
+    seconds_per_sample: f64,
+    sub: &Path,
+) -> Result<StageOutput> {
+    let r = ctx.reference;
     let s = &res.summary;
-    let mut row = measure(source, method, &s.mean, &x, n, r.fov_uas, &p, resolution, ctx.observed_flux)?;
+    let mut row = measure(ctx.source, method, &s.mean, x, n, r.fov_uas, p, ctx.resolution, ctx.observed_flux)?;
     row.seconds = seconds;
+    row.seconds_per_sample = Some(seconds_per_sample);
     let peak_mean = s.mean.iter().cloned().fold(1e-300, f64::max);
     row.std_rel = Some(s.std.iter().sum::<f64>() / (n * n) as f64 / peak_mean);
-    let (_, (di, dj)) = best_shift(&s.mean, &x, n, n / 4);
-    let aligned = shift_image(&x, n, di, dj);
+    let (_, (di, dj)) = best_shift(&s.mean, x, n, n / 4);
+    let aligned = shift_image(x, n, di, dj);
     let inside = aligned.iter().zip(&s.mean).zip(&s.std).filter(|((t, m), sd)| (*t - *m).abs() <= 2.0 * *sd).count();
     row.within_2std = Some(inside as f64 / (n * n) as f64);
     let json = serde_json::to_string_pretty(&row).map_err(|e| invalid_setting("out", e.to_string()))?;
-    atomic_write(&row_file, json.as_bytes())?;
+    atomic_write(sub.join("row.json"), json.as_bytes())?;
     Ok((row, s.mean.clone(), s.std.clone(), res.samples.x.clone(), n))
+}
+
+/// A diffusion sampler's run: the prior's score network (the network the DPI runs' surrogate
+/// is built on, used as a score), the same closure data and flux term, `sampler_samples`
+/// independent chains; its time is the sampling time.
+#[allow(clippy::too_many_arguments)]
+fn sampler_stage(
+    ctx: &SourceRun<'_>,
+    name: &str,
+    ckpt: &Path,
+    sampler: Baseline,
+    sub: &Path,
+    settings: &EhtDpiSettings,
+    method: String,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StageOutput> {
+    let (r, n0) = (ctx.reference, ctx.n0);
+    progress(&format!("{}: {} under {name}", ctx.source, sampler.sampler().name()));
+    let prior = Prior::ncsnpp_dsm(ckpt, DsmSettings::default())?.with_label(name.to_string());
+    let (n, _) = prior.image_shape().ok_or_else(|| invalid_setting("priors", format!("{name}: no image shape")))?;
+    let x = prior_units(&r.truth, n0, n);
+    let flux: f64 = x.iter().sum();
+    let p = (ctx.problem_at)(n)?;
+    let t0 = Instant::now();
+    let res = Experiment::builder(p.model.clone())
+        .forward_label(format!("closures of {}", r.obs.display()))
+        .truth_with_measurement(x.clone(), p.y.clone(), n, n)
+        .prior(prior)
+        .flux_constraint(settings.flux_weight, flux)
+        .seed(settings.seed)
+        .samples(settings.sampler_samples)
+        .outlier_threshold(1e9)
+        .build()?
+        .run_baseline(sampler)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    crate::dpi_run::save_with_figures(&res, sub)?;
+    let per_sample = res.report.seconds_per_sample.unwrap_or(seconds / settings.sampler_samples as f64);
+    finish_stage(ctx, method, &res, &x, n, &p, seconds, per_sample, sub)
 }

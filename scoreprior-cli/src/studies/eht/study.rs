@@ -70,13 +70,8 @@ pub fn run(
     let mut plan = Vec::new();
     for (source, (_, _, ref_sha)) in sources.iter().zip(&references) {
         for ((name, _), prior_sha) in priors.iter().zip(&prior_shas) {
-            let mut stages = vec![Stage::Surrogate];
-            stages.extend(settings.exact.map(Stage::Exact));
-            for stage in stages {
-                let dir = match stage {
-                    Stage::Surrogate => out.join(format!("{source}-{name}")),
-                    Stage::Exact(_) => out.join(format!("{source}-{name}-exact")),
-                };
+            for stage in Stage::all(settings) {
+                let dir = stage.dir(out, source, name);
                 let spec = stage_spec(source, ref_sha, prior_sha, stage, settings);
                 let key = dir.join(SUB_RUN_SETTINGS);
                 let state = check_sub_run("eht-study", &dir, &key, &spec, |d| d.join("row.json").exists())?;
@@ -103,6 +98,7 @@ pub fn run(
         let mut ehtim =
             measure(source, "ehtim RML".into(), &r.image, &r.truth, n0, r.fov_uas, &p0, resolution, flux_obs)?;
         ehtim.seconds = r.seconds;
+        ehtim.seconds_per_sample = Some(r.seconds);
         let mut truth_row =
             measure(source, "truth".into(), &r.truth, &r.truth, n0, r.fov_uas, &p0, resolution, flux_obs)?;
         truth_row.nxcorr_blurred =
@@ -117,9 +113,7 @@ pub fn run(
         rows.push(ehtim);
         let ctx = SourceRun { source, reference: r, n0, resolution, observed_flux: flux_obs, problem_at: &problem_at };
         for (name, ckpt) in priors {
-            let mut stages = vec![Stage::Surrogate];
-            stages.extend(settings.exact.map(Stage::Exact));
-            for _ in stages {
+            for _ in Stage::all(settings) {
                 let planned = plan.next().expect("one planned stage per source, prior and stage");
                 let (row, mean, std, samples, n) = dpi_stage(&ctx, name, ckpt, &planned, settings, out, progress)?;
                 // Panels on the reference grid (nearest-neighbour upsampling of coarser priors).

@@ -36,8 +36,13 @@ pub struct EhtRow {
     pub diameter: Option<f64>,
     /// Ring width (FWHM, µas), for rings and crescents.
     pub width: Option<f64>,
-    /// Wall time (s): eht-imaging's imaging time; DPI's warm start, training and sampling.
+    /// Wall time (s): eht-imaging's imaging time; DPI's warm start, training and sampling; a
+    /// sampler's sampling.
     pub seconds: f64,
+    /// Seconds per posterior sample: a sampler's sampling time over its samples; DPI's whole
+    /// run (warm start and training included) over its samples; eht-imaging's one image.
+    #[serde(default)]
+    pub seconds_per_sample: Option<f64>,
     /// Mean posterior standard deviation over pixels, relative to the mean image's peak (DPI).
     pub std_rel: Option<f64>,
     /// Fraction of pixels with |truth − mean| ≤ 2·std, truth aligned to the mean (DPI).
@@ -140,6 +145,7 @@ pub(super) fn measure(
         diameter: fit.map(|f| f.diameter),
         width: fit.map(|f| f.width),
         seconds: 0.0,
+        seconds_per_sample: None,
         std_rel: None,
         within_2std: None,
         psnr,
@@ -162,11 +168,11 @@ pub fn write_table(rows: &[EhtRow], out: &Path) -> Result<()> {
     let opt = |v: Option<f64>, p: usize| v.map_or("–".to_string(), |x| format!("{x:.p$}"));
     let db = |v: f64| if v == f64::INFINITY { "∞".to_string() } else { format!("{v:.2}") };
     let mut md = String::from(
-        "| source | method | pixels | χ² closure phase | χ² log closure amp | nxcorr (blurred truth) | nxcorr (truth) | diameter µas | width µas | seconds | std / peak | truth within 2 std | PSNR dB | blur PSNR 10 µas | blur PSNR 15 µas | blur PSNR 20 µas | IB χ² closure phase | IB χ² log closure amp |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| source | method | pixels | χ² closure phase | χ² log closure amp | nxcorr (blurred truth) | nxcorr (truth) | diameter µas | width µas | seconds | s / sample | std / peak | truth within 2 std | PSNR dB | blur PSNR 10 µas | blur PSNR 15 µas | blur PSNR 20 µas | IB χ² closure phase | IB χ² log closure amp |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
             r.source,
             r.method,
             r.npix,
@@ -177,6 +183,7 @@ pub fn write_table(rows: &[EhtRow], out: &Path) -> Result<()> {
             opt(r.diameter, 1),
             opt(r.width, 1),
             if r.method == "truth" { "–".into() } else { format!("{:.0}", r.seconds) },
+            opt(r.seconds_per_sample, if r.seconds_per_sample.is_some_and(|v| v < 10.0) { 2 } else { 0 }),
             opt(r.std_rel, 3),
             opt(r.within_2std, 2),
             db(r.psnr),
