@@ -2,10 +2,12 @@
 //! and RML image) with a very short DPI: the table's truth and eht-imaging rows are measured by
 //! our model on eht-imaging's own data, so they check the interoperability (χ² near 1 for
 //! both), the ring fit and the blurred cross-correlation, and InverseBench's measures (PSNR at
-//! the best shift, blur PSNR, χ² with 1/χ² below 1) of every row; a second call reads the run
-//! back.
+//! the best shift, blur PSNR, χ² with 1/χ² below 1) of every row, DAPS's and PnP-DM's rows
+//! beside DPI's; a second call reads the run back. The samplers' settings are checked before any
+//! work.
 
-use scoreprior::experiment::MapWarmStart;
+use scoreprior::experiment::{Baseline, MapWarmStart};
+use scoreprior_core::baselines::{Daps, PnpDm, SdeProj};
 use scoreprior_cli::studies::eht::{self, EhtDpiSettings, ExactStage};
 use scoreprior_core::forward::interferometry::chi2_inversebench;
 use scoreprior_core::io::read_npy;
@@ -23,14 +25,28 @@ fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
         samples: 8,
         map: MapWarmStart { iterations: 5, rounds: 1, ..Default::default() },
         exact: Some(ExactStage { steps: 2, batch: 2, probes: 1 }),
+        samplers: vec![
+            Baseline::Daps(Daps { levels: 4, ode_steps: 1, langevin_steps: 3, ..Daps::new() }),
+            Baseline::PnpDm(PnpDm { iterations: 3, burn_in: 1, denoise_steps: 2, likelihood_steps: 3, ..PnpDm::new() }),
+        ],
+        sampler_samples: 3,
         ..Default::default()
     };
     let sources = vec!["ring".to_string()];
     let reference = root.join("benches/reference/out");
     let rows = eht::run(&reference, &sources, &priors, &settings, dir.path(), &mut |_| {}).unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r.method.as_str()).collect();
-    assert_eq!(methods, ["truth", "ehtim RML", "DPI sources", "DPI sources exact"]);
+    assert_eq!(methods, ["truth", "ehtim RML", "DPI sources", "DPI sources exact", "DAPS sources", "PnP-DM sources"]);
     let (truth, ehtim, dpi, exact) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    // The samplers' rows: their spread, their sampling time per sample (DPI's: the whole run's
+    // over its 8 samples; eht-imaging's: its one image).
+    for (r, run) in rows[4..].iter().zip(["ring-sources-daps", "ring-sources-pnp-dm"]) {
+        assert!(r.std_rel.is_some_and(|s| s > 0.0) && r.within_2std.is_some(), "{r:?}");
+        assert!(r.seconds_per_sample.is_some_and(|s| s > 0.0 && (s - r.seconds / 3.0).abs() < 0.5 * r.seconds), "{r:?}");
+        assert_eq!(read_npy(dir.path().join(run).join("samples.npy")).unwrap().shape, [3, 32, 32]);
+    }
+    assert!((dpi.seconds_per_sample.unwrap() - dpi.seconds / 8.0).abs() < 1e-9, "{dpi:?}");
+    assert_eq!(ehtim.seconds_per_sample, Some(ehtim.seconds));
     // Our triangle-pixel closure model on eht-imaging's data: the truth fits at the noise level;
     // eht-imaging's image gets eht-imaging's own closure-phase χ² (0.9917 in its summary.json)
     // to 1e-3, and a higher log-closure-amplitude χ² than its 1.01 (1.54; not yet explained:
@@ -94,7 +110,7 @@ fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
     assert_eq!(metrics("ring-sources-exact")["steps"], 2);
     eht::write_table(&rows, dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
-    assert_eq!(md.lines().count(), 6, "{md}");
+    assert_eq!(md.lines().count(), 8, "{md}");
     assert!(md.contains("blur PSNR 15 µas") && md.lines().nth(2).unwrap().contains("| ∞ | ∞ | ∞ | ∞ |"), "{md}");
     let csv = std::fs::read_to_string(dir.path().join("table.csv")).unwrap();
     assert!(
@@ -111,4 +127,31 @@ fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
     // A missing reference folder is an error naming it.
     let e = eht::run(&reference, &["nosuch".to_string()], &priors, &settings, dir.path(), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("nosuch"), "{e}");
+}
+
+/// Samplers the study cannot use on closure data, twice the same sampler, no samples and a
+/// sampler's own bad knob are refused before any work, naming the flag.
+#[test]
+fn the_eht_study_refuses_bad_samplers_before_any_work() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let priors = vec![("sources".to_string(), root.join("assets/ncsnpp_sources32/ema.safetensors"))];
+    let reference = root.join("benches/reference/out");
+    let sources = vec!["ring".to_string()];
+    let with = |samplers: Vec<Baseline>, sampler_samples: usize| EhtDpiSettings {
+        samplers,
+        sampler_samples,
+        ..Default::default()
+    };
+    let daps = Baseline::Daps(Daps::new());
+    assert!(eht::validate(&reference, &sources, &priors, &with(vec![daps], 4)).is_ok());
+    for (s, flag, why) in [
+        (with(vec![Baseline::SdeProj(SdeProj::new())], 4), "--samplers", "sde-proj"),
+        (with(vec![daps, daps], 4), "--samplers", "daps"),
+        (with(vec![daps], 0), "--sampler-samples", "0"),
+        (with(vec![Baseline::Daps(Daps { step_size: f64::NAN, ..Daps::new() })], 4), "--samplers", "daps"),
+        (with(vec![Baseline::PnpDm(PnpDm { burn_in: 300, ..PnpDm::new() })], 4), "--samplers", "pnp-dm"),
+    ] {
+        let e = eht::validate(&reference, &sources, &priors, &s).unwrap_err().to_string();
+        assert!(e.contains(flag) && e.contains(why), "{e}");
+    }
 }
