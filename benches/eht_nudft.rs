@@ -8,8 +8,9 @@
 //!
 //! Run: `cargo bench --bench eht_nudft`.
 
-use std::time::Instant;
+mod common;
 
+use common::best_of;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -19,17 +20,6 @@ use scoreprior_core::forward::ops::Nufft;
 use scoreprior_core::forward::{ForwardModel, Op};
 
 const BATCH: usize = 64;
-
-/// Seconds of the fastest of `n` calls (the least disturbed by other load).
-fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 /// Seconds of the best plain f64 `(n×d)·(d×m)` then `(n×m)·(m×d)` pair through dfdx/gemm.
 fn plain_gemm_seconds(n: usize, d: usize, m: usize) -> f64 {

@@ -6,9 +6,11 @@
 //! f32 GEMM of the network's typical shape in the same pool, and their ratio (how close the
 //! network runs to its matrix products' ceiling).
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+mod common;
 
+use std::sync::atomic::Ordering;
+
+use common::best_of;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -25,17 +27,6 @@ fn model(size: usize) -> NcsnppScore {
     let w = net.init_params(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
     // Chunks of 32 pairs: two parallel tasks per call.
     NcsnppScore::new(net, &w, VpSde::default()).unwrap().with_chunk(32)
-}
-
-/// Seconds of the fastest of `n` calls (the least disturbed by other load).
-fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// GFLOP/s of a plain f32 `(16·256)×288 · 288×32` product through dfdx's `matmul`, run in

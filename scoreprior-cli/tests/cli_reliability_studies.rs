@@ -73,11 +73,34 @@ fn refused(args: &[&str], want: &[&str]) -> String {
     err
 }
 
+/// A scratch folder `name` holding a copy of the shipped Gaussian prior, named `g`
+/// ([`gaussian_prior`]): the inputs of the restoration-study tests.
+fn restoration_inputs(name: &str) -> (common::Scratch, String) {
+    let dir = tmp(name);
+    let prior = gaussian_prior(&dir, "g");
+    (dir, prior)
+}
+
+/// Runs a small restoration study into `out` once per case, with the case's flags, expecting
+/// each to be [`refused`] naming its `want`s before any case runs or the folder is taken;
+/// returns the errors.
+fn refused_before_any_case(out: &Path, cases: &[(Vec<&str>, &[&str])]) -> Vec<String> {
+    let o = s(out);
+    let mut errors = Vec::new();
+    for (extra, want) in cases {
+        let mut args = vec!["restoration-study", "--out", o.as_str(), "--methods", "sde-proj", "--tasks", "denoising"];
+        args.extend(["--samples", "2", "--sampler-steps", "10", "--quiet"]);
+        args.extend(extra.iter().copied());
+        errors.push(refused(&args, want));
+        assert!(!out.exists(), "{extra:?}: a case ran or the folder was taken");
+    }
+    errors
+}
+
 // Item 1: a restoration study keys each run by its settings and inputs.
 #[test]
 fn restoration_study_reuses_only_runs_of_the_same_settings() {
-    let dir = tmp("restoration-keys");
-    let prior = gaussian_prior(&dir, "g");
+    let (dir, prior) = restoration_inputs("restoration-keys");
     let out = dir.join("rs");
     let o = s(&out);
     #[rustfmt::skip]
@@ -142,11 +165,7 @@ fn restoration_study_reuses_only_runs_of_the_same_settings() {
 // Item 2: duplicate names are errors, naming the flag and the name.
 #[test]
 fn restoration_study_refuses_duplicate_names() {
-    let dir = tmp("restoration-dups");
-    let prior = gaussian_prior(&dir, "g");
-    let out = dir.join("rs");
-    let o = s(&out);
-    let o = o.as_str();
+    let (dir, prior) = restoration_inputs("restoration-dups");
     let img = s(&root().join("assets/fashion16_test.npy"));
     let (a1, a2) = (format!("a={img}@1"), format!("a={img}@2"));
     #[rustfmt::skip]
@@ -156,13 +175,7 @@ fn restoration_study_refuses_duplicate_names() {
         (vec!["--priors", &prior, "--methods", "dps,dps"], &["--methods", "\"dps\""]),
         (vec!["--priors", &prior, "--tasks", "denoising,denoising"], &["--tasks", "\"denoising\""]),
     ];
-    for (extra, want) in cases {
-        let mut args = vec!["restoration-study", "--out", o, "--methods", "sde-proj", "--tasks", "denoising"];
-        args.extend(["--samples", "2", "--sampler-steps", "10", "--quiet"]);
-        args.extend(extra.iter().copied());
-        refused(&args, want);
-        assert!(!out.exists(), "{extra:?}: nothing may be written");
-    }
+    refused_before_any_case(&dir.join("rs"), &cases);
 }
 
 // Item 3: a name that becomes a path is one plain name, so nothing is written outside --out.
@@ -278,8 +291,7 @@ fn train_flow_resumes_only_the_same_training() {
 // Item 5: restoration-study checks every prior and image file before any case runs.
 #[test]
 fn restoration_study_checks_every_file_before_any_case() {
-    let dir = tmp("restoration-files");
-    let prior = gaussian_prior(&dir, "g");
+    let (dir, prior) = restoration_inputs("restoration-files");
     let out = dir.join("rs");
     let o = s(&out);
     let o = o.as_str();
@@ -295,13 +307,8 @@ fn restoration_study_checks_every_file_before_any_case() {
          &["--images", "none.npy"]),
         (vec!["--priors", &prior, "--images", &far], &["--images", "100000", "64 images"]),
     ];
-    for (extra, want) in cases {
-        let mut args = vec!["restoration-study", "--out", o, "--methods", "sde-proj", "--tasks", "denoising"];
-        args.extend(["--samples", "2", "--sampler-steps", "10", "--quiet"]);
-        args.extend(extra.iter().copied());
-        let e = refused(&args, want);
+    for e in refused_before_any_case(&out, &cases) {
         assert!(!e.contains("--surrogate"), "{e}");
-        assert!(!out.exists(), "{extra:?}: a case ran or the folder was taken");
     }
     // The samplers' settings too.
     let e = fails(&[

@@ -387,11 +387,8 @@ impl ScoreModel for NcsnppScore {
     }
 
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {
-        let (prec, h) = self.difference_step(x, t)?;
-        match prec {
-            Precision::F64 => scoreprior_core::score::second_order_by_differences(&F64View(self), x, t, probes, h, out),
-            Precision::F32 => scoreprior_core::score::second_order_by_differences(self, x, t, probes, h, out),
-        }
+        let h = self.difference_step(x, t)?;
+        scoreprior_core::score::second_order_by_differences(self, x, t, probes, h, out)
     }
 
     fn score_and_adjoint_vjp(
@@ -405,17 +402,14 @@ impl ScoreModel for NcsnppScore {
     ) -> scoreprior_core::Result<()> {
         // 2·K·n network pairs per adjoint evaluation instead of (2K + 1)·n: see
         // `adjoint_vjp_by_differences` for the stencil and its error.
-        use scoreprior_core::score::adjoint_vjp_by_differences;
-        let (prec, h) = self.difference_step(x, t)?;
-        match prec {
-            Precision::F64 => adjoint_vjp_by_differences(&F64View(self), x, t, a, probes, h, score_out, out),
-            Precision::F32 => adjoint_vjp_by_differences(self, x, t, a, probes, h, score_out, out),
-        }
+        let h = self.difference_step(x, t)?;
+        scoreprior_core::score::adjoint_vjp_by_differences(self, x, t, a, probes, h, score_out, out)
     }
 }
 
 impl NcsnppScore {
-    /// Precision and step of the second-order central difference. In `f64`, the trait's
+    /// The step of the second-order central difference, in the precision of the model's VJPs
+    /// (the stencil's VJPs are the model's own). In `f64`, the trait's
     /// `h = 1e-4·max(1, rms x)`. In `f32` the step must be large enough for round-off (u ≈
     /// 6e-8, amplified by the network) and small against the score's length scale, which
     /// near t = 0 is the noise level σ_t: `h = 0.01·σ_t·max(1, rms x)`. Against the f64
@@ -423,34 +417,12 @@ impl NcsnppScore {
     /// error is 0.7–1.8e-4 at every t from 1e-3 to 1 (h = 0.003·σ_t: 0.5–2e-4; 0.03·σ_t:
     /// 0.6–1.6e-3; `second_order_f32_matches_f64` pins it): the accuracy of the f64
     /// difference at t = 1e-3 (7e-5), and far below the spread of a Hutchinson estimate.
-    fn difference_step(&self, x: &[f64], t: f64) -> scoreprior_core::Result<(Precision, f64)> {
+    fn difference_step(&self, x: &[f64], t: f64) -> scoreprior_core::Result<f64> {
         let rms = (x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64).sqrt();
         Ok(match self.precision {
-            Precision::F64 => (Precision::F64, 1e-4 * rms.max(1.0)),
-            Precision::F32 => (Precision::F32, 0.01 * self.sigma(t)? * rms.max(1.0)),
+            Precision::F64 => 1e-4 * rms.max(1.0),
+            Precision::F32 => 0.01 * self.sigma(t)? * rms.max(1.0),
         })
-    }
-}
-
-/// The same model forced to `f64` VJPs (for the finite-difference second-order term).
-struct F64View<'a>(&'a NcsnppScore);
-
-impl ScoreModel for F64View<'_> {
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
-        self.0.score(x, t, out)
-    }
-    fn score_and_vjp(
-        &self,
-        x: &[f64],
-        t: f64,
-        cotangents: &[f64],
-        score_out: &mut [f64],
-        vjp_out: &mut [f64],
-    ) -> scoreprior_core::Result<()> {
-        self.0.score_vjp_in(Precision::F64, x, t, cotangents, score_out, vjp_out)
     }
 }
 

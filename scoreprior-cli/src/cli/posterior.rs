@@ -53,14 +53,11 @@ pub fn run_with(args: &PosteriorArgs) -> CliResult<DpiSummary> {
         let what = format!("--ald-levels {}: the Score-ALD noise levels", args.baselines.ald_levels);
         scoreprior_core::limits::check_elems(&what, &[args.baselines.ald_levels], 8)?;
     }
-    let name = match args.method {
-        Method::Dpi => return dpi::run_with(&args.dpi),
-        Method::ScoreAld => "score-ald",
-        Method::Dps => "dps",
-        Method::SdeProj => "sde-proj",
-        Method::Daps => "daps",
-        Method::PnpDm => "pnp-dm",
-    };
-    let method = args.baselines.baseline(name, args.dpi.settings.problem.noise_or_default())?;
+    if args.method == Method::Dpi {
+        return dpi::run_with(&args.dpi);
+    }
+    // A baseline's name is its `--method` value (`score-ald`, …), as clap spells it.
+    let value = args.method.to_possible_value().expect("every method is a --method value");
+    let method = args.baselines.baseline(value.get_name(), args.dpi.settings.problem.noise_or_default())?;
     Ok(args.dpi.settings().run_baseline(method, &mut Bars::new(true))?.report)
 }

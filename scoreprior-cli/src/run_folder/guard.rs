@@ -300,15 +300,12 @@ impl OutputGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run_folder::test_scratch;
     use proptest::prelude::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        crate::run_folder::test_scratch("guard", name)
-    }
 
     #[test]
     fn each_rule_has_its_error() {
-        let d = scratch("rules");
+        let d = test_scratch("guard", "rules");
         std::fs::create_dir_all(d.join("prior")).unwrap();
         std::fs::write(d.join("prior/mean.npy"), b"m").unwrap();
         std::fs::write(d.join("x.npy"), b"x").unwrap();
@@ -410,7 +407,7 @@ mod tests {
         #[test]
         fn accepted_plans_never_touch_an_input(ins in prop::collection::vec(0usize..15, 1..4),
                                                outs in prop::collection::vec((0usize..15, any::<bool>()), 1..4)) {
-            let d = scratch("prop");
+            let d = test_scratch("guard", "prop");
             let paths = tree(&d);
             let mut g = OutputGuard::new("dpi");
             for (k, &i) in ins.iter().enumerate() {

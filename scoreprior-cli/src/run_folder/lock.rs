@@ -206,14 +206,11 @@ pub fn move_aside(dir: &Path) -> Result<Option<PathBuf>, IoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        crate::run_folder::test_scratch("lock", name)
-    }
+    use crate::run_folder::test_scratch;
 
     #[test]
     fn a_folder_has_one_owner_and_a_dead_owner_leaves_no_lock() {
-        let dir = scratch("lock");
+        let dir = test_scratch("lock", "lock");
         let lock = OutputLock::acquire("--out", &dir).unwrap();
         let pid: u32 = std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap().trim().parse().unwrap();
         assert_eq!(pid, std::process::id());
@@ -232,7 +229,7 @@ mod tests {
 
     #[test]
     fn stale_temporaries_are_swept_and_live_ones_kept() {
-        let dir = scratch("sweep");
+        let dir = test_scratch("lock", "sweep");
         std::fs::create_dir_all(dir.join("samples")).unwrap();
         let dead = std::process::Command::new("true").spawn().and_then(|mut c| c.wait().map(|_| c.id())).unwrap();
         let stale = [
@@ -262,7 +259,7 @@ mod tests {
 
     #[test]
     fn moving_aside_keeps_the_lock_and_numbers_the_old_folders() {
-        let root = scratch("aside");
+        let root = test_scratch("lock", "aside");
         let dir = root.join("run");
         let _lock = OutputLock::acquire("--out", &dir).unwrap();
         assert_eq!(move_aside(&dir).unwrap(), None);

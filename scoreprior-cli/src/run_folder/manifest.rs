@@ -294,14 +294,11 @@ fn hash_file(path: &Path, h: &mut Sha256) -> Result<u64, IoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        crate::run_folder::test_scratch("run", name)
-    }
+    use crate::run_folder::test_scratch;
 
     #[test]
     fn a_manifest_round_trips_and_names_every_difference() {
-        let dir = scratch("manifest");
+        let dir = test_scratch("run", "manifest");
         std::fs::write(dir.join("a.npy"), b"one").unwrap();
         std::fs::write(dir.join("b.npy"), b"two").unwrap();
         let cfg = serde_json::json!({"lr": 5e-4, "net": {"nf": 32, "ch_mult": [1, 2]}, "batch_size": 64});

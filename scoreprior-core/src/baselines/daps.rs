@@ -139,7 +139,8 @@ impl Daps {
                 return Err(Error::count_out_of_range(what, n, "at least 1"));
             }
         }
-        // The levels and one level's ODE grid are kept in memory (one f64 each).
+        // The level count is bounded as the other samplers' (whose levels are kept in memory),
+        // and one level's ODE grid is kept in memory (one f64 each).
         crate::limits::check_elems(&format!("{} DAPS levels", self.levels), &[self.levels], 8)?;
         crate::limits::check_elems(
             &format!("{} DAPS ode_steps", self.ode_steps),
@@ -156,8 +157,7 @@ impl Daps {
             return Err(Error::out_of_range("DAPS r_scale", self.r_scale, "positive and finite"));
         }
         super::check_t_min("DAPS", self.t_min, sde)?;
-        let ratio = |t: f64| sde.marginal_std(t) / sde.marginal_mean_coef(t);
-        let (s1, sl) = (ratio(sde.t_max()), ratio(self.t_min));
+        let (s1, sl) = (super::noise_level(sde, sde.t_max()), super::noise_level(sde, self.t_min));
         if !(sl.is_finite() && s1.is_finite() && sl > 0.0 && sl < s1) {
             return Err(Error::inconsistent(
                 "DAPS t_min and the SDE",
@@ -171,7 +171,7 @@ impl Daps {
         // every level below it.
         let bound = (0..self.levels)
             .map(|i| {
-                let r = self.r_scale * level(s1, sl, self.levels, i);
+                let r = self.r_scale * super::geometric_level(s1, sl, self.levels, i);
                 2.0 * r * r / self.step_multiplier(i)
             })
             .fold(f64::INFINITY, f64::min);
@@ -195,29 +195,15 @@ impl Daps {
     }
 }
 
-/// Level `i` of `n` geometric levels from `s1` down to `sl`, as [`Problem::geometric_levels`].
-fn level(s1: f64, sl: f64, n: usize, i: usize) -> f64 {
-    let f = if n == 1 { 1.0 } else { i as f64 / (n - 1) as f64 };
-    s1 * (sl / s1).powf(f)
-}
-
 impl PosteriorSampler for Daps {
-    fn name(&self) -> &'static str {
-        "DAPS"
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        Daps::validate(self, sde)
-    }
-
-    fn schedule(&self) -> (f64, usize) {
-        (self.t_min, self.levels)
-    }
+    super::sampler_basics!("DAPS", levels);
 
     fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
         let &Problem { model, sde, forward, y, n, d, .. } = problem;
-        let levels = problem.geometric_levels();
         let (s1, sl) = problem.level_bounds();
+        // Level i of the geometric levels; the last is σ_min itself (the formula only rounds
+        // to it).
+        let level = |i: usize| if i + 1 == self.levels { sl } else { super::geometric_level(s1, sl, self.levels, i) };
         // The time of a level: T and t_min exactly at the ends, bisection between.
         let time_of = |sigma: f64| -> Result<f64> {
             if sigma >= s1 {
@@ -234,9 +220,8 @@ impl PosteriorSampler for Daps {
         x.iter_mut().for_each(|v| *v /= alpha_t);
         let (mut xhat, mut xt, mut s) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n * d]);
         let mut nodes: Vec<f64> = Vec::with_capacity(self.ode_steps.max(1).saturating_add(1));
-        for i in 0..levels.len() {
-            // The last level is σ_min itself (the geometric formula only rounds to it).
-            let sigma = if i + 1 == levels.len() { sl } else { levels[i] };
+        for i in 0..self.levels {
+            let sigma = level(i);
             let t = time_of(sigma)?;
             // (1) x̂₀: Euler steps of the PF-ODE in σ on the poly-7 grid, the last one to 0.
             nodes.clear();
@@ -280,8 +265,8 @@ impl PosteriorSampler for Daps {
                 }
             }
             // (3) Re-noise to the next level.
-            if i + 1 < levels.len() {
-                let next = if i + 2 == levels.len() { sl } else { levels[i + 1] };
+            if i + 1 < self.levels {
+                let next = level(i + 1);
                 for v in x.iter_mut() {
                     let z: f64 = rng.sample(StandardNormal);
                     *v += next * z;

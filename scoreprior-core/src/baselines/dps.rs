@@ -69,17 +69,7 @@ impl Dps {
 }
 
 impl PosteriorSampler for Dps {
-    fn name(&self) -> &'static str {
-        "DPS"
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        Dps::validate(self, sde)
-    }
-
-    fn schedule(&self) -> (f64, usize) {
-        (self.t_min, self.steps)
-    }
+    super::sampler_basics!("DPS", steps);
 
     fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
         let &Problem { model, sde, forward, y, n, d, dt, .. } = problem;

@@ -128,6 +128,27 @@ pub trait PosteriorSampler {
     }
 }
 
+/// The parts of a [`PosteriorSampler`] impl that only name things: the sampler's name in
+/// messages, its inherent `validate` as the trait's, and the field that counts its steps
+/// (levels) down to `t_min`, for [`PosteriorSampler::schedule`].
+macro_rules! sampler_basics {
+    ($name:literal, $steps:ident) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn validate(&self, sde: &dyn Sde) -> Result<()> {
+            // The inherent method (an inherent associated function wins over the trait's).
+            Self::validate(self, sde)
+        }
+
+        fn schedule(&self) -> (f64, usize) {
+            (self.t_min, self.$steps)
+        }
+    };
+}
+use sampler_basics;
+
 /// The inherent `sample` of each sampler, so that callers need not import the trait.
 macro_rules! inherent_sample {
     ($($t:ty),*) => {$(
@@ -206,21 +227,27 @@ impl Problem<'_> {
     /// The end levels `(σ_1, σ_L)` of `σ = σ_t/α_t`: at `t = T` and at `t = t_min`, exactly
     /// (the samplers compare against `σ_L` to recognise the last level).
     pub fn level_bounds(&self) -> (f64, f64) {
-        let ratio = |t: f64| self.sde.marginal_std(t) / self.sde.marginal_mean_coef(t);
-        (ratio(self.sde.t_max()), ratio(self.t_min))
+        (noise_level(self.sde, self.sde.t_max()), noise_level(self.sde, self.t_min))
     }
 
     /// `N` noise levels `σ = σ_t/α_t`, geometric from `σ_1` down to `σ_L` (one level: `σ_L`
     /// up to rounding).
     pub fn geometric_levels(&self) -> Vec<f64> {
         let (s1, sl) = self.level_bounds();
-        (0..self.steps)
-            .map(|i| {
-                let f = if self.steps == 1 { 1.0 } else { i as f64 / (self.steps - 1) as f64 };
-                s1 * (sl / s1).powf(f)
-            })
-            .collect()
+        (0..self.steps).map(|i| geometric_level(s1, sl, self.steps, i)).collect()
     }
+}
+
+/// The noise level `σ = σ_t/α_t` of the data-scale variable `u = x_t/α_t = x₀ + σ z` at `t`.
+fn noise_level(sde: &dyn Sde, t: f64) -> f64 {
+    sde.marginal_std(t) / sde.marginal_mean_coef(t)
+}
+
+/// Level `i` of `n` geometric levels from `s1` down to `sl` ([`Problem::geometric_levels`];
+/// also for a sampler's settings checks, before there is a problem).
+fn geometric_level(s1: f64, sl: f64, n: usize, i: usize) -> f64 {
+    let f = if n == 1 { 1.0 } else { i as f64 / (n - 1) as f64 };
+    s1 * (sl / s1).powf(f)
 }
 
 /// The checks every sampler makes on its problem: `n ≥ 1` samples, a forward model that

@@ -184,7 +184,7 @@ impl PnpDm {
             return Err(Error::out_of_range("PnP-DM likelihood_step", self.likelihood_step, "in (0, 1]"));
         }
         super::check_t_min("PnP-DM", self.t_min, sde)?;
-        let floor = sde.marginal_std(self.t_min) / sde.marginal_mean_coef(self.t_min);
+        let floor = super::noise_level(sde, self.t_min);
         if self.rho_min < floor {
             return Err(Error::inconsistent(
                 "PnP-DM rho_min, t_min",
@@ -238,7 +238,7 @@ impl PnpDm {
         let mut curv: Option<f64> = None;
         let mut probe: Vec<f64> = (0..d).map(|i| 1.0 + ((i * 7919) % 13) as f64 / 13.0).collect();
         let t_max = sde.t_max();
-        let ratio_max = sde.marginal_std(t_max) / sde.marginal_mean_coef(t_max);
+        let ratio_max = super::noise_level(sde, t_max);
         for k in 0..self.iterations {
             let rho = self.rho(k);
             let prec = 1.0 / (rho * rho);
@@ -394,19 +394,9 @@ fn curvature(forward: &dyn ForwardModel, y: &[f64], z: &[f64], probe: &mut [f64]
 }
 
 impl PosteriorSampler for PnpDm {
-    fn name(&self) -> &'static str {
-        "PnP-DM"
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        PnpDm::validate(self, sde)
-    }
-
-    /// `t_min` and the reverse steps of one prior step (each starts at its own `t*`, so
-    /// [`Problem::time`] is not used).
-    fn schedule(&self) -> (f64, usize) {
-        (self.t_min, self.denoise_steps)
-    }
+    // The schedule's steps are the reverse steps of one prior step (each starts at its own
+    // `t*`, so `Problem::time` is not used).
+    super::sampler_basics!("PnP-DM", denoise_steps);
 
     fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
         self.chains(problem, rng, false)

@@ -81,17 +81,7 @@ impl ScoreAld {
 }
 
 impl PosteriorSampler for ScoreAld {
-    fn name(&self) -> &'static str {
-        "Score-ALD"
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        ScoreAld::validate(self, sde)
-    }
-
-    fn schedule(&self) -> (f64, usize) {
-        (self.t_min, self.levels)
-    }
+    super::sampler_basics!("Score-ALD", levels);
 
     fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {
         let &Problem { model, sde, forward, y, n, d, .. } = problem;

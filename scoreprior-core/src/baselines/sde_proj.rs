@@ -108,13 +108,7 @@ impl SdeProj {
 }
 
 impl PosteriorSampler for SdeProj {
-    fn name(&self) -> &'static str {
-        "SDE+Proj"
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        SdeProj::validate(self, sde)
-    }
+    super::sampler_basics!("SDE+Proj", steps);
 
     /// A non-linear forward model is unsupported: there is no affine set to project onto.
     fn check_forward(&self, forward: &dyn ForwardModel) -> Result<()> {
@@ -123,10 +117,6 @@ impl PosteriorSampler for SdeProj {
         } else {
             Err(Error::unsupported("SDE+Proj projects onto {x : Ax = y} and needs a linear forward model"))
         }
-    }
-
-    fn schedule(&self) -> (f64, usize) {
-        (self.t_min, self.steps)
     }
 
     fn run(&self, problem: &Problem<'_>, rng: &mut dyn RngCore) -> Result<Vec<f64>> {

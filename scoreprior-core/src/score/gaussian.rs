@@ -8,7 +8,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::checks::{check_finite, check_finite_batch, check_len, check_probes, check_vjp};
+use super::checks::{
+    check_finite, check_finite_batch, check_len, check_like_x, check_per_image, check_probes, check_vjp,
+};
 use super::marginal::MarginalDensity;
 use super::packed::{PackedMatrix, PAR_WORK, ROW_BLOCK};
 use super::{check_probe_forms, ScoreModel};
@@ -286,13 +288,8 @@ impl Gaussian {
         }
     }
 
-    fn check_x(&self, x: &[f64]) -> Result<usize> {
-        check_finite_batch(x, self.d)
-    }
-
     fn log_density(&self, x: &[f64], shift: f64, prec: &[f64], out: &mut [f64]) -> Result<()> {
-        let n = self.check_x(x)?;
-        check_len("log-prob output", n, out.len())?;
+        check_per_image(x, self.d, "log-prob output", out.len())?;
         self.quad_forms(x, shift, prec, out);
         let norm: f64 = prec.iter().map(|p| -0.5 * (2.0 * std::f64::consts::PI / p).ln()).sum();
         for o in out.iter_mut() {
@@ -315,8 +312,7 @@ impl Gaussian {
     /// # Errors
     /// Shape mismatch or non-finite input.
     pub fn grad_log_prob(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
-        self.check_x(x)?;
-        check_len("gradient output", x.len(), out.len())?;
+        check_like_x(x, self.d, "gradient output", out.len())?;
         let w: Vec<f64> = self.eigvals.iter().map(|l| 1.0 / l).collect();
         self.apply(x, 1.0, &w, -1.0, out);
         Ok(())
@@ -352,8 +348,7 @@ impl ScoreModel for Gaussian {
     }
 
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
-        self.check_x(x)?;
-        check_len("score output", x.len(), out.len())?;
+        check_like_x(x, self.d, "score output", out.len())?;
         let p = self.marginal_precisions(t);
         self.apply(x, p.a, &p.w, -1.0, out);
         Ok(())
@@ -367,7 +362,7 @@ impl ScoreModel for Gaussian {
         score_out: &mut [f64],
         vjp_out: &mut [f64],
     ) -> Result<()> {
-        let n = self.check_x(x)?;
+        let n = check_finite_batch(x, self.d)?;
         check_vjp(self.d, n, cotangents, score_out, vjp_out)?;
         let p = self.marginal_precisions(t);
         // The Jacobian −U diag(w) Uᵀ is symmetric and independent of x: vᵀJ = J v for all
@@ -415,7 +410,7 @@ impl ScoreModel for Gaussian {
         score_out: &mut [f64],
         forms_out: &mut [f64],
     ) -> Result<()> {
-        self.check_x(x)?;
+        check_finite_batch(x, self.d)?;
         let d = self.d;
         let (n, k) = check_probe_forms(d, x, probes, score_out, forms_out)?;
         check_finite(probes, "probes")?;
@@ -438,23 +433,21 @@ impl ScoreModel for Gaussian {
     }
 
     fn jacobian_trace(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
-        let n = self.check_x(x)?;
-        check_len("trace output", n, out.len())?;
+        check_per_image(x, self.d, "trace output", out.len())?;
         let tr = -self.marginal_precisions(t).sum;
         out.iter_mut().for_each(|o| *o = tr);
         Ok(true)
     }
 
     fn jacobian_trace_grad(&self, x: &[f64], _t: f64, out: &mut [f64]) -> Result<bool> {
-        self.check_x(x)?;
-        check_len("trace-gradient output", x.len(), out.len())?;
+        check_like_x(x, self.d, "trace-gradient output", out.len())?;
         out.iter_mut().for_each(|o| *o = 0.0);
         Ok(true)
     }
 
     /// Exactly zero: the Jacobian does not depend on `x`.
     fn second_order(&self, x: &[f64], _t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
-        self.check_x(x)?;
+        check_finite_batch(x, self.d)?;
         check_probes(probes, self.d)?;
         check_len("second-order output", x.len(), out.len())?;
         out.iter_mut().for_each(|o| *o = 0.0);

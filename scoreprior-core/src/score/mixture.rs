@@ -9,7 +9,9 @@
 
 use rayon::prelude::*;
 
-use super::checks::{check_finite, check_finite_batch, check_len, check_probes, check_vjp};
+use super::checks::{
+    check_finite, check_finite_batch, check_len, check_like_x, check_per_image, check_probes, check_vjp,
+};
 use super::marginal::MarginalDensity;
 use super::ScoreModel;
 use crate::sde::{AnySde, Sde};
@@ -244,17 +246,12 @@ impl GaussianMixture {
         }
     }
 
-    fn check_x(&self, x: &[f64]) -> Result<usize> {
-        check_finite_batch(x, self.d)
-    }
-
     /// `out[i] = log p_data(x_i)`, the mixture density itself.
     ///
     /// # Errors
     /// Shape mismatch or non-finite input.
     pub fn log_prob(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
-        let n = self.check_x(x)?;
-        check_len("log-prob output", n, out.len())?;
+        check_per_image(x, self.d, "log-prob output", out.len())?;
         out.copy_from_slice(&self.terms(&self.data_coefs(), x).lp);
         Ok(())
     }
@@ -264,8 +261,7 @@ impl GaussianMixture {
     /// # Errors
     /// Shape mismatch or non-finite input.
     pub fn grad_log_prob(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
-        self.check_x(x)?;
-        check_len("gradient output", x.len(), out.len())?;
+        check_like_x(x, self.d, "gradient output", out.len())?;
         out.copy_from_slice(&self.terms(&self.data_coefs(), x).s);
         Ok(())
     }
@@ -300,8 +296,7 @@ impl ScoreModel for GaussianMixture {
     }
 
     fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
-        self.check_x(x)?;
-        check_len("score output", x.len(), out.len())?;
+        check_like_x(x, self.d, "score output", out.len())?;
         out.copy_from_slice(&self.terms(&self.coefs(t), x).s);
         Ok(())
     }
@@ -314,7 +309,7 @@ impl ScoreModel for GaussianMixture {
         score_out: &mut [f64],
         vjp_out: &mut [f64],
     ) -> Result<()> {
-        let n = self.check_x(x)?;
+        let n = check_finite_batch(x, self.d)?;
         let d = self.d;
         check_vjp(d, n, cotangents, score_out, vjp_out)?;
         let c = self.coefs(t);
@@ -328,8 +323,7 @@ impl ScoreModel for GaussianMixture {
     }
 
     fn jacobian_trace(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
-        let n = self.check_x(x)?;
-        check_len("trace output", n, out.len())?;
+        check_per_image(x, self.d, "trace output", out.len())?;
         let (d, k) = (self.d, self.k);
         let c = self.coefs(t);
         let tm = self.terms(&c, x);
@@ -347,8 +341,7 @@ impl ScoreModel for GaussianMixture {
     }
 
     fn jacobian_trace_grad(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<bool> {
-        let n = self.check_x(x)?;
-        check_len("trace-gradient output", x.len(), out.len())?;
+        let n = check_like_x(x, self.d, "trace-gradient output", out.len())?;
         let (d, k) = (self.d, self.k);
         let c = self.coefs(t);
         let tm = self.terms(&c, x);
@@ -371,7 +364,7 @@ impl ScoreModel for GaussianMixture {
     }
 
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> Result<()> {
-        let n = self.check_x(x)?;
+        let n = check_finite_batch(x, self.d)?;
         let (d, k) = (self.d, self.k);
         let np = check_probes(probes, d)?;
         check_len("second-order output", x.len(), out.len())?;
@@ -412,8 +405,7 @@ impl MarginalDensity for GaussianMixture {
         self.d
     }
     fn marginal_log_prob(&self, x: &[f64], t: f64, out: &mut [f64]) -> Result<()> {
-        let n = self.check_x(x)?;
-        check_len("log-prob output", n, out.len())?;
+        check_per_image(x, self.d, "log-prob output", out.len())?;
         out.copy_from_slice(&self.terms(&self.coefs(t), x).lp);
         Ok(())
     }

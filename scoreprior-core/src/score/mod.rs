@@ -414,6 +414,22 @@ pub(crate) mod checks {
         Ok(n)
     }
 
+    /// A batch `x` of whole, finite `d`-vectors and an output `what` shaped like it; returns
+    /// the batch size `n`.
+    pub(crate) fn check_like_x(x: &[f64], d: usize, what: &str, out_len: usize) -> Result<usize> {
+        let n = check_finite_batch(x, d)?;
+        check_len(what, x.len(), out_len)?;
+        Ok(n)
+    }
+
+    /// A batch `x` of whole, finite `d`-vectors and an output `what` of one value per image;
+    /// returns the batch size `n`.
+    pub(crate) fn check_per_image(x: &[f64], d: usize, what: &str, out_len: usize) -> Result<usize> {
+        let n = check_finite_batch(x, d)?;
+        check_len(what, n, out_len)?;
+        Ok(n)
+    }
+
     /// An output `what` of `expected` values.
     pub(crate) fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
         if got == expected {
