@@ -206,11 +206,20 @@ fn bad_settings_are_errors_before_any_sampling() {
 #[test]
 fn a_diverging_chain_names_the_step_size() {
     // σ_y = 1e-4 makes the likelihood's curvature ‖a‖²/σ_y² ≈ 1.25e8: η₀ = 3e-4 passes the
-    // prior-only check but the Langevin steps blow up.
+    // prior-only check but Langevin steps would blow up.
     let sde = AnySde::Vp(VpSde::default());
     let (g, _, y) = setup(sde);
     let f = Dot::new([1.0, 0.5], 1e-4, false);
     let daps = Daps { levels: 20, langevin_steps: 50, ..tuned() };
+    let e = daps.sample(&g, &sde, &f, &y, 8, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+    assert!(matches!(e.innermost(), Error::OutOfRange { .. }), "{e}");
+    // The linear model's curvature 1.25/σ_y² = 1.25e8 bounds the step at 2/1.25e8 = 1.6e-8,
+    // found before any step (no likelihood gradient beyond the curvature's 31).
+    assert!(e.to_string().contains("step_size") && e.to_string().contains("below 1.600e-8"), "{e}");
+    assert!(f.calls.load(Ordering::Relaxed) <= 31, "{}", f.calls.load(Ordering::Relaxed));
+    // A non-linear model is caught when its iterates stop being finite, naming the same knob.
+    let f = Dot::new([1.0, 0.5], 1e-4, true);
+    let y = [f.map(&[0.3, -0.2])];
     let e = daps.sample(&g, &sde, &f, &y, 8, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
     assert!(matches!(e.innermost(), Error::NonFinite { .. }), "{e}");
     assert!(e.to_string().contains("step_size"), "{e}");

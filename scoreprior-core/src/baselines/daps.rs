@@ -218,6 +218,24 @@ impl PosteriorSampler for Daps {
         let mut x = problem.prior_sample(rng);
         let alpha_t = sde.marginal_mean_coef(sde.t_max());
         x.iter_mut().for_each(|v| *v /= alpha_t);
+        // A linear model's likelihood has one curvature L everywhere: at the first level
+        // (r ≈ σ_T/α_T, so 1/r² ≈ 0) a Langevin step η₀ ≥ 2/L grows the iterate by |1 − η₀L|
+        // per step, which the chains would only reveal levels later as a non-finite score.
+        if forward.is_linear() {
+            let mut probe: Vec<f64> = (0..d).map(|i| 1.0 + ((i * 7919) % 13) as f64 / 13.0).collect();
+            let l = super::likelihood_curvature(forward, y, &x[..d], &mut probe, 30)?;
+            if self.step_size * l >= 2.0 {
+                return Err(Error::out_of_range(
+                    "DAPS step_size",
+                    self.step_size,
+                    format!(
+                        "below {:.3e}: the likelihood's curvature ‖∇² log p(y|x)‖ is {l:.4e}, and Langevin steps \
+                         η₀ ≥ 2/‖∇² log p‖ diverge",
+                        2.0 / l
+                    ),
+                ));
+            }
+        }
         let (mut xhat, mut xt, mut s) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n * d]);
         let mut nodes: Vec<f64> = Vec::with_capacity(self.ode_steps.max(1).saturating_add(1));
         for i in 0..self.levels {
@@ -244,7 +262,14 @@ impl PosteriorSampler for Daps {
                 }
             }
             if xhat.iter().any(|v| !v.is_finite()) {
-                return Err(Error::NonFinite { what: "DAPS clean estimate x̂₀", t });
+                let what = if i == 0 {
+                    "DAPS clean estimate x̂₀"
+                } else {
+                    // Huge but finite Langevin iterates of the level before (a step beyond the
+                    // likelihood's stability limit where it is stiffest) reach the network here.
+                    "DAPS clean estimate x̂₀ (the previous level's Langevin steps diverged: lower step_size)"
+                };
+                return Err(Error::NonFinite { what, t });
             }
             // (2) Langevin on N(x₀; x̂₀, r²I)·p(y | x₀), from x̂₀.
             let r = self.r_scale * sigma;
