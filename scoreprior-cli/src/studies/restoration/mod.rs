@@ -170,6 +170,9 @@ pub struct RestorationRow {
     pub seconds_sampling: f64,
     /// Samples drawn.
     pub samples: usize,
+    /// Fraction of pixels whose truth lies within two posterior standard deviations of the
+    /// posterior mean (the samples' std; the floor's exact std); NaN for a failed run.
+    pub coverage_2std: f64,
 }
 
 /// The rows of a study and the runs that failed (one line each).
@@ -189,7 +192,7 @@ impl RestorationRow {
         let (seconds_training, seconds_sampling) = seconds;
         #[rustfmt::skip]
         let row = Self { task, prior, image, method, samples_mse, samples_psnr, samples_ssim, mean_mse, mean_psnr,
-                         mean_ssim, seconds_training, seconds_sampling, samples };
+                         mean_ssim, seconds_training, seconds_sampling, samples, coverage_2std: f64::NAN };
         row
     }
 
@@ -207,7 +210,8 @@ impl RestorationRow {
         let metrics: Vec<f64> = metrics.collect();
         let seconds = (num(&["seconds_training"]), num(&["seconds_sampling"]));
         let samples = m["samples"].as_u64().unwrap_or(0) as usize;
-        Ok(Self::new(names, metrics.try_into().unwrap_or([f64::NAN; 6]), seconds, samples))
+        let coverage_2std = num(&["coverage_2std"]);
+        Ok(Self { coverage_2std, ..Self::new(names, metrics.try_into().unwrap_or([f64::NAN; 6]), seconds, samples) })
     }
 }
 
@@ -450,7 +454,15 @@ fn closed_form_row(
     let avg = |f: &dyn Fn(&ImageMetrics) -> f64| per.iter().map(f).sum::<f64>() / per.len() as f64;
     let mm = image_metrics(&mean, truth, side, side, 1.0)?;
     let metrics = [avg(&|m| m.mse), avg(&|m| m.psnr), avg(&|m| m.ssim), mm.mse, mm.psnr, mm.ssim];
-    Ok(RestorationRow::new(names, metrics, (0.0, seconds), samples))
+    // The exact std of pixel i: the norm of row i of the Cholesky factor.
+    let inside = (0..d)
+        .filter(|&i| {
+            let sd = (0..=i).map(|j| l[i * d + j] * l[i * d + j]).sum::<f64>().sqrt();
+            (truth[i] - mean[i]).abs() <= 2.0 * sd
+        })
+        .count();
+    let coverage_2std = inside as f64 / d as f64;
+    Ok(RestorationRow { coverage_2std, ..RestorationRow::new(names, metrics, (0.0, seconds), samples) })
 }
 
 /// Writes `out/table.csv` and `out/table.md` (with a line per failed run) and returns the
@@ -470,11 +482,11 @@ fn closed_form_row(
 pub fn write_table(table: &RestorationTable, out: &Path) -> Result<String> {
     write_csv(out.join("table.csv"), &table.rows)?;
     let mut md = String::from(
-        "| task | prior | image | method | PSNR samples | SSIM samples | MSE samples | PSNR mean | SSIM mean | MSE mean | train s | sample s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| task | prior | image | method | PSNR samples | SSIM samples | MSE samples | PSNR mean | SSIM mean | MSE mean | 2-std coverage | train s | sample s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &table.rows {
         md += &format!(
-            "| {} | {} | {} | {} | {:.2} | {:.3} | {:.4} | {:.2} | {:.3} | {:.4} | {:.0} | {:.1} |\n",
+            "| {} | {} | {} | {} | {:.2} | {:.3} | {:.4} | {:.2} | {:.3} | {:.4} | {:.3} | {:.0} | {:.1} |\n",
             r.task,
             r.prior,
             r.image,
@@ -485,6 +497,7 @@ pub fn write_table(table: &RestorationTable, out: &Path) -> Result<String> {
             r.mean_psnr,
             r.mean_ssim,
             r.mean_mse,
+            r.coverage_2std,
             r.seconds_training,
             r.seconds_sampling
         );
