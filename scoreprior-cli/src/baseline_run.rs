@@ -60,6 +60,13 @@ pub struct BaselineOptions {
     /// PnP-DM reverse-diffusion steps of each prior (denoising) step (the reference: 100).
     #[arg(long, default_value_t = BaselineOptions::default().pnp_denoise_steps)]
     pub pnp_denoise_steps: usize,
+    /// PnP-DM Langevin steps of each likelihood step, where it has no closed form (non-linear
+    /// operators, D > 2048).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_likelihood_steps)]
+    pub pnp_likelihood_steps: usize,
+    /// PnP-DM Langevin step relative to the likelihood's curvature, ε in (0, 2): η = ε/(L + 1/ρ²).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_likelihood_step)]
+    pub pnp_likelihood_step: f64,
 }
 
 impl Default for BaselineOptions {
@@ -79,6 +86,8 @@ impl Default for BaselineOptions {
             pnp_burn_in: pnp.burn_in,
             pnp_rho_start: pnp.rho_start,
             pnp_denoise_steps: pnp.denoise_steps,
+            pnp_likelihood_steps: pnp.likelihood_steps,
+            pnp_likelihood_step: pnp.likelihood_step,
         }
     }
 }
@@ -139,6 +148,8 @@ impl BaselineOptions {
                 burn_in: self.pnp_burn_in,
                 rho_start: self.pnp_rho_start,
                 denoise_steps: self.pnp_denoise_steps,
+                likelihood_steps: self.pnp_likelihood_steps,
+                likelihood_step: self.pnp_likelihood_step,
                 ..PnpDm::new()
             }),
             other => {
@@ -161,7 +172,10 @@ pub fn sampler_flags(method: &str) -> &'static str {
         "dps" => "--sampler-steps, --zeta",
         "sde-proj" => "--sampler-steps, --lambda",
         "daps" => "--daps-levels, --daps-langevin-steps, --daps-step",
-        "pnp-dm" => "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-denoise-steps",
+        "pnp-dm" => {
+            "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-denoise-steps, --pnp-likelihood-steps, \
+             --pnp-likelihood-step"
+        }
         _ => "--ald-levels, --ald-steps, --ald-step",
     }
 }

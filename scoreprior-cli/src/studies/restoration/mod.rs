@@ -280,10 +280,21 @@ fn run_spec(
         "daps" => serde_json::json!({
             "daps_levels": b.daps_levels, "daps_langevin_steps": b.daps_langevin_steps, "daps_step": b.daps_step
         }),
-        "pnp-dm" => serde_json::json!({
-            "pnp_iterations": b.pnp_iterations, "pnp_burn_in": b.pnp_burn_in, "pnp_rho_start": b.pnp_rho_start,
-            "pnp_denoise_steps": b.pnp_denoise_steps
-        }),
+        "pnp-dm" => {
+            let mut own = serde_json::json!({
+                "pnp_iterations": b.pnp_iterations, "pnp_burn_in": b.pnp_burn_in, "pnp_rho_start": b.pnp_rho_start,
+                "pnp_denoise_steps": b.pnp_denoise_steps
+            });
+            // The Langevin likelihood step's settings, recorded only when set: both tasks are
+            // linear with D ≤ 2048, where PnP-DM takes the exact step and never uses them, and
+            // runs recorded before they were settings stay valid.
+            let d = BaselineOptions::default();
+            if (b.pnp_likelihood_steps, b.pnp_likelihood_step) != (d.pnp_likelihood_steps, d.pnp_likelihood_step) {
+                own["pnp_likelihood_steps"] = b.pnp_likelihood_steps.into();
+                own["pnp_likelihood_step"] = b.pnp_likelihood_step.into();
+            }
+            own
+        }
         _ => serde_json::json!({"ald_levels": b.ald_levels, "ald_steps": b.ald_steps, "ald_step": b.ald_step}),
     };
     if let (Some(m), serde_json::Value::Object(o)) = (spec.as_object_mut(), own) {
