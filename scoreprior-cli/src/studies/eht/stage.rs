@@ -11,7 +11,7 @@ use scoreprior_core::io::{atomic_write, read_npy};
 
 use super::reference::{prior_units, ReferenceRun};
 use super::settings::{EhtDpiSettings, ExactStage};
-use super::table::{measure, EhtRow};
+use super::table::{measure, samples_chi2, EhtRow};
 use crate::studies::{record_sub_run, SubRun, SUB_RUN_SETTINGS};
 use scoreprior::experiment::{
     invalid_setting, Baseline, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, PriorOptions,
@@ -140,9 +140,12 @@ pub(super) fn dpi_stage(
         let samples = rd("samples.npy")?;
         // Runs from before the column: the whole run's time over its samples.
         let per_sample = stored.seconds_per_sample.or(Some(stored.seconds / (samples.len() / (n * n)).max(1) as f64));
+        let (cp, cl) = samples_chi2(&p, &samples, n)?;
         let row = EhtRow {
             seconds: stored.seconds,
             seconds_per_sample: per_sample,
+            chi2_phase_samples: Some(cp),
+            chi2_log_amp_samples: Some(cl),
             std_rel: stored.std_rel,
             within_2std: stored.within_2std,
             ..measure(source, stored.method.clone(), &mean, &x, n, r.fov_uas, &p, resolution, ctx.observed_flux)?
@@ -258,6 +261,8 @@ fn finish_stage(
     let mut row = measure(ctx.source, method, &s.mean, x, n, r.fov_uas, p, ctx.resolution, ctx.observed_flux)?;
     row.seconds = seconds;
     row.seconds_per_sample = Some(seconds_per_sample);
+    let (cp, cl) = samples_chi2(p, &res.samples.x, n)?;
+    (row.chi2_phase_samples, row.chi2_log_amp_samples) = (Some(cp), Some(cl));
     let peak_mean = s.mean.iter().cloned().fold(1e-300, f64::max);
     row.std_rel = Some(s.std.iter().sum::<f64>() / (n * n) as f64 / peak_mean);
     let (_, (di, dj)) = best_shift(&s.mean, x, n, n / 4);
