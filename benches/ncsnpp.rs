@@ -5,6 +5,11 @@
 //! product GFLOP/s (FLOPs counted by `ops::MATMUL_FLOPS`) next to the GFLOP/s of a plain
 //! f32 GEMM of the network's typical shape in the same pool, and their ratio (how close the
 //! network runs to its matrix products' ceiling).
+//!
+//! The `second_order` group times the adjoint's second-order term `∇x(εᵀJε)` at 16×16, batch
+//! 8, 2 probes, two threads, alone and within the adjoint's call: the exact
+//! forward-over-reverse pass against the central difference of `2·K·n` VJPs, and prints the
+//! ratios.
 
 mod common;
 
@@ -18,7 +23,7 @@ use scoreprior::core::score::ScoreModel;
 use scoreprior::core::sde::VpSde;
 use scoreprior::models::ncsnpp::{NcsnppConfig, NcsnppNet};
 use scoreprior::models::ops::MATMUL_FLOPS;
-use scoreprior::models::score::NcsnppScore;
+use scoreprior::models::score::{NcsnppScore, SecondOrder};
 
 fn model(size: usize) -> NcsnppScore {
     let mut cfg = NcsnppConfig::small();
@@ -94,5 +99,48 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Exact vs difference second-order term (f32, the default precision) on 2 threads, alone
+/// and inside the adjoint's call `score_and_adjoint_vjp` (`aᵀJ + ∇x(εᵀJε)`, what the exact
+/// prior's adjoint evaluates).
+fn bench_second_order(c: &mut Criterion) {
+    let mut g = c.benchmark_group("second_order");
+    g.sample_size(10);
+    let size = 16;
+    let (n, k) = (8, 2);
+    let exact = model(size).with_chunk(16);
+    let diff = model(size).with_chunk(16).with_second_order(SecondOrder::Differences);
+    let d = exact.dim();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let x: Vec<f64> = (0..n * d).map(|_| rng.gen()).collect();
+    let a: Vec<f64> = (0..n * d).map(|_| rng.gen::<f64>() - 0.5).collect();
+    let probes: Vec<f64> = (0..k * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let (mut s, mut out) = (vec![0.0; n * d], vec![0.0; n * d]);
+    let mut second = |m: &NcsnppScore| pool.install(|| m.second_order(&x, 0.5, &probes, &mut out).unwrap());
+    let (te, td) = (best_of(5, || second(&exact)), best_of(5, || second(&diff)));
+    let mut adjoint =
+        |m: &NcsnppScore| pool.install(|| m.score_and_adjoint_vjp(&x, 0.5, &a, &probes, &mut s, &mut out).unwrap());
+    let (ae, ad) = (best_of(5, || adjoint(&exact)), best_of(5, || adjoint(&diff)));
+    eprintln!(
+        "{size}x{size}, batch {n}, {k} probes, 2 threads (best of 5): second order exact {:.1} ms, \
+         differences {:.1} ms (ratio {:.2}); adjoint call exact {:.1} ms, differences {:.1} ms (ratio {:.2})",
+        te * 1e3,
+        td * 1e3,
+        td / te,
+        ae * 1e3,
+        ad * 1e3,
+        ad / ae
+    );
+    for (name, m) in [("exact", &exact), ("differences", &diff)] {
+        g.bench_function(format!("second_order/{name}/{size}x{size}/batch{n}/probes{k}/threads2"), |b| {
+            b.iter(|| pool.install(|| m.second_order(&x, 0.5, &probes, &mut out).unwrap()))
+        });
+        g.bench_function(format!("adjoint_vjp/{name}/{size}x{size}/batch{n}/probes{k}/threads2"), |b| {
+            b.iter(|| pool.install(|| m.score_and_adjoint_vjp(&x, 0.5, &a, &probes, &mut s, &mut out).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_second_order);
 criterion_main!(benches);

@@ -2,8 +2,10 @@
 //! network was trained with. Batches (and, for VJPs, the `m·n` image–cotangent pairs,
 //! stacked into one batch because a dfdx tape is consumed by its backward pass) are split
 //! into chunks evaluated in parallel with rayon, since elementwise ops are single-threaded.
-//! Scores and VJPs run in `f32` or `f64`; the adjoint's second-order term is a central
-//! difference of VJPs in the same precision, with a step chosen for it.
+//! Scores and VJPs run in `f32` or `f64`. The adjoint's second-order term `∇x(εᵀJε)` is,
+//! by default, the exact tangent of the VJP `Jᵀε` along `ε` from one forward-over-reverse
+//! pass (`ops::dual`); a central difference of VJPs remains as a checked fallback
+//! ([`SecondOrder`]).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -27,6 +29,30 @@ pub enum Precision {
     F64,
 }
 
+/// How [`NcsnppScore`] computes the adjoint's second-order term `∇x(εᵀJε)` (and with it
+/// [`ScoreModel::score_and_adjoint_vjp`]).
+///
+/// ```
+/// use scoreprior_models::score::SecondOrder;
+/// assert_eq!(SecondOrder::default(), SecondOrder::Exact);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecondOrder {
+    /// Forward-over-reverse: the tangent of the VJP `J(x)ᵀε` along `ε`, exact up to
+    /// round-off, from one pass per image with all `K` probes (`K` tangents and `K`
+    /// cotangents, plus the adjoint's own cotangent). Measured cost: see
+    /// `benches/ncsnpp.rs` (`second_order` group).
+    #[default]
+    Exact,
+    /// The central difference `[J(x + hε)ᵀε − J(x − hε)ᵀε]/2h` of `2·K·n` VJPs
+    /// (truncation error `O(h²)`; see `difference_step` for `h`).
+    Differences,
+}
+
+/// What the exact pass returns: the score, `aᵀJ` (empty without `a`) and the second-order
+/// term, each `(n, D)`.
+type ExactParts = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// A trained NCSN++ as a batched score model on flattened `(n, C·H·W)` images in `[0, 1]`
 /// (C order within an image).
 pub struct NcsnppScore {
@@ -35,6 +61,7 @@ pub struct NcsnppScore {
     p64: Params<f64>,
     sde: VpSde,
     precision: Precision,
+    second_order: SecondOrder,
     chunk: usize,
     meta: Option<Meta>,
     /// One-thread pools of [`NcsnppScore::parallel_chunks`].
@@ -63,7 +90,17 @@ impl NcsnppScore {
         let dev = Cpu::default();
         let p32 = net.params(&dev, weights)?;
         let p64 = net.params(&dev, weights)?;
-        Ok(Self { net, p32, p64, sde, precision: Precision::F32, chunk: 16, meta: None, pools: Default::default() })
+        Ok(Self {
+            net,
+            p32,
+            p64,
+            sde,
+            precision: Precision::F32,
+            second_order: SecondOrder::default(),
+            chunk: 16,
+            meta: None,
+            pools: Default::default(),
+        })
     }
 
     /// Loads the EMA weights of a checkpoint (the network is rebuilt from its metadata).
@@ -85,6 +122,39 @@ impl NcsnppScore {
     pub fn with_precision(mut self, p: Precision) -> Self {
         self.precision = p;
         self
+    }
+    /// Sets how the second-order term is computed (default [`SecondOrder::Exact`]).
+    ///
+    /// ```
+    /// use scoreprior_core::score::ScoreModel;
+    /// use scoreprior_core::sde::VpSde;
+    /// use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
+    /// use scoreprior_models::score::{NcsnppScore, Precision, SecondOrder};
+    /// // An initial scale of 1 (not the reference's ~0) for an output far from zero.
+    /// let cfg = NcsnppConfig { init_scale: 1.0, ..NcsnppConfig::tiny() };
+    /// let net = NcsnppNet::new(cfg, 1, 8, 8).unwrap();
+    /// let w = net.init_params(&mut rand::thread_rng());
+    /// let exact = NcsnppScore::new(net.clone(), &w, VpSde::default()).unwrap().with_precision(Precision::F64);
+    /// let diff = NcsnppScore::new(net, &w, VpSde::default())
+    ///     .unwrap()
+    ///     .with_precision(Precision::F64)
+    ///     .with_second_order(SecondOrder::Differences);
+    /// let x: Vec<f64> = (0..64).map(|i| (i % 7) as f64 / 7.0).collect();
+    /// let probe: Vec<f64> = (0..64).map(|i| if i % 3 == 0 { 1.0 } else { -1.0 }).collect();
+    /// let (mut q1, mut q2) = (vec![0.0; 64], vec![0.0; 64]);
+    /// exact.second_order(&x, 0.5, &probe, &mut q1).unwrap();
+    /// diff.second_order(&x, 0.5, &probe, &mut q2).unwrap();
+    /// // The difference's truncation error is O(h²), h = 1e-4.
+    /// let scale = q1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    /// assert!(scale > 1e-3 && q1.iter().zip(&q2).all(|(a, b)| (a - b).abs() < 1e-5 * scale));
+    /// ```
+    pub fn with_second_order(mut self, method: SecondOrder) -> Self {
+        self.second_order = method;
+        self
+    }
+    /// How the second-order term is computed.
+    pub fn second_order_method(&self) -> SecondOrder {
+        self.second_order
     }
     /// Sets how many images one parallel task evaluates (default 16).
     pub fn with_chunk(mut self, chunk: usize) -> Self {
@@ -288,6 +358,99 @@ impl NcsnppScore {
         Ok((ev, to_f64(&g.get(&x0).as_vec())))
     }
 
+    /// The exact second-order term `(1/K) Σ_k ∇x(ε_kᵀJε_k)` of the score, with the score and,
+    /// when `a` is given, the VJP `aᵀJ`, from one forward-over-reverse pass per chunk of
+    /// images: tangents `ε_k`, cotangents `ε_k` (then `a_i`), all in score units (the
+    /// cotangents of `ε̂` are `−c/σ`). Returns `(score, aᵀJ or empty, second-order term)`.
+    fn exact_second_order<E: Elem>(
+        &self,
+        p: &Params<E>,
+        x: &[f64],
+        t: f64,
+        probes: &[f64],
+        a: Option<&[f64]>,
+    ) -> scoreprior_core::Result<ExactParts>
+    where
+        Cpu: Device<E>,
+    {
+        let d = self.dim();
+        let n = check_batch(x, d, "x")?;
+        if probes.is_empty() || !probes.len().is_multiple_of(d) {
+            return Err(scoreprior_core::Error::shape("probes", format!("(K, {d})"), probes.len()));
+        }
+        if let Some(a) = a {
+            if a.len() != x.len() {
+                return Err(scoreprior_core::Error::shape("adjoint cotangents", x.len(), a.len()));
+            }
+        }
+        // As the VJP path's checks: a NaN probe or cotangent is an error, not a NaN result.
+        for (v, what) in [(probes, "probes"), (a.unwrap_or(&[]), "adjoint cotangents")] {
+            if let Some(index) = v.iter().position(|v| !v.is_finite()) {
+                return Err(scoreprior_core::Error::NonFiniteData { what, index });
+            }
+        }
+        let sig = self.sigma(t)?;
+        let k = probes.len() / d;
+        let m = k + usize::from(a.is_some());
+        let parts = self.parallel_chunks(n, &|r| {
+            let b = r.len();
+            let (lo, hi) = (r.start * d, r.end * d);
+            let mut tape = crate::ops::dual::DualTape::<E>::new(k, m);
+            // [x | ε_0 per image | … | ε_{K−1} per image]
+            let mut stack: Vec<E> = x[lo..hi].iter().map(|&v| E::of(v)).collect();
+            for eps in probes.chunks_exact(d) {
+                for _ in 0..b {
+                    stack.extend(eps.iter().map(|&v| E::of(v)));
+                }
+            }
+            let xin = tape.input(stack, b, d);
+            let out = self.net.net().forward_dual(p, &mut tape, &xin, &vec![t; b]);
+            let score: Vec<f64> = out.values().iter().map(|v| -v.f64() / sig).collect();
+            // Cotangents −c/σ of ε̂ for c = ε_k (then a), and zero tangents of them.
+            let mut seed = Vec::with_capacity((m + k) * b * d);
+            for eps in probes.chunks_exact(d) {
+                for _ in 0..b {
+                    seed.extend(eps.iter().map(|&v| E::of(-v / sig)));
+                }
+            }
+            if let Some(a) = a {
+                seed.extend(a[lo..hi].iter().map(|&v| E::of(-v / sig)));
+            }
+            seed.resize((m + k) * b * d, E::zero());
+            let gx = tape.backward(&out, seed).get(&xin);
+            let bd = b * d;
+            let mut second = vec![0.0; bd];
+            for kk in 0..k {
+                let blk = &gx[(m + kk) * bd..(m + kk + 1) * bd];
+                second.iter_mut().zip(blk).for_each(|(o, v)| *o += v.f64() / k as f64);
+            }
+            let avjp: Vec<f64> =
+                if a.is_some() { gx[k * bd..(k + 1) * bd].iter().map(|v| v.f64()).collect() } else { Vec::new() };
+            (score, avjp, second)
+        });
+        let (mut s, mut v, mut q) = (Vec::with_capacity(x.len()), Vec::new(), Vec::with_capacity(x.len()));
+        for (ps, pv, pq) in parts {
+            s.extend(ps);
+            v.extend(pv);
+            q.extend(pq);
+        }
+        Ok((s, v, q))
+    }
+
+    /// [`Self::exact_second_order`] in the model's precision.
+    fn exact_in_precision(
+        &self,
+        x: &[f64],
+        t: f64,
+        probes: &[f64],
+        a: Option<&[f64]>,
+    ) -> scoreprior_core::Result<ExactParts> {
+        match self.precision {
+            Precision::F32 => self.exact_second_order(&self.p32, x, t, probes, a),
+            Precision::F64 => self.exact_second_order(&self.p64, x, t, probes, a),
+        }
+    }
+
     /// Checks per-image times and returns `σ(t_i)`.
     fn sigmas(&self, x: &[f64], t: &[f64], out_len: usize) -> scoreprior_core::Result<Vec<f64>> {
         scoreprior_core::score::check_times(self.dim(), x, t, out_len)?;
@@ -387,6 +550,14 @@ impl ScoreModel for NcsnppScore {
     }
 
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {
+        if self.second_order == SecondOrder::Exact {
+            if out.len() != x.len() {
+                return Err(scoreprior_core::Error::shape("second-order output", x.len(), out.len()));
+            }
+            let (_, _, q) = self.exact_in_precision(x, t, probes, None)?;
+            out.copy_from_slice(&q);
+            return Ok(());
+        }
         let h = self.difference_step(x, t)?;
         scoreprior_core::score::second_order_by_differences(self, x, t, probes, h, out)
     }
@@ -400,6 +571,20 @@ impl ScoreModel for NcsnppScore {
         score_out: &mut [f64],
         out: &mut [f64],
     ) -> scoreprior_core::Result<()> {
+        if self.second_order == SecondOrder::Exact {
+            // One pass: the adjoint's cotangent `a` rides along as an extra cotangent.
+            if score_out.len() != x.len() || out.len() != x.len() {
+                return Err(scoreprior_core::Error::shape(
+                    "adjoint outputs",
+                    x.len(),
+                    format!("{}, {}", score_out.len(), out.len()),
+                ));
+            }
+            let (s, v, q) = self.exact_in_precision(x, t, probes, Some(a))?;
+            score_out.copy_from_slice(&s);
+            out.iter_mut().zip(v.iter().zip(&q)).for_each(|(o, (v, q))| *o = v + q);
+            return Ok(());
+        }
         // 2·K·n network pairs per adjoint evaluation instead of (2K + 1)·n: see
         // `adjoint_vjp_by_differences` for the stencil and its error.
         let h = self.difference_step(x, t)?;

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use scoreprior_core::score::ScoreModel;
 use scoreprior_core::sde::VpSde;
 use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
-use scoreprior_models::score::{NcsnppScore, Precision};
+use scoreprior_models::score::{NcsnppScore, Precision, SecondOrder};
 
 fn model(chunk: usize) -> NcsnppScore {
     let mut cfg = NcsnppConfig::tiny();
@@ -98,79 +98,93 @@ fn several_cotangents_equal_single_ones() {
     }
 }
 
-/// The f32 second-order term (central difference with h = 0.01·σ_t) of the shipped
-/// checkpoint against an f64 difference with h = 1e-5 (accurate to ~1e-6), on noisy test
-/// images `α_t x + σ_t z` at small, middle and large t. Measured: 0.7–1.8e-4 relative. The
-/// same for the adjoint's stencil term and its mean stencil score.
+/// The f32 second-order term of the shipped checkpoint, exact (forward-over-reverse) and by
+/// the fallback central difference (h = 0.01·σ_t), against an f64 difference with h = 1e-5
+/// (accurate to ~1e-6), on noisy test images `α_t x + σ_t z` at small, middle and large t;
+/// the same for the adjoint term `aᵀJ + ∇x(εᵀJε)` and its score. Measured: difference
+/// 0.6–1.2e-4 relative (adjoint term up to 2.0e-4); exact 1.9e-7–3.1e-6 (adjoint term up to
+/// 7.2e-6, at t = 1e-3, where the f64 reference's own truncation counts).
 #[test]
 fn second_order_f32_matches_f64() {
     use scoreprior_core::score::second_order_by_differences;
     use scoreprior_core::sde::Sde;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let ckpt = root.join("assets/ncsnpp_fmnist16/ema.safetensors");
-    let m32 = NcsnppScore::load(&ckpt).unwrap();
     let m64 = NcsnppScore::load(&ckpt).unwrap().with_precision(Precision::F64);
     let images = scoreprior_core::io::read_npy(root.join("assets/fashion16_test.npy")).unwrap().data;
-    let d = m32.dim();
+    let d = m64.dim();
     let (n, k) = (2, 2);
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let probes: Vec<f64> = (0..k * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
-    let sde = *m32.sde();
-    for t in [1e-3, 0.1, 1.0] {
-        let (a, s) = (sde.marginal_mean_coef(t), sde.marginal_std(t));
-        let x: Vec<f64> =
-            images[..n * d].iter().map(|v| a * v + s * rng.sample::<f64, _>(rand_distr::StandardNormal)).collect();
-        let mut want = vec![0.0; n * d];
-        second_order_by_differences(&m64, &x, t, &probes, 1e-5, &mut want).unwrap();
-        let mut got = vec![0.0; n * d];
-        m32.second_order(&x, t, &probes, &mut got).unwrap();
-        let err: f64 = got.iter().zip(&want).map(|(g, w)| (g - w).powi(2)).sum::<f64>().sqrt();
-        let norm: f64 = want.iter().map(|w| w * w).sum::<f64>().sqrt();
-        eprintln!("t = {t}: relative error {:.2e}", err / norm);
-        assert!(err < 5e-4 * norm, "t = {t}: relative error {:.2e}", err / norm);
-        // The adjoint's stencil term aᵀJ + ∇x(εᵀJε) in f32 against the exact f64 VJP plus
-        // the f64 difference, with a cotangent of the score's size (as a(t) is).
-        let (mut s64, mut v64) = (vec![0.0; n * d], vec![0.0; n * d]);
-        m64.score(&x, t, &mut s64).unwrap();
-        let adj: Vec<f64> = s64.iter().map(|v| -v).collect();
-        m64.score_and_vjp(&x, t, &adj, &mut s64, &mut v64).unwrap();
-        v64.iter_mut().zip(&want).for_each(|(v, q)| *v += q);
-        let (mut s32, mut v32) = (vec![0.0; n * d], vec![0.0; n * d]);
-        m32.score_and_adjoint_vjp(&x, t, &adj, &probes, &mut s32, &mut v32).unwrap();
-        let (es, ev) = (rel(&s32, &s64), rel(&v32, &v64));
-        eprintln!("t = {t}: stencil score {es:.2e}, adjoint term {ev:.2e}");
-        assert!(es < 5e-4 && ev < 5e-4, "t = {t}: stencil score {es:.2e}, adjoint term {ev:.2e}");
+    for (method, tol) in [(SecondOrder::Differences, 5e-4), (SecondOrder::Exact, 2e-5)] {
+        let m32 = NcsnppScore::load(&ckpt).unwrap().with_second_order(method);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let probes: Vec<f64> = (0..k * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+        let sde = *m32.sde();
+        for t in [1e-3, 0.1, 1.0] {
+            let (a, s) = (sde.marginal_mean_coef(t), sde.marginal_std(t));
+            let x: Vec<f64> =
+                images[..n * d].iter().map(|v| a * v + s * rng.sample::<f64, _>(rand_distr::StandardNormal)).collect();
+            let mut want = vec![0.0; n * d];
+            second_order_by_differences(&m64, &x, t, &probes, 1e-5, &mut want).unwrap();
+            let mut got = vec![0.0; n * d];
+            m32.second_order(&x, t, &probes, &mut got).unwrap();
+            let e = rel(&got, &want);
+            eprintln!("{method:?}, t = {t}: relative error {e:.2e}");
+            assert!(e < tol, "{method:?}, t = {t}: relative error {e:.2e}");
+            // The adjoint term aᵀJ + ∇x(εᵀJε) in f32 against the exact f64 VJP plus the f64
+            // difference, with a cotangent of the score's size (as a(t) is).
+            let (mut s64, mut v64) = (vec![0.0; n * d], vec![0.0; n * d]);
+            m64.score(&x, t, &mut s64).unwrap();
+            let adj: Vec<f64> = s64.iter().map(|v| -v).collect();
+            m64.score_and_vjp(&x, t, &adj, &mut s64, &mut v64).unwrap();
+            v64.iter_mut().zip(&want).for_each(|(v, q)| *v += q);
+            let (mut s32, mut v32) = (vec![0.0; n * d], vec![0.0; n * d]);
+            m32.score_and_adjoint_vjp(&x, t, &adj, &probes, &mut s32, &mut v32).unwrap();
+            let (es, ev) = (rel(&s32, &s64), rel(&v32, &v64));
+            eprintln!("{method:?}, t = {t}: adjoint score {es:.2e}, adjoint term {ev:.2e}");
+            assert!(es < tol && ev < tol, "{method:?}, t = {t}: adjoint score {es:.2e}, adjoint term {ev:.2e}");
+        }
     }
 }
 
-/// The adjoint's stencil call (`2·K·n` pairs, `ScoreModel::score_and_adjoint_vjp`) against
-/// the exact VJP at `x` plus the second-order term, in both precisions; bad shapes are errors.
+/// The adjoint call (`ScoreModel::score_and_adjoint_vjp`: the `2·K·n`-pair stencil, or the
+/// exact pass with `a` as an extra cotangent) against the exact VJP at `x` plus the
+/// second-order term, in both precisions; bad shapes are errors.
 #[test]
 fn adjoint_stencil_matches_separate_calls() {
-    for prec in [Precision::F64, Precision::F32] {
-        let m = model(3).with_precision(prec);
-        let d = m.dim();
-        let n = 3;
-        let mut rng = ChaCha8Rng::seed_from_u64(8);
-        let x: Vec<f64> = (0..n * d).map(|_| rng.gen()).collect();
-        let a: Vec<f64> = (0..n * d).map(|_| rng.gen::<f64>() - 0.5).collect();
-        let probes: Vec<f64> = (0..2 * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
-        let t = 0.05;
-        let (mut s1, mut v1) = (vec![0.0; n * d], vec![0.0; n * d]);
-        m.score_and_adjoint_vjp(&x, t, &a, &probes, &mut s1, &mut v1).unwrap();
-        let (mut s2, mut v2, mut q2) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n * d]);
-        m.score_and_vjp(&x, t, &a, &mut s2, &mut v2).unwrap();
-        m.second_order(&x, t, &probes, &mut q2).unwrap();
-        v2.iter_mut().zip(&q2).for_each(|(v, q)| *v += q);
-        eprintln!("{prec:?}: score {:.2e}, adjoint term {:.2e}", rel(&s1, &s2), rel(&v1, &v2));
-        // Measured: 5.7e-7 (f64) and 1.7e-4 (f32) for the score, less for the adjoint term.
-        let tol = if prec == Precision::F64 { 2e-6 } else { 5e-4 };
-        assert!(rel(&s1, &s2) < tol, "{prec:?} score: {:.2e}", rel(&s1, &s2));
-        assert!(rel(&v1, &v2) < tol, "{prec:?} adjoint term: {:.2e}", rel(&v1, &v2));
-        assert!(m.score_and_adjoint_vjp(&x, t, &a[..d], &probes, &mut s1, &mut v1).is_err());
-        assert!(m.score_and_adjoint_vjp(&x, t, &a, &probes[..d - 1], &mut s1, &mut v1).is_err());
-        assert!(m.score_and_adjoint_vjp(&x, 0.0, &a, &probes, &mut s1, &mut v1).is_err());
-        assert!(m.score_and_adjoint_vjp(&x, t, &a, &probes, &mut s1[..d], &mut v1).is_err());
+    for method in [SecondOrder::Differences, SecondOrder::Exact] {
+        for prec in [Precision::F64, Precision::F32] {
+            let m = model(3).with_precision(prec).with_second_order(method);
+            let d = m.dim();
+            let n = 3;
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let x: Vec<f64> = (0..n * d).map(|_| rng.gen()).collect();
+            let a: Vec<f64> = (0..n * d).map(|_| rng.gen::<f64>() - 0.5).collect();
+            let probes: Vec<f64> = (0..2 * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+            let t = 0.05;
+            let (mut s1, mut v1) = (vec![0.0; n * d], vec![0.0; n * d]);
+            m.score_and_adjoint_vjp(&x, t, &a, &probes, &mut s1, &mut v1).unwrap();
+            let (mut s2, mut v2, mut q2) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n * d]);
+            m.score_and_vjp(&x, t, &a, &mut s2, &mut v2).unwrap();
+            m.second_order(&x, t, &probes, &mut q2).unwrap();
+            v2.iter_mut().zip(&q2).for_each(|(v, q)| *v += q);
+            let (es, ev) = (rel(&s1, &s2), rel(&v1, &v2));
+            eprintln!("{method:?}, {prec:?}: score {es:.2e}, adjoint term {ev:.2e}");
+            // Measured: the stencil 5.7e-7 (f64) and 1.7e-4 (f32) for the score, less for the
+            // adjoint term; the exact pass is the same arithmetic as the separate calls (score
+            // identical, adjoint term 9e-17 in f64 and 3e-8 in f32).
+            let tol = match (method, prec) {
+                (SecondOrder::Differences, Precision::F64) => 2e-6,
+                (SecondOrder::Differences, Precision::F32) => 5e-4,
+                (SecondOrder::Exact, Precision::F64) => 1e-14,
+                (SecondOrder::Exact, Precision::F32) => 1e-6,
+            };
+            assert!(es < tol, "{method:?}, {prec:?} score: {es:.2e}");
+            assert!(ev < tol, "{method:?}, {prec:?} adjoint term: {ev:.2e}");
+            assert!(m.score_and_adjoint_vjp(&x, t, &a[..d], &probes, &mut s1, &mut v1).is_err());
+            assert!(m.score_and_adjoint_vjp(&x, t, &a, &probes[..d - 1], &mut s1, &mut v1).is_err());
+            assert!(m.score_and_adjoint_vjp(&x, 0.0, &a, &probes, &mut s1, &mut v1).is_err());
+            assert!(m.score_and_adjoint_vjp(&x, t, &a, &probes, &mut s1[..d], &mut v1).is_err());
+        }
     }
 }
 

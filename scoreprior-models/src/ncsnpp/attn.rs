@@ -5,7 +5,8 @@
 use dfdx::prelude::*;
 
 use super::net::Ctx;
-use super::params::{Builder, Dense, Gn};
+use super::params::{Builder, Dense, Gn, Params};
+use crate::ops::dual::*;
 use crate::ops::*;
 
 /// The layers of one attention block.
@@ -42,5 +43,21 @@ where
         let v = p.dense(hn, &a.v);
         let h = p.dense(attention(q, k, v, g), &a.o);
         add_scaled(x, h, sr)
+    }
+}
+
+impl Attn {
+    /// [`Ctx::attn`] on a forward-over-reverse tape (`ops::dual`), op for op.
+    pub(super) fn dual<E: Elem>(&self, p: &Params<E>, tape: &mut DualTape<E>, x: &Dual<E>, g: Grid, sr: E) -> Dual<E>
+    where
+        Cpu: Device<E>,
+    {
+        let hn = p.dual_group_norm(tape, x, g, &self.gn, false);
+        let q = p.dual_dense(tape, &hn, &self.q);
+        let k = p.dual_dense(tape, &hn, &self.k);
+        let v = p.dual_dense(tape, &hn, &self.v);
+        let o = dual_attention(tape, &q, &k, &v, g);
+        let h = p.dual_dense(tape, &o, &self.o);
+        dual_add_scaled(tape, x, &h, sr)
     }
 }

@@ -10,6 +10,7 @@ use super::attn::{attn, Attn};
 use super::config::{Embedding, NcsnppConfig, ProgressiveInput};
 use super::params::{Builder, Dense, Gn, Init, ParamSpec, Params};
 use super::resblock::{resblock, ResBlock, Resample};
+use crate::ops::dual::*;
 use crate::ops::*;
 use crate::ModelError;
 
@@ -169,6 +170,87 @@ impl NcsnppNet {
         }
     }
 
+    /// The time embedding after its SiLU, `(b, 4·nf)`: features -> Dense -> SiLU -> Dense ->
+    /// SiLU (each block applies its own Dense to it); `None` for an unconditional network.
+    fn time_embedding<E: Elem, T: Tape<E, Cpu>>(&self, p: &Params<E>, dev: &Cpu, t: &[f64]) -> Option<Mat<E, T>>
+    where
+        Cpu: Device<E>,
+    {
+        let (d0, d1) = self.temb.as_ref()?;
+        let f: Vec<E> = self.time_features(t).into_iter().map(E::of).collect();
+        let f: Mat<E, T> = dev.tensor_from_vec(f, (t.len(), self.config.nf)).retaped::<T>();
+        Some(silu(p.dense(silu(p.dense(f, d0)), d1)))
+    }
+
+    /// [`NcsnppNet::forward_rows`] on a forward-over-reverse tape (`ops::dual`), op for op
+    /// (without dropout): `x` holds `b = t.len()` flattened `c·h·w` images (C order) as a
+    /// `(b, c·h·w)` stack with its tangents; returns `ε̂` in the same layout.
+    ///
+    /// Private, as `forward_rows`: the score model checks the batch, times and parameters.
+    pub(crate) fn forward_dual<E: Elem>(&self, p: &Params<E>, tape: &mut DualTape<E>, x: &Dual<E>, t: &[f64]) -> Dual<E>
+    where
+        Cpu: Device<E>,
+    {
+        let b = t.len();
+        let g0 = Grid { b, h: self.h, w: self.w };
+        assert_eq!(x.block_len(), g0.rows() * self.c, "forward_dual: batch does not match the times");
+        assert_eq!(p.tensors.len(), self.specs.len(), "parameters do not match the network");
+        let x = dual_nchw_to_rows(tape, x, self.c, g0);
+        let x = if self.config.centered { x } else { dual_affine(tape, &x, E::of(2.0), E::of(-1.0)) };
+        let temb = self.time_embedding::<E, NoneTape>(p, &Cpu::default(), t);
+        let temb = temb.as_ref();
+        let sr = if self.config.skip_rescale { E::of(std::f64::consts::FRAC_1_SQRT_2) } else { E::one() };
+
+        let mut pyramid = (self.config.progressive_input == ProgressiveInput::Residual).then(|| x.clone());
+        let mut pyr_g = g0;
+        let mut h = p.dual_conv(tape, &x, g0, &self.conv_in);
+        let mut hs = vec![(h.clone(), g0)];
+        let mut g = g0;
+        for lvl in &self.down {
+            for (rb, at) in &lvl.blocks {
+                h = rb.dual(p, tape, &h, g, temb, sr);
+                if let Some(a) = at {
+                    h = a.dual(p, tape, &h, g, sr);
+                }
+                hs.push((h.clone(), g));
+            }
+            if let Some((rb, pyr)) = &lvl.down {
+                h = rb.dual(p, tape, &h, g, temb, sr);
+                g = g.down();
+                if let (Some(pc), Some(px)) = (pyr, pyramid.take()) {
+                    let pd = dual_avg_pool2(tape, &px, pyr_g);
+                    pyr_g = g;
+                    let pn = p.dual_conv(tape, &pd, g, pc);
+                    pyramid = Some(pn.clone());
+                    h = dual_add_scaled(tape, &h, &pn, sr);
+                }
+                hs.push((h.clone(), g));
+            }
+        }
+        h = self.mid.0.dual(p, tape, &h, g, temb, sr);
+        h = self.mid.1.dual(p, tape, &h, g, sr);
+        h = self.mid.2.dual(p, tape, &h, g, temb, sr);
+        for lvl in &self.up {
+            for rb in &lvl.blocks {
+                let (s, sg) = hs.pop().expect("skip bookkeeping");
+                debug_assert_eq!(sg, g);
+                let hc = dual_concat_cols(tape, &h, &s);
+                h = rb.dual(p, tape, &hc, g, temb, sr);
+            }
+            if let Some(a) = &lvl.attn {
+                h = a.dual(p, tape, &h, g, sr);
+            }
+            if let Some(rb) = &lvl.up {
+                h = rb.dual(p, tape, &h, g, temb, sr);
+                g = g.up();
+            }
+        }
+        debug_assert!(hs.is_empty());
+        let h = p.dual_group_norm(tape, &h, g, &self.gn_out, true);
+        let out = p.dual_conv(tape, &h, g, &self.conv_out);
+        dual_rows_to_nchw(tape, &out, g)
+    }
+
     /// Forward pass on `b` images in the rows layout `(b·h·w, c)` at per-image times `t`
     /// (`t.len() == b`). `dropout_rng` enables dropout (training). Returns `ε̂` in the
     /// rows layout.
@@ -196,12 +278,8 @@ impl NcsnppNet {
 
         // Time embedding: features (no gradient) -> Dense -> SiLU -> Dense, then SiLU once
         // for all blocks (each block applies its own Dense to it).
-        let (temb, temb_tape) = match &self.temb {
-            Some((d0, d1)) => {
-                let f: Vec<E> = self.time_features(t).into_iter().map(E::of).collect();
-                let f: Mat<E, T> = dev.tensor_from_vec(f, (b, self.config.nf)).retaped::<T>();
-                let e = silu(p.dense(f, d0));
-                let e = silu(p.dense(e, d1));
+        let (temb, temb_tape) = match self.time_embedding::<E, T>(p, &dev, t) {
+            Some(e) => {
                 let (e, tape) = e.split_tape();
                 (Some(e), tape)
             }

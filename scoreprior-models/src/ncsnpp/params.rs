@@ -4,6 +4,8 @@
 
 use dfdx::prelude::*;
 
+use crate::ops::dual::*;
+use crate::ops::norm::GROUP_NORM_EPS;
 use crate::ops::*;
 use crate::ModelError;
 
@@ -140,5 +142,18 @@ where
     }
     pub(super) fn group_norm_silu<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
         group_norm_silu(x, g, n.groups, self.vec(n.g), self.vec(n.b))
+    }
+
+    // The same layers on a forward-over-reverse tape (`ops::dual`): weights are constants.
+    pub(super) fn dual_dense(&self, tape: &mut DualTape<E>, x: &Dual<E>, d: &Dense) -> Dual<E> {
+        debug_assert_eq!(x.cols(), d.i);
+        dual_dense(tape, x, &self.mat(d.w), &values(&self.tensors[d.b]))
+    }
+    pub(super) fn dual_conv(&self, tape: &mut DualTape<E>, x: &Dual<E>, g: Grid, d: &Dense) -> Dual<E> {
+        dual_conv3x3(tape, x, g, &self.mat(d.w), &values(&self.tensors[d.b]))
+    }
+    pub(super) fn dual_group_norm(&self, tape: &mut DualTape<E>, x: &Dual<E>, g: Grid, n: &Gn, silu: bool) -> Dual<E> {
+        let (ga, be) = (values(&self.tensors[n.g]), values(&self.tensors[n.b]));
+        dual_group_norm(tape, x, g, n.groups, &ga, &be, GROUP_NORM_EPS, silu)
     }
 }

@@ -5,7 +5,8 @@
 use dfdx::prelude::*;
 
 use super::net::Ctx;
-use super::params::{Builder, Dense, Gn};
+use super::params::{Builder, Dense, Gn, Params};
+use crate::ops::dual::*;
 use crate::ops::*;
 
 /// Resampling inside a residual block.
@@ -85,5 +86,51 @@ where
             x = p.dense(x, s);
         }
         add_scaled(x, h, sr)
+    }
+}
+
+impl ResBlock {
+    /// [`Ctx::resblock`] on a forward-over-reverse tape (`ops::dual`), op for op, without
+    /// dropout; `temb` is the time embedding after its SiLU (a constant: it depends on `t`
+    /// only).
+    pub(super) fn dual<E: Elem>(
+        &self,
+        p: &Params<E>,
+        tape: &mut DualTape<E>,
+        x: &Dual<E>,
+        g: Grid,
+        temb: Option<&Mat<E>>,
+        sr: E,
+    ) -> Dual<E>
+    where
+        Cpu: Device<E>,
+    {
+        let mut h = p.dual_group_norm(tape, x, g, &self.gn0, true);
+        let mut x = x.clone();
+        let mut g = g;
+        match self.resample {
+            Resample::Up => {
+                h = dual_upsample2(tape, &h, g);
+                x = dual_upsample2(tape, &x, g);
+                g = g.up();
+            }
+            Resample::Down => {
+                h = dual_avg_pool2(tape, &h, g);
+                x = dual_avg_pool2(tape, &x, g);
+                g = g.down();
+            }
+            Resample::None => {}
+        }
+        h = p.dual_conv(tape, &h, g, &self.conv0);
+        if let (Some(d), Some(te)) = (&self.temb, temb) {
+            let e = p.dense(te.clone(), d);
+            h = dual_add_per_image(tape, &h, &values(&e), g.h * g.w);
+        }
+        h = p.dual_group_norm(tape, &h, g, &self.gn1, true);
+        h = p.dual_conv(tape, &h, g, &self.conv1);
+        if let Some(s) = &self.skip {
+            x = p.dual_dense(tape, &x, s);
+        }
+        dual_add_scaled(tape, &x, &h, sr)
     }
 }

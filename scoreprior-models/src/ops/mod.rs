@@ -11,12 +11,14 @@
 //! One file per block: [`elem`] (element types, matrices), [`tape`] (custom-op plumbing),
 //! [`layout`] (the grid, NCHW ↔ rows, row gathers), [`conv`], [`combine`] (sums and
 //! concatenation), [`resample`], [`norm`], [`activation`], [`attention`](mod@attention) and
-//! [`embedding`]. Every item is re-exported here: `ops::conv3x3` is `ops::conv::conv3x3`.
+//! [`embedding`]; [`dual`] holds their forward-over-reverse versions (tangents of VJPs) on a
+//! tape of its own, for the exact second-order term of the score. Every item is re-exported here: `ops::conv3x3` is `ops::conv::conv3x3`.
 
 pub mod activation;
 pub mod attention;
 pub mod combine;
 pub mod conv;
+pub mod dual;
 pub mod elem;
 pub mod embedding;
 pub mod layout;

@@ -147,6 +147,9 @@ where
     out.put_tape(tape)
 }
 
+/// The reference's GroupNorm eps.
+pub(crate) const GROUP_NORM_EPS: f64 = 1e-6;
+
 // The public GroupNorm ops: `group_norm_fused` with the reference's eps `1e-6`, without
 // and with the SiLU (one signature, hence one definition).
 macro_rules! group_norm_ops {
@@ -162,7 +165,7 @@ macro_rules! group_norm_ops {
         where
             Cpu: Device<E>,
         {
-            group_norm_fused(x, g, groups, gamma, beta, 1e-6, $with_silu)
+            group_norm_fused(x, g, groups, gamma, beta, GROUP_NORM_EPS, $with_silu)
         }
     )*};
 }

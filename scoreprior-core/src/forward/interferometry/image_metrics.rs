@@ -257,7 +257,7 @@ fn sample(img: &[f64], n: usize, y: f64, x: f64) -> f64 {
 }
 
 /// REx-style ring fit of an `n × n` image with pixels of `pixel_uas`; `None` for an image
-/// without positive flux. Radial profiles are sampled at 0.1-pixel steps from 2 pixels out
+/// without positive flux or whose angle-averaged profile has no peak above its floor. Radial profiles are sampled at 0.1-pixel steps from 2 pixels out
 /// to half the field over 72 position angles (so diameters below 4 pixels are not found);
 /// centres are searched on a 0.25-pixel grid around the brightness centroid, among points
 /// darker than half the mean brightness of the ring they define.
@@ -366,6 +366,11 @@ pub fn ring_fit(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingFit> {
         .collect();
     let (kp, &peak) = profile.iter().enumerate().skip(1).max_by(|a, b| a.1.total_cmp(b.1))?;
     let floor = profile[kp..].iter().cloned().fold(f64::INFINITY, f64::min).max(0.0);
+    // A profile that never rises above the floor (an image mostly below zero, e.g. a noisy
+    // sample) has no half maximum to cross.
+    if !(peak > floor) {
+        return None;
+    }
     let half = floor + 0.5 * (peak - floor);
     let crossing = |range: &mut dyn Iterator<Item = usize>| -> Option<f64> {
         let mut prev = kp;
@@ -382,12 +387,34 @@ pub fn ring_fit(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingFit> {
     };
     let outer = crossing(&mut (kp + 1..nr))?;
     let inner = crossing(&mut (0..kp).rev()).unwrap_or(0.0);
+    if !(outer > inner && outer.is_finite()) {
+        return None;
+    }
     Some(RingFit { diameter, width: (outer - inner) * pixel_uas, center: (y, x) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A noisy image below zero but for a few bright pixels (a diffusion sampler's failed
+    /// sample) has no ring: no fit, or one of finite positive width, never a negative width.
+    #[test]
+    fn ring_fit_of_a_mostly_negative_image_is_none_or_sane() {
+        let n = 32;
+        for seed in 0..20u64 {
+            let img: Vec<f64> = (0..n * n)
+                .map(|k| {
+                    let h = (k as u64 ^ seed.wrapping_mul(0x9E37_79B9)).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+                    let u = h as f64 / (1u64 << 24) as f64;
+                    if k % 97 == 0 { 3.0 * u } else { -u }
+                })
+                .collect();
+            if let Some(f) = ring_fit(&img, n, 5.0) {
+                assert!(f.width.is_finite() && f.width > 0.0 && f.diameter.is_finite(), "seed {seed}: {f:?}");
+            }
+        }
+    }
 
     /// `max(0, 1 − r²/R²)` around `(ci, cj)`: zero away from it, so a shift within the image
     /// loses nothing.
