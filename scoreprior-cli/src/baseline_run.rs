@@ -67,6 +67,10 @@ pub struct BaselineOptions {
     /// PnP-DM Langevin step relative to the likelihood's curvature, ε in (0, 2): η = ε/(L + 1/ρ²).
     #[arg(long, default_value_t = BaselineOptions::default().pnp_likelihood_step)]
     pub pnp_likelihood_step: f64,
+    /// PnP-DM fixed Langevin step η instead of --pnp-likelihood-step's curvature-scaled one
+    /// (for closure data, whose curvature varies by orders of magnitude between images).
+    #[arg(long)]
+    pub pnp_likelihood_lr: Option<f64>,
 }
 
 impl Default for BaselineOptions {
@@ -88,6 +92,7 @@ impl Default for BaselineOptions {
             pnp_denoise_steps: pnp.denoise_steps,
             pnp_likelihood_steps: pnp.likelihood_steps,
             pnp_likelihood_step: pnp.likelihood_step,
+            pnp_likelihood_lr: pnp.likelihood_lr,
         }
     }
 }
@@ -150,6 +155,7 @@ impl BaselineOptions {
                 denoise_steps: self.pnp_denoise_steps,
                 likelihood_steps: self.pnp_likelihood_steps,
                 likelihood_step: self.pnp_likelihood_step,
+                likelihood_lr: self.pnp_likelihood_lr,
                 ..PnpDm::new()
             }),
             other => {
@@ -174,7 +180,7 @@ pub fn sampler_flags(method: &str) -> &'static str {
         "daps" => "--daps-levels, --daps-langevin-steps, --daps-step",
         "pnp-dm" => {
             "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-denoise-steps, --pnp-likelihood-steps, \
-             --pnp-likelihood-step"
+             --pnp-likelihood-step, --pnp-likelihood-lr"
         }
         _ => "--ald-levels, --ald-steps, --ald-step",
     }

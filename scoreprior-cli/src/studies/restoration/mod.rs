@@ -289,9 +289,12 @@ fn run_spec(
             // linear with D ≤ 2048, where PnP-DM takes the exact step and never uses them, and
             // runs recorded before they were settings stay valid.
             let d = BaselineOptions::default();
-            if (b.pnp_likelihood_steps, b.pnp_likelihood_step) != (d.pnp_likelihood_steps, d.pnp_likelihood_step) {
+            if (b.pnp_likelihood_steps, b.pnp_likelihood_step, b.pnp_likelihood_lr)
+                != (d.pnp_likelihood_steps, d.pnp_likelihood_step, d.pnp_likelihood_lr)
+            {
                 own["pnp_likelihood_steps"] = b.pnp_likelihood_steps.into();
                 own["pnp_likelihood_step"] = b.pnp_likelihood_step.into();
+                own["pnp_likelihood_lr"] = serde_json::json!(b.pnp_likelihood_lr);
             }
             own
         }
