@@ -133,7 +133,9 @@ impl NcsnppScore {
     /// // An initial scale of 1 (not the reference's ~0) for an output far from zero.
     /// let cfg = NcsnppConfig { init_scale: 1.0, ..NcsnppConfig::tiny() };
     /// let net = NcsnppNet::new(cfg, 1, 8, 8).unwrap();
-    /// let w = net.init_params(&mut rand::thread_rng());
+    /// // A fixed seed: a random draw can put GroupNorm near its singular point, where the
+    /// // difference stencil itself is off (scoreprior-models/tests/second_order.rs).
+    /// let w = net.init_params(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
     /// let exact = NcsnppScore::new(net.clone(), &w, VpSde::default()).unwrap().with_precision(Precision::F64);
     /// let diff = NcsnppScore::new(net, &w, VpSde::default())
     ///     .unwrap()
