@@ -182,7 +182,8 @@ fn a_baseline_sampler_fits_the_flux_constraint_as_a_measurement() {
     let sf2 = 0.5 / weight;
     let prec = &prec_prior + DMatrix::identity(d, d) / (sigma * sigma) + &ones * ones.transpose() / sf2;
     let post_cov = prec.try_inverse().unwrap();
-    let rhs = &prec_prior * DVector::from_column_slice(prior.mean()) + DVector::from_column_slice(&res.y) / (sigma * sigma)
+    let rhs = &prec_prior * DVector::from_column_slice(prior.mean())
+        + DVector::from_column_slice(&res.y) / (sigma * sigma)
         + &ones * (target / sf2);
     let mean = &post_cov * rhs;
     let flux_mean = mean.sum();

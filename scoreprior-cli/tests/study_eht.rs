@@ -7,8 +7,8 @@
 //! work.
 
 use scoreprior::experiment::{Baseline, MapWarmStart};
-use scoreprior_core::baselines::{Daps, PnpDm, SdeProj};
 use scoreprior_cli::studies::eht::{self, EhtDpiSettings, ExactStage};
+use scoreprior_core::baselines::{Daps, PnpDm, SdeProj};
 use scoreprior_core::forward::interferometry::chi2_inversebench;
 use scoreprior_core::io::read_npy;
 use scoreprior_core::metrics::psnr;
@@ -42,7 +42,10 @@ fn the_eht_study_measures_ehtim_and_dpi_alike_and_reads_runs_back() {
     // over its 8 samples; eht-imaging's: its one image).
     for (r, run) in rows[4..].iter().zip(["ring-sources-daps", "ring-sources-pnp-dm"]) {
         assert!(r.std_rel.is_some_and(|s| s > 0.0) && r.within_2std.is_some(), "{r:?}");
-        assert!(r.seconds_per_sample.is_some_and(|s| s > 0.0 && (s - r.seconds / 3.0).abs() < 0.5 * r.seconds), "{r:?}");
+        assert!(
+            r.seconds_per_sample.is_some_and(|s| s > 0.0 && (s - r.seconds / 3.0).abs() < 0.5 * r.seconds),
+            "{r:?}"
+        );
         assert_eq!(read_npy(dir.path().join(run).join("samples.npy")).unwrap().shape, [3, 32, 32]);
     }
     assert!((dpi.seconds_per_sample.unwrap() - dpi.seconds / 8.0).abs() < 1e-9, "{dpi:?}");

@@ -99,7 +99,9 @@ pub fn run(args: EhtStudyArgs) -> CliResult {
     let samplers = args
         .samplers
         .iter()
-        .map(|m| args.sampler.baseline(m, "gaussian(sigma=1)").map_err(|e| e.to_string().replace("--method", "--samplers")))
+        .map(|m| {
+            args.sampler.baseline(m, "gaussian(sigma=1)").map_err(|e| e.to_string().replace("--method", "--samplers"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let settings = EhtDpiSettings {
         steps: args.steps,

@@ -303,7 +303,13 @@ pub fn operator_norm_sq(forward: &dyn ForwardModel) -> Result<Option<f64>> {
 /// `Hv ≈ (∇ log p(y|z) − ∇ log p(y|z + hv))/h` (`‖v‖ = 1`, `h = 1e-5·max(1, ‖z‖)`), from and
 /// into `probe`. Exact for a quadratic likelihood up to round-off; 0 when no finite estimate
 /// comes out (then the step is `ε ρ²`).
-pub(super) fn likelihood_curvature(forward: &dyn ForwardModel, y: &[f64], z: &[f64], probe: &mut [f64], iters: usize) -> Result<f64> {
+pub(super) fn likelihood_curvature(
+    forward: &dyn ForwardModel,
+    y: &[f64],
+    z: &[f64],
+    probe: &mut [f64],
+    iters: usize,
+) -> Result<f64> {
     let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
     let h = 1e-5 * norm(z).max(1.0);
     let g0 = forward.grad_log_likelihood(y, z)?;

@@ -55,7 +55,11 @@ impl<'a> WithTotalFlux<'a> {
     /// A `weight` that is not positive and finite.
     pub fn from_penalty(inner: &'a dyn ForwardModel, weight: f64) -> Result<Self> {
         if !(weight.is_finite() && weight > 0.0) {
-            return Err(Error::out_of_range("total-flux measurement: the penalty weight", weight, "positive and finite"));
+            return Err(Error::out_of_range(
+                "total-flux measurement: the penalty weight",
+                weight,
+                "positive and finite",
+            ));
         }
         Self::new(inner, (0.5 / weight).sqrt())
     }
@@ -178,7 +182,9 @@ mod tests {
     /// ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for a batch of 3 (a linear inner model: the DFT and a mask).
     #[test]
     fn adjoint_passes_the_dot_product_test() {
-        let inner = parse_model("gaussian_blur(sigma=1.0,size=3) | subsample(factor=2)", "gaussian(sigma=0.1)", [1, 4, 4]).unwrap();
+        let inner =
+            parse_model("gaussian_blur(sigma=1.0,size=3) | subsample(factor=2)", "gaussian(sigma=0.1)", [1, 4, 4])
+                .unwrap();
         let m = WithTotalFlux::new(&inner, 0.3).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let x: Vec<f64> = (0..3 * 16).map(|_| StandardNormal.sample(&mut rng)).collect();
@@ -197,7 +203,12 @@ mod tests {
         let m = WithTotalFlux::from_penalty(&inner, 2.0).unwrap();
         assert!((m.sigma() - 0.5).abs() < 1e-15);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let x: Vec<f64> = (0..2 * 16).map(|_| { let e: f64 = StandardNormal.sample(&mut rng); 0.5 + 0.2 * e }).collect();
+        let x: Vec<f64> = (0..2 * 16)
+            .map(|_| {
+                let e: f64 = StandardNormal.sample(&mut rng);
+                0.5 + 0.2 * e
+            })
+            .collect();
         let y = m.simulate(&x[..16], &mut rng).unwrap();
         assert_eq!(y.len(), m.output_dim());
         let g = m.grad_log_likelihood(&y, &x).unwrap();

@@ -14,8 +14,8 @@ use super::settings::{EhtDpiSettings, ExactStage};
 use super::table::{measure, samples_chi2, EhtRow};
 use crate::studies::{record_sub_run, SubRun, SUB_RUN_SETTINGS};
 use scoreprior::experiment::{
-    invalid_setting, Baseline, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior, PriorOptions,
-    Result,
+    invalid_setting, Baseline, DsmSettings, Experiment, ExperimentResult, MapWarmStart, PosteriorSettings, Prior,
+    PriorOptions, Result,
 };
 
 /// What defines a DPI stage of `source` under a prior (for its `settings.json`): the SHA-256 of

@@ -106,12 +106,7 @@ pub(super) fn observed_flux(obs: &EhtimObservation) -> f64 {
             .map(|r| r.re.hypot(r.im))
             .collect();
     }
-    amps.sort_by(f64::total_cmp);
-    match amps.len() {
-        0 => f64::NAN,
-        k if k % 2 == 1 => amps[k / 2],
-        k => 0.5 * (amps[k / 2 - 1] + amps[k / 2]),
-    }
+    median(amps)
 }
 
 /// The measures of one image against the truth on the same grid (`observed_flux`: the
@@ -221,13 +216,15 @@ pub(super) fn samples_chi2(problem: &ClosureProblem, samples: &[f64], n: usize) 
         phase.push(c.phase);
         log_amp.push(c.log_amp);
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        match v.len() {
-            0 => f64::NAN,
-            k if k % 2 == 1 => v[k / 2],
-            k => 0.5 * (v[k / 2 - 1] + v[k / 2]),
-        }
-    };
     Ok((median(phase), median(log_amp)))
+}
+
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        k if k % 2 == 1 => v[k / 2],
+        k => 0.5 * (v[k / 2 - 1] + v[k / 2]),
+    }
 }

@@ -407,7 +407,11 @@ mod tests {
                 .map(|k| {
                     let h = (k as u64 ^ seed.wrapping_mul(0x9E37_79B9)).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
                     let u = h as f64 / (1u64 << 24) as f64;
-                    if k % 97 == 0 { 3.0 * u } else { -u }
+                    if k % 97 == 0 {
+                        3.0 * u
+                    } else {
+                        -u
+                    }
                 })
                 .collect();
             if let Some(f) = ring_fit(&img, n, 5.0) {
