@@ -337,6 +337,7 @@ impl DpiSettings {
                     ..Default::default()
                 }),
                 laplace: laplace.then(LaplaceStart::default),
+                init_flow: f.init_flow.as_ref().map(std::path::PathBuf::from),
             })
             .dpi_config(DpiConfig {
                 steps: o.steps,

@@ -226,6 +226,21 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
                 ));
             }
         }
+        if let Some(dir) = &p.init_flow {
+            for (set, name) in [
+                (p.init_image.is_some(), "posterior.init_image"),
+                (p.map_warm_start.is_some(), "posterior.map_warm_start"),
+                (p.laplace.is_some(), "posterior.laplace"),
+            ] {
+                if set {
+                    return Err(super::error::conflict(
+                        &["posterior.init_flow", "posterior.init_image", "posterior.map_warm_start", "posterior.laplace"],
+                        format!("posterior.init_flow starts from a trained flow and its own map; {name} cannot be set too"),
+                    ));
+                }
+            }
+            super::flow_map::check(dir, d, p.positive)?;
+        }
         if let Some(img) = &p.init_image {
             if img.len() != d {
                 return Err(invalid("posterior.init_image", format!("has {} values, the image has {d}", img.len())));

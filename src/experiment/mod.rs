@@ -41,6 +41,7 @@ mod build;
 mod builder;
 pub mod eht;
 mod error;
+mod flow_map;
 pub mod inputs;
 mod posterior;
 mod prior;

@@ -45,6 +45,16 @@ pub struct PosteriorSettings {
     /// spans many decades along Fourier directions, which a flow of pixel-wise couplings started
     /// isotropic does not learn; it collapses to a point instead (`docs/src/black-hole/calibration.md`).
     pub laplace: Option<LaplaceStart>,
+    /// Start from the trained flow of a finished run: its output folder (`out_dir` of an
+    /// experiment, or a `dpi --out` folder). The flow's parameters (not its optimiser state, nor
+    /// its step count) and its map to the image (`flow_map.json`: the starting point and the
+    /// Laplace factor, if it had them) are taken over, so this run begins at that run's
+    /// posterior; its flow (blocks, width, seed) is the folder's, and `flows`, `hidden`,
+    /// `batch_norm`, `init_scale` and `init_loc` are not used. Excludes `init_image`,
+    /// `map_warm_start` and `laplace`. Why: a costlier prior (the exact PF-ODE) affords a few
+    /// dozen steps; started from the posterior a cheaper one (the DSM surrogate) trained, they
+    /// refine a posterior instead of building one out of a point.
+    pub init_flow: Option<std::path::PathBuf>,
 }
 
 /// Settings of the MAP warm start ([`PosteriorSettings::map_warm_start`]).
@@ -87,6 +97,7 @@ impl Default for PosteriorSettings {
             map_warm_start: None,
             init_image: None,
             laplace: None,
+            init_flow: None,
         }
     }
 }

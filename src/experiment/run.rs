@@ -14,7 +14,7 @@ use scoreprior_core::score::Gaussian;
 use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
 
 use super::prior::BuiltPrior;
-use super::{laplace, map, result, ExperimentResult, LaplaceStart, MapWarmStart, PosteriorSettings, Result};
+use super::{flow_map, laplace, map, result, ExperimentResult, LaplaceStart, MapWarmStart, PosteriorSettings, Result};
 
 /// A checked DPI experiment, ready to [`run`](Experiment::run).
 pub struct Experiment<F> {
@@ -151,13 +151,22 @@ impl<F: ForwardModel> Experiment<F> {
         let naive = self.data.model().adjoint(&y).ok();
         let p = &self.posterior;
         let hidden = if p.hidden == 0 { (d / 8).max(32) } else { p.hidden };
-        let mut flow = RealNvp::new(
-            RealNvpConfig::new(d)
-                .with_flows(p.flows)
-                .with_hidden(hidden)
-                .with_batch_norm(p.batch_norm)
-                .with_seed(self.dpi.seed),
-        )?;
+        let (mut flow, trained_map) = match &p.init_flow {
+            Some(dir) => {
+                let (flow, map) = flow_map::read_trained(dir, d, p.positive)?;
+                (flow, Some(map))
+            }
+            None => (
+                RealNvp::new(
+                    RealNvpConfig::new(d)
+                        .with_flows(p.flows)
+                        .with_hidden(hidden)
+                        .with_batch_norm(p.batch_norm)
+                        .with_seed(self.dpi.seed),
+                )?,
+                None,
+            ),
+        };
         // Where the identity flow starts: the prior's mean level, else the naive inverse's.
         let level = match (&self.prior.exact_gaussian, &naive) {
             (Some(g), _) => g.mean().iter().sum::<f64>() / d as f64,
@@ -170,7 +179,9 @@ impl<F: ForwardModel> Experiment<F> {
             (None, false) => level,
             (None, true) => scoreprior_core::dpi::softplus_inverse(level.max(1e-3)),
         };
-        flow.set_initial_affine(loc, p.init_scale)?;
+        if trained_map.is_none() {
+            flow.set_initial_affine(loc, p.init_scale)?;
+        }
         if let Some(dir) = &self.dpi.out_dir {
             std::fs::create_dir_all(dir).map_err(|e| scoreprior_core::io::IoError::os(dir, e))?;
         }
@@ -230,6 +241,15 @@ impl<F: ForwardModel> Experiment<F> {
             }
             _ => None,
         };
+        let (offset, factor) = match trained_map {
+            Some(m) => (m.offset, m.factor),
+            None => (offset, factor),
+        };
+        if let Some(dir) = &self.dpi.out_dir {
+            // Beside the checkpoint, so that another run can start from this one's trained flow.
+            let map = flow_map::FlowMap { positive: p.positive, offset: offset.clone(), factor: factor.clone() };
+            flow_map::write(dir, d, &map)?;
+        }
         use scoreprior_core::dpi::{AffinePosterior, ShiftedPosterior, SoftplusPosterior};
         let ((history, samples, seconds_training, seconds_sampling), kept_flow) = match (p.positive, offset, factor) {
             (true, Some(b), Some(f)) => {

@@ -42,6 +42,18 @@ pub fn write_checkpoint(path: &Path, history: &DpiHistory, posterior: &dyn Poste
 /// A missing or malformed file (not safetensors, another format tag, no history or state),
 /// and the posterior's own errors for a state of another shape.
 pub fn read_checkpoint(path: &Path, posterior: &mut dyn Posterior) -> Result<DpiHistory> {
+    let (history, state) = read_checkpoint_parts(path)?;
+    posterior.load_state(&state)?;
+    Ok(history)
+}
+
+/// The history and the posterior's state bytes ([`Posterior::save_state`]) of a checkpoint
+/// written by [`write_checkpoint`], for a posterior built from the state itself (a run that
+/// starts from another run's trained flow).
+///
+/// # Errors
+/// As [`read_checkpoint`], less the posterior's.
+pub fn read_checkpoint_parts(path: &Path) -> Result<(DpiHistory, Vec<u8>)> {
     // A regular file within the memory limit, read with a bounded reader.
     let bytes = crate::io::read_input(path)?;
     let bad = |why: &str| Error::from(IoError::malformed(path, "DPI checkpoint", why));
@@ -58,6 +70,5 @@ pub fn read_checkpoint(path: &Path, posterior: &mut dyn Posterior) -> Result<Dpi
     if state.dtype() != Dtype::U8 {
         return Err(bad(&format!("{STATE} has dtype {:?}, expected U8", state.dtype())));
     }
-    posterior.load_state(state.data())?;
-    Ok(history)
+    Ok((history, state.data().to_vec()))
 }

@@ -111,6 +111,23 @@ impl RealNvp {
         self.opt.settings = settings;
     }
 
+    /// Forgets the optimiser's state (Adam's moments and step count), keeping its settings and
+    /// the parameters. Why: a flow trained under one objective and continued under another
+    /// (a costlier prior started from a cheaper one's posterior) would otherwise scale its first
+    /// steps by moments of the old objective's gradients, whose size can differ by orders.
+    ///
+    /// ```
+    /// use scoreprior_models::realnvp::{RealNvp, RealNvpConfig};
+    /// let mut flow = RealNvp::new(RealNvpConfig::new(4).with_flows(1).with_hidden(8)).unwrap();
+    /// flow.reset_optimizer();
+    /// assert_eq!(flow.steps_taken(), 0);
+    /// ```
+    pub fn reset_optimizer(&mut self) {
+        let settings = self.opt.settings;
+        self.opt = TrainState::new(&self.params);
+        self.opt.settings = settings;
+    }
+
     /// Optimiser steps taken so far.
     pub fn steps_taken(&self) -> usize {
         self.opt.t as usize

@@ -107,6 +107,12 @@ pub struct FlowOptions {
     /// Jitter of the MAP start (standard deviation, in softplus⁻¹ units with --positive).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = FlowOptions::default().map_jitter))]
     pub map_jitter: f64,
+    /// Start from the trained flow of a finished run: its output folder (`dpi --out`, or a study's
+    /// sub-run), whose flow and map to the image (MAP point, Laplace factor) this run continues
+    /// under its own prior and data, with a fresh optimiser. The flow's size is the folder's.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR",
+        conflicts_with_all = ["init_level", "init_image", "init_gaussian", "map_steps", "init_scale", "flows", "hidden", "batch_norm"]))]
+    pub init_flow: Option<String>,
     /// BatchNorm in the coupling networks.
     #[cfg_attr(feature = "cli", arg(long))]
     pub batch_norm: bool,
@@ -132,6 +138,7 @@ impl Default for FlowOptions {
             init_level: None,
             init_image: None,
             init_gaussian: None,
+            init_flow: None,
             map_steps: 0,
             map_rounds: 1,
             map_blur: 0.0,

@@ -1,6 +1,6 @@
 //! One stage of a source under a prior, in its own folder: DPI under the DSM surrogate from
 //! eht-imaging's Gaussian start through the MAP warm start (and the Laplace start), DPI under the
-//! exact PF-ODE prior from the surrogate's MAP image, or a diffusion sampler (DAPS, PnP-DM, DPS)
+//! exact PF-ODE prior from the surrogate's trained flow, or a diffusion sampler (DAPS, PnP-DM, DPS)
 //! with the prior's score network; a finished stage of the same settings is read back.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use scoreprior::experiment::{
 
 /// What defines a DPI stage of `source` under a prior (for its `settings.json`): the SHA-256 of
 /// the source's reference folder and of the checkpoint, and every setting of the study (the
-/// exact stage starts from the surrogate's MAP image, so its settings include the surrogate's).
+/// exact stage starts from the surrogate's trained flow, so its settings include the surrogate's).
 pub(super) fn stage_spec(
     source: &str,
     reference_sha: &str,
@@ -45,7 +45,9 @@ pub(super) fn stage_spec(
         "flux_weight": s.flux_weight, "samples": s.samples, "seed": s.seed,
     });
     if let Stage::Exact(ex) = stage {
-        spec["exact"] = serde_json::json!({"steps": ex.steps, "batch": ex.batch, "probes": ex.probes});
+        spec["exact"] = serde_json::json!({
+            "steps": ex.steps, "batch": ex.batch, "probes": ex.probes, "start": "the surrogate run's trained flow",
+        });
     }
     spec
 }
@@ -70,7 +72,7 @@ pub(super) struct SourceRun<'a> {
 }
 
 /// The DPI runs of one prior: the DSM surrogate from eht-imaging's Gaussian start through the
-/// MAP warm start, then (optionally) the exact PF-ODE prior from the surrogate's MAP image.
+/// MAP warm start, then (optionally) the exact PF-ODE prior from the surrogate's trained flow.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Stage {
     Surrogate,
@@ -179,13 +181,13 @@ pub(super) fn dpi_stage(
     let x = prior_units(&r.truth, n0, n);
     let flux: f64 = x.iter().sum();
     let p = (ctx.problem_at)(n)?;
-    let (init_image, map_warm_start, steps, batch, laplace) = match stage {
+    let (init_image, map_warm_start, steps, batch, laplace, init_flow) = match stage {
         Stage::Exact(ex) => {
-            // The exact prior starts where the surrogate's MAP warm start ended: an L-BFGS MAP
-            // under the exact prior would need an ODE solve and its adjoint per iteration
-            // (1,500 iterations), for a start the flow then leaves anyway.
-            let map = read_npy(surrogate_dir.join("map.npy"))?.data;
-            (map, None, ex.steps, ex.batch, None)
+            // The exact prior starts where the surrogate's DPI ended, from its trained flow (and
+            // its Laplace map): its few dozen steps, each an ODE solve and adjoint per sample,
+            // then move a posterior towards the exact prior's instead of spreading a point (the
+            // start of old: the surrogate's MAP image at a fixed 0.05, which stayed a point).
+            (None, None, ex.steps, ex.batch, None, Some(surrogate_dir.clone()))
         }
         Stage::Sampler(_) => unreachable!("a sampler's stage returned above"),
         Stage::Surrogate => {
@@ -193,7 +195,7 @@ pub(super) fn dpi_stage(
             let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);
             let map = MapWarmStart { blur_px: resolution / (r.fov_uas / n as f64), ..settings.map };
             let start = start.into_iter().map(|v| v.max(floor)).collect();
-            (start, Some(map), settings.steps, settings.batch, settings.laplace)
+            (Some(start), Some(map), settings.steps, settings.batch, settings.laplace, None)
         }
     };
     let exact = matches!(stage, Stage::Exact(_));
@@ -205,12 +207,11 @@ pub(super) fn dpi_stage(
         .posterior(PosteriorSettings {
             flows: settings.flows,
             positive: true,
-            // The exact stage starts isotropic at the surrogate's spread of old (its Laplace start
-            // would need the exact prior's Hessian: an ODE solve and adjoint per column).
-            init_scale: if laplace.is_some() || !exact { settings.init_scale } else { 0.05 },
-            init_image: Some(init_image),
+            init_scale: settings.init_scale,
+            init_image,
             map_warm_start,
             laplace,
+            init_flow,
             ..Default::default()
         })
         .flux_constraint(settings.flux_weight, flux)

@@ -165,9 +165,7 @@ fn dpi(case: &Case, s: &StudySettings) -> Result<(Vec<f64>, Vec<f64>, Arc<scorep
             batch_norm: false,
             init_scale: s.dpi_init_scale,
             init_loc: Some(0.0),
-            init_image: None,
-            map_warm_start: None,
-            laplace: None,
+            ..Default::default()
         })
         .dpi_config(DpiConfig {
             steps: s.dpi_steps,
