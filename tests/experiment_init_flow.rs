@@ -86,7 +86,7 @@ fn a_run_starts_from_another_runs_trained_flow_and_trains_under_its_own_prior() 
     let s = &moved.summary;
     let mean_err = (0..16).map(|i| (s.mean[i] - mean[i]).abs() / sd[i]).sum::<f64>() / 16.0;
     let std_err = (0..16).map(|i| (s.std[i] / sd[i] - 1.0).abs()).sum::<f64>() / 16.0;
-    // Where it started: the first prior's posterior, about 1.5 std away.
+    // Where it started: the first prior's posterior.
     let start_err = (0..16).map(|i| (first.summary.mean[i] - mean[i]).abs() / sd[i]).sum::<f64>() / 16.0;
     assert!(start_err > 0.8, "the two priors' posteriors are too close to tell apart: {start_err}");
     assert!(mean_err < 0.12, "mean error {mean_err} posterior std (started at {start_err})");
