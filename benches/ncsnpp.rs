@@ -4,7 +4,9 @@
 //! Hutchinson estimator does), reported per pair. Each run also prints the achieved matrix
 //! product GFLOP/s (FLOPs counted by `ops::MATMUL_FLOPS`) next to the GFLOP/s of a plain
 //! f32 GEMM of the network's typical shape in the same pool, and their ratio (how close the
-//! network runs to its matrix products' ceiling).
+//! network runs to its matrix products' ceiling). Where `benches/reference/numpy_sgemm.py`
+//! has been run on this machine, the lines also give OpenBLAS's rate at the same GEMM shape and
+//! thread count, and on the forward pass's own products (see [`OpenBlas`]).
 //!
 //! The `second_order` group times the adjoint's second-order term `∇x(εᵀJε)` at 16×16, batch
 //! 8, 2 probes, two threads, alone and within the adjoint's call: the exact
@@ -30,9 +32,11 @@ fn model(size: usize) -> NcsnppScore {
     cfg.init_scale = 1.0;
     let net = NcsnppNet::new(cfg, 1, size, size).unwrap();
     let w = net.init_params(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-    // Chunks of 32 pairs: two parallel tasks per call.
-    NcsnppScore::new(net, &w, VpSde::default()).unwrap().with_chunk(32)
+    NcsnppScore::new(net, &w, VpSde::default()).unwrap().with_chunk(CHUNK)
 }
+
+/// Images (or image–probe pairs) per forward pass: a call of 64 is two parallel tasks.
+const CHUNK: usize = 32;
 
 /// GFLOP/s of a plain f32 `(16·256)×288 · 288×32` product through dfdx's `matmul`, run in
 /// the calling rayon pool: the im2col GEMM of a 3×3 convolution from 32 to 32 channels on
@@ -49,7 +53,66 @@ fn gemm_gflops() -> f64 {
     2.0 * (m * k * n) as f64 / s / 1e9
 }
 
+/// Where `benches/reference/numpy_sgemm.py` writes its rates (by default).
+const OPENBLAS_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference/out/numpy_sgemm.json");
+
+/// OpenBLAS's f32 GEMM rates from `benches/reference/numpy_sgemm.py` (numpy's bundled OpenBLAS),
+/// the peer these rates are measured against: dfdx's `gemm` (AVX2/FMA kernels) is the ceiling
+/// the network can reach through dfdx, an AVX-512 BLAS is closer to what the hardware allows.
+/// The file is machine-specific (not committed), so it is read if present and never required.
+struct OpenBlas(Option<serde_json::Value>);
+
+impl OpenBlas {
+    /// Reads the rates and says where they come from, or how to produce them.
+    fn load() -> Self {
+        let v = std::fs::read_to_string(OPENBLAS_JSON)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+        match &v {
+            Some(v) => eprintln!(
+                "OpenBLAS rates from {OPENBLAS_JSON} ({}, measured {}, load average {}): compare them only if \
+                 that was this machine",
+                v["blas"]["config"].as_str().unwrap_or("?"),
+                v["date"].as_str().unwrap_or("?"),
+                v["machine"]["load_average"][0].as_f64().map_or("?".into(), |l| format!("{l:.1}")),
+            ),
+            None => eprintln!(
+                "no OpenBLAS rates ({OPENBLAS_JSON} missing or unreadable); to print them beside ours, run \
+                 `python3 benches/reference/numpy_sgemm.py` (any Python with numpy) first"
+            ),
+        }
+        Self(v)
+    }
+
+    /// GFLOP/s of the row of `list` (`rates` or `network`) whose fields equal `key`.
+    fn find(&self, list: &str, key: &[(&str, u64)]) -> Option<f64> {
+        let rows = self.0.as_ref()?[list].as_array()?;
+        let row = rows.iter().find(|r| key.iter().all(|(k, v)| r[*k].as_u64() == Some(*v)))?;
+        row["gflops"].as_f64()
+    }
+
+    /// `; OpenBLAS …` for a line reporting `ours` GFLOP/s at `threads` on `size`×`size`: the
+    /// rate at [`gemm_gflops`]'s shape, and on all products of one forward pass over a
+    /// [`CHUNK`] of images (for forward+VJP only indicative: the backward products have other
+    /// shapes); empty without the file.
+    fn beside(&self, ours: f64, threads: usize, size: usize) -> String {
+        let t = threads as u64;
+        let gemm = self.find("rates", &[("m", 16 * 256), ("k", 288), ("n", 32), ("batch", 1), ("threads", t)]);
+        let pass = self.find("network", &[("size", size as u64), ("images", CHUNK as u64), ("threads", t)]);
+        match (gemm, pass) {
+            (Some(g), Some(p)) => format!(
+                "; OpenBLAS {g:.1} GFLOP/s at that shape (ratio {:.2}), {p:.1} on the pass's products (ratio {:.2})",
+                ours / g,
+                ours / p
+            ),
+            (Some(g), None) => format!("; OpenBLAS {g:.1} GFLOP/s at that shape (ratio {:.2})", ours / g),
+            _ => String::new(),
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    let openblas = OpenBlas::load();
     let mut g = c.benchmark_group("ncsnpp_small");
     g.sample_size(10);
     for size in [16usize, 32] {
@@ -70,9 +133,10 @@ fn bench(c: &mut Criterion) {
             let gf = fl / 1e9 / best_of(3, || pool.install(|| m.score(&x64, 0.5, &mut out).unwrap()));
             eprintln!(
                 "{size}x{size} forward, {threads} thread(s): {:.2} GFLOP per call, {gf:.1} GFLOP/s; \
-                 plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}",
+                 plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}{}",
                 fl / 1e9,
-                gf / gemm
+                gf / gemm,
+                openblas.beside(gf, threads, size)
             );
             g.throughput(Throughput::Elements(64));
             g.bench_function(format!("forward/{size}x{size}/threads{threads}"), |b| {
@@ -87,9 +151,10 @@ fn bench(c: &mut Criterion) {
                 fl / 1e9 / best_of(3, || pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()));
             eprintln!(
                 "{size}x{size} fwd+VJP, {threads} thread(s): ~{:.2} GFLOP per call, ~{gf:.1} GFLOP/s; \
-                 plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}",
+                 plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}{}",
                 fl / 1e9,
-                gf / gemm
+                gf / gemm,
+                openblas.beside(gf, threads, size)
             );
             g.bench_function(format!("forward_vjp/{size}x{size}/threads{threads}"), |b| {
                 b.iter(|| pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()))
