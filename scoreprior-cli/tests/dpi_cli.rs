@@ -157,6 +157,21 @@ fn bad_inputs_are_clear_errors() {
         let name = if bad == "3" { "--dsm-antithetic" } else { flag };
         assert!(e.contains(name), "{flag}={bad}: {e}");
     }
+    // --init-flow: a folder without a run's files, before the output folder is taken.
+    let empty = tmp("bad-init-flow");
+    std::fs::create_dir_all(&empty).unwrap();
+    let fresh = dir.join("init-flow-out");
+    let e = err(&[
+        "dpi",
+        "--x-true",
+        "assets/fashion16_test.npy",
+        "--init-flow",
+        empty.to_str().unwrap(),
+        "--out",
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(e.contains("--init-flow") && e.contains("flow_map.json"), "{e}");
+    assert!(!fresh.exists(), "--out was taken before --init-flow was checked");
     // A name outside an enumerated setting is a usage error of the command line (exit code 2)
     // naming the flag and the accepted names.
     for (flag, bad, accepted) in [

@@ -318,6 +318,13 @@ impl DpiSettings {
             return Err(invalid("flow.laplace_scale", format!("must be positive and finite, got {}", f.laplace_scale)));
         }
 
+        if let Some(dir) = &f.init_flow {
+            // Here, not only in the builder, to name the setting as the run description does.
+            super::flow_map::check(std::path::Path::new(dir), h * w, pb.positive).map_err(|e| match e {
+                super::ExperimentError::Invalid { why, .. } => invalid("flow.init_flow", why),
+                e => e,
+            })?;
+        }
         let mut builder = Experiment::builder(model)
             .forward_label(eht_label.unwrap_or_else(|| format!("{} + {}", pb.forward, pb.noise_or_default())))
             .prior(prior)

@@ -57,8 +57,8 @@ pub struct EhtStudyArgs {
     /// Posterior samples.
     #[arg(long, default_value_t = EhtDpiSettings::default().samples)]
     pub samples: usize,
-    /// Steps of a further run under the exact PF-ODE prior of each network, from the
-    /// surrogate run's MAP image (0: none).
+    /// Steps of a further run under the exact PF-ODE prior of each network, continuing the
+    /// surrogate run's trained flow (0: none).
     #[arg(long, default_value_t = 0)]
     pub exact_steps: usize,
     /// Flow samples per step of the exact-prior run.
