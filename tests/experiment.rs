@@ -27,19 +27,16 @@ fn truth() -> Vec<f64> {
     (0..16).map(|i| 0.2 + 0.04 * i as f64).collect()
 }
 
+/// The denoising of [`truth`] under the Gaussian prior [`prior16`], every other setting the
+/// default: what most tests start from.
+fn gaussian_denoising() -> scoreprior::experiment::ExperimentBuilder<Denoise4> {
+    Experiment::builder(Denoise4).truth(truth(), 4, 4).prior(Prior::gaussian(prior16()))
+}
+
 #[test]
 fn gaussian_denoising_matches_the_closed_form_posterior() {
-    let res = Experiment::builder(Denoise4)
-        .truth(truth(), 4, 4)
-        .prior(Prior::gaussian(prior16()))
-        .steps(400)
-        .batch(64)
-        .samples(4000)
-        .outlier_threshold(10.0)
-        .build()
-        .unwrap()
-        .run()
-        .unwrap();
+    let res =
+        gaussian_denoising().steps(400).batch(64).samples(4000).outlier_threshold(10.0).build().unwrap().run().unwrap();
     let cf = res.report.closed_form.expect("Gaussian prior + Gaussian denoising has a closed form");
     // Measured: mean RMSE 0.0127, std relative error 0.015 (exact posterior std 0.172).
     assert!(cf.mean_rmse < 0.025, "{cf:?}");
@@ -61,12 +58,11 @@ fn bad_settings_are_refused_naming_the_setting() {
         Err(e) => panic!("expected an Invalid error, got {e}"),
         Ok(_) => panic!("expected an error"),
     };
-    let base = || Experiment::builder(Denoise4).truth(truth(), 4, 4).prior(Prior::gaussian(prior16()));
-    assert_eq!(field(base().steps(0).build().map(|_| ())), "steps");
-    assert_eq!(field(base().samples(0).build().map(|_| ())), "samples");
-    assert_eq!(field(base().outlier_threshold(f64::NAN).build().map(|_| ())), "outlier_threshold");
-    assert_eq!(field(base().batch(0).build().map(|_| ())), "dpi_config");
-    assert_eq!(field(base().lr(-1.0).build().map(|_| ())), "dpi_config");
+    assert_eq!(field(gaussian_denoising().steps(0).build().map(|_| ())), "steps");
+    assert_eq!(field(gaussian_denoising().samples(0).build().map(|_| ())), "samples");
+    assert_eq!(field(gaussian_denoising().outlier_threshold(f64::NAN).build().map(|_| ())), "outlier_threshold");
+    assert_eq!(field(gaussian_denoising().batch(0).build().map(|_| ())), "dpi_config");
+    assert_eq!(field(gaussian_denoising().lr(-1.0).build().map(|_| ())), "dpi_config");
     assert_eq!(field(Experiment::builder(Denoise4).truth(truth(), 4, 4).build().map(|_| ())), "prior");
     assert_eq!(
         field(Experiment::builder(Denoise4).prior(Prior::gaussian(prior16())).build().map(|_| ())),
@@ -79,18 +75,18 @@ fn bad_settings_are_refused_naming_the_setting() {
     assert_eq!(field(e.map(|_| ())), "prior");
     let mut bad = truth();
     bad[3] = f64::NAN;
-    assert_eq!(field(base().truth(bad, 4, 4).build().map(|_| ())), "truth");
+    assert_eq!(field(gaussian_denoising().truth(bad, 4, 4).build().map(|_| ())), "truth");
     let e = Experiment::builder(Denoise4).measurement(vec![0.0; 15], 4, 4).prior(Prior::gaussian(prior16())).build();
     assert_eq!(field(e.map(|_| ())), "measurement");
-    assert_eq!(field(base().prior(Prior::total_variation(-1.0)).build().map(|_| ())), "prior.tv.weight");
+    assert_eq!(field(gaussian_denoising().prior(Prior::total_variation(-1.0)).build().map(|_| ())), "prior.tv.weight");
     let model: std::sync::Arc<dyn ScoreModel> = std::sync::Arc::new(prior16());
     let odd = DsmSettings { draws: 3, ..Default::default() };
-    let e = base().prior(Prior::dsm(model.clone(), AnySde::Vp(VpSde::default()), odd)).build();
+    let e = gaussian_denoising().prior(Prior::dsm(model.clone(), AnySde::Vp(VpSde::default()), odd)).build();
     assert_eq!(field(e.map(|_| ())), "prior.dsm.draws");
     // A continuation that starts below the prior's own floor.
     let low = Some(Continuation { from: 1e-4, steps: 0 });
     let dsm = Prior::dsm(model, AnySde::Vp(VpSde::default()), DsmSettings::default());
-    assert_eq!(field(base().prior(dsm).continuation(low).build().map(|_| ())), "continuation");
+    assert_eq!(field(gaussian_denoising().prior(dsm).continuation(low).build().map(|_| ())), "continuation");
 }
 
 #[test]
@@ -102,7 +98,7 @@ fn continuation_is_resolved_only_for_score_priors() {
         e.dpi_config().time_floor,
         scoreprior::experiment::TimeFloorSchedule::Geometric { start: 0.1, end: 1e-3, steps: 20 }
     );
-    let e = Experiment::builder(Denoise4).truth(truth(), 4, 4).prior(Prior::gaussian(prior16())).build().unwrap();
+    let e = gaussian_denoising().build().unwrap();
     assert_eq!(e.dpi_config().time_floor, scoreprior::experiment::TimeFloorSchedule::Off);
 }
 
@@ -110,16 +106,7 @@ fn continuation_is_resolved_only_for_score_priors() {
 fn a_saved_result_holds_its_arrays_and_report() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("run");
-    let res = Experiment::builder(Denoise4)
-        .truth(truth(), 4, 4)
-        .prior(Prior::gaussian(prior16()))
-        .steps(5)
-        .batch(8)
-        .samples(10)
-        .build()
-        .unwrap()
-        .run()
-        .unwrap();
+    let res = gaussian_denoising().steps(5).batch(8).samples(10).build().unwrap().run().unwrap();
     res.save(&dir).unwrap();
     for f in
         ["samples.npy", "mean.npy", "std.npy", "y.npy", "x_true.npy", "wiener.npy", "exact_mean.npy", "metrics.json"]

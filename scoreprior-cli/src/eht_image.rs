@@ -11,7 +11,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use scoreprior_core::forward::interferometry::{gaussian_blur, nxcorr, shift_image, ClosureChi2, CompactSources};
+use scoreprior_core::forward::interferometry::{
+    bilinear, gaussian_blur, nxcorr, shift_image, ClosureChi2, ClosureProblem, CompactSources,
+};
 use scoreprior_core::io::{
     atomic_write, read_fits_image, write_fits_cube, write_fits_image, write_npy, write_png_grid, IoError,
 };
@@ -199,6 +201,12 @@ pub struct EhtImageReport {
     pub seconds_training: f64,
 }
 
+/// The closure problem of a run; without one (a run on other data), an error on
+/// `problem.data` that says `why` it is needed.
+fn closures_of<'a>(problem: &'a EhtProblem, why: &str) -> Result<&'a ClosureProblem> {
+    problem.closures.as_ref().ok_or_else(|| invalid_setting("problem.data", why))
+}
+
 /// Writes the outputs of an `eht-image` run into `out` (the run's folder), from its centred
 /// posterior `post`: `mean.fits`, `std.fits` and `samples.fits` (a cube) in Jy per pixel with
 /// the observation's sky header; `samples_jy.npy`; `eht_image.json` ([`EhtImageReport`]). The
@@ -215,10 +223,7 @@ pub fn write_outputs(
     problem: &EhtProblem,
     compact_flux_jy: f64,
 ) -> Result<EhtImageReport> {
-    let c = problem
-        .closures
-        .as_ref()
-        .ok_or_else(|| invalid_setting("problem.data", "eht-image images closure data only"))?;
+    let c = closures_of(problem, "eht-image images closure data only")?;
     let n = post.n;
     let d = n * n;
     let mean = &post.mean;
@@ -289,21 +294,7 @@ pub fn regrid_fits(path: &Path, n: usize, pixel_uas: f64) -> Result<Vec<f64>> {
     // FITS CRPIX counts from 1 and from the bottom row; `data` has the top row first.
     let cx = num("CRPIX1").map_or((w as f64 - 1.0) / 2.0, |c| c - 1.0);
     let cy = num("CRPIX2").map_or((h as f64 - 1.0) / 2.0, |c| h as f64 - c);
-    let at = |i: f64, j: f64| -> f64 {
-        let (i0, j0) = (i.floor(), j.floor());
-        let (fi, fj) = (i - i0, j - j0);
-        let px = |a: f64, b: f64| {
-            if a < 0.0 || b < 0.0 || a >= h as f64 || b >= w as f64 {
-                0.0
-            } else {
-                img.data[a as usize * w + b as usize]
-            }
-        };
-        px(i0, j0) * (1.0 - fi) * (1.0 - fj)
-            + px(i0, j0 + 1.0) * (1.0 - fi) * fj
-            + px(i0 + 1.0, j0) * fi * (1.0 - fj)
-            + px(i0 + 1.0, j0 + 1.0) * fi * fj
-    };
+    let at = |i: f64, j: f64| bilinear(&img.data, h, w, i, j);
     let c = (n as f64 - 1.0) / 2.0;
     let ss = 5;
     let mut out = vec![0.0; n * n];
@@ -362,10 +353,7 @@ pub fn compare_with_reference(
     report: &EhtImageReport,
     blur_uas: f64,
 ) -> Result<Comparison> {
-    let c = problem
-        .closures
-        .as_ref()
-        .ok_or_else(|| invalid_setting("problem.data", "eht-image compares closure runs only"))?;
+    let c = closures_of(problem, "eht-image compares closure runs only")?;
     let n = post.n;
     let p = report.pixel_uas;
     let r = regrid_fits(reference, n, p)?;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fails, tmp};
+use common::{fails, fails_saying, tmp};
 use scoreprior::experiment::MapWarmStart;
 use scoreprior_cli::studies::calibration::{self, CalibrationSettings, CoverageSummary};
 
@@ -28,10 +28,7 @@ fn bad_settings_are_refused_before_any_run() {
         ("denoising", &["--n", "17"][..], "--n"),
         ("denoising", &["--n", "0"][..], "--n"),
     ] {
-        let mut a = vec!["calibration-study", "--problem", problem, "--out", o];
-        a.extend_from_slice(args);
-        let e = fails(&a);
-        assert!(e.contains(want), "{args:?}: {e}");
+        fails_saying(&["calibration-study", "--problem", problem, "--out", o], args, want);
         assert!(!out.exists(), "{args:?}: nothing may be written");
     }
     // The wrong grid is named as such.

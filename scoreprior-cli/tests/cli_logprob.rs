@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{bin, fails, gaussian_files, ok, tmp, COV, MEAN, X};
+use common::{bin, fails, gaussian_files, ok, tiny_network, tmp, train_images, COV, MEAN, X};
 
 use scoreprior::core::io::{read_npy, write_npy};
 use scoreprior::core::score::{Gaussian, GaussianMixture, MarginalDensity};
@@ -320,16 +320,10 @@ fn logprob_loads_a_network_checkpoint() {
     // EMA weights barely move, so ε̂ ≈ 0, s ≈ 0 and the flow is the pure VP drift −½β x with
     // divergence −½βD: log p = log N(x_T; 0, I) − ½ D ∫_{t0}^{1} β dt, x_T = x·e^{−½∫β}.
     let dir = tmp("ckpt");
-    let data = dir.join("data.npy");
-    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
-    write_npy(&data, &[4, 8, 8], &imgs).unwrap();
-    let ck = dir.join("ck");
-    #[rustfmt::skip]
-    ok(&["train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--size", "8", "--config", "tiny",
-         "--steps", "2", "--batch-size", "2", "--sample-every", "0", "--quiet"]);
-    let ema = ck.join("ema.safetensors");
+    let ema = tiny_network(&dir);
+    let imgs = train_images(1);
     let x = dir.join("x.npy");
-    write_npy(&x, &[1, 1, 8, 8], &imgs[..64]).unwrap();
+    write_npy(&x, &[1, 1, 8, 8], &imgs).unwrap();
     let out = dir.join("r.json");
     let (ema, out_s) = (ema.to_str().unwrap(), out.to_str().unwrap());
     #[rustfmt::skip]
@@ -339,7 +333,7 @@ fn logprob_loads_a_network_checkpoint() {
     let (b0, b1, t0): (f64, f64, f64) = (0.1, 20.0, 1e-3);
     let int_beta = b0 * (1.0 - t0) + 0.5 * (b1 - b0) * (1.0 - t0 * t0);
     let shrink = (-0.5 * int_beta).exp();
-    let sq: f64 = imgs[..64].iter().map(|v| (v * shrink).powi(2)).sum();
+    let sq: f64 = imgs.iter().map(|v| (v * shrink).powi(2)).sum();
     let want = -0.5 * sq - 32.0 * (2.0 * std::f64::consts::PI).ln() - 32.0 * int_beta;
     assert!((lp - want).abs() < 0.05, "{lp} vs {want}");
     let e = fails(&checkpoint_args(ema, x.to_str().unwrap(), &["--sde", "ve", "--out", out_s]));

@@ -3,7 +3,7 @@
 //! Gaussian's closed-form posterior mean (the Wiener filter) on a denoising problem.
 
 mod common;
-use common::{fails, ok, tmp};
+use common::{fails, fails_saying, ok, tmp};
 
 #[test]
 fn score_ald_matches_the_closed_form_posterior_mean_and_writes_dpi_outputs() {
@@ -24,35 +24,17 @@ fn score_ald_matches_the_closed_form_posterior_mean_and_writes_dpi_outputs() {
     for f in ["samples.npy", "mean.npy", "std.npy", "mean.png", "run.json"] {
         assert!(out.join(f).exists(), "{f}");
     }
-    // A closed-form prior has no score model to sample with; a baseline has nothing to resume.
-    let e = fails(&[
-        "posterior",
-        "--method",
-        "dps",
-        "--prior",
-        "gaussian",
-        "--x-true",
-        "assets/fashion16_test.npy",
-        "--out",
-        dir.join("x").to_str().unwrap(),
-    ]);
-    assert!(e.contains("score-based prior"), "{e}");
-    let e =
-        fails(&["posterior", "--method", "sde-proj", "--resume", "--x-true", "assets/fashion16_test.npy", "--out", o]);
-    assert!(e.contains("nothing to resume"), "{e}");
-    let e = fails(&[
-        "posterior",
-        "--method",
-        "sde-proj",
-        "--lambda",
-        "2",
-        "--x-true",
-        "assets/fashion16_test.npy",
-        "--out",
-        dir.join("y").to_str().unwrap(),
-    ]);
-    assert!(e.contains("lambda"), "{e}");
-    assert!(!dir.join("y").exists(), "a bad setting is refused before the folder is taken");
+    // Refused, each naming why: a closed-form prior has no score model to sample with, a
+    // baseline has nothing to resume, λ = 2 is outside (0, 1].
+    let (x, y) = (dir.join("x"), dir.join("y"));
+    for (args, out, says) in [
+        (&["--method", "dps", "--prior", "gaussian"][..], x.to_str().unwrap(), "score-based prior"),
+        (&["--method", "sde-proj", "--resume"], o, "nothing to resume"),
+        (&["--method", "sde-proj", "--lambda", "2"], y.to_str().unwrap(), "lambda"),
+    ] {
+        fails_saying(&["posterior", "--x-true", "assets/fashion16_test.npy", "--out", out], args, says);
+    }
+    assert!(!y.exists(), "a bad setting is refused before the folder is taken");
 }
 
 /// A user's own linear operator as a `.npy` matrix: `y = aᵀx + n` on a 2-D Gaussian prior,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{fails, gaussian_files, ok, tmp};
+use common::{fails, gaussian_files, ok, tmp, train_data};
 
 use npyz::WriterBuilder;
 use scoreprior::core::io::{read_npy, write_npy};
@@ -31,18 +31,11 @@ fn strs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
 
-fn train_data(dir: &Path) -> PathBuf {
-    let data = dir.join("data.npy");
-    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
-    write_npy(&data, &[4, 8, 8], &imgs).unwrap();
-    data
-}
-
 // 1 and 8.
 #[test]
 fn train_flags_are_checked_before_anything_is_written() {
     let dir = tmp("train-flags");
-    let data = train_data(&dir);
+    let data = train_data(&dir, 4);
     let out = dir.join("ck");
     let (d, o) = (s(&data), s(&out));
     let base = ["train", "--data", &d, "--out", &o, "--size", "8", "--config", "tiny", "--steps", "2", "--quiet"];
@@ -313,7 +306,7 @@ fn solver_study_checks_every_solver_name_first() {
 #[test]
 fn train_resume_refuses_a_changed_problem_and_force_starts_over() {
     let dir = tmp("train-resume");
-    let data = train_data(&dir);
+    let data = train_data(&dir, 4);
     let out = dir.join("ck");
     let (d, o) = (s(&data), s(&out));
     #[rustfmt::skip]
@@ -367,7 +360,7 @@ fn train_resume_refuses_a_changed_problem_and_force_starts_over() {
 #[test]
 fn train_folder_is_locked_and_stale_temporaries_are_swept() {
     let dir = tmp("train-lock");
-    let data = train_data(&dir);
+    let data = train_data(&dir, 4);
     let out = dir.join("ck");
     let (d, o) = (s(&data), s(&out));
     #[rustfmt::skip]
@@ -427,7 +420,7 @@ fn absurd_sizes_are_errors_before_allocation() {
     assert!(e.contains("gaussian_matrix(m=1000)"), "{e}");
     let e = fails(&["measure", "--max-memory=-1", "--forward", "denoising", "--x", &s(&x), "--out", &out]);
     assert!(e.contains("--max-memory must be a positive number of GiB, got -1"), "{e}");
-    let data = train_data(&dir);
+    let data = train_data(&dir, 4);
     let ck = s(&dir.join("ck"));
     for (size, flag, value, want) in [
         ("100000", "--nf", "8", "100000×100000"),

@@ -3,54 +3,37 @@
 
 mod common;
 
-use common::{bin, fails, gaussian_prior_files, ok, tmp};
+use common::{bin, fails, fails_saying, gaussian_prior_files, ok, tmp};
 use scoreprior::core::io::write_npy;
 
+/// `solver-study` and `trace-study` on the Gaussian prior files: each bad flag is a clean error
+/// naming it, raised before anything is written.
 #[test]
-fn solver_study_flag_errors() {
-    let dir = tmp("solver-study-flags");
-    let (m, c) = gaussian_prior_files(&dir);
-    let out = dir.join("study");
-    let o = out.to_str().unwrap();
-    for (args, want) in [
-        (&["--samples", "0"][..], "--samples"),
-        (&["--batch", "0"][..], "--batch"),
-        (&["--solvers", ""][..], "--solvers"),
-        (&["--solvers", "dopri5,rk45"][..], "rk45"),
-    ] {
-        let mut a = vec!["solver-study", "--mean", &m, "--cov", &c, "--out", o];
-        a.extend_from_slice(args);
-        let e = fails(&a);
-        assert!(e.contains(want), "{args:?}: {e}");
-        assert!(!out.exists(), "{args:?}: nothing may be written");
-    }
-    let e = fails(&["solver-study", "--mean", &m, "--out", o]);
-    assert!(e.contains("--cov"), "{e}");
-}
-
-#[test]
-fn trace_study_flag_errors() {
-    let dir = tmp("trace-study-flags");
+fn study_flag_errors() {
+    let dir = tmp("study-flags");
     let (m, c) = gaussian_prior_files(&dir);
     let out = dir.join("study");
     let o = out.to_str().unwrap();
     let wrong_d = dir.join("w.npy");
     write_npy(&wrong_d, &[2, 5], &[0.5; 10]).unwrap();
     let w = wrong_d.to_str().unwrap();
-    for (args, want) in [
-        (&["--ks", "0,4"][..], "--ks"),
-        (&["--grad-ks", "0"][..], "--grad-ks"),
-        (&["--seeds", "1"][..], "--seeds"),
-        (&["--grad-seeds", "1"][..], "--grad-seeds"),
-        (&["--gmm-std=-0.1"][..], "--gmm-std"),
-        (&["--images", w][..], "--images"),
+    for (command, args, want) in [
+        ("solver-study", &["--samples", "0"][..], "--samples"),
+        ("solver-study", &["--batch", "0"][..], "--batch"),
+        ("solver-study", &["--solvers", ""][..], "--solvers"),
+        ("solver-study", &["--solvers", "dopri5,rk45"][..], "rk45"),
+        ("trace-study", &["--ks", "0,4"][..], "--ks"),
+        ("trace-study", &["--grad-ks", "0"][..], "--grad-ks"),
+        ("trace-study", &["--seeds", "1"][..], "--seeds"),
+        ("trace-study", &["--grad-seeds", "1"][..], "--grad-seeds"),
+        ("trace-study", &["--gmm-std=-0.1"][..], "--gmm-std"),
+        ("trace-study", &["--images", w][..], "--images"),
     ] {
-        let mut a = vec!["trace-study", "--mean", &m, "--cov", &c, "--out", o];
-        a.extend_from_slice(args);
-        let e = fails(&a);
-        assert!(e.contains(want), "{args:?}: {e}");
-        assert!(!out.exists(), "{args:?}: nothing may be written");
+        fails_saying(&[command, "--mean", &m, "--cov", &c, "--out", o], args, want);
+        assert!(!out.exists(), "{command} {args:?}: nothing may be written");
     }
+    let e = fails(&["solver-study", "--mean", &m, "--out", o]);
+    assert!(e.contains("--cov"), "{e}");
 }
 
 #[test]
@@ -66,10 +49,7 @@ fn sample_flag_errors() {
         (&["--method", "ddim"][..], "--method ddim"),
         (&["--solver", "rk45"][..], "--solver rk45"),
     ] {
-        let mut a = vec!["sample", "--checkpoint", ck, "--out", p];
-        a.extend_from_slice(args);
-        let e = fails(&a);
-        assert!(e.contains(want), "{args:?}: {e}");
+        fails_saying(&["sample", "--checkpoint", ck, "--out", p], args, want);
     }
     let missing = dir.join("none.safetensors");
     let e = fails(&["sample", "--checkpoint", missing.to_str().unwrap(), "--out", p]);

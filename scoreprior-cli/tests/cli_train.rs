@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{ok, tmp};
-use scoreprior::core::io::write_npy;
+use common::{ok, tmp, train_data};
 
 /// The metadata (parsed) and every tensor (name, dtype, shape, raw bytes) of a safetensors
 /// file. The files are not compared byte for byte: the header's JSON object has no fixed key
@@ -52,9 +51,7 @@ fn train(data: &str, out: &std::path::Path, steps: &str) -> std::process::Output
 #[test]
 fn resumed_training_equals_an_uninterrupted_run() {
     let dir = tmp("train-resume");
-    let data = dir.join("data.npy");
-    let imgs: Vec<f64> = (0..6 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
-    write_npy(&data, &[6, 8, 8], &imgs).unwrap();
+    let data = train_data(&dir, 6);
     let data = data.to_str().unwrap();
     let (split, straight) = (dir.join("split"), dir.join("straight"));
     train(data, &split, "2");

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 mod common;
 
-use common::{bin, tmp};
+use common::{bin, tiny_network, tmp, train_images};
 
 use scoreprior::core::io::read_npy;
 use scoreprior::core::metrics::mse;
@@ -194,32 +194,9 @@ fn network_prior_runs_end_to_end_exact_and_surrogate() {
     // A tiny NCSN++ trained for 2 steps on 8×8 images (as in the logprob tests), then a few
     // DPI steps with its PF-ODE prior (1 probe, loose tolerances) and with the DSM bound.
     let dir = tmp("ncsnpp");
-    let data = dir.join("data.npy");
-    let imgs: Vec<f64> = (0..4 * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect();
-    scoreprior::core::io::write_npy(&data, &[4, 8, 8], &imgs).unwrap();
-    let ck = dir.join("ck");
-    let o = bin(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        ck.to_str().unwrap(),
-        "--size",
-        "8",
-        "--config",
-        "tiny",
-        "--steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--sample-every",
-        "0",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let ema = ck.join("ema.safetensors");
+    let ema = tiny_network(&dir);
     let x = dir.join("x.npy");
-    scoreprior::core::io::write_npy(&x, &[8, 8], &imgs[..64]).unwrap();
+    scoreprior::core::io::write_npy(&x, &[8, 8], &train_images(1)).unwrap();
     for extra in [&["--probes", "1", "--rtol", "1e-2", "--atol", "1e-4"][..], &["--surrogate"][..]] {
         let out = dir.join(format!("out{}", extra.len()));
         let mut args = vec![

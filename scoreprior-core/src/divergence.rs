@@ -99,6 +99,12 @@ impl Default for Divergence {
 /// `BASIS_BLOCK·n·D` values).
 pub const BASIS_BLOCK: usize = 64;
 
+/// The `D` basis vectors in blocks of at most [`BASIS_BLOCK`], as `(first index, count)`: one
+/// model call per block in both exact fallbacks (trace and trace gradient).
+fn basis_blocks(d: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..d).step_by(BASIS_BLOCK).map(move |start| (start, BASIS_BLOCK.min(d - start)))
+}
+
 impl Divergence {
     /// Draws the probes (if any) for a solve in dimension `d`.
     ///
@@ -182,8 +188,7 @@ impl DivergencePlan {
                 }
                 trace_out.iter_mut().for_each(|v| *v = 0.0);
                 let mut scratch = vec![0.0; x.len()];
-                for start in (0..d).step_by(BASIS_BLOCK) {
-                    let b = BASIS_BLOCK.min(d - start);
+                for (start, b) in basis_blocks(d) {
                     self.cot.clear();
                     self.cot.resize(b * n * d, 0.0);
                     self.vjp.resize(b * n * d, 0.0);
@@ -255,8 +260,7 @@ impl DivergencePlan {
                 }
                 out.iter_mut().for_each(|v| *v = 0.0);
                 let mut part = vec![0.0; x.len()];
-                for start in (0..d).step_by(BASIS_BLOCK) {
-                    let b = BASIS_BLOCK.min(d - start);
+                for (start, b) in basis_blocks(d) {
                     let mut basis = vec![0.0; b * d];
                     for j in 0..b {
                         basis[j * d + start + j] = 1.0;

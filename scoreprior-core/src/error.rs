@@ -129,6 +129,15 @@ fn of_owner(owner: Option<&str>) -> String {
     owner.map(|o| format!(" of `{o}`")).unwrap_or_default()
 }
 
+/// The accepted names of an [`Error::UnknownName`] as a sentence: `a`, `a or b`, `a, b or c`.
+pub(crate) fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// `Result` with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

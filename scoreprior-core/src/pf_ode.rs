@@ -192,36 +192,37 @@ pub fn integrate_flow<C: StepSizeController + ?Sized>(
     if !x.iter().all(|v| v.is_finite()) {
         return Err(Error::NonFinite { what: "input x", t: t0 });
     }
-    fn go<L: LogpComponent, C: StepSizeController + ?Sized>(
-        field: &mut ProbabilityFlow<'_>,
-        solver: &dyn ExplicitRk,
-        controller: &mut C,
-        t0: f64,
-        t1: f64,
-        x: &[f64],
-        n: usize,
-        opts: &SolveOptions,
-    ) -> Result<FlowSolution> {
-        let y0 = (x.to_vec(), L::from_values(vec![0.0; n]));
-        let sol: Solution<(Vec<f64>, L)> = solve(field, solver, controller, t0, t1, &y0, opts)?;
-        let (mut step_times, mut step_x) = (Vec::new(), Vec::new());
-        if opts.saveat.steps {
-            step_times.push(t0);
-            step_x.push(x.to_vec());
-            for (t, y) in sol.ts.iter().zip(sol.ys) {
-                // With output times, a time can be recorded twice (step end and output).
-                if step_times.last() != Some(t) {
-                    step_times.push(*t);
-                    step_x.push(y.0);
-                }
+    // The two states differ only in whether `Δ` enters the error norm.
+    let zeros = vec![0.0; n];
+    if norm_logp {
+        let y0 = (x.to_vec(), Vec::<f64>::from_values(zeros));
+        Ok(flow_solution(solve(field, solver, controller, t0, t1, &y0, opts)?, t0, x, opts))
+    } else {
+        let y0 = (x.to_vec(), Unnormed::<Vec<f64>>::from_values(zeros));
+        Ok(flow_solution(solve(field, solver, controller, t0, t1, &y0, opts)?, t0, x, opts))
+    }
+}
+
+/// The [`FlowSolution`] of a forward solve from `x` at `t0`, with the grid of its steps when
+/// `opts.saveat.steps` asked for it.
+fn flow_solution<L: LogpComponent>(
+    sol: Solution<(Vec<f64>, L)>,
+    t0: f64,
+    x: &[f64],
+    opts: &SolveOptions,
+) -> FlowSolution {
+    let (mut step_times, mut step_x) = (Vec::new(), Vec::new());
+    if opts.saveat.steps {
+        step_times.push(t0);
+        step_x.push(x.to_vec());
+        for (t, y) in sol.ts.iter().zip(sol.ys) {
+            // With output times, a time can be recorded twice (step end and output).
+            if step_times.last() != Some(t) {
+                step_times.push(*t);
+                step_x.push(y.0);
             }
         }
-        let (x_end, l) = sol.y;
-        Ok(FlowSolution { x_end, delta_logp: l.values().to_vec(), stats: sol.stats, step_times, step_x })
     }
-    if norm_logp {
-        go::<Vec<f64>, C>(field, solver, controller, t0, t1, x, n, opts)
-    } else {
-        go::<Unnormed<Vec<f64>>, C>(field, solver, controller, t0, t1, x, n, opts)
-    }
+    let (x_end, l) = sol.y;
+    FlowSolution { x_end, delta_logp: l.values().to_vec(), stats: sol.stats, step_times, step_x }
 }

@@ -60,11 +60,7 @@ fn hutchinson_gradient_matches_finite_differences() {
 fn exact_trace_fallbacks_match_analytic() {
     let m = random_mixture(5, 34, vp());
     let x = m.sample(&mut rng(35), 2);
-    let cfg = ScorePriorConfig::default()
-        .with_sde(vp())
-        .with_exact_trace()
-        .with_tolerances(1e-8, 1e-8)
-        .with_adjoint_tolerances(1e-8, 1e-8);
+    let cfg = exact_vp_config(1e-8);
     let a = ScorePrior::new(m.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
     let b = ScorePrior::new(ScoreAndVjpOnly(m), cfg).unwrap().grad_log_prob(&x).unwrap();
     for (u, v) in a.log_prob.iter().zip(&b.log_prob) {

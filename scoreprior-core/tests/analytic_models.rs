@@ -100,8 +100,7 @@ fn mixture_derivatives_match_finite_differences() {
 #[test]
 fn gaussian_derivatives_match_finite_differences() {
     for sde in all_sdes() {
-        let g = random_gaussian(6, 22, sde);
-        let x = g.sample(&mut rng(23), 1);
+        let (g, x) = gaussian_and_samples(6, 22, sde, 1);
         for t in [1e-3, 0.3, 1.0] {
             check_model(&g, &x, t, 1e-5);
         }
@@ -209,8 +208,7 @@ fn invalid_inputs_are_errors() {
 fn gaussian_shared_cotangents_match_per_image() {
     use rand::Rng;
     let d = 10;
-    let g = random_gaussian(d, 29, vp());
-    let x = g.sample(&mut rng(30), 3);
+    let (g, x) = gaussian_and_samples(d, 29, vp(), 3);
     let mut r = rng(31);
     let probes: Vec<f64> = (0..2 * d).map(|_| r.gen_range(-1.0..1.0)).collect();
     let mut cot = Vec::new();
@@ -236,35 +234,14 @@ fn gaussian_shared_cotangents_match_per_image() {
 /// VJP per probe and image), seen through a wrapper that only forwards score and VJPs.
 #[test]
 fn gaussian_probe_forms_match_the_default_path() {
-    use scoreprior_core::score::ScoreModel;
-    struct Plain<'a>(&'a Gaussian);
-    impl ScoreModel for Plain<'_> {
-        fn dim(&self) -> usize {
-            ScoreModel::dim(self.0)
-        }
-        fn score(&self, x: &[f64], t: f64, out: &mut [f64]) -> scoreprior_core::Result<()> {
-            self.0.score(x, t, out)
-        }
-        fn score_and_vjp(
-            &self,
-            x: &[f64],
-            t: f64,
-            c: &[f64],
-            s: &mut [f64],
-            v: &mut [f64],
-        ) -> scoreprior_core::Result<()> {
-            self.0.score_and_vjp(x, t, c, s, v)
-        }
-    }
     // n·D² large enough for the threaded path, and a small case for the serial one.
     for (d, n, k) in [(40, 3, 2), (128, 24, 5)] {
-        let g = random_gaussian(d, 71, vp());
-        let x = g.sample(&mut rng(72), n);
+        let (g, x) = gaussian_and_samples(d, 71, vp(), n);
         let probes: Vec<f64> = g.sample(&mut rng(73), k);
         let (mut s1, mut s2) = (vec![0.0; n * d], vec![0.0; n * d]);
         let (mut f1, mut f2) = (vec![0.0; k * n], vec![0.0; k * n]);
         g.score_and_probe_forms(&x, 0.2, &probes, &mut s1, &mut f1).unwrap();
-        Plain(&g).score_and_probe_forms(&x, 0.2, &probes, &mut s2, &mut f2).unwrap();
+        ScoreAndVjpOnly(g.clone()).score_and_probe_forms(&x, 0.2, &probes, &mut s2, &mut f2).unwrap();
         assert!(rel_err(&s1, &s2) < 1e-13 && rel_err(&f1, &f2) < 1e-12, "D={d} n={n} K={k}");
         // Bad shapes are errors.
         assert!(g.score_and_probe_forms(&x, 0.2, &probes[1..], &mut s1, &mut f1).is_err());

@@ -6,17 +6,9 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::baselines::{Dps, ScoreAld, SdeProj};
-use scoreprior_core::score::Gaussian;
-use scoreprior_core::sde::{AnySde, VpSde};
 
 mod common;
-use common::linear2d::{moments, posterior, Dot};
-
-fn setup() -> (Gaussian, AnySde, Dot, Vec<f64>) {
-    let sde = AnySde::Vp(VpSde::default());
-    let (g, f, y) = common::linear2d::setup(sde);
-    (g, sde, f, y)
-}
+use common::linear2d::{moments, posterior, setup_vp as setup};
 
 #[test]
 fn score_ald_samples_the_gaussian_posterior() {

@@ -26,29 +26,35 @@ fn relative_gap(x: &[f64], y: &[f64], ax: &[f64], aty: &[f64]) -> f64 {
     (dot(ax, y) - dot(x, aty)).abs() / scale
 }
 
-/// Relative mismatch of the dot-product identity for one random pair.
-fn mismatch(op: &dyn Op, seed: u64) -> f64 {
+/// Relative mismatch of the dot-product identity for one random pair, for an operator
+/// `R^d → R^m` given by its two products (a primitive [`Op`] or a [`Chain`], which is not one).
+fn identity_gap(
+    d: usize,
+    m: usize,
+    seed: u64,
+    apply: impl Fn(&[f64], &mut [f64]),
+    adjoint: impl Fn(&[f64], &mut [f64]),
+) -> f64 {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (d, m) = (op.input_shape().len(), op.output_shape().len());
     let x = randv(d, &mut rng);
     let y = randv(m, &mut rng);
     let mut ax = vec![0.0; m];
-    op.apply(&x, &mut ax);
+    apply(&x, &mut ax);
     let mut aty = vec![0.0; d];
-    op.adjoint(&y, &mut aty).unwrap();
+    adjoint(&y, &mut aty);
     relative_gap(&x, &y, &ax, &aty)
 }
 
+/// [`identity_gap`] of a primitive.
+fn mismatch(op: &dyn Op, seed: u64) -> f64 {
+    let (d, m) = (op.input_shape().len(), op.output_shape().len());
+    identity_gap(d, m, seed, |x, ax| op.apply(x, ax), |y, aty| op.adjoint(y, aty).unwrap())
+}
+
+/// [`identity_gap`] of a chain.
 fn chain_mismatch(chain: &Chain, seed: u64) -> f64 {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (d, m) = (chain.input_shape().len(), chain.output_shape().len());
-    let x = randv(d, &mut rng);
-    let y = randv(m, &mut rng);
-    let mut ax = vec![0.0; m];
-    chain.apply(&x, &mut ax);
-    let mut aty = vec![0.0; d];
-    chain.adjoint(&y, &mut aty).unwrap();
-    relative_gap(&x, &y, &ax, &aty)
+    identity_gap(d, m, seed, |x, ax| chain.apply(x, ax), |y, aty| chain.adjoint(y, aty).unwrap())
 }
 
 const TOL: f64 = 1e-12;
@@ -166,6 +172,20 @@ fn fft2_is_orthonormal_and_inverted_by_ifft2() {
     }
 }
 
+/// One coefficient of a DFT by the direct sum over the `h × w` image `x`: the real and
+/// imaginary parts of `Σ x[i,j] e^{i·phase(i, j)}` (the reference of the Fourier operators).
+fn direct_dft(x: &[f64], h: usize, w: usize, phase: impl Fn(usize, usize) -> f64) -> (f64, f64) {
+    let (mut re, mut im) = (0.0, 0.0);
+    for i in 0..h {
+        for j in 0..w {
+            let ph = phase(i, j);
+            re += x[i * w + j] * ph.cos();
+            im += x[i * w + j] * ph.sin();
+        }
+    }
+    (re, im)
+}
+
 #[test]
 fn fft2_matches_a_direct_centred_dft() {
     // Direct sum with centred indices: Y[p,q] = Σ x[i,j] e^{−2πi((p−h/2)(i−h/2)/h + (q−w/2)(j−w/2)/w)}/√(hw).
@@ -177,16 +197,10 @@ fn fft2_matches_a_direct_centred_dft() {
     let tau = 2.0 * std::f64::consts::PI;
     for p in 0..h {
         for q in 0..w {
-            let (mut re, mut im) = (0.0, 0.0);
-            for i in 0..h {
-                for j in 0..w {
-                    let ph = -tau
-                        * ((p as f64 - (h / 2) as f64) * (i as f64 - (h / 2) as f64) / h as f64
-                            + (q as f64 - (w / 2) as f64) * (j as f64 - (w / 2) as f64) / w as f64);
-                    re += x[i * w + j] * ph.cos();
-                    im += x[i * w + j] * ph.sin();
-                }
-            }
+            let (re, im) = direct_dft(&x, h, w, |i, j| {
+                -tau * ((p as f64 - (h / 2) as f64) * (i as f64 - (h / 2) as f64) / h as f64
+                    + (q as f64 - (w / 2) as f64) * (j as f64 - (w / 2) as f64) / w as f64)
+            });
             let n = ((h * w) as f64).sqrt();
             assert!((y[p * w + q] - re / n).abs() < 1e-12);
             assert!((y[h * w + p * w + q] - im / n).abs() < 1e-12);
@@ -204,14 +218,7 @@ fn dft_lowpass_matches_unnormalised_unshifted_dft() {
     let tau = 2.0 * std::f64::consts::PI;
     for p in 0..k {
         for q in 0..k {
-            let (mut re, mut im) = (0.0, 0.0);
-            for i in 0..h {
-                for j in 0..w {
-                    let ph = -tau * ((p * i) as f64 / h as f64 + (q * j) as f64 / w as f64);
-                    re += x[i * w + j] * ph.cos();
-                    im += x[i * w + j] * ph.sin();
-                }
-            }
+            let (re, im) = direct_dft(&x, h, w, |i, j| -tau * ((p * i) as f64 / h as f64 + (q * j) as f64 / w as f64));
             assert!((y[p * k + q] - re).abs() < 1e-12 && (y[k * k + p * k + q] - im).abs() < 1e-12);
         }
     }

@@ -78,8 +78,7 @@ fn mean_var(v: &[f64]) -> (f64, f64) {
 #[test]
 fn hutchinson_is_unbiased_and_variance_falls_like_one_over_k() {
     let d = 16;
-    let g = random_gaussian(d, 42, vp());
-    let x = g.sample(&mut rng(43), 1);
+    let (g, x) = gaussian_and_samples(d, 42, vp(), 1);
     // Δ log p excluded from the error norm: the step sequence is then the same for every seed
     // (x(t) does not depend on the probes), so the estimator is exactly linear in the probes'
     // quadratic forms and its mean is the exact-trace value computed with the same steps.

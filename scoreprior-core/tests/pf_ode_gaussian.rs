@@ -4,8 +4,18 @@
 mod common;
 
 use common::*;
-use scoreprior_core::prior::{Prior, ScorePrior, ScorePriorConfig};
-use scoreprior_core::score::MarginalDensity;
+use scoreprior_core::prior::{LogProb, Prior, ScorePrior, ScorePriorConfig};
+use scoreprior_core::score::{Gaussian, MarginalDensity};
+
+/// The PF-ODE log-density of `x` under `g`'s score with `g`'s own terminal density (no
+/// terminal mismatch), and `g`'s closed-form `log p_{t0}(x)` it must equal.
+fn exact_terminal_log_prob(g: &Gaussian, cfg: &ScorePriorConfig, x: &[f64]) -> (LogProb, Vec<f64>) {
+    let prior = ScorePrior::new(g.clone(), cfg.clone()).unwrap().with_exact_terminal(g.clone());
+    let out = prior.log_prob(x).unwrap();
+    let mut exact = vec![0.0; out.log_prob.len()];
+    g.marginal_log_prob(x, cfg.t0, &mut exact).unwrap();
+    (out, exact)
+}
 
 /// D = 256 (16×16), full random SPD covariance, exact trace, rtol = atol = 1e-6, exact p_T:
 /// log p matches log p_{t0} within 1e-3 nats; with the standard normal p_T the gap is the
@@ -13,13 +23,9 @@ use scoreprior_core::score::MarginalDensity;
 #[test]
 fn log_prob_d256_matches_closed_form() {
     let d = 256;
-    let g = random_gaussian(d, 1, vp());
-    let x = g.sample(&mut rng(2), 4);
+    let (g, x) = gaussian_and_samples(d, 1, vp(), 4);
     let cfg = ScorePriorConfig::default().with_sde(vp()).with_exact_trace().with_tolerances(1e-6, 1e-6);
-    let exact_prior = ScorePrior::new(g.clone(), cfg.clone()).unwrap().with_exact_terminal(g.clone());
-    let out = exact_prior.log_prob(&x).unwrap();
-    let mut exact = vec![0.0; 4];
-    g.marginal_log_prob(&x, cfg.t0, &mut exact).unwrap();
+    let (out, exact) = exact_terminal_log_prob(&g, &cfg, &x);
     for (a, b) in out.log_prob.iter().zip(&exact) {
         assert!((a - b).abs() < 1e-3, "log p {a} vs exact {b}");
     }
@@ -67,13 +73,9 @@ fn log_prob_d256_matches_closed_form() {
 fn log_prob_exact_for_every_sde() {
     let d = 16;
     for sde in all_sdes() {
-        let g = random_gaussian(d, 3, sde);
-        let x = g.sample(&mut rng(4), 3);
+        let (g, x) = gaussian_and_samples(d, 3, sde, 3);
         let cfg = ScorePriorConfig::default().with_sde(sde).with_exact_trace().with_tolerances(1e-7, 1e-7);
-        let prior = ScorePrior::new(g.clone(), cfg.clone()).unwrap().with_exact_terminal(g.clone());
-        let out = prior.log_prob(&x).unwrap();
-        let mut exact = vec![0.0; 3];
-        g.marginal_log_prob(&x, cfg.t0, &mut exact).unwrap();
+        let (out, exact) = exact_terminal_log_prob(&g, &cfg, &x);
         for (a, b) in out.log_prob.iter().zip(&exact) {
             assert!((a - b).abs() < 1e-4, "{sde:?}: {a} vs {b}");
         }
@@ -85,13 +87,8 @@ fn log_prob_exact_for_every_sde() {
 #[test]
 fn adjoint_gradient_d256_matches_closed_form() {
     let d = 256;
-    let g = random_gaussian(d, 5, vp());
-    let x = g.sample(&mut rng(6), 2);
-    let base = ScorePriorConfig::default()
-        .with_sde(vp())
-        .with_exact_trace()
-        .with_tolerances(1e-6, 1e-6)
-        .with_adjoint_tolerances(1e-6, 1e-6);
+    let (g, x) = gaussian_and_samples(d, 5, vp(), 2);
+    let base = exact_vp_config(1e-6);
     for (t0, tol) in [(1e-3, 1e-4), (1e-5, 1e-3)] {
         let cfg = base.clone().with_t0(t0);
         let prior = ScorePrior::new(g.clone(), cfg).unwrap().with_exact_terminal(g.clone());
@@ -115,13 +112,8 @@ fn adjoint_gradient_d256_matches_closed_form() {
 #[test]
 fn adjoint_with_standard_normal_terminal() {
     let d = 32;
-    let g = random_gaussian(d, 7, vp());
-    let x = g.sample(&mut rng(8), 3);
-    let cfg = ScorePriorConfig::default()
-        .with_sde(vp())
-        .with_exact_trace()
-        .with_tolerances(1e-7, 1e-7)
-        .with_adjoint_tolerances(1e-7, 1e-7);
+    let (g, x) = gaussian_and_samples(d, 7, vp(), 3);
+    let cfg = exact_vp_config(1e-7);
     let out = ScorePrior::new(g.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
     let mut at_t0 = vec![0.0; x.len()];
     g.marginal_grad_log_prob(&x, cfg.t0, &mut at_t0).unwrap();
@@ -135,8 +127,7 @@ fn adjoint_with_standard_normal_terminal() {
 #[test]
 fn batch_matches_single_images() {
     let d = 16;
-    let g = random_gaussian(d, 9, vp());
-    let x = g.sample(&mut rng(10), 3);
+    let (g, x) = gaussian_and_samples(d, 9, vp(), 3);
     let cfg = ScorePriorConfig::default().with_sde(vp()).with_exact_trace().with_tolerances(1e-7, 1e-7);
     let prior = ScorePrior::new(g.clone(), cfg).unwrap();
     let batch = prior.log_prob(&x).unwrap();
@@ -155,8 +146,7 @@ fn every_solver_computes_the_closed_form() {
     use scoreprior_core::ode::solver_by_name;
     use scoreprior_core::prior::Controller;
     let d = 16;
-    let g = random_gaussian(d, 11, vp());
-    let x = g.sample(&mut rng(12), 2);
+    let (g, x) = gaussian_and_samples(d, 11, vp(), 2);
     let base = ScorePriorConfig::default().with_sde(vp()).with_exact_trace();
     let mut exact = vec![0.0; 2];
     g.marginal_log_prob(&x, base.t0, &mut exact).unwrap();

@@ -118,41 +118,37 @@ impl NcsnppScore {
         Ok(s)
     }
 
-    /// Sets the arithmetic of scores and VJPs.
-    pub fn with_precision(mut self, p: Precision) -> Self {
-        self.precision = p;
-        self
-    }
-    /// Sets how the second-order term is computed (default [`SecondOrder::Exact`]).
-    ///
-    /// ```
-    /// use scoreprior_core::score::ScoreModel;
-    /// use scoreprior_core::sde::VpSde;
-    /// use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
-    /// use scoreprior_models::score::{NcsnppScore, Precision, SecondOrder};
-    /// // An initial scale of 1 (not the reference's ~0) for an output far from zero.
-    /// let cfg = NcsnppConfig { init_scale: 1.0, ..NcsnppConfig::tiny() };
-    /// let net = NcsnppNet::new(cfg, 1, 8, 8).unwrap();
-    /// // A fixed seed: a random draw can put GroupNorm near its singular point, where the
-    /// // difference stencil itself is off (scoreprior-models/tests/second_order.rs).
-    /// let w = net.init_params(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
-    /// let exact = NcsnppScore::new(net.clone(), &w, VpSde::default()).unwrap().with_precision(Precision::F64);
-    /// let diff = NcsnppScore::new(net, &w, VpSde::default())
-    ///     .unwrap()
-    ///     .with_precision(Precision::F64)
-    ///     .with_second_order(SecondOrder::Differences);
-    /// let x: Vec<f64> = (0..64).map(|i| (i % 7) as f64 / 7.0).collect();
-    /// let probe: Vec<f64> = (0..64).map(|i| if i % 3 == 0 { 1.0 } else { -1.0 }).collect();
-    /// let (mut q1, mut q2) = (vec![0.0; 64], vec![0.0; 64]);
-    /// exact.second_order(&x, 0.5, &probe, &mut q1).unwrap();
-    /// diff.second_order(&x, 0.5, &probe, &mut q2).unwrap();
-    /// // The difference's truncation error is O(h²), h = 1e-4.
-    /// let scale = q1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    /// assert!(scale > 1e-3 && q1.iter().zip(&q2).all(|(a, b)| (a - b).abs() < 1e-5 * scale));
-    /// ```
-    pub fn with_second_order(mut self, method: SecondOrder) -> Self {
-        self.second_order = method;
-        self
+    scoreprior_core::setters! {
+        /// Sets the arithmetic of scores and VJPs.
+        pub fn with_precision(p: Precision) => precision;
+        /// Sets how the second-order term is computed (default [`SecondOrder::Exact`]).
+        ///
+        /// ```
+        /// use scoreprior_core::score::ScoreModel;
+        /// use scoreprior_core::sde::VpSde;
+        /// use scoreprior_models::ncsnpp::{NcsnppConfig, NcsnppNet};
+        /// use scoreprior_models::score::{NcsnppScore, Precision, SecondOrder};
+        /// // An initial scale of 1 (not the reference's ~0) for an output far from zero.
+        /// let cfg = NcsnppConfig { init_scale: 1.0, ..NcsnppConfig::tiny() };
+        /// let net = NcsnppNet::new(cfg, 1, 8, 8).unwrap();
+        /// // A fixed seed: a random draw can put GroupNorm near its singular point, where the
+        /// // difference stencil itself is off (scoreprior-models/tests/second_order.rs).
+        /// let w = net.init_params(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
+        /// let exact = NcsnppScore::new(net.clone(), &w, VpSde::default()).unwrap().with_precision(Precision::F64);
+        /// let diff = NcsnppScore::new(net, &w, VpSde::default())
+        ///     .unwrap()
+        ///     .with_precision(Precision::F64)
+        ///     .with_second_order(SecondOrder::Differences);
+        /// let x: Vec<f64> = (0..64).map(|i| (i % 7) as f64 / 7.0).collect();
+        /// let probe: Vec<f64> = (0..64).map(|i| if i % 3 == 0 { 1.0 } else { -1.0 }).collect();
+        /// let (mut q1, mut q2) = (vec![0.0; 64], vec![0.0; 64]);
+        /// exact.second_order(&x, 0.5, &probe, &mut q1).unwrap();
+        /// diff.second_order(&x, 0.5, &probe, &mut q2).unwrap();
+        /// // The difference's truncation error is O(h²), h = 1e-4.
+        /// let scale = q1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        /// assert!(scale > 1e-3 && q1.iter().zip(&q2).all(|(a, b)| (a - b).abs() < 1e-5 * scale));
+        /// ```
+        pub fn with_second_order(method: SecondOrder) => second_order;
     }
     /// How the second-order term is computed.
     pub fn second_order_method(&self) -> SecondOrder {
@@ -458,43 +454,6 @@ impl NcsnppScore {
         scoreprior_core::score::check_times(self.dim(), x, t, out_len)?;
         t.iter().map(|&ti| self.sigma(ti)).collect()
     }
-
-    fn score_vjp_in(
-        &self,
-        prec: Precision,
-        x: &[f64],
-        t: f64,
-        cotangents: &[f64],
-        score_out: &mut [f64],
-        vjp_out: &mut [f64],
-    ) -> scoreprior_core::Result<()> {
-        let d = self.dim();
-        let n = check_batch(x, d, "x")?;
-        let m = check_batch(cotangents, d * n, "cotangents")?;
-        if score_out.len() != n * d || vjp_out.len() != m * n * d {
-            return Err(scoreprior_core::Error::shape(
-                "score_and_vjp outputs",
-                format!("({n},{d}) and ({m},{n},{d})"),
-                format!("{} and {}", score_out.len(), vjp_out.len()),
-            ));
-        }
-        let s = self.sigma(t)?;
-        let mut xs = Vec::with_capacity(m * n * d);
-        for _ in 0..m {
-            xs.extend_from_slice(x);
-        }
-        let (e, v) = match prec {
-            Precision::F32 => self.eps_vjp(&self.p32, &xs, cotangents, t)?,
-            Precision::F64 => self.eps_vjp(&self.p64, &xs, cotangents, t)?,
-        };
-        for (o, e) in score_out.iter_mut().zip(&e[..n * d]) {
-            *o = -e / s;
-        }
-        for (o, g) in vjp_out.iter_mut().zip(&v) {
-            *o = -g / s;
-        }
-        Ok(())
-    }
 }
 
 impl ScoreModel for NcsnppScore {
@@ -516,7 +475,32 @@ impl ScoreModel for NcsnppScore {
         score_out: &mut [f64],
         vjp_out: &mut [f64],
     ) -> scoreprior_core::Result<()> {
-        self.score_vjp_in(self.precision, x, t, cotangents, score_out, vjp_out)
+        let d = self.dim();
+        let n = check_batch(x, d, "x")?;
+        let m = check_batch(cotangents, d * n, "cotangents")?;
+        if score_out.len() != n * d || vjp_out.len() != m * n * d {
+            return Err(scoreprior_core::Error::shape(
+                "score_and_vjp outputs",
+                format!("({n},{d}) and ({m},{n},{d})"),
+                format!("{} and {}", score_out.len(), vjp_out.len()),
+            ));
+        }
+        let s = self.sigma(t)?;
+        let mut xs = Vec::with_capacity(m * n * d);
+        for _ in 0..m {
+            xs.extend_from_slice(x);
+        }
+        let (e, v) = match self.precision {
+            Precision::F32 => self.eps_vjp(&self.p32, &xs, cotangents, t)?,
+            Precision::F64 => self.eps_vjp(&self.p64, &xs, cotangents, t)?,
+        };
+        for (o, e) in score_out.iter_mut().zip(&e[..n * d]) {
+            *o = -e / s;
+        }
+        for (o, g) in vjp_out.iter_mut().zip(&v) {
+            *o = -g / s;
+        }
+        Ok(())
     }
 
     fn score_at(&self, x: &[f64], t: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {

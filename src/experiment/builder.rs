@@ -93,56 +93,33 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
         self.forward_label = label.into();
         self
     }
-    /// The posterior family.
-    pub fn posterior(mut self, p: PosteriorSettings) -> Self {
-        self.posterior = p;
-        self
-    }
-    /// Replaces the whole optimisation configuration (steps, batch, schedule, seed, weights…).
-    pub fn dpi_config(mut self, c: DpiConfig) -> Self {
-        self.dpi = c;
-        self
+    scoreprior_core::setters! {
+        /// The posterior family.
+        pub fn posterior(p: PosteriorSettings) => posterior;
+        /// Replaces the whole optimisation configuration (steps, batch, schedule, seed, weights…).
+        pub fn dpi_config(c: DpiConfig) => dpi;
     }
     /// Edits the optimisation configuration in place.
     pub fn configure(mut self, f: impl FnOnce(&mut DpiConfig)) -> Self {
         f(&mut self.dpi);
         self
     }
-    /// Optimisation steps.
-    pub fn steps(mut self, steps: usize) -> Self {
-        self.dpi.steps = steps;
-        self
-    }
-    /// Samples of `q` per step.
-    pub fn batch(mut self, batch: usize) -> Self {
-        self.dpi.batch = batch;
-        self
-    }
-    /// Peak learning rate.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.dpi.lr = lr;
-        self
-    }
-    /// Seed of the measurement noise, the flow's initialisation, the probes and every step.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.dpi.seed = seed;
-        self
-    }
-    /// Noise-level continuation for a score-based prior (`None`: off). Default: from 0.1
-    /// over half the run; ignored for priors without a time floor.
-    pub fn continuation(mut self, c: Option<Continuation>) -> Self {
-        self.continuation = c;
-        self
-    }
-    /// Samples drawn from the trained posterior.
-    pub fn samples(mut self, n: usize) -> Self {
-        self.samples = n;
-        self
-    }
-    /// Samples with any `|pixel|` above this are dropped from the summaries (the supplement's filter).
-    pub fn outlier_threshold(mut self, t: f64) -> Self {
-        self.outlier = t;
-        self
+    scoreprior_core::setters! {
+        /// Optimisation steps.
+        pub fn steps(steps: usize) => dpi.steps;
+        /// Samples of `q` per step.
+        pub fn batch(batch: usize) => dpi.batch;
+        /// Peak learning rate.
+        pub fn lr(lr: f64) => dpi.lr;
+        /// Seed of the measurement noise, the flow's initialisation, the probes and every step.
+        pub fn seed(seed: u64) => dpi.seed;
+        /// Noise-level continuation for a score-based prior (`None`: off). Default: from 0.1
+        /// over half the run; ignored for priors without a time floor.
+        pub fn continuation(c: Option<Continuation>) => continuation;
+        /// Samples drawn from the trained posterior.
+        pub fn samples(n: usize) => samples;
+        /// Samples with any `|pixel|` above this are dropped from the summaries (the supplement's filter).
+        pub fn outlier_threshold(t: f64) => outlier;
     }
     /// A folder for the checkpoint and `losses.csv` during training (what [`ExperimentResult::save`]
     /// writes can go elsewhere); with `resume`, a run continues from its checkpoint.

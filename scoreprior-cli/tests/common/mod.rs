@@ -60,6 +60,16 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// Runs `scoreprior` with `base` followed by `extra`, asserts a clean failure (see [`fails`])
+/// whose message contains `says`, and returns the message: one row of a flag-error table.
+pub fn fails_saying(base: &[&str], extra: &[&str], says: &str) -> String {
+    let mut a = base.to_vec();
+    a.extend_from_slice(extra);
+    let e = fails(&a);
+    assert!(e.contains(says), "{extra:?}: {e}");
+    e
+}
+
 /// The mean of the D = 4 Gaussian prior of the CLI tests.
 pub const MEAN: [f64; 4] = [0.2, 0.4, 0.1, 0.3];
 /// Its covariance: symmetric positive definite, not diagonal (so Hutchinson has variance).
@@ -86,4 +96,29 @@ pub fn gaussian_files(dir: &std::path::Path) -> (String, String, String) {
     let x = dir.join("x.npy");
     scoreprior::core::io::write_npy(&x, &[2, 2, 2], &X).unwrap();
     (m, c, x.display().to_string())
+}
+
+/// `n` 8×8 images with values in [0, 1] (a fixed pattern), row-major: the training data of the
+/// tests that train a tiny NCSN++. The first 64 values are `train_images(1)`.
+pub fn train_images(n: usize) -> Vec<f64> {
+    (0..n * 64).map(|i| ((i * 7) % 11) as f64 / 10.0).collect()
+}
+
+/// Writes [`train_images`]`(n)` to `dir/data.npy` (shape (n, 8, 8)); returns its path.
+pub fn train_data(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let data = dir.join("data.npy");
+    scoreprior::core::io::write_npy(&data, &[n, 8, 8], &train_images(n)).unwrap();
+    data
+}
+
+/// A tiny NCSN++ trained for 2 steps on [`train_data`]`(dir, 4)` into `dir/ck`; returns the
+/// path of its EMA weights. Its output layer starts at zero (`init_scale` 0) and the EMA
+/// weights barely move, so `ε̂ ≈ 0` and the score `s ≈ 0`: its PF-ODE prior has a closed form.
+pub fn tiny_network(dir: &std::path::Path) -> std::path::PathBuf {
+    let data = train_data(dir, 4);
+    let ck = dir.join("ck");
+    #[rustfmt::skip]
+    ok(&["train", "--data", data.to_str().unwrap(), "--out", ck.to_str().unwrap(), "--size", "8", "--config", "tiny",
+         "--steps", "2", "--batch-size", "2", "--sample-every", "0", "--quiet"]);
+    ck.join("ema.safetensors")
 }

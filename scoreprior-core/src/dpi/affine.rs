@@ -263,10 +263,6 @@ impl<P: Posterior> AffinePosterior<P> {
 
 impl<P: Posterior> Posterior for AffinePosterior<P> {
     forward_to_inner!(map);
-    fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-        let b = self.inner.sample_for_training(n, rng)?;
-        Ok(self.map(b))
-    }
     fn backward(&mut self, grad_x: &[f64], grad_log_q: &[f64]) -> Result<()> {
         if !grad_x.len().is_multiple_of(self.dim()) {
             return Err(Error::shape("affine posterior gradient", self.dim(), grad_x.len()));

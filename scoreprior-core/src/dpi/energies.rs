@@ -16,12 +16,7 @@ pub struct LikelihoodEnergy<F> {
 impl<F: crate::forward::ForwardModel> LikelihoodEnergy<F> {
     /// The data term of measurement `y` (one measurement of length `M`).
     pub fn new(model: F, y: Vec<f64>) -> Result<Self> {
-        if y.len() != model.output_dim() {
-            return Err(Error::shape("measurement y", model.output_dim(), y.len()));
-        }
-        if let Some(index) = y.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteData { what: "measurement y", index });
-        }
+        check_finite_vector(&y, model.output_dim(), "measurement y")?;
         Ok(Self { model, y })
     }
     /// The forward model.

@@ -20,11 +20,20 @@ use crate::{Error, Result};
 
 /// The [`Posterior`] methods that a wrapper posterior (a fixed map `x = f(u)` of the samples
 /// `u` of `self.inner`, with no parameters of its own) forwards to `self.inner`: the
-/// dimension (which `f` keeps), the optimiser step and the state, and `sample`, which maps the
-/// inner batch with the wrapper's method `$map` (`fn(&self, Batch) -> Batch`). Invoked inside
-/// the wrapper's `impl Posterior`, which writes the methods that differ.
+/// dimension (which `f` keeps), the optimiser step and the state, and `sample` and
+/// `sample_for_training`, which map the inner batch with the wrapper's method `$map`
+/// (`fn(&self, Batch) -> Batch`). Invoked inside the wrapper's `impl Posterior`, which writes
+/// the methods that differ. A wrapper whose backward pass needs the training batch's inputs
+/// writes its own `sample_for_training` and invokes `forward_to_inner!(except_training $map)`.
 macro_rules! forward_to_inner {
     ($map:ident) => {
+        forward_to_inner!(except_training $map);
+        fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
+            let b = self.inner.sample_for_training(n, rng)?;
+            Ok(self.$map(b))
+        }
+    };
+    (except_training $map:ident) => {
         fn dim(&self) -> usize {
             self.inner.dim()
         }
@@ -42,6 +51,19 @@ macro_rules! forward_to_inner {
             self.inner.load_state(bytes)
         }
     };
+}
+
+/// Checks that `v` (a measurement, an offset) holds `len` values, all finite: a shape error,
+/// else the first non-finite entry, both naming `what`. One rule for every vector a DPI
+/// object is built around, so they fail alike.
+fn check_finite_vector(v: &[f64], len: usize, what: &'static str) -> Result<()> {
+    if v.len() != len {
+        return Err(Error::shape(what, len, v.len()));
+    }
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(Error::NonFiniteData { what, index }),
+        None => Ok(()),
+    }
 }
 
 mod affine;

@@ -108,7 +108,7 @@ impl<P: Posterior> SoftplusPosterior<P> {
 }
 
 impl<P: Posterior> Posterior for SoftplusPosterior<P> {
-    forward_to_inner!(transform);
+    forward_to_inner!(except_training transform);
     fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
         let b = self.inner.sample_for_training(n, rng)?;
         self.u = b.x.clone();

@@ -36,12 +36,7 @@ pub struct ShiftedPosterior<P> {
 impl<P: Posterior> ShiftedPosterior<P> {
     /// Wraps `inner`; `offset` must have `inner.dim()` finite entries.
     pub fn new(inner: P, offset: Vec<f64>) -> Result<Self> {
-        if offset.len() != inner.dim() {
-            return Err(Error::shape("shifted posterior offset", inner.dim(), offset.len()));
-        }
-        if let Some(index) = offset.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteData { what: "shifted posterior offset", index });
-        }
+        check_finite_vector(&offset, inner.dim(), "shifted posterior offset")?;
         Ok(Self { inner, offset })
     }
     /// The wrapped posterior.
@@ -66,10 +61,6 @@ impl<P: Posterior> ShiftedPosterior<P> {
 
 impl<P: Posterior> Posterior for ShiftedPosterior<P> {
     forward_to_inner!(shift);
-    fn sample_for_training(&mut self, n: usize, rng: &mut dyn RngCore) -> Result<Batch> {
-        let b = self.inner.sample_for_training(n, rng)?;
-        Ok(self.shift(b))
-    }
     fn backward(&mut self, grad_x: &[f64], grad_log_q: &[f64]) -> Result<()> {
         self.inner.backward(grad_x, grad_log_q)
     }

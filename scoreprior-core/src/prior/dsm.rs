@@ -47,36 +47,11 @@ pub enum TimeDensity {
     Uniform,
 }
 
-impl TimeDensity {
-    /// The names of the variants, in declaration order.
-    pub const NAMES: [&'static str; 3] = ["g2", "log-uniform", "uniform"];
-
-    /// Its name (`g2`, `log-uniform`, `uniform`).
-    pub fn name(self) -> &'static str {
-        match self {
-            TimeDensity::G2OverSigma2 => "g2",
-            TimeDensity::LogUniform => "log-uniform",
-            TimeDensity::Uniform => "uniform",
-        }
-    }
-}
-
-impl std::fmt::Display for TimeDensity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for TimeDensity {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::NAMES
-            .iter()
-            .position(|&n| n == s)
-            .map(|i| [TimeDensity::G2OverSigma2, TimeDensity::LogUniform, TimeDensity::Uniform][i])
-            .ok_or_else(|| Error::unknown("time density", s, "g2, log-uniform or uniform"))
-    }
-}
+named_variants!(TimeDensity, "time density", {
+    G2OverSigma2 => "g2",
+    LogUniform => "log-uniform",
+    Uniform => "uniform",
+});
 
 /// The random draws of one bound evaluation for `n` images and `S` time draws per image.
 #[derive(Debug, Clone, PartialEq)]
@@ -460,6 +435,7 @@ mod tests {
     use crate::dpi::Energy;
     use crate::score::Gaussian;
     use crate::sde::VpSde;
+    use crate::test_support::central_difference;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -519,14 +495,9 @@ mod tests {
             (e[0], g)
         };
         let (_, g) = eval(&x);
-        let h = 1e-6;
-        for k in 0..d {
-            let mut xp = x.clone();
-            xp[k] += h;
-            let mut xm = x.clone();
-            xm[k] -= h;
-            let fd = (eval(&xp).0 - eval(&xm).0) / (2.0 * h);
-            assert!((fd - g[k]).abs() < 1e-5 * (1.0 + fd.abs()), "k={k}: fd {fd} vs {}", g[k]);
+        for (k, gk) in g.iter().enumerate() {
+            let fd = central_difference(|y| eval(y).0, &x, k, 1e-6);
+            assert!((fd - gk).abs() < 1e-5 * (1.0 + fd.abs()), "k={k}: fd {fd} vs {gk}");
         }
         assert!(DsmBoundPrior::new(gaussian(d, 0.09), AnySde::Vp(VpSde::default()), 0.0, 1).is_err());
     }

@@ -76,35 +76,10 @@ pub enum AdjointSteps {
     Adaptive,
 }
 
-impl AdjointSteps {
-    /// The names of the variants, in declaration order.
-    pub const NAMES: [&'static str; 2] = ["grid", "adaptive"];
-
-    /// Its name (`grid`, `adaptive`).
-    pub fn name(self) -> &'static str {
-        match self {
-            AdjointSteps::ForwardGrid => "grid",
-            AdjointSteps::Adaptive => "adaptive",
-        }
-    }
-}
-
-impl std::fmt::Display for AdjointSteps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for AdjointSteps {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "grid" => Ok(AdjointSteps::ForwardGrid),
-            "adaptive" => Ok(AdjointSteps::Adaptive),
-            other => Err(Error::unknown("adjoint step rule", other, "grid or adaptive")),
-        }
-    }
-}
+named_variants!(AdjointSteps, "adjoint step rule", {
+    ForwardGrid => "grid",
+    Adaptive => "adaptive",
+});
 
 impl Default for ScorePriorConfig {
     fn default() -> Self {

@@ -62,16 +62,10 @@ impl PackedMatrix {
             let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
             let col0 = p * NR - first;
             let w = NR.min(m - p * NR);
-            let mut j0 = 0;
-            while j0 < n {
-                let rows = MR.min(n - j0);
-                mul_tile(&a[j0 * k..(j0 + rows) * k], rows, k, panel, &mut tile[..rows * NR]);
-                for (r, vals) in tile[..rows * NR].chunks(NR).enumerate() {
-                    let o = (j0 + r) * width + col0;
-                    c[o..o + w].copy_from_slice(&vals[..w]);
-                }
-                j0 += rows;
-            }
+            panel_rows(a, k, panel, w, &mut tile, |j, vals| {
+                let o = j * width + col0;
+                c[o..o + w].copy_from_slice(vals);
+            });
         }
     }
 
@@ -95,19 +89,38 @@ impl PackedMatrix {
         for (p, panel) in self.panels.chunks(k * NR).enumerate() {
             let col0 = p * NR;
             let w = NR.min(m - col0);
-            let mut j0 = 0;
-            while j0 < n {
-                let rows = MR.min(n - j0);
-                mul_tile(&a[j0 * k..(j0 + rows) * k], rows, k, panel, &mut tile[..rows * NR]);
-                for (r, vals) in tile[..rows * NR].chunks(NR).enumerate() {
-                    let o = (j0 + r) * m + col0;
-                    let dst = &mut c[o..o + w];
-                    dst.copy_from_slice(&vals[..w]);
-                    epilogue(col0, dst);
-                }
-                j0 += rows;
-            }
+            panel_rows(a, k, panel, w, &mut tile, |j, vals| {
+                let o = j * m + col0;
+                let dst = &mut c[o..o + w];
+                dst.copy_from_slice(vals);
+                epilogue(col0, dst);
+            });
         }
+    }
+}
+
+/// The rows of `A·B_p` for one column panel `B_p` of `w ≤ NR` valid columns, `MR` rows of `A`
+/// (`K` columns) at a time through the register tile: `row(j, values)` receives row `j`'s `w`
+/// values while they are in cache. One loop for the products that write their rows to
+/// different places.
+#[inline(always)]
+fn panel_rows(
+    a: &[f64],
+    k: usize,
+    panel: &[f64],
+    w: usize,
+    tile: &mut [f64; MR * NR],
+    mut row: impl FnMut(usize, &[f64]),
+) {
+    let n = a.len() / k;
+    let mut j0 = 0;
+    while j0 < n {
+        let rows = MR.min(n - j0);
+        mul_tile(&a[j0 * k..(j0 + rows) * k], rows, k, panel, &mut tile[..rows * NR]);
+        for (r, vals) in tile[..rows * NR].chunks(NR).enumerate() {
+            row(j0 + r, &vals[..w]);
+        }
+        j0 += rows;
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scoreprior_core::forward::ForwardModel;
 use scoreprior_core::score::Gaussian;
-use scoreprior_core::sde::AnySde;
+use scoreprior_core::sde::{AnySde, VpSde};
 use scoreprior_core::{Error, Result};
 
 /// `y = a·x + n` (`square`: `y = (a·x)² + n`), one measurement of a 2-D `x`, noise σ; counts
@@ -124,7 +124,24 @@ pub fn errors(x: &[f64], pm: [f64; 2], pc: [f64; 4]) -> (f64, f64, f64) {
     (mean, var, corr)
 }
 
+/// Checks samples `x` against the closed-form posterior `(pm, pc)`: prints [`errors`] under
+/// `label` and asserts each below its bound `[mean (posterior sd), variance, correlation]`.
+pub fn assert_posterior_moments(label: &str, x: &[f64], pm: [f64; 2], pc: [f64; 4], bounds: [f64; 3]) {
+    let (mean, var, corr) = errors(x, pm, pc);
+    eprintln!("{label}: mean error {mean:.3} sd, variance error {var:.3}, correlation error {corr:.3}");
+    assert!(mean < bounds[0], "{label}: mean error {mean} posterior sd");
+    assert!(var < bounds[1], "{label}: relative variance error {var}");
+    assert!(corr < bounds[2], "{label}: correlation error {corr}");
+}
+
 /// The prior under `sde`, the measurement `y = x₁ + 0.5 x₂ + n` (σ = 0.1) and `y = 0.45`.
 pub fn setup(sde: AnySde) -> (Gaussian, Dot, Vec<f64>) {
     (Gaussian::new(MU.to_vec(), &COV, sde).unwrap(), Dot::new([1.0, 0.5], 0.1, false), vec![0.45])
+}
+
+/// [`setup`] under the default VP SDE, returned too (the samplers take it).
+pub fn setup_vp() -> (Gaussian, AnySde, Dot, Vec<f64>) {
+    let sde = AnySde::Vp(VpSde::default());
+    let (g, f, y) = setup(sde);
+    (g, sde, f, y)
 }

@@ -7,7 +7,7 @@ pub mod linear2d;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use scoreprior_core::prior::{Prior, ScorePrior};
+use scoreprior_core::prior::{Prior, ScorePrior, ScorePriorConfig};
 use scoreprior_core::score::{Gaussian, GaussianMixture, ScoreModel};
 use scoreprior_core::sde::{AnySde, SubVpSde, VeSde, VpSde};
 
@@ -31,6 +31,17 @@ pub fn fd_grad_logp(prior: &ScorePrior, x: &[f64], h: f64) -> Vec<f64> {
 
 pub fn vp() -> AnySde {
     AnySde::Vp(VpSde::default())
+}
+
+/// The exact-trace prior under the VP SDE with PID control at `rtol = atol = tol` forward
+/// and backward (adaptive adjoint steps): the configuration the gradient tests check against
+/// closed forms.
+pub fn exact_vp_config(tol: f64) -> ScorePriorConfig {
+    ScorePriorConfig::default()
+        .with_sde(vp())
+        .with_exact_trace()
+        .with_tolerances(tol, tol)
+        .with_adjoint_tolerances(tol, tol)
 }
 
 pub fn all_sdes() -> Vec<AnySde> {
@@ -60,6 +71,13 @@ pub fn random_gaussian(d: usize, seed: u64, sde: AnySde) -> Gaussian {
     Gaussian::new(mean, &cov, sde).unwrap()
 }
 
+/// [`random_gaussian`] of `seed` and `n` of its samples drawn with seed `seed + 1`.
+pub fn gaussian_and_samples(d: usize, seed: u64, sde: AnySde, n: usize) -> (Gaussian, Vec<f64>) {
+    let g = random_gaussian(d, seed, sde);
+    let x = g.sample(&mut rng(seed + 1), n);
+    (g, x)
+}
+
 /// A 3-component diagonal mixture in dimension `d`.
 pub fn random_mixture(d: usize, seed: u64, sde: AnySde) -> GaussianMixture {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -80,12 +98,12 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     num / den
 }
 
-/// A mixture seen only through its score and VJPs: the trait's defaults give everything else
-/// (exact trace by basis VJPs, trace gradient and second-order term by central differences),
-/// to be checked against the mixture's analytic ones.
-pub struct ScoreAndVjpOnly(pub GaussianMixture);
+/// A model seen only through its score and VJPs: the trait's defaults give everything else
+/// (exact trace by basis VJPs, trace gradient and second-order term by central differences,
+/// probe forms by one VJP per probe and image), to be checked against the model's own.
+pub struct ScoreAndVjpOnly<M>(pub M);
 
-impl ScoreModel for ScoreAndVjpOnly {
+impl<M: ScoreModel> ScoreModel for ScoreAndVjpOnly<M> {
     fn dim(&self) -> usize {
         ScoreModel::dim(&self.0)
     }

@@ -63,25 +63,15 @@ impl RealNvpConfig {
     pub fn new(dim: usize) -> Self {
         Self { dim, n_flow: 16, hidden: (dim / 8).max(32), batch_norm: false, init_std: 0.05, seed: 0 }
     }
-    /// Sets the number of flow steps.
-    pub fn with_flows(mut self, n_flow: usize) -> Self {
-        self.n_flow = n_flow;
-        self
-    }
-    /// Sets the hidden width.
-    pub fn with_hidden(mut self, hidden: usize) -> Self {
-        self.hidden = hidden;
-        self
-    }
-    /// Turns BatchNorm on or off.
-    pub fn with_batch_norm(mut self, on: bool) -> Self {
-        self.batch_norm = on;
-        self
-    }
-    /// Sets the seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
+    scoreprior_core::setters! {
+        /// Sets the number of flow steps.
+        pub fn with_flows(n_flow: usize) => n_flow;
+        /// Sets the hidden width.
+        pub fn with_hidden(hidden: usize) => hidden;
+        /// Turns BatchNorm on or off.
+        pub fn with_batch_norm(on: bool) => batch_norm;
+        /// Sets the seed.
+        pub fn with_seed(seed: u64) => seed;
     }
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {

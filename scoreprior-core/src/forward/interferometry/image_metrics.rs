@@ -97,11 +97,18 @@ pub fn ncc(a: &[f64], b: &[f64]) -> f64 {
 /// assert_eq!((shift, c), ((-1, 0), 1.0));
 /// ```
 pub fn best_shift(a: &[f64], b: &[f64], n: usize, max_shift: usize) -> (f64, (isize, isize)) {
+    best_shift_by(b, n, max_shift, |shifted| ncc(a, shifted))
+}
+
+/// The integer shift `(di, dj)`, `|di|, |dj| ≤ max_shift`, of the `n × n` image `img` (zeros
+/// shifted in) that maximises `score` of the shifted image, and that score; on ties the first
+/// in row-major order from `(−max_shift, −max_shift)`.
+fn best_shift_by(img: &[f64], n: usize, max_shift: usize, score: impl Fn(&[f64]) -> f64) -> (f64, (isize, isize)) {
     let s = max_shift as isize;
     let mut best = (f64::NEG_INFINITY, (0, 0));
     for di in -s..=s {
         for dj in -s..=s {
-            let c = ncc(a, &shift_image(b, n, di, dj));
+            let c = score(&shift_image(img, n, di, dj));
             if c > best.0 {
                 best = (c, (di, dj));
             }
@@ -151,17 +158,7 @@ fn psnr_unit(truth: &[f64], image: &[f64]) -> f64 {
 /// ```
 pub fn psnr_best_shift(truth: &[f64], image: &[f64], n: usize, max_shift: usize) -> (f64, (isize, isize)) {
     assert!(n > 0 && truth.len() == n * n && image.len() == n * n, "psnr_best_shift: two n × n images");
-    let s = max_shift as isize;
-    let mut best = (f64::NEG_INFINITY, (0, 0));
-    for di in -s..=s {
-        for dj in -s..=s {
-            let p = psnr_unit(truth, &shift_image(image, n, di, dj));
-            if p > best.0 {
-                best = (p, (di, dj));
-            }
-        }
-    }
-    best
+    best_shift_by(image, n, max_shift, |shifted| psnr_unit(truth, shifted))
 }
 
 /// InverseBench's "blur PSNR": `image` moved by `shift` (the one [`psnr_best_shift`] chose:
@@ -239,15 +236,28 @@ pub struct RingFit {
     pub center: (f64, f64),
 }
 
-/// Bilinear interpolation at fractional pixel `(y, x)`, zero outside.
+/// Bilinear interpolation of an `n × n` image at fractional pixel `(y, x)`, zero outside.
 fn sample(img: &[f64], n: usize, y: f64, x: f64) -> f64 {
+    bilinear(img, n, n, y, x)
+}
+
+/// Bilinear interpolation of the row-major `h × w` image `img` at the fractional pixel
+/// `(y, x)` (row, column; pixel centres at integers), with zeros outside the image.
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::bilinear;
+/// let img = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]; // 2 × 3
+/// assert_eq!(bilinear(&img, 2, 3, 0.5, 1.5), 3.0); // the mean of 1, 2, 4 and 5
+/// assert_eq!(bilinear(&img, 2, 3, 1.0, 2.5), 2.5); // half of the last pixel, half outside
+/// ```
+pub fn bilinear(img: &[f64], h: usize, w: usize, y: f64, x: f64) -> f64 {
     let (y0, x0) = (y.floor(), x.floor());
     let (fy, fx) = (y - y0, x - x0);
     let at = |i: f64, j: f64| {
-        if i < 0.0 || j < 0.0 || i >= n as f64 || j >= n as f64 {
+        if i < 0.0 || j < 0.0 || i >= h as f64 || j >= w as f64 {
             0.0
         } else {
-            img[i as usize * n + j as usize]
+            img[i as usize * w + j as usize]
         }
     };
     at(y0, x0) * (1.0 - fy) * (1.0 - fx)

@@ -46,7 +46,7 @@ pub use array::{Array, Observation, Station, UvCoverage, UvPoint};
 pub use closure::{closure_sets, closure_sets_with, ClosureSets};
 pub use ehtim::{read_ehtim_txt, EhtimObservation, VisRecord};
 pub use image_metrics::{
-    best_shift, blur_psnr, chi2_inversebench, gaussian_blur, ncc, nominal_resolution_uas, psnr_best_shift,
+    best_shift, bilinear, blur_psnr, chi2_inversebench, gaussian_blur, ncc, nominal_resolution_uas, psnr_best_shift,
     rescale_to_flux, ring_fit, shift_image, RingFit,
 };
 pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};

@@ -103,21 +103,37 @@ pub struct Nudft {
     dense: Arc<OnceLock<Option<Dense>>>,
 }
 
+/// The arguments of a transform at the points `(u[k], v[k])` ([`Nudft`] and its fast
+/// [`super::Nufft`]): a gray image, as many `v` as `u` values and at least one, a positive
+/// finite pixel size and finite points. `name` names the transform in the errors, `points`
+/// its points in the error on a non-finite one.
+pub(super) fn check_uv_transform(
+    name: &str,
+    points: &'static str,
+    input: Shape,
+    u: &[f64],
+    v: &[f64],
+    psize: f64,
+) -> Result<()> {
+    if input.c != 1 {
+        return Err(Error::shape(format!("{name} input"), "a gray image [1, H, W]", input));
+    }
+    if u.len() != v.len() || u.is_empty() {
+        return Err(Error::shape("(u, v) points", format!("{} v values (≥ 1)", u.len()), v.len()));
+    }
+    if !(psize.is_finite() && psize > 0.0) {
+        return Err(Error::out_of_range(format!("{name} pixel size"), psize, "positive and finite"));
+    }
+    match u.iter().chain(v).position(|t| !t.is_finite()) {
+        Some(index) => Err(Error::NonFiniteData { what: points, index }),
+        None => Ok(()),
+    }
+}
+
 impl Nudft {
     /// The NUDFT at `(u[k], v[k])`.
     pub fn new(input: Shape, u: Vec<f64>, v: Vec<f64>, psize: f64) -> Result<Self> {
-        if input.c != 1 {
-            return Err(Error::shape("nudft input", "a gray image [1, H, W]", input));
-        }
-        if u.len() != v.len() || u.is_empty() {
-            return Err(Error::shape("(u, v) points", format!("{} v values (≥ 1)", u.len()), v.len()));
-        }
-        if !(psize.is_finite() && psize > 0.0) {
-            return Err(Error::out_of_range("nudft pixel size", psize, "positive and finite"));
-        }
-        if let Some(index) = u.iter().chain(&v).position(|t| !t.is_finite()) {
-            return Err(Error::NonFiniteData { what: "nudft (u, v) points (u first, then v)", index });
-        }
+        check_uv_transform("nudft", "nudft (u, v) points (u first, then v)", input, &u, &v, psize)?;
         let (h, w) = (input.h, input.w);
         let tau = 2.0 * std::f64::consts::PI;
         let phasor = |f: f64, pos: f64| {

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
 
+use super::nudft::check_uv_transform;
 use super::Pulse;
 use crate::forward::Shape;
 use crate::{Error, Result};
@@ -126,18 +127,7 @@ impl Nufft {
     /// # Errors
     /// As [`Nufft::new`].
     pub fn with_pulse(input: Shape, u: &[f64], v: &[f64], psize: f64, pulse: Pulse) -> Result<Self> {
-        if input.c != 1 {
-            return Err(Error::shape("nufft input", "a gray image [1, H, W]", input));
-        }
-        if u.len() != v.len() || u.is_empty() {
-            return Err(Error::shape("(u, v) points", format!("{} v values (≥ 1)", u.len()), v.len()));
-        }
-        if !(psize.is_finite() && psize > 0.0) {
-            return Err(Error::out_of_range("nufft pixel size", psize, "positive and finite"));
-        }
-        if let Some(index) = u.iter().chain(v).position(|t| !t.is_finite()) {
-            return Err(Error::NonFiniteData { what: "nufft (u, v) points (u, then v)", index });
-        }
+        check_uv_transform("nufft", "nufft (u, v) points (u, then v)", input, u, v, psize)?;
         let (h, w) = (input.h, input.w);
         let (gh, gw) = (2 * h, 2 * w);
         let tau = 2.0 * std::f64::consts::PI;
@@ -267,17 +257,7 @@ impl Nufft {
     /// `x` not whole images, `y` not their measurements.
     pub fn apply_batch(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
         let (d, m) = (self.h * self.w, 2 * self.len());
-        if !x.len().is_multiple_of(d) || y.len() != x.len() / d * m {
-            return Err(Error::shape(
-                "nufft batch (images, visibilities)",
-                format!("(n·{d}, n·{m})"),
-                format!("({}, {})", x.len(), y.len()),
-            ));
-        }
-        y.par_chunks_mut(m)
-            .zip(x.par_chunks(d))
-            .for_each_init(|| (Vec::new(), Vec::new()), |(g, c), (yi, xi)| self.apply_one(xi, yi, g, c));
-        Ok(())
+        map_batch(x, d, y, m, "nufft batch (images, visibilities)", |xi, yi, g, c| self.apply_one(xi, yi, g, c))
     }
 
     /// The adjoint `x = Re(Tᴴ(Re y + i Im y))` for a batch `(n, 2K)` → `(n, H·W)`.
@@ -286,18 +266,35 @@ impl Nufft {
     /// `y` not whole measurements, `x` not their images.
     pub fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
         let (d, m) = (self.h * self.w, 2 * self.len());
-        if !y.len().is_multiple_of(m) || x.len() != y.len() / m * d {
-            return Err(Error::shape(
-                "nufft adjoint batch (visibilities, images)",
-                format!("(n·{m}, n·{d})"),
-                format!("({}, {})", y.len(), x.len()),
-            ));
-        }
-        x.par_chunks_mut(d)
-            .zip(y.par_chunks(m))
-            .for_each_init(|| (Vec::new(), Vec::new()), |(g, c), (xi, yi)| self.adjoint_one(yi, xi, g, c));
-        Ok(())
+        map_batch(y, m, x, d, "nufft adjoint batch (visibilities, images)", |yi, xi, g, c| {
+            self.adjoint_one(yi, xi, g, c)
+        })
     }
+}
+
+/// `one(input_i, output_i, grid, column)` for the `n` rows of a batch (`(n, d_in)` →
+/// `(n, d_out)`) in parallel, each thread with its own two scratch buffers (the oversampled
+/// grid and a column); `what` names the pair in the shape error.
+fn map_batch(
+    input: &[f64],
+    d_in: usize,
+    output: &mut [f64],
+    d_out: usize,
+    what: &str,
+    one: impl Fn(&[f64], &mut [f64], &mut Vec<Complex64>, &mut Vec<Complex64>) + Sync,
+) -> Result<()> {
+    if !input.len().is_multiple_of(d_in) || output.len() != input.len() / d_in * d_out {
+        return Err(Error::shape(
+            what,
+            format!("(n·{d_in}, n·{d_out})"),
+            format!("({}, {})", input.len(), output.len()),
+        ));
+    }
+    output
+        .par_chunks_mut(d_out)
+        .zip(input.par_chunks(d_in))
+        .for_each_init(|| (Vec::new(), Vec::new()), |(g, c), (o, i)| one(i, o, g, c));
+    Ok(())
 }
 
 #[cfg(test)]

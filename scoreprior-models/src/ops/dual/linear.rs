@@ -94,6 +94,47 @@ where
     out
 }
 
+/// A linear op that visits the taps of every output pixel of every block (see
+/// `layout::for_each_tap`): forward, `fwd(out_row, k, x_row)` for each row of the grid `o`
+/// (`n` columns) and each tap `k` that reads input row `src(i, y, x, k)`; backward,
+/// `bwd(gi_row, k, go_row)`, its transpose. The row gather and the average pooling differ only
+/// in what one tap does.
+#[allow(clippy::too_many_arguments)]
+fn dual_tap_op<E: Elem>(
+    tape: &mut DualTape<E>,
+    x: &Dual<E>,
+    o: Grid,
+    taps: usize,
+    n: usize,
+    src: impl Fn(usize, usize, usize, usize) -> Option<usize> + Copy + 'static,
+    fwd: impl Fn(&mut [E], usize, &[E]),
+    bwd: impl Fn(&mut [E], usize, &[E]) + 'static,
+) -> Dual<E>
+where
+    Cpu: Device<E>,
+{
+    let c = x.cols();
+    // The blocks are a batch of `blocks·b` images: `src` maps image `i` of any block.
+    let grid = move |blocks: usize| Grid { b: blocks * o.b, ..o };
+    linear_op(
+        tape,
+        x,
+        o.rows(),
+        n,
+        |xs, blocks| {
+            let go = grid(blocks);
+            let mut out = vec![E::zero(); go.rows() * n];
+            for_each_tap(go, taps, src, |r, k, s| fwd(&mut out[r * n..(r + 1) * n], k, &xs[s * c..(s + 1) * c]));
+            out
+        },
+        move |go, gi, blocks| {
+            for_each_tap(grid(blocks), taps, src, |r, k, s| {
+                bwd(&mut gi[s * c..(s + 1) * c], k, &go[r * n..(r + 1) * n])
+            });
+        },
+    )
+}
+
 /// A row gather on every block (see `layout::gather_rows`): output row `r` of the grid `o`
 /// holds in columns `k·c..(k + 1)·c` input row `src(i, y, x, k)` (zeros where `None`).
 fn dual_gather<E: Elem>(
@@ -107,27 +148,15 @@ where
     Cpu: Device<E>,
 {
     let c = x.cols();
-    let n = taps * c;
-    // The blocks are a batch of `blocks·b` images: `src` maps image `i` of any block.
-    let grid = move |blocks: usize| Grid { b: blocks * o.b, ..o };
-    linear_op(
+    dual_tap_op(
         tape,
         x,
-        o.rows(),
-        n,
-        |xs, blocks| {
-            let go = grid(blocks);
-            let mut out = vec![E::zero(); go.rows() * n];
-            for_each_tap(go, taps, src, |r, k, s| {
-                out[r * n + k * c..r * n + (k + 1) * c].copy_from_slice(&xs[s * c..(s + 1) * c]);
-            });
-            out
-        },
-        move |go, gi, blocks| {
-            for_each_tap(grid(blocks), taps, src, |r, k, s| {
-                accumulate(&go[r * n + k * c..r * n + (k + 1) * c], &mut gi[s * c..(s + 1) * c]);
-            });
-        },
+        o,
+        taps,
+        taps * c,
+        src,
+        |out, k, xr| out[k * c..(k + 1) * c].copy_from_slice(xr),
+        move |gi, k, go| accumulate(&go[k * c..(k + 1) * c], gi),
     )
 }
 
@@ -234,29 +263,17 @@ where
         x.rows() == g.rows() && g.h.is_multiple_of(2) && g.w.is_multiple_of(2),
         "dual_avg_pool2 needs an even grid"
     );
-    let c = x.cols();
-    let o = g.down();
     let q = E::of(0.25);
     let map = move |i: usize, y: usize, xx: usize, k: usize| Some((i * g.h + 2 * y + k / 2) * g.w + 2 * xx + k % 2);
-    let grid = move |blocks: usize| Grid { b: blocks * o.b, ..o };
-    linear_op(
+    dual_tap_op(
         tape,
         x,
-        o.rows(),
-        c,
-        |xs, blocks| {
-            let go = grid(blocks);
-            let mut out = vec![E::zero(); go.rows() * c];
-            for_each_tap(go, 4, map, |r, _, s| {
-                out[r * c..(r + 1) * c].iter_mut().zip(&xs[s * c..(s + 1) * c]).for_each(|(o, v)| *o += q * *v);
-            });
-            out
-        },
-        move |go, gi, blocks| {
-            for_each_tap(grid(blocks), 4, map, |r, _, s| {
-                gi[s * c..(s + 1) * c].iter_mut().zip(&go[r * c..(r + 1) * c]).for_each(|(o, v)| *o += q * *v);
-            });
-        },
+        g.down(),
+        4,
+        x.cols(),
+        map,
+        move |out, _, xr| out.iter_mut().zip(xr).for_each(|(o, v)| *o += q * *v),
+        move |gi, _, go| gi.iter_mut().zip(go).for_each(|(o, v)| *o += q * *v),
     )
 }
 
