@@ -99,7 +99,8 @@ fn folders_and_settings_that_cannot_start_a_run_are_refused() {
         Experiment::builder(Blur).truth(truth(), 4, 4).prior(Prior::gaussian(prior(0.6))).posterior(p).steps(2).build()
     };
     let empty = tempfile::tempdir().unwrap();
-    let e = build(PosteriorSettings { init_flow: Some(empty.path().to_path_buf()), ..Default::default() }).err().unwrap();
+    let e =
+        build(PosteriorSettings { init_flow: Some(empty.path().to_path_buf()), ..Default::default() }).err().unwrap();
     assert!(matches!(e, ExperimentError::Invalid { field: "posterior.init_flow", .. }), "{e}");
     assert!(e.to_string().contains("flow_map.json"), "{e}");
 
@@ -121,10 +122,11 @@ fn folders_and_settings_that_cannot_start_a_run_are_refused() {
     assert!(e.to_string().contains("init_image"), "{e}");
     // A damaged factor is an error naming the file, not a panic.
     std::fs::write(dir.path().join("flow_factor.npy"), b"not npy").unwrap();
-    let e = build(PosteriorSettings { positive: true, init_flow: Some(dir.path().to_path_buf()), ..Default::default() })
-        .unwrap()
-        .run()
-        .err()
-        .unwrap();
+    let e =
+        build(PosteriorSettings { positive: true, init_flow: Some(dir.path().to_path_buf()), ..Default::default() })
+            .unwrap()
+            .run()
+            .err()
+            .unwrap();
     assert!(e.to_string().contains("flow_factor.npy"), "{e}");
 }

@@ -33,12 +33,10 @@ stick only. `--out PATH` (default benches/reference/out/jax_convnet.json) gets t
 FLOP counts, timings and versions.
 """
 import argparse
-import datetime
 import importlib.metadata
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -46,6 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 import ncsnpp_small  # noqa: E402
+import peer_record  # noqa: E402
 
 
 class JaxOps:
@@ -221,16 +220,12 @@ def child(threads, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--images", type=int, default=4, help="images of the VJP call (forward: images*probes)")
-    p.add_argument("--probes", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "jax_convnet.json"))
-    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child is not None:
-        json.dump(measure(args.child, args), sys.stdout)
+    peer_record.add_common_args(p, "jax_convnet.json", repeats=5)
+    for flag, default, what in [("--images", 4, "images of the VJP call (forward: images*probes)"),
+                                ("--probes", 16, "probes per image of the VJP call")]:
+        p.add_argument(flag, type=int, default=default, help=what)
+    args = peer_record.parse_args(p, measure)
+    if args is None:
         return
 
     runs = {t: child(t, args) for t in args.threads}
@@ -247,7 +242,6 @@ def main():
         print(f"{r['size']:>4}^2 {r['threads']:>7} {r['call']:<13} {r['flops'] / 1e9:>10.3f} {r['seconds'] * 1e3:>9.1f} "
               f"{r['gflops']:>8.1f} {r['per_s']:>8.0f}")
 
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     record = {
         "what": "NCSN++-small as a JAX conv net (benches/reference/jax_convnet.py): best of `repeats` jitted "
                 "calls per size, thread count and call; FLOPs of the matrix products counted analytically "
@@ -256,15 +250,9 @@ def main():
                      "repeats": args.repeats},
         "rows": rows,
         "children": {str(t): {k: v for k, v in runs[t].items() if k != "rows"} for t in args.threads},
-        "machine": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                    "load_average": list(load) if load else None},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": peer_record.machine(),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
-    print(f"wrote {args.out}")
+    peer_record.write_record(args.out, record)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,9 @@ Not a project dependency: a measuring stick only.
 """
 import argparse
 import ctypes
-import datetime
 import glob
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -40,6 +38,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 import ncsnpp_small  # noqa: E402
+import peer_record  # noqa: E402
 
 BENCH_SHAPE = (16 * 256, 288, 32)  # the `gemm_gflops` shape of benches/ncsnpp.rs
 
@@ -138,16 +137,11 @@ def child_rows(threads, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
+    peer_record.add_common_args(p, "numpy_sgemm.json", repeats=9)
     p.add_argument("--images", type=int, default=32, help="images per product (the score model's chunk)")
-    p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--sample-ms", type=float, default=20.0)
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "numpy_sgemm.json"))
-    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child is not None:
-        json.dump(measure(args.child, args), sys.stdout)
+    args = peer_record.parse_args(p, measure)
+    if args is None:
         return
 
     try:
@@ -184,7 +178,6 @@ def main():
         label = f"network: one {size}x{size} pass, {args.images} images"
         print(f"{label:<46} {'':>22} " + " ".join(f"{g:>14.1f}" for g in rates))
 
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     record = {
         "what": "float32 GEMM GFLOP/s through numpy's BLAS at NCSN++-small's product shapes "
                 "(benches/reference/numpy_sgemm.py); best of `repeats` samples per product",
@@ -194,15 +187,9 @@ def main():
         "rates": rows,
         "network": network,
         "blas": {"numpy": np.__version__, **openblas_info()},
-        "machine": {"system": platform.system(), "machine": platform.machine(), "cpu": cpu_model(),
-                    "cpus": os.cpu_count(), "load_average": list(load) if load else None},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": peer_record.machine(cpu=cpu_model()),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
-    print(f"wrote {args.out}")
+    peer_record.write_record(args.out, record)
 
 
 if __name__ == "__main__":

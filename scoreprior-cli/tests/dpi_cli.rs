@@ -161,15 +161,8 @@ fn bad_inputs_are_clear_errors() {
     let empty = tmp("bad-init-flow");
     std::fs::create_dir_all(&empty).unwrap();
     let fresh = dir.join("init-flow-out");
-    let e = err(&[
-        "dpi",
-        "--x-true",
-        "assets/fashion16_test.npy",
-        "--init-flow",
-        empty.to_str().unwrap(),
-        "--out",
-        fresh.to_str().unwrap(),
-    ]);
+    let (from, to) = (empty.to_str().unwrap(), fresh.to_str().unwrap());
+    let e = err(&["dpi", "--x-true", "assets/fashion16_test.npy", "--init-flow", from, "--out", to]);
     assert!(e.contains("--init-flow") && e.contains("flow_map.json"), "{e}");
     assert!(!fresh.exists(), "--out was taken before --init-flow was checked");
     // A name outside an enumerated setting is a usage error of the command line (exit code 2)

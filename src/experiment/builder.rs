@@ -211,8 +211,15 @@ impl<F: ForwardModel> ExperimentBuilder<F> {
             ] {
                 if set {
                     return Err(super::error::conflict(
-                        &["posterior.init_flow", "posterior.init_image", "posterior.map_warm_start", "posterior.laplace"],
-                        format!("posterior.init_flow starts from a trained flow and its own map; {name} cannot be set too"),
+                        &[
+                            "posterior.init_flow",
+                            "posterior.init_image",
+                            "posterior.map_warm_start",
+                            "posterior.laplace",
+                        ],
+                        format!(
+                            "posterior.init_flow starts from a trained flow and its own map; {name} cannot be set too"
+                        ),
                     ));
                 }
             }

@@ -42,8 +42,10 @@ pub(super) fn write(dir: &Path, d: usize, map: &FlowMap) -> Result<()> {
     if let Some(f) = &map.factor {
         write_npy(dir.join(FACTOR_FILE), &[d, d], &f.factor())?;
     }
-    let record = MapRecord { dim: d, positive: map.positive, offset: map.offset.is_some(), factor: map.factor.is_some() };
-    let json = serde_json::to_string_pretty(&record).map_err(|e| IoError::encode(&dir.join(MAP_FILE), "flow map", e))?;
+    let record =
+        MapRecord { dim: d, positive: map.positive, offset: map.offset.is_some(), factor: map.factor.is_some() };
+    let json =
+        serde_json::to_string_pretty(&record).map_err(|e| IoError::encode(&dir.join(MAP_FILE), "flow map", e))?;
     atomic_write(dir.join(MAP_FILE), json.as_bytes())?;
     Ok(())
 }
@@ -65,7 +67,11 @@ fn read_record(dir: &Path, d: usize, positive: bool) -> Result<MapRecord> {
         if !p.is_file() {
             return Err(invalid(
                 field,
-                format!("{} has no {} (not the output folder of a DPI run of this version)", dir.display(), p.display()),
+                format!(
+                    "{} has no {} (not the output folder of a DPI run of this version)",
+                    dir.display(),
+                    p.display()
+                ),
             ));
         }
     }
@@ -106,7 +112,10 @@ pub(super) fn read_trained(dir: &Path, d: usize, positive: bool) -> Result<(Real
     let (_, state) = read_checkpoint_parts(&checkpoint)?;
     let mut flow = RealNvp::from_state(&state)?;
     if flow.dim() != d {
-        return Err(invalid(field, format!("{}: its flow has {} dimensions, not {d}", checkpoint.display(), flow.dim())));
+        return Err(invalid(
+            field,
+            format!("{}: its flow has {} dimensions, not {d}", checkpoint.display(), flow.dim()),
+        ));
     }
     flow.reset_optimizer();
     Ok((flow, FlowMap { positive, offset, factor }))
@@ -116,7 +125,10 @@ pub(super) fn read_trained(dir: &Path, d: usize, positive: bool) -> Result<(Real
 fn read_vector(path: &Path, shape: &[usize]) -> Result<Vec<f64>> {
     let a = read_npy(path)?;
     if a.shape != shape {
-        return Err(invalid("posterior.init_flow", format!("{} has shape {:?}, expected {shape:?}", path.display(), a.shape)));
+        return Err(invalid(
+            "posterior.init_flow",
+            format!("{} has shape {:?}, expected {shape:?}", path.display(), a.shape),
+        ));
     }
     if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
         return Err(invalid("posterior.init_flow", format!("{}: value {i} is not finite", path.display())));
