@@ -54,9 +54,17 @@ pub struct BaselineOptions {
     /// PnP-DM iterations before samples count, fewer than --pnp-iterations (the reference: 40).
     #[arg(long, default_value_t = BaselineOptions::default().pnp_burn_in)]
     pub pnp_burn_in: usize,
-    /// PnP-DM coupling ρ at the first iteration (× 0.93 per iteration down to 0.02; the reference: 10).
+    /// PnP-DM coupling ρ at the first iteration (× --pnp-rho-decay per iteration down to
+    /// --pnp-rho-min; the reference: 10).
     #[arg(long, default_value_t = BaselineOptions::default().pnp_rho_start)]
     pub pnp_rho_start: f64,
+    /// PnP-DM factor on ρ per iteration, in (0, 1] (the reference: 0.93).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_rho_decay)]
+    pub pnp_rho_decay: f64,
+    /// PnP-DM floor of ρ (the reference: 0.02; closure data need less, e.g. 0.005: the samples'
+    /// misfit grows with the likelihood blurred by ρ).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_rho_min)]
+    pub pnp_rho_min: f64,
     /// PnP-DM reverse-diffusion steps of each prior (denoising) step (the reference: 100).
     #[arg(long, default_value_t = BaselineOptions::default().pnp_denoise_steps)]
     pub pnp_denoise_steps: usize,
@@ -89,6 +97,8 @@ impl Default for BaselineOptions {
             pnp_iterations: pnp.iterations,
             pnp_burn_in: pnp.burn_in,
             pnp_rho_start: pnp.rho_start,
+            pnp_rho_decay: pnp.rho_decay,
+            pnp_rho_min: pnp.rho_min,
             pnp_denoise_steps: pnp.denoise_steps,
             pnp_likelihood_steps: pnp.likelihood_steps,
             pnp_likelihood_step: pnp.likelihood_step,
@@ -152,6 +162,8 @@ impl BaselineOptions {
                 iterations: self.pnp_iterations,
                 burn_in: self.pnp_burn_in,
                 rho_start: self.pnp_rho_start,
+                rho_decay: self.pnp_rho_decay,
+                rho_min: self.pnp_rho_min,
                 denoise_steps: self.pnp_denoise_steps,
                 likelihood_steps: self.pnp_likelihood_steps,
                 likelihood_step: self.pnp_likelihood_step,
@@ -179,8 +191,8 @@ pub fn sampler_flags(method: &str) -> &'static str {
         "sde-proj" => "--sampler-steps, --lambda",
         "daps" => "--daps-levels, --daps-langevin-steps, --daps-step",
         "pnp-dm" => {
-            "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-denoise-steps, --pnp-likelihood-steps, \
-             --pnp-likelihood-step, --pnp-likelihood-lr"
+            "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-rho-decay, --pnp-rho-min, --pnp-denoise-steps, \
+             --pnp-likelihood-steps, --pnp-likelihood-step, --pnp-likelihood-lr"
         }
         _ => "--ald-levels, --ald-steps, --ald-step",
     }

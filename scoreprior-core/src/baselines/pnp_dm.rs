@@ -14,8 +14,8 @@
 //!      matrix products.
 //!    - *Langevin* otherwise (non-linear operators, other likelihoods, large `D`):
 //!      `likelihood_steps` unadjusted Langevin steps on `U(z) = −log p(y|z) + ‖z − x‖²/(2ρ²)`,
-//!      `z ← z + η(∇ log p(y|z) − (z − x)/ρ²) + √(2η) ξ`, warm-started from the chain's previous
-//!      `z` (the first iteration from `x`), with `η = ε/(L + 1/ρ²)`, `ε` = `likelihood_step` and
+//!      `z ← z + η(∇ log p(y|z) − (z − x)/ρ²) + √(2η) ξ`, started from the chain's current `x`
+//!      at every iteration (as the reference does), with `η = ε/(L + 1/ρ²)`, `ε` = `likelihood_step` and
 //!      `L` the likelihood's curvature `‖∇² log p(y|z)‖₂`, estimated by power iteration on
 //!      finite differences of `∇ log p(y|·)` at chain 0's current `z` (20 products once for a
 //!      linear model; 10, warm-started, per iteration for a non-linear one). `ηλ ≤ ε` in every
@@ -62,6 +62,44 @@ use crate::{Error, Result};
 /// 2-D Gaussian test the posterior variances came out 15 % small) and 0.001 at `t = 1e-5`
 /// (0.25 %). A VE SDE cannot go below its `σ_min` (0.01 by default: 25 % at `ρ_min = 0.02`);
 /// raise `rho_min` there.
+///
+/// # Why the Langevin step starts from `x`
+///
+/// Until issue 29 each likelihood step continued from the chain's previous `z`. That chain
+/// is coupled to `x` only through `−(z − x)/ρ²`, which per likelihood step relaxes `z` towards
+/// `x` by a fraction of about `ηM/ρ²` (`M` steps): 4e-5/ρ² at the fixed step `η = 1e-6` that
+/// closure data need, nothing at all while `ρ ≳ 0.01`. One bad `z` then stays: on closure
+/// data the first step starts at `x⁽⁰⁾ = 0`, where every visibility vanishes and the closure
+/// phases' gradients are unbounded, and threw `z` to an image of RMS 17 per pixel and flux −74
+/// (the truth's is +79); the later steps never left it, the prior steps followed it as `ρ`
+/// fell, and the samples ended with closure χ² 2,100 / 2,000 (ψ / ln A) and cross-correlation
+/// 0.25 with the truth (ring of `eht-study`, 4 chains, 100 iterations, 40 steps of 1e-6). The
+/// same run starting each step from `x` fits (χ² 17.5 / 12.9, cross-correlation 0.92; the
+/// table below). Starting from `x` is also the better start in general: `z | x` is centred
+/// near `x` once `ρ` is small, and `x` is the prior step's cleaned image. (The chains still
+/// start at `x⁽⁰⁾ = 0`; starting the Langevin path at white noise as the reference does was
+/// tried and not adopted: one run each, 4 chains, it did not measurably help.)
+///
+/// # Closure data (non-linear, stiff)
+///
+/// Closure phases and log closure amplitudes need three settings other than the defaults:
+///
+/// - **a fixed step** [`likelihood_lr`](PnpDm::likelihood_lr) `≈ 1e-6` in the priors' units
+///   (peak 1): the curvature `‖∇² log p(y|z)‖` is 1.4e6 at the ring's truth but 2.6e14 at a
+///   smooth image whose long-baseline visibilities vanish, so the curvature-scaled step freezes
+///   (`η ≈ 4e-16`); 1e-6 is the step DAPS fits the same data with;
+/// - **a lower floor** [`rho_min`](PnpDm::rho_min) `≈ 0.005` and enough iterations at it: the
+///   `x`-marginal at the floor is the posterior with the likelihood blurred by `N(0, ρ²I)`, and
+///   a likelihood this sharp (data noise ≈ 1e-3 in its stiffest directions) is blurred far
+///   at the reference's 0.02;
+/// - 100 Langevin steps (the default; the reference's 40 converge more slowly).
+///
+/// Measured on `eht-study`'s ring and double (32 × 32, the `ncsnpp_sources32` prior, the flux
+/// measurement of `--flux-weight 10`; 4 chains, 150 iterations, 20-step denoisers, these three
+/// settings): samples' closure χ² (ψ / ln A) 1.33 / 1.51 on the ring and 3.40 / 2.63 on the
+/// double (still falling), cross-correlation with the truth 0.97 on both; at the reference's
+/// floor 0.02 and 40 steps, 4.7 / 6.1 on the ring. Every configuration tried is in the table of
+/// `docs/src/studies/eht-study.md`.
 ///
 /// ```
 /// use rand::SeedableRng;
@@ -237,7 +275,9 @@ impl PnpDm {
         let &Problem { model, sde, forward, y, n, d, .. } = problem;
         let exact = if d <= self.exact_max_dim { exact_likelihood(forward, y, d)? } else { None };
         let nd = n * d;
-        // x⁽⁰⁾ = 0: the first ρ is large, so the first likelihood step hardly depends on it.
+        // x⁽⁰⁾ = 0: the first ρ is large, so the first likelihood step hardly depends on it (on
+        // closure data 0 is singular and the first z is garbage, but the next likelihood step
+        // starts from the prior step's x again).
         let (mut x, mut z, mut s) = (vec![0.0; nd], vec![0.0; nd], vec![0.0; nd]);
         let mut kept = if keep { Vec::with_capacity((self.iterations - self.burn_in) * nd) } else { Vec::new() };
         // Exact step: work matrices (D × n, column j is chain j).
@@ -273,9 +313,9 @@ impl PnpDm {
                     DMatrixViewMut::from_slice(&mut z, d, n).gemm(1.0, &e.q, &w, 0.0);
                 }
                 None => {
-                    if k == 0 {
-                        z.copy_from_slice(&x);
-                    }
+                    // From the current x every time (the reference's `x0hat`), not the previous
+                    // z: see "Why the Langevin step starts from x" on [`PnpDm`].
+                    z.copy_from_slice(&x);
                     let eta = match self.likelihood_lr {
                         Some(lr) => lr.min(self.likelihood_step / prec),
                         None => {

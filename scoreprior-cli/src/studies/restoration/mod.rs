@@ -296,6 +296,12 @@ fn run_spec(
                 own["pnp_likelihood_step"] = b.pnp_likelihood_step.into();
                 own["pnp_likelihood_lr"] = serde_json::json!(b.pnp_likelihood_lr);
             }
+            // The schedule's decay and floor, likewise only when set (runs recorded before they
+            // were flags used the defaults).
+            if (b.pnp_rho_decay, b.pnp_rho_min) != (d.pnp_rho_decay, d.pnp_rho_min) {
+                own["pnp_rho_decay"] = b.pnp_rho_decay.into();
+                own["pnp_rho_min"] = b.pnp_rho_min.into();
+            }
             own
         }
         _ => serde_json::json!({"ald_levels": b.ald_levels, "ald_steps": b.ald_steps, "ald_step": b.ald_step}),
