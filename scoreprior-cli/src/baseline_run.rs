@@ -79,6 +79,11 @@ pub struct BaselineOptions {
     /// (for closure data, whose curvature varies by orders of magnitude between images).
     #[arg(long)]
     pub pnp_likelihood_lr: Option<f64>,
+    /// PnP-DM time at which each prior step ends with Tweedie's mean (its error is about
+    /// σ(t)/α(t) of the image range: keep it well below --pnp-rho-min; closure data at
+    /// --pnp-rho-min 0.005 used 1e-6).
+    #[arg(long, default_value_t = BaselineOptions::default().pnp_t_min)]
+    pub pnp_t_min: f64,
 }
 
 impl Default for BaselineOptions {
@@ -103,6 +108,7 @@ impl Default for BaselineOptions {
             pnp_likelihood_steps: pnp.likelihood_steps,
             pnp_likelihood_step: pnp.likelihood_step,
             pnp_likelihood_lr: pnp.likelihood_lr,
+            pnp_t_min: pnp.t_min,
         }
     }
 }
@@ -168,6 +174,7 @@ impl BaselineOptions {
                 likelihood_steps: self.pnp_likelihood_steps,
                 likelihood_step: self.pnp_likelihood_step,
                 likelihood_lr: self.pnp_likelihood_lr,
+                t_min: self.pnp_t_min,
                 ..PnpDm::new()
             }),
             other => {
@@ -192,7 +199,7 @@ pub fn sampler_flags(method: &str) -> &'static str {
         "daps" => "--daps-levels, --daps-langevin-steps, --daps-step",
         "pnp-dm" => {
             "--pnp-iterations, --pnp-burn-in, --pnp-rho-start, --pnp-rho-decay, --pnp-rho-min, --pnp-denoise-steps, \
-             --pnp-likelihood-steps, --pnp-likelihood-step, --pnp-likelihood-lr"
+             --pnp-likelihood-steps, --pnp-likelihood-step, --pnp-likelihood-lr, --pnp-t-min"
         }
         _ => "--ald-levels, --ald-steps, --ald-step",
     }

@@ -298,9 +298,10 @@ fn run_spec(
             }
             // The schedule's decay and floor, likewise only when set (runs recorded before they
             // were flags used the defaults).
-            if (b.pnp_rho_decay, b.pnp_rho_min) != (d.pnp_rho_decay, d.pnp_rho_min) {
+            if (b.pnp_rho_decay, b.pnp_rho_min, b.pnp_t_min) != (d.pnp_rho_decay, d.pnp_rho_min, d.pnp_t_min) {
                 own["pnp_rho_decay"] = b.pnp_rho_decay.into();
                 own["pnp_rho_min"] = b.pnp_rho_min.into();
+                own["pnp_t_min"] = b.pnp_t_min.into();
             }
             own
         }
