@@ -8,6 +8,11 @@
 //! has been run on this machine, the lines also give OpenBLAS's rate at the same GEMM shape and
 //! thread count, and on the forward pass's own products (see [`OpenBlas`]).
 //!
+//! The `products` group compares, back to back in one process (best of alternating calls),
+//! the network's matrix products on `ops::matmul_op`'s register-tiled kernel against dfdx's
+//! `matmul` at the network's shapes (forward, and forward + both VJPs), then the whole
+//! network's forward and forward+VJP with the products on each path (`DFDX_PRODUCTS`).
+//!
 //! The `second_order` group times the adjoint's second-order term `∇x(εᵀJε)` at 16×16, batch
 //! 8, 2 probes, two threads, alone and within the adjoint's call: the exact
 //! forward-over-reverse pass against the central difference of `2·K·n` VJPs, and prints the
@@ -24,7 +29,8 @@ use rand::{Rng, SeedableRng};
 use scoreprior::core::score::ScoreModel;
 use scoreprior::core::sde::VpSde;
 use scoreprior::models::ncsnpp::{NcsnppConfig, NcsnppNet};
-use scoreprior::models::ops::MATMUL_FLOPS;
+use scoreprior::models::ops::matmul::DFDX_PRODUCTS;
+use scoreprior::models::ops::{conv3x3, matmul_op, Grid, MATMUL_FLOPS};
 use scoreprior::models::score::{NcsnppScore, SecondOrder};
 
 fn model(size: usize) -> NcsnppScore {
@@ -207,5 +213,175 @@ fn bench_second_order(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, bench_second_order);
+/// `(m, k, n)` of NCSN++-small's products on a chunk of 32 images: the 3×3 convolutions at
+/// 16×16 (16 → 16 channels, and 32 → 16 after a skip concatenation), the bench's GEMM shape,
+/// at 8×8 (32 → 32, 64 → 32) and 4×4, and a 1×1 skip at 16×16.
+const PRODUCT_SHAPES: [(usize, usize, usize); 7] = [
+    (8192, 144, 16),
+    (8192, 288, 16),
+    (4096, 288, 32),
+    (2048, 288, 32),
+    (2048, 576, 32),
+    (512, 288, 32),
+    (8192, 16, 32),
+];
+
+/// `(images, size, c_in, c_out)` of NCSN++-small's 3×3 convolutions on a chunk of 32 images
+/// of 16×16 (and 16 images for the bench's GEMM shape): 16 → 16 and 32 → 16 at full size,
+/// 32 → 32 and 64 → 32 at 8×8, 32 → 32 at 4×4.
+const CONV_SHAPES: [(usize, usize, usize, usize); 6] =
+    [(32, 16, 16, 16), (32, 16, 32, 16), (16, 16, 32, 32), (32, 8, 32, 32), (32, 8, 64, 32), (32, 4, 32, 32)];
+
+/// Seconds of the best of `n` rounds of `(f(true), f(false))` (old path, new path),
+/// alternating so that both see the same load.
+fn best_of_pair(n: usize, mut f: impl FnMut(bool)) -> (f64, f64) {
+    let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..n {
+        a = a.min(best_of(1, || f(true)));
+        b = b.min(best_of(1, || f(false)));
+    }
+    (a, b)
+}
+
+fn bench_products(c: &mut Criterion) {
+    // As `NcsnppScore::new` does for the network's passes (this group runs before any).
+    scoreprior::models::alloc::retain_freed_memory();
+    let dev = Cpu::default();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut g = c.benchmark_group("products");
+    g.sample_size(10);
+    let (mut fl, mut t_old, mut t_new, mut tb_old, mut tb_new) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (m, k, n) in PRODUCT_SHAPES {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut t = |r: usize, c: usize| -> Tensor<(usize, usize), f32, Cpu> {
+            dev.tensor_from_vec((0..r * c).map(|_| rng.gen::<f32>() - 0.5).collect(), (r, c))
+        };
+        let (a, w, dc) = (t(m, k), t(k, n), t(m, n));
+        let flops = 2.0 * (m * k * n) as f64;
+        let (o, nw) = pool.install(|| {
+            best_of_pair(15, |old| {
+                let y = if old { a.clone().matmul(w.clone()) } else { matmul_op(a.clone(), w.clone()) };
+                drop(std::hint::black_box(y));
+            })
+        });
+        // Forward and both VJPs (3 products), the output gradient `dc`.
+        let fb = |old: bool| {
+            let (at, wt) = (a.leaky_trace(), w.clone().retaped());
+            let y = if old { at.matmul(wt) } else { matmul_op(at, wt) };
+            std::hint::black_box((y * dc.clone()).sum::<(), _>().backward());
+        };
+        let (bo, bn) = pool.install(|| best_of_pair(7, fb));
+        eprintln!(
+            "product {m}x{k}x{n}, 1 thread: forward dfdx {:.1} GFLOP/s, ours {:.1} ({:.2}x); \
+             forward+VJPs dfdx {:.1}, ours {:.1} ({:.2}x)",
+            flops / o / 1e9,
+            flops / nw / 1e9,
+            o / nw,
+            3.0 * flops / bo / 1e9,
+            3.0 * flops / bn / 1e9,
+            bo / bn
+        );
+        (fl, t_old, t_new, tb_old, tb_new) = (fl + flops, t_old + o, t_new + nw, tb_old + bo, tb_new + bn);
+        g.throughput(Throughput::Elements((m * k * n) as u64));
+        g.bench_function(format!("matmul/{m}x{k}x{n}"), |b| b.iter(|| matmul_op(a.clone(), w.clone())));
+    }
+    eprintln!(
+        "all shapes, 1 thread: forward dfdx {:.1} GFLOP/s, ours {:.1} ({:.2}x); forward+VJPs dfdx {:.1}, ours {:.1} ({:.2}x)",
+        fl / t_old / 1e9,
+        fl / t_new / 1e9,
+        t_old / t_new,
+        3.0 * fl / tb_old / 1e9,
+        3.0 * fl / tb_new / 1e9,
+        tb_old / tb_new
+    );
+    // The 3×3 convolutions as the network runs them: im2col, product and bias on the old path
+    // (`unfold3x3(x)·W` through dfdx's `matmul`) and fused in one op on the new one.
+    let (mut fl, mut t_old, mut t_new, mut tb_old, mut tb_new) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (b, h, c, co) in CONV_SHAPES {
+        let grid = Grid { b, h, w: h };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let mut t = |r: usize, c: usize| -> Tensor<(usize, usize), f32, Cpu> {
+            dev.tensor_from_vec((0..r * c).map(|_| rng.gen::<f32>() - 0.5).collect(), (r, c))
+        };
+        let (x, w, dc) = (t(grid.rows(), c), t(9 * c, co), t(grid.rows(), co));
+        let bias: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(vec![0.1; co], (co,));
+        let flops = 2.0 * (grid.rows() * 9 * c * co) as f64;
+        let (o, nw) = pool.install(|| {
+            best_of_pair(15, |old| {
+                DFDX_PRODUCTS.store(old, Ordering::Relaxed);
+                drop(std::hint::black_box(conv3x3(x.clone(), grid, w.clone(), bias.clone())));
+            })
+        });
+        let (bo, bn) = pool.install(|| {
+            best_of_pair(7, |old| {
+                DFDX_PRODUCTS.store(old, Ordering::Relaxed);
+                let y = conv3x3(x.leaky_trace(), grid, w.clone().retaped(), bias.clone().retaped());
+                std::hint::black_box((y * dc.clone()).sum::<(), _>().backward());
+            })
+        });
+        DFDX_PRODUCTS.store(false, Ordering::Relaxed);
+        eprintln!(
+            "conv3x3 {b}x{h}x{h}, {c}->{co} ({}x{}x{co}), 1 thread: forward old {:.1} GFLOP/s, new {:.1} ({:.2}x); \
+             forward+VJPs old {:.1}, new {:.1} ({:.2}x)",
+            grid.rows(),
+            9 * c,
+            flops / o / 1e9,
+            flops / nw / 1e9,
+            o / nw,
+            3.0 * flops / bo / 1e9,
+            3.0 * flops / bn / 1e9,
+            bo / bn
+        );
+        (fl, t_old, t_new, tb_old, tb_new) = (fl + flops, t_old + o, t_new + nw, tb_old + bo, tb_new + bn);
+    }
+    eprintln!(
+        "all convolutions, 1 thread: forward old {:.1} GFLOP/s, new {:.1} ({:.2}x); forward+VJPs old {:.1}, new {:.1} ({:.2}x)",
+        fl / t_old / 1e9,
+        fl / t_new / 1e9,
+        t_old / t_new,
+        3.0 * fl / tb_old / 1e9,
+        3.0 * fl / tb_new / 1e9,
+        tb_old / tb_new
+    );
+    g.finish();
+    // The whole network with the products on each path, alternately.
+    let rounds: usize = std::env::var("NCSNPP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    for size in [16usize, 32] {
+        let m = model(size);
+        let d = m.dim();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let x64: Vec<f64> = (0..64 * d).map(|_| rng.gen()).collect();
+        let x4 = x64[..4 * d].to_vec();
+        let probes: Vec<f64> = (0..16 * 4 * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut out = vec![0.0; 64 * d];
+            let (mut s, mut v) = (vec![0.0; 4 * d], vec![0.0; 64 * d]);
+            let path = |old: bool| DFDX_PRODUCTS.store(old, Ordering::Relaxed);
+            let fwd = |old: bool| {
+                path(old);
+                pool.install(|| m.score(&x64, 0.5, &mut out).unwrap());
+            };
+            let (fo, fnw) = best_of_pair(rounds, fwd);
+            let vjp = |old: bool| {
+                path(old);
+                pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap());
+            };
+            let (vo, vn) = best_of_pair(rounds, vjp);
+            path(false);
+            eprintln!(
+                "network {size}x{size}, {threads} thread(s), best of {rounds}: forward (64 images) dfdx products {:.1} ms, \
+                 ours {:.1} ms ({:.2}x); forward+VJP (64 pairs) {:.1} ms, {:.1} ms ({:.2}x)",
+                fo * 1e3,
+                fnw * 1e3,
+                fo / fnw,
+                vo * 1e3,
+                vn * 1e3,
+                vo / vn
+            );
+        }
+    }
+}
+
+criterion_group!(benches, bench_products, bench, bench_second_order);
 criterion_main!(benches);

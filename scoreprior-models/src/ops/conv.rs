@@ -5,6 +5,7 @@
 use dfdx::prelude::*;
 
 use super::layout::gather_rows;
+use super::matmul::{product, Source};
 use super::{add_bias, Elem, Grid, Mat, Vec1};
 
 /// Multiply–add work done by [`conv3x3`], [`dense`] and [`attention`](fn@super::attention) so
@@ -39,20 +40,22 @@ where
 }
 
 /// 3×3 convolution, stride 1, zero padding 1: `unfold3x3(x) · w + b`, with `w` of shape
-/// `(9·c_in, c_out)`.
+/// `(9·c_in, c_out)`; the im2col is gathered inside the product op (see [`matmul`](mod@super::matmul)),
+/// never a tensor of its own.
 pub fn conv3x3<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, g: Grid, w: Mat<E, T>, b: Vec1<E, T>) -> Mat<E, T>
 where
     Cpu: Device<E>,
 {
     count_flops(2 * g.rows() * w.shape().0 * w.shape().1);
-    add_bias(unfold3x3(x, g).matmul(w), b)
+    add_bias(product(x, w, Source::Im2col(g)), b)
 }
 
-/// 1×1 convolution / dense layer on rows: `x · w + b`, `w` of shape `(c_in, c_out)`.
+/// 1×1 convolution / dense layer on rows: `x · w + b`, `w` of shape `(c_in, c_out)` (the
+/// product on [`matmul_op`](super::matmul_op)).
 pub fn dense<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, w: Mat<E, T>, b: Vec1<E, T>) -> Mat<E, T>
 where
     Cpu: Device<E>,
 {
     count_flops(2 * x.shape().0 * w.shape().0 * w.shape().1);
-    add_bias(x.matmul(w), b)
+    add_bias(product(x, w, Source::Input), b)
 }

@@ -10,7 +10,7 @@ pub type Mat<E, T = NoneTape> = Tensor<(usize, usize), E, Cpu, T>;
 pub type Vec1<E, T = NoneTape> = Tensor<(usize,), E, Cpu, T>;
 
 /// The element types the networks run in (`f32` for speed, `f64` for accuracy).
-pub trait Elem: Dtype + num_traits::Float + Send + Sync + std::fmt::Debug + 'static
+pub trait Elem: Dtype + num_traits::Float + Send + Sync + std::fmt::Debug + super::gemm::GemmElem + 'static
 where
     Cpu: Device<Self>,
 {

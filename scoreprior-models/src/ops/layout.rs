@@ -56,6 +56,31 @@ pub(crate) fn for_each_tap(
     }
 }
 
+/// The im2col of a 3×3 convolution (zero padding, stride 1) on `blocks·g.b` images of `c`
+/// channels as runs of contiguous copies: `f(dst, src, len)` for output offset `dst` (row
+/// `r`, column `(3ky + kx)·c`) and input offset `src`. Why runs: the taps `kx = 0, 1, 2` of a
+/// pixel read three neighbouring pixels of one source row, which are contiguous in the rows
+/// layout, so each (pixel, ky) is one copy of up to `3c` values instead of three of `c`.
+#[inline(always)]
+pub(crate) fn for_each_tap_run(g: Grid, blocks: usize, c: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (h, w, n) = (g.h, g.w, 9 * c);
+    for i in 0..blocks * g.b {
+        for y in 0..h {
+            for ky in 0..3 {
+                let Some(sy) = (y + ky).checked_sub(1).filter(|sy| *sy < h) else { continue };
+                let src_row = (i * h + sy) * w;
+                for x in 0..w {
+                    // Source pixels x − 1 ..= x + 1 clipped to the row; the first is tap kx0.
+                    let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
+                    let kx0 = lo + 1 - x;
+                    let r = (i * h + y) * w + x;
+                    f(r * n + (3 * ky + kx0) * c, (src_row + lo) * c, (hi - lo) * c);
+                }
+            }
+        }
+    }
+}
+
 /// A row gather: output row `r` of the grid `o` (pixel `(i, y, x)`) holds in columns
 /// `k·c..(k + 1)·c` the `c` values of input row `src(i, y, x, k)`, or zeros where that is
 /// `None`, for `k < taps`: `(·, c)` → `(o.rows(), taps·c)`. Backward adds each block of the

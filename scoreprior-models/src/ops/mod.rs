@@ -4,15 +4,19 @@
 //!
 //! In this layout a 3×3 convolution is `unfold(x) · W` with `unfold` the im2col gather
 //! (zero padding, stride 1) and `W` a `(9·c_in, c_out)` matrix, so one large GEMM covers the
-//! whole batch (dfdx's own conv2d is nightly-only and loops over images). The gathers,
+//! whole batch (dfdx's own conv2d is nightly-only and loops over images). That GEMM, with the
+//! gather inside it, and the dense layers' are one op of our own ([`matmul`](mod@matmul)) on a
+//! register-tiled kernel (`gemm.rs`: AVX-512, AVX2 + FMA or plain code, picked at run time),
+//! since dfdx's `gemm` runs its AVX-512 kernels only on nightly Rust. The gathers,
 //! pooling, nearest upsampling, GroupNorm and concatenation are custom ops whose backward
 //! is registered with `Tape::add_backward_op`; everything else composes dfdx ops.
 //!
 //! One file per block: [`elem`] (element types, matrices), [`tape`] (custom-op plumbing),
-//! [`layout`] (the grid, NCHW ↔ rows, row gathers), [`conv`], [`combine`] (sums and
-//! concatenation), [`resample`], [`norm`], [`activation`], [`attention`](mod@attention) and
-//! [`embedding`]; [`dual`] holds their forward-over-reverse versions (tangents of VJPs) on a
-//! tape of its own, for the exact second-order term of the score. Every item is re-exported here: `ops::conv3x3` is `ops::conv::conv3x3`.
+//! [`layout`] (the grid, NCHW ↔ rows, row gathers), [`matmul`](mod@matmul) (the product op),
+//! [`conv`], [`combine`] (sums and concatenation), [`resample`], [`norm`], [`activation`],
+//! [`attention`](mod@attention) and [`embedding`]; [`dual`] holds their forward-over-reverse
+//! versions (tangents of VJPs) on a tape of its own, for the exact second-order term of the
+//! score. Every item is re-exported here: `ops::conv3x3` is `ops::conv::conv3x3`.
 
 pub mod activation;
 pub mod attention;
@@ -21,7 +25,9 @@ pub mod conv;
 pub mod dual;
 pub mod elem;
 pub mod embedding;
+mod gemm;
 pub mod layout;
+pub mod matmul;
 pub mod norm;
 pub mod resample;
 pub mod tape;
@@ -33,6 +39,7 @@ pub use conv::{conv3x3, dense, unfold3x3, MATMUL_FLOPS};
 pub use elem::{Elem, Mat, Vec1};
 pub use embedding::{fourier_embedding, sinusoidal_embedding};
 pub use layout::{nchw_to_rows, rows_to_nchw, Grid};
+pub use matmul::matmul_op;
 pub use norm::{group_norm, group_norm_silu};
 pub use resample::{avg_pool2, upsample2};
 pub use tape::{custom_binary, custom_unary, put_grad, take_grad, values};

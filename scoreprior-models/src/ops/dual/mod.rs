@@ -198,8 +198,9 @@ where
     }
 }
 
-/// `a · w` (or `a · wᵀ`) for `a` of `(m, k)` row-major and a weight matrix, through dfdx's
-/// GEMM (the one the taped ops use); counted in [`MATMUL_FLOPS`](super::MATMUL_FLOPS).
+/// `a · w` (or `a · wᵀ`) for `a` of `(m, k)` row-major and a weight matrix, on the kernel
+/// the taped products use (`ops::gemm`, the weights packed per call); counted in
+/// [`MATMUL_FLOPS`](super::MATMUL_FLOPS).
 pub(crate) fn matmul_weight<E: Elem>(a: Vec<E>, m: usize, w: &super::Mat<E>, transpose: bool) -> Vec<E>
 where
     Cpu: Device<E>,
@@ -208,7 +209,13 @@ where
     let (k, n) = if transpose { (wc, wr) } else { (wr, wc) };
     assert_eq!(a.len(), m * k, "matmul_weight: shapes");
     super::conv::count_flops(2 * m * k * n);
-    let at = w.device().tensor_from_vec(a, (m, k));
-    let y = if transpose { at.matmul(w.clone().permute::<_, Axes2<1, 0>>()) } else { at.matmul(w.clone()) };
-    super::values(&y)
+    if super::matmul::DFDX_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed) {
+        let at = w.device().tensor_from_vec(a, (m, k));
+        let y = if transpose { at.matmul(w.clone().permute::<_, Axes2<1, 0>>()) } else { at.matmul(w.clone()) };
+        return super::values(&y);
+    }
+    let packed = super::gemm::Packed::new(&super::values(w), k, n, transpose);
+    let mut y = vec![E::zero(); m * n];
+    super::gemm::gemm(super::gemm::Lhs::rows(&a, m), packed.rhs(), &mut y, n, false);
+    y
 }

@@ -1,0 +1,184 @@
+//! The product `C = A·W` of an activation `A` (`m×k`) and a weight matrix `W` (`k×n`) as one
+//! op on dfdx's tape, on the register-tiled kernel of `ops/gemm.rs`: backward
+//! `dA += dC·Wᵀ` and `dW += Aᵀ·dC`. In [`conv3x3`](super::conv3x3) `A` is the im2col of the
+//! op's input, gathered inside the op (and `dA` scattered back), never a tensor of its own.
+
+use dfdx::prelude::*;
+
+use super::gemm::{gemm, Lhs, Packed, Rhs, NR};
+use super::layout::for_each_tap_run;
+use super::tape::{put_grad, take_grad, values};
+use super::{Elem, Grid, Mat};
+
+/// Which `A` the product multiplies: the input itself, or its 3×3 im2col on a grid.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source {
+    Input,
+    Im2col(Grid),
+}
+
+/// `A·W` with `A` the input `a` (`m×k`) itself, on dfdx's tape (both operands
+/// differentiable); dfdx's own `matmul` computes the same on `gemm`'s kernels. Both inputs
+/// must be contiguous, as for every custom op (see [`custom_unary`](super::custom_unary)).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use scoreprior_models::ops::matmul_op;
+/// let dev = Cpu::default();
+/// let a: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(vec![1.0, 2.0, 3.0, 4.0], (2, 2));
+/// let w: Tensor<(usize, usize), f32, Cpu> = dev.tensor_from_vec(vec![1.0, 0.0, 1.0, 1.0, 1.0, 0.0], (2, 3));
+/// let c = matmul_op(a.leaky_trace(), w.clone().retaped());
+/// assert_eq!(c.as_vec(), vec![3.0, 2.0, 1.0, 7.0, 4.0, 3.0]);
+/// // dA = 1·Wᵀ: each row of A gets W's row sums.
+/// let g = c.sum::<(), _>().backward();
+/// assert_eq!(g.get(&a).as_vec(), vec![2.0, 2.0, 2.0, 2.0]);
+/// ```
+pub fn matmul_op<E: Elem, T: Tape<E, Cpu>>(a: Mat<E, T>, w: Mat<E, T>) -> Mat<E, T>
+where
+    Cpu: Device<E>,
+{
+    product(a, w, Source::Input)
+}
+
+/// Bench only: while set, the products go through dfdx's `matmul` as before this op existed
+/// (the convolution as `unfold3x3(x)·W`), so that one process can time both paths
+/// alternately. Never set by the library.
+#[doc(hidden)]
+pub static DFDX_PRODUCTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Rows of the im2col per block of the forward-only convolution: the block's `A` (at most
+/// `9·64` columns here) then stays in L2 between being gathered and multiplied.
+const IM2COL_ROWS: usize = 96;
+
+/// The product op: `x` is the input (`A` itself or the image rows whose im2col is `A`).
+pub(crate) fn product<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, w: Mat<E, T>, lhs: Source) -> Mat<E, T>
+where
+    Cpu: Device<E>,
+{
+    let (m, c) = *x.shape();
+    let (k, n) = *w.shape();
+    let taps = match lhs {
+        Source::Input => 1,
+        Source::Im2col(g) => {
+            assert_eq!(m, g.rows(), "conv3x3: rows do not match the grid");
+            9
+        }
+    };
+    assert_eq!(k, taps * c, "matmul: inner dimensions");
+    if DFDX_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed) {
+        return match lhs {
+            Source::Input => x.matmul(w),
+            Source::Im2col(g) => super::unfold3x3(x, g).matmul(w),
+        };
+    }
+    let (x, tx) = x.split_tape();
+    let (w, tw) = w.split_tape();
+    let mut tape = tx.merge(tw);
+    let wv = values(&w);
+    let packed = Packed::new(&wv, k, n, false);
+    let mut out = vec![E::zero(); m * n];
+    let xv = values(&x);
+    // What the backward pass needs of `A`: kept only on a tape.
+    let av = match lhs {
+        Source::Input => {
+            gemm(Lhs::rows(&xv, m), packed.rhs(), &mut out, n, false);
+            xv
+        }
+        Source::Im2col(g) if T::OWNS_TAPE => {
+            let mut cols = vec![E::zero(); m * k];
+            for_each_tap_run(g, 1, c, |dst, src, len| cols[dst..dst + len].copy_from_slice(&xv[src..src + len]));
+            gemm(Lhs::rows(&cols, m), packed.rhs(), &mut out, n, false);
+            cols
+        }
+        Source::Im2col(g) => {
+            // Forward only: gather and multiply block by block of image rows (whole rows, so
+            // that the gather stays a run of contiguous copies), the block in cache.
+            let per = (IM2COL_ROWS / g.w).max(1);
+            let mut cols = vec![E::zero(); per * g.w * k];
+            let mut r0 = 0;
+            while r0 < g.b * g.h {
+                let nr = per.min(g.b * g.h - r0);
+                let block = &mut cols[..nr * g.w * k];
+                im2col_rows(&xv, g, c, r0, nr, block);
+                let rows = nr * g.w;
+                gemm(Lhs::rows(block, rows), packed.rhs(), &mut out[r0 * g.w * n..], n, false);
+                r0 += nr;
+            }
+            Vec::new()
+        }
+    };
+    let out = x.device().tensor_from_vec(out, (m, n));
+    if T::OWNS_TAPE {
+        let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let go = take_grad(grads.get_or_alloc_mut(&og)?);
+            // dA = dC·Wᵀ, into the input's gradient (through the im2col's transpose).
+            let wt = Packed::new(&wv, n, k, true);
+            let gx = E::buf(grads.get_or_alloc_mut(&xg)?);
+            match lhs {
+                Source::Input => gemm(Lhs::rows(&go, m), wt.rhs(), gx, k, true),
+                Source::Im2col(g) => {
+                    // Block by block of image rows, as the forward-only gather: each block of
+                    // dA is scattered while in cache, instead of writing a whole `m × 9c` dA
+                    // to memory and reading it back.
+                    let per = (IM2COL_ROWS / g.w).max(1);
+                    let mut da = vec![E::zero(); per * g.w * k];
+                    let mut r0 = 0;
+                    while r0 < g.b * g.h {
+                        let nr = per.min(g.b * g.h - r0);
+                        let rows = nr * g.w;
+                        let block = &mut da[..rows * k];
+                        gemm(Lhs::rows(&go[r0 * g.w * n..(r0 * g.w + rows) * n], rows), wt.rhs(), block, k, false);
+                        for_each_run(g, c, r0, nr, |o, s, len| {
+                            gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
+                        });
+                        r0 += nr;
+                    }
+                }
+            }
+            // dW = Aᵀ·dC: the reduction runs over the m rows; dC is read in place when its
+            // rows are whole panels.
+            let gw = E::buf(grads.get_or_alloc_mut(&wg)?);
+            if n > 0 && n.is_multiple_of(NR) {
+                gemm(Lhs::transposed(&av, k), Rhs::in_place(&go, n), gw, n, true);
+            } else {
+                let pg = Packed::new(&go, m, n, false);
+                gemm(Lhs::transposed(&av, k), pg.rhs(), gw, n, true);
+            }
+            put_grad(grads.get_or_alloc_mut(&og)?, go);
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
+/// The im2col rows of image rows `r0..r0 + nr` (row `r` = image `r / h`, line `r % h`) of the
+/// `c`-channel image rows `xv` on the grid `g`, into `out` (`nr·w × 9c`, zero where the
+/// 3×3 neighbourhood leaves the image).
+fn im2col_rows<E: Elem>(xv: &[E], g: Grid, c: usize, r0: usize, nr: usize, out: &mut [E])
+where
+    Cpu: Device<E>,
+{
+    out.fill(E::zero());
+    for_each_run(g, c, r0, nr, |o, s, len| out[o..o + len].copy_from_slice(&xv[s..s + len]));
+}
+
+/// The im2col of image rows `r0..r0 + nr` as runs of contiguous copies, as
+/// `layout::for_each_tap_run`: `f(o, s, len)` for offset `o` in the block's im2col (`nr·w ×
+/// 9c`) and `s` in the input rows.
+#[inline(always)]
+fn for_each_run(g: Grid, c: usize, r0: usize, nr: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (h, w, n) = (g.h, g.w, 9 * c);
+    for (lr, r) in (r0..r0 + nr).enumerate() {
+        let (i, y) = (r / h, r % h);
+        for ky in 0..3 {
+            let Some(sy) = (y + ky).checked_sub(1).filter(|sy| *sy < h) else { continue };
+            let src_row = (i * h + sy) * w;
+            for x in 0..w {
+                let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
+                let kx0 = lo + 1 - x;
+                f((lr * w + x) * n + (3 * ky + kx0) * c, (src_row + lo) * c, (hi - lo) * c);
+            }
+        }
+    }
+}
