@@ -6,6 +6,10 @@
 //! by default, the exact tangent of the VJP `Jᵀε` along `ε` from one forward-over-reverse
 //! pass (`ops::dual`); a central difference of VJPs remains as a checked fallback
 //! ([`SecondOrder`]).
+//!
+//! One type and its settings: the file runs past 600 lines because the chunked score, its VJP
+//! and the second-order pass share the one chunking and precision machinery of
+//! [`NcsnppScore`], which splitting would have to expose between files.
 
 use std::borrow::Cow;
 use std::path::Path;
