@@ -20,9 +20,10 @@ use crate::run_folder::{forward_files, take_folder, RunManifest, RunState, MANIF
 /// Keys of the groups' serde values that [`DpiRun::manifest`] leaves out of `config`:
 /// `steps` (a resume may extend a run), the files recorded by content as inputs instead
 /// (`mean`, `cov`, `y`, `x_true`), and the two settings recorded only where they apply
-/// (`adjoint_steps` for PF-ODE priors, `laplace` when the Laplace start is on), so that runs
-/// written before they existed still resume. The output group is not in `config` at all.
-const NOT_IN_MANIFEST: [&str; 7] = ["steps", "mean", "cov", "y", "x_true", "laplace", "adjoint_steps"];
+/// (`adjoint_steps` for PF-ODE priors, `laplace` when the Laplace start is on, `init_flow` when a
+/// run starts from another's flow), so that runs written before they existed still resume. The
+/// output group is not in `config` at all.
+const NOT_IN_MANIFEST: [&str; 8] = ["steps", "mean", "cov", "y", "x_true", "laplace", "adjoint_steps", "init_flow"];
 
 /// The run-folder side of a [`DpiSettings`]: its manifest, the whole run, and a diffusion
 /// sampler's run in place of DPI.
@@ -128,7 +129,21 @@ fn manifest(s: &DpiSettings, prior_file: &Path) -> Result<RunManifest> {
     } else if let Some(c) = config.as_object_mut() {
         c.remove("laplace_scale");
     }
+    if f.init_flow.is_some() {
+        config["init_flow"] = serde_json::json!(true);
+    }
     let mut manifest = RunManifest::new("dpi", config).with_seed(s.seed);
+    // The trained flow a run starts from, by content: a resume re-reads its map (offset and
+    // Laplace factor), which must be the one the run started with.
+    if let Some(dir) = &f.init_flow {
+        let dir = resolve(Path::new(dir));
+        for file in ["checkpoint.safetensors", "flow_map.json", "flow_offset.npy", "flow_factor.npy"] {
+            let path = dir.join(file);
+            if path.is_file() {
+                manifest = manifest.with_input(&format!("--init-flow ({file})"), &path)?;
+            }
+        }
+    }
     for (flag, path) in [("--x-true", &m.x_true), ("--y", &m.y)] {
         if let Some(path) = path {
             manifest = manifest.with_input(flag, &resolve(path))?;

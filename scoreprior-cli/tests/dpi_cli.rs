@@ -285,3 +285,26 @@ fn dsm_surrogate_matches_the_closed_form_gaussian_posterior() {
     assert!(rmse < 0.014, "posterior-mean RMSE {rmse}");
     assert!(rel < 0.16, "std relative error {rel}");
 }
+
+#[test]
+fn init_flow_continues_a_finished_run_and_its_files_are_inputs_of_the_new_one() {
+    let (first, second) = (tmp("init-flow-a"), tmp("init-flow-b"));
+    let (a, b) = (first.to_str().unwrap(), second.to_str().unwrap());
+    let o = bin(&common(a, "10").iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = ["dpi", "--prior", "gaussian", "--x-true", "assets/fashion16_test.npy", "--index", "3"];
+    let run =
+        |extra: &[&str]| bin(&[&args[..], extra, &["--steps", "5", "--samples", "8", "--quiet", "--out", b]].concat());
+    let o = run(&["--init-flow", a]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["init_flow"], true);
+    assert_eq!(m["inputs"]["--init-flow (checkpoint.safetensors)"]["sha256"].as_str().unwrap().len(), 64);
+    // The started-from run changes (here: trained further): resuming the second run would
+    // re-read another flow's map, so it is refused, naming the file.
+    let o = bin(&common(a, "12").iter().chain(&["--resume".to_string()]).map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = String::from_utf8_lossy(&run(&["--init-flow", a, "--resume"]).stderr).to_string();
+    assert!(e.contains("--init-flow (checkpoint.safetensors)"), "{e}");
+}
