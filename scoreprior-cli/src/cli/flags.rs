@@ -87,6 +87,6 @@ mod tests {
         let table = setting_flags();
         assert!(table.contains(&("prior.solver".into(), "--solver".into())));
         assert!(table.contains(&("output.checkpoint_every".into(), "--checkpoint-every".into())));
-        assert_eq!(table.len(), 64, "every flag of dpi but --seed");
+        assert_eq!(table.len(), 65, "every flag of dpi but --seed");
     }
 }
