@@ -117,17 +117,24 @@ impl OpenBlas {
     }
 }
 
+/// The model at `size` and its inputs: 64 images, their first 4, and 16 Rademacher probes for
+/// each of those 4 (the forward and forward+VJP calls of every group).
+fn inputs(size: usize) -> (NcsnppScore, usize, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let m = model(size);
+    let d = m.dim();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let x64: Vec<f64> = (0..64 * d).map(|_| rng.gen()).collect();
+    let x4 = x64[..4 * d].to_vec();
+    let probes: Vec<f64> = (0..16 * 4 * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+    (m, d, x64, x4, probes)
+}
+
 fn bench(c: &mut Criterion) {
     let openblas = OpenBlas::load();
     let mut g = c.benchmark_group("ncsnpp_small");
     g.sample_size(10);
     for size in [16usize, 32] {
-        let m = model(size);
-        let d = m.dim();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let x64: Vec<f64> = (0..64 * d).map(|_| rng.gen()).collect();
-        let x4 = x64[..4 * d].to_vec();
-        let probes: Vec<f64> = (0..16 * 4 * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+        let (m, d, x64, x4, probes) = inputs(size);
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut out = vec![0.0; 64 * d];
@@ -347,12 +354,7 @@ fn bench_products(c: &mut Criterion) {
     // The whole network with the products on each path, alternately.
     let rounds: usize = std::env::var("NCSNPP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     for size in [16usize, 32] {
-        let m = model(size);
-        let d = m.dim();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let x64: Vec<f64> = (0..64 * d).map(|_| rng.gen()).collect();
-        let x4 = x64[..4 * d].to_vec();
-        let probes: Vec<f64> = (0..16 * 4 * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+        let (m, d, x64, x4, probes) = inputs(size);
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut out = vec![0.0; 64 * d];

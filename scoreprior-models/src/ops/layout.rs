@@ -62,20 +62,26 @@ pub(crate) fn for_each_tap(
 /// pixel read three neighbouring pixels of one source row, which are contiguous in the rows
 /// layout, so each (pixel, ky) is one copy of up to `3c` values instead of three of `c`.
 #[inline(always)]
-pub(crate) fn for_each_tap_run(g: Grid, blocks: usize, c: usize, mut f: impl FnMut(usize, usize, usize)) {
+pub(crate) fn for_each_tap_run(g: Grid, blocks: usize, c: usize, f: impl FnMut(usize, usize, usize)) {
+    for_each_tap_run_rows(g, c, 0, blocks * g.b * g.h, f)
+}
+
+/// [`for_each_tap_run`] for the image rows `r0..r0 + nr` only (row `r` of image `r / h`), with
+/// output offsets in that block's im2col (`nr·w × 9c`): the blocked products gather one block
+/// at a time, while it stays in cache.
+#[inline(always)]
+pub(crate) fn for_each_tap_run_rows(g: Grid, c: usize, r0: usize, nr: usize, mut f: impl FnMut(usize, usize, usize)) {
     let (h, w, n) = (g.h, g.w, 9 * c);
-    for i in 0..blocks * g.b {
-        for y in 0..h {
-            for ky in 0..3 {
-                let Some(sy) = (y + ky).checked_sub(1).filter(|sy| *sy < h) else { continue };
-                let src_row = (i * h + sy) * w;
-                for x in 0..w {
-                    // Source pixels x − 1 ..= x + 1 clipped to the row; the first is tap kx0.
-                    let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
-                    let kx0 = lo + 1 - x;
-                    let r = (i * h + y) * w + x;
-                    f(r * n + (3 * ky + kx0) * c, (src_row + lo) * c, (hi - lo) * c);
-                }
+    for (lr, r) in (r0..r0 + nr).enumerate() {
+        let (i, y) = (r / h, r % h);
+        for ky in 0..3 {
+            let Some(sy) = (y + ky).checked_sub(1).filter(|sy| *sy < h) else { continue };
+            let src_row = (i * h + sy) * w;
+            for x in 0..w {
+                // Source pixels x − 1 ..= x + 1 clipped to the row; the first is tap kx0.
+                let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
+                let kx0 = lo + 1 - x;
+                f((lr * w + x) * n + (3 * ky + kx0) * c, (src_row + lo) * c, (hi - lo) * c);
             }
         }
     }

@@ -6,7 +6,7 @@
 use dfdx::prelude::*;
 
 use super::gemm::{gemm, Lhs, Packed, Rhs, NR};
-use super::layout::for_each_tap_run;
+use super::layout::{for_each_tap_run, for_each_tap_run_rows};
 use super::tape::{put_grad, take_grad, values};
 use super::{Elem, Grid, Mat};
 
@@ -129,7 +129,7 @@ where
                         let rows = nr * g.w;
                         let block = &mut da[..rows * k];
                         gemm(Lhs::rows(&go[r0 * g.w * n..(r0 * g.w + rows) * n], rows), wt.rhs(), block, k, false);
-                        for_each_run(g, c, r0, nr, |o, s, len| {
+                        for_each_tap_run_rows(g, c, r0, nr, |o, s, len| {
                             gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
                         });
                         r0 += nr;
@@ -160,25 +160,5 @@ where
     Cpu: Device<E>,
 {
     out.fill(E::zero());
-    for_each_run(g, c, r0, nr, |o, s, len| out[o..o + len].copy_from_slice(&xv[s..s + len]));
-}
-
-/// The im2col of image rows `r0..r0 + nr` as runs of contiguous copies, as
-/// `layout::for_each_tap_run`: `f(o, s, len)` for offset `o` in the block's im2col (`nr·w ×
-/// 9c`) and `s` in the input rows.
-#[inline(always)]
-fn for_each_run(g: Grid, c: usize, r0: usize, nr: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let (h, w, n) = (g.h, g.w, 9 * c);
-    for (lr, r) in (r0..r0 + nr).enumerate() {
-        let (i, y) = (r / h, r % h);
-        for ky in 0..3 {
-            let Some(sy) = (y + ky).checked_sub(1).filter(|sy| *sy < h) else { continue };
-            let src_row = (i * h + sy) * w;
-            for x in 0..w {
-                let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
-                let kx0 = lo + 1 - x;
-                f((lr * w + x) * n + (3 * ky + kx0) * c, (src_row + lo) * c, (hi - lo) * c);
-            }
-        }
-    }
+    for_each_tap_run_rows(g, c, r0, nr, |o, s, len| out[o..o + len].copy_from_slice(&xv[s..s + len]));
 }
