@@ -160,11 +160,47 @@ pub struct CentredPosterior {
 impl CentredPosterior {
     /// Of a finished run (its kept samples are finite, so all stay kept).
     pub fn of(res: &ExperimentResult) -> Result<Self> {
-        let (n, _) = res.shape;
-        let samples: Vec<f64> = res.summary.kept.chunks(n * n).flat_map(|x| centre_image(x, n, 0.2)).collect();
+        Self::of_runs(std::slice::from_ref(res))
+    }
+
+    /// Of independent runs of the same problem, their kept samples pooled (each run weighted by
+    /// its number of kept samples: equal weights for runs of equal `--samples` without
+    /// outliers). Each run of reverse-KL DPI keeps to the mode it started in; the pool is the
+    /// equal-weight mixture of those local posteriors.
+    ///
+    /// # Errors
+    /// No run; runs of different image shapes.
+    pub fn of_runs(runs: &[ExperimentResult]) -> Result<Self> {
+        let first = runs.first().ok_or_else(|| invalid_setting("restarts", "at least one run to pool"))?;
+        let (n, _) = first.shape;
+        if let Some(r) = runs.iter().find(|r| r.shape != first.shape) {
+            return Err(invalid_setting(
+                "restarts",
+                format!("runs of {:?} and {:?} pixels cannot be pooled", first.shape, r.shape),
+            ));
+        }
+        let samples: Vec<f64> =
+            runs.iter().flat_map(|r| r.summary.kept.chunks(n * n)).flat_map(|x| centre_image(x, n, 0.2)).collect();
         let s = scoreprior_core::dpi::summarize_samples(&samples, n * n, f64::INFINITY)?;
         Ok(CentredPosterior { n, samples: s.kept, mean: s.mean, std: s.std })
     }
+}
+
+/// One of the runs an `eht-image` posterior pools (`eht_image.json` → `restarts`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestartSummary {
+    /// Its DPI seed.
+    pub seed: u64,
+    /// Ring fit of its own centred mean.
+    pub ring_mean: Option<RingMeasures>,
+    /// The posterior of its own ring measures.
+    pub ring_samples: Option<RingPosterior>,
+    /// Reduced χ² of its mean as DPI drew it.
+    pub chi2_mean: ClosureChi2,
+    /// Its DPI loss (`−ELBO` estimate, nats) averaged over the last tenth of its steps, and the
+    /// standard error of that average (steps taken as independent): not precise enough to
+    /// weight the runs by, which is why the pool weights them equally.
+    pub final_loss: (f64, f64),
 }
 
 /// What `eht-image` measured (`eht_image.json`).
@@ -197,8 +233,10 @@ pub struct EhtImageReport {
     pub ring_samples: Option<RingPosterior>,
     /// Samples kept (finite, within the outlier bound).
     pub samples: usize,
-    /// Seconds of DPI training.
+    /// Seconds of DPI training (of all runs pooled).
     pub seconds_training: f64,
+    /// The runs pooled (one without `--restarts`).
+    pub restarts: Vec<RestartSummary>,
 }
 
 /// The closure problem of a run; without one (a run on other data), an error on
@@ -207,8 +245,25 @@ fn closures_of<'a>(problem: &'a EhtProblem, why: &str) -> Result<&'a ClosureProb
     problem.closures.as_ref().ok_or_else(|| invalid_setting("problem.data", why))
 }
 
-/// Writes the outputs of an `eht-image` run into `out` (the run's folder), from its centred
-/// posterior `post`: `mean.fits`, `std.fits` and `samples.fits` (a cube) in Jy per pixel with
+/// What one pooled run measured on its own.
+fn restart_summary(res: &ExperimentResult, seed: u64, c: &ClosureProblem, pixel_uas: f64) -> Result<RestartSummary> {
+    let own = CentredPosterior::of(res)?;
+    let tail = &res.history.records[res.history.records.len() - res.history.records.len().div_ceil(10)..];
+    let losses: Vec<f64> = tail.iter().map(|r| r.total).filter(|v| v.is_finite()).collect();
+    let k = losses.len() as f64;
+    let mean = if losses.is_empty() { f64::NAN } else { losses.iter().sum::<f64>() / k };
+    let var = losses.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0).max(1.0);
+    Ok(RestartSummary {
+        seed,
+        ring_mean: ring_measures_on(&own.mean, own.n, pixel_uas),
+        ring_samples: ring_posterior(&own.samples, own.n, pixel_uas),
+        chi2_mean: c.chi2(&res.summary.mean)?,
+        final_loss: (mean, (var / k).sqrt()),
+    })
+}
+
+/// Writes the outputs of an `eht-image` run into `out`, from the DPI runs it pooled (`runs`,
+/// made with `seeds`; one run, or `--restarts`) and their centred posterior `post`: `mean.fits`, `std.fits` and `samples.fits` (a cube) in Jy per pixel with
 /// the observation's sky header; `samples_jy.npy`; `eht_image.json` ([`EhtImageReport`]). The
 /// run's own `.npy` and PNGs stay as DPI drew them, uncentred and in the prior's units (PNGs
 /// are displayed as the sky: north up, east left).
@@ -218,11 +273,15 @@ fn closures_of<'a>(problem: &'a EhtProblem, why: &str) -> Result<&'a ClosureProb
 /// cannot be written.
 pub fn write_outputs(
     out: &Path,
-    res: &ExperimentResult,
+    runs: &[ExperimentResult],
+    seeds: &[u64],
     post: &CentredPosterior,
     problem: &EhtProblem,
     compact_flux_jy: f64,
 ) -> Result<EhtImageReport> {
+    if runs.is_empty() || runs.len() != seeds.len() {
+        return Err(invalid_setting("restarts", format!("{} runs for {} seeds", runs.len(), seeds.len())));
+    }
     let c = closures_of(problem, "eht-image images closure data only")?;
     let n = post.n;
     let d = n * n;
@@ -249,9 +308,16 @@ pub fn write_outputs(
     let pixel_uas = problem.fov_uas / n as f64;
     // χ² of the images as DPI drew them: a whole-pixel centring moves faint emission off the
     // field, which changes the data of an image (the centred mean's χ² is reported beside).
-    let chi = c.chi2(&res.summary.mean)?;
+    // Of several runs: the χ² of their uncentred means' average (each run's mode sits where
+    // its MAP put it, so this mixes positions; the centred mean's χ² is beside it).
+    let mut uncentred = vec![0.0; d];
+    for r in runs {
+        uncentred.iter_mut().zip(&r.summary.mean).for_each(|(a, b)| *a += b / runs.len() as f64);
+    }
+    let chi = c.chi2(&uncentred)?;
     let chi_centred = c.chi2(mean)?;
-    let per: Vec<_> = res.summary.kept.chunks(d).map(|x| c.chi2(x)).collect::<std::result::Result<_, _>>()?;
+    let per: Vec<_> =
+        runs.iter().flat_map(|r| r.summary.kept.chunks(d)).map(|x| c.chi2(x)).collect::<std::result::Result<_, _>>()?;
     let avg = |f: fn(&ClosureChi2) -> f64| per.iter().map(f).sum::<f64>() / per.len().max(1) as f64;
     let report = EhtImageReport {
         forward: problem.label.clone(),
@@ -271,7 +337,12 @@ pub fn write_outputs(
         ring_mean: ring_measures_on(mean, n, pixel_uas),
         ring_samples: ring_posterior(kept, n, pixel_uas),
         samples: m,
-        seconds_training: res.report.seconds_training,
+        seconds_training: runs.iter().map(|r| r.report.seconds_training).sum(),
+        restarts: runs
+            .iter()
+            .zip(seeds)
+            .map(|(r, &seed)| restart_summary(r, seed, c, pixel_uas))
+            .collect::<Result<_>>()?,
     };
     write_json(&out.join("eht_image.json"), &report)?;
     Ok(report)
@@ -375,7 +446,9 @@ pub fn compare_with_reference(
     };
     let d = n * n;
     let mut panels: Vec<Vec<f64>> = vec![r.clone(), mean.clone(), post.std.clone()];
-    panels.extend(post.samples.chunks(d).take(3).map(|x| x.to_vec()));
+    // Three samples spread over the pool (from different runs when it pools several).
+    let m = post.samples.len() / d;
+    panels.extend((0..m.min(3)).map(|i| post.samples[i * m / 3 * d..][..d].to_vec()));
     let blurred: Vec<Vec<f64>> = panels.iter().map(|x| gaussian_blur(x, n, fwhm_px)).collect();
     let norm = |x: &Vec<f64>| {
         let peak = x.iter().cloned().fold(1e-300, f64::max);

@@ -88,6 +88,73 @@ fn eht_image_writes_the_sky_outputs_of_the_files_own_data() {
 }
 
 #[test]
+fn eht_image_pools_independent_runs_with_restarts() {
+    let dir = tmp("eht-image-restarts");
+    let out = dir.join("pool").display().to_string();
+    let (lo, hi) = (data("lo"), data("hi"));
+    #[rustfmt::skip]
+    let brief = ["--steps", "3", "--map-steps", "30", "--map-rounds", "1", "--laplace", "off", "--batch", "4",
+        "--flows", "2", "--samples", "8", "--quiet"];
+    let args = |extra: &[&str], dpi: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> =
+            ["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &out].map(String::from).into();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push("--".into());
+        a.extend(brief.iter().chain(dpi).map(|s| s.to_string()));
+        a
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let text = ok(&refs(&args(&["--restarts", "2"], &["--seed", "5"])));
+    assert!(text.contains("run with seed 5") && text.contains("run with seed 6"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pool/eht_image.json")).unwrap()).unwrap();
+    let runs = j["restarts"].as_array().unwrap();
+    assert_eq!(runs.iter().map(|r| r["seed"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 6], "{j}");
+    // Each run is a dpi run folder of its own, with its own seed and MAP image.
+    for k in 0..2 {
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("pool/restart-{k}/run.json"))).unwrap())
+                .unwrap();
+        assert_eq!(run["seed"], 5 + k, "{run}");
+    }
+    let map = |k: usize| scoreprior::core::io::read_npy(dir.join(format!("pool/restart-{k}/map.npy"))).unwrap().data;
+    assert_ne!(map(0), map(1), "different seeds start from different MAP images");
+    // The pool holds both runs' samples: 2 × 8 planes in Jy, its mean the compact flux.
+    let samples = scoreprior::core::io::read_npy(dir.join("pool/samples_jy.npy")).unwrap();
+    assert_eq!(samples.shape, [16, 1, 32, 32]);
+    assert_eq!(j["samples"], 16, "{j}");
+    let mean = scoreprior::core::io::read_fits_image(dir.join("pool/mean.fits")).unwrap();
+    assert!((mean.data.iter().sum::<f64>() - 0.6).abs() < 1e-9);
+    assert!(j["seconds_training"].as_f64().unwrap() > 0.0, "{j}");
+    // A single run into a folder of pooled runs, and pooled runs into a single run's folder,
+    // are refused before any work; so are bad counts and seeds.
+    let e = fails(&refs(&args(&[], &[])));
+    assert!(e.contains("--restarts") && e.contains("restart-0"), "{e}");
+    let single = dir.join("single").display().to_string();
+    ok(&refs(&args(&[], &[]).into_iter().map(|a| if a == out { single.clone() } else { a }).collect::<Vec<_>>()));
+    let e = fails(&refs(
+        &args(&["--restarts", "2"], &[])
+            .into_iter()
+            .map(|a| if a == out { single.clone() } else { a })
+            .collect::<Vec<_>>(),
+    ));
+    assert!(e.contains("--restarts 2") && e.contains("single run"), "{e}");
+    let fresh = dir.join("fresh").display().to_string();
+    let with_out = |v: Vec<String>| v.into_iter().map(|a| if a == out { fresh.clone() } else { a }).collect::<Vec<_>>();
+    for (extra, dpi, flag) in [
+        (&["--restarts", "0"][..], &[][..], "--restarts 0"),
+        (&["--restarts", "65"][..], &[][..], "--restarts 65"),
+        (&["--restarts", "2"][..], &["--seed", "x"][..], "--seed x"),
+    ] {
+        let e = fails(&refs(&with_out(args(extra, dpi))));
+        assert!(e.contains(flag), "{flag}: {e}");
+    }
+    assert!(!dir.join("fresh").exists(), "nothing written");
+}
+
+#[test]
 fn eht_image_refuses_bad_input_before_any_work() {
     let dir = tmp("eht-image-bad");
     let out = dir.join("o").display().to_string();

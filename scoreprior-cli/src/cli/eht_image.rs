@@ -68,7 +68,16 @@ pub struct EhtImagingArgs {
     /// FWHM (µas) both images are blurred to for the cross-correlation with --reference.
     #[arg(long, default_value_t = 20.0)]
     pub blur: f64,
+    /// Independent DPI runs pooled with equal weights, in `--out`/restart-K with seeds
+    /// `--seed`, `--seed`+1, …: each run starts at its own MAP image and keeps to that mode, so
+    /// one run's credible intervals can exclude another's (docs/src/black-hole/m87.md). 1: one
+    /// run, in --out itself.
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
 }
+
+/// Most runs `--restarts` pools.
+pub const MAX_RESTARTS: usize = 64;
 
 /// Arguments of `scoreprior eht-image`.
 #[derive(Debug, Clone, Args)]
@@ -126,7 +135,50 @@ impl EhtImageArgs {
     /// The `dpi` flags of the run: the defaults for real data, then the user's, which replace
     /// a default of the same name.
     pub fn dpi_flags(&self, flux_target: f64) -> CliResult<Vec<String>> {
-        let user = &self.dpi;
+        self.dpi_flags_into(flux_target, &self.out, &self.dpi)
+    }
+
+    /// The user's `--seed` after `--` (0 when not given), and the user's flags without it.
+    pub fn user_seed(&self) -> CliResult<(u64, Vec<String>)> {
+        let (mut seed, mut rest) = (0, vec![]);
+        let mut it = self.dpi.iter();
+        while let Some(a) = it.next() {
+            let value = if a == "--seed" {
+                it.next().ok_or("--seed after `--`: give a value")?.as_str()
+            } else if let Some(v) = a.strip_prefix("--seed=") {
+                v
+            } else {
+                rest.push(a.clone());
+                continue;
+            };
+            seed = value.parse().map_err(|_| format!("--seed {value} after `--`: expected a whole number ≥ 0"))?;
+        }
+        Ok((seed, rest))
+    }
+
+    /// The `dpi` flags of each run `--restarts` asks for: run `k` in `--out`/restart-k with seed
+    /// `--seed` + k (one run: [`dpi_flags`](Self::dpi_flags), unchanged).
+    pub fn restart_flags(&self, flux_target: f64) -> CliResult<Vec<(u64, Vec<String>)>> {
+        let k = self.imaging.restarts;
+        if !(1..=MAX_RESTARTS).contains(&k) {
+            return Err(format!("--restarts {k}: must be from 1 to {MAX_RESTARTS}").into());
+        }
+        let (seed, user) = self.user_seed()?;
+        if k == 1 {
+            return Ok(vec![(seed, self.dpi_flags(flux_target)?)]);
+        }
+        (0..k as u64)
+            .map(|i| {
+                let s = seed.checked_add(i).ok_or_else(|| format!("--seed {seed}: too large for {k} restarts"))?;
+                let out = self.out.join(format!("restart-{i}"));
+                let mut flags = self.dpi_flags_into(flux_target, &out, &user)?;
+                flags.extend(["--seed".to_string(), s.to_string()]);
+                Ok((s, flags))
+            })
+            .collect()
+    }
+
+    fn dpi_flags_into(&self, flux_target: f64, out: &std::path::Path, user: &[String]) -> CliResult<Vec<String>> {
         let given = |name: &str| user.iter().any(|a| a == name || a.starts_with(&format!("{name}=")));
         for (flag, why) in OWN_FLAGS {
             if given(flag) {
@@ -135,7 +187,7 @@ impl EhtImageArgs {
         }
         let forward = self.forward()?;
         let flux = flux_target.to_string();
-        let out = self.out.to_string_lossy().into_owned();
+        let out = out.to_string_lossy().into_owned();
         let defaults: Vec<(&str, Option<&str>)> = vec![
             ("--prior", Some(DEFAULT_PRIOR)),
             ("--data", Some("closures+amplitudes")),
@@ -200,18 +252,63 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
         .map_err(|e| format!("--prior {prior_path}: {e}"))?;
     let (npix, _) = prior.image_shape().ok_or_else(|| format!("--prior {prior_path}: no image shape"))?;
     let flux = prior_flux(npix, args.imaging.fov)?;
-    let flags = args.dpi_flags(flux)?;
-    let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let dpi = DpiArgs::from_flags(&refs).map_err(|e| format!("eht-image: the dpi flags after `--`: {e}"))?;
-    let settings = dpi.settings();
-    let mut monitor = Bars::new(settings.output.quiet);
-    monitor.note(&format!("eht-image: {}", flags.join(" ")));
-    let res = settings.run(&mut monitor)?;
-    let (h, w) = res.shape;
-    let problem = eht_problem(&settings, h, w, None)?.ok_or("eht-image: not an eht problem")?;
+    // A folder holds one run or pooled runs, never both: their files would mix.
+    let (single, pooled) = (args.out.join("run.json"), args.out.join("restart-0"));
+    if args.imaging.restarts > 1 && single.is_file() {
+        return Err(format!(
+            "--restarts {}: --out {} holds a single run ({}); give another --out",
+            args.imaging.restarts,
+            args.out.display(),
+            single.display()
+        )
+        .into());
+    }
+    if args.imaging.restarts == 1 && pooled.exists() {
+        return Err(format!(
+            "--out {} holds the runs of --restarts ({}); give the same --restarts, or another --out",
+            args.out.display(),
+            pooled.display()
+        )
+        .into());
+    }
+    // Every run's flags parsed before the first one starts.
+    let mut planned = vec![];
+    for (seed, flags) in args.restart_flags(flux)? {
+        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let dpi = DpiArgs::from_flags(&refs).map_err(|e| format!("eht-image: the dpi flags after `--`: {e}"))?;
+        planned.push((seed, flags, dpi.settings()));
+    }
+    let (mut runs, mut seeds) = (vec![], vec![]);
+    for (i, (seed, flags, settings)) in planned.iter().enumerate() {
+        let mut monitor = Bars::new(settings.output.quiet);
+        if planned.len() > 1 {
+            monitor.note(&format!("eht-image: run {} of {} (--restarts)", i + 1, planned.len()));
+        }
+        monitor.note(&format!("eht-image: {}", flags.join(" ")));
+        runs.push(settings.run(&mut monitor)?);
+        seeds.push(*seed);
+    }
+    let settings = &planned[0].2;
+    let (h, w) = runs[0].shape;
+    let problem = eht_problem(settings, h, w, None)?.ok_or("eht-image: not an eht problem")?;
     // Closures and normalised amplitudes leave the position free: every sample is centred.
-    let post = CentredPosterior::of(&res)?;
-    let report = write_outputs(&args.out, &res, &post, &problem, args.imaging.compact_flux)?;
+    let post = CentredPosterior::of_runs(&runs)?;
+    let report = write_outputs(&args.out, &runs, &seeds, &post, &problem, args.imaging.compact_flux)?;
+    if runs.len() > 1 {
+        for (r, s) in report.restarts.iter().zip(&seeds) {
+            let pa = r.ring_samples.as_ref().map_or("—".into(), |p| {
+                format!(
+                    "{:.0}° (95 %: {:.0}–{:.0})",
+                    p.position_angle.median, p.position_angle.p95.0, p.position_angle.p95.1
+                )
+            });
+            let d = r.ring_mean.map_or("—".into(), |f| format!("{:.1} µas", f.diameter));
+            println!(
+                "run with seed {s}: ring diameter {d}, position angle {pa}, loss {:.0} ± {:.0}",
+                r.final_loss.0, r.final_loss.1
+            );
+        }
+    }
     let interval = |i: &scoreprior_cli::eht_image::Credible, unit: &str| {
         format!("{:.1} {unit} (95 %: {:.1}–{:.1})", i.median, i.p95.0, i.p95.1)
     };

@@ -88,10 +88,15 @@ pub fn run(args: M87StudyArgs) -> CliResult {
         };
         let hashes =
             files.iter().map(|f| input_sha256("--data", f)).collect::<scoreprior::experiment::Result<Vec<_>>>()?;
-        let spec = serde_json::json!({
+        let mut spec = serde_json::json!({
             "flags": image_args.dpi_flags(0.0)?, "files_sha256": hashes,
             "reference_sha256": reference.as_ref().map(|r| input_sha256("--pipeline", r)).transpose()?,
         });
+        // Recorded only when pooling, so the days of single runs still read back.
+        image_args.restart_flags(0.0)?;
+        if args.imaging.restarts > 1 {
+            spec["restarts"] = serde_json::json!(args.imaging.restarts);
+        }
         let key = args.out.join(format!("{day}.settings.json"));
         let dir = args.out.join(day);
         let state = check_sub_run("m87-study", &dir, &key, &spec, |d| d.join("eht_image.json").is_file())?;
