@@ -3,7 +3,7 @@
 //! per-pixel coverage, and the ring measures (diameter, width, position angle) with theirs.
 
 use rayon::prelude::*;
-use scoreprior_core::forward::interferometry::ring_fit;
+use scoreprior_core::forward::interferometry::{bilinear, ring_fit, RingFit};
 use serde::{Deserialize, Serialize};
 
 use super::settings::{EHT_FOV_UAS, EHT_NPIX};
@@ -190,13 +190,62 @@ pub fn position_angle(img: &[f64], n: usize, center: (f64, f64)) -> (f64, f64) {
     (if pa >= 360.0 { 0.0 } else { pa }, e.hypot(no) / total)
 }
 
+/// Position angle of the brightest part *of the ring* `fit` (degrees east of north in
+/// `[0, 360)`) and its brightness asymmetry: the first angular moment
+/// `Σ_θ I(θ) e^{iθ} / Σ_θ I(θ)` of the angular profile `I(θ)`, the image averaged (bilinear)
+/// over radii within the ring's half-maximum band `R ± w/2` around its centre, at 360 angles,
+/// as eht-imaging's ring extractor (REx) measures the M87 papers' position angle. Unlike
+/// [`position_angle`] over the whole image, emission off the ring (a knot, a haze, a blob at
+/// 50 µas) does not move it. Returns `(NaN, 0)` for a ring without brightness.
+///
+/// ```
+/// use scoreprior::core::forward::interferometry::{ring_fit, TestSource};
+/// use scoreprior_cli::studies::calibration::ring_angle;
+/// // A crescent brighter to the south-east (135°), and a bright blob to the north, off the ring.
+/// let c = TestSource::Crescent { radius: 20.0, width: 4.0, asymmetry: 0.5, angle_deg: 135.0 };
+/// let blob = TestSource::Shifted { east: 0.0, north: 55.0, source: Box::new(TestSource::Blobs(vec![(0.0, 0.0, 10.0, 1.0)])) };
+/// let img = TestSource::Sum(vec![(0.6, c), (0.4, blob)]).render(32, 160.0, 1.0).unwrap();
+/// let fit = ring_fit(&img, 32, 5.0).unwrap();
+/// let (pa, asym) = ring_angle(&img, 32, &fit, 5.0);
+/// assert!((pa - 135.0).abs() < 10.0 && asym > 0.1, "{pa} {asym}");
+/// // The whole image's moment is pulled towards the blob.
+/// let (whole, _) = scoreprior_cli::studies::calibration::position_angle(&img, 32, fit.center);
+/// assert!((whole - 135.0).abs() > 45.0, "{whole}");
+/// ```
+pub fn ring_angle(img: &[f64], n: usize, fit: &RingFit, pixel_uas: f64) -> (f64, f64) {
+    let (radius, half) = (0.5 * fit.diameter / pixel_uas, 0.5 * fit.width / pixel_uas);
+    // Radii every quarter pixel across the band (at least the ridge itself).
+    let (lo, hi) = ((radius - half).max(0.0), radius + half);
+    let nr = ((hi - lo) / 0.25).ceil().max(1.0) as usize;
+    let (mut e, mut no, mut total) = (0.0, 0.0, 0.0);
+    for a in 0..360 {
+        // θ east of north: east is −column, north is −row.
+        let th = (a as f64).to_radians();
+        let (se, cn) = th.sin_cos();
+        let profile: f64 = (0..=nr)
+            .map(|k| {
+                let r = lo + (hi - lo) * k as f64 / nr as f64;
+                bilinear(img, n, n, fit.center.0 - r * cn, fit.center.1 - r * se).max(0.0)
+            })
+            .sum();
+        e += profile * se;
+        no += profile * cn;
+        total += profile;
+    }
+    if !(total > 0.0) {
+        return (f64::NAN, 0.0);
+    }
+    let pa = e.atan2(no).to_degrees().rem_euclid(360.0);
+    (if pa >= 360.0 { 0.0 } else { pa }, e.hypot(no) / total)
+}
+
 /// Ring measures of an EHT image (5 µas pixels); `None` without a ring fit.
 pub(super) fn ring_measures(img: &[f64]) -> Option<RingMeasures> {
     ring_measures_on(img, EHT_NPIX, EHT_FOV_UAS / EHT_NPIX as f64)
 }
 
 /// Ring measures of an `n × n` image of `pixel_uas` pixels: [`ring_fit`]'s diameter and width,
-/// [`position_angle`] around its centre; `None` without a finite ring fit.
+/// [`ring_angle`]'s position angle and asymmetry on the ring; `None` without a finite ring fit.
 ///
 /// ```
 /// use scoreprior::core::forward::interferometry::TestSource;
@@ -208,7 +257,7 @@ pub(super) fn ring_measures(img: &[f64]) -> Option<RingMeasures> {
 /// ```
 pub fn ring_measures_on(img: &[f64], n: usize, pixel_uas: f64) -> Option<RingMeasures> {
     let fit = ring_fit(img, n, pixel_uas)?;
-    let (position_angle, asymmetry) = position_angle(img, n, fit.center);
+    let (position_angle, asymmetry) = ring_angle(img, n, &fit, pixel_uas);
     [fit.diameter, fit.width, position_angle].iter().all(|v| v.is_finite()).then_some(RingMeasures {
         diameter: fit.diameter,
         width: fit.width,

@@ -51,8 +51,8 @@ mod settings;
 use std::path::Path;
 
 pub use measures::{
-    central_interval, circular_interval, circular_mean, position_angle, quantile, ring_measures_on, Interval,
-    RingCoverage, RingMeasures, SOURCE_FRACTION,
+    central_interval, circular_interval, circular_mean, position_angle, quantile, ring_angle, ring_measures_on,
+    Interval, RingCoverage, RingMeasures, SOURCE_FRACTION,
 };
 pub use report::{CalibrationReport, CalibrationRow, CoverageSummary, LevelCoverage};
 pub use settings::{CalibrationProblem, CalibrationSettings, EHT_FOV_UAS, EHT_NPIX};
