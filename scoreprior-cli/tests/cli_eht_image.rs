@@ -18,7 +18,7 @@ fn eht_image_writes_the_sky_outputs_of_the_files_own_data() {
     let out = dir.join("m87").display().to_string();
     let (lo, hi) = (data("lo"), data("hi"));
     #[rustfmt::skip]
-    let text = ok(&["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &out, "--",
+    let text = ok(&["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &out, "--restarts", "1", "--",
         "--steps", "3", "--map-steps", "30", "--map-rounds", "1", "--laplace", "off", "--batch", "4",
         "--flows", "2", "--samples", "8", "--quiet"]);
     assert!(
@@ -59,7 +59,7 @@ fn eht_image_writes_the_sky_outputs_of_the_files_own_data() {
     let again = dir.join("again").display().to_string();
     let reference = dir.join("m87/mean.fits").display().to_string();
     #[rustfmt::skip]
-    ok(&["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &again, "--reference", &reference, "--",
+    ok(&["eht-image", "--uvfits", &lo, "--uvfits", &hi, "--out", &again, "--reference", &reference, "--restarts", "1", "--",
         "--steps", "3", "--map-steps", "30", "--map-rounds", "1", "--laplace", "off", "--batch", "4",
         "--flows", "2", "--samples", "8", "--quiet"]);
     let c: serde_json::Value =
@@ -130,10 +130,15 @@ fn eht_image_pools_independent_runs_with_restarts() {
     assert!(j["seconds_training"].as_f64().unwrap() > 0.0, "{j}");
     // A single run into a folder of pooled runs, and pooled runs into a single run's folder,
     // are refused before any work; so are bad counts and seeds.
-    let e = fails(&refs(&args(&[], &[])));
+    let e = fails(&refs(&args(&["--restarts", "1"], &[])));
     assert!(e.contains("--restarts") && e.contains("restart-0"), "{e}");
     let single = dir.join("single").display().to_string();
-    ok(&refs(&args(&[], &[]).into_iter().map(|a| if a == out { single.clone() } else { a }).collect::<Vec<_>>()));
+    ok(&refs(
+        &args(&["--restarts", "1"], &[])
+            .into_iter()
+            .map(|a| if a == out { single.clone() } else { a })
+            .collect::<Vec<_>>(),
+    ));
     let e = fails(&refs(
         &args(&["--restarts", "2"], &[])
             .into_iter()

@@ -70,14 +70,17 @@ pub struct EhtImagingArgs {
     pub blur: f64,
     /// Independent DPI runs pooled with equal weights, in `--out`/restart-K with seeds
     /// `--seed`, `--seed`+1, …: each run starts at its own MAP image and keeps to that mode, so
-    /// one run's credible intervals can exclude another's (docs/src/black-hole/m87.md). 1: one
-    /// run, in --out itself.
-    #[arg(long, default_value_t = 1)]
+    /// one run's credible intervals can exclude another's (on April 6 two seeds gave disjoint
+    /// 95 % intervals of the position angle; docs/src/black-hole/m87.md). 1: one run, in --out
+    /// itself.
+    #[arg(long, default_value_t = DEFAULT_RESTARTS)]
     pub restarts: usize,
 }
 
 /// Most runs `--restarts` pools.
 pub const MAX_RESTARTS: usize = 64;
+/// Runs `eht-image` and `m87-study` pool unless told otherwise.
+pub const DEFAULT_RESTARTS: usize = 2;
 
 /// Arguments of `scoreprior eht-image`.
 #[derive(Debug, Clone, Args)]
