@@ -154,3 +154,48 @@ fn a_tiny_eht_study_writes_its_files_and_resumes() {
     assert_eq!(std::fs::read(out.join("eht-0/row.json")).unwrap(), before);
     eprintln!("first run {first:.1} s, read back {second:.2} s");
 }
+
+/// `--parametric-only` on the first three sources (a crescent, blobs, a ring): the blob mixture
+/// has no parametric family and is left out; the others get their rows, the sampler's
+/// diagnostics and the parameters' intervals, `table.md` and `parametric.json`, and no DPI run.
+/// A rerun reads them back; other sampler settings are refused, naming the key.
+#[test]
+fn the_parametric_reference_alone_writes_its_rows_and_resumes() {
+    use scoreprior_cli::studies::calibration::ParametricReference;
+    use scoreprior_core::forward::interferometry::McmcSettings;
+    let dir = tmp("calibration-parametric");
+    let out = dir.join("study");
+    let reference = |steps: usize| ParametricReference {
+        mcmc: McmcSettings { chains: 2, warmup: 300, steps, candidates: 16, seed: 0 },
+        only: true,
+    };
+    let s = CalibrationSettings { n: 3, samples: 64, parametric: Some(reference(200)), ..CalibrationSettings::eht() };
+    let report = calibration::run(&s, &out, &mut |m| eprintln!("{m}")).unwrap();
+    report.write(&out).unwrap();
+    assert!(report.rows.is_empty() && !out.join("eht-0").exists(), "no DPI run");
+    let p = report.parametric.as_ref().unwrap();
+    let runs: Vec<&str> = p.rows.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!(runs, ["eht-0-parametric", "eht-2-parametric"]);
+    for (r, (family, dim)) in p.rows.iter().zip([("crescent", 6), ("ring", 4)]) {
+        let m = r.mcmc.as_ref().unwrap();
+        assert_eq!((m.family.as_str(), m.parameters.len(), m.acceptance.len()), (family, dim, 2), "{r:?}");
+        assert!(m.acceptance.iter().all(|a| (0.0..=1.0).contains(a)) && m.evaluations >= 2 * 500, "{m:?}");
+        assert_eq!(r.samples_used, 64);
+        assert!(r.source_coverage.len() == 5 && r.source_coverage.windows(2).all(|w| w[0] <= w[1]), "{r:?}");
+        // The draws are drawn at the truth's offset: the alignment moves it by under a pixel.
+        let (e, n) = r.offset_uas.unwrap();
+        assert!(e.hypot(n) < 5.0, "{r:?}");
+        assert!(r.ring.is_some() && r.chi2_phase.is_some(), "{r:?}");
+        assert!(out.join(&r.run).join("settings.json").is_file() && out.join(&r.run).join("row.json").is_file());
+    }
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(md.contains("Parametric reference") && md.contains("| eht-2-parametric | ring |"), "{md}");
+    assert!(out.join("parametric.json").is_file() && !out.join("table.csv").exists());
+
+    let again =
+        calibration::run(&s, &out, &mut |m| assert!(!m.contains("parametric posterior"), "reran: {m}")).unwrap();
+    assert_eq!(again, report);
+    let other = CalibrationSettings { parametric: Some(reference(201)), ..s.clone() };
+    let e = calibration::run(&other, &out, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("`mcmc.steps`") && e.contains("eht-0-parametric"), "{e}");
+}

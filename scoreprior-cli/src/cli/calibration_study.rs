@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
-use scoreprior_cli::studies::calibration::{self, CalibrationProblem, CalibrationSettings};
+use clap::{ArgGroup, Args};
+use scoreprior_cli::studies::calibration::{self, CalibrationProblem, CalibrationSettings, ParametricReference};
 
 use super::CliResult;
 
 /// Arguments of `scoreprior calibration-study`.
 #[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("parametric").args(["parametric_reference", "parametric_only"]).multiple(true)))]
 pub struct CalibrationStudyArgs {
     /// The problem: eht (closure quantities of simulated compact sources, 32×32 over 160 µas)
     /// or denoising (σ = 0.2, Fashion-MNIST 16×16 test images, the main job's settings).
@@ -36,7 +37,7 @@ pub struct CalibrationStudyArgs {
     /// Peak learning rate (default: 1e-3).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Posterior samples per run (default: 128).
+    /// Posterior samples per run, DPI's and the parametric reference's (default: 128).
     #[arg(long)]
     pub samples: Option<usize>,
     /// Seed: run j uses seed + j for its measurement noise and its DPI (default: 0).
@@ -59,6 +60,27 @@ pub struct CalibrationStudyArgs {
     /// Laplace start were computed) instead of lowering it from 0.1 over the first half.
     #[arg(long)]
     pub no_continuation: bool,
+    /// EHT: also sample, for every ring, crescent or crescent-plus-blob source, the exact
+    /// posterior over its generator's own parameters (uniform over their ranges) under the same
+    /// closure data, by adaptive Metropolis, and measure it as DPI's samples are: runs
+    /// `eht-<i>-parametric/`, a second table in table.md, parametric.json.
+    #[arg(long)]
+    pub parametric_reference: bool,
+    /// EHT: the parametric reference only, without the DPI runs (implies --parametric-reference).
+    #[arg(long)]
+    pub parametric_only: bool,
+    /// Parametric reference: Metropolis chains (default: 8).
+    #[arg(long, requires = "parametric")]
+    pub mcmc_chains: Option<usize>,
+    /// Parametric reference: warm-up steps per chain, discarded (default: 4000).
+    #[arg(long, requires = "parametric")]
+    pub mcmc_warmup: Option<usize>,
+    /// Parametric reference: kept steps per chain (default: 4000).
+    #[arg(long, requires = "parametric")]
+    pub mcmc_steps: Option<usize>,
+    /// Parametric reference: prior draws scored to start the chains from the best (default: 512).
+    #[arg(long, requires = "parametric")]
+    pub mcmc_candidates: Option<usize>,
 }
 
 impl CalibrationStudyArgs {
@@ -79,6 +101,15 @@ impl CalibrationStudyArgs {
         s.continuation = !self.no_continuation;
         if let Some(p) = &self.prior {
             s.prior = p.clone();
+        }
+        if self.parametric_reference || self.parametric_only {
+            let mut p = ParametricReference { only: self.parametric_only, ..Default::default() };
+            let m = &mut p.mcmc;
+            m.chains = self.mcmc_chains.unwrap_or(m.chains);
+            m.warmup = self.mcmc_warmup.unwrap_or(m.warmup);
+            m.steps = self.mcmc_steps.unwrap_or(m.steps);
+            m.candidates = self.mcmc_candidates.unwrap_or(m.candidates);
+            s.parametric = Some(p);
         }
         s
     }
@@ -126,5 +157,12 @@ mod tests {
         assert_eq!(a.settings(), CalibrationSettings::denoising());
         let a = parse(&["--problem", "eht", "--out", "o", "--levels", "0.5,0.9", "--steps", "7"]);
         assert_eq!((a.settings().levels, a.settings().steps), (vec![0.5, 0.9], 7));
+        let a = parse(&["--problem", "eht", "--out", "o", "--parametric-only", "--mcmc-steps", "100"]);
+        let p = a.settings().parametric.unwrap();
+        assert!(p.only && p.mcmc.steps == 100 && p.mcmc.chains == ParametricReference::default().mcmc.chains);
+        // A sampler setting without the reference it sets is refused, not ignored.
+        use clap::Parser;
+        let e = Only::try_parse_from(["calibration-study", "--problem", "eht", "--out", "o", "--mcmc-steps", "100"]);
+        assert!(e.unwrap_err().to_string().contains("--parametric"));
     }
 }

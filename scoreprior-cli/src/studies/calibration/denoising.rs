@@ -122,6 +122,7 @@ pub(super) fn pixel_row(
         shift: None,
         offset_uas: None,
         ring: None,
+        mcmc: None,
         seconds,
     }
 }

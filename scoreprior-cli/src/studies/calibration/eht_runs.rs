@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::forward::interferometry::{
-    nominal_resolution_uas, Array, CompactSources, Interferometer, Observation, TestSource,
+    nominal_resolution_uas, Array, ClosureProblem, CompactSources, Interferometer, Observation, TestSource,
 };
 use scoreprior_core::forward::ForwardModel;
 
@@ -59,9 +59,26 @@ impl EhtContext {
         Ok(Self { eht, resolution_uas, truths, kinds, sources, supersample: g.supersample })
     }
 
-    fn truth(&self, i: usize) -> &[f64] {
+    pub(super) fn truth(&self, i: usize) -> &[f64] {
         let d = EHT_NPIX * EHT_NPIX;
         &self.truths[i * d..(i + 1) * d]
+    }
+
+    /// Source `i` as the generator drew it.
+    pub(super) fn source(&self, i: usize) -> &TestSource {
+        &self.sources[i]
+    }
+
+    /// The closure data of truth `i` (DPI's, and the parametric reference's): the truth given
+    /// `flux_jy`, observed with thermal noise of seed `seed + i`, its log closure amplitudes
+    /// debiased.
+    pub(super) fn closure_problem(&self, s: &CalibrationSettings, i: usize) -> Result<ClosureProblem> {
+        let x = self.truth(i);
+        let flux: f64 = x.iter().sum();
+        let jy: Vec<f64> = x.iter().map(|v| v * s.flux_jy / flux).collect();
+        let seed = s.seed.wrapping_add(i as u64);
+        let vis = self.eht.visibility_model()?.simulate(&jy, &mut ChaCha8Rng::seed_from_u64(seed))?;
+        Ok(self.eht.closure_problem(&vis, true)?)
     }
 
     /// Truth `i` moved by `(east, north)` µas, rendered as the study's truths are (supersampled
@@ -84,7 +101,7 @@ impl EhtContext {
     /// so the posterior is compared with the truth where it places it. The source is re-rendered
     /// at each trial offset (no interpolation blur): whole pixels over a quarter of the field,
     /// then tenths around the best. Returns the moved truth and its offset (east, north) µas.
-    fn aligned_truth(&self, i: usize, mean: &[f64]) -> Result<(Vec<f64>, (f64, f64))> {
+    pub(super) fn aligned_truth(&self, i: usize, mean: &[f64]) -> Result<(Vec<f64>, (f64, f64))> {
         let px = EHT_FOV_UAS / EHT_NPIX as f64;
         let score = |img: &[f64]| {
             let (ab, aa, bb) =
@@ -148,9 +165,7 @@ pub(super) fn eht_run(
     let x = ctx.truth(i).to_vec();
     let seed = s.seed.wrapping_add(i as u64);
     let flux: f64 = x.iter().sum();
-    let jy: Vec<f64> = x.iter().map(|v| v * s.flux_jy / flux).collect();
-    let vis = ctx.eht.visibility_model()?.simulate(&jy, &mut ChaCha8Rng::seed_from_u64(seed))?;
-    let problem = ctx.eht.closure_problem(&vis, true)?;
+    let problem = ctx.closure_problem(s, i)?;
     // eht-imaging's start: a Gaussian of the truth's flux, floored so that softplus⁻¹ is finite.
     let start = TestSource::Blobs(vec![(0.0, 0.0, d.init_fwhm_uas, 1.0)]).render(n, fov, flux)?;
     let floor = 1e-6 * start.iter().cloned().fold(0.0, f64::max);

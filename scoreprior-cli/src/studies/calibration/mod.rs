@@ -30,9 +30,17 @@
 //!   (counted in `coverage.json`); a ring truth none of whose samples has a fit counts as not
 //!   covered.
 //!
+//! - Parametric reference (`parametric`, EHT, [`ParametricReference`]): for a ring, crescent or
+//!   crescent-plus-blob truth, the exact posterior over its generator's parameters (uniform over
+//!   [`CompactSources`]'s ranges) under the same closure likelihood and data, sampled by adaptive
+//!   Metropolis ([`ParametricPosterior`]) and measured as DPI's samples are (each draw's shape at
+//!   the truth's offset, which closures leave to the prior, at the truth's flux). Its runs live in
+//!   `out/eht-<index>-parametric/`, apart from DPI's, so DPI's settings are unchanged.
+//!
 //! The files: `settings.rs` (the problems, [`CalibrationSettings`] and their checks),
 //! `measures.rs` (quantiles, central and circular intervals, position angle, ring and pixel
-//! coverage), `eht_runs.rs` and `denoising.rs` (one run of each problem, measured), `report.rs`
+//! coverage), `eht_runs.rs` and `denoising.rs` (one run of each problem, measured), `parametric.rs`
+//! (the parametric reference of an EHT run), `report.rs`
 //! (rows, summary, tables and figure, [`CalibrationReport`]) and `png.rs` (the PNG figure); this
 //! one runs the study ([`run`]).
 //!
@@ -40,10 +48,12 @@
 //! [`CompactSources`]: scoreprior_core::forward::interferometry::CompactSources
 //! [`Observation::sgr_a_star`]: scoreprior_core::forward::interferometry::Observation::sgr_a_star
 //! [`ring_fit`]: scoreprior_core::forward::interferometry::ring_fit
+//! [`ParametricPosterior`]: scoreprior_core::forward::interferometry::ParametricPosterior
 
 mod denoising;
 mod eht_runs;
 mod measures;
+mod parametric;
 mod png;
 mod report;
 mod settings;
@@ -54,11 +64,13 @@ pub use measures::{
     central_interval, circular_interval, circular_mean, position_angle, quantile, ring_angle, ring_measures_on,
     Interval, RingCoverage, RingMeasures, SOURCE_FRACTION,
 };
-pub use report::{CalibrationReport, CalibrationRow, CoverageSummary, LevelCoverage};
+pub use parametric::{McmcSummary, ParameterInterval, ParametricReference};
+pub use report::{CalibrationReport, CalibrationRow, CoverageSummary, LevelCoverage, ParametricReport};
 pub use settings::{CalibrationProblem, CalibrationSettings, EHT_FOV_UAS, EHT_NPIX};
 
 use denoising::{denoising_run, denoising_run_settings};
 use eht_runs::{eht_run, eht_run_settings, remeasure_eht, EhtContext};
+use parametric::{parametric_run, parametric_run_settings};
 use report::{read_json, summarise, write_json};
 use scoreprior::experiment::inputs::resolve;
 use scoreprior::experiment::Result;
@@ -108,8 +120,19 @@ pub fn run(settings: &CalibrationSettings, out: &Path, progress: &mut dyn FnMut(
         CalibrationProblem::Eht => Some(EhtContext::new(s)?),
         CalibrationProblem::Denoising => None,
     };
-    let mut plan = Vec::with_capacity(s.n);
-    for j in 0..s.n {
+    // The parametric reference first: it is the cheaper, and the yardstick of the DPI runs.
+    let mut reference = Vec::new();
+    if let (Some(p), Some(c)) = (&s.parametric, &ctx) {
+        for j in (0..s.n).filter(|&j| parametric::family(c.source(j)).is_some()) {
+            let dir = out.join(format!("eht-{j}-parametric"));
+            let spec = parametric_run_settings(s, p, j, c.kinds[j]);
+            let reuse = check_folder(&dir, &spec)?;
+            reference.push((j, dir, spec, reuse));
+        }
+    }
+    let dpi_runs = if s.parametric.is_some_and(|p| p.only) { 0 } else { s.n };
+    let mut plan = Vec::with_capacity(dpi_runs);
+    for j in 0..dpi_runs {
         let (name, spec) = match &ctx {
             Some(c) => (format!("eht-{j}"), eht_run_settings(s, j, c.kinds[j], &prior_sha256)),
             None => (format!("denoising-{}", j * s.stride), denoising_run_settings(s, j, &prior_sha256)?),
@@ -120,6 +143,27 @@ pub fn run(settings: &CalibrationSettings, out: &Path, progress: &mut dyn FnMut(
     }
     std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
     super::mark_study_folder(out, "calibration-study")?;
+    let mut parametric_rows = Vec::with_capacity(reference.len());
+    for (j, dir, spec, reuse) in reference {
+        let row_file = dir.join("row.json");
+        if reuse {
+            parametric_rows.push(read_json::<CalibrationRow>(&row_file)?);
+            continue;
+        }
+        let (Some(p), Some(c)) = (&s.parametric, &ctx) else { continue };
+        write_json(&dir.join("settings.json"), &spec)?;
+        progress(&format!("eht-{j} ({}): parametric posterior, {} chains", c.kinds[j], p.mcmc.chains));
+        let row = parametric_run(s, p, c, j)?;
+        write_json(&row_file, &row)?;
+        progress(&format!(
+            "{}: source pixel coverage {} at levels {} ({:.0} s)",
+            row.run,
+            row.source_coverage.iter().map(|c| format!("{c:.2}")).collect::<Vec<_>>().join("/"),
+            s.levels.iter().map(|l| format!("{l}")).collect::<Vec<_>>().join("/"),
+            row.seconds,
+        ));
+        parametric_rows.push(row);
+    }
     let mut rows = Vec::with_capacity(s.n);
     for (j, dir, spec, reuse) in plan {
         let row_file = dir.join("row.json");
@@ -155,7 +199,11 @@ pub fn run(settings: &CalibrationSettings, out: &Path, progress: &mut dyn FnMut(
         rows.push(row);
     }
     let summary = summarise(s.problem, &s.levels, &rows);
-    Ok(CalibrationReport { rows, summary })
+    let parametric = s.parametric.map(|_| ParametricReport {
+        summary: summarise(s.problem, &s.levels, &parametric_rows),
+        rows: parametric_rows,
+    });
+    Ok(CalibrationReport { rows, summary, parametric })
 }
 
 /// Whether the run folder `dir` holds a finished run of `spec` (read it back); `false` when it

@@ -8,6 +8,7 @@ use scoreprior_core::io::atomic_write;
 use serde::{Deserialize, Serialize};
 
 use super::measures::{Interval, RingCoverage};
+use super::parametric::McmcSummary;
 use super::png::{self, Curve};
 use super::settings::CalibrationProblem;
 use crate::plot::{Figure, Series};
@@ -53,6 +54,9 @@ pub struct CalibrationRow {
     pub offset_uas: Option<(f64, f64)>,
     /// EHT, ring-like truths with a ring fit: the ring measures' coverage.
     pub ring: Option<RingCoverage>,
+    /// The parametric reference's rows: the sampler's diagnostics and the parameters' intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcmc: Option<McmcSummary>,
     /// Wall time of the run (s; DPI with its warm start, and sampling).
     pub seconds: f64,
 }
@@ -103,9 +107,21 @@ pub struct CoverageSummary {
 /// Rows and summary of a study; [`CalibrationReport::write`] writes its tables and figure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalibrationReport {
-    /// One row per run, in run order.
+    /// One row per DPI run, in run order.
     pub rows: Vec<CalibrationRow>,
-    /// The summary over runs.
+    /// The summary over the DPI runs.
+    pub summary: CoverageSummary,
+    /// The parametric reference, when asked for ([`ParametricReference`](super::ParametricReference)).
+    pub parametric: Option<ParametricReport>,
+}
+
+/// The parametric reference's rows (`eht-<i>-parametric/row.json`, each with its sampler's
+/// diagnostics in `mcmc`) and their summary (`parametric.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParametricReport {
+    /// One row per source with fixed parameters, in run order.
+    pub rows: Vec<CalibrationRow>,
+    /// The summary over them.
     pub summary: CoverageSummary,
 }
 
@@ -186,92 +202,149 @@ fn covered_from(levels: &[f64], v: &[Interval]) -> String {
     order.into_iter().find(|&k| v.get(k).is_some_and(|i| i.inside)).map_or("–".to_string(), |k| percent(levels[k]))
 }
 
+/// Mean over rows of an optional measure (`None` when no row has it).
+fn mean_over(rows: &[CalibrationRow], f: impl Fn(&CalibrationRow) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rows.iter().filter_map(f).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The parametric reference's sampler and parameters, one row per run: acceptance, R̂, ESS,
+/// and each parameter's 95 % interval against the truth's value (✓ inside, ✗ outside).
+fn mcmc_markdown(rows: &[CalibrationRow]) -> String {
+    let mut md = String::from(
+        "| run | family | acceptance min–max | R̂ max | ESS min | chains restarted | parameters: truth [95 % interval] \
+         | seconds |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let Some(m) = &r.mcmc else { continue };
+        let (lo, hi) = m.acceptance.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let params: Vec<String> = m
+            .parameters
+            .iter()
+            .map(|p| {
+                format!("{} {:.3} [{:.3}, {:.3}] {}", p.name, p.truth, p.lo, p.hi, if p.inside { "✓" } else { "✗" })
+            })
+            .collect();
+        md += &format!(
+            "| {} | {} | {lo:.2}–{hi:.2} | {} | {} | {} | {} | {:.0} |\n",
+            r.run,
+            m.family,
+            opt(m.rhat_max, 3),
+            opt(m.ess_min, 0),
+            m.restarted.map_or("–".to_string(), |n| n.to_string()),
+            params.join("; "),
+            r.seconds
+        );
+    }
+    md
+}
+
 impl CalibrationReport {
     /// Mean over runs of an optional measure (`None` when no run has it).
     fn mean_opt(&self, f: impl Fn(&CalibrationRow) -> Option<f64>) -> Option<f64> {
-        let v: Vec<f64> = self.rows.iter().filter_map(f).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        mean_over(&self.rows, f)
     }
 
-    /// The Markdown table (`table.md`): one row per run and a summary row (means over runs; for
-    /// the ring measures, the fraction of ring runs covered at each level).
+    /// The Markdown tables (`table.md`): DPI's, one row per run and a summary row (means over
+    /// runs; for the ring measures, the fraction of ring runs covered at each level); then, with
+    /// the parametric reference, the same table of its posteriors and one of its sampler.
     pub fn markdown(&self) -> String {
-        let s = &self.summary;
-        let levels: Vec<f64> = s.levels.iter().map(|l| l.level).collect();
-        let eht = s.problem == CalibrationProblem::Eht;
-        let mut head = vec!["run".to_string(), if eht { "source" } else { "image" }.to_string()];
-        head.extend(levels.iter().map(|&l| format!("pixels in {}", percent(l))));
-        head.extend(levels.iter().map(|&l| format!("source in {}", percent(l))));
-        head.extend(["within 2 std", "std / peak"].map(String::from));
-        if eht {
-            head.extend(
-                [
-                    "χ² closure phase",
-                    "χ² log closure amp",
-                    "diameter µas truth / median",
-                    "covered from",
-                    "width µas truth / median",
-                    "covered from",
-                    "PA ° truth / mean",
-                    "covered from",
-                ]
-                .map(String::from),
-            );
-        } else {
-            head.extend(["PSNR mean dB", "PSNR Wiener dB"].map(String::from));
+        let mut md = String::new();
+        if !(self.rows.is_empty() && self.parametric.is_some()) {
+            md += &table_markdown(&self.rows, &self.summary);
         }
-        head.push("seconds".into());
-        let mut md = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
-        for r in &self.rows {
-            let mut cells = vec![r.run.clone(), r.kind.clone()];
-            cells.extend(r.pixel_coverage.iter().map(|c| format!("{c:.3}")));
-            cells.extend((0..levels.len()).map(|k| opt(r.source_coverage.get(k).copied(), 3)));
-            cells.extend([format!("{:.3}", r.within_2std), format!("{:.4}", r.std_rel)]);
-            if eht {
-                cells.extend([opt(r.chi2_phase, 2), opt(r.chi2_log_amp, 2)]);
-                match &r.ring {
-                    Some(g) => cells.extend([
-                        format!("{:.1} / {}", g.truth.diameter, opt(g.median_diameter, 1)),
-                        covered_from(&levels, &g.diameter),
-                        format!("{:.1} / {}", g.truth.width, opt(g.median_width, 1)),
-                        covered_from(&levels, &g.width),
-                        format!("{:.0} / {}", g.truth.position_angle, opt(g.mean_position_angle, 0)),
-                        covered_from(&levels, &g.position_angle),
-                    ]),
-                    None => cells.extend(std::iter::repeat_n("–".to_string(), 6)),
-                }
-            } else {
-                cells.extend([opt(r.mean_psnr, 2), opt(r.wiener_psnr, 2)]);
+        if let Some(p) = &self.parametric {
+            if !md.is_empty() {
+                md.push('\n');
             }
-            cells.push(format!("{:.0}", r.seconds));
-            md += &format!("| {} |\n", cells.join(" | "));
+            md += "Parametric reference (exact posterior over the generator's parameters, same data):\n\n";
+            md += &table_markdown(&p.rows, &p.summary);
+            md.push('\n');
+            md += &mcmc_markdown(&p.rows);
         }
-        let mut cells = vec![format!("**mean of {}**", s.runs), String::new()];
-        cells.extend(s.levels.iter().map(|l| format!("**{:.3}** (min {:.3})", l.pixels_mean, l.pixels_min)));
-        cells.extend(s.levels.iter().map(|l| format!("**{:.3}**", l.source_mean)));
-        cells.extend([format!("{:.3}", s.within_2std_mean), format!("{:.4}", s.std_rel_mean)]);
-        if eht {
-            cells.extend([opt(self.mean_opt(|r| r.chi2_phase), 2), opt(self.mean_opt(|r| r.chi2_log_amp), 2)]);
-            let fracs = |f: fn(&LevelCoverage) -> Option<f64>| {
-                s.levels.iter().map(|l| opt(f(l), 2)).collect::<Vec<_>>().join(" / ")
-            };
-            let n_ring = format!("ring runs: {} ({} left out)", s.ring_runs, s.ring_excluded);
-            cells.extend([
-                n_ring,
-                fracs(|l| l.ring_diameter),
-                String::new(),
-                fracs(|l| l.ring_width),
-                String::new(),
-                fracs(|l| l.ring_position_angle),
-            ]);
-        } else {
-            cells.extend([opt(self.mean_opt(|r| r.mean_psnr), 2), opt(self.mean_opt(|r| r.wiener_psnr), 2)]);
-        }
-        cells.push(format!("{:.0}", self.rows.iter().map(|r| r.seconds).sum::<f64>()));
-        md += &format!("| {} |\n", cells.join(" | "));
         md
     }
+}
 
+/// One Markdown table of `rows` with its summary row.
+fn table_markdown(rows: &[CalibrationRow], s: &CoverageSummary) -> String {
+    let mean_opt = |f: fn(&CalibrationRow) -> Option<f64>| mean_over(rows, f);
+    let levels: Vec<f64> = s.levels.iter().map(|l| l.level).collect();
+    let eht = s.problem == CalibrationProblem::Eht;
+    let mut head = vec!["run".to_string(), if eht { "source" } else { "image" }.to_string()];
+    head.extend(levels.iter().map(|&l| format!("pixels in {}", percent(l))));
+    head.extend(levels.iter().map(|&l| format!("source in {}", percent(l))));
+    head.extend(["within 2 std", "std / peak"].map(String::from));
+    if eht {
+        head.extend(
+            [
+                "χ² closure phase",
+                "χ² log closure amp",
+                "diameter µas truth / median",
+                "covered from",
+                "width µas truth / median",
+                "covered from",
+                "PA ° truth / mean",
+                "covered from",
+            ]
+            .map(String::from),
+        );
+    } else {
+        head.extend(["PSNR mean dB", "PSNR Wiener dB"].map(String::from));
+    }
+    head.push("seconds".into());
+    let mut md = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
+    for r in rows {
+        let mut cells = vec![r.run.clone(), r.kind.clone()];
+        cells.extend(r.pixel_coverage.iter().map(|c| format!("{c:.3}")));
+        cells.extend((0..levels.len()).map(|k| opt(r.source_coverage.get(k).copied(), 3)));
+        cells.extend([format!("{:.3}", r.within_2std), format!("{:.4}", r.std_rel)]);
+        if eht {
+            cells.extend([opt(r.chi2_phase, 2), opt(r.chi2_log_amp, 2)]);
+            match &r.ring {
+                Some(g) => cells.extend([
+                    format!("{:.1} / {}", g.truth.diameter, opt(g.median_diameter, 1)),
+                    covered_from(&levels, &g.diameter),
+                    format!("{:.1} / {}", g.truth.width, opt(g.median_width, 1)),
+                    covered_from(&levels, &g.width),
+                    format!("{:.0} / {}", g.truth.position_angle, opt(g.mean_position_angle, 0)),
+                    covered_from(&levels, &g.position_angle),
+                ]),
+                None => cells.extend(std::iter::repeat_n("–".to_string(), 6)),
+            }
+        } else {
+            cells.extend([opt(r.mean_psnr, 2), opt(r.wiener_psnr, 2)]);
+        }
+        cells.push(format!("{:.0}", r.seconds));
+        md += &format!("| {} |\n", cells.join(" | "));
+    }
+    let mut cells = vec![format!("**mean of {}**", s.runs), String::new()];
+    cells.extend(s.levels.iter().map(|l| format!("**{:.3}** (min {:.3})", l.pixels_mean, l.pixels_min)));
+    cells.extend(s.levels.iter().map(|l| format!("**{:.3}**", l.source_mean)));
+    cells.extend([format!("{:.3}", s.within_2std_mean), format!("{:.4}", s.std_rel_mean)]);
+    if eht {
+        cells.extend([opt(mean_opt(|r| r.chi2_phase), 2), opt(mean_opt(|r| r.chi2_log_amp), 2)]);
+        let fracs = |f: fn(&LevelCoverage) -> Option<f64>| {
+            s.levels.iter().map(|l| opt(f(l), 2)).collect::<Vec<_>>().join(" / ")
+        };
+        let n_ring = format!("ring runs: {} ({} left out)", s.ring_runs, s.ring_excluded);
+        cells.extend([
+            n_ring,
+            fracs(|l| l.ring_diameter),
+            String::new(),
+            fracs(|l| l.ring_width),
+            String::new(),
+            fracs(|l| l.ring_position_angle),
+        ]);
+    } else {
+        cells.extend([opt(mean_opt(|r| r.mean_psnr), 2), opt(mean_opt(|r| r.wiener_psnr), 2)]);
+    }
+    cells.push(format!("{:.0}", rows.iter().map(|r| r.seconds).sum::<f64>()));
+    md += &format!("| {} |\n", cells.join(" | "));
+    md
+}
+
+impl CalibrationReport {
     /// The CSV table (`table.csv`): every measure of every run, flattened, then the summary row
     /// (`run = summary`: means over runs; ring `*_in_*` columns: the fraction covered).
     fn csv(&self) -> Result<Vec<u8>> {
@@ -393,14 +466,23 @@ impl CalibrationReport {
 
     /// Writes `table.csv`, `table.md`, `coverage.json`, and the figure of observed against
     /// nominal coverage as `coverage.svg` and `coverage.png` (the PNG drawn here, without fonts:
-    /// a 3×5 pixel font for its labels) into `out`.
+    /// a 3×5 pixel font for its labels) into `out`; with the parametric reference also
+    /// `parametric.json` (its summary), and with it alone only `table.md` and that.
     ///
     /// # Errors
     /// A file cannot be written.
     pub fn write(&self, out: &Path) -> Result<()> {
         std::fs::create_dir_all(out).map_err(|e| scoreprior_core::io::IoError::os(out, e))?;
-        atomic_write(out.join("table.csv"), &self.csv()?)?;
         atomic_write(out.join("table.md"), self.markdown().as_bytes())?;
+        if let Some(p) = &self.parametric {
+            write_json(&out.join("parametric.json"), &p.summary)?;
+            if self.rows.is_empty() {
+                // The reference alone (`--parametric-only`): DPI's table, summary and figure
+                // would be empty.
+                return Ok(());
+            }
+        }
+        atomic_write(out.join("table.csv"), &self.csv()?)?;
         write_json(&out.join("coverage.json"), &self.summary)?;
         let title = format!("DPI calibration: {} ({} runs)", self.summary.problem, self.summary.runs);
         let mut fig = Figure::new(&title, "nominal level", "observed coverage")

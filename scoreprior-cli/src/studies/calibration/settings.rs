@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::parametric::ParametricReference;
 use crate::studies::eht::EhtDpiSettings;
 use scoreprior::experiment::inputs::{load_image, resolve};
 use scoreprior::experiment::{invalid_setting, DpiSettings, DsmSettings, LaplaceStart, MapWarmStart, Prior, Result};
@@ -105,6 +106,10 @@ pub struct CalibrationSettings {
     pub map: MapWarmStart,
     /// EHT: start the flow as the Laplace approximation at the MAP image (`None`: isotropic).
     pub laplace: Option<LaplaceStart>,
+    /// EHT: the parametric reference of every source with fixed parameters (ring, crescent,
+    /// crescent plus blob), in its own folder `eht-<i>-parametric/` so that the DPI runs'
+    /// settings do not change ([`ParametricReference`]); `None`: not run.
+    pub parametric: Option<ParametricReference>,
 }
 
 impl Default for CalibrationSettings {
@@ -137,6 +142,7 @@ impl CalibrationSettings {
             sigma: 0.2,
             map: MapWarmStart { iterations: 300, rounds: 5, ..Default::default() },
             laplace: Some(LaplaceStart::default()),
+            parametric: None,
         }
     }
 
@@ -252,6 +258,9 @@ impl CalibrationSettings {
                 if self.map.iterations == 0 || self.map.rounds == 0 {
                     return Err(invalid_setting("map", "the MAP warm start needs at least 1 iteration and 1 round"));
                 }
+                if let Some(p) = &self.parametric {
+                    p.validate()?;
+                }
                 if let Some(l) = &self.laplace {
                     if !(l.step.is_finite() && l.step > 0.0 && l.floor.is_finite() && l.floor > 0.0) {
                         return Err(invalid_setting("laplace", "step and floor must be positive and finite"));
@@ -260,6 +269,9 @@ impl CalibrationSettings {
                 (EHT_NPIX, EHT_NPIX)
             }
             CalibrationProblem::Denoising => {
+                if self.parametric.is_some() {
+                    return Err(invalid_setting("--parametric-reference", "is for --problem eht (compact sources)"));
+                }
                 if !(self.sigma.is_finite() && self.sigma > 0.0) {
                     return Err(invalid_setting("sigma", format!("must be positive and finite, got {}", self.sigma)));
                 }

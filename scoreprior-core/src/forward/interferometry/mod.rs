@@ -38,6 +38,7 @@ mod closure;
 mod ehtim;
 mod image_metrics;
 mod imaging;
+mod parametric;
 mod preprocess;
 mod sources;
 mod uvfits;
@@ -50,12 +51,15 @@ pub use image_metrics::{
     rescale_to_flux, ring_fit, shift_image, RingFit,
 };
 pub use imaging::{nxcorr, ClosureChi2, ClosureProblem};
+pub use parametric::{
+    adaptive_metropolis, effective_sample_size, split_rhat, McmcRun, McmcSettings, ParametricPosterior, SourceFamily,
+};
 pub use preprocess::{
     add_fractional_noise, eht2017_station_noise, join_bands, median_amplitude, order_stations_by_snr,
     rescale_short_baselines, scan_average, scan_index, Averaging, PreprocessedObservation, Preprocessing,
     BAND_OFFSET_HOURS, EHT2017_SEFD_BUDGET, SCAN_GAP_HOURS, ZERO_BASELINE_UV,
 };
-pub use sources::{CompactSources, TestSource};
+pub use sources::{CompactSources, TestSource, BLOB_FRACTION};
 pub use uvfits::{is_uvfits_path, read_uvfits};
 
 use super::noise::Likelihood;

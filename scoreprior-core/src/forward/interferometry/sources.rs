@@ -139,6 +139,9 @@ impl TestSource {
     }
 }
 
+/// The range of the flux fraction of the blob in a crescent plus a blob ([`CompactSources`]).
+pub const BLOB_FRACTION: (f64, f64) = (0.1, 0.4);
+
 /// A seeded random generator of compact sources (lengths in µas), the training set of a
 /// prior for black-hole imaging. Each image is, with probabilities `ring`, `crescent`,
 /// `blobs` and the rest:
@@ -218,7 +221,7 @@ impl Default for CompactSources {
 
 impl CompactSources {
     /// Each setting in its range ([`Error::OutOfRange`] naming the first one that is not).
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let what = |name: &str| format!("compact-source {name}");
         // A range `(low, high)`: low ≥ 0 (> 0 when `positive`), high ≥ low, both finite.
         let range = |name: &str, (a, b): (f64, f64), positive: bool| -> Result<()> {
@@ -298,7 +301,7 @@ impl CompactSources {
             TestSource::Blobs((0..k).map(|_| blob(&mut rng)).collect())
         } else {
             let c = ring(&mut rng, true);
-            let f = rng.gen_range(0.1..0.4);
+            let f = rng.gen_range(BLOB_FRACTION.0..BLOB_FRACTION.1);
             TestSource::Sum(vec![(1.0 - f, c), (f, TestSource::Blobs(vec![blob(&mut rng)]))])
         };
         let (east, north) = in_disc(&mut rng, self.offset);
@@ -318,25 +321,51 @@ impl CompactSources {
         if !(fov_uas > 0.0 && fov_uas.is_finite()) {
             return Err(Error::out_of_range("compact-source field of view", fov_uas, "positive and finite"));
         }
-        let ss = self.supersample;
         let d = npix * npix;
         let mut out = vec![0.0; n * d];
         out.par_chunks_mut(d).enumerate().try_for_each(|(i, img)| -> Result<()> {
-            let fine = self.source(seed, i as u64)?.render(npix * ss, fov_uas, 1.0)?;
-            for (p, v) in img.iter_mut().enumerate() {
-                let (r, c) = (p / npix, p % npix);
-                *v = (0..ss)
-                    .flat_map(|a| (0..ss).map(move |b| (a, b)))
-                    .map(|(a, b)| fine[(r * ss + a) * npix * ss + c * ss + b])
-                    .sum();
-            }
-            let peak = img.iter().cloned().fold(0.0, f64::max);
-            if !(peak > 0.0) {
-                return Err(Error::empty("a compact source's image", "the source fell outside the field of view"));
-            }
-            img.iter_mut().for_each(|v| *v /= peak);
-            Ok(())
+            self.render_into(&self.source(seed, i as u64)?, npix, fov_uas, img)
         })?;
         Ok(out)
+    }
+
+    /// `source` rendered as [`CompactSources::images`] renders its draws: `npix × npix` pixels
+    /// over `fov_uas`, each the sum of `supersample²` point samples, scaled to a peak of exactly 1.
+    /// Any source shape is accepted, so that a model fitted within the family is drawn exactly
+    /// as the family's images are.
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::CompactSources;
+    /// let g = CompactSources::default();
+    /// let img = g.render(&g.source(7, 1).unwrap(), 32, 160.0).unwrap();
+    /// assert_eq!(img, g.images(2, 32, 160.0, 7).unwrap()[32 * 32..]);
+    /// ```
+    pub fn render(&self, source: &TestSource, npix: usize, fov_uas: f64) -> Result<Vec<f64>> {
+        self.check()?;
+        if npix == 0 {
+            return Err(Error::count_out_of_range("compact-source npix", npix, "at least 1"));
+        }
+        let mut img = vec![0.0; npix * npix];
+        self.render_into(source, npix, fov_uas, &mut img)?;
+        Ok(img)
+    }
+
+    /// [`CompactSources::render`] into `img` (`npix²` values), without the checks of `self`.
+    fn render_into(&self, source: &TestSource, npix: usize, fov_uas: f64, img: &mut [f64]) -> Result<()> {
+        let ss = self.supersample;
+        let fine = source.render(npix * ss, fov_uas, 1.0)?;
+        for (p, v) in img.iter_mut().enumerate() {
+            let (r, c) = (p / npix, p % npix);
+            *v = (0..ss)
+                .flat_map(|a| (0..ss).map(move |b| (a, b)))
+                .map(|(a, b)| fine[(r * ss + a) * npix * ss + c * ss + b])
+                .sum();
+        }
+        let peak = img.iter().cloned().fold(0.0, f64::max);
+        if !(peak > 0.0) {
+            return Err(Error::empty("a compact source's image", "the source fell outside the field of view"));
+        }
+        img.iter_mut().for_each(|v| *v /= peak);
+        Ok(())
     }
 }
