@@ -218,7 +218,8 @@ pub struct EhtImageReport {
     pub resolution_uas: f64,
     /// Closure phases and log closure amplitudes imaged.
     pub closure_counts: (usize, usize),
-    /// Reduced χ² of the posterior mean as DPI drew it (uncentred): closure phases, log closure amplitudes and, with
+    /// Reduced χ² of the posterior mean as DPI drew it (uncentred; of several runs pooled, of
+    /// their centred mean): closure phases, log closure amplitudes and, with
     /// `--data closures+amplitudes`, normalised amplitudes (`null` without them).
     pub chi2_mean: ClosureChi2,
     /// Reduced χ² of the centred mean (the FITS image).
@@ -308,14 +309,12 @@ pub fn write_outputs(
     let pixel_uas = problem.fov_uas / n as f64;
     // χ² of the images as DPI drew them: a whole-pixel centring moves faint emission off the
     // field, which changes the data of an image (the centred mean's χ² is reported beside).
-    // Of several runs: the χ² of their uncentred means' average (each run's mode sits where
-    // its MAP put it, so this mixes positions; the centred mean's χ² is beside it).
-    let mut uncentred = vec![0.0; d];
-    for r in runs {
-        uncentred.iter_mut().zip(&r.summary.mean).for_each(|(a, b)| *a += b / runs.len() as f64);
-    }
-    let chi = c.chi2(&uncentred)?;
+    // Of several runs, the pooled mean is the centred one (each run's mode sits where its MAP
+    // put it, so their uncentred means do not average to an image of the source). A mean of
+    // runs in different modes is a blend that need not fit the data: `restarts` keeps each
+    // run's own, and `chi2_samples` is the posterior's.
     let chi_centred = c.chi2(mean)?;
+    let chi = if runs.len() == 1 { c.chi2(&runs[0].summary.mean)? } else { chi_centred };
     let per: Vec<_> =
         runs.iter().flat_map(|r| r.summary.kept.chunks(d)).map(|x| c.chi2(x)).collect::<std::result::Result<_, _>>()?;
     let avg = |f: fn(&ClosureChi2) -> f64| per.iter().map(f).sum::<f64>() / per.len().max(1) as f64;

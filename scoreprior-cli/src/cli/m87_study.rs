@@ -2,7 +2,7 @@
 //! bands of April 5, 6, 10, 11), each beside the collaboration's eht-imaging pipeline image of
 //! the same files when one is given (`benches/reference/eht_imaging_pipeline_m87.py` writes
 //! them), and one table of the measures: ring diameter (mean image, and the posterior's median
-//! and 95 % interval), position angle, closure χ², cross-correlation with the pipeline image
+//! and 95 % interval), position angle, closure χ² of the samples and of the mean, cross-correlation with the pipeline image
 //! at 20 µas, minutes of DPI training per day (the same whether run or read back). Resumable: a finished day with the same settings is read back;
 //! a day whose settings differ is refused.
 
@@ -48,6 +48,7 @@ struct Row {
     position_angle_median: Option<f64>,
     position_angle_p95: Option<(f64, f64)>,
     chi2_mean: (f64, f64, Option<f64>),
+    chi2_samples: (f64, f64, Option<f64>),
     pipeline_diameter: Option<f64>,
     pipeline_position_angle: Option<f64>,
     pipeline_chi2: Option<(f64, f64, Option<f64>)>,
@@ -155,6 +156,7 @@ fn row_from_json(day: &str, r: &serde_json::Value, c: Option<&serde_json::Value>
         position_angle_median: f(&rs["position_angle"]["median"]),
         position_angle_p95: pair(&rs["position_angle"]["p95"]),
         chi2_mean: chi(&r["chi2_mean"]).unwrap_or((f64::NAN, f64::NAN, None)),
+        chi2_samples: chi(&r["chi2_samples"]).unwrap_or((f64::NAN, f64::NAN, None)),
         pipeline_diameter: c.and_then(|c| f(&c["ring_reference"]["diameter"])),
         pipeline_position_angle: c.and_then(|c| f(&c["ring_reference"]["position_angle"])),
         pipeline_chi2: c.and_then(|c| chi(&c["chi2_reference"])),
@@ -172,13 +174,14 @@ fn write_table(out: &Path, rows: &[Row]) -> CliResult {
     };
     let iv = |v: Option<(f64, f64)>| v.map_or("—".to_string(), |(a, b)| format!("{a:.1}–{b:.1}"));
     let mut md = String::from(
-        "| day | DPI mean d (µas) | DPI d: median (95 %) | width (µas) | PA (°): median (95 %) | closure χ² of the mean \
-         (ψ / ln A / amp.) | pipeline d (µas) | pipeline PA (°) | pipeline χ² (ψ / ln A / amp.) | nxcorr at 20 µas | DPI training (min) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| day | DPI mean d (µas) | DPI d: median (95 %) | width (µas) | PA (°): median (95 %) | closure χ² of the samples \
+         (ψ / ln A / amp.) | of the mean | pipeline d (µas) | pipeline PA (°) | pipeline χ² (ψ / ln A / amp.) | nxcorr at 20 µas | \
+         DPI training (min) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} ({}) | {} | {} ({}) | {} | {} | {} | {} | {} | {:.1} |\n",
+            "| {} | {} | {} ({}) | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {:.1} |\n",
             r.day,
             o(r.ring_mean_diameter, 1),
             o(r.diameter_median, 1),
@@ -186,6 +189,7 @@ fn write_table(out: &Path, rows: &[Row]) -> CliResult {
             o(r.width_median, 1),
             o(r.position_angle_median, 0),
             iv(r.position_angle_p95),
+            chi3(Some(r.chi2_samples)),
             chi3(Some(r.chi2_mean)),
             o(r.pipeline_diameter, 1),
             o(r.pipeline_position_angle, 0),
