@@ -527,3 +527,191 @@ fn shifted_and_summed_sources_move_and_split_the_flux() {
     assert!(bad.images(1, 8, 160.0, 0).is_err());
     assert!(g.images(0, 8, 160.0, 0).is_err());
 }
+
+/// Closures, then the log amplitude ratios `ratios`, of split complex visibilities `vis`
+/// (`(n, 2K)`), one row per visibility set.
+fn closures_and_ratios(eht: &Interferometer, vis: &[f64], ratios: &[[usize; 2]]) -> Vec<f64> {
+    let k = eht.coverage().points.len();
+    let c = eht.closure_data(vis).unwrap();
+    let m = c.len() / (vis.len() / (2 * k));
+    let mut out = vec![];
+    for (row, v) in c.chunks(m).zip(vis.chunks(2 * k)) {
+        out.extend_from_slice(row);
+        let ln = |i: usize| v[i].hypot(v[k + i]).ln();
+        out.extend(ratios.iter().map(|r| ln(r[0]) - ln(r[1])));
+    }
+    out
+}
+
+/// The scan covariance of the closure quantities is the covariance of closures of noisy
+/// visibilities. Many noisy visibility sets (thermal noise, and a log-gain error of 5 % per
+/// station and scan) of a bright compact source on the EHT 2017 coverage, their closure phases,
+/// log closure amplitudes and log amplitude ratios over ALMA–APEX: whitened by the scan
+/// covariance their residuals are uncorrelated unit normals (χ² per datum of mean 1 and of
+/// spread √(2/M) across draws); whitened by the diagonal σ they have the right variance but stay
+/// correlated within scans, so their χ² spreads far more.
+#[test]
+fn scan_covariance_whitens_closures_of_noisy_visibilities() {
+    let eht = eht(16, 3600.0);
+    let truth = TestSource::Blobs(vec![(8.0, -5.0, 15.0, 1.0)]).render(16, 160.0, 5.0).unwrap();
+    let vm = eht.visibility_model().unwrap();
+    let clean = vm.forward(&truth).unwrap();
+    let ratios = eht.amplitude_ratios("ALMA", "APEX");
+    let cov = eht.coverage();
+    let (k, ns) = (cov.points.len(), cov.stations.len());
+    let gain = vec![0.05; ns];
+    let scan = eht.closure_noise_scan(&clean, &ratios, &gain).unwrap();
+    let extra: Vec<f64> = cov.points.iter().map(|p| gain[p.i].powi(2) + gain[p.j].powi(2)).collect();
+    let diag = eht.closure_model_with_ratios(&clean, &ratios, &extra).unwrap();
+    let diag = diag.noise();
+    // Noisy visibilities with station gains drawn per scan.
+    let reps = 400;
+    let x: Vec<f64> = truth.iter().cycle().take(reps * truth.len()).copied().collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(24);
+    let mut noisy = vm.simulate(&x, &mut rng).unwrap();
+    let times = cov.times();
+    for v in noisy.chunks_mut(2 * k) {
+        let g: Vec<f64> =
+            (0..times.len() * ns).map(|_| 0.05 * rng.sample::<f64, _>(rand_distr::StandardNormal)).collect();
+        for (q, p) in cov.points.iter().enumerate() {
+            let t = times.iter().position(|&t| t == p.time_hour).unwrap();
+            let a = (g[t * ns + p.i] + g[t * ns + p.j]).exp();
+            v[q] *= a;
+            v[k + q] *= a;
+        }
+    }
+    let c0 = closures_and_ratios(&eht, &clean, &ratios);
+    let c = closures_and_ratios(&eht, &noisy, &ratios);
+    let m = c0.len();
+    assert_eq!(m, scan.len());
+    // The scan of every measurement, for the within-scan correlations.
+    let sets = eht.closures();
+    let scan_of: Vec<f64> = sets
+        .triangles
+        .iter()
+        .map(|t| cov.points[t[0].0].time_hour)
+        .chain(sets.quadrangles.iter().map(|q| cov.points[q[0]].time_hour))
+        .chain(ratios.iter().map(|r| cov.points[r[0]].time_hour))
+        .collect();
+    // With ratios over every baseline, the scan model gives the log closure amplitudes zero
+    // weight (the ratios determine them): M counts the independent data.
+    let dependent = scan.dependent_count();
+    assert!(dependent > 0 && dependent <= sets.quadrangles.len(), "{dependent}");
+    let mut report = vec![];
+    for (name, noise) in [("scan", &scan), ("diagonal", diag)] {
+        let m_eff = m - noise.dependent_count();
+        let mut w = vec![0.0; reps * m];
+        let mut chi = vec![0.0; reps];
+        for r in 0..reps {
+            let y = &c[r * m..(r + 1) * m];
+            noise.whiten(y, &c0, &mut w[r * m..(r + 1) * m]);
+            chi[r] = w[r * m..(r + 1) * m].iter().map(|v| v * v).sum::<f64>() / m_eff as f64;
+        }
+        let zero: Vec<bool> = (0..m).map(|a| (0..reps).all(|r| w[r * m + a] == 0.0)).collect();
+        let mean = chi.iter().sum::<f64>() / reps as f64;
+        let spread = (chi.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (reps - 1) as f64).sqrt();
+        // Sample correlations of whitened residuals of one scan (pairs of distinct entries).
+        let (mut off, mut pairs) = (0.0, 0usize);
+        for a in 0..m {
+            for b in 0..a {
+                if scan_of[a] == scan_of[b] && !zero[a] && !zero[b] {
+                    let s: f64 = (0..reps).map(|r| w[r * m + a] * w[r * m + b]).sum::<f64>() / reps as f64;
+                    off += s * s;
+                    pairs += 1;
+                }
+            }
+        }
+        let off = (off / pairs as f64).sqrt();
+        let var_mean =
+            (0..m).map(|a| (0..reps).map(|r| w[r * m + a].powi(2)).sum::<f64>()).sum::<f64>() / (reps * m_eff) as f64;
+        eprintln!(
+            "{name}: M = {m_eff}, χ²/M = {mean:.4} ± {spread:.4} across draws (whitened: √(2/M) = {:.4}); whitened \
+             variance {var_mean:.4}; within-scan correlation rms {off:.4} over {pairs} pairs (Monte Carlo: {:.4})",
+            (2.0 / m_eff as f64).sqrt(),
+            1.0 / (reps as f64).sqrt()
+        );
+        report.push((mean, spread, off));
+    }
+    let expected = (2.0 / (m - dependent) as f64).sqrt();
+    let mc = 1.0 / (reps as f64).sqrt();
+    let (scan_mean, scan_spread, scan_off) = report[0];
+    // Mean 1 to 4 standard errors (plus 2 % for the linearisation), the spread of χ²/M that of
+    // M independent unit normals to 20 %, within-scan correlations at the Monte Carlo floor.
+    assert!((scan_mean - 1.0).abs() < 4.0 * expected / (reps as f64).sqrt() + 0.02, "scan: χ²/M mean {scan_mean}");
+    assert!((scan_spread / expected - 1.0).abs() < 0.2, "scan: χ²/M spread {scan_spread}, expected {expected}");
+    assert!(scan_off < 1.2 * mc, "scan: within-scan correlation rms {scan_off} (Monte Carlo {mc})");
+    // The diagonal σ fail both: their residuals are correlated within a scan.
+    let (_, diag_spread, diag_off) = report[1];
+    assert!(diag_spread > 1.5 * (2.0 / m as f64).sqrt(), "diagonal: χ²/M spread {diag_spread}");
+    assert!(diag_off > 3.0 * mc, "diagonal: within-scan correlation rms {diag_off}");
+}
+
+/// The gradient of the scan-covariance likelihood (closure phases, log closure amplitudes and
+/// amplitude ratios with station gains) against central finite differences; its draws and
+/// χ² are finite; the likelihood is invariant to the total flux, as the diagonal one.
+#[test]
+fn scan_covariance_likelihood_gradient_matches_finite_differences() {
+    let eht = eht(12, 3600.0);
+    let truth = TestSource::Ring { radius: 25.0, width: 5.0 }.render(12, 160.0, 2.0).unwrap();
+    let guess =
+        TestSource::Blobs(vec![(0.0, 0.0, 40.0, 1.0), (15.0, -10.0, 20.0, 0.5)]).render(12, 160.0, 1.5).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let y = eht.visibility_model().unwrap().simulate(&truth, &mut rng).unwrap();
+    let ratios = eht.amplitude_ratios("ALMA", "APEX");
+    let gain = vec![0.1; eht.coverage().stations.len()];
+    let m = eht.closure_model_scan(&y, &ratios, &gain).unwrap();
+    assert!(!m.noise().is_diagonal());
+    let ym = m.simulate(&truth, &mut rng).unwrap();
+    assert!(ym.iter().all(|v| v.is_finite()));
+    check_gradient(&m, &guess, &ym, 1e-6, 1e-5);
+    let scaled: Vec<f64> = guess.iter().map(|v| 3.0 * v).collect();
+    let (a, b) = (m.log_likelihood(&ym, &guess).unwrap()[0], m.log_likelihood(&ym, &scaled).unwrap()[0]);
+    assert!(a.is_finite() && (a - b).abs() < 1e-9 * a.abs());
+    // Without ratios or gains too.
+    let m = eht.closure_model_scan(&y, &[], &[]).unwrap();
+    check_gradient(&m, &guess, &m.simulate(&truth, &mut rng).unwrap(), 1e-6, 1e-5);
+}
+
+/// A scan whose closure-phase covariance is not finite (a visibility of zero amplitude) is
+/// refused with an error naming the scan, never a panic or a NaN likelihood; so are bad station
+/// gains, and a singular block of the noise itself. Amplitude data that repeat a datum (a ratio
+/// given twice) or that the ratios determine (log closure amplitudes) get zero weight: the
+/// likelihood is that of the independent data.
+#[test]
+fn degenerate_scan_covariances_are_refused_or_given_zero_weight() {
+    use scoreprior_core::forward::noise::{CorrelatedBlock, Noise};
+    let eht = eht(8, 3600.0);
+    let truth = TestSource::Ring { radius: 25.0, width: 5.0 }.render(8, 160.0, 2.0).unwrap();
+    let mut vis = eht.visibility_model().unwrap().forward(&truth).unwrap();
+    let ratios = eht.amplitude_ratios("ALMA", "APEX");
+    let ns = eht.coverage().stations.len();
+    let e = eht.closure_model_scan(&vis, &ratios, &vec![0.1; ns + 1]).unwrap_err().to_string();
+    assert!(e.contains("station gain"), "{e}");
+    let e = eht.closure_model_scan(&vis, &ratios, &vec![f64::NAN; ns]).unwrap_err().to_string();
+    assert!(e.contains("gain"), "{e}");
+    // A ratio given twice: zero weight, the same χ² as without it.
+    let model = eht.closure_model_scan(&vis, &ratios, &vec![0.1; ns]).unwrap();
+    let twice = [ratios.clone(), vec![ratios[0]]].concat();
+    let model2 = eht.closure_model_scan(&vis, &twice, &vec![0.1; ns]).unwrap();
+    assert_eq!(model2.noise().dependent_count(), model.noise().dependent_count() + 1);
+    let guess = TestSource::Blobs(vec![(0.0, 0.0, 40.0, 1.0)]).render(8, 160.0, 1.5).unwrap();
+    let y = model.forward(&truth).unwrap();
+    let y2 = model2.forward(&truth).unwrap();
+    let (a, b) = (model.chi_squared(&y, &guess).unwrap()[0], model2.chi_squared(&y2, &guess).unwrap()[0]);
+    assert!(a.is_finite() && (a - b).abs() < 1e-8 * a, "{a} {b}");
+    // The log closure amplitudes are determined by the ratios of every baseline of their scan.
+    let lca = eht.closures().quadrangles.len();
+    assert!(model.noise().dependent_count() > 0 && model.noise().dependent_count() <= lca);
+    // A visibility of zero amplitude: its closures' σ are not finite.
+    let k = eht.coverage().points.len();
+    let q = eht.closures().triangles[0][0].0;
+    vis[q] = 0.0;
+    vis[k + q] = 0.0;
+    let e = eht.closure_model_scan(&vis, &[], &[]).unwrap_err().to_string();
+    assert!(e.contains("scan at") || e.contains("noise level"), "{e}");
+    // A singular block given to the noise.
+    let block =
+        CorrelatedBlock { label: "scan 7".into(), index: vec![0, 1], covariance: vec![1.0; 4], allow_dependent: false };
+    let e = Noise::gaussian(1.0, 3).unwrap().with_correlated_blocks(vec![block]).unwrap_err().to_string();
+    assert!(e.contains("scan 7") && e.contains("not symmetric positive definite"), "{e}");
+}

@@ -243,6 +243,7 @@ pub const PRESETS: &[PrimitiveDef] = &[
             opt_computed("station_noise", Kind::OneOf(&["none", "eht2017"])),
             opt_computed("snrcut", Kind::Real),
             opt_computed("gain_error", Kind::Real),
+            opt("closure_covariance", Kind::OneOf(&["diagonal", "scan"]), "diagonal"),
         ],
         "EHT 2017 observing a Sgr A*-like source (an interferometer, not a chain); defaults from the observation",
     ),

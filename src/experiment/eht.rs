@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use rand::SeedableRng;
-use scoreprior_core::forward::interferometry::{nominal_resolution_uas, nxcorr, ClosureProblem, Interferometer, UAS};
+use scoreprior_core::forward::interferometry::{
+    nominal_resolution_uas, nxcorr, ClosureCovariance, ClosureProblem, Interferometer, UAS,
+};
 use scoreprior_core::forward::{EhtSettings, ForwardModel, Model};
 use scoreprior_core::io::{atomic_write, read_npy, FitsSky, IoError};
 
@@ -153,7 +155,15 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
             } else {
                 (vec![], vec![], String::new())
             };
-            let c = eht.closure_problem_with_ratios(&vis, !p.no_debias, &ratios, &extra)?;
+            let c = match eht_settings.closure_covariance {
+                ClosureCovariance::Diagonal => eht.closure_problem_with_ratios(&vis, !p.no_debias, &ratios, &extra)?,
+                // Gains per station (they cancel in closures, and correlate a station's ratios).
+                ClosureCovariance::Scan => {
+                    let gain = observation.as_ref().map(|o| o.station_noise.clone()).unwrap_or_default();
+                    let gain = if with_amplitudes { gain } else { vec![] };
+                    eht.closure_problem_scan(&vis, !p.no_debias, &ratios, &gain)?
+                }
+            };
             let debiased = if p.no_debias { "" } else { "debiased " };
             Ok(Some(EhtProblem {
                 model: c.model.clone(),

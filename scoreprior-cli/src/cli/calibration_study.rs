@@ -81,6 +81,11 @@ pub struct CalibrationStudyArgs {
     /// Parametric reference: prior draws scored to start the chains from the best (default: 512).
     #[arg(long, requires = "parametric")]
     pub mcmc_candidates: Option<usize>,
+    /// EHT: the closure likelihood's covariance: diagonal (each closure independent, the
+    /// default) or scan (each scan's closures jointly Gaussian, with the covariance of the
+    /// visibilities they share).
+    #[arg(long)]
+    pub closure_covariance: Option<scoreprior_core::forward::interferometry::ClosureCovariance>,
 }
 
 impl CalibrationStudyArgs {
@@ -99,6 +104,7 @@ impl CalibrationStudyArgs {
         s.flux_jy = self.flux.unwrap_or(s.flux_jy);
         s.time_floor = self.time_floor.unwrap_or(s.time_floor);
         s.continuation = !self.no_continuation;
+        s.closure_covariance = self.closure_covariance.unwrap_or(s.closure_covariance);
         if let Some(p) = &self.prior {
             s.prior = p.clone();
         }

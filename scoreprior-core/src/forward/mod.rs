@@ -53,7 +53,7 @@ pub mod spec;
 pub use chain::Chain;
 pub use flux::WithTotalFlux;
 pub use model::Model;
-pub use noise::{Likelihood, Noise, NoiseSpec};
+pub use noise::{CorrelatedBlock, Likelihood, Noise, NoiseSpec};
 /// The random-number trait of `simulate`, re-exported for macro expansions.
 pub use rand::RngCore;
 /// `#[forward_model]`, re-exported (see [`scoreprior_macros::forward_model`]).

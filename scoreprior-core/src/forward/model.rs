@@ -117,7 +117,7 @@ impl ForwardModel for Model {
         let sigma = self.noise.sigma().first().copied()?;
         let uniform = self.noise.sigma().iter().all(|s| *s == sigma)
             && self.noise.kinds().iter().all(|k| *k == super::noise::Likelihood::Gaussian);
-        (identity && uniform && self.input_dim() == self.output_dim()).then_some(sigma)
+        (identity && uniform && self.noise.is_diagonal() && self.input_dim() == self.output_dim()).then_some(sigma)
     }
     fn input_dim(&self) -> usize {
         self.chain.input_shape().len()

@@ -8,7 +8,8 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scoreprior_core::forward::interferometry::{
-    nominal_resolution_uas, Array, ClosureProblem, CompactSources, Interferometer, Observation, TestSource,
+    nominal_resolution_uas, Array, ClosureCovariance, ClosureProblem, CompactSources, Interferometer, Observation,
+    TestSource,
 };
 use scoreprior_core::forward::ForwardModel;
 
@@ -78,7 +79,10 @@ impl EhtContext {
         let jy: Vec<f64> = x.iter().map(|v| v * s.flux_jy / flux).collect();
         let seed = s.seed.wrapping_add(i as u64);
         let vis = self.eht.visibility_model()?.simulate(&jy, &mut ChaCha8Rng::seed_from_u64(seed))?;
-        Ok(self.eht.closure_problem(&vis, true)?)
+        Ok(match s.closure_covariance {
+            ClosureCovariance::Diagonal => self.eht.closure_problem(&vis, true)?,
+            ClosureCovariance::Scan => self.eht.closure_problem_scan(&vis, true, &[], &[])?,
+        })
     }
 
     /// Truth `i` moved by `(east, north)` µas, rendered as the study's truths are (supersampled
@@ -149,6 +153,9 @@ pub(super) fn eht_run_settings(s: &CalibrationSettings, i: usize, kind: &str, pr
     }
     if !s.continuation {
         spec["continuation"] = serde_json::json!(false);
+    }
+    if s.closure_covariance != ClosureCovariance::Diagonal {
+        spec["closure_covariance"] = serde_json::json!(s.closure_covariance.to_string());
     }
     spec
 }

@@ -110,6 +110,11 @@ pub struct CalibrationSettings {
     /// crescent plus blob), in its own folder `eht-<i>-parametric/` so that the DPI runs'
     /// settings do not change ([`ParametricReference`]); `None`: not run.
     pub parametric: Option<ParametricReference>,
+    /// EHT: the closure likelihood's covariance: each closure independent (the default) or
+    /// each scan's closures jointly Gaussian ([`ClosureCovariance`]).
+    ///
+    /// [`ClosureCovariance`]: scoreprior_core::forward::interferometry::ClosureCovariance
+    pub closure_covariance: scoreprior_core::forward::interferometry::ClosureCovariance,
 }
 
 impl Default for CalibrationSettings {
@@ -143,6 +148,7 @@ impl CalibrationSettings {
             map: MapWarmStart { iterations: 300, rounds: 5, ..Default::default() },
             laplace: Some(LaplaceStart::default()),
             parametric: None,
+            closure_covariance: Default::default(),
         }
     }
 

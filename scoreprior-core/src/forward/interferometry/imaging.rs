@@ -84,6 +84,47 @@ impl Interferometer {
         extra: &[f64],
     ) -> Result<ClosureProblem> {
         let model = self.closure_model_with_ratios(vis, ratios, extra)?;
+        self.closure_problem_of(model, vis, debias, ratios)
+    }
+
+    /// [`Interferometer::closure_problem_with_ratios`] with each scan's closure quantities
+    /// correlated ([`Interferometer::closure_model_scan`]; `station_gain`: the log-gain error of
+    /// each station of the coverage, empty: none), the same data.
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Interferometer, Observation, TestSource};
+    /// use scoreprior_core::forward::ForwardModel;
+    /// use rand::SeedableRng;
+    /// let cov = Array::eht2017().observe(&Observation { cadence_s: 3600.0, ..Observation::sgr_a_star() }).unwrap();
+    /// let eht = Interferometer::new(cov, 8, 160.0).unwrap();
+    /// let x = TestSource::Ring { radius: 25.0, width: 6.0 }.render(8, 160.0, 2.0).unwrap();
+    /// let vis = eht.visibility_model().unwrap().simulate(&x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)).unwrap();
+    /// let (diag, scan) = (eht.closure_problem(&vis, true).unwrap(), eht.closure_problem_scan(&vis, true, &[], &[]).unwrap());
+    /// assert_eq!(diag.y, scan.y);
+    /// // the truth's χ² per datum under each likelihood
+    /// let (a, b) = (diag.reduced_chi2(&x).unwrap(), scan.reduced_chi2(&x).unwrap());
+    /// assert!(a.is_finite() && b.is_finite() && a != b);
+    /// ```
+    pub fn closure_problem_scan(
+        &self,
+        vis: &[f64],
+        debias: bool,
+        ratios: &[[usize; 2]],
+        station_gain: &[f64],
+    ) -> Result<ClosureProblem> {
+        let model = self.closure_model_scan(vis, ratios, station_gain)?;
+        self.closure_problem_of(model, vis, debias, ratios)
+    }
+
+    /// The closure problem of `model` (phases, log closure amplitudes, then `ratios`) with the
+    /// data of `vis`.
+    fn closure_problem_of(
+        &self,
+        model: Model,
+        vis: &[f64],
+        debias: bool,
+        ratios: &[[usize; 2]],
+    ) -> Result<ClosureProblem> {
         let mut y = self.closure_data(vis)?;
         let k = self.coverage().points.len();
         let lnabs = |i: usize| vis[i].hypot(vis[k + i]).ln();
@@ -112,7 +153,18 @@ impl Interferometer {
 }
 
 impl ClosureProblem {
-    /// Reduced χ² of the closure phases and log closure amplitudes of image `x`.
+    /// `χ²/M` of image `x` under the model's own likelihood (`−2 log p / M` up to a constant,
+    /// `M` the number of independent closure quantities and ratios): the diagonal χ² of
+    /// [`ClosureProblem::chi2`] in total for a diagonal model, `rᵀ C⁻¹ r / M` under
+    /// [`Interferometer::closure_model_scan`] (`M` without the measurements it gives zero weight).
+    pub fn reduced_chi2(&self, x: &[f64]) -> Result<f64> {
+        let c = self.model.chi_squared(&self.y, x)?;
+        Ok(c[0] / (self.y.len() - self.model.noise().dependent_count()).max(1) as f64)
+    }
+
+    /// Reduced χ² of the closure phases and log closure amplitudes of image `x`, each
+    /// quantity with its own (marginal) σ as if independent: the diagonal likelihood's χ², also
+    /// for a model with correlated scans (whose marginal σ are the same).
     pub fn chi2(&self, x: &[f64]) -> Result<ClosureChi2> {
         if x.len() != self.model.input_dim() {
             return Err(Error::shape("image", self.model.input_dim(), x.len()));

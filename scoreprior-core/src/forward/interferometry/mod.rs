@@ -31,7 +31,9 @@
 //! equation, `η = 0.88` for 2-bit quantisation, R and L SEFDs from the array table), and
 //! `I = (RR + LL)/2` averages two independent products, `σ_I = ½ √(σ_RR² + σ_LL²)`, i.e.
 //! `σ_PP/√2` when the feeds agree. Closure quantities get the linearised
-//! `σ² = Σ_k σ_k² / |V_k|²` over their visibilities.
+//! `σ² = Σ_k σ_k² / |V_k|²` over their visibilities, each independent by default; with
+//! [`ClosureCovariance::Scan`] each scan's closures are jointly Gaussian with the covariance of
+//! the visibilities and station gains they share ([`Interferometer::closure_noise_scan`]).
 
 mod array;
 mod closure;
@@ -62,7 +64,7 @@ pub use preprocess::{
 pub use sources::{CompactSources, TestSource, BLOB_FRACTION};
 pub use uvfits::{is_uvfits_path, read_uvfits};
 
-use super::noise::Likelihood;
+use super::noise::{CorrelatedBlock, Likelihood};
 use super::{ops, Chain, Model, Noise, Op, Shape};
 use crate::{Error, Result};
 
@@ -245,18 +247,37 @@ impl Interferometer {
     /// their two visibilities, `e_k` a fractional amplitude variance per visibility (the
     /// stations' error budget, [`PreprocessedObservation::station_noise`]; empty: none).
     pub fn closure_model_with_ratios(&self, vis: &[f64], ratios: &[[usize; 2]], extra: &[f64]) -> Result<Model> {
+        let (sigma, kind) = self.closure_sigma(vis, ratios, extra)?;
+        Model::new(self.closure_chain(ratios)?, Noise::mixed(sigma, kind)?)
+    }
+
+    /// The closure chain: image → visibilities → closure phases, log closure amplitudes, log
+    /// amplitude ratios.
+    fn closure_chain(&self, ratios: &[[usize; 2]]) -> Result<Chain> {
+        let sets = self.closures();
+        let op = ops::ClosureProducts::new(self.coverage.points.len(), sets.triangles, sets.quadrangles)?
+            .with_ratios(ratios.to_vec())?;
+        Chain::new(self.image_shape()).then(self.nudft()?)?.then(op)
+    }
+
+    /// `σ_k/|V_k|` of every visibility of `vis` (split complex), checked.
+    fn relative_sigma(&self, vis: &[f64]) -> Result<Vec<f64>> {
         let k = self.coverage.points.len();
         if vis.len() != 2 * k {
             return Err(Error::shape("visibilities", 2 * k, vis.len()));
         }
+        Ok((0..k).map(|i| self.coverage.points[i].sigma / vis[i].hypot(vis[k + i]).max(1e-300)).collect())
+    }
+
+    /// The diagonal σ and likelihood kind of every closure quantity and ratio.
+    fn closure_sigma(&self, vis: &[f64], ratios: &[[usize; 2]], extra: &[f64]) -> Result<(Vec<f64>, Vec<Likelihood>)> {
+        let k = self.coverage.points.len();
+        let rel = self.relative_sigma(vis)?;
         if !extra.is_empty() && extra.len() != k {
             return Err(Error::shape("fractional amplitude variances", k, extra.len()));
         }
         let sets = self.closures();
-        let rel = |i: usize| {
-            let a = vis[i].hypot(vis[k + i]);
-            self.coverage.points[i].sigma / a.max(1e-300)
-        };
+        let rel = |i: usize| rel[i];
         let mut sigma = Vec::new();
         let mut kind = Vec::new();
         for t in &sets.triangles {
@@ -272,8 +293,203 @@ impl Interferometer {
             sigma.push(r.iter().map(|&i| rel(i).powi(2) + e(i)).sum::<f64>().sqrt());
             kind.push(Likelihood::Gaussian);
         }
-        let op = ops::ClosureProducts::new(k, sets.triangles, sets.quadrangles)?.with_ratios(ratios.to_vec())?;
-        let chain = Chain::new(self.image_shape()).then(self.nudft()?)?.then(op)?;
-        Model::new(chain, Noise::mixed(sigma, kind)?)
+        Ok((sigma, kind))
+    }
+
+    /// [`Interferometer::closure_model_with_ratios`] with each scan's closure quantities
+    /// correlated ([`ClosureCovariance::Scan`]): the noise is
+    /// [`Interferometer::closure_noise_scan`]'s.
+    ///
+    /// ```
+    /// use scoreprior_core::forward::interferometry::{Array, Interferometer, Observation, TestSource};
+    /// use scoreprior_core::forward::ForwardModel;
+    /// let cov = Array::eht2017().observe(&Observation { cadence_s: 7200.0, ..Observation::sgr_a_star() }).unwrap();
+    /// let eht = Interferometer::new(cov, 8, 160.0).unwrap();
+    /// let x = TestSource::Ring { radius: 25.0, width: 6.0 }.render(8, 160.0, 2.0).unwrap();
+    /// let vis = eht.visibility_model().unwrap().forward(&x).unwrap();
+    /// let (diag, scan) = (eht.closure_model(&vis).unwrap(), eht.closure_model_scan(&vis, &[], &[]).unwrap());
+    /// assert_eq!(diag.output_dim(), scan.output_dim());
+    /// // the same marginal σ; only their correlation differs
+    /// let (a, b) = (diag.noise().sigma(), scan.noise().sigma());
+    /// assert!(a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-12 * a));
+    /// assert!(diag.noise().is_diagonal() && !scan.noise().is_diagonal());
+    /// ```
+    pub fn closure_model_scan(&self, vis: &[f64], ratios: &[[usize; 2]], station_gain: &[f64]) -> Result<Model> {
+        Model::new(self.closure_chain(ratios)?, self.closure_noise_scan(vis, ratios, station_gain)?)
+    }
+
+    /// The noise of the closure phases, log closure amplitudes and log amplitude ratios `ratios`
+    /// of visibilities `vis` (split complex) with each scan's quantities correlated.
+    ///
+    /// At linear order a visibility `V_k` with noise of σ_k per part has phase and log-amplitude
+    /// errors that are independent, each of variance `σ_k²/|V_k|²`. A closure phase is `S_φ φ`
+    /// and the log closure amplitudes and ratios are `S_a ln|V|`, `S` the ±1 rows of
+    /// [`ClosureSets`] and of the ratios; their errors therefore have the covariances
+    /// `C_φ = S_φ D S_φᵀ` and `C_a = S_a (D + G Γ Gᵀ) S_aᵀ`, `D = diag(σ_k²/|V_k|²)`, within
+    /// each scan (scans share no visibility), and none between phases and amplitudes. The
+    /// closures of a minimal set share baselines (every triangle of the `min` set passes through
+    /// the first station) and the ratios of a scan share their denominator, so `C` is not
+    /// diagonal; the diagonal likelihood counts the shared noise several times.
+    ///
+    /// Amplitude calibration errors are station gains (an SEFD error scales every visibility of
+    /// the station): a log-gain error `γ_s` of variance `g_s²` per station (`station_gain`: `g_s`
+    /// per station of the coverage, empty: none), `G` the baseline–station incidence (`ln|V_ij|`
+    /// gains `γ_i + γ_j`) and `Γ = diag(g_s²)`. They cancel exactly in closure amplitudes
+    /// (`S_a G = 0` on those rows) and enter a ratio `ln|V_ij| − ln|V_z|` as the stations it does
+    /// not share with `z`. This replaces the diagonal model's per-visibility variance
+    /// `e_k = g_i² + g_j²` of [`Interferometer::closure_model_with_ratios`], which has the same
+    /// marginal for `ln|V_ij|` but treats two baselines of one station as independent.
+    ///
+    /// The likelihood is Gaussian in the residual with closure phases wrapped to `(−π, π]`: the
+    /// high-S/N limit of the diagonal model's circular one ([`Noise::with_correlated_blocks`]).
+    ///
+    /// With ratios over every baseline of a scan, the ratios span every log-amplitude
+    /// difference, so the scan's log closure amplitudes (whose coefficients sum to zero) are
+    /// linear combinations of them: the joint covariance is singular, and each measurement of
+    /// the amplitude block that its earlier ones determine (in order: closure amplitudes,
+    /// then ratios) gets zero weight ([`Noise::dependent_count`]). The diagonal model counts
+    /// that information twice.
+    ///
+    /// # Errors
+    /// Visibilities of the wrong length, `station_gain` neither empty nor one per station, a
+    /// gain not in `[0, 1)`, or a scan whose closure-phase covariance is singular or not finite
+    /// (a visibility of zero amplitude), naming its time.
+    pub fn closure_noise_scan(&self, vis: &[f64], ratios: &[[usize; 2]], station_gain: &[f64]) -> Result<Noise> {
+        let ns = self.coverage.stations.len();
+        if !station_gain.is_empty() && station_gain.len() != ns {
+            return Err(Error::shape("station gain errors", ns, station_gain.len()));
+        }
+        if let Some(g) = station_gain.iter().find(|g| !(g.is_finite() && (0.0..1.0).contains(*g))) {
+            return Err(Error::out_of_range("a station gain error", *g, "in [0, 1)"));
+        }
+        let (sigma, kind) = self.closure_sigma(vis, ratios, &[])?;
+        let rel = self.relative_sigma(vis)?;
+        let sets = self.closures();
+        let pts = &self.coverage.points;
+        // Each measurement: its scan, its ±1 row over visibilities, phase (true) or amplitude.
+        let mut rows: Vec<(f64, Vec<(usize, f64)>, bool)> = Vec::with_capacity(sigma.len());
+        rows.extend(sets.triangles.iter().map(|t| (pts[t[0].0].time_hour, t.to_vec(), true)));
+        rows.extend(
+            sets.quadrangles
+                .iter()
+                .map(|q| (pts[q[0]].time_hour, vec![(q[0], 1.0), (q[1], 1.0), (q[2], -1.0), (q[3], -1.0)], false)),
+        );
+        for r in ratios {
+            if r.iter().any(|&i| i >= pts.len()) {
+                return Err(Error::count_out_of_range(
+                    "a ratio's visibility",
+                    r[0].max(r[1]),
+                    "below the visibility count",
+                ));
+            }
+            if pts[r[0]].time_hour != pts[r[1]].time_hour {
+                return Err(Error::inconsistent(
+                    "an amplitude ratio",
+                    format!("visibilities {} and {} are of different scans", r[0], r[1]),
+                ));
+            }
+            rows.push((pts[r[0]].time_hour, vec![(r[0], 1.0), (r[1], -1.0)], false));
+        }
+        // Blocks: (scan, phase?) → measurements, in order of first appearance.
+        let mut groups: Vec<(f64, bool, Vec<usize>)> = vec![];
+        for (m, (t, _, phase)) in rows.iter().enumerate() {
+            match groups.iter_mut().find(|g| g.0 == *t && g.1 == *phase) {
+                Some(g) => g.2.push(m),
+                None => groups.push((*t, *phase, vec![m])),
+            }
+        }
+        let gain2 = |s: usize| station_gain.get(s).map_or(0.0, |g| g * g);
+        let blocks = groups
+            .into_iter()
+            .map(|(t, phase, index)| {
+                let n = index.len();
+                // Station vectors of the amplitude rows: S_a G.
+                let stations: Vec<Vec<f64>> = index
+                    .iter()
+                    .map(|&m| {
+                        let mut v = vec![0.0; ns];
+                        if !phase {
+                            for &(k, s) in &rows[m].1 {
+                                v[pts[k].i] += s;
+                                v[pts[k].j] += s;
+                            }
+                        }
+                        v
+                    })
+                    .collect();
+                let mut covariance = vec![0.0; n * n];
+                for a in 0..n {
+                    for b in 0..=a {
+                        let mut c = 0.0;
+                        for &(k, s) in &rows[index[a]].1 {
+                            for &(l, r) in &rows[index[b]].1 {
+                                if k == l {
+                                    c += s * r * rel[k] * rel[k];
+                                }
+                            }
+                        }
+                        c += (0..ns).map(|s| stations[a][s] * stations[b][s] * gain2(s)).sum::<f64>();
+                        covariance[a * n + b] = c;
+                        covariance[b * n + a] = c;
+                    }
+                }
+                let what = if phase { "closure phases" } else { "log closure amplitudes and amplitude ratios" };
+                // With ratios over every baseline of a scan, its log closure amplitudes are their
+                // combinations (coefficients summing to zero): determined, given zero weight.
+                let allow_dependent = !phase && !ratios.is_empty();
+                CorrelatedBlock {
+                    label: format!("the {what} of the scan at {t} h"),
+                    index,
+                    covariance,
+                    allow_dependent,
+                }
+            })
+            .collect();
+        Noise::mixed(sigma, kind)?.with_correlated_blocks(blocks)
+    }
+}
+
+/// How the noise of a scan's closure quantities is modelled: `eht(…, closure_covariance=…)`.
+///
+/// ```
+/// use scoreprior_core::forward::interferometry::ClosureCovariance;
+/// assert_eq!("scan".parse::<ClosureCovariance>().unwrap(), ClosureCovariance::Scan);
+/// assert_eq!(ClosureCovariance::default().to_string(), "diagonal");
+/// assert!("full".parse::<ClosureCovariance>().unwrap_err().contains("diagonal or scan"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClosureCovariance {
+    /// Each closure quantity independent, σ propagated from its visibilities; closure phases
+    /// with the circular likelihood ([`Interferometer::closure_model_with_ratios`]).
+    #[default]
+    Diagonal,
+    /// Each scan's closure phases, and its log closure amplitudes and ratios, jointly Gaussian
+    /// with the covariance of their shared visibilities and station gains
+    /// ([`Interferometer::closure_noise_scan`]).
+    Scan,
+}
+
+impl ClosureCovariance {
+    /// The names, as written in `closure_covariance=…`.
+    pub const NAMES: [&'static str; 2] = ["diagonal", "scan"];
+}
+
+impl std::fmt::Display for ClosureCovariance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Diagonal => "diagonal",
+            Self::Scan => "scan",
+        })
+    }
+}
+
+impl std::str::FromStr for ClosureCovariance {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "diagonal" => Ok(Self::Diagonal),
+            "scan" => Ok(Self::Scan),
+            other => Err(format!("unknown closure covariance {other:?}; expected diagonal or scan")),
+        }
     }
 }

@@ -21,7 +21,10 @@ pub const EHT_FOV_UAS: (f64, f64) = (1e-3, 1e9);
 /// optional with these defaults. `eht(obs='file.txt', fov=160)` instead takes the coverage, σ and
 /// data of an observation exported by ehtim's `Obsdata.save_txt`
 /// ([`crate::forward::interferometry::read_ehtim_txt`]); the observing parameters then
-/// come from the file and may not be given.
+/// come from the file and may not be given. `closure_covariance=diagonal|scan` (either
+/// observation) says how closure data are modelled: each closure independent (`diagonal`, the
+/// default) or each scan's closures jointly Gaussian
+/// ([`ClosureCovariance`](crate::forward::interferometry::ClosureCovariance)).
 ///
 /// ```
 /// use scoreprior_core::forward::spec::EhtSettings;
@@ -30,6 +33,12 @@ pub const EHT_FOV_UAS: (f64, f64) = (1e-3, 1e9);
 /// assert!(EhtSettings::parse("mri").unwrap().is_none());
 /// let e = EhtSettings::parse("eht(tint=-1)").unwrap_err().to_string();
 /// assert!(e.contains("tint") && e.contains("positive"), "{e}");
+/// use scoreprior_core::forward::interferometry::ClosureCovariance;
+/// assert_eq!(s.closure_covariance, ClosureCovariance::Diagonal);
+/// let s = EhtSettings::parse("eht(closure_covariance=scan)").unwrap().unwrap();
+/// assert_eq!(s.closure_covariance, ClosureCovariance::Scan);
+/// let e = EhtSettings::parse("eht(closure_covariance=full)").unwrap_err().to_string();
+/// assert!(e.contains("closure_covariance") && e.contains("diagonal") && e.contains("scan"), "{e}");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EhtSettings {
@@ -45,6 +54,8 @@ pub struct EhtSettings {
     pub preprocessing: crate::forward::interferometry::Preprocessing,
     /// Pixel shape: point pixels (`delta`, default) or ehtim's bilinear `triangle`.
     pub pulse: crate::forward::ops::Pulse,
+    /// How closure data are modelled (`closure_covariance`; independent by default).
+    pub closure_covariance: crate::forward::interferometry::ClosureCovariance,
 }
 
 impl EhtSettings {
@@ -89,10 +100,11 @@ impl EhtSettings {
             }
             Some(v) => return Err(Error::syntax("`eht`", format!("parameter `obs` must be a file path, got `{v}`"))),
         };
-        const FILE_KEYS: [&str; 11] = [
+        const FILE_KEYS: [&str; 12] = [
             "obs",
             "fov",
             "pulse",
+            "closure_covariance",
             "pipeline",
             "average",
             "zbl",
@@ -109,7 +121,7 @@ impl EhtSettings {
                     format!("`eht(obs=…)` takes the observation from the file: `{k}` may not be given with it"),
                 ));
             }
-        } else if let Some((k, _)) = spec.params.iter().find(|(k, _)| FILE_KEYS[3..].contains(&k.as_str())) {
+        } else if let Some((k, _)) = spec.params.iter().find(|(k, _)| FILE_KEYS[4..].contains(&k.as_str())) {
             return Err(Error::inconsistent(
                 format!("`{k}` of `eht`"),
                 "it pre-processes an observation file: it needs `obs='FILE'` (the simulation has nothing to \
@@ -140,7 +152,17 @@ impl EhtSettings {
             "triangle" => crate::forward::ops::Pulse::Triangle,
             other => return Err(bad_pulse(&other)),
         };
-        Ok(Some(EhtSettings { fov_uas, observation, observation_files, preprocessing, pulse }))
+        let bad_covariance = |v: &dyn std::fmt::Display| {
+            let names = crate::forward::interferometry::ClosureCovariance::NAMES.join(" or ");
+            Error::unknown_of("closure_covariance", v.to_string(), "eht", names)
+        };
+        let closure_covariance = match q.get("closure_covariance") {
+            None => q.default("closure_covariance").expect("a default closure covariance in the table"),
+            Some(ParamValue::Word(w)) => w.as_str(),
+            Some(v) => return Err(bad_covariance(v)),
+        };
+        let closure_covariance = closure_covariance.parse().map_err(|_| bad_covariance(&closure_covariance))?;
+        Ok(Some(EhtSettings { fov_uas, observation, observation_files, preprocessing, pulse, closure_covariance }))
     }
 
     /// The observation files read, checked and pre-processed ([`Preprocessing::apply`]);
@@ -275,6 +297,23 @@ mod tests {
             assert!(e.contains("`fov`") && e.contains("µas"), "{fov}: {e}");
         }
         assert!(EhtSettings::parse("eht(fov=1e6)").unwrap().is_some());
+    }
+
+    /// `closure_covariance` applies to the simulation and to observation files alike, and is
+    /// not a pre-processing key; a bad value names the key and its choices.
+    #[test]
+    fn closure_covariance_is_a_key_of_either_observation() {
+        use crate::forward::interferometry::ClosureCovariance;
+        for spec in ["eht(closure_covariance=scan)", "eht(obs='a.txt', closure_covariance=scan)"] {
+            let s = EhtSettings::parse(spec).unwrap().unwrap();
+            assert_eq!(s.closure_covariance, ClosureCovariance::Scan, "{spec}");
+        }
+        let s = EhtSettings::parse("eht(obs='a.txt', pipeline=eht2017)").unwrap().unwrap();
+        assert_eq!(s.closure_covariance, ClosureCovariance::Diagonal);
+        for bad in ["eht(closure_covariance=full)", "eht(closure_covariance=1)", "eht(closure_covariance='scan ')"] {
+            let e = EhtSettings::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("closure_covariance") && e.contains("diagonal") && e.contains("scan"), "{bad}: {e}");
+        }
     }
 
     /// `eht(obs=…)` on a file without closure quantities, or with an absurd σ, is refused
