@@ -20,8 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---:|---:|---:|---:|");
     for dir in std::env::args().skip(1) {
         let dir = std::path::PathBuf::from(dir);
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let i: usize = name.rsplit('-').next().and_then(|s| s.parse().ok()).ok_or("a run folder eht-<i>")?;
+        let bad = || format!("{}: expected a study run folder eht-<i>", dir.display());
+        let name = dir.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?.to_string();
+        let i: usize = name.rsplit('-').next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let truth = CompactSources::default().images(i + 1, npix, fov, source_seed)?;
         let x = &truth[i * npix * npix..];
         let flux: f64 = x.iter().sum();

@@ -247,8 +247,20 @@ fn closures_of<'a>(problem: &'a EhtProblem, why: &str) -> Result<&'a ClosureProb
 }
 
 /// What one pooled run measured on its own.
-fn restart_summary(res: &ExperimentResult, seed: u64, c: &ClosureProblem, pixel_uas: f64) -> Result<RestartSummary> {
-    let own = CentredPosterior::of(res)?;
+/// `centred`: this run's own centred samples, its slice of the pool (`n × n` images).
+fn restart_summary(
+    res: &ExperimentResult,
+    centred: &[f64],
+    n: usize,
+    seed: u64,
+    c: &ClosureProblem,
+    pixel_uas: f64,
+) -> Result<RestartSummary> {
+    let m = (centred.len() / (n * n)).max(1) as f64;
+    let mut own_mean = vec![0.0; n * n];
+    for x in centred.chunks(n * n) {
+        own_mean.iter_mut().zip(x).for_each(|(a, b)| *a += b / m);
+    }
     let tail = &res.history.records[res.history.records.len() - res.history.records.len().div_ceil(10)..];
     let losses: Vec<f64> = tail.iter().map(|r| r.total).filter(|v| v.is_finite()).collect();
     let k = losses.len() as f64;
@@ -256,8 +268,8 @@ fn restart_summary(res: &ExperimentResult, seed: u64, c: &ClosureProblem, pixel_
     let var = losses.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0).max(1.0);
     Ok(RestartSummary {
         seed,
-        ring_mean: ring_measures_on(&own.mean, own.n, pixel_uas),
-        ring_samples: ring_posterior(&own.samples, own.n, pixel_uas),
+        ring_mean: ring_measures_on(&own_mean, n, pixel_uas),
+        ring_samples: ring_posterior(centred, n, pixel_uas),
         chi2_mean: c.chi2(&res.summary.mean)?,
         final_loss: (mean, (var / k).sqrt()),
     })
@@ -337,11 +349,21 @@ pub fn write_outputs(
         ring_samples: ring_posterior(kept, n, pixel_uas),
         samples: m,
         seconds_training: runs.iter().map(|r| r.report.seconds_training).sum(),
-        restarts: runs
-            .iter()
-            .zip(seeds)
-            .map(|(r, &seed)| restart_summary(r, seed, c, pixel_uas))
-            .collect::<Result<_>>()?,
+        restarts: {
+            // The pool holds every run's samples in order (all finite, so all kept).
+            let mut start = 0;
+            runs.iter()
+                .zip(seeds)
+                .map(|(r, &seed)| {
+                    let len = r.summary.kept.len();
+                    let own = post.samples.get(start..start + len).ok_or_else(|| {
+                        invalid_setting("restarts", "the pooled samples do not hold every run's kept samples")
+                    })?;
+                    start += len;
+                    restart_summary(r, own, n, seed, c, pixel_uas)
+                })
+                .collect::<Result<_>>()?
+        },
     };
     write_json(&out.join("eht_image.json"), &report)?;
     Ok(report)

@@ -112,6 +112,10 @@ fn eht_image_pools_independent_runs_with_restarts() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("pool/eht_image.json")).unwrap()).unwrap();
     let runs = j["restarts"].as_array().unwrap();
     assert_eq!(runs.iter().map(|r| r["seed"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 6], "{j}");
+    // Each run's own measures are of its own 8 samples, not of the pool.
+    for r in runs {
+        assert_eq!(r["ring_samples"]["fitted"][1], 8, "{r}");
+    }
     // Each run is a dpi run folder of its own, with its own seed and MAP image.
     for k in 0..2 {
         let run: serde_json::Value =

@@ -159,6 +159,7 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
                 ClosureCovariance::Diagonal => eht.closure_problem_with_ratios(&vis, !p.no_debias, &ratios, &extra)?,
                 // Gains per station (they cancel in closures, and correlate a station's ratios).
                 ClosureCovariance::Scan => {
+                    // A simulation has no station budget (as `extra` above): thermal noise only.
                     let gain = observation.as_ref().map(|o| o.station_noise.clone()).unwrap_or_default();
                     let gain = if with_amplitudes { gain } else { vec![] };
                     eht.closure_problem_scan(&vis, !p.no_debias, &ratios, &gain)?
