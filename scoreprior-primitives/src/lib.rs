@@ -244,6 +244,7 @@ pub const PRESETS: &[PrimitiveDef] = &[
             opt_computed("snrcut", Kind::Real),
             opt_computed("gain_error", Kind::Real),
             opt("closure_covariance", Kind::OneOf(&["diagonal", "scan"]), "diagonal"),
+            opt("transform", Kind::OneOf(&["auto", "direct", "nufft"]), "auto"),
         ],
         "EHT 2017 observing a Sgr A*-like source (an interferometer, not a chain); defaults from the observation",
     ),

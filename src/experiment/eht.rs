@@ -90,7 +90,7 @@ pub fn eht_problem(settings: &DpiSettings, h: usize, w: usize, truth: Option<&[f
         Some(o) if o.station_noise.iter().any(|&s| s > 0.0) => {
             let sig = o.visibility_sigma();
             scoreprior_core::forward::Model::new(
-                scoreprior_core::forward::Chain::new(eht.image_shape()).then(eht.nudft()?)?,
+                eht.visibility_chain()?,
                 scoreprior_core::forward::Noise::per_measurement([sig.clone(), sig].concat())?,
             )?
         }

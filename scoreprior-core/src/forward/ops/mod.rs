@@ -13,6 +13,7 @@
 //! | [`DftLowpass`] | top-left `k×k` of the unnormalised DFT | `Re(F^H zero-fill)` |
 //! | [`DenseMatrix`] | `G x` | `Gᵀ y` |
 //! | [`Nudft`] | `Σ x_p e^{2πi(u l_p + v m_p)}` | `Re Σ_k e^{2πi(u_k l + v_k m)} conj(w_k)` |
+//! | [`Nufft`] | the same sum by a non-uniform FFT (about 1e-7 relative) | its exact transpose |
 //! | [`Magnitude`], [`ClosureProducts`] (non-linear) | `|z|`; closure phases, log closure amplitudes | VJPs |
 
 mod basic;

@@ -18,8 +18,8 @@ use rustfft::{Fft, FftPlanner};
 
 use super::nudft::check_uv_transform;
 use super::Pulse;
-use crate::forward::Shape;
-use crate::{Error, Result};
+use crate::forward::{Op, Shape};
+use crate::Result;
 
 /// Kernel width in grid points (accuracy about 1e-7 relative at oversampling 2).
 const WIDTH: usize = 8;
@@ -47,7 +47,7 @@ struct Stencil {
 /// let direct = Nudft::new([1, 8, 8].into(), u, v, 2e-11).unwrap();
 /// let x: Vec<f64> = (0..64).map(|i| (i % 5) as f64).collect();
 /// let (mut a, mut b) = (vec![0.0; 6], vec![0.0; 6]);
-/// fast.apply_batch(&x, &mut a).unwrap();
+/// fast.apply_batch(&x, &mut a);
 /// direct.apply(&x, &mut b);
 /// assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-6 * 100.0));
 /// ```
@@ -250,58 +250,62 @@ impl Nufft {
             }
         }
     }
+}
 
-    /// `y = [Re V; Im V]` for a batch `x` (`(n, H·W)` → `(n, 2K)`), images in parallel.
-    ///
-    /// # Errors
-    /// `x` not whole images, `y` not their measurements.
-    pub fn apply_batch(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
-        let (d, m) = (self.h * self.w, 2 * self.len());
-        map_batch(x, d, y, m, "nufft batch (images, visibilities)", |xi, yi, g, c| self.apply_one(xi, yi, g, c))
+impl Op for Nufft {
+    fn output_is_complex(&self, _input_complex: bool) -> bool {
+        true
     }
-
-    /// The adjoint `x = Re(Tᴴ(Re y + i Im y))` for a batch `(n, 2K)` → `(n, H·W)`.
-    ///
-    /// # Errors
-    /// `y` not whole measurements, `x` not their images.
-    pub fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+    fn describe(&self) -> String {
+        format!("nufft({} points, kernel width {WIDTH}, oversampling 2)", self.stencils.len())
+    }
+    fn input_shape(&self) -> Shape {
+        Shape::new(1, self.h, self.w)
+    }
+    fn output_shape(&self) -> Shape {
+        Shape::new(2, 1, self.stencils.len())
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) {
+        self.apply_one(x, y, &mut Vec::new(), &mut Vec::new());
+    }
+    /// `x = Re(Tᴴ(Re y + i Im y))`: the exact adjoint of [`Op::apply`].
+    fn adjoint(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        self.adjoint_one(y, x, &mut Vec::new(), &mut Vec::new());
+        Ok(())
+    }
+    /// Images in parallel, each thread with its own oversampled grid.
+    fn apply_batch(&self, x: &[f64], y: &mut [f64]) {
         let (d, m) = (self.h * self.w, 2 * self.len());
-        map_batch(y, m, x, d, "nufft adjoint batch (visibilities, images)", |yi, xi, g, c| {
-            self.adjoint_one(yi, xi, g, c)
-        })
+        map_batch(x, d, y, m, |xi, yi, g, c| self.apply_one(xi, yi, g, c));
+    }
+    fn adjoint_batch(&self, y: &[f64], x: &mut [f64]) -> Result<()> {
+        let (d, m) = (self.h * self.w, 2 * self.len());
+        map_batch(y, m, x, d, |yi, xi, g, c| self.adjoint_one(yi, xi, g, c));
+        Ok(())
     }
 }
 
-/// `one(input_i, output_i, grid, column)` for the `n` rows of a batch (`(n, d_in)` →
-/// `(n, d_out)`) in parallel, each thread with its own two scratch buffers (the oversampled
-/// grid and a column); `what` names the pair in the shape error.
+/// `one(input_i, output_i, grid, column)` for the rows of a batch (`(n, d_in)` → `(n, d_out)`)
+/// in parallel, each thread with its own two scratch buffers (the oversampled grid and a
+/// column). Shapes are the caller's ([`crate::forward::Chain`] checks them once).
 fn map_batch(
     input: &[f64],
     d_in: usize,
     output: &mut [f64],
     d_out: usize,
-    what: &str,
     one: impl Fn(&[f64], &mut [f64], &mut Vec<Complex64>, &mut Vec<Complex64>) + Sync,
-) -> Result<()> {
-    if !input.len().is_multiple_of(d_in) || output.len() != input.len() / d_in * d_out {
-        return Err(Error::shape(
-            what,
-            format!("(n·{d_in}, n·{d_out})"),
-            format!("({}, {})", input.len(), output.len()),
-        ));
-    }
+) {
     output
         .par_chunks_mut(d_out)
         .zip(input.par_chunks(d_in))
         .for_each_init(|| (Vec::new(), Vec::new()), |(g, c), (o, i)| one(i, o, g, c));
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::forward::ops::Nudft;
-    use crate::forward::Op;
+    use crate::forward::ForwardModel;
     use rand::{Rng, SeedableRng};
 
     fn points(k: usize, seed: u64, fmax: f64, psize: f64) -> (Vec<f64>, Vec<f64>) {
@@ -325,7 +329,7 @@ mod tests {
                 let n = 3;
                 let x: Vec<f64> = (0..n * h * w).map(|_| rng.gen_range(0.0..1.0)).collect();
                 let (mut a, mut b) = (vec![0.0; n * 600], vec![0.0; n * 600]);
-                fast.apply_batch(&x, &mut a).unwrap();
+                fast.apply_batch(&x, &mut a);
                 for (xi, bi) in x.chunks(h * w).zip(b.chunks_mut(600)) {
                     direct.apply(xi, bi);
                 }
@@ -361,9 +365,16 @@ mod tests {
         assert!(Nufft::new([1, 4, 4].into(), &[f64::NAN], &[0.0], 1e-10).is_err());
         assert!(Nufft::new([1, 4, 4].into(), &[0.0], &[0.0], 0.0).is_err());
         let op = Nufft::new([1, 4, 4].into(), &[0.0], &[0.0], 1e-10).unwrap();
-        assert!(op.apply_batch(&[0.0; 15], &mut [0.0; 2]).is_err());
-        assert!(op.apply_batch(&[0.0; 16], &mut [0.0; 3]).is_err());
-        assert!(op.adjoint_batch(&[0.0; 3], &mut [0.0; 16]).is_err());
-        assert!(op.adjoint_batch(&[0.0; 2], &mut [0.0; 15]).is_err());
+        // Batch shapes are checked where the operator is used: a chain of another image shape
+        // refuses it, and a model on it refuses input that is not whole images.
+        assert_eq!((op.input_shape(), op.output_shape()), (Shape::new(1, 4, 4), Shape::new(2, 1, 1)));
+        assert!(crate::forward::Chain::new(Shape::new(1, 5, 4)).then(op.clone()).is_err());
+        let model = crate::forward::Model::new(
+            crate::forward::Chain::new(Shape::new(1, 4, 4)).then(op).unwrap(),
+            crate::forward::Noise::gaussian(1.0, 2).unwrap(),
+        )
+        .unwrap();
+        assert!(model.forward(&[0.0; 15]).is_err());
+        assert!(model.adjoint(&[0.0; 3]).is_err());
     }
 }

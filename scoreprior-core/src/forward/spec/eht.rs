@@ -56,6 +56,8 @@ pub struct EhtSettings {
     pub pulse: crate::forward::ops::Pulse,
     /// How closure data are modelled (`closure_covariance`; independent by default).
     pub closure_covariance: crate::forward::interferometry::ClosureCovariance,
+    /// How visibilities are computed (`transform`; the NUFFT from 64 pixels on a side by default).
+    pub transform: crate::forward::interferometry::VisibilityTransform,
 }
 
 impl EhtSettings {
@@ -100,11 +102,12 @@ impl EhtSettings {
             }
             Some(v) => return Err(Error::syntax("`eht`", format!("parameter `obs` must be a file path, got `{v}`"))),
         };
-        const FILE_KEYS: [&str; 12] = [
+        const FILE_KEYS: [&str; 13] = [
             "obs",
             "fov",
             "pulse",
             "closure_covariance",
+            "transform",
             "pipeline",
             "average",
             "zbl",
@@ -121,7 +124,7 @@ impl EhtSettings {
                     format!("`eht(obs=…)` takes the observation from the file: `{k}` may not be given with it"),
                 ));
             }
-        } else if let Some((k, _)) = spec.params.iter().find(|(k, _)| FILE_KEYS[4..].contains(&k.as_str())) {
+        } else if let Some((k, _)) = spec.params.iter().find(|(k, _)| FILE_KEYS[5..].contains(&k.as_str())) {
             return Err(Error::inconsistent(
                 format!("`{k}` of `eht`"),
                 "it pre-processes an observation file: it needs `obs='FILE'` (the simulation has nothing to \
@@ -162,7 +165,25 @@ impl EhtSettings {
             Some(v) => return Err(bad_covariance(v)),
         };
         let closure_covariance = closure_covariance.parse().map_err(|_| bad_covariance(&closure_covariance))?;
-        Ok(Some(EhtSettings { fov_uas, observation, observation_files, preprocessing, pulse, closure_covariance }))
+        let bad_transform = |v: &dyn std::fmt::Display| {
+            let names = crate::forward::interferometry::VisibilityTransform::NAMES.join(" or ");
+            Error::unknown_of("transform", v.to_string(), "eht", names)
+        };
+        let transform = match q.get("transform") {
+            None => q.default("transform").expect("a default transform in the table"),
+            Some(ParamValue::Word(w)) => w.as_str(),
+            Some(v) => return Err(bad_transform(v)),
+        };
+        let transform = transform.parse().map_err(|_| bad_transform(&transform))?;
+        Ok(Some(EhtSettings {
+            fov_uas,
+            observation,
+            observation_files,
+            preprocessing,
+            pulse,
+            closure_covariance,
+            transform,
+        }))
     }
 
     /// The observation files read, checked and pre-processed ([`Preprocessing::apply`]);
@@ -224,7 +245,7 @@ impl EhtSettings {
                 cov.times().len(),
             )));
         }
-        Ok(eht.with_pulse(self.pulse))
+        Ok(eht.with_pulse(self.pulse).with_transform(self.transform))
     }
 }
 
@@ -313,6 +334,29 @@ mod tests {
         for bad in ["eht(closure_covariance=full)", "eht(closure_covariance=1)", "eht(closure_covariance='scan ')"] {
             let e = EhtSettings::parse(bad).unwrap_err().to_string();
             assert!(e.contains("closure_covariance") && e.contains("diagonal") && e.contains("scan"), "{bad}: {e}");
+        }
+    }
+
+    /// `transform` applies to the simulation and to observation files alike; `auto` picks the
+    /// NUFFT from 64 pixels on a side; a bad value names the key and its choices.
+    #[test]
+    fn transform_is_a_key_of_either_observation() {
+        use crate::forward::interferometry::VisibilityTransform;
+        for (spec, want) in [
+            ("eht", VisibilityTransform::Auto),
+            ("eht(transform=direct)", VisibilityTransform::Direct),
+            ("eht(obs='a.txt', transform=nufft)", VisibilityTransform::Nufft),
+        ] {
+            assert_eq!(EhtSettings::parse(spec).unwrap().unwrap().transform, want, "{spec}");
+        }
+        let s = EhtSettings::parse("eht(tint=600)").unwrap().unwrap();
+        assert!(!s.interferometer(32).unwrap().uses_nufft());
+        assert!(s.interferometer(64).unwrap().uses_nufft());
+        let s = EhtSettings::parse("eht(tint=600, transform=direct)").unwrap().unwrap();
+        assert!(!s.interferometer(64).unwrap().uses_nufft());
+        for bad in ["eht(transform=fft)", "eht(transform=2)"] {
+            let e = EhtSettings::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("transform") && e.contains("auto") && e.contains("nufft"), "{bad}: {e}");
         }
     }
 
