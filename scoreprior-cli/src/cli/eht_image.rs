@@ -21,6 +21,7 @@ use scoreprior::monitor::Monitor;
 use scoreprior_cli::eht_image::{
     compare_with_reference, prior_flux, write_outputs, CentredPosterior, Comparison, EhtImageReport,
 };
+use scoreprior_core::forward::interferometry::ClosureCovariance;
 
 use super::dpi::DpiArgs;
 use super::monitor::Bars;
@@ -62,6 +63,12 @@ pub struct EhtImagingArgs {
     /// (residual calibration errors, which the pipeline self-calibrates away).
     #[arg(long, default_value_t = 0.1)]
     pub gain_error: f64,
+    /// The closure likelihood's covariance: diagonal (each closure quantity and amplitude ratio
+    /// independent, the default) or scan (each scan's jointly Gaussian, with the covariance of
+    /// the visibilities and station gains they share: --gain-error then correlates one
+    /// station's normalised amplitudes instead of adding to each σ alone).
+    #[arg(long, default_value_t = ClosureCovariance::Diagonal)]
+    pub closure_covariance: ClosureCovariance,
     /// The exact PF-ODE prior instead of its DSM surrogate (minutes per step: give --steps).
     #[arg(long)]
     pub exact: bool,
@@ -132,6 +139,11 @@ impl EhtImageArgs {
         let pre = if self.imaging.snr_cut > 0.0 { format!("{pre}, snrcut={}", self.imaging.snr_cut) } else { pre };
         let pre =
             if self.imaging.gain_error > 0.0 { format!("{pre}, gain_error={}", self.imaging.gain_error) } else { pre };
+        // Named only when not the default, so that the specs of earlier runs stay theirs.
+        let pre = match self.imaging.closure_covariance {
+            ClosureCovariance::Diagonal => pre,
+            c => format!("{pre}, closure_covariance={c}"),
+        };
         Ok(format!("eht(obs='{}', fov={}{pre})", files.join(", "), self.imaging.fov))
     }
 
@@ -361,4 +373,38 @@ pub fn image(args: &EhtImageArgs) -> CliResult<(EhtImageReport, Option<Compariso
     }
     println!("outputs in {}", args.out.display());
     Ok((report, comparison))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EhtImageArgs,
+    }
+
+    fn forward(extra: &[&str]) -> String {
+        let argv = [&["eht-image", "--uvfits", "lo.uvfits", "--uvfits", "hi.uvfits", "--out", "o"], extra].concat();
+        Cli::try_parse_from(argv).unwrap().args.forward().unwrap()
+    }
+
+    /// `--closure-covariance scan` reaches the forward model; the default adds nothing to it,
+    /// so the specs (and resumes) of earlier runs are unchanged; a bad value names the flag.
+    #[test]
+    fn closure_covariance_is_named_in_the_spec_only_when_not_the_default() {
+        let plain = forward(&[]);
+        assert_eq!(
+            plain,
+            "eht(obs='lo.uvfits, hi.uvfits', fov=160, pipeline=eht2017, zbl=0.6, snrcut=1, gain_error=0.1)"
+        );
+        let scan = forward(&["--closure-covariance", "scan"]);
+        assert_eq!(scan, plain.replace(')', ", closure_covariance=scan)"));
+        assert!(scoreprior_core::forward::spec::EhtSettings::parse(&scan).unwrap().is_some());
+        let argv = ["eht-image", "--uvfits", "a", "--out", "o", "--closure-covariance", "full"];
+        let e = Cli::try_parse_from(argv).err().unwrap().to_string();
+        assert!(e.contains("--closure-covariance") && e.contains("diagonal or scan"), "{e}");
+    }
 }
