@@ -348,7 +348,7 @@ pub fn write_outputs(
         ring_mean: ring_measures_on(mean, n, pixel_uas),
         ring_samples: ring_posterior(kept, n, pixel_uas),
         samples: m,
-        seconds_training: runs.iter().map(|r| r.report.seconds_training).sum(),
+        seconds_training: runs.iter().map(|r| r.report.seconds_training_total).sum(),
         restarts: {
             // The pool holds every run's samples in order (all finite, so all kept).
             let mut start = 0;

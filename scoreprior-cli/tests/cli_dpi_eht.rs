@@ -57,6 +57,23 @@ fn closure_dpi_runs_and_bad_settings_are_refused() {
     assert!(sd.data.len() == 64 && sd.data.iter().all(|v| v.is_finite() && *v > 0.0));
     let manifest = std::fs::read_to_string(dir.join("warm/run.json")).unwrap();
     assert!(manifest.contains("\"laplace\": true") || manifest.contains("\"laplace\":true"), "{manifest}");
+    // Resumed, the run trains on under the map it wrote (read back, not recomputed: the
+    // Laplace description is not rewritten and the factor's file is unchanged), and its
+    // training time counts the first session's steps as well.
+    let (info_before, factor_before) = (
+        std::fs::read(dir.join("warm/laplace.json")).unwrap(),
+        std::fs::read(dir.join("warm/flow_factor.npy")).unwrap(),
+    );
+    std::fs::write(dir.join("warm/laplace.json"), b"{\"marker\": 1}").unwrap();
+    #[rustfmt::skip]
+    ok(&["dpi", "--forward", "eht(fov=160)", "--x-true", &x, "--index", "2", "--prior", "tv", "--positive",
+         "--flux-weight", "100", "--flux", "5", "--init-gaussian", "60", "--map-steps", "100", "--map-rounds", "2",
+         "--steps", "4", "--flows", "2", "--batch", "4", "--samples", "8", "--out", &warm, "--quiet", "--resume"]);
+    assert_eq!(std::fs::read(dir.join("warm/laplace.json")).unwrap(), b"{\"marker\": 1}", "not recomputed");
+    assert_eq!(std::fs::read(dir.join("warm/flow_factor.npy")).unwrap(), factor_before);
+    std::fs::write(dir.join("warm/laplace.json"), info_before).unwrap();
+    let losses = std::fs::read_to_string(dir.join("warm/losses.csv")).unwrap();
+    assert_eq!(losses.lines().count(), 5, "{losses}");
 
     let o = dir.join("bad").display().to_string();
     let run = |extra: &[&str]| {

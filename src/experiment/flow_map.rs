@@ -57,11 +57,13 @@ pub(super) fn write(dir: &Path, d: usize, map: &FlowMap) -> Result<()> {
 /// [`super::ExperimentError::Invalid`] naming `posterior.init_flow` for a folder without a
 /// run's files, or one whose run had another size or positivity.
 pub(super) fn check(dir: &Path, d: usize, positive: bool) -> Result<()> {
-    read_record(dir, d, positive).map(|_| ())
+    read_record(dir, d, positive, INIT_FLOW).map(|_| ())
 }
 
-fn read_record(dir: &Path, d: usize, positive: bool) -> Result<MapRecord> {
-    let field = "posterior.init_flow";
+/// The setting whose folder is read, named in the errors.
+const INIT_FLOW: &str = "posterior.init_flow";
+
+fn read_record(dir: &Path, d: usize, positive: bool, field: &'static str) -> Result<MapRecord> {
     let record_path = dir.join(MAP_FILE);
     for p in [&record_path, &dir.join(CHECKPOINT_FILE)] {
         if !p.is_file() {
@@ -99,16 +101,9 @@ fn read_record(dir: &Path, d: usize, positive: bool) -> Result<MapRecord> {
 /// # Errors
 /// As [`check`]; the files' own read errors.
 pub(super) fn read_trained(dir: &Path, d: usize, positive: bool) -> Result<(RealNvp, FlowMap)> {
-    let field = "posterior.init_flow";
-    let record = read_record(dir, d, positive)?;
+    let field = INIT_FLOW;
+    let map = read_parts(dir, d, positive, field)?;
     let checkpoint = dir.join(CHECKPOINT_FILE);
-    let offset = if record.offset { Some(read_vector(&dir.join(OFFSET_FILE), &[d])?) } else { None };
-    let factor = if record.factor {
-        let l = read_vector(&dir.join(FACTOR_FILE), &[d, d])?;
-        Some(AffineFactor::from_factor(&l, d)?)
-    } else {
-        None
-    };
     let (_, state) = read_checkpoint_parts(&checkpoint)?;
     let mut flow = RealNvp::from_state(&state)?;
     if flow.dim() != d {
@@ -118,20 +113,44 @@ pub(super) fn read_trained(dir: &Path, d: usize, positive: bool) -> Result<(Real
         ));
     }
     flow.reset_optimizer();
-    Ok((flow, FlowMap { positive, offset, factor }))
+    Ok((flow, map))
+}
+
+/// The record, offset and factor in `dir`, checked against `d` and `positive`.
+fn read_parts(dir: &Path, d: usize, positive: bool, field: &'static str) -> Result<FlowMap> {
+    let record = read_record(dir, d, positive, field)?;
+    let offset = if record.offset { Some(read_vector(&dir.join(OFFSET_FILE), &[d], field)?) } else { None };
+    let factor = if record.factor {
+        let l = read_vector(&dir.join(FACTOR_FILE), &[d, d], field)?;
+        Some(AffineFactor::from_factor(&l, d)?)
+    } else {
+        None
+    };
+    Ok(FlowMap { positive, offset, factor })
+}
+
+/// The map a stopped run wrote into its own folder `dir` beside its checkpoint, for its resume
+/// (`None` when it has no checkpoint and map yet): the resumed run trains on under the very map
+/// it started with, instead of recomputing it (a Laplace factor is a Hessian of `D` columns
+/// and an eigendecomposition: about a minute at 32 × 32).
+///
+/// # Errors
+/// The files' read errors, or a map of another size or positivity, naming `dpi.resume`.
+pub(super) fn read_saved(dir: &Path, d: usize, positive: bool) -> Result<Option<FlowMap>> {
+    if !(dir.join(MAP_FILE).is_file() && dir.join(CHECKPOINT_FILE).is_file()) {
+        return Ok(None);
+    }
+    read_parts(dir, d, positive, "dpi.resume").map(Some)
 }
 
 /// A `.npy` of exactly `shape` with finite values.
-fn read_vector(path: &Path, shape: &[usize]) -> Result<Vec<f64>> {
+fn read_vector(path: &Path, shape: &[usize], field: &'static str) -> Result<Vec<f64>> {
     let a = read_npy(path)?;
     if a.shape != shape {
-        return Err(invalid(
-            "posterior.init_flow",
-            format!("{} has shape {:?}, expected {shape:?}", path.display(), a.shape),
-        ));
+        return Err(invalid(field, format!("{} has shape {:?}, expected {shape:?}", path.display(), a.shape)));
     }
     if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
-        return Err(invalid("posterior.init_flow", format!("{}: value {i} is not finite", path.display())));
+        return Err(invalid(field, format!("{}: value {i} is not finite", path.display())));
     }
     Ok(a.data)
 }

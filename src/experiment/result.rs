@@ -32,6 +32,9 @@ pub struct Report {
     pub steps: usize,
     /// Wall time of the training steps run in this process.
     pub seconds_training: f64,
+    /// Wall time of every training step in the history: over all the sessions of a resumed
+    /// run (the sum of `losses.csv`'s `seconds`).
+    pub seconds_training_total: f64,
     /// Per step run in this process.
     pub seconds_per_step: f64,
     /// Wall time of drawing the samples.
@@ -230,6 +233,7 @@ pub(crate) fn measure(p: Parts<'_>) -> Result<ExperimentResult> {
         forward: p.forward_label,
         steps: p.history.records.len(),
         seconds_training: p.timing.seconds_training,
+        seconds_training_total: p.history.records.iter().map(|r| r.seconds).sum(),
         seconds_per_step: p.timing.seconds_per_step,
         seconds_sampling: p.timing.seconds_sampling,
         samples: p.samples.n,

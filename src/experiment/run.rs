@@ -215,8 +215,13 @@ impl<F: ForwardModel> Experiment<F> {
         let mut offset: Option<Vec<f64>> = init_image.as_ref().map(|img| {
             img.iter().map(|&v| if p.positive { scoreprior_core::dpi::softplus_inverse(v) } else { v }).collect()
         });
+        // A resumed run keeps the map it trained under (read back, not recomputed).
+        let saved_map = match (&self.dpi.out_dir, self.dpi.resume && trained_map.is_none()) {
+            (Some(dir), true) => flow_map::read_saved(dir, d, p.positive)?,
+            _ => None,
+        };
         let factor = match (&p.laplace, &init_image) {
-            (Some(ls), Some(img)) if p.map_warm_start.is_some() => {
+            (Some(ls), Some(img)) if p.map_warm_start.is_some() && saved_map.is_none() => {
                 let ls = *ls;
                 let (f, centre) = self.laplace_start(&ls, img)?;
                 if let Some(dir) = &self.dpi.out_dir {
@@ -241,7 +246,7 @@ impl<F: ForwardModel> Experiment<F> {
             }
             _ => None,
         };
-        let (offset, factor) = match trained_map {
+        let (offset, factor) = match trained_map.or(saved_map) {
             Some(m) => (m.offset, m.factor),
             None => (offset, factor),
         };
