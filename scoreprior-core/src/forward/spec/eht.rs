@@ -155,26 +155,9 @@ impl EhtSettings {
             "triangle" => crate::forward::ops::Pulse::Triangle,
             other => return Err(bad_pulse(&other)),
         };
-        let bad_covariance = |v: &dyn std::fmt::Display| {
-            let names = crate::forward::interferometry::ClosureCovariance::NAMES.join(" or ");
-            Error::unknown_of("closure_covariance", v.to_string(), "eht", names)
-        };
-        let closure_covariance = match q.get("closure_covariance") {
-            None => q.default("closure_covariance").expect("a default closure covariance in the table"),
-            Some(ParamValue::Word(w)) => w.as_str(),
-            Some(v) => return Err(bad_covariance(v)),
-        };
-        let closure_covariance = closure_covariance.parse().map_err(|_| bad_covariance(&closure_covariance))?;
-        let bad_transform = |v: &dyn std::fmt::Display| {
-            let names = crate::forward::interferometry::VisibilityTransform::NAMES.join(" or ");
-            Error::unknown_of("transform", v.to_string(), "eht", names)
-        };
-        let transform = match q.get("transform") {
-            None => q.default("transform").expect("a default transform in the table"),
-            Some(ParamValue::Word(w)) => w.as_str(),
-            Some(v) => return Err(bad_transform(v)),
-        };
-        let transform = transform.parse().map_err(|_| bad_transform(&transform))?;
+        use crate::forward::interferometry::{ClosureCovariance, VisibilityTransform};
+        let closure_covariance = word_key(&q, "closure_covariance", &ClosureCovariance::NAMES)?;
+        let transform = word_key(&q, "transform", &VisibilityTransform::NAMES)?;
         Ok(Some(EhtSettings {
             fov_uas,
             observation,
@@ -247,6 +230,18 @@ impl EhtSettings {
         }
         Ok(eht.with_pulse(self.pulse).with_transform(self.transform))
     }
+}
+
+/// The value of the word-valued key `key` of `eht` (its table default when absent), one of
+/// `names`: an error naming the key and its choices otherwise.
+fn word_key<T: std::str::FromStr>(q: &Params, key: &'static str, names: &[&str]) -> Result<T> {
+    let bad = |v: &dyn std::fmt::Display| Error::unknown_of(key, v.to_string(), "eht", names.join(" or "));
+    let word = match q.get(key) {
+        None => q.default(key).expect("every word key of `eht` has a default in the table"),
+        Some(ParamValue::Word(w)) => w.as_str(),
+        Some(v) => return Err(bad(v)),
+    };
+    word.parse().map_err(|_| bad(&word))
 }
 
 /// The pre-processing keys of `eht(obs=…)`: `pipeline=eht2017` starts from the
