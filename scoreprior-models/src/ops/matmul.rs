@@ -6,7 +6,7 @@
 use dfdx::prelude::*;
 
 use super::gemm::{gemm, Lhs, Packed, Rhs, NR};
-use super::layout::{for_each_tap_run, for_each_tap_run_rows};
+use super::layout::for_each_tap_run_rows;
 use super::tape::{put_grad, take_grad, values};
 use super::{Elem, Grid, Mat};
 
@@ -78,21 +78,13 @@ where
     let packed = Packed::new(&wv, k, n, false);
     let mut out = vec![E::zero(); m * n];
     let xv = values(&x);
-    // What the backward pass needs of `A`: kept only on a tape.
-    let av = match lhs {
-        Source::Input => {
-            gemm(Lhs::rows(&xv, m), packed.rhs(), &mut out, n, false);
-            xv
-        }
-        Source::Im2col(g) if T::OWNS_TAPE => {
-            let mut cols = vec![E::zero(); m * k];
-            for_each_tap_run(g, 1, c, |dst, src, len| cols[dst..dst + len].copy_from_slice(&xv[src..src + len]));
-            gemm(Lhs::rows(&cols, m), packed.rhs(), &mut out, n, false);
-            cols
-        }
+    match lhs {
+        Source::Input => gemm(Lhs::rows(&xv, m), packed.rhs(), &mut out, n, false),
         Source::Im2col(g) => {
-            // Forward only: gather and multiply block by block of image rows (whole rows, so
-            // that the gather stays a run of contiguous copies), the block in cache.
+            // Gathered and multiplied block by block of image rows (whole rows, so that the
+            // gather stays a run of contiguous copies), the block in cache: a whole `m × 9c`
+            // im2col would be written to memory, read back, and kept for the backward pass,
+            // which gathers its blocks again instead (a copy costs less than the memory).
             let per = (IM2COL_ROWS / g.w).max(1);
             let mut cols = vec![E::zero(); per * g.w * k];
             let mut r0 = 0;
@@ -104,46 +96,60 @@ where
                 gemm(Lhs::rows(block, rows), packed.rhs(), &mut out[r0 * g.w * n..], n, false);
                 r0 += nr;
             }
-            Vec::new()
         }
-    };
+    }
     let out = x.device().tensor_from_vec(out, (m, n));
     if T::OWNS_TAPE {
         let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let go = take_grad(grads.get_or_alloc_mut(&og)?);
-            // dA = dC·Wᵀ, into the input's gradient (through the im2col's transpose).
+            // dA = dC·Wᵀ, into the input's gradient (through the im2col's transpose), and
+            // dW = Aᵀ·dC: the reduction runs over the m rows; dC is read in place when its
+            // rows are whole panels.
             let wt = Packed::new(&wv, n, k, true);
-            let gx = E::buf(grads.get_or_alloc_mut(&xg)?);
+            let in_place = n > 0 && n.is_multiple_of(NR);
             match lhs {
-                Source::Input => gemm(Lhs::rows(&go, m), wt.rhs(), gx, k, true),
+                Source::Input => {
+                    gemm(Lhs::rows(&go, m), wt.rhs(), E::buf(grads.get_or_alloc_mut(&xg)?), k, true);
+                    let gw = E::buf(grads.get_or_alloc_mut(&wg)?);
+                    if in_place {
+                        gemm(Lhs::transposed(&xv, k), Rhs::in_place(&go, n), gw, n, true);
+                    } else {
+                        let pg = Packed::new(&go, m, n, false);
+                        gemm(Lhs::transposed(&xv, k), pg.rhs(), gw, n, true);
+                    }
+                }
                 Source::Im2col(g) => {
-                    // Block by block of image rows, as the forward-only gather: each block of
-                    // dA is scattered while in cache, instead of writing a whole `m × 9c` dA
-                    // to memory and reading it back.
+                    // Block by block of image rows, as the forward pass: each block of the
+                    // im2col is gathered again for its share of dW, and each block of dA is
+                    // scattered while in cache.
+                    let mut gw = std::mem::take(E::vec(grads.get_or_alloc_mut(&wg)?));
+                    let gx = E::buf(grads.get_or_alloc_mut(&xg)?);
                     let per = (IM2COL_ROWS / g.w).max(1);
                     let mut da = vec![E::zero(); per * g.w * k];
+                    let mut cols = vec![E::zero(); per * g.w * k];
                     let mut r0 = 0;
                     while r0 < g.b * g.h {
                         let nr = per.min(g.b * g.h - r0);
                         let rows = nr * g.w;
+                        let gob = &go[r0 * g.w * n..(r0 * g.w + rows) * n];
+                        let block = &mut cols[..rows * k];
+                        im2col_rows(&xv, g, c, r0, nr, block);
+                        if in_place {
+                            gemm(Lhs::transposed(block, k), Rhs::in_place(gob, n), &mut gw, n, true);
+                        } else {
+                            let pg = Packed::new(gob, rows, n, false);
+                            gemm(Lhs::transposed(block, k), pg.rhs(), &mut gw, n, true);
+                        }
                         let block = &mut da[..rows * k];
-                        gemm(Lhs::rows(&go[r0 * g.w * n..(r0 * g.w + rows) * n], rows), wt.rhs(), block, k, false);
+                        gemm(Lhs::rows(gob, rows), wt.rhs(), block, k, false);
                         for_each_tap_run_rows(g, c, r0, nr, |o, s, len| {
                             gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
                         });
                         r0 += nr;
                     }
+                    *E::vec(grads.get_or_alloc_mut(&wg)?) = gw;
                 }
-            }
-            // dW = Aᵀ·dC: the reduction runs over the m rows; dC is read in place when its
-            // rows are whole panels.
-            let gw = E::buf(grads.get_or_alloc_mut(&wg)?);
-            if n > 0 && n.is_multiple_of(NR) {
-                gemm(Lhs::transposed(&av, k), Rhs::in_place(&go, n), gw, n, true);
-            } else {
-                let pg = Packed::new(&go, m, n, false);
-                gemm(Lhs::transposed(&av, k), pg.rhs(), gw, n, true);
             }
             put_grad(grads.get_or_alloc_mut(&og)?, go);
             Ok(())
@@ -154,11 +160,32 @@ where
 
 /// The im2col rows of image rows `r0..r0 + nr` (row `r` = image `r / h`, line `r % h`) of the
 /// `c`-channel image rows `xv` on the grid `g`, into `out` (`nr·w × 9c`, zero where the
-/// 3×3 neighbourhood leaves the image).
+/// 3×3 neighbourhood leaves the image). Each value is written once: zeroing the whole block
+/// first and then copying the taps over it wrote most of it twice.
 fn im2col_rows<E: Elem>(xv: &[E], g: Grid, c: usize, r0: usize, nr: usize, out: &mut [E])
 where
     Cpu: Device<E>,
 {
-    out.fill(E::zero());
-    for_each_tap_run_rows(g, c, r0, nr, |o, s, len| out[o..o + len].copy_from_slice(&xv[s..s + len]));
+    let (h, w, k) = (g.h, g.w, 9 * c);
+    for (lr, r) in (r0..r0 + nr).enumerate() {
+        let (i, y) = (r / h, r % h);
+        for ky in 0..3 {
+            let sy = (y + ky).checked_sub(1).filter(|sy| *sy < h);
+            for x in 0..w {
+                let dst = &mut out[(lr * w + x) * k + 3 * ky * c..][..3 * c];
+                let Some(sy) = sy else {
+                    dst.fill(E::zero());
+                    continue;
+                };
+                // Source pixels x − 1 ..= x + 1 clipped to the row; the first is tap kx0.
+                let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
+                let kx0 = lo + 1 - x;
+                let len = (hi - lo) * c;
+                let src = ((i * h + sy) * w + lo) * c;
+                dst[..kx0 * c].fill(E::zero());
+                dst[kx0 * c..kx0 * c + len].copy_from_slice(&xv[src..src + len]);
+                dst[kx0 * c + len..].fill(E::zero());
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use dfdx::prelude::*;
 
-use super::activation::sigmoid;
+use super::activation::sigmoid_in_place;
 use super::tape::{put_grad, take_grad, values};
 use super::{Elem, Grid, Mat, Vec1};
 
@@ -44,49 +44,52 @@ where
     let hw = g.h * g.w;
     let cg = c / groups;
     let n = (hw * cg) as f64;
-    let mut inv = vec![0.0f64; g.b * groups];
-    let (mut mu, mut s2) = (vec![0.0f64; groups], vec![0.0f64; groups]);
-    for (img, inv) in xhat.chunks_exact_mut(hw * c).zip(inv.chunks_exact_mut(groups)) {
-        mu.fill(0.0);
+    // Per image, the group's mean and 1/σ spread over its channels, so that every inner loop
+    // runs along a pixel's contiguous channels with per-channel operands and vectorises
+    // (a loop over a group's slice of each row, with one accumulator per group, does not).
+    let mut inv_c = vec![0.0f64; g.b * c];
+    let (mut s1, mut s2, mut mu_c) = (vec![0.0f64; c], vec![0.0f64; c], vec![0.0f64; c]);
+    for (img, inv_c) in xhat.chunks_exact_mut(hw * c).zip(inv_c.chunks_exact_mut(c)) {
+        s1.fill(0.0);
         s2.fill(0.0);
-        // Row by row (one pixel's channels are contiguous), each group's slice of the row.
         for row in img.chunks_exact(c) {
-            for (gr, part) in row.chunks_exact(cg).enumerate() {
-                for v in part {
-                    let v = v.f64();
-                    mu[gr] += v;
-                    s2[gr] += v * v;
-                }
+            for ((a, b), v) in s1.iter_mut().zip(s2.iter_mut()).zip(row) {
+                let v = v.f64();
+                *a += v;
+                *b += v * v;
             }
         }
-        for gr in 0..groups {
-            mu[gr] /= n;
-            let var = (s2[gr] / n - mu[gr] * mu[gr]).max(0.0);
-            inv[gr] = 1.0 / (var + eps).sqrt();
+        for ((m, iv), (a, b)) in
+            mu_c.chunks_exact_mut(cg).zip(inv_c.chunks_exact_mut(cg)).zip(s1.chunks_exact(cg).zip(s2.chunks_exact(cg)))
+        {
+            let mu = a.iter().sum::<f64>() / n;
+            let var = (b.iter().sum::<f64>() / n - mu * mu).max(0.0);
+            m.fill(mu);
+            iv.fill(1.0 / (var + eps).sqrt());
         }
         for row in img.chunks_exact_mut(c) {
-            for (gr, part) in row.chunks_exact_mut(cg).enumerate() {
-                for v in part {
-                    *v = E::of((v.f64() - mu[gr]) * inv[gr]);
-                }
+            for ((v, m), iv) in row.iter_mut().zip(&mu_c).zip(inv_c.iter()) {
+                *v = E::of((v.f64() - m) * iv);
             }
         }
     }
-    let mut out = Vec::with_capacity(rows * c);
-    // σ(y) for the SiLU backward (y itself is recomputed from x̂).
-    let mut sig = Vec::with_capacity(if with_silu && T::OWNS_TAPE { rows * c } else { 0 });
-    for row in xhat.chunks_exact(c) {
-        for ((xh, ga), be) in row.iter().zip(&gv).zip(&bv) {
-            let y = *xh * *ga + *be;
-            if with_silu {
-                let s = sigmoid(y);
-                if T::OWNS_TAPE {
-                    sig.push(s);
-                }
-                out.push(y * s);
-            } else {
-                out.push(y);
-            }
+    let mut out = vec![E::zero(); rows * c];
+    let mut sig = Vec::new();
+    for (orow, xrow) in out.chunks_exact_mut(c).zip(xhat.chunks_exact(c)) {
+        for ((o, xh), (ga, be)) in orow.iter_mut().zip(xrow).zip(gv.iter().zip(&bv)) {
+            *o = *xh * *ga + *be;
+        }
+    }
+    if with_silu {
+        // σ(y) kept for the SiLU backward (y itself is recomputed from x̂); without a tape,
+        // a block at a time.
+        let block = if T::OWNS_TAPE { rows * c } else { 4096 };
+        sig = vec![E::zero(); block.min(rows * c)];
+        for (i, ob) in out.chunks_mut(block).enumerate() {
+            let s = if T::OWNS_TAPE { &mut sig[i * block..i * block + ob.len()] } else { &mut sig[..ob.len()] };
+            s.copy_from_slice(ob);
+            sigmoid_in_place(s);
+            ob.iter_mut().zip(s.iter()).for_each(|(o, s)| *o = *o * *s);
         }
     }
     let out = x.device().tensor_from_vec(out, (rows, c));
@@ -97,42 +100,57 @@ where
             let (mut dgamma, mut dbeta) = (vec![0.0f64; c], vec![0.0f64; c]);
             // γ·dy of one image, for the second pass.
             let mut d = vec![E::zero(); hw * c];
-            let (mut m1, mut m2) = (vec![0.0f64; groups], vec![0.0f64; groups]);
+            let (mut m1, mut m2) = (vec![0.0f64; c], vec![0.0f64; c]);
+            let (mut a_c, mut b_c) = (vec![0.0f64; c], vec![0.0f64; c]);
+            let mut dyr = vec![E::zero(); c];
             let gx = E::buf(grads.get_or_alloc_mut(&xg)?);
             for (i, (gx, go)) in gx.chunks_exact_mut(hw * c).zip(go.chunks_exact(hw * c)).enumerate() {
                 let xh = &xhat[i * hw * c..(i + 1) * hw * c];
                 m1.fill(0.0);
                 m2.fill(0.0);
-                for (p, (gor, xhr)) in go.chunks_exact(c).zip(xh.chunks_exact(c)).enumerate() {
-                    let dr = &mut d[p * c..(p + 1) * c];
-                    for ch in 0..c {
-                        let mut dy = gor[ch];
-                        if with_silu {
-                            let s = sig[(i * hw + p) * c + ch];
-                            let y = xhr[ch] * gv[ch] + bv[ch];
-                            dy = dy * (s + y * s * (E::one() - s));
+                for (p, ((gor, xhr), dr)) in
+                    go.chunks_exact(c).zip(xh.chunks_exact(c)).zip(d.chunks_exact_mut(c)).enumerate()
+                {
+                    if with_silu {
+                        let sr = &sig[(i * hw + p) * c..(i * hw + p + 1) * c];
+                        for ((((dy, go), s), xh), (ga, be)) in
+                            dyr.iter_mut().zip(gor).zip(sr).zip(xhr).zip(gv.iter().zip(&bv))
+                        {
+                            let y = *xh * *ga + *be;
+                            *dy = *go * (*s + y * *s * (E::one() - *s));
                         }
-                        dbeta[ch] += dy.f64();
-                        dgamma[ch] += (dy * xhr[ch]).f64();
-                        let dv = dy * gv[ch];
-                        dr[ch] = dv;
-                        m1[ch / cg] += dv.f64();
-                        m2[ch / cg] += (dv * xhr[ch]).f64();
+                    } else {
+                        dyr.copy_from_slice(gor);
+                    }
+                    for (((((dy, xh), ga), dv), (db, dg)), (a, b)) in dyr
+                        .iter()
+                        .zip(xhr)
+                        .zip(&gv)
+                        .zip(dr.iter_mut())
+                        .zip(dbeta.iter_mut().zip(dgamma.iter_mut()))
+                        .zip(m1.iter_mut().zip(m2.iter_mut()))
+                    {
+                        *db += dy.f64();
+                        *dg += (*dy * *xh).f64();
+                        *dv = *dy * *ga;
+                        *a += dv.f64();
+                        *b += (*dv * *xh).f64();
                     }
                 }
-                for gr in 0..groups {
-                    m1[gr] /= n;
-                    m2[gr] /= n;
+                for ((ac, bc), (a, b)) in a_c
+                    .chunks_exact_mut(cg)
+                    .zip(b_c.chunks_exact_mut(cg))
+                    .zip(m1.chunks_exact(cg).zip(m2.chunks_exact(cg)))
+                {
+                    ac.fill(a.iter().sum::<f64>() / n);
+                    bc.fill(b.iter().sum::<f64>() / n);
                 }
-                let iv = &inv[i * groups..(i + 1) * groups];
+                let iv = &inv_c[i * c..(i + 1) * c];
                 for ((gxr, dr), xhr) in gx.chunks_exact_mut(c).zip(d.chunks_exact(c)).zip(xh.chunks_exact(c)) {
-                    for (gr, ((gxp, dp), xhp)) in
-                        gxr.chunks_exact_mut(cg).zip(dr.chunks_exact(cg)).zip(xhr.chunks_exact(cg)).enumerate()
+                    for ((((o, dv), xv), (a, b)), v) in
+                        gxr.iter_mut().zip(dr).zip(xhr).zip(a_c.iter().zip(&b_c)).zip(iv)
                     {
-                        let (a, b, v) = (m1[gr], m2[gr], iv[gr]);
-                        for ((o, dv), xv) in gxp.iter_mut().zip(dp).zip(xhp) {
-                            *o += E::of((dv.f64() - a - xv.f64() * b) * v);
-                        }
+                        *o += E::of((dv.f64() - a - xv.f64() * b) * v);
                     }
                 }
             }
