@@ -103,6 +103,10 @@ pub(crate) struct Rhs<'a, E> {
 }
 
 impl<'a, E> Rhs<'a, E> {
+    /// Its number of columns `n`.
+    pub(crate) fn cols(&self) -> usize {
+        self.n
+    }
     /// A row-major `k × n` matrix with `n % NR == 0`, read in place.
     pub(crate) fn in_place(data: &'a [E], n: usize) -> Self {
         assert!(

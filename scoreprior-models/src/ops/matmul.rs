@@ -80,23 +80,7 @@ where
     let xv = values(&x);
     match lhs {
         Source::Input => gemm(Lhs::rows(&xv, m), packed.rhs(), &mut out, n, false),
-        Source::Im2col(g) => {
-            // Gathered and multiplied block by block of image rows (whole rows, so that the
-            // gather stays a run of contiguous copies), the block in cache: a whole `m × 9c`
-            // im2col would be written to memory, read back, and kept for the backward pass,
-            // which gathers its blocks again instead (a copy costs less than the memory).
-            let per = (IM2COL_ROWS / g.w).max(1);
-            let mut cols = vec![E::zero(); per * g.w * k];
-            let mut r0 = 0;
-            while r0 < g.b * g.h {
-                let nr = per.min(g.b * g.h - r0);
-                let block = &mut cols[..nr * g.w * k];
-                im2col_rows(&xv, g, c, r0, nr, block);
-                let rows = nr * g.w;
-                gemm(Lhs::rows(block, rows), packed.rhs(), &mut out[r0 * g.w * n..], n, false);
-                r0 += nr;
-            }
-        }
+        Source::Im2col(g) => conv3x3_rows(&xv, g, c, packed.rhs(), &mut out),
     }
     let out = x.device().tensor_from_vec(out, (m, n));
     if T::OWNS_TAPE {
@@ -125,29 +109,16 @@ where
                     // scattered while in cache.
                     let mut gw = std::mem::take(E::vec(grads.get_or_alloc_mut(&wg)?));
                     let gx = E::buf(grads.get_or_alloc_mut(&xg)?);
-                    let per = (IM2COL_ROWS / g.w).max(1);
-                    let mut da = vec![E::zero(); per * g.w * k];
-                    let mut cols = vec![E::zero(); per * g.w * k];
-                    let mut r0 = 0;
-                    while r0 < g.b * g.h {
-                        let nr = per.min(g.b * g.h - r0);
-                        let rows = nr * g.w;
-                        let gob = &go[r0 * g.w * n..(r0 * g.w + rows) * n];
-                        let block = &mut cols[..rows * k];
-                        im2col_rows(&xv, g, c, r0, nr, block);
+                    conv3x3_rows_transpose(&go, g, c, wt.rhs(), gx, &xv, |r0, rows, block| {
+                        // dW's share of this block of rows, its im2col gathered again.
+                        let gob = &go[r0 * n..(r0 + rows) * n];
                         if in_place {
                             gemm(Lhs::transposed(block, k), Rhs::in_place(gob, n), &mut gw, n, true);
                         } else {
                             let pg = Packed::new(gob, rows, n, false);
                             gemm(Lhs::transposed(block, k), pg.rhs(), &mut gw, n, true);
                         }
-                        let block = &mut da[..rows * k];
-                        gemm(Lhs::rows(gob, rows), wt.rhs(), block, k, false);
-                        for_each_tap_run_rows(g, c, r0, nr, |o, s, len| {
-                            gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
-                        });
-                        r0 += nr;
-                    }
+                    });
                     *E::vec(grads.get_or_alloc_mut(&wg)?) = gw;
                 }
             }
@@ -156,6 +127,66 @@ where
         });
     }
     out.put_tape(tape)
+}
+
+/// `out = im2col(x)·W` for the 3×3 convolution of the `c`-channel image rows `xv` on the grid
+/// `g` (`W` packed, `9c × n`; `out` row-major `g.rows() × n`). The im2col is gathered and
+/// multiplied block by block of image rows (whole rows, so that the gather stays a run of
+/// contiguous copies), each block in cache: a whole `m × 9c` im2col would be written to
+/// memory and read back.
+pub(crate) fn conv3x3_rows<E: Elem>(xv: &[E], g: Grid, c: usize, w: Rhs<'_, E>, out: &mut [E])
+where
+    Cpu: Device<E>,
+{
+    let (k, n) = (9 * c, w.cols());
+    let per = (IM2COL_ROWS / g.w).max(1);
+    let mut cols = vec![E::zero(); per * g.w * k];
+    let mut r0 = 0;
+    while r0 < g.b * g.h {
+        let nr = per.min(g.b * g.h - r0);
+        let block = &mut cols[..nr * g.w * k];
+        im2col_rows(xv, g, c, r0, nr, block);
+        gemm(Lhs::rows(block, nr * g.w), w, &mut out[r0 * g.w * n..], n, false);
+        r0 += nr;
+    }
+}
+
+/// The transpose of [`conv3x3_rows`] in `x`: `gx += col2im(dC·Wᵀ)` for `dC` = `go` (`g.rows() ×
+/// n`) and `Wᵀ` packed (`n × 9c`), block by block of image rows, each block of `dC·Wᵀ`
+/// scattered while in cache. When `xv` is not empty, `each(row0, rows, im2col)` also gets each
+/// block's im2col of `xv` (for the weight gradient), gathered again.
+pub(crate) fn conv3x3_rows_transpose<E: Elem>(
+    go: &[E],
+    g: Grid,
+    c: usize,
+    wt: Rhs<'_, E>,
+    gx: &mut [E],
+    xv: &[E],
+    mut each: impl FnMut(usize, usize, &[E]),
+) where
+    Cpu: Device<E>,
+{
+    let k = 9 * c;
+    let n = go.len() / g.rows().max(1);
+    let per = (IM2COL_ROWS / g.w).max(1);
+    let mut da = vec![E::zero(); per * g.w * k];
+    let mut cols = vec![E::zero(); if xv.is_empty() { 0 } else { per * g.w * k }];
+    let mut r0 = 0;
+    while r0 < g.b * g.h {
+        let nr = per.min(g.b * g.h - r0);
+        let rows = nr * g.w;
+        if !xv.is_empty() {
+            let block = &mut cols[..rows * k];
+            im2col_rows(xv, g, c, r0, nr, block);
+            each(r0 * g.w, rows, block);
+        }
+        let block = &mut da[..rows * k];
+        gemm(Lhs::rows(&go[r0 * g.w * n..(r0 * g.w + rows) * n], rows), wt, block, k, false);
+        for_each_tap_run_rows(g, c, r0, nr, |o, s, len| {
+            gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
+        });
+        r0 += nr;
+    }
 }
 
 /// The im2col rows of image rows `r0..r0 + nr` (row `r` = image `r / h`, line `r % h`) of the

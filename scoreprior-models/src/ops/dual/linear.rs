@@ -4,8 +4,11 @@
 
 use dfdx::prelude::*;
 
+use super::super::conv::count_flops;
+use super::super::gemm::Packed;
 use super::super::layout::{for_each_tap, for_each_tap_run};
-use super::super::tape::accumulate;
+use super::super::matmul::{conv3x3_rows, conv3x3_rows_transpose, DFDX_PRODUCTS};
+use super::super::tape::{accumulate, values};
 use super::super::{Elem, Grid, Mat};
 use super::{matmul_weight, Dual, DualTape, Key};
 
@@ -160,7 +163,8 @@ where
     )
 }
 
-/// 3×3 convolution (zero padding, stride 1): im2col of every block, then [`dual_dense`].
+/// 3×3 convolution (zero padding, stride 1): `im2col(x)·W + b` on every block of the stack, the
+/// im2col gathered in cache-sized blocks of rows and never kept (the weights are constants here).
 ///
 /// ```
 /// use scoreprior_models::ops::dual::*;
@@ -182,22 +186,50 @@ where
 {
     assert_eq!(x.rows(), g.rows(), "dual_conv3x3: rows do not match the grid");
     let c = x.cols();
-    let cols = linear_op(
-        tape,
-        x,
-        g.rows(),
-        9 * c,
-        |xs, blocks| {
-            let mut out = vec![E::zero(); blocks * g.rows() * 9 * c];
-            for_each_tap_run(g, blocks, c, |dst, src, len| out[dst..dst + len].copy_from_slice(&xs[src..src + len]));
-            out
-        },
-        move |go, gi, blocks| {
-            for_each_tap_run(g, blocks, c, |dst, src, len| accumulate(&go[dst..dst + len], &mut gi[src..src + len]));
-        },
-    );
-    let (key, rows, n) = (cols.key(), cols.rows(), cols.cols());
-    dense_keyed(tape, cols.into_stack(), key, rows, n, w, b)
+    let (ci, co) = *w.shape();
+    assert!(ci == 9 * c && b.len() == co, "dual_conv3x3: shapes");
+    if DFDX_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed) {
+        // The bench's old path: the whole stack's im2col as a node, then the dense layer.
+        let cols = linear_op(
+            tape,
+            x,
+            g.rows(),
+            9 * c,
+            |xs, blocks| {
+                let mut out = vec![E::zero(); blocks * g.rows() * 9 * c];
+                for_each_tap_run(g, blocks, c, |dst, src, len| {
+                    out[dst..dst + len].copy_from_slice(&xs[src..src + len])
+                });
+                out
+            },
+            move |go, gi, blocks| {
+                for_each_tap_run(g, blocks, c, |dst, src, len| {
+                    accumulate(&go[dst..dst + len], &mut gi[src..src + len])
+                });
+            },
+        );
+        let (key, rows, n) = (cols.key(), cols.rows(), cols.cols());
+        return dense_keyed(tape, cols.into_stack(), key, rows, n, w, b);
+    }
+    // The weights are constants of the dual pass, so the backward needs no im2col: the
+    // forward gathers it block by block into cache, the adjoint scatters `a·Wᵀ` likewise.
+    let grid = move |blocks: usize| Grid { b: blocks * g.b, ..g };
+    let (fb, bb) = (tape.tangents() + 1, tape.tangents() + tape.cotangents());
+    let wv = values(w);
+    count_flops(2 * fb * g.rows() * ci * co);
+    let mut y = vec![E::zero(); fb * g.rows() * co];
+    conv3x3_rows(x.stack(), grid(fb), c, Packed::new(&wv, ci, co, false).rhs(), &mut y);
+    for row in y[..g.rows() * co].chunks_exact_mut(co) {
+        accumulate(b, row);
+    }
+    let out = tape.node(y, g.rows(), co);
+    let xi = x.key();
+    tape.on_backward(&out, move |go, grads| {
+        count_flops(2 * bb * g.rows() * ci * co);
+        let wt = Packed::new(&wv, co, ci, true);
+        conv3x3_rows_transpose(&go, grid(bb), c, wt.rhs(), grads.acc(xi), &[], |_, _, _| {});
+    });
+    out
 }
 
 /// Nearest-neighbour 2× upsampling.

@@ -4,55 +4,59 @@
 
 use dfdx::prelude::*;
 
-use super::super::activation::sigmoid;
+use super::super::activation::sigmoid_in_place;
 use super::super::{Elem, Grid};
 use super::{Dual, DualTape};
 
-/// Calls `f(index, channel, group)` for every value of a rows-layout block on `g`, `group`
-/// being `image·groups + channel/(c/groups)` (loops by group, so no division per value).
-#[inline(always)]
-fn for_each_in_group(g: Grid, c: usize, groups: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let (hw, cg) = (g.h * g.w, c / groups);
-    for i in 0..g.b {
-        for p in 0..hw {
-            let base = (i * hw + p) * c;
-            for gr in 0..groups {
-                for ch in gr * cg..(gr + 1) * cg {
-                    f(base + ch, ch, i * groups + gr);
-                }
-            }
-        }
-    }
-}
-
-/// Per image and group, the means of the `N` values of `f(index, channel)` (in `f64`), in one
-/// pass.
-fn group_means<const N: usize>(
+/// Per image and channel group, the means of `N` per-value quantities, spread back over the
+/// group's channels: `out[q][i·c + ch]` is the mean of quantity `q` over image `i`'s group of
+/// channel `ch`. `row(r, acc)` adds row `r`'s values into the per-channel sums `acc` (`N`
+/// arrays of `c`): loops along a pixel's contiguous channels with independent accumulators
+/// vectorise, where one running sum per group was a chain of dependent additions. Sums in
+/// `f64`, as the taped op.
+fn channel_means<const N: usize>(
     g: Grid,
     c: usize,
     groups: usize,
-    mut f: impl FnMut(usize, usize) -> [f64; N],
-) -> Vec<[f64; N]> {
-    let mut s = vec![[0.0; N]; g.b * groups];
-    for_each_in_group(g, c, groups, |i, ch, gr| {
-        let v = f(i, ch);
-        for (a, b) in s[gr].iter_mut().zip(v) {
-            *a += b;
+    mut row: impl FnMut(usize, &mut [Vec<f64>; N]),
+) -> [Vec<f64>; N] {
+    let (hw, cg) = (g.h * g.w, c / groups);
+    let n = (hw * cg) as f64;
+    let mut acc: [Vec<f64>; N] = std::array::from_fn(|_| vec![0.0; c]);
+    let mut out: [Vec<f64>; N] = std::array::from_fn(|_| vec![0.0; g.b * c]);
+    for i in 0..g.b {
+        acc.iter_mut().for_each(|a| a.fill(0.0));
+        for p in 0..hw {
+            row(i * hw + p, &mut acc);
         }
-    });
-    let n = (g.h * g.w * (c / groups)) as f64;
-    s.iter_mut().for_each(|v| v.iter_mut().for_each(|x| *x /= n));
-    s
+        for (o, a) in out.iter_mut().zip(&acc) {
+            for (og, ag) in o[i * c..(i + 1) * c].chunks_exact_mut(cg).zip(a.chunks_exact(cg)) {
+                og.fill(ag.iter().sum::<f64>() / n);
+            }
+        }
+    }
+    out
 }
 
-/// `(φ(y), φ'(y), φ''(y))` of `φ(y) = y·σ(y)`: `yσ`, `σ + yσ'` and `σ'·(2 + y(1 − 2σ))`,
-/// `σ' = σ(1 − σ)`.
+/// Row `r` of a per-value array of rows of `c`.
 #[inline(always)]
-fn silu_derivs<E: Elem>(y: E) -> (E, E, E)
+fn at<T>(v: &[T], r: usize, c: usize) -> &[T] {
+    &v[r * c..(r + 1) * c]
+}
+
+/// Row `r`'s slice of a per-image, per-channel array (`g.b·c`, images of `hw` rows).
+#[inline(always)]
+fn per_image(v: &[f64], r: usize, hw: usize, c: usize) -> &[f64] {
+    at(v, r / hw, c)
+}
+
+/// `(φ(y), φ'(y), φ''(y))` of `φ(y) = y·σ(y)` from `y` and `s = σ(y)`: `yσ`, `σ + yσ'` and
+/// `σ'·(2 + y(1 − 2σ))`, `σ' = σ(1 − σ)`.
+#[inline(always)]
+fn silu_derivs<E: Elem>(y: E, s: E) -> (E, E, E)
 where
     Cpu: Device<E>,
 {
-    let s = sigmoid(y);
     let ds = s * (E::one() - s);
     let two = E::of(2.0);
     (y * s, s + y * ds, ds * (two + y * (E::one() - two * s)))
@@ -102,46 +106,70 @@ where
     assert!(gamma.len() == c && beta.len() == c, "dual_group_norm: gamma/beta length");
     let (k, m) = (tape.tangents(), tape.cotangents());
     let n = x.block_len();
+    let hw = g.h * g.w;
     let xv = x.values();
-    let stats = group_means(g, c, groups, |i, _| {
-        let v = xv[i].f64();
-        [v, v * v]
+    let [mu, sq] = channel_means(g, c, groups, |r, [a, b]| {
+        for ((a, b), v) in a.iter_mut().zip(b.iter_mut()).zip(at(xv, r, c)) {
+            let v = v.f64();
+            *a += v;
+            *b += v * v;
+        }
     });
-    let mu: Vec<f64> = stats.iter().map(|s| s[0]).collect();
-    let r: Vec<f64> = stats.iter().map(|s| 1.0 / ((s[1] - s[0] * s[0]).max(0.0) + eps).sqrt()).collect();
+    let rs: Vec<f64> = mu.iter().zip(&sq).map(|(m, s)| 1.0 / ((s - m * m).max(0.0) + eps).sqrt()).collect();
     // x̂, φ'(y), φ''(y) per value (φ' = 1 and φ'' = 0 without the SiLU), and the output.
     let mut xhat = vec![E::zero(); n];
     let (mut d1, mut d2) = (vec![E::one(); n], vec![E::zero(); n]);
     let mut out = vec![E::zero(); (k + 1) * n];
-    for_each_in_group(g, c, groups, |i, ch, gr| {
-        let xh = E::of((xv[i].f64() - mu[gr]) * r[gr]);
-        xhat[i] = xh;
-        let y = xh * gamma[ch] + beta[ch];
-        out[i] = if with_silu {
-            let (z, a, b) = silu_derivs(y);
-            (d1[i], d2[i]) = (a, b);
-            z
-        } else {
-            y
-        };
-    });
-    // Tangents: x̂̇ per tangent, and κ = r·mean(x̂ẋ) per tangent, image and group.
+    for (r, (xh, o)) in xhat.chunks_exact_mut(c).zip(out[..n].chunks_exact_mut(c)).enumerate() {
+        for (((((xh, o), v), (m, rr)), ga), be) in xh
+            .iter_mut()
+            .zip(o)
+            .zip(at(xv, r, c))
+            .zip(per_image(&mu, r, hw, c).iter().zip(per_image(&rs, r, hw, c)))
+            .zip(gamma)
+            .zip(beta)
+        {
+            *xh = E::of((v.f64() - m) * rr);
+            *o = *xh * *ga + *be;
+        }
+    }
+    if with_silu {
+        // σ(y) for all values at once, on the vectorised exponential.
+        let mut sig = out[..n].to_vec();
+        sigmoid_in_place(&mut sig);
+        for (((o, s), a), b) in out[..n].iter_mut().zip(&sig).zip(d1.iter_mut()).zip(d2.iter_mut()) {
+            (*o, *a, *b) = silu_derivs(*o, *s);
+        }
+    }
+    // Tangents: x̂̇ per tangent, and κ = r·mean(x̂ẋ) per tangent, image and channel.
     let mut xhat_t = vec![E::zero(); k * n];
     let mut kappa = Vec::with_capacity(k);
     for kk in 0..k {
         let xt = x.tangent(kk);
-        let ab = group_means(g, c, groups, |i, _| {
-            let t = xt[i].f64();
-            [t, xhat[i].f64() * t]
+        let [ta, tb] = channel_means(g, c, groups, |r, [a, b]| {
+            for ((a, b), (t, xh)) in a.iter_mut().zip(b.iter_mut()).zip(at(xt, r, c).iter().zip(at(&xhat, r, c))) {
+                let t = t.f64();
+                *a += t;
+                *b += xh.f64() * t;
+            }
         });
         let ht = &mut xhat_t[kk * n..(kk + 1) * n];
         let ot = &mut out[(kk + 1) * n..(kk + 2) * n];
-        for_each_in_group(g, c, groups, |i, ch, gr| {
-            let h = E::of(r[gr] * (xt[i].f64() - ab[gr][0] - xhat[i].f64() * ab[gr][1]));
-            ht[i] = h;
-            ot[i] = d1[i] * gamma[ch] * h;
-        });
-        kappa.push(ab.iter().zip(&r).map(|(v, r)| v[1] * r).collect::<Vec<f64>>());
+        for (r, (hr, or)) in ht.chunks_exact_mut(c).zip(ot.chunks_exact_mut(c)).enumerate() {
+            let (ta, tb, rr) = (per_image(&ta, r, hw, c), per_image(&tb, r, hw, c), per_image(&rs, r, hw, c));
+            for (((((h, o), (t, xh)), (a, b)), rr), (d1, ga)) in hr
+                .iter_mut()
+                .zip(or)
+                .zip(at(xt, r, c).iter().zip(at(&xhat, r, c)))
+                .zip(ta.iter().zip(tb))
+                .zip(rr)
+                .zip(at(&d1, r, c).iter().zip(gamma))
+            {
+                *h = E::of(rr * (t.f64() - a - xh.f64() * b));
+                *o = *d1 * *ga * *h;
+            }
+        }
+        kappa.push(tb.iter().zip(&rs).map(|(b, r)| b * r).collect::<Vec<f64>>());
     }
     let out = tape.node(out, x.rows(), c);
     let xi = x.key();
@@ -153,43 +181,87 @@ where
         for j in 0..m {
             let dz = &go[j * n..(j + 1) * n];
             let mut d = vec![E::zero(); n];
-            let mm = group_means(g, c, groups, |i, ch| {
-                let v = gamma[ch] * d1[i] * dz[i];
-                d[i] = v;
-                [v.f64(), xhat[i].f64() * v.f64()]
+            for (r, dr) in d.chunks_exact_mut(c).enumerate() {
+                for (((dv, ga), d1), dz) in dr.iter_mut().zip(&gamma).zip(at(&d1, r, c)).zip(at(dz, r, c)) {
+                    *dv = *ga * *d1 * *dz;
+                }
+            }
+            let [m0, m1] = channel_means(g, c, groups, |r, [a, b]| {
+                for ((a, b), (dv, xh)) in a.iter_mut().zip(b.iter_mut()).zip(at(&d, r, c).iter().zip(at(&xhat, r, c))) {
+                    let dv = dv.f64();
+                    *a += dv;
+                    *b += xh.f64() * dv;
+                }
             });
             let gj = &mut gi[j * n..(j + 1) * n];
             let mut dx = vec![E::zero(); if j < k { n } else { 0 }];
-            for_each_in_group(g, c, groups, |i, _, gr| {
-                let v = E::of(r[gr] * (d[i].f64() - mm[gr][0] - xhat[i].f64() * mm[gr][1]));
-                gj[i] += v;
-                if j < k {
-                    dx[i] = v;
+            for (r, gr) in gj.chunks_exact_mut(c).enumerate() {
+                let (m0r, m1r, rr) = (per_image(&m0, r, hw, c), per_image(&m1, r, hw, c), per_image(&rs, r, hw, c));
+                for (p, (((gv, (dv, xh)), (a, b)), rr)) in gr
+                    .iter_mut()
+                    .zip(at(&d, r, c).iter().zip(at(&xhat, r, c)))
+                    .zip(m0r.iter().zip(m1r))
+                    .zip(rr)
+                    .enumerate()
+                {
+                    let v = E::of(rr * (dv.f64() - a - xh.f64() * b));
+                    *gv += v;
+                    if j < k {
+                        dx[r * c + p] = v;
+                    }
                 }
-            });
+            }
             if j < k {
-                kept.push((d, mm, dx));
+                kept.push((d, m1, dx));
             }
         }
-        for (kk, (d, mm, dx)) in kept.into_iter().enumerate() {
+        for (kk, (d, mm1, dx)) in kept.into_iter().enumerate() {
             let (dz, dzt) = (&go[kk * n..(kk + 1) * n], &go[(m + kk) * n..(m + kk + 1) * n]);
             let ht = &xhat_t[kk * n..(kk + 1) * n];
             // ḋ = γ(φ'·ḋz + φ''·ẏ·dz), ẏ = γ·x̂̇; then mean ḋ, mean(x̂ḋ), mean(x̂̇d).
             let mut dt = vec![E::zero(); n];
-            let nn = group_means(g, c, groups, |i, ch| {
-                let ga = gamma[ch];
-                let v = ga * (d1[i] * dzt[i] + d2[i] * ga * ht[i] * dz[i]);
-                dt[i] = v;
-                [v.f64(), xhat[i].f64() * v.f64(), ht[i].f64() * d[i].f64()]
+            for (r, dr) in dt.chunks_exact_mut(c).enumerate() {
+                for ((((v, ga), (d1, d2)), (dz, dzt)), h) in dr
+                    .iter_mut()
+                    .zip(&gamma)
+                    .zip(at(&d1, r, c).iter().zip(at(&d2, r, c)))
+                    .zip(at(dz, r, c).iter().zip(at(dzt, r, c)))
+                    .zip(at(ht, r, c))
+                {
+                    *v = *ga * (*d1 * *dzt + *d2 * *ga * *h * *dz);
+                }
+            }
+            let [n1, n2, n3] = channel_means(g, c, groups, |r, [a, b, e]| {
+                for (((a, b), e), ((v, xh), (h, dv))) in a
+                    .iter_mut()
+                    .zip(b.iter_mut())
+                    .zip(e.iter_mut())
+                    .zip(at(&dt, r, c).iter().zip(at(&xhat, r, c)).zip(at(ht, r, c).iter().zip(at(&d, r, c))))
+                {
+                    let v = v.f64();
+                    *a += v;
+                    *b += xh.f64() * v;
+                    *e += h.f64() * dv.f64();
+                }
             });
             let kap = &kappa[kk];
             let gt = &mut gi[(m + kk) * n..(m + kk + 1) * n];
-            for_each_in_group(g, c, groups, |i, _, gr| {
-                let [n1, n2, n3] = nn[gr];
-                let v = -kap[gr] * dx[i].f64()
-                    + r[gr] * (dt[i].f64() - n1 - ht[i].f64() * mm[gr][1] - xhat[i].f64() * (n3 + n2));
-                gt[i] += E::of(v);
-            });
+            for (r, gr) in gt.chunks_exact_mut(c).enumerate() {
+                let (n1, n2, n3, mm1, kap, rr) = (
+                    per_image(&n1, r, hw, c),
+                    per_image(&n2, r, hw, c),
+                    per_image(&n3, r, hw, c),
+                    per_image(&mm1, r, hw, c),
+                    per_image(kap, r, hw, c),
+                    per_image(&rs, r, hw, c),
+                );
+                for (i, gv) in gr.iter_mut().enumerate() {
+                    let q = r * c + i;
+                    let v = -kap[i] * dx[q].f64()
+                        + rr[i] * (dt[q].f64() - n1[i] - ht[q].f64() * mm1[i] - xhat[q].f64() * (n3[i] + n2[i]));
+                    *gv += E::of(v);
+                }
+            }
         }
     });
     out
