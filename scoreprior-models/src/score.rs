@@ -92,8 +92,9 @@ impl NcsnppScore {
         crate::alloc::retain_freed_memory();
         let net = AnyNcsnpp::new(net)?;
         let dev = Cpu::default();
-        let p32 = net.params(&dev, weights)?;
-        let p64 = net.params(&dev, weights)?;
+        // Scores are differentiated in x only, never in the weights.
+        let p32 = net.params(&dev, weights)?.in_x_only();
+        let p64 = net.params(&dev, weights)?.in_x_only();
         Ok(Self {
             net,
             p32,

@@ -47,6 +47,38 @@ fn input_vjp_matches_finite_differences_f64() {
     assert!((ad - fd).abs() <= 1e-7 * fd.abs().max(1.0), "AD {ad} vs FD {fd}");
 }
 
+/// Parameters `in_x_only` (what scores use) give the same output and the same input VJP to the
+/// bit, f32 and f64: skipping the weight gradients changes nothing the input's gradient reads.
+#[test]
+fn in_x_only_params_give_the_same_input_vjp() {
+    fn check<E: scoreprior_models::ops::Elem>(net: &Ncsnpp<1, 8, 8>, w: &[Vec<f32>])
+    where
+        Cpu: Device<E>,
+    {
+        let dev = Cpu::default();
+        let full = Params::<E>::from_values(&dev, net.net().specs(), w).unwrap();
+        let in_x = full.clone().in_x_only();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 3 * 64;
+        let x: Vec<E> = (0..n).map(|_| E::of(rng.gen::<f64>())).collect();
+        let c: Vec<E> = (0..n).map(|_| E::of(rng.gen::<f64>() - 0.5)).collect();
+        let run = |p: &Params<E>| {
+            let x0: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(x.clone(), (3, 64));
+            let ct: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(c.clone(), (3, 64));
+            let e = net.forward_flat(p, x0.leaky_trace(), &[0.2, 0.5, 0.9], None).unwrap();
+            let out = e.with_empty_tape().as_vec();
+            (out, (e * ct).sum::<(), _>().backward().get(&x0).as_vec())
+        };
+        let ((e1, g1), (e2, g2)) = (run(&full), run(&in_x));
+        assert!(g1.iter().any(|v| v.f64().abs() > 1e-3), "degenerate test");
+        assert_eq!(e1, e2, "outputs differ");
+        assert_eq!(g1, g2, "input VJPs differ");
+    }
+    let (net, w) = tiny_net();
+    check::<f32>(&net, &w);
+    check::<f64>(&net, &w);
+}
+
 #[test]
 fn parameter_gradients_match_finite_differences_f64() {
     let (net, w) = tiny_net();

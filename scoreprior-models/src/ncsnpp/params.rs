@@ -4,6 +4,7 @@
 
 use dfdx::prelude::*;
 
+use crate::ops::conv::linear_in_x;
 use crate::ops::dual::*;
 use crate::ops::norm::GROUP_NORM_EPS;
 use crate::ops::*;
@@ -95,6 +96,8 @@ where
     /// One flat tensor per parameter.
     pub tensors: Vec<Vec1<E>>,
     shapes: Vec<Vec<usize>>,
+    /// Whether a taped pass forms the weights' gradients (see [`Params::in_x_only`]).
+    weight_grads: bool,
 }
 
 impl<E: Elem> Params<E>
@@ -114,7 +117,27 @@ where
             }
             tensors.push(dev.tensor_from_vec(v.iter().map(|&a| E::of(a as f64)).collect(), (v.len(),)));
         }
-        Ok(Self { tensors, shapes: specs.iter().map(|s| s.shape.clone()).collect() })
+        Ok(Self { tensors, shapes: specs.iter().map(|s| s.shape.clone()).collect(), weight_grads: true })
+    }
+    /// The same parameters for passes differentiated in the input alone (a score's VJPs): the
+    /// convolutions' and dense layers' backward passes then skip the weight gradients `Aᵀ·dC`,
+    /// a third of their products, and a tape's gradients hold none for these weights.
+    ///
+    /// ```
+    /// use dfdx::prelude::*;
+    /// use rand::SeedableRng;
+    /// use scoreprior_models::ncsnpp::{Ncsnpp, NcsnppConfig, Params};
+    /// let net = Ncsnpp::<1, 8, 8>::new(NcsnppConfig::tiny()).unwrap();
+    /// let w = net.net().init_params(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+    /// let p = Params::<f32>::from_values(&Cpu::default(), net.net().specs(), &w).unwrap().in_x_only();
+    /// let x: Tensor<(usize, usize), f32, Cpu> = Cpu::default().tensor_from_vec(vec![0.5; 64], (1, 64));
+    /// let eps = net.forward_flat(&p, x.leaky_trace(), &[0.5], None).unwrap();
+    /// let g = eps.sum::<(), _>().backward();
+    /// assert_eq!(g.get(&x).as_vec().len(), 64); // the input's gradient, not the weights'
+    /// ```
+    pub fn in_x_only(mut self) -> Self {
+        self.weight_grads = false;
+        self
     }
     /// Overwrites the values in place (same shapes).
     pub fn set_values(&mut self, values: &[Vec<f32>]) {
@@ -132,10 +155,18 @@ where
     }
     pub(super) fn dense<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, d: &Dense) -> Mat<E, T> {
         debug_assert_eq!(x.shape().1, d.i);
-        dense(x, self.mat(d.w), self.vec(d.b))
+        if self.weight_grads {
+            dense(x, self.mat(d.w), self.vec(d.b))
+        } else {
+            linear_in_x(x, None, self.mat(d.w), self.vec(d.b))
+        }
     }
     pub(super) fn conv<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, d: &Dense) -> Mat<E, T> {
-        conv3x3(x, g, self.mat(d.w), self.vec(d.b))
+        if self.weight_grads {
+            conv3x3(x, g, self.mat(d.w), self.vec(d.b))
+        } else {
+            linear_in_x(x, Some(g), self.mat(d.w), self.vec(d.b))
+        }
     }
     pub(super) fn group_norm<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
         group_norm(x, g, n.groups, self.vec(n.g), self.vec(n.b))

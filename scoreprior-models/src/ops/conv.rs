@@ -47,7 +47,7 @@ where
     Cpu: Device<E>,
 {
     count_flops(2 * g.rows() * w.shape().0 * w.shape().1);
-    add_bias(product(x, w, Source::Im2col(g)), b)
+    add_bias(product(x, w, Source::Im2col(g), true), b)
 }
 
 /// 1×1 convolution / dense layer on rows: `x · w + b`, `w` of shape `(c_in, c_out)` (the
@@ -57,5 +57,21 @@ where
     Cpu: Device<E>,
 {
     count_flops(2 * x.shape().0 * w.shape().0 * w.shape().1);
-    add_bias(product(x, w, Source::Input), b)
+    add_bias(product(x, w, Source::Input, true), b)
+}
+
+/// [`conv3x3`] (or, without a grid, [`dense`]) whose backward pass forms the input's gradient
+/// only: for passes differentiated in `x` alone; the weight gets no gradient.
+pub(crate) fn linear_in_x<E: Elem, T: Tape<E, Cpu>>(
+    x: Mat<E, T>,
+    g: Option<Grid>,
+    w: Mat<E, T>,
+    b: Vec1<E, T>,
+) -> Mat<E, T>
+where
+    Cpu: Device<E>,
+{
+    count_flops(2 * x.shape().0 * w.shape().0 * w.shape().1);
+    let lhs = g.map_or(Source::Input, Source::Im2col);
+    add_bias(product(x, w, lhs, false), b)
 }

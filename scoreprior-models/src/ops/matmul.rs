@@ -37,7 +37,7 @@ pub fn matmul_op<E: Elem, T: Tape<E, Cpu>>(a: Mat<E, T>, w: Mat<E, T>) -> Mat<E,
 where
     Cpu: Device<E>,
 {
-    product(a, w, Source::Input)
+    product(a, w, Source::Input, true)
 }
 
 /// Bench only: while set, the products go through dfdx's `matmul` as before this op existed
@@ -51,7 +51,10 @@ pub static DFDX_PRODUCTS: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 const IM2COL_ROWS: usize = 96;
 
 /// The product op: `x` is the input (`A` itself or the image rows whose im2col is `A`).
-pub(crate) fn product<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, w: Mat<E, T>, lhs: Source) -> Mat<E, T>
+/// Without `weight_grad` the backward pass forms `dA` only: a pass differentiated in its
+/// input alone (a score's VJP) would spend a third of its products on `dW = Aᵀ·dC`, which
+/// nothing reads, and the weight then has no gradient on the tape.
+pub(crate) fn product<E: Elem, T: Tape<E, Cpu>>(x: Mat<E, T>, w: Mat<E, T>, lhs: Source, weight_grad: bool) -> Mat<E, T>
 where
     Cpu: Device<E>,
 {
@@ -83,6 +86,8 @@ where
         Source::Im2col(g) => conv3x3_rows(&xv, g, c, packed.rhs(), &mut out),
     }
     let out = x.device().tensor_from_vec(out, (m, n));
+    // `A` (or the input its im2col is gathered from) is kept for `dW` only.
+    let xv = if weight_grad { xv } else { Vec::new() };
     if T::OWNS_TAPE {
         let (xg, wg, og) = (x.ghost(), w.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
@@ -95,6 +100,10 @@ where
             match lhs {
                 Source::Input => {
                     gemm(Lhs::rows(&go, m), wt.rhs(), E::buf(grads.get_or_alloc_mut(&xg)?), k, true);
+                    if !weight_grad {
+                        put_grad(grads.get_or_alloc_mut(&og)?, go);
+                        return Ok(());
+                    }
                     let gw = E::buf(grads.get_or_alloc_mut(&wg)?);
                     if in_place {
                         gemm(Lhs::transposed(&xv, k), Rhs::in_place(&go, n), gw, n, true);
@@ -107,7 +116,8 @@ where
                     // Block by block of image rows, as the forward pass: each block of the
                     // im2col is gathered again for its share of dW, and each block of dA is
                     // scattered while in cache.
-                    let mut gw = std::mem::take(E::vec(grads.get_or_alloc_mut(&wg)?));
+                    let mut gw =
+                        if weight_grad { std::mem::take(E::vec(grads.get_or_alloc_mut(&wg)?)) } else { Vec::new() };
                     let gx = E::buf(grads.get_or_alloc_mut(&xg)?);
                     conv3x3_rows_transpose(&go, g, c, wt.rhs(), gx, &xv, |r0, rows, block| {
                         // dW's share of this block of rows, its im2col gathered again.
@@ -119,7 +129,9 @@ where
                             gemm(Lhs::transposed(block, k), pg.rhs(), &mut gw, n, true);
                         }
                     });
-                    *E::vec(grads.get_or_alloc_mut(&wg)?) = gw;
+                    if weight_grad {
+                        *E::vec(grads.get_or_alloc_mut(&wg)?) = gw;
+                    }
                 }
             }
             put_grad(grads.get_or_alloc_mut(&og)?, go);
