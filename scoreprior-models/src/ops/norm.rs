@@ -89,7 +89,7 @@ where
             let s = if T::OWNS_TAPE { &mut sig[i * block..i * block + ob.len()] } else { &mut sig[..ob.len()] };
             s.copy_from_slice(ob);
             sigmoid_in_place(s);
-            ob.iter_mut().zip(s.iter()).for_each(|(o, s)| *o = *o * *s);
+            ob.iter_mut().zip(s.iter()).for_each(|(o, s)| *o *= *s);
         }
     }
     let out = x.device().tensor_from_vec(out, (rows, c));
