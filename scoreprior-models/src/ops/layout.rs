@@ -71,17 +71,46 @@ pub(crate) fn for_each_tap_run(g: Grid, blocks: usize, c: usize, f: impl FnMut(u
 /// at a time, while it stays in cache.
 #[inline(always)]
 pub(crate) fn for_each_tap_run_rows(g: Grid, c: usize, r0: usize, nr: usize, mut f: impl FnMut(usize, usize, usize)) {
+    for_each_tap_segment_rows(g, c, r0, nr, |dst, src, len| {
+        if let Some(src) = src {
+            f(dst, src, len)
+        }
+    })
+}
+
+/// [`for_each_tap_run_rows`] with the zero padding as well: `f(dst, Some(src), len)` for each
+/// run of copies and `f(dst, None, len)` for each run of the im2col that the 3×3
+/// neighbourhood leaves outside the image, so that together they cover every output value once.
+#[inline(always)]
+pub(crate) fn for_each_tap_segment_rows(
+    g: Grid,
+    c: usize,
+    r0: usize,
+    nr: usize,
+    mut f: impl FnMut(usize, Option<usize>, usize),
+) {
     let (h, w, n) = (g.h, g.w, 9 * c);
     for (lr, r) in (r0..r0 + nr).enumerate() {
         let (i, y) = (r / h, r % h);
         for ky in 0..3 {
-            let Some(sy) = (y + ky).checked_sub(1).filter(|sy| *sy < h) else { continue };
-            let src_row = (i * h + sy) * w;
+            let sy = (y + ky).checked_sub(1).filter(|sy| *sy < h);
             for x in 0..w {
+                let dst = (lr * w + x) * n + 3 * ky * c;
+                let Some(sy) = sy else {
+                    f(dst, None, 3 * c);
+                    continue;
+                };
                 // Source pixels x − 1 ..= x + 1 clipped to the row; the first is tap kx0.
                 let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
                 let kx0 = lo + 1 - x;
-                f((lr * w + x) * n + (3 * ky + kx0) * c, (src_row + lo) * c, (hi - lo) * c);
+                let len = (hi - lo) * c;
+                if kx0 > 0 {
+                    f(dst, None, kx0 * c);
+                }
+                f(dst + kx0 * c, Some(((i * h + sy) * w + lo) * c), len);
+                if kx0 * c + len < 3 * c {
+                    f(dst + kx0 * c + len, None, 3 * c - kx0 * c - len);
+                }
             }
         }
     }

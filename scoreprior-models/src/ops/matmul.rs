@@ -6,7 +6,7 @@
 use dfdx::prelude::*;
 
 use super::gemm::{gemm, Lhs, Packed, Rhs, NR};
-use super::layout::for_each_tap_run_rows;
+use super::layout::{for_each_tap_run_rows, for_each_tap_segment_rows};
 use super::tape::{put_grad, take_grad, values};
 use super::{Elem, Grid, Mat};
 
@@ -209,26 +209,8 @@ fn im2col_rows<E: Elem>(xv: &[E], g: Grid, c: usize, r0: usize, nr: usize, out: 
 where
     Cpu: Device<E>,
 {
-    let (h, w, k) = (g.h, g.w, 9 * c);
-    for (lr, r) in (r0..r0 + nr).enumerate() {
-        let (i, y) = (r / h, r % h);
-        for ky in 0..3 {
-            let sy = (y + ky).checked_sub(1).filter(|sy| *sy < h);
-            for x in 0..w {
-                let dst = &mut out[(lr * w + x) * k + 3 * ky * c..][..3 * c];
-                let Some(sy) = sy else {
-                    dst.fill(E::zero());
-                    continue;
-                };
-                // Source pixels x − 1 ..= x + 1 clipped to the row; the first is tap kx0.
-                let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
-                let kx0 = lo + 1 - x;
-                let len = (hi - lo) * c;
-                let src = ((i * h + sy) * w + lo) * c;
-                dst[..kx0 * c].fill(E::zero());
-                dst[kx0 * c..kx0 * c + len].copy_from_slice(&xv[src..src + len]);
-                dst[kx0 * c + len..].fill(E::zero());
-            }
-        }
-    }
+    for_each_tap_segment_rows(g, c, r0, nr, |dst, src, len| match src {
+        Some(s) => out[dst..dst + len].copy_from_slice(&xv[s..s + len]),
+        None => out[dst..dst + len].fill(E::zero()),
+    });
 }
