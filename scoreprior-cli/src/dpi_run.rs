@@ -13,6 +13,8 @@ use scoreprior::experiment::{
 };
 use scoreprior::monitor::Monitor;
 use scoreprior_core::io::{write_fits_image, IoError};
+use scoreprior_core::ode::SolverKind;
+use scoreprior_core::prior::AdjointSteps;
 
 use crate::plot::{Figure, Series};
 use crate::run_folder::{forward_files, take_folder, RunManifest, RunState, MANIFEST_FILE};
@@ -23,7 +25,8 @@ use crate::run_folder::{forward_files, take_folder, RunManifest, RunState, MANIF
 /// (`adjoint_steps` for PF-ODE priors, `laplace` when the Laplace start is on, `init_flow` when a
 /// run starts from another's flow), so that runs written before they existed still resume. The
 /// output group is not in `config` at all.
-const NOT_IN_MANIFEST: [&str; 8] = ["steps", "mean", "cov", "y", "x_true", "laplace", "adjoint_steps", "init_flow"];
+const NOT_IN_MANIFEST: [&str; 9] =
+    ["steps", "mean", "cov", "y", "x_true", "laplace", "adjoint_steps", "adjoint_grid_solver", "init_flow"];
 
 /// The run-folder side of a [`DpiSettings`]: its manifest, the whole run, and a diffusion
 /// sampler's run in place of DPI.
@@ -122,6 +125,10 @@ fn manifest(s: &DpiSettings, prior_file: &Path) -> Result<RunManifest> {
     // the runs of other priors written before the setting existed still resume.
     if !p.surrogate && !matches!(p.prior, PriorKind::Gaussian | PriorKind::Tv | PriorKind::Flow(_)) {
         config["adjoint_steps"] = serde_json::json!(p.adjoint_steps);
+        // Runs before the setting stepped the grid with Dopri5: recorded only when another.
+        if p.adjoint_steps == AdjointSteps::ForwardGrid && p.adjoint_grid_solver != SolverKind::Dopri5 {
+            config["adjoint_grid_solver"] = serde_json::json!(p.adjoint_grid_solver);
+        }
     }
     // Recorded only when on, so that runs from before the Laplace start still resume.
     if f.laplace.resolve(f.map_steps > 0, m.is_eht()) {
@@ -270,6 +277,7 @@ mod tests {
         let config = m.config.as_object().unwrap();
         let keys: Vec<&str> = config.keys().map(String::as_str).collect();
         let expected = [
+            "adjoint_grid_solver",
             "adjoint_steps",
             "anneal_data",
             "anneal_data_from",
@@ -326,6 +334,7 @@ mod tests {
             ("prior", "gaussian-ode"),
             ("solver", "dopri5"),
             ("adjoint_steps", "grid"),
+            ("adjoint_grid_solver", "rk4"),
             ("dsm_time_density", "log-uniform"),
             ("anneal_data_schedule", "linear"),
             ("data", "closures"),
@@ -334,12 +343,16 @@ mod tests {
             assert_eq!(config[key], name, "{key}");
         }
         assert!(m.inputs.contains_key("--x-true") && m.inputs.contains_key("--mean"));
+        // Dopri5 on the grid (what runs before the setting used) is not recorded, so they resume.
+        s.prior.adjoint_grid_solver = SolverKind::Dopri5;
+        let config = s.manifest(Path::new("gaussian-ode")).unwrap().config;
+        assert!(config.get("adjoint_grid_solver").is_none() && config["adjoint_steps"] == "grid");
         // A surrogate run does not record the adjoint rule; a Laplace start records itself.
         s.prior.surrogate = true;
         s.flow.laplace = LaplaceMode::On;
         s.flow.map_steps = 10;
         let config = s.manifest(Path::new("gaussian-ode")).unwrap().config;
-        assert!(config.get("adjoint_steps").is_none());
+        assert!(config.get("adjoint_steps").is_none() && config.get("adjoint_grid_solver").is_none());
         assert_eq!((config["laplace"].clone(), config["laplace_scale"].clone()), (true.into(), 1.0.into()));
     }
 }

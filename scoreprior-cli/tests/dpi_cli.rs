@@ -171,6 +171,7 @@ fn bad_inputs_are_clear_errors() {
         ("--dsm-time-density", "cubic", "log-uniform"),
         ("--adjoint-steps", "fixed", "adaptive"),
         ("--solver", "rk45", "dopri5"),
+        ("--adjoint-grid-solver", "rk3", "rk4"),
         ("--data", "phases", "closures"),
         ("--anneal-data-schedule", "cosine", "geometric"),
     ] {

@@ -81,8 +81,8 @@ fn adjoint_counts_with_automatic_and_fixed_first_step() {
     let gr = ScorePrior::new(g.clone(), grid.clone()).unwrap().grad_log_prob(&x).unwrap();
     let a = &gr.stats.adjoint;
     eprintln!("adjoint on the forward grid: {a:?}");
-    // The default: the forward's 7 steps, 7 evaluations per restarted step.
-    assert_eq!((a.accepted_steps, a.rejected_steps, a.rhs_evaluations), (7, 0, 49));
+    // The default: the forward's 7 steps, one RK4 step (4 evaluations) per restarted step.
+    assert_eq!((a.accepted_steps, a.rejected_steps, a.rhs_evaluations), (7, 0, 28));
     let cfg = grid.with_adjoint_steps(AdjointSteps::Adaptive);
     let gr = ScorePrior::new(g.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
     let a = &gr.stats.adjoint;

@@ -46,6 +46,7 @@ impl PriorOptions {
     ///
     /// let mut p = PriorOptions::default();
     /// assert_eq!(p.ode_config(0)?.adjoint_steps, AdjointSteps::ForwardGrid);
+    /// assert_eq!(p.ode_config(0)?.grid_solver.name, "RK4");
     /// p.adjoint_steps = AdjointSteps::Adaptive;
     /// assert_eq!(p.ode_config(0)?.adjoint_steps, AdjointSteps::Adaptive);
     /// # Ok::<(), scoreprior::experiment::ExperimentError>(())
@@ -63,6 +64,7 @@ impl PriorOptions {
         let cfg = ScorePriorConfig::default()
             .with_solver(solver)
             .with_adjoint_solver(solver)
+            .with_grid_solver(self.adjoint_grid_solver.solver())
             .with_tolerances(self.solve.rtol, self.solve.atol)
             .with_divergence(div)
             .with_t0(self.time_floor);

@@ -18,8 +18,8 @@ use crate::{Error, Result};
 
 /// Configuration of a [`ScorePrior`]. `Default` is the reference code's: VP (β 0.1→20),
 /// Dopri5 with PID `rtol = 1e-3, atol = 1e-5` and first step [`crate::ode::DEFAULT_DT0`] for
-/// both solves, `t0 = 1e-3`, `T = 1`, Hutchinson with 16 Rademacher probes (seed 0), 4096
-/// steps at most.
+/// the forward solve, the adjoint on the forward grid with one RK4 step per forward step,
+/// `t0 = 1e-3`, `T = 1`, Hutchinson with 16 Rademacher probes (seed 0), 4096 steps at most.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScorePriorConfig {
     /// The SDE the score model was trained with.
@@ -40,8 +40,11 @@ pub struct ScorePriorConfig {
     /// reference code, whose controller norms the whole state; `false` wraps them in
     /// [`crate::ode::Unnormed`], cheaper but their error is then uncontrolled).
     pub norm_logp: bool,
-    /// Backward (adjoint) solver.
+    /// Backward (adjoint) solver of [`AdjointSteps::Adaptive`].
     pub adjoint_solver: &'static Tableau,
+    /// The solver of each backward step on the forward grid ([`AdjointSteps::ForwardGrid`]):
+    /// one fixed step per forward step, so any tableau.
+    pub grid_solver: &'static Tableau,
     /// Backward step-size controller (its own tolerances); used with
     /// [`AdjointSteps::Adaptive`] only.
     pub adjoint_controller: Controller,
@@ -53,20 +56,23 @@ pub struct ScorePriorConfig {
 /// `grid` and `adaptive` in run descriptions ([`AdjointSteps::NAMES`], `FromStr`, serde).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum AdjointSteps {
-    /// One backward step per forward step ([`crate::ode::StepTo`]), each restarted from the
-    /// forward solve's state at its start, so `x` is not re-integrated and its error does not
-    /// reach `a`; a last forward step under half the one before it (cut short to land on `T`)
-    /// is merged into that one. No rejected steps: the backward system has the forward's
-    /// time scales, where the adaptive backward solve, heading for `t0` with steps that grew
-    /// at `T`, has a third of its steps rejected. 7 evaluations per step (no FSAL across a
-    /// restart); the forward states are kept (`n·D` values per step).
+    /// One backward step of [`ScorePriorConfig::grid_solver`] per forward step
+    /// ([`crate::ode::StepTo`]), each restarted from the forward solve's state at its start,
+    /// so `x` is not re-integrated and its error does not reach `a`; a last forward step under
+    /// half the one before it (cut short to land on `T`) is merged into that one. No rejected
+    /// steps: the backward system has the forward's time scales, where the adaptive backward
+    /// solve, heading for `t0` with steps that grew at `T`, has a third of its steps rejected.
+    /// One evaluation per stage (no FSAL across a restart: 4 per step with RK4, 7 with
+    /// Dopri5); the forward states are kept (`n·D` values per step).
     ///
     /// Relative gradient error against a tight solve at the default tolerances, forward grid
-    /// vs adaptive (`tests/adjoint_grid.rs`, `benches/RESULTS.md`): shipped NCSN++ (8 noisy test images, 2
-    /// probes) 5.1e-3 vs 1.8e-2 with 91 vs 128 backward evaluations; 2-D mixture 1.8e-2 vs
-    /// 1.9e-2 (91 vs 140); 6-D mixture 4.8e-3 vs 2.7e-3 (42 vs 68). The forward grid is a
-    /// good backward grid because the forward steps are conservative (in `t` the controller
-    /// settles at error norms near 0.1, well inside its tolerance).
+    /// (RK4; Dopri5) vs adaptive (`tests/adjoint_grid.rs`, `benches/RESULTS.md`): shipped
+    /// NCSN++ (8 noisy test images, 2 probes) 4.6e-3; 5.4e-3 vs 1.8e-2 with 52; 91 vs 128
+    /// backward evaluations; 2-D mixture 2.1e-2; 1.8e-2 vs 1.9e-2 (52; 91 vs 140); 6-D mixture
+    /// 1.2e-2; 4.8e-3 vs 2.7e-3 (24; 42 vs 68). The forward grid is a good backward grid
+    /// because the forward steps are conservative (in `t` the controller settles at error
+    /// norms near 0.1, well inside its tolerance), so a fourth-order step without an error
+    /// estimate is as accurate there as Dopri5's at 4/7 of its evaluations.
     #[default]
     #[serde(rename = "grid")]
     ForwardGrid,
@@ -98,6 +104,7 @@ impl Default for ScorePriorConfig {
             // a fixed 1e-3), so the adjoint keeps the automatic choice.
             adjoint_controller: Controller::pid_auto(1e-3, 1e-5),
             adjoint_steps: AdjointSteps::default(),
+            grid_solver: crate::ode::Rk4.tableau(),
         }
     }
 }
@@ -137,6 +144,11 @@ impl ScorePriorConfig {
     pub fn with_adjoint_tolerances(mut self, rtol: f64, atol: f64) -> Self {
         self.adjoint_controller = Controller::pid_auto(rtol, atol);
         self.adjoint_steps = AdjointSteps::Adaptive;
+        self
+    }
+    /// Sets the solver of each backward step on the forward grid.
+    pub fn with_grid_solver(mut self, solver: &dyn ExplicitRk) -> Self {
+        self.grid_solver = solver.tableau();
         self
     }
     /// Sets how the backward solve chooses its steps.
@@ -190,11 +202,13 @@ impl ScorePriorConfig {
         }
         self.controller.validate_as("controller")?;
         self.adjoint_controller.validate_as("adjoint controller")?;
-        for (tab, c, what) in [
-            (self.solver, &self.controller, "solver"),
-            (self.adjoint_solver, &self.adjoint_controller, "adjoint solver"),
+        // On the forward grid the adjoint controller is unused: any solver steps it.
+        let adjoint_adaptive = self.adjoint_steps == AdjointSteps::Adaptive;
+        for (tab, c, what, used) in [
+            (self.solver, &self.controller, "solver", true),
+            (self.adjoint_solver, &self.adjoint_controller, "adjoint solver", adjoint_adaptive),
         ] {
-            if c.is_adaptive() && !tab.is_adaptive() {
+            if used && c.is_adaptive() && !tab.is_adaptive() {
                 return Err(Error::inconsistent(
                     format!("{what} {} with an adaptive controller", tab.name),
                     "the solver has no error estimate; use a constant step size with it",
@@ -527,7 +541,7 @@ impl ScorePrior {
                     let (lo, hi) = (w[0], w[1]);
                     let mut ctrl = StepTo::new(vec![ts[hi], ts[lo]])?;
                     let r =
-                        backsolve(&mut field, &c.adjoint_solver, &mut ctrl, ts[hi], ts[lo], &xs[hi], &a, &self.opts())?;
+                        backsolve(&mut field, &c.grid_solver, &mut ctrl, ts[hi], ts[lo], &xs[hi], &a, &self.opts())?;
                     a = r.grad;
                     stats += r.stats;
                 }

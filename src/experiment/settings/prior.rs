@@ -155,6 +155,12 @@ pub struct PriorOptions {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = PriorOptions::default().adjoint_steps,
         value_parser = names::<AdjointSteps>(&AdjointSteps::NAMES)))]
     pub adjoint_steps: AdjointSteps,
+    /// PF-ODE priors with `--adjoint-steps grid`: the Runge–Kutta method of each backward step
+    /// (one fixed step per forward step, so any solver). RK4 is as accurate there as Dopri5
+    /// with 4 evaluations per step instead of 7 (`benches/RESULTS.md`).
+    #[cfg_attr(feature = "cli", arg(long, ignore_case = true, default_value_t = PriorOptions::default().adjoint_grid_solver,
+        value_parser = names::<SolverKind>(&scoreprior_core::ode::SOLVER_NAMES)))]
+    pub adjoint_grid_solver: SolverKind,
     /// Score priors (`gaussian-ode`, NCSN++): use the cheap denoising-score-matching lower
     /// bound on log p (one time draw per image, first-order VJPs only) instead of the PF-ODE.
     #[cfg_attr(feature = "cli", arg(long))]
@@ -205,6 +211,7 @@ impl Default for PriorOptions {
             probes: 16,
             solve: SolveOptions::default(),
             adjoint_steps: AdjointSteps::ForwardGrid,
+            adjoint_grid_solver: SolverKind::Rk4,
             surrogate: false,
             time_floor: 1e-3,
             time_floor_from: 0.1,
