@@ -50,7 +50,7 @@ fn forward_grid_gradient_matches_finite_differences() {
 /// evaluations; with RK4 steps (the default) within a factor 5, with 4/7 of Dopri5's.
 /// Measured: 2-D 1.82e-2 (Dopri5 steps), 2.09e-2 (RK4) vs 1.91e-2 adaptive (91, 52 vs 140
 /// evaluations), 6-D 4.75e-3, 1.16e-2 vs 2.69e-3 (42, 24 vs 68); on the shipped NCSN++
-/// (`benches/RESULTS.md`) 5.4e-3, 4.6e-3 vs 1.8e-2 (91, 52 vs 128).
+/// (`benches/RESULTS.md`) 5.4e-3, 4.6e-3 vs 2.0e-2 (91, 52 vs 116).
 #[test]
 fn forward_grid_is_as_accurate_as_adaptive_at_default_tolerances() {
     let cases: Vec<(GaussianMixture, ScorePriorConfig, Vec<f64>)> = vec![
@@ -73,7 +73,8 @@ fn forward_grid_is_as_accurate_as_adaptive_at_default_tolerances() {
         .unwrap()
         .grad_log_prob(&x)
         .unwrap();
-        let grid = ScorePrior::new(m.clone(), cfg.clone().with_grid_solver(&Dopri5)).unwrap().grad_log_prob(&x).unwrap();
+        let grid =
+            ScorePrior::new(m.clone(), cfg.clone().with_grid_solver(&Dopri5)).unwrap().grad_log_prob(&x).unwrap();
         let rk4 = ScorePrior::new(m.clone(), cfg.clone()).unwrap().grad_log_prob(&x).unwrap();
         let adaptive = ScorePrior::new(m.clone(), cfg.clone().with_adjoint_steps(AdjointSteps::Adaptive))
             .unwrap()

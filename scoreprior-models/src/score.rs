@@ -53,9 +53,9 @@ pub enum SecondOrder {
     Differences,
 }
 
-/// What the exact pass returns: the score, `aᵀJ` (empty without `a`) and the second-order
+/// What the exact pass returns: the score and `aᵀJ` (when `a` is given) plus the second-order
 /// term, each `(n, D)`.
-type ExactParts = (Vec<f64>, Vec<f64>, Vec<f64>);
+type ExactParts = (Vec<f64>, Vec<f64>);
 
 /// A trained NCSN++ as a batched score model on flattened `(n, C·H·W)` images in `[0, 1]`
 /// (C order within an image).
@@ -361,10 +361,12 @@ impl NcsnppScore {
         Ok((ev, to_f64(&g.get(&x0).as_vec())))
     }
 
-    /// The exact second-order term `(1/K) Σ_k ∇x(ε_kᵀJε_k)` of the score, with the score and,
-    /// when `a` is given, the VJP `aᵀJ`, from one forward-over-reverse pass per chunk of
-    /// images: tangents `ε_k`, cotangents `ε_k` (then `a_i`), all in score units (the
-    /// cotangents of `ε̂` are `−c/σ`). Returns `(score, aᵀJ or empty, second-order term)`.
+    /// The exact second-order term `(1/K) Σ_k ∇x(ε_kᵀJε_k)` of the score, plus the VJP `aᵀJ`
+    /// when `a` is given, with the score, from one forward-over-reverse pass per chunk of
+    /// images on a summed tape ([`DualTape::summed`](crate::ops::dual::DualTape::summed)):
+    /// tangents `ε_k`, cotangents `ε_k/K` and `a_i` seeding the summed block, all in score
+    /// units (the cotangents of `ε̂` are `−c/σ`). The backward pass carries `K + 1` blocks where
+    /// separate tangents of the VJPs took `2K + 1`. Returns `(score, aᵀJ + second-order term)`.
     fn exact_second_order<E: Elem>(
         &self,
         p: &Params<E>,
@@ -394,50 +396,84 @@ impl NcsnppScore {
         }
         let sig = self.sigma(t)?;
         let k = probes.len() / d;
-        let m = k + usize::from(a.is_some());
         let parts = self.parallel_chunks(n, &|r| {
             let b = r.len();
             let (lo, hi) = (r.start * d, r.end * d);
-            let mut tape = crate::ops::dual::DualTape::<E>::new(k, m);
-            // [x | ε_0 per image | … | ε_{K−1} per image]
-            let mut stack: Vec<E> = x[lo..hi].iter().map(|&v| E::of(v)).collect();
-            for eps in probes.chunks_exact(d) {
-                for _ in 0..b {
-                    stack.extend(eps.iter().map(|&v| E::of(v)));
-                }
-            }
-            let xin = tape.input(stack, b, d);
+            let mut tape = crate::ops::dual::DualTape::<E>::summed(k);
+            let xin = tape.input(probe_stack(&x[lo..hi], probes, b), b, d);
             let out = self.net.net().forward_dual(p, &mut tape, &xin, &vec![t; b]);
             let score: Vec<f64> = out.values().iter().map(|v| -v.f64() / sig).collect();
-            // Cotangents −c/σ of ε̂ for c = ε_k (then a), and zero tangents of them.
-            let mut seed = Vec::with_capacity((m + k) * b * d);
+            // Cotangents −ε_k/(σK) of ε̂ per probe, then −a/σ (or zero) in the summed block.
+            let mut seed = Vec::with_capacity((k + 1) * b * d);
             for eps in probes.chunks_exact(d) {
                 for _ in 0..b {
-                    seed.extend(eps.iter().map(|&v| E::of(-v / sig)));
+                    seed.extend(eps.iter().map(|&v| E::of(-v / (sig * k as f64))));
                 }
             }
-            if let Some(a) = a {
-                seed.extend(a[lo..hi].iter().map(|&v| E::of(-v / sig)));
+            match a {
+                Some(a) => seed.extend(a[lo..hi].iter().map(|&v| E::of(-v / sig))),
+                None => seed.resize((k + 1) * b * d, E::zero()),
             }
-            seed.resize((m + k) * b * d, E::zero());
             let gx = tape.backward(&out, seed).get(&xin);
-            let bd = b * d;
-            let mut second = vec![0.0; bd];
-            for kk in 0..k {
-                let blk = &gx[(m + kk) * bd..(m + kk + 1) * bd];
-                second.iter_mut().zip(blk).for_each(|(o, v)| *o += v.f64() / k as f64);
-            }
-            let avjp: Vec<f64> =
-                if a.is_some() { gx[k * bd..(k + 1) * bd].iter().map(|v| v.f64()).collect() } else { Vec::new() };
-            (score, avjp, second)
+            let total: Vec<f64> = gx[k * b * d..(k + 1) * b * d].iter().map(|v| v.f64()).collect();
+            (score, total)
         });
-        let (mut s, mut v, mut q) = (Vec::with_capacity(x.len()), Vec::new(), Vec::with_capacity(x.len()));
-        for (ps, pv, pq) in parts {
+        let (mut s, mut v) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        for (ps, pv) in parts {
             s.extend(ps);
             v.extend(pv);
-            q.extend(pq);
         }
-        Ok((s, v, q))
+        Ok((s, v))
+    }
+
+    /// The scores and the probes' quadratic forms `ε_kᵀJε_k` from the network's forward pass
+    /// with the probes as tangents ([`DualTape::forward_only`](crate::ops::dual::DualTape::forward_only)):
+    /// `J ε_k` is the output's tangent, so no backward pass runs, and the images go through
+    /// once with `K` tangents instead of `K` times forward and backward. Returns the scores
+    /// `(n, D)` and the forms `(K, n)`.
+    fn forward_probe_forms<E: Elem>(
+        &self,
+        p: &Params<E>,
+        x: &[f64],
+        t: f64,
+        probes: &[f64],
+    ) -> scoreprior_core::Result<(Vec<f64>, Vec<f64>)>
+    where
+        Cpu: Device<E>,
+    {
+        let d = self.dim();
+        let n = check_batch(x, d, "x")?;
+        if let Some(index) = probes.iter().position(|v| !v.is_finite()) {
+            return Err(scoreprior_core::Error::NonFiniteData { what: "probes", index });
+        }
+        let sig = self.sigma(t)?;
+        let k = probes.len() / d;
+        let parts = self.parallel_chunks(n, &|r| {
+            let b = r.len();
+            let mut tape = crate::ops::dual::DualTape::<E>::forward_only(k);
+            let xin = tape.input(probe_stack(&x[r.start * d..r.end * d], probes, b), b, d);
+            let out = self.net.net().forward_dual(p, &mut tape, &xin, &vec![t; b]);
+            let score: Vec<f64> = out.values().iter().map(|v| -v.f64() / sig).collect();
+            // forms[kk][i] = ε_kᵀ (J ε_k)_i, J of the score = −(1/σ) J of ε̂.
+            let forms: Vec<Vec<f64>> = probes
+                .chunks_exact(d)
+                .enumerate()
+                .map(|(kk, eps)| {
+                    out.tangent(kk)
+                        .chunks_exact(d)
+                        .map(|jt| -jt.iter().zip(eps).map(|(j, e)| j.f64() * e).sum::<f64>() / sig)
+                        .collect()
+                })
+                .collect();
+            (score, forms)
+        });
+        let mut s = Vec::with_capacity(x.len());
+        let mut forms = vec![Vec::with_capacity(n); k];
+        for (ps, pf) in parts {
+            s.extend(ps);
+            forms.iter_mut().zip(pf).for_each(|(f, pf)| f.extend(pf));
+        }
+        Ok((s, forms.concat()))
     }
 
     /// [`Self::exact_second_order`] in the model's precision.
@@ -540,12 +576,32 @@ impl ScoreModel for NcsnppScore {
         Ok(())
     }
 
+    /// The forms from the forward pass with the probes as tangents (no backward pass); see
+    /// `forward_probe_forms`.
+    fn score_and_probe_forms(
+        &self,
+        x: &[f64],
+        t: f64,
+        probes: &[f64],
+        score_out: &mut [f64],
+        forms_out: &mut [f64],
+    ) -> scoreprior_core::Result<()> {
+        scoreprior_core::score::check_probe_forms(self.dim(), x, probes, score_out, forms_out)?;
+        let (s, f) = match self.precision {
+            Precision::F32 => self.forward_probe_forms(&self.p32, x, t, probes)?,
+            Precision::F64 => self.forward_probe_forms(&self.p64, x, t, probes)?,
+        };
+        score_out.copy_from_slice(&s);
+        forms_out.copy_from_slice(&f);
+        Ok(())
+    }
+
     fn second_order(&self, x: &[f64], t: f64, probes: &[f64], out: &mut [f64]) -> scoreprior_core::Result<()> {
         if self.second_order == SecondOrder::Exact {
             if out.len() != x.len() {
                 return Err(scoreprior_core::Error::shape("second-order output", x.len(), out.len()));
             }
-            let (_, _, q) = self.exact_in_precision(x, t, probes, None)?;
+            let (_, q) = self.exact_in_precision(x, t, probes, None)?;
             out.copy_from_slice(&q);
             return Ok(());
         }
@@ -571,9 +627,9 @@ impl ScoreModel for NcsnppScore {
                     format!("{}, {}", score_out.len(), out.len()),
                 ));
             }
-            let (s, v, q) = self.exact_in_precision(x, t, probes, Some(a))?;
+            let (s, v) = self.exact_in_precision(x, t, probes, Some(a))?;
             score_out.copy_from_slice(&s);
-            out.iter_mut().zip(v.iter().zip(&q)).for_each(|(o, (v, q))| *o = v + q);
+            out.copy_from_slice(&v);
             return Ok(());
         }
         // 2·K·n network pairs per adjoint evaluation instead of (2K + 1)·n: see
@@ -615,4 +671,19 @@ where
     Cpu: Device<E>,
 {
     v.iter().map(|e| e.f64()).collect()
+}
+
+/// The dual input stack `[x | ε_0 per image | … | ε_{K−1} per image]` of `b` images.
+fn probe_stack<E: Elem>(x: &[f64], probes: &[f64], b: usize) -> Vec<E>
+where
+    Cpu: Device<E>,
+{
+    let mut stack: Vec<E> = Vec::with_capacity(x.len() * (1 + probes.len() / (x.len() / b).max(1)));
+    stack.extend(x.iter().map(|&v| E::of(v)));
+    for eps in probes.chunks_exact(x.len() / b) {
+        for _ in 0..b {
+            stack.extend(eps.iter().map(|&v| E::of(v)));
+        }
+    }
+    stack
 }

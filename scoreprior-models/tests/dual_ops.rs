@@ -1,6 +1,8 @@
 //! Each forward-over-reverse op (`ops::dual`) against its taped op in f64: values and VJPs
 //! `Jᵀc` equal, tangents `Jẋ` = central differences of the values, tangents of the VJPs =
-//! central differences `d/dh J(x + hẋ)ᵀ(c + hċ)` of the taped VJPs (2 tangents, 3 cotangents).
+//! central differences `d/dh J(x + hẋ)ᵀ(c + hċ)` of the taped VJPs (2 tangents, 3 cotangents);
+//! on a summed tape (`DualTape::summed`), the summed block equals the separate tape's VJP of the
+//! cotangent it is seeded with plus the tangents of the VJPs.
 
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -99,7 +101,28 @@ fn check_with(name: &str, xs: &[Vec<f64>], shapes: &[(usize, usize)], f: Taped, 
             e_tvjp = e_tvjp.max(rel(&grads.get(x)[(M + k) * n..(M + k + 1) * n], &dg));
         }
     }
-    eprintln!("{name}: values {e_val:.1e}, VJPs {e_vjp:.1e}, tangents {e_tan:.1e}, tangents of VJPs {e_tvjp:.1e}");
+    // The summed tape: [A_0 | A_1 | S] seeded with [c_0 | c_1 | c_2 + ċ_0 + ċ_1] returns
+    // [A_0 | A_1 | A_2 + Ȧ_0 + Ȧ_1] of the separate tape.
+    let mut st = DualTape::<f64>::summed(K);
+    let sins: Vec<Dual<f64>> = ins.iter().map(|x| st.input(x.stack().to_vec(), x.rows(), x.cols())).collect();
+    let sout = fd(&mut st, &sins);
+    let mut sseed: Vec<f64> = cots[..K].concat();
+    sseed.extend((0..ny).map(|i| cots[K][i] + cdots.iter().map(|c| c[i]).sum::<f64>()));
+    let sgrads = st.backward(&sout, sseed);
+    let mut e_sum = 0.0f64;
+    for (x, sx) in ins.iter().zip(&sins) {
+        let (n, sep, sum) = (x.block_len(), grads.get(x), sgrads.get(sx));
+        let mut want = sep[..(K + 1) * n].to_vec();
+        for k in 0..K {
+            want[K * n..].iter_mut().zip(&sep[(M + k) * n..(M + k + 1) * n]).for_each(|(w, v)| *w += v);
+        }
+        e_sum = e_sum.max(rel(&sum, &want));
+    }
+    eprintln!(
+        "{name}: values {e_val:.1e}, VJPs {e_vjp:.1e}, tangents {e_tan:.1e}, tangents of VJPs {e_tvjp:.1e}, \
+         summed {e_sum:.1e}"
+    );
+    assert!(e_sum < 1e-12, "{name}: summed tape {e_sum:.1e}");
     assert!(e_val < 1e-12 && e_vjp < 1e-12, "{name}: values {e_val:.1e}, VJPs {e_vjp:.1e}");
     // Central differences with h = 1e-5: truncation ~1e-10, round-off ~1e-11 (measured: at
     // most 1.5e-10 over the ops).

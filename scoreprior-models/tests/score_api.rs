@@ -167,8 +167,8 @@ fn adjoint_stencil_matches_separate_calls() {
             let (es, ev) = adjoint_call_errors(&m, &x, t, &a, &probes);
             eprintln!("{method:?}, {prec:?}: score {es:.2e}, adjoint term {ev:.2e}");
             // Measured: the stencil 5.7e-7 (f64) and 1.7e-4 (f32) for the score, less for the
-            // adjoint term; the exact pass is the same arithmetic as the separate calls (score
-            // identical, adjoint term 9e-17 in f64 and 3e-8 in f32).
+            // adjoint term; the exact pass is the separate calls' arithmetic summed in another
+            // order (score identical, adjoint term 8e-16 in f64 and 5.6e-7 in f32).
             let tol = match (method, prec) {
                 (SecondOrder::Differences, Precision::F64) => 2e-6,
                 (SecondOrder::Differences, Precision::F32) => 5e-4,
@@ -178,5 +178,43 @@ fn adjoint_stencil_matches_separate_calls() {
             assert!(es < tol, "{method:?}, {prec:?} score: {es:.2e}");
             assert!(ev < tol, "{method:?}, {prec:?} adjoint term: {ev:.2e}");
         }
+    }
+}
+
+/// The probes' quadratic forms from the forward pass with the probes as tangents
+/// (`score_and_probe_forms`, no backward pass) equal `εᵀ(Jᵀε)` from the VJPs, in both
+/// precisions and over chunks; bad shapes and non-finite probes are errors.
+#[test]
+fn probe_forms_from_the_forward_pass_equal_the_vjp_forms() {
+    for prec in [Precision::F64, Precision::F32] {
+        let m = model(2).with_precision(prec);
+        let d = m.dim();
+        let (n, k) = (5, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let x: Vec<f64> = (0..n * d).map(|_| rng.gen()).collect();
+        let probes: Vec<f64> = (0..k * d).map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 }).collect();
+        let t = 0.3;
+        let (mut s, mut f) = (vec![0.0; n * d], vec![0.0; k * n]);
+        m.score_and_probe_forms(&x, t, &probes, &mut s, &mut f).unwrap();
+        // The reference: one VJP per image and probe.
+        let mut cot = Vec::with_capacity(k * n * d);
+        for eps in probes.chunks(d) {
+            (0..n).for_each(|_| cot.extend_from_slice(eps));
+        }
+        let (mut s_ref, mut v) = (vec![0.0; n * d], vec![0.0; k * n * d]);
+        m.score_and_vjp(&x, t, &cot, &mut s_ref, &mut v).unwrap();
+        let f_ref: Vec<f64> =
+            v.chunks(d).zip(cot.chunks(d)).map(|(v, e)| v.iter().zip(e).map(|(a, b)| a * b).sum()).collect();
+        let (es, ef) = (rel(&s, &s_ref), rel(&f, &f_ref));
+        eprintln!("{prec:?}: score {es:.2e}, forms {ef:.2e}");
+        // Measured: scores identical (the same forward arithmetic), forms 2.0e-15 (f64) and
+        // 8.9e-7 (f32; the products summed in another order).
+        let tol = if prec == Precision::F64 { 1e-12 } else { 2e-5 };
+        assert!(es < tol && ef < tol, "{prec:?}: score {es:.2e}, forms {ef:.2e}");
+        assert!(m.score_and_probe_forms(&x, t, &probes[1..], &mut s, &mut f).is_err());
+        assert!(m.score_and_probe_forms(&x, t, &probes, &mut s, &mut f[1..]).is_err());
+        let mut bad = probes.clone();
+        bad[3] = f64::NAN;
+        assert!(m.score_and_probe_forms(&x, t, &bad, &mut s, &mut f).is_err());
     }
 }

@@ -67,7 +67,7 @@ pub enum AdjointSteps {
     ///
     /// Relative gradient error against a tight solve at the default tolerances, forward grid
     /// (RK4; Dopri5) vs adaptive (`tests/adjoint_grid.rs`, `benches/RESULTS.md`): shipped
-    /// NCSN++ (8 noisy test images, 2 probes) 4.6e-3; 5.4e-3 vs 1.8e-2 with 52; 91 vs 128
+    /// NCSN++ (8 noisy test images, 2 probes) 4.6e-3; 5.4e-3 vs 2.0e-2 with 52; 91 vs 116
     /// backward evaluations; 2-D mixture 2.1e-2; 1.8e-2 vs 1.9e-2 (52; 91 vs 140); 6-D mixture
     /// 1.2e-2; 4.8e-3 vs 2.7e-3 (24; 42 vs 68). The forward grid is a good backward grid
     /// because the forward steps are conservative (in `t` the controller settles at error

@@ -373,8 +373,19 @@ fn scatter(src: &[f64], idx: &[usize], d: usize, out: &mut [f64]) {
 }
 
 /// Checks the shapes of a [`ScoreModel::score_and_probe_forms`] call and returns the batch
-/// size `n` and the number of probes `K`.
-pub(crate) fn check_probe_forms(
+/// size `n` and the number of probes `K` (for models that override it).
+///
+/// ```
+/// use scoreprior_core::score::check_probe_forms;
+/// // Two images of D = 3, one probe: scores (2, 3), forms (1, 2).
+/// assert_eq!(check_probe_forms(3, &[0.0; 6], &[1.0; 3], &[0.0; 6], &[0.0; 2]).unwrap(), (2, 1));
+/// assert!(check_probe_forms(3, &[0.0; 6], &[1.0; 3], &[0.0; 6], &[0.0; 1]).is_err());
+/// assert!(check_probe_forms(3, &[0.0; 6], &[1.0; 2], &[0.0; 6], &[0.0; 2]).is_err());
+/// ```
+///
+/// # Errors
+/// Shape mismatches of the images, probes or outputs.
+pub fn check_probe_forms(
     d: usize,
     x: &[f64],
     probes: &[f64],

@@ -57,7 +57,9 @@ where
 /// `Ṗ = P⊙(Ṡ − rowsum(P⊙Ṡ))`, `Ȯ = ṖV + PV̇`; adjoint `dP = dO·Vᵀ`, `dV = PᵀdO`,
 /// `dS = P⊙(dP − ρ)`, `ρ = rowsum(P⊙dP)`, `dQ = dS·K/√c`, `dK = dSᵀQ/√c`; its tangent
 /// `ḋP = ḋO·Vᵀ + dO·V̇ᵀ`, `ḋV = ṖᵀdO + PᵀḋO`, `ḋS = Ṗ⊙(dP − ρ) + P⊙(ḋP − ρ̇)` with
-/// `ρ̇ = rowsum(Ṗ⊙dP + P⊙ḋP)`, `ḋQ = (ḋS·K + dS·K̇)/√c`, `ḋK = (ḋSᵀQ + dSᵀQ̇)/√c`.
+/// `ρ̇ = rowsum(Ṗ⊙dP + P⊙ḋP)`, `ḋQ = (ḋS·K + dS·K̇)/√c`, `ḋK = (ḋSᵀQ + dSᵀQ̇)/√c`. The
+/// terms in `ḋO` are the adjoint map of `ḋO`; the rest (with `ḋO = 0`) is the second-derivative
+/// term, added to the tangent's block.
 ///
 /// ```
 /// use scoreprior_models::ops::dual::*;
@@ -78,7 +80,9 @@ where
     let (rows, c) = (q.rows(), q.cols());
     assert!(rows == g.rows() && k.rows() == rows && v.rows() == rows, "dual_attention: rows");
     assert!(k.cols() == c && v.cols() == c, "dual_attention: channels");
-    let (nk, nm) = (tape.tangents(), tape.cotangents());
+    let nk = tape.tangents();
+    let blocks = tape.adjoint_blocks();
+    let targets: Vec<usize> = (0..nk).map(|kk| tape.tangent_block(kk)).collect();
     let hw = g.h * g.w;
     let (blk, pm) = (hw * c, hw * hw);
     count_flops(4 * g.b * hw * hw * c * (1 + 2 * nk));
@@ -124,14 +128,15 @@ where
     tape.on_backward(&out, move |go, grads| {
         let bn = rows * c;
         let (mut dq, mut dk, mut dv) =
-            (vec![E::zero(); (nm + nk) * bn], vec![E::zero(); (nm + nk) * bn], vec![E::zero(); (nm + nk) * bn]);
+            (vec![E::zero(); blocks * bn], vec![E::zero(); blocks * bn], vec![E::zero(); blocks * bn]);
         let gimg = |s: usize, i: usize| s * bn + i * blk..s * bn + (i + 1) * blk;
         for i in 0..g.b {
             let (qv, kv, vv) = (img(&qi, 0, i), img(&ki, 0, i), img(&vi, 0, i));
             let p = &pv[i * pm..(i + 1) * pm];
-            // dP, dS and ρ of the first K adjoints, kept for their tangents.
+            // The transposed Jacobian on every block (a tangent's `ḋO` part is this map too);
+            // dP, dS and ρ of the first K adjoints kept for the second-derivative terms.
             let mut kept = Vec::with_capacity(nk);
-            for j in 0..nm {
+            for j in 0..blocks {
                 let d_o = &go[gimg(j, i)];
                 let mut dp = vec![E::zero(); pm];
                 mm(d_o, &vv, hw, c, hw, false, true, &mut dp);
@@ -147,14 +152,12 @@ where
             for (kk, (dp, ds, rho)) in kept.into_iter().enumerate() {
                 let (qt, kt, vt) = (img(&qi, kk + 1, i), img(&ki, kk + 1, i), img(&vi, kk + 1, i));
                 let ptk = &pt[(kk * g.b + i) * pm..(kk * g.b + i + 1) * pm];
-                let (d_o, d_ot) = (&go[gimg(kk, i)], &go[gimg(nm + kk, i)]);
-                let s = nm + kk;
-                // ḋP = ḋO·Vᵀ + dO·V̇ᵀ; ḋV = ṖᵀdO + PᵀḋO.
+                let d_o = &go[gimg(kk, i)];
+                let s = targets[kk];
+                // With ḋO = 0: ḋP = dO·V̇ᵀ; ḋV = ṖᵀdO.
                 let mut dpt = vec![E::zero(); pm];
-                mm(d_ot, &vv, hw, c, hw, false, true, &mut dpt);
                 mm(d_o, &vt, hw, c, hw, false, true, &mut dpt);
                 mm(ptk, d_o, hw, hw, c, true, false, &mut dv[gimg(s, i)]);
-                mm(p, d_ot, hw, hw, c, true, false, &mut dv[gimg(s, i)]);
                 // ḋS = Ṗ⊙(dP − ρ) + P⊙(ḋP − ρ̇), ρ̇ = rowsum(Ṗ⊙dP + P⊙ḋP), times 1/√c.
                 let mut dst = vec![E::zero(); pm];
                 for (r, &rh) in rho.iter().enumerate() {

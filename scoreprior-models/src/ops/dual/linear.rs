@@ -27,7 +27,7 @@ where
     Cpu: Device<E>,
 {
     let fb = tape.tangents() + 1;
-    let bb = tape.tangents() + tape.cotangents();
+    let bb = tape.adjoint_blocks();
     let out = fwd(x.stack(), fb);
     let out = tape.node(out, out_rows, out_cols);
     let xi = x.key();
@@ -92,7 +92,7 @@ where
         accumulate(b, row);
     }
     let out = tape.node(y, rows, co);
-    let (wb, bb) = (w.clone(), tape.tangents() + tape.cotangents());
+    let (wb, bb) = (w.clone(), tape.adjoint_blocks());
     tape.on_backward(&out, move |go, g| g.add(key, matmul_weight(go, bb * rows, &wb, true)));
     out
 }
@@ -214,7 +214,7 @@ where
     // The weights are constants of the dual pass, so the backward needs no im2col: the
     // forward gathers it block by block into cache, the adjoint scatters `a·Wᵀ` likewise.
     let grid = move |blocks: usize| Grid { b: blocks * g.b, ..g };
-    let (fb, bb) = (tape.tangents() + 1, tape.tangents() + tape.cotangents());
+    let (fb, bb) = (tape.tangents() + 1, tape.adjoint_blocks());
     let wv = values(w);
     count_flops(2 * fb * g.rows() * ci * co);
     let mut y = vec![E::zero(); fb * g.rows() * co];

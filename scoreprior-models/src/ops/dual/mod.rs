@@ -5,9 +5,13 @@
 //! Layout: an activation is a stack of blocks of one `(rows, cols)` rows-layout matrix each.
 //! Forward, `[V | T_0 … T_{K−1}]`: the values and `K` tangents. Backward, `[A_0 … A_{M−1} |
 //! Ȧ_0 … Ȧ_{K−1}]`: `M ≥ K` primal adjoints (the VJPs of `M` cotangents) and the tangents of
-//! the first `K` of them, `Ȧ_k` along `T_k`. A linear op applies the same map to every block
-//! (the blocks are a larger batch); a nonlinear one pairs `T_k` with `A_k` and `Ȧ_k`, and
-//! adds the second-derivative term `D²f[T_k]ᵀA_k` to `Ȧ_k`.
+//! the first `K` of them, `Ȧ_k` along `T_k`; or, on a [summed](DualTape::summed) tape,
+//! `[A_0 … A_{K−1} | S]` with one block `S` for `Σ_k Ȧ_k` plus any cotangent seeded into it
+//! (every block but the second-derivative terms goes through the same transposed Jacobian, so
+//! the sum propagates as one block: `K + 1` backward blocks instead of `2K + 1` for the
+//! adjoint's `aᵀJ + Σ_k ∇x(ε_kᵀJε_k)`). A linear op applies the same map to every block (the
+//! blocks are a larger batch); a nonlinear one applies its transposed Jacobian to every block,
+//! then adds the second-derivative term `D²f[T_k]ᵀA_k` to `Ȧ_k` (or to `S`).
 //!
 //! Why not dfdx's tape: its backward pass is not itself differentiable, and its element
 //! types cannot carry a tangent; the ops here reuse the rows layout and dfdx's GEMM.
@@ -104,6 +108,8 @@ type BackwardOp<E> = Box<dyn FnOnce(&mut DualGrads<E>)>;
 pub struct DualTape<E> {
     k: usize,
     m: usize,
+    summed: bool,
+    record: bool,
     sizes: Vec<usize>,
     ops: Vec<BackwardOp<E>>,
 }
@@ -116,7 +122,57 @@ where
     /// the tangents).
     pub fn new(k: usize, m: usize) -> Self {
         assert!(m >= k, "DualTape: fewer cotangents than tangents");
-        Self { k, m, sizes: Vec::new(), ops: Vec::new() }
+        Self { k, m, summed: false, record: true, sizes: Vec::new(), ops: Vec::new() }
+    }
+    /// A tape for `k` tangents whose backward stack is `[A_0 … A_{K−1} | S]`: `K` cotangents
+    /// paired with the tangents, and one block that carries the sum of their tangents `Σ_k Ȧ_k`
+    /// plus the VJP of whatever cotangent it is seeded with.
+    ///
+    /// ```
+    /// use scoreprior_models::ops::dual::{dual_group_norm, DualTape};
+    /// use scoreprior_models::ops::Grid;
+    /// let g = Grid { b: 1, h: 1, w: 3 };
+    /// let stack = vec![0.5, -1.0, 2.0, 1.0, 0.0, -1.0, 0.0, 2.0, 1.0];
+    /// let seeds = [[1.0, 2.0, -1.0], [0.5, 0.0, 1.0], [0.0, 1.0, 3.0]];
+    /// // Separate tangents of the VJPs, two tangents and three cotangents (the third alone).
+    /// let mut tape = DualTape::<f64>::new(2, 3);
+    /// let x = tape.input(stack.clone(), 3, 1);
+    /// let y = dual_group_norm(&mut tape, &x, g, 1, &[1.0], &[0.0], 1e-6, true);
+    /// let zero = [0.0; 6];
+    /// let sep = tape.backward(&y, [&seeds.concat()[..], &zero[..]].concat()).get(&x);
+    /// // Summed: the third cotangent seeds S, which returns its VJP plus Ȧ_0 + Ȧ_1.
+    /// let mut tape = DualTape::<f64>::summed(2);
+    /// let x = tape.input(stack, 3, 1);
+    /// let y = dual_group_norm(&mut tape, &x, g, 1, &[1.0], &[0.0], 1e-6, true);
+    /// let sum = tape.backward(&y, seeds.concat()).get(&x);
+    /// for i in 0..3 {
+    ///     assert!((sum[6 + i] - (sep[6 + i] + sep[9 + i] + sep[12 + i])).abs() < 1e-12);
+    /// }
+    /// ```
+    pub fn summed(k: usize) -> Self {
+        Self { k, m: k, summed: true, record: true, sizes: Vec::new(), ops: Vec::new() }
+    }
+    /// A tape for the forward pass alone with `k` tangents (values and `J·T_k`): no backward
+    /// op is kept, so nothing holds the activations.
+    pub fn forward_only(k: usize) -> Self {
+        Self { k, m: k, summed: false, record: false, sizes: Vec::new(), ops: Vec::new() }
+    }
+    /// Blocks of an adjoint stack: `M + K`, or `K + 1` on a summed tape.
+    pub fn adjoint_blocks(&self) -> usize {
+        if self.summed {
+            self.m + 1
+        } else {
+            self.m + self.k
+        }
+    }
+    /// The adjoint block that receives tangent `k`'s second-derivative term: `M + k`, or the
+    /// summed block.
+    pub fn tangent_block(&self, k: usize) -> usize {
+        if self.summed {
+            self.m
+        } else {
+            self.m + k
+        }
     }
     /// Number of tangents `K`.
     pub fn tangents(&self) -> usize {
@@ -143,6 +199,9 @@ where
     /// `[A_0 … A_{M−1} | Ȧ_0 … Ȧ_{K−1}]` (moved out of the gradients: nothing reads it
     /// afterwards, so an op may reuse it) and the gradients.
     pub(crate) fn on_backward(&mut self, out: &Dual<E>, f: impl FnOnce(Vec<E>, &mut DualGrads<E>) + 'static) {
+        if !self.record {
+            return;
+        }
         let id = out.id;
         self.ops.push(Box::new(move |g: &mut DualGrads<E>| {
             let go = g.take(id);
@@ -151,10 +210,13 @@ where
     }
 
     /// Runs the backward pass from `out` with the adjoint stack `seed` (`M` cotangents, then
-    /// their `K` tangents, usually zero) and returns every node's adjoint stack.
+    /// their `K` tangents, usually zero, or the summed block) and returns every node's adjoint
+    /// stack.
     pub fn backward(self, out: &Dual<E>, seed: Vec<E>) -> DualGrads<E> {
-        assert_eq!(seed.len(), (self.m + self.k) * out.block_len(), "DualTape::backward: seed length");
-        let mut g = DualGrads { bufs: vec![None; self.sizes.len()], sizes: self.sizes, blocks: self.m + self.k };
+        assert!(self.record, "DualTape::backward on a forward-only tape");
+        let blocks = self.adjoint_blocks();
+        assert_eq!(seed.len(), blocks * out.block_len(), "DualTape::backward: seed length");
+        let mut g = DualGrads { bufs: vec![None; self.sizes.len()], sizes: self.sizes, blocks };
         g.bufs[out.id] = Some(seed);
         for op in self.ops.into_iter().rev() {
             op(&mut g);
@@ -163,7 +225,8 @@ where
     }
 }
 
-/// Adjoint stacks `[A_0 … A_{M−1} | Ȧ_0 … Ȧ_{K−1}]` of the nodes of a [`DualTape`].
+/// Adjoint stacks `[A_0 … A_{M−1} | Ȧ_0 … Ȧ_{K−1}]` (or `[A_0 … A_{K−1} | S]`) of the nodes of
+/// a [`DualTape`].
 pub struct DualGrads<E> {
     bufs: Vec<Option<Vec<E>>>,
     sizes: Vec<usize>,

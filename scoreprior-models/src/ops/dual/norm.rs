@@ -68,7 +68,8 @@ where
 /// - tangent `x̂̇ = r(ẋ − mean ẋ − x̂·mean(x̂ẋ))`, output tangent `φ'(y)·γ·x̂̇`;
 /// - adjoint `dx = r(d − mean d − x̂·mean(x̂d))` with `d = γ·φ'(y)·dz`;
 /// - its tangent, with `ṙ = −κr`, `κ = r·mean(x̂ẋ)` and `ḋ = γ(φ'·ḋz + φ''·γx̂̇·dz)`:
-///   `ḋx = −κ·dx + r(ḋ − mean ḋ − x̂̇·mean(x̂d) − x̂·(mean(x̂̇d) + mean(x̂ḋ)))`.
+///   `ḋx = −κ·dx + r(ḋ − mean ḋ − x̂̇·mean(x̂d) − x̂·(mean(x̂̇d) + mean(x̂ḋ)))`, which is the
+///   adjoint map of `ḋz` plus the same expression with `ḋz = 0` (the second-derivative term).
 ///
 /// Means run over each image's group; statistics and means accumulate in `f64`, as the taped
 /// op.
@@ -104,7 +105,7 @@ where
     let c = x.cols();
     assert!(x.rows() == g.rows() && groups > 0 && c.is_multiple_of(groups), "dual_group_norm: bad shape");
     assert!(gamma.len() == c && beta.len() == c, "dual_group_norm: gamma/beta length");
-    let (k, m) = (tape.tangents(), tape.cotangents());
+    let k = tape.tangents();
     let n = x.block_len();
     let hw = g.h * g.w;
     let xv = x.values();
@@ -174,11 +175,14 @@ where
     let out = tape.node(out, x.rows(), c);
     let xi = x.key();
     let gamma = gamma.to_vec();
+    let blocks = tape.adjoint_blocks();
+    let targets: Vec<usize> = (0..k).map(|kk| tape.tangent_block(kk)).collect();
     tape.on_backward(&out, move |go, grads| {
         let gi = grads.acc(xi);
-        // Primal adjoints; for the first K keep d, mean(x̂d) and dx for their tangents.
+        // The transposed Jacobian on every block (a tangent's `ḋz` part is this map too); for
+        // the first K keep d, mean(x̂d) and dx for the second-derivative terms.
         let mut kept = Vec::with_capacity(k);
-        for j in 0..m {
+        for j in 0..blocks {
             let dz = &go[j * n..(j + 1) * n];
             let mut d = vec![E::zero(); n];
             for (r, dr) in d.chunks_exact_mut(c).enumerate() {
@@ -215,20 +219,19 @@ where
                 kept.push((d, m1, dx));
             }
         }
+        // The second-derivative terms, with ḋz = 0: ḋ = γ·φ''·ẏ·dz, ẏ = γ·x̂̇; then mean ḋ,
+        // mean(x̂ḋ), mean(x̂̇d) (ḋ = 0 without the SiLU).
         for (kk, (d, mm1, dx)) in kept.into_iter().enumerate() {
-            let (dz, dzt) = (&go[kk * n..(kk + 1) * n], &go[(m + kk) * n..(m + kk + 1) * n]);
+            let dz = &go[kk * n..(kk + 1) * n];
             let ht = &xhat_t[kk * n..(kk + 1) * n];
-            // ḋ = γ(φ'·ḋz + φ''·ẏ·dz), ẏ = γ·x̂̇; then mean ḋ, mean(x̂ḋ), mean(x̂̇d).
             let mut dt = vec![E::zero(); n];
-            for (r, dr) in dt.chunks_exact_mut(c).enumerate() {
-                for ((((v, ga), (d1, d2)), (dz, dzt)), h) in dr
-                    .iter_mut()
-                    .zip(&gamma)
-                    .zip(at(&d1, r, c).iter().zip(at(&d2, r, c)))
-                    .zip(at(dz, r, c).iter().zip(at(dzt, r, c)))
-                    .zip(at(ht, r, c))
-                {
-                    *v = *ga * (*d1 * *dzt + *d2 * *ga * *h * *dz);
+            if with_silu {
+                for (r, dr) in dt.chunks_exact_mut(c).enumerate() {
+                    for (((v, ga), d2), (dz, h)) in
+                        dr.iter_mut().zip(&gamma).zip(at(&d2, r, c)).zip(at(dz, r, c).iter().zip(at(ht, r, c)))
+                    {
+                        *v = *ga * *d2 * *ga * *h * *dz;
+                    }
                 }
             }
             let [n1, n2, n3] = channel_means(g, c, groups, |r, [a, b, e]| {
@@ -245,7 +248,8 @@ where
                 }
             });
             let kap = &kappa[kk];
-            let gt = &mut gi[(m + kk) * n..(m + kk + 1) * n];
+            let tb = targets[kk];
+            let gt = &mut gi[tb * n..(tb + 1) * n];
             for (r, gr) in gt.chunks_exact_mut(c).enumerate() {
                 let (n1, n2, n3, mm1, kap, rr) = (
                     per_image(&n1, r, hw, c),
