@@ -62,211 +62,204 @@ where
     (y * s, s + y * ds, ds * (two + y * (E::one() - two * s)))
 }
 
-/// GroupNorm with scale `gamma`, shift `beta` and the given `eps`, followed by SiLU when
-/// `with_silu`, on a [`DualTape`]. With `y = γx̂ + β` and `φ(y) = y·σ(y)` (or `y`):
-///
-/// - tangent `x̂̇ = r(ẋ − mean ẋ − x̂·mean(x̂ẋ))`, output tangent `φ'(y)·γ·x̂̇`;
-/// - adjoint `dx = r(d − mean d − x̂·mean(x̂d))` with `d = γ·φ'(y)·dz`;
-/// - its tangent, with `ṙ = −κr`, `κ = r·mean(x̂ẋ)` and `ḋ = γ(φ'·ḋz + φ''·γx̂̇·dz)`:
-///   `ḋx = −κ·dx + r(ḋ − mean ḋ − x̂̇·mean(x̂d) − x̂·(mean(x̂̇d) + mean(x̂ḋ)))`, which is the
-///   adjoint map of `ḋz` plus the same expression with `ḋz = 0` (the second-derivative term).
-///
-/// Means run over each image's group; statistics and means accumulate in `f64`, as the taped
-/// op.
-///
-/// ```
-/// use scoreprior_models::ops::dual::*;
-/// use scoreprior_models::ops::Grid;
-/// let g = Grid { b: 1, h: 1, w: 4 };
-/// let mut tape = DualTape::new(1, 1);
-/// let x = tape.input(vec![1.0, 2.0, 4.0, 9.0, 1.0, 0.0, 0.0, 0.0], 4, 1);
-/// let y = dual_group_norm(&mut tape, &x, g, 1, &[1.0], &[0.0], 1e-6, false);
-/// // Normalised values and tangents have zero mean.
-/// assert!(y.values().iter().sum::<f64>().abs() < 1e-12);
-/// assert!(y.tangent(0).iter().sum::<f64>().abs() < 1e-12);
-/// // A constant cotangent (a shift of the output) pulls back to zero, as does its tangent.
-/// let gx = tape.backward(&y, vec![1.0; 8]).get(&x);
-/// assert!(gx.iter().all(|v| v.abs() < 1e-12));
-/// ```
-#[allow(clippy::too_many_arguments)]
-pub fn dual_group_norm<E: Elem>(
-    tape: &mut DualTape<E>,
-    x: &Dual<E>,
-    g: Grid,
-    groups: usize,
-    gamma: &[E],
-    beta: &[E],
-    eps: f64,
-    with_silu: bool,
-) -> Dual<E>
-where
-    Cpu: Device<E>,
-{
-    let c = x.cols();
-    assert!(x.rows() == g.rows() && groups > 0 && c.is_multiple_of(groups), "dual_group_norm: bad shape");
-    assert!(gamma.len() == c && beta.len() == c, "dual_group_norm: gamma/beta length");
-    let k = tape.tangents();
-    let n = x.block_len();
-    let hw = g.h * g.w;
-    let xv = x.values();
-    let [mu, sq] = channel_means(g, c, groups, |r, [a, b]| {
-        for ((a, b), v) in a.iter_mut().zip(b.iter_mut()).zip(at(xv, r, c)) {
-            let v = v.f64();
-            *a += v;
-            *b += v * v;
-        }
-    });
-    let rs: Vec<f64> = mu.iter().zip(&sq).map(|(m, s)| 1.0 / ((s - m * m).max(0.0) + eps).sqrt()).collect();
-    // x̂, φ'(y), φ''(y) per value (φ' = 1 and φ'' = 0 without the SiLU), and the output.
-    let mut xhat = vec![E::zero(); n];
-    let (mut d1, mut d2) = (vec![E::one(); n], vec![E::zero(); n]);
-    let mut out = vec![E::zero(); (k + 1) * n];
-    for (r, (xh, o)) in xhat.chunks_exact_mut(c).zip(out[..n].chunks_exact_mut(c)).enumerate() {
-        for (((((xh, o), v), (m, rr)), ga), be) in xh
-            .iter_mut()
-            .zip(o)
-            .zip(at(xv, r, c))
-            .zip(per_image(&mu, r, hw, c).iter().zip(per_image(&rs, r, hw, c)))
-            .zip(gamma)
-            .zip(beta)
-        {
-            *xh = E::of((v.f64() - m) * rr);
-            *o = *xh * *ga + *be;
-        }
-    }
-    if with_silu {
-        // σ(y) for all values at once, on the vectorised exponential.
-        let mut sig = out[..n].to_vec();
-        sigmoid_in_place(&mut sig);
-        for (((o, s), a), b) in out[..n].iter_mut().zip(&sig).zip(d1.iter_mut()).zip(d2.iter_mut()) {
-            (*o, *a, *b) = silu_derivs(*o, *s);
-        }
-    }
-    // Tangents: x̂̇ per tangent, and κ = r·mean(x̂ẋ) per tangent, image and channel.
-    let mut xhat_t = vec![E::zero(); k * n];
-    let mut kappa = Vec::with_capacity(k);
-    for kk in 0..k {
-        let xt = x.tangent(kk);
-        let [ta, tb] = channel_means(g, c, groups, |r, [a, b]| {
-            for ((a, b), (t, xh)) in a.iter_mut().zip(b.iter_mut()).zip(at(xt, r, c).iter().zip(at(&xhat, r, c))) {
-                let t = t.f64();
-                *a += t;
-                *b += xh.f64() * t;
+avx2_dispatch! {
+    /// GroupNorm with scale `gamma`, shift `beta` and the given `eps`, followed by SiLU when
+    /// `with_silu`, on a [`DualTape`]. With `y = γx̂ + β` and `φ(y) = y·σ(y)` (or `y`):
+    ///
+    /// - tangent `x̂̇ = r(ẋ − mean ẋ − x̂·mean(x̂ẋ))`, output tangent `φ'(y)·γ·x̂̇`;
+    /// - adjoint `dx = r(d − mean d − x̂·mean(x̂d))` with `d = γ·φ'(y)·dz`;
+    /// - its tangent, with `ṙ = −κr`, `κ = r·mean(x̂ẋ)` and `ḋ = γ(φ'·ḋz + φ''·γx̂̇·dz)`:
+    ///   `ḋx = −κ·dx + r(ḋ − mean ḋ − x̂̇·mean(x̂d) − x̂·(mean(x̂̇d) + mean(x̂ḋ)))`, which is the
+    ///   adjoint map of `ḋz` plus the same expression with `ḋz = 0` (the second-derivative term).
+    ///
+    /// Means run over each image's group; statistics and means accumulate in `f64`, as the taped
+    /// op.
+    ///
+    /// ```
+    /// use scoreprior_models::ops::dual::*;
+    /// use scoreprior_models::ops::Grid;
+    /// let g = Grid { b: 1, h: 1, w: 4 };
+    /// let mut tape = DualTape::new(1, 1);
+    /// let x = tape.input(vec![1.0, 2.0, 4.0, 9.0, 1.0, 0.0, 0.0, 0.0], 4, 1);
+    /// let y = dual_group_norm(&mut tape, &x, g, 1, &[1.0], &[0.0], 1e-6, false);
+    /// // Normalised values and tangents have zero mean.
+    /// assert!(y.values().iter().sum::<f64>().abs() < 1e-12);
+    /// assert!(y.tangent(0).iter().sum::<f64>().abs() < 1e-12);
+    /// // A constant cotangent (a shift of the output) pulls back to zero, as does its tangent.
+    /// let gx = tape.backward(&y, vec![1.0; 8]).get(&x);
+    /// assert!(gx.iter().all(|v| v.abs() < 1e-12));
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn dual_group_norm[E: Elem](
+        tape: &mut DualTape<E>,
+        x: &Dual<E>,
+        g: Grid,
+        groups: usize,
+        gamma: &[E],
+        beta: &[E],
+        eps: f64,
+        with_silu: bool,
+    ) -> Dual<E>
+    where [Cpu: Device<E>] {
+        let c = x.cols();
+        assert!(x.rows() == g.rows() && groups > 0 && c.is_multiple_of(groups), "dual_group_norm: bad shape");
+        assert!(gamma.len() == c && beta.len() == c, "dual_group_norm: gamma/beta length");
+        let k = tape.tangents();
+        let n = x.block_len();
+        let hw = g.h * g.w;
+        let xv = x.values();
+        let [mu, sq] = channel_means(g, c, groups, |r, [a, b]| {
+            for ((a, b), v) in a.iter_mut().zip(b.iter_mut()).zip(at(xv, r, c)) {
+                let v = v.f64();
+                *a += v;
+                *b += v * v;
             }
         });
-        let ht = &mut xhat_t[kk * n..(kk + 1) * n];
-        let ot = &mut out[(kk + 1) * n..(kk + 2) * n];
-        for (r, (hr, or)) in ht.chunks_exact_mut(c).zip(ot.chunks_exact_mut(c)).enumerate() {
-            let (ta, tb, rr) = (per_image(&ta, r, hw, c), per_image(&tb, r, hw, c), per_image(&rs, r, hw, c));
-            for (((((h, o), (t, xh)), (a, b)), rr), (d1, ga)) in hr
-                .iter_mut()
-                .zip(or)
-                .zip(at(xt, r, c).iter().zip(at(&xhat, r, c)))
-                .zip(ta.iter().zip(tb))
-                .zip(rr)
-                .zip(at(&d1, r, c).iter().zip(gamma))
-            {
-                *h = E::of(rr * (t.f64() - a - xh.f64() * b));
-                *o = *d1 * *ga * *h;
+        let rs: Vec<f64> = mu.iter().zip(&sq).map(|(m, s)| 1.0 / ((s - m * m).max(0.0) + eps).sqrt()).collect();
+        // x̂, φ'(y), φ''(y) per value (φ' = 1 and φ'' = 0 without the SiLU), and the output.
+        let mut xhat = vec![E::zero(); n];
+        let (mut d1, mut d2) = (vec![E::one(); n], vec![E::zero(); n]);
+        let mut out = vec![E::zero(); (k + 1) * n];
+        for r in 0..n / c {
+            let (m, rr, v) = (per_image(&mu, r, hw, c), per_image(&rs, r, hw, c), at(xv, r, c));
+            let (xh, o) = (&mut xhat[r * c..(r + 1) * c], &mut out[r * c..(r + 1) * c]);
+            for i in 0..c {
+                xh[i] = E::of((v[i].f64() - m[i]) * rr[i]);
+                o[i] = xh[i] * gamma[i] + beta[i];
             }
         }
-        kappa.push(tb.iter().zip(&rs).map(|(b, r)| b * r).collect::<Vec<f64>>());
-    }
-    let out = tape.node(out, x.rows(), c);
-    let xi = x.key();
-    let gamma = gamma.to_vec();
-    let blocks = tape.adjoint_blocks();
-    let targets: Vec<usize> = (0..k).map(|kk| tape.tangent_block(kk)).collect();
-    tape.on_backward(&out, move |go, grads| {
-        let gi = grads.acc(xi);
-        // The transposed Jacobian on every block (a tangent's `ḋz` part is this map too); for
-        // the first K keep d, mean(x̂d) and dx for the second-derivative terms.
-        let mut kept = Vec::with_capacity(k);
-        for j in 0..blocks {
-            let dz = &go[j * n..(j + 1) * n];
-            let mut d = vec![E::zero(); n];
-            for (r, dr) in d.chunks_exact_mut(c).enumerate() {
-                for (((dv, ga), d1), dz) in dr.iter_mut().zip(&gamma).zip(at(&d1, r, c)).zip(at(dz, r, c)) {
-                    *dv = *ga * *d1 * *dz;
-                }
+        if with_silu {
+            // σ(y) for all values at once, on the vectorised exponential.
+            let mut sig = out[..n].to_vec();
+            sigmoid_in_place(&mut sig);
+            for (((o, s), a), b) in out[..n].iter_mut().zip(&sig).zip(d1.iter_mut()).zip(d2.iter_mut()) {
+                (*o, *a, *b) = silu_derivs(*o, *s);
             }
-            let [m0, m1] = channel_means(g, c, groups, |r, [a, b]| {
-                for ((a, b), (dv, xh)) in a.iter_mut().zip(b.iter_mut()).zip(at(&d, r, c).iter().zip(at(&xhat, r, c))) {
-                    let dv = dv.f64();
-                    *a += dv;
-                    *b += xh.f64() * dv;
+        }
+        // Tangents: x̂̇ per tangent, and κ = r·mean(x̂ẋ) per tangent, image and channel.
+        let mut xhat_t = vec![E::zero(); k * n];
+        let mut kappa = Vec::with_capacity(k);
+        for kk in 0..k {
+            let xt = x.tangent(kk);
+            let [ta, tb] = channel_means(g, c, groups, |r, [a, b]| {
+                for ((a, b), (t, xh)) in a.iter_mut().zip(b.iter_mut()).zip(at(xt, r, c).iter().zip(at(&xhat, r, c))) {
+                    let t = t.f64();
+                    *a += t;
+                    *b += xh.f64() * t;
                 }
             });
-            let gj = &mut gi[j * n..(j + 1) * n];
-            let mut dx = vec![E::zero(); if j < k { n } else { 0 }];
-            for (r, gr) in gj.chunks_exact_mut(c).enumerate() {
-                let (m0r, m1r, rr) = (per_image(&m0, r, hw, c), per_image(&m1, r, hw, c), per_image(&rs, r, hw, c));
-                for (p, (((gv, (dv, xh)), (a, b)), rr)) in gr
-                    .iter_mut()
-                    .zip(at(&d, r, c).iter().zip(at(&xhat, r, c)))
-                    .zip(m0r.iter().zip(m1r))
-                    .zip(rr)
-                    .enumerate()
-                {
-                    let v = E::of(rr * (dv.f64() - a - xh.f64() * b));
-                    *gv += v;
+            let ht = &mut xhat_t[kk * n..(kk + 1) * n];
+            let ot = &mut out[(kk + 1) * n..(kk + 2) * n];
+            for r in 0..n / c {
+                let (ta, tb, rr) = (per_image(&ta, r, hw, c), per_image(&tb, r, hw, c), per_image(&rs, r, hw, c));
+                let (t, xh, d1) = (at(xt, r, c), at(&xhat, r, c), at(&d1, r, c));
+                let (h, o) = (&mut ht[r * c..(r + 1) * c], &mut ot[r * c..(r + 1) * c]);
+                for i in 0..c {
+                    h[i] = E::of(rr[i] * (t[i].f64() - ta[i] - xh[i].f64() * tb[i]));
+                    o[i] = d1[i] * gamma[i] * h[i];
+                }
+            }
+            kappa.push(tb.iter().zip(&rs).map(|(b, r)| b * r).collect::<Vec<f64>>());
+        }
+        let out = tape.node(out, x.rows(), c);
+        let xi = x.key();
+        let gamma = gamma.to_vec();
+        let blocks = tape.adjoint_blocks();
+        let targets: Vec<usize> = (0..k).map(|kk| tape.tangent_block(kk)).collect();
+        tape.on_backward(&out, move |go, grads| {
+            let gi = grads.acc(xi);
+            // The transposed Jacobian on every block (a tangent's `ḋz` part is this map too); for
+            // the first K keep d, mean(x̂d) and dx for the second-derivative terms.
+            let mut kept = Vec::with_capacity(k);
+            for j in 0..blocks {
+                let dz = &go[j * n..(j + 1) * n];
+                let mut d = vec![E::zero(); n];
+                for (r, dr) in d.chunks_exact_mut(c).enumerate() {
+                    for (((dv, ga), d1), dz) in dr.iter_mut().zip(&gamma).zip(at(&d1, r, c)).zip(at(dz, r, c)) {
+                        *dv = *ga * *d1 * *dz;
+                    }
+                }
+                let [m0, m1] = channel_means(g, c, groups, |r, [a, b]| {
+                    for ((a, b), (dv, xh)) in a.iter_mut().zip(b.iter_mut()).zip(at(&d, r, c).iter().zip(at(&xhat, r, c))) {
+                        let dv = dv.f64();
+                        *a += dv;
+                        *b += xh.f64() * dv;
+                    }
+                });
+                let gj = &mut gi[j * n..(j + 1) * n];
+                let mut dx = vec![E::zero(); if j < k { n } else { 0 }];
+                // Index loops over rows sliced to `c`: they vectorise, where an enumerated zip
+                // writing `dx[r·c + p]` did not.
+                for r in 0..n / c {
+                    let (m0r, m1r, rr) = (per_image(&m0, r, hw, c), per_image(&m1, r, hw, c), per_image(&rs, r, hw, c));
+                    let (dr, xr, gr) = (at(&d, r, c), at(&xhat, r, c), &mut gj[r * c..(r + 1) * c]);
+                    let v = |i: usize| E::of(rr[i] * (dr[i].f64() - m0r[i] - xr[i].f64() * m1r[i]));
                     if j < k {
-                        dx[r * c + p] = v;
+                        let dxr = &mut dx[r * c..(r + 1) * c];
+                        for i in 0..c {
+                            dxr[i] = v(i);
+                            gr[i] += dxr[i];
+                        }
+                    } else {
+                        for i in 0..c {
+                            gr[i] += v(i);
+                        }
                     }
                 }
+                if j < k {
+                    kept.push((d, m1, dx));
+                }
             }
-            if j < k {
-                kept.push((d, m1, dx));
-            }
-        }
-        // The second-derivative terms, with ḋz = 0: ḋ = γ·φ''·ẏ·dz, ẏ = γ·x̂̇; then mean ḋ,
-        // mean(x̂ḋ), mean(x̂̇d) (ḋ = 0 without the SiLU).
-        for (kk, (d, mm1, dx)) in kept.into_iter().enumerate() {
-            let dz = &go[kk * n..(kk + 1) * n];
-            let ht = &xhat_t[kk * n..(kk + 1) * n];
-            let mut dt = vec![E::zero(); n];
-            if with_silu {
-                for (r, dr) in dt.chunks_exact_mut(c).enumerate() {
-                    for (((v, ga), d2), (dz, h)) in
-                        dr.iter_mut().zip(&gamma).zip(at(&d2, r, c)).zip(at(dz, r, c).iter().zip(at(ht, r, c)))
+            // The second-derivative terms, with ḋz = 0: ḋ = γ·φ''·ẏ·dz, ẏ = γ·x̂̇; then mean ḋ,
+            // mean(x̂ḋ), mean(x̂̇d) (ḋ = 0 without the SiLU).
+            for (kk, (d, mm1, dx)) in kept.into_iter().enumerate() {
+                let dz = &go[kk * n..(kk + 1) * n];
+                let ht = &xhat_t[kk * n..(kk + 1) * n];
+                let mut dt = vec![E::zero(); n];
+                if with_silu {
+                    for (r, dr) in dt.chunks_exact_mut(c).enumerate() {
+                        for (((v, ga), d2), (dz, h)) in
+                            dr.iter_mut().zip(&gamma).zip(at(&d2, r, c)).zip(at(dz, r, c).iter().zip(at(ht, r, c)))
+                        {
+                            *v = *ga * *d2 * *ga * *h * *dz;
+                        }
+                    }
+                }
+                let [n1, n2, n3] = channel_means(g, c, groups, |r, [a, b, e]| {
+                    for (((a, b), e), ((v, xh), (h, dv))) in a
+                        .iter_mut()
+                        .zip(b.iter_mut())
+                        .zip(e.iter_mut())
+                        .zip(at(&dt, r, c).iter().zip(at(&xhat, r, c)).zip(at(ht, r, c).iter().zip(at(&d, r, c))))
                     {
-                        *v = *ga * *d2 * *ga * *h * *dz;
+                        let v = v.f64();
+                        *a += v;
+                        *b += xh.f64() * v;
+                        *e += h.f64() * dv.f64();
+                    }
+                });
+                let kap = &kappa[kk];
+                let tb = targets[kk];
+                let gt = &mut gi[tb * n..(tb + 1) * n];
+                for r in 0..n / c {
+                    let (n1, n2, n3, mm1, kap, rr) = (
+                        per_image(&n1, r, hw, c),
+                        per_image(&n2, r, hw, c),
+                        per_image(&n3, r, hw, c),
+                        per_image(&mm1, r, hw, c),
+                        per_image(kap, r, hw, c),
+                        per_image(&rs, r, hw, c),
+                    );
+                    let (dxr, dtr, htr, xr) = (at(&dx, r, c), at(&dt, r, c), at(ht, r, c), at(&xhat, r, c));
+                    let gr = &mut gt[r * c..(r + 1) * c];
+                    for i in 0..c {
+                        let v = -kap[i] * dxr[i].f64()
+                            + rr[i] * (dtr[i].f64() - n1[i] - htr[i].f64() * mm1[i] - xr[i].f64() * (n3[i] + n2[i]));
+                        gr[i] += E::of(v);
                     }
                 }
             }
-            let [n1, n2, n3] = channel_means(g, c, groups, |r, [a, b, e]| {
-                for (((a, b), e), ((v, xh), (h, dv))) in a
-                    .iter_mut()
-                    .zip(b.iter_mut())
-                    .zip(e.iter_mut())
-                    .zip(at(&dt, r, c).iter().zip(at(&xhat, r, c)).zip(at(ht, r, c).iter().zip(at(&d, r, c))))
-                {
-                    let v = v.f64();
-                    *a += v;
-                    *b += xh.f64() * v;
-                    *e += h.f64() * dv.f64();
-                }
-            });
-            let kap = &kappa[kk];
-            let tb = targets[kk];
-            let gt = &mut gi[tb * n..(tb + 1) * n];
-            for (r, gr) in gt.chunks_exact_mut(c).enumerate() {
-                let (n1, n2, n3, mm1, kap, rr) = (
-                    per_image(&n1, r, hw, c),
-                    per_image(&n2, r, hw, c),
-                    per_image(&n3, r, hw, c),
-                    per_image(&mm1, r, hw, c),
-                    per_image(kap, r, hw, c),
-                    per_image(&rs, r, hw, c),
-                );
-                for (i, gv) in gr.iter_mut().enumerate() {
-                    let q = r * c + i;
-                    let v = -kap[i] * dx[q].f64()
-                        + rr[i] * (dt[q].f64() - n1[i] - ht[q].f64() * mm1[i] - xhat[q].f64() * (n3[i] + n2[i]));
-                    *gv += E::of(v);
-                }
-            }
-        }
-    });
-    out
+        });
+        out
+    }
 }
