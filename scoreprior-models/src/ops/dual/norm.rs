@@ -38,10 +38,12 @@ fn channel_means<const N: usize>(
     out
 }
 
-/// Row `r` of a per-value array of rows of `c`.
+/// Row `r` of a per-value array of rows of `c` (sliced as `[r·c..][..c]`, whose length the
+/// compiler knows to be `c`, so that loops over several rows drop their bounds checks and
+/// vectorise; `[r·c..(r + 1)·c]` might overflow, and its length is not known).
 #[inline(always)]
 fn at<T>(v: &[T], r: usize, c: usize) -> &[T] {
-    &v[r * c..(r + 1) * c]
+    &v[r * c..][..c]
 }
 
 /// Row `r`'s slice of a per-image, per-channel array (`g.b·c`, images of `hw` rows).
@@ -122,10 +124,12 @@ avx2_dispatch! {
         let mut out = vec![E::zero(); (k + 1) * n];
         for r in 0..n / c {
             let (m, rr, v) = (per_image(&mu, r, hw, c), per_image(&rs, r, hw, c), at(xv, r, c));
-            let (xh, o) = (&mut xhat[r * c..(r + 1) * c], &mut out[r * c..(r + 1) * c]);
-            for i in 0..c {
-                xh[i] = E::of((v[i].f64() - m[i]) * rr[i]);
-                o[i] = xh[i] * gamma[i] + beta[i];
+            let (xh, o) = (&mut xhat[r * c..][..c], &mut out[r * c..][..c]);
+            for ((xh, v), (m, rr)) in xh.iter_mut().zip(v).zip(m.iter().zip(rr)) {
+                *xh = E::of((v.f64() - m) * rr);
+            }
+            for ((o, xh), (ga, be)) in o.iter_mut().zip(xh.iter()).zip(gamma.iter().zip(beta)) {
+                *o = *xh * *ga + *be;
             }
         }
         if with_silu {
@@ -153,10 +157,12 @@ avx2_dispatch! {
             for r in 0..n / c {
                 let (ta, tb, rr) = (per_image(&ta, r, hw, c), per_image(&tb, r, hw, c), per_image(&rs, r, hw, c));
                 let (t, xh, d1) = (at(xt, r, c), at(&xhat, r, c), at(&d1, r, c));
-                let (h, o) = (&mut ht[r * c..(r + 1) * c], &mut ot[r * c..(r + 1) * c]);
-                for i in 0..c {
-                    h[i] = E::of(rr[i] * (t[i].f64() - ta[i] - xh[i].f64() * tb[i]));
-                    o[i] = d1[i] * gamma[i] * h[i];
+                let (h, o) = (&mut ht[r * c..][..c], &mut ot[r * c..][..c]);
+                for ((h, (t, xh)), (ta, (tb, rr))) in h.iter_mut().zip(t.iter().zip(xh)).zip(ta.iter().zip(tb.iter().zip(rr))) {
+                    *h = E::of(rr * (t.f64() - ta - xh.f64() * tb));
+                }
+                for ((o, h), (d1, ga)) in o.iter_mut().zip(h.iter()).zip(d1.iter().zip(gamma)) {
+                    *o = *d1 * *ga * *h;
                 }
             }
             kappa.push(tb.iter().zip(&rs).map(|(b, r)| b * r).collect::<Vec<f64>>());
@@ -192,17 +198,20 @@ avx2_dispatch! {
                 // writing `dx[r·c + p]` did not.
                 for r in 0..n / c {
                     let (m0r, m1r, rr) = (per_image(&m0, r, hw, c), per_image(&m1, r, hw, c), per_image(&rs, r, hw, c));
-                    let (dr, xr, gr) = (at(&d, r, c), at(&xhat, r, c), &mut gj[r * c..(r + 1) * c]);
-                    let v = |i: usize| E::of(rr[i] * (dr[i].f64() - m0r[i] - xr[i].f64() * m1r[i]));
+                    let (dr, xr, gr) = (at(&d, r, c), at(&xhat, r, c), &mut gj[r * c..][..c]);
+                    let terms = dr.iter().zip(xr).zip(m0r.iter().zip(m1r.iter().zip(rr)));
+                    let v = |((dv, xh), (a, (b, rr))): ((&E, &E), (&f64, (&f64, &f64)))| {
+                        E::of(rr * (dv.f64() - a - xh.f64() * b))
+                    };
                     if j < k {
-                        let dxr = &mut dx[r * c..(r + 1) * c];
-                        for i in 0..c {
-                            dxr[i] = v(i);
-                            gr[i] += dxr[i];
+                        let dxr = &mut dx[r * c..][..c];
+                        for (o, t) in dxr.iter_mut().zip(terms) {
+                            *o = v(t);
                         }
+                        gr.iter_mut().zip(dxr.iter()).for_each(|(g, d)| *g += *d);
                     } else {
-                        for i in 0..c {
-                            gr[i] += v(i);
+                        for (g, t) in gr.iter_mut().zip(terms) {
+                            *g += v(t);
                         }
                     }
                 }
@@ -251,11 +260,12 @@ avx2_dispatch! {
                         per_image(&rs, r, hw, c),
                     );
                     let (dxr, dtr, htr, xr) = (at(&dx, r, c), at(&dt, r, c), at(ht, r, c), at(&xhat, r, c));
-                    let gr = &mut gt[r * c..(r + 1) * c];
-                    for i in 0..c {
-                        let v = -kap[i] * dxr[i].f64()
-                            + rr[i] * (dtr[i].f64() - n1[i] - htr[i].f64() * mm1[i] - xr[i].f64() * (n3[i] + n2[i]));
-                        gr[i] += E::of(v);
+                    let gr = &mut gt[r * c..][..c];
+                    let data = gr.iter_mut().zip(dxr.iter().zip(dtr)).zip(htr.iter().zip(xr));
+                    let coefs = kap.iter().zip(rr).zip(n1.iter().zip(mm1)).zip(n2.iter().zip(n3));
+                    for (((g, (dxv, dtv)), (htv, xv)), (((kap, rr), (n1, mm1)), (n2, n3))) in data.zip(coefs) {
+                        let v = -kap * dxv.f64() + rr * (dtv.f64() - n1 - htv.f64() * mm1 - xv.f64() * (n3 + n2));
+                        *g += E::of(v);
                     }
                 }
             }
