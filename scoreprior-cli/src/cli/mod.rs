@@ -181,7 +181,7 @@ pub fn run(cli: Cli) -> CliResult {
 /// of the steps, so the flow does not settle in the spurious optima of the small-noise prior)
 /// and four stratified, antithetic, log-uniform time draws per image (1/27 of the reference
 /// estimator's gradient variance at 2.5× its network passes). The exact PF-ODE prior stays one
-/// flag away (`scoreprior dpi` without `--surrogate`) at about 35× the cost per step (`benches/RESULTS.md`).
+/// flag away (`scoreprior dpi` without `--surrogate`) at about 20–25× the cost per step (`benches/RESULTS.md`).
 ///
 /// The environment variables `SCOREPRIOR_MAIN_JOB_STEPS` and `SCOREPRIOR_MAIN_JOB_BATCH`
 /// (positive whole numbers; a bad value is an error before anything runs) replace the steps
