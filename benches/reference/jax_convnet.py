@@ -27,8 +27,9 @@ XLA_FLAGS also gets `--xla_cpu_multi_thread_eigen=false intra_op_parallelism_thr
 
 Usage, from the repository root (a few minutes, mostly XLA compiling the six programs; 3.4 min
 on the 2-core machine under a load average of 4-6):
-    /work/venv-diffrax/bin/python benches/reference/jax_convnet.py [--sizes 16 32] [--threads 1 2]
-Needs `pip install jax` (the diffrax venv has jax 0.10); not a project dependency: a measuring
+    python benches/reference/jax_convnet.py [--sizes 16 32] [--threads 1 2]
+with any Python that has jax (e.g. `python -m venv /work/venv-jax && /work/venv-jax/bin/pip
+install 'jax[cpu]'`, JAX 0.10.2 when last measured); not a project dependency: a measuring
 stick only. `--out PATH` (default benches/reference/out/jax_convnet.json) gets the settings,
 FLOP counts, timings and versions.
 """

@@ -20,8 +20,8 @@ set. Prints a table and writes JSON (`--out`, default benches/reference/out/nump
 which `cargo bench --bench ncsnpp` looks for).
 
 Usage, from the repository root:
-    /work/venv-diffrax/bin/python benches/reference/numpy_sgemm.py [--threads 1 2] [--out PATH]
-Needs numpy (any venv with numpy; here the diffrax venv's numpy 2.x wheel with scipy-openblas).
+    python benches/reference/numpy_sgemm.py [--threads 1 2] [--out PATH]
+Needs numpy (any venv with numpy's OpenBLAS wheel, e.g. /work/venv or /work/venv-jax here).
 Not a project dependency: a measuring stick only.
 """
 import argparse

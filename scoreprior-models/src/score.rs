@@ -673,14 +673,16 @@ where
     v.iter().map(|e| e.f64()).collect()
 }
 
-/// The dual input stack `[x | ε_0 per image | … | ε_{K−1} per image]` of `b` images.
+/// The dual input stack `[x | ε_0 per image | … | ε_{K−1} per image]` of `b` images `x`
+/// (`(b, D)`) and probes `(K, D)`.
 fn probe_stack<E: Elem>(x: &[f64], probes: &[f64], b: usize) -> Vec<E>
 where
     Cpu: Device<E>,
 {
-    let mut stack: Vec<E> = Vec::with_capacity(x.len() * (1 + probes.len() / (x.len() / b).max(1)));
+    let d = x.len() / b;
+    let mut stack: Vec<E> = Vec::with_capacity(x.len() + b * probes.len());
     stack.extend(x.iter().map(|&v| E::of(v)));
-    for eps in probes.chunks_exact(x.len() / b) {
+    for eps in probes.chunks_exact(d) {
         for _ in 0..b {
             stack.extend(eps.iter().map(|&v| E::of(v)));
         }

@@ -108,7 +108,8 @@ pub trait ScoreModel: Send + Sync {
     ///
     /// The default repeats each probe for every image and makes one [`ScoreModel::score_and_vjp`]
     /// call. Models whose Jacobian does not depend on `x` (such as [`Gaussian`]) override it
-    /// to form each `J ε_j` once instead of `n` times.
+    /// to form each `J ε_j` once instead of `n` times; a network can form `J ε_j` in forward
+    /// mode, as the tangents of one pass, with no backward pass.
     ///
     /// # Errors
     /// Shape mismatches and the model's errors.

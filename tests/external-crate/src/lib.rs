@@ -132,16 +132,19 @@ mod tests {
         g.marginal_grad_log_prob(&x, 1e-3, &mut exact).unwrap();
         let base = ScorePriorConfig::default().with_exact_trace();
         assert_eq!(base.grid_solver.name, "RK4", "the default");
+        let mut errors = Vec::new();
         for (solver, stages) in [(&Ralston3 as &dyn ExplicitRk, 3), (&Rk4, 4)] {
-            let prior = ScorePrior::new(g.clone(), base.clone().with_grid_solver(solver)).unwrap();
+            // The exact terminal density: what remains is the solves' error.
+            let prior =
+                ScorePrior::new(g.clone(), base.clone().with_grid_solver(solver)).unwrap().with_exact_terminal(g.clone());
             let out = prior.grad_log_prob(&x).unwrap();
             let a = out.stats.adjoint;
             assert_eq!((a.rejected_steps, a.rhs_evaluations), (0, stages * a.accepted_steps));
-            // The N(0, I) terminal density leaves a gap of a few 1e-3 against the exact gradient
-            // of p_t0 (whose scale here is |x − 0.5|/0.04 ≈ 5).
-            let err = out.grad.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-            assert!(err < 0.05, "{}: {err:.2e} ({:?} vs {exact:?})", solver.tableau().name, out.grad);
+            errors.push(out.grad.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
         }
+        // Measured on the 7 forward steps: 0.126 (Ralston3) and 0.032 (RK4) against a gradient
+        // of size 5 (Dopri5 steps: 0.0037); the third-order method is the less accurate one.
+        assert!(errors[0] < 0.2 && errors[1] < 0.05 && errors[0] > 2.0 * errors[1], "{errors:?}");
     }
 
     #[test]
