@@ -87,6 +87,7 @@ mod tests {
         let table = setting_flags();
         assert!(table.contains(&("prior.solver".into(), "--solver".into())));
         assert!(table.contains(&("output.checkpoint_every".into(), "--checkpoint-every".into())));
-        assert_eq!(table.len(), 65, "every flag of dpi but --seed");
+        assert!(table.contains(&("prior.adjoint_grid_solver".into(), "--adjoint-grid-solver".into())));
+        assert_eq!(table.len(), 66, "every flag of dpi but --seed");
     }
 }
