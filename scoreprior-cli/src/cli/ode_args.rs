@@ -131,7 +131,9 @@ impl OdeArgs {
     }
 
     /// The prior configuration: forward and adjoint solves use the same solver and
-    /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both).
+    /// tolerances (as the reference code, which uses Dopri5 with rtol 1e-3 / atol 1e-5 for both),
+    /// on the forward grid too (the studies' numbers were measured so; `dpi`'s default steps the
+    /// grid with RK4, see `PriorOptions::adjoint_grid_solver`).
     pub fn config(&self) -> CliResult<ScorePriorConfig> {
         let SolverArgs { solver, rtol, atol } = &self.solve;
         let (tab, rtol, atol) = (solver.solver().tableau(), *rtol, *atol);
@@ -153,6 +155,7 @@ impl OdeArgs {
             divergence: self.divergence()?,
             adjoint_solver: tab,
             adjoint_controller,
+            grid_solver: tab,
             ..ScorePriorConfig::default()
         };
         cfg.validate()?;
