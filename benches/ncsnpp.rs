@@ -2,11 +2,14 @@
 //! 32×32, one thread vs two. Forward: a batch of 64 images. Forward+VJP: 4 images × 16
 //! probes = 64 image–probe pairs per call (the pairs are stacked into one batch, as the
 //! Hutchinson estimator does), reported per pair. Each run also prints the achieved matrix
-//! product GFLOP/s (FLOPs counted by `ops::MATMUL_FLOPS`) next to the GFLOP/s of a plain
+//! product GFLOP/s (FLOPs counted by `ops::MATMUL_FLOPS`; forward+VJP both by the count of a
+//! VJP with weight gradients, three times the forward products, and by the products the score's
+//! VJP in `x` alone executes) next to the GFLOP/s of a plain
 //! f32 GEMM of the network's typical shape in the same pool, and their ratio (how close the
 //! network runs to its matrix products' ceiling). Where `benches/reference/numpy_sgemm.py`
 //! has been run on this machine, the lines also give OpenBLAS's rate at the same GEMM shape and
-//! thread count, and on the forward pass's own products (see [`OpenBlas`]).
+//! thread count, on the forward pass's own products and on a square 1024³ product (see
+//! [`OpenBlas`]).
 //!
 //! The `products` group compares, back to back in one process (best of alternating calls),
 //! the network's matrix products on `ops::matmul_op`'s register-tiled kernel against dfdx's
@@ -105,7 +108,8 @@ impl OpenBlas {
         let t = threads as u64;
         let gemm = self.find("rates", &[("m", 16 * 256), ("k", 288), ("n", 32), ("batch", 1), ("threads", t)]);
         let pass = self.find("network", &[("size", size as u64), ("images", CHUNK as u64), ("threads", t)]);
-        match (gemm, pass) {
+        let square = self.find("rates", &[("m", 1024), ("k", 1024), ("n", 1024), ("batch", 1), ("threads", t)]);
+        let mut line = match (gemm, pass) {
             (Some(g), Some(p)) => format!(
                 "; OpenBLAS {g:.1} GFLOP/s at that shape (ratio {:.2}), {p:.1} on the pass's products (ratio {:.2})",
                 ours / g,
@@ -113,7 +117,11 @@ impl OpenBlas {
             ),
             (Some(g), None) => format!("; OpenBLAS {g:.1} GFLOP/s at that shape (ratio {:.2})", ours / g),
             _ => String::new(),
+        };
+        if let Some(q) = square {
+            line += &format!(", {q:.1} at 1024³ (ratio {:.2})", ours / q);
         }
+        line
     }
 }
 
@@ -143,6 +151,7 @@ fn bench(c: &mut Criterion) {
             let f0 = MATMUL_FLOPS.load(Ordering::Relaxed);
             pool.install(|| m.score(&x64, 0.5, &mut out).unwrap());
             let fl = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64;
+            let forward_flops = fl;
             let gf = fl / 1e9 / best_of(3, || pool.install(|| m.score(&x64, 0.5, &mut out).unwrap()));
             eprintln!(
                 "{size}x{size} forward, {threads} thread(s): {:.2} GFLOP per call, {gf:.1} GFLOP/s; \
@@ -159,13 +168,22 @@ fn bench(c: &mut Criterion) {
             let mut v = vec![0.0; 64 * d];
             let f0 = MATMUL_FLOPS.load(Ordering::Relaxed);
             pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap());
-            let fl = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64 * 3.0; // backward ≈ 2× forward products
-            let gf =
-                fl / 1e9 / best_of(3, || pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()));
+            let executed = (MATMUL_FLOPS.load(Ordering::Relaxed) - f0) as f64;
+            // The work of a forward+VJP that also forms the weights' gradients (three times the
+            // forward products, what dfdx's backward did and the issue's targets count): a
+            // score's VJP skips `dW`, so it executes fewer products than this for the same
+            // result, and a rate by this count is its throughput, not the products' speed.
+            let fl = 3.0 * forward_flops;
+            let t = best_of(3, || pool.install(|| m.score_and_vjp(&x4, 0.5, &probes, &mut s, &mut v).unwrap()));
+            let gf = fl / 1e9 / t;
             eprintln!(
-                "{size}x{size} fwd+VJP, {threads} thread(s): ~{:.2} GFLOP per call, ~{gf:.1} GFLOP/s; \
+                "{size}x{size} fwd+VJP, {threads} thread(s): {:.1} pairs/s; {:.2} GFLOP per call counting weight \
+                 gradients (3x forward), {gf:.1} GFLOP/s by that count; products executed {:.2} GFLOP, {:.1} GFLOP/s; \
                  plain GEMM {gemm:.1} GFLOP/s; ratio {:.2}{}",
+                64.0 / t,
                 fl / 1e9,
+                executed / 1e9,
+                executed / 1e9 / t,
                 gf / gemm,
                 openblas.beside(gf, threads, size)
             );

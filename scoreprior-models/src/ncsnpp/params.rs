@@ -6,7 +6,7 @@ use dfdx::prelude::*;
 
 use crate::ops::conv::linear_in_x;
 use crate::ops::dual::*;
-use crate::ops::norm::GROUP_NORM_EPS;
+use crate::ops::norm::{group_norm_fused, GROUP_NORM_EPS};
 use crate::ops::*;
 use crate::ModelError;
 
@@ -169,10 +169,12 @@ where
         }
     }
     pub(super) fn group_norm<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
-        group_norm(x, g, n.groups, self.vec(n.g), self.vec(n.b))
+        let (gamma, beta) = (self.vec(n.g), self.vec(n.b));
+        group_norm_fused(x, g, n.groups, gamma, beta, GROUP_NORM_EPS, false, self.weight_grads)
     }
     pub(super) fn group_norm_silu<T: Tape<E, Cpu>>(&self, x: Mat<E, T>, g: Grid, n: &Gn) -> Mat<E, T> {
-        group_norm_silu(x, g, n.groups, self.vec(n.g), self.vec(n.b))
+        let (gamma, beta) = (self.vec(n.g), self.vec(n.b));
+        group_norm_fused(x, g, n.groups, gamma, beta, GROUP_NORM_EPS, true, self.weight_grads)
     }
 
     // The same layers on a forward-over-reverse tape (`ops::dual`): weights are constants.

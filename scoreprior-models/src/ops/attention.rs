@@ -23,5 +23,14 @@ where
     let kt = k3.permute::<(usize, usize, usize), Axes3<0, 2, 1>>();
     let w = q3.matmul(kt) * E::of(1.0 / (c as f64).sqrt());
     let w = w.softmax::<Axis<2>>();
-    w.matmul(v3).reshape_like(&(rows, c))
+    let (out, mut tape) = w.matmul(v3).reshape_like(&(rows, c)).split_tape();
+    if T::OWNS_TAPE {
+        // dfdx's backward of the two products forms four (dS·K, dSᵀ·Q, dO·Vᵀ, Pᵀ·dO).
+        let flops = 8 * g.b * hw * hw * c;
+        tape.add_backward_op(move |_| {
+            count_flops(flops);
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
 }

@@ -9,8 +9,9 @@ use super::matmul::{product, Source};
 use super::{add_bias, Elem, Grid, Mat, Vec1};
 
 /// Multiply–add work done by [`conv3x3`], [`dense`] and [`attention`](fn@super::attention) so
-/// far, in FLOPs (`2·m·k·n` per matrix product), for throughput reports; relaxed atomic,
-/// negligible cost.
+/// far, in FLOPs (`2·m·k·n` per matrix product), for throughput reports: forward products when
+/// the op runs, and the backward products a taped pass actually forms (`dA`, and `dW` only where
+/// the weight's gradient is wanted) when its backward runs; relaxed atomic, negligible cost.
 pub static MATMUL_FLOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub(crate) fn count_flops(f: usize) {

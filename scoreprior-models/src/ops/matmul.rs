@@ -5,6 +5,7 @@
 
 use dfdx::prelude::*;
 
+use super::conv::count_flops;
 use super::gemm::{gemm, Lhs, Packed, Rhs, NR};
 use super::layout::{for_each_tap_run_rows, for_each_tap_segment_rows};
 use super::tape::{put_grad, take_grad, values};
@@ -97,6 +98,7 @@ where
             // rows are whole panels.
             let wt = Packed::new(&wv, n, k, true);
             let in_place = n > 0 && n.is_multiple_of(NR);
+            count_flops(if weight_grad { 4 } else { 2 } * m * k * n);
             match lhs {
                 Source::Input => {
                     gemm(Lhs::rows(&go, m), wt.rhs(), E::buf(grads.get_or_alloc_mut(&xg)?), k, true);
@@ -163,41 +165,44 @@ where
     }
 }
 
-/// The transpose of [`conv3x3_rows`] in `x`: `gx += col2im(dC·Wᵀ)` for `dC` = `go` (`g.rows() ×
-/// n`) and `Wᵀ` packed (`n × 9c`), block by block of image rows, each block of `dC·Wᵀ`
-/// scattered while in cache. When `xv` is not empty, `each(row0, rows, im2col)` also gets each
-/// block's im2col of `xv` (for the weight gradient), gathered again.
-pub(crate) fn conv3x3_rows_transpose<E: Elem>(
-    go: &[E],
-    g: Grid,
-    c: usize,
-    wt: Rhs<'_, E>,
-    gx: &mut [E],
-    xv: &[E],
-    mut each: impl FnMut(usize, usize, &[E]),
-) where
-    Cpu: Device<E>,
-{
-    let k = 9 * c;
-    let n = go.len() / g.rows().max(1);
-    let per = (IM2COL_ROWS / g.w).max(1);
-    let mut da = vec![E::zero(); per * g.w * k];
-    let mut cols = vec![E::zero(); if xv.is_empty() { 0 } else { per * g.w * k }];
-    let mut r0 = 0;
-    while r0 < g.b * g.h {
-        let nr = per.min(g.b * g.h - r0);
-        let rows = nr * g.w;
-        if !xv.is_empty() {
-            let block = &mut cols[..rows * k];
-            im2col_rows(xv, g, c, r0, nr, block);
-            each(r0 * g.w, rows, block);
+avx2_dispatch! {
+    /// The transpose of [`conv3x3_rows`] in `x`: `gx += col2im(dC·Wᵀ)` for `dC` = `go` (`g.rows() ×
+    /// n`) and `Wᵀ` packed (`n × 9c`), block by block of image rows, each block of `dC·Wᵀ`
+    /// scattered while in cache (the scatter's sums at the AVX2 width where the CPU has it).
+    /// When `xv` is not empty, `each(row0, rows, im2col)` also gets each block's im2col of `xv`
+    /// (for the weight gradient), gathered again.
+    pub(crate) fn conv3x3_rows_transpose[E: Elem](
+        go: &[E],
+        g: Grid,
+        c: usize,
+        wt: Rhs<'_, E>,
+        gx: &mut [E],
+        xv: &[E],
+        each: impl FnMut(usize, usize, &[E]),
+    ) -> ()
+    where [Cpu: Device<E>] {
+        let mut each = each;
+        let k = 9 * c;
+        let n = go.len() / g.rows().max(1);
+        let per = (IM2COL_ROWS / g.w).max(1);
+        let mut da = vec![E::zero(); per * g.w * k];
+        let mut cols = vec![E::zero(); if xv.is_empty() { 0 } else { per * g.w * k }];
+        let mut r0 = 0;
+        while r0 < g.b * g.h {
+            let nr = per.min(g.b * g.h - r0);
+            let rows = nr * g.w;
+            if !xv.is_empty() {
+                let block = &mut cols[..rows * k];
+                im2col_rows(xv, g, c, r0, nr, block);
+                each(r0 * g.w, rows, block);
+            }
+            let block = &mut da[..rows * k];
+            gemm(Lhs::rows(&go[r0 * g.w * n..(r0 * g.w + rows) * n], rows), wt, block, k, false);
+            for_each_tap_run_rows(g, c, r0, nr, |o, s, len| {
+                gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
+            });
+            r0 += nr;
         }
-        let block = &mut da[..rows * k];
-        gemm(Lhs::rows(&go[r0 * g.w * n..(r0 * g.w + rows) * n], rows), wt, block, k, false);
-        for_each_tap_run_rows(g, c, r0, nr, |o, s, len| {
-            gx[s..s + len].iter_mut().zip(&block[o..o + len]).for_each(|(x, v)| *x += *v)
-        });
-        r0 += nr;
     }
 }
 

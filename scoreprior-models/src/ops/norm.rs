@@ -20,7 +20,9 @@ avx2_dispatch! {
     ///
     /// Statistics and gradient means accumulate in `f64` (for `f32` the sums over a group of
     /// `hw·c/groups` values would otherwise lose digits); the per-element work stays in `E`.
-    fn group_norm_fused[E: Elem, T: Tape<E, Cpu>](
+    /// Without `param_grads` the backward pass forms `dx` only (a pass differentiated in its
+    /// input alone, as [`linear_in_x`](super::conv::linear_in_x)): `γ` and `β` get no gradient.
+    pub(crate) fn group_norm_fused[E: Elem, T: Tape<E, Cpu>](
         x: Mat<E, T>,
         g: Grid,
         groups: usize,
@@ -28,6 +30,7 @@ avx2_dispatch! {
         beta: Vec1<E, T>,
         eps: f64,
         with_silu: bool,
+        param_grads: bool,
     ) -> Mat<E, T>
     where [Cpu: Device<E>] {
         let (rows, c) = *x.shape();
@@ -121,16 +124,15 @@ avx2_dispatch! {
                         } else {
                             dyr.copy_from_slice(gor);
                         }
-                        for (((((dy, xh), ga), dv), (db, dg)), (a, b)) in dyr
-                            .iter()
-                            .zip(xhr)
-                            .zip(&gv)
-                            .zip(dr.iter_mut())
-                            .zip(dbeta.iter_mut().zip(dgamma.iter_mut()))
-                            .zip(m1.iter_mut().zip(m2.iter_mut()))
+                        if param_grads {
+                            for ((dy, xh), (db, dg)) in dyr.iter().zip(xhr).zip(dbeta.iter_mut().zip(dgamma.iter_mut())) {
+                                *db += dy.f64();
+                                *dg += (*dy * *xh).f64();
+                            }
+                        }
+                        for ((((dy, xh), ga), dv), (a, b)) in
+                            dyr.iter().zip(xhr).zip(&gv).zip(dr.iter_mut()).zip(m1.iter_mut().zip(m2.iter_mut()))
                         {
-                            *db += dy.f64();
-                            *dg += (*dy * *xh).f64();
                             *dv = *dy * *ga;
                             *a += dv.f64();
                             *b += (*dv * *xh).f64();
@@ -153,10 +155,12 @@ avx2_dispatch! {
                         }
                     }
                 }
-                let gga = E::buf(grads.get_or_alloc_mut(&gg)?);
-                gga.iter_mut().zip(&dgamma).for_each(|(a, v)| *a += E::of(*v));
-                let gbe = E::buf(grads.get_or_alloc_mut(&bg)?);
-                gbe.iter_mut().zip(&dbeta).for_each(|(a, v)| *a += E::of(*v));
+                if param_grads {
+                    let gga = E::buf(grads.get_or_alloc_mut(&gg)?);
+                    gga.iter_mut().zip(&dgamma).for_each(|(a, v)| *a += E::of(*v));
+                    let gbe = E::buf(grads.get_or_alloc_mut(&bg)?);
+                    gbe.iter_mut().zip(&dbeta).for_each(|(a, v)| *a += E::of(*v));
+                }
                 put_grad(grads.get_or_alloc_mut(&og)?, go);
                 Ok(())
             });
@@ -183,7 +187,7 @@ macro_rules! group_norm_ops {
         where
             Cpu: Device<E>,
         {
-            group_norm_fused(x, g, groups, gamma, beta, GROUP_NORM_EPS, $with_silu)
+            group_norm_fused(x, g, groups, gamma, beta, GROUP_NORM_EPS, $with_silu, true)
         }
     )*};
 }
