@@ -35,7 +35,10 @@ macro_rules! avx2_dispatch {
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn wide<$($gen)*>($($arg: $ty),*) -> $ret where $($wc)* $body
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if !$crate::ops::baseline_forced()
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: the features were detected above.
                     return unsafe { wide($($arg),*) };
                 }
@@ -45,6 +48,27 @@ macro_rules! avx2_dispatch {
             plain($($arg),*)
         }
     };
+}
+
+thread_local! {
+    /// Set by tests on their own thread: `avx2_dispatch!` bodies then run their baseline copy.
+    static BASELINE_FORCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread runs the baseline copies of `avx2_dispatch!` bodies (tests only).
+#[inline]
+pub(crate) fn baseline_forced() -> bool {
+    BASELINE_FORCED.with(|f| f.get())
+}
+
+/// Runs `f` on this thread with the baseline copies of the `avx2_dispatch!` bodies, so that a
+/// test on an AVX2 machine checks both (the copies are one source, built for two targets).
+#[cfg(test)]
+pub(crate) fn with_baseline<R>(f: impl FnOnce() -> R) -> R {
+    BASELINE_FORCED.with(|b| b.set(true));
+    let r = f();
+    BASELINE_FORCED.with(|b| b.set(false));
+    r
 }
 
 pub mod activation;
@@ -72,3 +96,57 @@ pub use matmul::matmul_op;
 pub use norm::{group_norm, group_norm_silu};
 pub use resample::{avg_pool2, upsample2};
 pub use tape::{custom_binary, custom_unary, put_grad, take_grad, values};
+
+#[cfg(test)]
+mod tests {
+    use dfdx::prelude::*;
+
+    use super::dual::{dual_group_norm, DualTape};
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0) * 1.7).collect()
+    }
+
+    /// Values and input gradients of GroupNorm + SiLU and of a 3×3 convolution (whose backward
+    /// scatters through `conv3x3_rows_transpose`), taped, and GroupNorm's dual op (values,
+    /// tangent, VJP and its tangent).
+    fn run() -> Vec<Vec<f32>> {
+        let dev = Cpu::default();
+        let g = Grid { b: 2, h: 4, w: 4 };
+        let (c, co) = (8, 16);
+        let x: Mat<f32> = dev.tensor_from_vec(values(g.rows() * c, 1), (g.rows(), c));
+        let gamma: Vec1<f32> = dev.tensor_from_vec(values(c, 2), (c,));
+        let beta: Vec1<f32> = dev.tensor_from_vec(values(c, 3), (c,));
+        let w: Mat<f32> = dev.tensor_from_vec(values(9 * c * co, 4), (9 * c, co));
+        let b: Vec1<f32> = dev.tensor_from_vec(values(co, 5), (co,));
+        type Tp = OwnedTape<f32, Cpu>;
+        let y = group_norm_silu(x.leaky_trace(), g, 2, gamma.retaped::<Tp>(), beta.retaped::<Tp>());
+        let z = conv3x3(y, g, w.retaped::<Tp>(), b.retaped::<Tp>());
+        let zv = z.with_empty_tape().as_vec();
+        let ct: Mat<f32> = dev.tensor_from_vec(values(g.rows() * co, 6), (g.rows(), co));
+        let grads = (z * ct).sum::<(), _>().backward();
+        let mut out = vec![zv, grads.get(&x).as_vec()];
+        let mut tape = DualTape::new(1, 1);
+        let xd = tape.input(values(2 * g.rows() * c, 7), g.rows(), c);
+        let yd = dual_group_norm(&mut tape, &xd, g, 2, &values(c, 2), &values(c, 3), 1e-6, true);
+        out.push(yd.values().to_vec());
+        out.push(yd.tangent(0).to_vec());
+        let n = g.rows() * c;
+        out.push(tape.backward(&yd, values(2 * n, 8)).get(&xd).to_vec());
+        out
+    }
+
+    #[test]
+    fn avx2_and_baseline_copies_agree_to_the_bit() {
+        let wide = run();
+        let plain = with_baseline(run);
+        assert!(!baseline_forced());
+        assert_eq!(wide.len(), plain.len());
+        for (i, (a, b)) in wide.iter().zip(&plain).enumerate() {
+            assert!(a.iter().all(|v| v.is_finite()) && a.iter().any(|v| *v != 0.0), "output {i} is trivial");
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same && a.len() == b.len(), "output {i}: the AVX2 and baseline copies differ");
+        }
+    }
+}
