@@ -126,15 +126,6 @@ pub fn ring_posterior(samples: &[f64], n: usize, pixel_uas: f64) -> Option<RingP
 /// assert_eq!(c[8 * 4 + 4], 1.0); // to (4, 4), the nearest pixel to the centre 3.5
 /// ```
 pub fn centre_image(img: &[f64], n: usize, frac: f64) -> Vec<f64> {
-    match centring_shift(img, n, frac) {
-        Some((di, dj)) => shift_image(img, n, di, dj),
-        None => img.to_vec(),
-    }
-}
-
-/// The whole-pixel shift `(rows, columns)` that [`centre_image`] applies to `img`; `None` for
-/// an image with nothing above zero.
-pub fn centring_shift(img: &[f64], n: usize, frac: f64) -> Option<(isize, isize)> {
     let peak = img.iter().cloned().fold(0.0, f64::max);
     let (mut w, mut ci, mut cj) = (0.0, 0.0, 0.0);
     for (p, &v) in img.iter().enumerate() {
@@ -145,20 +136,15 @@ pub fn centring_shift(img: &[f64], n: usize, frac: f64) -> Option<(isize, isize)
         }
     }
     if !(w > 0.0) {
-        return None;
+        return img.to_vec();
     }
     let c = (n as f64 - 1.0) / 2.0;
-    Some(((c - ci / w).round() as isize, (c - cj / w).round() as isize))
+    let (di, dj) = ((c - ci / w).round() as isize, (c - cj / w).round() as isize);
+    shift_image(img, n, di, dj)
 }
 
-/// The posterior of one or more runs, each run centred as a whole: all its kept samples moved by
-/// the one whole-pixel shift that centres the run's mean ([`centre_image`], above 20 % of its
-/// peak); and the mean and std of the centred samples.
-///
-/// Closures leave the position free, so independent runs may sit at different positions; within
-/// a run, the samples' positions relative to each other are the posterior's own. Centring each
-/// sample on its own would round each centroid to its nearest pixel and so move samples that the
-/// run drew aligned by up to a pixel against each other, blurring the mean that they share.
+/// The posterior of a run with every kept sample centred ([`centre_image`], above 20 % of its
+/// peak), and the mean and std of the centred samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CentredPosterior {
     /// Image side.
@@ -193,43 +179,8 @@ impl CentredPosterior {
                 format!("runs of {:?} and {:?} pixels cannot be pooled", first.shape, r.shape),
             ));
         }
-        let kept: Vec<&[f64]> = runs.iter().map(|r| r.summary.kept.as_slice()).collect();
-        Self::of_samples(&kept, n)
-    }
-
-    /// [`of_runs`](Self::of_runs) on the kept samples of each run (`(m, n·n)` row-major each).
-    ///
-    /// ```
-    /// use scoreprior_cli::eht_image::CentredPosterior;
-    /// let n = 8;
-    /// let (mut a, mut b) = (vec![0.0; n * n], vec![0.0; n * n]);
-    /// // Two samples of one run, peaks on the same pixel, centroids either side of it.
-    /// a[3 * n + 3] = 1.0;
-    /// a[3 * n + 4] = 0.3;
-    /// b[3 * n + 3] = 1.0;
-    /// b[3 * n + 2] = 0.3;
-    /// let post = CentredPosterior::of_samples(&[&[a, b].concat()], n).unwrap();
-    /// // One shift for the run: the peaks stay on one pixel and the mean keeps their height
-    /// // (centred one by one, they would land a pixel apart and the mean peak at 0.5).
-    /// assert_eq!(post.mean[4 * n + 4], 1.0);
-    /// ```
-    ///
-    /// # Errors
-    /// No run.
-    pub fn of_samples(runs: &[&[f64]], n: usize) -> Result<Self> {
-        if runs.is_empty() {
-            return Err(invalid_setting("restarts", "at least one run to pool"));
-        }
-        let mut samples = Vec::new();
-        for kept in runs {
-            let m = kept.len() / (n * n);
-            let mut mean = vec![0.0; n * n];
-            for x in kept.chunks(n * n) {
-                mean.iter_mut().zip(x).for_each(|(a, v)| *a += v / m as f64);
-            }
-            let (di, dj) = centring_shift(&mean, n, 0.2).unwrap_or((0, 0));
-            samples.extend(kept.chunks(n * n).flat_map(|x| shift_image(x, n, di, dj)));
-        }
+        let samples: Vec<f64> =
+            runs.iter().flat_map(|r| r.summary.kept.chunks(n * n)).flat_map(|x| centre_image(x, n, 0.2)).collect();
         let s = scoreprior_core::dpi::summarize_samples(&samples, n * n, f64::INFINITY)?;
         Ok(CentredPosterior { n, samples: s.kept, mean: s.mean, std: s.std })
     }
